@@ -1,0 +1,71 @@
+/**
+ * The unit the whole store moves around: one version of one key.
+ *
+ * A delete is a version too (a tombstone), so that "newest version wins" can
+ * be decided by comparing versions alone, on every replica, in every
+ * component, with the same result. Versions are unsigned 64-bit values,
+ * ordered as numbers; the cluster stamps them with a hybrid logical clock
+ * (see version.ts for the layout).
+ */
+import { compareBytes } from '../../util/bytes.js';
+
+/** On-disk values: never renumber. */
+export const EntryKind = {
+  Value: 1,
+  Tombstone: 2,
+} as const;
+export type EntryKind = (typeof EntryKind)[keyof typeof EntryKind];
+
+export interface Entry {
+  readonly key: Buffer;
+  /** Unsigned 64-bit; larger is newer. */
+  readonly version: bigint;
+  readonly kind: EntryKind;
+  /** Wall-clock ms after which a Value reads as absent; 0 = never expires. Always 0 for tombstones. */
+  readonly expiresAtMs: number;
+  /** The value bytes; empty for tombstones. */
+  readonly value: Buffer;
+}
+
+export const EMPTY = Buffer.alloc(0);
+
+export function valueEntry(key: Buffer, version: bigint, value: Buffer, expiresAtMs = 0): Entry {
+  return { key, version, kind: EntryKind.Value, expiresAtMs, value };
+}
+
+export function tombstoneEntry(key: Buffer, version: bigint): Entry {
+  return { key, version, kind: EntryKind.Tombstone, expiresAtMs: 0, value: EMPTY };
+}
+
+/**
+ * Orders two versions of the same key: >0 when `a` is newer. Ties on the
+ * version number (two coordinators stamping the same value) are broken the
+ * same way on every replica so that they converge: a tombstone beats a value,
+ * then the larger value bytes win.
+ */
+export function compareVersions(a: Entry, b: Entry): number {
+  if (a.version !== b.version) return a.version > b.version ? 1 : -1;
+  if (a.kind !== b.kind) return a.kind === EntryKind.Tombstone ? 1 : -1;
+  return compareBytes(a.value, b.value);
+}
+
+/** The newer of two versions of one key (either may be missing). */
+export function newer(a: Entry | undefined, b: Entry | undefined): Entry | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return compareVersions(a, b) >= 0 ? a : b;
+}
+
+export function isExpired(entry: Entry, nowMs: number): boolean {
+  return entry.expiresAtMs !== 0 && entry.expiresAtMs <= nowMs;
+}
+
+/** A value that has not expired: what a read returns as present. */
+export function isLive(entry: Entry, nowMs: number): boolean {
+  return entry.kind === EntryKind.Value && !isExpired(entry, nowMs);
+}
+
+/** Approximate memory cost, for memtable accounting: bytes plus object overhead. */
+export function entryBytes(entry: Entry): number {
+  return entry.key.length + entry.value.length + 64;
+}

@@ -1,0 +1,3 @@
+export * from './entry.js';
+export * from './version.js';
+export * from './codec.js';

@@ -1,0 +1,63 @@
+/**
+ * Byte helpers shared by every on-disk and on-wire format: checksums, varints,
+ * and key comparison. Keys are compared as unsigned bytes (Buffer.compare).
+ */
+import { crc32 as zlibCrc32 } from 'node:zlib';
+
+/** CRC-32 (IEEE) of `data`, as an unsigned 32-bit number. Built into Node >= 20.15. */
+export function crc32(data: Uint8Array, initial = 0): number {
+  return zlibCrc32(data, initial) >>> 0;
+}
+
+/** Unsigned byte-wise comparison: <0, 0, >0. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  return Buffer.compare(a, b);
+}
+
+/** Bytes an unsigned varint (LEB128) of `value` takes; value < 2^53. */
+export function varintBytes(value: number): number {
+  let n = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 128);
+    n++;
+  }
+  return n;
+}
+
+/** Writes an unsigned varint at `offset`; returns the offset after it. */
+export function writeVarint(buf: Uint8Array, offset: number, value: number): number {
+  while (value >= 0x80) {
+    buf[offset++] = (value & 0x7f) | 0x80;
+    value = Math.floor(value / 128);
+  }
+  buf[offset++] = value;
+  return offset;
+}
+
+/**
+ * Reads an unsigned varint at `offset`. Returns the value and the next offset,
+ * or undefined when the buffer ends first or the varint is longer than 8 bytes.
+ */
+export function readVarint(buf: Uint8Array, offset: number, end = buf.length): [number, number] | undefined {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8; i++) {
+    if (offset >= end) return undefined;
+    const byte = buf[offset++]!;
+    value += (byte & 0x7f) * scale;
+    if (byte < 0x80) return [value, offset];
+    scale *= 128;
+  }
+  return undefined;
+}
+
+/**
+ * A copy that does not pin the (possibly large) buffer `view` points into: a
+ * 20-byte key must not keep a 64 KiB socket chunk alive in the memtable.
+ * Small copies come from Node's shared 8 KiB pool, large ones get their own memory.
+ */
+export function copyBytes(view: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(view.length);
+  out.set(view);
+  return out;
+}
