@@ -14,7 +14,9 @@ function collect(dir, out) {
 }
 
 const filter = process.argv[2];
-const files = collect('dist', []).filter((f) => !filter || f.includes(filter)).sort();
+const files = collect('dist', [])
+  .filter((f) => !filter || f.includes(filter))
+  .sort();
 if (files.length === 0) {
   console.error(`No test files found${filter ? ` matching ${filter}` : ''}`);
   process.exit(1);

@@ -33,7 +33,9 @@ export class MemoryEngine implements Engine {
     this.#checkOpen();
     const start = range.start.toString('latin1');
     const end = range.end?.toString('latin1');
-    const ids = [...this.#entries.keys()].filter((id) => id >= start && (end === undefined || id < end)).sort();
+    const ids = [...this.#entries.keys()]
+      .filter((id) => id >= start && (end === undefined || id < end))
+      .sort();
     let index = 0;
     const entries = this.#entries;
     return {

@@ -1,3 +1,3 @@
+export * from './codec.js';
 export * from './entry.js';
 export * from './version.js';
-export * from './codec.js';
