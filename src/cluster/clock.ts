@@ -1,0 +1,69 @@
+/**
+ * Hybrid logical clock: stamps every write with a version (see
+ * storage/entry/version.ts for the 48-bit ms + 16-bit counter layout).
+ *
+ * Versions from one clock strictly increase, and a clock that observes a
+ * version (from a peer's write or read answer) never stamps one below it.
+ * Together these order two writes of one key correctly whenever the second
+ * was sent after the first was answered, whichever nodes coordinated them
+ * and however far their wall clocks differ: the second coordinator has
+ * observed the first write's version through the replica that answered it,
+ * or it stamps a later one from its own clock.
+ *
+ * Not safe against a peer whose clock runs far ahead: its versions drag
+ * every node's clock forward. observe() refuses versions more than
+ * `maxDriftMs` ahead of local wall time rather than follow them.
+ */
+import { LOGICAL_MAX, makeVersion, versionLogical, versionPhysicalMs } from '../storage/entry/version.js';
+
+export interface HybridClockOptions {
+  /** Wall clock in ms; tests fake skew through it. */
+  readonly wallMs?: () => number;
+  /** observe() ignores versions further ahead of the wall clock than this. */
+  readonly maxDriftMs?: number;
+}
+
+export class HybridClock {
+  readonly #wallMs: () => number;
+  readonly #maxDriftMs: number;
+  #physicalMs = 0;
+  #logical = 0;
+
+  constructor(options: HybridClockOptions = {}) {
+    this.#wallMs = options.wallMs ?? Date.now;
+    this.#maxDriftMs = options.maxDriftMs ?? 60_000;
+  }
+
+  /** A new version, larger than every version this clock stamped or observed. */
+  now(): bigint {
+    const wall = this.#wallMs();
+    if (wall > this.#physicalMs) {
+      this.#physicalMs = wall;
+      this.#logical = 0;
+    } else if (this.#logical < LOGICAL_MAX) {
+      this.#logical++;
+    } else {
+      // 65,536 versions in one millisecond: borrow the next millisecond.
+      this.#physicalMs++;
+      this.#logical = 0;
+    }
+    return makeVersion(this.#physicalMs, this.#logical);
+  }
+
+  /** Advances past a version seen elsewhere; returns false when it was refused as too far ahead. */
+  observe(version: bigint): boolean {
+    const physical = versionPhysicalMs(version);
+    if (physical > this.#wallMs() + this.#maxDriftMs) return false;
+    const logical = versionLogical(version);
+    if (physical > this.#physicalMs || (physical === this.#physicalMs && logical > this.#logical)) {
+      this.#physicalMs = physical;
+      this.#logical = logical;
+    }
+    return true;
+  }
+
+  /** The wall clock this clock reads, for TTL arithmetic that must agree with it. */
+  wallMs(): number {
+    return this.#wallMs();
+  }
+}
