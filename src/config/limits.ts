@@ -46,15 +46,89 @@ export const limits = {
    */
   tombstoneGraceMs: 24 * 60 * 60 * 1000,
 
-  /** Group commit: at most this many bytes of WAL records go in one write. */
+  /**
+   * Group commit: a batch closes once it holds this many bytes (a larger
+   * single record goes alone), so one write stays a few ms of disk time.
+   */
   walBatchBytesMax: 4 * MiB,
   /** A scan hands out at most this many entries per batch (one event-loop turn of work). */
   scanBatchEntriesMax: 256,
   /** ...and at most about this many bytes. */
   scanBatchBytesMax: 256 * KiB,
+
+  /** Coordinator deadline for a request's replicas (default; --request-timeout): past it, 504. */
+  requestTimeoutMs: 1000,
+  /** How often anti-entropy compares a node's ranges with its replicas (default; 0 turns it off). */
+  antiEntropyIntervalMs: 60_000,
+  /**
+   * HTTP request head (request line + headers). A range request carries two
+   * keys, each up to 9 bytes per key byte once percent-encoded (%XX of UTF-8);
+   * 18 * 1024 + 8 KiB of headers = 26 KiB covers the default key limit.
+   */
+  httpHeaderBytesMin: 16 * KiB,
+  /** A client has this long to send a request's head: slow-loris protection. */
+  httpHeadersTimeoutMs: 10_000,
+  /** ...and this long for the whole request: 8 MiB at ~300 KiB/s. */
+  httpRequestTimeoutMs: 30_000,
+  /** An idle keep-alive connection is closed after this. */
+  httpKeepAliveTimeoutMs: 5_000,
+  /**
+   * A connection that moves no bytes for this long is closed, which bounds what a
+   * range reader that stopped reading (and its open cursor) can hold.
+   */
+  httpSocketIdleTimeoutMs: 120_000,
+  /**
+   * After a 413, the rest of the body is read and discarded (so the connection
+   * stays usable) up to this many bytes; past it the connection is closed.
+   */
+  httpDrainBytesMax: 64 * MiB,
+  /** On shutdown, in-flight requests and range streams get this long before connections are cut. */
+  shutdownGraceMs: 5_000,
+  /** ...and the whole shutdown (grace, then closing the store) this long before a forced exit. */
+  shutdownForceMs: 9_000,
+
+  /**
+   * Internode: the largest frame either side accepts (default). One WRITE of a
+   * maximal entry must fit: 8 MiB value + 64 KiB key + 64 bytes of entry and
+   * frame headers, rounded up to 4 KiB. A peer sending more is cut off.
+   */
+  internodeFrameBytesMax: 8 * MiB + 68 * KiB,
+  /** Internode: a peer marked down is probed (one connection attempt) at most this often (default). */
+  internodeProbeIntervalMs: 250,
+  /** Internode: an Upgrade handshake that has not completed by then counts as a failed attempt (default). */
+  internodeConnectTimeoutMs: 1000,
+  /**
+   * Internode: a connection with requests waiting that has received nothing
+   * for this long is presumed hung (a stopped process keeps its sockets open)
+   * and is closed, so later requests fail fast instead of each timing out.
+   */
+  internodeUnresponsiveMs: 2000,
+  /** Internode: deadlines are checked by one shared timer at this resolution. */
+  internodeTimerResolutionMs: 10,
+  /** Internode: requests in flight per peer before new ones are refused (a 1 s deadline at 16k req/s). */
+  internodeInFlightMax: 16_384,
+  /** Internode: bytes queued on a peer's socket before new requests are refused (it is not keeping up). */
+  internodeQueuedBytesMax: 64 * MiB,
+  /** Internode server: requests handled at once per connection before it stops reading the socket. */
+  internodeServerInFlightMax: 1024,
+  /** Internode: entries per SCAN answer; answers are also cut at the frame limit. */
+  internodeScanEntriesMax: 4096,
+  /** Internode: a handshake proof's timestamp may differ from the server's clock by this much. */
+  internodeProofWindowMs: 30_000,
+  /** Internode: handshake nonces remembered (one window's worth) to refuse replays. */
+  internodeNonceCacheMax: 100_000,
 } as const;
 
 assert(limits.keyBytesMax <= limits.keyBytesHardMax, 'keyBytesMax must fit a u16 length');
 assert(limits.valueBytesMax <= limits.valueBytesHardMax, 'valueBytesMax must be under the hard maximum');
 assert(limits.tableBytesTarget <= limits.levelBytesBase, 'a table must fit in L1');
-assert(limits.walBatchBytesMax >= limits.valueBytesMax, 'one maximal value must fit a WAL batch');
+assert(limits.shutdownGraceMs < limits.shutdownForceMs, 'connections are cut before the forced exit');
+assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'the head is part of the request');
+assert(
+  limits.internodeFrameBytesMax >= limits.valueBytesMax + limits.keyBytesHardMax + 64,
+  'one maximal entry must fit an internode frame',
+);
+assert(
+  limits.internodeServerInFlightMax <= limits.internodeInFlightMax,
+  'a server takes what one client sends',
+);

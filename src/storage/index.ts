@@ -3,10 +3,12 @@
  * server uses. Other packages import storage only through this file.
  */
 import type { Engine } from './engine.js';
-import { MemoryEngine } from './memory-engine.js';
+import { LsmEngine } from './lsm-engine.js';
 
+export { acquireDirLock } from './dir-lock.js';
 export type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 export * from './entry/index.js';
+export { LsmEngine, type LsmOpenOptions } from './lsm-engine.js';
 export { MemoryEngine } from './memory-engine.js';
 
 export interface EngineOptions {
@@ -20,7 +22,13 @@ export interface EngineOptions {
 }
 
 /** Opens (recovering if needed) the engine in `options.dir`. */
-export async function openEngine(_options: EngineOptions): Promise<Engine> {
-  // Placeholder until the LSM engine is wired in.
-  return new MemoryEngine();
+export async function openEngine(options: EngineOptions): Promise<Engine> {
+  const { dir, sync, memtableBytesMax, blockCacheBytes, tombstoneGraceMs } = options;
+  return LsmEngine.open({
+    dir,
+    sync,
+    ...(memtableBytesMax === undefined ? {} : { memtableBytesMax }),
+    ...(blockCacheBytes === undefined ? {} : { blockCacheBytes }),
+    ...(tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs }),
+  });
 }

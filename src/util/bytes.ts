@@ -61,3 +61,31 @@ export function copyBytes(view: Uint8Array): Buffer {
   out.set(view);
   return out;
 }
+
+/**
+ * Unsigned byte-wise comparison of a[aStart..aEnd) with b[bStart..bEnd): <0, 0, >0.
+ * For binary searches over keys packed in one buffer: the first 32 bytes are
+ * compared in JavaScript, several times faster than a call into Buffer#compare
+ * for short keys, and without allocating; only a longer common prefix goes to
+ * Buffer.compare (two views). Positional ranges, like Buffer#compare's, because
+ * an options object per probe would be the allocation this exists to avoid.
+ */
+export function compareRange(
+  a: Uint8Array,
+  aStart: number,
+  aEnd: number,
+  b: Uint8Array,
+  bStart: number,
+  bEnd: number,
+): number {
+  const aBytes = aEnd - aStart;
+  const bBytes = bEnd - bStart;
+  const common = Math.min(aBytes, bBytes);
+  const inline = Math.min(common, 32);
+  for (let i = 0; i < inline; i++) {
+    const diff = a[aStart + i]! - b[bStart + i]!;
+    if (diff !== 0) return diff;
+  }
+  if (inline === common) return aBytes - bBytes;
+  return Buffer.compare(a.subarray(aStart + inline, aEnd), b.subarray(bStart + inline, bEnd));
+}

@@ -1,0 +1,318 @@
+/**
+ * Engine benchmark, in process: ringkv's storage engine (openEngine from the
+ * compiled project) against LevelDB (classic-level), same workload, same
+ * durability, same process, rounds interleaved (ringkv, LevelDB, ringkv, ...)
+ * so that drift on a shared machine hits both alike; medians are quoted.
+ *
+ * Workloads:
+ *   write-sync-on / write-sync-off: N random writes (16-byte random keys,
+ *     128-byte random values) with C writes in flight, into a fresh store per
+ *     round. In flight together, writes can share an fsync (group commit in
+ *     ringkv; LevelDB's writer queue batches concurrent puts likewise).
+ *   read: a store filled once with K keys in random order (sync off; LevelDB
+ *     by batches), closed and reopened, then N random point reads of present
+ *     keys with C in flight. Each round reopens the store
+ *     (BENCH_ENGINE_REOPEN=0: keeps it open) and reads a different sample
+ *     of keys after an untimed warm-up of N/10 reads.
+ *
+ * Values are random bytes so that LevelDB's block compression gains nothing
+ * that a real workload would not give it.
+ */
+import { randomFillSync } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { pathToFileURL } from 'node:url';
+import { makeTempDir, removeTempDir } from '../lib/procs.mjs';
+import { ROOT_DIR } from '../lib/results.mjs';
+import { envInt, envList, envString } from '../lib/settings.mjs';
+import { fmtInt, fmtPercent, log, mdTable, median, ratio } from '../lib/stats.mjs';
+
+const KEY_BYTES = 16;
+
+export function engineSettings() {
+  return {
+    rounds: envInt('BENCH_ROUNDS', 3, { min: 1 }),
+    concurrency: envInt('BENCH_ENGINE_CONCURRENCY', 64, { min: 1 }),
+    valueBytes: envInt('BENCH_VALUE_BYTES', 128, { min: 1 }),
+    writeOpsSync: envInt('BENCH_ENGINE_WRITE_OPS_SYNC', 20000, { min: 1 }),
+    writeOps: envInt('BENCH_ENGINE_WRITE_OPS', 200000, { min: 1 }),
+    keys: envInt('BENCH_ENGINE_KEYS', 1000000, { min: 1 }),
+    readOps: envInt('BENCH_ENGINE_READ_OPS', 200000, { min: 1 }),
+    reopen: envInt('BENCH_ENGINE_REOPEN', 1) === 1,
+    workloads: envList(
+      'BENCH_ENGINE_WORKLOADS',
+      ['write-sync-on', 'write-sync-off', 'read'],
+      ['write-sync-on', 'write-sync-off', 'read'],
+    ),
+    // LevelDB does its work on libuv's thread pool, whose size bounds how many
+    // of its writes can be in one group commit; recorded, not changed.
+    threadPoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
+    storageModule: envString('BENCH_STORAGE_MODULE', path.join(ROOT_DIR, 'dist/src/storage/index.js')),
+  };
+}
+
+/** Random keys and values, generated before any timing starts. */
+class Workload {
+  keys;
+  values;
+  #valueBytes;
+
+  constructor(keyCount, valueBytes) {
+    this.keys = Buffer.allocUnsafe(keyCount * KEY_BYTES);
+    randomFillSync(this.keys);
+    // 1 MiB of random value bytes; value i starts at a varying offset in it.
+    this.values = Buffer.allocUnsafe(1 << 20);
+    randomFillSync(this.values);
+    this.#valueBytes = valueBytes;
+  }
+
+  key(i) {
+    return this.keys.subarray(i * KEY_BYTES, (i + 1) * KEY_BYTES);
+  }
+
+  value(i) {
+    const span = this.values.length - this.#valueBytes;
+    const at = (i * 7919) % span;
+    return this.values.subarray(at, at + this.#valueBytes);
+  }
+}
+
+/** Runs op(i) for i in [from, to) with `concurrency` calls in flight; resolves when all are done. */
+async function runConcurrent(from, to, concurrency, op) {
+  let next = from;
+  const worker = async () => {
+    while (next < to) {
+      const i = next++;
+      await op(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, to - from) }, worker));
+}
+
+/** The two stores behind one small interface. */
+function ringkvStore(storage) {
+  let version = 1n;
+  return {
+    name: 'ringkv',
+    async open(dir, sync) {
+      const engine = await storage.openEngine({ dir, sync });
+      return {
+        put: (key, value) => engine.write(storage.valueEntry(key, version++, value)),
+        get: async (key) => {
+          const entry = await engine.get(key);
+          return entry !== undefined && entry.kind === storage.EntryKind.Value ? entry.value : undefined;
+        },
+        async fill(workload, from, to) {
+          await runConcurrent(from, to, 256, (i) =>
+            engine.write(storage.valueEntry(workload.key(i), version++, workload.value(i))),
+          );
+        },
+        stats: () => engine.stats(),
+        close: () => engine.close(),
+      };
+    },
+  };
+}
+
+function levelStore(ClassicLevel) {
+  return {
+    name: 'leveldb',
+    async open(dir, sync) {
+      const db = new ClassicLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+      await db.open();
+      const putOptions = { sync };
+      return {
+        put: (key, value) => db.put(key, value, putOptions),
+        get: (key) => db.get(key),
+        async fill(workload, from, to) {
+          const BATCH = 10000;
+          for (let start = from; start < to; start += BATCH) {
+            const ops = [];
+            const end = Math.min(to, start + BATCH);
+            for (let i = start; i < end; i++)
+              ops.push({ type: 'put', key: workload.key(i), value: workload.value(i) });
+            await db.batch(ops, { sync: false });
+          }
+        },
+        stats: () => null,
+        close: () => db.close(),
+      };
+    },
+  };
+}
+
+function dirBytes(dir) {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += fs.statSync(path.join(entry.parentPath ?? entry.path, entry.name)).size;
+  }
+  return total;
+}
+
+async function writeRound(store, sync, ops, settings) {
+  const dir = makeTempDir(`engine-${store.name}`);
+  try {
+    const workload = new Workload(ops, settings.valueBytes);
+    const db = await store.open(dir, sync);
+    const started = performance.now();
+    await runConcurrent(0, ops, settings.concurrency, (i) => db.put(workload.key(i), workload.value(i)));
+    const elapsedMs = performance.now() - started;
+    const stats = db.stats();
+    await db.close();
+    return { opsPerS: Math.round((ops / elapsedMs) * 1000), elapsedMs: Math.round(elapsedMs), stats };
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
+async function runWrites(stores, sync, settings) {
+  const ops = sync ? settings.writeOpsSync : settings.writeOps;
+  const perStore = Object.fromEntries(stores.map((s) => [s.name, []]));
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const store of stores) {
+      const r = await writeRound(store, sync, ops, settings);
+      perStore[store.name].push(r);
+      log(
+        `engine write sync=${sync ? 'on' : 'off'} round ${round + 1} ${store.name}: ${fmtInt(r.opsPerS)} ops/s`,
+      );
+    }
+  }
+  return summarize(`write-sync-${sync ? 'on' : 'off'}`, perStore, { ops, sync });
+}
+
+async function runReads(stores, settings) {
+  const workload = new Workload(settings.keys, settings.valueBytes);
+  const dirs = {};
+  const fill = {};
+  // With reopen off, each store stays open from its fill to the last round.
+  const held = {};
+  const open = async (store) => held[store.name] ?? store.open(dirs[store.name], true);
+  const release = async (store, db) => {
+    if (held[store.name] === undefined) await db.close();
+  };
+  try {
+    for (const store of stores) {
+      dirs[store.name] = makeTempDir(`engine-read-${store.name}`);
+      const started = performance.now();
+      const db = await store.open(dirs[store.name], false);
+      await db.fill(workload, 0, settings.keys);
+      if (settings.reopen) await db.close();
+      else held[store.name] = db;
+      const elapsedMs = performance.now() - started;
+      fill[store.name] = {
+        keys: settings.keys,
+        elapsedMs: Math.round(elapsedMs),
+        keysPerS: Math.round((settings.keys / elapsedMs) * 1000),
+        diskBytes: dirBytes(dirs[store.name]),
+      };
+      log(`engine read: filled ${store.name} with ${fmtInt(settings.keys)} keys in ${fmtInt(elapsedMs)} ms`);
+    }
+    const perStore = Object.fromEntries(stores.map((s) => [s.name, []]));
+    const ops = settings.readOps;
+    const warm = Math.max(1, Math.floor(ops / 10));
+    for (let round = 0; round < settings.rounds; round++) {
+      // A different stretch of keys each round, read in an order unrelated to their insertion.
+      const offset = (round * 104729) % settings.keys;
+      const pick = (i) => (offset + i * 7919) % settings.keys;
+      for (const store of stores) {
+        const db = await open(store);
+        if (round === 0 && (await db.get(workload.key(0))) === undefined) {
+          await release(store, db);
+          throw new Error(
+            `${store.name} lost its data on reopen (a placeholder in-memory engine?): ` +
+              'run with BENCH_ENGINE_REOPEN=0 to keep each store open between fill and reads',
+          );
+        }
+        let misses = 0;
+        const read = async (i) => {
+          const value = await db.get(workload.key(pick(i)));
+          if (value === undefined) misses++;
+        };
+        await runConcurrent(ops, ops + warm, settings.concurrency, read);
+        const started = performance.now();
+        await runConcurrent(0, ops, settings.concurrency, read);
+        const elapsedMs = performance.now() - started;
+        const stats = db.stats();
+        await release(store, db);
+        if (misses > 0)
+          throw new Error(`${store.name}: ${misses} of ${ops + warm} present keys were not found`);
+        const r = { opsPerS: Math.round((ops / elapsedMs) * 1000), elapsedMs: Math.round(elapsedMs), stats };
+        perStore[store.name].push(r);
+        log(`engine read round ${round + 1} ${store.name}: ${fmtInt(r.opsPerS)} ops/s`);
+      }
+    }
+    return { ...summarize('read', perStore, { ops, keys: settings.keys, reopen: settings.reopen }), fill };
+  } finally {
+    for (const db of Object.values(held)) await db.close();
+    for (const dir of Object.values(dirs)) removeTempDir(dir);
+  }
+}
+
+function summarize(workload, perStore, extra) {
+  const medians = Object.fromEntries(
+    Object.entries(perStore).map(([k, v]) => [k, median(v.map((r) => r.opsPerS))]),
+  );
+  return {
+    workload,
+    ...extra,
+    rounds: perStore,
+    medianOpsPerS: medians,
+    ratio: ratio(medians.ringkv, medians.leveldb),
+  };
+}
+
+export async function runEngineBench() {
+  const settings = engineSettings();
+  const storage = await import(pathToFileURL(settings.storageModule).href);
+  const { ClassicLevel } = await import('classic-level');
+  const stores = [ringkvStore(storage), levelStore(ClassicLevel)];
+  log(
+    `engine: rounds=${settings.rounds} concurrency=${settings.concurrency} value=${settings.valueBytes} B ` +
+      `workloads=${settings.workloads.join(',')}`,
+  );
+  const results = [];
+  for (const name of settings.workloads) {
+    if (name === 'write-sync-on') results.push(await runWrites(stores, true, settings));
+    if (name === 'write-sync-off') results.push(await runWrites(stores, false, settings));
+    if (name === 'read') results.push(await runReads(stores, settings));
+  }
+  const rows = results.map((r) => [
+    r.workload,
+    fmtInt(r.ops),
+    fmtInt(r.medianOpsPerS.ringkv),
+    fmtInt(r.medianOpsPerS.leveldb),
+    fmtPercent(r.ratio),
+    r.rounds.ringkv.map((x) => fmtInt(x.opsPerS)).join(' / '),
+    r.rounds.leveldb.map((x) => fmtInt(x.opsPerS)).join(' / '),
+  ]);
+  const fills = results
+    .filter((r) => r.fill)
+    .flatMap((r) =>
+      Object.entries(r.fill).map(
+        ([name, f]) =>
+          `- fill ${name}: ${fmtInt(f.keys)} keys in ${fmtInt(f.elapsedMs)} ms (${fmtInt(f.keysPerS)}/s), ` +
+          `${fmtInt(f.diskBytes / 2 ** 20)} MiB on disk`,
+      ),
+    );
+  const markdown = [
+    `Engine in process, ${settings.concurrency} operations in flight, ${KEY_BYTES}-byte random keys, ` +
+      `${settings.valueBytes}-byte random values, ${settings.rounds} interleaved rounds, medians.`,
+    '',
+    mdTable(
+      [
+        'workload',
+        'ops/round',
+        'ringkv ops/s',
+        'LevelDB ops/s',
+        'ringkv/LevelDB',
+        'ringkv rounds',
+        'LevelDB rounds',
+      ],
+      rows,
+    ),
+    '',
+    ...fills,
+  ].join('\n');
+  return { figures: { settings: { ...settings, keyBytes: KEY_BYTES }, results }, markdown };
+}

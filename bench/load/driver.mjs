@@ -1,0 +1,201 @@
+/**
+ * The parent side of the load generator: runs one loadgen.mjs process per
+ * measurement, and the rate search built on it.
+ *
+ * Rate search, for one target and one request kind:
+ *   1. Start at `startRate`; while a step passes (p99 <= p99Ms and zero
+ *      errors in the measured window), double the rate (up to `maxRate`).
+ *   2. Once a step fails, bisect between the highest pass and the lowest
+ *      failure until they are within `precision` of each other.
+ *   3. The answer is the highest passing rate; every step is kept in the
+ *      results so the curve can be read. At most `maxSteps` steps run.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { forkChild, stopChild } from '../lib/procs.mjs';
+import { fmtInt, fmtMs, log } from '../lib/stats.mjs';
+
+const LOADGEN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loadgen.mjs');
+
+/** Defaults for every loadgen config field; callers override what they need. */
+export function loadConfig(overrides) {
+  return {
+    mode: 'rate',
+    targets: [],
+    connections: 64,
+    method: 'GET',
+    path: '/v0/entity?id=',
+    keyPrefix: 'k',
+    querySuffix: '',
+    keyCount: 100000,
+    valueBytes: 128,
+    okStatuses: [200],
+    expectBodyBytes: -1,
+    rate: 1000,
+    warmupMs: 2000,
+    durationMs: 10000,
+    timeoutMs: 2000,
+    fillTimeoutMs: 600000,
+    statusTargets: [],
+    statusPath: '/v0/status',
+    seed: 0x2545f491,
+    ...overrides,
+  };
+}
+
+/** Runs the load generator once in its own process; resolves with its result. */
+export async function runLoad(config) {
+  const child = forkChild(LOADGEN, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const budgetMs =
+    config.mode === 'fill'
+      ? config.fillTimeoutMs + 10000
+      : config.warmupMs + config.durationMs + 2 * config.timeoutMs + 30000;
+  let timer;
+  try {
+    return await new Promise((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error(`Load generator exceeded ${budgetMs} ms`)), budgetMs);
+      child.once('message', (msg) => {
+        if (msg?.type === 'result') resolve(msg.result);
+        else reject(new Error(`Load generator: ${msg?.message ?? 'unknown error'}`));
+      });
+      child.exited.then(({ code, signal }) =>
+        reject(new Error(`Load generator exited (code ${code}, signal ${signal}) without a result`)),
+      );
+      child.send({ type: 'run', config });
+    });
+  } finally {
+    clearTimeout(timer);
+    await stopChild(child, 5000);
+  }
+}
+
+/** The number at a dotted path in `body`, trying each alternative path in turn. */
+function pick(body, paths) {
+  for (const dotted of Array.isArray(paths) ? paths : [paths]) {
+    let v = body;
+    for (const part of dotted.split('.')) v = v?.[part];
+    if (typeof v === 'number') return v;
+  }
+  return undefined;
+}
+
+/** Sum of a numeric status field over the status snapshots of all nodes (null when none has it). */
+function sumField(snapshots, paths) {
+  let total = 0;
+  let found = false;
+  for (const snap of snapshots) {
+    const v = pick(snap?.body, paths);
+    if (v !== undefined) {
+      total += v;
+      found = true;
+    }
+  }
+  return found ? total : null;
+}
+
+/** Per-second rates of cumulative /v0/status counters over the measured window. */
+export function statusRates(result, fields) {
+  const { start, end } = result.status;
+  if (!start?.length || !end?.length) return null;
+  const seconds = (Math.max(...end.map((s) => s.atMs)) - Math.min(...start.map((s) => s.atMs))) / 1000;
+  const out = {};
+  for (const [name, field] of Object.entries(fields)) {
+    const a = sumField(start, field);
+    const b = sumField(end, field);
+    out[name] = a === null || b === null || seconds <= 0 ? null : Math.round((b - a) / seconds);
+  }
+  return out;
+}
+
+export function passes(result, p99Ms) {
+  return result.measured.errorCount === 0 && result.latency.count > 0 && result.latency.p99Ms <= p99Ms;
+}
+
+function describe(result) {
+  const l = result.latency;
+  const e = result.measured.errors;
+  const statusErrors = Object.entries(e.status)
+    .map(([k, v]) => `${k}x${v}`)
+    .join(' ');
+  const errs = result.measured.errorCount
+    ? ` errors=${result.measured.errorCount} (${statusErrors} socket=${e.socket} timeout=${e.timeout} ` +
+      `unfinished=${e.unfinished} connect=${e.connect} parse=${e.parse} body=${e.body})`
+    : '';
+  return (
+    `ok=${fmtInt(result.achievedRate)}/s p50=${fmtMs(l.p50Ms)} p90=${fmtMs(l.p90Ms)} p99=${fmtMs(l.p99Ms)} ` +
+    `p99.9=${fmtMs(l.p999Ms)} max=${fmtMs(l.maxMs)} ms, sendLag p99=${fmtMs(result.sendLag.p99Ms)} ms, ` +
+    `gen cpu=${result.generatorCpuPercent}%${errs}`
+  );
+}
+
+/** A compact record of one step for the results file (the full histogram is kept). */
+function stepRecord(result, pass, extra) {
+  return {
+    rate: result.rate,
+    pass,
+    achievedRate: result.achievedRate,
+    latency: result.latency,
+    errors: result.measured.errors,
+    errorCount: result.measured.errorCount,
+    warmupErrors: result.warmup.errorCount,
+    sendLag: result.sendLag,
+    generatorCpuPercent: result.generatorCpuPercent,
+    failedConnects: result.failedConnects,
+    histogram: result.histogram,
+    ...extra,
+  };
+}
+
+/**
+ * Finds the highest rate that passes. `base` is a loadConfig without `rate`;
+ * `search` = { startRate, maxRate, precision, maxSteps, p99Ms, pauseMs };
+ * `statusFields` maps names to /v0/status counters to report per step.
+ */
+export async function rateSearch(label, base, search, statusFields = {}) {
+  const steps = [];
+  let bestPass = null;
+  let lowestFail = null;
+  let rate = search.startRate;
+  for (let i = 0; i < search.maxSteps; i++) {
+    const result = await runLoad({ ...base, rate: Math.round(rate) });
+    const pass = passes(result, search.p99Ms);
+    const rates = Object.keys(statusFields).length ? statusRates(result, statusFields) : null;
+    const step = stepRecord(result, pass, rates ? { statusRates: rates } : {});
+    steps.push(step);
+    const extra = rates
+      ? ` ${Object.entries(rates)
+          .map(([k, v]) => `${k}=${fmtInt(v)}/s`)
+          .join(' ')}`
+      : '';
+    log(`${label}: rate ${fmtInt(rate)}/s ${pass ? 'PASS' : 'FAIL'} ${describe(result)}${extra}`);
+    if (pass) {
+      if (bestPass === null || rate > bestPass.rate) bestPass = step;
+    } else if (lowestFail === null || rate < lowestFail.rate) {
+      lowestFail = step;
+    }
+    let next;
+    if (lowestFail === null) {
+      if (rate >= search.maxRate) break;
+      next = Math.min(rate * 2, search.maxRate);
+    } else {
+      const lo = bestPass?.rate ?? 0;
+      const hi = lowestFail.rate;
+      if (lo === 0 && hi <= search.minRate) break;
+      if (lo > 0 && (hi - lo) / lo <= search.precision) break;
+      next = lo === 0 ? Math.max(search.minRate, hi / 2) : (lo + hi) / 2;
+    }
+    rate = next;
+    if (search.pauseMs > 0) await new Promise((r) => setTimeout(r, search.pauseMs));
+  }
+  const summary = {
+    label,
+    maxRate: bestPass?.rate ?? 0,
+    best: bestPass,
+    lowestFail: lowestFail
+      ? { rate: lowestFail.rate, latency: lowestFail.latency, errorCount: lowestFail.errorCount }
+      : null,
+    steps,
+  };
+  log(`${label}: highest passing rate ${fmtInt(summary.maxRate)}/s`);
+  return summary;
+}

@@ -1,0 +1,493 @@
+/**
+ * The load generator, run as its own process (forked by driver.mjs) so that
+ * it never shares an event loop with the server it measures.
+ *
+ * Mode 'rate' is an open-loop, constant-rate generator in the manner of wrk2:
+ *
+ *   1. Request i (i = 0, 1, 2, ...) is due at t0 + i / rate. Connection c of C
+ *      owns requests c, c + C, c + 2C, ...: each connection runs at rate / C.
+ *   2. A connection sends its next request as soon as it is due and its
+ *      previous response has arrived (keep-alive, no pipelining).
+ *   3. Latency is measured from when a request was DUE, not when it was sent:
+ *      a server that stalls for 50 ms delays every connection's queue, and all
+ *      the requests that fell due meanwhile are charged for the wait. A
+ *      closed-loop client would instead send fewer requests and hide it.
+ *   4. Requests due in the warm-up are sent but not recorded. Requests due
+ *      before the end that are still unsent or unanswered at the end plus the
+ *      timeout count as errors ("unfinished"), so a queue cannot hide either.
+ *
+ * Mode 'fill' is closed-loop: it writes keys 0..keyCount-1 once each, in a
+ * scrambled order, as fast as the server accepts them (to prepare a store).
+ *
+ * Protocol: the parent sends { type: 'run', config } over IPC; the child
+ * answers { type: 'result', result } or { type: 'error', message } and exits.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { Histogram } from './histogram.mjs';
+import { RequestTemplate } from './request-template.mjs';
+import { ParseError, ResponseParser } from './response-parser.mjs';
+
+const RECONNECT_DELAY_MS = 50;
+const TICK_MAX_MS = 50;
+const CONNECT_TIMEOUT_MS = 5000;
+const STATUS_TIMEOUT_MS = 5000;
+
+/** xorshift32: a fast, seedable generator; quality is ample for picking keys. */
+function makeRandom(seed) {
+  let x = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x >>> 0;
+  };
+}
+
+function gcd(a, b) {
+  while (b !== 0) [a, b] = [b, a % b];
+  return a;
+}
+
+/** A stride coprime with n: i -> (i * stride) mod n visits 0..n-1 once each, scrambled. */
+function scrambleStride(n) {
+  let stride = 1_000_003;
+  while (gcd(stride, n) !== 1) stride += 2;
+  return stride % n || 1;
+}
+
+function fetchStatus(target, path) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: target.host, port: target.port, path, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve({ atMs: performance.now(), body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        } catch {
+          resolve({ atMs: performance.now(), body: null });
+        }
+      });
+      res.on('error', () => resolve({ atMs: performance.now(), body: null }));
+    });
+    req.setTimeout(STATUS_TIMEOUT_MS, () => req.destroy());
+    req.on('error', () => resolve({ atMs: performance.now(), body: null }));
+  });
+}
+
+/** One keep-alive connection with at most one request in flight. */
+class Connection {
+  index;
+  target;
+  template;
+  socket = null;
+  connected = false;
+  parser;
+  inFlight = false;
+  /** Due time (ms, performance.now) of the request in flight or the next one. */
+  due = 0;
+  sentAtMs = 0;
+  /** Ordinal of the next request this connection owns (rate mode). */
+  seq = 0;
+  closing = false;
+  #onResponse;
+  #onFailure;
+
+  constructor(index, target, template, onResponse, onFailure) {
+    this.index = index;
+    this.target = target;
+    this.template = template;
+    this.#onResponse = onResponse;
+    this.#onFailure = onFailure;
+    this.parser = new ResponseParser((status, bodyBytes, close) => {
+      if (!this.inFlight) throw new ParseError('response without a request');
+      this.inFlight = false;
+      if (close) this.drop();
+      this.#onResponse(this, status, bodyBytes);
+    });
+  }
+
+  connect() {
+    return new Promise((resolve) => {
+      this.closing = false;
+      this.parser.reset();
+      const socket = net.connect({ host: this.target.host, port: this.target.port, noDelay: true });
+      this.socket = socket;
+      const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), CONNECT_TIMEOUT_MS);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        this.connected = true;
+        resolve(true);
+      });
+      socket.on('data', (chunk) => {
+        try {
+          this.parser.feed(chunk);
+        } catch (err) {
+          this.#fail(err instanceof ParseError ? 'parse' : 'internal', err);
+        }
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        clearTimeout(timer);
+        const wasConnected = this.connected;
+        this.connected = false;
+        if (this.socket === socket) this.socket = null;
+        if (!wasConnected) {
+          // A failed connect: the caller of connect() decides when to retry.
+          resolve(false);
+          return;
+        }
+        if (!this.closing) this.#fail('socket', undefined);
+      });
+    });
+  }
+
+  send() {
+    this.inFlight = true;
+    this.sentAtMs = performance.now();
+    this.socket.write(this.template.buffer);
+  }
+
+  /** Closes the socket without counting a failure. */
+  drop() {
+    this.closing = true;
+    this.connected = false;
+    if (this.socket !== null) this.socket.destroy();
+    this.socket = null;
+  }
+
+  #fail(kind, err) {
+    const hadRequest = this.inFlight;
+    this.inFlight = false;
+    this.drop();
+    this.#onFailure(this, kind, hadRequest, err);
+  }
+}
+
+function makeTemplates(config, target) {
+  return new RequestTemplate({
+    method: config.method,
+    path: config.path,
+    keyPrefix: config.keyPrefix,
+    querySuffix: config.querySuffix,
+    host: target.host,
+    port: target.port,
+    valueBytes: config.valueBytes,
+  });
+}
+
+function newErrorCounts() {
+  return { status: {}, body: 0, socket: 0, parse: 0, timeout: 0, connect: 0, unfinished: 0 };
+}
+
+function totalErrors(e) {
+  let n = e.body + e.socket + e.parse + e.timeout + e.connect + e.unfinished;
+  for (const k of Object.keys(e.status)) n += e.status[k];
+  return n;
+}
+
+async function runRate(config) {
+  const okStatuses = new Set(config.okStatuses);
+  const random = makeRandom(config.seed);
+  const intervalMs = (1000 * config.connections) / config.rate;
+  const hist = new Histogram();
+  const sendLag = new Histogram();
+  const measured = { sent: 0, completed: 0, ok: 0, errors: newErrorCounts() };
+  const warmup = { sent: 0, completed: 0, ok: 0, errors: newErrorCounts() };
+  let t0 = 0;
+  let measureStart = 0;
+  let endDue = 0;
+  let drainDeadline = 0;
+  let finished = false;
+
+  const bucketOf = (due) => (due >= measureStart ? measured : warmup);
+
+  const conns = [];
+  const advance = (conn) => {
+    conn.seq++;
+    conn.due = t0 + (conn.index + conn.seq * config.connections) * (1000 / config.rate);
+  };
+  const trySend = (conn, now, fromTimer) => {
+    if (finished || conn.inFlight || !conn.connected || conn.due >= endDue || conn.due > now) return;
+    if (now > drainDeadline) return;
+    conn.template.setKey(random() % config.keyCount);
+    if (fromTimer) sendLag.record((now - conn.due) * 1000);
+    bucketOf(conn.due).sent++;
+    conn.send();
+  };
+  const onResponse = (conn, status, bodyBytes) => {
+    const now = performance.now();
+    const bucket = bucketOf(conn.due);
+    bucket.completed++;
+    if (!okStatuses.has(status)) {
+      bucket.errors.status[status] = (bucket.errors.status[status] ?? 0) + 1;
+    } else if (config.expectBodyBytes >= 0 && status === 200 && bodyBytes !== config.expectBodyBytes) {
+      bucket.errors.body++;
+    } else {
+      bucket.ok++;
+      if (bucket === measured) hist.record((now - conn.due) * 1000);
+    }
+    advance(conn);
+    if (!conn.connected) reconnectLater(conn);
+    else {
+      trySend(conn, now, false);
+      if (!conn.inFlight) wakeAt(conn.due);
+    }
+  };
+  const reconnectLater = (conn) => {
+    setTimeout(async () => {
+      if (finished || performance.now() > drainDeadline) return;
+      const ok = await conn.connect();
+      if (!ok) {
+        bucketOf(conn.due).errors.connect++;
+        reconnectLater(conn);
+      } else {
+        // Not counted as send lag: the delay was the outage, not the generator.
+        trySend(conn, performance.now(), false);
+        if (!conn.inFlight) wakeAt(conn.due);
+      }
+    }, RECONNECT_DELAY_MS).unref();
+  };
+  const onFailure = (conn, kind, hadRequest) => {
+    if (finished) return;
+    const bucket = bucketOf(conn.due);
+    if (hadRequest) {
+      bucket.completed++;
+      bucket.errors[kind === 'parse' ? 'parse' : 'socket']++;
+      advance(conn);
+    }
+    reconnectLater(conn);
+  };
+
+  for (let i = 0; i < config.connections; i++) {
+    const target = config.targets[i % config.targets.length];
+    conns.push(new Connection(i, target, makeTemplates(config, target), onResponse, onFailure));
+  }
+  const connected = await Promise.all(conns.map((c) => c.connect()));
+  const failedConnects = connected.filter((ok) => !ok).length;
+  if (failedConnects === conns.length) throw new Error(`No connection to ${JSON.stringify(config.targets)}`);
+
+  t0 = performance.now() + 20;
+  measureStart = t0 + config.warmupMs;
+  endDue = measureStart + config.durationMs;
+  drainDeadline = endDue + config.timeoutMs;
+  for (const conn of conns) {
+    conn.seq = 0;
+    conn.due = t0 + conn.index * (1000 / config.rate);
+    if (!conn.connected) reconnectLater(conn);
+  }
+
+  const statusTargets = config.statusTargets ?? [];
+  let statusStart = null;
+  let statusEnd = null;
+  let cpuStart = null;
+  let cpuEnd = null;
+  const startTimer = setTimeout(() => {
+    cpuStart = process.cpuUsage();
+    statusStart = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath)));
+  }, measureStart - performance.now());
+  const endTimer = setTimeout(
+    () => {
+      cpuEnd = process.cpuUsage(cpuStart ?? undefined);
+      statusEnd = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath)));
+    },
+    Math.max(0, endDue - performance.now()),
+  );
+
+  // One timer drives every idle connection; it is pulled earlier whenever a
+  // connection goes idle with its next request due before the timer fires.
+  let timer = null;
+  let timerAt = Number.POSITIVE_INFINITY;
+  let tick = () => {};
+  const wakeAt = (at) => {
+    if (finished || at >= timerAt) return;
+    if (timer !== null) clearTimeout(timer);
+    timerAt = at;
+    timer = setTimeout(tick, Math.max(0, at - performance.now()));
+  };
+
+  await new Promise((resolve) => {
+    tick = () => {
+      timer = null;
+      timerAt = Number.POSITIVE_INFINITY;
+      const now = performance.now();
+      let nextDue = Number.POSITIVE_INFINITY;
+      let busy = 0;
+      for (const conn of conns) {
+        if (conn.inFlight) {
+          if (now - conn.sentAtMs > config.timeoutMs) {
+            const bucket = bucketOf(conn.due);
+            bucket.completed++;
+            bucket.errors.timeout++;
+            conn.inFlight = false;
+            conn.drop();
+            advance(conn);
+            reconnectLater(conn);
+          } else {
+            busy++;
+          }
+          continue;
+        }
+        trySend(conn, now, true);
+        if (conn.inFlight) busy++;
+        else if (conn.connected && conn.due < endDue && conn.due < nextDue) nextDue = conn.due;
+      }
+      const allScheduledDone = conns.every((c) => c.due >= endDue && !c.inFlight);
+      if ((now >= endDue && busy === 0 && allScheduledDone) || now > drainDeadline) {
+        resolve();
+        return;
+      }
+      wakeAt(Math.min(nextDue, now + TICK_MAX_MS));
+    };
+    tick();
+  });
+  finished = true;
+  if (timer !== null) clearTimeout(timer);
+  clearTimeout(startTimer);
+  clearTimeout(endTimer);
+
+  // Whatever fell due before the end and was never answered is an error.
+  for (const conn of conns) {
+    if (conn.inFlight && conn.due >= measureStart) measured.errors.unfinished++;
+    const firstUnsent = conn.inFlight ? conn.due + intervalMs : conn.due;
+    if (firstUnsent < endDue) {
+      const backlog = Math.ceil((endDue - Math.max(firstUnsent, measureStart)) / intervalMs);
+      if (backlog > 0) measured.errors.unfinished += backlog;
+    }
+    conn.drop();
+  }
+  const start = statusStart ? await statusStart : [];
+  const end = statusEnd ? await statusEnd : [];
+  cpuEnd ??= process.cpuUsage(cpuStart ?? undefined);
+  const cpuMs = (cpuEnd.user + cpuEnd.system) / 1000;
+  const errorCount = totalErrors(measured.errors);
+  return {
+    mode: 'rate',
+    rate: config.rate,
+    connections: config.connections,
+    failedConnects,
+    windowMs: config.durationMs,
+    warmupMs: config.warmupMs,
+    measured: { ...measured, errorCount },
+    warmup: { ...warmup, errorCount: totalErrors(warmup.errors) },
+    achievedRate: Math.round((measured.ok / config.durationMs) * 1000),
+    latency: hist.summary(),
+    histogram: hist.toJSON(),
+    sendLag: sendLag.summary(),
+    generatorCpuPercent: Math.round((cpuMs / config.durationMs) * 100),
+    status: { start, end },
+  };
+}
+
+async function runFill(config) {
+  const okStatuses = new Set(config.okStatuses);
+  const stride = scrambleStride(config.keyCount);
+  const errors = newErrorCounts();
+  let next = 0;
+  let ok = 0;
+  let done = 0;
+  const started = performance.now();
+  const deadline = started + config.fillTimeoutMs;
+  const conns = [];
+  await new Promise((resolve, reject) => {
+    let finished = false;
+    const watchdog = setTimeout(
+      () =>
+        finish(
+          new Error(`Fill did not finish within ${config.fillTimeoutMs} ms (${done} of ${config.keyCount})`),
+        ),
+      config.fillTimeoutMs,
+    );
+    const finish = (err) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(watchdog);
+      for (const c of conns) c.drop();
+      if (err) reject(err);
+      else resolve();
+    };
+    const sendNext = (conn) => {
+      if (finished) return;
+      if (next >= config.keyCount) {
+        if (done >= config.keyCount) finish();
+        return;
+      }
+      if (performance.now() > deadline) {
+        finish(
+          new Error(`Fill did not finish within ${config.fillTimeoutMs} ms (${done} of ${config.keyCount})`),
+        );
+        return;
+      }
+      conn.template.setKey((next * stride) % config.keyCount);
+      next++;
+      conn.send();
+    };
+    const onResponse = (conn, status) => {
+      done++;
+      if (okStatuses.has(status)) ok++;
+      else errors.status[status] = (errors.status[status] ?? 0) + 1;
+      if (conn.connected) sendNext(conn);
+      else reconnect(conn);
+    };
+    const reconnect = (conn) => {
+      setTimeout(async () => {
+        if (finished) return;
+        if (performance.now() > deadline) {
+          finish(new Error('Fill lost its connections'));
+          return;
+        }
+        if (await conn.connect()) sendNext(conn);
+        else {
+          errors.connect++;
+          reconnect(conn);
+        }
+      }, RECONNECT_DELAY_MS).unref();
+    };
+    const onFailure = (conn, kind, hadRequest) => {
+      if (finished) return;
+      if (hadRequest) {
+        done++;
+        errors[kind === 'parse' ? 'parse' : 'socket']++;
+      }
+      if (done >= config.keyCount && next >= config.keyCount) finish();
+      else reconnect(conn);
+    };
+    for (let i = 0; i < config.connections; i++) {
+      const target = config.targets[i % config.targets.length];
+      conns.push(new Connection(i, target, makeTemplates(config, target), onResponse, onFailure));
+    }
+    Promise.all(conns.map((c) => c.connect())).then(
+      (oks) => {
+        if (!oks.some(Boolean)) finish(new Error(`No connection to ${JSON.stringify(config.targets)}`));
+        conns.forEach((c, i) => {
+          if (oks[i]) sendNext(c);
+          else reconnect(c);
+        });
+      },
+      (err) => finish(err),
+    );
+  });
+  const elapsedMs = performance.now() - started;
+  return {
+    mode: 'fill',
+    keyCount: config.keyCount,
+    ok,
+    errors,
+    errorCount: totalErrors(errors),
+    elapsedMs: Math.round(elapsedMs),
+    ratePerS: Math.round((ok / elapsedMs) * 1000),
+  };
+}
+
+process.on('message', async (msg) => {
+  if (msg?.type !== 'run') return;
+  try {
+    const result = msg.config.mode === 'fill' ? await runFill(msg.config) : await runRate(msg.config);
+    process.send({ type: 'result', result }, () => process.exit(0));
+  } catch (err) {
+    process.send({ type: 'error', message: err instanceof Error ? err.message : String(err) }, () =>
+      process.exit(1),
+    );
+  }
+});

@@ -1,0 +1,249 @@
+/**
+ * Micro benchmarks of ringkv's hot helpers: the current implementation (from
+ * the compiled project, first in each list) against candidates. A candidate
+ * that wins here by a wide margin is worth trying in the real path, where
+ * the end-to-end benchmarks decide.
+ */
+import { randomFillSync } from 'node:crypto';
+import { sameResults } from './harness.mjs';
+
+const N = 1024; // inputs cycled through, so no single input stays hot in a branch predictor
+
+function randomBuffers(count, bytes) {
+  return Array.from({ length: count }, () => randomFillSync(Buffer.allocUnsafe(bytes)));
+}
+
+/** Keys shaped like the load generator's: a shared prefix and 15 decimal digits. */
+function decimalKeys(count) {
+  return Array.from({ length: count }, (_, i) =>
+    Buffer.from(`k${String((i * 7919) % 1000003).padStart(15, '0')}`, 'latin1'),
+  );
+}
+
+function compareLoop(a, b) {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i] - b[i];
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+
+function compareHybrid(a, b) {
+  return a.length <= 32 && b.length <= 32 ? compareLoop(a, b) : Buffer.compare(a, b);
+}
+
+const CRC_TABLE = (() => {
+  const t = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c;
+  }
+  return t;
+})();
+
+function crc32Js(data) {
+  let c = -1;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return (c ^ -1) >>> 0;
+}
+
+/** decodeEntry with the varints read inline (no [value, offset] arrays). */
+function makeDecodeInline(EntryKind) {
+  return function decodeInline(buf, offset, end) {
+    if (end - offset < 17) return 'entry shorter than its fixed header';
+    const kind = buf[offset];
+    if (kind !== EntryKind.Value && kind !== EntryKind.Tombstone) return `unknown entry kind ${kind}`;
+    const version = buf.readBigUInt64BE(offset + 1);
+    const expiresAtMs = buf.readUIntBE(offset + 9, 6);
+    let at = offset + 15;
+    let keyLen = buf[at++];
+    if (keyLen >= 0x80) {
+      keyLen &= 0x7f;
+      let scale = 128;
+      for (let i = 1; ; i++) {
+        if (i >= 8 || at >= end) return 'bad key length';
+        const b = buf[at++];
+        keyLen += (b & 0x7f) * scale;
+        if (b < 0x80) break;
+        scale *= 128;
+      }
+    }
+    const keyStart = at;
+    const keyEnd = keyStart + keyLen;
+    if (keyEnd > end) return 'key runs past the end';
+    at = keyEnd;
+    if (at >= end) return 'bad value length';
+    let valueLen = buf[at++];
+    if (valueLen >= 0x80) {
+      valueLen &= 0x7f;
+      let scale = 128;
+      for (let i = 1; ; i++) {
+        if (i >= 8 || at >= end) return 'bad value length';
+        const b = buf[at++];
+        valueLen += (b & 0x7f) * scale;
+        if (b < 0x80) break;
+        scale *= 128;
+      }
+    }
+    const valueEnd = at + valueLen;
+    if (valueEnd > end) return 'value runs past the end';
+    const entry = {
+      key: buf.subarray(keyStart, keyEnd),
+      version,
+      kind,
+      expiresAtMs,
+      value: buf.subarray(at, valueEnd),
+    };
+    return [entry, valueEnd];
+  };
+}
+
+/** The `id` parameter of a request target, without building a URL object. */
+function idManual(target) {
+  const q = target.indexOf('?');
+  if (q < 0) return null;
+  let at = q + 1;
+  while (at < target.length) {
+    let end = target.indexOf('&', at);
+    if (end < 0) end = target.length;
+    if (
+      target.charCodeAt(at) === 105 /* i */ &&
+      target.charCodeAt(at + 1) === 100 /* d */ &&
+      target.charCodeAt(at + 2) === 61 /* = */
+    ) {
+      const raw = target.slice(at + 3, end);
+      return raw.includes('%') || raw.includes('+') ? decodeURIComponent(raw.replaceAll('+', ' ')) : raw;
+    }
+    at = end + 1;
+  }
+  return null;
+}
+
+export function microCases({ bytes, storage }) {
+  const cases = [];
+
+  {
+    const keys = [...decimalKeys(N / 2), ...randomBuffers(N / 2, 16)];
+    const left = keys.map((_, i) => keys[i]);
+    const right = keys.map((_, i) => keys[(i * 31 + 7) & (N - 1)]);
+    sameResults(
+      'compare keys',
+      [bytes.compareBytes, compareLoop, compareHybrid].map((f) =>
+        left.map((a, i) => Math.sign(f(a, right[i]))),
+      ),
+    );
+    cases.push([
+      'compare 16-byte keys',
+      {
+        'compareBytes (Buffer.compare)': (i) => bytes.compareBytes(left[i & (N - 1)], right[i & (N - 1)]),
+        'JS loop': (i) => compareLoop(left[i & (N - 1)], right[i & (N - 1)]),
+        'JS loop if <= 32 bytes': (i) => compareHybrid(left[i & (N - 1)], right[i & (N - 1)]),
+      },
+    ]);
+  }
+
+  for (const size of [160, 4096]) {
+    const inputs = randomBuffers(64, size);
+    sameResults(`crc32 ${size}`, [inputs.map((b) => bytes.crc32(b)), inputs.map(crc32Js)]);
+    cases.push([
+      `crc32 of ${size} bytes`,
+      {
+        'crc32 (zlib)': (i) => bytes.crc32(inputs[i & 63]),
+        'JS table': (i) => crc32Js(inputs[i & 63]),
+      },
+    ]);
+  }
+
+  {
+    const views = randomBuffers(64, 4096);
+    for (const size of [16, 128]) {
+      cases.push([
+        `copy a ${size}-byte view`,
+        {
+          copyBytes: (i) => bytes.copyBytes(views[i & 63].subarray(100, 100 + size)),
+          'Buffer.from(view)': (i) => Buffer.from(views[i & 63].subarray(100, 100 + size)),
+          'Buffer.copyBytesFrom': (i) => Buffer.copyBytesFrom(views[i & 63], 100, size),
+        },
+      ]);
+    }
+  }
+
+  {
+    const keys = randomBuffers(N, 16);
+    const values = randomBuffers(N, 128);
+    const entries = keys.map((k, i) =>
+      storage.valueEntry(k, BigInt(Date.now()) * 65536n + BigInt(i), values[i]),
+    );
+    const size = storage.encodedEntryBytes(entries[0]);
+    const out = Buffer.alloc(size * 2);
+    const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    const encodeDataView = (entry, buf, offset) => {
+      buf[offset] = entry.kind;
+      dv.setBigUint64(offset + 1, entry.version);
+      buf.writeUIntBE(entry.expiresAtMs, offset + 9, 6);
+      let at = offset + 15;
+      buf[at++] = entry.key.length; // < 128 here
+      at += entry.key.copy(buf, at);
+      buf[at++] = (entry.value.length & 0x7f) | 0x80;
+      buf[at++] = entry.value.length >>> 7;
+      at += entry.value.copy(buf, at);
+      return at;
+    };
+    const a = Buffer.alloc(size);
+    const b = Buffer.alloc(size);
+    storage.encodeEntry(entries[1], a, 0);
+    encodeDataView(entries[1], out, 0);
+    out.copy(b, 0, 0, size);
+    sameResults('encode entry', [a, b]);
+    cases.push([
+      'encode a 16+128-byte entry',
+      {
+        encodeEntry: (i) => storage.encodeEntry(entries[i & (N - 1)], out, 0),
+        'DataView version, inline varints': (i) => encodeDataView(entries[i & (N - 1)], out, 0),
+      },
+    ]);
+
+    const encoded = entries.map((e) => {
+      const buf = Buffer.alloc(size);
+      storage.encodeEntry(e, buf, 0);
+      return buf;
+    });
+    const decodeInline = makeDecodeInline(storage.EntryKind);
+    sameResults('decode entry', [
+      storage.decodeEntry(encoded[3], 0, size),
+      decodeInline(encoded[3], 0, size),
+    ]);
+    cases.push([
+      'decode a 16+128-byte entry',
+      {
+        decodeEntry: (i) => storage.decodeEntry(encoded[i & (N - 1)], 0, size),
+        'inline varints': (i) => decodeInline(encoded[i & (N - 1)], 0, size),
+      },
+    ]);
+  }
+
+  {
+    const targets = Array.from(
+      { length: N },
+      (_, i) => `/v0/entity?id=k${String(i * 7919).padStart(15, '0')}${i % 4 === 0 ? '&ack=2&from=3' : ''}`,
+    );
+    const viaUrl = (t) => new URL(t, 'http://127.0.0.1').searchParams.get('id');
+    const viaParams = (t) => new URLSearchParams(t.slice(t.indexOf('?') + 1)).get('id');
+    sameResults('parse id', [targets.map(viaUrl), targets.map(viaParams), targets.map(idManual)]);
+    sameResults('parse encoded id', [
+      ['/v0/entity?id=a%20b+c&x=1'].map(viaUrl),
+      ['/v0/entity?id=a%20b+c&x=1'].map(idManual),
+    ]);
+    cases.push([
+      'parse id from a request target',
+      {
+        'new URL().searchParams': (i) => viaUrl(targets[i & (N - 1)]),
+        URLSearchParams: (i) => viaParams(targets[i & (N - 1)]),
+        'indexOf + slice': (i) => idManual(targets[i & (N - 1)]),
+      },
+    ]);
+  }
+  return cases;
+}

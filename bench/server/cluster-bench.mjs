@@ -1,0 +1,114 @@
+/**
+ * Cluster benchmark: a local cluster (`ringkv cluster --nodes 3`), requests
+ * with `&ack=2&from=3` spread over all nodes (connection i goes to node
+ * i mod N), the same open-loop rate search as the server benchmark, for GET
+ * and PUT on a store filled beforehand.
+ *
+ * It runs once per internode transport (BENCH_CLUSTER_INTERNODE): `binary`
+ * is the default protocol; `http` starts the cluster with RINGKV_INTERNODE=http
+ * in its environment, which makes the nodes talk plain HTTP to each other, so
+ * the binary protocol's gain is measured rather than assumed.
+ *
+ * Per transport: start the cluster, fill K keys, search GET, search PUT
+ * (overwriting the same keyspace), stop the cluster.
+ */
+import path from 'node:path';
+import { makeTempDir, removeTempDir } from '../lib/procs.mjs';
+import { envInt, envList, envString } from '../lib/settings.mjs';
+import { fmtInt, fmtPercent, log, mdTable, ratio } from '../lib/stats.mjs';
+import { rateSearch, runLoad } from '../load/driver.mjs';
+import {
+  expectFilled,
+  fill,
+  loadSettings,
+  requestConfig,
+  searchCell,
+  WRITE_STATUS_FIELDS,
+} from './common.mjs';
+import { startCluster } from './targets.mjs';
+
+const TRANSPORTS = ['binary', 'http'];
+
+export async function runClusterBench() {
+  const settings = loadSettings();
+  const nodes = envInt('BENCH_CLUSTER_NODES', 3, { min: 1 });
+  const ack = envInt('BENCH_CLUSTER_ACK', 2, { min: 1 });
+  const from = envInt('BENCH_CLUSTER_FROM', 3, { min: 1 });
+  const keyCount = envInt('BENCH_CLUSTER_KEYS', 100000, { min: 1 });
+  const queryRaw = envString('BENCH_CLUSTER_QUERY', `&ack=${ack}&from=${from}`);
+  const querySuffix = queryRaw === 'none' ? '' : queryRaw;
+  const transports = envList('BENCH_CLUSTER_INTERNODE', TRANSPORTS, TRANSPORTS);
+  const work = makeTempDir('cluster');
+  const results = {};
+  const errors = {};
+  log(
+    `cluster: nodes=${nodes} query=${querySuffix || '(none)'} keys=${fmtInt(keyCount)} ` +
+      `transports=${transports.join(',')} window=${settings.windowMs} ms`,
+  );
+  try {
+    for (const transport of transports) {
+      const dir = path.join(work, transport);
+      const env = { RINGKV_INTERNODE: transport === 'http' ? 'http' : undefined };
+      let cluster = null;
+      try {
+        cluster = await startCluster({ dir, nodes, env, logFile: path.join(work, `${transport}.log`) });
+        const ports = cluster.ports;
+        const label = `cluster(${transport})`;
+        await fill(settings, { ports, keyCount, querySuffix, label, runLoad });
+        for (const port of ports) await expectFilled(port, `${label} node :${port}`, querySuffix);
+        const get = await rateSearch(
+          `${label} GET`,
+          requestConfig(settings, { op: 'get', ports, keyCount, querySuffix }),
+          settings.search,
+        );
+        const put = await rateSearch(
+          `${label} PUT`,
+          requestConfig(settings, { op: 'put', ports, keyCount, querySuffix, statusPorts: ports }),
+          settings.search,
+          WRITE_STATUS_FIELDS,
+        );
+        results[transport] = { ports, get, put };
+      } catch (err) {
+        errors[transport] = err instanceof Error ? err.message : String(err);
+        log(`cluster (${transport}) failed: ${errors[transport]}`);
+      } finally {
+        if (cluster !== null) {
+          try {
+            await cluster.stop();
+          } catch (err) {
+            errors[`${transport}-stop`] = err instanceof Error ? err.message : String(err);
+          }
+        }
+        removeTempDir(dir);
+      }
+    }
+  } finally {
+    removeTempDir(work);
+  }
+
+  const gain = {
+    get: ratio(results.binary?.get.maxRate, results.http?.get.maxRate),
+    put: ratio(results.binary?.put.maxRate, results.http?.put.maxRate),
+  };
+  const rows = transports.map((t) => [
+    t === 'http' ? 'plain HTTP (RINGKV_INTERNODE=http)' : 'binary protocol',
+    searchCell(results[t]?.get),
+    searchCell(results[t]?.put),
+  ]);
+  const markdown = [
+    `${nodes}-node local cluster (\`ringkv cluster --nodes ${nodes}\`), requests \`${querySuffix || '(no ack/from)'}\` ` +
+      `spread over every node, ${settings.connections} connections, open loop, highest rate with ` +
+      `p99 <= ${settings.search.p99Ms} ms and no errors over ${settings.windowMs / 1000} s windows, ` +
+      `${fmtInt(keyCount)} keys filled beforehand, ${settings.valueBytes}-byte values.`,
+    '',
+    mdTable(['internode transport', 'GET', 'PUT'], rows),
+    '',
+    `Binary protocol / plain HTTP: GET ${fmtPercent(gain.get)}, PUT ${fmtPercent(gain.put)}.`,
+    ...Object.entries(errors).map(([k, v]) => `\n**${k} failed**: ${v.split('\n')[0]}`),
+  ].join('\n');
+  return {
+    figures: { settings: { ...settings, nodes, querySuffix, keyCount, transports }, results, gain, errors },
+    markdown,
+    failed: Object.keys(errors).length > 0,
+  };
+}

@@ -1,0 +1,76 @@
+/**
+ * The processes a server benchmark measures: a ringkv node, a local ringkv
+ * cluster, or the ceiling server. Each start* returns a handle whose stop()
+ * sends SIGTERM and waits (bounded), and whose ports are where it listens.
+ */
+import path from 'node:path';
+import { freePorts, logTail, startNode, stopChild, waitReady } from '../lib/procs.mjs';
+import { BENCH_DIR, ROOT_DIR } from '../lib/results.mjs';
+import { envString } from '../lib/settings.mjs';
+import { log } from '../lib/stats.mjs';
+
+export function ringkvBin() {
+  return envString('BENCH_RINGKV_BIN', path.join(ROOT_DIR, 'bin', 'ringkv'));
+}
+
+/** Extra flags for `ringkv serve`, space separated (BENCH_NODE_FLAGS), e.g. "--anti-entropy-interval 0". */
+function extraFlags() {
+  const v = envString('BENCH_NODE_FLAGS', '');
+  return v.trim() ? v.trim().split(/\s+/) : [];
+}
+
+function handle(child, ports, label) {
+  return {
+    child,
+    ports,
+    label,
+    pid: child.pid,
+    async stop() {
+      const { code, signal } = await stopChild(child, 15000);
+      if (code !== 0 && code !== null) {
+        throw new Error(`${label} (pid ${child.pid}) exited with code ${code}:\n${logTail(child.logFile)}`);
+      }
+      if (signal !== null)
+        log(`warning: ${label} (pid ${child.pid}) did not stop on SIGTERM in time (${signal})`);
+      return { code, signal };
+    },
+  };
+}
+
+/** `ringkv serve` on a free port; `nodeArgs` go to node itself (--cpu-prof, ...). */
+export async function startRingkv({ dir, sync, port, nodeArgs = [], logFile, env = {} }) {
+  const p = port ?? (await freePorts(1))[0];
+  const args = [
+    'serve',
+    '--url',
+    `http://127.0.0.1:${p}`,
+    '--data',
+    dir,
+    '--sync',
+    sync ? 'on' : 'off',
+    ...extraFlags(),
+  ];
+  const child = startNode(ringkvBin(), args, { nodeArgs, env, logFile });
+  await waitReady(child, [p]);
+  return handle(child, [p], `ringkv node :${p}`);
+}
+
+/** `ringkv cluster --nodes N --base-port P --data DIR`; env goes to the cluster process (RINGKV_INTERNODE). */
+export async function startCluster({ dir, nodes, env = {}, logFile }) {
+  const ports = await freePorts(nodes);
+  const args = ['cluster', '--nodes', String(nodes), '--base-port', String(ports[0]), '--data', dir];
+  const child = startNode(ringkvBin(), args, { env, logFile });
+  await waitReady(child, ports, 120000);
+  return handle(child, ports, `ringkv cluster :${ports[0]}..${ports.at(-1)}`);
+}
+
+export async function startCeiling({ logFile }) {
+  const [p] = await freePorts(1);
+  const child = startNode(path.join(BENCH_DIR, 'load', 'ceiling-server.mjs'), [String(p)], { logFile });
+  await waitReady(child, [p]);
+  return handle(child, [p], `ceiling server :${p}`);
+}
+
+export function targetsOf(ports) {
+  return ports.map((port) => ({ host: '127.0.0.1', port }));
+}

@@ -1,0 +1,169 @@
+/**
+ * `ringkv cluster`: N local nodes as one cluster, each its own `ringkv serve`
+ * process (http://127.0.0.1:<base-port + i>, data in <data>/node-<i>, every
+ * one given all N URLs). Prints the URLs once every node answers /v0/status,
+ * then runs until SIGINT or SIGTERM, which it forwards to the nodes, exiting
+ * when they have. A node that dies on its own is reported and the others are
+ * stopped: a cluster missing a member is not what was asked for.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { errorMessage, RingkvError } from '../util/errors.js';
+import { parseFlags } from './args.js';
+
+export const CLUSTER_USAGE = `Usage: ringkv cluster [--nodes 3] [--base-port 8080] [--data ./data] [serve flags]
+
+  --nodes N          how many nodes (default 3)
+  --base-port PORT   node i listens on PORT + i (default 8080)
+  --data DIR         node i keeps its data in DIR/node-i (default ./data)
+
+These serve flags are passed to every node: --sync, --anti-entropy-interval,
+--max-key-bytes, --max-value-bytes, --memtable-bytes, --block-cache-bytes,
+--request-timeout, --cluster-secret.
+`;
+
+const PASSED_FLAGS = [
+  'sync',
+  'anti-entropy-interval',
+  'max-key-bytes',
+  'max-value-bytes',
+  'memtable-bytes',
+  'block-cache-bytes',
+  'request-timeout',
+  'cluster-secret',
+] as const;
+
+const NODES_MAX = 64;
+/** Recovery of a large data directory can take a while before a node is ready. */
+const READY_TIMEOUT_MS = 120_000;
+const READY_POLL_MS = 100;
+/** Nodes exit within 10 s of SIGTERM; past this they are killed. */
+const STOP_TIMEOUT_MS = 15_000;
+
+interface Member {
+  readonly name: string;
+  readonly url: string;
+  readonly child: ChildProcess;
+  exited: boolean;
+  exitCode: number | null;
+}
+
+export async function clusterCommand(args: readonly string[]): Promise<void> {
+  const flags = parseFlags(args, ['nodes', 'base-port', 'data', ...PASSED_FLAGS]);
+  if (flags.help) {
+    process.stdout.write(CLUSTER_USAGE);
+    return;
+  }
+  const nodeCount = wholeNumber(flags.nodes ?? '3', '--nodes', 1, NODES_MAX);
+  const basePort = wholeNumber(flags['base-port'] ?? '8080', '--base-port', 1, 65_536 - nodeCount);
+  const dataDir = flags.data ?? './data';
+  const passed: string[] = [];
+  for (const name of PASSED_FLAGS) {
+    const value = flags[name];
+    if (value !== undefined) passed.push(`--${name}`, value);
+  }
+  const urls = Array.from({ length: nodeCount }, (_, i) => `http://127.0.0.1:${basePort + i}`);
+  const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
+
+  let stopping = false;
+  const members: Member[] = urls.map((url, i) => {
+    const args = [
+      ...process.execArgv,
+      mainScript,
+      'serve',
+      '--url',
+      url,
+      '--data',
+      join(dataDir, `node-${i}`),
+      '--cluster',
+      urls.join(','),
+      ...passed,
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+    const member: Member = { name: `node-${i}`, url, child, exited: false, exitCode: null };
+    child.on('exit', (code, signal) => {
+      member.exited = true;
+      member.exitCode = code;
+      if (!stopping) {
+        logLine(
+          `${member.name} (${url}) exited unexpectedly (${signal ?? `code ${code}`}): stopping the cluster`,
+        );
+        process.exitCode = 1;
+        stop('SIGTERM');
+      }
+    });
+    child.on('error', (err) => logLine(`${member.name} (${url}): ${errorMessage(err)}`));
+    return member;
+  });
+
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    for (const member of members) if (!member.exited) member.child.kill(signal);
+    const force = setTimeout(() => {
+      for (const member of members) if (!member.exited) member.child.kill('SIGKILL');
+    }, STOP_TIMEOUT_MS);
+    force.unref();
+    void Promise.all(members.map(waitExit)).then(() => {
+      clearTimeout(force);
+      if (members.some((m) => m.exitCode !== 0)) process.exitCode = 1;
+      process.exit();
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (const member of members) {
+    while (!stopping && !(await answersStatus(member.url))) {
+      if (Date.now() > deadline) {
+        logLine(
+          `${member.name} (${member.url}) did not become ready in ${READY_TIMEOUT_MS} ms: stopping the cluster`,
+        );
+        process.exitCode = 1;
+        stop('SIGTERM');
+        return;
+      }
+      await sleep(READY_POLL_MS);
+    }
+  }
+  if (stopping) return;
+  process.stdout.write(`ringkv: cluster of ${nodeCount} ready\n${urls.join('\n')}\n`);
+}
+
+function waitExit(member: Member): Promise<void> {
+  if (member.exited) return Promise.resolve();
+  return new Promise((resolve) => member.child.once('exit', () => resolve()));
+}
+
+function answersStatus(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(`${url}/v0/status`, { timeout: 1000, agent: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+function wholeNumber(text: string, flag: string, min: number, max: number): number {
+  if (!/^[1-9][0-9]{0,5}$/.test(text) || Number(text) < min || Number(text) > max) {
+    throw new RingkvError(
+      'RINGKV_CONFIG',
+      `Bad ${flag}: expected a whole number in ${min}..${max}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Number(text);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function logLine(line: string): void {
+  process.stderr.write(`ringkv: ${line}\n`);
+}

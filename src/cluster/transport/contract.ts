@@ -1,0 +1,70 @@
+/**
+ * The Transport contract: how a coordinator reaches the other nodes, and the
+ * InternodeHandler a node offers them. Two implementations keep it: the
+ * multiplexed binary protocol (frame-transport.ts, the default) and plain
+ * HTTP/1.1 requests (http-transport.ts, to measure what the former gains);
+ * transport.suite.ts holds the behaviour both must show.
+ *
+ * - Peers are node URLs exactly as in `--cluster` (http://host:port).
+ * - deadlineMs is absolute (a Date.now() time). A request still unanswered
+ *   then rejects with RingkvError('RINGKV_TIMEOUT'); one whose deadline has
+ *   already passed rejects at once.
+ * - A peer that cannot be reached rejects with RINGKV_UNAVAILABLE, and once
+ *   marked down it keeps rejecting at once, without a connection attempt per
+ *   request, until a background probe (one attempt per probe interval) finds
+ *   it back. isUp() reports that state.
+ * - An error the peer's handler raised rejects with the same code when it is
+ *   one the wire format knows (format.ts), RINGKV_UNAVAILABLE otherwise.
+ * - Entries handed out own their bytes (never views into socket buffers).
+ * - Calls may overlap freely; after close() they reject with RINGKV_CLOSED.
+ */
+import type { Entry } from '../../storage/entry/entry.js';
+
+/** What a node does with the requests its peers send (the replica side of the coordinator). */
+export interface InternodeHandler {
+  /** Stores the entry, version included, once durable per the node's sync mode. */
+  write(entry: Entry): Promise<void>;
+  /** The newest stored version of the key, tombstones and expired values included. */
+  read(key: Buffer): Promise<Entry | undefined>;
+  /**
+   * Up to `limit` entries with start <= key < end (no end: to the last key),
+   * in key order; `more` is true when entries may follow the last one.
+   */
+  scan(start: Buffer, end: Buffer | undefined, limit: number): Promise<ScanPage>;
+}
+
+export interface ScanPage {
+  readonly entries: Entry[];
+  /** true: ask again from just after the last entry's key. */
+  readonly more: boolean;
+}
+
+export interface Transport {
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<void>;
+  read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined>;
+  scan(
+    peer: string,
+    start: Buffer,
+    end: Buffer | undefined,
+    limit: number,
+    deadlineMs: number,
+  ): Promise<{ entries: Entry[]; more: boolean }>;
+  /** false while the peer is marked down (requests to it fail at once). */
+  isUp(peer: string): boolean;
+  /** Rejects what is in flight with RINGKV_CLOSED and releases connections and timers. */
+  close(): Promise<void>;
+}
+
+/** Counters for /v0/status and for tests. */
+export interface TransportStats {
+  /** Requests sent (frames or HTTP requests). */
+  readonly requests: number;
+  /** Write calls on sockets: with batching, far fewer than requests under load. */
+  readonly socketWrites: number;
+  /** Connection (or, over HTTP, probe) attempts, successful or not. */
+  readonly connectAttempts: number;
+  readonly connectFailures: number;
+  readonly timeouts: number;
+  /** Requests refused at once because their peer was marked down. */
+  readonly refusedDown: number;
+}

@@ -1,0 +1,172 @@
+/**
+ * The serving side of one binary internode connection (after the 101):
+ * decodes request frames, runs them on the InternodeHandler concurrently, and
+ * writes the answers as they complete, every answer ready in one event-loop
+ * turn in one socket write.
+ *
+ * Back-pressure: past `inFlightMax` requests being handled, or when the peer
+ * does not read its answers (socket buffer over `queuedBytesMax`), the
+ * connection stops reading until it is back under. A frame whose length is
+ * out of bounds closes the connection; a well-framed but unknown or malformed
+ * request gets an ERROR answer and the connection goes on (so newer peers can
+ * add message types).
+ */
+import type { Socket } from 'node:net';
+import type { InternodeHandler } from './contract.js';
+import { decodeMessage, isRequestType, type Message, MessageType } from './format.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { FrameEncoder } from './frame-encoder.js';
+import { type ServeLimits, serveMessage } from './serve.js';
+
+export interface FrameServerLimits extends ServeLimits {
+  readonly inFlightMax: number;
+  readonly queuedBytesMax: number;
+}
+
+export interface FrameServerCounters {
+  requests: number;
+  socketWrites: number;
+}
+
+export class FrameServerConnection {
+  readonly #socket: Socket;
+  readonly #handler: InternodeHandler;
+  readonly #limits: FrameServerLimits;
+  readonly #counters: FrameServerCounters;
+  readonly #decoder: FrameDecoder;
+  readonly #encoder = new FrameEncoder();
+  readonly #closed: Promise<void>;
+  #inFlight = 0;
+  #paused = false;
+  #draining = false;
+  #flushScheduled = false;
+  #ending = false;
+
+  constructor(
+    socket: Socket,
+    context: { handler: InternodeHandler; limits: FrameServerLimits; counters: FrameServerCounters },
+  ) {
+    this.#socket = socket;
+    this.#handler = context.handler;
+    this.#limits = context.limits;
+    this.#counters = context.counters;
+    this.#decoder = new FrameDecoder(this.#limits.frameBytesMax, (type, id, body) =>
+      this.#onFrame(type, id, body),
+    );
+    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('drain', () => this.#maybeResume());
+    // Errors end in 'close'; the client sees its requests fail and reconnects.
+    socket.on('error', () => socket.destroy());
+  }
+
+  /** Resolves once the socket closed. */
+  get closed(): Promise<void> {
+    return this.#closed;
+  }
+
+  receive(chunk: Buffer): void {
+    if (this.#socket.destroyed) return;
+    try {
+      this.#decoder.push(chunk);
+    } catch {
+      // Out-of-bounds frame length: the stream cannot be resynchronized.
+      this.#socket.destroy();
+    }
+  }
+
+  /** Stops taking requests, answers those in flight, then ends the connection. */
+  end(): Promise<void> {
+    this.#ending = true;
+    this.#socket.pause();
+    this.#endIfIdle();
+    return this.#closed;
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  #onFrame(type: number, id: number, body: Buffer): void {
+    if (this.#socket.destroyed) return;
+    this.#counters.requests++;
+    if (this.#ending) {
+      // Frames already read when end() paused the socket: a quick refusal beats a timeout.
+      this.#answer(id, { type: MessageType.Error, code: 'RINGKV_CLOSED', message: 'Node is shutting down' });
+      return;
+    }
+    const message = isRequestType(type) ? decodeMessage(type, body) : `not a request type: ${type}`;
+    if (typeof message === 'string') {
+      this.#answer(id, {
+        type: MessageType.Error,
+        code: 'RINGKV_PROTOCOL',
+        message: `Bad request: ${message}`,
+      });
+      return;
+    }
+    if (message.type === MessageType.Ping) {
+      this.#answer(id, { type: MessageType.Pong });
+      return;
+    }
+    this.#inFlight++;
+    if (this.#inFlight >= this.#limits.inFlightMax) this.#pause();
+    void serveMessage(this.#handler, message, this.#limits).then((answer) => {
+      this.#inFlight--;
+      this.#answer(id, answer);
+      this.#maybeResume();
+      this.#endIfIdle();
+    });
+  }
+
+  #answer(id: number, answer: Message): void {
+    if (this.#socket.destroyed) return;
+    this.#encoder.append(answer, id);
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    if (this.#socket.destroyed || this.#encoder.frames === 0) return;
+    const chunks = this.#encoder.take();
+    this.#counters.socketWrites++;
+    let writable = true;
+    if (chunks.length === 1) {
+      writable = this.#socket.write(chunks[0]!);
+    } else {
+      this.#socket.cork();
+      for (const chunk of chunks) writable = this.#socket.write(chunk);
+      this.#socket.uncork();
+    }
+    if (!writable && this.#socket.writableLength > this.#limits.queuedBytesMax) {
+      this.#draining = true;
+      this.#pause();
+    }
+    this.#endIfIdle();
+  }
+
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#socket.pause();
+  }
+
+  #maybeResume(): void {
+    if (this.#socket.writableLength <= this.#limits.queuedBytesMax) this.#draining = false;
+    if (!this.#paused || this.#ending || this.#draining) return;
+    if (this.#inFlight > this.#limits.inFlightMax / 2) return;
+    this.#paused = false;
+    this.#socket.resume();
+  }
+
+  #endIfIdle(): void {
+    if (this.#ending && this.#inFlight === 0 && this.#encoder.frames === 0 && !this.#flushScheduled) {
+      this.#socket.end();
+    }
+  }
+}

@@ -1,0 +1,214 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, describe, test } from 'node:test';
+import { valueEntry } from '../../storage/entry/entry.js';
+import { isRingkvError } from '../../util/errors.js';
+import { makeProof } from './auth.js';
+import {
+  decodeMessage,
+  encodeFrame,
+  type Message,
+  MessageType,
+  PROTOCOL,
+  writeFrameHeader,
+} from './format.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { FrameTransport } from './frame-transport.js';
+import { sleep, startPeer, type TestPeer } from './test-peer.js';
+import { transportSuite } from './transport.suite.js';
+
+transportSuite('FrameTransport', { create: (options) => new FrameTransport(options) });
+
+interface RawConnection {
+  readonly socket: net.Socket;
+  readonly status: number;
+  /** Frames received after the handshake, decoded. */
+  readonly frames: { id: number; message: Message | string }[];
+  readonly closed: Promise<void>;
+}
+
+/** Opens an internode connection by hand, as docs/formats/internode.md describes it. */
+async function rawConnect(port: number, headers: readonly string[]): Promise<RawConnection> {
+  const socket = net.connect(port, '127.0.0.1');
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => {});
+  const frames: { id: number; message: Message | string }[] = [];
+  const decoder = new FrameDecoder(1 << 20, (type, id, body) =>
+    frames.push({ id, message: decodeMessage(type, body) }),
+  );
+  socket.write(
+    `GET /v0/internode HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n${headers.map((h) => `${h}\r\n`).join('')}\r\n`,
+  );
+  const status = await new Promise<number>((resolve, reject) => {
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.off('data', onData);
+      const code = Number(head.toString('latin1', 9, 12));
+      if (code === 101) {
+        socket.on('data', (more: Buffer) => decoder.push(more));
+        if (head.length > end + 4) decoder.push(head.subarray(end + 4));
+      }
+      resolve(code);
+    };
+    socket.on('data', onData);
+    socket.once('close', () => reject(new Error('closed before answering')));
+  });
+  return { socket, status, frames, closed };
+}
+
+const UPGRADE = ['Connection: Upgrade', `Upgrade: ${PROTOCOL}`];
+
+describe('FrameTransport: binary protocol specifics', () => {
+  const peers: TestPeer[] = [];
+  const transports: FrameTransport[] = [];
+  after(async () => {
+    for (const t of transports) await t.close();
+    for (const p of peers) await p.close();
+  });
+  async function peer(options: Parameters<typeof startPeer>[0] = {}): Promise<TestPeer> {
+    const p = await startPeer(options);
+    peers.push(p);
+    return p;
+  }
+  function transport(options: ConstructorParameters<typeof FrameTransport>[0] = {}): FrameTransport {
+    const t = new FrameTransport(options);
+    transports.push(t);
+    return t;
+  }
+
+  test('requests made in one tick leave in one socket write, answers in few', async () => {
+    const p = await peer();
+    const t = transport();
+    await t.ping(p.url, Date.now() + 5000);
+    // Count write calls at the socket layer, on sockets whose far end is the peer.
+    const proto = net.Socket.prototype as unknown as Record<
+      '_write' | '_writev',
+      (...args: unknown[]) => unknown
+    >;
+    const original = { _write: proto._write, _writev: proto._writev };
+    let clientWrites = 0;
+    for (const name of ['_write', '_writev'] as const) {
+      proto[name] = function (this: net.Socket, ...args: unknown[]) {
+        if (this.remotePort === p.port) clientWrites++;
+        return original[name].apply(this, args);
+      };
+    }
+    const serverWritesBefore = p.internode.stats().socketWrites;
+    const requestsBefore = t.stats().requests;
+    try {
+      const reads = Array.from({ length: 200 }, (_, i) =>
+        t.read(p.url, Buffer.from(`k${i}`), Date.now() + 5000),
+      );
+      await Promise.all(reads);
+    } finally {
+      proto._write = original._write;
+      proto._writev = original._writev;
+    }
+    assert.equal(t.stats().requests - requestsBefore, 200);
+    assert.ok(
+      clientWrites >= 1 && clientWrites <= 2,
+      `client socket writes for 200 requests: ${clientWrites}`,
+    );
+    const serverWrites = p.internode.stats().socketWrites - serverWritesBefore;
+    assert.ok(
+      serverWrites >= 1 && serverWrites <= 10,
+      `server socket writes for 200 answers: ${serverWrites}`,
+    );
+  });
+
+  test('the handshake by hand: PING answered, unknown types and bad bodies get ERROR, the link survives', async () => {
+    const p = await peer();
+    const raw = await rawConnect(p.port, UPGRADE);
+    assert.equal(raw.status, 101);
+    const unknown = Buffer.alloc(9);
+    writeFrameHeader(unknown, 0, 0x10, 2, 0);
+    const badScan = Buffer.alloc(10);
+    writeFrameHeader(badScan, 0, MessageType.Scan, 3, 1);
+    raw.socket.write(Buffer.concat([encodeFrame({ type: MessageType.Ping }, 1), unknown, badScan]));
+    raw.socket.write(encodeFrame({ type: MessageType.Read, key: Buffer.from('nothing') }, 4));
+    for (let i = 0; i < 100 && raw.frames.length < 4; i++) await sleep(10);
+    const byId = new Map(raw.frames.map((f) => [f.id, f.message]));
+    assert.deepEqual(byId.get(1), { type: MessageType.Pong });
+    assert.equal((byId.get(2) as { code: string }).code, 'RINGKV_PROTOCOL');
+    assert.equal((byId.get(3) as { code: string }).code, 'RINGKV_PROTOCOL');
+    assert.deepEqual(byId.get(4), { type: MessageType.Entry, entry: undefined });
+    raw.socket.destroy();
+  });
+
+  test('an oversized frame length closes the connection', async () => {
+    const p = await peer({ frameBytesMax: 4096 });
+    const raw = await rawConnect(p.port, UPGRADE);
+    assert.equal(raw.status, 101);
+    const header = Buffer.alloc(9);
+    writeFrameHeader(header, 0, MessageType.Read, 1, 5000);
+    raw.socket.write(header);
+    await raw.closed;
+    assert.equal(raw.frames.length, 0);
+  });
+
+  test('handshakes: wrong path or token 400; with a secret, missing proof 401, bad, stale or replayed 403', async () => {
+    const plain = await peer();
+    const noToken = await rawConnect(plain.port, ['Connection: Upgrade', 'Upgrade: websocket']);
+    assert.equal(noToken.status, 400);
+
+    const p = await peer({ secret: 'k3y' });
+    assert.equal((await rawConnect(p.port, UPGRADE)).status, 401);
+    const wrong = makeProof('other', p.url);
+    assert.equal((await rawConnect(p.port, [...UPGRADE, `ringkv-proof: ${wrong}`])).status, 403);
+    const stale = makeProof('k3y', p.url, { nowMs: Date.now() - 10 * 60_000 });
+    assert.equal((await rawConnect(p.port, [...UPGRADE, `ringkv-proof: ${stale}`])).status, 403);
+    const good = makeProof('k3y', p.url);
+    const accepted = await rawConnect(p.port, [...UPGRADE, `ringkv-proof: ${good}`]);
+    assert.equal(accepted.status, 101);
+    accepted.socket.destroy();
+    assert.equal((await rawConnect(p.port, [...UPGRADE, `ringkv-proof: ${good}`])).status, 403, 'replay');
+    assert.ok(p.internode.stats().handshakesRefused >= 4);
+  });
+
+  test('server close(): answers in flight are delivered, then connections end and new ones are refused', async () => {
+    const p = await peer();
+    const t = transport({ probeIntervalMs: 100 });
+    await p.handler.engine.write(valueEntry(Buffer.from('k'), 1n, Buffer.from('v')));
+    p.handler.delayTurns = () => 20;
+    const inFlight = t.read(p.url, Buffer.from('k'), Date.now() + 60_000);
+    for (let i = 0; i < 100 && p.handler.calls === 0; i++) await sleep(5);
+    const closing = p.internode.close();
+    assert.deepEqual((await inFlight)?.value, Buffer.from('v'));
+    await closing;
+    assert.equal(p.internode.stats().connections, 0);
+    for (let i = 0; i < 100 && t.isUp(p.url); i++) await sleep(10);
+    assert.equal(t.isUp(p.url), false);
+    assert.equal((await rawConnect(p.port, UPGRADE)).status, 503);
+  });
+
+  test('a peer that stops answering on an open connection is marked down instead of timing out each request', async () => {
+    const p = await peer();
+    const t = transport({ unresponsiveMs: 300, probeIntervalMs: 100 });
+    await t.ping(p.url, Date.now() + 5000);
+    p.handler.hang.add('a');
+    p.handler.hang.add('b');
+    const deadline = Date.now() + 60_000;
+    const results = await Promise.allSettled([
+      t.read(p.url, Buffer.from('a'), deadline),
+      t.read(p.url, Buffer.from('b'), deadline),
+    ]);
+    for (const result of results) {
+      assert.equal(result.status, 'rejected');
+      assert.ok(isRingkvError(result.reason, 'RINGKV_UNAVAILABLE'), String(result.reason));
+    }
+    // The node itself is alive, so a probe reconnects and a fresh request works.
+    p.handler.hang.clear();
+    await p.handler.engine.write(valueEntry(Buffer.from('a'), 1n, Buffer.from('x')));
+    let value: Buffer | undefined;
+    for (let i = 0; i < 100 && value === undefined; i++) {
+      value = await t.read(p.url, Buffer.from('a'), Date.now() + 5000).then(
+        (entry) => entry?.value,
+        () => sleep(50).then(() => undefined),
+      );
+    }
+    assert.deepEqual(value, Buffer.from('x'));
+  });
+});

@@ -1,0 +1,533 @@
+/**
+ * The Transport over the multiplexed binary protocol (format.ts): one
+ * persistent connection per peer, opened lazily by an HTTP Upgrade on the
+ * peer's own port, carrying any number of requests at once, matched to their
+ * answers by id.
+ *
+ * Per peer, a link moves through these states:
+ *
+ *   idle --request--> connecting --101--> open --socket error/close--> down
+ *                         |                                           |  ^
+ *                         +----------refused/failed-------------------+  |
+ *                                         down --probe succeeds--> open  |
+ *                                         down --probe fails-------------+
+ *
+ * - connecting (first use): requests wait for the connection (their frames
+ *   are queued) or for their deadline.
+ * - down: requests fail at once with RINGKV_UNAVAILABLE; a timer makes one
+ *   connection attempt per probe interval, so a dead peer costs one failed
+ *   connect per interval, not a timeout per request.
+ * - Entering down rejects every request in flight on the link.
+ *
+ * Frames queued in one event-loop turn, for any number of requests, leave in
+ * one socket write (FrameEncoder, flushed from setImmediate). Deadlines share
+ * one coarse timer (DeadlineTimer); the same timer closes a connection that
+ * has had requests waiting and received nothing for `unresponsiveMs` (a
+ * stopped process keeps its sockets open), so that peer too fails fast.
+ */
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { limits } from '../../config/limits.js';
+import { encodedEntryBytes } from '../../storage/entry/codec.js';
+import type { Entry } from '../../storage/entry/entry.js';
+import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
+import { makeProof } from './auth.js';
+import type { ScanPage, Transport, TransportStats } from './contract.js';
+import { DeadlineTimer, type Expirable } from './deadlines.js';
+import {
+  answerType,
+  decodeMessage,
+  FRAME_HEADER_BYTES,
+  type Message,
+  MessageType,
+  PROOF_HEADER,
+  PROTOCOL,
+  UPGRADE_PATH,
+} from './format.js';
+import { FrameDecoder } from './frame-decoder.js';
+import { FrameEncoder } from './frame-encoder.js';
+
+export interface FrameTransportOptions {
+  /** The cluster secret: every handshake carries a proof of it (auth.ts). */
+  readonly secret?: string | undefined;
+  readonly probeIntervalMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly unresponsiveMs?: number;
+  readonly frameBytesMax?: number;
+  readonly timerResolutionMs?: number;
+  readonly inFlightMax?: number;
+  readonly queuedBytesMax?: number;
+}
+
+interface _Settings {
+  readonly secret: string | undefined;
+  readonly probeIntervalMs: number;
+  readonly connectTimeoutMs: number;
+  readonly unresponsiveMs: number;
+  readonly frameBytesMax: number;
+  readonly inFlightMax: number;
+  readonly queuedBytesMax: number;
+}
+
+interface _Counters {
+  requests: number;
+  socketWrites: number;
+  connectAttempts: number;
+  connectFailures: number;
+  timeouts: number;
+  refusedDown: number;
+}
+
+/**
+ * Example:
+ *   const transport = new FrameTransport({ secret });
+ *   await transport.write('http://127.0.0.1:8081', entry, Date.now() + 1000);
+ */
+export class FrameTransport implements Transport {
+  readonly #settings: _Settings;
+  readonly #links = new Map<string, _PeerLink>();
+  readonly #deadlines: DeadlineTimer;
+  readonly #counters: _Counters = {
+    requests: 0,
+    socketWrites: 0,
+    connectAttempts: 0,
+    connectFailures: 0,
+    timeouts: 0,
+    refusedDown: 0,
+  };
+  #closed = false;
+
+  constructor(options: FrameTransportOptions = {}) {
+    this.#settings = {
+      secret: options.secret,
+      probeIntervalMs: options.probeIntervalMs ?? limits.internodeProbeIntervalMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? limits.internodeConnectTimeoutMs,
+      unresponsiveMs: options.unresponsiveMs ?? limits.internodeUnresponsiveMs,
+      frameBytesMax: options.frameBytesMax ?? limits.internodeFrameBytesMax,
+      inFlightMax: options.inFlightMax ?? limits.internodeInFlightMax,
+      queuedBytesMax: options.queuedBytesMax ?? limits.internodeQueuedBytesMax,
+    };
+    this.#deadlines = new DeadlineTimer({
+      resolutionMs: options.timerResolutionMs ?? limits.internodeTimerResolutionMs,
+      onTick: (nowMs) => {
+        for (const link of this.#links.values()) link.checkResponsive(nowMs);
+      },
+    });
+  }
+
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<void> {
+    if (FRAME_HEADER_BYTES + encodedEntryBytes(entry) > this.#settings.frameBytesMax) {
+      return Promise.reject(
+        new RingkvError(
+          'RINGKV_VALUE_TOO_LARGE',
+          `Entry too large for an internode frame: key ${entry.key.length} bytes, value ${entry.value.length} bytes`,
+        ),
+      );
+    }
+    return this.#request(peer, { type: MessageType.Write, entry }, deadlineMs);
+  }
+
+  read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined> {
+    return this.#request(peer, { type: MessageType.Read, key }, deadlineMs);
+  }
+
+  scan(
+    peer: string,
+    start: Buffer,
+    end: Buffer | undefined,
+    limit: number,
+    deadlineMs: number,
+  ): Promise<ScanPage> {
+    return this.#request(peer, { type: MessageType.Scan, start, end, limit }, deadlineMs);
+  }
+
+  /** A round trip that touches no data: health checks and tests. */
+  ping(peer: string, deadlineMs: number): Promise<void> {
+    return this.#request(peer, { type: MessageType.Ping }, deadlineMs);
+  }
+
+  isUp(peer: string): boolean {
+    return this.#links.get(peer)?.state !== 'down';
+  }
+
+  stats(): TransportStats {
+    return { ...this.#counters };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const link of this.#links.values()) link.close();
+    this.#links.clear();
+    this.#deadlines.close();
+  }
+
+  #request<T>(peer: string, message: Message, deadlineMs: number): Promise<T> {
+    if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
+    let link = this.#links.get(peer);
+    if (link === undefined) {
+      link = new _PeerLink(peer, this.#settings, this.#deadlines, this.#counters);
+      this.#links.set(peer, link);
+    }
+    return link.request(message, deadlineMs) as Promise<T>;
+  }
+}
+
+type _LinkState = 'idle' | 'connecting' | 'open' | 'down' | 'closed';
+
+/** One request waiting for its answer. */
+class _Pending implements Expirable {
+  bucket = -1;
+  readonly id: number;
+  readonly requestType: number;
+  readonly deadlineMs: number;
+  readonly link: _PeerLink;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: Error) => void;
+
+  constructor(fields: Pick<_Pending, 'id' | 'requestType' | 'deadlineMs' | 'link' | 'resolve' | 'reject'>) {
+    this.id = fields.id;
+    this.requestType = fields.requestType;
+    this.deadlineMs = fields.deadlineMs;
+    this.link = fields.link;
+    this.resolve = fields.resolve;
+    this.reject = fields.reject;
+  }
+
+  expire(): void {
+    this.link.expire(this);
+  }
+}
+
+/** The connection to one peer, its queue of outgoing frames, and its requests in flight. */
+class _PeerLink {
+  readonly peer: string;
+  state: _LinkState = 'idle';
+  readonly #settings: _Settings;
+  readonly #deadlines: DeadlineTimer;
+  readonly #counters: _Counters;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #configError: RingkvError | undefined;
+  readonly #encoder = new FrameEncoder();
+  readonly #pending = new Map<number, _Pending>();
+  #socket: Socket | undefined;
+  /** The handshake in progress, if any. */
+  #attempt: http.ClientRequest | undefined;
+  #flushScheduled = false;
+  #probeTimer: NodeJS.Timeout | undefined;
+  #downCause: RingkvError | undefined;
+  #nextId = 1;
+  #lastReceiveMs = 0;
+  #waitingSinceMs = 0;
+
+  constructor(peer: string, settings: _Settings, deadlines: DeadlineTimer, counters: _Counters) {
+    this.peer = peer;
+    this.#settings = settings;
+    this.#deadlines = deadlines;
+    this.#counters = counters;
+    let host = '';
+    let port = 0;
+    let configError: RingkvError | undefined;
+    try {
+      const url = new URL(peer);
+      if (url.protocol !== 'http:') throw new Error(`unsupported scheme ${url.protocol}`);
+      host = url.hostname.replace(/^\[|\]$/g, '');
+      port = url.port === '' ? 80 : Number(url.port);
+    } catch (err) {
+      configError = new RingkvError('RINGKV_CONFIG', `Bad peer URL: ${peer}: ${errorMessage(err)}`);
+    }
+    this.#host = host;
+    this.#port = port;
+    this.#configError = configError;
+  }
+
+  request(message: Message, deadlineMs: number): Promise<unknown> {
+    if (this.#configError !== undefined) return Promise.reject(this.#configError);
+    if (this.state === 'down') {
+      this.#counters.refusedDown++;
+      return Promise.reject(this.#unavailable(this.#downCause));
+    }
+    if (this.state === 'closed')
+      return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
+    const now = Date.now();
+    if (deadlineMs <= now) {
+      this.#counters.timeouts++;
+      return Promise.reject(
+        new RingkvError('RINGKV_TIMEOUT', `Deadline passed before sending to ${this.peer}`),
+      );
+    }
+    if (this.#pending.size >= this.#settings.inFlightMax) {
+      return Promise.reject(
+        new RingkvError(
+          'RINGKV_UNAVAILABLE',
+          `Too many requests in flight to ${this.peer}: ${this.#pending.size}`,
+        ),
+      );
+    }
+    const queued = this.#encoder.queuedBytes + (this.#socket?.writableLength ?? 0);
+    if (queued > this.#settings.queuedBytesMax) {
+      return Promise.reject(
+        new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is not keeping up: ${queued} bytes queued`),
+      );
+    }
+    if (this.state === 'idle') this.#connect();
+
+    const id = this.#allocateId();
+    const promise = new Promise<unknown>((resolve, reject) => {
+      const pending = new _Pending({
+        id,
+        requestType: message.type,
+        deadlineMs,
+        link: this,
+        resolve,
+        reject,
+      });
+      if (this.#pending.size === 0) this.#waitingSinceMs = now;
+      this.#pending.set(id, pending);
+      this.#deadlines.add(pending);
+    });
+    this.#encoder.append(message, id);
+    this.#counters.requests++;
+    if (this.state === 'open') this.#scheduleFlush();
+    return promise;
+  }
+
+  /** Called by the shared timer when a request's deadline passed. */
+  expire(pending: _Pending): void {
+    if (this.#pending.get(pending.id) !== pending) return;
+    this.#pending.delete(pending.id);
+    this.#counters.timeouts++;
+    pending.reject(new RingkvError('RINGKV_TIMEOUT', `Peer ${this.peer} did not answer in time`));
+  }
+
+  /** Closes a connection that has requests waiting and has been silent too long. */
+  checkResponsive(nowMs: number): void {
+    if (this.state !== 'open' || this.#pending.size === 0) return;
+    const silentMs = nowMs - Math.max(this.#lastReceiveMs, this.#waitingSinceMs);
+    if (silentMs > this.#settings.unresponsiveMs) {
+      this.#fail(new RingkvError('RINGKV_TIMEOUT', `Peer ${this.peer} sent nothing for ${silentMs} ms`));
+    }
+  }
+
+  close(): void {
+    const err = new RingkvError('RINGKV_CLOSED', 'Transport is closed');
+    this.state = 'closed';
+    if (this.#probeTimer !== undefined) clearTimeout(this.#probeTimer);
+    this.#attempt?.destroy();
+    this.#attempt = undefined;
+    this.#socket?.destroy();
+    this.#socket = undefined;
+    this.#encoder.clear();
+    this.#rejectAll(err);
+  }
+
+  #allocateId(): number {
+    let id = this.#nextId;
+    while (this.#pending.has(id)) id = (id + 1) >>> 0 || 1;
+    this.#nextId = (id + 1) >>> 0 || 1;
+    return id;
+  }
+
+  /** Starts a handshake: the first connection (state connecting) or a probe (state stays down). */
+  #connect(): void {
+    if (this.state === 'idle') this.state = 'connecting';
+    this.#counters.connectAttempts++;
+    const headers: http.OutgoingHttpHeaders = { Connection: 'Upgrade', Upgrade: PROTOCOL };
+    if (this.#settings.secret !== undefined)
+      headers[PROOF_HEADER] = makeProof(this.#settings.secret, this.peer);
+    const request = http.request({
+      host: this.#host,
+      port: this.#port,
+      path: UPGRADE_PATH,
+      method: 'GET',
+      headers,
+      agent: false,
+    });
+    this.#attempt = request;
+    // One timer per attempt is fine: attempts are at most one per probe interval.
+    const timer = setTimeout(() => {
+      request.destroy(new RingkvError('RINGKV_TIMEOUT', `Internode handshake with ${this.peer} timed out`));
+    }, this.#settings.connectTimeoutMs);
+    timer.unref();
+    const settle = (): boolean => {
+      clearTimeout(timer);
+      if (this.#attempt !== request) return false;
+      this.#attempt = undefined;
+      return true;
+    };
+    request.once('upgrade', (response, socket, head) => {
+      if (!settle()) {
+        socket.destroy();
+        return;
+      }
+      if (response.headers.upgrade?.toLowerCase() !== PROTOCOL) {
+        socket.destroy();
+        this.#fail(new RingkvError('RINGKV_PROTOCOL', `Peer ${this.peer} upgraded to another protocol`));
+        return;
+      }
+      this.#opened(socket, head);
+    });
+    request.once('response', (response) => {
+      response.resume();
+      if (!settle()) return;
+      const status = response.statusCode ?? 0;
+      this.#fail(
+        status === 401 || status === 403
+          ? new RingkvError(
+              'RINGKV_UNAUTHORIZED',
+              `Peer ${this.peer} refused the cluster secret proof: ${status}`,
+            )
+          : new RingkvError(
+              'RINGKV_PROTOCOL',
+              `Peer ${this.peer} answered the internode upgrade with ${status}`,
+            ),
+      );
+    });
+    request.on('error', (err) => {
+      if (!settle()) return;
+      this.#fail(
+        isRingkvError(err)
+          ? err
+          : new RingkvError('RINGKV_UNAVAILABLE', `Cannot reach ${this.peer}: ${errorMessage(err)}`, {
+              cause: err,
+            }),
+      );
+    });
+    request.end();
+  }
+
+  #opened(socket: Socket, head: Buffer): void {
+    this.state = 'open';
+    this.#downCause = undefined;
+    this.#socket = socket;
+    this.#lastReceiveMs = Date.now();
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 10_000);
+    const decoder = new FrameDecoder(this.#settings.frameBytesMax, (type, id, body) =>
+      this.#onFrame(type, id, body),
+    );
+    const receive = (chunk: Buffer): void => {
+      if (this.#socket !== socket) return;
+      this.#lastReceiveMs = Date.now();
+      try {
+        decoder.push(chunk);
+      } catch (err) {
+        this.#fail(err as RingkvError);
+      }
+    };
+    socket.on('data', receive);
+    socket.on('error', (err) => {
+      if (this.#socket === socket) {
+        this.#fail(
+          new RingkvError('RINGKV_UNAVAILABLE', `Connection to ${this.peer} failed: ${err.message}`, {
+            cause: err,
+          }),
+        );
+      }
+    });
+    socket.on('close', () => {
+      if (this.#socket === socket)
+        this.#fail(new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} closed the connection`));
+    });
+    if (head.length > 0) receive(head);
+    this.#flush();
+  }
+
+  #onFrame(type: number, id: number, body: Buffer): void {
+    const pending = this.#pending.get(id);
+    // An answer whose request timed out or was never sent: nothing waits for it.
+    if (pending === undefined) return;
+    this.#pending.delete(id);
+    this.#deadlines.remove(pending);
+    const message = decodeMessage(type, body);
+    if (typeof message === 'string') {
+      pending.reject(new RingkvError('RINGKV_PROTOCOL', `Bad answer from ${this.peer}: ${message}`));
+    } else if (message.type === MessageType.Error) {
+      pending.reject(new RingkvError(message.code, `Peer ${this.peer} failed: ${message.message}`));
+    } else if (message.type !== answerType(pending.requestType)) {
+      pending.reject(
+        new RingkvError(
+          'RINGKV_PROTOCOL',
+          `Peer ${this.peer} answered type ${type} to type ${pending.requestType}`,
+        ),
+      );
+    } else {
+      pending.resolve(_answerValue(message));
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      this.#flush();
+    });
+  }
+
+  #flush(): void {
+    const socket = this.#socket;
+    if (this.state !== 'open' || socket === undefined || this.#encoder.frames === 0) return;
+    const chunks = this.#encoder.take();
+    this.#counters.socketWrites++;
+    if (chunks.length === 1) {
+      socket.write(chunks[0]!);
+      return;
+    }
+    // Several buffers (a large frame started a new one): one writev.
+    socket.cork();
+    for (const chunk of chunks) socket.write(chunk);
+    socket.uncork();
+  }
+
+  /** The connection (or the attempt to make one) failed: reject what waits, mark down, probe later. */
+  #fail(cause: RingkvError): void {
+    if (this.state === 'closed') return;
+    const wasOpen = this.state === 'open';
+    if (!wasOpen) this.#counters.connectFailures++;
+    this.state = 'down';
+    this.#downCause = cause;
+    const socket = this.#socket;
+    this.#socket = undefined;
+    socket?.destroy();
+    this.#encoder.clear();
+    this.#rejectAll(cause.code === 'RINGKV_UNAUTHORIZED' ? cause : this.#unavailable(cause));
+    if (this.#probeTimer === undefined) {
+      this.#probeTimer = setTimeout(() => this.#probe(), this.#settings.probeIntervalMs);
+      this.#probeTimer.unref();
+    }
+  }
+
+  #probe(): void {
+    this.#probeTimer = undefined;
+    if (this.state === 'down' && this.#attempt === undefined) this.#connect();
+  }
+
+  #rejectAll(err: RingkvError): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) {
+      this.#deadlines.remove(p);
+      p.reject(err);
+    }
+  }
+
+  #unavailable(cause: RingkvError | undefined): RingkvError {
+    if (cause?.code === 'RINGKV_UNAVAILABLE') return cause;
+    const detail = cause === undefined ? '' : `: ${cause.message}`;
+    return new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is down${detail}`, { cause });
+  }
+}
+
+/** What the caller's promise resolves to, per answer type. */
+function _answerValue(message: Message): unknown {
+  switch (message.type) {
+    case MessageType.Entry:
+      return message.entry;
+    case MessageType.Batch:
+      return { entries: message.entries, more: message.more };
+    default:
+      return undefined;
+  }
+}

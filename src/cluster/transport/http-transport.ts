@@ -1,0 +1,452 @@
+/**
+ * The Transport over plain HTTP/1.1 (http-endpoint.ts has the paths): one
+ * request per message on keep-alive connections. It keeps the same contract
+ * and failure behaviour as the binary protocol (a peer that fails is marked
+ * down, refused at once, probed once per interval; deadlines on one shared
+ * timer) so that the benchmark compares framing and batching, nothing else.
+ * Nodes use it when RINGKV_INTERNODE=http.
+ */
+import http from 'node:http';
+import { limits } from '../../config/limits.js';
+import { encodedEntryBytes } from '../../storage/entry/codec.js';
+import type { Entry } from '../../storage/entry/entry.js';
+import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
+import { makeProof } from './auth.js';
+import type { ScanPage, Transport, TransportStats } from './contract.js';
+import { DeadlineTimer, type Expirable } from './deadlines.js';
+import {
+  decodeBatchBody,
+  decodeMessage,
+  ERROR_HEADER,
+  encodeBody,
+  FRAME_HEADER_BYTES,
+  HTTP_PATH_PREFIX,
+  MessageType,
+  PROOF_HEADER,
+  toWireErrorCode,
+} from './format.js';
+
+export interface HttpTransportOptions {
+  readonly secret?: string | undefined;
+  readonly probeIntervalMs?: number;
+  readonly unresponsiveMs?: number;
+  readonly frameBytesMax?: number;
+  readonly timerResolutionMs?: number;
+  readonly inFlightMax?: number;
+  /** Sockets per peer (default 64): HTTP/1.1 carries one request at a time per socket. */
+  readonly socketsPerPeer?: number;
+}
+
+interface _Settings {
+  readonly secret: string | undefined;
+  readonly probeIntervalMs: number;
+  readonly unresponsiveMs: number;
+  readonly frameBytesMax: number;
+  readonly inFlightMax: number;
+}
+
+type _Parse = (status: number, body: Buffer) => unknown;
+
+/** One request waiting for its answer. */
+class _HttpPending implements Expirable {
+  bucket = -1;
+  request: http.ClientRequest | undefined;
+  retried = false;
+  readonly deadlineMs: number;
+  readonly peer: _HttpPeer;
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (err: Error) => void;
+
+  constructor(fields: Pick<_HttpPending, 'deadlineMs' | 'peer' | 'resolve' | 'reject'>) {
+    this.deadlineMs = fields.deadlineMs;
+    this.peer = fields.peer;
+    this.resolve = fields.resolve;
+    this.reject = fields.reject;
+  }
+
+  expire(): void {
+    this.peer.expire(this);
+  }
+}
+
+interface _HttpPeer {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  up: boolean;
+  downCause: RingkvError | undefined;
+  probeTimer: NodeJS.Timeout | undefined;
+  readonly pending: Set<_HttpPending>;
+  proof: string | undefined;
+  proofMadeMs: number;
+  lastReceiveMs: number;
+  waitingSinceMs: number;
+  expire(pending: _HttpPending): void;
+}
+
+export class HttpTransport implements Transport {
+  readonly #settings: _Settings;
+  readonly #agent: http.Agent;
+  readonly #peers = new Map<string, _HttpPeer>();
+  readonly #deadlines: DeadlineTimer;
+  readonly #counters = {
+    requests: 0,
+    socketWrites: 0,
+    connectAttempts: 0,
+    connectFailures: 0,
+    timeouts: 0,
+    refusedDown: 0,
+  };
+  #closed = false;
+
+  constructor(options: HttpTransportOptions = {}) {
+    this.#settings = {
+      secret: options.secret,
+      probeIntervalMs: options.probeIntervalMs ?? limits.internodeProbeIntervalMs,
+      unresponsiveMs: options.unresponsiveMs ?? limits.internodeUnresponsiveMs,
+      frameBytesMax: options.frameBytesMax ?? limits.internodeFrameBytesMax,
+      inFlightMax: options.inFlightMax ?? limits.internodeInFlightMax,
+    };
+    const sockets = options.socketsPerPeer ?? 64;
+    this.#agent = new http.Agent({
+      keepAlive: true,
+      maxSockets: sockets,
+      maxFreeSockets: sockets,
+      scheduling: 'lifo',
+    });
+    this.#deadlines = new DeadlineTimer({
+      resolutionMs: options.timerResolutionMs ?? limits.internodeTimerResolutionMs,
+      onTick: (nowMs) => this.#checkResponsive(nowMs),
+    });
+  }
+
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<void> {
+    if (FRAME_HEADER_BYTES + encodedEntryBytes(entry) > this.#settings.frameBytesMax) {
+      return Promise.reject(
+        new RingkvError(
+          'RINGKV_VALUE_TOO_LARGE',
+          `Entry too large for an internode request: value ${entry.value.length} bytes`,
+        ),
+      );
+    }
+    const body = encodeBody({ type: MessageType.Write, entry });
+    return this.#request(
+      peer,
+      { method: 'POST', path: 'write', body, deadlineMs },
+      _parseEmpty,
+    ) as Promise<void>;
+  }
+
+  read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined> {
+    const path = `read?key=${key.toString('base64url')}`;
+    return this.#request(peer, { method: 'GET', path, deadlineMs }, _parseEntry) as Promise<
+      Entry | undefined
+    >;
+  }
+
+  scan(
+    peer: string,
+    start: Buffer,
+    end: Buffer | undefined,
+    limit: number,
+    deadlineMs: number,
+  ): Promise<ScanPage> {
+    let path = `scan?start=${start.toString('base64url')}&limit=${limit}`;
+    if (end !== undefined) path += `&end=${end.toString('base64url')}`;
+    return this.#request(peer, { method: 'GET', path, deadlineMs }, _parseBatch) as Promise<ScanPage>;
+  }
+
+  ping(peer: string, deadlineMs: number): Promise<void> {
+    return this.#request(peer, { method: 'GET', path: 'ping', deadlineMs }, _parseEmpty) as Promise<void>;
+  }
+
+  isUp(peer: string): boolean {
+    return this.#peers.get(peer)?.up ?? true;
+  }
+
+  stats(): TransportStats {
+    return { ...this.#counters };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const err = new RingkvError('RINGKV_CLOSED', 'Transport is closed');
+    for (const peer of this.#peers.values()) {
+      if (peer.probeTimer !== undefined) clearTimeout(peer.probeTimer);
+      this.#rejectAll(peer, err);
+    }
+    this.#deadlines.close();
+    this.#agent.destroy();
+  }
+
+  #peer(url: string): _HttpPeer | RingkvError {
+    const known = this.#peers.get(url);
+    if (known !== undefined) return known;
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+      if (parsed.protocol !== 'http:') throw new Error(`unsupported scheme ${parsed.protocol}`);
+    } catch (err) {
+      return new RingkvError('RINGKV_CONFIG', `Bad peer URL: ${url}: ${errorMessage(err)}`);
+    }
+    const peer: _HttpPeer = {
+      url,
+      host: parsed.hostname.replace(/^\[|\]$/g, ''),
+      port: parsed.port === '' ? 80 : Number(parsed.port),
+      up: true,
+      downCause: undefined,
+      probeTimer: undefined,
+      pending: new Set(),
+      proof: undefined,
+      proofMadeMs: 0,
+      lastReceiveMs: 0,
+      waitingSinceMs: 0,
+      expire: (pending) => {
+        if (!peer.pending.delete(pending)) return;
+        this.#counters.timeouts++;
+        pending.request?.destroy();
+        pending.reject(new RingkvError('RINGKV_TIMEOUT', `Peer ${url} did not answer in time`));
+      },
+    };
+    this.#peers.set(url, peer);
+    return peer;
+  }
+
+  #request(
+    url: string,
+    spec: { method: string; path: string; body?: Buffer; deadlineMs: number },
+    parse: _Parse,
+  ): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
+    const peer = this.#peer(url);
+    if (peer instanceof RingkvError) return Promise.reject(peer);
+    if (!peer.up) {
+      this.#counters.refusedDown++;
+      return Promise.reject(_unavailable(peer));
+    }
+    const now = Date.now();
+    if (spec.deadlineMs <= now) {
+      this.#counters.timeouts++;
+      return Promise.reject(new RingkvError('RINGKV_TIMEOUT', `Deadline passed before sending to ${url}`));
+    }
+    if (peer.pending.size >= this.#settings.inFlightMax) {
+      return Promise.reject(new RingkvError('RINGKV_UNAVAILABLE', `Too many requests in flight to ${url}`));
+    }
+    return new Promise((resolve, reject) => {
+      const pending = new _HttpPending({ deadlineMs: spec.deadlineMs, peer, resolve, reject });
+      if (peer.pending.size === 0) peer.waitingSinceMs = now;
+      peer.pending.add(pending);
+      this.#deadlines.add(pending);
+      this.#send(pending, spec, parse);
+    });
+  }
+
+  #send(pending: _HttpPending, spec: { method: string; path: string; body?: Buffer }, parse: _Parse): void {
+    const peer = pending.peer;
+    const headers: http.OutgoingHttpHeaders = {};
+    const proof = this.#proof(peer);
+    if (proof !== undefined) headers[PROOF_HEADER] = proof;
+    if (spec.body !== undefined) {
+      headers['content-type'] = 'application/octet-stream';
+      headers['content-length'] = spec.body.length;
+    }
+    this.#counters.requests++;
+    this.#counters.socketWrites++;
+    const request = http.request({
+      agent: this.#agent,
+      host: peer.host,
+      port: peer.port,
+      method: spec.method,
+      path: HTTP_PATH_PREFIX + spec.path,
+      headers,
+    });
+    pending.request = request;
+    request.on('response', (response) => {
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      response.on('data', (chunk: Buffer) => {
+        peer.lastReceiveMs = Date.now();
+        bytes += chunk.length;
+        if (bytes > this.#settings.frameBytesMax) {
+          request.destroy(new RingkvError('RINGKV_PROTOCOL', `Answer from ${peer.url} too large`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      response.on('end', () => {
+        peer.lastReceiveMs = Date.now();
+        if (!this.#settle(pending)) return;
+        const body = Buffer.concat(chunks, bytes);
+        const status = response.statusCode ?? 0;
+        try {
+          pending.resolve(_parseAnswer(peer.url, status, response, body, parse));
+        } catch (err) {
+          pending.reject(err as Error);
+        }
+      });
+    });
+    request.on('error', (err) => {
+      if (!peer.pending.has(pending)) return;
+      // A kept-alive socket the server closed while idle: retry once on a fresh one (every message is idempotent).
+      if (request.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET' && !pending.retried) {
+        pending.retried = true;
+        this.#send(pending, spec, parse);
+        return;
+      }
+      this.#markDown(
+        peer,
+        isRingkvError(err)
+          ? err
+          : new RingkvError('RINGKV_UNAVAILABLE', `Cannot reach ${peer.url}: ${err.message}`, { cause: err }),
+      );
+    });
+    request.end(spec.body);
+  }
+
+  /** Removes a finished request from its peer; false when it had already timed out or failed. */
+  #settle(pending: _HttpPending): boolean {
+    if (!pending.peer.pending.delete(pending)) return false;
+    this.#deadlines.remove(pending);
+    pending.request = undefined;
+    return true;
+  }
+
+  /** A proof reused for half its freshness window: an HMAC per request would cost more than the request. */
+  #proof(peer: _HttpPeer): string | undefined {
+    const secret = this.#settings.secret;
+    if (secret === undefined) return undefined;
+    const now = Date.now();
+    if (peer.proof === undefined || now - peer.proofMadeMs > limits.internodeProofWindowMs / 2) {
+      peer.proof = makeProof(secret, peer.url, { nowMs: now });
+      peer.proofMadeMs = now;
+    }
+    return peer.proof;
+  }
+
+  #markDown(peer: _HttpPeer, cause: RingkvError): void {
+    if (peer.up) {
+      peer.up = false;
+      peer.downCause = cause;
+    }
+    this.#rejectAll(peer, cause.code === 'RINGKV_UNAUTHORIZED' ? cause : _unavailable(peer));
+    this.#scheduleProbe(peer);
+  }
+
+  #scheduleProbe(peer: _HttpPeer): void {
+    if (peer.probeTimer !== undefined || this.#closed) return;
+    peer.probeTimer = setTimeout(() => {
+      peer.probeTimer = undefined;
+      this.#probe(peer);
+    }, this.#settings.probeIntervalMs);
+    peer.probeTimer.unref();
+  }
+
+  /** One ping on a fresh connection; success brings the peer back. */
+  #probe(peer: _HttpPeer): void {
+    if (this.#closed || peer.up) return;
+    this.#counters.connectAttempts++;
+    const headers: http.OutgoingHttpHeaders = {};
+    const proof = this.#proof(peer);
+    if (proof !== undefined) headers[PROOF_HEADER] = proof;
+    const request = http.request({
+      agent: false,
+      host: peer.host,
+      port: peer.port,
+      method: 'GET',
+      path: `${HTTP_PATH_PREFIX}ping`,
+      headers,
+      timeout: this.#settings.probeIntervalMs * 4,
+    });
+    request.on('response', (response) => {
+      response.resume();
+      if (response.statusCode === 204) {
+        peer.up = true;
+        peer.downCause = undefined;
+        return;
+      }
+      this.#counters.connectFailures++;
+      peer.downCause = new RingkvError(
+        response.statusCode === 401 || response.statusCode === 403
+          ? 'RINGKV_UNAUTHORIZED'
+          : 'RINGKV_PROTOCOL',
+        `Peer ${peer.url} answered ${response.statusCode} to a ping`,
+      );
+      this.#scheduleProbe(peer);
+    });
+    request.on('timeout', () => request.destroy(new Error('probe timed out')));
+    request.on('error', (err) => {
+      this.#counters.connectFailures++;
+      peer.downCause = new RingkvError('RINGKV_UNAVAILABLE', `Cannot reach ${peer.url}: ${err.message}`, {
+        cause: err,
+      });
+      this.#scheduleProbe(peer);
+    });
+    request.end();
+  }
+
+  #rejectAll(peer: _HttpPeer, err: RingkvError): void {
+    const pending = [...peer.pending];
+    peer.pending.clear();
+    for (const p of pending) {
+      this.#deadlines.remove(p);
+      p.request?.destroy();
+      p.reject(err);
+    }
+  }
+
+  #checkResponsive(nowMs: number): void {
+    for (const peer of this.#peers.values()) {
+      if (!peer.up || peer.pending.size === 0) continue;
+      const silentMs = nowMs - Math.max(peer.lastReceiveMs, peer.waitingSinceMs);
+      if (silentMs > this.#settings.unresponsiveMs) {
+        this.#markDown(
+          peer,
+          new RingkvError('RINGKV_TIMEOUT', `Peer ${peer.url} sent nothing for ${silentMs} ms`),
+        );
+      }
+    }
+  }
+}
+
+function _unavailable(peer: _HttpPeer): RingkvError {
+  const cause = peer.downCause;
+  if (cause?.code === 'RINGKV_UNAVAILABLE') return cause;
+  const detail = cause === undefined ? '' : `: ${cause.message}`;
+  return new RingkvError('RINGKV_UNAVAILABLE', `Peer ${peer.url} is down${detail}`, { cause });
+}
+
+function _parseAnswer(
+  url: string,
+  status: number,
+  response: http.IncomingMessage,
+  body: Buffer,
+  parse: _Parse,
+): unknown {
+  if (status === 200 || status === 204) return parse(status, body);
+  if (status === 401 || status === 403) {
+    throw new RingkvError('RINGKV_UNAUTHORIZED', `Peer ${url} refused the cluster secret proof: ${status}`);
+  }
+  const code = response.headers[ERROR_HEADER];
+  if (typeof code === 'string')
+    throw new RingkvError(toWireErrorCode(code), `Peer ${url} failed: ${body.toString()}`);
+  throw new RingkvError('RINGKV_PROTOCOL', `Peer ${url} answered ${status}`);
+}
+
+function _parseEmpty(): undefined {
+  return undefined;
+}
+
+function _parseEntry(_status: number, body: Buffer): Entry | undefined {
+  const message = decodeMessage(MessageType.Entry, body);
+  if (typeof message === 'string' || message.type !== MessageType.Entry) {
+    throw new RingkvError('RINGKV_PROTOCOL', `Bad read answer: ${String(message)}`);
+  }
+  return message.entry;
+}
+
+function _parseBatch(_status: number, body: Buffer): ScanPage {
+  const message = decodeBatchBody(body);
+  if (typeof message === 'string') throw new RingkvError('RINGKV_PROTOCOL', `Bad scan answer: ${message}`);
+  return { entries: message.entries, more: message.more };
+}

@@ -1,0 +1,80 @@
+/**
+ * Serving one internode request: decoded message in, answer message out. The
+ * binary connection (frame-server.ts) and the plain-HTTP endpoint
+ * (http-endpoint.ts) both call this, so the two protocols answer alike.
+ */
+
+import { encodedEntryBytes } from '../../storage/entry/codec.js';
+import type { Entry } from '../../storage/entry/entry.js';
+import { isRingkvError } from '../../util/errors.js';
+import type { InternodeHandler, ScanPage } from './contract.js';
+import { batchBodyBytes, FRAME_HEADER_BYTES, type Message, MessageType } from './format.js';
+
+export interface ServeLimits {
+  readonly frameBytesMax: number;
+  readonly scanEntriesMax: number;
+  /** Handler failures that are not RingkvErrors (bugs), for the node's log. */
+  readonly onError?: ((err: unknown) => void) | undefined;
+}
+
+/** The answer to a request message; never rejects (failures become ERROR answers). */
+export async function serveMessage(
+  handler: InternodeHandler,
+  request: Message,
+  limits: ServeLimits,
+): Promise<Message> {
+  try {
+    switch (request.type) {
+      case MessageType.Write:
+        await handler.write(request.entry);
+        return { type: MessageType.Ok };
+      case MessageType.Read:
+        return { type: MessageType.Entry, entry: await handler.read(request.key) };
+      case MessageType.Scan: {
+        const limit = Math.max(1, Math.min(request.limit, limits.scanEntriesMax));
+        const page = await handler.scan(request.start, request.end, limit);
+        return fitBatch(page, limits.frameBytesMax);
+      }
+      case MessageType.Ping:
+        return { type: MessageType.Pong };
+      default:
+        return {
+          type: MessageType.Error,
+          code: 'RINGKV_PROTOCOL',
+          message: `Not a request type: ${request.type}`,
+        };
+    }
+  } catch (err) {
+    return errorAnswer(err, limits);
+  }
+}
+
+export function errorAnswer(err: unknown, limits: Pick<ServeLimits, 'onError'>): Message {
+  if (isRingkvError(err)) return { type: MessageType.Error, code: err.code, message: err.message };
+  limits.onError?.(err);
+  return {
+    type: MessageType.Error,
+    code: 'RINGKV_UNAVAILABLE',
+    message: `Internal error: ${err instanceof Error ? err.message : String(err)}`,
+  };
+}
+
+/**
+ * A scan page as a BATCH answer that fits one frame: entries past the frame
+ * limit are left out and `more` set, so the caller asks again after the last
+ * entry sent. One entry always fits (the frame limit covers a maximal entry).
+ */
+export function fitBatch(page: ScanPage, frameBytesMax: number): Message {
+  const room = frameBytesMax - FRAME_HEADER_BYTES;
+  if (batchBodyBytes(page.entries) <= room) {
+    return { type: MessageType.Batch, entries: page.entries, more: page.more };
+  }
+  const entries: Entry[] = [];
+  let bytes = batchBodyBytes([]);
+  for (const entry of page.entries) {
+    bytes += encodedEntryBytes(entry);
+    if (bytes > room && entries.length > 0) break;
+    entries.push(entry);
+  }
+  return { type: MessageType.Batch, entries, more: true };
+}

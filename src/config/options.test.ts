@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isRingkvError } from '../util/errors.js';
+import { limits } from './limits.js';
+import { serveOptions } from './options.js';
+
+const base = { url: 'http://127.0.0.1:8080', data: '/tmp/node' };
+
+describe('serveOptions', () => {
+  it('fills defaults from limits and freezes the result', () => {
+    const options = serveOptions(base);
+    assert.deepEqual(options, {
+      url: 'http://127.0.0.1:8080',
+      host: '127.0.0.1',
+      port: 8080,
+      dataDir: '/tmp/node',
+      cluster: ['http://127.0.0.1:8080'],
+      sync: true,
+      antiEntropyIntervalMs: limits.antiEntropyIntervalMs,
+      keyBytesMax: 1024,
+      valueBytesMax: 8 * 1024 * 1024,
+      memtableBytesMax: limits.memtableBytesMax,
+      blockCacheBytes: limits.blockCacheBytes,
+      requestTimeoutMs: 1000,
+      clusterSecret: undefined,
+    });
+    assert.ok(Object.isFrozen(options));
+    assert.ok(Object.isFrozen(options.cluster));
+  });
+
+  it('reads every flag', () => {
+    const options = serveOptions({
+      url: 'http://LOCALHOST:9000/',
+      data: 'd',
+      cluster: 'http://127.0.0.1:9001, http://localhost:9000',
+      sync: 'off',
+      'anti-entropy-interval': '0',
+      'max-key-bytes': '16',
+      'max-value-bytes': '4096',
+      'memtable-bytes': '65536',
+      'block-cache-bytes': '0',
+      'request-timeout': '250',
+      'cluster-secret': 's3cret',
+    });
+    assert.equal(options.url, 'http://localhost:9000');
+    assert.deepEqual(options.cluster, ['http://127.0.0.1:9001', 'http://localhost:9000']);
+    assert.deepEqual(
+      [options.sync, options.antiEntropyIntervalMs, options.keyBytesMax, options.valueBytesMax],
+      [false, 0, 16, 4096],
+    );
+    assert.deepEqual(
+      [options.memtableBytesMax, options.blockCacheBytes, options.requestTimeoutMs, options.clusterSecret],
+      [65536, 0, 250, 's3cret'],
+    );
+  });
+
+  const refused: [string, Record<string, string>][] = [
+    ['no url', { data: 'd' }],
+    ['no data', { url: base.url }],
+    ['a url that is not one', { ...base, url: '127.0.0.1:8080' }],
+    ['https', { ...base, url: 'https://127.0.0.1:8080' }],
+    ['a path', { ...base, url: 'http://127.0.0.1:8080/x' }],
+    ['port 0', { ...base, url: 'http://127.0.0.1:0' }],
+    ['credentials', { ...base, url: 'http://u:p@127.0.0.1:8080' }],
+    ['a cluster without this node', { ...base, cluster: 'http://127.0.0.1:8081' }],
+    ['a cluster listing a node twice', { ...base, cluster: `${base.url},http://127.0.0.1:8080/` }],
+    ['an empty cluster entry', { ...base, cluster: `${base.url},` }],
+    ['sync yes', { ...base, sync: 'yes' }],
+    ['a negative interval', { ...base, 'anti-entropy-interval': '-1' }],
+    ['a fractional size', { ...base, 'max-value-bytes': '1.5' }],
+    ['a zero key limit', { ...base, 'max-key-bytes': '0' }],
+    ['a key limit past the format', { ...base, 'max-key-bytes': '65536' }],
+    ['a zero request timeout', { ...base, 'request-timeout': '0' }],
+    ['an empty secret', { ...base, 'cluster-secret': '' }],
+  ];
+  for (const [name, flags] of refused) {
+    it(`refuses ${name} with a one-line RINGKV_CONFIG`, () => {
+      assert.throws(
+        () => serveOptions(flags),
+        (err) =>
+          isRingkvError(err, 'RINGKV_CONFIG') && !err.message.includes('\n') && err.message.length < 200,
+      );
+    });
+  }
+});

@@ -1,0 +1,196 @@
+/**
+ * Command-line flags to frozen, validated options. Everything a flag can get
+ * wrong is caught here, once, with a one-line RingkvError('RINGKV_CONFIG')
+ * naming the flag, so that the rest of the node trusts its options.
+ *
+ *   serveOptions({ url: 'http://127.0.0.1:8080', data: './data' })
+ *   // -> { url: 'http://127.0.0.1:8080', host: '127.0.0.1', port: 8080, cluster: [url], ... }
+ */
+import { RingkvError } from '../util/errors.js';
+import { limits } from './limits.js';
+
+const KiB = 1024;
+const GiB = 1024 * 1024 * KiB;
+
+/** Flags exactly as `ringkv serve` takes them (API.md), as parseArgs hands them over. */
+export interface ServeFlags {
+  readonly url?: string | undefined;
+  readonly data?: string | undefined;
+  readonly cluster?: string | undefined;
+  readonly sync?: string | undefined;
+  readonly 'anti-entropy-interval'?: string | undefined;
+  readonly 'max-key-bytes'?: string | undefined;
+  readonly 'max-value-bytes'?: string | undefined;
+  readonly 'memtable-bytes'?: string | undefined;
+  readonly 'block-cache-bytes'?: string | undefined;
+  readonly 'request-timeout'?: string | undefined;
+  readonly 'cluster-secret'?: string | undefined;
+}
+
+/** The flag names serveOptions() understands; the CLI builds its parser from them. */
+export const SERVE_FLAG_NAMES = [
+  'url',
+  'data',
+  'cluster',
+  'sync',
+  'anti-entropy-interval',
+  'max-key-bytes',
+  'max-value-bytes',
+  'memtable-bytes',
+  'block-cache-bytes',
+  'request-timeout',
+  'cluster-secret',
+] as const satisfies readonly (keyof ServeFlags)[];
+
+export interface ServeOptions {
+  /** This node's URL, normalized to `http://host:port`. */
+  readonly url: string;
+  /** Where the node listens: the URL's host and port. */
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Every node's normalized URL, this one included, in the order given. */
+  readonly cluster: readonly string[];
+  readonly sync: boolean;
+  /** 0: anti-entropy off. */
+  readonly antiEntropyIntervalMs: number;
+  readonly keyBytesMax: number;
+  readonly valueBytesMax: number;
+  readonly memtableBytesMax: number;
+  readonly blockCacheBytes: number;
+  readonly requestTimeoutMs: number;
+  /** Shared secret nodes present to each other; undefined: none. */
+  readonly clusterSecret: string | undefined;
+}
+
+export interface NodeAddress {
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+export function serveOptions(flags: ServeFlags): ServeOptions {
+  const self = nodeAddress(required(flags.url, 'url'), '--url');
+  const dataDir = required(flags.data, 'data');
+  const cluster = flags.cluster === undefined ? [self.url] : clusterUrls(flags.cluster);
+  if (!cluster.includes(self.url)) {
+    throw configError(`Bad --cluster: it does not list this node's --url ${self.url}`);
+  }
+  return Object.freeze({
+    url: self.url,
+    host: self.host,
+    port: self.port,
+    dataDir,
+    cluster: Object.freeze(cluster),
+    sync: onOff(flags.sync, 'sync', true),
+    antiEntropyIntervalMs: integer(flags['anti-entropy-interval'], 'anti-entropy-interval', {
+      fallback: limits.antiEntropyIntervalMs,
+      min: 0,
+      max: 2 ** 31 - 1, // setTimeout's largest delay
+    }),
+    keyBytesMax: integer(flags['max-key-bytes'], 'max-key-bytes', {
+      fallback: limits.keyBytesMax,
+      min: 1,
+      max: limits.keyBytesHardMax,
+    }),
+    valueBytesMax: integer(flags['max-value-bytes'], 'max-value-bytes', {
+      fallback: limits.valueBytesMax,
+      min: 1,
+      max: limits.valueBytesHardMax,
+    }),
+    memtableBytesMax: integer(flags['memtable-bytes'], 'memtable-bytes', {
+      fallback: limits.memtableBytesMax,
+      min: 4 * KiB,
+      max: GiB,
+    }),
+    blockCacheBytes: integer(flags['block-cache-bytes'], 'block-cache-bytes', {
+      fallback: limits.blockCacheBytes,
+      min: 0,
+      max: 64 * GiB,
+    }),
+    requestTimeoutMs: integer(flags['request-timeout'], 'request-timeout', {
+      fallback: limits.requestTimeoutMs,
+      min: 1,
+      max: 10 * 60 * 1000,
+    }),
+    clusterSecret: secret(flags['cluster-secret']),
+  });
+}
+
+/**
+ * Parses a node URL: http only, a host, an optional port (80 when left out),
+ * nothing after the authority. Normalized so that one node has one spelling
+ * (`http://127.0.0.1:8080`) and the --cluster list can be compared with --url.
+ */
+export function nodeAddress(text: string, flag: string): NodeAddress {
+  let parsed: URL;
+  try {
+    parsed = new URL(text);
+  } catch {
+    throw configError(`Bad ${flag}: ${JSON.stringify(text)} is not a URL`);
+  }
+  if (parsed.protocol !== 'http:') throw configError(`Bad ${flag}: ${text} is not an http:// URL`);
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw configError(`Bad ${flag}: ${text} must not carry credentials`);
+  }
+  if ((parsed.pathname !== '/' && parsed.pathname !== '') || parsed.search !== '' || parsed.hash !== '') {
+    throw configError(`Bad ${flag}: ${text} must have no path, query or fragment`);
+  }
+  const port = parsed.port === '' ? 80 : Number(parsed.port);
+  if (port === 0) throw configError(`Bad ${flag}: ${text} needs a port other than 0`);
+  // URL keeps IPv6 hosts bracketed; listen() wants them bare.
+  const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
+  return { url: `http://${parsed.hostname}:${port}`, host, port };
+}
+
+function clusterUrls(text: string): string[] {
+  const urls: string[] = [];
+  for (const part of text.split(',')) {
+    const item = part.trim();
+    if (item === '') throw configError('Bad --cluster: empty entry in the list');
+    const { url } = nodeAddress(item, '--cluster');
+    if (urls.includes(url)) throw configError(`Bad --cluster: ${url} is listed twice`);
+    urls.push(url);
+  }
+  return urls;
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value === '') throw configError(`Missing --${flag}`);
+  return value;
+}
+
+function onOff(value: string | undefined, flag: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (value === 'on') return true;
+  if (value === 'off') return false;
+  throw configError(`Bad --${flag}: expected on or off, got ${JSON.stringify(value)}`);
+}
+
+interface IntegerRule {
+  readonly fallback: number;
+  readonly min: number;
+  readonly max: number;
+}
+
+function integer(value: string | undefined, flag: string, rule: IntegerRule): number {
+  if (value === undefined) return rule.fallback;
+  if (!/^(0|[1-9][0-9]{0,15})$/.test(value)) {
+    throw configError(`Bad --${flag}: expected a whole number, got ${JSON.stringify(value)}`);
+  }
+  const n = Number(value);
+  if (n < rule.min || n > rule.max) {
+    throw configError(`Bad --${flag}: ${n} is outside ${rule.min}..${rule.max}`);
+  }
+  return n;
+}
+
+function secret(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value === '') throw configError('Bad --cluster-secret: empty');
+  return value;
+}
+
+function configError(message: string): RingkvError {
+  return new RingkvError('RINGKV_CONFIG', message);
+}

@@ -1,0 +1,13 @@
+/** The HTTP package's public face: the server and the pieces the cluster may reuse. */
+export { type ErrorAnswer, errorAnswer } from './errors.js';
+export {
+  decodeComponent,
+  type EntityParams,
+  type ParamLimits,
+  parseEntityParams,
+  parseRangeParams,
+  quorum,
+  type RangeParams,
+  type RangeScope,
+} from './params.js';
+export { HttpServer, type HttpServerOptions, type RequestHandler, type UpgradeHandler } from './server.js';

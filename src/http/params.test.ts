@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { type ErrorCode, isRingkvError } from '../util/errors.js';
+import {
+  decodeComponent,
+  parseEntityParams,
+  parseRangeParams,
+  pathOf,
+  positiveInteger,
+  quorum,
+} from './params.js';
+
+const limits = { keyBytesMax: 16, clusterSize: 5 };
+
+function rejectsWith(code: ErrorCode, fn: () => unknown): void {
+  assert.throws(fn, (err) => isRingkvError(err, code));
+}
+
+describe('pathOf', () => {
+  it('cuts the query off', () => {
+    assert.equal(pathOf('/v0/entity?id=a'), '/v0/entity');
+    assert.equal(pathOf('/v0/status'), '/v0/status');
+    assert.equal(pathOf('/v0/entities?'), '/v0/entities');
+  });
+});
+
+describe('parseEntityParams', () => {
+  const accepted: [string, { key: string; ack: number; from: number; ttlMs: number | undefined }][] = [
+    ['/v0/entity?id=a', { key: 'a', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=a&from=1', { key: 'a', ack: 1, from: 1, ttlMs: undefined }],
+    ['/v0/entity?id=a&from=2', { key: 'a', ack: 2, from: 2, ttlMs: undefined }],
+    ['/v0/entity?id=a&from=4', { key: 'a', ack: 3, from: 4, ttlMs: undefined }],
+    ['/v0/entity?id=a&ack=1', { key: 'a', ack: 1, from: 5, ttlMs: undefined }],
+    ['/v0/entity?ack=2&from=3&id=a', { key: 'a', ack: 2, from: 3, ttlMs: undefined }],
+    ['/v0/entity?id=a&ack=5&from=5', { key: 'a', ack: 5, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=a&ttl=1000', { key: 'a', ack: 3, from: 5, ttlMs: 1000 }],
+    ['/v0/entity?id=a&ttl=999999999999999', { key: 'a', ack: 3, from: 5, ttlMs: 999999999999999 }],
+    ['/v0/entity?id=a+b', { key: 'a b', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=a%2Bb%26c%3Dd', { key: 'a+b&c=d', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=caf%C3%A9', { key: 'café', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=%e2%82%ac', { key: '€', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=first&id=second', { key: 'first', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?x=1&&id=a&unknown&=z', { key: 'a', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?%69d=enc', { key: 'enc', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=a&ack=%32', { key: 'a', ack: 2, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=a=b', { key: 'a=b', ack: 3, from: 5, ttlMs: undefined }],
+    ['/v0/entity?id=0123456789abcdef', { key: '0123456789abcdef', ack: 3, from: 5, ttlMs: undefined }],
+  ];
+  for (const [url, expected] of accepted) {
+    it(`accepts ${url}`, () => {
+      const params = parseEntityParams(url, limits);
+      assert.deepEqual({ ...params, key: params.key.toString('utf8') }, expected);
+    });
+  }
+
+  const refused: [string, ErrorCode, string][] = [
+    ['/v0/entity', 'RINGKV_BAD_REQUEST', 'Missing id'],
+    ['/v0/entity?', 'RINGKV_BAD_REQUEST', 'Missing id'],
+    ['/v0/entity?key=a', 'RINGKV_BAD_REQUEST', 'Missing id'],
+    ['/v0/entity?id=', 'RINGKV_BAD_REQUEST', 'Empty id'],
+    ['/v0/entity?id', 'RINGKV_BAD_REQUEST', 'Empty id'],
+    ['/v0/entity?id=0123456789abcdefX', 'RINGKV_KEY_TOO_LONG', 'Key too long: id is over 16 bytes'],
+    [
+      '/v0/entity?id=%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9%C3%A9a',
+      'RINGKV_KEY_TOO_LONG',
+      'Key too long: id is over 16 bytes',
+    ],
+    ['/v0/entity?id=%', 'RINGKV_BAD_REQUEST', 'Bad percent-encoding: % must be followed by two hex digits'],
+    ['/v0/entity?id=a%2', 'RINGKV_BAD_REQUEST', 'Bad percent-encoding: % must be followed by two hex digits'],
+    ['/v0/entity?id=%zz', 'RINGKV_BAD_REQUEST', 'Bad percent-encoding: % must be followed by two hex digits'],
+    ['/v0/entity?id=%FF', 'RINGKV_BAD_REQUEST', 'Bad percent-encoding: not valid UTF-8'],
+    ['/v0/entity?id=%C3', 'RINGKV_BAD_REQUEST', 'Bad percent-encoding: not valid UTF-8'],
+    ['/v0/entity?id=a&ack=0', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    ['/v0/entity?id=a&ack=-1', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    ['/v0/entity?id=a&ack=1.5', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    ['/v0/entity?id=a&ack=abc', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    ['/v0/entity?id=a&ack=01', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    ['/v0/entity?id=a&ack=', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    ['/v0/entity?id=a&ack=+1', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    ['/v0/entity?id=a&ack=1e1', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    ['/v0/entity?id=a&ack=0x1', 'RINGKV_BAD_REQUEST', 'Bad ack: not a positive integer'],
+    [
+      '/v0/entity?id=a&ack=1%',
+      'RINGKV_BAD_REQUEST',
+      'Bad percent-encoding: % must be followed by two hex digits',
+    ],
+    ['/v0/entity?id=a&from=0', 'RINGKV_BAD_REQUEST', 'Bad from: not a positive integer'],
+    ['/v0/entity?id=a&from=x', 'RINGKV_BAD_REQUEST', 'Bad from: not a positive integer'],
+    ['/v0/entity?id=a&from=6', 'RINGKV_BAD_REQUEST', 'Bad from: larger than the cluster (5 nodes)'],
+    ['/v0/entity?id=a&from=1000000000000000', 'RINGKV_BAD_REQUEST', 'Bad from: not a positive integer'],
+    ['/v0/entity?id=a&ack=3&from=2', 'RINGKV_BAD_REQUEST', 'Bad ack: larger than from'],
+    ['/v0/entity?id=a&ack=6', 'RINGKV_BAD_REQUEST', 'Bad ack: larger than from'],
+    ['/v0/entity?id=a&ttl=0', 'RINGKV_BAD_REQUEST', 'Bad ttl: not a positive integer'],
+    ['/v0/entity?id=a&ttl=-5', 'RINGKV_BAD_REQUEST', 'Bad ttl: not a positive integer'],
+    ['/v0/entity?id=a&ttl=1.5', 'RINGKV_BAD_REQUEST', 'Bad ttl: not a positive integer'],
+    ['/v0/entity?id=a&ttl=', 'RINGKV_BAD_REQUEST', 'Bad ttl: not a positive integer'],
+    ['/v0/entity?id=a&ttl=soon', 'RINGKV_BAD_REQUEST', 'Bad ttl: not a positive integer'],
+  ];
+  for (const [url, code, message] of refused) {
+    it(`refuses ${url} with ${code}`, () => {
+      assert.throws(
+        () => parseEntityParams(url, limits),
+        (err) => isRingkvError(err, code) && err.message === message,
+      );
+    });
+  }
+});
+
+describe('parseRangeParams', () => {
+  it('reads start, end and scope', () => {
+    const all = parseRangeParams('/v0/entities?start=a', limits);
+    assert.deepEqual([all.start.toString(), all.end, all.scope], ['a', undefined, 'local']);
+    const bounded = parseRangeParams('/v0/entities?start=a&end=k%C3%A9&scope=cluster', limits);
+    assert.deepEqual(
+      [bounded.start.toString(), bounded.end?.toString(), bounded.scope],
+      ['a', 'ké', 'cluster'],
+    );
+    assert.equal(parseRangeParams('/v0/entities?start=a&scope=local', limits).scope, 'local');
+  });
+
+  it('refuses a missing or empty start, an empty end, a bad scope, a long bound', () => {
+    rejectsWith('RINGKV_BAD_REQUEST', () => parseRangeParams('/v0/entities', limits));
+    rejectsWith('RINGKV_BAD_REQUEST', () => parseRangeParams('/v0/entities?end=z', limits));
+    rejectsWith('RINGKV_BAD_REQUEST', () => parseRangeParams('/v0/entities?start=', limits));
+    rejectsWith('RINGKV_BAD_REQUEST', () => parseRangeParams('/v0/entities?start=a&end=', limits));
+    rejectsWith('RINGKV_BAD_REQUEST', () => parseRangeParams('/v0/entities?start=a&scope=world', limits));
+    rejectsWith('RINGKV_BAD_REQUEST', () => parseRangeParams('/v0/entities?start=%G0', limits));
+    rejectsWith('RINGKV_KEY_TOO_LONG', () =>
+      parseRangeParams(`/v0/entities?start=${'a'.repeat(17)}`, limits),
+    );
+  });
+});
+
+describe('positiveInteger and quorum', () => {
+  it('parses canonical decimals only', () => {
+    assert.equal(positiveInteger('1', 'n'), 1);
+    assert.equal(positiveInteger('42', 'n'), 42);
+    assert.equal(positiveInteger('999999999999999', 'n'), 999_999_999_999_999);
+    for (const bad of ['', '0', '00', '07', '-3', '3.0', ' 3', '3 ', '٣', '1000000000000000']) {
+      rejectsWith('RINGKV_BAD_REQUEST', () => positiveInteger(bad, 'n'));
+    }
+  });
+
+  it('computes a majority', () => {
+    assert.deepEqual([1, 2, 3, 4, 5, 6].map(quorum), [1, 2, 2, 3, 3, 4]);
+  });
+});
+
+describe('decodeComponent', () => {
+  it('agrees with URLSearchParams on any well-formed encoding of any string', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.boolean(), (text, spacesAsPlus) => {
+        let encoded = encodeURIComponent(text);
+        if (spacesAsPlus) encoded = encoded.replaceAll('%20', '+');
+        const expected = new URLSearchParams(`v=${encoded}`).get('v')!;
+        assert.deepEqual(decodeComponent(encoded), Buffer.from(expected, 'utf8'));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('keeps characters URLSearchParams keeps as they are', () => {
+    assert.equal(decodeComponent("a-b_c.d~e!f*g'h(i)j").toString(), "a-b_c.d~e!f*g'h(i)j");
+    assert.equal(decodeComponent('%41%62').toString(), 'Ab');
+    assert.equal(decodeComponent('€').toString(), '€');
+  });
+});

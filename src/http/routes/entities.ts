@@ -1,0 +1,108 @@
+/**
+ * /v0/entities?start=S[&end=E][&scope=cluster]: the live entries with
+ * S <= key < E in key order, as a chunked answer with one chunk per entry,
+ * each exactly key '\n' value.
+ *
+ * Streamed with back-pressure so that memory stays flat however large the
+ * range: one cursor batch at a time, and when the socket's buffer is full
+ * (write() returns false) the loop waits for 'drain' before going on. A client
+ * that stops reading stalls only its own answer; one that goes away ends the
+ * loop and closes the cursor.
+ *
+ * The first batch is read before the 200 is sent, so that a failure to open
+ * the range still gets a proper status. A failure after that can only cut the
+ * answer short: the connection is destroyed, which a client sees as a chunked
+ * body without its final empty chunk.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Entry, EntryCursor } from '../../storage/index.js';
+import { isLive } from '../../storage/index.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
+import { parseRangeParams, type RangeParams } from '../params.js';
+import { type RouteContext, sendError } from './context.js';
+
+const NEWLINE = 0x0a;
+
+/** Resolves once the answer is finished or abandoned and the cursor is closed; never rejects. */
+export async function handleEntities(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  ctx.counters.range++;
+  let cursor: EntryCursor;
+  try {
+    cursor = openCursor(ctx, parseRangeParams(req.url!, ctx.paramLimits));
+  } catch (err) {
+    sendError(ctx, res, err);
+    return;
+  }
+  try {
+    await stream(ctx, res, cursor);
+  } catch (err) {
+    if (!res.headersSent) {
+      sendError(ctx, res, err);
+    } else {
+      ctx.counters.internalErrors++;
+      ctx.log(`Range answer cut short: ${errorMessage(err)}`);
+      res.destroy();
+    }
+  } finally {
+    await cursor
+      .close()
+      .catch((err: unknown) => ctx.log(`Closing a range cursor failed: ${errorMessage(err)}`));
+  }
+}
+
+function openCursor(ctx: RouteContext, params: RangeParams): EntryCursor {
+  const range = { start: params.start, end: params.end };
+  if (params.scope === 'local' || ctx.store.clusterSize === 1) return ctx.store.scanLocal(range);
+  if (ctx.store.scanCluster === undefined) {
+    throw new RingkvError('RINGKV_UNAVAILABLE', 'Cluster ranges are not available on this node');
+  }
+  return ctx.store.scanCluster(range);
+}
+
+async function stream(ctx: RouteContext, res: ServerResponse, cursor: EntryCursor): Promise<void> {
+  let batch = await cursor.next();
+  if (res.destroyed) return;
+  ctx.counters.countResponse(200);
+  res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  while (batch !== undefined) {
+    // A batch of tombstones writes nothing, so check here too that someone still listens.
+    if (res.destroyed) return;
+    const nowMs = Date.now();
+    for (const entry of batch) {
+      if (!isLive(entry, nowMs)) continue;
+      if (!res.write(frame(entry)) && !(await drained(res))) return;
+    }
+    batch = await cursor.next();
+  }
+  if (!res.destroyed) res.end();
+}
+
+/** One entry as one chunk: key '\n' value, copied into a single buffer. */
+function frame(entry: Entry): Buffer {
+  const keyBytes = entry.key.length;
+  const out = Buffer.allocUnsafe(keyBytes + 1 + entry.value.length);
+  entry.key.copy(out, 0);
+  out[keyBytes] = NEWLINE;
+  entry.value.copy(out, keyBytes + 1);
+  return out;
+}
+
+/** Waits until the response can take more (true) or the connection is gone (false). */
+function drained(res: ServerResponse): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onDrain = () => {
+      res.off('close', onClose);
+      resolve(true);
+    };
+    const onClose = () => {
+      res.off('drain', onDrain);
+      resolve(false);
+    };
+    res.once('drain', onDrain);
+    res.once('close', onClose);
+  });
+}

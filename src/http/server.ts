@@ -1,0 +1,196 @@
+/**
+ * The node's HTTP front: a node:http server routing shared/API.md's requests
+ * to a Store.
+ *
+ * - The path is cut from req.url by hand and matched exactly; anything not in
+ *   API.md's table is 400. Parameters are parsed in params.ts, errors mapped
+ *   to statuses in errors.ts, each route lives in routes/.
+ * - Hooks for the cluster: `internode` answers paths under /v0/internode, and
+ *   `upgrade` takes HTTP Upgrade requests (the internode protocol). Without
+ *   them those paths are 400 and upgrades are refused.
+ * - Limits on header size, header and request time, idle keep-alive and idle
+ *   sockets (limits.ts) keep slow or stuck clients from holding resources.
+ * - close() stops accepting, lets in-flight requests and range streams finish
+ *   for a grace period, then cuts what is left.
+ *
+ *   const server = new HttpServer({ store, nodeUrl, cluster, keyBytesMax, valueBytesMax, log });
+ *   await server.listen(8080, '127.0.0.1');
+ *   ...
+ *   await server.close(5000);
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Store } from '../cluster/store.js';
+import { limits } from '../config/limits.js';
+import { errorMessage, RingkvError } from '../util/errors.js';
+import { pathOf } from './params.js';
+import { RequestCounters, type RouteContext, sendError, sendText } from './routes/context.js';
+import { handleEntities } from './routes/entities.js';
+import { handleEntity } from './routes/entity.js';
+import { handleStatus } from './routes/status.js';
+
+const KiB = 1024;
+const INTERNODE_PREFIX = '/v0/internode';
+
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export interface HttpServerOptions {
+  readonly store: Store;
+  /** This node's normalized URL, for /v0/status. */
+  readonly nodeUrl: string;
+  readonly cluster: readonly string[];
+  readonly keyBytesMax: number;
+  readonly valueBytesMax: number;
+  /** Where unexpected errors are reported, one line each. */
+  readonly log: (line: string) => void;
+  /** Takes HTTP Upgrade requests; without it they are refused with 400. */
+  readonly upgrade?: UpgradeHandler | undefined;
+  /** Answers requests whose path starts with /v0/internode; without it they are 400. */
+  readonly internode?: RequestHandler | undefined;
+}
+
+export class HttpServer {
+  readonly #server: Server;
+  readonly #ctx: RouteContext;
+  readonly #internode: RequestHandler | undefined;
+  /** Range streams under way: close() waits for them so that no cursor outlives the store. */
+  readonly #streams = new Set<Promise<void>>();
+
+  constructor(options: HttpServerOptions) {
+    this.#ctx = {
+      store: options.store,
+      paramLimits: { keyBytesMax: options.keyBytesMax, clusterSize: options.store.clusterSize },
+      valueBytesMax: options.valueBytesMax,
+      counters: new RequestCounters(),
+      nodeUrl: options.nodeUrl,
+      cluster: options.cluster,
+      startedAtMs: Date.now(),
+      log: options.log,
+      closing: false,
+    };
+    this.#internode = options.internode;
+    this.#server = createServer(
+      {
+        // Two keys of up to 9 URL bytes per key byte (%XX of UTF-8) plus ordinary headers.
+        maxHeaderSize: Math.max(limits.httpHeaderBytesMin, 18 * options.keyBytesMax + 8 * KiB),
+        headersTimeout: limits.httpHeadersTimeoutMs,
+        requestTimeout: limits.httpRequestTimeoutMs,
+        keepAliveTimeout: limits.httpKeepAliveTimeoutMs,
+        noDelay: true,
+      },
+      (req, res) => this.#onRequest(req, res),
+    );
+    this.#server.setTimeout(limits.httpSocketIdleTimeoutMs);
+    const upgrade = options.upgrade;
+    // Always listened for: without a listener Node 20 would route an upgrade as a plain request.
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (upgrade !== undefined && !this.#ctx.closing) upgrade(req, socket, head);
+      else refuseUpgrade(socket);
+    });
+  }
+
+  /** The underlying node:http server (tests, and the cluster's upgrade plumbing). */
+  get server(): Server {
+    return this.#server;
+  }
+
+  get counters(): RequestCounters {
+    return this.#ctx.counters;
+  }
+
+  /** Starts listening; rejects with a one-line RINGKV_IO error (port in use, host not local, ...). */
+  listen(port: number, host: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(listenError(host, port, err));
+      };
+      this.#server.once('error', onError);
+      this.#server.listen({ port, host }, () => {
+        this.#server.off('error', onError);
+        this.#server.on('error', (err) => this.#ctx.log(`HTTP server error: ${errorMessage(err)}`));
+        resolve();
+      });
+    });
+  }
+
+  /** The port actually bound (useful with port 0). */
+  port(): number {
+    const address = this.#server.address();
+    return address !== null && typeof address === 'object' ? address.port : 0;
+  }
+
+  /**
+   * Stops accepting connections, closes idle keep-alive ones, and lets
+   * requests in flight finish (their answers say `connection: close`). After
+   * `graceMs`, the remaining connections are cut. Resolves once every range
+   * stream has closed its cursor.
+   */
+  async close(graceMs: number): Promise<void> {
+    if (this.#ctx.closing) return;
+    this.#ctx.closing = true;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeIdleConnections();
+    // A connection becomes idle when its last answer is sent; sweep until none is left.
+    const sweep = setInterval(() => this.#server.closeIdleConnections(), 50);
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, graceMs);
+    });
+    await Promise.race([closed, grace]);
+    clearInterval(sweep);
+    clearTimeout(timer);
+    this.#server.closeAllConnections();
+    await closed;
+    await Promise.all(this.#streams);
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const ctx = this.#ctx;
+    const url = req.url!;
+    const path = pathOf(url);
+    try {
+      if (path === '/v0/entity') {
+        handleEntity(ctx, req, res);
+      } else if (path === '/v0/entities' && req.method === 'GET') {
+        this.#track(handleEntities(ctx, req, res));
+      } else if (path === '/v0/status' && req.method === 'GET') {
+        handleStatus(ctx, res);
+      } else if (this.#internode !== undefined && path.startsWith(INTERNODE_PREFIX)) {
+        ctx.counters.internode++;
+        this.#internode(req, res);
+      } else {
+        ctx.counters.unknown++;
+        sendText(ctx, res, 400, `Unknown request: ${req.method} ${path.length > 64 ? 'path' : path}`);
+      }
+    } catch (err) {
+      sendError(ctx, res, err);
+    }
+  }
+
+  #track(stream: Promise<void>): void {
+    this.#streams.add(stream);
+    // handleEntities never rejects; finally() only forgets it.
+    void stream.finally(() => this.#streams.delete(stream));
+  }
+}
+
+function refuseUpgrade(socket: Duplex): void {
+  const body = 'Upgrade not supported';
+  socket.end(
+    `HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+  );
+}
+
+function listenError(host: string, port: number, err: NodeJS.ErrnoException): RingkvError {
+  const where = `${host}:${port}`;
+  const reason =
+    err.code === 'EADDRINUSE'
+      ? 'the address is in use'
+      : err.code === 'EADDRNOTAVAIL'
+        ? 'the host is not an address of this machine'
+        : err.code === 'EACCES'
+          ? 'permission denied'
+          : errorMessage(err);
+  return new RingkvError('RINGKV_IO', `Cannot listen on ${where}: ${reason}`, { cause: err });
+}

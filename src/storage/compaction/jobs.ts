@@ -1,0 +1,140 @@
+/**
+ * The two background jobs that write SSTables, run inside the worker thread
+ * (worker.ts) with synchronous file I/O, which is fine off the event loop.
+ *
+ * - flush: a frozen memtable's entries, already sorted and encoded into one
+ *   transferred buffer, become one level-0 table.
+ * - compaction: input tables are merged (newest version per key); shadowed
+ *   versions disappear, and at the bottom of the tree tombstones and expired
+ *   values older than the grace period are dropped. Output is cut into
+ *   tables near `tableBytesTarget`.
+ *
+ * Every output table is fsynced before the job reports it; the caller makes
+ * it live by writing the manifest.
+ */
+import { unlinkSync } from 'node:fs';
+import { assert } from '../../util/assert.js';
+import { CorruptionError } from '../../util/errors.js';
+import { decodeEntry } from '../entry/codec.js';
+import { type Entry, EntryKind } from '../entry/entry.js';
+import { versionPhysicalMs } from '../entry/version.js';
+import { filePath } from '../files.js';
+import { mergeSync } from '../iterator/merging.js';
+import { scanTableSync, type TableMeta, TableWriter, type TableWriterOptions } from '../sstable/index.js';
+
+export interface FlushJob {
+  readonly kind: 'flush';
+  readonly dir: string;
+  readonly fileNumber: number;
+  /** encodeEntry() records back to back, in key order. */
+  readonly entries: Uint8Array;
+  readonly writer: TableWriterOptions;
+}
+
+export interface CompactionJob {
+  readonly kind: 'compaction';
+  readonly dir: string;
+  readonly inputs: readonly number[];
+  /** File numbers reserved for outputs, used in order. */
+  readonly outputFileNumbers: readonly number[];
+  readonly tableBytesTarget: number;
+  /** The output is the bottom for its key range: obsolete tombstones may go. */
+  readonly bottom: boolean;
+  readonly nowMs: number;
+  readonly tombstoneGraceMs: number;
+  readonly writer: TableWriterOptions;
+}
+
+export type Job = FlushJob | CompactionJob;
+
+export interface JobResult {
+  readonly tables: TableMeta[];
+  readonly entriesIn: number;
+  readonly entriesDropped: number;
+}
+
+/** A tombstone or expired value that no replica can still need: older than the grace period. */
+export function isObsolete(entry: Entry, nowMs: number, graceMs: number): boolean {
+  if (entry.kind === EntryKind.Tombstone) return versionPhysicalMs(entry.version) + graceMs <= nowMs;
+  return entry.expiresAtMs !== 0 && entry.expiresAtMs + graceMs <= nowMs;
+}
+
+export function runFlush(job: FlushJob): JobResult {
+  const buf = Buffer.from(job.entries.buffer, job.entries.byteOffset, job.entries.byteLength);
+  const writer = new TableWriter(filePath(job.dir, job.fileNumber, 'sst'), job.fileNumber, job.writer);
+  let count = 0;
+  try {
+    let offset = 0;
+    while (offset < buf.length) {
+      const decoded = decodeEntry(buf, offset, buf.length);
+      assert(typeof decoded !== 'string', `Flush buffer is malformed at ${offset}: ${decoded}`);
+      writer.add(decoded[0]);
+      offset = decoded[1];
+      count++;
+    }
+    return { tables: count === 0 ? [] : [writer.finish()], entriesIn: count, entriesDropped: 0 };
+  } finally {
+    if (count === 0) writer.abort();
+  }
+}
+
+export function runCompaction(job: CompactionJob): JobResult {
+  const sources = job.inputs.map((n) => scanTableSync(filePath(job.dir, n, 'sst')));
+  const tables: TableMeta[] = [];
+  let writer: TableWriter | undefined;
+  let outputIndex = 0;
+  let entriesIn = 0;
+  let entriesDropped = 0;
+  try {
+    for (const entry of mergeSync(sources)) {
+      entriesIn++;
+      if (job.bottom && isObsolete(entry, job.nowMs, job.tombstoneGraceMs)) {
+        entriesDropped++;
+        continue;
+      }
+      if (writer === undefined) {
+        const fileNumber = job.outputFileNumbers[outputIndex++];
+        assert(fileNumber !== undefined, 'Compaction ran out of reserved file numbers');
+        writer = new TableWriter(filePath(job.dir, fileNumber, 'sst'), fileNumber, job.writer);
+      }
+      writer.add(entry);
+      if (writer.estimatedBytes >= job.tableBytesTarget) {
+        tables.push(writer.finish());
+        writer = undefined;
+      }
+    }
+    if (writer !== undefined) {
+      tables.push(writer.finish());
+      writer = undefined;
+    }
+    return { tables, entriesIn, entriesDropped };
+  } catch (err) {
+    writer?.abort();
+    for (const t of tables) unlinkSync(filePath(job.dir, t.fileNumber, 'sst'));
+    throw err;
+  }
+}
+
+export function runJob(job: Job): JobResult {
+  return job.kind === 'flush' ? runFlush(job) : runCompaction(job);
+}
+
+/** Errors cross the thread boundary as plain data; corruption keeps its file and offset. */
+export interface JobError {
+  readonly message: string;
+  readonly corruption?: { readonly file: string; readonly offset: number; readonly detail: string };
+}
+
+export function toJobError(err: unknown): JobError {
+  if (err instanceof CorruptionError) {
+    const detail = err.message.slice(err.message.indexOf(': ') + 2);
+    return { message: err.message, corruption: { file: err.file, offset: err.offset, detail } };
+  }
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
+export function fromJobError(error: JobError): Error {
+  if (error.corruption)
+    return new CorruptionError(error.corruption.file, error.corruption.offset, error.corruption.detail);
+  return new Error(error.message);
+}

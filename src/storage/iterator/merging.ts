@@ -1,0 +1,181 @@
+/**
+ * Merges sorted entry cursors into one: key order, and for a key present in
+ * several sources only its newest version (compareVersions). Used by range
+ * scans on the event loop; the compaction worker uses the synchronous twin
+ * below, over the same heap.
+ *
+ * Sources hand out batches; the merge keeps one batch per source and awaits
+ * a refill only when a source's batch runs out, so the per-entry work is
+ * synchronous heap steps with no promise per entry.
+ */
+import { compareBytes } from '../../util/bytes.js';
+import type { EntryCursor } from '../engine.js';
+import { compareVersions, type Entry } from '../entry/entry.js';
+
+interface Head {
+  entry: Entry;
+  /** Index among the sources: the tie-break that keeps the heap's order total. */
+  readonly rank: number;
+}
+
+/** A binary min-heap of source heads by key; generic over how a source advances. */
+class HeadHeap<H extends Head> {
+  readonly items: H[] = [];
+
+  push(item: H): void {
+    const items = this.items;
+    items.push(item);
+    let i = items.length - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (this.#less(items[parent]!, item)) break;
+      items[i] = items[parent]!;
+      i = parent;
+    }
+    items[i] = item;
+  }
+
+  /** Restores the heap after the top item's entry changed. */
+  siftTop(): void {
+    const items = this.items;
+    const n = items.length;
+    const item = items[0]!;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= n) break;
+      const right = left + 1;
+      const child = right < n && this.#less(items[right]!, items[left]!) ? right : left;
+      if (this.#less(item, items[child]!)) break;
+      items[i] = items[child]!;
+      i = child;
+    }
+    items[i] = item;
+  }
+
+  popTop(): void {
+    const last = this.items.pop()!;
+    if (this.items.length > 0) {
+      this.items[0] = last;
+      this.siftTop();
+    }
+  }
+
+  #less(a: H, b: H): boolean {
+    const c = compareBytes(a.entry.key, b.entry.key);
+    return c < 0 || (c === 0 && a.rank < b.rank);
+  }
+}
+
+interface AsyncHead extends Head {
+  readonly cursor: EntryCursor;
+  batch: Entry[];
+  index: number;
+}
+
+export interface MergeOptions {
+  /** Entries per batch handed out (bounds the work of one call). */
+  readonly batchMax: number;
+  /** A batch closes once its keys and values pass this many bytes (bounds the memory of one call). */
+  readonly batchBytesMax: number;
+  /** Called with the merged newest version; return false to leave it out (e.g. tombstones). */
+  readonly keep?: (entry: Entry) => boolean;
+  /** Called once when the merged cursor is exhausted or closed. */
+  readonly onClose?: () => void;
+}
+
+export function mergeCursors(cursors: readonly EntryCursor[], options: MergeOptions): EntryCursor {
+  const heap = new HeadHeap<AsyncHead>();
+  let started = false;
+  let closed = false;
+
+  async function advance(head: AsyncHead): Promise<boolean> {
+    head.index++;
+    if (head.index < head.batch.length) {
+      head.entry = head.batch[head.index]!;
+      return true;
+    }
+    const batch = await head.cursor.next();
+    if (batch === undefined) return false;
+    head.batch = batch;
+    head.index = 0;
+    head.entry = batch[0]!;
+    return true;
+  }
+
+  async function start(): Promise<void> {
+    started = true;
+    const batches = await Promise.all(cursors.map((c) => c.next()));
+    batches.forEach((batch, rank) => {
+      if (batch !== undefined) heap.push({ entry: batch[0]!, rank, cursor: cursors[rank]!, batch, index: 0 });
+    });
+  }
+
+  async function close(): Promise<void> {
+    if (closed) return;
+    closed = true;
+    heap.items.length = 0;
+    await Promise.all(cursors.map((c) => c.close()));
+    options.onClose?.();
+  }
+
+  return {
+    async next() {
+      if (closed) return undefined;
+      if (!started) await start();
+      const out: Entry[] = [];
+      let bytes = 0;
+      while (out.length < options.batchMax && bytes < options.batchBytesMax && heap.items.length > 0) {
+        const top = heap.items[0]!;
+        let best = top.entry;
+        // Step every source past this key, keeping the newest version.
+        for (;;) {
+          const head = heap.items[0];
+          if (head === undefined || compareBytes(head.entry.key, best.key) !== 0) break;
+          if (head !== top && compareVersions(head.entry, best) > 0) best = head.entry;
+          if (await advance(head)) heap.siftTop();
+          else heap.popTop();
+        }
+        if (options.keep === undefined || options.keep(best)) {
+          out.push(best);
+          bytes += best.key.length + best.value.length;
+        }
+      }
+      if (out.length === 0) {
+        await close();
+        return undefined;
+      }
+      return out;
+    },
+    close,
+  };
+}
+
+interface SyncHead extends Head {
+  readonly source: Iterator<Entry>;
+}
+
+/** The synchronous merge for the compaction worker: newest version per key, key order. */
+export function* mergeSync(sources: readonly Iterator<Entry>[]): Generator<Entry> {
+  const heap = new HeadHeap<SyncHead>();
+  sources.forEach((source, rank) => {
+    const first = source.next();
+    if (!first.done) heap.push({ entry: first.value, rank, source });
+  });
+  while (heap.items.length > 0) {
+    const top = heap.items[0]!;
+    let best = top.entry;
+    for (;;) {
+      const head = heap.items[0];
+      if (head === undefined || compareBytes(head.entry.key, best.key) !== 0) break;
+      if (head !== top && compareVersions(head.entry, best) > 0) best = head.entry;
+      const next = head.source.next();
+      if (next.done) heap.popTop();
+      else {
+        head.entry = next.value;
+        heap.siftTop();
+      }
+    }
+    yield best;
+  }
+}

@@ -1,0 +1,643 @@
+/**
+ * The LSM-tree engine: wires the WAL, memtables, SSTables, manifest and
+ * compaction into the Engine contract (engine.ts).
+ *
+ * Write path: WAL append (group commit) and memtable insert; a full memtable
+ * is frozen and a fresh one, with a WAL made ready in advance, takes writes
+ * at once; the frozen one is flushed to a level-0 table by a worker thread.
+ * Too many frozen memtables stall writers until a flush finishes.
+ *
+ * Read path: the newest version among the memtables and the tables whose key
+ * range and bloom filter admit the key. Versions are compared, not levels
+ * trusted, because a replica may receive an old version late: a table is
+ * skipped only when its largest version is older than the best found so far.
+ *
+ * Recovery (open): read the MANIFEST, open its tables, delete files it does
+ * not list (left by a crash mid-flush or mid-compaction), replay the WAL
+ * files it still needs (a torn tail is cut off; other corruption stops the
+ * open with the file and offset), flush what they held to a table, and
+ * start a new WAL.
+ */
+import { mkdir, readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { limits } from '../config/limits.js';
+import { assert } from '../util/assert.js';
+import { compareBytes, copyBytes } from '../util/bytes.js';
+import { CorruptionError, errorMessage, RingkvError } from '../util/errors.js';
+import { BackgroundWorker } from './compaction/background.js';
+import type { JobResult } from './compaction/jobs.js';
+import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from './compaction/picker.js';
+import type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
+import { encodedEntryBytes, encodeEntry } from './entry/codec.js';
+import { type Entry, newer } from './entry/entry.js';
+import { filePath, parseFileName } from './files.js';
+import { mergeCursors } from './iterator/merging.js';
+import { MANIFEST_NAME, readManifest, syncDir, writeManifest } from './manifest/manifest-file.js';
+import { type TableInfo, Version, type VersionEdit } from './manifest/version.js';
+import { Memtable } from './memtable/memtable.js';
+import { BlockCache, TableReader } from './sstable/index.js';
+import { TreeState } from './tree-state.js';
+import { readWal, WalWriter } from './wal/index.js';
+
+export interface LsmOptions {
+  readonly dir: string;
+  readonly sync: boolean;
+  readonly memtableBytesMax: number;
+  readonly immutableMemtablesMax: number;
+  readonly blockBytes: number;
+  readonly bloomBitsPerKey: number;
+  readonly blockCacheBytes: number;
+  readonly l0CompactionTrigger: number;
+  readonly levelBytesBase: number;
+  readonly levelBytesMultiplier: number;
+  readonly levelCount: number;
+  readonly tableBytesTarget: number;
+  readonly tombstoneGraceMs: number;
+  /** Wall clock for tombstone and expiry ageing in compaction. */
+  readonly nowMs: () => number;
+}
+
+export type LsmOpenOptions = Pick<LsmOptions, 'dir' | 'sync'> & Partial<LsmOptions>;
+
+export function lsmOptions(options: LsmOpenOptions): LsmOptions {
+  return Object.freeze({
+    memtableBytesMax: limits.memtableBytesMax,
+    immutableMemtablesMax: limits.immutableMemtablesMax,
+    blockBytes: limits.blockBytes,
+    bloomBitsPerKey: limits.bloomBitsPerKey,
+    blockCacheBytes: limits.blockCacheBytes,
+    l0CompactionTrigger: limits.l0CompactionTrigger,
+    levelBytesBase: limits.levelBytesBase,
+    levelBytesMultiplier: limits.levelBytesMultiplier,
+    levelCount: limits.levelCount,
+    tableBytesTarget: limits.tableBytesTarget,
+    tombstoneGraceMs: limits.tombstoneGraceMs,
+    nowMs: Date.now,
+    ...options,
+  });
+}
+
+interface Frozen {
+  readonly memtable: Memtable;
+  readonly wal: WalWriter;
+}
+
+interface Spare {
+  readonly fileNumber: number;
+  readonly wal: WalWriter;
+}
+
+/** Keeps a buffer that views a much larger one from pinning it (e.g. a socket chunk or a frame). */
+function compact(buf: Buffer): Buffer {
+  return buf.buffer.byteLength > 2 * buf.length + 8192 ? copyBytes(buf) : buf;
+}
+
+export class LsmEngine implements Engine {
+  readonly #options: LsmOptions;
+  readonly #cache: BlockCache;
+  readonly #flushWorker: BackgroundWorker;
+  readonly #compactionWorker: BackgroundWorker;
+
+  #memtable: Memtable;
+  #wal: WalWriter;
+  /** Frozen memtables, oldest first, waiting for (or in) flush. */
+  #frozen: Frozen[] = [];
+  #spare: Spare | undefined;
+  #sparePending: Promise<void> | undefined;
+  #state: TreeState;
+  #nextFileNumber: number;
+  #logNumber: number;
+  #pointers: (Buffer | undefined)[] = [];
+
+  #editChain: Promise<void> = Promise.resolve();
+  #flushing: Promise<void> | undefined;
+  #compacting: Promise<void> | undefined;
+  #flushWaiters: (() => void)[] = [];
+  #fatal: Error | undefined;
+  #compactionError: string | undefined;
+  #closed = false;
+
+  #writes = 0;
+  #reads = 0;
+  #flushes = 0;
+  #compactions = 0;
+  #writeStalls = 0;
+  #retiredWalWrites = 0;
+  #retiredWalSyncs = 0;
+
+  private constructor(init: {
+    options: LsmOptions;
+    cache: BlockCache;
+    state: TreeState;
+    nextFileNumber: number;
+    logNumber: number;
+    wal: WalWriter;
+    walNumber: number;
+    flushWorker: BackgroundWorker;
+    compactionWorker: BackgroundWorker;
+  }) {
+    this.#options = init.options;
+    this.#cache = init.cache;
+    this.#state = init.state;
+    this.#nextFileNumber = init.nextFileNumber;
+    this.#logNumber = init.logNumber;
+    this.#wal = init.wal;
+    this.#memtable = new Memtable(init.walNumber);
+    this.#flushWorker = init.flushWorker;
+    this.#compactionWorker = init.compactionWorker;
+  }
+
+  static async open(openOptions: LsmOpenOptions): Promise<LsmEngine> {
+    const options = lsmOptions(openOptions);
+    const { dir } = options;
+    await mkdir(dir, { recursive: true });
+    const manifest = await readManifest(dir, options.levelCount);
+    let version = manifest?.version ?? Version.empty(options.levelCount);
+    const logNumber = manifest?.logNumber ?? 0;
+
+    // Everything the directory holds, to find orphans and the highest number in use.
+    const names = await readdir(dir);
+    const live = new Set(version.tables().map((t) => t.fileNumber));
+    const logs: number[] = [];
+    let highest = manifest?.nextFileNumber ?? 1;
+    for (const name of names) {
+      const parsed = parseFileName(name);
+      if (parsed === undefined) continue;
+      highest = Math.max(highest, parsed.fileNumber + 1);
+      if (parsed.kind === 'sst' && !live.has(parsed.fileNumber)) await unlink(join(dir, name));
+      if (parsed.kind === 'log') logs.push(parsed.fileNumber);
+    }
+    if (names.includes(`${MANIFEST_NAME}.tmp`)) await unlink(join(dir, `${MANIFEST_NAME}.tmp`));
+    for (const table of version.tables()) {
+      if (!names.includes(filePath('', table.fileNumber, 'sst'))) {
+        throw new CorruptionError(
+          filePath(dir, table.fileNumber, 'sst'),
+          0,
+          'table listed in the MANIFEST is missing',
+        );
+      }
+    }
+
+    const cache = new BlockCache(options.blockCacheBytes);
+    const flushWorker = new BackgroundWorker('ringkv-flush');
+    const compactionWorker = new BackgroundWorker('ringkv-compaction');
+    const readers = new Map<number, TableReader>();
+    try {
+      await Promise.all(
+        version.tables().map(async (t) => {
+          readers.set(
+            t.fileNumber,
+            await TableReader.open(filePath(dir, t.fileNumber, 'sst'), t.fileNumber, cache),
+          );
+        }),
+      );
+
+      // Replay the logs that may hold writes not yet in a table.
+      const recovered = new Memtable(0);
+      logs.sort((a, b) => a - b);
+      for (const number of logs) {
+        if (number < logNumber) continue;
+        const { entries } = await readWal(filePath(dir, number, 'log'), { repair: true });
+        for (const entry of entries) recovered.put(entry);
+      }
+      let nextFileNumber = highest;
+      if (recovered.count > 0) {
+        const fileNumber = nextFileNumber++;
+        const payload = encodeMemtable(recovered);
+        const result = await flushWorker.run(
+          { kind: 'flush', dir, fileNumber, entries: payload, writer: writerOptions(options) },
+          [payload.buffer as ArrayBuffer],
+        );
+        const added = result.tables.map((table) => ({ level: 0, table }));
+        version = version.apply({ removed: [], added });
+        for (const { table } of added) {
+          readers.set(
+            table.fileNumber,
+            await TableReader.open(filePath(dir, table.fileNumber, 'sst'), table.fileNumber, cache),
+          );
+        }
+      }
+
+      const walNumber = nextFileNumber++;
+      const wal = await WalWriter.create(filePath(dir, walNumber, 'log'), { sync: options.sync });
+      await writeManifest(dir, { version, nextFileNumber, logNumber: walNumber });
+      for (const number of logs) await unlink(filePath(dir, number, 'log'));
+      if (logs.length > 0) await syncDir(dir);
+
+      const engine = new LsmEngine({
+        options,
+        cache,
+        state: new TreeState(version, readers),
+        nextFileNumber,
+        logNumber: walNumber,
+        wal,
+        walNumber,
+        flushWorker,
+        compactionWorker,
+      });
+      engine.#prepareSpare();
+      engine.#scheduleCompaction();
+      return engine;
+    } catch (err) {
+      await Promise.all([...readers.values()].map((r) => r.close()));
+      await flushWorker.terminate();
+      await compactionWorker.terminate();
+      throw err;
+    }
+  }
+
+  async write(entry: Entry): Promise<void> {
+    this.#checkWritable();
+    while (this.#frozen.length >= this.#options.immutableMemtablesMax) {
+      this.#writeStalls++;
+      await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
+      this.#checkWritable();
+    }
+    const stored: Entry =
+      entry.key.buffer.byteLength > 2 * entry.key.length + 8192 ||
+      entry.value.buffer.byteLength > 2 * entry.value.length + 8192
+        ? { ...entry, key: compact(entry.key), value: compact(entry.value) }
+        : entry;
+    const memtable = this.#memtable;
+    memtable.put(stored);
+    const durable = this.#wal.append(stored);
+    this.#writes++;
+    if (memtable.bytes >= this.#options.memtableBytesMax) this.#rotate();
+    return durable;
+  }
+
+  async get(key: Buffer): Promise<Entry | undefined> {
+    this.#checkOpen();
+    this.#reads++;
+    let best = this.#memtable.get(key);
+    for (let i = this.#frozen.length - 1; i >= 0; i--) best = newer(best, this.#frozen[i]!.memtable.get(key));
+    const state = this.#state.ref();
+    try {
+      const levels = state.version.levels;
+      for (const table of levels[0]!) {
+        if (best !== undefined && table.maxVersion < best.version) continue;
+        if (compareBytes(key, table.smallestKey) < 0 || compareBytes(key, table.largestKey) > 0) continue;
+        const reader = state.reader(table);
+        if (reader.mayContain(key)) best = newer(best, await reader.get(key));
+      }
+      for (let level = 1; level < levels.length; level++) {
+        if (levels[level]!.length === 0) continue;
+        const table = state.tableFor(level, key);
+        if (table === undefined || (best !== undefined && table.maxVersion < best.version)) continue;
+        const reader = state.reader(table);
+        if (reader.mayContain(key)) best = newer(best, await reader.get(key));
+      }
+      return best;
+    } finally {
+      state.release();
+    }
+  }
+
+  scan(range: ScanRange): EntryCursor {
+    this.#checkOpen();
+    const { start, end } = range;
+    const batchMax = limits.scanBatchEntriesMax;
+    const batchBytesMax = limits.scanBatchBytesMax;
+    const cursors: EntryCursor[] = [this.#memtable.cursor(start, end, batchMax, batchBytesMax)];
+    for (let i = this.#frozen.length - 1; i >= 0; i--) {
+      cursors.push(this.#frozen[i]!.memtable.cursor(start, end, batchMax, batchBytesMax));
+    }
+    const state = this.#state.ref();
+    const inRange = (t: TableInfo) =>
+      compareBytes(t.largestKey, start) >= 0 && (end === undefined || compareBytes(t.smallestKey, end) < 0);
+    for (const table of state.version.levels[0]!) {
+      if (inRange(table)) cursors.push(state.reader(table).cursor(start, end));
+    }
+    for (let level = 1; level < state.version.levels.length; level++) {
+      const tables = state.version.levels[level]!.filter(inRange);
+      if (tables.length > 0)
+        cursors.push(concatCursor(tables.map((t) => () => state.reader(t).cursor(start, end))));
+    }
+    return mergeCursors(cursors, { batchMax, batchBytesMax, onClose: () => state.release() });
+  }
+
+  async flush(): Promise<void> {
+    this.#checkOpen();
+    if (this.#memtable.count > 0) {
+      while (this.#spare === undefined) {
+        this.#prepareSpare();
+        await this.#sparePending;
+        this.#checkWritable();
+      }
+      this.#rotate();
+    }
+    while (this.#frozen.length > 0) {
+      this.#scheduleFlush();
+      await this.#flushing;
+      this.#checkWritable();
+    }
+  }
+
+  async compact(): Promise<void> {
+    await this.flush();
+    while (this.#compacting !== undefined) await this.#compacting;
+    const compaction = pickFullCompaction(this.#state.version);
+    if (compaction === undefined) return;
+    this.#compacting = this.#runCompaction(compaction).finally(() => {
+      this.#compacting = undefined;
+    });
+    await this.#compacting;
+    if (this.#compactionError !== undefined) throw new RingkvError('RINGKV_IO', this.#compactionError);
+  }
+
+  stats(): EngineStats {
+    const wal = this.#wal.stats();
+    const cache = this.#cache.stats();
+    return {
+      writes: this.#writes,
+      reads: this.#reads,
+      walSyncs: this.#retiredWalSyncs + wal.syncs,
+      walWrites: this.#retiredWalWrites + wal.writes,
+      memtableBytes: this.#memtable.bytes,
+      immutableMemtables: this.#frozen.length,
+      flushes: this.#flushes,
+      compactions: this.#compactions,
+      tablesPerLevel: this.#state.version.levels.map((tables) => tables.length),
+      tableBytes: this.#state.version.levels.reduce(
+        (sum, _, level) => sum + this.#state.version.levelBytes(level),
+        0,
+      ),
+      blockCacheHits: cache.hits,
+      blockCacheMisses: cache.misses,
+      writeStalls: this.#writeStalls,
+    };
+  }
+
+  /** The last background compaction failure, if any (for /v0/status). */
+  get compactionError(): string | undefined {
+    return this.#compactionError;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#releaseWaiters();
+    await this.#flushing?.catch(() => {});
+    await this.#compacting?.catch(() => {});
+    await this.#editChain.catch(() => {});
+    await this.#sparePending?.catch(() => {});
+    await this.#shutdown();
+  }
+
+  /**
+   * Test hook: stops as a killed process would, without flushing memtables
+   * or finishing background jobs. Acknowledged writes are in the WAL; tables
+   * being written are left half-done for the next open to clean up.
+   */
+  async crashForTest(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#releaseWaiters();
+    await this.#flushWorker.terminate();
+    await this.#compactionWorker.terminate();
+    await this.#flushing?.catch(() => {});
+    await this.#compacting?.catch(() => {});
+    await this.#editChain.catch(() => {});
+    await this.#sparePending?.catch(() => {});
+    await this.#shutdown();
+  }
+
+  async #shutdown(): Promise<void> {
+    const wals = [this.#wal, ...this.#frozen.map((f) => f.wal)];
+    if (this.#spare) wals.push(this.#spare.wal);
+    await Promise.all(wals.map((w) => w.close().catch(() => {})));
+    this.#state.release();
+    await Promise.all([...this.#state.readers.values()].map((r) => r.close()));
+    await this.#flushWorker.terminate();
+    await this.#compactionWorker.terminate();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new RingkvError('RINGKV_CLOSED', 'Engine is closed');
+  }
+
+  #checkWritable(): void {
+    this.#checkOpen();
+    if (this.#fatal !== undefined) {
+      throw new RingkvError('RINGKV_IO', `Engine stopped taking writes: ${this.#fatal.message}`, {
+        cause: this.#fatal,
+      });
+    }
+  }
+
+  #releaseWaiters(): void {
+    const waiters = this.#flushWaiters;
+    this.#flushWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  /** Creates the next WAL ahead of time so that rotation never waits on the disk. */
+  #prepareSpare(): void {
+    if (this.#spare !== undefined || this.#sparePending !== undefined || this.#closed) return;
+    const fileNumber = this.#nextFileNumber++;
+    this.#sparePending = WalWriter.create(filePath(this.#options.dir, fileNumber, 'log'), {
+      sync: this.#options.sync,
+    })
+      .then(
+        (wal) => {
+          if (this.#closed) return wal.close();
+          this.#spare = { fileNumber, wal };
+        },
+        (err: unknown) => {
+          this.#fatal ??= new RingkvError('RINGKV_IO', `Cannot create a WAL file: ${errorMessage(err)}`, {
+            cause: err,
+          });
+        },
+      )
+      .finally(() => {
+        this.#sparePending = undefined;
+      });
+  }
+
+  /** Freezes the memtable and switches to the spare WAL; a no-op until the spare is ready. */
+  #rotate(): void {
+    const spare = this.#spare;
+    if (spare === undefined) {
+      this.#prepareSpare();
+      return;
+    }
+    this.#spare = undefined;
+    this.#memtable.freeze();
+    this.#frozen.push({ memtable: this.#memtable, wal: this.#wal });
+    this.#memtable = new Memtable(spare.fileNumber);
+    this.#wal = spare.wal;
+    this.#prepareSpare();
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushing !== undefined || this.#frozen.length === 0 || this.#closed) return;
+    this.#flushing = this.#flushOldest()
+      .catch((err: unknown) => {
+        this.#fatal ??= new RingkvError('RINGKV_IO', `Flush failed: ${errorMessage(err)}`, { cause: err });
+        this.#releaseWaiters();
+      })
+      .finally(() => {
+        this.#flushing = undefined;
+        if (this.#fatal === undefined) this.#scheduleFlush();
+      });
+  }
+
+  async #flushOldest(): Promise<void> {
+    const frozen = this.#frozen[0]!;
+    const fileNumber = this.#nextFileNumber++;
+    const payload = encodeMemtable(frozen.memtable);
+    const result = await this.#flushWorker.run(
+      {
+        kind: 'flush',
+        dir: this.#options.dir,
+        fileNumber,
+        entries: payload,
+        writer: writerOptions(this.#options),
+      },
+      [payload.buffer as ArrayBuffer],
+    );
+    // Its WAL is no longer needed once the table is live: the next one is.
+    const logNumber = this.#frozen[1]?.memtable.walNumber ?? this.#memtable.walNumber;
+    await this.#edit(
+      { removed: [], added: result.tables.map((table) => ({ level: 0, table })) },
+      logNumber,
+      () => {
+        // The flushed memtable leaves the read path in the same step the table joins it.
+        assert(this.#frozen[0] === frozen, 'Flushes complete in order');
+        this.#frozen.shift();
+      },
+    );
+    this.#flushes++;
+    const stats = frozen.wal.stats();
+    await frozen.wal.close();
+    this.#retiredWalWrites += stats.writes;
+    this.#retiredWalSyncs += stats.syncs;
+    await unlink(filePath(this.#options.dir, frozen.memtable.walNumber, 'log'));
+    this.#releaseWaiters();
+    this.#scheduleCompaction();
+  }
+
+  #scheduleCompaction(): void {
+    if (this.#compacting !== undefined || this.#closed || this.#compactionError !== undefined) return;
+    const compaction = pickCompaction(this.#state.version, this.#options, this.#pointers);
+    if (compaction === undefined) return;
+    this.#compacting = this.#runCompaction(compaction).finally(() => {
+      this.#compacting = undefined;
+      this.#scheduleCompaction();
+    });
+  }
+
+  async #runCompaction(compaction: Compaction): Promise<void> {
+    const inputBytes = compaction.inputs.reduce((sum, t) => sum + t.fileBytes, 0);
+    const reserved = Math.ceil(inputBytes / this.#options.tableBytesTarget) * 2 + 2;
+    const outputFileNumbers = Array.from({ length: reserved }, (_, i) => this.#nextFileNumber + i);
+    this.#nextFileNumber += reserved;
+    let result: JobResult;
+    try {
+      result = await this.#compactionWorker.run({
+        kind: 'compaction',
+        dir: this.#options.dir,
+        inputs: compaction.inputs.map((t) => t.fileNumber),
+        outputFileNumbers,
+        tableBytesTarget: this.#options.tableBytesTarget,
+        bottom: compaction.bottom,
+        nowMs: this.#options.nowMs(),
+        tombstoneGraceMs: this.#options.tombstoneGraceMs,
+        writer: writerOptions(this.#options),
+      });
+    } catch (err) {
+      if (this.#closed) return;
+      // A corrupt or unreadable table: keep serving, stop compacting, and say why in /v0/status.
+      this.#compactionError = errorMessage(err);
+      process.emitWarning(`ringkv: compaction stopped: ${this.#compactionError}`);
+      return;
+    }
+    const removed = compaction.inputs.map((t) => t.fileNumber);
+    await this.#edit({
+      removed,
+      added: result.tables.map((table) => ({ level: compaction.outputLevel, table })),
+    });
+    this.#pointers[compaction.inputLevel] = keyRange(compaction.picked)[1];
+    this.#compactions++;
+    for (const fileNumber of removed) {
+      this.#cache.evictFile(fileNumber);
+      await unlink(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
+    }
+  }
+
+  /**
+   * Applies an edit: opens readers for added tables, writes the manifest,
+   * then installs the new state and runs `install` in the same synchronous
+   * step, so no read sees data missing between the two. Edits run one at a
+   * time, in call order.
+   */
+  #edit(edit: VersionEdit, logNumber = this.#logNumber, install?: () => void): Promise<void> {
+    const run = async (): Promise<void> => {
+      const dir = this.#options.dir;
+      const version = this.#state.version.apply(edit);
+      const opened = await Promise.all(
+        edit.added.map(({ table }) =>
+          TableReader.open(filePath(dir, table.fileNumber, 'sst'), table.fileNumber, this.#cache),
+        ),
+      );
+      await writeManifest(dir, { version, nextFileNumber: this.#nextFileNumber, logNumber });
+      // INVARIANT: no await from here to the swap: readers see the old state or the new one.
+      const old = this.#state;
+      const readers = new Map(old.readers);
+      for (const reader of opened) readers.set(reader.fileNumber, reader);
+      const removedReaders = edit.removed.map((n) => readers.get(n)!);
+      for (const n of edit.removed) readers.delete(n);
+      this.#logNumber = logNumber;
+      this.#state = new TreeState(version, readers);
+      install?.();
+      old.release();
+      await Promise.all(removedReaders.map((r) => r.close()));
+    };
+    const next = this.#editChain.then(run);
+    this.#editChain = next.catch(() => {});
+    return next;
+  }
+}
+
+function writerOptions(options: LsmOptions) {
+  return { blockBytes: options.blockBytes, bloomBitsPerKey: options.bloomBitsPerKey };
+}
+
+/** A memtable's entries, encoded back to back in key order, for transfer to the flush worker. */
+function encodeMemtable(memtable: Memtable): Uint8Array {
+  let total = 0;
+  for (const entry of memtable.entries()) total += encodedEntryBytes(entry);
+  const buf = Buffer.allocUnsafeSlow(total);
+  let offset = 0;
+  for (const entry of memtable.entries()) offset = encodeEntry(entry, buf, offset);
+  assert(offset === total, 'Memtable changed while encoding');
+  return buf;
+}
+
+/** Chains cursors of non-overlapping tables in key order, opening each only when reached. */
+function concatCursor(opens: readonly (() => EntryCursor)[]): EntryCursor {
+  let index = 0;
+  let current: EntryCursor | undefined;
+  return {
+    async next() {
+      for (;;) {
+        if (current === undefined) {
+          const open = opens[index++];
+          if (open === undefined) return undefined;
+          current = open();
+        }
+        const batch = await current.next();
+        if (batch !== undefined) return batch;
+        await current.close();
+        current = undefined;
+      }
+    },
+    async close() {
+      index = opens.length;
+      const cursor = current;
+      current = undefined;
+      await cursor?.close();
+    },
+  };
+}

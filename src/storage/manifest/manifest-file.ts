@@ -1,0 +1,146 @@
+/**
+ * The manifest: the one file that says which tables are live and which WAL
+ * files still hold unflushed writes. It is replaced atomically (write a
+ * temporary file, fsync it, rename over MANIFEST, fsync the directory), so a
+ * crash at any moment leaves either the old or the new manifest, whole.
+ *
+ * Layout (text, so an operator can read it):
+ *
+ *   line 1   "ringkv-manifest <format version>"
+ *   line 2   crc32 of the JSON body, 8 lowercase hex digits
+ *   rest     JSON body: { nextFileNumber, logNumber, levels: [[table...]...] }
+ *            table: { file, bytes, entries, smallest (hex), largest (hex),
+ *                     minVersion, maxVersion (decimal strings) }
+ */
+import { open, readFile, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from '../../util/bytes.js';
+import { CorruptionError } from '../../util/errors.js';
+import { type TableInfo, Version } from './version.js';
+
+/** On-disk format version: bump on any incompatible change, never reuse. */
+export const MANIFEST_FORMAT_VERSION = 1;
+export const MANIFEST_NAME = 'MANIFEST';
+const MAGIC = 'ringkv-manifest';
+
+export interface ManifestState {
+  readonly version: Version;
+  /** File numbers at or above this are free. */
+  readonly nextFileNumber: number;
+  /** WAL files numbered below this are fully flushed into tables. */
+  readonly logNumber: number;
+}
+
+interface TableJson {
+  file: number;
+  bytes: number;
+  entries: number;
+  smallest: string;
+  largest: string;
+  minVersion: string;
+  maxVersion: string;
+}
+
+export function encodeManifest(state: ManifestState): Buffer {
+  const body = JSON.stringify({
+    nextFileNumber: state.nextFileNumber,
+    logNumber: state.logNumber,
+    levels: state.version.levels.map((tables) =>
+      tables.map(
+        (t): TableJson => ({
+          file: t.fileNumber,
+          bytes: t.fileBytes,
+          entries: t.entryCount,
+          smallest: t.smallestKey.toString('hex'),
+          largest: t.largestKey.toString('hex'),
+          minVersion: t.minVersion.toString(),
+          maxVersion: t.maxVersion.toString(),
+        }),
+      ),
+    ),
+  });
+  const bodyBytes = Buffer.from(body, 'utf8');
+  const crc = crc32(bodyBytes).toString(16).padStart(8, '0');
+  return Buffer.concat([Buffer.from(`${MAGIC} ${MANIFEST_FORMAT_VERSION}\n${crc}\n`, 'utf8'), bodyBytes]);
+}
+
+export function decodeManifest(path: string, data: Buffer, levelCount: number): ManifestState {
+  const firstNewline = data.indexOf(10);
+  const secondNewline = firstNewline < 0 ? -1 : data.indexOf(10, firstNewline + 1);
+  if (secondNewline < 0) throw new CorruptionError(path, 0, 'manifest header is incomplete');
+  const header = data.subarray(0, firstNewline).toString('utf8');
+  if (header !== `${MAGIC} ${MANIFEST_FORMAT_VERSION}`) {
+    throw new CorruptionError(path, 0, `unknown manifest header "${header.slice(0, 40)}"`);
+  }
+  const body = data.subarray(secondNewline + 1);
+  const expected = data.subarray(firstNewline + 1, secondNewline).toString('utf8');
+  const actual = crc32(body).toString(16).padStart(8, '0');
+  if (expected !== actual) {
+    throw new CorruptionError(
+      path,
+      secondNewline + 1,
+      `manifest checksum mismatch (stored ${expected}, computed ${actual})`,
+    );
+  }
+  try {
+    const json = JSON.parse(body.toString('utf8')) as {
+      nextFileNumber: number;
+      logNumber: number;
+      levels: TableJson[][];
+    };
+    const levels: TableInfo[][] = Array.from({ length: levelCount }, (_, level) =>
+      (json.levels[level] ?? []).map((t) => ({
+        fileNumber: t.file,
+        fileBytes: t.bytes,
+        entryCount: t.entries,
+        smallestKey: Buffer.from(t.smallest, 'hex'),
+        largestKey: Buffer.from(t.largest, 'hex'),
+        minVersion: BigInt(t.minVersion),
+        maxVersion: BigInt(t.maxVersion),
+      })),
+    );
+    if (json.levels.length > levelCount)
+      throw new Error(`${json.levels.length} levels, more than ${levelCount}`);
+    return { version: new Version(levels), nextFileNumber: json.nextFileNumber, logNumber: json.logNumber };
+  } catch (err) {
+    throw new CorruptionError(path, secondNewline + 1, `manifest body is invalid: ${(err as Error).message}`);
+  }
+}
+
+/** Reads dir/MANIFEST, or returns undefined when there is none (a new store). */
+export async function readManifest(dir: string, levelCount: number): Promise<ManifestState | undefined> {
+  const path = join(dir, MANIFEST_NAME);
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  return decodeManifest(path, data, levelCount);
+}
+
+/** Replaces dir/MANIFEST atomically and durably. */
+export async function writeManifest(dir: string, state: ManifestState): Promise<void> {
+  const path = join(dir, MANIFEST_NAME);
+  const tmp = `${path}.tmp`;
+  const file = await open(tmp, 'w');
+  try {
+    await file.writeFile(encodeManifest(state));
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+  await syncDir(dir);
+}
+
+/** fsync of a directory makes a created, renamed or deleted name durable. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

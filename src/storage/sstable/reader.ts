@@ -1,0 +1,308 @@
+/**
+ * Reads one SSTable on the event loop: asynchronous positional reads only.
+ *
+ * open() reads and verifies the footer, then the index and filter, which
+ * stay in memory; data blocks come through the shared BlockCache, read on a
+ * miss into a fresh buffer that is never mutated, so entries handed out
+ * (views into blocks) stay valid for as long as the caller keeps them.
+ * Callers must not mutate them either.
+ *
+ * Lifetime: the reader counts references. Every cursor holds one until it
+ * is closed or exhausted, and every block read in flight holds one, so the
+ * file handle is released only when close() has been called and the count
+ * drops to 0. ref()/unref() let an owner (a version of the table set) keep
+ * the reader usable past someone else's close(): until the handle is
+ * released, get(), cursor() and cursors opened earlier keep working; after
+ * it, get() rejects and cursor() and ref() throw RINGKV_CLOSED.
+ *
+ * Concurrent get() calls and cursors are fine; two misses on one block share
+ * one read.
+ */
+import { type FileHandle, open } from 'node:fs/promises';
+import { assert } from '../../util/assert.js';
+import { compareBytes, compareRange } from '../../util/bytes.js';
+import { CorruptionError, RingkvError } from '../../util/errors.js';
+import type { Entry } from '../entry/entry.js';
+import { Block } from './block.js';
+import { BloomFilter } from './bloom.js';
+import type { BlockCache } from './cache.js';
+import { decodeFooter, decodeIndex, FOOTER_BYTES, openSection, type TableIndex } from './format.js';
+
+/** Batches of entries in key order, each at most one block's worth and never empty. */
+export interface TableCursor {
+  /** The next batch, or undefined once the range is exhausted (or the cursor closed). */
+  next(): Promise<Entry[] | undefined>;
+  /** Releases the cursor's reference on its reader; safe to call twice. */
+  close(): Promise<void>;
+}
+
+export class TableReader {
+  readonly path: string;
+  readonly fileNumber: number;
+  readonly fileBytes: number;
+  readonly entryCount: number;
+  readonly smallestKey: Buffer;
+  readonly largestKey: Buffer;
+  readonly minVersion: bigint;
+  readonly maxVersion: bigint;
+
+  readonly #handle: FileHandle;
+  readonly #cache: BlockCache;
+  readonly #index: TableIndex;
+  readonly #filter: BloomFilter;
+  readonly #inflight = new Map<number, Promise<Block>>();
+  #refs = 0;
+  #closed = false;
+  #released: Promise<void> | undefined;
+
+  private constructor(
+    path: string,
+    fileNumber: number,
+    parts: {
+      handle: FileHandle;
+      cache: BlockCache;
+      fileBytes: number;
+      entryCount: number;
+      minVersion: bigint;
+      maxVersion: bigint;
+      index: TableIndex;
+      filter: BloomFilter;
+    },
+  ) {
+    this.path = path;
+    this.fileNumber = fileNumber;
+    this.fileBytes = parts.fileBytes;
+    this.entryCount = parts.entryCount;
+    this.minVersion = parts.minVersion;
+    this.maxVersion = parts.maxVersion;
+    this.smallestKey = parts.index.smallestKey;
+    this.largestKey = parts.index.largestKey;
+    this.#handle = parts.handle;
+    this.#cache = parts.cache;
+    this.#index = parts.index;
+    this.#filter = parts.filter;
+  }
+
+  /** Opens and verifies a table; CorruptionError if its footer, index or filter is damaged or it is truncated. */
+  static async open(path: string, fileNumber: number, cache: BlockCache): Promise<TableReader> {
+    const handle = await open(path, 'r');
+    try {
+      const { size } = await handle.stat();
+      if (size < FOOTER_BYTES) {
+        throw new CorruptionError(
+          path,
+          0,
+          `truncated: ${size} bytes, less than the ${FOOTER_BYTES}-byte footer`,
+        );
+      }
+      const footer = decodeFooter(await readAt(handle, path, size - FOOTER_BYTES, FOOTER_BYTES), path, size);
+      const meta = await readAt(handle, path, footer.indexOffset, footer.indexBytes + footer.filterBytes);
+      const indexPayload = openSection(
+        meta.subarray(0, footer.indexBytes),
+        path,
+        footer.indexOffset,
+        'index',
+      );
+      const index = decodeIndex(indexPayload, path, footer.indexOffset, footer.indexOffset);
+      const filterPayload = openSection(
+        meta.subarray(footer.indexBytes),
+        path,
+        footer.filterOffset,
+        'filter',
+      );
+      const filter = BloomFilter.decode(filterPayload);
+      if (typeof filter === 'string') throw new CorruptionError(path, footer.filterOffset, filter);
+      if (compareBytes(index.smallestKey, index.lastKey(0)) > 0) {
+        throw new CorruptionError(path, footer.indexOffset, 'index: smallest key after the first block');
+      }
+      return new TableReader(path, fileNumber, {
+        handle,
+        cache,
+        fileBytes: size,
+        entryCount: footer.entryCount,
+        minVersion: footer.minVersion,
+        maxVersion: footer.maxVersion,
+        index,
+        filter,
+      });
+    } catch (err) {
+      // The open failure is what the caller needs to see, not a failure to close.
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** false: the table certainly does not hold `key`. */
+  mayContain(key: Buffer): boolean {
+    return this.#filter.mayContain(key);
+  }
+
+  /** The table's entry for `key` (value, tombstone or expired alike), or undefined. */
+  async get(key: Buffer): Promise<Entry | undefined> {
+    this.#checkOpen();
+    const smallest = this.smallestKey;
+    const largest = this.largestKey;
+    if (compareRange(key, 0, key.length, smallest, 0, smallest.length) < 0) return undefined;
+    if (compareRange(key, 0, key.length, largest, 0, largest.length) > 0) return undefined;
+    if (!this.#filter.mayContain(key)) return undefined;
+    const blockIndex = this.#index.findBlock(key);
+    // INVARIANT: smallestKey <= key <= largestKey, so some block's last key is >= key.
+    assert(blockIndex < this.#index.blockCount, 'key within bounds but past the last block');
+    const block = this.#cache.lookup(this.fileNumber, this.#index.blockOffset(blockIndex));
+    return (block ?? (await this._readBlock(blockIndex))).find(key);
+  }
+
+  /** Entries with start <= key < end (no end: to the last key), in key order. */
+  cursor(start: Buffer, end?: Buffer): TableCursor {
+    this.#checkOpen();
+    return new Cursor(this, start, end);
+  }
+
+  ref(): void {
+    if (this.#released !== undefined) throw this.#closedError();
+    this.#refs++;
+  }
+
+  unref(): void {
+    assert(this.#refs > 0, 'unref() without a matching ref()');
+    this.#refs--;
+    if (this.#refs === 0 && this.#closed) this.#release();
+  }
+
+  /** Marks the reader closed; resolves once the handle is released, or at once while references remain. */
+  async close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      if (this.#refs === 0) this.#release();
+    }
+    if (this.#released !== undefined) await this.#released;
+  }
+
+  /** For Cursor: the decoded index. */
+  get _index(): TableIndex {
+    return this.#index;
+  }
+
+  /** For Cursor: block `blockIndex`, from the cache or the file. */
+  _block(blockIndex: number): Block | Promise<Block> {
+    return (
+      this.#cache.lookup(this.fileNumber, this.#index.blockOffset(blockIndex)) ?? this._readBlock(blockIndex)
+    );
+  }
+
+  /** Reads a block after a cache miss; concurrent misses on one block share the read. */
+  _readBlock(blockIndex: number): Promise<Block> {
+    const offset = this.#index.blockOffset(blockIndex);
+    let pending = this.#inflight.get(offset);
+    if (pending === undefined) {
+      pending = this.#readBlockUncached(offset, this.#index.blockBytes(blockIndex));
+      this.#inflight.set(offset, pending);
+    }
+    return pending;
+  }
+
+  async #readBlockUncached(offset: number, bytes: number): Promise<Block> {
+    // The read holds a reference so that close() cannot pull the handle from under it.
+    this.ref();
+    try {
+      const block = Block.decode(await readAt(this.#handle, this.path, offset, bytes), this.path, offset);
+      if (!this.#closed) this.#cache.insert(this.fileNumber, block);
+      return block;
+    } finally {
+      this.#inflight.delete(offset);
+      this.unref();
+    }
+  }
+
+  #release(): void {
+    assert(this.#released === undefined, 'reader released twice');
+    this.#cache.evictFile(this.fileNumber);
+    // Closing a read-only handle cannot lose data; a failure here has nothing to report to.
+    this.#released = this.#handle.close().catch(() => undefined);
+  }
+
+  /** A closed reader still serves whoever holds a reference; only a released one refuses. */
+  #checkOpen(): void {
+    if (this.#released !== undefined) throw this.#closedError();
+  }
+
+  #closedError(): RingkvError {
+    return new RingkvError('RINGKV_CLOSED', `Table is closed: ${this.path}`);
+  }
+}
+
+/**
+ * A range cursor: starts at the block that may hold `start`, then walks the
+ * blocks in order, one block per batch, until a key >= end or the last block.
+ */
+class Cursor implements TableCursor {
+  readonly #reader: TableReader;
+  readonly #start: Buffer;
+  readonly #end: Buffer | undefined;
+  #blockIndex: number;
+  #first = true;
+  #done = false;
+  #busy = false;
+
+  constructor(reader: TableReader, start: Buffer, end: Buffer | undefined) {
+    this.#reader = reader;
+    this.#start = start;
+    this.#end = end;
+    reader.ref();
+    this.#blockIndex = reader._index.findBlock(start);
+    if (end !== undefined && compareBytes(start, end) >= 0) this.#finish();
+  }
+
+  async next(): Promise<Entry[] | undefined> {
+    if (this.#done) return undefined;
+    assert(!this.#busy, 'TableCursor.next() called again before the previous call settled');
+    this.#busy = true;
+    try {
+      return await this.#nextBatch();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#finish();
+  }
+
+  async #nextBatch(): Promise<Entry[] | undefined> {
+    const index = this.#reader._index;
+    while (!this.#done && this.#blockIndex < index.blockCount) {
+      const blockIndex = this.#blockIndex++;
+      const block = await this.#reader._block(blockIndex);
+      if (this.#done) return undefined;
+      const from = this.#first ? block.lowerBound(this.#start) : 0;
+      this.#first = false;
+      const endsHere = this.#end !== undefined && compareBytes(index.lastKey(blockIndex), this.#end) >= 0;
+      const to = endsHere ? block.lowerBound(this.#end!) : block.entryCount;
+      if (endsHere || this.#blockIndex === index.blockCount) this.#finish();
+      if (from < to) return block.entries(from, to);
+    }
+    this.#finish();
+    return undefined;
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#reader.unref();
+  }
+}
+
+/** Reads exactly `length` bytes at `position` into a fresh buffer of its own; a short file is corruption. */
+async function readAt(handle: FileHandle, path: string, position: number, length: number): Promise<Buffer> {
+  // allocUnsafeSlow: memory of its own, not a slice of the shared pool, so a cached block pins only itself.
+  const buf = Buffer.allocUnsafeSlow(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) {
+      throw new CorruptionError(path, position, `truncated: wanted ${length} bytes, file ends after ${done}`);
+    }
+    done += bytesRead;
+  }
+  return buf;
+}

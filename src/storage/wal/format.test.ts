@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { crc32 } from '../../util/bytes.js';
+import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
+import { tombstoneEntry, valueEntry } from '../entry/entry.js';
+import {
+  checkFileHeader,
+  encodeFileHeader,
+  encodeRecord,
+  FILE_HEADER_BYTES,
+  PAYLOAD_BYTES_MAX,
+  PAYLOAD_BYTES_MIN,
+  RECORD_HEADER_BYTES,
+  readRecord,
+  recordBytes,
+  WAL_FORMAT_VERSION,
+  WAL_MAGIC,
+} from './format.js';
+
+function encoded(entry: Parameters<typeof recordBytes>[0]): Buffer {
+  const buf = Buffer.alloc(recordBytes(entry));
+  assert.equal(encodeRecord(entry, buf, 0), buf.length);
+  return buf;
+}
+
+describe('wal format', () => {
+  test('the on-disk constants keep their values', () => {
+    assert.equal(WAL_MAGIC, 0x524b5657);
+    assert.equal(WAL_FORMAT_VERSION, 1);
+    assert.equal(FILE_HEADER_BYTES, 8);
+    assert.equal(RECORD_HEADER_BYTES, 8);
+    assert.equal(PAYLOAD_BYTES_MIN, 17);
+    assert.equal(PAYLOAD_BYTES_MAX, 15 + 3 + 65_535 + 5 + 268_435_456);
+  });
+
+  test('a fresh header is "RKVW" and version 1, and checks clean', () => {
+    const header = encodeFileHeader();
+    assert.equal(header.subarray(0, 4).toString('latin1'), 'RKVW');
+    assert.equal(header.readUInt32BE(4), 1);
+    assert.equal(checkFileHeader(header), undefined);
+    const badMagic = Buffer.from(header);
+    badMagic[0] = 0x41;
+    assert.match(checkFileHeader(badMagic) ?? '', /bad magic 0x414b5657, expected 0x524b5657/);
+    const badVersion = Buffer.from(header);
+    badVersion.writeUInt32BE(2, 4);
+    assert.match(checkFileHeader(badVersion) ?? '', /unsupported format version 2, expected 1/);
+  });
+
+  test('a record is length, crc32 of the payload, then the encoded entry', () => {
+    const entry = valueEntry(Buffer.from('key'), 42n, Buffer.from('value'), 1234);
+    const buf = encoded(entry);
+    const payload = buf.subarray(RECORD_HEADER_BYTES);
+    assert.equal(buf.readUInt32BE(0), encodedEntryBytes(entry));
+    assert.equal(buf.readUInt32BE(4), crc32(payload));
+    const expected = Buffer.alloc(encodedEntryBytes(entry));
+    encodeEntry(entry, expected, 0);
+    assert.deepEqual(payload, expected);
+  });
+
+  test('records read back at any offset, as views', () => {
+    const a = valueEntry(Buffer.from('a'), 1n, Buffer.alloc(0));
+    const b = tombstoneEntry(Buffer.from('b'), 2n);
+    const buf = Buffer.concat([Buffer.from('xx'), encoded(a), encoded(b)]);
+    const first = readRecord(buf, 2, buf.length);
+    assert.ok('entry' in first);
+    assert.deepEqual(first.entry, a);
+    const second = readRecord(buf, first.end, buf.length);
+    assert.ok('entry' in second);
+    assert.deepEqual(second.entry, b);
+    assert.equal(second.end, buf.length);
+    assert.equal(second.entry.key.buffer, buf.buffer, 'the key is a view, not a copy');
+  });
+
+  test('each kind of damage is named', () => {
+    const entry = valueEntry(Buffer.from('key'), 7n, Buffer.from('value'));
+    const good = encoded(entry);
+    const problemOf = (buf: Buffer, end = buf.length) => {
+      const read = readRecord(buf, 0, end);
+      assert.ok('problem' in read, 'expected a problem');
+      return read.problem;
+    };
+    assert.equal(problemOf(good.subarray(0, 5)), 'incomplete');
+    assert.equal(problemOf(good, good.length - 1), 'incomplete');
+    assert.equal(problemOf(Buffer.alloc(32)), 'length-short');
+    const huge = Buffer.from(good);
+    huge.writeUInt32BE(PAYLOAD_BYTES_MAX + 1, 0);
+    assert.equal(problemOf(huge), 'length-over-max');
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 1] = flipped[flipped.length - 1]! ^ 0x01;
+    assert.equal(problemOf(flipped), 'checksum');
+    // A payload one byte longer than its entry, with a matching checksum.
+    const padded = Buffer.concat([good, Buffer.alloc(1)]);
+    padded.writeUInt32BE(good.length - RECORD_HEADER_BYTES + 1, 0);
+    padded.writeUInt32BE(crc32(padded.subarray(RECORD_HEADER_BYTES)), 4);
+    assert.equal(problemOf(padded), 'entry');
+    const badKind = Buffer.from(good);
+    badKind[RECORD_HEADER_BYTES] = 9;
+    badKind.writeUInt32BE(crc32(badKind.subarray(RECORD_HEADER_BYTES)), 4);
+    assert.equal(problemOf(badKind), 'entry');
+  });
+});

@@ -1,0 +1,156 @@
+/**
+ * The bytes of a write-ahead log file. Everything that knows the layout lives
+ * here; writer.ts and reader.ts only call it.
+ *
+ *   file:
+ *   +----------------+----------+----------+-----+----------+
+ *   | header (8 B)   | record 0 | record 1 | ... | record n |
+ *   +----------------+----------+----------+-----+----------+
+ *
+ *   header:
+ *   0       4               8
+ *   +-------+---------------+
+ *   | magic | format version|   both u32 big-endian
+ *   +-------+---------------+
+ *
+ *   record:
+ *   0                4                8                     8 + L
+ *   +----------------+----------------+---------------------+
+ *   | payload length | crc32(payload) | payload (L bytes)   |
+ *   |   L, u32 BE    |    u32 BE      | one encoded entry   |
+ *   +----------------+----------------+---------------------+
+ *
+ * The payload is exactly one entry as storage/entry/codec.ts encodes it, and
+ * must decode to exactly L bytes. The checksum covers the payload only; the
+ * length is checked by range (PAYLOAD_BYTES_MIN..PAYLOAD_BYTES_MAX), by the
+ * entry it frames having to end exactly at L, and by the reader's search for
+ * intact records after a failure (reader.ts explains why that matters).
+ *
+ * A file is written once, front to back, by one writer and never reused for
+ * another log, so bytes from an older life of the file cannot appear in it.
+ */
+import { limits } from '../../config/limits.js';
+import { crc32, varintBytes } from '../../util/bytes.js';
+import { decodeEntry, ENTRY_FIXED_BYTES, encodedEntryBytes, encodeEntry } from '../entry/codec.js';
+import type { Entry } from '../entry/entry.js';
+
+/** "RKVW" in ASCII. On-disk value: never change. */
+export const WAL_MAGIC = 0x524b5657;
+/** The layout drawn above. On-disk value: never renumber; a new layout takes the next number. */
+export const WAL_FORMAT_VERSION = 1;
+export const FILE_HEADER_BYTES = 8;
+/** Length and checksum in front of each payload. */
+export const RECORD_HEADER_BYTES = 8;
+
+/** The smallest encoded entry: fixed fields plus two one-byte varints (empty key, empty value). */
+export const PAYLOAD_BYTES_MIN = ENTRY_FIXED_BYTES + 2;
+/**
+ * The largest encoded entry any writer may produce: the hard key and value
+ * maxima with their varint lengths, 15 + 3 + 65,535 + 5 + 268,435,456 bytes.
+ * A length above it cannot come from a writer, nor from a torn write (which
+ * leaves a mix of intended bytes and zeros, and so only ever a smaller length).
+ */
+export const PAYLOAD_BYTES_MAX =
+  ENTRY_FIXED_BYTES +
+  varintBytes(limits.keyBytesHardMax) +
+  limits.keyBytesHardMax +
+  varintBytes(limits.valueBytesHardMax) +
+  limits.valueBytesHardMax;
+
+/** A fresh header. */
+export function encodeFileHeader(): Buffer {
+  const header = Buffer.alloc(FILE_HEADER_BYTES);
+  header.writeUInt32BE(WAL_MAGIC, 0);
+  header.writeUInt32BE(WAL_FORMAT_VERSION, 4);
+  return header;
+}
+
+/**
+ * Checks the header at the start of `buf`: undefined when it is intact, a
+ * reason otherwise. `buf` must hold at least FILE_HEADER_BYTES.
+ */
+export function checkFileHeader(buf: Buffer): string | undefined {
+  const magic = buf.readUInt32BE(0);
+  if (magic !== WAL_MAGIC) return `bad magic 0x${hex32(magic)}, expected 0x${hex32(WAL_MAGIC)}`;
+  const version = buf.readUInt32BE(4);
+  if (version !== WAL_FORMAT_VERSION) {
+    return `unsupported format version ${version}, expected ${WAL_FORMAT_VERSION}`;
+  }
+  return undefined;
+}
+
+/** Bytes the record for `entry` takes in the file, framing included. */
+export function recordBytes(entry: Entry): number {
+  return RECORD_HEADER_BYTES + encodedEntryBytes(entry);
+}
+
+/**
+ * Writes the record for `entry` at `offset`; the caller sized `buf` with
+ * recordBytes(entry). Returns the end offset.
+ */
+export function encodeRecord(entry: Entry, buf: Buffer, offset: number): number {
+  const payloadStart = offset + RECORD_HEADER_BYTES;
+  const end = encodeEntry(entry, buf, payloadStart);
+  buf.writeUInt32BE(end - payloadStart, offset);
+  buf.writeUInt32BE(crc32(buf.subarray(payloadStart, end)), offset + 4);
+  return end;
+}
+
+/** Why the bytes at an offset are not an intact record. */
+export type RecordProblem =
+  /** The record header or payload runs past the end of the bytes. */
+  | 'incomplete'
+  /** The length is below PAYLOAD_BYTES_MIN (zeros read as length 0). */
+  | 'length-short'
+  /** The length is above PAYLOAD_BYTES_MAX: never written by a writer nor left by a torn write. */
+  | 'length-over-max'
+  | 'checksum'
+  /** The checksum matches but the payload is not exactly one entry. */
+  | 'entry';
+
+export type RecordRead =
+  | { readonly entry: Entry; readonly end: number }
+  | { readonly problem: RecordProblem; readonly detail: string };
+
+/**
+ * Reads the record at `offset`, looking no further than `end`. The entry's
+ * key and value are views into `buf`.
+ */
+export function readRecord(buf: Buffer, offset: number, end: number): RecordRead {
+  if (end - offset < RECORD_HEADER_BYTES) {
+    return { problem: 'incomplete', detail: `record header cut off after ${end - offset} bytes` };
+  }
+  const length = buf.readUInt32BE(offset);
+  if (length > PAYLOAD_BYTES_MAX) {
+    return {
+      problem: 'length-over-max',
+      detail: `record length ${length} is over the maximum ${PAYLOAD_BYTES_MAX}`,
+    };
+  }
+  if (length < PAYLOAD_BYTES_MIN) {
+    return {
+      problem: 'length-short',
+      detail: `record length ${length} is under the minimum ${PAYLOAD_BYTES_MIN}`,
+    };
+  }
+  const payloadStart = offset + RECORD_HEADER_BYTES;
+  const payloadEnd = payloadStart + length;
+  if (payloadEnd > end) {
+    return { problem: 'incomplete', detail: `record of ${length} bytes cut off after ${end - payloadStart}` };
+  }
+  const expected = buf.readUInt32BE(offset + 4);
+  const actual = crc32(buf.subarray(payloadStart, payloadEnd));
+  if (actual !== expected) {
+    return { problem: 'checksum', detail: `checksum 0x${hex32(actual)}, expected 0x${hex32(expected)}` };
+  }
+  const decoded = decodeEntry(buf, payloadStart, payloadEnd);
+  if (typeof decoded === 'string') return { problem: 'entry', detail: `undecodable entry: ${decoded}` };
+  if (decoded[1] !== payloadEnd) {
+    return { problem: 'entry', detail: `entry ends ${payloadEnd - decoded[1]} bytes before its record` };
+  }
+  return { entry: decoded[0], end: payloadEnd };
+}
+
+function hex32(value: number): string {
+  return value.toString(16).padStart(8, '0');
+}

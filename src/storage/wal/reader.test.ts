@@ -1,0 +1,235 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { CorruptionError, isRingkvError } from '../../util/errors.js';
+import { type Entry, tombstoneEntry, valueEntry } from '../entry/entry.js';
+import {
+  encodeFileHeader,
+  encodeRecord,
+  FILE_HEADER_BYTES,
+  PAYLOAD_BYTES_MAX,
+  RECORD_HEADER_BYTES,
+  recordBytes,
+} from './format.js';
+import { parseWal, readWal } from './reader.js';
+import { WalWriter } from './writer.js';
+
+let dir = '';
+let fileCount = 0;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ringkv-wal-reader-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function freshPath(): string {
+  return join(dir, `${String(++fileCount).padStart(6, '0')}.wal`);
+}
+
+const ENTRIES: Entry[] = [
+  valueEntry(Buffer.from('alpha'), 10n, Buffer.from('first value')),
+  tombstoneEntry(Buffer.from('beta'), 11n),
+  valueEntry(Buffer.from('gamma'), 12n, Buffer.alloc(0), 1_700_000_000_000),
+  valueEntry(Buffer.from('delta'), 13n, Buffer.alloc(3000, 0x5a)),
+  valueEntry(Buffer.from('epsilon'), 14n, Buffer.from('last one')),
+];
+
+/** Where each record starts in a file of ENTRIES (and, last, where the file ends). */
+const OFFSETS: number[] = [FILE_HEADER_BYTES];
+for (const e of ENTRIES) OFFSETS.push(OFFSETS[OFFSETS.length - 1]! + recordBytes(e));
+
+/** The bytes of a log holding `entries`, written by WalWriter so the test covers what it produces. */
+async function logBytes(entries: Entry[]): Promise<Buffer> {
+  const path = freshPath();
+  const wal = await WalWriter.create(path, { sync: false });
+  await Promise.all(entries.map((e) => wal.append(e)));
+  await wal.close();
+  const bytes = await readFile(path);
+  await rm(path);
+  return bytes;
+}
+
+async function fileWith(bytes: Uint8Array): Promise<string> {
+  const path = freshPath();
+  await writeFile(path, bytes);
+  return path;
+}
+
+function flipped(bytes: Buffer, offset: number): Buffer {
+  const copy = Buffer.from(bytes);
+  copy[offset] = copy[offset]! ^ 0x10;
+  return copy;
+}
+
+async function corruption(path: string): Promise<CorruptionError> {
+  const err = await readWal(path, { repair: true }).then(
+    () => assert.fail('expected a CorruptionError'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof CorruptionError, `expected a CorruptionError, got ${String(err)}`);
+  assert.equal(err.code, 'RINGKV_CORRUPTION');
+  assert.equal(err.file, path);
+  assert.ok(err.message.includes(path), 'the message names the file');
+  assert.ok(err.message.includes(`offset ${err.offset}`), 'the message names the offset');
+  return err;
+}
+
+describe('readWal', () => {
+  let good: Buffer = Buffer.alloc(0);
+  before(async () => {
+    good = await logBytes(ENTRIES);
+    assert.equal(good.length, OFFSETS[ENTRIES.length]);
+  });
+
+  test('an intact log reads back whole', async () => {
+    const path = await fileWith(good);
+    const contents = await readWal(path, { repair: true });
+    assert.deepEqual(contents.entries, ENTRIES);
+    assert.equal(contents.validBytes, good.length);
+    assert.equal(contents.tornBytes, 0);
+    assert.equal((await stat(path)).size, good.length, 'an intact file is left alone');
+  });
+
+  test('a log cut at every byte inside its last record loses only that record; repair truncates', async () => {
+    const lastStart = OFFSETS[ENTRIES.length - 1]!;
+    const path = freshPath();
+    for (let cut = lastStart; cut < good.length; cut++) {
+      await writeFile(path, good.subarray(0, cut));
+      const contents = await readWal(path, { repair: false });
+      assert.deepEqual(contents.entries, ENTRIES.slice(0, -1), `cut at ${cut}`);
+      assert.equal(contents.validBytes, lastStart);
+      assert.equal(contents.tornBytes, cut - lastStart);
+      assert.equal((await stat(path)).size, cut, 'without repair the file is untouched');
+
+      const repaired = await readWal(path, { repair: true });
+      assert.equal(repaired.tornBytes, cut - lastStart);
+      assert.equal((await stat(path)).size, lastStart, `repair truncates (cut at ${cut})`);
+      const again = await readWal(path, { repair: false });
+      assert.equal(again.tornBytes, 0);
+      assert.deepEqual(again.entries, ENTRIES.slice(0, -1));
+    }
+  });
+
+  test('a log cut inside the large middle record keeps the records before it', async () => {
+    const start = OFFSETS[3]!;
+    for (const cut of [start + 1, start + RECORD_HEADER_BYTES, start + 1000, OFFSETS[4]! - 1]) {
+      const contents = parseWal('cut.wal', good.subarray(0, cut));
+      assert.deepEqual(contents.entries, ENTRIES.slice(0, 3));
+      assert.equal(contents.validBytes, start);
+    }
+  });
+
+  test('a file cut inside its header is an empty, torn log', async () => {
+    for (let cut = 0; cut < FILE_HEADER_BYTES; cut++) {
+      const path = await fileWith(good.subarray(0, cut));
+      const contents = await readWal(path, { repair: true });
+      assert.deepEqual(contents.entries, []);
+      assert.equal(contents.validBytes, 0);
+      assert.equal(contents.tornBytes, cut);
+      assert.equal((await stat(path)).size, 0);
+    }
+  });
+
+  test('a zero-filled tail is torn', async () => {
+    const path = await fileWith(Buffer.concat([good, Buffer.alloc(8192)]));
+    const contents = await readWal(path, { repair: true });
+    assert.deepEqual(contents.entries, ENTRIES);
+    assert.equal(contents.tornBytes, 8192);
+    assert.equal((await stat(path)).size, good.length);
+  });
+
+  test('a last record whose later pages never reached the disk is torn', async () => {
+    // The large record's second half and everything after it are zeros.
+    const bytes = Buffer.from(good);
+    bytes.fill(0, OFFSETS[3]! + 1500);
+    const contents = parseWal('zeros.wal', Buffer.concat([bytes, Buffer.alloc(4096)]));
+    assert.deepEqual(contents.entries, ENTRIES.slice(0, 3));
+    assert.equal(contents.validBytes, OFFSETS[3]);
+  });
+
+  test('a checksum failure on the record that reaches EOF is torn', async () => {
+    const bytes = flipped(good, good.length - 2);
+    const contents = parseWal('tail.wal', bytes);
+    assert.deepEqual(contents.entries, ENTRIES.slice(0, -1));
+    assert.equal(contents.validBytes, OFFSETS[ENTRIES.length - 1]);
+  });
+
+  test('a file of zeros is an empty, torn log', async () => {
+    const contents = parseWal('zero.wal', Buffer.alloc(4096));
+    assert.deepEqual(contents, { entries: [], validBytes: 0 });
+  });
+
+  test('a flipped byte inside a middle record is corruption at that record', async () => {
+    for (const [record, within] of [
+      [1, RECORD_HEADER_BYTES + 3], // payload
+      [3, 2000], // payload of the large record
+      [2, 5], // checksum field
+    ] as const) {
+      const path = await fileWith(flipped(good, OFFSETS[record]! + within));
+      const err = await corruption(path);
+      assert.equal(err.offset, OFFSETS[record]);
+      assert.match(err.message, /intact record follows/);
+      assert.equal((await stat(path)).size, good.length, 'a corrupt file is not repaired');
+    }
+  });
+
+  test('a flipped bit in a middle record length is corruption, not a torn tail', async () => {
+    // The length now points past EOF; trusting it would drop records 2 to 4 silently.
+    const bytes = Buffer.from(good);
+    bytes.writeUInt32BE(bytes.readUInt32BE(OFFSETS[1]!) | 0x0010_0000, OFFSETS[1]!);
+    const err = await corruption(await fileWith(bytes));
+    assert.equal(err.offset, OFFSETS[1]);
+  });
+
+  test('zeros over a middle record with intact records after it are corruption', async () => {
+    const bytes = Buffer.from(good);
+    bytes.fill(0, OFFSETS[1]!, OFFSETS[2]!);
+    const err = await corruption(await fileWith(bytes));
+    assert.equal(err.offset, OFFSETS[1]);
+  });
+
+  test('a length over the maximum is corruption even at the end', async () => {
+    const tail = Buffer.alloc(RECORD_HEADER_BYTES + 20);
+    tail.writeUInt32BE(PAYLOAD_BYTES_MAX + 1, 0);
+    const err = await corruption(await fileWith(Buffer.concat([good, tail])));
+    assert.equal(err.offset, good.length);
+    assert.match(err.message, /over the maximum/);
+  });
+
+  test('bad magic or an unknown format version is corruption at offset 0', async () => {
+    const badMagic = flipped(good, 1);
+    const magicErr = await corruption(await fileWith(badMagic));
+    assert.equal(magicErr.offset, 0);
+    assert.match(magicErr.message, /bad magic/);
+
+    const badVersion = Buffer.from(good);
+    badVersion.writeUInt32BE(99, 4);
+    const versionErr = await corruption(await fileWith(badVersion));
+    assert.equal(versionErr.offset, 0);
+    assert.match(versionErr.message, /format version 99/);
+
+    const shortForeign = await corruption(await fileWith(Buffer.from('{"a"')));
+    assert.equal(shortForeign.offset, 0);
+  });
+
+  test('records written by hand with the format functions read back', async () => {
+    const entry = valueEntry(Buffer.from('k'), 5n, Buffer.from('v'));
+    const buf = Buffer.alloc(FILE_HEADER_BYTES + recordBytes(entry));
+    encodeFileHeader().copy(buf, 0);
+    encodeRecord(entry, buf, FILE_HEADER_BYTES);
+    assert.deepEqual(parseWal('hand.wal', buf).entries, [entry]);
+  });
+
+  test('a missing file is RINGKV_IO', async () => {
+    const path = join(dir, 'absent.wal');
+    const err = await readWal(path, { repair: false }).then(
+      () => assert.fail('expected an error'),
+      (e: unknown) => e,
+    );
+    assert.ok(isRingkvError(err, 'RINGKV_IO'));
+    assert.ok(err.message.includes(path));
+  });
+});

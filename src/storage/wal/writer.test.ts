@@ -1,0 +1,353 @@
+import assert from 'node:assert/strict';
+import { type FileHandle, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
+import { isRingkvError } from '../../util/errors.js';
+import { type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
+import { FILE_HEADER_BYTES, recordBytes } from './format.js';
+import { readWal } from './reader.js';
+import { type WalFile, WalWriter } from './writer.js';
+
+let dir = '';
+let fileCount = 0;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ringkv-wal-writer-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+function freshPath(): string {
+  return join(dir, `${String(++fileCount).padStart(6, '0')}.wal`);
+}
+
+/** Values, tombstones, empty values, an empty key, expiry, and a large value every 17th. */
+function sampleEntries(count: number): Entry[] {
+  const entries: Entry[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = Buffer.from(i === 0 ? '' : `key-${i}`);
+    const version = 1_000_000n + BigInt(i);
+    if (i % 5 === 0) entries.push(tombstoneEntry(key, version));
+    else if (i % 5 === 1) entries.push(valueEntry(key, version, Buffer.alloc(0)));
+    else if (i % 5 === 2) entries.push(valueEntry(key, version, Buffer.from(`v${i}`), 1_700_000_000_000 + i));
+    else if (i % 17 === 3) entries.push(valueEntry(key, version, Buffer.alloc(100_000 + i, i & 0xff)));
+    else entries.push(valueEntry(key, version, Buffer.from(`value-${i}-`.repeat(i % 7))));
+  }
+  return entries;
+}
+
+/** Wraps a real file: counts calls, records write sizes, and fails or slows on demand. */
+class ProbeFile implements WalFile {
+  readonly writeLengths: number[] = [];
+  datasyncs = 0;
+  syncs = 0;
+  /** Index of the write() call (0 = header) that throws. */
+  failWriteAt = -1;
+  failDatasync = false;
+  /** Most bytes one write() call takes, to exercise short writes. */
+  chunkBytesMax = Number.POSITIVE_INFINITY;
+  /** Runs inside write() before the bytes go to the file. */
+  beforeWrite: ((buffer: Buffer, offset: number, length: number) => Promise<void>) | undefined;
+  readonly #inner: FileHandle;
+
+  constructor(inner: FileHandle) {
+    this.#inner = inner;
+  }
+
+  async write(
+    buffer: Buffer,
+    offset: number,
+    length: number,
+    position: number,
+  ): Promise<{ bytesWritten: number }> {
+    const index = this.writeLengths.length;
+    this.writeLengths.push(length);
+    if (index === this.failWriteAt) throw new Error('EIO: injected write failure');
+    if (this.beforeWrite !== undefined) await this.beforeWrite(buffer, offset, length);
+    return this.#inner.write(buffer, offset, Math.min(length, this.chunkBytesMax), position);
+  }
+
+  async datasync(): Promise<void> {
+    this.datasyncs++;
+    if (this.failDatasync) throw new Error('EIO: injected fdatasync failure');
+    await this.#inner.datasync();
+  }
+
+  async sync(): Promise<void> {
+    this.syncs++;
+    await this.#inner.sync();
+  }
+
+  async close(): Promise<void> {
+    await this.#inner.close();
+  }
+}
+
+async function createProbed(
+  path: string,
+  options: { sync: boolean; batchBytesMax?: number },
+): Promise<{ wal: WalWriter; probe: ProbeFile }> {
+  let probe: ProbeFile | undefined;
+  const wal = await WalWriter.create(path, {
+    ...options,
+    openFile: async (p) => {
+      probe = new ProbeFile(await open(p, 'wx'));
+      return probe;
+    },
+  });
+  assert.ok(probe !== undefined);
+  return { wal, probe };
+}
+
+async function readBack(path: string): Promise<Entry[]> {
+  const contents = await readWal(path, { repair: false });
+  assert.equal(contents.tornBytes, 0);
+  assert.equal(contents.validBytes, (await stat(path)).size);
+  return contents.entries;
+}
+
+async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<Error> {
+  const err = await promise.then(
+    () => assert.fail(`expected a rejection with ${code}`),
+    (e: unknown) => e,
+  );
+  assert.ok(isRingkvError(err), `expected a RingkvError, got ${String(err)}`);
+  assert.equal(err.code, code);
+  return err;
+}
+
+describe('WalWriter', () => {
+  test('round trip: values, tombstones, empty values, large values, expiry', async () => {
+    const path = freshPath();
+    const entries = sampleEntries(300);
+    const wal = await WalWriter.create(path, { sync: true });
+    await Promise.all(entries.map((e) => wal.append(e)));
+    const expectedBytes = FILE_HEADER_BYTES + entries.reduce((sum, e) => sum + recordBytes(e), 0);
+    assert.equal(wal.bytes, expectedBytes);
+    assert.equal(wal.stats().records, 300);
+    await wal.close();
+    assert.equal((await stat(path)).size, expectedBytes);
+    const back = await readBack(path);
+    assert.deepEqual(back, entries);
+    assert.ok(back.some((e) => e.kind === EntryKind.Tombstone));
+    assert.ok(back.some((e) => e.value.length >= 100_000));
+  });
+
+  test('appends in one event-loop turn share one write and one fdatasync', async () => {
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: true });
+    const entries = sampleEntries(50);
+    await Promise.all(entries.map((e) => wal.append(e)));
+    assert.deepEqual(wal.stats(), { records: 50, writes: 1, syncs: 1 });
+    assert.equal(probe.datasyncs, 1);
+    await wal.close();
+    assert.deepEqual(await readBack(path), entries);
+  });
+
+  test('200 concurrent appends with sync on are group-committed, in append order', async () => {
+    const path = freshPath();
+    const wal = await WalWriter.create(path, { sync: true });
+    const appended: Entry[] = [];
+    // 20 writers, each appending 10 entries one after another, as request handlers would.
+    const writer = async (w: number) => {
+      for (let i = 0; i < 10; i++) {
+        const entry = valueEntry(
+          Buffer.from(`w${w}-${i}`),
+          BigInt(w * 100 + i),
+          Buffer.from(`value ${w} ${i}`),
+        );
+        const done = wal.append(entry);
+        appended.push(entry); // append() placed the record synchronously
+        await done;
+      }
+    };
+    await Promise.all(Array.from({ length: 20 }, (_, w) => writer(w)));
+    const stats = wal.stats();
+    assert.equal(stats.records, 200);
+    assert.equal(stats.syncs, stats.writes, 'sync on: one fdatasync per write');
+    assert.ok(stats.syncs <= 40, `expected far fewer fdatasyncs than appends, got ${stats.syncs}`);
+    await wal.close();
+    assert.deepEqual(await readBack(path), appended);
+  });
+
+  test('sync off: appends resolve after write() and nothing is fsynced until close', async () => {
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: false });
+    const syncsAfterCreate = probe.syncs;
+    const entries = sampleEntries(120);
+    await Promise.all(entries.slice(0, 60).map((e) => wal.append(e)));
+    for (const e of entries.slice(60)) await wal.append(e);
+    assert.equal(wal.stats().syncs, 0);
+    assert.ok(wal.stats().writes >= 61);
+    assert.equal(probe.datasyncs, 0);
+    assert.equal(probe.syncs, syncsAfterCreate);
+    // Acknowledged records are in the file before close: readable by another reader now.
+    assert.deepEqual((await readWal(path, { repair: false })).entries, entries);
+    await wal.close();
+    assert.equal(wal.stats().syncs, 1, 'close fsyncs whatever the mode');
+    assert.equal(probe.syncs, syncsAfterCreate + 1);
+  });
+
+  test('batches respect batchBytesMax; a larger record goes alone', async () => {
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: true, batchBytesMax: 1024 });
+    const small = Array.from({ length: 60 }, (_, i) =>
+      valueEntry(Buffer.from(`k${i}`), BigInt(i + 1), Buffer.alloc(60, i)),
+    );
+    const large = valueEntry(Buffer.from('large'), 1000n, Buffer.alloc(5000, 7));
+    const entries = [...small.slice(0, 30), large, ...small.slice(30)];
+    await Promise.all(entries.map((e) => wal.append(e)));
+    // All appends came in one turn, so batches are packed greedily in append order.
+    const expected: number[] = [];
+    for (const e of entries) {
+      const size = recordBytes(e);
+      const last = expected.length - 1;
+      if (last >= 0 && expected[last]! + size <= 1024) expected[last]! += size;
+      else expected.push(size);
+    }
+    assert.ok(expected.length >= 6);
+    assert.deepEqual(probe.writeLengths.slice(1), expected); // [0] is the header
+    assert.equal(expected.filter((n) => n > 1024).length, 1);
+    assert.ok(expected.includes(recordBytes(large)));
+    await wal.close();
+    assert.deepEqual(await readBack(path), entries);
+  });
+
+  test('short writes are continued until the whole batch is in the file', async () => {
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: false });
+    probe.chunkBytesMax = 7;
+    const entries = sampleEntries(12).filter((e) => e.value.length < 1000);
+    await Promise.all(entries.map((e) => wal.append(e)));
+    await wal.close();
+    assert.deepEqual(await readBack(path), entries);
+  });
+
+  test('a batch being written is never changed by later appends', async () => {
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: false });
+    const mutated: string[] = [];
+    probe.beforeWrite = async (buffer, offset, length) => {
+      const before = Buffer.from(buffer.subarray(offset, offset + length));
+      // Let later appends run while this write is "in flight".
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      if (!before.equals(buffer.subarray(offset, offset + length))) mutated.push(`write of ${length}`);
+    };
+    const entries = sampleEntries(40).filter((e) => e.value.length < 1000);
+    const first = Promise.all(entries.slice(0, 10).map((e) => wal.append(e)));
+    await new Promise((resolve) => setImmediate(resolve)); // the first batch is now in flight
+    const later: Promise<void>[] = [];
+    for (const e of entries.slice(10)) {
+      later.push(wal.append(e));
+      if (later.length % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+    }
+    await Promise.all([first, ...later]);
+    await wal.close();
+    assert.deepEqual(mutated, []);
+    assert.ok(probe.writeLengths.length >= 3, 'the test needs writes that overlap later appends');
+    assert.deepEqual(await readBack(path), entries);
+  });
+
+  test('bytes counts queued records before they are written', async () => {
+    const path = freshPath();
+    const wal = await WalWriter.create(path, { sync: false });
+    assert.equal(wal.bytes, FILE_HEADER_BYTES);
+    const entry = valueEntry(Buffer.from('k'), 1n, Buffer.from('v'));
+    const done = wal.append(entry);
+    assert.equal(wal.bytes, FILE_HEADER_BYTES + recordBytes(entry));
+    assert.equal((await stat(path)).size, FILE_HEADER_BYTES, 'not written yet');
+    await done;
+    assert.equal((await stat(path)).size, wal.bytes);
+    await wal.close();
+  });
+
+  test('append after close rejects with RINGKV_CLOSED; close is idempotent', async () => {
+    const path = freshPath();
+    const wal = await WalWriter.create(path, { sync: true });
+    const entry = valueEntry(Buffer.from('k'), 1n, Buffer.from('v'));
+    const pending = wal.append(entry);
+    await wal.close(); // writes what is pending
+    await pending;
+    await wal.close();
+    const err = await rejectsWithCode(wal.append(entry), 'RINGKV_CLOSED');
+    assert.match(err.message, /WAL is closed/);
+    assert.deepEqual(await readBack(path), [entry]);
+  });
+
+  test('create refuses an existing file', async () => {
+    const path = freshPath();
+    await writeFile(path, 'precious');
+    const err = await rejectsWithCode(WalWriter.create(path, { sync: true }), 'RINGKV_IO');
+    assert.ok(err.message.includes(path));
+  });
+
+  test('a failed write rejects its whole batch, later appends and close with RINGKV_IO', async () => {
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: true });
+    const entries = sampleEntries(30).filter((e) => e.value.length < 1000);
+    await Promise.all(entries.slice(0, 5).map((e) => wal.append(e)));
+    probe.failWriteAt = probe.writeLengths.length; // the next batch
+    const results = await Promise.allSettled(entries.slice(5).map((e) => wal.append(e)));
+    assert.equal(results.length, entries.length - 5);
+    for (const result of results) {
+      assert.equal(result.status, 'rejected');
+      assert.ok(isRingkvError(result.reason, 'RINGKV_IO'));
+      assert.ok(result.reason.message.includes(path), 'the error names the file');
+    }
+    await rejectsWithCode(wal.append(entries[0]!), 'RINGKV_IO');
+    await rejectsWithCode(wal.close(), 'RINGKV_IO');
+    // What was acknowledged before the failure is intact.
+    assert.deepEqual((await readWal(path, { repair: false })).entries, entries.slice(0, 5));
+  });
+
+  test('a failed fdatasync fails the writer too', async () => {
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: true });
+    probe.failDatasync = true;
+    const entry = valueEntry(Buffer.from('k'), 1n, Buffer.from('v'));
+    const err = await rejectsWithCode(wal.append(entry), 'RINGKV_IO');
+    assert.match(err.message, /fdatasync/);
+    probe.failDatasync = false;
+    await rejectsWithCode(wal.append(entry), 'RINGKV_IO');
+    await rejectsWithCode(wal.close(), 'RINGKV_IO');
+  });
+
+  test('property: random entry sequences round-trip', async () => {
+    const entryArb = fc.oneof(
+      fc
+        .record({
+          key: fc.uint8Array({ maxLength: 40 }),
+          version: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+          value: fc.uint8Array({ maxLength: 300 }),
+          expiresAtMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 48 - 1 })),
+        })
+        .map((r) => valueEntry(Buffer.from(r.key), r.version, Buffer.from(r.value), r.expiresAtMs)),
+      fc
+        .record({
+          key: fc.uint8Array({ maxLength: 40 }),
+          version: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        })
+        .map((r) => tombstoneEntry(Buffer.from(r.key), r.version)),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(entryArb, { maxLength: 40 }),
+        fc.integer({ min: 64, max: 4096 }),
+        async (entries, batchBytesMax) => {
+          const path = freshPath();
+          const wal = await WalWriter.create(path, { sync: false, batchBytesMax });
+          // Half at once, half one by one: both batching paths.
+          const half = entries.length >> 1;
+          await Promise.all(entries.slice(0, half).map((e) => wal.append(e)));
+          for (const e of entries.slice(half)) await wal.append(e);
+          await wal.close();
+          assert.deepEqual(await readBack(path), entries);
+          await rm(path);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+});

@@ -1,0 +1,336 @@
+/**
+ * Appends entries to a new write-ahead log file, with group commit.
+ *
+ * Contract:
+ * - append() encodes the record at once, so records are in the file in the
+ *   order of the append() calls. Its promise resolves once the batch holding
+ *   the record was written (sync off: the write() returned, so the record
+ *   survives a kill of the process) and, with sync on, fdatasync'ed (it
+ *   survives a power loss).
+ * - Any number of callers may append concurrently. At most one write (plus
+ *   its sync) is in flight; appends arriving meanwhile fill the next batch,
+ *   so one sync serves all of them. Appends made in one event-loop turn share
+ *   one write: the first of them schedules the write with setImmediate.
+ * - A batch holds at most batchBytesMax bytes, except that a single record
+ *   larger than that goes alone. Batches wait in a queue without bound:
+ *   holding writers back is the engine's job (memtable limits), not the log's.
+ * - An I/O error fails the batch being written and every batch behind it with
+ *   RINGKV_IO, and the writer stays failed: after a failed write or fsync
+ *   nobody knows what reached the disk, so nothing may be appended after it.
+ * - close() writes what is queued, fsyncs (whatever the sync mode), closes the
+ *   file; later appends reject with RINGKV_CLOSED.
+ *
+ * Memory: records are encoded into the open batch's buffer (grown in whole
+ * pages) and written from it with no copy. A batch being written is never
+ * touched again: new records go into another buffer, and written buffers are
+ * kept for reuse (two, so steady load swaps between a filling and a writing
+ * one). Each batch has one promise, shared by all of its appends.
+ *
+ * Example:
+ *   const wal = await WalWriter.create(join(dir, '000007.wal'), { sync: true });
+ *   await wal.append(valueEntry(key, version, value));
+ *   await wal.close();
+ */
+import { type FileHandle, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { limits } from '../../config/limits.js';
+import { assert, INVARIANTS } from '../../util/assert.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
+import type { Entry } from '../entry/entry.js';
+import { encodeFileHeader, encodeRecord, readRecord, recordBytes } from './format.js';
+
+/** Buffers grow in whole pages: what the kernel copies into the page cache anyway. */
+const PAGE_BYTES = 4096;
+/** A fresh batch buffer: 16 pages hold a few hundred small records before it must grow. */
+const BATCH_BUFFER_BYTES_INITIAL = 16 * PAGE_BYTES;
+/** Written buffers kept for reuse: one filling while one is written. */
+const SPARE_BUFFERS_MAX = 2;
+
+/** The part of a FileHandle the writer uses, so tests can count calls or inject failures. */
+export interface WalFile {
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  datasync(): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface WalWriterOptions {
+  /** true: an append resolves after fdatasync. false: after write() returned. */
+  readonly sync: boolean;
+  /** Most bytes of records in one write (default limits.walBatchBytesMax). */
+  readonly batchBytesMax?: number | undefined;
+  /** Creates the file, failing if it exists (default: fs open with 'wx'). Tests wrap it. */
+  readonly openFile?: ((path: string) => Promise<WalFile>) | undefined;
+}
+
+export interface WalWriterStats {
+  /** Records appended, queued ones included. */
+  readonly records: number;
+  /** write() calls for batches. */
+  readonly writes: number;
+  /** fdatasync/fsync calls after the header: one per batch with sync on, plus one at close. */
+  readonly syncs: number;
+}
+
+interface Batch {
+  buf: Buffer;
+  bytes: number;
+  readonly done: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+export class WalWriter {
+  readonly #path: string;
+  readonly #file: WalFile;
+  readonly #sync: boolean;
+  readonly #batchBytesMax: number;
+  /** Batches not yet taken for writing, oldest first, from #queueHead on. */
+  readonly #queue: (Batch | undefined)[] = [];
+  #queueHead = 0;
+  /** The newest queued batch, while it still takes records. */
+  #openBatch: Batch | undefined;
+  readonly #spareBuffers: Buffer[] = [];
+  /** The running write loop, if any; close() waits for it. */
+  #loop: Promise<void> | undefined;
+  /** File size once everything queued is written. */
+  #bytes: number;
+  /** File size written so far: where the next batch goes. */
+  #writtenBytes: number;
+  #failed: RingkvError | undefined;
+  #closing: Promise<void> | undefined;
+  #records = 0;
+  #writes = 0;
+  #syncs = 0;
+
+  /**
+   * Creates `path` (failing if it exists), writes and fsyncs the header, and
+   * fsyncs the directory so that the file's existence survives a power loss.
+   */
+  static async create(path: string, options: WalWriterOptions): Promise<WalWriter> {
+    const batchBytesMax = options.batchBytesMax ?? limits.walBatchBytesMax;
+    assert(
+      Number.isSafeInteger(batchBytesMax) && batchBytesMax > 0,
+      'batchBytesMax must be a positive integer',
+    );
+    const openFile = options.openFile ?? _openNewFile;
+    let file: WalFile;
+    try {
+      file = await openFile(path);
+    } catch (err) {
+      throw new RingkvError('RINGKV_IO', `Cannot create WAL ${path}: ${errorMessage(err)}`, { cause: err });
+    }
+    const header = encodeFileHeader();
+    try {
+      await _writeFully(file, header, header.length, 0);
+      await file.sync();
+      await _syncDirectory(dirname(path));
+    } catch (err) {
+      await file.close().catch(() => undefined);
+      throw new RingkvError('RINGKV_IO', `Cannot create WAL ${path}: ${errorMessage(err)}`, { cause: err });
+    }
+    return new WalWriter(path, file, { sync: options.sync, batchBytesMax, headerBytes: header.length });
+  }
+
+  /** Use WalWriter.create(): this takes a file whose header is already durable. */
+  constructor(
+    path: string,
+    file: WalFile,
+    options: { sync: boolean; batchBytesMax: number; headerBytes: number },
+  ) {
+    this.#path = path;
+    this.#file = file;
+    this.#sync = options.sync;
+    this.#batchBytesMax = options.batchBytesMax;
+    this.#bytes = options.headerBytes;
+    this.#writtenBytes = options.headerBytes;
+  }
+
+  get path(): string {
+    return this.#path;
+  }
+
+  /** The file's size once every appended record is written. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  stats(): WalWriterStats {
+    return { records: this.#records, writes: this.#writes, syncs: this.#syncs };
+  }
+
+  /** Resolves when the record is written (and synced, with sync on); see the module comment. */
+  append(entry: Entry): Promise<void> {
+    if (this.#closing !== undefined) {
+      return Promise.reject(new RingkvError('RINGKV_CLOSED', `WAL is closed: ${this.#path}`));
+    }
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    // The reader calls longer records corruption, so none may be written.
+    assert(entry.key.length <= limits.keyBytesHardMax, 'WAL entry key is over keyBytesHardMax');
+    assert(entry.value.length <= limits.valueBytesHardMax, 'WAL entry value is over valueBytesHardMax');
+    const size = recordBytes(entry);
+    const batch = this.#batchFor(size);
+    const start = batch.bytes;
+    const end = encodeRecord(entry, batch.buf, start);
+    assert(end === start + size, 'WAL record size differs from its estimate');
+    if (INVARIANTS) this.#checkRecord(batch.buf, start, end);
+    batch.bytes = end;
+    this.#bytes += size;
+    this.#records++;
+    this.#loop ??= this.#writeLoop();
+    return batch.done;
+  }
+
+  /** Writes what is queued, fsyncs, closes the file. Safe to call twice; rejects if the writer failed. */
+  close(): Promise<void> {
+    this.#closing ??= this.#closeOnce();
+    return this.#closing;
+  }
+
+  async #closeOnce(): Promise<void> {
+    // The loop runs until the queue is empty, and no append can queue more now.
+    if (this.#loop !== undefined) await this.#loop;
+    if (this.#failed !== undefined) {
+      await this.#file.close().catch(() => undefined);
+      throw this.#failed;
+    }
+    try {
+      await this.#file.sync();
+      this.#syncs++;
+    } catch (err) {
+      this.#failed = this.#ioError('fsync', err);
+      await this.#file.close().catch(() => undefined);
+      throw this.#failed;
+    }
+    try {
+      await this.#file.close();
+    } catch (err) {
+      throw this.#ioError('close', err);
+    }
+  }
+
+  /** The batch that takes a record of `size` bytes, with room for it. */
+  #batchFor(size: number): Batch {
+    let batch = this.#openBatch;
+    if (batch !== undefined && batch.bytes > 0 && batch.bytes + size > this.#batchBytesMax) batch = undefined;
+    if (batch === undefined) {
+      batch = this.#newBatch();
+      this.#queue.push(batch);
+      this.#openBatch = batch;
+    }
+    if (batch.bytes + size > batch.buf.length) this.#grow(batch, batch.bytes + size);
+    return batch;
+  }
+
+  #newBatch(): Batch {
+    const buf =
+      this.#spareBuffers.pop() ??
+      Buffer.allocUnsafeSlow(Math.min(BATCH_BUFFER_BYTES_INITIAL, _roundUpToPage(this.#batchBytesMax)));
+    let resolve!: () => void;
+    let reject!: (err: Error) => void;
+    const done = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    return { buf, bytes: 0, done, resolve, reject };
+  }
+
+  /** Doubles the buffer (or more, for a large record), keeping the records already in it. */
+  #grow(batch: Batch, neededBytes: number): void {
+    const doubled = Math.min(2 * batch.buf.length, this.#batchBytesMax);
+    const grown = Buffer.allocUnsafeSlow(_roundUpToPage(Math.max(neededBytes, doubled)));
+    batch.buf.copy(grown, 0, 0, batch.bytes);
+    batch.buf = grown;
+  }
+
+  #takeBatch(): Batch | undefined {
+    if (this.#queueHead === this.#queue.length) return undefined;
+    const batch = this.#queue[this.#queueHead]!;
+    this.#queue[this.#queueHead++] = undefined;
+    if (this.#queueHead === this.#queue.length) {
+      this.#queue.length = 0;
+      this.#queueHead = 0;
+    }
+    // INVARIANT: from here on nobody adds to the batch, so its buffer is stable while written.
+    if (batch === this.#openBatch) this.#openBatch = undefined;
+    return batch;
+  }
+
+  /** Writes batches one at a time until none is queued. Never rejects: failures go to the batches. */
+  async #writeLoop(): Promise<void> {
+    // Let every append of this event-loop turn join the first batch.
+    await nextTurn();
+    for (;;) {
+      const batch = this.#takeBatch();
+      if (batch === undefined) break;
+      let operation = 'write';
+      try {
+        await _writeFully(this.#file, batch.buf, batch.bytes, this.#writtenBytes);
+        this.#writes++;
+        this.#writtenBytes += batch.bytes;
+        if (this.#sync) {
+          operation = 'fdatasync';
+          await this.#file.datasync();
+          this.#syncs++;
+        }
+      } catch (err) {
+        this.#fail(batch, this.#ioError(operation, err));
+        break;
+      }
+      batch.resolve();
+      if (
+        this.#spareBuffers.length < SPARE_BUFFERS_MAX &&
+        batch.buf.length <= _roundUpToPage(this.#batchBytesMax)
+      ) {
+        this.#spareBuffers.push(batch.buf);
+      }
+    }
+    this.#loop = undefined;
+  }
+
+  #fail(batch: Batch, error: RingkvError): void {
+    this.#failed = error;
+    batch.reject(error);
+    for (let next = this.#takeBatch(); next !== undefined; next = this.#takeBatch()) next.reject(error);
+  }
+
+  #ioError(operation: string, cause: unknown): RingkvError {
+    return new RingkvError('RINGKV_IO', `WAL ${operation} failed: ${this.#path}: ${errorMessage(cause)}`, {
+      cause,
+    });
+  }
+
+  /** The paired check of the reader's: what was just encoded reads back as one intact record. */
+  #checkRecord(buf: Buffer, start: number, end: number): void {
+    const read = readRecord(buf, start, end);
+    assert('entry' in read && read.end === end, 'WAL record does not read back');
+  }
+}
+
+async function _openNewFile(path: string): Promise<FileHandle> {
+  return open(path, 'wx');
+}
+
+async function _writeFully(file: WalFile, buf: Buffer, length: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesWritten } = await file.write(buf, done, length - done, position + done);
+    if (bytesWritten <= 0) throw new Error(`write() wrote ${bytesWritten} bytes of ${length - done}`);
+    done += bytesWritten;
+  }
+}
+
+/** Makes a new directory entry durable: fsync of the file alone does not cover its name. */
+async function _syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+function _roundUpToPage(bytes: number): number {
+  return Math.ceil(bytes / PAGE_BYTES) * PAGE_BYTES;
+}

@@ -1,0 +1,129 @@
+/**
+ * `ringkv cluster`: N `serve` processes on consecutive ports, URLs printed once
+ * all are ready, signals forwarded, a member that dies takes the rest down.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { httpRequest } from '../support/http-client.js';
+import {
+  killAllStarted,
+  type NodeProcess,
+  runCli,
+  sleep,
+  spawnCli,
+  stopNode,
+} from '../support/node-process.js';
+import { freePort, portIsFree } from '../support/ports.js';
+import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+
+/** A base port with `count` free ports from it on. */
+async function freeBasePort(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const base = await freePort();
+    let free = base + count <= 65_535;
+    for (let i = 1; free && i < count; i++) free = await portIsFree(base + i);
+    if (free) return base;
+  }
+  throw new Error(`No ${count} consecutive free ports found`);
+}
+
+/** Waits (bounded) until the cluster printed its URLs; returns them. */
+async function waitForUrls(cluster: NodeProcess, count: number): Promise<string[]> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    const urls = cluster.stdout.split('\n').filter((line) => line.startsWith('http://'));
+    if (urls.length === count) return urls;
+    if (cluster.exit !== undefined) throw new Error(`cluster exited: ${cluster.stderr}`);
+    await sleep(50);
+  }
+  throw new Error(`cluster did not print ${count} URLs: ${cluster.stdout} ${cluster.stderr}`);
+}
+
+async function statusOf(url: string): Promise<{ node: string; cluster: string[]; pid: number }> {
+  const answer = await httpRequest(`${url}/v0/status`);
+  assert.equal(answer.status, 200);
+  return JSON.parse(answer.body.toString()) as { node: string; cluster: string[]; pid: number };
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitGone(pid: number): Promise<boolean> {
+  for (let attempt = 0; attempt < 100 && isRunning(pid); attempt++) await sleep(50);
+  return !isRunning(pid);
+}
+
+describe('ringkv cluster', () => {
+  after(async () => {
+    await killAllStarted();
+    await removeTempDirs();
+  });
+
+  it('starts the nodes, prints their URLs, and stops them all on SIGTERM', async () => {
+    const base = await freeBasePort(2);
+    const data = await makeTempDir();
+    const cluster = spawnCli([
+      'cluster',
+      '--nodes',
+      '2',
+      '--base-port',
+      String(base),
+      '--data',
+      data,
+      '--sync',
+      'off',
+    ]);
+    const urls = await waitForUrls(cluster, 2);
+    assert.deepEqual(urls, [`http://127.0.0.1:${base}`, `http://127.0.0.1:${base + 1}`]);
+    const pids: number[] = [];
+    for (const [i, url] of urls.entries()) {
+      const status = await statusOf(url);
+      assert.equal(status.node, url);
+      assert.deepEqual(status.cluster, urls);
+      assert.ok(existsSync(join(data, `node-${i}`)));
+      pids.push(status.pid);
+    }
+    assert.deepEqual(await stopNode(cluster, { signal: 'SIGTERM', timeoutMs: 15_000 }), {
+      code: 0,
+      signal: null,
+    });
+    for (const pid of pids) assert.ok(await waitGone(pid), `node process ${pid} still running`);
+  });
+
+  it('stops the others and exits non-zero when a node dies', async () => {
+    const base = await freeBasePort(2);
+    const cluster = spawnCli([
+      'cluster',
+      '--nodes',
+      '2',
+      '--base-port',
+      String(base),
+      '--data',
+      await makeTempDir(),
+    ]);
+    const urls = await waitForUrls(cluster, 2);
+    const victim = (await statusOf(urls[0]!)).pid;
+    const survivor = (await statusOf(urls[1]!)).pid;
+    process.kill(victim, 'SIGKILL');
+    // The cluster notices on its own and exits.
+    for (let attempt = 0; attempt < 300 && cluster.exit === undefined; attempt++) await sleep(50);
+    assert.equal(cluster.exit?.code, 1);
+    await cluster.closed;
+    assert.match(cluster.stderr, /node-0 \(http:\/\/127\.0\.0\.1:\d+\) exited unexpectedly/);
+    assert.ok(await waitGone(survivor), 'the other node was not stopped');
+  });
+
+  it('refuses a bad --nodes with one line', async () => {
+    const result = await runCli(['cluster', '--nodes', '0']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr.trim(), /^ringkv: Bad --nodes/);
+    assert.equal(result.stderr.trim().split('\n').length, 1);
+  });
+});

@@ -1,0 +1,196 @@
+/**
+ * The `serve` process as an operator sees it: refused flags, ports and
+ * directories with one line and a non-zero exit, the data-directory lock,
+ * a graceful SIGTERM, and recovery after kill -9.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { entityPath, httpRequest, RawConnection } from '../support/http-client.js';
+import { killAllStarted, killNode, runCli, sleep, startNode, stopNode } from '../support/node-process.js';
+import { freePort } from '../support/ports.js';
+import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+
+/** One line on stderr, nothing that looks like a stack trace. */
+function assertOneLine(stderr: string, pattern: RegExp): void {
+  const lines = stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line, got: ${stderr}`);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(stderr, /^\s+at /m);
+}
+
+describe('ringkv serve as a process', () => {
+  after(async () => {
+    await killAllStarted();
+    await removeTempDirs();
+  });
+
+  describe('refuses bad invocations with one line and a non-zero exit', () => {
+    const cases: [string, (dir: string) => string[], RegExp][] = [
+      [
+        'an unknown flag',
+        (dir) => ['serve', '--url', 'http://127.0.0.1:1', '--data', dir, '--bogus'],
+        /--bogus/,
+      ],
+      ['a missing --url', (dir) => ['serve', '--data', dir], /Missing --url/],
+      ['a missing --data', () => ['serve', '--url', 'http://127.0.0.1:1'], /Missing --data/],
+      ['a flag without its value', (dir) => ['serve', '--data', dir, '--url'], /--url/],
+      ['a malformed --url', (dir) => ['serve', '--url', 'not a url', '--data', dir], /Bad --url/],
+      ['an https --url', (dir) => ['serve', '--url', 'https://127.0.0.1:1', '--data', dir], /Bad --url/],
+      [
+        'a bad --sync',
+        (dir) => ['serve', '--url', 'http://127.0.0.1:1', '--data', dir, '--sync', 'maybe'],
+        /Bad --sync/,
+      ],
+      [
+        'a bad --max-value-bytes',
+        (dir) => ['serve', '--url', 'http://127.0.0.1:1', '--data', dir, '--max-value-bytes', 'lots'],
+        /Bad --max-value-bytes/,
+      ],
+      [
+        'a bad --anti-entropy-interval',
+        (dir) => ['serve', '--url', 'http://127.0.0.1:1', '--data', dir, '--anti-entropy-interval', '1s'],
+        /Bad --anti-entropy-interval/,
+      ],
+      [
+        'a --cluster without this node',
+        (dir) => ['serve', '--url', 'http://127.0.0.1:1', '--data', dir, '--cluster', 'http://127.0.0.1:2'],
+        /Bad --cluster/,
+      ],
+      [
+        'a stray argument',
+        (dir) => ['serve', 'extra', '--url', 'http://127.0.0.1:1', '--data', dir],
+        /extra/,
+      ],
+      ['an unknown command', () => ['launch'], /Unknown command/],
+    ];
+    for (const [name, args, pattern] of cases) {
+      it(name, async () => {
+        const result = await runCli(args(await makeTempDir()));
+        assert.notEqual(result.code, 0);
+        assert.equal(result.signal, null);
+        assertOneLine(result.stderr, pattern);
+      });
+    }
+
+    it('prints usage for --help and exits 0', async () => {
+      const result = await runCli(['serve', '--help']);
+      assert.equal(result.code, 0);
+      assert.match(result.stdout, /--url URL/);
+      assert.match(result.stdout, /--max-value-bytes/);
+    });
+  });
+
+  it('refuses an unusable data directory', async () => {
+    const file = join(await makeTempDir(), 'a-file');
+    await writeFile(file, 'not a directory');
+    const result = await runCli(['serve', '--url', `http://127.0.0.1:${await freePort()}`, '--data', file]);
+    assert.notEqual(result.code, 0);
+    assertOneLine(result.stderr, /Cannot use data directory .*a-file/);
+  });
+
+  it('refuses a port in use, and a second process on a locked data directory', async () => {
+    const dir = await makeTempDir();
+    const first = await startNode({ dataDir: dir });
+
+    const samePort = await runCli(['serve', '--url', first.url, '--data', await makeTempDir()]);
+    assert.notEqual(samePort.code, 0);
+    assertOneLine(samePort.stderr, /Cannot listen on 127\.0\.0\.1:\d+: the address is in use/);
+
+    const sameDir = await runCli(['serve', '--url', `http://127.0.0.1:${await freePort()}`, '--data', dir]);
+    assert.notEqual(sameDir.code, 0);
+    assertOneLine(sameDir.stderr, new RegExp(`Data directory .* is locked by process ${first.pid}$`));
+
+    // The refused processes did not disturb the first one.
+    assert.equal((await httpRequest(`${first.url}/v0/status`)).status, 200);
+    assert.equal((await stopNode(first)).code, 0);
+  });
+
+  it('exits 0 on SIGTERM, releases the lock, and the data is readable after a restart', async () => {
+    const dir = await makeTempDir();
+    const node = await startNode({ dataDir: dir });
+    for (let i = 0; i < 20; i++) {
+      const put = await httpRequest(`${node.url}${entityPath(`term-${i}`)}`, {
+        method: 'PUT',
+        body: `value ${i}`,
+      });
+      assert.equal(put.status, 201);
+    }
+    await httpRequest(`${node.url}${entityPath('term-3')}`, { method: 'DELETE' });
+    const exit = await stopNode(node, { signal: 'SIGTERM', timeoutMs: 10_000 });
+    assert.deepEqual(exit, { code: 0, signal: null });
+    assert.equal(existsSync(join(dir, 'LOCK')), false);
+
+    const again = await startNode({ dataDir: dir, port: node.port });
+    for (let i = 0; i < 20; i++) {
+      const read = await httpRequest(`${again.url}${entityPath(`term-${i}`)}`);
+      if (i === 3) {
+        assert.equal(read.status, 404);
+      } else {
+        assert.equal(read.status, 200, `term-${i} after restart`);
+        assert.equal(read.body.toString(), `value ${i}`);
+      }
+    }
+    assert.deepEqual(await stopNode(again, { signal: 'SIGINT' }), { code: 0, signal: null });
+  });
+
+  it('finishes a request in flight when SIGTERM arrives', async () => {
+    const node = await startNode({ dataDir: await makeTempDir() });
+    const conn = await RawConnection.open(node.port);
+    try {
+      // Expect: 100-continue makes the server say when it has the request head, so the
+      // signal is sent while the request is in flight for sure.
+      await conn.write(
+        `PUT ${entityPath('in-flight')} HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\ntransfer-encoding: chunked\r\n\r\n`,
+      );
+      assert.equal((await conn.readAnswer()).status, 100);
+      node.child.kill('SIGTERM');
+      await sleep(200);
+      await conn.write('5\r\nfirst\r\n6\r\n+later\r\n0\r\n\r\n');
+      const answer = await conn.readAnswer();
+      assert.equal(answer.status, 201);
+      assert.equal(answer.headers.connection, 'close');
+    } finally {
+      conn.close();
+    }
+    assert.deepEqual(await stopNode(node, { timeoutMs: 10_000 }), { code: 0, signal: null });
+  });
+
+  it('recovers every acknowledged write after kill -9', async () => {
+    const dir = await makeTempDir();
+    const node = await startNode({ dataDir: dir });
+    const acknowledged = new Map<string, string>();
+    let stop = false;
+    // Four writers keep PUTs in flight while the node is killed.
+    const writer = async (id: number) => {
+      for (let i = 0; !stop && i < 100_000; i++) {
+        const key = `kill-${id}-${i}`;
+        const value = `value ${id} ${i} ${'x'.repeat(i % 200)}`;
+        try {
+          const answer = await httpRequest(`${node.url}${entityPath(key)}`, { method: 'PUT', body: value });
+          if (answer.status === 201) acknowledged.set(key, value);
+        } catch {
+          return; // The node is gone.
+        }
+      }
+    };
+    const writers = [0, 1, 2, 3].map(writer);
+    for (let attempt = 0; attempt < 200 && acknowledged.size < 400; attempt++) await sleep(25);
+    assert.ok(acknowledged.size >= 400, `only ${acknowledged.size} writes acknowledged`);
+    await killNode(node);
+    stop = true;
+    await Promise.all(writers);
+    const snapshot = new Map(acknowledged);
+
+    const again = await startNode({ dataDir: dir, port: node.port, readyTimeoutMs: 30_000 });
+    let missing = 0;
+    for (const [key, value] of snapshot) {
+      const read = await httpRequest(`${again.url}${entityPath(key)}`);
+      if (read.status !== 200 || read.body.toString() !== value) missing++;
+    }
+    assert.equal(missing, 0, `${missing} of ${snapshot.size} acknowledged writes lost`);
+    assert.equal((await stopNode(again)).code, 0);
+  });
+});

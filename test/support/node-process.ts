@@ -1,0 +1,207 @@
+/**
+ * Real ringkv node processes for end-to-end tests: `ringkv serve` (and
+ * `ringkv cluster`) started as children of the test with process.execPath and
+ * the compiled CLI, found relative to this file.
+ *
+ * Every child started here is remembered; call killAllStarted() in an `after`
+ * hook. Each is killed by its own PID, and a process 'exit' handler kills any
+ * left over should a test file die first.
+ *
+ *   const node = await startNode({ dataDir: await makeTempDir() });
+ *   const answer = await httpRequest(`${node.url}/v0/status`);
+ *   await stopNode(node);            // SIGTERM, waits for the exit
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { httpRequest } from './http-client.js';
+import { freePort } from './ports.js';
+
+/** The compiled CLI entry point (dist/src/cli/main.js or wherever this build went). */
+export const MAIN_SCRIPT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+export interface ExitInfo {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface StartNodeOptions {
+  readonly dataDir: string;
+  /** Default: a free port. */
+  readonly port?: number;
+  /** Every node's URL, this one's included; default: a one-node cluster. */
+  readonly cluster?: readonly string[];
+  /** More `serve` flags, e.g. ['--sync', 'off']. */
+  readonly args?: readonly string[];
+  /** Flags for node itself, e.g. ['--max-old-space-size=48']. */
+  readonly execArgv?: readonly string[];
+  /** How long to wait for /v0/status to answer 200. */
+  readonly readyTimeoutMs?: number;
+}
+
+export class NodeProcess {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly child: ChildProcess;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<ExitInfo>;
+  /** Resolves when the process has exited and its output pipes are drained. */
+  readonly closed: Promise<void>;
+  #stdout = '';
+  #stderr = '';
+  #exit: ExitInfo | undefined;
+
+  constructor(child: ChildProcess, fields: { url: string; port: number; dataDir: string }) {
+    this.child = child;
+    this.url = fields.url;
+    this.port = fields.port;
+    this.dataDir = fields.dataDir;
+    child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+      this.#stdout += text;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+      this.#stderr += text;
+    });
+    this.closed = new Promise((resolve) => child.once('close', () => resolve()));
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#exit = { code, signal };
+        resolve(this.#exit);
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get stdout(): string {
+    return this.#stdout;
+  }
+
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  /** The exit, if it has happened. */
+  get exit(): ExitInfo | undefined {
+    return this.#exit;
+  }
+}
+
+const started = new Set<NodeProcess>();
+
+process.once('exit', () => {
+  for (const node of started) if (node.exit === undefined) node.child.kill('SIGKILL');
+});
+
+/** Spawns `ringkv <args>` without waiting for anything; the process is tracked for killAllStarted(). */
+export function spawnCli(
+  args: readonly string[],
+  fields: { url?: string; port?: number; dataDir?: string; execArgv?: readonly string[] } = {},
+): NodeProcess {
+  const child = spawn(process.execPath, [...(fields.execArgv ?? []), MAIN_SCRIPT, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env },
+  });
+  const node = new NodeProcess(child, {
+    url: fields.url ?? '',
+    port: fields.port ?? 0,
+    dataDir: fields.dataDir ?? '',
+  });
+  started.add(node);
+  return node;
+}
+
+/** Starts `ringkv serve` and waits until it answers /v0/status with 200. */
+export async function startNode(options: StartNodeOptions): Promise<NodeProcess> {
+  const port = options.port ?? (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  const args = ['serve', '--url', url, '--data', options.dataDir];
+  if (options.cluster !== undefined) args.push('--cluster', options.cluster.join(','));
+  args.push(...(options.args ?? []));
+  const node = spawnCli(args, {
+    url,
+    port,
+    dataDir: options.dataDir,
+    ...(options.execArgv === undefined ? {} : { execArgv: options.execArgv }),
+  });
+  await waitReady(node, options.readyTimeoutMs ?? 15_000);
+  return node;
+}
+
+/** Polls /v0/status until 200; rejects (with the node's stderr) if it exits or the time runs out. */
+export async function waitReady(node: NodeProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
+    if (node.exit !== undefined) {
+      throw new Error(
+        `Node ${node.url} exited (${JSON.stringify(node.exit)}) before ready: ${node.stderr.trim()}`,
+      );
+    }
+    try {
+      const answer = await httpRequest(`${node.url}/v0/status`, { timeoutMs: 1000 });
+      if (answer.status === 200) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(Math.min(25 * (attempt + 1), 200));
+  }
+  throw new Error(`Node ${node.url} not ready within ${timeoutMs} ms: ${node.stderr.trim()}`);
+}
+
+/**
+ * Sends `signal` (default SIGTERM) and waits for the exit. If the process is
+ * still there after `timeoutMs`, it is killed and this rejects.
+ */
+export async function stopNode(
+  node: NodeProcess,
+  options: { signal?: NodeJS.Signals; timeoutMs?: number } = {},
+): Promise<ExitInfo> {
+  if (node.exit !== undefined) return node.exit;
+  node.child.kill(options.signal ?? 'SIGTERM');
+  const timeoutMs = options.timeoutMs ?? 12_000;
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), timeoutMs);
+  });
+  const exit = await Promise.race([node.exited, timedOut]);
+  clearTimeout(timer);
+  if (exit === undefined) {
+    node.child.kill('SIGKILL');
+    await node.exited;
+    throw new Error(`Node ${node.url} did not exit within ${timeoutMs} ms of ${options.signal ?? 'SIGTERM'}`);
+  }
+  return exit;
+}
+
+/** kill -9 and wait for the exit. */
+export async function killNode(node: NodeProcess): Promise<ExitInfo> {
+  if (node.exit !== undefined) return node.exit;
+  node.child.kill('SIGKILL');
+  return node.exited;
+}
+
+/** For `after` hooks: kills (by PID) every process this file started that is still running. */
+export async function killAllStarted(): Promise<void> {
+  const nodes = [...started];
+  started.clear();
+  await Promise.all(nodes.map((node) => killNode(node)));
+}
+
+/** Runs a short-lived `ringkv` command to its end (killing it after `timeoutMs`). */
+export async function runCli(
+  args: readonly string[],
+  timeoutMs = 10_000,
+): Promise<ExitInfo & { stdout: string; stderr: string }> {
+  const node = spawnCli(args);
+  const timer = setTimeout(() => node.child.kill('SIGKILL'), timeoutMs);
+  const exit = await node.exited;
+  await node.closed;
+  clearTimeout(timer);
+  return { ...exit, stdout: node.stdout, stderr: node.stderr };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
