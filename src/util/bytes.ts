@@ -9,9 +9,20 @@ export function crc32(data: Uint8Array, initial = 0): number {
   return zlibCrc32(data, initial) >>> 0;
 }
 
-/** Unsigned byte-wise comparison: <0, 0, >0. */
+/**
+ * Unsigned byte-wise comparison: <0, 0, >0. Keys usually differ within their
+ * first bytes, so a plain loop over up to 32 of them beats the native
+ * Buffer.compare, whose call overhead dominates for short keys (bench/micro).
+ */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
+  const common = a.length < b.length ? a.length : b.length;
+  const inline = common < 32 ? common : 32;
+  for (let i = 0; i < inline; i++) {
+    const diff = a[i]! - b[i]!;
+    if (diff !== 0) return diff;
+  }
+  if (inline === common) return a.length - b.length;
+  return Buffer.compare(a.subarray(inline), b.subarray(inline));
 }
 
 /** Bytes an unsigned varint (LEB128) of `value` takes; value < 2^53. */

@@ -22,8 +22,14 @@ import type { Entry } from '../../storage/entry/entry.js';
 
 /** What a node does with the requests its peers send (the replica side of the coordinator). */
 export interface InternodeHandler {
-  /** Stores the entry, version included, once durable per the node's sync mode. */
-  write(entry: Entry): Promise<void>;
+  /**
+   * Stores the entry, version included, once durable per the node's sync
+   * mode. Resolves to undefined, or to a CONFLICT: a version of the key at
+   * least as new as the entry's that this replica already knew of (the entry
+   * was still applied; the engine keeps the newest). A coordinator that gets
+   * one stamps a newer version and writes again (replication/replica.ts).
+   */
+  write(entry: Entry): Promise<bigint | undefined>;
   /** The newest stored version of the key, tombstones and expired values included. */
   read(key: Buffer): Promise<Entry | undefined>;
   /**
@@ -40,7 +46,8 @@ export interface ScanPage {
 }
 
 export interface Transport {
-  write(peer: string, entry: Entry, deadlineMs: number): Promise<void>;
+  /** Resolves to what the peer's InternodeHandler.write() answered: undefined, or the conflicting version. */
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<bigint | undefined>;
   read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined>;
   scan(
     peer: string,

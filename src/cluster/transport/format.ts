@@ -15,7 +15,7 @@
  * ERROR (0xff). Answers carry their request's id and may come in any order.
  * Entries inside bodies use the storage entry codec (storage/entry/codec.ts).
  *
- *   WRITE 0x01  entry                      -> OK 0x81     (empty)
+ *   WRITE 0x01  entry                      -> OK 0x81     empty, or u64 newer version (a conflict)
  *   READ  0x02  key (the whole body)       -> ENTRY 0x82  u8 present (0|1), entry if 1
  *   SCAN  0x03  u32 limit, u8 flags (bit 0: has end),
  *               varint start length, start,
@@ -72,7 +72,14 @@ export type Message =
       readonly limit: number;
     }
   | { readonly type: typeof MessageType.Ping }
-  | { readonly type: typeof MessageType.Ok }
+  | {
+      readonly type: typeof MessageType.Ok;
+      /**
+       * Set in the answer to a WRITE when the replica already knew a version
+       * of the key at least as new as the one written (contract.ts).
+       */
+      readonly newerVersion?: bigint;
+    }
   | { readonly type: typeof MessageType.Entry; readonly entry: Entry | undefined }
   | { readonly type: typeof MessageType.Batch; readonly entries: Entry[]; readonly more: boolean }
   | { readonly type: typeof MessageType.Pong }
@@ -108,6 +115,9 @@ export function toWireErrorCode(code: string): ErrorCode {
   return WIRE_ERROR_CODES.has(code) ? (code as ErrorCode) : 'RINGKV_UNAVAILABLE';
 }
 
+/** Bytes of an OK body that carries a newer version: one u64. */
+const OK_VERSION_BYTES = 8;
+
 /** An ERROR body's message is cut to this many bytes: it is for a log line. */
 const ERROR_MESSAGE_BYTES_MAX = 1024;
 
@@ -131,8 +141,9 @@ export function messageBodyBytes(message: Message): number {
       return batchBodyBytes(message.entries);
     case MessageType.Error:
       return 1 + message.code.length + Math.min(Buffer.byteLength(message.message), ERROR_MESSAGE_BYTES_MAX);
-    case MessageType.Ping:
     case MessageType.Ok:
+      return message.newerVersion === undefined ? 0 : OK_VERSION_BYTES;
+    case MessageType.Ping:
     case MessageType.Pong:
       return 0;
   }
@@ -192,8 +203,11 @@ export function writeMessageBody(message: Message, buf: Buffer, offset: number):
       at += text.copy(buf, at, 0, Math.min(text.length, ERROR_MESSAGE_BYTES_MAX));
       return at;
     }
-    case MessageType.Ping:
     case MessageType.Ok:
+      if (message.newerVersion === undefined) return offset;
+      buf.writeBigUInt64BE(message.newerVersion, offset);
+      return offset + OK_VERSION_BYTES;
+    case MessageType.Ping:
     case MessageType.Pong:
       return offset;
   }
@@ -267,8 +281,11 @@ export function decodeMessage(type: number, body: Buffer): Message | string {
       const code = toWireErrorCode(body.toString('latin1', 1, 1 + body[0]!));
       return { type, code, message: body.toString('utf8', 1 + body[0]!) };
     }
-    case MessageType.Ping:
     case MessageType.Ok:
+      if (body.length === 0) return { type };
+      if (body.length !== OK_VERSION_BYTES) return `ok body of ${body.length} bytes`;
+      return { type, newerVersion: body.readBigUInt64BE(0) };
+    case MessageType.Ping:
     case MessageType.Pong:
       return body.length === 0 ? { type } : `non-empty body for type ${type}`;
     default:

@@ -115,7 +115,7 @@ export class FrameTransport implements Transport {
     });
   }
 
-  write(peer: string, entry: Entry, deadlineMs: number): Promise<void> {
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<bigint | undefined> {
     if (FRAME_HEADER_BYTES + encodedEntryBytes(entry) > this.#settings.frameBytesMax) {
       return Promise.reject(
         new RingkvError(
@@ -527,6 +527,8 @@ function _answerValue(message: Message): unknown {
       return message.entry;
     case MessageType.Batch:
       return { entries: message.entries, more: message.more };
+    case MessageType.Ok:
+      return message.newerVersion;
     default:
       return undefined;
   }

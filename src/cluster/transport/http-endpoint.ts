@@ -3,7 +3,7 @@
  * one HTTP/1.1 request per message, bodies in the same byte layout as the
  * binary protocol's (format.ts), so the two differ only in their framing.
  *
- *   POST /v0/internode/write                      body: entry        -> 204
+ *   POST /v0/internode/write                      body: entry        -> 204, or 200 OK body (a conflict)
  *   GET  /v0/internode/read?key=K                                    -> 200 ENTRY body
  *   GET  /v0/internode/scan?start=S[&end=E]&limit=N                  -> 200 BATCH body
  *   GET  /v0/internode/ping                                          -> 204
@@ -115,17 +115,16 @@ function _serve(
   void serveMessage(context.handler, request, context.limits).then((answer) => {
     switch (answer.type) {
       case MessageType.Ok:
+        if (answer.newerVersion === undefined) res.writeHead(204).end();
+        else _sendBody(res, encodeBody(answer));
+        return;
       case MessageType.Pong:
         res.writeHead(204).end();
         return;
       case MessageType.Entry:
-      case MessageType.Batch: {
-        const body = encodeBody(answer);
-        res
-          .writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length })
-          .end(body);
+      case MessageType.Batch:
+        _sendBody(res, encodeBody(answer));
         return;
-      }
       case MessageType.Error:
         _fail(res, answer.code === 'RINGKV_PROTOCOL' ? 400 : 503, answer.code, answer.message);
         return;
@@ -133,6 +132,10 @@ function _serve(
         _fail(res, 500, 'RINGKV_PROTOCOL', `Unexpected answer type ${answer.type}`);
     }
   });
+}
+
+function _sendBody(res: ServerResponse, body: Buffer): void {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': body.length }).end(body);
 }
 
 function _fail(res: ServerResponse, status: number, code: string, message: string): void {

@@ -120,7 +120,7 @@ export class HttpTransport implements Transport {
     });
   }
 
-  write(peer: string, entry: Entry, deadlineMs: number): Promise<void> {
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<bigint | undefined> {
     if (FRAME_HEADER_BYTES + encodedEntryBytes(entry) > this.#settings.frameBytesMax) {
       return Promise.reject(
         new RingkvError(
@@ -130,11 +130,9 @@ export class HttpTransport implements Transport {
       );
     }
     const body = encodeBody({ type: MessageType.Write, entry });
-    return this.#request(
-      peer,
-      { method: 'POST', path: 'write', body, deadlineMs },
-      _parseEmpty,
-    ) as Promise<void>;
+    return this.#request(peer, { method: 'POST', path: 'write', body, deadlineMs }, _parseWrite) as Promise<
+      bigint | undefined
+    >;
   }
 
   read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined> {
@@ -435,6 +433,16 @@ function _parseAnswer(
 
 function _parseEmpty(): undefined {
   return undefined;
+}
+
+/** 204: stored; 200: stored, and the body is an OK body naming the newer version the peer knew. */
+function _parseWrite(status: number, body: Buffer): bigint | undefined {
+  if (status === 204) return undefined;
+  const message = decodeMessage(MessageType.Ok, body);
+  if (typeof message === 'string' || message.type !== MessageType.Ok) {
+    throw new RingkvError('RINGKV_PROTOCOL', `Bad write answer: ${String(message)}`);
+  }
+  return message.newerVersion;
 }
 
 function _parseEntry(_status: number, body: Buffer): Entry | undefined {

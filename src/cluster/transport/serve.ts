@@ -25,9 +25,10 @@ export async function serveMessage(
 ): Promise<Message> {
   try {
     switch (request.type) {
-      case MessageType.Write:
-        await handler.write(request.entry);
-        return { type: MessageType.Ok };
+      case MessageType.Write: {
+        const newerVersion = await handler.write(request.entry);
+        return newerVersion === undefined ? { type: MessageType.Ok } : { type: MessageType.Ok, newerVersion };
+      }
       case MessageType.Read:
         return { type: MessageType.Entry, entry: await handler.read(request.key) };
       case MessageType.Scan: {

@@ -51,8 +51,8 @@ export class SimTransport implements Transport {
     else this.#down.delete(peer);
   }
 
-  write(peer: string, entry: Entry, deadlineMs: number): Promise<void> {
-    return this.#request(peer, { type: MessageType.Write, entry }, deadlineMs) as Promise<void>;
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<bigint | undefined> {
+    return this.#request(peer, { type: MessageType.Write, entry }, deadlineMs) as Promise<bigint | undefined>;
   }
 
   read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined> {
@@ -193,5 +193,6 @@ function _settle(
     reject(new RingkvError(answer.code, `Peer ${peer} failed: ${answer.message}`));
   else if (answer.type === MessageType.Entry) resolve(answer.entry);
   else if (answer.type === MessageType.Batch) resolve({ entries: answer.entries, more: answer.more });
+  else if (answer.type === MessageType.Ok) resolve(answer.newerVersion);
   else resolve(undefined);
 }

@@ -18,11 +18,14 @@ export class TestHandler implements InternodeHandler {
   failWith: unknown;
   /** Each call waits this many event-loop turns, drawn per call (answers come back out of order). */
   delayTurns: ((key: Buffer) => number) | undefined;
+  /** Every write answers this conflict version while set (undefined: no conflict). */
+  conflict: bigint | undefined;
   calls = 0;
 
-  async write(entry: Entry): Promise<void> {
+  async write(entry: Entry): Promise<bigint | undefined> {
     await this.#enter(entry.key);
     await this.engine.write(entry);
+    return this.conflict;
   }
 
   async read(key: Buffer): Promise<Entry | undefined> {
