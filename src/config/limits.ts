@@ -29,8 +29,13 @@ export const limits = {
   blockBytes: 4 * KiB,
   /** Bloom filter bits per key: ~1% false positives with 7 hash probes. */
   bloomBitsPerKey: 10,
-  /** Block cache (default): index and filters are always in memory besides this. */
-  blockCacheBytes: 64 * MiB,
+  /**
+   * Block cache (default; --block-cache-bytes): verified data blocks kept in
+   * memory, off the JS heap. Index and filters are always in memory besides
+   * this. An uncached block costs a pread through libuv's thread pool (~10 us
+   * of event-loop time); 256 MiB keeps the blocks of a ~1M-key, 160 MiB store.
+   */
+  blockCacheBytes: 256 * MiB,
   /** Compaction: L0 tables (overlapping, one per flush) that trigger a merge into L1. */
   l0CompactionTrigger: 4,
   /** Compaction: L1 target size; each deeper level is `levelBytesMultiplier` times larger. */
@@ -113,10 +118,92 @@ export const limits = {
   internodeServerInFlightMax: 1024,
   /** Internode: entries per SCAN answer; answers are also cut at the frame limit. */
   internodeScanEntriesMax: 4096,
+  /**
+   * Hints: undelivered hint bytes kept on disk per peer (default). Past it new
+   * hints for that peer are dropped and counted; anti-entropy repairs what they
+   * carried. 64 MiB holds about a minute of 1 KiB writes at 1,000/s.
+   */
+  hintBytesPerPeerMax: 64 * MiB,
+  /** Hints: undelivered hint bytes kept for all peers together (default): a 7-node cluster with 4 peers down. */
+  hintBytesTotalMax: 256 * MiB,
+  /**
+   * Hints: a peer's hint file is closed and a new one started past this size.
+   * Delivery progress inside a file lives in memory, so after a restart at
+   * most the undelivered part of one file per peer is sent twice (harmless:
+   * the newest version wins).
+   */
+  hintSegmentBytesMax: 1 * MiB,
+  /** Hints: entries per delivery batch; a batch is acknowledged (dropped from disk) as a whole. */
+  hintBatchEntriesMax: 256,
+  /** Hints: about this many bytes per delivery batch (one larger entry goes alone). */
+  hintBatchBytesMax: 1 * MiB,
+  /** Hints: writes of one batch in flight to a peer at once. */
+  hintInFlightMax: 32,
+  /** Hints: peers handed their hints at once. */
+  hintPeersConcurrentMax: 4,
+  /** Hints: how often the handoff loop looks for peers to deliver to (default). */
+  hintHandoffIntervalMs: 1000,
+  /** Hints: a peer the transport reports down is still tried this often (in case no probe brings it back). */
+  hintDownRetryMs: 10_000,
+  /** Hints: each delivery write has this long (the coordinator's default deadline). */
+  hintWriteTimeoutMs: 1000,
+
+  /**
+   * Anti-entropy: the key-hash space is cut into 2^leafBits buckets, the leaves
+   * of the Merkle tree. 2^10 leaves of 12 bytes make a 12 KiB digest answer;
+   * a store of 1M keys has ~1,000 keys per bucket, so one differing key costs
+   * a summary of ~1,000 keys (~40 KiB), not of the whole store.
+   */
+  antiEntropyLeafBits: 10,
+  /** Anti-entropy: the default replication factor it maintains is the cluster size capped at this. */
+  antiEntropyReplicationFactorMax: 3,
+  /** Anti-entropy: deadline of one digest or summary request (the peer scans its store for it). */
+  antiEntropyRequestTimeoutMs: 30_000,
+  /** Anti-entropy: key summaries per summary page. */
+  antiEntropySummaryEntriesMax: 4096,
+  /** Anti-entropy: ...and about this many bytes per page (keys dominate). */
+  antiEntropySummaryBytesMax: 1 * MiB,
+  /** Anti-entropy: entries a peer examines for one summary page before answering with what it found. */
+  antiEntropyExamineEntriesMax: 65_536,
+  /** Anti-entropy: entries copied (pulled plus pushed) per peer per round; the rest waits a round. */
+  antiEntropyRepairsPerRoundMax: 100_000,
+  /** Anti-entropy: copies in flight at once. */
+  antiEntropyRepairsInFlightMax: 32,
+  /** Anti-entropy: entries hashed or compared between yields to the event loop. */
+  antiEntropyYieldEntries: 1024,
   /** Internode: a handshake proof's timestamp may differ from the server's clock by this much. */
   internodeProofWindowMs: 30_000,
   /** Internode: handshake nonces remembered (one window's worth) to refuse replays. */
   internodeNonceCacheMax: 100_000,
+
+  /**
+   * Replication: the largest difference between two nodes' wall clocks the
+   * ordering of writes is designed for (default; --max-clock-skew). Each
+   * replica remembers the keys written in the last `recentWritesWindowPerSkew`
+   * times this (3 s by default), so that a write stamped by a coordinator
+   * whose clock is behind is caught as a conflict (replication/replica.ts).
+   */
+  clockSkewMaxMs: 1000,
+  /** The recent-writes window is this many times the clock skew: margin for delays in flight. */
+  recentWritesWindowPerSkew: 3,
+  /**
+   * Replication: recent writes remembered per replica, whatever their age.
+   * 20,000 writes/s over a 3 s window is 60,000; past the bound the oldest
+   * are dropped into a floor version, which keeps ordering safe and only
+   * costs spurious conflicts.
+   */
+  recentWritesMax: 131_072,
+  /** ...and the key bytes they may hold (keys are up to 1 KiB by default). */
+  recentWriteKeyBytesMax: 16 * MiB,
+  /** Replication: a write that meets conflicts is re-stamped and sent again at most this many times, then 504. */
+  writeConflictRetriesMax: 3,
+  /** Replication: read repairs (background writes to stale replicas) in flight; more are skipped and counted. */
+  readRepairsInFlightMax: 256,
+  /**
+   * Cluster range: entries asked of each node per SCAN page. Pages are also
+   * cut at the frame limit, so a node's buffered page holds at most ~8 MiB.
+   */
+  clusterScanPageEntries: 128,
 } as const;
 
 assert(limits.keyBytesMax <= limits.keyBytesHardMax, 'keyBytesMax must fit a u16 length');
@@ -129,6 +216,24 @@ assert(
   'one maximal entry must fit an internode frame',
 );
 assert(
+  limits.recentWritesWindowPerSkew >= 2,
+  'the recent-writes window must exceed the clock skew with margin',
+);
+assert(
+  limits.clusterScanPageEntries <= limits.internodeScanEntriesMax,
+  'a cluster range page must fit one SCAN answer',
+);
+assert(
   limits.internodeServerInFlightMax <= limits.internodeInFlightMax,
   'a server takes what one client sends',
+);
+assert(limits.hintBytesPerPeerMax <= limits.hintBytesTotalMax, 'one peer fits the total hint budget');
+assert(limits.hintSegmentBytesMax <= limits.hintBytesPerPeerMax, 'a hint file fits the per-peer budget');
+assert(
+  limits.antiEntropyLeafBits >= 1 && limits.antiEntropyLeafBits <= 16,
+  'leaf count fits a digest answer',
+);
+assert(
+  limits.antiEntropySummaryBytesMax + limits.keyBytesHardMax + 64 <= limits.internodeFrameBytesMax,
+  'a summary page fits an internode frame',
 );

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isRingkvError } from '../util/errors.js';
 import { limits } from './limits.js';
-import { serveOptions } from './options.js';
+import { clockOffsetFromEnv, serveOptions } from './options.js';
 
 const base = { url: 'http://127.0.0.1:8080', data: '/tmp/node' };
 
@@ -23,6 +23,7 @@ describe('serveOptions', () => {
       blockCacheBytes: limits.blockCacheBytes,
       requestTimeoutMs: 1000,
       clusterSecret: undefined,
+      clockSkewMaxMs: limits.clockSkewMaxMs,
     });
     assert.ok(Object.isFrozen(options));
     assert.ok(Object.isFrozen(options.cluster));
@@ -41,6 +42,7 @@ describe('serveOptions', () => {
       'block-cache-bytes': '0',
       'request-timeout': '250',
       'cluster-secret': 's3cret',
+      'max-clock-skew': '250',
     });
     assert.equal(options.url, 'http://localhost:9000');
     assert.deepEqual(options.cluster, ['http://127.0.0.1:9001', 'http://localhost:9000']);
@@ -52,6 +54,19 @@ describe('serveOptions', () => {
       [options.memtableBytesMax, options.blockCacheBytes, options.requestTimeoutMs, options.clusterSecret],
       [65536, 0, 250, 's3cret'],
     );
+    assert.equal(options.clockSkewMaxMs, 250);
+  });
+
+  it('reads the clock offset knob from the environment', () => {
+    assert.equal(clockOffsetFromEnv({}), 0);
+    assert.equal(clockOffsetFromEnv({ RINGKV_CLOCK_OFFSET_MS: '1000' }), 1000);
+    assert.equal(clockOffsetFromEnv({ RINGKV_CLOCK_OFFSET_MS: '-250' }), -250);
+    for (const bad of ['1.5', 'soon', '99999999', '-0x10']) {
+      assert.throws(
+        () => clockOffsetFromEnv({ RINGKV_CLOCK_OFFSET_MS: bad }),
+        (err) => isRingkvError(err, 'RINGKV_CONFIG'),
+      );
+    }
   });
 
   const refused: [string, Record<string, string>][] = [
@@ -72,6 +87,7 @@ describe('serveOptions', () => {
     ['a key limit past the format', { ...base, 'max-key-bytes': '65536' }],
     ['a zero request timeout', { ...base, 'request-timeout': '0' }],
     ['an empty secret', { ...base, 'cluster-secret': '' }],
+    ['a clock skew past a minute', { ...base, 'max-clock-skew': '60001' }],
   ];
   for (const [name, flags] of refused) {
     it(`refuses ${name} with a one-line RINGKV_CONFIG`, () => {

@@ -25,6 +25,7 @@ export interface ServeFlags {
   readonly 'block-cache-bytes'?: string | undefined;
   readonly 'request-timeout'?: string | undefined;
   readonly 'cluster-secret'?: string | undefined;
+  readonly 'max-clock-skew'?: string | undefined;
 }
 
 /** The flag names serveOptions() understands; the CLI builds its parser from them. */
@@ -40,6 +41,7 @@ export const SERVE_FLAG_NAMES = [
   'block-cache-bytes',
   'request-timeout',
   'cluster-secret',
+  'max-clock-skew',
 ] as const satisfies readonly (keyof ServeFlags)[];
 
 export interface ServeOptions {
@@ -61,6 +63,8 @@ export interface ServeOptions {
   readonly requestTimeoutMs: number;
   /** Shared secret nodes present to each other; undefined: none. */
   readonly clusterSecret: string | undefined;
+  /** The largest wall-clock difference between nodes that writes are ordered under (replication/replica.ts). */
+  readonly clockSkewMaxMs: number;
 }
 
 export interface NodeAddress {
@@ -114,7 +118,29 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
       max: 10 * 60 * 1000,
     }),
     clusterSecret: secret(flags['cluster-secret']),
+    clockSkewMaxMs: integer(flags['max-clock-skew'], 'max-clock-skew', {
+      fallback: limits.clockSkewMaxMs,
+      min: 0,
+      max: 60_000, // the clock refuses to follow versions further ahead than this
+    }),
   });
+}
+
+/**
+ * RINGKV_CLOCK_OFFSET_MS: milliseconds added to the node's wall clock, to
+ * fake clock skew between nodes in tests and diagnostics (never in
+ * production). Unset or empty: 0. Whole numbers, negative ones too, within
+ * ±1 hour.
+ */
+export function clockOffsetFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.RINGKV_CLOCK_OFFSET_MS;
+  if (text === undefined || text === '') return 0;
+  if (!/^-?(0|[1-9][0-9]{0,6})$/.test(text) || Math.abs(Number(text)) > 3_600_000) {
+    throw configError(
+      `Bad RINGKV_CLOCK_OFFSET_MS: expected whole milliseconds within ±3600000, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Number(text);
 }
 
 /**

@@ -44,9 +44,7 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
     .map((m) => ({ type: MessageType.Scan, ...m })),
   fc.constant({ type: MessageType.Ping }),
   fc.constant({ type: MessageType.Ok }),
-  fc
-    .bigInt({ min: 0n, max: 2n ** 64n - 1n })
-    .map((newerVersion) => ({ type: MessageType.Ok, newerVersion })),
+  fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).map((newerVersion) => ({ type: MessageType.Ok, newerVersion })),
   fc.option(entryArb, { nil: undefined }).map((entry) => ({ type: MessageType.Entry, entry })),
   fc
     .record({ entries: fc.array(entryArb, { maxLength: 8 }), more: fc.boolean() })

@@ -9,6 +9,7 @@ import { FrameTransport, type FrameTransportOptions } from './frame-transport.js
 import { HttpTransport } from './http-transport.js';
 
 export type { InternodeHandler, ScanPage, Transport, TransportStats } from './contract.js';
+export { DeadlineTimer, type Expirable } from './deadlines.js';
 export { PROTOCOL, UPGRADE_PATH } from './format.js';
 export { FrameTransport, type FrameTransportOptions } from './frame-transport.js';
 export { isInternodePath } from './http-endpoint.js';

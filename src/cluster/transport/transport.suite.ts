@@ -126,6 +126,19 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       }
     });
 
+    test("a write answers the replica's conflict version, and the entry is stored all the same", async () => {
+      const p = await peer();
+      const t = transport();
+      const entry = valueEntry(Buffer.from('conflicted'), 5n, Buffer.from('v'));
+      assert.equal(await t.write(p.url, entry, later()), undefined);
+      p.handler.conflict = 2n ** 64n - 2n;
+      const second = valueEntry(Buffer.from('conflicted'), 6n, Buffer.from('w'));
+      assert.equal(await t.write(p.url, second, later()), 2n ** 64n - 2n);
+      assert.deepEqual(await p.handler.engine.get(Buffer.from('conflicted')), second);
+      p.handler.conflict = undefined;
+      assert.equal(await t.write(p.url, entry, later()), undefined);
+    });
+
     test("the peer handler's error codes reach the caller", async () => {
       const errors: unknown[] = [];
       const p = await peer({ onError: (err) => errors.push(err) });

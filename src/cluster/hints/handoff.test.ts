@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Entry, valueEntry } from '../../storage/index.js';
+import { RingkvError } from '../../util/errors.js';
+import { SimTransport } from '../transport/sim-transport.js';
+import { TestHandler } from '../transport/test-peer.js';
+import { peerDirName } from './format.js';
+import { type HandoffTransport, HintedHandoff } from './handoff.js';
+import { HintStore } from './hint-store.js';
+
+const A = 'http://sim-a:1';
+const B = 'http://sim-b:1';
+const dirs: string[] = [];
+
+after(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function setup(count: number, peers: readonly string[] = [A]) {
+  const dir = await mkdtemp(join(tmpdir(), 'ringkv-handoff-'));
+  dirs.push(dir);
+  const store = await HintStore.open(dir, { sync: false });
+  const handlers = new Map(peers.map((peer) => [peer, new TestHandler()]));
+  const transport = new SimTransport(handlers, { seed: 3, delayMsMax: 1 });
+  for (const peer of peers) {
+    for (let i = 0; i < count; i++) await store.add(peer, entry(i));
+  }
+  return { dir, store, handlers, transport };
+}
+
+function entry(i: number): Entry {
+  return valueEntry(Buffer.from(`k${String(i).padStart(4, '0')}`), BigInt(10 + i), Buffer.from(`v${i}`));
+}
+
+async function keysOf(handler: TestHandler): Promise<number> {
+  const page = await handler.scan(Buffer.alloc(0), undefined, 100_000);
+  return page.entries.length;
+}
+
+describe('HintedHandoff', () => {
+  it('delivers in batches once the peer is up, then the hints are gone', async () => {
+    const { dir, store, handlers, transport } = await setup(25);
+    const handoff = new HintedHandoff({ store, transport, batchEntriesMax: 10, inFlightMax: 4 });
+    transport.setDown(A, true);
+    await handoff.runOnce();
+    assert.equal(handoff.stats().delivered, 0, 'a down peer is skipped');
+    assert.equal(handlers.get(A)!.calls, 0);
+    assert.equal(store.pending(A).entries, 25);
+
+    transport.setDown(A, false);
+    await handoff.runOnce();
+    const stats = handoff.stats();
+    assert.equal(stats.delivered, 25);
+    assert.equal(stats.batches, 3, '10 + 10 + 5');
+    assert.equal(await keysOf(handlers.get(A)!), 25);
+    assert.deepEqual(await handlers.get(A)!.engine.get(entry(7).key), entry(7));
+    assert.deepEqual(store.pending(A), { entries: 0, bytes: 0 });
+    assert.deepEqual(await readdir(join(dir, peerDirName(A))), [], 'delivered files are deleted');
+    await store.close();
+    await transport.close();
+  });
+
+  it('stops a peer at the first failed write and retries the batch in a later round', async () => {
+    const { store, handlers, transport } = await setup(12);
+    const handler = handlers.get(A)!;
+    let writesLeft = 5;
+    const flaky: HandoffTransport = {
+      isUp: () => true,
+      write: (peer, e, deadlineMs) => {
+        if (writesLeft-- <= 0) return Promise.reject(new RingkvError('RINGKV_TIMEOUT', 'lost'));
+        return transport.write(peer, e, deadlineMs);
+      },
+    };
+    const handoff = new HintedHandoff({ store, transport: flaky, batchEntriesMax: 4, inFlightMax: 1 });
+    await handoff.runOnce();
+    assert.equal(handoff.stats().delivered, 4, 'the first batch only');
+    assert.equal(handoff.stats().failedBatches, 1);
+    assert.match(handoff.stats().lastError ?? '', /lost/);
+    assert.equal(store.pending(A).entries, 8, 'the failed batch stays');
+    writesLeft = 1000;
+    await handoff.runOnce();
+    assert.equal(store.pending(A).entries, 0);
+    assert.equal(await keysOf(handler), 12);
+    await store.close();
+    await transport.close();
+  });
+
+  it('runs on its own schedule once started', async () => {
+    const { store, handlers, transport } = await setup(5);
+    const handoff = new HintedHandoff({ store, transport, intervalMs: 5 });
+    handoff.start();
+    for (let i = 0; i < 400 && store.pending(A).entries > 0; i++) await sleep(5);
+    await handoff.stop();
+    assert.equal(store.pending(A).entries, 0);
+    assert.equal(await keysOf(handlers.get(A)!), 5);
+    assert.ok(handoff.stats().rounds >= 1);
+    await store.close();
+    await transport.close();
+  });
+
+  it('drain delivers to reachable peers before the deadline and keeps the rest on disk', async () => {
+    const { dir, store, handlers, transport } = await setup(6, [A, B]);
+    transport.setDown(B, true);
+    const handoff = new HintedHandoff({ store, transport, intervalMs: 60_000 });
+    handoff.start();
+    const result = await handoff.drain(Date.now() + 2000);
+    assert.deepEqual(result, { delivered: 6, remaining: 6 });
+    assert.equal(await keysOf(handlers.get(A)!), 6);
+    assert.equal(await keysOf(handlers.get(B)!), 0);
+    await store.close();
+
+    const reopened = await HintStore.open(dir);
+    assert.deepEqual(reopened.peers(), [B]);
+    assert.equal(reopened.pending(B).entries, 6);
+    await reopened.close();
+    await transport.close();
+  });
+
+  it('drain with a past deadline sends nothing', async () => {
+    const { store, handlers, transport } = await setup(3);
+    const handoff = new HintedHandoff({ store, transport });
+    assert.deepEqual(await handoff.drain(Date.now() - 1), { delivered: 0, remaining: 3 });
+    assert.equal(handlers.get(A)!.calls, 0);
+    await store.close();
+    await transport.close();
+  });
+});

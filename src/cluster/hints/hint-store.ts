@@ -1,0 +1,614 @@
+/**
+ * HintStore: writes that a replica missed, kept on disk per peer until the
+ * handoff loop (handoff.ts) delivers them. format.ts owns the bytes.
+ *
+ * Contract:
+ * - add() appends the entry to the peer's newest hint file and resolves once
+ *   it is durable per the sync mode (sync on: fdatasync'ed). Adds that arrive
+ *   in one event-loop turn share one write and one sync (group commit), one
+ *   write in flight per peer. It resolves false, without writing, when the
+ *   peer's or the store's byte budget is full: the hint is dropped and
+ *   counted, and anti-entropy repairs what it carried. The entry's bytes are
+ *   copied at once; the caller may reuse them.
+ * - peek() hands out the oldest undelivered hints of a peer, in append order,
+ *   without removing them; acknowledge() removes them once delivered. One
+ *   delivery per peer at a time: handoff.ts serializes them (asserted).
+ *   Delivery progress is kept in memory; a file is deleted once every hint in
+ *   it was acknowledged, so after a restart at most the rest of one file per
+ *   peer is delivered twice, which is harmless since the newest version wins.
+ * - open() reloads every peer's files: a torn tail is cut (and the file
+ *   truncated), a file with corruption is renamed to *.hint.corrupt, reported
+ *   through `log` and stats() with file and offset, and skipped, never fatal.
+ *   Appends after a restart go to a new file; old files are only read.
+ * - After close() (which waits for queued writes), add() rejects with RINGKV_CLOSED.
+ *
+ * Example:
+ *   const hints = await HintStore.open(join(dataDir, 'hints'), { sync: true });
+ *   await hints.add('http://10.0.0.2:8080', entry); // the replica's write failed
+ */
+import { type FileHandle, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { limits } from '../../config/limits.js';
+import type { Entry } from '../../storage/index.js';
+import { assert } from '../../util/assert.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
+import {
+  checkHintFile,
+  encodeHintHeader,
+  encodeHintRecord,
+  HINT_CORRUPT_SUFFIX,
+  HINT_HEADER_BYTES,
+  HINT_RECORD_HEADER_BYTES,
+  hintFileName,
+  hintFileSequence,
+  hintRecordBytes,
+  peerDirName,
+  peerFromDirName,
+  readHintRecord,
+} from './format.js';
+
+export interface HintStoreOptions {
+  /** true (default): add() resolves after fdatasync. false: once written to the OS. */
+  readonly sync?: boolean;
+  readonly bytesPerPeerMax?: number;
+  readonly bytesTotalMax?: number;
+  readonly segmentBytesMax?: number;
+  /** One line per notable event (corruption found, files set aside). */
+  readonly log?: (line: string) => void;
+}
+
+/** Hints of one peer handed out by peek(), acknowledged as a whole. */
+export interface HintBatch {
+  readonly peer: string;
+  /** In append order; keys and values are views into a buffer nothing reuses. */
+  readonly entries: readonly Entry[];
+  /** Record bytes (framing included) the batch frees once acknowledged. */
+  readonly bytes: number;
+  readonly segment: number;
+  readonly start: number;
+  readonly end: number;
+}
+
+export interface HintPending {
+  readonly entries: number;
+  readonly bytes: number;
+}
+
+export interface HintCorruption {
+  readonly file: string;
+  readonly offset: number;
+  readonly detail: string;
+}
+
+export interface HintStoreStats {
+  /** Undelivered hints per peer (durable ones; queued writes not yet). */
+  readonly pending: Record<string, HintPending>;
+  readonly pendingBytes: number;
+  readonly added: number;
+  readonly dropped: number;
+  readonly droppedBytes: number;
+  readonly delivered: number;
+  /** Records found intact in files loaded at open, and torn bytes cut then. */
+  readonly reloaded: number;
+  readonly tornBytes: number;
+  readonly writeErrors: number;
+  /** Files set aside as corrupt, at open or during delivery. */
+  readonly corruptFiles: readonly HintCorruption[];
+}
+
+interface _Segment {
+  readonly sequence: number;
+  readonly path: string;
+  /** Durable size: header plus records written (and synced with sync on). */
+  bytes: number;
+  entries: number;
+}
+
+interface _Queued {
+  readonly records: Buffer[];
+  bytes: number;
+  readonly done: Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+/** One peer's files and the state of appends and delivery. */
+interface _PeerHints {
+  readonly peer: string;
+  readonly dir: string;
+  /** Oldest first; the last one takes appends when `active` is open. */
+  segments: _Segment[];
+  /** Delivered up to here in segments[0]... */
+  headOffset: number;
+  /** ...which is this many of its entries. */
+  headEntries: number;
+  pendingEntries: number;
+  pendingBytes: number;
+  /** Bytes added but not yet written. */
+  queuedBytes: number;
+  active: FileHandle | undefined;
+  queue: _Queued | undefined;
+  /** The running write loop, if any: it takes queues until none is left. */
+  flushing: Promise<void> | undefined;
+  delivering: boolean;
+  nextSequence: number;
+  dirReady: boolean;
+}
+
+export class HintStore {
+  readonly #dir: string;
+  readonly #sync: boolean;
+  readonly #bytesPerPeerMax: number;
+  readonly #bytesTotalMax: number;
+  readonly #segmentBytesMax: number;
+  readonly #log: (line: string) => void;
+  readonly #peers = new Map<string, _PeerHints>();
+  readonly #corrupt: HintCorruption[] = [];
+  #totalBytes = 0;
+  #closed = false;
+  #added = 0;
+  #dropped = 0;
+  #droppedBytes = 0;
+  #delivered = 0;
+  #reloaded = 0;
+  #tornBytes = 0;
+  #writeErrors = 0;
+
+  private constructor(dir: string, options: HintStoreOptions) {
+    this.#dir = dir;
+    this.#sync = options.sync ?? true;
+    this.#bytesPerPeerMax = options.bytesPerPeerMax ?? limits.hintBytesPerPeerMax;
+    this.#bytesTotalMax = options.bytesTotalMax ?? limits.hintBytesTotalMax;
+    this.#segmentBytesMax = options.segmentBytesMax ?? limits.hintSegmentBytesMax;
+    this.#log = options.log ?? (() => {});
+    assert(this.#bytesPerPeerMax <= this.#bytesTotalMax, 'per-peer hint budget above the total');
+  }
+
+  /** Opens (creating if missing) the hint directory and reloads what it holds. */
+  static async open(dir: string, options: HintStoreOptions = {}): Promise<HintStore> {
+    const store = new HintStore(dir, options);
+    await store.#load();
+    return store;
+  }
+
+  /** Stores a hint for `peer`; false when it was dropped because a budget is full. */
+  add(peer: string, entry: Entry): Promise<boolean> {
+    if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Hint store is closed'));
+    const bytes = hintRecordBytes(entry);
+    const hints = this.#peer(peer);
+    if (
+      hints.pendingBytes + hints.queuedBytes + bytes > this.#bytesPerPeerMax ||
+      this.#totalBytes + bytes > this.#bytesTotalMax
+    ) {
+      this.#dropped++;
+      this.#droppedBytes += bytes;
+      return Promise.resolve(false);
+    }
+    const record = Buffer.allocUnsafe(bytes);
+    encodeHintRecord(entry, record, 0);
+    this.#added++;
+    this.#totalBytes += bytes;
+    hints.queuedBytes += bytes;
+    let queued = hints.queue;
+    if (queued === undefined) {
+      queued = _newQueued();
+      hints.queue = queued;
+      // Adds made in this turn join the same write; the first starts the loop.
+      hints.flushing ??= this.#flush(hints);
+    }
+    queued.records.push(record);
+    queued.bytes += bytes;
+    return queued.done.then(() => true);
+  }
+
+  /** Undelivered hints of `peer`. */
+  pending(peer: string): HintPending {
+    const hints = this.#peers.get(peer);
+    return { entries: hints?.pendingEntries ?? 0, bytes: hints?.pendingBytes ?? 0 };
+  }
+
+  /** Peers with undelivered hints. */
+  peers(): string[] {
+    return [...this.#peers.values()].filter((h) => h.pendingEntries > 0).map((h) => h.peer);
+  }
+
+  /**
+   * The oldest undelivered hints of `peer`: at most `entriesMax` entries and,
+   * beyond the first, about `bytesMax` bytes. Undefined when there are none.
+   * Call acknowledge() once they are delivered, or nothing to retry them later.
+   */
+  async peek(peer: string, entriesMax: number, bytesMax: number): Promise<HintBatch | undefined> {
+    assert(entriesMax >= 1 && bytesMax >= 1, 'a hint batch holds at least one entry');
+    const hints = this.#peers.get(peer);
+    if (hints === undefined || this.#closed) return undefined;
+    assert(!hints.delivering, `one delivery at a time for ${peer}`);
+    hints.delivering = true;
+    try {
+      for (;;) {
+        await this.#dropDelivered(hints);
+        const segment = hints.segments[0];
+        if (segment === undefined || hints.headOffset >= segment.bytes) return undefined;
+        const batch = await this.#readBatch(hints, segment, entriesMax, bytesMax);
+        if (batch !== undefined) return batch;
+        // The file was set aside as corrupt: go on with the next one.
+      }
+    } finally {
+      hints.delivering = false;
+    }
+  }
+
+  /** Removes a delivered batch; deletes its file once every hint in it was delivered. */
+  async acknowledge(batch: HintBatch): Promise<void> {
+    const hints = this.#peers.get(batch.peer);
+    const segment = hints?.segments[0];
+    assert(hints !== undefined && segment !== undefined, `no hints to acknowledge for ${batch.peer}`);
+    assert(
+      segment.sequence === batch.segment && hints.headOffset === batch.start,
+      'acknowledged out of order',
+    );
+    hints.headOffset = batch.end;
+    hints.headEntries += batch.entries.length;
+    hints.pendingEntries -= batch.entries.length;
+    hints.pendingBytes -= batch.bytes;
+    this.#totalBytes -= batch.bytes;
+    this.#delivered += batch.entries.length;
+    await this.#dropDelivered(hints);
+  }
+
+  /**
+   * Deletes the head file once every hint in it was delivered. The last file
+   * stops taking appends first (so the next add() starts a new file with a
+   * new sequence number), unless a write to it is under way: then it goes on
+   * a later call.
+   */
+  async #dropDelivered(hints: _PeerHints): Promise<void> {
+    const segment = hints.segments[0];
+    if (segment === undefined || hints.headOffset < segment.bytes) return;
+    const isLast = hints.segments.length === 1;
+    if (isLast && hints.flushing !== undefined) return;
+    hints.segments.shift();
+    hints.headOffset = HINT_HEADER_BYTES;
+    hints.headEntries = 0;
+    let active: FileHandle | undefined;
+    if (isLast) {
+      active = hints.active;
+      hints.active = undefined;
+    }
+    await active?.close().catch(() => undefined);
+    await this.#remove(segment.path);
+  }
+
+  stats(): HintStoreStats {
+    const pending: Record<string, HintPending> = {};
+    let pendingBytes = 0;
+    for (const hints of this.#peers.values()) {
+      if (hints.pendingEntries === 0) continue;
+      pending[hints.peer] = { entries: hints.pendingEntries, bytes: hints.pendingBytes };
+      pendingBytes += hints.pendingBytes;
+    }
+    return {
+      pending,
+      pendingBytes,
+      added: this.#added,
+      dropped: this.#dropped,
+      droppedBytes: this.#droppedBytes,
+      delivered: this.#delivered,
+      reloaded: this.#reloaded,
+      tornBytes: this.#tornBytes,
+      writeErrors: this.#writeErrors,
+      corruptFiles: [...this.#corrupt],
+    };
+  }
+
+  /** Writes what is queued, closes files; later adds reject with RINGKV_CLOSED. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const hints of this.#peers.values()) {
+      // No add is taken any more, so the loop ends once it wrote what is queued.
+      await hints.flushing;
+      const active = hints.active;
+      hints.active = undefined;
+      await active?.close().catch(() => undefined);
+    }
+  }
+
+  #peer(peer: string): _PeerHints {
+    let hints = this.#peers.get(peer);
+    if (hints === undefined) {
+      hints = {
+        peer,
+        dir: join(this.#dir, peerDirName(peer)),
+        segments: [],
+        headOffset: HINT_HEADER_BYTES,
+        headEntries: 0,
+        pendingEntries: 0,
+        pendingBytes: 0,
+        queuedBytes: 0,
+        active: undefined,
+        queue: undefined,
+        flushing: undefined,
+        delivering: false,
+        nextSequence: 1,
+        dirReady: false,
+      };
+      this.#peers.set(peer, hints);
+    }
+    return hints;
+  }
+
+  /**
+   * The peer's write loop: from the next event-loop turn (so that adds of
+   * this turn join), one write (and sync) per queue, until none is left.
+   */
+  async #flush(hints: _PeerHints): Promise<void> {
+    await nextTurn();
+    for (let queued = hints.queue; queued !== undefined; queued = hints.queue) {
+      hints.queue = undefined;
+      await this.#writeQueued(hints, queued);
+    }
+    hints.flushing = undefined;
+  }
+
+  async #writeQueued(hints: _PeerHints, queued: _Queued): Promise<void> {
+    const count = queued.records.length;
+    hints.queuedBytes -= queued.bytes;
+    try {
+      const segment = await this.#appendTarget(hints, queued.bytes);
+      const data = count === 1 ? queued.records[0]! : Buffer.concat(queued.records, queued.bytes);
+      const handle = hints.active!;
+      await _writeAll(handle, data, segment.bytes);
+      if (this.#sync) await handle.datasync();
+      segment.bytes += data.length;
+      segment.entries += count;
+      hints.pendingEntries += count;
+      hints.pendingBytes += queued.bytes;
+      queued.resolve();
+    } catch (err) {
+      // Nobody knows what reached the file: later records go to a new one, so
+      // the damage stays a torn tail that the next open cuts off.
+      this.#writeErrors++;
+      this.#totalBytes -= queued.bytes;
+      const active = hints.active;
+      hints.active = undefined;
+      await active?.close().catch(() => undefined);
+      queued.reject(
+        new RingkvError('RINGKV_IO', `Cannot write hints for ${hints.peer}: ${errorMessage(err)}`, {
+          cause: err,
+        }),
+      );
+    }
+  }
+
+  /** The segment the next `bytes` go to, starting a new file when there is none or it is full. */
+  async #appendTarget(hints: _PeerHints, bytes: number): Promise<_Segment> {
+    const last = hints.segments.at(-1);
+    if (hints.active !== undefined && last !== undefined) {
+      if (last.entries === 0 || last.bytes + bytes <= this.#segmentBytesMax) return last;
+      const full = hints.active;
+      hints.active = undefined;
+      await full.close();
+    }
+    if (!hints.dirReady) {
+      await mkdir(hints.dir, { recursive: true });
+      hints.dirReady = true;
+    }
+    const sequence = hints.nextSequence++;
+    const path = join(hints.dir, hintFileName(sequence));
+    const handle = await open(path, 'wx');
+    try {
+      await _writeAll(handle, encodeHintHeader(), 0);
+      if (this.#sync) {
+        await handle.datasync();
+        await _syncDir(hints.dir);
+      }
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      throw err;
+    }
+    const segment: _Segment = { sequence, path, bytes: HINT_HEADER_BYTES, entries: 0 };
+    if (hints.segments.length === 0) {
+      hints.headOffset = HINT_HEADER_BYTES;
+      hints.headEntries = 0;
+    }
+    hints.segments.push(segment);
+    hints.active = handle;
+    return segment;
+  }
+
+  /** Reads the next batch of the head segment; undefined when the file turned out corrupt and was set aside. */
+  async #readBatch(
+    hints: _PeerHints,
+    segment: _Segment,
+    entriesMax: number,
+    bytesMax: number,
+  ): Promise<HintBatch | undefined> {
+    const start = hints.headOffset;
+    const available = segment.bytes - start;
+    let buf = await this.#read(
+      segment.path,
+      start,
+      Math.min(available, Math.max(bytesMax, HINT_RECORD_HEADER_BYTES)),
+    );
+    const first = readHintRecord(buf, 0, buf.length);
+    if ('problem' in first && first.problem === 'incomplete' && buf.length >= HINT_RECORD_HEADER_BYTES) {
+      // One record larger than bytesMax goes alone.
+      const whole = HINT_RECORD_HEADER_BYTES + buf.readUInt32BE(0);
+      if (whole <= available) buf = await this.#read(segment.path, start, whole);
+    }
+    const entries: Entry[] = [];
+    let offset = 0;
+    while (offset < buf.length && entries.length < entriesMax) {
+      const read = readHintRecord(buf, offset, buf.length);
+      if ('entry' in read) {
+        entries.push(read.entry);
+        offset = read.end;
+        continue;
+      }
+      if (read.problem === 'incomplete' && entries.length > 0) break;
+      await this.#setAside(hints, segment, start + offset, read.detail);
+      return undefined;
+    }
+    return {
+      peer: hints.peer,
+      entries,
+      bytes: offset,
+      segment: segment.sequence,
+      start,
+      end: start + offset,
+    };
+  }
+
+  async #read(path: string, position: number, length: number): Promise<Buffer> {
+    const handle = await open(path, 'r');
+    try {
+      const buf = Buffer.allocUnsafe(length);
+      let done = 0;
+      while (done < length) {
+        const { bytesRead } = await handle.read(buf, done, length - done, position + done);
+        if (bytesRead === 0) break;
+        done += bytesRead;
+      }
+      return buf.subarray(0, done);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Corruption found while delivering: forget the rest of the file and rename it. */
+  async #setAside(hints: _PeerHints, segment: _Segment, offset: number, detail: string): Promise<void> {
+    const index = hints.segments.indexOf(segment);
+    assert(index === 0, 'only the head file is read');
+    const lostBytes = segment.bytes - hints.headOffset;
+    const lostEntries = segment.entries - hints.headEntries;
+    hints.pendingBytes -= lostBytes;
+    hints.pendingEntries -= lostEntries;
+    this.#totalBytes -= lostBytes;
+    hints.segments.shift();
+    hints.headOffset = HINT_HEADER_BYTES;
+    hints.headEntries = 0;
+    if (hints.segments.length === 0) {
+      const active = hints.active;
+      hints.active = undefined;
+      await active?.close().catch(() => undefined);
+    }
+    await this.#quarantine(segment.path, offset, detail);
+  }
+
+  async #quarantine(path: string, offset: number, detail: string): Promise<void> {
+    this.#corrupt.push({ file: path, offset, detail });
+    this.#log(`Corruption in hint file ${path} at offset ${offset}: ${detail}; file set aside`);
+    try {
+      await rename(path, path.slice(0, -'.hint'.length) + HINT_CORRUPT_SUFFIX);
+    } catch (err) {
+      this.#log(`Cannot set aside hint file ${path}: ${errorMessage(err)}`);
+    }
+  }
+
+  async #remove(path: string): Promise<void> {
+    try {
+      await unlink(path);
+    } catch (err) {
+      this.#log(`Cannot delete delivered hint file ${path}: ${errorMessage(err)}`);
+    }
+  }
+
+  async #load(): Promise<void> {
+    try {
+      await mkdir(this.#dir, { recursive: true });
+    } catch (err) {
+      throw new RingkvError('RINGKV_IO', `Cannot use hint directory ${this.#dir}: ${errorMessage(err)}`, {
+        cause: err,
+      });
+    }
+    for (const dirent of await readdir(this.#dir, { withFileTypes: true })) {
+      if (!dirent.isDirectory()) continue;
+      const peer = peerFromDirName(dirent.name);
+      if (peer === undefined) {
+        this.#log(`Ignoring ${join(this.#dir, dirent.name)}: not a peer's hint directory`);
+        continue;
+      }
+      await this.#loadPeer(this.#peer(peer));
+    }
+  }
+
+  async #loadPeer(hints: _PeerHints): Promise<void> {
+    hints.dirReady = true;
+    const names = await readdir(hints.dir);
+    let sequenceMax = 0;
+    const sequences: number[] = [];
+    for (const name of names) {
+      const corrupt = name.endsWith(HINT_CORRUPT_SUFFIX)
+        ? hintFileSequence(`${name.slice(0, 10)}.hint`)
+        : undefined;
+      const sequence = hintFileSequence(name);
+      sequenceMax = Math.max(sequenceMax, sequence ?? 0, corrupt ?? 0);
+      if (sequence !== undefined) sequences.push(sequence);
+    }
+    hints.nextSequence = sequenceMax + 1;
+    for (const sequence of sequences.sort((a, b) => a - b)) {
+      const path = join(hints.dir, hintFileName(sequence));
+      const buf = await readFile(path);
+      const check = checkHintFile(buf);
+      if (check.corruption !== undefined) {
+        await this.#quarantine(path, check.corruption.offset, check.corruption.detail);
+        continue;
+      }
+      if (check.validBytes < buf.length) {
+        this.#tornBytes += buf.length - check.validBytes;
+        this.#log(`Hint file ${path}: torn tail of ${buf.length - check.validBytes} bytes cut`);
+        await _truncate(path, check.validBytes);
+      }
+      if (check.entries === 0) {
+        await this.#remove(path);
+        continue;
+      }
+      hints.segments.push({ sequence, path, bytes: check.validBytes, entries: check.entries });
+      const recordBytes = check.validBytes - HINT_HEADER_BYTES;
+      hints.pendingEntries += check.entries;
+      hints.pendingBytes += recordBytes;
+      this.#totalBytes += recordBytes;
+      this.#reloaded += check.entries;
+    }
+  }
+}
+
+function _newQueued(): _Queued {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Callers await it through add(); this keeps a failed batch nobody waits on from crashing the process.
+  done.catch(() => undefined);
+  return { records: [], bytes: 0, done, resolve, reject };
+}
+
+async function _writeAll(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+async function _truncate(path: string, bytes: number): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    await handle.truncate(bytes);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function _syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

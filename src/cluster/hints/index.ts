@@ -1,0 +1,20 @@
+/**
+ * Hinted handoff: writes a replica missed are kept on disk per peer by the
+ * coordinator (HintStore) and handed to the peer once it is back
+ * (HintedHandoff). docs/formats/hints.md describes the files.
+ */
+export {
+  type DrainResult,
+  type HandoffStats,
+  type HandoffTransport,
+  HintedHandoff,
+  type HintedHandoffOptions,
+} from './handoff.js';
+export {
+  type HintBatch,
+  type HintCorruption,
+  type HintPending,
+  HintStore,
+  type HintStoreOptions,
+  type HintStoreStats,
+} from './hint-store.js';

@@ -1,0 +1,148 @@
+/**
+ * Replica: the replica side of replication, the InternodeHandler a node
+ * offers its peers (write, read, scan) and the path its own coordinator uses
+ * for the local replica (a direct call, not a network hop).
+ *
+ * ## Ordering under clock skew
+ *
+ * API.md: two writes of one key, the second sent after the first was
+ * answered, are ordered correctly through any two nodes, with no pause. A
+ * hybrid logical clock alone does not do it: if coordinator B's wall clock is
+ * 1 s behind A's, B stamps its write with a version below the one A gave the
+ * earlier write, which B never saw, and newest-version-wins keeps A's write.
+ *
+ * The fix uses the quorum overlap that reads already rely on:
+ *
+ * 1. Every replica remembers, for the keys written in the last few seconds,
+ *    the newest version it stored (RecentWrites: a window of a few times the
+ *    maximum skew, bounded in entries and bytes, with a floor for what it
+ *    forgot).
+ * 2. A write whose version is at or below the version the replica knows for
+ *    the key is still applied (the engine keeps the newest anyway, so it
+ *    changes nothing there) but is answered as a CONFLICT carrying the known
+ *    version (internode OK with a version, docs/formats/internode.md).
+ * 3. The coordinator that gets a conflict advances its clock past that
+ *    version, stamps a new one and sends the write again to all `from`
+ *    replicas, counting acknowledgements only for the new version
+ *    (coordinator.ts; a bounded number of times, then 504).
+ *
+ * Why that suffices: write 1 was acknowledged by a set W1 of ack1 replicas,
+ * each of which remembers its version v1. Write 2 is answered once ack2
+ * replicas acknowledge one version v2 without a conflict. With
+ * ack1 + ack2 > from the two sets share a replica, which would have answered
+ * a conflict unless v2 > v1. So an answered write 2 always has the larger
+ * version. Memory only needs to cover the skew: once the window has passed,
+ * every coordinator's clock is past v1 anyway; and forgetting early raises
+ * the floor, which costs spurious retries, never a misordering.
+ *
+ * Every version a replica sees (written or read) also advances its clock, and
+ * coordinators observe the versions in answers (reads, conflicts), so the
+ * clocks of nodes that talk to each other stay close.
+ */
+import { limits } from '../../config/limits.js';
+import type { Engine, Entry } from '../../storage/index.js';
+import { makeVersion } from '../../storage/index.js';
+import type { HybridClock } from '../clock.js';
+import type { InternodeHandler, ScanPage } from '../transport/index.js';
+import { RecentWrites } from './recent-writes.js';
+
+export interface ReplicaOptions {
+  readonly engine: Engine;
+  readonly clock: HybridClock;
+  readonly recentWrites: RecentWrites;
+}
+
+export interface ReplicaStats {
+  readonly writes: number;
+  /** Writes answered as conflicts (their version was not above the key's known one). */
+  readonly conflicts: number;
+  readonly reads: number;
+  readonly scans: number;
+  /** Keys in the recent-writes memory, and its floor version. */
+  readonly recentKeys: number;
+  readonly recentFloor: string;
+}
+
+export class Replica implements InternodeHandler {
+  readonly #engine: Engine;
+  readonly #clock: HybridClock;
+  readonly #recent: RecentWrites;
+  #writes = 0;
+  #conflicts = 0;
+  #reads = 0;
+  #scans = 0;
+
+  constructor(options: ReplicaOptions) {
+    this.#engine = options.engine;
+    this.#clock = options.clock;
+    this.#recent = options.recentWrites;
+  }
+
+  /** Applies the entry; resolves to undefined, or to the newer version known for its key (a conflict). */
+  async write(entry: Entry): Promise<bigint | undefined> {
+    this.#writes++;
+    this.#clock.observe(entry.version);
+    // INVARIANT: checked and recorded before the first await, so concurrent writes see each other.
+    const conflict = this.#recent.record(entry.key, entry.version);
+    if (conflict !== undefined) this.#conflicts++;
+    await this.#engine.write(entry);
+    return conflict;
+  }
+
+  async read(key: Buffer): Promise<Entry | undefined> {
+    this.#reads++;
+    const entry = await this.#engine.get(key);
+    if (entry !== undefined) this.#clock.observe(entry.version);
+    return entry;
+  }
+
+  async scan(start: Buffer, end: Buffer | undefined, limit: number): Promise<ScanPage> {
+    this.#scans++;
+    const cursor = this.#engine.scan({ start, end });
+    const entries: Entry[] = [];
+    try {
+      for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+        for (const entry of batch) {
+          // One more than asked exists: the page is full and more follow.
+          if (entries.length === limit) return { entries, more: true };
+          entries.push(entry);
+        }
+      }
+    } finally {
+      await cursor.close();
+    }
+    return { entries, more: false };
+  }
+
+  stats(): ReplicaStats {
+    return {
+      writes: this.#writes,
+      conflicts: this.#conflicts,
+      reads: this.#reads,
+      scans: this.#scans,
+      recentKeys: this.#recent.size,
+      recentFloor: String(this.#recent.floor),
+    };
+  }
+}
+
+/**
+ * A replica with the default bounds: remembers writes for
+ * limits.recentWritesWindowPerSkew times the maximum clock skew, and starts
+ * with a floor of now + skew (the newest version any node may have stamped
+ * before this process started; recent-writes.ts).
+ */
+export function createReplica(
+  engine: Engine,
+  clock: HybridClock,
+  options: { clockSkewMaxMs: number },
+): Replica {
+  const skewMs = options.clockSkewMaxMs;
+  const recentWrites = new RecentWrites({
+    windowMs: Math.max(1, skewMs * limits.recentWritesWindowPerSkew),
+    entriesMax: limits.recentWritesMax,
+    keyBytesMax: limits.recentWriteKeyBytesMax,
+    initialFloor: makeVersion(clock.wallMs() + skewMs, 0),
+  });
+  return new Replica({ engine, clock, recentWrites });
+}
