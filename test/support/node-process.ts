@@ -36,6 +36,8 @@ export interface StartNodeOptions {
   readonly execArgv?: readonly string[];
   /** How long to wait for /v0/status to answer 200. */
   readonly readyTimeoutMs?: number;
+  /** More environment variables for the node, e.g. { RINGKV_CLOCK_OFFSET_MS: '1000' }. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export class NodeProcess {
@@ -98,11 +100,17 @@ process.once('exit', () => {
 /** Spawns `ringkv <args>` without waiting for anything; the process is tracked for killAllStarted(). */
 export function spawnCli(
   args: readonly string[],
-  fields: { url?: string; port?: number; dataDir?: string; execArgv?: readonly string[] } = {},
+  fields: {
+    url?: string;
+    port?: number;
+    dataDir?: string;
+    execArgv?: readonly string[];
+    env?: Readonly<Record<string, string>>;
+  } = {},
 ): NodeProcess {
   const child = spawn(process.execPath, [...(fields.execArgv ?? []), MAIN_SCRIPT, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env },
+    env: { ...process.env, ...fields.env },
   });
   const node = new NodeProcess(child, {
     url: fields.url ?? '',
@@ -125,6 +133,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     port,
     dataDir: options.dataDir,
     ...(options.execArgv === undefined ? {} : { execArgv: options.execArgv }),
+    ...(options.env === undefined ? {} : { env: options.env }),
   });
   await waitReady(node, options.readyTimeoutMs ?? 15_000);
   return node;

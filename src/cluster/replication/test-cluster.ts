@@ -4,6 +4,7 @@
  * by a transport whose calls to a peer can be held (answered only when the
  * test releases them), failed, or refused as down. Not used outside tests.
  */
+import type { EntryCursor } from '../../storage/engine.js';
 import type { Entry } from '../../storage/entry/entry.js';
 import { MemoryEngine } from '../../storage/memory-engine.js';
 import { RingkvError } from '../../util/errors.js';
@@ -44,7 +45,13 @@ export class HeldTransport implements Transport {
     return this.#call(peer, (handler) => handler.read(key)) as Promise<Entry | undefined>;
   }
 
-  scan(peer: string, start: Buffer, end: Buffer | undefined, limit: number, _deadlineMs: number): Promise<ScanPage> {
+  scan(
+    peer: string,
+    start: Buffer,
+    end: Buffer | undefined,
+    limit: number,
+    _deadlineMs: number,
+  ): Promise<ScanPage> {
     return this.#call(peer, (handler) => handler.scan(start, end, limit)) as Promise<ScanPage>;
   }
 
@@ -70,7 +77,8 @@ export class HeldTransport implements Transport {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const call of this.#waiting.splice(0)) call.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
+    for (const call of this.#waiting.splice(0))
+      call.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
   }
 
   #take(peer: string): _Call[] {
@@ -87,7 +95,9 @@ export class HeldTransport implements Transport {
       return Promise.reject(new RingkvError('RINGKV_UNAVAILABLE', `Peer ${peer} is down`));
     }
     if (!this.held.has(peer)) return run(handler);
-    return new Promise((resolve, reject) => this.#waiting.push({ peer, run: () => run(handler), resolve, reject }));
+    return new Promise((resolve, reject) =>
+      this.#waiting.push({ peer, run: () => run(handler), resolve, reject }),
+    );
   }
 }
 
@@ -168,4 +178,16 @@ export async function eventually(check: () => boolean | Promise<boolean>, turns 
     await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return check();
+}
+
+/** Every entry a cursor hands out, then closes it. */
+export async function drainCursor(cursor: EntryCursor): Promise<Entry[]> {
+  const entries: Entry[] = [];
+  try {
+    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next())
+      entries.push(...batch);
+  } finally {
+    await cursor.close();
+  }
+  return entries;
 }

@@ -299,7 +299,13 @@ class Cursor implements TableCursor {
  * FileHandle.read costs several times more event-loop time per call, and
  * block reads are the hot path of every uncached lookup.
  */
-function preadOnce(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number> {
+function preadOnce(
+  fd: number,
+  buf: Buffer,
+  offset: number,
+  length: number,
+  position: number,
+): Promise<number> {
   return new Promise((resolve, reject) => {
     read(fd, buf, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
   });

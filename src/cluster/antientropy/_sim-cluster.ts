@@ -1,0 +1,165 @@
+/**
+ * Test support: nodes in one process, each an engine behind an
+ * InternodeHandler and an AntiEntropyResponder, reached through SimTransport
+ * (writes, reads) and an in-process stand-in for the ANTI_ENTROPY message
+ * that copies bodies both ways, so nothing is shared by reference. Counts
+ * what travels. Not used outside tests.
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Engine, Entry } from '../../storage/index.js';
+import { RingkvError } from '../../util/errors.js';
+import { Ring } from '../ring/index.js';
+import type { InternodeHandler, ScanPage } from '../transport/contract.js';
+import { SimTransport } from '../transport/sim-transport.js';
+import type { AntiEntropyTransport } from './exchange.js';
+import { AntiEntropyResponder } from './responder.js';
+import { AntiEntropy, type AntiEntropyOptions } from './scheduler.js';
+
+export class EngineHandler implements InternodeHandler {
+  engine: Engine;
+
+  constructor(engine: Engine) {
+    this.engine = engine;
+  }
+
+  async write(entry: Entry): Promise<bigint | undefined> {
+    await this.engine.write(entry);
+    return undefined;
+  }
+
+  read(key: Buffer): Promise<Entry | undefined> {
+    return this.engine.get(key);
+  }
+
+  async scan(start: Buffer, end: Buffer | undefined, limit: number): Promise<ScanPage> {
+    const cursor = this.engine.scan({ start, end });
+    const entries: Entry[] = [];
+    try {
+      for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+        entries.push(...batch);
+        if (entries.length > limit) return { entries: entries.slice(0, limit), more: true };
+      }
+    } finally {
+      await cursor.close();
+    }
+    return { entries, more: false };
+  }
+}
+
+/** The counters tests assert on: what crossed the simulated network. */
+export interface Traffic {
+  writes: number;
+  reads: number;
+  digestRequests: number;
+  summaryRequests: number;
+}
+
+export class SimAntiEntropyTransport implements AntiEntropyTransport {
+  readonly #sim: SimTransport;
+  readonly #responders: ReadonlyMap<string, AntiEntropyResponder>;
+  readonly traffic: Traffic = { writes: 0, reads: 0, digestRequests: 0, summaryRequests: 0 };
+
+  constructor(sim: SimTransport, responders: ReadonlyMap<string, AntiEntropyResponder>) {
+    this.#sim = sim;
+    this.#responders = responders;
+  }
+
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<unknown> {
+    this.traffic.writes++;
+    return this.#sim.write(peer, entry, deadlineMs);
+  }
+
+  read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined> {
+    this.traffic.reads++;
+    return this.#sim.read(peer, key, deadlineMs);
+  }
+
+  isUp(peer: string): boolean {
+    return this.#sim.isUp(peer);
+  }
+
+  async antiEntropy(peer: string, request: Buffer, _deadlineMs: number): Promise<Buffer> {
+    const responder = this.#responders.get(peer);
+    if (responder === undefined || !this.#sim.isUp(peer)) {
+      throw new RingkvError('RINGKV_UNAVAILABLE', `Peer ${peer} is down`);
+    }
+    if (request[0] === 1) this.traffic.digestRequests++;
+    else this.traffic.summaryRequests++;
+    await nextTurn();
+    return Buffer.from(await responder.handle(Buffer.from(request)));
+  }
+}
+
+export interface SimNode {
+  readonly url: string;
+  readonly handler: EngineHandler;
+  readonly antiEntropy: AntiEntropy;
+  readonly transport: SimAntiEntropyTransport;
+}
+
+/** A cluster of `engines.length` nodes named http://sim-<i>:1. */
+export function simCluster(
+  engines: readonly Engine[],
+  options: Partial<Omit<AntiEntropyOptions, 'selfUrl' | 'ring' | 'engine' | 'transport'>> & {
+    readonly summaryLimits?: { examineMax?: number };
+  } = {},
+): { nodes: SimNode[]; ring: Ring; sim: SimTransport } {
+  const urls = engines.map((_, i) => `http://sim-${i}:1`);
+  const ring = new Ring(urls, { vnodesPerNode: 64 });
+  const handlers = new Map(urls.map((url, i) => [url, new EngineHandler(engines[i]!)]));
+  const sim = new SimTransport(handlers, { seed: 11 });
+  const responders = new Map(
+    urls.map((url) => [
+      url,
+      new AntiEntropyResponder({
+        selfUrl: url,
+        ring,
+        // The handler's engine may be swapped (a wiped node), so read it per request.
+        engine: _engineOf(handlers.get(url)!),
+        summaryLimits: options.summaryLimits ?? {},
+      }),
+    ]),
+  );
+  const { summaryLimits: _unused, ...rest } = options;
+  const nodes = urls.map((url) => {
+    const transport = new SimAntiEntropyTransport(sim, responders);
+    const handler = handlers.get(url)!;
+    const antiEntropy = new AntiEntropy({
+      ...rest,
+      selfUrl: url,
+      ring,
+      engine: _engineOf(handler),
+      transport,
+    });
+    return { url, handler, antiEntropy, transport };
+  });
+  return { nodes, ring, sim };
+}
+
+/** An Engine that forwards to whatever engine the handler holds now. */
+function _engineOf(handler: EngineHandler): Engine {
+  return {
+    write: (entry) => handler.engine.write(entry),
+    get: (key) => handler.engine.get(key),
+    scan: (range) => handler.engine.scan(range),
+    flush: () => handler.engine.flush(),
+    compact: () => handler.engine.compact(),
+    stats: () => handler.engine.stats(),
+    close: () => handler.engine.close(),
+  };
+}
+
+/** Every entry of an engine, as comparable plain data. */
+export async function dump(engine: Engine): Promise<string[]> {
+  const out: string[] = [];
+  const cursor = engine.scan({ start: Buffer.alloc(0) });
+  try {
+    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+      for (const e of batch)
+        out.push(`${e.key.toString('hex')}:${e.version}:${e.kind}:${e.value.toString('hex')}`);
+    }
+  } finally {
+    await cursor.close();
+  }
+  return out;
+}

@@ -1,0 +1,276 @@
+/**
+ * One anti-entropy exchange with one peer, from the requesting side:
+ *
+ *   1. Digest the keys this pair shares in the local store (scan.ts), one
+ *      digest per bucket, and build the Merkle tree.
+ *   2. Send the root in a DIGEST request. Equal roots: the peer answers one
+ *      byte and the exchange is over (nothing else travels). Otherwise the
+ *      peer answers its leaf digests.
+ *   3. Build the peer's tree and descend both to the differing buckets.
+ *   4. Page through the peer's key summaries (key, version, kind) of those
+ *      buckets, in key order, and walk the local entries of the same buckets
+ *      alongside (a merge join). For each key:
+ *        - only here, or newer here: push the local entry (transport.write);
+ *        - only there, or newer there: pull it (transport.read, then a local
+ *          engine write, which keeps the newest version anyway);
+ *        - same version and kind: nothing.
+ *   5. Copies run at most repairsInFlightMax at once, at most
+ *      repairsPerRoundMax per exchange (the rest waits for the next round);
+ *      the first failed copy or request ends the exchange.
+ *
+ * "Newer" is compareVersions' order: the larger version, and at equal
+ * versions a tombstone over a value. Two values with the same version but
+ * different bytes are not told apart (the summary carries no value hash);
+ * versions are stamped by one clock per write, so this needs two
+ * coordinators stamping the same version for one key.
+ */
+import type { Engine, Entry } from '../../storage/index.js';
+import { EntryKind } from '../../storage/index.js';
+import { compareBytes } from '../../util/bytes.js';
+import { errorMessage } from '../../util/errors.js';
+import {
+  bitmapOf,
+  decodeDigestAnswer,
+  decodeSummaryAnswer,
+  encodeRequest,
+  type KeySummary,
+  RequestKind,
+} from './format.js';
+import { diffLeaves, MerkleTree } from './merkle.js';
+import { buildLeaves, type PairScope, SharedEntries } from './scan.js';
+
+/** What anti-entropy needs of a transport: the Transport contract plus the ANTI_ENTROPY message. */
+export interface AntiEntropyTransport {
+  /** Resolves once the peer stored the entry; what it resolves to is not used. */
+  write(peer: string, entry: Entry, deadlineMs: number): Promise<unknown>;
+  read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined>;
+  isUp(peer: string): boolean;
+  /** Sends an anti-entropy request body (format.ts) and resolves to the answer body. */
+  antiEntropy(peer: string, request: Buffer, deadlineMs: number): Promise<Buffer>;
+}
+
+export interface ExchangeSettings {
+  readonly engine: Engine;
+  readonly transport: AntiEntropyTransport;
+  readonly requestTimeoutMs: number;
+  readonly repairTimeoutMs: number;
+  readonly summaryEntriesMax: number;
+  readonly repairsPerRoundMax: number;
+  readonly repairsInFlightMax: number;
+  readonly yieldEntries: number;
+  /** Checked between steps: true ends the exchange early (stop()). */
+  readonly stopping: () => boolean;
+}
+
+export interface ExchangeResult {
+  readonly peer: string;
+  /** Roots were equal: only digests travelled. */
+  readonly equal: boolean;
+  readonly differingBuckets: number;
+  /** Local entries of the shared key set. */
+  readonly localEntries: number;
+  readonly summaryPages: number;
+  readonly summariesReceived: number;
+  readonly pulled: number;
+  readonly pushed: number;
+  /** Copies left for a later round (repairsPerRoundMax reached). */
+  readonly deferred: boolean;
+  readonly error?: string;
+}
+
+/** Runs one exchange; never rejects (failures are in `error`). */
+export async function exchange(scope: PairScope, settings: ExchangeSettings): Promise<ExchangeResult> {
+  const result = {
+    peer: scope.peer,
+    equal: false,
+    differingBuckets: 0,
+    localEntries: 0,
+    summaryPages: 0,
+    summariesReceived: 0,
+    pulled: 0,
+    pushed: 0,
+    deferred: false,
+  };
+  const copies = new _Copies(settings, scope.peer);
+  try {
+    const local = await buildLeaves(settings.engine, scope, settings.yieldEntries);
+    result.localEntries = local.count();
+    const localTree = MerkleTree.of(local);
+    const answer = await settings.transport.antiEntropy(
+      scope.peer,
+      encodeRequest({
+        kind: RequestKind.Digest,
+        leafBits: scope.leafBits,
+        replicationFactor: scope.replicationFactor,
+        from: scope.self,
+        root: localTree.root(),
+      }),
+      Date.now() + settings.requestTimeoutMs,
+    );
+    const remote = decodeDigestAnswer(answer, scope.leafBits);
+    if (remote === undefined) {
+      result.equal = true;
+      return result;
+    }
+    const differing = diffLeaves(localTree, MerkleTree.of(remote));
+    result.differingBuckets = differing.length;
+    if (differing.length === 0) {
+      result.equal = true;
+      return result;
+    }
+    await _compareBuckets(scope, settings, bitmapOf(scope.leafBits, differing), copies, result);
+    await copies.settle();
+  } catch (err) {
+    await copies.settle();
+    return { ...result, pulled: copies.pulled, pushed: copies.pushed, error: errorMessage(err) };
+  }
+  const error = copies.error;
+  return {
+    ...result,
+    pulled: copies.pulled,
+    pushed: copies.pushed,
+    deferred: copies.deferred,
+    ...(error === undefined ? {} : { error }),
+  };
+}
+
+/** Step 4: the merge join of the peer's summary pages with the local entries of the differing buckets. */
+async function _compareBuckets(
+  scope: PairScope,
+  settings: ExchangeSettings,
+  buckets: Uint8Array,
+  copies: _Copies,
+  result: { summaryPages: number; summariesReceived: number },
+): Promise<void> {
+  const local = new SharedEntries(settings.engine, scope, buckets, settings.yieldEntries);
+  try {
+    let start = Buffer.alloc(0);
+    for (;;) {
+      if (copies.stopped || settings.stopping()) return;
+      const page = decodeSummaryAnswer(
+        await settings.transport.antiEntropy(
+          scope.peer,
+          encodeRequest({
+            kind: RequestKind.Summary,
+            leafBits: scope.leafBits,
+            replicationFactor: scope.replicationFactor,
+            from: scope.self,
+            buckets,
+            start,
+            limit: settings.summaryEntriesMax,
+          }),
+          Date.now() + settings.requestTimeoutMs,
+        ),
+      );
+      result.summaryPages++;
+      result.summariesReceived += page.summaries.length;
+      for (const remote of page.summaries) {
+        // Local keys before this one exist only here.
+        for (let entry = await local.peek(); entry !== undefined; entry = await local.peek()) {
+          const order = compareBytes(entry.key, remote.key);
+          if (order > 0) break;
+          local.skip();
+          if (order < 0) await copies.push(entry);
+          else await _reconcile(entry, remote, copies);
+          if (order === 0) break;
+        }
+        if (copies.stopped) return;
+        // The key was not met locally (the loop above stopped before it or ran out).
+        if (!copies.handled(remote.key)) await copies.pull(remote.key);
+      }
+      // Local keys up to what the page covered (all of them, after the last page) exist only here.
+      for (let entry = await local.peek(); entry !== undefined; entry = await local.peek()) {
+        if (page.more && compareBytes(entry.key, page.coveredThrough) > 0) break;
+        local.skip();
+        await copies.push(entry);
+        if (copies.stopped) return;
+      }
+      if (!page.more) return;
+      start = Buffer.concat([page.coveredThrough, Buffer.from([0])]);
+    }
+  } finally {
+    await local.close();
+  }
+}
+
+/** A key both sides hold: the newer one is copied to the other side. */
+async function _reconcile(entry: Entry, remote: KeySummary, copies: _Copies): Promise<void> {
+  copies.markHandled(remote.key);
+  let order = entry.version === remote.version ? 0 : entry.version > remote.version ? 1 : -1;
+  if (order === 0 && entry.kind !== remote.kind) order = entry.kind === EntryKind.Tombstone ? 1 : -1;
+  if (order > 0) await copies.push(entry);
+  else if (order < 0) await copies.pull(remote.key);
+}
+
+/** The copies of one exchange: bounded in flight and in total; the first failure stops the rest. */
+class _Copies {
+  readonly #settings: ExchangeSettings;
+  readonly #peer: string;
+  readonly #inFlight = new Set<Promise<void>>();
+  /** The remote key last reconciled, so the pull check after the local walk skips it. */
+  #handled: Buffer | undefined;
+  pulled = 0;
+  pushed = 0;
+  deferred = false;
+  error: string | undefined;
+
+  constructor(settings: ExchangeSettings, peer: string) {
+    this.#settings = settings;
+    this.#peer = peer;
+  }
+
+  /** No more copies are started: one failed, the budget is spent, or stop() was called. */
+  get stopped(): boolean {
+    return this.error !== undefined || this.deferred || this.#settings.stopping();
+  }
+
+  markHandled(key: Buffer): void {
+    this.#handled = key;
+  }
+
+  handled(key: Buffer): boolean {
+    return this.#handled?.equals(key) === true;
+  }
+
+  push(entry: Entry): Promise<void> {
+    return this.#start(async (deadlineMs) => {
+      await this.#settings.transport.write(this.#peer, entry, deadlineMs);
+      this.pushed++;
+    });
+  }
+
+  pull(key: Buffer): Promise<void> {
+    this.markHandled(key);
+    return this.#start(async (deadlineMs) => {
+      const entry = await this.#settings.transport.read(this.#peer, key, deadlineMs);
+      if (entry === undefined) return;
+      await this.#settings.engine.write(entry);
+      this.pulled++;
+    });
+  }
+
+  async settle(): Promise<void> {
+    await Promise.all(this.#inFlight);
+  }
+
+  /** Starts a copy once fewer than repairsInFlightMax run. */
+  async #start(copy: (deadlineMs: number) => Promise<void>): Promise<void> {
+    if (this.stopped) return;
+    if (this.pulled + this.pushed + this.#inFlight.size >= this.#settings.repairsPerRoundMax) {
+      this.deferred = true;
+      return;
+    }
+    while (this.#inFlight.size >= this.#settings.repairsInFlightMax) await Promise.race(this.#inFlight);
+    if (this.stopped) return;
+    const running: Promise<void> = copy(Date.now() + this.#settings.repairTimeoutMs).then(
+      () => {
+        this.#inFlight.delete(running);
+      },
+      (err: unknown) => {
+        this.#inFlight.delete(running);
+        this.error ??= `Copy with ${this.#peer} failed: ${errorMessage(err)}`;
+      },
+    );
+    this.#inFlight.add(running);
+  }
+}

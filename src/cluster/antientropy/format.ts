@@ -1,0 +1,222 @@
+/**
+ * The bytes of anti-entropy requests and answers. They travel as the opaque
+ * body of the internode ANTI_ENTROPY message (transport/format.ts); this file
+ * owns their layout, drawn in docs/design/anti-entropy.md. All integers are
+ * big-endian; varints are unsigned LEB128 (util/bytes.ts).
+ *
+ *   request:
+ *   0   u8   kind: 1 DIGEST, 2 SUMMARY
+ *   1   u8   format version (1)
+ *   2   u8   leafBits (1..16)
+ *   3   u8   replication factor R
+ *   4   varint + bytes: the requester's node URL (UTF-8)
+ *   DIGEST  then: u32 count, u32 h1, u32 h2 of the requester's root
+ *   SUMMARY then: bucket bitmap, 2^leafBits bits (bit b of byte b>>3 is bucket b, LSB first),
+ *                 varint + bytes start key, u32 limit (summaries)
+ *
+ *   DIGEST answer:  u8 0 (roots equal, nothing follows)
+ *                 | u8 1, then 2^leafBits x (u32 count, u32 h1, u32 h2)
+ *   SUMMARY answer: u8 flags (bit 0: more), varint + bytes coveredThrough,
+ *                   u32 count, count x (varint + bytes key, u64 version, u8 kind)
+ *
+ * A SUMMARY answer covers every key from the request's start through
+ * coveredThrough (inclusive; through the last key when `more` is clear):
+ * the keys in it that the pair shares and whose bucket is set are listed.
+ */
+import { EntryKind } from '../../storage/index.js';
+import { copyBytes, readVarint, varintBytes, writeVarint } from '../../util/bytes.js';
+import { RingkvError } from '../../util/errors.js';
+import { DIGEST_WORDS, LeafDigests } from './merkle.js';
+
+/** On-wire values: never renumber. */
+export const RequestKind = { Digest: 1, Summary: 2 } as const;
+export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
+/** The layout drawn above; a new layout takes the next number. */
+export const AE_FORMAT_VERSION = 1;
+
+interface _Common {
+  readonly leafBits: number;
+  readonly replicationFactor: number;
+  /** The node asking: the responder compares with the keys this pair shares. */
+  readonly from: string;
+}
+
+export interface DigestRequest extends _Common {
+  readonly kind: typeof RequestKind.Digest;
+  readonly root: readonly [number, number, number];
+}
+
+export interface SummaryRequest extends _Common {
+  readonly kind: typeof RequestKind.Summary;
+  /** One bit per bucket: set for the buckets to list. */
+  readonly buckets: Uint8Array;
+  readonly start: Buffer;
+  readonly limit: number;
+}
+
+export type Request = DigestRequest | SummaryRequest;
+
+/** One key of a summary: enough to tell which side is newer. */
+export interface KeySummary {
+  readonly key: Buffer;
+  readonly version: bigint;
+  readonly kind: EntryKind;
+}
+
+export interface SummaryPage {
+  readonly summaries: KeySummary[];
+  readonly more: boolean;
+  /** The last key the page covers; meaningful when `more`. */
+  readonly coveredThrough: Buffer;
+}
+
+export function bitmapBytes(leafBits: number): number {
+  return Math.ceil((1 << leafBits) / 8);
+}
+
+export function bitmapHas(bitmap: Uint8Array, bucket: number): boolean {
+  return ((bitmap[bucket >> 3]! >> (bucket & 7)) & 1) === 1;
+}
+
+export function bitmapOf(leafBits: number, buckets: readonly number[]): Uint8Array {
+  const bitmap = new Uint8Array(bitmapBytes(leafBits));
+  for (const b of buckets) bitmap[b >> 3] = bitmap[b >> 3]! | (1 << (b & 7));
+  return bitmap;
+}
+
+export function encodeRequest(request: Request): Buffer {
+  const url = Buffer.from(request.from, 'utf8');
+  let bytes = 4 + varintBytes(url.length) + url.length;
+  if (request.kind === RequestKind.Digest) bytes += 12;
+  else bytes += request.buckets.length + varintBytes(request.start.length) + request.start.length + 4;
+  const buf = Buffer.alloc(bytes);
+  buf[0] = request.kind;
+  buf[1] = AE_FORMAT_VERSION;
+  buf[2] = request.leafBits;
+  buf[3] = request.replicationFactor;
+  let at = writeVarint(buf, 4, url.length);
+  at += url.copy(buf, at);
+  if (request.kind === RequestKind.Digest) {
+    buf.writeUInt32BE(request.root[0], at);
+    buf.writeUInt32BE(request.root[1], at + 4);
+    buf.writeUInt32BE(request.root[2], at + 8);
+    return buf;
+  }
+  buf.set(request.buckets, at);
+  at += request.buckets.length;
+  at = writeVarint(buf, at, request.start.length);
+  at += request.start.copy(buf, at);
+  buf.writeUInt32BE(request.limit, at);
+  return buf;
+}
+
+/** Decodes a request; throws RINGKV_BAD_REQUEST for bytes that are not one. */
+export function decodeRequest(buf: Buffer): Request {
+  if (buf.length < 5) throw _bad('request too short');
+  const kind = buf[0]!;
+  if (buf[1] !== AE_FORMAT_VERSION) throw _bad(`unsupported format version ${buf[1]}`);
+  const leafBits = buf[2]!;
+  if (leafBits < 1 || leafBits > 16) throw _bad(`leafBits out of range: ${leafBits}`);
+  const replicationFactor = buf[3]!;
+  const url = _readBytes(buf, 4);
+  const from = url[0].toString('utf8');
+  let at = url[1];
+  if (kind === RequestKind.Digest) {
+    if (buf.length !== at + 12) throw _bad('digest request of the wrong size');
+    const root = [buf.readUInt32BE(at), buf.readUInt32BE(at + 4), buf.readUInt32BE(at + 8)] as const;
+    return { kind, leafBits, replicationFactor, from, root };
+  }
+  if (kind !== RequestKind.Summary) throw _bad(`unknown request kind ${kind}`);
+  const mapBytes = bitmapBytes(leafBits);
+  if (buf.length < at + mapBytes) throw _bad('summary bitmap cut off');
+  const buckets = new Uint8Array(buf.subarray(at, at + mapBytes));
+  at += mapBytes;
+  const start = _readBytes(buf, at);
+  at = start[1];
+  if (buf.length !== at + 4) throw _bad('summary request of the wrong size');
+  return { kind, leafBits, replicationFactor, from, buckets, start: start[0], limit: buf.readUInt32BE(at) };
+}
+
+/** The DIGEST answer: undefined leaves say the roots were equal. */
+export function encodeDigestAnswer(leaves: LeafDigests | undefined): Buffer {
+  if (leaves === undefined) return Buffer.from([0]);
+  const buf = Buffer.alloc(1 + leaves.words.length * 4);
+  buf[0] = 1;
+  for (let i = 0; i < leaves.words.length; i++) buf.writeUInt32BE(leaves.words[i]!, 1 + 4 * i);
+  return buf;
+}
+
+export function decodeDigestAnswer(buf: Buffer, leafBits: number): LeafDigests | undefined {
+  if (buf.length === 1 && buf[0] === 0) return undefined;
+  const words = DIGEST_WORDS << leafBits;
+  if (buf[0] !== 1 || buf.length !== 1 + 4 * words) throw _protocol('digest answer of the wrong size');
+  const out = new Uint32Array(words);
+  for (let i = 0; i < words; i++) out[i] = buf.readUInt32BE(1 + 4 * i);
+  return new LeafDigests(leafBits, out);
+}
+
+/** Bytes one summary takes in an answer. */
+export function summaryBytes(summary: KeySummary): number {
+  return varintBytes(summary.key.length) + summary.key.length + 9;
+}
+
+export function encodeSummaryAnswer(page: SummaryPage): Buffer {
+  let bytes = 1 + varintBytes(page.coveredThrough.length) + page.coveredThrough.length + 4;
+  for (const s of page.summaries) bytes += summaryBytes(s);
+  const buf = Buffer.alloc(bytes);
+  buf[0] = page.more ? 1 : 0;
+  let at = writeVarint(buf, 1, page.coveredThrough.length);
+  at += page.coveredThrough.copy(buf, at);
+  buf.writeUInt32BE(page.summaries.length, at);
+  at += 4;
+  for (const s of page.summaries) {
+    at = writeVarint(buf, at, s.key.length);
+    at += s.key.copy(buf, at);
+    buf.writeBigUInt64BE(s.version, at);
+    buf[at + 8] = s.kind;
+    at += 9;
+  }
+  return buf;
+}
+
+export function decodeSummaryAnswer(buf: Buffer): SummaryPage {
+  try {
+    if (buf.length < 6 || buf[0]! > 1) throw _protocol('bad summary answer header');
+    const covered = _readBytes(buf, 1, _protocol);
+    let at = covered[1];
+    if (buf.length < at + 4) throw _protocol('summary count cut off');
+    const count = buf.readUInt32BE(at);
+    at += 4;
+    // Each summary takes at least 10 bytes: refuse a count the body cannot hold before allocating.
+    if (count > (buf.length - at) / 10) throw _protocol(`summary count ${count} larger than the answer`);
+    const summaries: KeySummary[] = [];
+    for (let i = 0; i < count; i++) {
+      const key = _readBytes(buf, at, _protocol);
+      at = key[1];
+      if (buf.length < at + 9) throw _protocol('summary cut off');
+      const kind = buf[at + 8]!;
+      if (kind !== EntryKind.Value && kind !== EntryKind.Tombstone) throw _protocol(`bad entry kind ${kind}`);
+      summaries.push({ key: key[0], version: buf.readBigUInt64BE(at), kind });
+      at += 9;
+    }
+    if (at !== buf.length) throw _protocol('trailing bytes after summaries');
+    return { summaries, more: buf[0] === 1, coveredThrough: covered[0] };
+  } catch (err) {
+    if (err instanceof RingkvError) throw err;
+    throw _protocol(String(err));
+  }
+}
+
+function _readBytes(buf: Buffer, offset: number, fail = _bad): [Buffer, number] {
+  const length = readVarint(buf, offset);
+  if (length === undefined || length[1] + length[0] > buf.length) throw fail('length runs past the end');
+  return [copyBytes(buf.subarray(length[1], length[1] + length[0])), length[1] + length[0]];
+}
+
+function _bad(detail: string): RingkvError {
+  return new RingkvError('RINGKV_BAD_REQUEST', `Bad anti-entropy request: ${detail}`);
+}
+
+function _protocol(detail: string): RingkvError {
+  return new RingkvError('RINGKV_PROTOCOL', `Bad anti-entropy answer: ${detail}`);
+}

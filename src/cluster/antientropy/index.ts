@@ -1,0 +1,14 @@
+/**
+ * Anti-entropy: periodic comparison of a node's data with each peer's, by
+ * Merkle trees over key-hash buckets, repairing differences both ways.
+ * AntiEntropy runs the requesting side on a schedule; AntiEntropyResponder
+ * answers a peer's requests. docs/design/anti-entropy.md explains the design.
+ */
+export type { AntiEntropyTransport, ExchangeResult } from './exchange.js';
+export { AntiEntropyResponder, type AntiEntropyResponderOptions, type ResponderStats } from './responder.js';
+export {
+  AntiEntropy,
+  type AntiEntropyOptions,
+  type AntiEntropyStats,
+  defaultReplicationFactor,
+} from './scheduler.js';

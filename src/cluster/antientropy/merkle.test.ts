@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { tombstoneEntry, valueEntry } from '../../storage/index.js';
+import {
+  bitmapHas,
+  bitmapOf,
+  decodeDigestAnswer,
+  decodeRequest,
+  decodeSummaryAnswer,
+  encodeDigestAnswer,
+  encodeRequest,
+  encodeSummaryAnswer,
+  RequestKind,
+} from './format.js';
+import { bucketOf, diffLeaves, LeafDigests, MerkleTree } from './merkle.js';
+
+const entries = Array.from({ length: 500 }, (_, i) =>
+  i % 4 === 0
+    ? tombstoneEntry(Buffer.from(`k${i}`), BigInt(i))
+    : valueEntry(Buffer.from(`k${i}`), BigInt(i), Buffer.from('v')),
+);
+
+describe('Merkle digests', () => {
+  it('do not depend on the order entries are added in', () => {
+    const forward = new LeafDigests(6);
+    const backward = new LeafDigests(6);
+    for (const e of entries) forward.add(e);
+    for (const e of [...entries].reverse()) backward.add(e);
+    assert.deepEqual(forward.words, backward.words);
+    assert.equal(forward.count(), 500);
+    assert.deepEqual(MerkleTree.of(forward).root(), MerkleTree.of(backward).root());
+    assert.deepEqual(diffLeaves(MerkleTree.of(forward), MerkleTree.of(backward)), []);
+  });
+
+  it('find exactly the buckets whose contents differ: a key, a version or a kind', () => {
+    const a = new LeafDigests(6);
+    const b = new LeafDigests(6);
+    for (const e of entries) a.add(e);
+    const changed = new Map<number, string>([
+      [3, 'missing'],
+      [10, 'version'],
+      [21, 'kind'],
+    ]);
+    for (const [i, e] of entries.entries()) {
+      const how = changed.get(i);
+      if (how === 'missing') continue;
+      if (how === 'version') b.add({ ...e, version: e.version + 1n });
+      else if (how === 'kind') b.add(tombstoneEntry(e.key, e.version));
+      else b.add(e);
+    }
+    const expected = [...new Set([...changed.keys()].map((i) => bucketOf(entries[i]!.key, 6)))].sort(
+      (x, y) => x - y,
+    );
+    assert.deepEqual(diffLeaves(MerkleTree.of(a), MerkleTree.of(b)), expected);
+    assert.notDeepEqual(MerkleTree.of(a).root(), MerkleTree.of(b).root());
+  });
+});
+
+describe('anti-entropy messages', () => {
+  it('round-trip requests and answers', () => {
+    const leaves = new LeafDigests(4);
+    for (const e of entries) leaves.add(e);
+    const digest = {
+      kind: RequestKind.Digest,
+      leafBits: 4,
+      replicationFactor: 3,
+      from: 'http://127.0.0.1:8080',
+      root: MerkleTree.of(leaves).root(),
+    } as const;
+    assert.deepEqual(decodeRequest(encodeRequest(digest)), digest);
+    const bitmap = bitmapOf(4, [0, 5, 15]);
+    assert.ok(bitmapHas(bitmap, 5) && !bitmapHas(bitmap, 6));
+    const summary = {
+      kind: RequestKind.Summary,
+      leafBits: 4,
+      replicationFactor: 2,
+      from: 'http://127.0.0.1:8081',
+      buckets: bitmap,
+      start: Buffer.from('k1'),
+      limit: 100,
+    } as const;
+    assert.deepEqual(decodeRequest(encodeRequest(summary)), summary);
+    assert.equal(decodeDigestAnswer(encodeDigestAnswer(undefined), 4), undefined);
+    assert.deepEqual(decodeDigestAnswer(encodeDigestAnswer(leaves), 4)?.words, leaves.words);
+    const page = {
+      summaries: entries.slice(0, 3).map((e) => ({ key: e.key, version: e.version, kind: e.kind })),
+      more: true,
+      coveredThrough: Buffer.from('k2'),
+    };
+    assert.deepEqual(decodeSummaryAnswer(encodeSummaryAnswer(page)), page);
+  });
+
+  it('refuse malformed bodies with typed errors', () => {
+    assert.throws(() => decodeRequest(Buffer.from([9, 1, 4, 3, 0])), { code: 'RINGKV_BAD_REQUEST' });
+    assert.throws(() => decodeRequest(Buffer.from([1, 2, 4, 3, 0])), { code: 'RINGKV_BAD_REQUEST' });
+    assert.throws(() => decodeDigestAnswer(Buffer.from([1, 0, 0]), 4), { code: 'RINGKV_PROTOCOL' });
+    assert.throws(() => decodeSummaryAnswer(Buffer.from([0, 0, 0xff, 0xff, 0xff, 0xff])), {
+      code: 'RINGKV_PROTOCOL',
+    });
+  });
+});

@@ -1,0 +1,150 @@
+/**
+ * Digests of a key set, cut into buckets by key hash, and the Merkle tree over them.
+ *
+ * A key's bucket is the top `leafBits` bits of its ring hash (hash32 of the
+ * key), so buckets are slices of the ring and every node puts a key in the
+ * same bucket. A bucket's digest is (count, h1, h2): the number of entries
+ * and two 32-bit sums, modulo 2^32, of per-entry hashes of (key, version,
+ * kind) under two seeds. Sums make the digest independent of the order in
+ * which entries are added, so a node can fold its entries in while scanning
+ * in key order, and a parent's digest is the sum of its children's. Two
+ * buckets with different contents get equal digests with a chance of about
+ * 2^-64 per comparison (for contents nobody crafted).
+ *
+ * The tree: level 0 holds the 2^leafBits leaves; each level above sums pairs
+ * of the level below, up to the root. diffLeaves() descends from the root
+ * into differing subtrees only and returns the differing leaves.
+ *
+ * Example:
+ *   const leaves = new LeafDigests(10);
+ *   leaves.add(entry);
+ *   const differing = diffLeaves(MerkleTree.of(leaves), MerkleTree.of(remote));
+ */
+import type { Entry } from '../../storage/index.js';
+import { assert } from '../../util/assert.js';
+import { hash32 } from '../ring/index.js';
+
+/** Seeds of the two per-entry hashes. On-wire meaning: never change (peers compare sums). */
+export const ENTRY_HASH_SEED_1 = 0x5bd1e995;
+export const ENTRY_HASH_SEED_2 = 0x1b873593;
+/** Words per digest: count, h1, h2. */
+export const DIGEST_WORDS = 3;
+
+/** The bucket of a key: the top `leafBits` bits of its ring hash. */
+export function bucketOf(key: Uint8Array, leafBits: number): number {
+  return hash32(key) >>> (32 - leafBits);
+}
+
+export class LeafDigests {
+  readonly leafBits: number;
+  /** DIGEST_WORDS words per leaf: count, h1, h2 (sums wrap at 2^32 as Uint32Array stores them). */
+  readonly words: Uint32Array;
+  #scratch = Buffer.alloc(256);
+
+  constructor(leafBits: number, words?: Uint32Array) {
+    assert(
+      Number.isInteger(leafBits) && leafBits >= 1 && leafBits <= 16,
+      `leafBits out of range: ${leafBits}`,
+    );
+    this.leafBits = leafBits;
+    const size = DIGEST_WORDS << leafBits;
+    assert(words === undefined || words.length === size, 'digest words do not match leafBits');
+    this.words = words ?? new Uint32Array(size);
+  }
+
+  get leafCount(): number {
+    return 1 << this.leafBits;
+  }
+
+  /** Folds one entry into its bucket; returns the bucket. */
+  add(entry: Entry): number {
+    const bucket = bucketOf(entry.key, this.leafBits);
+    this.addTo(bucket, entry);
+    return bucket;
+  }
+
+  /** Folds one entry into a bucket the caller computed with bucketOf(). */
+  addTo(bucket: number, entry: Entry): void {
+    const need = entry.key.length + 9;
+    if (this.#scratch.length < need) this.#scratch = Buffer.alloc(Math.max(need, 2 * this.#scratch.length));
+    const scratch = this.#scratch;
+    entry.key.copy(scratch, 0);
+    scratch.writeBigUInt64BE(entry.version, entry.key.length);
+    scratch[entry.key.length + 8] = entry.kind;
+    const bytes = scratch.subarray(0, need);
+    const at = bucket * DIGEST_WORDS;
+    const words = this.words;
+    words[at] = words[at]! + 1;
+    words[at + 1] = words[at + 1]! + hash32(bytes, ENTRY_HASH_SEED_1);
+    words[at + 2] = words[at + 2]! + hash32(bytes, ENTRY_HASH_SEED_2);
+  }
+
+  /** Entries folded in, all buckets together. */
+  count(): number {
+    let total = 0;
+    for (let i = 0; i < this.words.length; i += DIGEST_WORDS) total += this.words[i]!;
+    return total;
+  }
+}
+
+export class MerkleTree {
+  /** levels[0] are the leaves; levels[leafBits] is the root alone. */
+  readonly levels: readonly Uint32Array[];
+
+  private constructor(levels: Uint32Array[]) {
+    this.levels = levels;
+  }
+
+  static of(leaves: LeafDigests): MerkleTree {
+    const levels: Uint32Array[] = [leaves.words];
+    for (let level = 1; level <= leaves.leafBits; level++) {
+      const below = levels[level - 1]!;
+      const nodes = below.length / DIGEST_WORDS / 2;
+      const words = new Uint32Array(nodes * DIGEST_WORDS);
+      for (let node = 0; node < nodes; node++) {
+        for (let w = 0; w < DIGEST_WORDS; w++) {
+          words[node * DIGEST_WORDS + w] =
+            below[2 * node * DIGEST_WORDS + w]! + below[(2 * node + 1) * DIGEST_WORDS + w]!;
+        }
+      }
+      levels.push(words);
+    }
+    return new MerkleTree(levels);
+  }
+
+  /** The root digest: count, h1, h2 of the whole set. */
+  root(): [number, number, number] {
+    const top = this.levels.at(-1)!;
+    return [top[0]!, top[1]!, top[2]!];
+  }
+}
+
+/** True when node `index` of `level` has the same digest in both trees. */
+function _sameNode(a: MerkleTree, b: MerkleTree, level: number, index: number): boolean {
+  const x = a.levels[level]!;
+  const y = b.levels[level]!;
+  const at = index * DIGEST_WORDS;
+  return x[at] === y[at] && x[at + 1] === y[at + 1] && x[at + 2] === y[at + 2];
+}
+
+/**
+ * The leaves whose digests differ, ascending. Descends from the root and
+ * skips every subtree whose digests agree; both trees need the same leafBits.
+ */
+export function diffLeaves(a: MerkleTree, b: MerkleTree): number[] {
+  assert(a.levels.length === b.levels.length, 'trees of different depths');
+  const out: number[] = [];
+  const top = a.levels.length - 1;
+  // Depth-first, left child last pushed first popped, so leaves come out ascending.
+  const stack: [number, number][] = [[top, 0]];
+  while (stack.length > 0) {
+    const [level, index] = stack.pop()!;
+    if (_sameNode(a, b, level, index)) continue;
+    if (level === 0) {
+      out.push(index);
+      continue;
+    }
+    stack.push([level - 1, 2 * index + 1], [level - 1, 2 * index]);
+  }
+  return out;
+}

@@ -1,0 +1,107 @@
+/**
+ * AntiEntropyResponder: the peer's side of an anti-entropy exchange. It
+ * answers DIGEST and SUMMARY requests (format.ts) from its own engine and
+ * keeps no state between requests, so a requester that disappears costs
+ * nothing. The node's InternodeHandler hands it ANTI_ENTROPY bodies.
+ *
+ * Each request scans the local store once (a digest: all of it; a summary
+ * page: from its start key until the page is full). Requests are served one
+ * at a time, so several peers comparing at once cost one scan's CPU at a
+ * time, not one per peer.
+ *
+ * Example:
+ *   const responder = new AntiEntropyResponder({ selfUrl, ring, engine });
+ *   handler.antiEntropy = (body) => responder.handle(body);
+ */
+import { limits } from '../../config/limits.js';
+import type { Engine } from '../../storage/index.js';
+import { RingkvError } from '../../util/errors.js';
+import type { Ring } from '../ring/index.js';
+import { decodeRequest, encodeDigestAnswer, encodeSummaryAnswer, RequestKind } from './format.js';
+import { MerkleTree } from './merkle.js';
+import { buildLeaves, type PairScope, type SummaryLimits, summaryPage } from './scan.js';
+
+export interface AntiEntropyResponderOptions {
+  readonly selfUrl: string;
+  readonly ring: Ring;
+  readonly engine: Engine;
+  readonly summaryLimits?: Partial<SummaryLimits>;
+}
+
+export interface ResponderStats {
+  readonly digestsServed: number;
+  readonly digestsEqual: number;
+  readonly summaryPagesServed: number;
+}
+
+export class AntiEntropyResponder {
+  readonly #selfUrl: string;
+  readonly #ring: Ring;
+  readonly #engine: Engine;
+  readonly #limits: SummaryLimits;
+  /** The request being served; the next one waits for it. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #digestsServed = 0;
+  #digestsEqual = 0;
+  #summaryPagesServed = 0;
+
+  constructor(options: AntiEntropyResponderOptions) {
+    this.#selfUrl = options.selfUrl;
+    this.#ring = options.ring;
+    this.#engine = options.engine;
+    this.#limits = {
+      entriesMax: options.summaryLimits?.entriesMax ?? limits.antiEntropySummaryEntriesMax,
+      bytesMax: options.summaryLimits?.bytesMax ?? limits.antiEntropySummaryBytesMax,
+      examineMax: options.summaryLimits?.examineMax ?? limits.antiEntropyExamineEntriesMax,
+      yieldEntries: options.summaryLimits?.yieldEntries ?? limits.antiEntropyYieldEntries,
+    };
+  }
+
+  /** Answers one request body; rejects with RINGKV_BAD_REQUEST for one it cannot serve. */
+  handle(body: Buffer): Promise<Buffer> {
+    const answer = this.#queue.then(() => this.#serve(body));
+    this.#queue = answer.catch(() => undefined);
+    return answer;
+  }
+
+  stats(): ResponderStats {
+    return {
+      digestsServed: this.#digestsServed,
+      digestsEqual: this.#digestsEqual,
+      summaryPagesServed: this.#summaryPagesServed,
+    };
+  }
+
+  async #serve(body: Buffer): Promise<Buffer> {
+    const request = decodeRequest(body);
+    const nodes = this.#ring.nodes;
+    if (!nodes.includes(request.from) || request.from === this.#selfUrl) {
+      throw new RingkvError('RINGKV_BAD_REQUEST', `Anti-entropy request from ${request.from}, not a peer`);
+    }
+    if (request.replicationFactor < 1 || request.replicationFactor > nodes.length) {
+      throw new RingkvError(
+        'RINGKV_BAD_REQUEST',
+        `Anti-entropy replication factor ${request.replicationFactor} out of range 1..${nodes.length}`,
+      );
+    }
+    const scope: PairScope = {
+      ring: this.#ring,
+      self: this.#selfUrl,
+      peer: request.from,
+      replicationFactor: request.replicationFactor,
+      leafBits: request.leafBits,
+    };
+    if (request.kind === RequestKind.Digest) {
+      const leaves = await buildLeaves(this.#engine, scope, this.#limits.yieldEntries);
+      this.#digestsServed++;
+      const root = MerkleTree.of(leaves).root();
+      const equal = root.every((word, i) => word === request.root[i]);
+      if (equal) this.#digestsEqual++;
+      return encodeDigestAnswer(equal ? undefined : leaves);
+    }
+    const limit = Math.max(1, Math.min(request.limit, this.#limits.entriesMax));
+    const page = await summaryPage(this.#engine, scope, request, { ...this.#limits, entriesMax: limit });
+    this.#summaryPagesServed++;
+    return encodeSummaryAnswer(page);
+  }
+}

@@ -1,0 +1,165 @@
+/**
+ * What both sides of an anti-entropy exchange compute from their own engine:
+ * the shared key set of a pair of nodes, its bucket digests, and the key
+ * summaries of chosen buckets. The requester (exchange.ts) and the responder
+ * (responder.ts) call the same functions, so they agree by construction.
+ *
+ * A key is shared by nodes X and Y when both are among ring.replicas(key, R):
+ * those are the keys anti-entropy keeps equal on X and Y.
+ *
+ * Work per event-loop turn is bounded: every `yieldEntries` entries examined,
+ * the scan waits for the next turn (an engine's cursor may answer from
+ * memory, through microtasks only, which would otherwise starve I/O).
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { Engine, Entry, EntryCursor } from '../../storage/index.js';
+import type { Ring } from '../ring/index.js';
+import { bitmapHas, type KeySummary, type SummaryPage, summaryBytes } from './format.js';
+import { bucketOf, LeafDigests } from './merkle.js';
+
+/** The pair of nodes whose shared keys are compared, and how the key space is cut. */
+export interface PairScope {
+  readonly ring: Ring;
+  readonly self: string;
+  readonly peer: string;
+  readonly replicationFactor: number;
+  readonly leafBits: number;
+}
+
+/** True when both nodes of the pair are among the key's first R replicas. */
+export function sharedBy(scope: PairScope, key: Uint8Array): boolean {
+  const replicas = scope.ring.replicas(key, scope.replicationFactor);
+  return replicas.includes(scope.self) && replicas.includes(scope.peer);
+}
+
+/** The bucket digests of every entry of `engine` the pair shares. */
+export async function buildLeaves(
+  engine: Engine,
+  scope: PairScope,
+  yieldEntries: number,
+): Promise<LeafDigests> {
+  const leaves = new LeafDigests(scope.leafBits);
+  const cursor = engine.scan({ start: Buffer.alloc(0) });
+  let sinceYield = 0;
+  try {
+    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+      for (const entry of batch) {
+        if (sharedBy(scope, entry.key)) leaves.add(entry);
+      }
+      sinceYield += batch.length;
+      if (sinceYield >= yieldEntries) {
+        sinceYield = 0;
+        await nextTurn();
+      }
+    }
+  } finally {
+    await cursor.close();
+  }
+  return leaves;
+}
+
+export interface SummaryLimits {
+  readonly entriesMax: number;
+  readonly bytesMax: number;
+  /** Entries examined before answering with what was found. */
+  readonly examineMax: number;
+  readonly yieldEntries: number;
+}
+
+/**
+ * The summaries of shared keys in the chosen buckets, from `start` in key
+ * order, until the page is full, `examineMax` entries were looked at, or the
+ * store ends. coveredThrough is the last key examined.
+ */
+export async function summaryPage(
+  engine: Engine,
+  scope: PairScope,
+  request: { readonly buckets: Uint8Array; readonly start: Buffer },
+  limits: SummaryLimits,
+): Promise<SummaryPage> {
+  const summaries: KeySummary[] = [];
+  let bytes = 0;
+  let examined = 0;
+  let coveredThrough = request.start;
+  const cursor = engine.scan({ start: request.start });
+  try {
+    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+      for (const entry of batch) {
+        examined++;
+        coveredThrough = entry.key;
+        if (bitmapHas(request.buckets, bucketOf(entry.key, scope.leafBits)) && sharedBy(scope, entry.key)) {
+          const summary = { key: entry.key, version: entry.version, kind: entry.kind };
+          summaries.push(summary);
+          bytes += summaryBytes(summary);
+        }
+        if (
+          summaries.length >= limits.entriesMax ||
+          bytes >= limits.bytesMax ||
+          examined >= limits.examineMax
+        ) {
+          return { summaries, more: true, coveredThrough };
+        }
+        if (examined % limits.yieldEntries === 0) await nextTurn();
+      }
+    }
+  } finally {
+    await cursor.close();
+  }
+  return { summaries, more: false, coveredThrough };
+}
+
+/**
+ * The local side of the comparison: entries of the chosen buckets the pair
+ * shares, in key order, one at a time with look-ahead.
+ */
+export class SharedEntries {
+  readonly #cursor: EntryCursor;
+  readonly #scope: PairScope;
+  readonly #buckets: Uint8Array;
+  readonly #yieldEntries: number;
+  #batch: Entry[] = [];
+  #index = 0;
+  #examined = 0;
+  #done = false;
+
+  constructor(engine: Engine, scope: PairScope, buckets: Uint8Array, yieldEntries: number) {
+    this.#cursor = engine.scan({ start: Buffer.alloc(0) });
+    this.#scope = scope;
+    this.#buckets = buckets;
+    this.#yieldEntries = yieldEntries;
+  }
+
+  /** The next shared entry without taking it; undefined at the end. */
+  async peek(): Promise<Entry | undefined> {
+    for (;;) {
+      while (this.#index < this.#batch.length) {
+        const entry = this.#batch[this.#index]!;
+        if (
+          bitmapHas(this.#buckets, bucketOf(entry.key, this.#scope.leafBits)) &&
+          sharedBy(this.#scope, entry.key)
+        ) {
+          return entry;
+        }
+        this.#index++;
+        if (++this.#examined % this.#yieldEntries === 0) await nextTurn();
+      }
+      if (this.#done) return undefined;
+      const next = await this.#cursor.next();
+      if (next === undefined) {
+        this.#done = true;
+        return undefined;
+      }
+      this.#batch = next;
+      this.#index = 0;
+    }
+  }
+
+  /** Takes the entry peek() returned. */
+  skip(): void {
+    this.#index++;
+  }
+
+  close(): Promise<void> {
+    return this.#cursor.close();
+  }
+}

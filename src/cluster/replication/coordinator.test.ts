@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, test } from 'node:test';
+import { type Entry, EntryKind, isLive, tombstoneEntry, valueEntry } from '../../storage/entry/entry.js';
+import type { Replica } from './replica.js';
+import {
+  drainCursor,
+  eventually,
+  makeTestCluster,
+  type TestClusterOptions,
+  type TestNode,
+  testRing,
+} from './test-cluster.js';
+
+const Q = { ack: 2, from: 3 };
+const K = Buffer.from('key');
+
+describe('ClusterStore', () => {
+  let nodes: TestNode[] = [];
+  function cluster(options: TestClusterOptions): TestNode[] {
+    nodes = makeTestCluster(options);
+    return nodes;
+  }
+  afterEach(async () => {
+    for (const node of nodes) {
+      for (const other of nodes) node.transport.release(other.url);
+    }
+    await Promise.all(nodes.map((node) => node.store.close()));
+    nodes = [];
+  });
+
+  test('a write answers once ack replicas stored it; a late replica still applies it', async () => {
+    const [a, b, c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
+    a.transport.held.add(b.url);
+    a.transport.held.add(c.url);
+    let answered = false;
+    const put = a.store.put(K, Buffer.from('v'), Q).then(() => {
+      answered = true;
+    });
+    assert.equal(await eventually(() => answered, 50), false, 'one ack (the local one) is not enough');
+    a.transport.release(b.url);
+    await put;
+    assert.equal(a.transport.heldCount(c.url), 1, 'answered without waiting for the third replica');
+    assert.equal(await c.engine.get(K), undefined);
+    a.transport.release(c.url);
+    assert.ok(await eventually(async () => (await c.engine.get(K))?.value.toString() === 'v'));
+    const versions = await Promise.all([a, b, c].map(async (n) => (await n.engine.get(K))?.version));
+    assert.equal(new Set(versions).size, 1, 'every replica stored the same version');
+  });
+
+  test('PUT, DELETE and GET answer 504 as soon as ack is out of reach, not at the deadline', async () => {
+    const [a, b, c] = cluster({ nodes: 3, requestTimeoutMs: 600_000 }) as [TestNode, TestNode, TestNode];
+    a.transport.held.add(b.url);
+    a.transport.down.add(c.url);
+    const full = { ack: 3, from: 3 };
+    await assert.rejects(a.store.put(K, Buffer.from('v'), full), { code: 'RINGKV_NOT_ENOUGH_REPLICAS' });
+    await assert.rejects(a.store.delete(K, full), { code: 'RINGKV_NOT_ENOUGH_REPLICAS' });
+    await assert.rejects(a.store.get(K, full), { code: 'RINGKV_NOT_ENOUGH_REPLICAS' });
+    // b never answered: the rejections came from c's failure alone.
+    assert.equal(a.transport.heldCount(b.url), 3);
+    assert.equal((a.store.status().coordinator as { notEnoughReplicas: number }).notEnoughReplicas, 3);
+  });
+
+  test('replicas that do not answer by the deadline make the request fail with 504', async () => {
+    const [a, b, c] = cluster({ nodes: 3, requestTimeoutMs: 30 }) as [TestNode, TestNode, TestNode];
+    a.transport.held.add(b.url);
+    a.transport.held.add(c.url);
+    // The deadline timer is unref'd (a server's sockets keep the process alive): keep this test's alive.
+    const keepAlive = setTimeout(() => undefined, 10_000);
+    try {
+      await assert.rejects(a.store.put(K, Buffer.from('v'), Q), {
+        code: 'RINGKV_NOT_ENOUGH_REPLICAS',
+        message: /1 of 2 required replicas answered within 30 ms/,
+      });
+      await assert.rejects(a.store.get(K, Q), { code: 'RINGKV_NOT_ENOUGH_REPLICAS' });
+    } finally {
+      clearTimeout(keepAlive);
+    }
+  });
+
+  test('one replica down: quorum writes and reads go on', async () => {
+    const [a, b, c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
+    for (const node of [a, b]) node.transport.down.add(c.url);
+    await a.store.put(K, Buffer.from('v1'), Q);
+    assert.equal((await b.store.get(K, Q))?.value.toString(), 'v1');
+    await b.store.delete(K, Q);
+    assert.equal((await a.store.get(K, Q))?.kind, EntryKind.Tombstone);
+    assert.equal(await c.engine.get(K), undefined, 'the down replica saw nothing');
+  });
+
+  test('with from < N a write reaches exactly the key replicas, and any node reads it', async () => {
+    const all = cluster({ nodes: 5 });
+    const ring = testRing(5);
+    for (let i = 0; i < 10; i++) {
+      const key = Buffer.from(`placed-${i}`);
+      const coordinator = all[i % 5]!;
+      await coordinator.store.put(key, Buffer.from(`v${i}`), { ack: 2, from: 2 });
+      const replicas = ring.replicas(key, 2);
+      for (const node of all) {
+        await eventually(
+          async () => (await node.engine.get(key)) !== undefined || !replicas.includes(node.url),
+        );
+        assert.equal((await node.engine.get(key)) !== undefined, replicas.includes(node.url), node.url);
+      }
+      const reader = all[(i + 2) % 5]!;
+      assert.equal((await reader.store.get(key, { ack: 1, from: 2 }))?.value.toString(), `v${i}`);
+    }
+  });
+
+  test('a read answers the newest of the first ack answers, and repairs stale replicas, late ones too', async () => {
+    const [a, b, c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
+    await a.engine.write(valueEntry(K, 10n, Buffer.from('old')));
+    await b.engine.write(valueEntry(K, 20n, Buffer.from('new')));
+    await c.engine.write(valueEntry(K, 5n, Buffer.from('older')));
+    a.transport.held.add(c.url);
+    const read = await a.store.get(K, Q);
+    assert.equal(read?.value.toString(), 'new');
+    // The local replica is repaired once every replica answered; c's answer is still out.
+    assert.equal((await a.engine.get(K))?.version, 10n);
+    a.transport.release(c.url);
+    for (const node of [a, c]) {
+      assert.ok(await eventually(async () => (await node.engine.get(K))?.version === 20n), node.url);
+    }
+    const coordinator = a.store.status().coordinator as { readRepairs: number };
+    assert.equal(coordinator.readRepairs, 2);
+    // Reads advance the clock past what they saw.
+    assert.ok(a.clock.now() > 20n);
+  });
+
+  test('a read repairs a replica that has no version, and reports a tombstone as the newest', async () => {
+    const [a, b, c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
+    await b.engine.write(valueEntry(K, 10n, Buffer.from('v')));
+    await c.engine.write(tombstoneEntry(K, 30n));
+    const read = await a.store.get(K, { ack: 3, from: 3 });
+    assert.equal(read?.kind, EntryKind.Tombstone);
+    for (const node of [a, b]) {
+      assert.ok(await eventually(async () => (await node.engine.get(K))?.kind === EntryKind.Tombstone));
+    }
+  });
+
+  test('writes and reads through skewed nodes: each read returns the write answered before it', async () => {
+    const all = cluster({ nodes: 3, offsetsMs: [1000, 0, -1000] });
+    for (let i = 0; i < 30; i++) {
+      const writer = all[i % 3]!;
+      const reader = all[(i + 1) % 3]!;
+      if (i % 2 === 0) await writer.store.put(K, Buffer.from(`v${i}`), Q);
+      else await writer.store.delete(K, Q);
+      const read = await reader.store.get(K, Q);
+      if (i % 2 === 0) assert.equal(read?.value.toString(), `v${i}`, `iteration ${i}`);
+      else assert.ok(read === undefined || !isLive(read, Date.now()), `iteration ${i}: delete lost`);
+    }
+  });
+
+  test('a write stamped below one that was answered before it is re-stamped (clock skew), so it wins', async () => {
+    // Nodes 0 and 1 take turns writing; node 0 runs 1 s ahead. Each writer's
+    // copy to the other is held back until after the other's next write, so
+    // the clock behind never learns the newer version from a replica write or
+    // a read: only the conflict answers tell it.
+    const all = cluster({ nodes: 3, offsetsMs: [1000, 0, 0] });
+    const witness = all[2]!;
+    for (let i = 0; i < 30; i++) {
+      const writer = all[i % 2]!;
+      const next = all[(i + 1) % 2]!;
+      writer.transport.held.add(next.url);
+      if (i % 2 === 0) await writer.store.put(K, Buffer.from(`v${i}`), Q);
+      else await writer.store.delete(K, Q);
+      // The witness acknowledged write i (the writer and the witness are the only two that could).
+      const stored = await witness.engine.get(K);
+      if (i % 2 === 0) assert.equal(stored?.value.toString(), `v${i}`, `iteration ${i}`);
+      else assert.equal(stored?.kind, EntryKind.Tombstone, `iteration ${i}: the delete lost`);
+      // The previous writer's held copy to this writer arrives only now, late.
+      next.transport.release(writer.url);
+    }
+    const retries = (all[1]!.store.status().coordinator as { conflictRetries: number }).conflictRetries;
+    assert.ok(retries > 0, 'the node behind had to re-stamp');
+    // Once every copy arrived, all replicas agree on the last write (a delete).
+    all[1]!.transport.release(all[0]!.url);
+    for (const node of all) {
+      assert.ok(
+        await eventually(async () => (await node.engine.get(K))?.kind === EntryKind.Tombstone),
+        node.url,
+      );
+    }
+  });
+
+  test('conflict retries are bounded: a replica that always conflicts makes the write fail', async () => {
+    const writes = new Map<string, number>();
+    const all = cluster({
+      nodes: 3,
+      conflictRetriesMax: 2,
+      wrapReplica: (url, replica) => alwaysConflicting(url, replica, writes),
+    });
+    const a = all[0]!;
+    await assert.rejects(a.store.put(K, Buffer.from('v'), { ack: 2, from: 3 }), {
+      code: 'RINGKV_NOT_ENOUGH_REPLICAS',
+      message: /kept conflicting: 3 attempts/,
+    });
+    // Every attempt went to both peers, with a new version each time.
+    for (const node of all.slice(1)) assert.equal(writes.get(node.url), 3);
+    const status = a.store.status().coordinator as { conflictRetries: number; conflicts: number };
+    assert.equal(status.conflictRetries, 2);
+  });
+
+  test('a conflict that arrives after the answer is only observed by the clock', async () => {
+    const writes = new Map<string, number>();
+    const all = cluster({ nodes: 3, wrapReplica: (url, replica) => alwaysConflicting(url, replica, writes) });
+    const [a, b, c] = all as [TestNode, TestNode, TestNode];
+    a.transport.held.add(b.url);
+    a.transport.held.add(c.url);
+    await a.store.put(K, Buffer.from('v'), { ack: 1, from: 3 });
+    const stamped = (await a.engine.get(K))!.version;
+    a.transport.release(b.url);
+    a.transport.release(c.url);
+    const status = () => a.store.status().coordinator as { conflicts: number; conflictRetries: number };
+    assert.ok(await eventually(() => status().conflicts === 2));
+    assert.equal(status().conflictRetries, 0);
+    // The conflict carried the stamped version plus 1 s: the clock moved past it.
+    assert.ok(a.clock.now() > stamped + (1000n << 16n));
+  });
+
+  test('a cluster range merges every node: each key once, at its newest version', async () => {
+    const all = cluster({ nodes: 3, scanPageEntries: 2 });
+    const expected = new Map<string, Entry>();
+    for (let i = 0; i < 30; i++) {
+      const key = Buffer.from(`r${String(i).padStart(2, '0')}`);
+      for (const [n, node] of all.entries()) {
+        if ((i + n) % 3 === 0) continue;
+        const entry =
+          (i + n) % 4 === 0
+            ? tombstoneEntry(key, BigInt(100 + i + n))
+            : valueEntry(key, BigInt(100 + i + n), Buffer.from(`${i}@${n}`));
+        await node.engine.write(entry);
+        if (
+          expected.get(key.toString()) === undefined ||
+          expected.get(key.toString())!.version < entry.version
+        ) {
+          expected.set(key.toString(), entry);
+        }
+      }
+    }
+    const got = await drainCursor(
+      all[1]!.store.scanCluster({ start: Buffer.from('r05'), end: Buffer.from('r25') }),
+    );
+    const want = [...expected.entries()].filter(([k]) => k >= 'r05' && k < 'r25').map(([, e]) => e);
+    assert.deepEqual(
+      got.map((e) => [e.key.toString(), e.version, e.kind]),
+      want.map((e) => [e.key.toString(), e.version, e.kind]),
+    );
+  });
+
+  test('a cluster range with a node down is refused before the first entry', async () => {
+    const [a, , c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
+    await a.store.put(K, Buffer.from('v'), Q);
+    a.transport.down.add(c.url);
+    const cursor = a.store.scanCluster({ start: Buffer.from('a') });
+    await assert.rejects(cursor.next(), { code: 'RINGKV_NOT_ENOUGH_REPLICAS', message: /needs every node/ });
+    await cursor.close();
+  });
+});
+
+/** Applies each write, then answers a conflict 1 s past the written version. */
+function alwaysConflicting(url: string, replica: Replica, writes: Map<string, number>) {
+  return {
+    write: async (entry: Entry) => {
+      writes.set(url, (writes.get(url) ?? 0) + 1);
+      await replica.write(entry);
+      return entry.version + (1000n << 16n);
+    },
+    read: (key: Buffer) => replica.read(key),
+    scan: (start: Buffer, end: Buffer | undefined, limit: number) => replica.scan(start, end, limit),
+  };
+}

@@ -1,0 +1,51 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { valueEntry } from '../../storage/entry/entry.js';
+import { makeVersion } from '../../storage/entry/version.js';
+import { MemoryEngine } from '../../storage/memory-engine.js';
+import { HybridClock } from '../clock.js';
+import { createReplica } from './replica.js';
+
+test('Replica: a write below the known version is applied and answered as a conflict; versions advance the clock', async () => {
+  const engine = new MemoryEngine();
+  const clock = new HybridClock({ wallMs: () => 1_000_000 });
+  const replica = createReplica(engine, clock, { clockSkewMaxMs: 1000 });
+  const floor = makeVersion(1_001_000, 0);
+  // Just started: anything at or below now + skew may be older than what the engine holds.
+  const early = valueEntry(Buffer.from('k'), makeVersion(1_000_500, 0), Buffer.from('a'));
+  assert.equal(await replica.write(early), floor);
+  assert.deepEqual(await engine.get(Buffer.from('k')), early, 'applied all the same');
+  const later = valueEntry(Buffer.from('k'), makeVersion(1_002_000, 3), Buffer.from('b'));
+  assert.equal(await replica.write(later), undefined);
+  assert.equal(
+    await replica.write(valueEntry(Buffer.from('k'), makeVersion(1_001_500, 0), Buffer.from('c'))),
+    later.version,
+  );
+  assert.ok(clock.now() > later.version, 'the clock observed the written version');
+  assert.deepEqual(
+    (await engine.get(Buffer.from('k')))?.value,
+    Buffer.from('b'),
+    'the engine kept the newest',
+  );
+  assert.equal(replica.stats().conflicts, 2);
+});
+
+test('Replica: scan pages hold at most limit entries and say whether more follow', async () => {
+  const engine = new MemoryEngine();
+  const replica = createReplica(engine, new HybridClock(), { clockSkewMaxMs: 0 });
+  for (let i = 0; i < 5; i++) await engine.write(valueEntry(Buffer.from(`k${i}`), 1n, Buffer.from('v')));
+  const first = await replica.scan(Buffer.from('k'), undefined, 3);
+  assert.deepEqual(
+    first.entries.map((e) => e.key.toString()),
+    ['k0', 'k1', 'k2'],
+  );
+  assert.equal(first.more, true);
+  const rest = await replica.scan(Buffer.from('k3'), Buffer.from('k9'), 3);
+  assert.deepEqual(
+    rest.entries.map((e) => e.key.toString()),
+    ['k3', 'k4'],
+  );
+  assert.equal(rest.more, false);
+  const exact = await replica.scan(Buffer.from('k3'), undefined, 2);
+  assert.equal(exact.more, false, 'exactly limit entries left: nothing more');
+});
