@@ -35,7 +35,7 @@ import { mergeCursors } from './iterator/merging.js';
 import { MANIFEST_NAME, readManifest, syncDir, writeManifest } from './manifest/manifest-file.js';
 import { type TableInfo, Version, type VersionEdit } from './manifest/version.js';
 import { Memtable } from './memtable/memtable.js';
-import { BlockCache, TableReader } from './sstable/index.js';
+import { BLOCK_NOT_CACHED, BlockCache, bloomHash, TableReader } from './sstable/index.js';
 import { TreeState } from './tree-state.js';
 import { readWal, WalWriter } from './wal/index.js';
 
@@ -266,26 +266,69 @@ export class LsmEngine implements Engine {
     return durable;
   }
 
-  async get(key: Buffer): Promise<Entry | undefined> {
-    this.#checkOpen();
+  /**
+   * Point read. Tables are probed newest level first; each probe whose block
+   * is cached runs without a wait, so a warm read resolves with no promise per
+   * table. At the first uncached block the rest continues in #getRest().
+   */
+  get(key: Buffer): Promise<Entry | undefined> {
+    try {
+      this.#checkOpen();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     this.#reads++;
     let best = this.#memtable.get(key);
     for (let i = this.#frozen.length - 1; i >= 0; i--) best = newer(best, this.#frozen[i]!.memtable.get(key));
-    const state = this.#state.ref();
+    const state = this.#state;
+    const levels = state.version.levels;
+    const hash = bloomHash(key);
+    for (let level = 0; level < levels.length; level++) {
+      const tables = levels[level]!;
+      if (tables.length === 0) continue;
+      // Level 0 tables overlap: probe each. Deeper levels: the one table whose range holds the key.
+      const first = level === 0 ? 0 : -1;
+      for (let i = first; i < (level === 0 ? tables.length : 0); i++) {
+        const table = level === 0 ? tables[i]! : state.tableFor(level, key);
+        if (table === undefined || !this.#mayHold(table, key, best)) continue;
+        const reader = state.reader(table);
+        if (!reader.mayContainHash(hash)) continue;
+        const found = reader.getCached(key);
+        if (found === BLOCK_NOT_CACHED) return this.#getRest(key, hash, best, state.ref(), level, i);
+        best = newer(best, found);
+      }
+    }
+    return Promise.resolve(best);
+  }
+
+  /** Whether `table` can hold a version of `key` newer than `best`. */
+  #mayHold(table: TableInfo, key: Buffer, best: Entry | undefined): boolean {
+    if (best !== undefined && table.maxVersion < best.version) return false;
+    return compareBytes(key, table.smallestKey) >= 0 && compareBytes(key, table.largestKey) <= 0;
+  }
+
+  /** get() from table (level, index) on, reading blocks as needed; releases `state`. */
+  async #getRest(
+    key: Buffer,
+    hash: number,
+    found: Entry | undefined,
+    state: TreeState,
+    fromLevel: number,
+    fromIndex: number,
+  ): Promise<Entry | undefined> {
+    let best = found;
     try {
       const levels = state.version.levels;
-      for (const table of levels[0]!) {
-        if (best !== undefined && table.maxVersion < best.version) continue;
-        if (compareBytes(key, table.smallestKey) < 0 || compareBytes(key, table.largestKey) > 0) continue;
-        const reader = state.reader(table);
-        if (reader.mayContain(key)) best = newer(best, await reader.get(key));
-      }
-      for (let level = 1; level < levels.length; level++) {
-        if (levels[level]!.length === 0) continue;
-        const table = state.tableFor(level, key);
-        if (table === undefined || (best !== undefined && table.maxVersion < best.version)) continue;
-        const reader = state.reader(table);
-        if (reader.mayContain(key)) best = newer(best, await reader.get(key));
+      for (let level = fromLevel; level < levels.length; level++) {
+        const tables = levels[level]!;
+        if (tables.length === 0) continue;
+        const candidates =
+          level === 0 ? tables.slice(level === fromLevel ? fromIndex : 0) : [state.tableFor(level, key)];
+        for (const table of candidates) {
+          if (table === undefined || !this.#mayHold(table, key, best)) continue;
+          const reader = state.reader(table);
+          if (reader.mayContainHash(hash)) best = newer(best, await reader.get(key));
+        }
       }
       return best;
     } finally {

@@ -15,8 +15,8 @@ export function crc32(data: Uint8Array, initial = 0): number {
  * Buffer.compare, whose call overhead dominates for short keys (bench/micro).
  */
 export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  const common = a.length < b.length ? a.length : b.length;
-  const inline = common < 32 ? common : 32;
+  const common = Math.min(a.length, b.length);
+  const inline = Math.min(common, 32);
   for (let i = 0; i < inline; i++) {
     const diff = a[i]! - b[i]!;
     if (diff !== 0) return diff;

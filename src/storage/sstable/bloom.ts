@@ -19,6 +19,7 @@
  * means "no filter": every key may be present.
  */
 import { assert } from '../../util/assert.js';
+import { murmur3 } from '../../util/hash.js';
 import { FILTER_TRAILER_BYTES } from './format.js';
 
 /** Seed of bloomHash: part of the file format, never change. */
@@ -27,35 +28,12 @@ const HASH_SEED = 0x9747b28c;
 export const BLOOM_PROBES_MAX = 30;
 const FILTER_BITS_MIN = 64;
 
-/** 32-bit murmur3 of `key` (x86_32 variant, little-endian blocks). Part of the file format. */
+/** 32-bit murmur3 of `key` with the filter's seed. Part of the file format. */
 export function bloomHash(key: Uint8Array): number {
-  const length = key.length;
-  const blockEnd = length & ~3;
-  let h = HASH_SEED;
-  let i = 0;
-  for (; i < blockEnd; i += 4) {
-    let k = key[i]! | (key[i + 1]! << 8) | (key[i + 2]! << 16) | (key[i + 3]! << 24);
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  const rest = length & 3;
-  if (rest > 0) {
-    let tail = key[i]!;
-    if (rest > 1) tail ^= key[i + 1]! << 8;
-    if (rest > 2) tail ^= key[i + 2]! << 16;
-    tail = Math.imul(tail, 0xcc9e2d51);
-    tail = (tail << 15) | (tail >>> 17);
-    tail = Math.imul(tail, 0x1b873593);
-    h ^= tail;
-  }
-  h ^= length;
-  return fmix32(h);
+  return murmur3(key, HASH_SEED);
 }
 
+/** MurmurHash3's finalizer: spreads every input bit over the whole word. */
 function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

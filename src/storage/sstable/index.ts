@@ -6,6 +6,7 @@
  */
 export { BlockCache, type BlockCacheStats } from './cache.js';
 export { FORMAT_VERSION } from './format.js';
-export { type TableCursor, TableReader } from './reader.js';
+export { BLOCK_NOT_CACHED, type TableCursor, TableReader } from './reader.js';
+export { bloomHash } from './bloom.js';
 export { scanTableSync } from './scanner.js';
 export { type TableMeta, TableWriter, type TableWriterOptions } from './writer.js';
