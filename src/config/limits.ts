@@ -36,6 +36,12 @@ export const limits = {
    * of event-loop time); 256 MiB keeps the blocks of a ~1M-key, 160 MiB store.
    */
   blockCacheBytes: 256 * MiB,
+  /**
+   * Cache warming (after open, and for each new table) reads data blocks in
+   * sequential chunks of this size while the cache has room: one 1 MiB read
+   * costs about what one 4 KiB read does on the event loop.
+   */
+  cacheWarmChunkBytes: 1 * MiB,
   /** Compaction: L0 tables (overlapping, one per flush) that trigger a merge into L1. */
   l0CompactionTrigger: 4,
   /** Compaction: L1 target size; each deeper level is `levelBytesMultiplier` times larger. */
@@ -91,6 +97,18 @@ export const limits = {
   shutdownGraceMs: 5_000,
   /** ...and the whole shutdown (grace, then closing the store) this long before a forced exit. */
   shutdownForceMs: 9_000,
+  /**
+   * On shutdown, an anti-entropy round under way gets this long (beside the
+   * grace) to end at its next step; one still waiting on a peer then ends
+   * when the transport closes.
+   */
+  shutdownAntiEntropyMs: 1_000,
+  /**
+   * On shutdown, after the grace, pending hints are handed to reachable peers
+   * for at most this long (API.md); the rest stay on disk for the next start.
+   * Grace 5 s + drain 2 s leaves 2 s of the forced exit's 9 s to close the store.
+   */
+  shutdownHintDrainMs: 2_000,
 
   /**
    * Internode: the largest frame either side accepts (default). One WRITE of a
@@ -210,6 +228,11 @@ assert(limits.keyBytesMax <= limits.keyBytesHardMax, 'keyBytesMax must fit a u16
 assert(limits.valueBytesMax <= limits.valueBytesHardMax, 'valueBytesMax must be under the hard maximum');
 assert(limits.tableBytesTarget <= limits.levelBytesBase, 'a table must fit in L1');
 assert(limits.shutdownGraceMs < limits.shutdownForceMs, 'connections are cut before the forced exit');
+assert(
+  Math.max(limits.shutdownGraceMs, limits.shutdownAntiEntropyMs) + limits.shutdownHintDrainMs + 1_000 <=
+    limits.shutdownForceMs,
+  'hints are drained with a second left to close the store before the forced exit',
+);
 assert(limits.httpHeadersTimeoutMs <= limits.httpRequestTimeoutMs, 'the head is part of the request');
 assert(
   limits.internodeFrameBytesMax >= limits.valueBytesMax + limits.keyBytesHardMax + 64,

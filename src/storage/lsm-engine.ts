@@ -110,6 +110,9 @@ export class LsmEngine implements Engine {
   #pointers: (Buffer | undefined)[] = [];
 
   #editChain: Promise<void> = Promise.resolve();
+  /** Tables whose blocks are loaded into the cache in the background, one at a time. */
+  #warmQueue: TableReader[] = [];
+  #warming: Promise<void> | undefined;
   #flushing: Promise<void> | undefined;
   #compacting: Promise<void> | undefined;
   #flushWaiters: (() => void)[] = [];
@@ -237,6 +240,8 @@ export class LsmEngine implements Engine {
       });
       engine.#prepareSpare();
       engine.#scheduleCompaction();
+      // Newest data first: level 0, then each level down.
+      engine.#warm(version.tables().map((t) => readers.get(t.fileNumber)!));
       return engine;
     } catch (err) {
       await Promise.all([...readers.values()].map((r) => r.close()));
@@ -424,6 +429,7 @@ export class LsmEngine implements Engine {
     await this.#compacting?.catch(() => {});
     await this.#editChain.catch(() => {});
     await this.#sparePending?.catch(() => {});
+    await this.#warming;
     await this.#shutdown();
   }
 
@@ -442,7 +448,30 @@ export class LsmEngine implements Engine {
     await this.#compacting?.catch(() => {});
     await this.#editChain.catch(() => {});
     await this.#sparePending?.catch(() => {});
+    await this.#warming;
     await this.#shutdown();
+  }
+
+  /**
+   * Loads tables' blocks into the block cache in the background while it has
+   * room. LevelDB reads through the OS page cache, which outlives a restart;
+   * ringkv's own cache does not, so it refills itself from the files (usually
+   * still in the page cache) in large sequential reads rather than one pread
+   * per block on the read path.
+   */
+  #warm(readers: readonly TableReader[]): void {
+    this.#warmQueue.push(...readers);
+    if (this.#warming !== undefined) return;
+    this.#warming = (async () => {
+      for (let reader = this.#warmQueue.shift(); reader !== undefined; reader = this.#warmQueue.shift()) {
+        if (this.#closed) break;
+        // A table closed meanwhile, or a damaged block: nothing to warm; reads report damage.
+        await reader.warm(limits.cacheWarmChunkBytes).catch(() => true);
+      }
+      this.#warmQueue.length = 0;
+    })().finally(() => {
+      this.#warming = undefined;
+    });
   }
 
   async #shutdown(): Promise<void> {
@@ -635,6 +664,7 @@ export class LsmEngine implements Engine {
       this.#state = new TreeState(version, readers);
       install?.();
       old.release();
+      this.#warm(opened);
       await Promise.all(removedReaders.map((r) => r.close()));
     };
     const next = this.#editChain.then(run);

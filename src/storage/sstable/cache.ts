@@ -89,6 +89,35 @@ export class BlockCache {
     while (this.#bytes > this.capacityBytes && this.#tail !== undefined) this.#remove(this.#tail);
   }
 
+  /** Whether a block is cached, without touching recency or counters. */
+  has(fileNumber: number, blockOffset: number): boolean {
+    return this.#files.get(fileNumber)?.has(blockOffset) === true;
+  }
+
+  /**
+   * Adds a block read ahead of need (cache warming) at the least recently
+   * used end, and only while that evicts nothing: warming never pushes out a
+   * block a reader used. Returns false once the cache is full.
+   */
+  insertCold(fileNumber: number, block: Block): boolean {
+    const node = new Node(fileNumber, block);
+    if (this.#bytes + node.charge > this.capacityBytes) return false;
+    if (this.has(fileNumber, block.fileOffset)) return true;
+    let file = this.#files.get(fileNumber);
+    if (file === undefined) {
+      file = new Map();
+      this.#files.set(fileNumber, file);
+    }
+    file.set(block.fileOffset, node);
+    node.prev = this.#tail;
+    node.next = undefined;
+    if (this.#tail !== undefined) this.#tail.next = node;
+    this.#tail = node;
+    if (this.#head === undefined) this.#head = node;
+    this.#bytes += node.charge;
+    return true;
+  }
+
   /** Drops every block of a file (its table was closed or deleted). */
   evictFile(fileNumber: number): void {
     const file = this.#files.get(fileNumber);

@@ -172,6 +172,63 @@ export class TableReader {
     return (block ?? (await this._readBlock(blockIndex))).find(key);
   }
 
+  /**
+   * Loads the table's data blocks into the cache ahead of need, reading them
+   * in large sequential chunks (far cheaper than one pread per block), while
+   * the cache has room; stops early when it is full or the table is closed.
+   * Returns false when the cache filled up. A damaged block is left out: the
+   * read that needs it reports the corruption.
+   */
+  async warm(chunkBytesMax: number): Promise<boolean> {
+    if (this.#released !== undefined) return true;
+    this.ref();
+    try {
+      const index = this.#index;
+      let blockIndex = 0;
+      while (blockIndex < index.blockCount && !this.#closed) {
+        // One read covers consecutive uncached blocks up to chunkBytesMax.
+        while (
+          blockIndex < index.blockCount &&
+          this.#cache.has(this.fileNumber, index.blockOffset(blockIndex))
+        ) {
+          blockIndex++;
+        }
+        if (blockIndex >= index.blockCount) break;
+        const first = blockIndex;
+        const chunkStart = index.blockOffset(first);
+        let chunkEnd = chunkStart + index.blockBytes(first);
+        blockIndex++;
+        while (
+          blockIndex < index.blockCount &&
+          index.blockOffset(blockIndex) === chunkEnd &&
+          chunkEnd + index.blockBytes(blockIndex) - chunkStart <= chunkBytesMax
+        ) {
+          chunkEnd += index.blockBytes(blockIndex);
+          blockIndex++;
+        }
+        if (this.#cache.stats().bytes + (chunkEnd - chunkStart) > this.#cache.capacityBytes) return false;
+        const chunk = await readAt(this.#handle, this.path, chunkStart, chunkEnd - chunkStart);
+        for (let i = first; i < blockIndex; i++) {
+          const at = index.blockOffset(i) - chunkStart;
+          // A copy per block, so that evicting one frees its memory rather than pinning the chunk.
+          const bytes = Buffer.allocUnsafeSlow(index.blockBytes(i));
+          chunk.copy(bytes, 0, at, at + bytes.length);
+          let block: Block;
+          try {
+            block = Block.decode(bytes, this.path, index.blockOffset(i));
+          } catch {
+            continue;
+          }
+          if (this.#closed) return true;
+          if (!this.#cache.insertCold(this.fileNumber, block)) return false;
+        }
+      }
+      return true;
+    } finally {
+      this.unref();
+    }
+  }
+
   /** Entries with start <= key < end (no end: to the last key), in key order. */
   cursor(start: Buffer, end?: Buffer): TableCursor {
     this.#checkOpen();
