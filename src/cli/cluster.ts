@@ -21,7 +21,7 @@ export const CLUSTER_USAGE = `Usage: ringkv cluster [--nodes 3] [--base-port 808
 
 These serve flags are passed to every node: --sync, --anti-entropy-interval,
 --max-key-bytes, --max-value-bytes, --memtable-bytes, --block-cache-bytes,
---request-timeout, --cluster-secret.
+--request-timeout, --cluster-secret, --max-clock-skew.
 `;
 
 const PASSED_FLAGS = [
@@ -33,6 +33,7 @@ const PASSED_FLAGS = [
   'block-cache-bytes',
   'request-timeout',
   'cluster-secret',
+  'max-clock-skew',
 ] as const;
 
 const NODES_MAX = 64;

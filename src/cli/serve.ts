@@ -8,28 +8,53 @@
  * A one-node cluster uses LocalStore. With more nodes in --cluster, the node
  * also builds the ring, the internode transport (the binary protocol, or
  * plain HTTP with RINGKV_INTERNODE=http), the InternodeServer that serves its
- * peers on the same port, and a ClusterStore that coordinates requests.
+ * peers on the same port, and a ClusterStore that coordinates requests; and
+ * the two repair loops:
+ *   - hinted handoff: a replica write that failed because the peer was down
+ *     or late (RINGKV_UNAVAILABLE, RINGKV_TIMEOUT) becomes a hint in
+ *     <data>/hints, handed to the peer once it is back (HintedHandoff);
+ *   - anti-entropy: every --anti-entropy-interval ms the node compares its
+ *     data with each peer's and copies what differs (AntiEntropy), and it
+ *     answers peers' comparisons (AntiEntropyResponder, on the internode
+ *     ANTI_ENTROPY message). Its birth version (file BIRTH) says when it
+ *     started on an empty directory (antientropy/birth.ts).
+ *
+ * Shutdown, within API.md's 10 s: stop accepting and let requests finish
+ * (grace) while the anti-entropy round under way ends; then hand pending
+ * hints to the peers that are reachable (limits.shutdownHintDrainMs); then
+ * close the hint files, the transport and the engine; release the lock.
  *
  * RINGKV_CLOCK_OFFSET_MS (tests and diagnostics only) shifts the node's wall
- * clock, to fake clock skew between nodes.
+ * clock, to fake clock skew between nodes; RINGKV_HINT_HANDOFF_INTERVAL_MS
+ * (tests only) sets how often hints are handed off.
  */
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AntiEntropy, AntiEntropyResponder, loadBirthVersion } from '../cluster/antientropy/index.js';
 import { HybridClock } from '../cluster/clock.js';
+import { HintedHandoff, HintStore } from '../cluster/hints/index.js';
 import { LocalStore } from '../cluster/local-store.js';
 import { ClusterStore, createReplica } from '../cluster/replication/index.js';
 import { Ring } from '../cluster/ring/index.js';
 import type { Store } from '../cluster/store.js';
 import {
   createTransport,
+  type InternodeHandler,
   InternodeServer,
   type Transport,
   transportKindFromEnv,
 } from '../cluster/transport/index.js';
 import { limits } from '../config/limits.js';
-import { clockOffsetFromEnv, SERVE_FLAG_NAMES, type ServeOptions, serveOptions } from '../config/options.js';
+import {
+  clockOffsetFromEnv,
+  hintHandoffIntervalFromEnv,
+  SERVE_FLAG_NAMES,
+  type ServeOptions,
+  serveOptions,
+} from '../config/options.js';
 import { HttpServer } from '../http/index.js';
 import { acquireDirLock, type DirLock } from '../storage/dir-lock.js';
-import { type Engine, openEngine } from '../storage/index.js';
+import { type Engine, type Entry, openEngine } from '../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { parseFlags } from './args.js';
 
@@ -100,6 +125,7 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
  */
 export async function startNode(options: ServeOptions, log: (line: string) => void): Promise<RunningNode> {
   const clockOffsetMs = clockOffsetFromEnv();
+  const hintHandoffIntervalMs = hintHandoffIntervalFromEnv();
   await prepareDataDir(options.dataDir);
   const lock = await acquireDirLock(options.dataDir);
   let engine: Engine | undefined;
@@ -109,7 +135,10 @@ export async function startNode(options: ServeOptions, log: (line: string) => vo
     const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
     if (clockOffsetMs !== 0)
       log(`Node ${options.url}: wall clock offset by ${clockOffsetMs} ms (RINGKV_CLOCK_OFFSET_MS)`);
-    parts = options.cluster.length > 1 ? clusterParts(options, engine, clock, log) : undefined;
+    parts =
+      options.cluster.length > 1
+        ? await clusterParts(options, { engine, clock, log, hintHandoffIntervalMs })
+        : undefined;
     const store: Store = parts?.store ?? new LocalStore(engine, clock);
     const internode = parts?.internode;
     const server = new HttpServer({
@@ -128,9 +157,16 @@ export async function startNode(options: ServeOptions, log: (line: string) => vo
             },
     });
     await server.listen(options.port, options.host);
-    return { options, server, close: once(() => closeNode({ server, store, internode, lock })) };
+    parts?.handoff.start();
+    parts?.antiEntropy.start();
+    const repair =
+      parts === undefined
+        ? undefined
+        : { ...parts, log: (line: string) => log(`Node ${options.url}: ${line}`) };
+    return { options, server, close: once(() => closeNode({ server, store, internode, repair, lock })) };
   } catch (err) {
     parts?.internode.destroy();
+    await parts?.hints.close().catch(() => undefined);
     await parts?.transport.close().catch(() => undefined);
     await engine?.close().catch(() => undefined);
     await lock.release().catch(() => undefined);
@@ -142,28 +178,68 @@ interface ClusterParts {
   readonly store: ClusterStore;
   readonly transport: Transport;
   readonly internode: InternodeServer;
+  readonly hints: HintStore;
+  readonly handoff: HintedHandoff;
+  readonly antiEntropy: AntiEntropy;
 }
 
-/** The pieces of a node in a cluster of two or more: ring, transport, replica, internode server, store. */
-function clusterParts(
+/** How often a failure of the same kind is logged at most: a dead peer must not flood the log. */
+const HINT_LOG_INTERVAL_MS = 10_000;
+
+/**
+ * The pieces of a node in a cluster of two or more: ring, transport, replica,
+ * hints, anti-entropy, internode server, store. Nothing runs yet: the caller
+ * starts the loops once the node listens.
+ */
+async function clusterParts(
   options: ServeOptions,
-  engine: Engine,
-  clock: HybridClock,
-  log: (line: string) => void,
-): ClusterParts {
+  context: {
+    engine: Engine;
+    clock: HybridClock;
+    log: (line: string) => void;
+    hintHandoffIntervalMs: number;
+  },
+): Promise<ClusterParts> {
+  const { engine, clock, log } = context;
+  const nodeLog = (line: string): void => log(`Node ${options.url}: ${line}`);
   if (options.clusterSecret === undefined) {
     log(
       `Node ${options.url}: warning: no --cluster-secret, so internode requests are unauthenticated (anyone who reaches this port can write any version of any key)`,
     );
   }
+  const birthVersion = await loadBirthVersion(options.dataDir, { engine, clock });
+  const hints = await HintStore.open(join(options.dataDir, 'hints'), { sync: options.sync, log: nodeLog });
   const ring = new Ring(options.cluster);
   const transportKind = transportKindFromEnv();
   const transport = createTransport({ kind: transportKind, secret: options.clusterSecret });
   const replica = createReplica(engine, clock, { clockSkewMaxMs: options.clockSkewMaxMs });
-  const internode = new InternodeServer(replica, {
+  const responder = new AntiEntropyResponder({ selfUrl: options.url, ring, engine });
+  const handler: InternodeHandler = {
+    write: (entry) => replica.write(entry),
+    read: (key) => replica.read(key),
+    scan: (start, end, limit) => replica.scan(start, end, limit),
+    antiEntropy: (body) => responder.handle(body),
+  };
+  const internode = new InternodeServer(handler, {
     secret: options.clusterSecret,
     selfUrl: options.url,
     onError: (err) => log(`Internode request failed unexpectedly: ${errorMessage(err)}`),
+  });
+  const handoff = new HintedHandoff({
+    store: hints,
+    transport,
+    intervalMs: context.hintHandoffIntervalMs,
+    log: nodeLog,
+  });
+  const antiEntropy = new AntiEntropy({
+    selfUrl: options.url,
+    ring,
+    engine,
+    transport,
+    intervalMs: options.antiEntropyIntervalMs,
+    birthVersion,
+    clock,
+    log: nodeLog,
   });
   const store = new ClusterStore({
     selfUrl: options.url,
@@ -174,26 +250,102 @@ function clusterParts(
     replica,
     requestTimeoutMs: options.requestTimeoutMs,
     clockSkewMaxMs: options.clockSkewMaxMs,
-    log: (line) => log(`Node ${options.url}: ${line}`),
-    statusExtras: () => ({ internodeProtocol: transportKind, internodeServer: internode.stats() }),
+    log: nodeLog,
+    onReplicaWriteFailed: hintKeeper(options.url, hints, nodeLog),
+    statusExtras: () => ({
+      internodeProtocol: transportKind,
+      internodeServer: internode.stats(),
+      clockSkewMaxMs: options.clockSkewMaxMs,
+      hints: { ...hints.stats(), handoff: handoff.stats() },
+      antiEntropy: { ...antiEntropy.stats(), responder: responder.stats() },
+    }),
   });
-  return { store, transport, internode };
+  return { store, transport, internode, hints, handoff, antiEntropy };
+}
+
+/**
+ * The coordinator's hook for failed replica writes: a peer that was down or
+ * did not answer in time (late replicas included) gets a hint. The request
+ * does not wait for the hint; a hint that cannot be kept (budget full, disk
+ * error) is counted by the hint store and logged here, at most once per
+ * interval per kind. Anti-entropy and read repair cover what is dropped.
+ */
+function hintKeeper(
+  selfUrl: string,
+  hints: HintStore,
+  log: (line: string) => void,
+): (peer: string, entry: Entry, err: unknown) => void {
+  const lastLoggedMs = { dropped: 0, failed: 0 };
+  const logAtMost = (kind: keyof typeof lastLoggedMs, line: string): void => {
+    const nowMs = Date.now();
+    if (nowMs - lastLoggedMs[kind] < HINT_LOG_INTERVAL_MS) return;
+    lastLoggedMs[kind] = nowMs;
+    log(line);
+  };
+  return (peer, entry, err) => {
+    if (peer === selfUrl) return;
+    if (!isRingkvError(err, 'RINGKV_UNAVAILABLE') && !isRingkvError(err, 'RINGKV_TIMEOUT')) return;
+    void hints.add(peer, entry).then(
+      (kept) => {
+        if (!kept) logAtMost('dropped', `Hint for ${peer} dropped: the hint budget is full`);
+      },
+      (addErr: unknown) => {
+        // Adds racing the shutdown's close are expected.
+        if (!isRingkvError(addErr, 'RINGKV_CLOSED'))
+          logAtMost('failed', `Cannot keep a hint for ${peer}: ${errorMessage(addErr)}`);
+      },
+    );
+  };
+}
+
+interface _Repair {
+  readonly hints: HintStore;
+  readonly handoff: HintedHandoff;
+  readonly antiEntropy: AntiEntropy;
+  readonly log: (line: string) => void;
 }
 
 async function closeNode(parts: {
   server: HttpServer;
   store: Store;
   internode: InternodeServer | undefined;
+  repair: _Repair | undefined;
   lock: DirLock;
 }): Promise<void> {
+  const { repair } = parts;
   try {
     // Upgraded internode sockets keep the HTTP server from closing: end them alongside.
-    await Promise.all([parts.server.close(limits.shutdownGraceMs), parts.internode?.close()]);
+    // The anti-entropy round under way ends meanwhile (or when the transport closes, below).
+    await Promise.all([
+      parts.server.close(limits.shutdownGraceMs),
+      parts.internode?.close(),
+      repair === undefined ? undefined : within(repair.antiEntropy.stop(), limits.shutdownAntiEntropyMs),
+    ]);
+    if (repair !== undefined) {
+      // Requests are finished, so no hint is added after this: hand what is pending to reachable peers.
+      const drained = await repair.handoff.drain(Date.now() + limits.shutdownHintDrainMs);
+      if (drained.delivered > 0 || drained.remaining > 0) {
+        repair.log(
+          `Hints handed off on shutdown: ${drained.delivered}; ${drained.remaining} left on disk for the next start`,
+        );
+      }
+      await repair.hints.close();
+    }
     // Closes the transport (a cluster store) and the engine, making data durable.
     await parts.store.close();
   } finally {
     await parts.lock.release();
   }
+}
+
+/** Resolves when `work` does or after `ms`, whichever comes first; `work` failing is ignored. */
+async function within(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([work.catch(() => undefined), timeout]);
+  clearTimeout(timer);
 }
 
 async function prepareDataDir(dir: string): Promise<void> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isRingkvError } from '../util/errors.js';
 import { limits } from './limits.js';
-import { clockOffsetFromEnv, serveOptions } from './options.js';
+import { clockOffsetFromEnv, hintHandoffIntervalFromEnv, serveOptions } from './options.js';
 
 const base = { url: 'http://127.0.0.1:8080', data: '/tmp/node' };
 
@@ -64,6 +64,17 @@ describe('serveOptions', () => {
     for (const bad of ['1.5', 'soon', '99999999', '-0x10']) {
       assert.throws(
         () => clockOffsetFromEnv({ RINGKV_CLOCK_OFFSET_MS: bad }),
+        (err) => isRingkvError(err, 'RINGKV_CONFIG'),
+      );
+    }
+  });
+
+  it('reads RINGKV_HINT_HANDOFF_INTERVAL_MS (tests only), refusing what is not a whole positive ms count', () => {
+    assert.equal(hintHandoffIntervalFromEnv({}), limits.hintHandoffIntervalMs);
+    assert.equal(hintHandoffIntervalFromEnv({ RINGKV_HINT_HANDOFF_INTERVAL_MS: '60000' }), 60_000);
+    for (const bad of ['0', '-5', '1.5', 'later', '3600001']) {
+      assert.throws(
+        () => hintHandoffIntervalFromEnv({ RINGKV_HINT_HANDOFF_INTERVAL_MS: bad }),
         (err) => isRingkvError(err, 'RINGKV_CONFIG'),
       );
     }

@@ -144,6 +144,23 @@ export function clockOffsetFromEnv(env: NodeJS.ProcessEnv = process.env): number
 }
 
 /**
+ * RINGKV_HINT_HANDOFF_INTERVAL_MS: how often the node looks for hints to hand
+ * to peers that are back (tests and diagnostics only: a test that checks the
+ * shutdown drain sets it high, so that only the drain can deliver). Unset or
+ * empty: limits.hintHandoffIntervalMs. Whole milliseconds, 1 ms to 1 hour.
+ */
+export function hintHandoffIntervalFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.RINGKV_HINT_HANDOFF_INTERVAL_MS;
+  if (text === undefined || text === '') return limits.hintHandoffIntervalMs;
+  if (!/^[1-9][0-9]{0,6}$/.test(text) || Number(text) > 3_600_000) {
+    throw configError(
+      `Bad RINGKV_HINT_HANDOFF_INTERVAL_MS: expected whole milliseconds in 1..3600000, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Number(text);
+}
+
+/**
  * Parses a node URL: http only, a host, an optional port (80 when left out),
  * nothing after the authority. Normalized so that one node has one spelling
  * (`http://127.0.0.1:8080`) and the --cluster list can be compared with --url.

@@ -40,10 +40,17 @@ async function waitForUrls(cluster: NodeProcess, count: number): Promise<string[
   throw new Error(`cluster did not print ${count} URLs: ${cluster.stdout} ${cluster.stderr}`);
 }
 
-async function statusOf(url: string): Promise<{ node: string; cluster: string[]; pid: number }> {
+interface Status {
+  node: string;
+  cluster: string[];
+  pid: number;
+  store: { clockSkewMaxMs?: number; antiEntropy: { intervalMs?: number } };
+}
+
+async function statusOf(url: string): Promise<Status> {
   const answer = await httpRequest(`${url}/v0/status`);
   assert.equal(answer.status, 200);
-  return JSON.parse(answer.body.toString()) as { node: string; cluster: string[]; pid: number };
+  return JSON.parse(answer.body.toString()) as Status;
 }
 
 function isRunning(pid: number): boolean {
@@ -79,6 +86,10 @@ describe('ringkv cluster', () => {
       data,
       '--sync',
       'off',
+      '--max-clock-skew',
+      '250',
+      '--anti-entropy-interval',
+      '0',
     ]);
     const urls = await waitForUrls(cluster, 2);
     assert.deepEqual(urls, [`http://127.0.0.1:${base}`, `http://127.0.0.1:${base + 1}`]);
@@ -87,6 +98,9 @@ describe('ringkv cluster', () => {
       const status = await statusOf(url);
       assert.equal(status.node, url);
       assert.deepEqual(status.cluster, urls);
+      // Serve flags reach every node.
+      assert.equal(status.store.clockSkewMaxMs, 250);
+      assert.equal(status.store.antiEntropy.intervalMs, 0);
       assert.ok(existsSync(join(data, `node-${i}`)));
       pids.push(status.pid);
     }

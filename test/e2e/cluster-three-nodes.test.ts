@@ -36,7 +36,15 @@ describe('3-node cluster', () => {
   before(async () => {
     cluster = await startCluster({
       count: 3,
-      args: ['--sync', 'off', '--request-timeout', String(REQUEST_TIMEOUT_MS)],
+      // Anti-entropy on at a short interval: placement (from=1, from=2) must hold with it.
+      args: [
+        '--sync',
+        'off',
+        '--request-timeout',
+        String(REQUEST_TIMEOUT_MS),
+        '--anti-entropy-interval',
+        '300',
+      ],
     });
   });
   after(async () => {

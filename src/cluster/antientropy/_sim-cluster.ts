@@ -102,6 +102,8 @@ export function simCluster(
   engines: readonly Engine[],
   options: Partial<Omit<AntiEntropyOptions, 'selfUrl' | 'ring' | 'engine' | 'transport'>> & {
     readonly summaryLimits?: { examineMax?: number };
+    /** Node i's birth version (default: the birthVersion option, else none). */
+    readonly birthVersionOf?: (index: number) => bigint | undefined;
   } = {},
 ): { nodes: SimNode[]; ring: Ring; sim: SimTransport } {
   const urls = engines.map((_, i) => `http://sim-${i}:1`);
@@ -120,12 +122,14 @@ export function simCluster(
       }),
     ]),
   );
-  const { summaryLimits: _unused, ...rest } = options;
-  const nodes = urls.map((url) => {
+  const { summaryLimits: _unused, birthVersionOf, ...rest } = options;
+  const nodes = urls.map((url, index) => {
     const transport = new SimAntiEntropyTransport(sim, responders);
     const handler = handlers.get(url)!;
+    const birthVersion = birthVersionOf?.(index);
     const antiEntropy = new AntiEntropy({
       ...rest,
+      ...(birthVersion === undefined ? {} : { birthVersion }),
       selfUrl: url,
       ring,
       engine: _engineOf(handler),

@@ -54,12 +54,12 @@ describe('AntiEntropy', () => {
     assert.equal(a!.antiEntropy.stats().pulled + a!.antiEntropy.stats().pushed, 0);
   });
 
-  it('a node that missed writes and deletes converges, and newer local versions go out', async () => {
+  it('a node that missed writes and deletes converges where writes targeted it, and newer local versions go out', async () => {
     const engines = [new MemoryEngine(), new MemoryEngine(), new MemoryEngine()];
     const base = Array.from({ length: 200 }, (_, i) => value(i, 10n));
     await writeAll(engines, base);
     const [a, b, c] = engines as [MemoryEngine, MemoryEngine, MemoryEngine];
-    // C was down: it missed updates (on A and B), deletes (on A only) and new keys (on B only).
+    // C was down: it missed updates (on A and B), deletes (on A only) and new keys (on A and B).
     await writeAll(
       [a, b],
       Array.from({ length: 20 }, (_, i) => value(i, 20n)),
@@ -68,40 +68,54 @@ describe('AntiEntropy', () => {
       [a],
       Array.from({ length: 15 }, (_, i) => tombstoneEntry(key(100 + i), 30n)),
     );
-    await writeAll(
-      [b],
-      Array.from({ length: 10 }, (_, i) => value(500 + i, 25n)),
-    );
+    const fresh = Array.from({ length: 30 }, (_, i) => value(500 + i, 25n));
+    await writeAll([a, b], fresh);
     // ...while C alone took a few newer writes.
     await writeAll(
       [c],
       Array.from({ length: 5 }, (_, i) => value(150 + i, 40n)),
     );
 
-    const { nodes } = simCluster(engines, { leafBits: 6, summaryEntriesMax: 16 });
+    const { nodes, ring } = simCluster(engines, { leafBits: 6, summaryEntriesMax: 16 });
+    // A new key held by A and B reached C's place in its replica list only if C is not last there:
+    // a write stored on A and B may have been made with from = 2, and C third.
+    const cUrl = nodes[2]!.url;
+    const cTargeted = fresh.filter((e) => ring.replicas(e.key, 3).indexOf(cUrl) < 2);
+    const cNotTargeted = fresh.filter((e) => ring.replicas(e.key, 3).indexOf(cUrl) === 2);
+    assert.ok(cTargeted.length > 0 && cNotTargeted.length > 0, 'both cases occur');
+
     const results = await nodes[2]!.antiEntropy.runOnce();
     assert.equal(results.length, 2);
     assert.ok(results.every((r) => r.error === undefined && !r.equal));
     assert.deepEqual(await c.get(key(3)), value(3, 20n));
     assert.deepEqual(await c.get(key(105)), tombstoneEntry(key(105), 30n));
-    assert.deepEqual(await c.get(key(505)), value(505, 25n));
+    for (const entry of cTargeted) assert.deepEqual(await c.get(entry.key), entry);
+    for (const entry of cNotTargeted) assert.equal(await c.get(entry.key), undefined);
     assert.deepEqual(await a.get(key(152)), value(152, 40n), 'pushed to A');
     assert.deepEqual(await b.get(key(152)), value(152, 40n), 'pushed to B');
-    // Only what differed moved. With A first: 20 updates and 15 deletes pulled, 5 newer values
-    // pushed; then with B: 10 new keys pulled, the 15 deletes B lacked and the 5 values pushed.
+    // Only what differed moved. With A first: 20 updates, 15 deletes and the new keys that
+    // targeted C pulled, 5 newer values pushed; then with B: the 15 deletes B lacked and the
+    // 5 values pushed. An exchange leaves alone the new keys where C comes after that peer:
+    // those that did not target C twice, those placed A, C, B once (B's exchange pulls them).
     const stats = nodes[2]!.antiEntropy.stats();
-    assert.equal(stats.pulled, 45);
+    assert.equal(stats.pulled, 35 + cTargeted.length);
     assert.equal(stats.pushed, 25);
+    const aCb = cTargeted.filter((e) => ring.replicas(e.key, 3)[0] === nodes[0]!.url).length;
+    assert.equal(stats.leftAlone, 2 * cNotTargeted.length + aCb);
 
     await nodes[0]!.antiEntropy.runOnce();
     const expected = await dump(a);
     assert.deepEqual(await dump(b), expected);
-    assert.deepEqual(await dump(c), expected);
+    const skipped = new Set(cNotTargeted.map((e) => e.key.toString('hex')));
+    assert.deepEqual(
+      await dump(c),
+      expected.filter((line) => !skipped.has(line.split(':')[0]!)),
+    );
     for (const node of nodes) {
       const again = await node.antiEntropy.runOnce();
       assert.ok(
-        again.every((r) => r.equal),
-        'a converged cluster exchanges digests only',
+        again.every((r) => r.error === undefined && r.pulled + r.pushed === 0),
+        'a converged cluster copies nothing more',
       );
     }
   });
@@ -124,13 +138,17 @@ describe('AntiEntropy', () => {
     }
   });
 
-  it('a wiped node (LSM engine) gets everything back', async () => {
+  it('a wiped node (LSM engine) gets back every key older than its birth version', async () => {
     const engines: Engine[] = [await lsm(), await lsm(), await lsm()];
     const entries = Array.from({ length: 400 }, (_, i) =>
       i % 9 === 0 ? tombstoneEntry(key(i), 7n) : value(i, BigInt(5 + (i % 3))),
     );
     await writeAll(engines, entries);
-    const { nodes } = simCluster(engines, { leafBits: 8 });
+    // Node 1 comes back on an empty directory: its birth version is past every entry.
+    const { nodes } = simCluster(engines, {
+      leafBits: 8,
+      birthVersionOf: (i) => (i === 1 ? 100n : undefined),
+    });
     await engines[1]!.close();
     const fresh = await lsm();
     nodes[1]!.handler.engine = fresh;
@@ -145,22 +163,50 @@ describe('AntiEntropy', () => {
     for (const engine of [engines[0]!, engines[2]!, fresh]) await engine.close();
   });
 
-  it('keeps each key on exactly ring.replicas(key, R) nodes', async () => {
+  it('never puts a key on a node that no write of it targeted, and fills the ones a write did', async () => {
     const engines = Array.from({ length: 4 }, () => new MemoryEngine());
-    const { nodes, ring } = simCluster(engines, { replicationFactor: 2 });
-    // Every key written on its primary only.
-    for (let i = 0; i < 200; i++) {
-      const primary = ring.primary(key(i));
-      await engines[nodes.findIndex((n) => n.url === primary)]!.write(value(i, 3n));
+    const { nodes, ring } = simCluster(engines);
+    const engineOf = (url: string) => engines[nodes.findIndex((n) => n.url === url)]!;
+    // Key i: written with from = 1 + (i % 3), so to the first 1..3 nodes of its replica list,
+    // and, for odd i, missed by the first of them (stored on the others only).
+    const wanted = new Map<number, readonly string[]>();
+    for (let i = 0; i < 120; i++) {
+      const from = 1 + (i % 3);
+      const targets = ring.replicas(key(i), from);
+      const stored = i % 2 === 1 && from > 1 ? targets.slice(1) : targets;
+      for (const url of stored) await engineOf(url).write(value(i, 3n));
+      wanted.set(i, targets);
     }
     for (const node of nodes) await node.antiEntropy.runOnce();
-    for (let i = 0; i < 200; i++) {
+    for (const [i, targets] of wanted) {
       const holders = [];
-      for (const [index, node] of nodes.entries()) {
-        if ((await engines[index]!.get(key(i))) !== undefined) holders.push(node.url);
-      }
-      assert.deepEqual(holders.sort(), [...ring.replicas(key(i), 2)].sort(), `key ${i}`);
+      for (const node of nodes)
+        if ((await engineOf(node.url).get(key(i))) !== undefined) holders.push(node.url);
+      assert.deepEqual(holders.sort(), [...targets].sort(), `key ${i}`);
     }
+    const stats = nodes.map((n) => n.antiEntropy.stats());
+    assert.equal(
+      stats.reduce((sum, s) => sum + s.pulled + s.pushed, 0),
+      40,
+      'each key a first replica missed is copied once',
+    );
+    assert.ok(stats.every((s) => s.leftAlone > 0));
+  });
+
+  it("the node's clock observes the version of every entry pulled", async () => {
+    const engines = [new MemoryEngine(), new MemoryEngine()];
+    const entries = Array.from({ length: 12 }, (_, i) => value(i, BigInt(100 + i)));
+    await writeAll([engines[0]!], entries);
+    const observed: bigint[] = [];
+    const { nodes } = simCluster(engines, {
+      birthVersionOf: (i) => (i === 1 ? 1000n : undefined),
+      clock: { observe: (version) => observed.push(version) > 0 },
+    });
+    await nodes[1]!.antiEntropy.runOnce();
+    assert.deepEqual(
+      observed.sort((x, y) => (x < y ? -1 : 1)),
+      entries.map((e) => e.version),
+    );
   });
 
   it('bounds the copies per exchange and finishes in later rounds', async () => {
@@ -169,7 +215,11 @@ describe('AntiEntropy', () => {
       [engines[0]!],
       Array.from({ length: 45 }, (_, i) => value(i, 2n)),
     );
-    const { nodes } = simCluster(engines, { repairsPerRoundMax: 10, repairsInFlightMax: 3 });
+    const { nodes } = simCluster(engines, {
+      repairsPerRoundMax: 10,
+      repairsInFlightMax: 3,
+      birthVersionOf: (i) => (i === 1 ? 100n : undefined),
+    });
     const [first] = await nodes[1]!.antiEntropy.runOnce();
     assert.equal(first?.pulled, 10);
     assert.equal(first?.deferred, true);
@@ -181,7 +231,8 @@ describe('AntiEntropy', () => {
 
   it('skips peers that are down and stops an exchange whose copies fail', async () => {
     const engines = [new MemoryEngine(), new MemoryEngine(), new MemoryEngine()];
-    await engines[0]!.write(value(1, 1n));
+    await writeAll(engines, [value(1, 1n)]);
+    await engines[0]!.write(value(1, 2n));
     const { nodes, sim } = simCluster(engines);
     sim.setDown(nodes[1]!.url, true);
     const results = await nodes[0]!.antiEntropy.runOnce();
@@ -190,11 +241,11 @@ describe('AntiEntropy', () => {
       [nodes[2]!.url],
     );
     assert.equal(nodes[0]!.antiEntropy.stats().skippedDown, 1);
-    assert.deepEqual(await engines[2]!.get(key(1)), value(1, 1n));
-    assert.equal(await engines[1]!.get(key(1)), undefined);
+    assert.deepEqual(await engines[2]!.get(key(1)), value(1, 2n));
+    assert.deepEqual(await engines[1]!.get(key(1)), value(1, 1n));
   });
 
-  it('converges random divergent stores in one round per node (property)', async () => {
+  it('converges random divergent stores in two rounds per node, on the nodes writes targeted (property)', async () => {
     const op = fc.record({
       nodes: fc.integer({ min: 1, max: 7 }),
       key: fc.integer({ min: 0, max: 40 }),
@@ -208,33 +259,48 @@ describe('AntiEntropy', () => {
         async (ops, leafBits) => {
           const engines = [new MemoryEngine(), new MemoryEngine(), new MemoryEngine()];
           const newest = new Map<string, Entry>();
+          const holders = new Map<string, Set<number>>();
           for (const o of ops) {
             const entry = o.tombstone
               ? tombstoneEntry(key(o.key), o.version)
               : // One value per (key, version): versions are unique per write in a real cluster.
                 value(o.key, o.version);
-            for (let n = 0; n < 3; n++) if ((o.nodes >> n) & 1) await engines[n]!.write(entry);
-            newest.set(String(o.key), newer(newest.get(String(o.key)), entry)!);
+            const id = String(o.key);
+            for (let n = 0; n < 3; n++) {
+              if (((o.nodes >> n) & 1) === 0) continue;
+              await engines[n]!.write(entry);
+              holders.set(id, (holders.get(id) ?? new Set()).add(n));
+            }
+            newest.set(id, newer(newest.get(id), entry)!);
           }
-          const { nodes } = simCluster(engines, {
+          const { nodes, ring } = simCluster(engines, {
             leafBits,
             summaryEntriesMax: 4,
             repairsInFlightMax: 2,
             summaryLimits: { examineMax: 7 },
           });
-          for (const [index, node] of nodes.entries()) {
-            const results = await node.antiEntropy.runOnce();
-            assert.ok(results.every((r) => r.error === undefined));
-            if (index > 0) continue;
-            // Its own round alone gives a node the newest version of every key.
-            assert.equal((await dump(engines[0]!)).length, newest.size);
-            for (const entry of newest.values()) assert.deepEqual(await engines[0]!.get(entry.key), entry);
+          // The first pass gives every node that a holder's place proves targeted some version;
+          // the second spreads the newest among them.
+          for (let pass = 0; pass < 3; pass++) {
+            for (const node of nodes) {
+              const results = await node.antiEntropy.runOnce();
+              assert.ok(results.every((r) => r.error === undefined));
+              if (pass === 2)
+                assert.ok(
+                  results.every((r) => r.pulled + r.pushed === 0),
+                  'converged',
+                );
+            }
           }
-          const expected = await dump(engines[0]!);
-          assert.deepEqual(await dump(engines[1]!), expected);
-          assert.deepEqual(await dump(engines[2]!), expected);
-          assert.equal(expected.length, newest.size);
-          for (const entry of newest.values()) assert.deepEqual(await engines[0]!.get(entry.key), entry);
+          for (const [id, entry] of newest) {
+            const order = ring.replicas(entry.key, 3);
+            const lastHolder = Math.max(...[...holders.get(id)!].map((n) => order.indexOf(nodes[n]!.url)));
+            for (const [n, node] of nodes.entries()) {
+              const stored = await engines[n]!.get(entry.key);
+              if (order.indexOf(node.url) <= lastHolder) assert.deepEqual(stored, entry, `key ${id} on ${n}`);
+              else assert.equal(stored, undefined, `key ${id} must not reach ${n}`);
+            }
+          }
         },
       ),
       { numRuns: 40, seed: 20261122 },

@@ -10,10 +10,20 @@
  *   4. Page through the peer's key summaries (key, version, kind) of those
  *      buckets, in key order, and walk the local entries of the same buckets
  *      alongside (a merge join). For each key:
- *        - only here, or newer here: push the local entry (transport.write);
- *        - only there, or newer there: pull it (transport.read, then a local
- *          engine write, which keeps the newest version anyway);
- *        - same version and kind: nothing.
+ *        - on both sides, newer here: push the local entry (transport.write);
+ *        - on both sides, newer there: pull it (transport.read, then a local
+ *          engine write, which keeps the newest version anyway, and the
+ *          clock observes its version);
+ *        - same version and kind: nothing;
+ *        - only here: pushed when the peer comes before this node in the
+ *          key's replica list (aheadOfPeer), else left alone;
+ *        - only there: pulled when this node comes before the peer, or when
+ *          the peer's version is older than this node's birth version (its
+ *          data directory was empty then: it may have lost the key), else
+ *          left alone.
+ *      The last two rules keep API.md's "stored on no more than `from`
+ *      nodes": anti-entropy never puts a key on a node that no write of it
+ *      targeted (docs/design/anti-entropy.md, "Which keys").
  *   5. Copies run at most repairsInFlightMax at once, at most
  *      repairsPerRoundMax per exchange (the rest waits for the next round);
  *      the first failed copy or request ends the exchange.
@@ -37,7 +47,7 @@ import {
   RequestKind,
 } from './format.js';
 import { diffLeaves, MerkleTree } from './merkle.js';
-import { buildLeaves, type PairScope, SharedEntries } from './scan.js';
+import { aheadOfPeer, buildLeaves, type PairScope, SharedEntries } from './scan.js';
 
 /** What anti-entropy needs of a transport: the Transport contract plus the ANTI_ENTROPY message. */
 export interface AntiEntropyTransport {
@@ -58,6 +68,14 @@ export interface ExchangeSettings {
   readonly repairsPerRoundMax: number;
   readonly repairsInFlightMax: number;
   readonly yieldEntries: number;
+  /**
+   * Keys older than this that only the peer holds are pulled whatever their
+   * place in the replica list: this node's data directory was empty at that
+   * version (a new node, or one that lost its disk). 0n: never.
+   */
+  readonly birthVersion: bigint;
+  /** Called with the version of every entry pulled (the node's clock observes it). */
+  readonly observe: (version: bigint) => void;
   /** Checked between steps: true ends the exchange early (stop()). */
   readonly stopping: () => boolean;
 }
@@ -73,6 +91,8 @@ export interface ExchangeResult {
   readonly summariesReceived: number;
   readonly pulled: number;
   readonly pushed: number;
+  /** Keys on one side only that no write of them sent to the other side, so were not copied. */
+  readonly leftAlone: number;
   /** Copies left for a later round (repairsPerRoundMax reached). */
   readonly deferred: boolean;
   readonly error?: string;
@@ -89,6 +109,7 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
     summariesReceived: 0,
     pulled: 0,
     pushed: 0,
+    leftAlone: 0,
     deferred: false,
   };
   const copies = new _Copies(settings, scope.peer);
@@ -140,7 +161,7 @@ async function _compareBuckets(
   settings: ExchangeSettings,
   buckets: Uint8Array,
   copies: _Copies,
-  result: { summaryPages: number; summariesReceived: number },
+  result: { summaryPages: number; summariesReceived: number; leftAlone: number },
 ): Promise<void> {
   const local = new SharedEntries(settings.engine, scope, buckets, settings.yieldEntries);
   try {
@@ -170,19 +191,19 @@ async function _compareBuckets(
           const order = compareBytes(entry.key, remote.key);
           if (order > 0) break;
           local.skip();
-          if (order < 0) await copies.push(entry);
+          if (order < 0) await _onlyHere(entry, scope, copies, result);
           else await _reconcile(entry, remote, copies);
           if (order === 0) break;
         }
         if (copies.stopped) return;
         // The key was not met locally (the loop above stopped before it or ran out).
-        if (!copies.handled(remote.key)) await copies.pull(remote.key);
+        if (!copies.handled(remote.key)) await _onlyThere(remote, scope, settings, copies, result);
       }
       // Local keys up to what the page covered (all of them, after the last page) exist only here.
       for (let entry = await local.peek(); entry !== undefined; entry = await local.peek()) {
         if (page.more && compareBytes(entry.key, page.coveredThrough) > 0) break;
         local.skip();
-        await copies.push(entry);
+        await _onlyHere(entry, scope, copies, result);
         if (copies.stopped) return;
       }
       if (!page.more) return;
@@ -191,6 +212,35 @@ async function _compareBuckets(
   } finally {
     await local.close();
   }
+}
+
+/**
+ * A key only this node holds: pushed when the peer comes first in its replica
+ * list (a write that reached this node targeted the peer too).
+ */
+async function _onlyHere(
+  entry: Entry,
+  scope: PairScope,
+  copies: _Copies,
+  result: { leftAlone: number },
+): Promise<void> {
+  if (aheadOfPeer(scope, entry.key)) result.leftAlone++;
+  else await copies.push(entry);
+}
+
+/**
+ * A key only the peer holds: pulled when this node comes first in its replica
+ * list, or when its version predates this node's birth (it may have been lost).
+ */
+async function _onlyThere(
+  remote: KeySummary,
+  scope: PairScope,
+  settings: ExchangeSettings,
+  copies: _Copies,
+  result: { leftAlone: number },
+): Promise<void> {
+  if (aheadOfPeer(scope, remote.key) || remote.version < settings.birthVersion) await copies.pull(remote.key);
+  else result.leftAlone++;
 }
 
 /** A key both sides hold: the newer one is copied to the other side. */
@@ -245,6 +295,7 @@ class _Copies {
       const entry = await this.#settings.transport.read(this.#peer, key, deadlineMs);
       if (entry === undefined) return;
       await this.#settings.engine.write(entry);
+      this.#settings.observe(entry.version);
       this.pulled++;
     });
   }

@@ -32,6 +32,17 @@ export function sharedBy(scope: PairScope, key: Uint8Array): boolean {
   return replicas.includes(scope.self) && replicas.includes(scope.peer);
 }
 
+/**
+ * True when `self` comes before `peer` in the key's replica list: every
+ * write that reached the peer (a `from` past the peer's place) also
+ * targeted `self`, since the replica set for a smaller `from` is a prefix
+ * of the set for a larger one. Only for keys the pair shares.
+ */
+export function aheadOfPeer(scope: PairScope, key: Uint8Array): boolean {
+  const replicas = scope.ring.replicas(key, scope.replicationFactor);
+  return replicas.indexOf(scope.self) < replicas.indexOf(scope.peer);
+}
+
 /** The bucket digests of every entry of `engine` the pair shares. */
 export async function buildLeaves(
   engine: Engine,

@@ -6,11 +6,15 @@
  * Which keys: those whose first R replicas on the ring (ring.replicas(key,
  * R)) include both this node and the peer. R, the replication factor, is
  * the cluster size capped at limits.antiEntropyReplicationFactorMax (3)
- * unless given; every node must use the same R. After a round with every
- * peer, each node in ring.replicas(key, R) holds the newest version any of
- * them held, tombstones included (a delete is a version). A key written with
- * `from` below R is therefore copied to R nodes at the next round: see
- * docs/design/anti-entropy.md for why, and replicationFactor to change it.
+ * unless given; every node must use the same R. A key both hold converges
+ * to the newer version, tombstones included (a delete is a version). A key
+ * one side lacks is copied to it only when a write of the key targeted it:
+ * when it comes before the holder in the key's replica list (replica sets
+ * are prefixes of that list), or when the key is older than the lacking
+ * node's birth version (its data directory was empty then). So anti-entropy
+ * never stores a key on more nodes than a write of it was sent to (API.md);
+ * docs/design/anti-entropy.md explains the rule and what it leaves to hints
+ * and read repair.
  *
  * Schedule: a round every intervalMs (0: never), one round at a time; a
  * round visits the peers one after another, skipping those the transport
@@ -18,7 +22,7 @@
  * round under way at its next step.
  *
  * Example:
- *   const ae = new AntiEntropy({ selfUrl, ring, engine, transport, intervalMs: 60_000 });
+ *   const ae = new AntiEntropy({ selfUrl, ring, engine, transport, intervalMs: 60_000, clock });
  *   ae.start();
  *   await ae.stop(); // on shutdown, before the engine closes
  */
@@ -26,6 +30,7 @@ import { limits } from '../../config/limits.js';
 import type { Engine } from '../../storage/index.js';
 import { assert } from '../../util/assert.js';
 import { errorMessage } from '../../util/errors.js';
+import type { HybridClock } from '../clock.js';
 import type { Ring } from '../ring/index.js';
 import { type AntiEntropyTransport, type ExchangeResult, exchange } from './exchange.js';
 
@@ -45,11 +50,23 @@ export interface AntiEntropyOptions {
   readonly requestTimeoutMs?: number;
   readonly repairTimeoutMs?: number;
   readonly yieldEntries?: number;
+  /**
+   * The clock version at which this node started on an empty data directory
+   * (birth.ts); keys older than that which only a peer holds are pulled
+   * wherever they sit in the replica list. Default 0n: none.
+   */
+  readonly birthVersion?: bigint;
+  /** Observes the version of every entry pulled, so the node's clock stays ahead of what it stores. */
+  readonly clock?: Pick<HybridClock, 'observe'>;
   readonly log?: (line: string) => void;
 }
 
 export interface AntiEntropyStats {
   readonly replicationFactor: number;
+  /** 0 = off. */
+  readonly intervalMs: number;
+  /** As a decimal string (JSON has no 64-bit integers); "0": none. */
+  readonly birthVersion: string;
   readonly rounds: number;
   readonly exchanges: number;
   /** Exchanges whose roots were equal: only digests travelled. */
@@ -58,6 +75,8 @@ export interface AntiEntropyStats {
   readonly summariesReceived: number;
   readonly pulled: number;
   readonly pushed: number;
+  /** Keys on one side only that were not copied: no write of them targeted the other side. */
+  readonly leftAlone: number;
   readonly skippedDown: number;
   readonly failedExchanges: number;
   readonly lastError: string | undefined;
@@ -82,6 +101,8 @@ export class AntiEntropy {
     requestTimeoutMs: number;
     repairTimeoutMs: number;
     yieldEntries: number;
+    birthVersion: bigint;
+    observe: (version: bigint) => void;
   };
   readonly #log: (line: string) => void;
   #timer: NodeJS.Timeout | undefined;
@@ -95,6 +116,7 @@ export class AntiEntropy {
   #summariesReceived = 0;
   #pulled = 0;
   #pushed = 0;
+  #leftAlone = 0;
   #skippedDown = 0;
   #failedExchanges = 0;
   #lastError: string | undefined;
@@ -115,6 +137,8 @@ export class AntiEntropy {
       requestTimeoutMs: options.requestTimeoutMs ?? limits.antiEntropyRequestTimeoutMs,
       repairTimeoutMs: options.repairTimeoutMs ?? limits.requestTimeoutMs,
       yieldEntries: options.yieldEntries ?? limits.antiEntropyYieldEntries,
+      birthVersion: options.birthVersion ?? 0n,
+      observe: _observer(options.clock),
     };
     this.#log = options.log ?? (() => {});
     assert(this.#ring.nodes.includes(this.#selfUrl), `${this.#selfUrl} is not in the ring`);
@@ -169,6 +193,8 @@ export class AntiEntropy {
   stats(): AntiEntropyStats {
     return {
       replicationFactor: this.#replicationFactor,
+      intervalMs: this.#intervalMs,
+      birthVersion: String(this.#settings.birthVersion),
       rounds: this.#rounds,
       exchanges: this.#exchanges,
       equalExchanges: this.#equalExchanges,
@@ -176,6 +202,7 @@ export class AntiEntropy {
       summariesReceived: this.#summariesReceived,
       pulled: this.#pulled,
       pushed: this.#pushed,
+      leftAlone: this.#leftAlone,
       skippedDown: this.#skippedDown,
       failedExchanges: this.#failedExchanges,
       lastError: this.#lastError,
@@ -234,10 +261,18 @@ export class AntiEntropy {
     this.#summariesReceived += result.summariesReceived;
     this.#pulled += result.pulled;
     this.#pushed += result.pushed;
+    this.#leftAlone += result.leftAlone;
     if (result.error !== undefined) {
       this.#failedExchanges++;
       this.#lastError = `${result.peer}: ${result.error}`;
       this.#log(`Anti-entropy with ${result.peer} failed: ${result.error}`);
     }
   }
+}
+
+function _observer(clock: Pick<HybridClock, 'observe'> | undefined): (version: bigint) => void {
+  if (clock === undefined) return () => {};
+  return (version) => {
+    clock.observe(version);
+  };
 }

@@ -8,8 +8,8 @@
  *   in one event-loop turn share one write and one sync (group commit), one
  *   write in flight per peer. It resolves false, without writing, when the
  *   peer's or the store's byte budget is full: the hint is dropped and
- *   counted, and anti-entropy repairs what it carried. The entry's bytes are
- *   copied at once; the caller may reuse them.
+ *   counted; anti-entropy and read repair cover what it carried. The
+ *   entry's bytes are copied at once; the caller may reuse them.
  * - peek() hands out the oldest undelivered hints of a peer, in append order,
  *   without removing them; acknowledge() removes them once delivered. One
  *   delivery per peer at a time: handoff.ts serializes them (asserted).

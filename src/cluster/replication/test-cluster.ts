@@ -55,6 +55,17 @@ export class HeldTransport implements Transport {
     return this.#call(peer, (handler) => handler.scan(start, end, limit)) as Promise<ScanPage>;
   }
 
+  antiEntropy(peer: string, body: Buffer, _deadlineMs: number): Promise<Buffer> {
+    return this.#call(peer, (handler) => {
+      if (handler.antiEntropy === undefined) {
+        return Promise.reject(
+          new RingkvError('RINGKV_BAD_REQUEST', `Peer ${peer} does not serve anti-entropy`),
+        );
+      }
+      return handler.antiEntropy(body);
+    }) as Promise<Buffer>;
+  }
+
   isUp(peer: string): boolean {
     return !this.down.has(peer);
   }

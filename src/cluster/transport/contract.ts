@@ -37,6 +37,12 @@ export interface InternodeHandler {
    * in key order; `more` is true when entries may follow the last one.
    */
   scan(start: Buffer, end: Buffer | undefined, limit: number): Promise<ScanPage>;
+  /**
+   * Answers an anti-entropy request body with an answer body (both laid out
+   * by cluster/antientropy/format.ts; opaque to the transport). A node
+   * without it answers ANTI_ENTROPY with ERROR RINGKV_BAD_REQUEST.
+   */
+  antiEntropy?(body: Buffer): Promise<Buffer>;
 }
 
 export interface ScanPage {
@@ -56,6 +62,12 @@ export interface Transport {
     limit: number,
     deadlineMs: number,
   ): Promise<{ entries: Entry[]; more: boolean }>;
+  /**
+   * Sends an anti-entropy request body; resolves to the peer's answer body
+   * (an owned buffer). A peer that does not serve anti-entropy rejects with
+   * RINGKV_BAD_REQUEST.
+   */
+  antiEntropy(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer>;
   /** false while the peer is marked down (requests to it fail at once). */
   isUp(peer: string): boolean;
   /** Rejects what is in flight with RINGKV_CLOSED and releases connections and timers. */

@@ -50,6 +50,8 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
     .record({ entries: fc.array(entryArb, { maxLength: 8 }), more: fc.boolean() })
     .map((m) => ({ type: MessageType.Batch, ...m })),
   fc.constant({ type: MessageType.Pong }),
+  bytes(200).map((body) => ({ type: MessageType.AntiEntropy, body })),
+  bytes(200).map((body) => ({ type: MessageType.AntiEntropyAnswer, body })),
   fc
     .record({
       code: fc.constantFrom('RINGKV_TIMEOUT' as const, 'RINGKV_CLOSED' as const, 'RINGKV_PROTOCOL' as const),
@@ -165,6 +167,22 @@ describe('internode format', () => {
     const decoded = decodeMessage(MessageType.Write, body);
     body.fill(0);
     assert.deepEqual(decoded, { type: MessageType.Write, entry });
+  });
+
+  test('anti-entropy bodies decode as copies of the received bytes, the type and length framing them', () => {
+    for (const type of [MessageType.AntiEntropy, MessageType.AntiEntropyAnswer] as const) {
+      const body = Buffer.from('opaque anti-entropy bytes');
+      const frame = encodeFrame({ type, body }, 77);
+      assert.equal(frame.readUInt32BE(0), 5 + body.length, 'the length covers type, id and body');
+      assert.equal(frame[4], type);
+      const received = frame.subarray(FRAME_HEADER_BYTES);
+      const decoded = decodeMessage(type, received);
+      received.fill(0);
+      assert.deepEqual(decoded, { type, body: Buffer.from('opaque anti-entropy bytes') });
+      assert.deepEqual(decodeMessage(type, Buffer.alloc(0)), { type, body: Buffer.alloc(0) });
+    }
+    assert.equal(MessageType.AntiEntropy, 0x05);
+    assert.equal(MessageType.AntiEntropyAnswer, 0x85);
   });
 
   test('the encoder packs many frames into one buffer and big ones into their own', () => {

@@ -21,6 +21,7 @@
  *               varint start length, start,
  *               [varint end length, end]   -> BATCH 0x83  u8 flags (bit 0: more), u32 count, count entries
  *   PING  0x04  (empty)                    -> PONG 0x84   (empty)
+ *   ANTI_ENTROPY 0x05  body (opaque)       -> ANTI_ENTROPY_ANSWER 0x85  body (opaque)
  *   any         ...                        -> ERROR 0xff  u8 code length, code (ASCII), message (UTF-8)
  *
  * Decoded keys and values are copies: a 20-byte key must not pin a 64 KiB
@@ -54,10 +55,13 @@ export const MessageType = {
   Read: 0x02,
   Scan: 0x03,
   Ping: 0x04,
+  /** An anti-entropy request; its body is laid out by cluster/antientropy/format.ts. */
+  AntiEntropy: 0x05,
   Ok: 0x81,
   Entry: 0x82,
   Batch: 0x83,
   Pong: 0x84,
+  AntiEntropyAnswer: 0x85,
   Error: 0xff,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -72,6 +76,7 @@ export type Message =
       readonly limit: number;
     }
   | { readonly type: typeof MessageType.Ping }
+  | { readonly type: typeof MessageType.AntiEntropy; readonly body: Buffer }
   | {
       readonly type: typeof MessageType.Ok;
       /**
@@ -83,6 +88,7 @@ export type Message =
   | { readonly type: typeof MessageType.Entry; readonly entry: Entry | undefined }
   | { readonly type: typeof MessageType.Batch; readonly entries: Entry[]; readonly more: boolean }
   | { readonly type: typeof MessageType.Pong }
+  | { readonly type: typeof MessageType.AntiEntropyAnswer; readonly body: Buffer }
   | { readonly type: typeof MessageType.Error; readonly code: ErrorCode; readonly message: string };
 
 export function isRequestType(type: number): boolean {
@@ -143,6 +149,9 @@ export function messageBodyBytes(message: Message): number {
       return 1 + message.code.length + Math.min(Buffer.byteLength(message.message), ERROR_MESSAGE_BYTES_MAX);
     case MessageType.Ok:
       return message.newerVersion === undefined ? 0 : OK_VERSION_BYTES;
+    case MessageType.AntiEntropy:
+    case MessageType.AntiEntropyAnswer:
+      return message.body.length;
     case MessageType.Ping:
     case MessageType.Pong:
       return 0;
@@ -207,6 +216,9 @@ export function writeMessageBody(message: Message, buf: Buffer, offset: number):
       if (message.newerVersion === undefined) return offset;
       buf.writeBigUInt64BE(message.newerVersion, offset);
       return offset + OK_VERSION_BYTES;
+    case MessageType.AntiEntropy:
+    case MessageType.AntiEntropyAnswer:
+      return offset + message.body.copy(buf, offset);
     case MessageType.Ping:
     case MessageType.Pong:
       return offset;
@@ -285,6 +297,10 @@ export function decodeMessage(type: number, body: Buffer): Message | string {
       if (body.length === 0) return { type };
       if (body.length !== OK_VERSION_BYTES) return `ok body of ${body.length} bytes`;
       return { type, newerVersion: body.readBigUInt64BE(0) };
+    case MessageType.AntiEntropy:
+    case MessageType.AntiEntropyAnswer:
+      // Kept past the frame (queued, or stored by the other side): an owned copy.
+      return { type, body: copyBytes(body) };
     case MessageType.Ping:
     case MessageType.Pong:
       return body.length === 0 ? { type } : `non-empty body for type ${type}`;

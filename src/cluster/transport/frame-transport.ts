@@ -141,6 +141,18 @@ export class FrameTransport implements Transport {
     return this.#request(peer, { type: MessageType.Scan, start, end, limit }, deadlineMs);
   }
 
+  antiEntropy(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    if (FRAME_HEADER_BYTES + body.length > this.#settings.frameBytesMax) {
+      return Promise.reject(
+        new RingkvError(
+          'RINGKV_BAD_REQUEST',
+          `Anti-entropy request too large for a frame: ${body.length} bytes`,
+        ),
+      );
+    }
+    return this.#request(peer, { type: MessageType.AntiEntropy, body }, deadlineMs);
+  }
+
   /** A round trip that touches no data: health checks and tests. */
   ping(peer: string, deadlineMs: number): Promise<void> {
     return this.#request(peer, { type: MessageType.Ping }, deadlineMs);
@@ -529,6 +541,8 @@ function _answerValue(message: Message): unknown {
       return { entries: message.entries, more: message.more };
     case MessageType.Ok:
       return message.newerVersion;
+    case MessageType.AntiEntropyAnswer:
+      return message.body;
     default:
       return undefined;
   }

@@ -7,6 +7,7 @@
  *   GET  /v0/internode/read?key=K                                    -> 200 ENTRY body
  *   GET  /v0/internode/scan?start=S[&end=E]&limit=N                  -> 200 BATCH body
  *   GET  /v0/internode/ping                                          -> 204
+ *   POST /v0/internode/anti-entropy               body: request      -> 200, answer body
  *   failures: 4xx/5xx, header ringkv-error: CODE, text body; 401/403 for a missing/bad proof
  *
  * Keys in query strings are base64url. It exists so the benchmark can measure
@@ -49,14 +50,15 @@ export function serveHttp(
   }
   const url = new URL(req.url ?? '/', 'http://internode');
   const action = url.pathname.slice(HTTP_PATH_PREFIX.length);
-  if (action === 'write' && req.method === 'POST') {
+  if ((action === 'write' || action === 'anti-entropy') && req.method === 'POST') {
+    const type = action === 'write' ? MessageType.Write : MessageType.AntiEntropy;
     _readBody(req, context.limits.frameBytesMax).then(
       (body) => {
         if (body === undefined) {
           _fail(res, 413, 'RINGKV_VALUE_TOO_LARGE', 'Internode request body too large');
           return;
         }
-        _serve(res, decodeMessage(MessageType.Write, body), context);
+        _serve(res, decodeMessage(type, body), context);
       },
       () => res.destroy(),
     );
@@ -125,8 +127,16 @@ function _serve(
       case MessageType.Batch:
         _sendBody(res, encodeBody(answer));
         return;
+      case MessageType.AntiEntropyAnswer:
+        _sendBody(res, answer.body);
+        return;
       case MessageType.Error:
-        _fail(res, answer.code === 'RINGKV_PROTOCOL' ? 400 : 503, answer.code, answer.message);
+        _fail(
+          res,
+          answer.code === 'RINGKV_PROTOCOL' || answer.code === 'RINGKV_BAD_REQUEST' ? 400 : 503,
+          answer.code,
+          answer.message,
+        );
         return;
       default:
         _fail(res, 500, 'RINGKV_PROTOCOL', `Unexpected answer type ${answer.type}`);

@@ -154,6 +154,19 @@ export class HttpTransport implements Transport {
     return this.#request(peer, { method: 'GET', path, deadlineMs }, _parseBatch) as Promise<ScanPage>;
   }
 
+  antiEntropy(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    if (FRAME_HEADER_BYTES + body.length > this.#settings.frameBytesMax) {
+      return Promise.reject(
+        new RingkvError('RINGKV_BAD_REQUEST', `Anti-entropy request too large: ${body.length} bytes`),
+      );
+    }
+    return this.#request(
+      peer,
+      { method: 'POST', path: 'anti-entropy', body, deadlineMs },
+      _parseAntiEntropy,
+    ) as Promise<Buffer>;
+  }
+
   ping(peer: string, deadlineMs: number): Promise<void> {
     return this.#request(peer, { method: 'GET', path: 'ping', deadlineMs }, _parseEmpty) as Promise<void>;
   }
@@ -443,6 +456,12 @@ function _parseWrite(status: number, body: Buffer): bigint | undefined {
     throw new RingkvError('RINGKV_PROTOCOL', `Bad write answer: ${String(message)}`);
   }
   return message.newerVersion;
+}
+
+/** The answer body as is: Buffer.concat made it a buffer of its own. */
+function _parseAntiEntropy(status: number, body: Buffer): Buffer {
+  if (status !== 200) throw new RingkvError('RINGKV_PROTOCOL', `Bad anti-entropy answer status ${status}`);
+  return body;
 }
 
 function _parseEntry(_status: number, body: Buffer): Entry | undefined {

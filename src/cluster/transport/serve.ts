@@ -38,6 +38,15 @@ export async function serveMessage(
       }
       case MessageType.Ping:
         return { type: MessageType.Pong };
+      case MessageType.AntiEntropy:
+        if (handler.antiEntropy === undefined) {
+          return {
+            type: MessageType.Error,
+            code: 'RINGKV_BAD_REQUEST',
+            message: 'This node does not serve anti-entropy',
+          };
+        }
+        return { type: MessageType.AntiEntropyAnswer, body: await handler.antiEntropy(request.body) };
       default:
         return {
           type: MessageType.Error,

@@ -49,3 +49,22 @@ test('SimTransport: entries travel encoded; down peers fail at once', async () =
   assert.deepEqual(await t.read(A, Buffer.from('k'), Date.now() + 1000), entry);
   await t.close();
 });
+
+test('SimTransport: anti-entropy bodies travel as copies; a handler without it answers RINGKV_BAD_REQUEST', async () => {
+  const serving = new TestHandler({ serveAntiEntropy: true });
+  const B = 'http://sim-b:1';
+  const t = new SimTransport(
+    new Map([
+      [A, serving],
+      [B, new TestHandler()],
+    ]),
+    { seed: 3 },
+  );
+  const body = Buffer.from('digest request');
+  const answer = await t.antiEntropy(A, body, Date.now() + 1000);
+  assert.deepEqual(answer, Buffer.from('answer:digest request'));
+  assert.deepEqual(serving.antiEntropyBodies, [body]);
+  assert.notEqual(serving.antiEntropyBodies[0], body, 'the handler got its own copy');
+  await assert.rejects(t.antiEntropy(B, body, Date.now() + 1000), { code: 'RINGKV_BAD_REQUEST' });
+  await t.close();
+});

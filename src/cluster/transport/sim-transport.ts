@@ -73,6 +73,10 @@ export class SimTransport implements Transport {
     ) as Promise<ScanPage>;
   }
 
+  antiEntropy(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    return this.#request(peer, { type: MessageType.AntiEntropy, body }, deadlineMs) as Promise<Buffer>;
+  }
+
   isUp(peer: string): boolean {
     return !this.#down.has(peer);
   }
@@ -194,5 +198,6 @@ function _settle(
   else if (answer.type === MessageType.Entry) resolve(answer.entry);
   else if (answer.type === MessageType.Batch) resolve({ entries: answer.entries, more: answer.more });
   else if (answer.type === MessageType.Ok) resolve(answer.newerVersion);
+  else if (answer.type === MessageType.AntiEntropyAnswer) resolve(answer.body);
   else resolve(undefined);
 }

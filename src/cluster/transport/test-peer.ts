@@ -21,6 +21,19 @@ export class TestHandler implements InternodeHandler {
   /** Every write answers this conflict version while set (undefined: no conflict). */
   conflict: bigint | undefined;
   calls = 0;
+  /** Set when built with serveAntiEntropy: answers `answer:` + the body, and keeps each body here. */
+  readonly antiEntropy?: (body: Buffer) => Promise<Buffer>;
+  readonly antiEntropyBodies: Buffer[] = [];
+
+  constructor(options: { serveAntiEntropy?: boolean } = {}) {
+    if (options.serveAntiEntropy === true) {
+      this.antiEntropy = async (body) => {
+        await this.#enter(body);
+        this.antiEntropyBodies.push(body);
+        return Buffer.concat([Buffer.from('answer:'), body]);
+      };
+    }
+  }
 
   async write(entry: Entry): Promise<bigint | undefined> {
     await this.#enter(entry.key);

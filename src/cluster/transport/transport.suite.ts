@@ -10,7 +10,7 @@ import { after, describe, test } from 'node:test';
 import { type Entry, tombstoneEntry, valueEntry } from '../../storage/entry/entry.js';
 import { isRingkvError, RingkvError } from '../../util/errors.js';
 import type { Transport, TransportStats } from './contract.js';
-import { closedPort, sleep, startPeer, type TestPeer } from './test-peer.js';
+import { closedPort, sleep, startPeer, TestHandler, type TestPeer } from './test-peer.js';
 
 export interface TransportUnderTest extends Transport {
   stats(): TransportStats;
@@ -259,6 +259,41 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       const t = transport({ secret: 'correct horse' });
       await t.write(p.url, entry, later());
       assert.deepEqual(await t.read(p.url, Buffer.from('k'), later()), entry);
+    });
+
+    test('anti-entropy bodies travel whole both ways; a peer without anti-entropy answers RINGKV_BAD_REQUEST', async () => {
+      const p = await peer({ handler: new TestHandler({ serveAntiEntropy: true }) });
+      const t = transport();
+      const body = Buffer.alloc(300_000);
+      for (let i = 0; i < body.length; i++) body[i] = (i * 31 + (i >> 8)) & 0xff;
+      const answer = await t.antiEntropy(p.url, body, later());
+      assert.deepEqual(answer, Buffer.concat([Buffer.from('answer:'), body]));
+      assert.deepEqual(p.handler.antiEntropyBodies, [body]);
+      assert.deepEqual(await t.antiEntropy(p.url, Buffer.alloc(0), later()), Buffer.from('answer:'));
+      p.handler.failWith = new RingkvError('RINGKV_CLOSED', 'Engine is closed');
+      await rejectsWith(t.antiEntropy(p.url, Buffer.from('x'), later()), 'RINGKV_CLOSED');
+      p.handler.failWith = undefined;
+
+      const plain = await peer();
+      const err = await rejectsWith(
+        t.antiEntropy(plain.url, Buffer.from('digest'), later()),
+        'RINGKV_BAD_REQUEST',
+      );
+      assert.match(err.message, /anti-entropy/);
+      assert.ok(t.isUp(plain.url), 'a refused message does not mark the peer down');
+      assert.equal(await t.read(plain.url, Buffer.from('k'), later()), undefined);
+    });
+
+    test('anti-entropy requests need the cluster secret like the others', async () => {
+      const p = await peer({ secret: 'correct horse', handler: new TestHandler({ serveAntiEntropy: true }) });
+      await rejectsWith(transport().antiEntropy(p.url, Buffer.from('x'), later()), 'RINGKV_UNAUTHORIZED');
+      await rejectsWith(
+        transport({ secret: 'battery staple' }).antiEntropy(p.url, Buffer.from('x'), later()),
+        'RINGKV_UNAUTHORIZED',
+      );
+      assert.equal(p.handler.calls, 0, 'nothing reached the handler');
+      const t = transport({ secret: 'correct horse' });
+      assert.deepEqual(await t.antiEntropy(p.url, Buffer.from('x'), later()), Buffer.from('answer:x'));
     });
 
     test('close() rejects requests in flight and later calls with RINGKV_CLOSED', async () => {
