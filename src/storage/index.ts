@@ -10,6 +10,16 @@ export type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 export * from './entry/index.js';
 export { LsmEngine, type LsmOpenOptions } from './lsm-engine.js';
 export { MemoryEngine } from './memory-engine.js';
+// The WAL's record framing, reused by the cluster's hint files.
+export {
+  encodeRecord,
+  type LogHeader,
+  parseRecordLog,
+  RECORD_HEADER_BYTES,
+  type RecordRead,
+  readRecord,
+  recordBytes,
+} from './wal/index.js';
 
 export interface EngineOptions {
   /** Directory holding this engine's files; created if missing. */

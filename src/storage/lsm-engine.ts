@@ -206,7 +206,7 @@ export class LsmEngine implements Engine {
       let nextFileNumber = highest;
       if (recovered.count > 0) {
         const fileNumber = nextFileNumber++;
-        const payload = encodeMemtable(recovered);
+        const payload = await encodeMemtable(recovered);
         const result = await flushWorker.run(
           { kind: 'flush', dir, fileNumber, entries: payload, writer: writerOptions(options) },
           [payload.buffer as ArrayBuffer],
@@ -454,10 +454,11 @@ export class LsmEngine implements Engine {
 
   /**
    * Loads tables' blocks into the block cache in the background while it has
-   * room. LevelDB reads through the OS page cache, which outlives a restart;
-   * ringkv's own cache does not, so it refills itself from the files (usually
-   * still in the page cache) in large sequential reads rather than one pread
-   * per block on the read path.
+   * room, after open. LevelDB reads through the OS page cache, which outlives
+   * a restart; ringkv's own cache does not, so it refills itself from the
+   * files (usually still in the page cache) in large sequential reads rather
+   * than one pread per block on the read path. Tables written later are not
+   * warmed: that work would land on the event loop in the middle of writes.
    */
   #warm(readers: readonly TableReader[]): void {
     this.#warmQueue.push(...readers);
@@ -558,7 +559,7 @@ export class LsmEngine implements Engine {
   async #flushOldest(): Promise<void> {
     const frozen = this.#frozen[0]!;
     const fileNumber = this.#nextFileNumber++;
-    const payload = encodeMemtable(frozen.memtable);
+    const payload = await encodeMemtable(frozen.memtable);
     const result = await this.#flushWorker.run(
       {
         kind: 'flush',
@@ -664,7 +665,6 @@ export class LsmEngine implements Engine {
       this.#state = new TreeState(version, readers);
       install?.();
       old.release();
-      this.#warm(opened);
       await Promise.all(removedReaders.map((r) => r.close()));
     };
     const next = this.#editChain.then(run);
@@ -677,13 +677,25 @@ function writerOptions(options: LsmOptions) {
   return { blockBytes: options.blockBytes, bloomBitsPerKey: options.bloomBitsPerKey };
 }
 
-/** A memtable's entries, encoded back to back in key order, for transfer to the flush worker. */
-function encodeMemtable(memtable: Memtable): Uint8Array {
+/** Entries encoded per event-loop turn when a memtable is handed to the flush worker. */
+const ENCODE_ENTRIES_PER_TURN = 2048;
+
+/**
+ * A frozen memtable's entries, encoded back to back in key order, for
+ * transfer to the flush worker. It yields to the event loop every few
+ * thousand entries so that requests are not held up by a 4 MiB copy.
+ */
+async function encodeMemtable(memtable: Memtable): Promise<Uint8Array> {
+  assert(memtable.frozen || memtable.walNumber === 0, 'Only a frozen memtable is encoded for flush');
   let total = 0;
   for (const entry of memtable.entries()) total += encodedEntryBytes(entry);
   const buf = Buffer.allocUnsafeSlow(total);
   let offset = 0;
-  for (const entry of memtable.entries()) offset = encodeEntry(entry, buf, offset);
+  let count = 0;
+  for (const entry of memtable.entries()) {
+    offset = encodeEntry(entry, buf, offset);
+    if (++count % ENCODE_ENTRIES_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
   assert(offset === total, 'Memtable changed while encoding');
   return buf;
 }

@@ -43,15 +43,34 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
     });
   };
   const nodes = await Promise.all(urls.map((_, index) => start(index)));
+  // A node that came up first may have marked the others down while they
+  // started; it finds them again within one probe interval. Tests begin after.
+  await waitLiveNodesSeeEachOther(nodes, urls);
   return {
     urls,
     nodes,
     restart: async (index) => {
       const node = await start(index);
       nodes[index] = node;
+      await waitLiveNodesSeeEachOther(nodes, urls);
       return node;
     },
   };
+}
+
+/** Waits (bounded) until every running node reports every other running node up. */
+async function waitLiveNodesSeeEachOther(
+  nodes: readonly NodeProcess[],
+  urls: readonly string[],
+): Promise<void> {
+  const live = urls.filter((_, i) => nodes[i]!.exit === undefined);
+  for (const url of live) {
+    for (const peer of live) {
+      if (peer !== url && !(await waitPeerState(url, peer, 'up'))) {
+        throw new Error(`${url} still sees ${peer} down`);
+      }
+    }
+  }
 }
 
 /** The entries of a range answer, read chunk by chunk (one chunk per entry: key '\n' value). */

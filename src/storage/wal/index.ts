@@ -4,12 +4,16 @@
  * with a torn tail cut off (reader.ts). format.ts owns the bytes.
  */
 export {
+  encodeRecord,
   FILE_HEADER_BYTES,
   PAYLOAD_BYTES_MAX,
   PAYLOAD_BYTES_MIN,
   RECORD_HEADER_BYTES,
+  type RecordRead,
+  readRecord,
+  recordBytes,
   WAL_FORMAT_VERSION,
   WAL_MAGIC,
 } from './format.js';
-export { parseWal, readWal, type WalContents } from './reader.js';
+export { type LogHeader, parseRecordLog, parseWal, readWal, type WalContents } from './reader.js';
 export { type WalFile, WalWriter, type WalWriterOptions, type WalWriterStats } from './writer.js';

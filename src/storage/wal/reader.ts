@@ -101,14 +101,45 @@ export async function readWal(path: string, options: { repair: boolean }): Promi
   return { entries, validBytes, tornBytes };
 }
 
+/** The file header of a log of framed records (the WAL's, or another log that reuses its records). */
+export interface LogHeader {
+  /** What the file is, for messages: "WAL", "hint". */
+  readonly name: string;
+  readonly bytes: number;
+  encode(): Buffer;
+  /** Undefined when `buf` starts with an intact header; the reason otherwise. */
+  check(buf: Buffer): string | undefined;
+}
+
+const WAL_HEADER: LogHeader = {
+  name: 'WAL',
+  bytes: FILE_HEADER_BYTES,
+  encode: encodeFileHeader,
+  check: checkFileHeader,
+};
+
 /**
  * The decision part of readWal, on bytes already in memory. `file` only
  * names the file in errors.
  */
 export function parseWal(file: string, buf: Buffer): { entries: Entry[]; validBytes: number } {
+  return parseRecordLog(file, buf, WAL_HEADER);
+}
+
+/**
+ * Reads a log of records framed as format.ts draws them, after `header`:
+ * the intact records, and where they end (a torn tail is cut there). Throws
+ * CorruptionError, naming the file and offset, for damage that is not a torn
+ * tail (the rule is in this module's comment).
+ */
+export function parseRecordLog(
+  file: string,
+  buf: Buffer,
+  header: LogHeader,
+): { entries: Entry[]; validBytes: number } {
   const entries: Entry[] = [];
-  if (_isTornHeader(file, buf)) return { entries, validBytes: 0 };
-  let offset = FILE_HEADER_BYTES;
+  if (_isTornHeader(file, buf, header)) return { entries, validBytes: 0 };
+  let offset = header.bytes;
   while (offset < buf.length) {
     const read = readRecord(buf, offset, buf.length);
     if ('entry' in read) {
@@ -136,12 +167,12 @@ export function parseWal(file: string, buf: Buffer): { entries: Entry[]; validBy
 }
 
 /** True when the header is torn (the file reads as empty); throws when it is corrupt. */
-function _isTornHeader(file: string, buf: Buffer): boolean {
-  if (buf.length < FILE_HEADER_BYTES) {
-    if (_isZero(buf) || encodeFileHeader().subarray(0, buf.length).equals(buf)) return true;
-    throw new CorruptionError(file, 0, `${buf.length}-byte file is not the start of a WAL header`);
+function _isTornHeader(file: string, buf: Buffer, header: LogHeader): boolean {
+  if (buf.length < header.bytes) {
+    if (_isZero(buf) || header.encode().subarray(0, buf.length).equals(buf)) return true;
+    throw new CorruptionError(file, 0, `${buf.length}-byte file is not the start of a ${header.name} header`);
   }
-  const problem = checkFileHeader(buf);
+  const problem = header.check(buf);
   if (problem === undefined) return false;
   if (_isZero(buf)) return true;
   throw new CorruptionError(file, 0, problem);
