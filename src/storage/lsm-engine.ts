@@ -28,7 +28,6 @@ import { BackgroundWorker } from './compaction/background.js';
 import type { JobResult } from './compaction/jobs.js';
 import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from './compaction/picker.js';
 import type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
-import { encodedEntryBytes, encodeEntry } from './entry/codec.js';
 import { type Entry, newer } from './entry/entry.js';
 import { filePath, parseFileName } from './files.js';
 import { mergeCursors } from './iterator/merging.js';
@@ -206,6 +205,7 @@ export class LsmEngine implements Engine {
       let nextFileNumber = highest;
       if (recovered.count > 0) {
         const fileNumber = nextFileNumber++;
+        recovered.freeze();
         const payload = await encodeMemtable(recovered);
         const result = await flushWorker.run(
           { kind: 'flush', dir, fileNumber, entries: payload, writer: writerOptions(options) },
@@ -677,24 +677,24 @@ function writerOptions(options: LsmOptions) {
   return { blockBytes: options.blockBytes, bloomBitsPerKey: options.bloomBitsPerKey };
 }
 
-/** Entries encoded per event-loop turn when a memtable is handed to the flush worker. */
-const ENCODE_ENTRIES_PER_TURN = 2048;
+/** Entries copied per event-loop turn when a memtable is handed to the flush worker. */
+const ENCODE_ENTRIES_PER_TURN = 4096;
 
 /**
  * A frozen memtable's entries, encoded back to back in key order, for
- * transfer to the flush worker. It yields to the event loop every few
- * thousand entries so that requests are not held up by a 4 MiB copy.
+ * transfer to the flush worker. They are already encoded in the memtable's
+ * arena, so this is a copy; it yields to the event loop every few thousand
+ * entries so that requests are not held up by a 4 MiB copy.
  */
 async function encodeMemtable(memtable: Memtable): Promise<Uint8Array> {
-  assert(memtable.frozen || memtable.walNumber === 0, 'Only a frozen memtable is encoded for flush');
-  let total = 0;
-  for (const entry of memtable.entries()) total += encodedEntryBytes(entry);
+  const total = memtable.encodedBytes();
   const buf = Buffer.allocUnsafeSlow(total);
+  const cursor = { node: 0 };
   let offset = 0;
-  let count = 0;
-  for (const entry of memtable.entries()) {
-    offset = encodeEntry(entry, buf, offset);
-    if (++count % ENCODE_ENTRIES_PER_TURN === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+  for (;;) {
+    offset = memtable.encodeInto(buf, offset, cursor, ENCODE_ENTRIES_PER_TURN);
+    if (cursor.node === 0) break;
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
   assert(offset === total, 'Memtable changed while encoding');
   return buf;
