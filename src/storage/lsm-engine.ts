@@ -222,7 +222,7 @@ export class LsmEngine implements Engine {
       }
 
       const walNumber = nextFileNumber++;
-      const wal = await WalWriter.create(filePath(dir, walNumber, 'log'), { sync: options.sync });
+      const wal = await WalWriter.create(filePath(dir, walNumber, 'log'), walOptions(options));
       await writeManifest(dir, { version, nextFileNumber, logNumber: walNumber });
       for (const number of logs) await unlink(filePath(dir, number, 'log'));
       if (logs.length > 0) await syncDir(dir);
@@ -508,9 +508,10 @@ export class LsmEngine implements Engine {
   #prepareSpare(): void {
     if (this.#spare !== undefined || this.#sparePending !== undefined || this.#closed) return;
     const fileNumber = this.#nextFileNumber++;
-    this.#sparePending = WalWriter.create(filePath(this.#options.dir, fileNumber, 'log'), {
-      sync: this.#options.sync,
-    })
+    this.#sparePending = WalWriter.create(
+      filePath(this.#options.dir, fileNumber, 'log'),
+      walOptions(this.#options),
+    )
       .then(
         (wal) => {
           if (this.#closed) return wal.close();
@@ -671,6 +672,11 @@ export class LsmEngine implements Engine {
     this.#editChain = next.catch(() => {});
     return next;
   }
+}
+
+/** A WAL is preallocated to hold a full memtable, so that its fdatasyncs never change its size. */
+function walOptions(options: LsmOptions) {
+  return { sync: options.sync, preallocateBytes: options.sync ? options.memtableBytesMax + 1024 * 1024 : 0 };
 }
 
 function writerOptions(options: LsmOptions) {
