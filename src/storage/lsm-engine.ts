@@ -674,9 +674,8 @@ export class LsmEngine implements Engine {
   }
 }
 
-/** A WAL is preallocated to hold a full memtable, so that its fdatasyncs never change its size. */
 function walOptions(options: LsmOptions) {
-  return { sync: options.sync, preallocateBytes: options.sync ? options.memtableBytesMax + 1024 * 1024 : 0 };
+  return { sync: options.sync };
 }
 
 function writerOptions(options: LsmOptions) {

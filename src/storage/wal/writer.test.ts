@@ -119,28 +119,6 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise
 }
 
 describe('WalWriter', () => {
-  test('a preallocated file keeps its size, and its records read back before the zero tail', async () => {
-    const path = freshPath();
-    const entries = sampleEntries(50).filter((e) => e.value.length < 10_000);
-    const preallocateBytes = 256 * 1024;
-    const wal = await WalWriter.create(path, { sync: true, preallocateBytes });
-    assert.equal((await stat(path)).size, FILE_HEADER_BYTES + preallocateBytes);
-    await Promise.all(entries.map((e) => wal.append(e)));
-    await wal.close();
-    assert.equal(
-      (await stat(path)).size,
-      FILE_HEADER_BYTES + preallocateBytes,
-      'appends overwrite the zeros',
-    );
-    const contents = await readWal(path, { repair: false });
-    assert.deepEqual(contents.entries, entries);
-    assert.equal(
-      contents.validBytes,
-      FILE_HEADER_BYTES + entries.reduce((sum, e) => sum + recordBytes(e), 0),
-    );
-    assert.equal(contents.validBytes + contents.tornBytes, FILE_HEADER_BYTES + preallocateBytes);
-  });
-
   test('round trip: values, tombstones, empty values, large values, expiry', async () => {
     const path = freshPath();
     const entries = sampleEntries(300);

@@ -62,14 +62,6 @@ export interface WalWriterOptions {
   readonly batchBytesMax?: number | undefined;
   /** Creates the file, failing if it exists (default: fs open with 'wx'). Tests wrap it. */
   readonly openFile?: ((path: string) => Promise<WalFile>) | undefined;
-  /**
-   * Zero bytes written after the header when the file is created (default 0).
-   * Appends then overwrite blocks the file already has, so an fdatasync
-   * flushes data only: no size change to journal, and no wait behind another
-   * file's journal commit. The reader treats the zeros past the last record
-   * as an empty tail.
-   */
-  readonly preallocateBytes?: number | undefined;
 }
 
 export interface WalWriterStats {
@@ -132,10 +124,6 @@ export class WalWriter {
     const header = encodeFileHeader();
     try {
       await _writeFully(file, header, header.length, 0);
-      const zeros = Buffer.alloc(Math.min(options.preallocateBytes ?? 0, PREALLOCATE_CHUNK_BYTES));
-      for (let at = 0; at < (options.preallocateBytes ?? 0); at += zeros.length) {
-        await _writeFully(file, zeros, zeros.length, header.length + at);
-      }
       await file.sync();
       await _syncDirectory(dirname(path));
     } catch (err) {
@@ -319,9 +307,6 @@ export class WalWriter {
     assert('entry' in read && read.end === end, 'WAL record does not read back');
   }
 }
-
-/** Preallocation writes zeros in pieces of this size. */
-const PREALLOCATE_CHUNK_BYTES = 1024 * 1024;
 
 async function _openNewFile(path: string): Promise<FileHandle> {
   return open(path, 'wx');
