@@ -25,7 +25,7 @@
  * are never removed, so cursors stay valid while inserts continue.
  */
 import { assert } from '../../util/assert.js';
-import { compareBytes, varintBytes } from '../../util/bytes.js';
+import { compareRange, varintBytes } from '../../util/bytes.js';
 import { decodeEntry, encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import { compareVersions, type Entry } from '../entry/entry.js';
 
@@ -190,7 +190,16 @@ export class ArenaSkipList {
     if (n0 !== w0) return n0 < w0 ? -1 : 1;
     const n1 = this.#word1[node]!;
     if (n1 !== w1) return n1 < w1 ? -1 : 1;
-    return compareBytes(this.keyAt(node), key);
+    // Compared in place: a view per step would allocate on every search.
+    const start = this.#keyStart[node]!;
+    return compareRange(
+      this.#chunks[this.#chunkOf[node]!]!,
+      start,
+      start + this.#keyLength[node]!,
+      key,
+      0,
+      key.length,
+    );
   }
 
   /** Appends the encoded entry to the arena and points `node` at it. */
