@@ -99,7 +99,8 @@ async function runWorld(ops: Op[], outOfOrder: boolean): Promise<void> {
   };
   const model = new MemoryEngine();
   let engine = await LsmEngine.open(options);
-  let clock = 1000n;
+  // Versions carry wall time in their high bits (version.ts): start at NOW so that grace periods mean what they say.
+  let clock = BigInt(NOW) << 16n;
   const nextVersion = (lag: number) => {
     clock += 1n;
     return outOfOrder ? clock - BigInt(lag) : clock;
