@@ -10,6 +10,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_TUNING_FLAG_NAMES } from '../config/options.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseFlags } from './args.js';
 
@@ -24,17 +25,7 @@ These serve flags are passed to every node: --sync, --anti-entropy-interval,
 --request-timeout, --cluster-secret, --max-clock-skew.
 `;
 
-const PASSED_FLAGS = [
-  'sync',
-  'anti-entropy-interval',
-  'max-key-bytes',
-  'max-value-bytes',
-  'memtable-bytes',
-  'block-cache-bytes',
-  'request-timeout',
-  'cluster-secret',
-  'max-clock-skew',
-] as const;
+const PASSED_FLAGS = NODE_TUNING_FLAG_NAMES;
 
 const NODES_MAX = 64;
 /** Recovery of a large data directory can take a while before a node is ready. */

@@ -28,11 +28,8 @@ export interface ServeFlags {
   readonly 'max-clock-skew'?: string | undefined;
 }
 
-/** The flag names serveOptions() understands; the CLI builds its parser from them. */
-export const SERVE_FLAG_NAMES = [
-  'url',
-  'data',
-  'cluster',
+/** The serve flags that tune a node rather than name it: `ringkv cluster` passes them to every node. */
+export const NODE_TUNING_FLAG_NAMES = [
   'sync',
   'anti-entropy-interval',
   'max-key-bytes',
@@ -42,6 +39,14 @@ export const SERVE_FLAG_NAMES = [
   'request-timeout',
   'cluster-secret',
   'max-clock-skew',
+] as const satisfies readonly (keyof ServeFlags)[];
+
+/** The flag names serveOptions() understands; the CLI builds its parser from them. */
+export const SERVE_FLAG_NAMES = [
+  'url',
+  'data',
+  'cluster',
+  ...NODE_TUNING_FLAG_NAMES,
 ] as const satisfies readonly (keyof ServeFlags)[];
 
 export interface ServeOptions {
