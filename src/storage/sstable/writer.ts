@@ -19,7 +19,7 @@
  *   const w = new TableWriter(path, 7, { blockBytes: 4096, bloomBitsPerKey: 10 });
  *   try { for (const e of sorted) w.add(e); meta = w.finish(); } catch (err) { w.abort(); throw err; }
  */
-import { closeSync, fdatasyncSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { limits } from '../../config/limits.js';
 import { assert } from '../../util/assert.js';
@@ -32,8 +32,6 @@ import { encodeFooter, encodeIndex, FOOTER_BYTES, INDEX_KEY_BYTES_MAX, sealSecti
 
 /** Bytes gathered before one write call: 256 KiB makes a 4 MiB table 16 syscalls, not 1,000. */
 export const WRITE_CHUNK_BYTES = 256 * 1024;
-/** Written bytes between fdatasyncs while a table is written (RocksDB calls this bytes_per_sync). */
-export const SYNC_EVERY_BYTES = 1024 * 1024;
 
 export interface TableMeta {
   fileNumber: number;
@@ -63,7 +61,6 @@ export class TableWriter {
 
   readonly #block: BlockBuilder;
   readonly #out = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
-  #syncedBytes = 0;
   #outBytes = 0;
   #writtenBytes = 0;
 
@@ -244,12 +241,6 @@ export class TableWriter {
       done += writeSync(fd, bytes, done, bytes.length - done, this.#writtenBytes + done);
     }
     this.#writtenBytes += bytes.length;
-    // Push written data to disk as it goes rather than in one burst at finish():
-    // a burst of many MiB stalls the journal, and with it every WAL fdatasync.
-    if (this.#writtenBytes - this.#syncedBytes >= SYNC_EVERY_BYTES) {
-      fdatasyncSync(fd);
-      this.#syncedBytes = this.#writtenBytes;
-    }
   }
 }
 
