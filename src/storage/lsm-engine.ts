@@ -22,7 +22,7 @@ import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { limits } from '../config/limits.js';
 import { assert } from '../util/assert.js';
-import { compareBytes, copyBytes } from '../util/bytes.js';
+import { compareBytes } from '../util/bytes.js';
 import { CorruptionError, errorMessage, RingkvError } from '../util/errors.js';
 import { BackgroundWorker } from './compaction/background.js';
 import type { JobResult } from './compaction/jobs.js';
@@ -84,11 +84,6 @@ interface Frozen {
 interface Spare {
   readonly fileNumber: number;
   readonly wal: WalWriter;
-}
-
-/** Keeps a buffer that views a much larger one from pinning it (e.g. a socket chunk or a frame). */
-function compact(buf: Buffer): Buffer {
-  return buf.buffer.byteLength > 2 * buf.length + 8192 ? copyBytes(buf) : buf;
 }
 
 export class LsmEngine implements Engine {
@@ -258,14 +253,11 @@ export class LsmEngine implements Engine {
       await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
       this.#checkWritable();
     }
-    const stored: Entry =
-      entry.key.buffer.byteLength > 2 * entry.key.length + 8192 ||
-      entry.value.buffer.byteLength > 2 * entry.value.length + 8192
-        ? { ...entry, key: compact(entry.key), value: compact(entry.value) }
-        : entry;
+    // No copy here: the memtable encodes the entry into its arena and the WAL
+    // into its batch, so views into larger buffers are not kept.
     const memtable = this.#memtable;
-    memtable.put(stored);
-    const durable = this.#wal.append(stored);
+    memtable.put(entry);
+    const durable = this.#wal.append(entry);
     this.#writes++;
     if (memtable.bytes >= this.#options.memtableBytesMax) this.#rotate();
     return durable;

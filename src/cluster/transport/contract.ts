@@ -87,3 +87,17 @@ export interface TransportStats {
   /** Requests refused at once because their peer was marked down. */
   readonly refusedDown: number;
 }
+
+/** TransportStats as a transport keeps them: one mutable record, copied out by stats(). */
+export type TransportCounters = { -readonly [K in keyof TransportStats]: TransportStats[K] };
+
+export function newTransportCounters(): TransportCounters {
+  return {
+    requests: 0,
+    socketWrites: 0,
+    connectAttempts: 0,
+    connectFailures: 0,
+    timeouts: 0,
+    refusedDown: 0,
+  };
+}

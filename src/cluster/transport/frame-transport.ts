@@ -32,7 +32,13 @@ import { encodedEntryBytes } from '../../storage/entry/codec.js';
 import type { Entry } from '../../storage/entry/entry.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
-import type { ScanPage, Transport, TransportStats } from './contract.js';
+import {
+  newTransportCounters,
+  type ScanPage,
+  type Transport,
+  type TransportCounters,
+  type TransportStats,
+} from './contract.js';
 import { DeadlineTimer, type Expirable } from './deadlines.js';
 import {
   answerType,
@@ -69,14 +75,7 @@ interface _Settings {
   readonly queuedBytesMax: number;
 }
 
-interface _Counters {
-  requests: number;
-  socketWrites: number;
-  connectAttempts: number;
-  connectFailures: number;
-  timeouts: number;
-  refusedDown: number;
-}
+type _Counters = TransportCounters;
 
 /**
  * Example:
@@ -87,14 +86,7 @@ export class FrameTransport implements Transport {
   readonly #settings: _Settings;
   readonly #links = new Map<string, _PeerLink>();
   readonly #deadlines: DeadlineTimer;
-  readonly #counters: _Counters = {
-    requests: 0,
-    socketWrites: 0,
-    connectAttempts: 0,
-    connectFailures: 0,
-    timeouts: 0,
-    refusedDown: 0,
-  };
+  readonly #counters: _Counters = newTransportCounters();
   #closed = false;
 
   constructor(options: FrameTransportOptions = {}) {

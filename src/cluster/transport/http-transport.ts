@@ -12,7 +12,7 @@ import { encodedEntryBytes } from '../../storage/entry/codec.js';
 import type { Entry } from '../../storage/entry/entry.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
-import type { ScanPage, Transport, TransportStats } from './contract.js';
+import { newTransportCounters, type ScanPage, type Transport, type TransportStats } from './contract.js';
 import { DeadlineTimer, type Expirable } from './deadlines.js';
 import {
   decodeBatchBody,
@@ -89,14 +89,7 @@ export class HttpTransport implements Transport {
   readonly #agent: http.Agent;
   readonly #peers = new Map<string, _HttpPeer>();
   readonly #deadlines: DeadlineTimer;
-  readonly #counters = {
-    requests: 0,
-    socketWrites: 0,
-    connectAttempts: 0,
-    connectFailures: 0,
-    timeouts: 0,
-    refusedDown: 0,
-  };
+  readonly #counters = newTransportCounters();
   #closed = false;
 
   constructor(options: HttpTransportOptions = {}) {

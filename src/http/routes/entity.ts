@@ -37,14 +37,23 @@ export function handleEntity(ctx: RouteContext, req: IncomingMessage, res: Serve
   }
 }
 
-function getEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
-  let params: EntityParams;
+/** The request's parameters, or undefined once a 4xx naming the problem has been sent. */
+function entityParamsOrAnswer(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): EntityParams | undefined {
   try {
-    params = parseEntityParams(req.url!, ctx.paramLimits);
+    return parseEntityParams(req.url!, ctx.paramLimits);
   } catch (err) {
     sendError(ctx, res, err);
-    return;
+    return undefined;
   }
+}
+
+function getEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
+  const params = entityParamsOrAnswer(ctx, req, res);
+  if (params === undefined) return;
   ctx.store.get(params.key, params).then(
     (entry) => {
       if (entry !== undefined && isLive(entry, Date.now())) sendBytes(ctx, res, 200, entry.value);
@@ -55,13 +64,8 @@ function getEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse)
 }
 
 function deleteEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
-  let params: EntityParams;
-  try {
-    params = parseEntityParams(req.url!, ctx.paramLimits);
-  } catch (err) {
-    sendError(ctx, res, err);
-    return;
-  }
+  const params = entityParamsOrAnswer(ctx, req, res);
+  if (params === undefined) return;
   ctx.store.delete(params.key, params).then(
     () => sendEmpty(ctx, res, 202),
     (err: unknown) => sendError(ctx, res, err),
