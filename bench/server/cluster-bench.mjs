@@ -9,7 +9,8 @@
  * in its environment, which makes the nodes talk plain HTTP to each other, so
  * the binary protocol's gain is measured rather than assumed.
  *
- * Per transport: start the cluster, fill K keys, search GET, search PUT
+ * Per transport: start the cluster, fill K keys, wait until every
+ * engine is quiet (common.mjs settle), search GET, search PUT
  * (overwriting the same keyspace), stop the cluster.
  */
 import path from 'node:path';
@@ -23,6 +24,7 @@ import {
   loadSettings,
   requestConfig,
   searchCell,
+  settle,
   WRITE_STATUS_FIELDS,
 } from './common.mjs';
 import { startCluster } from './targets.mjs';
@@ -56,6 +58,7 @@ export async function runClusterBench() {
         const label = `cluster(${transport})`;
         await fill(settings, { ports, keyCount, querySuffix, label, runLoad });
         for (const port of ports) await expectFilled(port, `${label} node :${port}`, querySuffix);
+        await settle(ports, label);
         const get = await rateSearch(
           `${label} GET`,
           requestConfig(settings, { op: 'get', ports, keyCount, querySuffix }),

@@ -72,6 +72,55 @@ export async function fill(settings, { ports, keyCount, querySuffix = '', label,
   return result;
 }
 
+/** GET /v0/status of a node as JSON, or null. */
+function statusOf(port) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/v0/status', agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(Buffer.concat(chunks).toString()));
+        } catch {
+          resolve(null);
+        }
+      });
+    });
+    req.setTimeout(5000, () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
+const SETTLE_POLL_MS = 500;
+const SETTLE_QUIET_POLLS = 6;
+const SETTLE_MAX_MS = 60_000;
+
+/**
+ * Waits until the nodes' engines are quiet after a fill: no frozen memtable,
+ * and no flush or compaction finished for SETTLE_QUIET_POLLS polls in a row
+ * (3 s), at most SETTLE_MAX_MS. A search step that starts while the fill's
+ * compactions still run measures them, not the requests.
+ */
+export async function settle(ports, label) {
+  const start = Date.now();
+  let last = '';
+  let quiet = 0;
+  while (Date.now() - start < SETTLE_MAX_MS) {
+    const states = await Promise.all(ports.map(statusOf));
+    const engines = states.map((st) => st?.store?.engine ?? st?.engine ?? null);
+    const now = JSON.stringify(engines.map((e) => [e?.flushes, e?.compactions, e?.immutableMemtables]));
+    const idle = engines.every((e) => e !== null && e.immutableMemtables === 0);
+    quiet = idle && now === last ? quiet + 1 : 0;
+    last = now;
+    if (quiet >= SETTLE_QUIET_POLLS) {
+      log(`${label}: engines quiet after ${fmtInt(Date.now() - start)} ms`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+  }
+  log(`${label}: engines still busy after ${fmtInt(SETTLE_MAX_MS)} ms; measuring anyway`);
+}
+
 /** One markdown cell for a search: "12,345/s (p99 4.1 ms)". */
 export function searchCell(search) {
   if (!search) return 'n/a';

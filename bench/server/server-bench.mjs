@@ -27,6 +27,7 @@ import {
   loadSettings,
   requestConfig,
   searchCell,
+  settle,
   WRITE_STATUS_FIELDS,
 } from './common.mjs';
 import { ringkvBin, startCeiling, startRingkv } from './targets.mjs';
@@ -103,6 +104,7 @@ export async function runServerBench() {
         () => startRingkv({ dir, sync: true, logFile: logFile('ringkv-get') }),
         async (t) => {
           await expectFilled(t.ports[0], 'ringkv GET (restarted)');
+          await settle(t.ports, 'ringkv GET (restarted)');
           return rateSearch(
             'ringkv GET',
             requestConfig(settings, { op: 'get', ports: t.ports, keyCount }),

@@ -215,6 +215,12 @@ export const limits = {
   recentWriteKeyBytesMax: 16 * MiB,
   /** Replication: a write that meets conflicts is re-stamped and sent again at most this many times, then 504. */
   writeConflictRetriesMax: 3,
+  /**
+   * Replication: a read asks only `ack` replicas (the local one first); if
+   * they have not all answered after this long, it asks the rest of the
+   * `from` replicas too, so one slow replica does not hold the reply.
+   */
+  readHedgeMs: 20,
   /** Replication: read repairs (background writes to stale replicas) in flight; more are skipped and counted. */
   readRepairsInFlightMax: 256,
   /**

@@ -106,24 +106,73 @@ describe('ClusterStore', () => {
     }
   });
 
-  test('a read answers the newest of the first ack answers, and repairs stale replicas, late ones too', async () => {
-    const [a, b, c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
+  /** The nodes `reader` asks for K, in order, when every peer is up: itself, then the others in ring order. */
+  function readOrder(all: TestNode[], reader: TestNode): [TestNode, TestNode] {
+    const peers = testRing(all.length)
+      .replicas(K, 3)
+      .filter((url) => url !== reader.url)
+      .map((url) => all.find((n) => n.url === url)!);
+    return [peers[0]!, peers[1]!];
+  }
+
+  test('a read asks only ack replicas, itself first, and repairs the stale ones it asked', async () => {
+    const all = cluster({ nodes: 3, readHedgeMs: 60_000 });
+    const a = all[0]!;
+    const [first, second] = readOrder(all, a);
     await a.engine.write(valueEntry(K, 10n, Buffer.from('old')));
-    await b.engine.write(valueEntry(K, 20n, Buffer.from('new')));
-    await c.engine.write(valueEntry(K, 5n, Buffer.from('older')));
-    a.transport.held.add(c.url);
-    const read = await a.store.get(K, Q);
-    assert.equal(read?.value.toString(), 'new');
-    // The local replica is repaired once every replica answered; c's answer is still out.
-    assert.equal((await a.engine.get(K))?.version, 10n);
-    a.transport.release(c.url);
-    for (const node of [a, c]) {
-      assert.ok(await eventually(async () => (await node.engine.get(K))?.version === 20n), node.url);
-    }
-    const coordinator = a.store.status().coordinator as { readRepairs: number };
-    assert.equal(coordinator.readRepairs, 2);
+    await first.engine.write(valueEntry(K, 20n, Buffer.from('new')));
+    await second.engine.write(valueEntry(K, 5n, Buffer.from('older')));
+    const sentBefore = a.transport.requests;
+    assert.equal((await a.store.get(K, Q))?.value.toString(), 'new');
+    assert.equal(a.transport.requests - sentBefore, 1, 'one message: the local replica is a direct call');
+    assert.ok(
+      await eventually(async () => (await a.engine.get(K))?.version === 20n),
+      'local replica repaired',
+    );
+    assert.equal((await second.engine.get(K))?.version, 5n, 'a replica not asked is left to anti-entropy');
+    assert.equal((a.store.status().coordinator as { readRepairs: number }).readRepairs, 1);
     // Reads advance the clock past what they saw.
     assert.ok(a.clock.now() > 20n);
+  });
+
+  test('a replica that fails is replaced at once by the next one', async () => {
+    const all = cluster({ nodes: 3, readHedgeMs: 60_000 });
+    const a = all[0]!;
+    const [first, second] = readOrder(all, a);
+    await second.engine.write(valueEntry(K, 20n, Buffer.from('v')));
+    a.transport.held.add(first.url);
+    const read = a.store.get(K, Q);
+    assert.ok(await eventually(() => a.transport.heldCount(first.url) === 1));
+    a.transport.failHeld(first.url, new Error('connection reset'));
+    assert.equal((await read)?.value.toString(), 'v', 'answered by the replacement');
+    assert.ok(
+      await eventually(async () => (await a.engine.get(K))?.version === 20n),
+      'local replica repaired',
+    );
+  });
+
+  test('a slow replica: after readHedgeMs the rest are asked; its late answer still repairs', async () => {
+    const all = cluster({ nodes: 3, readHedgeMs: 5 });
+    const a = all[0]!;
+    const [first, second] = readOrder(all, a);
+    await a.engine.write(valueEntry(K, 10n, Buffer.from('old')));
+    await first.engine.write(valueEntry(K, 20n, Buffer.from('new')));
+    await second.engine.write(valueEntry(K, 5n, Buffer.from('older')));
+    a.transport.held.add(first.url);
+    // The deadline timer is unref'd (a server's sockets keep the process alive): keep this test's alive.
+    const keepAlive = setTimeout(() => undefined, 10_000);
+    try {
+      const read = await a.store.get(K, Q);
+      assert.equal(read?.value.toString(), 'old', 'the newest of the two answers that came');
+    } finally {
+      clearTimeout(keepAlive);
+    }
+    assert.equal(a.transport.heldCount(first.url), 1, 'the slow replica has not answered yet');
+    a.transport.release(first.url);
+    for (const node of [a, second]) {
+      assert.ok(await eventually(async () => (await node.engine.get(K))?.version === 20n), node.url);
+    }
+    assert.equal((a.store.status().coordinator as { readRepairs: number }).readRepairs, 2);
   });
 
   test('a read repairs a replica that has no version, and reports a tombstone as the newest', async () => {

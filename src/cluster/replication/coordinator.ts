@@ -5,10 +5,16 @@
  *   PUT/DELETE: stamp a version (hybrid logical clock), take the key's first
  *     `from` replicas on the ring, send the entry to all of them at once (the
  *     local replica is a direct call), answer once `ack` stored it.
- *   GET: read from all `from` replicas at once, answer once `ack` answered,
- *     with the newest version among those answers; when every replica has
- *     answered (late ones too), write the newest entry back to those that
- *     answered an older one or none (read repair, in the background).
+ *   GET: ask `ack` of the key's first `from` replicas (the local one first,
+ *     then peers that are up, in ring order), answer once `ack` answered,
+ *     with the newest version among those answers. Any `ack` of the `from`
+ *     replicas meet every `W` that stored a write when ack + W > from, so
+ *     asking more would only add messages. A replica that fails is replaced
+ *     by the next one at once; if the reply is still missing after
+ *     `readHedgeMs`, the remaining replicas are asked too. When every replica
+ *     asked has answered (late ones too), the newest entry is written back
+ *     to those that answered an older one or none (read repair, in the
+ *     background); anti-entropy covers the replicas not asked.
  *
  * - Nothing is cancelled: replicas that answer after the reply still apply
  *   the write; their failures are logged (rate-limited per peer) and handed
@@ -58,6 +64,8 @@ export interface ClusterStoreOptions {
   readonly clockSkewMaxMs?: number;
   readonly conflictRetriesMax?: number;
   readonly readRepairsInFlightMax?: number;
+  /** After this long without `ack` answers, a read asks every `from` replica (limits.readHedgeMs). */
+  readonly readHedgeMs?: number;
   readonly scanPageEntries?: number;
   /** One line per event worth an operator's attention. */
   readonly log?: (line: string) => void;
@@ -102,6 +110,7 @@ export class ClusterStore implements Store {
   readonly #requestTimeoutMs: number;
   readonly #conflictRetriesMax: number;
   readonly #readRepairsInFlightMax: number;
+  readonly #readHedgeMs: number;
   readonly #scanPageEntries: number;
   readonly #log: (line: string) => void;
   readonly #onReplicaWriteFailed: ((peer: string, entry: Entry, err: unknown) => void) | undefined;
@@ -140,6 +149,7 @@ export class ClusterStore implements Store {
     this.#requestTimeoutMs = options.requestTimeoutMs;
     this.#conflictRetriesMax = options.conflictRetriesMax ?? limits.writeConflictRetriesMax;
     this.#readRepairsInFlightMax = options.readRepairsInFlightMax ?? limits.readRepairsInFlightMax;
+    this.#readHedgeMs = options.readHedgeMs ?? limits.readHedgeMs;
     this.#scanPageEntries = options.scanPageEntries ?? limits.clusterScanPageEntries;
     this.#log = options.log ?? (() => undefined);
     this.#onReplicaWriteFailed = options.onReplicaWriteFailed;
@@ -314,22 +324,30 @@ export class ClusterStore implements Store {
     ack: number,
     deadlineMs: number,
   ): Promise<Entry | undefined> {
+    const candidates = this.#readOrder(replicas);
     return new Promise((resolve, reject) => {
       const answers: _ReadAnswer[] = [];
       let newest: Entry | undefined;
+      let asked = 0;
       let settled = 0;
       const tally = new _Tally({
         needed: ack,
-        total: replicas.length,
+        total: candidates.length,
         deadlineMs,
         deadlines: this.#deadlines,
         timeoutMs: this.#requestTimeoutMs,
-        onDone: (err) => (err === undefined ? resolve(newest) : reject(err)),
+        onDone: (err) => {
+          this.#deadlines.remove(hedge);
+          if (err === undefined) resolve(newest);
+          else reject(err);
+        },
       });
       const settle = (): void => {
-        if (++settled === replicas.length) this.#repair(key, answers);
+        // Nobody more is asked once the tally is done, so this is the last answer.
+        if (++settled === asked && tally.done) this.#repair(key, answers);
       };
-      for (const peer of replicas) {
+      const ask = (peer: string): void => {
+        asked++;
         const read =
           peer === this.#selfUrl ? this.#replica.read(key) : this.#transport.read(peer, key, deadlineMs);
         void read.then(
@@ -344,11 +362,31 @@ export class ClusterStore implements Store {
           (err: unknown) => {
             this.#replicaFailed(peer, err);
             tally.fail(peer, err);
+            // A replacement for the failed replica, while the reply still needs one.
+            if (!tally.done && asked < candidates.length) ask(candidates[asked]!);
             settle();
           },
         );
-      }
+      };
+      const hedge: Expirable = {
+        bucket: -1,
+        deadlineMs: Date.now() + this.#readHedgeMs,
+        expire: () => {
+          while (!tally.done && asked < candidates.length) ask(candidates[asked]!);
+        },
+      };
+      while (asked < ack) ask(candidates[asked]!);
+      if (!tally.done && asked < candidates.length) this.#deadlines.add(hedge);
     });
+  }
+
+  /** The order a read asks replicas in: itself (no message), then peers that are up, then the rest. */
+  #readOrder(replicas: readonly string[]): string[] {
+    const order: string[] = [];
+    if (replicas.includes(this.#selfUrl)) order.push(this.#selfUrl);
+    for (const peer of replicas) if (peer !== this.#selfUrl && this.#transport.isUp(peer)) order.push(peer);
+    for (const peer of replicas) if (peer !== this.#selfUrl && !this.#transport.isUp(peer)) order.push(peer);
+    return order;
   }
 
   /** Writes the newest answer back to the replicas that answered an older version or none. */

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { RecentWrites } from './recent-writes.js';
 
 const k = (text: string) => Buffer.from(text);
@@ -67,5 +68,79 @@ describe('RecentWrites', () => {
     const { writes } = recent({ initialFloor: 1000n });
     assert.equal(writes.record(k('a'), 999n), 1000n);
     assert.equal(writes.record(k('b'), 1001n), undefined);
+  });
+
+  test('agrees with a plain model (one map in write order) on every answer, size and floor', () => {
+    // The model: a Map whose insertion order is write order, walked from the front to forget.
+    class Model {
+      readonly entries = new Map<string, { version: bigint; atMs: number }>();
+      keyBytes = 0;
+      floor = 0n;
+      constructor(
+        readonly windowMs: number,
+        readonly entriesMax: number,
+        readonly keyBytesMax: number,
+      ) {}
+      record(id: string, version: bigint, nowMs: number): bigint | undefined {
+        for (const [oldId, e] of this.entries) {
+          if (e.atMs > nowMs - this.windowMs) break;
+          this.forget(oldId, e.version);
+        }
+        const known = this.entries.get(id);
+        const newest = known !== undefined && known.version > this.floor ? known.version : this.floor;
+        if (known === undefined) this.keyBytes += id.length;
+        this.entries.delete(id);
+        this.entries.set(id, {
+          version: known !== undefined && known.version > version ? known.version : version,
+          atMs: nowMs,
+        });
+        for (const [oldId, e] of this.entries) {
+          if (this.entries.size <= this.entriesMax && this.keyBytes <= this.keyBytesMax) break;
+          this.forget(oldId, e.version);
+        }
+        return version <= newest ? newest : undefined;
+      }
+      forget(id: string, version: bigint): void {
+        this.entries.delete(id);
+        this.keyBytes -= id.length;
+        if (version > this.floor) this.floor = version;
+      }
+    }
+    const op = fc.record({
+      key: fc.integer({ min: 0, max: 40 }),
+      version: fc.bigInt({ min: 1n, max: 500n }),
+      // Mostly no time passing, so that rewrites within the window pile up stale records.
+      advanceMs: fc.oneof(
+        { arbitrary: fc.constant(0), weight: 8 },
+        { arbitrary: fc.integer({ min: 0, max: 400 }), weight: 1 },
+      ),
+    });
+    fc.assert(
+      fc.property(
+        fc.array(op, { minLength: 200, maxLength: 1000 }),
+        // Up to more entries than keys, so that rewrites pile up stale records between forgets.
+        fc.integer({ min: 1, max: 60 }),
+        fc.integer({ min: 4, max: 400 }),
+        (ops, entriesMax, keyBytesMax) => {
+          const clock = { ms: 0 };
+          const writes = new RecentWrites({
+            windowMs: 1000,
+            entriesMax,
+            keyBytesMax,
+            initialFloor: 0n,
+            nowMs: () => clock.ms,
+          });
+          const model = new Model(1000, entriesMax, keyBytesMax);
+          for (const { key, version, advanceMs } of ops) {
+            clock.ms += advanceMs;
+            const id = `k${key}`;
+            assert.equal(writes.record(k(id), version), model.record(id, version, clock.ms));
+            assert.equal(writes.size, model.entries.size);
+            assert.equal(writes.floor, model.floor);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

@@ -39,17 +39,29 @@ export interface RecentWritesOptions {
 }
 
 interface _Recent {
-  version: bigint;
-  atMs: number;
+  readonly id: string;
+  readonly version: bigint;
+  readonly atMs: number;
 }
+
+/** Spent slots at the front of the write-order queue before it is cut down. */
+const QUEUE_HEAD_SLACK = 64;
 
 export class RecentWrites {
   readonly #windowMs: number;
   readonly #entriesMax: number;
   readonly #keyBytesMax: number;
   readonly #nowMs: () => number;
-  /** In order of last write (a rewritten key moves to the end), so the oldest is first. */
+  /** The newest record of each key remembered. */
   readonly #entries = new Map<string, _Recent>();
+  /**
+   * Every record in write order, oldest first from #head on. A record that a
+   * later write of its key replaced is stale: it is skipped when reached.
+   * (Walking the Map itself from its start, as deletions pile up at its
+   * front, costs a scan over the deleted slots on every write.)
+   */
+  #order: (_Recent | undefined)[] = [];
+  #head = 0;
   #keyBytes = 0;
   #floor: bigint;
 
@@ -77,13 +89,15 @@ export class RecentWrites {
     let newest = this.#floor;
     if (known !== undefined) {
       if (known.version > newest) newest = known.version;
-      this.#entries.delete(id);
     } else {
       this.#keyBytes += id.length;
     }
     const kept = known !== undefined && known.version > version ? known.version : version;
-    this.#entries.set(id, { version: kept, atMs: nowMs });
+    const record: _Recent = { id, version: kept, atMs: nowMs };
+    this.#entries.set(id, record);
+    this.#order.push(record);
     this.#forgetOverflow();
+    if (this.#order.length - this.#head > 2 * this.#entries.size + QUEUE_HEAD_SLACK) this.#dropStale();
     return version <= newest ? newest : undefined;
   }
 
@@ -102,22 +116,38 @@ export class RecentWrites {
   }
 
   #forgetOlderThan(cutoffMs: number): void {
-    for (const [id, entry] of this.#entries) {
-      if (entry.atMs > cutoffMs) return;
-      this.#forget(id, entry);
+    while (this.#head < this.#order.length && this.#order[this.#head]!.atMs <= cutoffMs) {
+      this.#forgetOldest();
     }
   }
 
   #forgetOverflow(): void {
-    for (const [id, entry] of this.#entries) {
-      if (this.#entries.size <= this.#entriesMax && this.#keyBytes <= this.#keyBytesMax) return;
-      this.#forget(id, entry);
-    }
+    while (this.#entries.size > this.#entriesMax || this.#keyBytes > this.#keyBytesMax) this.#forgetOldest();
   }
 
-  #forget(id: string, entry: _Recent): void {
-    this.#entries.delete(id);
-    this.#keyBytes -= id.length;
-    if (entry.version > this.#floor) this.#floor = entry.version;
+  /** Takes the oldest record off the queue and, unless a later write replaced it, forgets its key. */
+  #forgetOldest(): void {
+    const record = this.#order[this.#head]!;
+    this.#order[this.#head++] = undefined;
+    if (this.#head > QUEUE_HEAD_SLACK && 2 * this.#head > this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
+    }
+    // A stale record's version is at most its key's newer record's: the floor need not see it.
+    if (this.#entries.get(record.id) !== record) return;
+    this.#entries.delete(record.id);
+    this.#keyBytes -= record.id.length;
+    if (record.version > this.#floor) this.#floor = record.version;
+  }
+
+  /** Rebuilds the queue without stale records (a few keys rewritten often pile them up). */
+  #dropStale(): void {
+    const live: (_Recent | undefined)[] = [];
+    for (let i = this.#head; i < this.#order.length; i++) {
+      const record = this.#order[i]!;
+      if (this.#entries.get(record.id) === record) live.push(record);
+    }
+    this.#order = live;
+    this.#head = 0;
   }
 }

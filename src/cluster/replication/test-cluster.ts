@@ -129,6 +129,7 @@ export interface TestClusterOptions {
   readonly requestTimeoutMs?: number;
   readonly conflictRetriesMax?: number;
   readonly scanPageEntries?: number;
+  readonly readHedgeMs?: number;
   /** Per node, ms added to its wall clock. */
   readonly offsetsMs?: readonly number[];
   readonly windowMs?: number;
@@ -176,6 +177,7 @@ export function makeTestCluster(options: TestClusterOptions): TestNode[] {
       requestTimeoutMs: options.requestTimeoutMs ?? 60_000,
       ...(options.conflictRetriesMax === undefined ? {} : { conflictRetriesMax: options.conflictRetriesMax }),
       ...(options.scanPageEntries === undefined ? {} : { scanPageEntries: options.scanPageEntries }),
+      ...(options.readHedgeMs === undefined ? {} : { readHedgeMs: options.readHedgeMs }),
     });
     nodes.push(Object.assign(node, { url, engine, clock, replica, store, transport }));
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { statSync } from 'node:fs';
+import { constants, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { type FileHandle, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,7 +119,43 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise
   return err;
 }
 
+/** The open-file flags of this process's descriptor for `path` (Linux: /proc/self/fdinfo). */
+function openFlagsOf(path: string): number {
+  for (const fd of readdirSync('/proc/self/fd')) {
+    let target: string;
+    try {
+      target = readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      continue; // closed since the listing
+    }
+    if (target !== path) continue;
+    const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
+    assert.ok(flags !== null, 'fdinfo has a flags line');
+    return Number.parseInt(flags[1]!, 8);
+  }
+  assert.fail(`${path} is not open`);
+}
+
 describe('WalWriter', () => {
+  test('sync on: the log is opened O_DSYNC, so each batch is one write that is also its sync', {
+    skip: process.platform !== 'linux',
+  }, async () => {
+    for (const sync of [true, false]) {
+      const path = freshPath();
+      const wal = await WalWriter.create(path, { sync });
+      try {
+        assert.equal((openFlagsOf(path) & constants.O_DSYNC) !== 0, sync, `sync ${sync}`);
+        await Promise.all(sampleEntries(20).map((e) => wal.append(e)));
+        const stats = wal.stats();
+        assert.equal(stats.records, 20);
+        assert.equal(stats.syncs, sync ? stats.writes : 0, 'with sync on every batch write counts as a sync');
+      } finally {
+        await wal.close();
+      }
+      assert.equal((await readBack(path)).length, 20);
+    }
+  });
+
   test('round trip: values, tombstones, empty values, large values, expiry', async () => {
     const path = freshPath();
     const entries = sampleEntries(300);
