@@ -3,8 +3,13 @@
  * measurement, and the rate search built on it.
  *
  * Rate search, for one target and one request kind:
- *   1. Start at `startRate`; while a step passes (p99 <= p99Ms and zero
- *      errors in the measured window), double the rate (up to `maxRate`).
+ *   1. Start at `startRate`; while a step passes, double the rate (up to
+ *      `maxRate`). A step is `trials` windows at one rate (default 3); a
+ *      window passes with p99 <= p99Ms and zero errors, and the step passes
+ *      when most of its windows do, i.e. when its median window does. Windows
+ *      stop as soon as the majority is decided (2 of 3). On a shared machine a
+ *      single window can fail on a pause that has nothing to do with the
+ *      server, and one such window would otherwise end the search early.
  *   2. Once a step fails, bisect between the highest pass and the lowest
  *      failure until they are within `precision` of each other.
  *   3. The answer is the highest passing rate; every step is kept in the
@@ -157,17 +162,44 @@ export async function rateSearch(label, base, search, statusFields = {}) {
   let lowestFail = null;
   let rate = search.startRate;
   for (let i = 0; i < search.maxSteps; i++) {
-    const result = await runLoad({ ...base, rate: Math.round(rate) });
-    const pass = passes(result, search.p99Ms);
-    const rates = Object.keys(statusFields).length ? statusRates(result, statusFields) : null;
-    const step = stepRecord(result, pass, rates ? { statusRates: rates } : {});
+    const trials = Math.max(1, search.trials ?? 1);
+    const majority = Math.floor(trials / 2) + 1;
+    const windows = [];
+    let passed = 0;
+    while (windows.length < trials && passed < majority && windows.length - passed < majority) {
+      const result = await runLoad({ ...base, rate: Math.round(rate) });
+      const windowPass = passes(result, search.p99Ms);
+      if (windowPass) passed++;
+      const rates = Object.keys(statusFields).length ? statusRates(result, statusFields) : null;
+      windows.push({ result, pass: windowPass, rates });
+      const extra = rates
+        ? ` ${Object.entries(rates)
+            .map(([k, v]) => `${k}=${fmtInt(v)}/s`)
+            .join(' ')}`
+        : '';
+      const tag = trials > 1 ? ` [window ${windows.length}/${trials}]` : '';
+      log(
+        `${label}: rate ${fmtInt(rate)}/s${tag} ${windowPass ? 'PASS' : 'FAIL'} ${describe(result)}${extra}`,
+      );
+      if (search.pauseMs > 0) await new Promise((r) => setTimeout(r, search.pauseMs));
+    }
+    const pass = passed >= majority;
+    // The step's figures are its median window's by p99 (of two, the worse): what the verdict rests on.
+    const byP99 = [...windows].sort((a, b) => a.result.latency.p99Ms - b.result.latency.p99Ms);
+    const median = byP99[Math.floor(byP99.length / 2)];
+    const step = stepRecord(median.result, pass, {
+      ...(median.rates ? { statusRates: median.rates } : {}),
+      windows: windows.map((w) => ({
+        pass: w.pass,
+        p99Ms: w.result.latency.p99Ms,
+        errorCount: w.result.measured.errorCount,
+      })),
+    });
     steps.push(step);
-    const extra = rates
-      ? ` ${Object.entries(rates)
-          .map(([k, v]) => `${k}=${fmtInt(v)}/s`)
-          .join(' ')}`
-      : '';
-    log(`${label}: rate ${fmtInt(rate)}/s ${pass ? 'PASS' : 'FAIL'} ${describe(result)}${extra}`);
+    if (trials > 1)
+      log(
+        `${label}: rate ${fmtInt(rate)}/s ${pass ? 'PASS' : 'FAIL'} (${passed} of ${windows.length} windows)`,
+      );
     if (pass) {
       if (bestPass === null || rate > bestPass.rate) bestPass = step;
     } else if (lowestFail === null || rate < lowestFail.rate) {
@@ -185,7 +217,6 @@ export async function rateSearch(label, base, search, statusFields = {}) {
       next = lo === 0 ? Math.max(search.minRate, hi / 2) : (lo + hi) / 2;
     }
     rate = next;
-    if (search.pauseMs > 0) await new Promise((r) => setTimeout(r, search.pauseMs));
   }
   const summary = {
     label,

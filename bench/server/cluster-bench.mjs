@@ -101,7 +101,7 @@ export async function runClusterBench() {
   const markdown = [
     `${nodes}-node local cluster (\`ringkv cluster --nodes ${nodes}\`), requests \`${querySuffix || '(no ack/from)'}\` ` +
       `spread over every node, ${settings.connections} connections, open loop, highest rate with ` +
-      `p99 <= ${settings.search.p99Ms} ms and no errors over ${settings.windowMs / 1000} s windows, ` +
+      `p99 <= ${settings.search.p99Ms} ms and no errors in most of ${settings.search.trials} windows of ${settings.windowMs / 1000} s per rate, ` +
       `${fmtInt(keyCount)} keys filled beforehand, ${settings.valueBytes}-byte values.`,
     '',
     mdTable(['internode transport', 'GET', 'PUT'], rows),

@@ -30,6 +30,8 @@ export function loadSettings() {
       precision: envNumber('BENCH_RATE_PRECISION', 0.05, { min: 0.001 }),
       maxSteps: envInt('BENCH_MAX_STEPS', 12, { min: 1 }),
       pauseMs: envInt('BENCH_PAUSE_MS', 1000, { min: 0 }),
+      // Windows per step: a step passes when most of them pass (the median window decides).
+      trials: envInt('BENCH_TRIALS', 3, { min: 1 }),
     },
   };
 }

@@ -174,8 +174,8 @@ export async function runServerBench() {
   }
   const markdown = [
     `Open loop, ${settings.connections} keep-alive connections, latency from each request's due time; ` +
-      `highest rate with p99 <= ${settings.search.p99Ms} ms and no errors over a ${settings.windowMs / 1000} s window ` +
-      `(after ${settings.warmupMs / 1000} s warm-up). ${settings.valueBytes}-byte values, ${fmtInt(keyCount)} keys. ` +
+      `highest rate with p99 <= ${settings.search.p99Ms} ms and no errors in most of ${settings.search.trials} windows of ` +
+      `${settings.windowMs / 1000} s per rate (each after ${settings.warmupMs / 1000} s warm-up). ${settings.valueBytes}-byte values, ${fmtInt(keyCount)} keys. ` +
       `Node under test: \`node ${path.relative(process.cwd(), ringkvBin())} serve --url http://127.0.0.1:PORT --data DIR --sync on|off\`.`,
     '',
     mdTable(

@@ -189,6 +189,13 @@ export const limits = {
   antiEntropyRepairsInFlightMax: 32,
   /** Anti-entropy: entries hashed or compared between yields to the event loop. */
   antiEntropyYieldEntries: 1024,
+  /**
+   * Anti-entropy: the share of the event loop a store scan may take (it rests
+   * between slices). A quarter keeps a round of every node from stacking up
+   * on the cores, and still scans 1,000,000 keys well within
+   * antiEntropyRequestTimeoutMs.
+   */
+  antiEntropyScanShare: 0.25,
   /** Internode: a handshake proof's timestamp may differ from the server's clock by this much. */
   internodeProofWindowMs: 30_000,
   /** Internode: handshake nonces remembered (one window's worth) to refuse replays. */
@@ -221,6 +228,14 @@ export const limits = {
    * `from` replicas too, so one slow replica does not hold the reply.
    */
   readHedgeMs: 20,
+  /**
+   * ...but at most this share of reads ask the rest (a budget refilled as
+   * reads start): when a node is overloaded every read is slow, and asking
+   * more replicas then would only add load where there is none to spare.
+   */
+  readHedgeShare: 0.05,
+  /** The most hedges the budget holds for a burst of slow reads. */
+  readHedgeBurst: 20,
   /** Replication: read repairs (background writes to stale replicas) in flight; more are skipped and counted. */
   readRepairsInFlightMax: 256,
   /**

@@ -8,10 +8,15 @@
  * those are the keys anti-entropy keeps equal on X and Y.
  *
  * Work per event-loop turn is bounded: every `yieldEntries` entries examined,
- * the scan waits for the next turn (an engine's cursor may answer from
- * memory, through microtasks only, which would otherwise starve I/O).
+ * the scan pauses (an engine's cursor may answer from memory, through
+ * microtasks only, which would otherwise starve I/O). A pause also paces the
+ * scan (ScanPacer): a scan of a whole store is a few hundred ms of CPU per
+ * 100,000 keys, and every node runs several per round, so at full speed the
+ * rounds of all nodes would land on the cores at once as a burst of latency.
  */
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { limits as configLimits } from '../../config/limits.js';
 import type { Engine, Entry, EntryCursor } from '../../storage/index.js';
 import type { Ring } from '../ring/index.js';
 import { bitmapHas, type KeySummary, type SummaryPage, summaryBytes } from './format.js';
@@ -43,6 +48,29 @@ export function aheadOfPeer(scope: PairScope, key: Uint8Array): boolean {
   return replicas.indexOf(scope.self) < replicas.indexOf(scope.peer);
 }
 
+/**
+ * Keeps a scan to about `share` of the event loop's time: after each slice
+ * of work it rests (1 / share - 1) times as long as the slice took. A slice's
+ * time includes whatever else the loop ran meanwhile, so a busy node slows
+ * its scans down further, which is the point.
+ */
+export class ScanPacer {
+  readonly #share: number;
+  #sliceStartMs = performance.now();
+
+  constructor(share: number = configLimits.antiEntropyScanShare) {
+    this.#share = share;
+  }
+
+  async pause(): Promise<void> {
+    const restMs = (performance.now() - this.#sliceStartMs) * (1 / this.#share - 1);
+    // Unref'd: a node shutting down does not wait for a resting scan.
+    if (restMs >= 1) await sleep(restMs, undefined, { ref: false });
+    else await nextTurn();
+    this.#sliceStartMs = performance.now();
+  }
+}
+
 /** The bucket digests of every entry of `engine` the pair shares. */
 export async function buildLeaves(
   engine: Engine,
@@ -51,6 +79,7 @@ export async function buildLeaves(
 ): Promise<LeafDigests> {
   const leaves = new LeafDigests(scope.leafBits);
   const cursor = engine.scan({ start: Buffer.alloc(0) });
+  const pacer = new ScanPacer();
   let sinceYield = 0;
   try {
     for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
@@ -60,7 +89,7 @@ export async function buildLeaves(
       sinceYield += batch.length;
       if (sinceYield >= yieldEntries) {
         sinceYield = 0;
-        await nextTurn();
+        await pacer.pause();
       }
     }
   } finally {
@@ -93,6 +122,7 @@ export async function summaryPage(
   let examined = 0;
   let coveredThrough = request.start;
   const cursor = engine.scan({ start: request.start });
+  const pacer = new ScanPacer();
   try {
     for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
       for (const entry of batch) {
@@ -110,7 +140,7 @@ export async function summaryPage(
         ) {
           return { summaries, more: true, coveredThrough };
         }
-        if (examined % limits.yieldEntries === 0) await nextTurn();
+        if (examined % limits.yieldEntries === 0) await pacer.pause();
       }
     }
   } finally {
@@ -128,6 +158,7 @@ export class SharedEntries {
   readonly #scope: PairScope;
   readonly #buckets: Uint8Array;
   readonly #yieldEntries: number;
+  readonly #pacer = new ScanPacer();
   #batch: Entry[] = [];
   #index = 0;
   #examined = 0;
@@ -152,7 +183,7 @@ export class SharedEntries {
           return entry;
         }
         this.#index++;
-        if (++this.#examined % this.#yieldEntries === 0) await nextTurn();
+        if (++this.#examined % this.#yieldEntries === 0) await this.#pacer.pause();
       }
       if (this.#done) return undefined;
       const next = await this.#cursor.next();

@@ -16,7 +16,7 @@
  * docs/design/anti-entropy.md explains the rule and what it leaves to hints
  * and read repair.
  *
- * Schedule: a round every intervalMs (0: never), one round at a time; a
+ * Schedule: a round about every intervalMs (jittered by +-25%; 0: never), one round at a time; a
  * round visits the peers one after another, skipping those the transport
  * reports down. Each exchange is bounded (exchange.ts), and stop() ends the
  * round under way at its next step.
@@ -211,6 +211,8 @@ export class AntiEntropy {
 
   #schedule(): void {
     if (!this.#running) return;
+    // Jittered by +-25%: nodes started together would otherwise scan their stores in step.
+    const delayMs = Math.round(this.#intervalMs * (0.75 + 0.5 * Math.random()));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.runOnce().then(
@@ -220,7 +222,7 @@ export class AntiEntropy {
           this.#schedule();
         },
       );
-    }, this.#intervalMs);
+    }, delayMs);
     this.#timer.unref();
   }
 

@@ -175,6 +175,31 @@ describe('ClusterStore', () => {
     assert.equal((a.store.status().coordinator as { readRepairs: number }).readRepairs, 2);
   });
 
+  test('hedges are budgeted: when many reads are slow, most wait for the replicas they asked', async () => {
+    const all = cluster({ nodes: 3, readHedgeMs: 5 });
+    const a = all[0]!;
+    const [first] = readOrder(all, a);
+    await a.engine.write(valueEntry(K, 10n, Buffer.from('v')));
+    a.transport.held.add(first.url);
+    const keepAlive = setTimeout(() => undefined, 10_000);
+    try {
+      const reads = Array.from({ length: 60 }, () => a.store.get(K, Q));
+      const coordinator = () => a.store.status().coordinator as { readHedges: number; readHedgesSkipped: number };
+      assert.ok(await eventually(async () => {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        return coordinator().readHedges + coordinator().readHedgesSkipped === 60;
+      }));
+      const { readHedges, readHedgesSkipped } = coordinator();
+      // The budget was full (20): the refills of reads that start meanwhile cannot raise it past that.
+      assert.equal(readHedges, 20);
+      assert.equal(readHedgesSkipped, 40);
+      a.transport.release(first.url);
+      for (const read of await Promise.all(reads)) assert.equal(read?.value.toString(), 'v');
+    } finally {
+      clearTimeout(keepAlive);
+    }
+  });
+
   test('a read repairs a replica that has no version, and reports a tombstone as the newest', async () => {
     const [a, b, c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
     await b.engine.write(valueEntry(K, 10n, Buffer.from('v')));

@@ -11,7 +11,9 @@
  *     replicas meet every `W` that stored a write when ack + W > from, so
  *     asking more would only add messages. A replica that fails is replaced
  *     by the next one at once; if the reply is still missing after
- *     `readHedgeMs`, the remaining replicas are asked too. When every replica
+ *     `readHedgeMs`, the remaining replicas are asked too (for at most
+ *     limits.readHedgeShare of reads: under overload every read is slow, and
+ *     hedging them all would only add load). When every replica
  *     asked has answered (late ones too), the newest entry is written back
  *     to those that answered an older one or none (read repair, in the
  *     background); anti-entropy covers the replicas not asked.
@@ -97,6 +99,10 @@ interface _Counters {
   readRepairFailures: number;
   /** Repairs not made because `readRepairsInFlightMax` were under way. */
   readRepairsSkipped: number;
+  /** Reads that asked the rest of their replicas after `readHedgeMs`. */
+  readHedges: number;
+  /** Reads still unanswered after `readHedgeMs` that did not, the hedge budget being spent. */
+  readHedgesSkipped: number;
 }
 
 export class ClusterStore implements Store {
@@ -128,7 +134,11 @@ export class ClusterStore implements Store {
     readRepairs: 0,
     readRepairFailures: 0,
     readRepairsSkipped: 0,
+    readHedges: 0,
+    readHedgesSkipped: 0,
   };
+  /** Hedges that may be made now: refilled by limits.readHedgeShare per read, up to limits.readHedgeBurst. */
+  #hedgeBudget: number = limits.readHedgeBurst;
   #readRepairsInFlight = 0;
   #closed = false;
 
@@ -325,6 +335,7 @@ export class ClusterStore implements Store {
     deadlineMs: number,
   ): Promise<Entry | undefined> {
     const candidates = this.#readOrder(replicas);
+    this.#hedgeBudget = Math.min(limits.readHedgeBurst, this.#hedgeBudget + limits.readHedgeShare);
     return new Promise((resolve, reject) => {
       const answers: _ReadAnswer[] = [];
       let newest: Entry | undefined;
@@ -372,6 +383,13 @@ export class ClusterStore implements Store {
         bucket: -1,
         deadlineMs: Date.now() + this.#readHedgeMs,
         expire: () => {
+          if (tally.done) return;
+          if (this.#hedgeBudget < 1) {
+            this.#counters.readHedgesSkipped++;
+            return;
+          }
+          this.#hedgeBudget--;
+          this.#counters.readHedges++;
           while (!tally.done && asked < candidates.length) ask(candidates[asked]!);
         },
       };

@@ -14,7 +14,7 @@ import {
 } from './format.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameTransport } from './frame-transport.js';
-import { sleep, startPeer, type TestPeer } from './test-peer.js';
+import { sleep, startPeer, TestHandler, type TestPeer } from './test-peer.js';
 import { transportSuite } from './transport.suite.js';
 
 transportSuite('FrameTransport', { create: (options) => new FrameTransport(options) });
@@ -182,6 +182,24 @@ describe('FrameTransport: binary protocol specifics', () => {
     for (let i = 0; i < 100 && t.isUp(p.url); i++) await sleep(10);
     assert.equal(t.isUp(p.url), false);
     assert.equal((await rawConnect(p.port, UPGRADE)).status, 503);
+  });
+
+  test('a long anti-entropy request does not make a quiet peer look unresponsive', async () => {
+    const p = await peer({ handler: new TestHandler({ serveAntiEntropy: true }) });
+    const t = transport({ unresponsiveMs: 300, probeIntervalMs: 100 });
+    await t.ping(p.url, Date.now() + 5000);
+    // Its answer takes as long as the peer's paced store scan: here, forever.
+    p.handler.hang.add('digest');
+    let failed: unknown;
+    t.antiEntropy(p.url, Buffer.from('digest'), Date.now() + 60_000).catch((err: unknown) => {
+      failed = err;
+    });
+    await sleep(900);
+    // Three silence periods passed with only the anti-entropy request waiting: the link stayed open.
+    assert.equal(failed, undefined);
+    assert.equal(t.isUp(p.url), true);
+    await p.handler.engine.write(valueEntry(Buffer.from('a'), 1n, Buffer.from('x')));
+    assert.deepEqual((await t.read(p.url, Buffer.from('a'), Date.now() + 5000))?.value, Buffer.from('x'));
   });
 
   test('a peer that stops answering on an open connection is marked down instead of timing out each request', async () => {

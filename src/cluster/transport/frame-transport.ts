@@ -24,6 +24,9 @@
  * one coarse timer (DeadlineTimer); the same timer closes a connection that
  * has had requests waiting and received nothing for `unresponsiveMs` (a
  * stopped process keeps its sockets open), so that peer too fails fast.
+ * Anti-entropy requests do not count as waiting: answering one takes a paced
+ * scan of the peer's store, seconds long, with nothing else to send meanwhile
+ * on a quiet link.
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -223,7 +226,10 @@ class _PeerLink {
   #downCause: RingkvError | undefined;
   #nextId = 1;
   #lastReceiveMs = 0;
+  /** Since when requests that expect a prompt answer (all but anti-entropy) have been waiting. */
   #waitingSinceMs = 0;
+  /** Pending requests that expect a prompt answer. */
+  #promptPending = 0;
 
   constructor(peer: string, settings: _Settings, deadlines: DeadlineTimer, counters: _Counters) {
     this.peer = peer;
@@ -287,7 +293,7 @@ class _PeerLink {
         resolve,
         reject,
       });
-      if (this.#pending.size === 0) this.#waitingSinceMs = now;
+      if (message.type !== MessageType.AntiEntropy && this.#promptPending++ === 0) this.#waitingSinceMs = now;
       this.#pending.set(id, pending);
       this.#deadlines.add(pending);
     });
@@ -300,14 +306,14 @@ class _PeerLink {
   /** Called by the shared timer when a request's deadline passed. */
   expire(pending: _Pending): void {
     if (this.#pending.get(pending.id) !== pending) return;
-    this.#pending.delete(pending.id);
+    this.#forget(pending);
     this.#counters.timeouts++;
     pending.reject(new RingkvError('RINGKV_TIMEOUT', `Peer ${this.peer} did not answer in time`));
   }
 
   /** Closes a connection that has requests waiting and has been silent too long. */
   checkResponsive(nowMs: number): void {
-    if (this.state !== 'open' || this.#pending.size === 0) return;
+    if (this.state !== 'open' || this.#promptPending === 0) return;
     const silentMs = nowMs - Math.max(this.#lastReceiveMs, this.#waitingSinceMs);
     if (silentMs > this.#settings.unresponsiveMs) {
       this.#fail(new RingkvError('RINGKV_TIMEOUT', `Peer ${this.peer} sent nothing for ${silentMs} ms`));
@@ -324,6 +330,11 @@ class _PeerLink {
     this.#socket = undefined;
     this.#encoder.clear();
     this.#rejectAll(err);
+  }
+
+  #forget(pending: _Pending): void {
+    this.#pending.delete(pending.id);
+    if (pending.requestType !== MessageType.AntiEntropy) this.#promptPending--;
   }
 
   #allocateId(): number {
@@ -442,7 +453,7 @@ class _PeerLink {
     const pending = this.#pending.get(id);
     // An answer whose request timed out or was never sent: nothing waits for it.
     if (pending === undefined) return;
-    this.#pending.delete(id);
+    this.#forget(pending);
     this.#deadlines.remove(pending);
     const message = decodeMessage(type, body);
     if (typeof message === 'string') {
@@ -511,6 +522,7 @@ class _PeerLink {
   #rejectAll(err: RingkvError): void {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
+    this.#promptPending = 0;
     for (const p of pending) {
       this.#deadlines.remove(p);
       p.reject(err);
