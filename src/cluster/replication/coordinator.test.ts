@@ -184,11 +184,14 @@ describe('ClusterStore', () => {
     const keepAlive = setTimeout(() => undefined, 10_000);
     try {
       const reads = Array.from({ length: 60 }, () => a.store.get(K, Q));
-      const coordinator = () => a.store.status().coordinator as { readHedges: number; readHedgesSkipped: number };
-      assert.ok(await eventually(async () => {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        return coordinator().readHedges + coordinator().readHedgesSkipped === 60;
-      }));
+      const coordinator = () =>
+        a.store.status().coordinator as { readHedges: number; readHedgesSkipped: number };
+      assert.ok(
+        await eventually(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          return coordinator().readHedges + coordinator().readHedgesSkipped === 60;
+        }),
+      );
       const { readHedges, readHedgesSkipped } = coordinator();
       // The budget was full (20): the refills of reads that start meanwhile cannot raise it past that.
       assert.equal(readHedges, 20);
