@@ -171,10 +171,17 @@ export async function rateSearch(label, base, search, statusFields = {}) {
       const windowPass = passes(result, search.p99Ms);
       if (windowPass) passed++;
       const rates = Object.keys(statusFields).length ? statusRates(result, statusFields) : null;
+      if (rates?.cpuUser != null && rates.cpuSystem != null && result.achievedRate > 0) {
+        // Server CPU (all its processes and threads) per answered request, in µs.
+        rates.cpuMicrosPerRequest = Math.round((rates.cpuUser + rates.cpuSystem) / result.achievedRate);
+      }
       windows.push({ result, pass: windowPass, rates });
       const extra = rates
         ? ` ${Object.entries(rates)
-            .map(([k, v]) => `${k}=${fmtInt(v)}/s`)
+            .filter(([k]) => k !== 'cpuUser' && k !== 'cpuSystem')
+            .map(([k, v]) =>
+              k === 'cpuMicrosPerRequest' ? `cpu/request=${fmtInt(v)} µs` : `${k}=${fmtInt(v)}/s`,
+            )
             .join(' ')}`
         : '';
       const tag = trials > 1 ? ` [window ${windows.length}/${trials}]` : '';

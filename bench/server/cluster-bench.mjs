@@ -19,6 +19,7 @@ import { envInt, envList, envString } from '../lib/settings.mjs';
 import { fmtInt, fmtPercent, log, mdTable, ratio } from '../lib/stats.mjs';
 import { rateSearch, runLoad } from '../load/driver.mjs';
 import {
+  CPU_STATUS_FIELDS,
   expectFilled,
   fill,
   loadSettings,
@@ -61,8 +62,9 @@ export async function runClusterBench() {
         await settle(ports, label);
         const get = await rateSearch(
           `${label} GET`,
-          requestConfig(settings, { op: 'get', ports, keyCount, querySuffix }),
+          requestConfig(settings, { op: 'get', ports, keyCount, querySuffix, statusPorts: ports }),
           settings.search,
+          CPU_STATUS_FIELDS,
         );
         const put = await rateSearch(
           `${label} PUT`,

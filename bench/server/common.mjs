@@ -10,9 +10,16 @@ import { targetsOf } from './targets.mjs';
  * Counters of /v0/status diffed over each measured window (summed over
  * nodes): engine.writes and engine.walSyncs, at the top level or under store.
  */
+/** Process CPU (µs, summed over the nodes) from /v0/status: the bench reports it per request. */
+export const CPU_STATUS_FIELDS = {
+  cpuUser: 'cpu.user',
+  cpuSystem: 'cpu.system',
+};
+
 export const WRITE_STATUS_FIELDS = {
   writes: ['engine.writes', 'store.engine.writes'],
   walSyncs: ['engine.walSyncs', 'store.engine.walSyncs'],
+  ...CPU_STATUS_FIELDS,
 };
 
 export function loadSettings() {
@@ -123,11 +130,13 @@ export async function settle(ports, label) {
   log(`${label}: engines still busy after ${fmtInt(SETTLE_MAX_MS)} ms; measuring anyway`);
 }
 
-/** One markdown cell for a search: "12,345/s (p99 4.1 ms)". */
+/** One markdown cell for a search: "12,345/s (p99 4.1 ms)", plus server CPU per request when measured. */
 export function searchCell(search) {
   if (!search) return 'n/a';
   if (!search.best) return `none passed (from ${fmtInt(search.steps[0]?.rate)}/s)`;
-  return `${fmtInt(search.maxRate)}/s (p99 ${fmtMs(search.best.latency.p99Ms)} ms)`;
+  const cpu = search.best.statusRates?.cpuMicrosPerRequest;
+  const cpuText = cpu == null ? '' : `, server CPU ${fmtInt(cpu)} µs/request`;
+  return `${fmtInt(search.maxRate)}/s (p99 ${fmtMs(search.best.latency.p99Ms)} ms${cpuText})`;
 }
 
 /**

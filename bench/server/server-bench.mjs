@@ -22,6 +22,7 @@ import { envInt, envList } from '../lib/settings.mjs';
 import { fmtInt, fmtPercent, log, mdTable, ratio } from '../lib/stats.mjs';
 import { rateSearch, runLoad } from '../load/driver.mjs';
 import {
+  CPU_STATUS_FIELDS,
   expectFilled,
   fill,
   loadSettings,
@@ -107,8 +108,9 @@ export async function runServerBench() {
           await settle(t.ports, 'ringkv GET (restarted)');
           return rateSearch(
             'ringkv GET',
-            requestConfig(settings, { op: 'get', ports: t.ports, keyCount }),
+            requestConfig(settings, { op: 'get', ports: t.ports, keyCount, statusPorts: t.ports }),
             settings.search,
+            CPU_STATUS_FIELDS,
           );
         },
       );

@@ -369,6 +369,10 @@ describe('single node HTTP API', () => {
       assert.ok((requests.get as number) > 0);
       const store = status.store as Record<string, unknown>;
       assert.equal(typeof store.engine, 'object');
+      // The process's CPU time so far (µs): it has served requests, so some of it is user time.
+      const cpu = status.cpu as { user: number; system: number };
+      assert.ok(Number.isInteger(cpu.user) && cpu.user > 0, JSON.stringify(cpu));
+      assert.ok(Number.isInteger(cpu.system) && cpu.system >= 0, JSON.stringify(cpu));
     });
   });
 

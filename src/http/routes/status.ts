@@ -12,6 +12,8 @@ export function handleStatus(ctx: RouteContext, res: ServerResponse): void {
     uptimeMs: Date.now() - ctx.startedAtMs,
     requests: ctx.counters,
     memory: process.memoryUsage(),
+    // CPU time of the whole process (event loop, worker threads, I/O threads), in microseconds.
+    cpu: process.cpuUsage(),
     store: ctx.store.status(),
   });
   ctx.counters.countResponse(200);
