@@ -175,8 +175,11 @@ export const limits = {
   antiEntropyLeafBits: 10,
   /** Anti-entropy: the default replication factor it maintains is the cluster size capped at this. */
   antiEntropyReplicationFactorMax: 3,
-  /** Anti-entropy: deadline of one digest or summary request (the peer scans its store for it). */
-  antiEntropyRequestTimeoutMs: 30_000,
+  /**
+   * Anti-entropy: deadline of one digest or summary request (the peer scans
+   * its store for it, paced: see antiEntropyScanShare).
+   */
+  antiEntropyRequestTimeoutMs: 120_000,
   /** Anti-entropy: key summaries per summary page. */
   antiEntropySummaryEntriesMax: 4096,
   /** Anti-entropy: ...and about this many bytes per page (keys dominate). */
@@ -191,9 +194,10 @@ export const limits = {
   antiEntropyYieldEntries: 1024,
   /**
    * Anti-entropy: the share of the event loop a store scan may take (it rests
-   * between slices). A quarter keeps a round of every node from stacking up
-   * on the cores, and still scans 1,000,000 keys well within
-   * antiEntropyRequestTimeoutMs.
+   * between slices), so that the rounds of every node do not stack up on the
+   * cores. A paced digest scan of 1,000,000 keys took about 21 s on an
+   * otherwise idle 2-core machine: antiEntropyRequestTimeoutMs leaves room
+   * for a busy one.
    */
   antiEntropyScanShare: 0.25,
   /** Internode: a handshake proof's timestamp may differ from the server's clock by this much. */

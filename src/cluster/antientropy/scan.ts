@@ -49,25 +49,41 @@ export function aheadOfPeer(scope: PairScope, key: Uint8Array): boolean {
 }
 
 /**
- * Keeps a scan to about `share` of the event loop's time: after each slice
- * of work it rests (1 / share - 1) times as long as the slice took. A slice's
+ * Keeps a scan to about `share` of the event loop's time: at each pause it
+ * rests (1 / share - 1) times as long as it was busy since the last one.
+ * Busy time runs from construction or enter() to leave(); a caller that
+ * hands entries out between other awaits (SharedEntries) leaves while it
+ * waits, so a peer's slow answer is not taken for scan work. Inside, the
  * time includes whatever else the loop ran meanwhile, so a busy node slows
  * its scans down further, which is the point.
  */
 export class ScanPacer {
   readonly #share: number;
-  #sliceStartMs = performance.now();
+  #busyMs = 0;
+  #enteredAtMs: number | undefined = performance.now();
 
   constructor(share: number = configLimits.antiEntropyScanShare) {
     this.#share = share;
   }
 
+  enter(): void {
+    this.#enteredAtMs ??= performance.now();
+  }
+
+  leave(): void {
+    if (this.#enteredAtMs === undefined) return;
+    this.#busyMs += performance.now() - this.#enteredAtMs;
+    this.#enteredAtMs = undefined;
+  }
+
   async pause(): Promise<void> {
-    const restMs = (performance.now() - this.#sliceStartMs) * (1 / this.#share - 1);
+    this.leave();
+    const restMs = this.#busyMs * (1 / this.#share - 1);
+    this.#busyMs = 0;
     // Unref'd: a node shutting down does not wait for a resting scan.
     if (restMs >= 1) await sleep(restMs, undefined, { ref: false });
     else await nextTurn();
-    this.#sliceStartMs = performance.now();
+    this.enter();
   }
 }
 
@@ -169,10 +185,21 @@ export class SharedEntries {
     this.#scope = scope;
     this.#buckets = buckets;
     this.#yieldEntries = yieldEntries;
+    // Busy only inside peek(): the caller's waits between entries are not scan work.
+    this.#pacer.leave();
   }
 
   /** The next shared entry without taking it; undefined at the end. */
   async peek(): Promise<Entry | undefined> {
+    this.#pacer.enter();
+    try {
+      return await this.#peek();
+    } finally {
+      this.#pacer.leave();
+    }
+  }
+
+  async #peek(): Promise<Entry | undefined> {
     for (;;) {
       while (this.#index < this.#batch.length) {
         const entry = this.#batch[this.#index]!;

@@ -203,6 +203,27 @@ describe('ClusterStore', () => {
     }
   });
 
+  test('a replica that hangs: reads the budget did not hedge ask the rest at half their deadline', async () => {
+    const all = cluster({ nodes: 3, readHedgeMs: 5, requestTimeoutMs: 400 });
+    const a = all[0]!;
+    const [first] = readOrder(all, a);
+    await a.engine.write(valueEntry(K, 10n, Buffer.from('v')));
+    a.transport.held.add(first.url);
+    const keepAlive = setTimeout(() => undefined, 10_000);
+    try {
+      const reads = await Promise.all(Array.from({ length: 40 }, () => a.store.get(K, Q)));
+      for (const read of reads) assert.equal(read?.value.toString(), 'v', 'answered, not 504');
+      const coordinator = a.store.status().coordinator as Record<string, number>;
+      assert.equal(coordinator.readHedges, 20);
+      assert.equal(coordinator.readHedgesSkipped, 20);
+      assert.equal(coordinator.readHedgesLate, 20);
+      assert.equal(coordinator.notEnoughReplicas, 0);
+    } finally {
+      clearTimeout(keepAlive);
+      a.transport.release(first.url);
+    }
+  });
+
   test('a read repairs a replica that has no version, and reports a tombstone as the newest', async () => {
     const [a, b, c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
     await b.engine.write(valueEntry(K, 10n, Buffer.from('v')));

@@ -13,7 +13,10 @@
  *     by the next one at once; if the reply is still missing after
  *     `readHedgeMs`, the remaining replicas are asked too (for at most
  *     limits.readHedgeShare of reads: under overload every read is slow, and
- *     hedging them all would only add load). When every replica
+ *     hedging them all would only add load). A read whose hedge the budget
+ *     refused still asks the rest at half its deadline: a replica that hangs
+ *     without failing (a stopped process) must not turn reads into 504s
+ *     while enough others are up. When every replica
  *     asked has answered (late ones too), the newest entry is written back
  *     to those that answered an older one or none (read repair, in the
  *     background); anti-entropy covers the replicas not asked.
@@ -103,6 +106,8 @@ interface _Counters {
   readHedges: number;
   /** Reads still unanswered after `readHedgeMs` that did not, the hedge budget being spent. */
   readHedgesSkipped: number;
+  /** Of those, reads that asked the rest at half their deadline. */
+  readHedgesLate: number;
 }
 
 export class ClusterStore implements Store {
@@ -136,6 +141,7 @@ export class ClusterStore implements Store {
     readRepairsSkipped: 0,
     readHedges: 0,
     readHedgesSkipped: 0,
+    readHedgesLate: 0,
   };
   /** Hedges that may be made now: refilled by limits.readHedgeShare per read, up to limits.readHedgeBurst. */
   #hedgeBudget: number = limits.readHedgeBurst;
@@ -349,6 +355,7 @@ export class ClusterStore implements Store {
         timeoutMs: this.#requestTimeoutMs,
         onDone: (err) => {
           this.#deadlines.remove(hedge);
+          this.#deadlines.remove(lateHedge);
           if (err === undefined) resolve(newest);
           else reject(err);
         },
@@ -379,18 +386,32 @@ export class ClusterStore implements Store {
           },
         );
       };
+      const askRest = (): void => {
+        while (!tally.done && asked < candidates.length) ask(candidates[asked]!);
+      };
+      const startMs = Date.now();
+      const lateHedge: Expirable = {
+        bucket: -1,
+        deadlineMs: startMs + Math.max(this.#readHedgeMs, (deadlineMs - startMs) / 2),
+        expire: () => {
+          if (tally.done) return;
+          this.#counters.readHedgesLate++;
+          askRest();
+        },
+      };
       const hedge: Expirable = {
         bucket: -1,
-        deadlineMs: Date.now() + this.#readHedgeMs,
+        deadlineMs: startMs + this.#readHedgeMs,
         expire: () => {
           if (tally.done) return;
           if (this.#hedgeBudget < 1) {
             this.#counters.readHedgesSkipped++;
+            this.#deadlines.add(lateHedge);
             return;
           }
           this.#hedgeBudget--;
           this.#counters.readHedges++;
-          while (!tally.done && asked < candidates.length) ask(candidates[asked]!);
+          askRest();
         },
       };
       while (asked < ack) ask(candidates[asked]!);

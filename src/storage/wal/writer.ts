@@ -354,11 +354,13 @@ class LogFile implements WalFile {
 }
 
 async function _openNewFile(path: string, sync: boolean): Promise<WalFile> {
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (sync ? constants.O_DSYNC : 0);
+  // Where the platform has no O_DSYNC (Windows), writes are followed by fdatasync instead.
+  const dsync = sync && constants.O_DSYNC !== undefined;
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (dsync ? constants.O_DSYNC : 0);
   const fd = await new Promise<number>((resolve, reject) =>
     openFd(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))),
   );
-  return new LogFile(fd, sync);
+  return new LogFile(fd, dsync);
 }
 
 async function _writeFully(file: WalFile, buf: Buffer, length: number, position: number): Promise<void> {
