@@ -115,13 +115,18 @@ describe('ClusterStore', () => {
     return [peers[0]!, peers[1]!];
   }
 
+  /** The reader holds 10n 'old', its first peer 20n 'new' (the newest), the second 5n 'older'. */
+  async function seedThreeVersions(reader: TestNode, first: TestNode, second: TestNode): Promise<void> {
+    await reader.engine.write(valueEntry(K, 10n, Buffer.from('old')));
+    await first.engine.write(valueEntry(K, 20n, Buffer.from('new')));
+    await second.engine.write(valueEntry(K, 5n, Buffer.from('older')));
+  }
+
   test('a read asks only ack replicas, itself first, and repairs the stale ones it asked', async () => {
     const all = cluster({ nodes: 3, readHedgeMs: 60_000 });
     const a = all[0]!;
     const [first, second] = readOrder(all, a);
-    await a.engine.write(valueEntry(K, 10n, Buffer.from('old')));
-    await first.engine.write(valueEntry(K, 20n, Buffer.from('new')));
-    await second.engine.write(valueEntry(K, 5n, Buffer.from('older')));
+    await seedThreeVersions(a, first, second);
     const sentBefore = a.transport.requests;
     assert.equal((await a.store.get(K, Q))?.value.toString(), 'new');
     assert.equal(a.transport.requests - sentBefore, 1, 'one message: the local replica is a direct call');
@@ -155,9 +160,7 @@ describe('ClusterStore', () => {
     const all = cluster({ nodes: 3, readHedgeMs: 5 });
     const a = all[0]!;
     const [first, second] = readOrder(all, a);
-    await a.engine.write(valueEntry(K, 10n, Buffer.from('old')));
-    await first.engine.write(valueEntry(K, 20n, Buffer.from('new')));
-    await second.engine.write(valueEntry(K, 5n, Buffer.from('older')));
+    await seedThreeVersions(a, first, second);
     a.transport.held.add(first.url);
     // The deadline timer is unref'd (a server's sockets keep the process alive): keep this test's alive.
     const keepAlive = setTimeout(() => undefined, 10_000);

@@ -93,15 +93,7 @@ export class ArenaSkipList {
     const w1 = keyWord(key, 0, key.length, 4);
     const prev = this.#prev;
     const links = this.#links;
-    let node = 0;
-    for (let level = this.#height - 1; level >= 0; level--) {
-      let next = links[this.#tower[node]! + level]!;
-      while (next !== 0 && this.#compareNode(next, key, w0, w1) < 0) {
-        node = next;
-        next = links[this.#tower[node]! + level]!;
-      }
-      prev[level] = node;
-    }
+    const node = this.#descend(key, w0, w1, prev);
     const found = links[this.#tower[node]!]!;
     if (found !== 0 && this.#compareNode(found, key, w0, w1) === 0) {
       if (compareVersions(entry, this.entryAt(found)) <= 0) return false;
@@ -129,27 +121,17 @@ export class ArenaSkipList {
 
   /** The node holding `key`, or 0. */
   find(key: Buffer): number {
-    const node = this.seek(key);
-    return node !== 0 &&
-      this.#compareNode(node, key, keyWord(key, 0, key.length, 0), keyWord(key, 0, key.length, 4)) === 0
-      ? node
-      : 0;
+    const w0 = keyWord(key, 0, key.length, 0);
+    const w1 = keyWord(key, 0, key.length, 4);
+    const node = this.#links[this.#tower[this.#descend(key, w0, w1, undefined)]!]!;
+    return node !== 0 && this.#compareNode(node, key, w0, w1) === 0 ? node : 0;
   }
 
   /** The first node with key >= `key`, or 0. */
   seek(key: Buffer): number {
     const w0 = keyWord(key, 0, key.length, 0);
     const w1 = keyWord(key, 0, key.length, 4);
-    const links = this.#links;
-    let node = 0;
-    for (let level = this.#height - 1; level >= 0; level--) {
-      let next = links[this.#tower[node]! + level]!;
-      while (next !== 0 && this.#compareNode(next, key, w0, w1) < 0) {
-        node = next;
-        next = links[this.#tower[node]! + level]!;
-      }
-    }
-    return links[this.#tower[node]!]!;
+    return this.#links[this.#tower[this.#descend(key, w0, w1, undefined)]!]!;
   }
 
   /** The node after `node` in key order (0 for the head gives the first), or 0. */
@@ -182,6 +164,24 @@ export class ArenaSkipList {
   copyEncoded(node: number, target: Buffer, at: number): number {
     const offset = this.#offsetOf[node]!;
     return at + this.#chunks[this.#chunkOf[node]!]!.copy(target, at, offset, offset + this.#lengthOf[node]!);
+  }
+
+  /**
+   * The last node with key < `key` (0, the head, if none), found from the
+   * top level down; with `prev`, the last such node at every level too.
+   */
+  #descend(key: Buffer, w0: number, w1: number, prev: Int32Array | undefined): number {
+    const links = this.#links;
+    let node = 0;
+    for (let level = this.#height - 1; level >= 0; level--) {
+      let next = links[this.#tower[node]! + level]!;
+      while (next !== 0 && this.#compareNode(next, key, w0, w1) < 0) {
+        node = next;
+        next = links[this.#tower[node]! + level]!;
+      }
+      if (prev !== undefined) prev[level] = node;
+    }
+    return node;
   }
 
   /** compareBytes(key of `node`, key), decided by the cached words when they differ. */
