@@ -62,6 +62,13 @@ export const limits = {
    * single record goes alone), so one write stays a few ms of disk time.
    */
   walBatchBytesMax: 4 * MiB,
+  /**
+   * With sync on, a new WAL is filled with zeros ahead of use (one memtable's
+   * worth), in chunks of this size with a rest between them, so that the
+   * filling does not crowd the live log's syncs off the disk.
+   */
+  walPrefillChunkBytes: 64 * KiB,
+  walPrefillRestMs: 10,
   /** A scan hands out at most this many entries per batch (one event-loop turn of work). */
   scanBatchEntriesMax: 256,
   /** ...and at most about this many bytes. */

@@ -667,7 +667,8 @@ export class LsmEngine implements Engine {
 }
 
 function walOptions(options: LsmOptions) {
-  return { sync: options.sync };
+  // A log holds about one memtable of records (a little less: no list overhead).
+  return { sync: options.sync, prefillBytes: options.sync ? options.memtableBytesMax : 0 };
 }
 
 function writerOptions(options: LsmOptions) {

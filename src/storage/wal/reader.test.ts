@@ -141,6 +141,20 @@ describe('readWal', () => {
     assert.equal((await stat(path)).size, good.length);
   });
 
+  test('MiBs of zeros after the records (a prefilled log) end the log, and a record hidden in them is found', async () => {
+    const zeros = Buffer.alloc(4 * 1024 * 1024);
+    const clean = parseWal('prefilled.wal', Buffer.concat([good, zeros]));
+    assert.deepEqual(clean, { entries: ENTRIES, validBytes: good.length });
+
+    // One intact record far inside the zeros is not a torn tail: what precedes it was lost.
+    const hidden = Buffer.concat([good, zeros]);
+    good.copy(hidden, good.length + 3 * 1024 * 1024, OFFSETS[1]!, OFFSETS[2]!);
+    assert.throws(
+      () => parseWal('hidden.wal', hidden),
+      (err: Error) => err.message.includes('hidden.wal') && /intact record follows/.test(err.message),
+    );
+  });
+
   test('a last record whose later pages never reached the disk is torn', async () => {
     // The large record's second half and everything after it are zeros.
     const bytes = Buffer.from(good);

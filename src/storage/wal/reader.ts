@@ -7,8 +7,9 @@
  * buffer, which nothing reuses; copy what is kept long (copyBytes) if pinning
  * the whole buffer matters.
  *
- * Torn tail or corruption. The writer only appends, batch after batch, and a
- * file is never reused, so a crash can damage only the bytes after the last
+ * Torn tail or corruption. The writer only appends, batch after batch (into
+ * zeros it wrote ahead, with sync on: writer.ts), and a file is never
+ * reused, so a crash can damage only the bytes after the last
  * completed fsync (with sync off: after the last completed write), which are
  * always the end of the file. What a crash leaves there is a prefix of the
  * last write, with zeros where pages never reached the disk, or a file that
@@ -76,7 +77,7 @@ export interface WalContents {
   readonly entries: Entry[];
   /** Bytes of intact header and records from the start of the file. */
   readonly validBytes: number;
-  /** Bytes after validBytes: a torn tail, cut off (and truncated with repair). */
+  /** Bytes after validBytes: a torn tail or unused prefill zeros, cut off (and truncated with repair). */
   readonly tornBytes: number;
 }
 
@@ -148,6 +149,8 @@ export function parseRecordLog(
       continue;
     }
     if (read.problem === 'length-over-max') throw new CorruptionError(file, offset, read.detail);
+    // Zeros to EOF (a log's unused prefill, or pages that never reached the disk): no search needed.
+    if (_isZero(buf.subarray(offset))) break;
     const intact = _findIntactRecord(buf, offset + 1);
     if (intact === -1) break;
     if (intact === 'undecided') {
@@ -211,8 +214,14 @@ function _findIntactRecord(buf: Buffer, from: number): number | 'undecided' {
   return -1;
 }
 
+const ZERO_CHUNK = Buffer.alloc(64 * 1024);
+
+/** True when every byte is 0; compared a chunk at a time (a prefilled log's tail is MiBs). */
 function _isZero(buf: Buffer): boolean {
-  for (let i = 0; i < buf.length; i++) if (buf[i] !== 0) return false;
+  for (let at = 0; at < buf.length; at += ZERO_CHUNK.length) {
+    const end = Math.min(buf.length, at + ZERO_CHUNK.length);
+    if (ZERO_CHUNK.compare(buf, at, end, 0, end - at) !== 0) return false;
+  }
   return true;
 }
 

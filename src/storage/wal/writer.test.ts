@@ -287,6 +287,35 @@ describe('WalWriter', () => {
     assert.deepEqual(await readBack(path), entries);
   });
 
+  test('prefill: records overwrite the zeros written at create; past them the file grows', async () => {
+    const path = freshPath();
+    const prefillBytes = 64 * 1024;
+    const wal = await WalWriter.create(path, { sync: true, prefillBytes });
+    assert.equal((await stat(path)).size, FILE_HEADER_BYTES + prefillBytes, 'create writes the zeros');
+    const small = [valueEntry(Buffer.from('a'), 1n, Buffer.from('x')), tombstoneEntry(Buffer.from('b'), 2n)];
+    await Promise.all(small.map((e) => wal.append(e)));
+    assert.equal((await stat(path)).size, FILE_HEADER_BYTES + prefillBytes, 'records went into the zeros');
+    const inPrefill = await readWal(path, { repair: false });
+    assert.deepEqual(inPrefill.entries, small);
+    assert.equal(inPrefill.validBytes, wal.bytes);
+    assert.equal(
+      inPrefill.tornBytes,
+      prefillBytes - (wal.bytes - FILE_HEADER_BYTES),
+      'the rest reads as zeros',
+    );
+
+    const large = valueEntry(Buffer.from('c'), 3n, Buffer.alloc(prefillBytes, 7));
+    await wal.append(large);
+    await wal.close();
+    assert.equal((await stat(path)).size, wal.bytes, 'a record past the zeros grows the file');
+    assert.deepEqual(await readBack(path), [...small, large]);
+  });
+
+  test('prefill must be a whole number of bytes', async () => {
+    await assert.rejects(WalWriter.create(freshPath(), { sync: true, prefillBytes: -1 }), /prefillBytes/);
+    await assert.rejects(WalWriter.create(freshPath(), { sync: true, prefillBytes: 1.5 }), /prefillBytes/);
+  });
+
   test('bytes counts queued records before they are written', async () => {
     const path = freshPath();
     const wal = await WalWriter.create(path, { sync: false });

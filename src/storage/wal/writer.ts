@@ -19,6 +19,15 @@
  *   nobody knows what reached the disk, so nothing may be appended after it.
  * - close() writes what is queued, fsyncs (whatever the sync mode), closes the
  *   file; later appends reject with RINGKV_CLOSED.
+ * - With prefillBytes, create() writes that many zeros after the header
+ *   before the file is used, and records then overwrite them. An fdatasync
+ *   of an append that grows a file must commit the file system's journal
+ *   (the size and block map changed), and on ext4 that commit waits for the
+ *   data of every other file in it: a table being flushed holds the log's
+ *   sync for tens of ms. Overwriting blocks already allocated and written
+ *   changes no metadata, so the sync writes only the log's own pages. Past
+ *   the zeros the file grows as before. The reader takes the zeros left
+ *   after the last record for a torn tail, which is what they look like.
  *
  * Memory: records are encoded into the open batch's buffer (grown in whole
  * pages) and written from it with no copy. A batch being written is never
@@ -34,7 +43,7 @@
 import { close, constants, fdatasync, fsync, open as openFd, write } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
 import { assert, INVARIANTS } from '../../util/assert.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
@@ -66,6 +75,8 @@ export interface WalWriterOptions {
   readonly sync: boolean;
   /** Most bytes of records in one write (default limits.walBatchBytesMax). */
   readonly batchBytesMax?: number | undefined;
+  /** Zeros written after the header at create, for records to overwrite (default 0; module comment). */
+  readonly prefillBytes?: number | undefined;
   /**
    * Creates the file, failing if it exists (default: opened with O_DSYNC when
    * `sync`, so that one write() call per batch both writes and syncs). Tests wrap it.
@@ -123,6 +134,8 @@ export class WalWriter {
       Number.isSafeInteger(batchBytesMax) && batchBytesMax > 0,
       'batchBytesMax must be a positive integer',
     );
+    const prefillBytes = options.prefillBytes ?? 0;
+    assert(Number.isSafeInteger(prefillBytes) && prefillBytes >= 0, 'prefillBytes must be a whole number');
     const openFile = options.openFile ?? _openNewFile;
     let file: WalFile;
     try {
@@ -133,6 +146,7 @@ export class WalWriter {
     const header = encodeFileHeader();
     try {
       await _writeFully(file, header, header.length, 0);
+      await _prefill(file, header.length, prefillBytes);
       await file.sync();
       await _syncDirectory(dirname(path));
     } catch (err) {
@@ -369,6 +383,20 @@ async function _writeFully(file: WalFile, buf: Buffer, length: number, position:
     const { bytesWritten } = await file.write(buf, done, length - done, position + done);
     if (bytesWritten <= 0) throw new Error(`write() wrote ${bytesWritten} bytes of ${length - done}`);
     done += bytesWritten;
+  }
+}
+
+/**
+ * Writes `bytes` zeros from `position` in chunks, resting between them: the
+ * file is a spare, made while the live log syncs, and one long write would
+ * hold the disk from those syncs.
+ */
+async function _prefill(file: WalFile, position: number, bytes: number): Promise<void> {
+  if (bytes <= 0) return;
+  const zeros = Buffer.alloc(Math.min(bytes, limits.walPrefillChunkBytes));
+  for (let done = 0; done < bytes; done += zeros.length) {
+    if (done > 0) await sleep(limits.walPrefillRestMs);
+    await _writeFully(file, zeros, Math.min(zeros.length, bytes - done), position + done);
   }
 }
 
