@@ -98,6 +98,8 @@ export class LsmEngine implements Engine {
   #frozen: Frozen[] = [];
   #spare: Spare | undefined;
   #sparePending: Promise<void> | undefined;
+  /** Cuts the pending spare's prefill short: when a rotation needs it, or at close. */
+  #spareHurry: AbortController | undefined;
   #state: TreeState;
   #nextFileNumber: number;
   #logNumber: number;
@@ -217,7 +219,8 @@ export class LsmEngine implements Engine {
       }
 
       const walNumber = nextFileNumber++;
-      const wal = await WalWriter.create(filePath(dir, walNumber, 'log'), walOptions(options));
+      // No live log competes for the disk yet: prefill without rests.
+      const wal = await WalWriter.create(filePath(dir, walNumber, 'log'), walOptions(options, { restMs: 0 }));
       await writeManifest(dir, { version, nextFileNumber, logNumber: walNumber });
       for (const number of logs) await unlink(filePath(dir, number, 'log'));
       if (logs.length > 0) await syncDir(dir);
@@ -361,6 +364,7 @@ export class LsmEngine implements Engine {
     if (this.#memtable.count > 0) {
       while (this.#spare === undefined) {
         this.#prepareSpare();
+        this.#spareHurry?.abort();
         await this.#sparePending;
         this.#checkWritable();
       }
@@ -420,6 +424,7 @@ export class LsmEngine implements Engine {
     await this.#flushing?.catch(() => {});
     await this.#compacting?.catch(() => {});
     await this.#editChain.catch(() => {});
+    this.#spareHurry?.abort();
     await this.#sparePending?.catch(() => {});
     await this.#warming;
     await this.#shutdown();
@@ -439,6 +444,7 @@ export class LsmEngine implements Engine {
     await this.#flushing?.catch(() => {});
     await this.#compacting?.catch(() => {});
     await this.#editChain.catch(() => {});
+    this.#spareHurry?.abort();
     await this.#sparePending?.catch(() => {});
     await this.#warming;
     await this.#shutdown();
@@ -500,9 +506,11 @@ export class LsmEngine implements Engine {
   #prepareSpare(): void {
     if (this.#spare !== undefined || this.#sparePending !== undefined || this.#closed) return;
     const fileNumber = this.#nextFileNumber++;
+    const hurry = new AbortController();
+    this.#spareHurry = hurry;
     this.#sparePending = WalWriter.create(
       filePath(this.#options.dir, fileNumber, 'log'),
-      walOptions(this.#options),
+      walOptions(this.#options, { signal: hurry.signal }),
     )
       .then(
         (wal) => {
@@ -517,14 +525,20 @@ export class LsmEngine implements Engine {
       )
       .finally(() => {
         this.#sparePending = undefined;
+        this.#spareHurry = undefined;
       });
   }
 
-  /** Freezes the memtable and switches to the spare WAL; a no-op until the spare is ready. */
+  /**
+   * Freezes the memtable and switches to the spare WAL; a no-op until the
+   * spare is ready. A spare still being prefilled is told to finish now, so
+   * a fast writer does not grow the memtable far past its limit meanwhile.
+   */
   #rotate(): void {
     const spare = this.#spare;
     if (spare === undefined) {
       this.#prepareSpare();
+      this.#spareHurry?.abort();
       return;
     }
     this.#spare = undefined;
@@ -666,9 +680,14 @@ export class LsmEngine implements Engine {
   }
 }
 
-function walOptions(options: LsmOptions) {
+function walOptions(options: LsmOptions, prefill?: { restMs?: number; signal?: AbortSignal }) {
   // A log holds about one memtable of records (a little less: no list overhead).
-  return { sync: options.sync, prefillBytes: options.sync ? options.memtableBytesMax : 0 };
+  return {
+    sync: options.sync,
+    prefillBytes: options.sync ? options.memtableBytesMax : 0,
+    prefillRestMs: prefill?.restMs,
+    prefillSignal: prefill?.signal,
+  };
 }
 
 function writerOptions(options: LsmOptions) {

@@ -48,6 +48,30 @@ describe('LSM engine WAL prefill', () => {
     }
   });
 
+  test('close cuts a spare prefill short, and the next open reads past the half-filled spare', async () => {
+    const dir = await tempDir();
+    // 16 MiB at 64 KiB a chunk with 10 ms rests: seconds, unless close stops it.
+    const big = 16 * 1024 * 1024;
+    try {
+      let engine = await LsmEngine.open({ dir: dir.path, sync: true, memtableBytesMax: big });
+      await engine.write(valueEntry(Buffer.from('k'), 1n, Buffer.from('v')));
+      await engine.close();
+      const sizes = await logSizes(dir.path);
+      assert.equal(sizes.length, 2, 'the live log and the spare');
+      assert.equal(sizes[0], FILE_HEADER_BYTES + big, 'the first log is prefilled whole at open');
+      assert.ok(sizes[1]! < FILE_HEADER_BYTES + big, `the spare's prefill was cut short: ${sizes[1]} bytes`);
+
+      engine = await LsmEngine.open({ dir: dir.path, sync: true, memtableBytesMax: MEMTABLE_BYTES });
+      try {
+        assert.deepEqual((await engine.get(Buffer.from('k')))?.value, Buffer.from('v'));
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      await dir.remove();
+    }
+  });
+
   test('sync off: logs are not prefilled', async () => {
     const dir = await tempDir();
     try {

@@ -41,9 +41,12 @@
  *
  * Known false alarms, both loud rather than silent: a power loss that put
  * the pages of the last, unsynced write on disk out of order (a later page
- * holding whole records, an earlier one lost; file systems in common use
- * write appended data back in order and publish the size after it, so this
- * is rare; with sync off several batches are exposed); and a torn last
+ * holding whole records, an earlier one lost; with sync off several batches
+ * are exposed). When a log grows, file systems in common use publish the
+ * new size only after its data, which hides this; a prefilled log (sync on)
+ * is written over zeros already on disk, so a batch of several pages torn
+ * by a power loss can show it. No acknowledged write is involved either
+ * way: the torn batch was never synced. And a torn last
  * record whose value itself contains a validly framed log record. An
  * operator who judges the tail expendable can truncate the file at the
  * reported offset.

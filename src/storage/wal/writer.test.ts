@@ -42,6 +42,7 @@ function sampleEntries(count: number): Entry[] {
 /** Wraps a real file: counts calls, records write sizes, and fails or slows on demand. */
 class ProbeFile implements WalFile {
   readonly writeLengths: number[] = [];
+  readonly writePositions: number[] = [];
   datasyncs = 0;
   syncs = 0;
   /** Index of the write() call (0 = header) that throws. */
@@ -65,6 +66,7 @@ class ProbeFile implements WalFile {
   ): Promise<{ bytesWritten: number }> {
     const index = this.writeLengths.length;
     this.writeLengths.push(length);
+    this.writePositions.push(position);
     if (index === this.failWriteAt) throw new Error('EIO: injected write failure');
     if (this.beforeWrite !== undefined) await this.beforeWrite(buffer, offset, length);
     return this.#inner.write(buffer, offset, Math.min(length, this.chunkBytesMax), position);
@@ -88,13 +90,21 @@ class ProbeFile implements WalFile {
 
 async function createProbed(
   path: string,
-  options: { sync: boolean; batchBytesMax?: number },
+  options: {
+    sync: boolean;
+    batchBytesMax?: number;
+    prefillBytes?: number;
+    prefillRestMs?: number;
+    prefillSignal?: AbortSignal;
+  },
+  setUp?: (probe: ProbeFile) => void,
 ): Promise<{ wal: WalWriter; probe: ProbeFile }> {
   let probe: ProbeFile | undefined;
   const wal = await WalWriter.create(path, {
     ...options,
     openFile: async (p) => {
       probe = new ProbeFile(await open(p, 'wx'));
+      setUp?.(probe);
       return probe;
     },
   });
@@ -309,6 +319,43 @@ describe('WalWriter', () => {
     await wal.close();
     assert.equal((await stat(path)).size, wal.bytes, 'a record past the zeros grows the file');
     assert.deepEqual(await readBack(path), [...small, large]);
+  });
+
+  test('prefill: chunk after chunk, the last one short, each where the one before ended', async () => {
+    const chunk = 64 * 1024;
+    const { wal, probe } = await createProbed(freshPath(), {
+      sync: true,
+      prefillBytes: 2.5 * chunk,
+      prefillRestMs: 1,
+    });
+    // Write 0 is the header.
+    assert.deepEqual(probe.writeLengths.slice(1), [chunk, chunk, chunk / 2]);
+    assert.deepEqual(probe.writePositions.slice(1), [
+      FILE_HEADER_BYTES,
+      FILE_HEADER_BYTES + chunk,
+      FILE_HEADER_BYTES + 2 * chunk,
+    ]);
+    await wal.close();
+  });
+
+  test('an aborted prefill stops where it is; the log still takes records, past the zeros', async () => {
+    const path = freshPath();
+    const hurry = new AbortController();
+    const { wal } = await createProbed(
+      path,
+      { sync: true, prefillBytes: 100 * 64 * 1024, prefillRestMs: 60_000, prefillSignal: hurry.signal },
+      (probe) => {
+        // Abort once the first chunk is being written: the rest after it must be cut short.
+        probe.beforeWrite = async (_buf, _offset, length) => {
+          if (length === 64 * 1024) hurry.abort();
+        };
+      },
+    );
+    assert.equal((await stat(path)).size, FILE_HEADER_BYTES + 64 * 1024, 'one chunk, then stopped');
+    const entries = sampleEntries(40);
+    await Promise.all(entries.map((e) => wal.append(e)));
+    await wal.close();
+    assert.deepEqual(await readBack(path), entries);
   });
 
   test('prefill must be a whole number of bytes', async () => {

@@ -77,6 +77,13 @@ export interface WalWriterOptions {
   readonly batchBytesMax?: number | undefined;
   /** Zeros written after the header at create, for records to overwrite (default 0; module comment). */
   readonly prefillBytes?: number | undefined;
+  /** Rest between prefill chunks (default limits.walPrefillRestMs; 0 when no live log competes). */
+  readonly prefillRestMs?: number | undefined;
+  /**
+   * Aborted: the prefill stops where it is (no error) and create() finishes
+   * at once; the file is usable, its records simply go past the zeros.
+   */
+  readonly prefillSignal?: AbortSignal | undefined;
   /**
    * Creates the file, failing if it exists (default: opened with O_DSYNC when
    * `sync`, so that one write() call per batch both writes and syncs). Tests wrap it.
@@ -114,9 +121,9 @@ export class WalWriter {
   readonly #spareBuffers: Buffer[] = [];
   /** The running write loop, if any; close() waits for it. */
   #loop: Promise<void> | undefined;
-  /** File size once everything queued is written. */
+  /** End of the records once everything queued is written (a prefilled file is longer). */
   #bytes: number;
-  /** File size written so far: where the next batch goes. */
+  /** End of the records written so far: where the next batch goes. */
   #writtenBytes: number;
   #failed: RingkvError | undefined;
   #closing: Promise<void> | undefined;
@@ -146,7 +153,10 @@ export class WalWriter {
     const header = encodeFileHeader();
     try {
       await _writeFully(file, header, header.length, 0);
-      await _prefill(file, header.length, prefillBytes);
+      await _prefill(file, header.length, prefillBytes, {
+        restMs: options.prefillRestMs ?? limits.walPrefillRestMs,
+        signal: options.prefillSignal,
+      });
       await file.sync();
       await _syncDirectory(dirname(path));
     } catch (err) {
@@ -174,7 +184,7 @@ export class WalWriter {
     return this.#path;
   }
 
-  /** The file's size once every appended record is written. */
+  /** Where the records end once every appended one is written (a prefilled file is longer). */
   get bytes(): number {
     return this.#bytes;
   }
@@ -389,13 +399,28 @@ async function _writeFully(file: WalFile, buf: Buffer, length: number, position:
 /**
  * Writes `bytes` zeros from `position` in chunks, resting between them: the
  * file is a spare, made while the live log syncs, and one long write would
- * hold the disk from those syncs.
+ * hold the disk from those syncs. On the log's own descriptor (O_DSYNC with
+ * sync on) each chunk reaches the disk as it is written, rather than all of
+ * them in one burst at the final sync. Stops early, quietly, once `signal`
+ * is aborted.
  */
-async function _prefill(file: WalFile, position: number, bytes: number): Promise<void> {
+async function _prefill(
+  file: WalFile,
+  position: number,
+  bytes: number,
+  options: { restMs: number; signal: AbortSignal | undefined },
+): Promise<void> {
   if (bytes <= 0) return;
+  const { restMs, signal } = options;
   const zeros = Buffer.alloc(Math.min(bytes, limits.walPrefillChunkBytes));
-  for (let done = 0; done < bytes; done += zeros.length) {
-    if (done > 0) await sleep(limits.walPrefillRestMs);
+  for (let done = 0; done < bytes && signal?.aborted !== true; done += zeros.length) {
+    if (done > 0 && restMs > 0) {
+      try {
+        await sleep(restMs, undefined, { signal });
+      } catch {
+        return; // aborted during the rest
+      }
+    }
     await _writeFully(file, zeros, Math.min(zeros.length, bytes - done), position + done);
   }
 }
