@@ -14,11 +14,34 @@ import {
 const Q = { ack: 2, from: 3 };
 const K = Buffer.from('key');
 
+/**
+ * Runs `body` with the process held alive: the coordinator's deadline timer
+ * is unref'd (a server's sockets keep the process alive), and a test whose
+ * replicas are held has nothing else pending.
+ */
+async function whileKeptAlive<T>(body: () => Promise<T>): Promise<T> {
+  const keepAlive = setTimeout(() => undefined, 10_000);
+  try {
+    return await body();
+  } finally {
+    clearTimeout(keepAlive);
+  }
+}
+
 describe('ClusterStore', () => {
   let nodes: TestNode[] = [];
   function cluster(options: TestClusterOptions): TestNode[] {
     nodes = makeTestCluster(options);
     return nodes;
+  }
+  /** A 3-node cluster whose node a holds K at version 10, and whose first replica a reads from is held. */
+  async function clusterWithHeldReplica(options: Omit<TestClusterOptions, 'nodes'>) {
+    const all = cluster({ nodes: 3, ...options });
+    const a = all[0]!;
+    const [first] = readOrder(all, a);
+    await a.engine.write(valueEntry(K, 10n, Buffer.from('v')));
+    a.transport.held.add(first.url);
+    return { a, first };
   }
   afterEach(async () => {
     for (const node of nodes) {
@@ -64,17 +87,13 @@ describe('ClusterStore', () => {
     const [a, b, c] = cluster({ nodes: 3, requestTimeoutMs: 30 }) as [TestNode, TestNode, TestNode];
     a.transport.held.add(b.url);
     a.transport.held.add(c.url);
-    // The deadline timer is unref'd (a server's sockets keep the process alive): keep this test's alive.
-    const keepAlive = setTimeout(() => undefined, 10_000);
-    try {
+    await whileKeptAlive(async () => {
       await assert.rejects(a.store.put(K, Buffer.from('v'), Q), {
         code: 'RINGKV_NOT_ENOUGH_REPLICAS',
         message: /1 of 2 required replicas answered within 30 ms/,
       });
       await assert.rejects(a.store.get(K, Q), { code: 'RINGKV_NOT_ENOUGH_REPLICAS' });
-    } finally {
-      clearTimeout(keepAlive);
-    }
+    });
   });
 
   test('one replica down: quorum writes and reads go on', async () => {
@@ -162,14 +181,8 @@ describe('ClusterStore', () => {
     const [first, second] = readOrder(all, a);
     await seedThreeVersions(a, first, second);
     a.transport.held.add(first.url);
-    // The deadline timer is unref'd (a server's sockets keep the process alive): keep this test's alive.
-    const keepAlive = setTimeout(() => undefined, 10_000);
-    try {
-      const read = await a.store.get(K, Q);
-      assert.equal(read?.value.toString(), 'old', 'the newest of the two answers that came');
-    } finally {
-      clearTimeout(keepAlive);
-    }
+    const read = await whileKeptAlive(() => a.store.get(K, Q));
+    assert.equal(read?.value.toString(), 'old', 'the newest of the two answers that came');
     assert.equal(a.transport.heldCount(first.url), 1, 'the slow replica has not answered yet');
     a.transport.release(first.url);
     for (const node of [a, second]) {
@@ -179,13 +192,8 @@ describe('ClusterStore', () => {
   });
 
   test('hedges are budgeted: when many reads are slow, most wait for the replicas they asked', async () => {
-    const all = cluster({ nodes: 3, readHedgeMs: 5 });
-    const a = all[0]!;
-    const [first] = readOrder(all, a);
-    await a.engine.write(valueEntry(K, 10n, Buffer.from('v')));
-    a.transport.held.add(first.url);
-    const keepAlive = setTimeout(() => undefined, 10_000);
-    try {
+    const { a, first } = await clusterWithHeldReplica({ readHedgeMs: 5 });
+    await whileKeptAlive(async () => {
       const reads = Array.from({ length: 60 }, () => a.store.get(K, Q));
       const coordinator = () =>
         a.store.status().coordinator as { readHedges: number; readHedgesSkipped: number };
@@ -201,19 +209,12 @@ describe('ClusterStore', () => {
       assert.equal(readHedgesSkipped, 40);
       a.transport.release(first.url);
       for (const read of await Promise.all(reads)) assert.equal(read?.value.toString(), 'v');
-    } finally {
-      clearTimeout(keepAlive);
-    }
+    });
   });
 
   test('a replica that hangs: reads the budget did not hedge ask the rest at half their deadline', async () => {
-    const all = cluster({ nodes: 3, readHedgeMs: 5, requestTimeoutMs: 400 });
-    const a = all[0]!;
-    const [first] = readOrder(all, a);
-    await a.engine.write(valueEntry(K, 10n, Buffer.from('v')));
-    a.transport.held.add(first.url);
-    const keepAlive = setTimeout(() => undefined, 10_000);
-    try {
+    const { a } = await clusterWithHeldReplica({ readHedgeMs: 5, requestTimeoutMs: 400 });
+    await whileKeptAlive(async () => {
       const reads = await Promise.all(Array.from({ length: 40 }, () => a.store.get(K, Q)));
       for (const read of reads) assert.equal(read?.value.toString(), 'v', 'answered, not 504');
       const coordinator = a.store.status().coordinator as Record<string, number>;
@@ -221,10 +222,7 @@ describe('ClusterStore', () => {
       assert.equal(coordinator.readHedgesSkipped, 20);
       assert.equal(coordinator.readHedgesLate, 20);
       assert.equal(coordinator.notEnoughReplicas, 0);
-    } finally {
-      clearTimeout(keepAlive);
-      a.transport.release(first.url);
-    }
+    });
   });
 
   test('a read repairs a replica that has no version, and reports a tombstone as the newest', async () => {
