@@ -86,6 +86,7 @@ export function readHintRecord(buf: Buffer, offset: number, end: number): HintRe
 
 const HINT_LOG_HEADER: LogHeader = {
   name: 'hint',
+  batched: false,
   bytes: HINT_HEADER_BYTES,
   encode: encodeHintHeader,
   check: checkHintHeader,

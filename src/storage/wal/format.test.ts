@@ -11,8 +11,10 @@ import {
   PAYLOAD_BYTES_MAX,
   PAYLOAD_BYTES_MIN,
   RECORD_HEADER_BYTES,
+  readBatch,
   readRecord,
   recordBytes,
+  sealRecord,
   WAL_FORMAT_VERSION,
   WAL_MAGIC,
 } from './format.js';
@@ -26,24 +28,27 @@ function encoded(entry: Parameters<typeof recordBytes>[0]): Buffer {
 describe('wal format', () => {
   test('the on-disk constants keep their values', () => {
     assert.equal(WAL_MAGIC, 0x524b5657);
-    assert.equal(WAL_FORMAT_VERSION, 1);
+    assert.equal(WAL_FORMAT_VERSION, 2);
     assert.equal(FILE_HEADER_BYTES, 8);
     assert.equal(RECORD_HEADER_BYTES, 8);
     assert.equal(PAYLOAD_BYTES_MIN, 17);
     assert.equal(PAYLOAD_BYTES_MAX, 15 + 3 + 65_535 + 5 + 268_435_456);
   });
 
-  test('a fresh header is "RKVW" and version 1, and checks clean', () => {
+  test('a fresh header is "RKVW" and version 2, and checks clean; version 1 is still read', () => {
     const header = encodeFileHeader();
     assert.equal(header.subarray(0, 4).toString('latin1'), 'RKVW');
-    assert.equal(header.readUInt32BE(4), 1);
+    assert.equal(header.readUInt32BE(4), 2);
     assert.equal(checkFileHeader(header), undefined);
+    const version1 = Buffer.from(header);
+    version1.writeUInt32BE(1, 4);
+    assert.equal(checkFileHeader(version1), undefined);
     const badMagic = Buffer.from(header);
     badMagic[0] = 0x41;
     assert.match(checkFileHeader(badMagic) ?? '', /bad magic 0x414b5657, expected 0x524b5657/);
     const badVersion = Buffer.from(header);
-    badVersion.writeUInt32BE(2, 4);
-    assert.match(checkFileHeader(badVersion) ?? '', /unsupported format version 2, expected 1/);
+    badVersion.writeUInt32BE(3, 4);
+    assert.match(checkFileHeader(badVersion) ?? '', /unsupported format version 3, expected one of 1, 2/);
   });
 
   test('a record is length, crc32 of the payload, then the encoded entry', () => {
@@ -69,6 +74,45 @@ describe('wal format', () => {
     assert.deepEqual(second.entry, b);
     assert.equal(second.end, buf.length);
     assert.equal(second.entry.key.buffer, buf.buffer, 'the key is a view, not a copy');
+  });
+
+  test('a batch is one record of entries back to back, under one checksum', () => {
+    const entries = [
+      valueEntry(Buffer.from('a'), 1n, Buffer.from('one')),
+      tombstoneEntry(Buffer.from('b'), 2n),
+      valueEntry(Buffer.from('c'), 3n, Buffer.alloc(0), 99),
+    ];
+    const payloadBytes = entries.reduce((sum, e) => sum + encodedEntryBytes(e), 0);
+    const buf = Buffer.alloc(2 + RECORD_HEADER_BYTES + payloadBytes);
+    let at = 2 + RECORD_HEADER_BYTES;
+    for (const e of entries) at = encodeEntry(e, buf, at);
+    sealRecord(buf, 2, at);
+    assert.equal(buf.readUInt32BE(2), payloadBytes);
+    assert.equal(buf.readUInt32BE(6), crc32(buf.subarray(2 + RECORD_HEADER_BYTES)));
+    const read = readBatch(buf, 2, buf.length);
+    assert.ok('entries' in read);
+    assert.deepEqual(read.entries, entries);
+    assert.equal(read.end, buf.length);
+    // One entry per record, as version 1 and hint files hold them, is a batch of one.
+    const single = readBatch(encoded(entries[0]!), 0, recordBytes(entries[0]!));
+    assert.ok('entries' in single);
+    assert.deepEqual(single.entries, [entries[0]]);
+    // readRecord takes exactly one entry: a batch of three is not one.
+    const asOne = readRecord(buf, 2, buf.length);
+    assert.ok('problem' in asOne && asOne.problem === 'entry');
+    // A batch whose last entry stops short of the record's end is damaged.
+    const padded = Buffer.concat([buf, Buffer.alloc(1)]);
+    padded.writeUInt32BE(payloadBytes + 1, 2);
+    padded.writeUInt32BE(crc32(padded.subarray(2 + RECORD_HEADER_BYTES)), 6);
+    const short = readBatch(padded, 2, padded.length);
+    assert.ok('problem' in short && short.problem === 'entry', JSON.stringify(short));
+    // Any flipped payload byte fails the one checksum.
+    for (let i = 2 + RECORD_HEADER_BYTES; i < buf.length; i += 7) {
+      const flipped = Buffer.from(buf);
+      flipped[i] = flipped[i]! ^ 0x04;
+      const bad = readBatch(flipped, 2, flipped.length);
+      assert.ok('problem' in bad && bad.problem === 'checksum', `byte ${i}`);
+    }
   });
 
   test('each kind of damage is named', () => {

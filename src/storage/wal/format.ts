@@ -17,19 +17,28 @@
  *   0                4                8                     8 + L
  *   +----------------+----------------+---------------------+
  *   | payload length | crc32(payload) | payload (L bytes)   |
- *   |   L, u32 BE    |    u32 BE      | one encoded entry   |
+ *   |   L, u32 BE    |    u32 BE      | entries             |
  *   +----------------+----------------+---------------------+
  *
- * The payload is exactly one entry as storage/entry/codec.ts encodes it, and
- * must decode to exactly L bytes. The checksum covers the payload only; the
- * length is checked by range (PAYLOAD_BYTES_MIN..PAYLOAD_BYTES_MAX), by the
- * entry it frames having to end exactly at L, and by the reader's search for
- * intact records after a failure (reader.ts explains why that matters).
+ * Version 2 (what the writer writes): a record is one batch, the entries of
+ * one group commit back to back as storage/entry/codec.ts encodes them, the
+ * last ending exactly at L. One checksum covers the whole batch, so a batch
+ * that a power loss wrote only in part is one damaged record at the end of
+ * the log, never damage followed by intact records (reader.ts). Version 1
+ * held exactly one entry per record; a version-1 record reads as a batch of
+ * one, so both read the same way (readBatch). Other logs that reuse the
+ * framing (hint files) keep one entry per record (readRecord).
+ *
+ * The checksum covers the payload only; the length is checked by range
+ * (PAYLOAD_BYTES_MIN..PAYLOAD_BYTES_MAX), by the entries it frames having to
+ * end exactly at L, and by the reader's search for intact records after a
+ * failure (reader.ts explains why that matters).
  *
  * A file is written once, front to back, by one writer and never reused for
  * another log, so bytes from an older life of the file cannot appear in it.
  */
 import { limits } from '../../config/limits.js';
+import { assert } from '../../util/assert.js';
 import { crc32, varintBytes } from '../../util/bytes.js';
 import { decodeEntry, ENTRY_FIXED_BYTES, encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
@@ -37,7 +46,9 @@ import type { Entry } from '../entry/entry.js';
 /** "RKVW" in ASCII. On-disk value: never change. */
 export const WAL_MAGIC = 0x524b5657;
 /** The layout drawn above. On-disk value: never renumber; a new layout takes the next number. */
-export const WAL_FORMAT_VERSION = 1;
+export const WAL_FORMAT_VERSION = 2;
+/** Versions a reader accepts: 1 (one entry per record) reads as batches of one. */
+export const WAL_FORMAT_VERSIONS_READ: readonly number[] = [1, 2];
 export const FILE_HEADER_BYTES = 8;
 /** Length and checksum in front of each payload. */
 export const RECORD_HEADER_BYTES = 8;
@@ -49,6 +60,8 @@ export const PAYLOAD_BYTES_MIN = ENTRY_FIXED_BYTES + 2;
  * maxima with their varint lengths, 15 + 3 + 65,535 + 5 + 268,435,456 bytes.
  * A length above it cannot come from a writer, nor from a torn write (which
  * leaves a mix of intended bytes and zeros, and so only ever a smaller length).
+ * It bounds a batch too: a writer closes a batch at far fewer bytes
+ * (limits.walBatchBytesMax), and a single larger entry goes alone.
  */
 export const PAYLOAD_BYTES_MAX =
   ENTRY_FIXED_BYTES +
@@ -73,8 +86,8 @@ export function checkFileHeader(buf: Buffer): string | undefined {
   const magic = buf.readUInt32BE(0);
   if (magic !== WAL_MAGIC) return `bad magic 0x${hex32(magic)}, expected 0x${hex32(WAL_MAGIC)}`;
   const version = buf.readUInt32BE(4);
-  if (version !== WAL_FORMAT_VERSION) {
-    return `unsupported format version ${version}, expected ${WAL_FORMAT_VERSION}`;
+  if (!WAL_FORMAT_VERSIONS_READ.includes(version)) {
+    return `unsupported format version ${version}, expected one of ${WAL_FORMAT_VERSIONS_READ.join(', ')}`;
   }
   return undefined;
 }
@@ -89,11 +102,25 @@ export function recordBytes(entry: Entry): number {
  * recordBytes(entry). Returns the end offset.
  */
 export function encodeRecord(entry: Entry, buf: Buffer, offset: number): number {
+  const end = encodeEntry(entry, buf, offset + RECORD_HEADER_BYTES);
+  sealRecord(buf, offset, end);
+  return end;
+}
+
+/**
+ * Fills in the header of the record at `offset` whose payload, already in
+ * `buf` from offset + RECORD_HEADER_BYTES to `end`, is one or more encoded
+ * entries (a batch: the writer encodes entries after a reserved header and
+ * seals the batch once it closes).
+ */
+export function sealRecord(buf: Buffer, offset: number, end: number): void {
   const payloadStart = offset + RECORD_HEADER_BYTES;
-  const end = encodeEntry(entry, buf, payloadStart);
+  assert(
+    end - payloadStart >= PAYLOAD_BYTES_MIN && end - payloadStart <= PAYLOAD_BYTES_MAX,
+    'record length out of range',
+  );
   buf.writeUInt32BE(end - payloadStart, offset);
   buf.writeUInt32BE(crc32(buf.subarray(payloadStart, end)), offset + 4);
-  return end;
 }
 
 /** Why the bytes at an offset are not an intact record. */
@@ -105,18 +132,68 @@ export type RecordProblem =
   /** The length is above PAYLOAD_BYTES_MAX: never written by a writer nor left by a torn write. */
   | 'length-over-max'
   | 'checksum'
-  /** The checksum matches but the payload is not exactly one entry. */
+  /** The checksum matches but the payload is not exactly one entry (a batch: not whole entries). */
   | 'entry';
 
 export type RecordRead =
   | { readonly entry: Entry; readonly end: number }
   | { readonly problem: RecordProblem; readonly detail: string };
 
+export type BatchRead =
+  | { readonly entries: Entry[]; readonly end: number }
+  | { readonly problem: RecordProblem; readonly detail: string };
+
 /**
- * Reads the record at `offset`, looking no further than `end`. The entry's
- * key and value are views into `buf`.
+ * Reads the record at `offset`, looking no further than `end`, as exactly
+ * one entry (hint files). The entry's key and value are views into `buf`.
  */
 export function readRecord(buf: Buffer, offset: number, end: number): RecordRead {
+  const framed = _checkFraming(buf, offset, end);
+  if ('problem' in framed) return framed;
+  const decoded = decodeEntry(buf, framed.payloadStart, framed.payloadEnd);
+  if (typeof decoded === 'string') return { problem: 'entry', detail: `undecodable entry: ${decoded}` };
+  if (decoded[1] !== framed.payloadEnd) {
+    return {
+      problem: 'entry',
+      detail: `entry ends ${framed.payloadEnd - decoded[1]} bytes before its record`,
+    };
+  }
+  return { entry: decoded[0], end: framed.payloadEnd };
+}
+
+/**
+ * Reads the record at `offset`, looking no further than `end`, as a batch:
+ * one or more entries back to back, the last ending exactly at the record's
+ * end (WAL records; a version-1 record is a batch of one). Keys and values
+ * are views into `buf`.
+ */
+export function readBatch(buf: Buffer, offset: number, end: number): BatchRead {
+  const framed = _checkFraming(buf, offset, end);
+  if ('problem' in framed) return framed;
+  const entries = decodeEntries(buf, framed.payloadStart, framed.payloadEnd);
+  if (typeof entries === 'string') return { problem: 'entry', detail: entries };
+  return { entries, end: framed.payloadEnd };
+}
+
+/** The entries filling [start, end) exactly, or why they do not. */
+export function decodeEntries(buf: Buffer, start: number, end: number): Entry[] | string {
+  const entries: Entry[] = [];
+  let at = start;
+  do {
+    const decoded = decodeEntry(buf, at, end);
+    if (typeof decoded === 'string') return `undecodable entry ${entries.length} of the batch: ${decoded}`;
+    entries.push(decoded[0]);
+    at = decoded[1];
+  } while (at < end);
+  return entries;
+}
+
+/** Length in range, payload inside `end`, checksum matching: where the payload is, or the problem. */
+function _checkFraming(
+  buf: Buffer,
+  offset: number,
+  end: number,
+): { payloadStart: number; payloadEnd: number } | { problem: RecordProblem; detail: string } {
   if (end - offset < RECORD_HEADER_BYTES) {
     return { problem: 'incomplete', detail: `record header cut off after ${end - offset} bytes` };
   }
@@ -143,12 +220,7 @@ export function readRecord(buf: Buffer, offset: number, end: number): RecordRead
   if (actual !== expected) {
     return { problem: 'checksum', detail: `checksum 0x${hex32(actual)}, expected 0x${hex32(expected)}` };
   }
-  const decoded = decodeEntry(buf, payloadStart, payloadEnd);
-  if (typeof decoded === 'string') return { problem: 'entry', detail: `undecodable entry: ${decoded}` };
-  if (decoded[1] !== payloadEnd) {
-    return { problem: 'entry', detail: `entry ends ${payloadEnd - decoded[1]} bytes before its record` };
-  }
-  return { entry: decoded[0], end: payloadEnd };
+  return { payloadStart, payloadEnd };
 }
 
 function hex32(value: number): string {

@@ -41,11 +41,29 @@ const ENTRIES: Entry[] = [
 const OFFSETS: number[] = [FILE_HEADER_BYTES];
 for (const e of ENTRIES) OFFSETS.push(OFFSETS[OFFSETS.length - 1]! + recordBytes(e));
 
-/** The bytes of a log holding `entries`, written by WalWriter so the test covers what it produces. */
-async function logBytes(entries: Entry[]): Promise<Buffer> {
+/**
+ * The bytes of a log holding `entries`, written by WalWriter so the test
+ * covers what it produces: one append at a time, so each entry is a batch,
+ * and so a record, of its own (OFFSETS), unless `oneBatch`.
+ */
+async function logBytes(entries: Entry[], oneBatch = false): Promise<Buffer> {
   const path = freshPath();
   const wal = await WalWriter.create(path, { sync: false });
-  await Promise.all(entries.map((e) => wal.append(e)));
+  if (oneBatch) await Promise.all(entries.map((e) => wal.append(e)));
+  else for (const e of entries) await wal.append(e);
+  await wal.close();
+  const bytes = await readFile(path);
+  await rm(path);
+  return bytes;
+}
+
+/** A log of `first`, one append at a time, then all of `batch` appended in one turn: one record. */
+async function batchedLog(first: Entry[], batch: Entry[]): Promise<Buffer> {
+  const path = freshPath();
+  const wal = await WalWriter.create(path, { sync: false });
+  for (const e of first) await wal.append(e);
+  await Promise.all(batch.map((e) => wal.append(e)));
+  assert.equal(wal.stats().writes, first.length + 1, 'the batch went in one write');
   await wal.close();
   const bytes = await readFile(path);
   await rm(path);
@@ -155,6 +173,27 @@ describe('readWal', () => {
     );
   });
 
+  test('a prefilled log whose last batch reached the disk in part, its first page lost, is torn', async () => {
+    // Two batches: the first synced, the second (many entries, several pages) written over zeros
+    // when the power failed, with its first page lost and later pages, whole entries among them, on disk.
+    const first = ENTRIES.slice(0, 2);
+    const batch = Array.from({ length: 60 }, (_, i) =>
+      valueEntry(Buffer.from(`batch-${i}`), 100n + BigInt(i), Buffer.alloc(200, i)),
+    );
+    const batchStart = (await logBytes(first)).length;
+    const whole = await batchedLog(first, batch);
+    assert.deepEqual(parseWal('whole.wal', whole).entries, [...first, ...batch]);
+    assert.ok(whole.length - batchStart > 3 * 4096, 'the batch spans several pages');
+    const torn = Buffer.concat([whole, Buffer.alloc(1024 * 1024)]);
+    torn.fill(0, batchStart, Math.ceil((batchStart + 1) / 4096) * 4096);
+    assert.deepEqual(parseWal('torn-batch.wal', torn), { entries: first, validBytes: batchStart });
+    // Its middle page lost instead: the same.
+    const middle = Buffer.concat([whole, Buffer.alloc(1024 * 1024)]);
+    const middlePage = Math.ceil(batchStart / 4096) * 4096 + 4096;
+    middle.fill(0, middlePage, middlePage + 4096);
+    assert.deepEqual(parseWal('torn-middle.wal', middle), { entries: first, validBytes: batchStart });
+  });
+
   test('a last record whose later pages never reached the disk is torn', async () => {
     // The large record's second half and everything after it are zeros.
     const bytes = Buffer.from(good);
@@ -229,12 +268,16 @@ describe('readWal', () => {
     assert.equal(shortForeign.offset, 0);
   });
 
-  test('records written by hand with the format functions read back', async () => {
+  test('records written by hand with the format functions read back, in version 2 and version 1', async () => {
     const entry = valueEntry(Buffer.from('k'), 5n, Buffer.from('v'));
     const buf = Buffer.alloc(FILE_HEADER_BYTES + recordBytes(entry));
     encodeFileHeader().copy(buf, 0);
     encodeRecord(entry, buf, FILE_HEADER_BYTES);
     assert.deepEqual(parseWal('hand.wal', buf).entries, [entry]);
+    // A version-1 file (one entry per record) from an older node.
+    const old = Buffer.concat([good]);
+    old.writeUInt32BE(1, 4);
+    assert.deepEqual(parseWal('version1.wal', old), { entries: ENTRIES, validBytes: good.length });
   });
 
   test('a missing file is RINGKV_IO', async () => {

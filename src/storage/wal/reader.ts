@@ -17,9 +17,15 @@
  * disk, a stray write, a bug. Dropping the records after it would silently
  * lose writes that were acknowledged, so the reader refuses.
  *
+ * A record is one batch (one write of the writer, format.ts), covered by one
+ * checksum: the unsynced last batch, whatever part of it a power loss put on
+ * disk, is one damaged record at the end. (In version-1 files each entry had
+ * its own record, so a batch whose pages reached the disk out of order could
+ * leave an intact record after a damaged one: a false alarm, below.)
+ *
  * The rule, applied at the first record that is not intact (cut off by EOF,
- * length out of range, checksum mismatch, or a payload that is not exactly
- * one entry), at offset p:
+ * length out of range, checksum mismatch, or a payload that is not whole
+ * entries), at offset p:
  *   1. Its length is over PAYLOAD_BYTES_MAX: corruption at p. No writer
  *      writes such a length, and a torn write, a mix of the intended bytes
  *      and zeros, can only make a length smaller.
@@ -34,21 +40,17 @@
  * checksum, so a flipped bit in a middle record's length points past the
  * following records, maybe past EOF; trusting it would call the rest of the
  * file a torn tail and drop it without a word. An intact record is a length
- * in range, an entry that ends exactly there, and a matching CRC-32, which
+ * in range, entries that end exactly there, and a matching CRC-32, which
  * random bytes or zeros practically never form, so the search costs a few
  * cheap tests per byte of the damaged tail (and is capped, below, against
  * values crafted to look like records).
  *
- * Known false alarms, both loud rather than silent: a power loss that put
- * the pages of the last, unsynced write on disk out of order (a later page
- * holding whole records, an earlier one lost; with sync off several batches
- * are exposed). When a log grows, file systems in common use publish the
- * new size only after its data, which hides this; a prefilled log (sync on)
- * is written over zeros already on disk, so a batch of several pages torn
- * by a power loss can show it. No acknowledged write is involved either
- * way: the torn batch was never synced. And a torn last
- * record whose value itself contains a validly framed log record. An
- * operator who judges the tail expendable can truncate the file at the
+ * Known false alarms, loud rather than silent, none involving an
+ * acknowledged write: with sync off, a power loss that put several unsynced
+ * batches on disk out of order (a later batch whole, an earlier one lost);
+ * in a version-1 file, one batch of several records torn that way; and a
+ * torn last record whose value itself contains a validly framed log record.
+ * An operator who judges the tail expendable can truncate the file at the
  * reported offset.
  *
  * The file header follows the same idea: a file shorter than the header
@@ -67,11 +69,13 @@ import { decodeEntry } from '../entry/codec.js';
 import { type Entry, EntryKind } from '../entry/entry.js';
 import {
   checkFileHeader,
+  decodeEntries,
   encodeFileHeader,
   FILE_HEADER_BYTES,
   PAYLOAD_BYTES_MAX,
   PAYLOAD_BYTES_MIN,
   RECORD_HEADER_BYTES,
+  readBatch,
   readRecord,
 } from './format.js';
 
@@ -109,6 +113,8 @@ export async function readWal(path: string, options: { repair: boolean }): Promi
 export interface LogHeader {
   /** What the file is, for messages: "WAL", "hint". */
   readonly name: string;
+  /** Records are batches of one or more entries (the WAL) rather than exactly one (hint files). */
+  readonly batched: boolean;
   readonly bytes: number;
   encode(): Buffer;
   /** Undefined when `buf` starts with an intact header; the reason otherwise. */
@@ -117,6 +123,7 @@ export interface LogHeader {
 
 const WAL_HEADER: LogHeader = {
   name: 'WAL',
+  batched: true,
   bytes: FILE_HEADER_BYTES,
   encode: encodeFileHeader,
   check: checkFileHeader,
@@ -145,7 +152,12 @@ export function parseRecordLog(
   if (_isTornHeader(file, buf, header)) return { entries, validBytes: 0 };
   let offset = header.bytes;
   while (offset < buf.length) {
-    const read = readRecord(buf, offset, buf.length);
+    const read = header.batched ? readBatch(buf, offset, buf.length) : readRecord(buf, offset, buf.length);
+    if ('entries' in read) {
+      for (const entry of read.entries) entries.push(entry);
+      offset = read.end;
+      continue;
+    }
     if ('entry' in read) {
       entries.push(read.entry);
       offset = read.end;
@@ -154,7 +166,7 @@ export function parseRecordLog(
     if (read.problem === 'length-over-max') throw new CorruptionError(file, offset, read.detail);
     // Zeros to EOF (a log's unused prefill, or pages that never reached the disk): no search needed.
     if (_isZero(buf.subarray(offset))) break;
-    const intact = _findIntactRecord(buf, offset + 1);
+    const intact = _findIntactRecord(buf, offset + 1, header.batched);
     if (intact === -1) break;
     if (intact === 'undecided') {
       throw new CorruptionError(
@@ -196,7 +208,7 @@ const SEARCH_CHECKSUM_BYTES_PER_BYTE = 16;
  * The offset of the first complete, intact record at or after `from`, -1 if
  * there is none, or 'undecided' when the search ran out of its budget.
  */
-function _findIntactRecord(buf: Buffer, from: number): number | 'undecided' {
+function _findIntactRecord(buf: Buffer, from: number, batched: boolean): number | 'undecided' {
   const last = buf.length - RECORD_HEADER_BYTES - PAYLOAD_BYTES_MIN;
   let checksumBudget = SEARCH_CHECKSUM_BYTES_PER_BYTE * Math.max(0, buf.length - from);
   for (let at = from; at <= last; at++) {
@@ -208,8 +220,12 @@ function _findIntactRecord(buf: Buffer, from: number): number | 'undecided' {
     if (payloadEnd > buf.length) continue;
     const kind = buf[payloadStart];
     if (kind !== EntryKind.Value && kind !== EntryKind.Tombstone) continue;
-    const decoded = decodeEntry(buf, payloadStart, payloadEnd);
-    if (typeof decoded === 'string' || decoded[1] !== payloadEnd) continue;
+    if (batched) {
+      if (typeof decodeEntries(buf, payloadStart, payloadEnd) === 'string') continue;
+    } else {
+      const decoded = decodeEntry(buf, payloadStart, payloadEnd);
+      if (typeof decoded === 'string' || decoded[1] !== payloadEnd) continue;
+    }
     checksumBudget -= length;
     if (checksumBudget < 0) return 'undecided';
     if (crc32(buf.subarray(payloadStart, payloadEnd)) === buf.readUInt32BE(at + 4)) return at;

@@ -5,9 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { limits } from '../../config/limits.js';
 import { isRingkvError } from '../../util/errors.js';
+import { encodedEntryBytes } from '../entry/codec.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
-import { FILE_HEADER_BYTES, recordBytes } from './format.js';
+import { FILE_HEADER_BYTES, RECORD_HEADER_BYTES, recordBytes } from './format.js';
 import { readWal } from './reader.js';
 import { type WalFile, WalWriter } from './writer.js';
 
@@ -112,6 +114,22 @@ async function createProbed(
   return { wal, probe };
 }
 
+/**
+ * Sizes of the records (one per batch) that entries appended in one turn
+ * make: packed greedily in append order, a batch closing when the next entry
+ * would take it past `batchBytesMax`, an entry too large for any batch alone.
+ */
+function batchRecordBytes(entries: Entry[], batchBytesMax: number): number[] {
+  const sizes: number[] = [];
+  for (const e of entries) {
+    const size = encodedEntryBytes(e);
+    const last = sizes.length - 1;
+    if (last >= 0 && sizes[last]! + size <= batchBytesMax) sizes[last]! += size;
+    else sizes.push(RECORD_HEADER_BYTES + size);
+  }
+  return sizes;
+}
+
 async function readBack(path: string): Promise<Entry[]> {
   const contents = await readWal(path, { repair: false });
   assert.equal(contents.tornBytes, 0);
@@ -171,7 +189,8 @@ describe('WalWriter', () => {
     const entries = sampleEntries(300);
     const wal = await WalWriter.create(path, { sync: true });
     await Promise.all(entries.map((e) => wal.append(e)));
-    const expectedBytes = FILE_HEADER_BYTES + entries.reduce((sum, e) => sum + recordBytes(e), 0);
+    const expectedBytes =
+      FILE_HEADER_BYTES + batchRecordBytes(entries, limits.walBatchBytesMax).reduce((sum, n) => sum + n, 0);
     assert.equal(wal.bytes, expectedBytes);
     assert.equal(wal.stats().records, 300);
     await wal.close();
@@ -237,7 +256,7 @@ describe('WalWriter', () => {
     assert.equal(probe.syncs, syncsAfterCreate + 1);
   });
 
-  test('batches respect batchBytesMax; a larger record goes alone', async () => {
+  test('batches respect batchBytesMax; a larger entry goes alone', async () => {
     const path = freshPath();
     const { wal, probe } = await createProbed(path, { sync: true, batchBytesMax: 1024 });
     const small = Array.from({ length: 60 }, (_, i) =>
@@ -247,17 +266,11 @@ describe('WalWriter', () => {
     const entries = [...small.slice(0, 30), large, ...small.slice(30)];
     await Promise.all(entries.map((e) => wal.append(e)));
     // All appends came in one turn, so batches are packed greedily in append order.
-    const expected: number[] = [];
-    for (const e of entries) {
-      const size = recordBytes(e);
-      const last = expected.length - 1;
-      if (last >= 0 && expected[last]! + size <= 1024) expected[last]! += size;
-      else expected.push(size);
-    }
+    const expected = batchRecordBytes(entries, 1024);
     assert.ok(expected.length >= 6);
     assert.deepEqual(probe.writeLengths.slice(1), expected); // [0] is the header
     assert.equal(expected.filter((n) => n > 1024).length, 1);
-    assert.ok(expected.includes(recordBytes(large)));
+    assert.ok(expected.includes(recordBytes(large)), 'the large entry is a record of its own');
     await wal.close();
     assert.deepEqual(await readBack(path), entries);
   });

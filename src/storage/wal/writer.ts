@@ -2,8 +2,10 @@
  * Appends entries to a new write-ahead log file, with group commit.
  *
  * Contract:
- * - append() encodes the record at once, so records are in the file in the
- *   order of the append() calls. Its promise resolves once the batch holding
+ * - append() encodes the entry at once, so entries are in the file in the
+ *   order of the append() calls. Each batch is one record (format.ts): the
+ *   entries follow a reserved record header, which is filled in (length and
+ *   checksum of the whole batch) when the batch is taken for writing. Its promise resolves once the batch holding
  *   the record was written (sync off: the write() returned, so the record
  *   survives a kill of the process) and, with sync on, fdatasync'ed (it
  *   survives a power loss).
@@ -11,7 +13,7 @@
  *   its sync) is in flight; appends arriving meanwhile fill the next batch,
  *   so one sync serves all of them. Appends made in one event-loop turn share
  *   one write: the first of them schedules the write with setImmediate.
- * - A batch holds at most batchBytesMax bytes, except that a single record
+ * - A batch holds at most batchBytesMax bytes, except that a single entry
  *   larger than that goes alone. Batches wait in a queue without bound:
  *   holding writers back is the engine's job (memtable limits), not the log's.
  * - An I/O error fails the batch being written and every batch behind it with
@@ -29,9 +31,9 @@
  *   the zeros the file grows as before. The reader takes the zeros left
  *   after the last record for a torn tail, which is what they look like.
  *
- * Memory: records are encoded into the open batch's buffer (grown in whole
+ * Memory: entries are encoded into the open batch's buffer (grown in whole
  * pages) and written from it with no copy. A batch being written is never
- * touched again: new records go into another buffer, and written buffers are
+ * touched again: new entries go into another buffer, and written buffers are
  * kept for reuse (two, so steady load swaps between a filling and a writing
  * one). Each batch has one promise, shared by all of its appends.
  *
@@ -47,12 +49,13 @@ import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promi
 import { limits } from '../../config/limits.js';
 import { assert, INVARIANTS } from '../../util/assert.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
+import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
-import { encodeFileHeader, encodeRecord, readRecord, recordBytes } from './format.js';
+import { encodeFileHeader, PAYLOAD_BYTES_MAX, RECORD_HEADER_BYTES, readBatch, sealRecord } from './format.js';
 
 /** Buffers grow in whole pages: what the kernel copies into the page cache anyway. */
 const PAGE_BYTES = 4096;
-/** A fresh batch buffer: 16 pages hold a few hundred small records before it must grow. */
+/** A fresh batch buffer: 16 pages hold a few hundred small entries before it must grow. */
 const BATCH_BUFFER_BYTES_INITIAL = 16 * PAGE_BYTES;
 /** Written buffers kept for reuse: one filling while one is written. */
 const SPARE_BUFFERS_MAX = 2;
@@ -92,7 +95,7 @@ export interface WalWriterOptions {
 }
 
 export interface WalWriterStats {
-  /** Records appended, queued ones included. */
+  /** Entries appended, queued ones included (a batch of them is one record in the file). */
   readonly records: number;
   /** write() calls for batches. */
   readonly writes: number;
@@ -102,7 +105,9 @@ export interface WalWriterStats {
 
 interface Batch {
   buf: Buffer;
+  /** Bytes used in `buf`, the reserved record header included. */
   bytes: number;
+  entries: number;
   readonly done: Promise<void>;
   readonly resolve: () => void;
   readonly reject: (err: Error) => void;
@@ -116,7 +121,7 @@ export class WalWriter {
   /** Batches not yet taken for writing, oldest first, from #queueHead on. */
   readonly #queue: (Batch | undefined)[] = [];
   #queueHead = 0;
-  /** The newest queued batch, while it still takes records. */
+  /** The newest queued batch, while it still takes entries. */
   #openBatch: Batch | undefined;
   readonly #spareBuffers: Buffer[] = [];
   /** The running write loop, if any; close() waits for it. */
@@ -138,8 +143,8 @@ export class WalWriter {
   static async create(path: string, options: WalWriterOptions): Promise<WalWriter> {
     const batchBytesMax = options.batchBytesMax ?? limits.walBatchBytesMax;
     assert(
-      Number.isSafeInteger(batchBytesMax) && batchBytesMax > 0,
-      'batchBytesMax must be a positive integer',
+      Number.isSafeInteger(batchBytesMax) && batchBytesMax > 0 && batchBytesMax <= PAYLOAD_BYTES_MAX,
+      'batchBytesMax must be a positive integer no larger than a record may be',
     );
     const prefillBytes = options.prefillBytes ?? 0;
     assert(Number.isSafeInteger(prefillBytes) && prefillBytes >= 0, 'prefillBytes must be a whole number');
@@ -202,13 +207,13 @@ export class WalWriter {
     // The reader calls longer records corruption, so none may be written.
     assert(entry.key.length <= limits.keyBytesHardMax, 'WAL entry key is over keyBytesHardMax');
     assert(entry.value.length <= limits.valueBytesHardMax, 'WAL entry value is over valueBytesHardMax');
-    const size = recordBytes(entry);
+    const size = encodedEntryBytes(entry);
     const batch = this.#batchFor(size);
     const start = batch.bytes;
-    const end = encodeRecord(entry, batch.buf, start);
-    assert(end === start + size, 'WAL record size differs from its estimate');
-    if (INVARIANTS) this.#checkRecord(batch.buf, start, end);
+    const end = encodeEntry(entry, batch.buf, start);
+    assert(end === start + size, 'WAL entry size differs from its estimate');
     batch.bytes = end;
+    batch.entries++;
     this.#bytes += size;
     this.#records++;
     this.#loop ??= this.#writeLoop();
@@ -243,14 +248,16 @@ export class WalWriter {
     }
   }
 
-  /** The batch that takes a record of `size` bytes, with room for it. */
+  /** The batch that takes an entry of `size` bytes, with room for it. */
   #batchFor(size: number): Batch {
     let batch = this.#openBatch;
-    if (batch !== undefined && batch.bytes > 0 && batch.bytes + size > this.#batchBytesMax) batch = undefined;
+    if (batch !== undefined && batch.entries > 0 && batch.bytes + size > this.#batchBytesMax)
+      batch = undefined;
     if (batch === undefined) {
       batch = this.#newBatch();
       this.#queue.push(batch);
       this.#openBatch = batch;
+      this.#bytes += RECORD_HEADER_BYTES;
     }
     if (batch.bytes + size > batch.buf.length) this.#grow(batch, batch.bytes + size);
     return batch;
@@ -266,7 +273,8 @@ export class WalWriter {
       resolve = res;
       reject = rej;
     });
-    return { buf, bytes: 0, done, resolve, reject };
+    // The record header is filled in when the batch closes (#takeBatch).
+    return { buf, bytes: RECORD_HEADER_BYTES, entries: 0, done, resolve, reject };
   }
 
   /** Doubles the buffer (or more, for a large record), keeping the records already in it. */
@@ -287,6 +295,8 @@ export class WalWriter {
     }
     // INVARIANT: from here on nobody adds to the batch, so its buffer is stable while written.
     if (batch === this.#openBatch) this.#openBatch = undefined;
+    sealRecord(batch.buf, 0, batch.bytes);
+    if (INVARIANTS) this.#checkBatch(batch);
     return batch;
   }
 
@@ -334,10 +344,13 @@ export class WalWriter {
     });
   }
 
-  /** The paired check of the reader's: what was just encoded reads back as one intact record. */
-  #checkRecord(buf: Buffer, start: number, end: number): void {
-    const read = readRecord(buf, start, end);
-    assert('entry' in read && read.end === end, 'WAL record does not read back');
+  /** The paired check of the reader's: a sealed batch reads back as one intact record of all its entries. */
+  #checkBatch(batch: Batch): void {
+    const read = readBatch(batch.buf, 0, batch.bytes);
+    assert(
+      'entries' in read && read.end === batch.bytes && read.entries.length === batch.entries,
+      'WAL batch does not read back',
+    );
   }
 }
 
