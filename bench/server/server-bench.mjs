@@ -12,6 +12,11 @@
  *                        restarted with --sync on (reads from what recovery
  *                        and the SSTables hold, as after any restart)
  *
+ * and, when asked for, the same two ringkv cases with the node's HTTP fast
+ * path turned off (RINGKV_HTTP_FAST_PATH=off: node:http serves every
+ * request), so that the fast path's gain is measured side by side:
+ *   ringkv-put-sync-on-node-http, ringkv-get-node-http
+ *
  * For ringkv PUT, writes/s and fsyncs/s are diffed from GET /v0/status
  * (engine.writes, engine.walSyncs) over each measured window, so the group
  * commit's batching shows as writes per fsync.
@@ -34,6 +39,8 @@ import {
 import { ringkvBin, startCeiling, startRingkv } from './targets.mjs';
 
 const CASES = ['ceiling-put', 'ringkv-put-sync-on', 'ringkv-put-sync-off', 'ceiling-get', 'ringkv-get'];
+const NODE_HTTP_CASES = ['ringkv-put-sync-on-node-http', 'ringkv-get-node-http'];
+const NODE_HTTP_ENV = { RINGKV_HTTP_FAST_PATH: 'off' };
 
 /** Runs `body(target)` with a started target and always stops it. */
 async function withTarget(start, body) {
@@ -59,7 +66,7 @@ function syncFigures(search) {
 export async function runServerBench() {
   const settings = loadSettings();
   const keyCount = envInt('BENCH_SERVER_KEYS', 200000, { min: 1 });
-  const cases = envList('BENCH_SERVER_CASES', CASES, CASES);
+  const cases = envList('BENCH_SERVER_CASES', CASES, [...CASES, ...NODE_HTTP_CASES]);
   const work = makeTempDir('server');
   const results = {};
   const errors = {};
@@ -95,35 +102,44 @@ export async function runServerBench() {
       ),
     'ringkv-put-sync-on': () => ringkvPut(true),
     'ringkv-put-sync-off': () => ringkvPut(false),
-    'ringkv-get': async () => {
-      const dir = dataDir('ringkv-get');
+    'ringkv-get': () => ringkvGet(),
+    'ringkv-put-sync-on-node-http': () => ringkvPut(true, NODE_HTTP_ENV),
+    'ringkv-get-node-http': () => ringkvGet(NODE_HTTP_ENV),
+  };
+  async function ringkvGet(env) {
+    const name = env ? 'ringkv-get-node-http' : 'ringkv-get';
+    const label = env ? 'ringkv GET, node:http only' : 'ringkv GET';
+    const dir = dataDir(name);
+    try {
       await withTarget(
-        () => startRingkv({ dir, sync: false, logFile: logFile('ringkv-get-fill') }),
-        (t) => fill(settings, { ports: t.ports, keyCount, label: 'ringkv GET', runLoad }),
+        () => startRingkv({ dir, sync: false, logFile: logFile(`${name}-fill`) }),
+        (t) => fill(settings, { ports: t.ports, keyCount, label, runLoad }),
       );
-      return withTarget(
-        () => startRingkv({ dir, sync: true, logFile: logFile('ringkv-get') }),
+      return await withTarget(
+        () => startRingkv({ dir, sync: true, env, logFile: logFile(name) }),
         async (t) => {
-          await expectFilled(t.ports[0], 'ringkv GET (restarted)');
-          await settle(t.ports, 'ringkv GET (restarted)');
+          await expectFilled(t.ports[0], `${label} (restarted)`);
+          await settle(t.ports, `${label} (restarted)`);
           return rateSearch(
-            'ringkv GET',
+            label,
             requestConfig(settings, { op: 'get', ports: t.ports, keyCount, statusPorts: t.ports }),
             settings.search,
             CPU_STATUS_FIELDS,
           );
         },
       );
-    },
-  };
-  async function ringkvPut(sync) {
-    const name = `ringkv-put-sync-${sync ? 'on' : 'off'}`;
+    } finally {
+      removeTempDir(dir);
+    }
+  }
+  async function ringkvPut(sync, env) {
+    const name = `ringkv-put-sync-${sync ? 'on' : 'off'}${env ? '-node-http' : ''}`;
     try {
       return await withTarget(
-        () => startRingkv({ dir: dataDir(name), sync, logFile: logFile(name) }),
+        () => startRingkv({ dir: dataDir(name), sync, env, logFile: logFile(name) }),
         (t) =>
           rateSearch(
-            `ringkv PUT --sync ${sync ? 'on' : 'off'}`,
+            `ringkv PUT --sync ${sync ? 'on' : 'off'}${env ? ', node:http only' : ''}`,
             requestConfig(settings, { op: 'put', ports: t.ports, keyCount, statusPorts: t.ports }),
             settings.search,
             WRITE_STATUS_FIELDS,
@@ -152,7 +168,26 @@ export async function runServerBench() {
     putSyncOn: ratio(max('ringkv-put-sync-on'), max('ceiling-put')),
     putSyncOff: ratio(max('ringkv-put-sync-off'), max('ceiling-put')),
     get: ratio(max('ringkv-get'), max('ceiling-get')),
+    putSyncOnNodeHttp: ratio(max('ringkv-put-sync-on-node-http'), max('ceiling-put')),
+    getNodeHttp: ratio(max('ringkv-get-node-http'), max('ceiling-get')),
   };
+  // Rows for the node:http-only cases, when they ran.
+  const nodeHttpRows = [
+    [
+      'PUT, --sync on, node:http only',
+      'ringkv-put-sync-on-node-http',
+      'ceiling-put',
+      ratios.putSyncOnNodeHttp,
+    ],
+    ['GET (filled, --sync on), node:http only', 'ringkv-get-node-http', 'ceiling-get', ratios.getNodeHttp],
+  ]
+    .filter(([, name]) => cases.includes(name))
+    .map(([label, name, ceiling, r]) => [
+      label,
+      searchCell(results[name]),
+      searchCell(results[ceiling]),
+      fmtPercent(r),
+    ]);
   const sync = {
     on: syncFigures(results['ringkv-put-sync-on']),
     off: syncFigures(results['ringkv-put-sync-off']),
@@ -201,6 +236,7 @@ export async function runServerBench() {
           searchCell(results['ceiling-get']),
           fmtPercent(ratios.get),
         ],
+        ...nodeHttpRows,
       ],
     ),
     '',

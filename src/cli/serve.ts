@@ -26,7 +26,8 @@
  *
  * RINGKV_CLOCK_OFFSET_MS (tests and diagnostics only) shifts the node's wall
  * clock, to fake clock skew between nodes; RINGKV_HINT_HANDOFF_INTERVAL_MS
- * (tests only) sets how often hints are handed off.
+ * (tests only) sets how often hints are handed off; RINGKV_HTTP_FAST_PATH=off
+ * (benchmarks) serves every request through node:http (http/fast/).
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -52,7 +53,7 @@ import {
   type ServeOptions,
   serveOptions,
 } from '../config/options.js';
-import { HttpServer } from '../http/index.js';
+import { fastPathFromEnv, HttpServer } from '../http/index.js';
 import { acquireDirLock, type DirLock } from '../storage/dir-lock.js';
 import { type Engine, type Entry, openEngine } from '../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
@@ -148,6 +149,7 @@ export async function startNode(options: ServeOptions, log: (line: string) => vo
       keyBytesMax: options.keyBytesMax,
       valueBytesMax: options.valueBytesMax,
       log,
+      fastPath: fastPathFromEnv(),
       upgrade: internode?.handleUpgrade,
       internode:
         internode === undefined

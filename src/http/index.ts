@@ -10,4 +10,10 @@ export {
   type RangeParams,
   type RangeScope,
 } from './params.js';
-export { HttpServer, type HttpServerOptions, type RequestHandler, type UpgradeHandler } from './server.js';
+export {
+  fastPathFromEnv,
+  HttpServer,
+  type HttpServerOptions,
+  type RequestHandler,
+  type UpgradeHandler,
+} from './server.js';

@@ -8,8 +8,13 @@
  * - Hooks for the cluster: `internode` answers paths under /v0/internode, and
  *   `upgrade` takes HTTP Upgrade requests (the internode protocol). Without
  *   them those paths are 400 and upgrades are refused.
+ * - The fast path (fast/) reads and answers plain /v0/entity requests off the
+ *   socket itself and hands a connection to node:http at its first other
+ *   request; `fastPath: false` (RINGKV_HTTP_FAST_PATH=off) leaves everything
+ *   to node:http, for comparison.
  * - Limits on header size, header and request time, idle keep-alive and idle
- *   sockets (limits.ts) keep slow or stuck clients from holding resources.
+ *   sockets (limits.ts) keep slow or stuck clients from holding resources,
+ *   on both paths.
  * - close() stops accepting, lets in-flight requests and range streams finish
  *   for a grace period, then cuts what is left.
  *
@@ -23,8 +28,9 @@ import type { Duplex } from 'node:stream';
 import type { Store } from '../cluster/store.js';
 import { limits } from '../config/limits.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
+import { FastPath } from './fast/fast-path.js';
 import { pathOf } from './params.js';
-import { RequestCounters, type RouteContext, sendError, sendText } from './routes/context.js';
+import { NodeReply, RequestCounters, type RouteContext, sendError, sendText } from './routes/context.js';
 import { handleEntities } from './routes/entities.js';
 import { handleEntity } from './routes/entity.js';
 import { handleStatus } from './routes/status.js';
@@ -48,12 +54,20 @@ export interface HttpServerOptions {
   readonly upgrade?: UpgradeHandler | undefined;
   /** Answers requests whose path starts with /v0/internode; without it they are 400. */
   readonly internode?: RequestHandler | undefined;
+  /** Whether plain entity requests take the fast path (default true). */
+  readonly fastPath?: boolean | undefined;
+}
+
+/** The fast path's setting from the environment: on unless RINGKV_HTTP_FAST_PATH=off. */
+export function fastPathFromEnv(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.RINGKV_HTTP_FAST_PATH !== 'off';
 }
 
 export class HttpServer {
   readonly #server: Server;
   readonly #ctx: RouteContext;
   readonly #internode: RequestHandler | undefined;
+  readonly #fastPath: FastPath | undefined;
   /** Range streams under way: close() waits for them so that no cursor outlives the store. */
   readonly #streams = new Set<Promise<void>>();
 
@@ -70,10 +84,11 @@ export class HttpServer {
       closing: false,
     };
     this.#internode = options.internode;
+    // Two keys of up to 9 URL bytes per key byte (%XX of UTF-8) plus ordinary headers.
+    const headBytesMax = Math.max(limits.httpHeaderBytesMin, 18 * options.keyBytesMax + 8 * KiB);
     this.#server = createServer(
       {
-        // Two keys of up to 9 URL bytes per key byte (%XX of UTF-8) plus ordinary headers.
-        maxHeaderSize: Math.max(limits.httpHeaderBytesMin, 18 * options.keyBytesMax + 8 * KiB),
+        maxHeaderSize: headBytesMax,
         headersTimeout: limits.httpHeadersTimeoutMs,
         requestTimeout: limits.httpRequestTimeoutMs,
         keepAliveTimeout: limits.httpKeepAliveTimeoutMs,
@@ -88,6 +103,23 @@ export class HttpServer {
       if (upgrade !== undefined && !this.#ctx.closing) upgrade(req, socket, head);
       else refuseUpgrade(socket);
     });
+    this.#fastPath =
+      options.fastPath === false
+        ? undefined
+        : FastPath.install(this.#server, this.#ctx, {
+            headBytesMax,
+            timeouts: {
+              keepAliveMs: limits.httpKeepAliveTimeoutMs,
+              headersMs: limits.httpHeadersTimeoutMs,
+              requestMs: limits.httpRequestTimeoutMs,
+              socketIdleMs: limits.httpSocketIdleTimeoutMs,
+            },
+          });
+  }
+
+  /** Whether the fast path is in front of node:http. */
+  get fastPath(): boolean {
+    return this.#fastPath !== undefined;
   }
 
   /** The underlying node:http server (tests, and the cluster's upgrade plumbing). */
@@ -130,9 +162,13 @@ export class HttpServer {
     if (this.#ctx.closing) return;
     this.#ctx.closing = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
-    this.#server.closeIdleConnections();
+    const closeIdle = () => {
+      this.#server.closeIdleConnections();
+      this.#fastPath?.closeIdle();
+    };
+    closeIdle();
     // A connection becomes idle when its last answer is sent; sweep until none is left.
-    const sweep = setInterval(() => this.#server.closeIdleConnections(), 50);
+    const sweep = setInterval(closeIdle, 50);
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, graceMs);
@@ -141,6 +177,8 @@ export class HttpServer {
     clearInterval(sweep);
     clearTimeout(timer);
     this.#server.closeAllConnections();
+    this.#fastPath?.destroyAll();
+    this.#fastPath?.stop();
     await closed;
     await Promise.all(this.#streams);
   }
@@ -161,10 +199,15 @@ export class HttpServer {
         this.#internode(req, res);
       } else {
         ctx.counters.unknown++;
-        sendText(ctx, res, 400, `Unknown request: ${req.method} ${path.length > 64 ? 'path' : path}`);
+        sendText(
+          ctx,
+          new NodeReply(res),
+          400,
+          `Unknown request: ${req.method} ${path.length > 64 ? 'path' : path}`,
+        );
       }
     } catch (err) {
-      sendError(ctx, res, err);
+      sendError(ctx, new NodeReply(res), err);
     }
   }
 

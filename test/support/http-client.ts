@@ -18,7 +18,7 @@ export interface RequestOptions {
   readonly body?: Buffer | string;
   readonly headers?: Record<string, string | number>;
   /** Default: a new connection per request. */
-  readonly agent?: Agent;
+  readonly agent?: Agent | undefined;
   readonly timeoutMs?: number;
 }
 

@@ -3,6 +3,9 @@
  * /v0/status, and the helpers that write an answer. Answers go through
  * sendText/sendError so that every status is counted and every error is
  * mapped in one place (errors.ts).
+ *
+ * Routes answer through a Reply, so that one route serves both ways a request
+ * arrives: node:http (NodeReply) and the fast path's connections (fast/).
  */
 import type { ServerResponse } from 'node:http';
 import type { Store } from '../../cluster/store.js';
@@ -20,6 +23,10 @@ export class RequestCounters {
   unknown = 0;
   /** Unexpected errors answered 500. */
   internalErrors = 0;
+  /** Requests of each kind answered by the fast path (fast/) rather than node:http. */
+  fastPath = 0;
+  /** Connections the fast path passed to node:http (a request it does not take). */
+  fastPathHandovers = 0;
   readonly #responses = new Map<number, number>();
 
   countResponse(status: number): void {
@@ -36,6 +43,8 @@ export class RequestCounters {
       internode: this.internode,
       unknown: this.unknown,
       internalErrors: this.internalErrors,
+      fastPath: this.fastPath,
+      fastPathHandovers: this.fastPathHandovers,
       responses: Object.fromEntries([...this.#responses].sort((a, b) => a[0] - b[0])),
     };
   }
@@ -54,39 +63,65 @@ export interface RouteContext {
   closing: boolean;
 }
 
-const TEXT_HEADERS = 'text/plain; charset=utf-8';
-
-/** A short text answer (empty body for 201/202). */
-export function sendText(ctx: RouteContext, res: ServerResponse, status: number, body: string): void {
-  ctx.counters.countResponse(status);
-  if (res.headersSent || res.destroyed) return;
-  if (ctx.closing) res.setHeader('connection', 'close');
-  res.writeHead(status, { 'content-type': TEXT_HEADERS, 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+/** Where a route's one answer goes. */
+export interface Reply {
+  /**
+   * Sends the whole answer: the status, a content type (none for an empty
+   * body) and the body; `close` asks the client to close the connection.
+   * Does nothing once the connection is gone or an answer was sent.
+   */
+  send(status: number, contentType: string | undefined, body: Buffer | string, close: boolean): void;
 }
 
-export function sendEmpty(ctx: RouteContext, res: ServerResponse, status: number): void {
-  ctx.counters.countResponse(status);
-  if (res.headersSent || res.destroyed) return;
-  if (ctx.closing) res.setHeader('connection', 'close');
-  res.writeHead(status, { 'content-length': 0 });
-  res.end();
+/** A Reply on a node:http response. */
+export class NodeReply implements Reply {
+  readonly #res: ServerResponse;
+
+  constructor(res: ServerResponse) {
+    this.#res = res;
+  }
+
+  send(status: number, contentType: string | undefined, body: Buffer | string, close: boolean): void {
+    const res = this.#res;
+    if (res.headersSent || res.destroyed) return;
+    if (close) res.setHeader('connection', 'close');
+    const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
+    res.writeHead(
+      status,
+      contentType === undefined
+        ? { 'content-length': length }
+        : { 'content-type': contentType, 'content-length': length },
+    );
+    res.end(body);
+  }
 }
 
-export function sendBytes(ctx: RouteContext, res: ServerResponse, status: number, body: Buffer): void {
+export const TEXT_TYPE = 'text/plain; charset=utf-8';
+export const BYTES_TYPE = 'application/octet-stream';
+
+/** A short text answer. */
+export function sendText(ctx: RouteContext, reply: Reply, status: number, body: string): void {
   ctx.counters.countResponse(status);
-  if (res.destroyed) return;
-  if (ctx.closing) res.setHeader('connection', 'close');
-  res.writeHead(status, { 'content-type': 'application/octet-stream', 'content-length': body.length });
-  res.end(body);
+  reply.send(status, TEXT_TYPE, body, ctx.closing);
+}
+
+/** An answer without a body (201, 202). */
+export function sendEmpty(ctx: RouteContext, reply: Reply, status: number): void {
+  ctx.counters.countResponse(status);
+  reply.send(status, undefined, '', ctx.closing);
+}
+
+export function sendBytes(ctx: RouteContext, reply: Reply, status: number, body: Buffer): void {
+  ctx.counters.countResponse(status);
+  reply.send(status, BYTES_TYPE, body, ctx.closing);
 }
 
 /** The answer for any thrown error; unexpected ones are logged (one line) and counted. */
-export function sendError(ctx: RouteContext, res: ServerResponse, err: unknown): void {
+export function sendError(ctx: RouteContext, reply: Reply, err: unknown): void {
   const answer = errorAnswer(err);
   if (answer.logLine !== undefined) {
     ctx.counters.internalErrors++;
     ctx.log(answer.logLine);
   }
-  sendText(ctx, res, answer.status, answer.body);
+  sendText(ctx, reply, answer.status, answer.body);
 }

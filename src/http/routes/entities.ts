@@ -19,7 +19,7 @@ import type { Entry, EntryCursor } from '../../storage/index.js';
 import { isLive } from '../../storage/index.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 import { parseRangeParams, type RangeParams } from '../params.js';
-import { type RouteContext, sendError } from './context.js';
+import { NodeReply, type RouteContext, sendError } from './context.js';
 
 const NEWLINE = 0x0a;
 
@@ -34,14 +34,14 @@ export async function handleEntities(
   try {
     cursor = openCursor(ctx, parseRangeParams(req.url!, ctx.paramLimits));
   } catch (err) {
-    sendError(ctx, res, err);
+    sendError(ctx, new NodeReply(res), err);
     return;
   }
   try {
     await stream(ctx, res, cursor);
   } catch (err) {
     if (!res.headersSent) {
-      sendError(ctx, res, err);
+      sendError(ctx, new NodeReply(res), err);
     } else {
       ctx.counters.internalErrors++;
       ctx.log(`Range answer cut short: ${errorMessage(err)}`);

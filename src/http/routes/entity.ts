@@ -11,90 +11,112 @@
  * the body is read and discarded so that the keep-alive connection can carry
  * the next request. Discarding is bounded (limits.httpDrainBytesMax): past it
  * the connection is closed instead.
+ *
+ * getEntity, deleteEntity and putValue are shared with the fast path
+ * (../fast/), which reads requests off the socket itself and calls them with
+ * its own Reply.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { limits } from '../../config/limits.js';
 import { EMPTY, isLive } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
 import { type EntityParams, parseEntityParams } from '../params.js';
-import { type RouteContext, sendBytes, sendEmpty, sendError, sendText } from './context.js';
+import {
+  NodeReply,
+  type Reply,
+  type RouteContext,
+  sendBytes,
+  sendEmpty,
+  sendError,
+  sendText,
+} from './context.js';
 
+/** /v0/entity through node:http. */
 export function handleEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
   const method = req.method;
+  const reply = new NodeReply(res);
   if (method === 'GET') {
-    ctx.counters.get++;
-    getEntity(ctx, req, res);
+    getEntity(ctx, req.url!, reply);
   } else if (method === 'PUT') {
     ctx.counters.put++;
-    putEntity(ctx, req, res);
+    putEntity(ctx, req, res, reply);
   } else if (method === 'DELETE') {
-    ctx.counters.delete++;
-    deleteEntity(ctx, req, res);
+    deleteEntity(ctx, req.url!, reply);
   } else {
     ctx.counters.unknown++;
     res.setHeader('allow', 'GET, PUT, DELETE');
-    sendText(ctx, res, 405, `Method ${method} not allowed: use GET, PUT or DELETE`);
+    sendText(ctx, reply, 405, `Method ${method} not allowed: use GET, PUT or DELETE`);
   }
 }
 
 /** The request's parameters, or undefined once a 4xx naming the problem has been sent. */
-function entityParamsOrAnswer(
-  ctx: RouteContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-): EntityParams | undefined {
+function entityParamsOrAnswer(ctx: RouteContext, url: string, reply: Reply): EntityParams | undefined {
   try {
-    return parseEntityParams(req.url!, ctx.paramLimits);
+    return parseEntityParams(url, ctx.paramLimits);
   } catch (err) {
-    sendError(ctx, res, err);
+    sendError(ctx, reply, err);
     return undefined;
   }
 }
 
-function getEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
-  const params = entityParamsOrAnswer(ctx, req, res);
+/** GET of the key in `url` (the request target), answered through `reply`. */
+export function getEntity(ctx: RouteContext, url: string, reply: Reply): void {
+  ctx.counters.get++;
+  const params = entityParamsOrAnswer(ctx, url, reply);
   if (params === undefined) return;
   ctx.store.get(params.key, params).then(
     (entry) => {
-      if (entry !== undefined && isLive(entry, Date.now())) sendBytes(ctx, res, 200, entry.value);
-      else sendText(ctx, res, 404, 'Not found');
+      if (entry !== undefined && isLive(entry, Date.now())) sendBytes(ctx, reply, 200, entry.value);
+      else sendText(ctx, reply, 404, 'Not found');
     },
-    (err: unknown) => sendError(ctx, res, err),
+    (err: unknown) => sendError(ctx, reply, err),
   );
 }
 
-function deleteEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
-  const params = entityParamsOrAnswer(ctx, req, res);
+/** DELETE of the key in `url`. */
+export function deleteEntity(ctx: RouteContext, url: string, reply: Reply): void {
+  ctx.counters.delete++;
+  const params = entityParamsOrAnswer(ctx, url, reply);
   if (params === undefined) return;
   ctx.store.delete(params.key, params).then(
-    () => sendEmpty(ctx, res, 202),
-    (err: unknown) => sendError(ctx, res, err),
+    () => sendEmpty(ctx, reply, 202),
+    (err: unknown) => sendError(ctx, reply, err),
   );
 }
 
-function putEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
+/**
+ * PUT of `value` (the whole body, a buffer of its own) under the key in
+ * `url`, for a caller that has read the body already. The caller counts the
+ * request and has checked the value's size.
+ */
+export function putValue(ctx: RouteContext, url: string, value: Buffer, reply: Reply): void {
+  const params = entityParamsOrAnswer(ctx, url, reply);
+  if (params !== undefined) store(ctx, reply, params, value);
+}
+
+function putEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, reply: Reply): void {
   let params: EntityParams;
   try {
     params = parseEntityParams(req.url!, ctx.paramLimits);
   } catch (err) {
     // The body is not wanted, but must be read (bounded) for the connection to carry on.
     discardBody(req, 0);
-    sendError(ctx, res, err);
+    sendError(ctx, reply, err);
     return;
   }
   const declared = contentLength(req);
   if (declared > ctx.valueBytesMax) {
     if (declared > limits.httpDrainBytesMax) res.setHeader('connection', 'close');
     discardBody(req, 0);
-    sendError(ctx, res, tooLarge(ctx));
+    sendError(ctx, reply, tooLarge(ctx));
     return;
   }
   if (declared === 0 || (declared < 0 && req.complete)) {
-    store(ctx, res, params, EMPTY);
+    store(ctx, reply, params, EMPTY);
   } else if (declared > 0) {
-    readSizedBody(ctx, req, res, params, declared);
+    readSizedBody(ctx, req, reply, params, declared);
   } else {
-    readChunkedBody(ctx, req, res, params);
+    readChunkedBody(ctx, req, reply, params);
   }
 }
 
@@ -102,7 +124,7 @@ function putEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse)
 function readSizedBody(
   ctx: RouteContext,
   req: IncomingMessage,
-  res: ServerResponse,
+  reply: Reply,
   params: EntityParams,
   declared: number,
 ): void {
@@ -113,18 +135,13 @@ function readSizedBody(
     offset += chunk.copy(value, offset);
   });
   req.on('end', () => {
-    if (offset === declared) store(ctx, res, params, value);
-    else sendText(ctx, res, 400, 'Body shorter than Content-Length');
+    if (offset === declared) store(ctx, reply, params, value);
+    else sendText(ctx, reply, 400, 'Body shorter than Content-Length');
   });
 }
 
 /** Transfer-Encoding: chunked; the size shows only at the end. */
-function readChunkedBody(
-  ctx: RouteContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  params: EntityParams,
-): void {
+function readChunkedBody(ctx: RouteContext, req: IncomingMessage, reply: Reply, params: EntityParams): void {
   const chunks: Buffer[] = [];
   let total = 0;
   let overflowed = false;
@@ -138,20 +155,20 @@ function readChunkedBody(
     chunks.length = 0;
     req.off('data', onData);
     discardBody(req, total);
-    sendError(ctx, res, tooLarge(ctx));
+    sendError(ctx, reply, tooLarge(ctx));
   };
   req.on('data', onData);
   req.on('end', () => {
     if (overflowed) return;
     const value = chunks.length === 1 ? Buffer.from(chunks[0]!) : Buffer.concat(chunks, total);
-    store(ctx, res, params, value);
+    store(ctx, reply, params, value);
   });
 }
 
-function store(ctx: RouteContext, res: ServerResponse, params: EntityParams, value: Buffer): void {
+function store(ctx: RouteContext, reply: Reply, params: EntityParams, value: Buffer): void {
   ctx.store.put(params.key, value, params).then(
-    () => sendEmpty(ctx, res, 201),
-    (err: unknown) => sendError(ctx, res, err),
+    () => sendEmpty(ctx, reply, 201),
+    (err: unknown) => sendError(ctx, reply, err),
   );
 }
 

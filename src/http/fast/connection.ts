@@ -1,0 +1,314 @@
+/**
+ * One client connection on the fast path: reads requests off the socket,
+ * answers the plain entity requests itself (through the same routes as
+ * node:http), and hands the connection to node:http at the first request it
+ * does not take (request-head.ts decides), for good.
+ *
+ * One request at a time, in order: while a request is being answered, or
+ * while the socket will not take more (write() returned false, until
+ * 'drain'), bytes that arrive are kept unread, and past a bound the socket is
+ * paused, so a client that pipelines without reading its answers is held
+ * back by TCP rather than by the node's memory.
+ *
+ * A connection hands over only between requests, with nothing being
+ * answered, so node:http's answers never overtake the fast path's.
+ */
+import type { Socket } from 'node:net';
+import { type Reply, type RouteContext, sendError } from '../routes/context.js';
+import { deleteEntity, getEntity, putValue } from '../routes/entity.js';
+import { HAND_OVER, Method, NEED_MORE, parseRequestHead } from './request-head.js';
+import { CLOSE_LINES, encodeResponse } from './response.js';
+
+/** What a connection needs from the fast path that owns it (fast-path.ts). */
+export interface ConnectionHost {
+  readonly ctx: RouteContext;
+  readonly headBytesMax: number;
+  /** Connection header lines of an answer that keeps the connection. */
+  readonly keepAliveLines: string;
+  /** Gives the socket to node:http, with the bytes already read and not yet used. */
+  handOver(socket: Socket, unread: Buffer | undefined): void;
+  /** The connection is closed or handed over. */
+  forget(connection: FastConnection): void;
+}
+
+enum Phase {
+  /** Waiting for (the rest of) a request head; idle when nothing is unread. */
+  Head,
+  /** Reading a PUT body. */
+  Body,
+  /** A route is answering. */
+  Answering,
+  /** Closed, closing, or handed over: nothing more to do. */
+  Done,
+}
+
+/** Unread bytes past which the socket is paused while the connection cannot read them. */
+const UNREAD_PAUSE_BYTES = 64 * 1024;
+
+export class FastConnection implements Reply {
+  readonly #socket: Socket;
+  readonly #host: ConnectionHost;
+  #phase = Phase.Head;
+  /** Bytes received and not yet used, from #at on. */
+  #unread: Buffer | undefined;
+  #at = 0;
+  /** The PUT whose body is being read. */
+  #bodyTarget = '';
+  #body: Buffer | undefined;
+  #bodyFilled = 0;
+  /** write() returned false: read no further request until 'drain'. */
+  #writeBlocked = false;
+  #paused = false;
+  /** The client has ended its side. */
+  #ended = false;
+  /** Inside #drive(): an answer given synchronously lets the loop go on instead of recursing. */
+  #driving = false;
+  /** When the current wait began: for the idle, head, body and write timeouts. */
+  #sinceMs = Date.now();
+
+  readonly #onData = (chunk: Buffer) => this.#receive(chunk);
+  readonly #onEnd = () => this.#clientEnded();
+  readonly #onDrain = () => {
+    this.#writeBlocked = false;
+    this.#sinceMs = Date.now();
+    this.#drive();
+  };
+  readonly #onError = () => this.#socket.destroy();
+  readonly #onClose = () => this.#finish();
+
+  constructor(socket: Socket, host: ConnectionHost) {
+    this.#socket = socket;
+    this.#host = host;
+    socket.on('data', this.#onData);
+    socket.on('end', this.#onEnd);
+    socket.on('drain', this.#onDrain);
+    socket.on('error', this.#onError);
+    socket.on('close', this.#onClose);
+  }
+
+  /**
+   * For a server shutting down: closes the connection now unless a request is
+   * being read or answered, or an answer is being written; those close after
+   * their answer (which says `connection: close`).
+   */
+  closeIfIdle(): void {
+    if (this.#phase === Phase.Head && !this.#writeBlocked) this.#socket.destroy();
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  /**
+   * Closes a connection that has waited too long: idle past the keep-alive
+   * timeout, a head or a body that is not finished in time (408), or an
+   * answer the client does not read.
+   */
+  checkTimeouts(nowMs: number, timeouts: ConnectionTimeouts): void {
+    const waitedMs = nowMs - this.#sinceMs;
+    if (this.#phase === Phase.Answering || this.#phase === Phase.Done) return;
+    if (this.#writeBlocked) {
+      if (waitedMs > timeouts.socketIdleMs) this.#socket.destroy();
+    } else if (this.#phase === Phase.Body) {
+      if (waitedMs > timeouts.requestMs) this.#timedOut();
+    } else if (this.#unread !== undefined) {
+      if (waitedMs > timeouts.headersMs) this.#timedOut();
+    } else if (waitedMs > timeouts.keepAliveMs) {
+      this.#socket.destroy();
+    }
+  }
+
+  /** Reply: the answer to the request being answered. */
+  send(status: number, contentType: string | undefined, body: Buffer | string, close: boolean): void {
+    if (this.#phase !== Phase.Answering) return;
+    const socket = this.#socket;
+    if (socket.destroyed) {
+      this.#phase = Phase.Done;
+      return;
+    }
+    // A client that has ended its side gets `close` with the answer to its last request.
+    const closeAfter = close || (this.#ended && this.#unread === undefined);
+    const bytes = encodeResponse(
+      status,
+      contentType,
+      body,
+      closeAfter ? CLOSE_LINES : this.#host.keepAliveLines,
+    );
+    this.#sinceMs = Date.now();
+    if (closeAfter) {
+      this.#phase = Phase.Done;
+      socket.end(bytes, () => socket.destroy());
+      return;
+    }
+    this.#phase = Phase.Head;
+    if (!socket.write(bytes)) this.#writeBlocked = true;
+    if (!this.#driving) this.#drive();
+  }
+
+  #receive(chunk: Buffer): void {
+    if (this.#phase === Phase.Body) {
+      const body = this.#body!;
+      const used = chunk.copy(body, this.#bodyFilled);
+      this.#bodyFilled += used;
+      if (this.#bodyFilled < body.length) return;
+      this.#body = undefined;
+      if (used < chunk.length) this.#unread = chunk.subarray(used);
+      this.#answer(Method.Put, this.#bodyTarget, body);
+      return;
+    }
+    if (this.#unread === undefined) {
+      this.#unread = chunk;
+      this.#at = 0;
+      if (this.#phase === Phase.Head) this.#sinceMs = Date.now();
+    } else {
+      this.#unread = Buffer.concat([this.#unread.subarray(this.#at), chunk]);
+      this.#at = 0;
+    }
+    if (this.#phase === Phase.Head && !this.#writeBlocked) this.#drive();
+    else if (this.#unread.length > UNREAD_PAUSE_BYTES && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  /** Reads and answers the requests that are complete, in order, while it can. */
+  #drive(): void {
+    if (this.#driving) return;
+    this.#driving = true;
+    let answered = false;
+    try {
+      while (this.#phase === Phase.Head && !this.#writeBlocked && this.#unread !== undefined) {
+        const unread = this.#unread;
+        const requestStart = this.#at;
+        const head = parseRequestHead(unread, requestStart, this.#host.headBytesMax);
+        if (head === NEED_MORE) break;
+        if (head === HAND_OVER) {
+          this.#handOver(unread.subarray(requestStart));
+          return;
+        }
+        let at = head.headEnd;
+        let value: Buffer | undefined;
+        if (head.method === Method.Put) {
+          const length = head.contentLength;
+          // A value over the limit goes to node:http, which answers 413 and drains the body.
+          if (length > this.#host.ctx.valueBytesMax) {
+            this.#handOver(unread.subarray(requestStart));
+            return;
+          }
+          // A buffer of the value's own size, so the store keeps no view into a socket read.
+          value = Buffer.allocUnsafe(length);
+          const available = Math.min(length, unread.length - at);
+          unread.copy(value, 0, at, at + available);
+          at += available;
+          if (available < length) {
+            this.#unread = undefined;
+            this.#phase = Phase.Body;
+            this.#body = value;
+            this.#bodyFilled = available;
+            this.#bodyTarget = head.target;
+            this.#sinceMs = Date.now();
+            return;
+          }
+        }
+        if (at < unread.length) this.#at = at;
+        else this.#unread = undefined;
+        this.#answer(head.method, head.target, value);
+        answered = true;
+      }
+      this.#afterRequests(answered);
+    } finally {
+      this.#driving = false;
+    }
+  }
+
+  /**
+   * Once no complete request is left: resume reading, close a half-closed
+   * connection, or wait (idle, or for the rest of a head).
+   */
+  #afterRequests(answered: boolean): void {
+    if (this.#phase !== Phase.Head || this.#writeBlocked) return;
+    if (this.#paused) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+    if (this.#ended) {
+      // The client will send nothing more, so a partial request cannot complete.
+      this.#phase = Phase.Done;
+      this.#socket.end(() => this.#socket.destroy());
+    } else if (answered || this.#unread === undefined) {
+      // Idle, or a new partial head: the wait counts from now. A head that is
+      // still arriving keeps its start, so dripping bytes does not extend it.
+      this.#sinceMs = Date.now();
+    }
+  }
+
+  #answer(method: Method, target: string, value: Buffer | undefined): void {
+    this.#phase = Phase.Answering;
+    const ctx = this.#host.ctx;
+    ctx.counters.fastPath++;
+    try {
+      if (method === Method.Get) getEntity(ctx, target, this);
+      else if (method === Method.Delete) deleteEntity(ctx, target, this);
+      else {
+        ctx.counters.put++;
+        putValue(ctx, target, value!, this);
+      }
+    } catch (err) {
+      sendError(ctx, this, err);
+    }
+  }
+
+  #clientEnded(): void {
+    this.#ended = true;
+    if (this.#phase === Phase.Body) {
+      // The body can no longer arrive.
+      this.#phase = Phase.Done;
+      this.#socket.end(() => this.#socket.destroy());
+    } else if (this.#phase === Phase.Head && !this.#writeBlocked) {
+      this.#afterRequests(false);
+    }
+  }
+
+  #timedOut(): void {
+    this.#phase = Phase.Done;
+    const socket = this.#socket;
+    socket.end(encodeResponse(408, undefined, '', CLOSE_LINES), () => socket.destroy());
+  }
+
+  #handOver(unread: Buffer): void {
+    this.#host.ctx.counters.fastPathHandovers++;
+    if (this.#ended) {
+      // A request pipelined after the client ended its side: node:http cannot
+      // be given a stream that has already ended, so the connection closes.
+      this.#phase = Phase.Done;
+      this.#socket.destroy();
+      return;
+    }
+    this.#detach();
+    this.#host.handOver(this.#socket, unread.length > 0 ? unread : undefined);
+  }
+
+  #finish(): void {
+    this.#detach();
+  }
+
+  #detach(): void {
+    this.#phase = Phase.Done;
+    this.#unread = undefined;
+    this.#body = undefined;
+    const socket = this.#socket;
+    socket.off('data', this.#onData);
+    socket.off('end', this.#onEnd);
+    socket.off('drain', this.#onDrain);
+    socket.off('error', this.#onError);
+    socket.off('close', this.#onClose);
+    this.#host.forget(this);
+  }
+}
+
+export interface ConnectionTimeouts {
+  readonly keepAliveMs: number;
+  readonly headersMs: number;
+  readonly requestMs: number;
+  readonly socketIdleMs: number;
+}

@@ -1,0 +1,165 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { HAND_OVER, Method, NEED_MORE, parseRequestHead, type RequestHead } from './request-head.js';
+
+const MAX = 16 * 1024;
+
+function parse(text: string, start = 0): ReturnType<typeof parseRequestHead> {
+  return parseRequestHead(Buffer.from(text, 'latin1'), start, MAX);
+}
+
+function head(text: string): RequestHead {
+  const parsed = parse(text);
+  assert.ok(typeof parsed === 'object', `expected a head for ${JSON.stringify(text)}, got ${parsed}`);
+  return parsed;
+}
+
+describe('parseRequestHead', () => {
+  it('reads the plain entity requests', () => {
+    assert.deepEqual(head('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n'), {
+      method: Method.Get,
+      target: '/v0/entity?id=a',
+      contentLength: 0,
+      headEnd: 41,
+    });
+    const put = head('PUT /v0/entity?id=a%20b&ack=1 HTTP/1.1\r\nhost: x\r\nContent-Length:  12 \r\n\r\nbody');
+    assert.equal(put.method, Method.Put);
+    assert.equal(put.target, '/v0/entity?id=a%20b&ack=1');
+    assert.equal(put.contentLength, 12);
+    const del = head(
+      'DELETE /v0/entity?id=a HTTP/1.1\r\nHOST: x\r\nconnection: Keep-Alive\r\ncontent-length: 0\r\n\r\n',
+    );
+    assert.equal(del.method, Method.Delete);
+    // No query at all: the route answers 400 for the missing id.
+    assert.equal(head('GET /v0/entity HTTP/1.1\r\nHost: x\r\n\r\n').target, '/v0/entity');
+  });
+
+  it('reads a head that starts inside the buffer, after an earlier request', () => {
+    const first = 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n';
+    const both = `${first}PUT /v0/entity?id=b HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz`;
+    const second = parse(both, first.length);
+    assert.ok(typeof second === 'object');
+    assert.equal(second.target, '/v0/entity?id=b');
+    assert.equal(second.headEnd, both.length - 1);
+  });
+
+  it('asks for more until the blank line has arrived', () => {
+    const text = 'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n';
+    for (let cut = 0; cut < text.length; cut++)
+      assert.equal(parse(text.slice(0, cut)), NEED_MORE, `cut ${cut}`);
+    assert.equal(head(text).contentLength, 3);
+  });
+
+  const handedOver: [string, string][] = [
+    ['another method', 'POST /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['HEAD', 'HEAD /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['a lower-case method', 'get /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['another path', 'GET /v0/status HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['a longer path', 'GET /v0/entities?start=a HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['an absolute target', 'GET http://x/v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['HTTP/1.0', 'GET /v0/entity?id=a HTTP/1.0\r\nHost: x\r\n\r\n'],
+    ['a control byte in the target', 'GET /v0/entity?id=a\x01 HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['a non-ASCII target byte', 'GET /v0/entity?id=\xe9 HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['two spaces', 'GET  /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['no Host', 'GET /v0/entity?id=a HTTP/1.1\r\nAccept: */*\r\n\r\n'],
+    ['two Hosts', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n'],
+    ['Transfer-Encoding', 'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'],
+    [
+      'Expect',
+      'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n',
+    ],
+    ['Upgrade', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: ringkv\r\n\r\n'],
+    ['Connection: close', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
+    ['a list in Connection', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, te\r\n\r\n'],
+    [
+      'two Content-Lengths',
+      'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nz',
+    ],
+    ['a signed Content-Length', 'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\nz'],
+    ['an empty Content-Length', 'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length:\r\n\r\n'],
+    [
+      'a 16-digit Content-Length',
+      'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n',
+    ],
+    ['a GET with a body', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz'],
+    ['a DELETE with a body', 'DELETE /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nz'],
+    ['a bare LF', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\nAccept: */*\r\n\r\n'],
+    ['a bare CR', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\rAccept: */*\r\n\r\n'],
+    ['a folded line', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nAccept: a,\r\n b\r\n\r\n'],
+    ['a space before the colon', 'GET /v0/entity?id=a HTTP/1.1\r\nHost : x\r\n\r\n'],
+    ['no colon', 'GET /v0/entity?id=a HTTP/1.1\r\nHost x\r\n\r\n'],
+    ['an empty name', 'GET /v0/entity?id=a HTTP/1.1\r\n: x\r\nHost: x\r\n\r\n'],
+    ['a NUL in a value', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nAccept: a\x00b\r\n\r\n'],
+    ['a DEL in a value', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nAccept: a\x7fb\r\n\r\n'],
+    ['no request line', '\r\n\r\n'],
+    ['a request line only, cut short', 'GET /v0/entity?id=a\r\n\r\n'],
+  ];
+  for (const [what, text] of handedOver) {
+    it(`hands over ${what}`, () => assert.equal(parse(text), HAND_OVER));
+  }
+
+  it('hands over an unfinished head with a bare LF or CR at once, rather than wait for CRLFCRLF', () => {
+    assert.equal(parse('GET /v0/entity?id=a HTTP/1.1\nHost: x\n\n'), HAND_OVER);
+    assert.equal(parse('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\rA'), HAND_OVER);
+    assert.equal(parse('\nGET /v0/entity?id=a HTTP/1.1\r\n'), HAND_OVER);
+    // A CR that is the last byte so far may still be followed by its LF.
+    assert.equal(parse('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r'), NEED_MORE);
+  });
+
+  it('hands over a head longer than the limit, finished or not', () => {
+    const long = `GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`;
+    assert.equal(parseRequestHead(Buffer.from(long), 0, 100), HAND_OVER);
+    assert.equal(parseRequestHead(Buffer.from(long.slice(0, 150)), 0, 100), HAND_OVER);
+    assert.equal(parseRequestHead(Buffer.from(long.slice(0, 90)), 0, 100), NEED_MORE);
+    assert.equal(typeof parseRequestHead(Buffer.from(long), 0, long.length), 'object');
+  });
+
+  it('takes header values of obs-text and tabs, and trims their outer whitespace', () => {
+    const put = head(
+      'PUT /v0/entity?id=a HTTP/1.1\r\nHost:\tx\r\nUser-Agent: caf\xe9\t1\r\ncontent-length:\t7\t\r\n\r\n',
+    );
+    assert.equal(put.contentLength, 7);
+  });
+
+  it('never throws, and anything it takes is a complete, well-formed head (property)', () => {
+    const pieces = fc.constantFrom(
+      'GET ',
+      'PUT ',
+      'DELETE ',
+      '/v0/entity',
+      '?id=',
+      'a',
+      ' HTTP/1.1',
+      '\r\n',
+      '\r',
+      '\n',
+      'Host: x',
+      'Content-Length: ',
+      '12',
+      'Connection: keep-alive',
+      ':',
+      ' ',
+      '\t',
+      '\x00',
+      '\xff',
+    );
+    fc.assert(
+      fc.property(fc.array(pieces, { maxLength: 24 }), fc.nat(8), (parts, start) => {
+        const text = parts.join('');
+        const buf = Buffer.from(text, 'latin1');
+        const from = Math.min(start, buf.length);
+        const parsed = parseRequestHead(buf, from, MAX);
+        if (typeof parsed !== 'object') return;
+        const headText = text.slice(from, parsed.headEnd);
+        assert.ok(headText.endsWith('\r\n\r\n'));
+        assert.ok(/^(GET|PUT|DELETE) \/v0\/entity[?\S]* HTTP\/1\.1\r\n/.test(headText), headText);
+        assert.equal(headText.replace(/\r\n/g, '').includes('\r'), false);
+        assert.equal(headText.replace(/\r\n/g, '').includes('\n'), false);
+        assert.equal(headText.match(/\r\nhost:/gi)?.length, 1);
+        if (parsed.method !== Method.Put) assert.equal(parsed.contentLength, 0);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
