@@ -14,6 +14,7 @@
  * answered, so node:http's answers never overtake the fast path's.
  */
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { type Reply, type RouteContext, sendError } from '../routes/context.js';
 import { deleteEntity, getEntity, putValue } from '../routes/entity.js';
 import { HAND_OVER, Method, NEED_MORE, parseRequestHead } from './request-head.js';
@@ -64,13 +65,13 @@ export class FastConnection implements Reply {
   /** Inside #drive(): an answer given synchronously lets the loop go on instead of recursing. */
   #driving = false;
   /** When the current wait began: for the idle, head, body and write timeouts. */
-  #sinceMs = Date.now();
+  #sinceMs = performance.now();
 
   readonly #onData = (chunk: Buffer) => this.#receive(chunk);
   readonly #onEnd = () => this.#clientEnded();
   readonly #onDrain = () => {
     this.#writeBlocked = false;
-    this.#sinceMs = Date.now();
+    this.#sinceMs = performance.now();
     this.#drive();
   };
   readonly #onError = () => this.#socket.destroy();
@@ -88,11 +89,18 @@ export class FastConnection implements Reply {
 
   /**
    * For a server shutting down: closes the connection now unless a request is
-   * being read or answered, or an answer is being written; those close after
-   * their answer (which says `connection: close`).
+   * being read (a partial head included) or answered, or an answer is being
+   * written; those close after their answer (which says `connection: close`).
    */
   closeIfIdle(): void {
-    if (this.#phase === Phase.Head && !this.#writeBlocked) this.#socket.destroy();
+    if (
+      this.#phase === Phase.Head &&
+      this.#unread === undefined &&
+      !this.#writeBlocked &&
+      this.#socket.writableLength === 0
+    ) {
+      this.#socket.destroy();
+    }
   }
 
   destroy(): void {
@@ -106,8 +114,9 @@ export class FastConnection implements Reply {
    */
   checkTimeouts(nowMs: number, timeouts: ConnectionTimeouts): void {
     const waitedMs = nowMs - this.#sinceMs;
-    if (this.#phase === Phase.Answering || this.#phase === Phase.Done) return;
-    if (this.#writeBlocked) {
+    if (this.#phase === Phase.Answering) return;
+    if (this.#phase === Phase.Done || this.#writeBlocked) {
+      // Closing (its last answer not yet read by the client), or an answer left unread.
       if (waitedMs > timeouts.socketIdleMs) this.#socket.destroy();
     } else if (this.#phase === Phase.Body) {
       if (waitedMs > timeouts.requestMs) this.#timedOut();
@@ -134,10 +143,9 @@ export class FastConnection implements Reply {
       body,
       closeAfter ? CLOSE_LINES : this.#host.keepAliveLines,
     );
-    this.#sinceMs = Date.now();
+    this.#sinceMs = performance.now();
     if (closeAfter) {
-      this.#phase = Phase.Done;
-      socket.end(bytes, () => socket.destroy());
+      this.#close(bytes);
       return;
     }
     this.#phase = Phase.Head;
@@ -152,14 +160,17 @@ export class FastConnection implements Reply {
       this.#bodyFilled += used;
       if (this.#bodyFilled < body.length) return;
       this.#body = undefined;
-      if (used < chunk.length) this.#unread = chunk.subarray(used);
+      if (used < chunk.length) {
+        this.#unread = chunk.subarray(used);
+        this.#at = 0;
+      }
       this.#answer(Method.Put, this.#bodyTarget, body);
       return;
     }
     if (this.#unread === undefined) {
       this.#unread = chunk;
       this.#at = 0;
-      if (this.#phase === Phase.Head) this.#sinceMs = Date.now();
+      if (this.#phase === Phase.Head) this.#sinceMs = performance.now();
     } else {
       this.#unread = Buffer.concat([this.#unread.subarray(this.#at), chunk]);
       this.#at = 0;
@@ -201,12 +212,7 @@ export class FastConnection implements Reply {
           unread.copy(value, 0, at, at + available);
           at += available;
           if (available < length) {
-            this.#unread = undefined;
-            this.#phase = Phase.Body;
-            this.#body = value;
-            this.#bodyFilled = available;
-            this.#bodyTarget = head.target;
-            this.#sinceMs = Date.now();
+            this.#enterBody(head.target, value, available);
             return;
           }
         }
@@ -222,6 +228,28 @@ export class FastConnection implements Reply {
   }
 
   /**
+   * A PUT whose body has not all arrived. The body's deadline counts from
+   * the request's start (#sinceMs is left as it is).
+   */
+  #enterBody(target: string, body: Buffer, filled: number): void {
+    this.#unread = undefined;
+    this.#at = 0;
+    this.#phase = Phase.Body;
+    this.#body = body;
+    this.#bodyFilled = filled;
+    this.#bodyTarget = target;
+    if (this.#ended) {
+      // The client will send nothing more: the body cannot arrive.
+      this.#close();
+      return;
+    }
+    if (this.#paused) {
+      this.#paused = false;
+      this.#socket.resume();
+    }
+  }
+
+  /**
    * Once no complete request is left: resume reading, close a half-closed
    * connection, or wait (idle, or for the rest of a head).
    */
@@ -233,12 +261,11 @@ export class FastConnection implements Reply {
     }
     if (this.#ended) {
       // The client will send nothing more, so a partial request cannot complete.
-      this.#phase = Phase.Done;
-      this.#socket.end(() => this.#socket.destroy());
+      this.#close();
     } else if (answered || this.#unread === undefined) {
       // Idle, or a new partial head: the wait counts from now. A head that is
       // still arriving keeps its start, so dripping bytes does not extend it.
-      this.#sinceMs = Date.now();
+      this.#sinceMs = performance.now();
     }
   }
 
@@ -262,26 +289,36 @@ export class FastConnection implements Reply {
     this.#ended = true;
     if (this.#phase === Phase.Body) {
       // The body can no longer arrive.
-      this.#phase = Phase.Done;
-      this.#socket.end(() => this.#socket.destroy());
+      this.#close();
     } else if (this.#phase === Phase.Head && !this.#writeBlocked) {
       this.#afterRequests(false);
     }
   }
 
   #timedOut(): void {
+    this.#close(encodeResponse(408, undefined, '', CLOSE_LINES));
+  }
+
+  /**
+   * Ends the connection after `last` (and whatever answers are still being
+   * written). A client that never reads them is cut after the socket idle
+   * timeout (checkTimeouts), so it cannot hold the node's buffers.
+   */
+  #close(last?: Buffer): void {
     this.#phase = Phase.Done;
+    this.#sinceMs = performance.now();
     const socket = this.#socket;
-    socket.end(encodeResponse(408, undefined, '', CLOSE_LINES), () => socket.destroy());
+    if (last === undefined) socket.end(() => socket.destroy());
+    else socket.end(last, () => socket.destroy());
   }
 
   #handOver(unread: Buffer): void {
     this.#host.ctx.counters.fastPathHandovers++;
     if (this.#ended) {
       // A request pipelined after the client ended its side: node:http cannot
-      // be given a stream that has already ended, so the connection closes.
-      this.#phase = Phase.Done;
-      this.#socket.destroy();
+      // be given a stream that has already ended, so the connection closes
+      // (after the answers already written) without answering it.
+      this.#close();
       return;
     }
     this.#detach();

@@ -18,6 +18,7 @@ import { MemoryEngine } from '../../storage/memory-engine.js';
 import { RequestCounters, type RouteContext } from '../routes/context.js';
 import { HttpServer } from '../server.js';
 import { FastPath } from './fast-path.js';
+import { parseRequestHead } from './request-head.js';
 
 const VALUE_BYTES_MAX = 2 * 1024 * 1024;
 
@@ -188,8 +189,6 @@ describe('fast path', () => {
       [201, 200, 200, 405, 200],
     );
     assert.equal(answers[2]!.body.toString(), 'v');
-    // node:http's own header spelling shows who answered.
-    assert.ok(answers.slice(1).every((a) => a.headers.connection === 'keep-alive'));
     const counters = server.counters.toJSON();
     assert.equal(counters.fastPath, 1);
     assert.equal(counters.fastPathHandovers, 1);
@@ -296,6 +295,99 @@ describe('fast path', () => {
     await closed;
   });
 
+  it('reads the requests after a PUT body that ended inside a later read', async () => {
+    const server = await startServer(true);
+    const conn = await open(server.port());
+    conn.socket.setNoDelay(true);
+    await conn.write(`${get('a')}PUT /v0/entity?id=b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab`);
+    assert.equal((await conn.readAnswer()).status, 404);
+    await sleep(20);
+    await conn.write(`cde${get('b')}${get('c')}${put('c', 'x')}${get('c')}`);
+    assert.deepEqual(await readAnswers(conn, 5), ['201 ', '200 abcde', '404 Not found', '201 ', '200 x']);
+  });
+
+  it('reads a large PUT pipelined behind a slow answer', async () => {
+    const store = new DelayedStore();
+    const server = await startServer(true, store);
+    const conn = await open(server.port());
+    store.delayMs = 300;
+    const value = 'w'.repeat(200 * 1024);
+    await conn.write(get('slow') + put('large', value));
+    assert.deepEqual(await readAnswers(conn, 2), ['404 Not found', '201 ']);
+    store.delayMs = 0;
+    await conn.write(get('large'));
+    assert.equal((await conn.readAnswer()).body.length, value.length);
+  });
+
+  it('sends the answers already given before closing a half-closed connection it cannot hand over', async () => {
+    const store = new DelayedStore();
+    const server = await startServer(true, store);
+    const conn = await open(server.port());
+    await conn.write(put('h', 'v'));
+    assert.equal((await conn.readAnswer()).status, 201);
+    store.delayMs = 100;
+    // The client ends its side while the GET is being answered; /v0/status would need node:http.
+    conn.socket.end(`${get('h')}GET /v0/status HTTP/1.1\r\nHost: x\r\n\r\n`);
+    assert.equal(summary(await conn.readAnswer()), '200 v');
+    assert.ok(await conn.waitClosed(2000));
+  });
+
+  it('lets a request whose head is arriving at shutdown finish, with connection: close', async () => {
+    const server = await startServer(true);
+    const conn = await open(server.port());
+    const text = get('z');
+    await conn.write(text.slice(0, 20));
+    await sleep(50);
+    const closed = server.close(2000);
+    await sleep(150);
+    await conn.write(text.slice(20));
+    const answer = await conn.readAnswer();
+    assert.equal(answer.status, 404);
+    assert.equal(answer.headers.connection, 'close');
+    assert.ok(await conn.waitClosed(1000));
+    await closed;
+  });
+
+  it('takes no head that node:http would refuse (property)', async () => {
+    const plain = await startServer(false);
+    const host = fc.constantFrom('Host: x', 'host:\tx', 'HOST: x ');
+    const line: fc.Arbitrary<string> = fc.constantFrom(
+      'Accept: */*',
+      'X-A: a\tb',
+      'X-B: \xe9t\xe9',
+      'X-C:',
+      'X-D:   ',
+      'X-E: a\x7f',
+      'X-F: a\x01',
+      'Connection: keep-alive',
+      'connection: KEEP-ALIVE',
+      'Connection:  keep-alive\t',
+      'Content-Length: 0',
+      'Content-Length:  0 ',
+      'Content-Length: 00',
+      "X!#$%&'*+-.^_`|~: v",
+      'X-G: "quoted", a;b=c',
+      'X-H: \t',
+      'Keep-Alive: timeout=5',
+    );
+    let taken = 0;
+    await fc.assert(
+      fc.asyncProperty(host, fc.array(line, { maxLength: 6 }), fc.nat(6), async (hostLine, lines, at) => {
+        lines.splice(Math.min(at, lines.length), 0, hostLine);
+        const text = `GET /v0/entity?id=absent HTTP/1.1\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`;
+        const bytes = Buffer.from(text, 'latin1');
+        if (typeof parseRequestHead(bytes, 0, 16 * 1024) !== 'object') return;
+        taken++;
+        const conn = await open(plain.port());
+        await conn.write(bytes);
+        assert.equal((await conn.readAnswer()).status, 404, JSON.stringify(text));
+        conn.close();
+      }),
+      { numRuns: 150 },
+    );
+    assert.ok(taken > 40, `only ${taken} of 150 heads taken`);
+  });
+
   // One request at a time: node:http runs pipelined requests concurrently (a
   // GET may pass the PUT before it), where the fast path runs them in order.
   it('answers random request scripts exactly as node:http does (property)', async () => {
@@ -367,7 +459,7 @@ describe('fast path timeouts', () => {
     const ctx: RouteContext = {
       store: newStore(),
       paramLimits: { keyBytesMax: 64, clusterSize: 1 },
-      valueBytesMax: 1024,
+      valueBytesMax: 8 * 1024 * 1024,
       counters: new RequestCounters(),
       nodeUrl: 'http://127.0.0.1:1',
       cluster: ['http://127.0.0.1:1'],
@@ -378,7 +470,7 @@ describe('fast path timeouts', () => {
     http = createServer((_req, res) => res.writeHead(418).end());
     fastPath = FastPath.install(http, ctx, {
       headBytesMax: 16 * 1024,
-      timeouts: { keepAliveMs: 200, headersMs: 300, requestMs: 600, socketIdleMs: 10_000 },
+      timeouts: { keepAliveMs: 200, headersMs: 300, requestMs: 600, socketIdleMs: 400 },
     });
     assert.ok(fastPath !== undefined);
     await new Promise<void>((resolve) => http!.listen(0, '127.0.0.1', resolve));
@@ -424,6 +516,25 @@ describe('fast path timeouts', () => {
     await conn.write('PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc');
     assert.equal((await conn.readAnswer(4000)).status, 408);
     assert.ok(await conn.waitClosed(1000));
+  });
+
+  it('cuts a closing connection whose client never reads its last answer', async () => {
+    const { port } = await startBare();
+    const setup = await open(port);
+    await setup.write(put('big', 'v'.repeat(4 * 1024 * 1024)));
+    assert.equal((await setup.readAnswer()).status, 201);
+    setup.close();
+    // No reader: the 4 MiB answer cannot all be written, and the client has ended its side.
+    const socket = connect({ port, host: '127.0.0.1' });
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.on('error', () => undefined);
+    socket.end(get('big'));
+    await sleep(100);
+    assert.equal(fastPath!.connectionCount, 1);
+    const deadline = Date.now() + 4000;
+    while (fastPath!.connectionCount > 0 && Date.now() < deadline) await sleep(50);
+    assert.equal(fastPath!.connectionCount, 0);
+    socket.destroy();
   });
 
   it('passes handed-over connections to the server it was installed on', async () => {

@@ -19,6 +19,7 @@
  */
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { RouteContext } from '../routes/context.js';
 import { type ConnectionHost, type ConnectionTimeouts, FastConnection } from './connection.js';
 import { keepAliveLines } from './response.js';
@@ -100,7 +101,7 @@ export class FastPath implements ConnectionHost {
   }
 
   #checkTimeouts(): void {
-    const nowMs = Date.now();
+    const nowMs = performance.now();
     for (const connection of this.#connections) connection.checkTimeouts(nowMs, this.#timeouts);
   }
 }

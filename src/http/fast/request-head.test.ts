@@ -70,6 +70,15 @@ describe('parseRequestHead', () => {
       'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n',
     ],
     ['Upgrade', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: ringkv\r\n\r\n'],
+    ['Proxy-Connection', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nProxy-Connection: close\r\n\r\n'],
+    [
+      'a tab after the Content-Length',
+      'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\t\r\n\r\nz',
+    ],
+    [
+      'a tab before the Content-Length',
+      'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length:\t1\r\n\r\nz',
+    ],
     ['Connection: close', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'],
     ['a list in Connection', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, te\r\n\r\n'],
     [
@@ -117,7 +126,7 @@ describe('parseRequestHead', () => {
 
   it('takes header values of obs-text and tabs, and trims their outer whitespace', () => {
     const put = head(
-      'PUT /v0/entity?id=a HTTP/1.1\r\nHost:\tx\r\nUser-Agent: caf\xe9\t1\r\ncontent-length:\t7\t\r\n\r\n',
+      'PUT /v0/entity?id=a HTTP/1.1\r\nHost:\tx\r\nUser-Agent: caf\xe9\t1\t\r\ncontent-length:  7  \r\n\r\n',
     );
     assert.equal(put.contentLength, 7);
   });
