@@ -46,7 +46,7 @@ enum Phase {
 /** Unread bytes past which the socket is paused while the connection cannot read them. */
 const UNREAD_PAUSE_BYTES = 64 * 1024;
 
-export class FastConnection implements Reply {
+export class FastConnection {
   readonly #socket: Socket;
   readonly #host: ConnectionHost;
   #phase = Phase.Head;
@@ -64,6 +64,8 @@ export class FastConnection implements Reply {
   #ended = false;
   /** Inside #drive(): an answer given synchronously lets the loop go on instead of recursing. */
   #driving = false;
+  /** Requests answered or being answered on this connection. */
+  #requests = 0;
   /** When the current wait began: for the idle, head, body and write timeouts. */
   #sinceMs = performance.now();
 
@@ -127,9 +129,15 @@ export class FastConnection implements Reply {
     }
   }
 
-  /** Reply: the answer to the request being answered. */
-  send(status: number, contentType: string | undefined, body: Buffer | string, close: boolean): void {
-    if (this.#phase !== Phase.Answering) return;
+  /** The answer to request number `request`; ignored unless that request is the one being answered. */
+  #send(
+    request: number,
+    status: number,
+    contentType: string | undefined,
+    body: Buffer | string,
+    close: boolean,
+  ): void {
+    if (this.#phase !== Phase.Answering || request !== this.#requests) return;
     const socket = this.#socket;
     if (socket.destroyed) {
       this.#phase = Phase.Done;
@@ -271,17 +279,23 @@ export class FastConnection implements Reply {
 
   #answer(method: Method, target: string, value: Buffer | undefined): void {
     this.#phase = Phase.Answering;
+    // A Reply of its own per request: an answer given twice, or late, cannot
+    // become the answer to the next request.
+    const request = ++this.#requests;
+    const reply: Reply = {
+      send: (status, contentType, body, close) => this.#send(request, status, contentType, body, close),
+    };
     const ctx = this.#host.ctx;
     ctx.counters.fastPath++;
     try {
-      if (method === Method.Get) getEntity(ctx, target, this);
-      else if (method === Method.Delete) deleteEntity(ctx, target, this);
+      if (method === Method.Get) getEntity(ctx, target, reply);
+      else if (method === Method.Delete) deleteEntity(ctx, target, reply);
       else {
         ctx.counters.put++;
-        putValue(ctx, target, value!, this);
+        putValue(ctx, target, value!, reply);
       }
     } catch (err) {
-      sendError(ctx, this, err);
+      sendError(ctx, reply, err);
     }
   }
 
