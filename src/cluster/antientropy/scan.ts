@@ -33,6 +33,8 @@ export interface PairScope {
 
 /** True when both nodes of the pair are among the key's first R replicas. */
 export function sharedBy(scope: PairScope, key: Uint8Array): boolean {
+  // Every node holds every key when R covers the ring: no lookup per entry.
+  if (scope.replicationFactor >= scope.ring.nodes.length) return true;
   const replicas = scope.ring.replicas(key, scope.replicationFactor);
   return replicas.includes(scope.self) && replicas.includes(scope.peer);
 }

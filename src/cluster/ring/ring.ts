@@ -24,7 +24,7 @@
  * one array read; it allocates nothing once warm and returns a frozen array
  * shared between calls. Construction costs O(points x nodes).
  */
-import { assert } from '../../util/assert.js';
+import { AssertionError, assert } from '../../util/assert.js';
 import { hash32 } from './hash.js';
 
 export interface RingOptions {
@@ -83,7 +83,10 @@ export class Ring {
    * is either ['http://a:1', 'http://b:1'] or ['http://b:1', 'http://a:1'].
    */
   replicas(key: Uint8Array, from: number): readonly string[] {
-    assert(Number.isInteger(from) && from >= 1 && from <= this.nodes.length, `from out of range: ${from}`);
+    // Not assert(): its message would be built on every call of this hot path.
+    if (!(Number.isInteger(from) && from >= 1 && from <= this.nodes.length)) {
+      throw new AssertionError(`from out of range: ${from}`);
+    }
     const point = this.#pointIndex(hash32(key));
     if (from > this.#depth) return this.#walk(point, from);
     const arc = this.#arcs[point]!;

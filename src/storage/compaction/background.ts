@@ -1,7 +1,8 @@
 /**
  * The event loop's handle on a worker thread that runs jobs (jobs.ts).
- * Jobs queue in the worker; results come back in order. Buffers inside a
- * job are transferred, not copied.
+ * Jobs queue in the worker; results come back in order. A job's buffers are
+ * copied by postMessage unless they live in a SharedArrayBuffer (a flush's
+ * entries do), which the worker reads in place.
  */
 import { Worker } from 'node:worker_threads';
 import { RingkvError } from '../../util/errors.js';
@@ -35,12 +36,12 @@ export class BackgroundWorker {
     );
   }
 
-  run(job: Job, transfer: ArrayBuffer[] = []): Promise<JobResult> {
+  run(job: Job): Promise<JobResult> {
     if (this.#failure) return Promise.reject(this.#failure);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, job }, transfer);
+      this.#worker.postMessage({ id, job });
     });
   }
 

@@ -3,7 +3,8 @@
  * (worker.ts) with synchronous file I/O, which is fine off the event loop.
  *
  * - flush: a frozen memtable's entries, already sorted and encoded into one
- *   transferred buffer, become one level-0 table.
+ *   buffer shared with the event loop (read in place, and reused by the
+ *   next flush once this one answered), become one level-0 table.
  * - compaction: input tables are merged (newest version per key); shadowed
  *   versions disappear, and at the bottom of the tree tombstones and expired
  *   values older than the grace period are dropped. Output is cut into
