@@ -13,7 +13,11 @@
  *     by batches), closed and reopened, then N random point reads of present
  *     keys with C in flight. Each round reopens the store
  *     (BENCH_ENGINE_REOPEN=0: keeps it open) and reads a different sample
- *     of keys after an untimed warm-up of N/10 reads.
+ *     of keys after an untimed warm-up of N/10 reads. Before the reads, each
+ *     store is compacted fully (BENCH_ENGINE_READ_COMPACT=0: not), so that
+ *     both are read in a settled shape: otherwise what is left of each
+ *     store's compactions from the fill runs during the read rounds, its
+ *     own and the other store's (they share the process and the cores).
  *
  * Values are random bytes so that LevelDB's block compression gains nothing
  * that a real workload would not give it.
@@ -40,6 +44,7 @@ export function engineSettings() {
     keys: envInt('BENCH_ENGINE_KEYS', 1000000, { min: 1 }),
     readOps: envInt('BENCH_ENGINE_READ_OPS', 200000, { min: 1 }),
     reopen: envInt('BENCH_ENGINE_REOPEN', 1) === 1,
+    compactBeforeReads: envInt('BENCH_ENGINE_READ_COMPACT', 1) === 1,
     workloads: envList(
       'BENCH_ENGINE_WORKLOADS',
       ['write-sync-on', 'write-sync-off', 'read'],
@@ -108,6 +113,7 @@ function ringkvStore(storage) {
             engine.write(storage.valueEntry(workload.key(i), version++, workload.value(i))),
           );
         },
+        compact: () => engine.compact(),
         stats: () => engine.stats(),
         close: () => engine.close(),
       };
@@ -135,6 +141,8 @@ function levelStore(ClassicLevel) {
             await db.batch(ops, { sync: false });
           }
         },
+        // Keys are 16 bytes: 17 bytes of 0xff sort after all of them.
+        compact: () => db.compactRange(Buffer.alloc(0), Buffer.alloc(17, 0xff)),
         stats: () => null,
         close: () => db.close(),
       };
@@ -197,16 +205,23 @@ async function runReads(stores, settings) {
       const started = performance.now();
       const db = await store.open(dirs[store.name], false);
       await db.fill(workload, 0, settings.keys);
+      const elapsedMs = performance.now() - started;
+      const compactStarted = performance.now();
+      if (settings.compactBeforeReads) await db.compact();
+      const compactMs = performance.now() - compactStarted;
       if (settings.reopen) await db.close();
       else held[store.name] = db;
-      const elapsedMs = performance.now() - started;
       fill[store.name] = {
         keys: settings.keys,
         elapsedMs: Math.round(elapsedMs),
         keysPerS: Math.round((settings.keys / elapsedMs) * 1000),
+        compactMs: settings.compactBeforeReads ? Math.round(compactMs) : null,
         diskBytes: dirBytes(dirs[store.name]),
       };
-      log(`engine read: filled ${store.name} with ${fmtInt(settings.keys)} keys in ${fmtInt(elapsedMs)} ms`);
+      log(
+        `engine read: filled ${store.name} with ${fmtInt(settings.keys)} keys in ${fmtInt(elapsedMs)} ms` +
+          (settings.compactBeforeReads ? `, compacted in ${fmtInt(compactMs)} ms` : ''),
+      );
     }
     const perStore = Object.fromEntries(stores.map((s) => [s.name, []]));
     const ops = settings.readOps;
@@ -292,6 +307,7 @@ export async function runEngineBench() {
       Object.entries(r.fill).map(
         ([name, f]) =>
           `- fill ${name}: ${fmtInt(f.keys)} keys in ${fmtInt(f.elapsedMs)} ms (${fmtInt(f.keysPerS)}/s), ` +
+          `${f.compactMs === null ? '' : `then a full compaction in ${fmtInt(f.compactMs)} ms, `}` +
           `${fmtInt(f.diskBytes / 2 ** 20)} MiB on disk`,
       ),
     );
