@@ -205,7 +205,10 @@ export class Block {
   }
 
   #entryStart(i: number): number {
-    const start = this.buf.readUInt32LE(this.#offsetsStart + i * BLOCK_OFFSET_BYTES);
+    // The u32 LE read inline: Buffer#readUInt32LE's argument checks were a tenth of a cached read.
+    const buf = this.buf;
+    const at = this.#offsetsStart + i * BLOCK_OFFSET_BYTES;
+    const start = buf[at]! + (buf[at + 1]! << 8) + (buf[at + 2]! << 16) + buf[at + 3]! * 0x1000000;
     if (start + ENTRY_FIXED_BYTES >= this.#offsetsStart)
       throw this.#corrupt(start, `entry ${i} offset out of range`);
     return start;

@@ -237,6 +237,8 @@ export class TableIndex {
   readonly smallestKey: Buffer;
   readonly blockCount: number;
   readonly #lastKeys: Buffer[];
+  /** keyPrefix32 of each last key: most steps of findBlock compare these numbers, not the keys. */
+  readonly #lastPrefixes: Uint32Array;
   readonly #offsets: Float64Array;
   readonly #bytes: Uint32Array;
 
@@ -244,6 +246,8 @@ export class TableIndex {
     this.smallestKey = smallestKey;
     this.blockCount = lastKeys.length;
     this.#lastKeys = lastKeys;
+    this.#lastPrefixes = new Uint32Array(lastKeys.length);
+    for (let i = 0; i < lastKeys.length; i++) this.#lastPrefixes[i] = keyPrefix32(lastKeys[i]!);
     this.#offsets = offsets;
     this.#bytes = bytes;
   }
@@ -266,16 +270,39 @@ export class TableIndex {
 
   /** The first block whose last key is >= `key` (the only block that can hold it), or blockCount. */
   findBlock(key: Buffer): number {
+    const prefix = keyPrefix32(key);
+    const prefixes = this.#lastPrefixes;
     let lo = 0;
     let hi = this.blockCount;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      const last = this.#lastKeys[mid]!;
-      if (compareRange(last, 0, last.length, key, 0, key.length) < 0) lo = mid + 1;
+      const lastPrefix = prefixes[mid]!;
+      let below: boolean;
+      if (lastPrefix !== prefix) below = lastPrefix < prefix;
+      else {
+        const last = this.#lastKeys[mid]!;
+        below = compareRange(last, 0, last.length, key, 0, key.length) < 0;
+      }
+      if (below) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
+}
+
+/**
+ * A key's first 4 bytes as a big-endian u32, zero-padded. Unequal prefixes
+ * order two keys as the keys themselves order; equal ones say nothing (a
+ * short key and its zero-extension share one), and the keys are compared.
+ */
+export function keyPrefix32(key: Uint8Array): number {
+  const n = key.length;
+  return (
+    (n > 0 ? key[0]! * 0x1000000 : 0) +
+    (n > 1 ? key[1]! << 16 : 0) +
+    (n > 2 ? key[2]! << 8 : 0) +
+    (n > 3 ? key[3]! : 0)
+  );
 }
 
 /**

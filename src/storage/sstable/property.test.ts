@@ -6,6 +6,7 @@ import { compareBytes, compareRange } from '../../util/bytes.js';
 import { type Entry, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { drain, plain, tempDir, writeTable } from './_fixtures.js';
 import { BlockCache } from './cache.js';
+import { keyPrefix32, TableIndex } from './format.js';
 import { TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';
 
@@ -15,6 +16,50 @@ const entryArb = fc.record({
   version: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
   expiresAtMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 47 })),
   value: fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+});
+
+describe('keyPrefix32 and TableIndex.findBlock (property)', () => {
+  // Short keys over a small alphabet, zeros included, so that equal prefixes and zero-extensions occur.
+  const shortKeyArb = fc.uint8Array({ maxLength: 7 }).map((bytes) => Buffer.from(bytes.map((b) => b & 3)));
+
+  it('unequal prefixes order keys as Buffer.compare does', () => {
+    fc.assert(
+      fc.property(shortKeyArb, shortKeyArb, (a, b) => {
+        const pa = keyPrefix32(a);
+        const pb = keyPrefix32(b);
+        if (pa !== pb)
+          assert.equal(
+            Math.sign(pa - pb),
+            Math.sign(Buffer.compare(a, b)),
+            `${a.toString('hex')} ${b.toString('hex')}`,
+          );
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('finds the first block whose last key is >= the key, as a linear search does', () => {
+    fc.assert(
+      fc.property(
+        fc.uniqueArray(shortKeyArb, { minLength: 1, maxLength: 40, comparator: (a, b) => a.equals(b) }),
+        shortKeyArb,
+        (keys, probe) => {
+          const lastKeys = [...keys].sort(Buffer.compare);
+          const index = new TableIndex(
+            lastKeys[0]!,
+            lastKeys,
+            new Float64Array(lastKeys.length),
+            new Uint32Array(lastKeys.length),
+          );
+          let expected = lastKeys.findIndex((last) => Buffer.compare(last, probe) >= 0);
+          if (expected === -1) expected = lastKeys.length;
+          assert.equal(index.findBlock(probe), expected);
+          for (const [i, last] of lastKeys.entries()) assert.equal(index.findBlock(last), i);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });
 
 describe('compareRange (property)', () => {
