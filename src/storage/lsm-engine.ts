@@ -205,7 +205,7 @@ export class LsmEngine implements Engine {
       if (recovered.count > 0) {
         const fileNumber = nextFileNumber++;
         recovered.freeze();
-        const payload = await encodeMemtable(recovered, undefined);
+        const payload = await encodeMemtable(recovered);
         const result = await flushWorker.run({
           kind: 'flush',
           dir,
@@ -713,12 +713,12 @@ const FLUSH_BUFFER_SLACK = 1.25;
  * the copy itself), and three nodes fed the same writes flush at the same
  * moment.
  */
-async function encodeMemtable(memtable: Memtable, reuse: SharedArrayBuffer | undefined): Promise<Uint8Array> {
+async function encodeMemtable(memtable: Memtable, reuse?: SharedArrayBuffer): Promise<Uint8Array> {
   const total = memtable.encodedBytes();
   const shared =
     reuse !== undefined && reuse.byteLength >= total
       ? reuse
-      : new SharedArrayBuffer(Math.max(total, Math.ceil(total * FLUSH_BUFFER_SLACK)));
+      : new SharedArrayBuffer(Math.ceil(total * FLUSH_BUFFER_SLACK));
   const buf = Buffer.from(shared, 0, total);
   const cursor = { node: 0 };
   let offset = 0;

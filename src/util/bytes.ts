@@ -74,6 +74,20 @@ export function copyBytes(view: Uint8Array): Buffer {
 }
 
 /**
+ * Four bytes of the key in key[start, start + length) from `at`, big-endian,
+ * zero-padded past its end. Unequal words of two keys order them as the keys
+ * order; equal words say nothing (a short key and its zero-extension share
+ * one), and the bytes are compared.
+ */
+export function keyWord(key: Uint8Array, start: number, length: number, at: number): number {
+  const b0 = at < length ? key[start + at]! : 0;
+  const b1 = at + 1 < length ? key[start + at + 1]! : 0;
+  const b2 = at + 2 < length ? key[start + at + 2]! : 0;
+  const b3 = at + 3 < length ? key[start + at + 3]! : 0;
+  return ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) >>> 0;
+}
+
+/**
  * Unsigned byte-wise comparison of a[aStart..aEnd) with b[bStart..bEnd): <0, 0, >0.
  * For binary searches over keys packed in one buffer: the first 32 bytes are
  * compared in JavaScript, several times faster than a call into Buffer#compare

@@ -25,7 +25,7 @@
  * are never removed, so cursors stay valid while inserts continue.
  */
 import { assert } from '../../util/assert.js';
-import { compareRange, varintBytes } from '../../util/bytes.js';
+import { compareRange, keyWord, varintBytes } from '../../util/bytes.js';
 import { decodeEntry, encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import { compareVersions, type Entry } from '../entry/entry.js';
 
@@ -34,15 +34,6 @@ const CHUNK_BYTES = 1024 * 1024;
 const NODES_INITIAL = 4096;
 /** Typed-array bytes per node (10 fields of 4 bytes) plus its tower (~1.33 links of 4 bytes). */
 export const NODE_OVERHEAD_BYTES = 48;
-
-/** Four bytes of `key` from `at`, big-endian, zero-padded past its end. */
-function keyWord(key: Uint8Array, start: number, length: number, at: number): number {
-  const b0 = at < length ? key[start + at]! : 0;
-  const b1 = at + 1 < length ? key[start + at + 1]! : 0;
-  const b2 = at + 2 < length ? key[start + at + 2]! : 0;
-  const b3 = at + 3 < length ? key[start + at + 3]! : 0;
-  return ((b0 << 24) | (b1 << 16) | (b2 << 8) | b3) >>> 0;
-}
 
 export class ArenaSkipList {
   readonly #chunks: Buffer[] = [];

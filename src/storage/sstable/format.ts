@@ -50,7 +50,7 @@
  * tell which version it is looking at.
  */
 import { assert } from '../../util/assert.js';
-import { compareRange, crc32 } from '../../util/bytes.js';
+import { compareRange, crc32, keyWord } from '../../util/bytes.js';
 import { CorruptionError } from '../../util/errors.js';
 
 /** Written into every footer; a reader refuses any other value. */
@@ -237,7 +237,7 @@ export class TableIndex {
   readonly smallestKey: Buffer;
   readonly blockCount: number;
   readonly #lastKeys: Buffer[];
-  /** keyPrefix32 of each last key: most steps of findBlock compare these numbers, not the keys. */
+  /** The first keyWord of each last key: most steps of findBlock compare these numbers, not the keys. */
   readonly #lastPrefixes: Uint32Array;
   readonly #offsets: Float64Array;
   readonly #bytes: Uint32Array;
@@ -247,7 +247,10 @@ export class TableIndex {
     this.blockCount = lastKeys.length;
     this.#lastKeys = lastKeys;
     this.#lastPrefixes = new Uint32Array(lastKeys.length);
-    for (let i = 0; i < lastKeys.length; i++) this.#lastPrefixes[i] = keyPrefix32(lastKeys[i]!);
+    for (let i = 0; i < lastKeys.length; i++) {
+      const last = lastKeys[i]!;
+      this.#lastPrefixes[i] = keyWord(last, 0, last.length, 0);
+    }
     this.#offsets = offsets;
     this.#bytes = bytes;
   }
@@ -270,7 +273,7 @@ export class TableIndex {
 
   /** The first block whose last key is >= `key` (the only block that can hold it), or blockCount. */
   findBlock(key: Buffer): number {
-    const prefix = keyPrefix32(key);
+    const prefix = keyWord(key, 0, key.length, 0);
     const prefixes = this.#lastPrefixes;
     let lo = 0;
     let hi = this.blockCount;
@@ -288,21 +291,6 @@ export class TableIndex {
     }
     return lo;
   }
-}
-
-/**
- * A key's first 4 bytes as a big-endian u32, zero-padded. Unequal prefixes
- * order two keys as the keys themselves order; equal ones say nothing (a
- * short key and its zero-extension share one), and the keys are compared.
- */
-export function keyPrefix32(key: Uint8Array): number {
-  const n = key.length;
-  return (
-    (n > 0 ? key[0]! * 0x1000000 : 0) +
-    (n > 1 ? key[1]! << 16 : 0) +
-    (n > 2 ? key[2]! << 8 : 0) +
-    (n > 3 ? key[3]! : 0)
-  );
 }
 
 /**

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { compareBytes, compareRange } from '../../util/bytes.js';
+import { compareBytes, compareRange, keyWord } from '../../util/bytes.js';
 import { type Entry, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { drain, plain, tempDir, writeTable } from './_fixtures.js';
 import { BlockCache } from './cache.js';
-import { keyPrefix32, TableIndex } from './format.js';
+import { TableIndex } from './format.js';
 import { TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';
 
@@ -18,15 +18,15 @@ const entryArb = fc.record({
   value: fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
 });
 
-describe('keyPrefix32 and TableIndex.findBlock (property)', () => {
+describe('keyWord and TableIndex.findBlock (property)', () => {
   // Short keys over a small alphabet, zeros included, so that equal prefixes and zero-extensions occur.
   const shortKeyArb = fc.uint8Array({ maxLength: 7 }).map((bytes) => Buffer.from(bytes.map((b) => b & 3)));
 
   it('unequal prefixes order keys as Buffer.compare does', () => {
     fc.assert(
       fc.property(shortKeyArb, shortKeyArb, (a, b) => {
-        const pa = keyPrefix32(a);
-        const pb = keyPrefix32(b);
+        const pa = keyWord(a, 0, a.length, 0);
+        const pb = keyWord(b, 0, b.length, 0);
         if (pa !== pb)
           assert.equal(
             Math.sign(pa - pb),
