@@ -5,15 +5,16 @@
  * contract (placement across nodes, filter bits on disk), so it never changes.
  *
  *   murmur3(Buffer.from('hello'), 0) === 613153351
+ *   murmur3(Buffer.from('(hello)'), 0, 1, 6) === 613153351   // a range, read in place
  */
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
-export function murmur3(data: Uint8Array, seed: number): number {
-  const length = data.length;
-  const blocksEnd = length & ~3;
+export function murmur3(data: Uint8Array, seed: number, start = 0, end = data.length): number {
+  const length = end - start;
+  const blocksEnd = start + (length & ~3);
   let h = seed | 0;
-  let i = 0;
+  let i = start;
   for (; i < blocksEnd; i += 4) {
     let k = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24);
     k = Math.imul(k, C1);

@@ -16,12 +16,11 @@
 import { unlinkSync } from 'node:fs';
 import { assert } from '../../util/assert.js';
 import { CorruptionError } from '../../util/errors.js';
-import { decodeEntry } from '../entry/codec.js';
-import { type Entry, EntryKind } from '../entry/entry.js';
-import { versionPhysicalMs } from '../entry/version.js';
+import { EntryKind } from '../entry/entry.js';
+import { RecordView } from '../entry/record.js';
 import { filePath } from '../files.js';
-import { mergeSync } from '../iterator/merging.js';
-import { scanTableSync, type TableMeta, TableWriter, type TableWriterOptions } from '../sstable/index.js';
+import { RecordMerge } from '../iterator/record-merge.js';
+import { type TableMeta, TableRecordScan, TableWriter, type TableWriterOptions } from '../sstable/index.js';
 
 export interface FlushJob {
   readonly kind: 'flush';
@@ -55,22 +54,22 @@ export interface JobResult {
 }
 
 /** A tombstone or expired value that no replica can still need: older than the grace period. */
-export function isObsolete(entry: Entry, nowMs: number, graceMs: number): boolean {
-  if (entry.kind === EntryKind.Tombstone) return versionPhysicalMs(entry.version) + graceMs <= nowMs;
-  return entry.expiresAtMs !== 0 && entry.expiresAtMs + graceMs <= nowMs;
+export function isObsolete(record: RecordView, nowMs: number, graceMs: number): boolean {
+  if (record.kind === EntryKind.Tombstone) return record.versionPhysicalMs + graceMs <= nowMs;
+  const expiresAtMs = record.expiresAtMs;
+  return expiresAtMs !== 0 && expiresAtMs + graceMs <= nowMs;
 }
 
 export function runFlush(job: FlushJob): JobResult {
   const buf = Buffer.from(job.entries.buffer, job.entries.byteOffset, job.entries.byteLength);
   const writer = new TableWriter(filePath(job.dir, job.fileNumber, 'sst'), job.fileNumber, job.writer);
+  const record = new RecordView();
   let count = 0;
   try {
-    let offset = 0;
-    while (offset < buf.length) {
-      const decoded = decodeEntry(buf, offset, buf.length);
-      assert(typeof decoded !== 'string', `Flush buffer is malformed at ${offset}: ${decoded}`);
-      writer.add(decoded[0]);
-      offset = decoded[1];
+    for (let offset = 0; offset < buf.length; offset = record.end) {
+      const bad = record.parse(buf, offset, buf.length);
+      assert(bad === undefined, `Flush buffer is malformed at ${offset}: ${bad}`);
+      writer.addRecord(record);
       count++;
     }
     return { tables: count === 0 ? [] : [writer.finish()], entriesIn: count, entriesDropped: 0 };
@@ -80,16 +79,18 @@ export function runFlush(job: FlushJob): JobResult {
 }
 
 export function runCompaction(job: CompactionJob): JobResult {
-  const sources = job.inputs.map((n) => scanTableSync(filePath(job.dir, n, 'sst')));
+  const sources: TableRecordScan[] = [];
   const tables: TableMeta[] = [];
   let writer: TableWriter | undefined;
   let outputIndex = 0;
   let entriesIn = 0;
   let entriesDropped = 0;
   try {
-    for (const entry of mergeSync(sources)) {
+    for (const n of job.inputs) sources.push(new TableRecordScan(filePath(job.dir, n, 'sst')));
+    const merge = new RecordMerge(sources);
+    for (let record = merge.next(); record !== undefined; record = merge.next()) {
       entriesIn++;
-      if (job.bottom && isObsolete(entry, job.nowMs, job.tombstoneGraceMs)) {
+      if (job.bottom && isObsolete(record, job.nowMs, job.tombstoneGraceMs)) {
         entriesDropped++;
         continue;
       }
@@ -98,7 +99,7 @@ export function runCompaction(job: CompactionJob): JobResult {
         assert(fileNumber !== undefined, 'Compaction ran out of reserved file numbers');
         writer = new TableWriter(filePath(job.dir, fileNumber, 'sst'), fileNumber, job.writer);
       }
-      writer.add(entry);
+      writer.addRecord(record);
       if (writer.estimatedBytes >= job.tableBytesTarget) {
         tables.push(writer.finish());
         writer = undefined;
@@ -113,6 +114,8 @@ export function runCompaction(job: CompactionJob): JobResult {
     writer?.abort();
     for (const t of tables) unlinkSync(filePath(job.dir, t.fileNumber, 'sst'));
     throw err;
+  } finally {
+    for (const source of sources) source.close();
   }
 }
 

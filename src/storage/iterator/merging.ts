@@ -1,8 +1,8 @@
 /**
  * Merges sorted entry cursors into one: key order, and for a key present in
  * several sources only its newest version (compareVersions). Used by range
- * scans on the event loop; the compaction worker uses the synchronous twin
- * below, over the same heap.
+ * scans on the event loop; the compaction worker merges records in place
+ * instead (record-merge.ts).
  *
  * Sources hand out batches; the merge keeps one batch per source and awaits
  * a refill only when a source's batch runs out, so the per-entry work is
@@ -149,33 +149,4 @@ export function mergeCursors(cursors: readonly EntryCursor[], options: MergeOpti
     },
     close,
   };
-}
-
-interface SyncHead extends Head {
-  readonly source: Iterator<Entry>;
-}
-
-/** The synchronous merge for the compaction worker: newest version per key, key order. */
-export function* mergeSync(sources: readonly Iterator<Entry>[]): Generator<Entry> {
-  const heap = new HeadHeap<SyncHead>();
-  sources.forEach((source, rank) => {
-    const first = source.next();
-    if (!first.done) heap.push({ entry: first.value, rank, source });
-  });
-  while (heap.items.length > 0) {
-    const top = heap.items[0]!;
-    let best = top.entry;
-    for (;;) {
-      const head = heap.items[0];
-      if (head === undefined || compareBytes(head.entry.key, best.key) !== 0) break;
-      if (head !== top && compareVersions(head.entry, best) > 0) best = head.entry;
-      const next = head.source.next();
-      if (next.done) heap.popTop();
-      else {
-        head.entry = next.value;
-        heap.siftTop();
-      }
-    }
-    yield best;
-  }
 }

@@ -13,6 +13,7 @@ import { compareRange, crc32, varintBytes } from '../../util/bytes.js';
 import { CorruptionError } from '../../util/errors.js';
 import { decodeEntry, ENTRY_FIXED_BYTES, encodeEntry } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
+import type { RecordView } from '../entry/record.js';
 import { BLOCK_OFFSET_BYTES, BLOCK_TRAILER_BYTES } from './format.js';
 
 /**
@@ -58,10 +59,21 @@ export class BlockBuilder {
     this.#bytes = end;
   }
 
-  /** Sign of (last added key - `key`); the block must not be empty. */
-  compareLastKey(key: Buffer): number {
+  /** Appends an encoded record as it is: a copy of its bytes (record.ts). */
+  addRecord(record: RecordView): void {
+    const size = record.byteLength;
+    this.#reserve(this.#bytes + size);
+    this.#offsets.push(this.#bytes);
+    record.buf.copy(this.#buf, this.#bytes, record.start, record.end);
+    this.#lastKeyStart = this.#bytes + (record.keyStart - record.start);
+    this.#lastKeyEnd = this.#bytes + (record.keyEnd - record.start);
+    this.#bytes += size;
+  }
+
+  /** Sign of (last added key - `key`, or its bytes [start, end)); the block must not be empty. */
+  compareLastKey(key: Buffer, start = 0, end = key.length): number {
     assert(this.#offsets.length > 0, 'compareLastKey on an empty block');
-    return compareRange(this.#buf, this.#lastKeyStart, this.#lastKeyEnd, key, 0, key.length);
+    return compareRange(this.#buf, this.#lastKeyStart, this.#lastKeyEnd, key, start, end);
   }
 
   /** A view of the last added key, valid until reset(). */
@@ -195,6 +207,16 @@ export class Block {
     if (typeof decoded === 'string') throw this.#corrupt(start, decoded);
     if (decoded[1] !== end) throw this.#corrupt(start, `entry ends at ${decoded[1]}, next starts at ${end}`);
     return decoded[0];
+  }
+
+  /** Points `view` at entry `i`'s record, in place (record.ts). */
+  recordAt(i: number, view: RecordView): void {
+    assert(i >= 0 && i < this.entryCount, 'entry index out of range');
+    const start = this.#entryStart(i);
+    const end = i + 1 < this.entryCount ? this.#entryStart(i + 1) : this.#offsetsStart;
+    const bad = view.parse(this.buf, start, end);
+    if (bad !== undefined) throw this.#corrupt(start, bad);
+    if (view.end !== end) throw this.#corrupt(start, `entry ends at ${view.end}, next starts at ${end}`);
   }
 
   /** Entries [from, to) in key order. */

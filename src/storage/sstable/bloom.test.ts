@@ -32,6 +32,16 @@ describe('bloom filter', () => {
     assert.equal(bloomHash(Buffer.from('Hello, world!')), 0x24884cba);
   });
 
+  it('hashes a byte range in place as it hashes a copy of those bytes', () => {
+    const text = Buffer.from('..Hello, world!..');
+    for (let start = 0; start <= text.length; start++) {
+      for (let end = start; end <= text.length; end++) {
+        assert.equal(bloomHash(text, start, end), bloomHash(Buffer.from(text.subarray(start, end))));
+      }
+    }
+    assert.equal(bloomHash(text, 2, 15), 0x24884cba);
+  });
+
   it('picks k = round(bitsPerKey * ln 2)', () => {
     assert.equal(bloomProbeCount(10), 7);
     assert.equal(bloomProbeCount(1), 1);

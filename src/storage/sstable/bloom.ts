@@ -28,9 +28,9 @@ const HASH_SEED = 0x9747b28c;
 export const BLOOM_PROBES_MAX = 30;
 const FILTER_BITS_MIN = 64;
 
-/** 32-bit murmur3 of `key` with the filter's seed. Part of the file format. */
-export function bloomHash(key: Uint8Array): number {
-  return murmur3(key, HASH_SEED);
+/** 32-bit murmur3 of `key` (or of its bytes [start, end)) with the filter's seed. Part of the file format. */
+export function bloomHash(key: Uint8Array, start = 0, end = key.length): number {
+  return murmur3(key, HASH_SEED, start, end);
 }
 
 /** MurmurHash3's finalizer: spreads every input bit over the whole word. */

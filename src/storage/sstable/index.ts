@@ -9,5 +9,5 @@ export { bloomHash } from './bloom.js';
 export { BlockCache, type BlockCacheStats } from './cache.js';
 export { FORMAT_VERSION } from './format.js';
 export { BLOCK_NOT_CACHED, type TableCursor, TableReader } from './reader.js';
-export { scanTableSync } from './scanner.js';
+export { scanTableSync, TableRecordScan } from './scanner.js';
 export { type TableMeta, TableWriter, type TableWriterOptions } from './writer.js';

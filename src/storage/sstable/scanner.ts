@@ -5,57 +5,121 @@
  * of about SCAN_CHUNK_BYTES, each into a fresh buffer, so the entries yielded
  * (views into those chunks) stay valid after the generator moves on.
  *
- * The file is closed when the generator finishes, throws, or is returned
+ * TableRecordScan is the read itself, one record view at a time (what
+ * compaction merges); scanTableSync yields it as Entry objects. The file is
+ * closed when the scan ends or fails, or when the generator is returned
  * early (for...of with break).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CorruptionError } from '../../util/errors.js';
 import type { Entry } from '../entry/entry.js';
+import { RecordView } from '../entry/record.js';
 import { Block } from './block.js';
-import { decodeFooter, decodeIndex, FOOTER_BYTES, openSection } from './format.js';
+import { decodeFooter, decodeIndex, FOOTER_BYTES, openSection, type TableIndex } from './format.js';
 
 /** One read call's worth: 1 MiB is a quarter of a default-size table. */
 export const SCAN_CHUNK_BYTES = 1024 * 1024;
 
 export function* scanTableSync(path: string): Generator<Entry> {
-  const fd = openSync(path, 'r');
+  const scan = new TableRecordScan(path);
   try {
-    const size = fstatSync(fd).size;
-    if (size < FOOTER_BYTES) {
-      throw new CorruptionError(
-        path,
-        0,
-        `truncated: ${size} bytes, less than the ${FOOTER_BYTES}-byte footer`,
-      );
-    }
-    const footer = decodeFooter(readAtSync(fd, path, size - FOOTER_BYTES, FOOTER_BYTES), path, size);
-    const indexSection = readAtSync(fd, path, footer.indexOffset, footer.indexBytes);
-    const indexPayload = openSection(indexSection, path, footer.indexOffset, 'index');
-    const index = decodeIndex(indexPayload, path, footer.indexOffset, footer.indexOffset);
-
-    let blockIndex = 0;
-    while (blockIndex < index.blockCount) {
-      // Gather whole blocks into one read of at most SCAN_CHUNK_BYTES (or one bigger block alone).
-      const chunkStart = index.blockOffset(blockIndex);
-      let chunkEnd = chunkStart + index.blockBytes(blockIndex);
-      let lastBlock = blockIndex + 1;
-      while (
-        lastBlock < index.blockCount &&
-        chunkEnd + index.blockBytes(lastBlock) - chunkStart <= SCAN_CHUNK_BYTES
-      ) {
-        chunkEnd += index.blockBytes(lastBlock);
-        lastBlock++;
-      }
-      const chunk = readAtSync(fd, path, chunkStart, chunkEnd - chunkStart);
-      for (; blockIndex < lastBlock; blockIndex++) {
-        const offset = index.blockOffset(blockIndex);
-        const start = offset - chunkStart;
-        const block = Block.decode(chunk.subarray(start, start + index.blockBytes(blockIndex)), path, offset);
-        for (let i = 0; i < block.entryCount; i++) yield block.entryAt(i);
-      }
-    }
+    while (scan.next()) yield scan.record.toEntry();
   } finally {
-    closeSync(fd);
+    scan.close();
+  }
+}
+
+/**
+ * The same read, record by record in place (record.ts): `record` moves to
+ * the next entry on each next(), and nothing is allocated per entry. The
+ * record's bytes stay valid after the scan moves on (each chunk is a fresh
+ * buffer), so a merge may hold one while it advances other scans.
+ */
+export class TableRecordScan {
+  readonly path: string;
+  readonly record = new RecordView();
+  #fd: number | undefined;
+  readonly #index: TableIndex;
+  /** The next block to decode, and the first block past the chunk in memory. */
+  #blockIndex = 0;
+  #chunkEndBlock = 0;
+  #chunk: Buffer | undefined;
+  #chunkStart = 0;
+  #block: Block | undefined;
+  #entryIndex = 0;
+
+  /** Opens the file and reads its footer and index; throws CorruptionError (and closes) if they are bad. */
+  constructor(path: string) {
+    this.path = path;
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      if (size < FOOTER_BYTES) {
+        throw new CorruptionError(
+          path,
+          0,
+          `truncated: ${size} bytes, less than the ${FOOTER_BYTES}-byte footer`,
+        );
+      }
+      const footer = decodeFooter(readAtSync(fd, path, size - FOOTER_BYTES, FOOTER_BYTES), path, size);
+      const indexSection = readAtSync(fd, path, footer.indexOffset, footer.indexBytes);
+      const indexPayload = openSection(indexSection, path, footer.indexOffset, 'index');
+      this.#index = decodeIndex(indexPayload, path, footer.indexOffset, footer.indexOffset);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    this.#fd = fd;
+  }
+
+  /** Moves `record` to the next entry; false (and the file closed) after the last one. */
+  next(): boolean {
+    while (this.#block === undefined || this.#entryIndex === this.#block.entryCount) {
+      if (!this.#nextBlock()) {
+        this.close();
+        return false;
+      }
+    }
+    this.#block.recordAt(this.#entryIndex++, this.record);
+    return true;
+  }
+
+  close(): void {
+    const fd = this.#fd;
+    this.#fd = undefined;
+    this.#block = undefined;
+    if (fd !== undefined) closeSync(fd);
+  }
+
+  #nextBlock(): boolean {
+    const index = this.#index;
+    if (this.#fd === undefined || this.#blockIndex === index.blockCount) return false;
+    if (this.#blockIndex === this.#chunkEndBlock) this.#readChunk();
+    const offset = index.blockOffset(this.#blockIndex);
+    const start = offset - this.#chunkStart;
+    const bytes = index.blockBytes(this.#blockIndex);
+    this.#block = Block.decode(this.#chunk!.subarray(start, start + bytes), this.path, offset);
+    this.#blockIndex++;
+    this.#entryIndex = 0;
+    return true;
+  }
+
+  /** Reads whole blocks from #blockIndex on, at most SCAN_CHUNK_BYTES (or one bigger block alone). */
+  #readChunk(): void {
+    const index = this.#index;
+    const chunkStart = index.blockOffset(this.#blockIndex);
+    let chunkEnd = chunkStart + index.blockBytes(this.#blockIndex);
+    let lastBlock = this.#blockIndex + 1;
+    while (
+      lastBlock < index.blockCount &&
+      chunkEnd + index.blockBytes(lastBlock) - chunkStart <= SCAN_CHUNK_BYTES
+    ) {
+      chunkEnd += index.blockBytes(lastBlock);
+      lastBlock++;
+    }
+    this.#chunk = readAtSync(this.#fd!, this.path, chunkStart, chunkEnd - chunkStart);
+    this.#chunkStart = chunkStart;
+    this.#chunkEndBlock = lastBlock;
   }
 }
 

@@ -23,9 +23,10 @@ import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { limits } from '../../config/limits.js';
 import { assert } from '../../util/assert.js';
-import { copyBytes } from '../../util/bytes.js';
+import { compareRange, copyBytes } from '../../util/bytes.js';
 import { encodedEntryBytes } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
+import type { RecordView } from '../entry/record.js';
 import { BlockBuilder } from './block.js';
 import { bloomHash, buildBloomFilter } from './bloom.js';
 import { encodeFooter, encodeIndex, FOOTER_BYTES, INDEX_KEY_BYTES_MAX, sealSection } from './format.js';
@@ -66,8 +67,11 @@ export class TableWriter {
 
   #entryCount = 0;
   #smallestKey: Buffer | undefined;
-  #minVersion = 0n;
-  #maxVersion = 0n;
+  // Version bounds as 32-bit halves: a BigInt per entry would be an allocation per entry.
+  #minVersionHigh = 0;
+  #minVersionLow = 0;
+  #maxVersionHigh = 0;
+  #maxVersionLow = 0;
   #hashes = new Uint32Array(1024);
   readonly #lastKeys: Buffer[] = [];
   readonly #blockOffsets: number[] = [];
@@ -93,29 +97,72 @@ export class TableWriter {
   }
 
   add(entry: Entry): void {
-    assert(this.#state === 'open', 'add() after finish() or abort()');
-    assert(entry.key.length <= limits.keyBytesHardMax, 'key longer than the table format allows');
-    this.#assertAscending(entry.key);
+    const key = entry.key;
+    this.#checkNext(key, 0, key.length);
     const entryBytes = encodedEntryBytes(entry);
+    this.#makeRoom(entryBytes);
+    this.#block.add(entry, entryBytes);
+    const version = entry.version;
+    this.#added(key, 0, key.length, Number(version >> 32n), Number(version & 0xffffffffn));
+  }
+
+  /** add() for a record that is already encoded: its bytes are copied as they are (record.ts). */
+  addRecord(record: RecordView): void {
+    this.#checkNext(record.buf, record.keyStart, record.keyEnd);
+    this.#makeRoom(record.byteLength);
+    this.#block.addRecord(record);
+    this.#added(record.buf, record.keyStart, record.keyEnd, record.versionHigh, record.versionLow);
+  }
+
+  #checkNext(key: Buffer, start: number, end: number): void {
+    assert(this.#state === 'open', 'add() after finish() or abort()');
+    assert(end - start <= limits.keyBytesHardMax, 'key longer than the table format allows');
+    if (this.#block.entryCount > 0) {
+      assert(this.#block.compareLastKey(key, start, end) < 0, 'table keys must be strictly ascending');
+    } else if (this.#lastKeys.length > 0) {
+      const last = this.#lastKeys[this.#lastKeys.length - 1]!;
+      assert(
+        compareRange(last, 0, last.length, key, start, end) < 0,
+        'table keys must be strictly ascending',
+      );
+    }
+  }
+
+  /** Cuts the block first if an entry of `entryBytes` would take it past blockBytes. */
+  #makeRoom(entryBytes: number): void {
     if (this.#block.entryCount > 0 && this.#block.bytesWith(entryBytes) > this.#options.blockBytes) {
       this.#cutBlock();
     }
-    this.#block.add(entry, entryBytes);
+  }
 
+  /** Notes the entry just added to the block: key range, version bounds, filter hash. */
+  #added(key: Buffer, start: number, end: number, versionHigh: number, versionLow: number): void {
     if (this.#entryCount === 0) {
-      this.#smallestKey = copyBytes(entry.key);
-      this.#minVersion = entry.version;
-      this.#maxVersion = entry.version;
+      this.#smallestKey = copyBytes(key.subarray(start, end));
+      this.#minVersionHigh = this.#maxVersionHigh = versionHigh;
+      this.#minVersionLow = this.#maxVersionLow = versionLow;
     } else {
-      if (entry.version < this.#minVersion) this.#minVersion = entry.version;
-      if (entry.version > this.#maxVersion) this.#maxVersion = entry.version;
+      if (
+        versionHigh < this.#minVersionHigh ||
+        (versionHigh === this.#minVersionHigh && versionLow < this.#minVersionLow)
+      ) {
+        this.#minVersionHigh = versionHigh;
+        this.#minVersionLow = versionLow;
+      }
+      if (
+        versionHigh > this.#maxVersionHigh ||
+        (versionHigh === this.#maxVersionHigh && versionLow > this.#maxVersionLow)
+      ) {
+        this.#maxVersionHigh = versionHigh;
+        this.#maxVersionLow = versionLow;
+      }
     }
     if (this.#entryCount === this.#hashes.length) {
       const grown = new Uint32Array(2 * this.#hashes.length);
       grown.set(this.#hashes);
       this.#hashes = grown;
     }
-    this.#hashes[this.#entryCount] = bloomHash(entry.key);
+    this.#hashes[this.#entryCount] = bloomHash(key, start, end);
     this.#entryCount++;
   }
 
@@ -124,6 +171,8 @@ export class TableWriter {
     assert(this.#entryCount > 0, 'a table needs at least one entry: abort() an empty one');
     this.#state = 'finished';
     this.#cutBlock();
+    const minVersion = joinVersion(this.#minVersionHigh, this.#minVersionLow);
+    const maxVersion = joinVersion(this.#maxVersionHigh, this.#maxVersionLow);
 
     const indexOffset = this.#position();
     const index = sealSection(
@@ -147,8 +196,8 @@ export class TableWriter {
         filterOffset,
         filterBytes: filter.length,
         entryCount: this.#entryCount,
-        minVersion: this.#minVersion,
-        maxVersion: this.#maxVersion,
+        minVersion,
+        maxVersion,
       }),
     );
     this.#flushOut();
@@ -166,8 +215,8 @@ export class TableWriter {
       entryCount: this.#entryCount,
       smallestKey: copyBytes(this.#smallestKey!),
       largestKey: copyBytes(this.#lastKeys[this.#lastKeys.length - 1]!),
-      minVersion: this.#minVersion,
-      maxVersion: this.#maxVersion,
+      minVersion,
+      maxVersion,
     };
   }
 
@@ -186,17 +235,6 @@ export class TableWriter {
       unlinkSync(this.path);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-
-  #assertAscending(key: Buffer): void {
-    if (this.#block.entryCount > 0) {
-      assert(this.#block.compareLastKey(key) < 0, 'table keys must be strictly ascending');
-    } else if (this.#lastKeys.length > 0) {
-      assert(
-        this.#lastKeys[this.#lastKeys.length - 1]!.compare(key) < 0,
-        'table keys must be strictly ascending',
-      );
     }
   }
 
@@ -242,6 +280,10 @@ export class TableWriter {
     }
     this.#writtenBytes += bytes.length;
   }
+}
+
+function joinVersion(high: number, low: number): bigint {
+  return (BigInt(high) << 32n) | BigInt(low);
 }
 
 /** fsync of a directory makes the names created in it durable (Linux, macOS). */

@@ -1,0 +1,113 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, describe, it } from 'node:test';
+import fc from 'fast-check';
+import { compareBytes } from '../../util/bytes.js';
+import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
+import { compareVersions, type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
+import { makeVersion } from '../entry/version.js';
+import { filePath } from '../files.js';
+import { plain, tempDir, writeTable } from '../sstable/_fixtures.js';
+import { scanTableSync } from '../sstable/index.js';
+import { runCompaction, runFlush } from './jobs.js';
+
+const NOW_MS = 1_700_000_000_000;
+const GRACE_MS = 1000;
+const WRITER = { blockBytes: 512, bloomBitsPerKey: 10 };
+
+// Few short keys, so that tables share keys; versions near NOW_MS, so that some tombstones are past the grace.
+const keyArb = fc.integer({ min: 0, max: 60 }).map((n) => Buffer.from(`k${n}`));
+const entryArb = fc
+  .record({
+    key: keyArb,
+    tombstone: fc.boolean(),
+    ageMs: fc.integer({ min: 0, max: 2 * GRACE_MS }),
+    logical: fc.integer({ min: 0, max: 2 }),
+    expiry: fc.oneof(fc.constant(0), fc.integer({ min: -2 * GRACE_MS, max: GRACE_MS })),
+    value: fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b.map((x) => x & 1))),
+  })
+  .map((e): Entry => {
+    const version = makeVersion(NOW_MS - e.ageMs, e.logical);
+    if (e.tombstone) return tombstoneEntry(e.key, version);
+    return valueEntry(e.key, version, e.value, e.expiry === 0 ? 0 : NOW_MS + e.expiry);
+  });
+/** A table's entries: one per key, in key order. */
+const tableArb = fc
+  .uniqueArray(entryArb, { minLength: 1, maxLength: 50, selector: (e) => e.key.toString('hex') })
+  .map((entries) => entries.sort((a, b) => compareBytes(a.key, b.key)));
+
+describe('flush and compaction jobs (property)', () => {
+  const tmp = tempDir();
+  after(() => tmp.remove());
+  let fileNumber = 1;
+
+  it('a flush writes the same bytes as adding the decoded entries one by one', () => {
+    fc.assert(
+      fc.property(tableArb, (entries) => {
+        const encoded = Buffer.alloc(entries.reduce((sum, e) => sum + encodedEntryBytes(e), 0));
+        let at = 0;
+        for (const entry of entries) at = encodeEntry(entry, encoded, at);
+        const flushed = fileNumber++;
+        const result = runFlush({
+          kind: 'flush',
+          dir: tmp.dir,
+          fileNumber: flushed,
+          entries: encoded,
+          writer: WRITER,
+        });
+        const added = fileNumber++;
+        const meta = writeTable(filePath(tmp.dir, added, 'sst'), entries, WRITER, added);
+        assert.deepEqual(result.tables[0], { ...meta, fileNumber: flushed });
+        assert.ok(
+          readFileSync(filePath(tmp.dir, flushed, 'sst')).equals(
+            readFileSync(filePath(tmp.dir, added, 'sst')),
+          ),
+        );
+      }),
+      { numRuns: 100 },
+    );
+  });
+
+  it('a compaction keeps the newest version of each key, and at the bottom drops what is obsolete', () => {
+    fc.assert(
+      fc.property(fc.array(tableArb, { minLength: 1, maxLength: 5 }), fc.boolean(), (tables, bottom) => {
+        const inputs = tables.map((entries) => {
+          const n = fileNumber++;
+          writeTable(filePath(tmp.dir, n, 'sst'), entries, WRITER, n);
+          return n;
+        });
+        const newest = new Map<string, Entry>();
+        for (const entry of tables.flat()) {
+          const id = entry.key.toString('hex');
+          const known = newest.get(id);
+          if (known === undefined || compareVersions(entry, known) > 0) newest.set(id, entry);
+        }
+        const merged = [...newest.values()].sort((a, b) => compareBytes(a.key, b.key));
+        const expected = merged.filter((e) => !(bottom && obsolete(e)));
+        const outputFileNumbers = Array.from({ length: 8 }, () => fileNumber++);
+        const result = runCompaction({
+          kind: 'compaction',
+          dir: tmp.dir,
+          inputs,
+          outputFileNumbers,
+          tableBytesTarget: 1024,
+          bottom,
+          nowMs: NOW_MS,
+          tombstoneGraceMs: GRACE_MS,
+          writer: WRITER,
+        });
+        assert.equal(result.entriesIn, merged.length);
+        assert.equal(result.entriesDropped, merged.length - expected.length);
+        const out = result.tables.flatMap((t) => [...scanTableSync(filePath(tmp.dir, t.fileNumber, 'sst'))]);
+        assert.deepEqual(out.map(plain), expected.map(plain));
+      }),
+      { numRuns: 100 },
+    );
+  });
+});
+
+/** The rule isObsolete implements, stated on an Entry. */
+function obsolete(entry: Entry): boolean {
+  if (entry.kind === EntryKind.Tombstone) return Number(entry.version >> 16n) + GRACE_MS <= NOW_MS;
+  return entry.expiresAtMs !== 0 && entry.expiresAtMs + GRACE_MS <= NOW_MS;
+}
