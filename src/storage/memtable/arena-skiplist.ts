@@ -12,7 +12,7 @@
  * Layout, for node n (0 is the head):
  *   chunkOf[n], offsetOf[n], lengthOf[n]  where its encoded entry lives
  *   keyStart[n], keyLength[n]              its key, inside that record
- *   word0[n], word1[n]                     key bytes 0-3 and 4-7 (big-endian,
+ *   word0[n] .. word3[n]                   key bytes 0-3, 4-7, 8-11, 12-15 (big-endian,
  *                                          zero-padded): most comparisons end here
  *   links[tower[n] + level]                next node at each level, 0 = none
  *
@@ -32,8 +32,8 @@ import { compareVersions, type Entry } from '../entry/entry.js';
 const LEVEL_MAX = 16;
 const CHUNK_BYTES = 1024 * 1024;
 const NODES_INITIAL = 4096;
-/** Typed-array bytes per node (10 fields of 4 bytes) plus its tower (~1.33 links of 4 bytes). */
-export const NODE_OVERHEAD_BYTES = 48;
+/** Typed-array bytes per node (12 fields of 4 bytes) plus its tower (~1.33 links of 4 bytes). */
+export const NODE_OVERHEAD_BYTES = 56;
 
 export class ArenaSkipList {
   readonly #chunks: Buffer[] = [];
@@ -49,6 +49,8 @@ export class ArenaSkipList {
   #keyLength = new Int32Array(NODES_INITIAL);
   #word0 = new Uint32Array(NODES_INITIAL);
   #word1 = new Uint32Array(NODES_INITIAL);
+  #word2 = new Uint32Array(NODES_INITIAL);
+  #word3 = new Uint32Array(NODES_INITIAL);
   #tower = new Int32Array(NODES_INITIAL);
   #links = new Int32Array(NODES_INITIAL * 2);
   #linksUsed = 0;
@@ -82,11 +84,13 @@ export class ArenaSkipList {
     const key = entry.key;
     const w0 = keyWord(key, 0, key.length, 0);
     const w1 = keyWord(key, 0, key.length, 4);
+    const w2 = keyWord(key, 0, key.length, 8);
+    const w3 = keyWord(key, 0, key.length, 12);
     const prev = this.#prev;
     const links = this.#links;
-    const node = this.#descend(key, w0, w1, prev);
+    const node = this.#descend(key, w0, w1, w2, w3, prev);
     const found = links[this.#tower[node]!]!;
-    if (found !== 0 && this.#compareNode(found, key, w0, w1) === 0) {
+    if (found !== 0 && this.#compareNode(found, key, w0, w1, w2, w3) === 0) {
       if (compareVersions(entry, this.entryAt(found)) <= 0) return false;
       this.#place(found, entry);
       return true;
@@ -100,6 +104,8 @@ export class ArenaSkipList {
     this.#place(inserted, entry);
     this.#word0[inserted] = w0;
     this.#word1[inserted] = w1;
+    this.#word2[inserted] = w2;
+    this.#word3[inserted] = w3;
     const tower = this.#tower[inserted]!;
     const linksNow = this.#links;
     for (let level = 0; level < height; level++) {
@@ -114,15 +120,19 @@ export class ArenaSkipList {
   find(key: Buffer): number {
     const w0 = keyWord(key, 0, key.length, 0);
     const w1 = keyWord(key, 0, key.length, 4);
-    const node = this.#links[this.#tower[this.#descend(key, w0, w1, undefined)]!]!;
-    return node !== 0 && this.#compareNode(node, key, w0, w1) === 0 ? node : 0;
+    const w2 = keyWord(key, 0, key.length, 8);
+    const w3 = keyWord(key, 0, key.length, 12);
+    const node = this.#links[this.#tower[this.#descend(key, w0, w1, w2, w3, undefined)]!]!;
+    return node !== 0 && this.#compareNode(node, key, w0, w1, w2, w3) === 0 ? node : 0;
   }
 
   /** The first node with key >= `key`, or 0. */
   seek(key: Buffer): number {
     const w0 = keyWord(key, 0, key.length, 0);
     const w1 = keyWord(key, 0, key.length, 4);
-    return this.#links[this.#tower[this.#descend(key, w0, w1, undefined)]!]!;
+    const w2 = keyWord(key, 0, key.length, 8);
+    const w3 = keyWord(key, 0, key.length, 12);
+    return this.#links[this.#tower[this.#descend(key, w0, w1, w2, w3, undefined)]!]!;
   }
 
   /** The node after `node` in key order (0 for the head gives the first), or 0. */
@@ -161,12 +171,19 @@ export class ArenaSkipList {
    * The last node with key < `key` (0, the head, if none), found from the
    * top level down; with `prev`, the last such node at every level too.
    */
-  #descend(key: Buffer, w0: number, w1: number, prev: Int32Array | undefined): number {
+  #descend(
+    key: Buffer,
+    w0: number,
+    w1: number,
+    w2: number,
+    w3: number,
+    prev: Int32Array | undefined,
+  ): number {
     const links = this.#links;
     let node = 0;
     for (let level = this.#height - 1; level >= 0; level--) {
       let next = links[this.#tower[node]! + level]!;
-      while (next !== 0 && this.#compareNode(next, key, w0, w1) < 0) {
+      while (next !== 0 && this.#compareNode(next, key, w0, w1, w2, w3) < 0) {
         node = next;
         next = links[this.#tower[node]! + level]!;
       }
@@ -176,11 +193,16 @@ export class ArenaSkipList {
   }
 
   /** compareBytes(key of `node`, key), decided by the cached words when they differ. */
-  #compareNode(node: number, key: Buffer, w0: number, w1: number): number {
+  #compareNode(node: number, key: Buffer, w0: number, w1: number, w2: number, w3: number): number {
     const n0 = this.#word0[node]!;
     if (n0 !== w0) return n0 < w0 ? -1 : 1;
     const n1 = this.#word1[node]!;
     if (n1 !== w1) return n1 < w1 ? -1 : 1;
+    // Keys often share a prefix of 8 bytes or more ("user:000…"): two more words before the arena.
+    const n2 = this.#word2[node]!;
+    if (n2 !== w2) return n2 < w2 ? -1 : 1;
+    const n3 = this.#word3[node]!;
+    if (n3 !== w3) return n3 < w3 ? -1 : 1;
     // Compared in place: a view per step would allocate on every search.
     const start = this.#keyStart[node]!;
     return compareRange(
@@ -245,6 +267,8 @@ export class ArenaSkipList {
     this.#keyLength = grow(this.#keyLength, i32);
     this.#word0 = grow(this.#word0, u32);
     this.#word1 = grow(this.#word1, u32);
+    this.#word2 = grow(this.#word2, u32);
+    this.#word3 = grow(this.#word3, u32);
     this.#tower = grow(this.#tower, i32);
     this.#capacity = capacity;
   }
