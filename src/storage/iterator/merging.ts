@@ -11,6 +11,7 @@
 import { compareBytes } from '../../util/bytes.js';
 import type { EntryCursor } from '../engine.js';
 import { compareVersions, type Entry } from '../entry/entry.js';
+import { MinHeap } from './heap.js';
 
 interface Head {
   entry: Entry;
@@ -18,53 +19,10 @@ interface Head {
   readonly rank: number;
 }
 
-/** A binary min-heap of source heads by key; generic over how a source advances. */
-class HeadHeap<H extends Head> {
-  readonly items: H[] = [];
-
-  push(item: H): void {
-    const items = this.items;
-    items.push(item);
-    let i = items.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (this.#less(items[parent]!, item)) break;
-      items[i] = items[parent]!;
-      i = parent;
-    }
-    items[i] = item;
-  }
-
-  /** Restores the heap after the top item's entry changed. */
-  siftTop(): void {
-    const items = this.items;
-    const n = items.length;
-    const item = items[0]!;
-    let i = 0;
-    for (;;) {
-      const left = 2 * i + 1;
-      if (left >= n) break;
-      const right = left + 1;
-      const child = right < n && this.#less(items[right]!, items[left]!) ? right : left;
-      if (this.#less(item, items[child]!)) break;
-      items[i] = items[child]!;
-      i = child;
-    }
-    items[i] = item;
-  }
-
-  popTop(): void {
-    const last = this.items.pop()!;
-    if (this.items.length > 0) {
-      this.items[0] = last;
-      this.siftTop();
-    }
-  }
-
-  #less(a: H, b: H): boolean {
-    const c = compareBytes(a.entry.key, b.entry.key);
-    return c < 0 || (c === 0 && a.rank < b.rank);
-  }
+/** Heads by key, then by rank. */
+function headBefore(a: Head, b: Head): boolean {
+  const c = compareBytes(a.entry.key, b.entry.key);
+  return c < 0 || (c === 0 && a.rank < b.rank);
 }
 
 interface AsyncHead extends Head {
@@ -85,7 +43,7 @@ export interface MergeOptions {
 }
 
 export function mergeCursors(cursors: readonly EntryCursor[], options: MergeOptions): EntryCursor {
-  const heap = new HeadHeap<AsyncHead>();
+  const heap = new MinHeap<AsyncHead>(headBefore);
   let started = false;
   let closed = false;
 

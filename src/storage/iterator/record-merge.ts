@@ -12,6 +12,7 @@
  *   for (let r = merge.next(); r !== undefined; r = merge.next()) writer.addRecord(r);
  */
 import type { RecordView } from '../entry/record.js';
+import { MinHeap } from './heap.js';
 
 /** A sorted source of records: next() moves `record` on, false at the end. */
 export interface RecordSource {
@@ -21,70 +22,38 @@ export interface RecordSource {
 
 export class RecordMerge {
   readonly #sources: readonly RecordSource[];
-  /** Indexes of sources with a current record, a binary min-heap by key (then index). */
-  readonly #heap: number[] = [];
+  /** Indexes of sources with a current record, by key (then index). */
+  readonly #heap: MinHeap<number>;
   /** Sources whose current record the last next() consumed. */
   readonly #consumed: number[] = [];
 
   constructor(sources: readonly RecordSource[]) {
     this.#sources = sources;
+    this.#heap = new MinHeap((a, b) => {
+      const c = sources[a]!.record.compareKey(sources[b]!.record);
+      return c < 0 || (c === 0 && a < b);
+    });
     for (let i = 0; i < sources.length; i++) this.#consumed.push(i);
   }
 
   /** The newest record of the next key, or undefined when every source is done. */
   next(): RecordView | undefined {
     const sources = this.#sources;
-    for (const i of this.#consumed) if (sources[i]!.next()) this.#push(i);
+    const heap = this.#heap;
+    for (const i of this.#consumed) if (sources[i]!.next()) heap.push(i);
     this.#consumed.length = 0;
-    if (this.#heap.length === 0) return undefined;
-    const first = this.#pop();
+    if (heap.items.length === 0) return undefined;
+    const first = heap.items[0]!;
+    heap.popTop();
     this.#consumed.push(first);
     let best = sources[first]!.record;
-    while (this.#heap.length > 0 && sources[this.#heap[0]!]!.record.compareKey(best) === 0) {
-      const i = this.#pop();
+    while (heap.items.length > 0 && sources[heap.items[0]!]!.record.compareKey(best) === 0) {
+      const i = heap.items[0]!;
+      heap.popTop();
       this.#consumed.push(i);
       const candidate = sources[i]!.record;
       if (candidate.compareVersion(best) > 0) best = candidate;
     }
     return best;
-  }
-
-  #less(a: number, b: number): boolean {
-    const c = this.#sources[a]!.record.compareKey(this.#sources[b]!.record);
-    return c < 0 || (c === 0 && a < b);
-  }
-
-  #push(source: number): void {
-    const heap = this.#heap;
-    let i = heap.length;
-    heap.push(source);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (this.#less(heap[parent]!, source)) break;
-      heap[i] = heap[parent]!;
-      i = parent;
-    }
-    heap[i] = source;
-  }
-
-  #pop(): number {
-    const heap = this.#heap;
-    const top = heap[0]!;
-    const last = heap.pop()!;
-    const n = heap.length;
-    if (n > 0) {
-      let i = 0;
-      for (;;) {
-        const left = 2 * i + 1;
-        if (left >= n) break;
-        const right = left + 1;
-        const child = right < n && this.#less(heap[right]!, heap[left]!) ? right : left;
-        if (this.#less(last, heap[child]!)) break;
-        heap[i] = heap[child]!;
-        i = child;
-      }
-      heap[i] = last;
-    }
-    return top;
   }
 }
