@@ -14,10 +14,11 @@
  * Decoding returns views into the source buffer (no copies): the caller
  * decides what to keep and copies it (copyBytes) if the source is reused.
  */
-import { readVarint, varintBytes, writeVarint } from '../../util/bytes.js';
-import { type Entry, EntryKind } from './entry.js';
+import { varintBytes, writeVarint } from '../../util/bytes.js';
+import { EMPTY, type Entry } from './entry.js';
+import { ENTRY_FIXED_BYTES, RecordView } from './record.js';
 
-export const ENTRY_FIXED_BYTES = 15;
+export { ENTRY_FIXED_BYTES };
 
 export function encodedEntryBytes(entry: Entry): number {
   return (
@@ -45,29 +46,15 @@ export function encodeEntry(entry: Entry, buf: Buffer, offset: number): number {
  * Decodes the entry at `offset`, reading no further than `end`. Returns the
  * entry and the offset after it, or a reason string when the bytes are not a
  * valid entry (callers turn that into a CorruptionError naming file and offset).
+ * The one parser of the format is RecordView's; this hands its fields out as an Entry.
  */
 export function decodeEntry(buf: Buffer, offset: number, end: number): [Entry, number] | string {
-  if (end - offset < ENTRY_FIXED_BYTES + 2) return 'entry shorter than its fixed header';
-  const kind = buf[offset];
-  if (kind !== EntryKind.Value && kind !== EntryKind.Tombstone) return `unknown entry kind ${kind}`;
-  const version = buf.readBigUInt64BE(offset + 1);
-  const expiresAtMs = buf.readUIntBE(offset + 9, 6);
-  const keyLen = readVarint(buf, offset + ENTRY_FIXED_BYTES, end);
-  if (keyLen === undefined) return 'bad key length';
-  const keyStart = keyLen[1];
-  const keyEnd = keyStart + keyLen[0];
-  if (keyEnd > end) return 'key runs past the end';
-  const valueLen = readVarint(buf, keyEnd, end);
-  if (valueLen === undefined) return 'bad value length';
-  const valueStart = valueLen[1];
-  const valueEnd = valueStart + valueLen[0];
-  if (valueEnd > end) return 'value runs past the end';
-  const entry: Entry = {
-    key: buf.subarray(keyStart, keyEnd),
-    version,
-    kind,
-    expiresAtMs,
-    value: buf.subarray(valueStart, valueEnd),
-  };
-  return [entry, valueEnd];
+  const bad = scratch.parse(buf, offset, end);
+  if (bad !== undefined) return bad;
+  const decoded: [Entry, number] = [scratch.toEntry(), scratch.end];
+  scratch.buf = EMPTY; // not to pin the caller's buffer until the next call
+  return decoded;
 }
+
+/** Reused by every decodeEntry call: parse() overwrites all of its fields. */
+const scratch = new RecordView();

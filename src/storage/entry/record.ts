@@ -21,9 +21,11 @@
  *   }
  */
 import { compareRange } from '../../util/bytes.js';
-import { ENTRY_FIXED_BYTES } from './codec.js';
 import { type Entry, EntryKind } from './entry.js';
 import { LOGICAL_BITS } from './version.js';
+
+/** Bytes before the key's length: kind, version, expiresAtMs (codec.ts). */
+export const ENTRY_FIXED_BYTES = 15;
 
 const EMPTY = Buffer.alloc(0);
 const LOGICAL_SHIFT = Number(LOGICAL_BITS);
@@ -85,7 +87,7 @@ export class RecordView {
   }
 
   get version(): bigint {
-    return (BigInt(this.versionHigh) << 32n) | BigInt(this.versionLow);
+    return this.buf.readBigUInt64BE(this.start + 1);
   }
 
   /** Sign of (this key - other's key). */
