@@ -175,13 +175,23 @@ export async function rateSearch(label, base, search, statusFields = {}) {
         // Server CPU (all its processes and threads) per answered request, in µs.
         rates.cpuMicrosPerRequest = Math.round((rates.cpuUser + rates.cpuSystem) / result.achievedRate);
       }
+      if (rates?.readSyscalls != null && rates.writeSyscalls != null && result.achievedRate > 0) {
+        // System calls (sockets and files, summed over the nodes) per answered request.
+        rates.readSyscallsPerRequest = Math.round((10 * rates.readSyscalls) / result.achievedRate) / 10;
+        rates.writeSyscallsPerRequest = Math.round((10 * rates.writeSyscalls) / result.achievedRate) / 10;
+      }
       windows.push({ result, pass: windowPass, rates });
       const extra = rates
         ? ` ${Object.entries(rates)
-            .filter(([k]) => k !== 'cpuUser' && k !== 'cpuSystem')
-            .map(([k, v]) =>
-              k === 'cpuMicrosPerRequest' ? `cpu/request=${fmtInt(v)} µs` : `${k}=${fmtInt(v)}/s`,
+            .filter(
+              ([k, v]) => v != null && !['cpuUser', 'cpuSystem', 'readSyscalls', 'writeSyscalls'].includes(k),
             )
+            .map(([k, v]) => {
+              if (k === 'cpuMicrosPerRequest') return `cpu/request=${fmtInt(v)} µs`;
+              if (k.endsWith('PerRequest'))
+                return `${k.replace('SyscallsPerRequest', '')} calls/request=${v}`;
+              return `${k}=${fmtInt(v)}/s`;
+            })
             .join(' ')}`
         : '';
       const tag = trials > 1 ? ` [window ${windows.length}/${trials}]` : '';

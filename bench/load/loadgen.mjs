@@ -22,6 +22,7 @@
  * Protocol: the parent sends { type: 'run', config } over IPC; the child
  * answers { type: 'result', result } or { type: 'error', message } and exits.
  */
+import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -57,6 +58,24 @@ function scrambleStride(n) {
   return stride % n || 1;
 }
 
+/**
+ * The read and write system calls a node has made so far, from /proc/<pid>/io
+ * (Linux, and only for a node on this machine): diffed over a window, they
+ * show how many socket and file operations a request costs, i.e. how well
+ * the node batches. null where unavailable.
+ */
+function syscallsOf(target, pid) {
+  if (!Number.isInteger(pid) || !/^127\./.test(target.host)) return null;
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+    const read = /^syscr:\s*(\d+)/m.exec(text);
+    const write = /^syscw:\s*(\d+)/m.exec(text);
+    return read && write ? { read: Number(read[1]), write: Number(write[1]) } : null;
+  } catch {
+    return null;
+  }
+}
+
 function fetchStatus(target, path) {
   return new Promise((resolve) => {
     const req = http.get({ host: target.host, port: target.port, path, agent: false }, (res) => {
@@ -64,7 +83,9 @@ function fetchStatus(target, path) {
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
         try {
-          resolve({ atMs: performance.now(), body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+          const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          if (body !== null && typeof body === 'object') body.syscalls = syscallsOf(target, body.pid);
+          resolve({ atMs: performance.now(), body });
         } catch {
           resolve({ atMs: performance.now(), body: null });
         }

@@ -10,10 +10,16 @@ import { targetsOf } from './targets.mjs';
  * Counters of /v0/status diffed over each measured window (summed over
  * nodes): engine.writes and engine.walSyncs, at the top level or under store.
  */
-/** Process CPU (µs, summed over the nodes) from /v0/status: the bench reports it per request. */
+/**
+ * Process CPU (µs, summed over the nodes) from /v0/status, and the nodes'
+ * read and write system calls (from /proc, added by the load generator): the
+ * bench reports both per request.
+ */
 export const CPU_STATUS_FIELDS = {
   cpuUser: 'cpu.user',
   cpuSystem: 'cpu.system',
+  readSyscalls: 'syscalls.read',
+  writeSyscalls: 'syscalls.write',
 };
 
 export const WRITE_STATUS_FIELDS = {
@@ -134,9 +140,12 @@ export async function settle(ports, label) {
 export function searchCell(search) {
   if (!search) return 'n/a';
   if (!search.best) return `none passed (from ${fmtInt(search.steps[0]?.rate)}/s)`;
-  const cpu = search.best.statusRates?.cpuMicrosPerRequest;
+  const rates = search.best.statusRates;
+  const cpu = rates?.cpuMicrosPerRequest;
   const cpuText = cpu == null ? '' : `, server CPU ${fmtInt(cpu)} µs/request`;
-  return `${fmtInt(search.maxRate)}/s (p99 ${fmtMs(search.best.latency.p99Ms)} ms${cpuText})`;
+  const writes = rates?.writeSyscallsPerRequest;
+  const writesText = writes == null ? '' : `, ${writes.toFixed(1)} write calls/request`;
+  return `${fmtInt(search.maxRate)}/s (p99 ${fmtMs(search.best.latency.p99Ms)} ms${cpuText}${writesText})`;
 }
 
 /**
