@@ -69,16 +69,6 @@ export const limits = {
    */
   walPrefillChunkBytes: 64 * KiB,
   walPrefillRestMs: 10,
-  /**
-   * A WAL batch up to this size is written on the event loop while the disk
-   * is fast: no thread-pool trip (wal/inline-writes.ts). Below the prefill
-   * chunk, so that filling a spare log never holds the loop...
-   */
-  walInlineWriteBytesMax: 32 * KiB,
-  /** ...that is, while inline writes average at most this long... */
-  walInlineWriteSlowMs: 1,
-  /** ...and after they did not, writes go through the thread pool this long before trying again. */
-  walInlineWriteBackoffMs: 10_000,
   /** A scan hands out at most this many entries per batch (one event-loop turn of work). */
   scanBatchEntriesMax: 256,
   /** ...and at most about this many bytes. */

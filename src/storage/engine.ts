@@ -36,8 +36,6 @@ export interface EngineStats {
   readonly reads: number;
   readonly walSyncs: number;
   readonly walWrites: number;
-  /** Of the WAL's write() calls, those made on the event loop (wal/inline-writes.ts). */
-  readonly walInlineWrites: number;
   readonly memtableBytes: number;
   readonly immutableMemtables: number;
   readonly flushes: number;

@@ -124,7 +124,6 @@ export class LsmEngine implements Engine {
   #compactions = 0;
   #writeStalls = 0;
   #retiredWalWrites = 0;
-  #retiredWalInlineWrites = 0;
   #retiredWalSyncs = 0;
 
   private constructor(init: {
@@ -403,7 +402,6 @@ export class LsmEngine implements Engine {
       reads: this.#reads,
       walSyncs: this.#retiredWalSyncs + wal.syncs,
       walWrites: this.#retiredWalWrites + wal.writes,
-      walInlineWrites: this.#retiredWalInlineWrites + wal.inlineWrites,
       memtableBytes: this.#memtable.bytes,
       immutableMemtables: this.#frozen.length,
       flushes: this.#flushes,
@@ -599,7 +597,6 @@ export class LsmEngine implements Engine {
     await frozen.wal.close();
     this.#retiredWalWrites += stats.writes;
     this.#retiredWalSyncs += stats.syncs;
-    this.#retiredWalInlineWrites += stats.inlineWrites;
     await unlink(filePath(this.#options.dir, frozen.memtable.walNumber, 'log'));
     this.#releaseWaiters();
     this.#scheduleCompaction();

@@ -63,7 +63,6 @@ export class MemoryEngine implements Engine {
       reads: this.#reads,
       walSyncs: 0,
       walWrites: 0,
-      walInlineWrites: 0,
       memtableBytes: 0,
       immutableMemtables: 0,
       flushes: 0,

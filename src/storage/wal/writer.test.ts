@@ -201,32 +201,12 @@ describe('WalWriter', () => {
     assert.ok(back.some((e) => e.value.length >= 100_000));
   });
 
-  test('small batches are written on the event loop, large ones and all with inline writes off in the pool', async () => {
-    const small = sampleEntries(40).filter((e) => e.value.length < 1000);
-    const large = valueEntry(Buffer.from('large'), 5n, Buffer.alloc(limits.walInlineWriteBytesMax, 7));
-    for (const inline of [true, false]) {
-      const path = freshPath();
-      const wal = await WalWriter.create(path, {
-        sync: true,
-        ...(inline ? {} : { inlineWrites: { bytesMax: 0, slowMs: 1, backoffMs: 1 } }),
-      });
-      const before = wal.stats().inlineWrites; // the header's write
-      for (const entry of small) await wal.append(entry);
-      await wal.append(large);
-      const stats = wal.stats();
-      assert.equal(stats.writes, small.length + 1, 'one batch per awaited append');
-      assert.equal(stats.inlineWrites - before, inline ? small.length : 0, `inline ${inline}`);
-      await wal.close();
-      assert.deepEqual(await readBack(path), [...small, large], `inline ${inline}: everything reads back`);
-    }
-  });
-
   test('appends in one event-loop turn share one write and one fdatasync', async () => {
     const path = freshPath();
     const { wal, probe } = await createProbed(path, { sync: true });
     const entries = sampleEntries(50);
     await Promise.all(entries.map((e) => wal.append(e)));
-    assert.deepEqual(wal.stats(), { records: 50, writes: 1, syncs: 1, inlineWrites: 0 });
+    assert.deepEqual(wal.stats(), { records: 50, writes: 1, syncs: 1 });
     assert.equal(probe.datasyncs, 1);
     await wal.close();
     assert.deepEqual(await readBack(path), entries);

@@ -42,7 +42,7 @@
  *   await wal.append(valueEntry(key, version, value));
  *   await wal.close();
  */
-import { close, constants, fdatasync, fsync, open as openFd, write, writeSync } from 'node:fs';
+import { close, constants, fdatasync, fsync, open as openFd, write } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
@@ -52,7 +52,6 @@ import { errorMessage, RingkvError } from '../../util/errors.js';
 import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
 import { encodeFileHeader, PAYLOAD_BYTES_MAX, RECORD_HEADER_BYTES, readBatch, sealRecord } from './format.js';
-import { defaultInlineWriteSettings, InlineWritePolicy, type InlineWriteSettings } from './inline-writes.js';
 
 /** Buffers grow in whole pages: what the kernel copies into the page cache anyway. */
 const PAGE_BYTES = 4096;
@@ -68,8 +67,6 @@ export interface WalFile {
    * with O_DSYNC), so the writer needs no fdatasync after it.
    */
   readonly durableWrites?: boolean;
-  /** Writes made on the event loop rather than in the thread pool (inline-writes.ts). */
-  readonly inlineWrites?: number;
   write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
   datasync(): Promise<void>;
   sync(): Promise<void>;
@@ -90,8 +87,6 @@ export interface WalWriterOptions {
    * at once; the file is usable, its records simply go past the zeros.
    */
   readonly prefillSignal?: AbortSignal | undefined;
-  /** When small batches are written on the event loop (default: defaultInlineWriteSettings). */
-  readonly inlineWrites?: InlineWriteSettings | undefined;
   /**
    * Creates the file, failing if it exists (default: opened with O_DSYNC when
    * `sync`, so that one write() call per batch both writes and syncs). Tests wrap it.
@@ -106,8 +101,6 @@ export interface WalWriterStats {
   readonly writes: number;
   /** fdatasync/fsync calls after the header: one per batch with sync on, plus one at close. */
   readonly syncs: number;
-  /** write() calls made on the event loop (header and prefill included): inline-writes.ts. */
-  readonly inlineWrites: number;
 }
 
 interface Batch {
@@ -155,8 +148,7 @@ export class WalWriter {
     );
     const prefillBytes = options.prefillBytes ?? 0;
     assert(Number.isSafeInteger(prefillBytes) && prefillBytes >= 0, 'prefillBytes must be a whole number');
-    const inline = options.inlineWrites ?? defaultInlineWriteSettings;
-    const openFile = options.openFile ?? ((p: string, sync: boolean) => _openNewFile(p, sync, inline));
+    const openFile = options.openFile ?? _openNewFile;
     let file: WalFile;
     try {
       file = await openFile(path, options.sync);
@@ -203,12 +195,7 @@ export class WalWriter {
   }
 
   stats(): WalWriterStats {
-    return {
-      records: this.#records,
-      writes: this.#writes,
-      syncs: this.#syncs,
-      inlineWrites: this.#file.inlineWrites ?? 0,
-    };
+    return { records: this.#records, writes: this.#writes, syncs: this.#syncs };
   }
 
   /** Resolves when the record is written (and synced, with sync on); see the module comment. */
@@ -368,42 +355,21 @@ export class WalWriter {
 }
 
 /**
- * The log file on a plain descriptor. With sync on it is opened O_DSYNC, so
- * one write() is the write and its sync together (what write() then
- * fdatasync() would do, in one system call). A small batch is written on the
- * event loop while the disk is fast (inline-writes.ts); otherwise the write
- * is one thread-pool trip with callback I/O, and no promise machinery beyond
- * the one per call.
+ * The log file on a plain descriptor with callback I/O: a batch costs one
+ * thread-pool trip and no promise machinery beyond the one per call. With
+ * sync on it is opened O_DSYNC, so that trip is the write and its sync
+ * together (what write() then fdatasync() would do, in one system call).
  */
 class LogFile implements WalFile {
   readonly durableWrites: boolean;
   readonly #fd: number;
-  readonly #policy: InlineWritePolicy;
-  #inlineWrites = 0;
 
-  constructor(fd: number, durableWrites: boolean, inline: InlineWriteSettings) {
+  constructor(fd: number, durableWrites: boolean) {
     this.#fd = fd;
     this.durableWrites = durableWrites;
-    this.#policy = new InlineWritePolicy(inline);
-  }
-
-  get inlineWrites(): number {
-    return this.#inlineWrites;
   }
 
   write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }> {
-    const startMs = performance.now();
-    if (this.#policy.inline(length, startMs)) {
-      let bytesWritten: number;
-      try {
-        bytesWritten = writeSync(this.#fd, buffer, offset, length, position);
-      } catch (err) {
-        return Promise.reject(err);
-      }
-      this.#inlineWrites++;
-      this.#policy.record(performance.now() - startMs, startMs);
-      return Promise.resolve({ bytesWritten });
-    }
     return new Promise((resolve, reject) => {
       write(this.#fd, buffer, offset, length, position, (err, bytesWritten) =>
         err ? reject(err) : resolve({ bytesWritten }),
@@ -424,14 +390,14 @@ class LogFile implements WalFile {
   }
 }
 
-async function _openNewFile(path: string, sync: boolean, inline: InlineWriteSettings): Promise<WalFile> {
+async function _openNewFile(path: string, sync: boolean): Promise<WalFile> {
   // Where the platform has no O_DSYNC (Windows), writes are followed by fdatasync instead.
   const dsync = sync && constants.O_DSYNC !== undefined;
   const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (dsync ? constants.O_DSYNC : 0);
   const fd = await new Promise<number>((resolve, reject) =>
     openFd(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))),
   );
-  return new LogFile(fd, dsync, inline);
+  return new LogFile(fd, dsync);
 }
 
 async function _writeFully(file: WalFile, buf: Buffer, length: number, position: number): Promise<void> {
