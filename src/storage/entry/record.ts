@@ -21,13 +21,12 @@
  *   }
  */
 import { compareRange } from '../../util/bytes.js';
-import { type Entry, EntryKind } from './entry.js';
+import { EMPTY, type Entry, EntryKind } from './entry.js';
 import { LOGICAL_BITS } from './version.js';
 
 /** Bytes before the key's length: kind, version, expiresAtMs (codec.ts). */
 export const ENTRY_FIXED_BYTES = 15;
 
-const EMPTY = Buffer.alloc(0);
 const LOGICAL_SHIFT = Number(LOGICAL_BITS);
 
 export class RecordView {
