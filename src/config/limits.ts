@@ -69,6 +69,14 @@ export const limits = {
    */
   walPrefillChunkBytes: 64 * KiB,
   walPrefillRestMs: 10,
+  /**
+   * A flush or compaction that failed (a damaged table, a full disk) is
+   * retried after this long, doubled with each failure in a row up to
+   * backgroundRetryMaxMs: background work resumes by itself once the cause
+   * is gone, and a lasting cause costs one attempt (and one log line) a minute.
+   */
+  backgroundRetryMinMs: 1_000,
+  backgroundRetryMaxMs: 60_000,
   /** A scan hands out at most this many entries per batch (one event-loop turn of work). */
   scanBatchEntriesMax: 256,
   /** ...and at most about this many bytes. */
@@ -125,6 +133,22 @@ export const limits = {
   internodeFrameBytesMax: 8 * MiB + 68 * KiB,
   /** Internode: a peer marked down is probed (one connection attempt) at most this often (default). */
   internodeProbeIntervalMs: 250,
+  /**
+   * Internode: a request to a peer marked down starts a connection attempt
+   * (and waits for it) once this long has passed since the last failure;
+   * sooner, it fails at once. Short, so that a peer that is back is used by
+   * the first request that needs it; long enough that a dead peer costs one
+   * refused connect per quarantine, not one per request.
+   */
+  internodeQuarantineMs: 20,
+  /**
+   * Internode: every open link sends a PING this often; its PONG carries the
+   * peer's wall clock (clock skew in /v0/status), and a peer that does not
+   * answer is found hung even when the link carries nothing else.
+   */
+  internodeHeartbeatMs: 1000,
+  /** Shutdown: peers get this long to acknowledge that this node is leaving before it stops serving. */
+  shutdownAnnounceMs: 500,
   /** Internode: an Upgrade handshake that has not completed by then counts as a failed attempt (default). */
   internodeConnectTimeoutMs: 1000,
   /**
@@ -259,9 +283,13 @@ export const limits = {
 assert(limits.keyBytesMax <= limits.keyBytesHardMax, 'keyBytesMax must fit a u16 length');
 assert(limits.valueBytesMax <= limits.valueBytesHardMax, 'valueBytesMax must be under the hard maximum');
 assert(limits.tableBytesTarget <= limits.levelBytesBase, 'a table must fit in L1');
+assert(limits.backgroundRetryMinMs <= limits.backgroundRetryMaxMs, 'the retry backoff grows');
 assert(limits.shutdownGraceMs < limits.shutdownForceMs, 'connections are cut before the forced exit');
 assert(
-  Math.max(limits.shutdownGraceMs, limits.shutdownAntiEntropyMs) + limits.shutdownHintDrainMs + 1_000 <=
+  limits.shutdownAnnounceMs +
+    Math.max(limits.shutdownGraceMs, limits.shutdownAntiEntropyMs) +
+    limits.shutdownHintDrainMs +
+    1_000 <=
     limits.shutdownForceMs,
   'hints are drained with a second left to close the store before the forced exit',
 );

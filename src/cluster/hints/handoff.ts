@@ -82,6 +82,8 @@ export class HintedHandoff {
   readonly #busy = new Set<string>();
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
+  /** Deliveries started by peerUp(), outside the rounds. */
+  readonly #deliveries = new Set<Promise<void>>();
   /** No schedule is running. */
   #idle = true;
   /** stop() or drain() was called: rounds under way end after their current batch. */
@@ -118,13 +120,28 @@ export class HintedHandoff {
     this.#schedule();
   }
 
+  /**
+   * The transport found `peer` back: its hints go now rather than at the next
+   * round, so that a restarted peer catches up on what it missed at once.
+   */
+  peerUp(peer: string): void {
+    if (this.#idle || this.#stopping || this.#busy.has(peer)) return;
+    if (this.#store.pending(peer).entries === 0) return;
+    const delivery = this.#deliver(peer, Number.POSITIVE_INFINITY, false)
+      .catch((err: unknown) => {
+        this.#log(`Hint handoff to ${peer} failed: ${errorMessage(err)}`);
+      })
+      .finally(() => this.#deliveries.delete(delivery));
+    this.#deliveries.add(delivery);
+  }
+
   /** Stops the schedule and waits for the round under way to finish its current batches. */
   async stop(): Promise<void> {
     this.#idle = true;
     this.#stopping = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#round;
+    await Promise.all([this.#round, ...this.#deliveries]);
   }
 
   /** One round now (tests; the schedule calls it too). Resolves when it is over. */

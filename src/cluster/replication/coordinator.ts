@@ -48,7 +48,13 @@ import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import type { HybridClock } from '../clock.js';
 import type { Ring } from '../ring/index.js';
 import type { PutOptions, ReplicaOptions, Store } from '../store.js';
-import { DeadlineTimer, type Expirable, type Transport, type TransportStats } from '../transport/index.js';
+import {
+  DeadlineTimer,
+  type Expirable,
+  type PeerStatus,
+  type Transport,
+  type TransportStats,
+} from '../transport/index.js';
 import { ClusterScanCursor } from './cluster-scan.js';
 import { createReplica, type Replica } from './replica.js';
 
@@ -60,7 +66,7 @@ export interface ClusterStoreOptions {
   readonly engine: Engine;
   readonly clock: HybridClock;
   /** How peers are reached; the store owns it and closes it. */
-  readonly transport: Transport & { stats?(): TransportStats };
+  readonly transport: _StoreTransport;
   /** Replicas that have not answered by then count as failed. */
   readonly requestTimeoutMs: number;
   /** The local replica, shared with the node's InternodeServer; built with default limits when left out. */
@@ -79,6 +85,8 @@ export interface ClusterStoreOptions {
   /** More facts for status(), e.g. the internode server's counters. */
   readonly statusExtras?: () => Record<string, unknown>;
 }
+
+type _StoreTransport = Transport & { stats?(): TransportStats; peerStatus?(peer: string): PeerStatus };
 
 /** How often one peer's failures are logged at most: a dead peer must not flood the log. */
 const FAILURE_LOG_INTERVAL_MS = 10_000;
@@ -116,7 +124,7 @@ export class ClusterStore implements Store {
   readonly #ring: Ring;
   readonly #engine: Engine;
   readonly #clock: HybridClock;
-  readonly #transport: Transport & { stats?(): TransportStats };
+  readonly #transport: _StoreTransport;
   readonly #replica: Replica;
   readonly #requestTimeoutMs: number;
   readonly #conflictRetriesMax: number;
@@ -219,9 +227,10 @@ export class ClusterStore implements Store {
   }
 
   status(): Record<string, unknown> {
-    const peers: Record<string, 'up' | 'down'> = {};
+    const peers: Record<string, 'up' | 'down' | 'leaving'> = {};
     for (const node of this.#ring.nodes) {
-      if (node !== this.#selfUrl) peers[node] = this.#transport.isUp(node) ? 'up' : 'down';
+      if (node === this.#selfUrl) continue;
+      peers[node] = this.#transport.peerStatus?.(node).state ?? (this.#transport.isUp(node) ? 'up' : 'down');
     }
     return {
       kind: 'cluster',
@@ -229,7 +238,7 @@ export class ClusterStore implements Store {
       ring: { nodes: this.#ring.nodes },
       peers,
       peersUp: Object.values(peers).filter((state) => state === 'up').length,
-      peersDown: Object.values(peers).filter((state) => state === 'down').length,
+      peersDown: Object.values(peers).filter((state) => state !== 'up').length,
       requestTimeoutMs: this.#requestTimeoutMs,
       coordinator: { ...this.#counters, readRepairsInFlight: this.#readRepairsInFlight },
       replica: this.#replica.stats(),
@@ -379,6 +388,8 @@ export class ClusterStore implements Store {
           },
           (err: unknown) => {
             this.#replicaFailed(peer, err);
+            // A replica that cannot read its copy (a damaged block) gets the newest one written back.
+            if (isRingkvError(err, 'RINGKV_CORRUPTION')) answers.push({ peer, entry: undefined });
             tally.fail(peer, err);
             // A replacement for the failed replica, while the reply still needs one.
             if (!tally.done && asked < candidates.length) ask(candidates[asked]!);

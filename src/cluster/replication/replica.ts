@@ -35,6 +35,13 @@
  * every coordinator's clock is past v1 anyway; and forgetting early raises
  * the floor, which costs spurious retries, never a misordering.
  *
+ * Beyond the memory: after the write, the replica reads the key back from
+ * its store; a newer version held there (written before a restart, or longer
+ * ago than the window, under a skew past the bound) is answered as a conflict
+ * too. A replica never acknowledges, as conflict-free, a write it knows is
+ * older than what it holds. The read is cheap: the version just written
+ * sits in the memtable, and tables whose newest version is older are skipped.
+ *
  * Every version a replica sees (written or read) also advances its clock, and
  * coordinators observe the versions in answers (reads, conflicts), so the
  * clocks of nodes that talk to each other stay close.
@@ -56,6 +63,8 @@ export interface ReplicaStats {
   readonly writes: number;
   /** Writes answered as conflicts (their version was not above the key's known one). */
   readonly conflicts: number;
+  /** Of those, the ones only the store knew of (older than the recent-writes memory, or from before a restart). */
+  readonly storedConflicts: number;
   readonly reads: number;
   readonly scans: number;
   /** Keys in the recent-writes memory, and its floor version. */
@@ -69,6 +78,7 @@ export class Replica implements InternodeHandler {
   readonly #recent: RecentWrites;
   #writes = 0;
   #conflicts = 0;
+  #storedConflicts = 0;
   #reads = 0;
   #scans = 0;
 
@@ -84,9 +94,18 @@ export class Replica implements InternodeHandler {
     this.#clock.observe(entry.version);
     // INVARIANT: checked and recorded before the first await, so concurrent writes see each other.
     const conflict = this.#recent.record(entry.key, entry.version);
-    if (conflict !== undefined) this.#conflicts++;
     await this.#engine.write(entry);
-    return conflict;
+    if (conflict !== undefined) {
+      this.#conflicts++;
+      return conflict;
+    }
+    // What the store holds, beyond the memory's window or from before a restart (see above).
+    const held = await this.#engine.get(entry.key);
+    if (held === undefined || held.version <= entry.version) return undefined;
+    this.#conflicts++;
+    this.#storedConflicts++;
+    this.#clock.observe(held.version);
+    return held.version;
   }
 
   async read(key: Buffer): Promise<Entry | undefined> {
@@ -118,6 +137,7 @@ export class Replica implements InternodeHandler {
     return {
       writes: this.#writes,
       conflicts: this.#conflicts,
+      storedConflicts: this.#storedConflicts,
       reads: this.#reads,
       scans: this.#scans,
       recentKeys: this.#recent.size,

@@ -12,7 +12,8 @@
  * - A peer that cannot be reached rejects with RINGKV_UNAVAILABLE, and once
  *   marked down it keeps rejecting at once, without a connection attempt per
  *   request, until a background probe (one attempt per probe interval) finds
- *   it back. isUp() reports that state.
+ *   it back, or a request made after the quarantine (limits.internodeQuarantineMs)
+ *   since the last failure tries it again. isUp() reports that state.
  * - An error the peer's handler raised rejects with the same code when it is
  *   one the wire format knows (format.ts), RINGKV_UNAVAILABLE otherwise.
  * - Entries handed out own their bytes (never views into socket buffers).
@@ -43,6 +44,10 @@ export interface InternodeHandler {
    * without it answers ANTI_ENTROPY with ERROR RINGKV_BAD_REQUEST.
    */
   antiEntropy?(body: Buffer): Promise<Buffer>;
+  /** The node's wall clock (ms), sent in PONG so that peers measure clock skew. */
+  wallMs?(): number;
+  /** The peer at `node` announced its shutdown (LEAVING): route around it. */
+  leaving?(node: string): void;
 }
 
 export interface ScanPage {
@@ -72,6 +77,36 @@ export interface Transport {
   isUp(peer: string): boolean;
   /** Rejects what is in flight with RINGKV_CLOSED and releases connections and timers. */
   close(): Promise<void>;
+}
+
+/** A peer as a node's transport sees it, for /v0/status. */
+export interface PeerStatus {
+  /** up: requests are sent; down: failed, being probed; leaving: it announced its shutdown. */
+  readonly state: 'up' | 'down' | 'leaving';
+  /** Its wall clock minus this node's (ms), from the last heartbeat; absent until measured. */
+  readonly skewMs?: number;
+  /** That heartbeat's round trip (ms): the skew is known to within half of it. */
+  readonly rttMs?: number;
+  /** When it was measured (this node's wall clock, ms). */
+  readonly sampledAtMs?: number;
+}
+
+/**
+ * The life of the links to peers, beside the Transport contract: what a node
+ * does at start and at shutdown, and what it learns from its peers' own
+ * connections. Both real transports keep it (frame-transport.ts,
+ * http-transport.ts).
+ */
+export interface PeerLinks {
+  /** Opens a link to each peer now; resolves once every attempt has connected or failed (never rejects). */
+  connect(peers: readonly string[]): Promise<void>;
+  /** The peer reached this node (its handshake or request arrived): a link marked down tries again at once. */
+  peerSeen(peer: string): void;
+  /** The peer announced its shutdown: new requests to it fail at once; those in flight are answered. */
+  peerLeaving(peer: string): void;
+  /** Tells every peer with an open link that this node is leaving; resolves once each answered or at the deadline. */
+  announceLeaving(deadlineMs: number): Promise<void>;
+  peerStatus(peer: string): PeerStatus;
 }
 
 /** Counters for /v0/status and for tests. */

@@ -50,6 +50,9 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
     .record({ entries: fc.array(entryArb, { maxLength: 8 }), more: fc.boolean() })
     .map((m) => ({ type: MessageType.Batch, ...m })),
   fc.constant({ type: MessageType.Pong }),
+  fc.integer({ min: 0, max: 2 ** 48 - 1 }).map((wallMs) => ({ type: MessageType.Pong, wallMs })),
+  fc.webUrl().map((node) => ({ type: MessageType.Leaving, node })),
+  fc.constant({ type: MessageType.LeavingAck }),
   bytes(200).map((body) => ({ type: MessageType.AntiEntropy, body })),
   bytes(200).map((body) => ({ type: MessageType.AntiEntropyAnswer, body })),
   fc

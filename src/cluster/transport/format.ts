@@ -20,8 +20,9 @@
  *   SCAN  0x03  u32 limit, u8 flags (bit 0: has end),
  *               varint start length, start,
  *               [varint end length, end]   -> BATCH 0x83  u8 flags (bit 0: more), u32 count, count entries
- *   PING  0x04  (empty)                    -> PONG 0x84   (empty)
+ *   PING  0x04  (empty)                    -> PONG 0x84   empty, or u64 sender's wall clock (ms)
  *   ANTI_ENTROPY 0x05  body (opaque)       -> ANTI_ENTROPY_ANSWER 0x85  body (opaque)
+ *   LEAVING 0x06  sender's URL (UTF-8)     -> LEAVING_ACK 0x86  (empty)
  *   any         ...                        -> ERROR 0xff  u8 code length, code (ASCII), message (UTF-8)
  *
  * Decoded keys and values are copies: a 20-byte key must not pin a 64 KiB
@@ -41,6 +42,8 @@ export const UPGRADE_PATH = '/v0/internode';
 export const HTTP_PATH_PREFIX = '/v0/internode/';
 /** Request header carrying the cluster-secret proof (auth.ts). */
 export const PROOF_HEADER = 'ringkv-proof';
+/** Request header naming the sender's own URL (`--url`): a peer that sees it knows that node is up. */
+export const NODE_HEADER = 'ringkv-node';
 /** Response header naming the error code in the plain-HTTP variant. */
 export const ERROR_HEADER = 'ringkv-error';
 
@@ -57,11 +60,14 @@ export const MessageType = {
   Ping: 0x04,
   /** An anti-entropy request; its body is laid out by cluster/antientropy/format.ts. */
   AntiEntropy: 0x05,
+  /** The sender shuts down: send it nothing new, route around it (docs/formats/internode.md). */
+  Leaving: 0x06,
   Ok: 0x81,
   Entry: 0x82,
   Batch: 0x83,
   Pong: 0x84,
   AntiEntropyAnswer: 0x85,
+  LeavingAck: 0x86,
   Error: 0xff,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
@@ -77,6 +83,7 @@ export type Message =
     }
   | { readonly type: typeof MessageType.Ping }
   | { readonly type: typeof MessageType.AntiEntropy; readonly body: Buffer }
+  | { readonly type: typeof MessageType.Leaving; readonly node: string }
   | {
       readonly type: typeof MessageType.Ok;
       /**
@@ -87,8 +94,13 @@ export type Message =
     }
   | { readonly type: typeof MessageType.Entry; readonly entry: Entry | undefined }
   | { readonly type: typeof MessageType.Batch; readonly entries: Entry[]; readonly more: boolean }
-  | { readonly type: typeof MessageType.Pong }
+  | {
+      readonly type: typeof MessageType.Pong;
+      /** The answering node's wall clock when it answered (ms); absent from older nodes. */
+      readonly wallMs?: number;
+    }
   | { readonly type: typeof MessageType.AntiEntropyAnswer; readonly body: Buffer }
+  | { readonly type: typeof MessageType.LeavingAck }
   | { readonly type: typeof MessageType.Error; readonly code: ErrorCode; readonly message: string };
 
 export function isRequestType(type: number): boolean {
@@ -124,6 +136,12 @@ export function toWireErrorCode(code: string): ErrorCode {
 /** Bytes of an OK body that carries a newer version: one u64. */
 const OK_VERSION_BYTES = 8;
 
+/** Bytes of a PONG body that carries a wall clock: one u64. */
+const PONG_CLOCK_BYTES = 8;
+
+/** A LEAVING body's URL is at most this long. */
+const LEAVING_NODE_BYTES_MAX = 2048;
+
 /** An ERROR body's message is cut to this many bytes: it is for a log line. */
 const ERROR_MESSAGE_BYTES_MAX = 1024;
 
@@ -152,8 +170,12 @@ export function messageBodyBytes(message: Message): number {
     case MessageType.AntiEntropy:
     case MessageType.AntiEntropyAnswer:
       return message.body.length;
-    case MessageType.Ping:
     case MessageType.Pong:
+      return message.wallMs === undefined ? 0 : PONG_CLOCK_BYTES;
+    case MessageType.Leaving:
+      return Buffer.byteLength(message.node);
+    case MessageType.Ping:
+    case MessageType.LeavingAck:
       return 0;
   }
 }
@@ -219,8 +241,14 @@ export function writeMessageBody(message: Message, buf: Buffer, offset: number):
     case MessageType.AntiEntropy:
     case MessageType.AntiEntropyAnswer:
       return offset + message.body.copy(buf, offset);
-    case MessageType.Ping:
     case MessageType.Pong:
+      if (message.wallMs === undefined) return offset;
+      buf.writeBigUInt64BE(BigInt(Math.max(0, Math.floor(message.wallMs))), offset);
+      return offset + PONG_CLOCK_BYTES;
+    case MessageType.Leaving:
+      return offset + buf.write(message.node, offset, 'utf8');
+    case MessageType.Ping:
+    case MessageType.LeavingAck:
       return offset;
   }
 }
@@ -301,8 +329,16 @@ export function decodeMessage(type: number, body: Buffer): Message | string {
     case MessageType.AntiEntropyAnswer:
       // Kept past the frame (queued, or stored by the other side): an owned copy.
       return { type, body: copyBytes(body) };
-    case MessageType.Ping:
     case MessageType.Pong:
+      if (body.length === 0) return { type };
+      if (body.length !== PONG_CLOCK_BYTES) return `pong body of ${body.length} bytes`;
+      return { type, wallMs: Number(body.readBigUInt64BE(0)) };
+    case MessageType.Leaving:
+      if (body.length === 0 || body.length > LEAVING_NODE_BYTES_MAX)
+        return `leaving body of ${body.length} bytes`;
+      return { type, node: body.toString('utf8') };
+    case MessageType.Ping:
+    case MessageType.LeavingAck:
       return body.length === 0 ? { type } : `non-empty body for type ${type}`;
     default:
       return `unknown message type ${type}`;

@@ -12,11 +12,15 @@
  * add message types).
  */
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { InternodeHandler } from './contract.js';
 import { decodeMessage, isRequestType, type Message, MessageType } from './format.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameEncoder } from './frame-encoder.js';
-import { type ServeLimits, serveMessage } from './serve.js';
+import { pong, type ServeLimits, serveMessage } from './serve.js';
+
+/** end() waits for this long without a frame before it stops reading. */
+const QUIET_MS = 40;
 
 export interface FrameServerLimits extends ServeLimits {
   readonly inFlightMax: number;
@@ -41,6 +45,9 @@ export class FrameServerConnection {
   #draining = false;
   #flushScheduled = false;
   #ending = false;
+  /** Ending, and quiet long enough: the socket is paused and ends once idle. */
+  #quiet = false;
+  #lastReceiveMs = performance.now();
 
   constructor(
     socket: Socket,
@@ -69,6 +76,7 @@ export class FrameServerConnection {
 
   receive(chunk: Buffer): void {
     if (this.#socket.destroyed) return;
+    this.#lastReceiveMs = performance.now();
     try {
       this.#decoder.push(chunk);
     } catch {
@@ -77,11 +85,25 @@ export class FrameServerConnection {
     }
   }
 
-  /** Stops taking requests, answers those in flight, then ends the connection. */
+  /**
+   * Ends the connection once it is idle: nothing in flight, nothing to send,
+   * and no frame received for QUIET_MS. Frames that arrive meanwhile are
+   * still served: a peer that has not yet heard this node is leaving (its
+   * LEAVING crossed them on the wire) gets answers, not failures.
+   */
   end(): Promise<void> {
+    if (this.#ending) return this.#closed;
     this.#ending = true;
-    this.#socket.pause();
-    this.#endIfIdle();
+    const check = setInterval(() => {
+      if (this.#socket.destroyed) clearInterval(check);
+      else if (performance.now() - this.#lastReceiveMs >= QUIET_MS) {
+        clearInterval(check);
+        this.#quiet = true;
+        this.#socket.pause();
+        this.#endIfIdle();
+      }
+    }, QUIET_MS / 2);
+    check.unref();
     return this.#closed;
   }
 
@@ -92,7 +114,7 @@ export class FrameServerConnection {
   #onFrame(type: number, id: number, body: Buffer): void {
     if (this.#socket.destroyed) return;
     this.#counters.requests++;
-    if (this.#ending) {
+    if (this.#quiet) {
       // Frames already read when end() paused the socket: a quick refusal beats a timeout.
       this.#answer(id, { type: MessageType.Error, code: 'RINGKV_CLOSED', message: 'Node is shutting down' });
       return;
@@ -107,7 +129,7 @@ export class FrameServerConnection {
       return;
     }
     if (message.type === MessageType.Ping) {
-      this.#answer(id, { type: MessageType.Pong });
+      this.#answer(id, pong(this.#handler));
       return;
     }
     this.#inFlight++;
@@ -158,14 +180,14 @@ export class FrameServerConnection {
 
   #maybeResume(): void {
     if (this.#socket.writableLength <= this.#limits.queuedBytesMax) this.#draining = false;
-    if (!this.#paused || this.#ending || this.#draining) return;
+    if (!this.#paused || this.#quiet || this.#draining) return;
     if (this.#inFlight > this.#limits.inFlightMax / 2) return;
     this.#paused = false;
     this.#socket.resume();
   }
 
   #endIfIdle(): void {
-    if (this.#ending && this.#inFlight === 0 && this.#encoder.frames === 0 && !this.#flushScheduled) {
+    if (this.#quiet && this.#inFlight === 0 && this.#encoder.frames === 0 && !this.#flushScheduled) {
       this.#socket.end();
     }
   }

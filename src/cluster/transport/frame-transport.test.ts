@@ -131,7 +131,10 @@ describe('FrameTransport: binary protocol specifics', () => {
     raw.socket.write(encodeFrame({ type: MessageType.Read, key: Buffer.from('nothing') }, 4));
     for (let i = 0; i < 100 && raw.frames.length < 4; i++) await sleep(10);
     const byId = new Map(raw.frames.map((f) => [f.id, f.message]));
-    assert.deepEqual(byId.get(1), { type: MessageType.Pong });
+    // The PONG carries the peer's wall clock (the test peer's is Date.now()).
+    const pong = byId.get(1) as { type: number; wallMs: number };
+    assert.equal(pong.type, MessageType.Pong);
+    assert.ok(Math.abs(pong.wallMs - Date.now()) < 60_000, String(pong.wallMs));
     assert.equal((byId.get(2) as { code: string }).code, 'RINGKV_PROTOCOL');
     assert.equal((byId.get(3) as { code: string }).code, 'RINGKV_PROTOCOL');
     assert.deepEqual(byId.get(4), { type: MessageType.Entry, entry: undefined });
@@ -182,6 +185,44 @@ describe('FrameTransport: binary protocol specifics', () => {
     for (let i = 0; i < 100 && t.isUp(p.url); i++) await sleep(10);
     assert.equal(t.isUp(p.url), false);
     assert.equal((await rawConnect(p.port, UPGRADE)).status, 503);
+  });
+
+  test('server close(): a request that crosses the start of the close on the wire is answered, not refused', async () => {
+    const p = await peer();
+    const t = transport({ probeIntervalMs: 100 });
+    await p.handler.engine.write(valueEntry(Buffer.from('k'), 1n, Buffer.from('v')));
+    await t.ping(p.url, Date.now() + 5000);
+    const closing = p.internode.close();
+    // Sent after close() began, as a peer does that has not yet heard this node is leaving.
+    assert.deepEqual((await t.read(p.url, Buffer.from('k'), Date.now() + 5000))?.value, Buffer.from('v'));
+    await closing;
+    assert.equal(p.internode.stats().connections, 0);
+  });
+
+  test('heartbeats measure the clock skew from the PONG; the peer header and LEAVING travel the handshake and frames', async () => {
+    const handler = new TestHandler();
+    handler.wallMs = () => Date.now() + 5000;
+    const seen: string[] = [];
+    const p = await peer({ handler, onPeerSeen: (url) => seen.push(url) });
+    const samples: { skewMs: number; rttMs: number }[] = [];
+    const t = transport({
+      selfUrl: 'http://127.0.0.1:2',
+      heartbeatMs: 30,
+      onClockSample: (_peer, skewMs, rttMs) => samples.push({ skewMs, rttMs }),
+    });
+    await t.connect([p.url]);
+    assert.deepEqual(seen, ['http://127.0.0.1:2']);
+    for (let i = 0; i < 200 && samples.length < 3; i++) await sleep(10);
+    assert.ok(samples.length >= 3, `samples: ${samples.length}`);
+    for (const sample of samples) {
+      // The peer's clock is 5 s ahead; a sample is known to within half its round trip (and a ms of rounding).
+      assert.ok(Math.abs(sample.skewMs - 5000) <= sample.rttMs / 2 + 1, JSON.stringify(sample));
+    }
+    const status = t.peerStatus(p.url);
+    assert.equal(status.state, 'up');
+    assert.ok(status.skewMs !== undefined && Math.abs(status.skewMs - 5000) <= status.rttMs! / 2 + 1);
+    await t.announceLeaving(Date.now() + 5000);
+    assert.deepEqual(handler.leavingFrom, ['http://127.0.0.1:2']);
   });
 
   test('a long anti-entropy request does not make a quiet peer look unresponsive', async () => {

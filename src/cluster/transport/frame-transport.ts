@@ -6,18 +6,33 @@
  *
  * Per peer, a link moves through these states:
  *
- *   idle --request--> connecting --101--> open --socket error/close--> down
- *                         |                                           |  ^
- *                         +----------refused/failed-------------------+  |
- *                                         down --probe succeeds--> open  |
- *                                         down --probe fails-------------+
+ *   idle --request/connect()--> connecting --101--> open --socket error/close--> down
+ *                                   |                 |                          |  ^
+ *                                   +--refused/failed-|--------------------------+  |
+ *                                                     +--peer sent LEAVING--> leaving
+ *                                   down --attempt succeeds--> open                 |
+ *                                   down --attempt fails----------------------------+
  *
- * - connecting (first use): requests wait for the connection (their frames
- *   are queued) or for their deadline.
- * - down: requests fail at once with RINGKV_UNAVAILABLE; a timer makes one
- *   connection attempt per probe interval, so a dead peer costs one failed
- *   connect per interval, not a timeout per request.
+ * - connecting (first use, or connect() at start): requests wait for the
+ *   connection (their frames are queued) or for their deadline.
+ * - down: a timer makes one connection attempt per probe interval. A request
+ *   that finds the link down waits for the attempt under way; with none under
+ *   way, it starts one if the last failure is older than the quarantine
+ *   (limits.internodeQuarantineMs) and fails at once with RINGKV_UNAVAILABLE
+ *   otherwise. A dead peer thus costs at most one attempt per quarantine, a
+ *   refused connect fails its waiting requests at once, and a peer that is
+ *   back is used by the first request that needs it.
+ * - peerSeen(): the peer's own handshake reached this node, so it is up: a
+ *   down link attempts a connection at once.
+ * - leaving: the peer announced its shutdown (LEAVING). New requests fail at
+ *   once, those in flight are still answered; the link goes down when the
+ *   peer closes the connection.
  * - Entering down rejects every request in flight on the link.
+ * - Every open link sends a PING each heartbeat interval: the PONG carries
+ *   the peer's wall clock, from which the link estimates the clock skew
+ *   (peer clock minus this node's, at the round trip's midpoint), and the
+ *   ping counts as a request waiting, so a hung peer is found even on a link
+ *   with no other traffic.
  *
  * Frames queued in one event-loop turn, for any number of requests, leave in
  * one socket write (FrameEncoder, flushed from setImmediate). Deadlines share
@@ -37,6 +52,8 @@ import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
 import {
   newTransportCounters,
+  type PeerLinks,
+  type PeerStatus,
   type ScanPage,
   type Transport,
   type TransportCounters,
@@ -49,6 +66,7 @@ import {
   FRAME_HEADER_BYTES,
   type Message,
   MessageType,
+  NODE_HEADER,
   PROOF_HEADER,
   PROTOCOL,
   UPGRADE_PATH,
@@ -59,7 +77,17 @@ import { FrameEncoder } from './frame-encoder.js';
 export interface FrameTransportOptions {
   /** The cluster secret: every handshake carries a proof of it (auth.ts). */
   readonly secret?: string | undefined;
+  /** This node's URL: sent in handshakes (so a peer knows this node is up) and in LEAVING. */
+  readonly selfUrl?: string | undefined;
+  /** This node's wall clock (ms), for the clock skew measured against each peer. */
+  readonly wallMs?: () => number;
+  /** Called each time a link to a peer opens (at start, and whenever a peer is back). */
+  readonly onPeerUp?: (peer: string) => void;
+  /** Called with each clock sample (skew: peer minus this node, ms; rtt: the ping's round trip, ms). */
+  readonly onClockSample?: (peer: string, skewMs: number, rttMs: number) => void;
   readonly probeIntervalMs?: number;
+  readonly quarantineMs?: number;
+  readonly heartbeatMs?: number;
   readonly connectTimeoutMs?: number;
   readonly unresponsiveMs?: number;
   readonly frameBytesMax?: number;
@@ -70,7 +98,12 @@ export interface FrameTransportOptions {
 
 interface _Settings {
   readonly secret: string | undefined;
+  readonly selfUrl: string | undefined;
+  readonly wallMs: () => number;
+  readonly onPeerUp: ((peer: string) => void) | undefined;
+  readonly onClockSample: ((peer: string, skewMs: number, rttMs: number) => void) | undefined;
   readonly probeIntervalMs: number;
+  readonly quarantineMs: number;
   readonly connectTimeoutMs: number;
   readonly unresponsiveMs: number;
   readonly frameBytesMax: number;
@@ -85,17 +118,23 @@ type _Counters = TransportCounters;
  *   const transport = new FrameTransport({ secret });
  *   await transport.write('http://127.0.0.1:8081', entry, Date.now() + 1000);
  */
-export class FrameTransport implements Transport {
+export class FrameTransport implements Transport, PeerLinks {
   readonly #settings: _Settings;
   readonly #links = new Map<string, _PeerLink>();
   readonly #deadlines: DeadlineTimer;
   readonly #counters: _Counters = newTransportCounters();
+  readonly #heartbeat: NodeJS.Timeout | undefined;
   #closed = false;
 
   constructor(options: FrameTransportOptions = {}) {
     this.#settings = {
       secret: options.secret,
+      selfUrl: options.selfUrl,
+      wallMs: options.wallMs ?? Date.now,
+      onPeerUp: options.onPeerUp,
+      onClockSample: options.onClockSample,
       probeIntervalMs: options.probeIntervalMs ?? limits.internodeProbeIntervalMs,
+      quarantineMs: options.quarantineMs ?? limits.internodeQuarantineMs,
       connectTimeoutMs: options.connectTimeoutMs ?? limits.internodeConnectTimeoutMs,
       unresponsiveMs: options.unresponsiveMs ?? limits.internodeUnresponsiveMs,
       frameBytesMax: options.frameBytesMax ?? limits.internodeFrameBytesMax,
@@ -108,6 +147,13 @@ export class FrameTransport implements Transport {
         for (const link of this.#links.values()) link.checkResponsive(nowMs);
       },
     });
+    const heartbeatMs = options.heartbeatMs ?? limits.internodeHeartbeatMs;
+    if (heartbeatMs > 0) {
+      this.#heartbeat = setInterval(() => {
+        for (const link of this.#links.values()) link.heartbeat(heartbeatMs);
+      }, heartbeatMs);
+      this.#heartbeat.unref();
+    }
   }
 
   write(peer: string, entry: Entry, deadlineMs: number): Promise<bigint | undefined> {
@@ -154,7 +200,38 @@ export class FrameTransport implements Transport {
   }
 
   isUp(peer: string): boolean {
-    return this.#links.get(peer)?.state !== 'down';
+    const state = this.#links.get(peer)?.state;
+    return state !== 'down' && state !== 'leaving';
+  }
+
+  connect(peers: readonly string[]): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return Promise.all(peers.map((peer) => this.#link(peer).connectNow())).then(() => undefined);
+  }
+
+  peerSeen(peer: string): void {
+    if (!this.#closed) this.#links.get(peer)?.seen();
+  }
+
+  peerLeaving(peer: string): void {
+    if (!this.#closed) this.#links.get(peer)?.leaving();
+  }
+
+  async announceLeaving(deadlineMs: number): Promise<void> {
+    const self = this.#settings.selfUrl;
+    if (this.#closed || self === undefined) return;
+    const told = [...this.#links.values()]
+      .filter((link) => link.state === 'open')
+      .map((link) =>
+        link.request({ type: MessageType.Leaving, node: self }, deadlineMs).catch(() => undefined),
+      );
+    await Promise.all(told);
+  }
+
+  peerStatus(peer: string): PeerStatus {
+    const link = this.#links.get(peer);
+    if (link === undefined) return { state: 'up' };
+    return link.status();
   }
 
   stats(): TransportStats {
@@ -164,23 +241,28 @@ export class FrameTransport implements Transport {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     for (const link of this.#links.values()) link.close();
     this.#links.clear();
     this.#deadlines.close();
   }
 
-  #request<T>(peer: string, message: Message, deadlineMs: number): Promise<T> {
-    if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
+  #link(peer: string): _PeerLink {
     let link = this.#links.get(peer);
     if (link === undefined) {
       link = new _PeerLink(peer, this.#settings, this.#deadlines, this.#counters);
       this.#links.set(peer, link);
     }
-    return link.request(message, deadlineMs) as Promise<T>;
+    return link;
+  }
+
+  #request<T>(peer: string, message: Message, deadlineMs: number): Promise<T> {
+    if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
+    return this.#link(peer).request(message, deadlineMs) as Promise<T>;
   }
 }
 
-type _LinkState = 'idle' | 'connecting' | 'open' | 'down' | 'closed';
+type _LinkState = 'idle' | 'connecting' | 'open' | 'leaving' | 'down' | 'closed';
 
 /** One request waiting for its answer. */
 class _Pending implements Expirable {
@@ -224,6 +306,14 @@ class _PeerLink {
   #flushScheduled = false;
   #probeTimer: NodeJS.Timeout | undefined;
   #downCause: RingkvError | undefined;
+  /** When the last connection attempt failed or the connection was lost (Date.now()). */
+  #lastFailMs = 0;
+  /** Called once the attempt under way has settled (opened or failed). */
+  #settledWaiters: (() => void)[] = [];
+  #pingInFlight = false;
+  #skewMs: number | undefined;
+  #rttMs: number | undefined;
+  #sampledAtMs = 0;
   #nextId = 1;
   #lastReceiveMs = 0;
   /** Since when requests that expect a prompt answer (all but anti-entropy) have been waiting. */
@@ -254,13 +344,21 @@ class _PeerLink {
 
   request(message: Message, deadlineMs: number): Promise<unknown> {
     if (this.#configError !== undefined) return Promise.reject(this.#configError);
-    if (this.state === 'down') {
+    const now = Date.now();
+    if (this.state === 'down' && this.#attempt === undefined) {
+      // A peer that failed within the quarantine is refused at once; after it, this request tries it again.
+      if (now - this.#lastFailMs < this.#settings.quarantineMs || deadlineMs <= now) {
+        this.#counters.refusedDown++;
+        return Promise.reject(this.#unavailable(this.#downCause));
+      }
+      this.#connect();
+    }
+    if (this.state === 'leaving' && message.type !== MessageType.Leaving) {
       this.#counters.refusedDown++;
-      return Promise.reject(this.#unavailable(this.#downCause));
+      return Promise.reject(new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is leaving`));
     }
     if (this.state === 'closed')
       return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
-    const now = Date.now();
     if (deadlineMs <= now) {
       this.#counters.timeouts++;
       return Promise.reject(
@@ -299,7 +397,7 @@ class _PeerLink {
     });
     this.#encoder.append(message, id);
     this.#counters.requests++;
-    if (this.state === 'open') this.#scheduleFlush();
+    if (this.state === 'open' || this.state === 'leaving') this.#scheduleFlush();
     return promise;
   }
 
@@ -313,11 +411,69 @@ class _PeerLink {
 
   /** Closes a connection that has requests waiting and has been silent too long. */
   checkResponsive(nowMs: number): void {
-    if (this.state !== 'open' || this.#promptPending === 0) return;
+    if ((this.state !== 'open' && this.state !== 'leaving') || this.#promptPending === 0) return;
     const silentMs = nowMs - Math.max(this.#lastReceiveMs, this.#waitingSinceMs);
     if (silentMs > this.#settings.unresponsiveMs) {
       this.#fail(new RingkvError('RINGKV_TIMEOUT', `Peer ${this.peer} sent nothing for ${silentMs} ms`));
     }
+  }
+
+  /** Opens the link now if it is idle; resolves once the attempt under way (if any) has settled. */
+  connectNow(): Promise<void> {
+    if (this.#configError !== undefined || this.state === 'closed') return Promise.resolve();
+    if (this.state === 'idle') this.#connect();
+    else if (this.state === 'down' && this.#attempt === undefined) this.#connect();
+    if (this.#attempt === undefined) return Promise.resolve();
+    return new Promise((resolve) => this.#settledWaiters.push(resolve));
+  }
+
+  /** The peer's handshake reached this node: it is up, so a down link tries at once. */
+  seen(): void {
+    if (this.state === 'down' && this.#attempt === undefined) this.#connect();
+  }
+
+  /** The peer announced its shutdown: nothing new is sent; what is in flight is still answered. */
+  leaving(): void {
+    if (this.state === 'open' || this.state === 'connecting') {
+      this.state = 'leaving';
+      this.#downCause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is leaving`);
+      // Frames queued for a connection still opening would reach a node that is going away.
+      if (this.#socket === undefined) this.#fail(this.#downCause);
+    } else if (this.state === 'idle') {
+      this.state = 'down';
+      this.#downCause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is leaving`);
+      this.#lastFailMs = Date.now();
+      this.#scheduleProbe();
+    }
+  }
+
+  status(): PeerStatus {
+    const state = this.state === 'down' || this.state === 'leaving' ? this.state : 'up';
+    if (this.#skewMs === undefined) return { state };
+    return { state, skewMs: this.#skewMs, rttMs: this.#rttMs!, sampledAtMs: this.#sampledAtMs };
+  }
+
+  /** Sends a PING on an open link with none in flight: a clock sample, and a check that the peer is alive. */
+  heartbeat(intervalMs: number): void {
+    if (this.state !== 'open' || this.#pingInFlight) return;
+    this.#pingInFlight = true;
+    const wallMs = this.#settings.wallMs;
+    const sentMs = wallMs();
+    const deadlineMs = Date.now() + Math.max(intervalMs, this.#settings.unresponsiveMs);
+    (this.request({ type: MessageType.Ping }, deadlineMs) as Promise<number | undefined>).then(
+      (peerWallMs) => {
+        this.#pingInFlight = false;
+        if (peerWallMs === undefined) return;
+        const receivedMs = wallMs();
+        this.#rttMs = receivedMs - sentMs;
+        this.#skewMs = Math.round(peerWallMs - (sentMs + receivedMs) / 2);
+        this.#sampledAtMs = receivedMs;
+        this.#settings.onClockSample?.(this.peer, this.#skewMs, this.#rttMs);
+      },
+      () => {
+        this.#pingInFlight = false;
+      },
+    );
   }
 
   close(): void {
@@ -330,6 +486,7 @@ class _PeerLink {
     this.#socket = undefined;
     this.#encoder.clear();
     this.#rejectAll(err);
+    this.#settled();
   }
 
   #forget(pending: _Pending): void {
@@ -349,6 +506,7 @@ class _PeerLink {
     if (this.state === 'idle') this.state = 'connecting';
     this.#counters.connectAttempts++;
     const headers: http.OutgoingHttpHeaders = { Connection: 'Upgrade', Upgrade: PROTOCOL };
+    if (this.#settings.selfUrl !== undefined) headers[NODE_HEADER] = this.#settings.selfUrl;
     if (this.#settings.secret !== undefined)
       headers[PROOF_HEADER] = makeProof(this.#settings.secret, this.peer);
     const request = http.request({
@@ -447,6 +605,15 @@ class _PeerLink {
     });
     if (head.length > 0) receive(head);
     this.#flush();
+    this.#settled();
+    this.#settings.onPeerUp?.(this.peer);
+  }
+
+  #settled(): void {
+    const waiters = this.#settledWaiters;
+    if (waiters.length === 0) return;
+    this.#settledWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   #onFrame(type: number, id: number, body: Buffer): void {
@@ -483,7 +650,7 @@ class _PeerLink {
 
   #flush(): void {
     const socket = this.#socket;
-    if (this.state !== 'open' || socket === undefined || this.#encoder.frames === 0) return;
+    if (socket === undefined || this.#encoder.frames === 0) return;
     const chunks = this.#encoder.take();
     this.#counters.socketWrites++;
     if (chunks.length === 1) {
@@ -499,19 +666,26 @@ class _PeerLink {
   /** The connection (or the attempt to make one) failed: reject what waits, mark down, probe later. */
   #fail(cause: RingkvError): void {
     if (this.state === 'closed') return;
-    const wasOpen = this.state === 'open';
-    if (!wasOpen) this.#counters.connectFailures++;
+    const wasConnected = this.#socket !== undefined;
+    if (!wasConnected) this.#counters.connectFailures++;
+    // A leaving peer closing its connection is the end of its shutdown, not a new cause.
+    if (this.state !== 'leaving' || this.#downCause === undefined) this.#downCause = cause;
     this.state = 'down';
-    this.#downCause = cause;
+    this.#lastFailMs = Date.now();
+    this.#pingInFlight = false;
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.destroy();
     this.#encoder.clear();
     this.#rejectAll(cause.code === 'RINGKV_UNAUTHORIZED' ? cause : this.#unavailable(cause));
-    if (this.#probeTimer === undefined) {
-      this.#probeTimer = setTimeout(() => this.#probe(), this.#settings.probeIntervalMs);
-      this.#probeTimer.unref();
-    }
+    this.#scheduleProbe();
+    this.#settled();
+  }
+
+  #scheduleProbe(): void {
+    if (this.#probeTimer !== undefined) return;
+    this.#probeTimer = setTimeout(() => this.#probe(), this.#settings.probeIntervalMs);
+    this.#probeTimer.unref();
   }
 
   #probe(): void {
@@ -547,6 +721,8 @@ function _answerValue(message: Message): unknown {
       return message.newerVersion;
     case MessageType.AntiEntropyAnswer:
       return message.body;
+    case MessageType.Pong:
+      return message.wallMs;
     default:
       return undefined;
   }

@@ -6,8 +6,9 @@
  *   POST /v0/internode/write                      body: entry        -> 204, or 200 OK body (a conflict)
  *   GET  /v0/internode/read?key=K                                    -> 200 ENTRY body
  *   GET  /v0/internode/scan?start=S[&end=E]&limit=N                  -> 200 BATCH body
- *   GET  /v0/internode/ping                                          -> 204
+ *   GET  /v0/internode/ping                                          -> 204 (503 while this node leaves)
  *   POST /v0/internode/anti-entropy               body: request      -> 200, answer body
+ *   POST /v0/internode/leaving                    body: sender's URL -> 204
  *   failures: 4xx/5xx, header ringkv-error: CODE, text body; 401/403 for a missing/bad proof
  *
  * Keys in query strings are base64url. It exists so the benchmark can measure
@@ -25,9 +26,16 @@ import {
   HTTP_PATH_PREFIX,
   type Message,
   MessageType,
+  NODE_HEADER,
   PROOF_HEADER,
 } from './format.js';
 import { type ServeLimits, serveMessage } from './serve.js';
+
+const _POST_TYPES = {
+  write: MessageType.Write,
+  'anti-entropy': MessageType.AntiEntropy,
+  leaving: MessageType.Leaving,
+} as const;
 
 export function isInternodePath(url: string | undefined): boolean {
   return url?.startsWith(HTTP_PATH_PREFIX) === true;
@@ -40,7 +48,14 @@ export function isInternodePath(url: string | undefined): boolean {
 export function serveHttp(
   req: IncomingMessage,
   res: ServerResponse,
-  context: { handler: InternodeHandler; checker: ProofChecker; limits: ServeLimits },
+  context: {
+    handler: InternodeHandler;
+    checker: ProofChecker;
+    limits: ServeLimits;
+    /** This node is shutting down: pings fail, so that peers' probes do not bring it back. */
+    leaving: boolean;
+    onPeerSeen?: ((peer: string) => void) | undefined;
+  },
 ): void {
   const verdict = context.checker.check(_header(req, PROOF_HEADER), req.headers.host, false);
   if (verdict !== 'accepted') {
@@ -48,17 +63,18 @@ export function serveHttp(
     req.resume();
     return;
   }
+  const sender = _header(req, NODE_HEADER);
+  if (sender !== undefined) context.onPeerSeen?.(sender);
   const url = new URL(req.url ?? '/', 'http://internode');
   const action = url.pathname.slice(HTTP_PATH_PREFIX.length);
-  if ((action === 'write' || action === 'anti-entropy') && req.method === 'POST') {
-    const type = action === 'write' ? MessageType.Write : MessageType.AntiEntropy;
+  if ((action === 'write' || action === 'anti-entropy' || action === 'leaving') && req.method === 'POST') {
     _readBody(req, context.limits.frameBytesMax).then(
       (body) => {
         if (body === undefined) {
           _fail(res, 413, 'RINGKV_VALUE_TOO_LARGE', 'Internode request body too large');
           return;
         }
-        _serve(res, decodeMessage(type, body), context);
+        _serve(res, decodeMessage(_POST_TYPES[action], body), context);
       },
       () => res.destroy(),
     );
@@ -98,7 +114,8 @@ export function serveHttp(
       return;
     }
     case 'ping':
-      _serve(res, { type: MessageType.Ping }, context);
+      if (context.leaving) _fail(res, 503, 'RINGKV_CLOSED', 'Node is shutting down');
+      else _serve(res, { type: MessageType.Ping }, context);
       return;
     default:
       _fail(res, 400, 'RINGKV_BAD_REQUEST', `Unknown internode path: ${url.pathname}`);
@@ -121,6 +138,7 @@ function _serve(
         else _sendBody(res, encodeBody(answer));
         return;
       case MessageType.Pong:
+      case MessageType.LeavingAck:
         res.writeHead(204).end();
         return;
       case MessageType.Entry:

@@ -5,6 +5,10 @@
  * down, refused at once, probed once per interval; deadlines on one shared
  * timer) so that the benchmark compares framing and batching, nothing else.
  * Nodes use it when RINGKV_INTERNODE=http.
+ *
+ * Its PeerLinks side: connect() pings each peer; a request to a peer marked
+ * down after the quarantine waits for a probe (a ping) started then, or for
+ * the one under way; LEAVING is a POST; no heartbeats, so no clock skew.
  */
 import http from 'node:http';
 import { limits } from '../../config/limits.js';
@@ -12,7 +16,14 @@ import { encodedEntryBytes } from '../../storage/entry/codec.js';
 import type { Entry } from '../../storage/entry/entry.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
-import { newTransportCounters, type ScanPage, type Transport, type TransportStats } from './contract.js';
+import {
+  newTransportCounters,
+  type PeerLinks,
+  type PeerStatus,
+  type ScanPage,
+  type Transport,
+  type TransportStats,
+} from './contract.js';
 import { DeadlineTimer, type Expirable } from './deadlines.js';
 import {
   decodeBatchBody,
@@ -22,13 +33,17 @@ import {
   FRAME_HEADER_BYTES,
   HTTP_PATH_PREFIX,
   MessageType,
+  NODE_HEADER,
   PROOF_HEADER,
   toWireErrorCode,
 } from './format.js';
 
 export interface HttpTransportOptions {
   readonly secret?: string | undefined;
+  readonly selfUrl?: string | undefined;
+  readonly onPeerUp?: (peer: string) => void;
   readonly probeIntervalMs?: number;
+  readonly quarantineMs?: number;
   readonly unresponsiveMs?: number;
   readonly frameBytesMax?: number;
   readonly timerResolutionMs?: number;
@@ -39,7 +54,10 @@ export interface HttpTransportOptions {
 
 interface _Settings {
   readonly secret: string | undefined;
+  readonly selfUrl: string | undefined;
+  readonly onPeerUp: ((peer: string) => void) | undefined;
   readonly probeIntervalMs: number;
+  readonly quarantineMs: number;
   readonly unresponsiveMs: number;
   readonly frameBytesMax: number;
   readonly inFlightMax: number;
@@ -74,8 +92,12 @@ interface _HttpPeer {
   readonly host: string;
   readonly port: number;
   up: boolean;
+  leaving: boolean;
   downCause: RingkvError | undefined;
+  lastFailMs: number;
   probeTimer: NodeJS.Timeout | undefined;
+  /** The probe under way: resolves to whether it brought the peer back. */
+  probing: Promise<boolean> | undefined;
   readonly pending: Set<_HttpPending>;
   proof: string | undefined;
   proofMadeMs: number;
@@ -84,7 +106,7 @@ interface _HttpPeer {
   expire(pending: _HttpPending): void;
 }
 
-export class HttpTransport implements Transport {
+export class HttpTransport implements Transport, PeerLinks {
   readonly #settings: _Settings;
   readonly #agent: http.Agent;
   readonly #peers = new Map<string, _HttpPeer>();
@@ -95,7 +117,10 @@ export class HttpTransport implements Transport {
   constructor(options: HttpTransportOptions = {}) {
     this.#settings = {
       secret: options.secret,
+      selfUrl: options.selfUrl,
+      onPeerUp: options.onPeerUp,
       probeIntervalMs: options.probeIntervalMs ?? limits.internodeProbeIntervalMs,
+      quarantineMs: options.quarantineMs ?? limits.internodeQuarantineMs,
       unresponsiveMs: options.unresponsiveMs ?? limits.internodeUnresponsiveMs,
       frameBytesMax: options.frameBytesMax ?? limits.internodeFrameBytesMax,
       inFlightMax: options.inFlightMax ?? limits.internodeInFlightMax,
@@ -168,6 +193,52 @@ export class HttpTransport implements Transport {
     return this.#peers.get(peer)?.up ?? true;
   }
 
+  async connect(peers: readonly string[]): Promise<void> {
+    await Promise.all(
+      peers.map(async (url) => {
+        const peer = this.#peer(url);
+        if (peer instanceof RingkvError || this.#closed) return;
+        peer.up = false;
+        await this.#probe(peer);
+      }),
+    );
+  }
+
+  peerSeen(url: string): void {
+    const peer = this.#peers.get(url);
+    if (peer !== undefined && !peer.up && !this.#closed) void this.#probe(peer);
+  }
+
+  peerLeaving(url: string): void {
+    const peer = this.#peers.get(url);
+    if (peer === undefined || this.#closed) return;
+    peer.up = false;
+    peer.leaving = true;
+    peer.downCause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${url} is leaving`);
+    peer.lastFailMs = Date.now();
+    this.#scheduleProbe(peer);
+  }
+
+  async announceLeaving(deadlineMs: number): Promise<void> {
+    const self = this.#settings.selfUrl;
+    if (this.#closed || self === undefined) return;
+    const body = encodeBody({ type: MessageType.Leaving, node: self });
+    const told = [...this.#peers.values()]
+      .filter((peer) => peer.up)
+      .map((peer) =>
+        this.#request(peer.url, { method: 'POST', path: 'leaving', body, deadlineMs }, _parseEmpty).catch(
+          () => undefined,
+        ),
+      );
+    await Promise.all(told);
+  }
+
+  peerStatus(url: string): PeerStatus {
+    const peer = this.#peers.get(url);
+    if (peer === undefined || peer.up) return { state: 'up' };
+    return { state: peer.leaving ? 'leaving' : 'down' };
+  }
+
   stats(): TransportStats {
     return { ...this.#counters };
   }
@@ -199,8 +270,11 @@ export class HttpTransport implements Transport {
       host: parsed.hostname.replace(/^\[|\]$/g, ''),
       port: parsed.port === '' ? 80 : Number(parsed.port),
       up: true,
+      leaving: false,
       downCause: undefined,
+      lastFailMs: 0,
       probeTimer: undefined,
+      probing: undefined,
       pending: new Set(),
       proof: undefined,
       proofMadeMs: 0,
@@ -225,11 +299,26 @@ export class HttpTransport implements Transport {
     if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
     const peer = this.#peer(url);
     if (peer instanceof RingkvError) return Promise.reject(peer);
-    if (!peer.up) {
-      this.#counters.refusedDown++;
-      return Promise.reject(_unavailable(peer));
-    }
     const now = Date.now();
+    if (!peer.up) {
+      // After the quarantine (and never for a leaving peer) a request waits for a probe: the peer may be back.
+      const probing =
+        peer.probing ??
+        (peer.leaving || now - peer.lastFailMs < this.#settings.quarantineMs || spec.deadlineMs <= now
+          ? undefined
+          : this.#probe(peer));
+      if (probing === undefined) {
+        this.#counters.refusedDown++;
+        return Promise.reject(_unavailable(peer));
+      }
+      return probing.then((up) => {
+        if (!up) {
+          this.#counters.refusedDown++;
+          throw _unavailable(peer);
+        }
+        return this.#request(url, spec, parse);
+      });
+    }
     if (spec.deadlineMs <= now) {
       this.#counters.timeouts++;
       return Promise.reject(new RingkvError('RINGKV_TIMEOUT', `Deadline passed before sending to ${url}`));
@@ -251,6 +340,7 @@ export class HttpTransport implements Transport {
     const headers: http.OutgoingHttpHeaders = {};
     const proof = this.#proof(peer);
     if (proof !== undefined) headers[PROOF_HEADER] = proof;
+    if (this.#settings.selfUrl !== undefined) headers[NODE_HEADER] = this.#settings.selfUrl;
     if (spec.body !== undefined) {
       headers['content-type'] = 'application/octet-stream';
       headers['content-length'] = spec.body.length;
@@ -333,6 +423,7 @@ export class HttpTransport implements Transport {
       peer.up = false;
       peer.downCause = cause;
     }
+    peer.lastFailMs = Date.now();
     this.#rejectAll(peer, cause.code === 'RINGKV_UNAUTHORIZED' ? cause : _unavailable(peer));
     this.#scheduleProbe(peer);
   }
@@ -341,52 +432,66 @@ export class HttpTransport implements Transport {
     if (peer.probeTimer !== undefined || this.#closed) return;
     peer.probeTimer = setTimeout(() => {
       peer.probeTimer = undefined;
-      this.#probe(peer);
+      void this.#probe(peer);
     }, this.#settings.probeIntervalMs);
     peer.probeTimer.unref();
   }
 
-  /** One ping on a fresh connection; success brings the peer back. */
-  #probe(peer: _HttpPeer): void {
-    if (this.#closed || peer.up) return;
-    this.#counters.connectAttempts++;
-    const headers: http.OutgoingHttpHeaders = {};
-    const proof = this.#proof(peer);
-    if (proof !== undefined) headers[PROOF_HEADER] = proof;
-    const request = http.request({
-      agent: false,
-      host: peer.host,
-      port: peer.port,
-      method: 'GET',
-      path: `${HTTP_PATH_PREFIX}ping`,
-      headers,
-      timeout: this.#settings.probeIntervalMs * 4,
-    });
-    request.on('response', (response) => {
-      response.resume();
-      if (response.statusCode === 204) {
-        peer.up = true;
-        peer.downCause = undefined;
-        return;
-      }
-      this.#counters.connectFailures++;
-      peer.downCause = new RingkvError(
-        response.statusCode === 401 || response.statusCode === 403
-          ? 'RINGKV_UNAUTHORIZED'
-          : 'RINGKV_PROTOCOL',
-        `Peer ${peer.url} answered ${response.statusCode} to a ping`,
-      );
-      this.#scheduleProbe(peer);
-    });
-    request.on('timeout', () => request.destroy(new Error('probe timed out')));
-    request.on('error', (err) => {
-      this.#counters.connectFailures++;
-      peer.downCause = new RingkvError('RINGKV_UNAVAILABLE', `Cannot reach ${peer.url}: ${err.message}`, {
-        cause: err,
+  /** One ping on a fresh connection (one at a time per peer); success brings the peer back. */
+  #probe(peer: _HttpPeer): Promise<boolean> {
+    if (this.#closed || peer.up) return Promise.resolve(peer.up);
+    peer.probing ??= new Promise<boolean>((resolve) => {
+      this.#counters.connectAttempts++;
+      const headers: http.OutgoingHttpHeaders = {};
+      const proof = this.#proof(peer);
+      if (proof !== undefined) headers[PROOF_HEADER] = proof;
+      if (this.#settings.selfUrl !== undefined) headers[NODE_HEADER] = this.#settings.selfUrl;
+      const request = http.request({
+        agent: false,
+        host: peer.host,
+        port: peer.port,
+        method: 'GET',
+        path: `${HTTP_PATH_PREFIX}ping`,
+        headers,
+        timeout: this.#settings.probeIntervalMs * 4,
       });
-      this.#scheduleProbe(peer);
+      const failed = (cause: RingkvError): void => {
+        this.#counters.connectFailures++;
+        peer.downCause = cause;
+        peer.lastFailMs = Date.now();
+        peer.probing = undefined;
+        this.#scheduleProbe(peer);
+        resolve(false);
+      };
+      request.on('response', (response) => {
+        response.resume();
+        if (response.statusCode === 204) {
+          peer.up = true;
+          peer.leaving = false;
+          peer.downCause = undefined;
+          peer.probing = undefined;
+          resolve(true);
+          this.#settings.onPeerUp?.(peer.url);
+          return;
+        }
+        failed(
+          new RingkvError(
+            response.statusCode === 401 || response.statusCode === 403
+              ? 'RINGKV_UNAUTHORIZED'
+              : 'RINGKV_PROTOCOL',
+            `Peer ${peer.url} answered ${response.statusCode} to a ping`,
+          ),
+        );
+      });
+      request.on('timeout', () => request.destroy(new Error('probe timed out')));
+      request.on('error', (err) => {
+        failed(
+          new RingkvError('RINGKV_UNAVAILABLE', `Cannot reach ${peer.url}: ${err.message}`, { cause: err }),
+        );
+      });
+      request.end();
     });
-    request.end();
+    return peer.probing;
   }
 
   #rejectAll(peer: _HttpPeer, err: RingkvError): void {

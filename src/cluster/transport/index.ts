@@ -4,11 +4,18 @@
  * InternodeServer for the other side.
  */
 
-import type { Transport, TransportStats } from './contract.js';
+import type { PeerLinks, Transport, TransportStats } from './contract.js';
 import { FrameTransport, type FrameTransportOptions } from './frame-transport.js';
 import { HttpTransport } from './http-transport.js';
 
-export type { InternodeHandler, ScanPage, Transport, TransportStats } from './contract.js';
+export type {
+  InternodeHandler,
+  PeerLinks,
+  PeerStatus,
+  ScanPage,
+  Transport,
+  TransportStats,
+} from './contract.js';
 export { DeadlineTimer, type Expirable } from './deadlines.js';
 export { PROTOCOL, UPGRADE_PATH } from './format.js';
 export { FrameTransport, type FrameTransportOptions } from './frame-transport.js';
@@ -36,7 +43,7 @@ export function transportKindFromEnv(env: NodeJS.ProcessEnv = process.env): Tran
  */
 export function createTransport(
   options: FrameTransportOptions & { readonly kind?: TransportKind } = {},
-): Transport & { stats(): TransportStats } {
+): Transport & PeerLinks & { stats(): TransportStats } {
   const { kind = transportKindFromEnv(), ...rest } = options;
   return kind === 'http' ? new HttpTransport(rest) : new FrameTransport(rest);
 }

@@ -37,7 +37,10 @@ export async function serveMessage(
         return fitBatch(page, limits.frameBytesMax);
       }
       case MessageType.Ping:
-        return { type: MessageType.Pong };
+        return pong(handler);
+      case MessageType.Leaving:
+        handler.leaving?.(request.node);
+        return { type: MessageType.LeavingAck };
       case MessageType.AntiEntropy:
         if (handler.antiEntropy === undefined) {
           return {
@@ -57,6 +60,12 @@ export async function serveMessage(
   } catch (err) {
     return errorAnswer(err, limits);
   }
+}
+
+/** The PING answer: the node's wall clock when it has one (for the peer's skew estimate). */
+export function pong(handler: InternodeHandler): Message {
+  const wallMs = handler.wallMs?.();
+  return wallMs === undefined ? { type: MessageType.Pong } : { type: MessageType.Pong, wallMs };
 }
 
 export function errorAnswer(err: unknown, limits: Pick<ServeLimits, 'onError'>): Message {

@@ -21,7 +21,7 @@ import type { Duplex } from 'node:stream';
 import { limits } from '../../config/limits.js';
 import { ProofChecker } from './auth.js';
 import type { InternodeHandler } from './contract.js';
-import { PROOF_HEADER, PROTOCOL, UPGRADE_PATH } from './format.js';
+import { NODE_HEADER, PROOF_HEADER, PROTOCOL, UPGRADE_PATH } from './format.js';
 import { FrameServerConnection, type FrameServerCounters, type FrameServerLimits } from './frame-server.js';
 import { isInternodePath, serveHttp } from './http-endpoint.js';
 
@@ -38,6 +38,12 @@ export interface InternodeServerOptions {
   readonly inFlightMax?: number;
   /** Handler failures that are not RingkvErrors (bugs), for the node's log. */
   readonly onError?: (err: unknown) => void;
+  /**
+   * A peer reached this node (an accepted handshake or request naming its
+   * URL): called before the handshake is answered, so that by the time the
+   * peer's connection opens this node already tries its own link back.
+   */
+  readonly onPeerSeen?: (peer: string) => void;
 }
 
 export interface InternodeServerStats {
@@ -53,7 +59,9 @@ export class InternodeServer {
   readonly #limits: FrameServerLimits;
   readonly #connections = new Set<FrameServerConnection>();
   readonly #counters: FrameServerCounters = { requests: 0, socketWrites: 0 };
+  readonly #onPeerSeen: ((peer: string) => void) | undefined;
   #handshakesRefused = 0;
+  #leaving = false;
   #closed = false;
 
   constructor(handler: InternodeHandler, options: InternodeServerOptions = {}) {
@@ -71,6 +79,7 @@ export class InternodeServer {
       queuedBytesMax: limits.internodeQueuedBytesMax,
       onError: options.onError,
     };
+    this.#onPeerSeen = options.onPeerSeen;
   }
 
   /** For a node:http Server's 'upgrade' event (a bound function: pass it as is). */
@@ -84,7 +93,7 @@ export class InternodeServer {
       this.#refuse(socket, 400, 'Unsupported upgrade');
       return;
     }
-    if (this.#closed) {
+    if (this.#closed || this.#leaving) {
       this.#refuse(socket, 503, 'Node is shutting down');
       return;
     }
@@ -94,6 +103,8 @@ export class InternodeServer {
       this.#refuse(socket, verdict === 'missing' ? 401 : 403, `Internode proof ${verdict}`);
       return;
     }
+    const sender = req.headers[NODE_HEADER];
+    if (typeof sender === 'string') this.#onPeerSeen?.(sender);
     // The HTTP server's idle timeout must not cut a persistent internode connection.
     socket.setTimeout(0);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${PROTOCOL}\r\n\r\n`);
@@ -113,9 +124,24 @@ export class InternodeServer {
    */
   readonly handleHttp = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (!isInternodePath(req.url)) return false;
-    serveHttp(req, res, { handler: this.#handler, checker: this.#checker, limits: this.#limits });
+    serveHttp(req, res, {
+      handler: this.#handler,
+      checker: this.#checker,
+      limits: this.#limits,
+      leaving: this.#leaving || this.#closed,
+      onPeerSeen: this.#onPeerSeen,
+    });
     return true;
   };
+
+  /**
+   * The node is shutting down: new handshakes are refused (503) and, in the
+   * plain-HTTP variant, pings fail, so that peers' probes do not bring it
+   * back; open connections go on serving what peers still send.
+   */
+  leave(): void {
+    this.#leaving = true;
+  }
 
   stats(): InternodeServerStats {
     return {
@@ -128,7 +154,9 @@ export class InternodeServer {
 
   /**
    * Refuses new connections, lets each connection answer what it has in
-   * flight, then ends it; connections still open after `graceMs` are cut.
+   * flight and what arrives until it has been quiet a moment (peers told of
+   * the shutdown send nothing new), then ends it; connections still open
+   * after `graceMs` are cut.
    */
   async close(graceMs = CLOSE_GRACE_MS): Promise<void> {
     this.#closed = true;

@@ -21,6 +21,10 @@ export class TestHandler implements InternodeHandler {
   /** Every write answers this conflict version while set (undefined: no conflict). */
   conflict: bigint | undefined;
   calls = 0;
+  /** The URLs that announced LEAVING, in order. */
+  readonly leavingFrom: string[] = [];
+  /** The wall clock this node reports in PONG. */
+  wallMs: () => number = Date.now;
   /** Set when built with serveAntiEntropy: answers `answer:` + the body, and keeps each body here. */
   readonly antiEntropy?: (body: Buffer) => Promise<Buffer>;
   readonly antiEntropyBodies: Buffer[] = [];
@@ -33,6 +37,10 @@ export class TestHandler implements InternodeHandler {
         return Buffer.concat([Buffer.from('answer:'), body]);
       };
     }
+  }
+
+  leaving(node: string): void {
+    this.leavingFrom.push(node);
   }
 
   async write(entry: Entry): Promise<bigint | undefined> {

@@ -9,15 +9,23 @@ import net, { type AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { type Entry, tombstoneEntry, valueEntry } from '../../storage/entry/entry.js';
 import { isRingkvError, RingkvError } from '../../util/errors.js';
-import type { Transport, TransportStats } from './contract.js';
+import type { PeerLinks, Transport, TransportStats } from './contract.js';
 import { closedPort, sleep, startPeer, TestHandler, type TestPeer } from './test-peer.js';
 
-export interface TransportUnderTest extends Transport {
+export interface TransportUnderTest extends Transport, PeerLinks {
   stats(): TransportStats;
 }
 
+export interface CreateOptions {
+  secret?: string;
+  selfUrl?: string;
+  probeIntervalMs?: number;
+  quarantineMs?: number;
+  onPeerUp?: (peer: string) => void;
+}
+
 export interface TransportSuiteOptions {
-  readonly create: (options: { secret?: string; probeIntervalMs?: number }) => TransportUnderTest;
+  readonly create: (options: CreateOptions) => TransportUnderTest;
 }
 
 const LONG_MS = 60_000;
@@ -52,9 +60,7 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       cleanups.push(() => started.close());
       return started;
     }
-    function transport(
-      transportOptions: { secret?: string; probeIntervalMs?: number } = {},
-    ): TransportUnderTest {
+    function transport(transportOptions: CreateOptions = {}): TransportUnderTest {
       const created = options.create(transportOptions);
       cleanups.push(() => created.close());
       return created;
@@ -172,7 +178,7 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       assert.equal(p.handler.calls, calls, 'an expired request is not sent');
     });
 
-    test('a peer that drops connections: immediate failures, at most one attempt per probe interval', async () => {
+    test('a peer that drops connections: immediate failures, at most one attempt per quarantine or probe', async () => {
       let connections = 0;
       const dropper = net.createServer((socket) => {
         connections++;
@@ -181,7 +187,7 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       await new Promise<void>((resolve) => dropper.listen(0, '127.0.0.1', () => resolve()));
       cleanups.push(() => new Promise((resolve) => dropper.close(() => resolve())));
       const url = `http://127.0.0.1:${(dropper.address() as AddressInfo).port}`;
-      const t = transport({ probeIntervalMs: 250 });
+      const t = transport({ probeIntervalMs: 250, quarantineMs: 100 });
       const startedMs = Date.now();
       let requests = 0;
       // Deadlines a minute away: each rejection below is the down state, not a timeout.
@@ -193,14 +199,14 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       const elapsedMs = Date.now() - startedMs;
       assert.equal(t.isUp(url), false);
       assert.ok(requests >= 10, `requests made: ${requests}`);
-      const allowed = 2 + Math.ceil(elapsedMs / 250);
+      const allowed = 2 + Math.ceil(elapsedMs / 250) + Math.ceil(elapsedMs / 100);
       assert.ok(connections >= 1 && connections <= allowed, `${connections} connections in ${elapsedMs} ms`);
       assert.ok(t.stats().refusedDown >= requests - allowed);
     });
 
     test('a closed port: requests fail at once and probes stay bounded', async () => {
       const url = `http://127.0.0.1:${await closedPort()}`;
-      const t = transport({ probeIntervalMs: 250 });
+      const t = transport({ probeIntervalMs: 250, quarantineMs: 100 });
       const startedMs = Date.now();
       let requests = 0;
       for (let i = 0; i < 50 && Date.now() - startedMs < 1000; i++) {
@@ -214,7 +220,7 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       const elapsedMs = Date.now() - startedMs;
       const attempts = t.stats().connectAttempts;
       assert.ok(
-        attempts >= 1 && attempts <= 2 + Math.ceil(elapsedMs / 250),
+        attempts >= 1 && attempts <= 2 + Math.ceil(elapsedMs / 250) + Math.ceil(elapsedMs / 100),
         `${attempts} attempts in ${elapsedMs} ms`,
       );
       assert.ok(requests > attempts, `${requests} requests, ${attempts} attempts`);
@@ -245,6 +251,91 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       }
       assert.deepEqual(value, Buffer.from('back'));
       assert.ok(t.isUp(first.url));
+    });
+
+    test('a peer that is back is used by the first request after the quarantine, without waiting for a probe', async () => {
+      const first = await startPeer();
+      // Probes a minute apart: only the request itself can find the peer back.
+      const t = transport({ probeIntervalMs: LONG_MS, quarantineMs: 20 });
+      assert.equal(await t.read(first.url, Buffer.from('k'), later()), undefined);
+      await first.close();
+      await rejectsWith(t.read(first.url, Buffer.from('k'), later()), 'RINGKV_UNAVAILABLE');
+      assert.equal(t.isUp(first.url), false);
+
+      const again = await peer({ port: first.port });
+      await again.handler.engine.write(valueEntry(Buffer.from('k'), 4n, Buffer.from('back')));
+      await sleep(40);
+      assert.deepEqual((await t.read(first.url, Buffer.from('k'), later()))?.value, Buffer.from('back'));
+      assert.ok(t.isUp(first.url));
+    });
+
+    test('a dead peer: requests within the quarantine fail without an attempt; after it, many requests share one', async () => {
+      const url = `http://127.0.0.1:${await closedPort()}`;
+      const t = transport({ probeIntervalMs: LONG_MS, quarantineMs: 300 });
+      await rejectsWith(t.read(url, Buffer.from('k'), later()), 'RINGKV_UNAVAILABLE');
+      const before = t.stats().connectAttempts;
+      const burst = () =>
+        Promise.all(
+          Array.from({ length: 20 }, (_, i) =>
+            rejectsWith(t.read(url, key(i), later()), 'RINGKV_UNAVAILABLE'),
+          ),
+        );
+      await burst();
+      assert.equal(t.stats().connectAttempts, before, 'no attempt within the quarantine');
+      await sleep(350);
+      await burst();
+      assert.equal(t.stats().connectAttempts, before + 1, 'one attempt for the whole burst');
+      assert.equal(t.isUp(url), false);
+    });
+
+    test('peerSeen: a link marked down tries again at once', async () => {
+      const port = await closedPort();
+      const url = `http://127.0.0.1:${port}`;
+      const t = transport({ probeIntervalMs: LONG_MS, quarantineMs: LONG_MS });
+      await rejectsWith(t.read(url, Buffer.from('k'), later()), 'RINGKV_UNAVAILABLE');
+      const back = await peer({ port });
+      await rejectsWith(t.read(url, Buffer.from('k'), later()), 'RINGKV_UNAVAILABLE');
+      t.peerSeen(url);
+      for (let i = 0; i < 100 && !t.isUp(url); i++) await sleep(10);
+      assert.ok(t.isUp(url), 'up after peerSeen');
+      await back.handler.engine.write(valueEntry(Buffer.from('k'), 1n, Buffer.from('v')));
+      assert.deepEqual((await t.read(url, Buffer.from('k'), later()))?.value, Buffer.from('v'));
+    });
+
+    test('peerLeaving: new requests fail at once, requests in flight are answered', async () => {
+      const p = await peer();
+      const t = transport({ probeIntervalMs: LONG_MS });
+      await p.handler.engine.write(valueEntry(Buffer.from('slow'), 1n, Buffer.from('v')));
+      assert.equal(await t.read(p.url, Buffer.from('k'), later()), undefined);
+      p.handler.delayTurns = () => 50;
+      const inFlight = t.read(p.url, Buffer.from('slow'), later());
+      await sleep(0);
+      t.peerLeaving(p.url);
+      const calls = p.handler.calls;
+      const refused = await rejectsWith(t.read(p.url, Buffer.from('k'), later()), 'RINGKV_UNAVAILABLE');
+      assert.match(refused.message, /leaving/);
+      assert.deepEqual((await inFlight)?.value, Buffer.from('v'));
+      assert.equal(t.isUp(p.url), false);
+      assert.equal(t.peerStatus(p.url).state, 'leaving');
+      assert.ok(p.handler.calls <= calls + 1, 'the refused request was not sent');
+    });
+
+    test('connect() opens every link; each handshake names the sender; announceLeaving reaches every peer', async () => {
+      const self = 'http://127.0.0.1:1';
+      const seen: string[] = [];
+      const ups: string[] = [];
+      const p1 = await peer({ onPeerSeen: (url) => seen.push(`p1 ${url}`) });
+      const p2 = await peer({ onPeerSeen: (url) => seen.push(`p2 ${url}`) });
+      const dead = `http://127.0.0.1:${await closedPort()}`;
+      const t = transport({ selfUrl: self, onPeerUp: (url) => ups.push(url) });
+      await t.connect([p1.url, p2.url, dead]);
+      assert.ok(t.isUp(p1.url) && t.isUp(p2.url));
+      assert.equal(t.isUp(dead), false);
+      assert.deepEqual(new Set(seen), new Set([`p1 ${self}`, `p2 ${self}`]));
+      assert.deepEqual(new Set(ups), new Set([p1.url, p2.url]));
+      await t.announceLeaving(later());
+      assert.deepEqual(p1.handler.leavingFrom, [self]);
+      assert.deepEqual(p2.handler.leavingFrom, [self]);
     });
 
     test('cluster secret: a missing or wrong proof is refused, the right one accepted', async () => {
