@@ -19,10 +19,19 @@
  *     ANTI_ENTROPY message). Its birth version (file BIRTH) says when it
  *     started on an empty directory (antientropy/birth.ts).
  *
- * Shutdown, within API.md's 10 s: stop accepting and let requests finish
- * (grace) while the anti-entropy round under way ends; then hand pending
- * hints to the peers that are reachable (limits.shutdownHintDrainMs); then
- * close the hint files, the transport and the engine; release the lock.
+ * Start: a cluster node listens, then opens its link to every peer at once
+ * (its handshake tells each peer it is back, so they use it from their next
+ * request) and is ready once every peer was tried: /v0/health?ready=1 and
+ * /v0/status answer 200 from then on.
+ *
+ * Shutdown, within API.md's 10 s: leave first (new client requests get 503
+ * and Connection: close; /v0/health?ready=1 answers 503; new internode
+ * handshakes are refused; every peer with a link is told LEAVING and stops
+ * sending new requests, routing reads to the other replicas), then stop
+ * accepting and let requests finish (grace) while the anti-entropy round
+ * under way ends; then hand pending hints to the peers that are reachable
+ * (limits.shutdownHintDrainMs); then close the hint files, the transport and
+ * the engine; release the lock.
  *
  * RINGKV_CLOCK_OFFSET_MS (tests and diagnostics only) shifts the node's wall
  * clock, to fake clock skew between nodes; RINGKV_HINT_HANDOFF_INTERVAL_MS
@@ -33,6 +42,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AntiEntropy, AntiEntropyResponder, loadBirthVersion } from '../cluster/antientropy/index.js';
 import { HybridClock } from '../cluster/clock.js';
+import { ClockSkewMonitor } from '../cluster/clock-skew.js';
 import { HintedHandoff, HintStore } from '../cluster/hints/index.js';
 import { LocalStore } from '../cluster/local-store.js';
 import { ClusterStore, createReplica } from '../cluster/replication/index.js';
@@ -42,6 +52,7 @@ import {
   createTransport,
   type InternodeHandler,
   InternodeServer,
+  type PeerLinks,
   type Transport,
   transportKindFromEnv,
 } from '../cluster/transport/index.js';
@@ -78,6 +89,8 @@ export const SERVE_USAGE = `Usage: ringkv serve --url URL --data DIR [flags]
 export interface RunningNode {
   readonly options: ServeOptions;
   readonly server: HttpServer;
+  /** Whether the node has recovered its log and tried every peer once (it is then ready). */
+  readonly ready: boolean;
   /** Stops accepting, drains, closes the store and releases the lock. Safe to call twice. */
   close(): Promise<void>;
 }
@@ -131,6 +144,7 @@ export async function startNode(options: ServeOptions, log: (line: string) => vo
   const lock = await acquireDirLock(options.dataDir);
   let engine: Engine | undefined;
   let parts: ClusterParts | undefined;
+  let ready = false;
   try {
     engine = await openStorage(options);
     const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
@@ -150,6 +164,7 @@ export async function startNode(options: ServeOptions, log: (line: string) => vo
       valueBytesMax: options.valueBytesMax,
       log,
       fastPath: fastPathFromEnv(),
+      readiness: () => (ready ? 'ready' : 'starting'),
       upgrade: internode?.handleUpgrade,
       internode:
         internode === undefined
@@ -161,11 +176,21 @@ export async function startNode(options: ServeOptions, log: (line: string) => vo
     await server.listen(options.port, options.host);
     parts?.handoff.start();
     parts?.antiEntropy.start();
+    // Listening first: the peers this handshake wakes connect back at once.
+    await parts?.transport.connect(options.cluster.filter((url) => url !== options.url));
+    ready = true;
     const repair =
       parts === undefined
         ? undefined
         : { ...parts, log: (line: string) => log(`Node ${options.url}: ${line}`) };
-    return { options, server, close: once(() => closeNode({ server, store, internode, repair, lock })) };
+    return {
+      options,
+      server,
+      get ready() {
+        return ready;
+      },
+      close: once(() => closeNode({ server, store, internode, repair, lock })),
+    };
   } catch (err) {
     parts?.internode.destroy();
     await parts?.hints.close().catch(() => undefined);
@@ -178,7 +203,7 @@ export async function startNode(options: ServeOptions, log: (line: string) => vo
 
 interface ClusterParts {
   readonly store: ClusterStore;
-  readonly transport: Transport;
+  readonly transport: Transport & PeerLinks;
   readonly internode: InternodeServer;
   readonly hints: HintStore;
   readonly handoff: HintedHandoff;
@@ -213,21 +238,38 @@ async function clusterParts(
   const hints = await HintStore.open(join(options.dataDir, 'hints'), { sync: options.sync, log: nodeLog });
   const ring = new Ring(options.cluster);
   const transportKind = transportKindFromEnv();
-  const transport = createTransport({ kind: transportKind, secret: options.clusterSecret });
+  const skew = new ClockSkewMonitor({ boundMs: options.clockSkewMaxMs, log: nodeLog });
+  let handoff: HintedHandoff | undefined;
+  const transport = createTransport({
+    kind: transportKind,
+    secret: options.clusterSecret,
+    selfUrl: options.url,
+    wallMs: () => clock.wallMs(),
+    onPeerUp: (peer) => handoff?.peerUp(peer),
+    onClockSample: (peer, skewMs, rttMs) => skew.sample(peer, skewMs, rttMs),
+  });
   const replica = createReplica(engine, clock, { clockSkewMaxMs: options.clockSkewMaxMs });
   const responder = new AntiEntropyResponder({ selfUrl: options.url, ring, engine });
+  const isPeer = (url: string): boolean => url !== options.url && ring.nodes.includes(url);
   const handler: InternodeHandler = {
     write: (entry) => replica.write(entry),
     read: (key) => replica.read(key),
     scan: (start, end, limit) => replica.scan(start, end, limit),
     antiEntropy: (body) => responder.handle(body),
+    wallMs: () => clock.wallMs(),
+    leaving: (peer) => {
+      if (isPeer(peer)) transport.peerLeaving(peer);
+    },
   };
   const internode = new InternodeServer(handler, {
     secret: options.clusterSecret,
     selfUrl: options.url,
     onError: (err) => log(`Internode request failed unexpectedly: ${errorMessage(err)}`),
+    onPeerSeen: (peer) => {
+      if (isPeer(peer)) transport.peerSeen(peer);
+    },
   });
-  const handoff = new HintedHandoff({
+  handoff = new HintedHandoff({
     store: hints,
     transport,
     intervalMs: context.hintHandoffIntervalMs,
@@ -258,7 +300,8 @@ async function clusterParts(
       internodeProtocol: transportKind,
       internodeServer: internode.stats(),
       clockSkewMaxMs: options.clockSkewMaxMs,
-      hints: { ...hints.stats(), handoff: handoff.stats() },
+      clockSkew: skew.status(),
+      hints: { ...hints.stats(), handoff: handoff?.stats() },
       antiEntropy: { ...antiEntropy.stats(), responder: responder.stats() },
     }),
   });
@@ -301,6 +344,7 @@ function hintKeeper(
 }
 
 interface _Repair {
+  readonly transport: PeerLinks;
   readonly hints: HintStore;
   readonly handoff: HintedHandoff;
   readonly antiEntropy: AntiEntropy;
@@ -316,6 +360,10 @@ async function closeNode(parts: {
 }): Promise<void> {
   const { repair } = parts;
   try {
+    // Leave first: clients and peers hear of it while this node still answers everything in flight.
+    parts.server.beginLeaving();
+    parts.internode?.leave();
+    await repair?.transport.announceLeaving(Date.now() + limits.shutdownAnnounceMs);
     // Upgraded internode sockets keep the HTTP server from closing: end them alongside.
     // The anti-entropy round under way ends meanwhile (or when the transport closes, below).
     await Promise.all([

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { type Entry, EntryKind, isLive, tombstoneEntry, valueEntry } from '../../storage/entry/entry.js';
+import { RingkvError } from '../../util/errors.js';
 import type { Replica } from './replica.js';
 import {
   drainCursor,
@@ -173,6 +174,29 @@ describe('ClusterStore', () => {
       await eventually(async () => (await a.engine.get(K))?.version === 20n),
       'local replica repaired',
     );
+  });
+
+  test('a replica that cannot read its copy (corruption) counts as failed, is replaced, and gets the newest written back', async () => {
+    const all = cluster({ nodes: 3, readHedgeMs: 60_000 });
+    const a = all[0]!;
+    const [first, second] = readOrder(all, a);
+    await a.engine.write(valueEntry(K, 20n, Buffer.from('v')));
+    await second.engine.write(valueEntry(K, 20n, Buffer.from('v')));
+    a.transport.held.add(first.url);
+    const read = a.store.get(K, Q);
+    assert.ok(await eventually(() => a.transport.heldCount(first.url) === 1));
+    a.transport.failHeld(
+      first.url,
+      new RingkvError('RINGKV_CORRUPTION', 'Damaged block in 000007.sst at offset 4096'),
+    );
+    assert.equal((await read)?.value.toString(), 'v', 'answered by the replacement');
+    // The repair's write to the damaged replica was held with its other calls.
+    a.transport.release(first.url);
+    assert.ok(
+      await eventually(async () => (await first.engine.get(K))?.version === 20n),
+      'the damaged replica got the newest version written back',
+    );
+    assert.equal((a.store.status().coordinator as { readRepairs: number }).readRepairs, 1);
   });
 
   test('a slow replica: after readHedgeMs the rest are asked; its late answer still repairs', async () => {

@@ -30,6 +30,28 @@ test('Replica: a write below the known version is applied and answered as a conf
   assert.equal(replica.stats().conflicts, 2);
 });
 
+test('Replica: a write older than what the store holds is a conflict, beyond the memory and after a restart', async () => {
+  const engine = new MemoryEngine();
+  // Written through a node whose clock ran 30 s ahead, before this replica (re)started.
+  const held = valueEntry(Buffer.from('k'), makeVersion(1_030_000, 0), Buffer.from('v0'));
+  await engine.write(held);
+  const clock = new HybridClock({ wallMs: () => 1_000_000 });
+  const replica = createReplica(engine, clock, { clockSkewMaxMs: 1000 });
+  // Above the recent-writes floor (now + skew), so only the store knows of the newer version.
+  const stale = valueEntry(Buffer.from('k'), makeVersion(1_010_000, 0), Buffer.from('v1'));
+  assert.equal(await replica.write(stale), held.version);
+  assert.equal(replica.stats().storedConflicts, 1);
+  assert.ok(clock.now() > held.version, 'the clock moved past the held version');
+  // A newer write of the key, and a write of another key, are not conflicts.
+  const newer = valueEntry(Buffer.from('k'), makeVersion(1_030_001, 0), Buffer.from('v2'));
+  assert.equal(await replica.write(newer), undefined);
+  assert.equal(
+    await replica.write(valueEntry(Buffer.from('other'), makeVersion(1_030_002, 0), Buffer.from('x'))),
+    undefined,
+  );
+  assert.equal(replica.stats().conflicts, 1);
+});
+
 test('Replica: scan pages hold at most limit entries and say whether more follow', async () => {
   const engine = new MemoryEngine();
   const replica = createReplica(engine, new HybridClock(), { clockSkewMaxMs: 0 });
