@@ -6,9 +6,10 @@
  *   const cluster = await startCluster({ count: 3, args: ['--sync', 'off'] });
  *   await stopNode(cluster.nodes[2]!);
  *   await cluster.restart(2);
+ *   await cluster.restart(2, { readiness: 'health' });   // until /v0/health?ready=1 answers 200
  */
 import { httpRequest, RawConnection } from './http-client.js';
-import { type NodeProcess, sleep, startNode } from './node-process.js';
+import { type NodeProcess, type Readiness, sleep, startNode } from './node-process.js';
 import { freePorts } from './ports.js';
 import { makeTempDir } from './temp-dir.js';
 
@@ -24,15 +25,19 @@ export interface TestCluster {
   readonly urls: readonly string[];
   /** The current process of each node (replaced by restart()). */
   readonly nodes: NodeProcess[];
-  /** Starts node `index` again on its port and data directory (after a stop or kill). */
-  restart(index: number): Promise<NodeProcess>;
+  /**
+   * Starts node `index` again on its port and data directory (after a stop or
+   * kill), and waits until it is ready: by default until /v0/status answers,
+   * with `readiness: 'health'` until /v0/health?ready=1 answers 200.
+   */
+  restart(index: number, options?: { readonly readiness?: Readiness }): Promise<NodeProcess>;
 }
 
 export async function startCluster(options: ClusterOptions): Promise<TestCluster> {
   const ports = await freePorts(options.count);
   const urls = ports.map((port) => `http://127.0.0.1:${port}`);
   const dirs = await Promise.all(ports.map(() => makeTempDir('ringkv-cluster-')));
-  const start = (index: number): Promise<NodeProcess> => {
+  const start = (index: number, readiness?: Readiness): Promise<NodeProcess> => {
     const env = options.envFor?.(index);
     return startNode({
       dataDir: dirs[index]!,
@@ -40,6 +45,7 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
       cluster: urls,
       args: options.args ?? [],
       ...(env === undefined ? {} : { env }),
+      ...(readiness === undefined ? {} : { readiness }),
     });
   };
   const nodes = await Promise.all(urls.map((_, index) => start(index)));
@@ -49,9 +55,9 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
   return {
     urls,
     nodes,
-    restart: async (index) => {
+    restart: async (index, restartOptions = {}) => {
       // No wait for the peers here: tests of what happens right after a restart need that moment.
-      const node = await start(index);
+      const node = await start(index, restartOptions.readiness);
       nodes[index] = node;
       return node;
     },

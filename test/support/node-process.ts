@@ -10,6 +10,10 @@
  *   const node = await startNode({ dataDir: await makeTempDir() });
  *   const answer = await httpRequest(`${node.url}/v0/status`);
  *   await stopNode(node);            // SIGTERM, waits for the exit
+ *
+ * Readiness: startNode() waits for /v0/status to answer 200 (the node
+ * listens), or with `readiness: 'health'` for /v0/health?ready=1 to answer
+ * 200 (the node has recovered its log and tried every peer once).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -34,11 +38,19 @@ export interface StartNodeOptions {
   readonly args?: readonly string[];
   /** Flags for node itself, e.g. ['--max-old-space-size=48']. */
   readonly execArgv?: readonly string[];
-  /** How long to wait for /v0/status to answer 200. */
+  /** How long to wait for the node to be ready. */
   readonly readyTimeoutMs?: number;
+  /**
+   * What "ready" means: 'status' (default), /v0/status answers 200; 'health',
+   * /v0/health?ready=1 answers 200.
+   */
+  readonly readiness?: Readiness;
   /** More environment variables for the node, e.g. { RINGKV_CLOCK_OFFSET_MS: '1000' }. */
   readonly env?: Readonly<Record<string, string>>;
 }
+
+/** How startNode() decides a node is ready: see StartNodeOptions.readiness. */
+export type Readiness = 'status' | 'health';
 
 export class NodeProcess {
   readonly url: string;
@@ -52,6 +64,8 @@ export class NodeProcess {
   #stdout = '';
   #stderr = '';
   #exit: ExitInfo | undefined;
+  /** Set while the process is stopped with SIGSTOP (pauseNode), until resumeNode. */
+  paused = false;
 
   constructor(child: ChildProcess, fields: { url: string; port: number; dataDir: string }) {
     this.child = child;
@@ -94,7 +108,11 @@ export class NodeProcess {
 const started = new Set<NodeProcess>();
 
 process.once('exit', () => {
-  for (const node of started) if (node.exit === undefined) node.child.kill('SIGKILL');
+  for (const node of started) {
+    if (node.exit !== undefined) continue;
+    if (node.paused) node.child.kill('SIGCONT');
+    node.child.kill('SIGKILL');
+  }
 });
 
 /** Spawns `ringkv <args>` without waiting for anything; the process is tracked for killAllStarted(). */
@@ -121,7 +139,7 @@ export function spawnCli(
   return node;
 }
 
-/** Starts `ringkv serve` and waits until it answers /v0/status with 200. */
+/** Starts `ringkv serve` and waits until it is ready (options.readiness). */
 export async function startNode(options: StartNodeOptions): Promise<NodeProcess> {
   const port = options.port ?? (await freePort());
   const url = `http://127.0.0.1:${port}`;
@@ -135,7 +153,9 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     ...(options.execArgv === undefined ? {} : { execArgv: options.execArgv }),
     ...(options.env === undefined ? {} : { env: options.env }),
   });
-  await waitReady(node, options.readyTimeoutMs ?? 15_000);
+  const timeoutMs = options.readyTimeoutMs ?? 15_000;
+  if (options.readiness === 'health') await waitHealthReady(node, timeoutMs);
+  else await waitReady(node, timeoutMs);
   return node;
 }
 
@@ -160,6 +180,53 @@ export async function waitReady(node: NodeProcess, timeoutMs: number): Promise<v
 }
 
 /**
+ * Polls /v0/health?ready=1 until it answers 200: the node has recovered its
+ * log and tried every peer once. Rejects (with the node's stderr and the last
+ * answer seen) if the node exits or the time runs out.
+ */
+export async function waitHealthReady(node: NodeProcess, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  for (let attempt = 0; Date.now() < deadline; attempt++) {
+    if (node.exit !== undefined) {
+      throw new Error(
+        `Node ${node.url} exited (${JSON.stringify(node.exit)}) before ready: ${node.stderr.trim()}`,
+      );
+    }
+    try {
+      const answer = await httpRequest(`${node.url}/v0/health?ready=1`, { timeoutMs: 1000 });
+      if (answer.status === 200) return;
+      last = `${answer.status} ${answer.body.toString().slice(0, 200)}`;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    // Short polls: tests measure what happens the moment a node is ready.
+    await sleep(Math.min(10 * (attempt + 1), 50));
+  }
+  throw new Error(
+    `Node ${node.url}: /v0/health?ready=1 not 200 within ${timeoutMs} ms (last: ${last}): ${node.stderr.trim()}`,
+  );
+}
+
+/**
+ * SIGSTOP: the process hangs with its sockets open (peers' connections stay
+ * up, nothing is answered). killAllStarted() and the exit handler continue it
+ * before killing it; call resumeNode() in a `finally`.
+ */
+export function pauseNode(node: NodeProcess): void {
+  if (node.exit !== undefined) throw new Error(`Node ${node.url} has exited`);
+  node.paused = true;
+  node.child.kill('SIGSTOP');
+}
+
+/** SIGCONT for a node paused with pauseNode(); nothing if it is not paused. */
+export function resumeNode(node: NodeProcess): void {
+  if (!node.paused) return;
+  node.paused = false;
+  if (node.exit === undefined) node.child.kill('SIGCONT');
+}
+
+/**
  * Sends `signal` (default SIGTERM) and waits for the exit. If the process is
  * still there after `timeoutMs`, it is killed and this rejects.
  */
@@ -169,6 +236,8 @@ export async function stopNode(
 ): Promise<ExitInfo> {
   if (node.exit !== undefined) return node.exit;
   node.child.kill(options.signal ?? 'SIGTERM');
+  // A paused node takes the signal once continued.
+  resumeNode(node);
   const timeoutMs = options.timeoutMs ?? 12_000;
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<undefined>((resolve) => {
@@ -184,9 +253,10 @@ export async function stopNode(
   return exit;
 }
 
-/** kill -9 and wait for the exit. */
+/** kill -9 and wait for the exit (a paused node is continued first). */
 export async function killNode(node: NodeProcess): Promise<ExitInfo> {
   if (node.exit !== undefined) return node.exit;
+  resumeNode(node);
   node.child.kill('SIGKILL');
   return node.exited;
 }
