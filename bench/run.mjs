@@ -4,7 +4,8 @@
  *
  *   engine          storage engine vs LevelDB, in process
  *   server          one node vs the ceiling server, open-loop rate search
- *   cluster         a 3-node local cluster, binary internode protocol vs HTTP
+ *   cluster         a 3-node local cluster, binary internode protocol vs HTTP, then a rolling restart
+ *   restart         a rolling restart of a 3-node cluster under load (SIGTERM, one node at a time)
  *   profile put|get CPU and heap profiles of a node under load, as flame graphs
  *   micro           hot helpers, current code vs candidates
  *   all             micro, engine, server, cluster, profile put, profile get (default)
@@ -21,10 +22,11 @@ import { log } from './lib/stats.mjs';
 import { runMicroBench } from './micro/micro-bench.mjs';
 import { renderFile, runProfile } from './profile/profile.mjs';
 import { runClusterBench } from './server/cluster-bench.mjs';
+import { runRestartBench } from './server/restart-bench.mjs';
 import { runServerBench } from './server/server-bench.mjs';
 
 const USAGE =
-  'usage: node run.mjs [engine|server|cluster|profile put|profile get|micro|all|check|render FILE]';
+  'usage: node run.mjs [engine|server|cluster|restart|profile put|profile get|micro|all|check|render FILE]';
 
 async function runMode(mode, arg, stamp) {
   const started = Date.now();
@@ -38,6 +40,9 @@ async function runMode(mode, arg, stamp) {
       break;
     case 'cluster':
       outcome = await runClusterBench();
+      break;
+    case 'restart':
+      outcome = await runRestartBench();
       break;
     case 'profile':
       outcome = await runProfile(arg, stamp);

@@ -116,6 +116,11 @@ export function forkChild(script, args = [], options = {}) {
   return child;
 }
 
+/** Sends `signal` to the child's process group (its PID), if it is still running. */
+export function signalChild(child, signal) {
+  killGroup(child, signal);
+}
+
 /** SIGTERM the child's group, wait up to `timeoutMs` for it to exit, then SIGKILL. */
 export async function stopChild(child, timeoutMs = 15000) {
   if (child.exitCode !== null || child.signalCode !== null) return child.exited;

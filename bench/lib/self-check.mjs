@@ -30,6 +30,14 @@ function checkHistogram() {
   assert.equal(h.percentile(100), 10000);
   const copy = Histogram.fromJSON(JSON.parse(JSON.stringify(h.toJSON())));
   assert.deepEqual(copy.summary(), h.summary());
+  // Merging the halves of a set of values gives the histogram of the whole set.
+  const low = new Histogram();
+  const high = new Histogram();
+  for (let v = 1; v <= 10000; v++) (v <= 5000 ? low : high).record(v);
+  assert.deepEqual(
+    Histogram.merge([low.toJSON(), new Histogram().toJSON(), high.toJSON()]).summary(),
+    h.summary(),
+  );
 }
 
 /** Feeds `text` split at every pair of cut points; returns the responses seen. */

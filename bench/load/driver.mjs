@@ -50,28 +50,45 @@ export function loadConfig(overrides) {
 
 /** Runs the load generator once in its own process; resolves with its result. */
 export async function runLoad(config) {
+  return startLoadRun(config).result;
+}
+
+/**
+ * Starts the load generator in its own process: `result` resolves with its
+ * result; `stop()` ends a rate run's window early (what is in flight is
+ * still awaited), for runs whose length follows events, not the clock.
+ */
+export function startLoadRun(config) {
   const child = forkChild(LOADGEN, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const budgetMs =
     config.mode === 'fill'
       ? config.fillTimeoutMs + 10000
       : config.warmupMs + config.durationMs + 2 * config.timeoutMs + 30000;
   let timer;
-  try {
-    return await new Promise((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error(`Load generator exceeded ${budgetMs} ms`)), budgetMs);
-      child.once('message', (msg) => {
-        if (msg?.type === 'result') resolve(msg.result);
-        else reject(new Error(`Load generator: ${msg?.message ?? 'unknown error'}`));
+  const result = (async () => {
+    try {
+      return await new Promise((resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`Load generator exceeded ${budgetMs} ms`)), budgetMs);
+        child.once('message', (msg) => {
+          if (msg?.type === 'result') resolve(msg.result);
+          else reject(new Error(`Load generator: ${msg?.message ?? 'unknown error'}`));
+        });
+        child.exited.then(({ code, signal }) =>
+          reject(new Error(`Load generator exited (code ${code}, signal ${signal}) without a result`)),
+        );
+        child.send({ type: 'run', config });
       });
-      child.exited.then(({ code, signal }) =>
-        reject(new Error(`Load generator exited (code ${code}, signal ${signal}) without a result`)),
-      );
-      child.send({ type: 'run', config });
-    });
-  } finally {
-    clearTimeout(timer);
-    await stopChild(child, 5000);
-  }
+    } finally {
+      clearTimeout(timer);
+      await stopChild(child, 5000);
+    }
+  })();
+  return {
+    result,
+    stop() {
+      if (child.connected) child.send({ type: 'stop' });
+    },
+  };
 }
 
 /** The number at a dotted path in `body`, trying each alternative path in turn. */

@@ -84,6 +84,20 @@ export class Histogram {
     return h;
   }
 
+  /** One histogram of everything recorded in `jsons` (toJSON() forms), e.g. the slots of a timeline. */
+  static merge(jsons) {
+    const h = new Histogram();
+    for (const json of jsons) {
+      if (json.count === 0) continue;
+      for (const [i, n] of json.buckets) h.#counts[i] += n;
+      h.#count += json.count;
+      h.#sum += json.sum;
+      if (json.min < h.#min) h.#min = json.min;
+      if (json.max > h.#max) h.#max = json.max;
+    }
+    return h;
+  }
+
   /** Latency summary in milliseconds. */
   summary() {
     const ms = (us) => Math.round(us) / 1000;

@@ -16,6 +16,22 @@
  *      before the end that are still unsent or unanswered at the end plus the
  *      timeout count as errors ("unfinished"), so a queue cannot hide either.
  *
+ * Options of mode 'rate' for runs that stop and start nodes under the load
+ * (server/restart-bench.mjs):
+ *
+ *   - failover: the client knows every target. When a connection's target
+ *     refuses it, or answers 503 with `Connection: close` (a node that is
+ *     leaving), the connection moves to the next target and the request goes
+ *     there, due when it was: the detour is in its latency. Each such move is
+ *     a *failover*, counted apart, not an error. A connection away from its
+ *     own target tries it again after FAILBACK_MS (and fails over again if it
+ *     still refuses).
+ *   - timelineMs: latencies, errors and failovers are also kept per slot of
+ *     that many ms (by due time), so that the parent can cut the window into
+ *     the moments it stopped and started nodes.
+ *   - { type: 'stop' } from the parent ends the window early: requests due
+ *     from then on are not sent, those in flight are awaited.
+ *
  * Mode 'fill' is closed-loop: it writes keys 0..keyCount-1 once each, in a
  * scrambled order, as fast as the server accepts them (to prepare a store).
  *
@@ -34,6 +50,13 @@ const RECONNECT_DELAY_MS = 50;
 const TICK_MAX_MS = 50;
 const CONNECT_TIMEOUT_MS = 5000;
 const STATUS_TIMEOUT_MS = 5000;
+/** failover: a connection away from its own target tries it again after this long. */
+const FAILBACK_MS = 500;
+/** failover: the first this many failovers are listed in the result (time, kind, target, error). */
+const FAILOVER_LOG_MAX = 500;
+
+/** Set while a rate run is under way: ends its window early (the parent's { type: 'stop' }). */
+let stopCurrentRun = null;
 
 /** xorshift32: a fast, seedable generator; quality is ample for picking keys. */
 function makeRandom(seed) {
@@ -111,6 +134,14 @@ class Connection {
   sentAtMs = 0;
   /** Ordinal of the next request this connection owns (rate mode). */
   seq = 0;
+  /** failover: the index of its own target, of the one it talks to now, and when to try its own again. */
+  home = 0;
+  at = 0;
+  failbackAtMs = 0;
+  /** failover: targets tried in a row without a connection. */
+  refusedInRow = 0;
+  /** The code of the socket's last error (ECONNREFUSED, ECONNRESET, ...). */
+  lastError = null;
   closing = false;
   #onResponse;
   #onFailure;
@@ -125,13 +156,14 @@ class Connection {
       if (!this.inFlight) throw new ParseError('response without a request');
       this.inFlight = false;
       if (close) this.drop();
-      this.#onResponse(this, status, bodyBytes);
+      this.#onResponse(this, status, bodyBytes, close);
     });
   }
 
   connect() {
     return new Promise((resolve) => {
       this.closing = false;
+      this.lastError = null;
       this.parser.reset();
       const socket = net.connect({ host: this.target.host, port: this.target.port, noDelay: true });
       this.socket = socket;
@@ -148,7 +180,9 @@ class Connection {
           this.#fail(err instanceof ParseError ? 'parse' : 'internal', err);
         }
       });
-      socket.on('error', () => {});
+      socket.on('error', (err) => {
+        this.lastError = err.code ?? err.message;
+      });
       socket.on('close', () => {
         clearTimeout(timer);
         const wasConnected = this.connected;
@@ -208,14 +242,55 @@ function totalErrors(e) {
   return n;
 }
 
+/** Per-slot figures of a rate run (timelineMs): latencies of answered requests, errors, failovers. */
+class Timeline {
+  slotMs;
+  slots = [];
+
+  constructor(slotMs) {
+    this.slotMs = slotMs;
+  }
+
+  slot(sinceStartMs) {
+    const i = Math.max(0, Math.floor(sinceStartMs / this.slotMs));
+    while (this.slots.length <= i) {
+      this.slots.push({
+        hist: new Histogram(),
+        ok: 0,
+        errors: newErrorCounts(),
+        failovers: newFailoverCounts(),
+      });
+    }
+    return this.slots[i];
+  }
+
+  toJSON() {
+    return {
+      slotMs: this.slotMs,
+      slots: this.slots.map((s) => ({
+        ok: s.ok,
+        errors: s.errors,
+        failovers: s.failovers,
+        histogram: s.hist.toJSON(),
+      })),
+    };
+  }
+}
+
+function newFailoverCounts() {
+  return { refused: 0, leaving: 0 };
+}
+
 async function runRate(config) {
   const okStatuses = new Set(config.okStatuses);
   const random = makeRandom(config.seed);
   const intervalMs = (1000 * config.connections) / config.rate;
   const hist = new Histogram();
   const sendLag = new Histogram();
-  const measured = { sent: 0, completed: 0, ok: 0, errors: newErrorCounts() };
-  const warmup = { sent: 0, completed: 0, ok: 0, errors: newErrorCounts() };
+  const measured = { sent: 0, completed: 0, ok: 0, errors: newErrorCounts(), failovers: newFailoverCounts() };
+  const warmup = { sent: 0, completed: 0, ok: 0, errors: newErrorCounts(), failovers: newFailoverCounts() };
+  const failover = Boolean(config.failover) && config.targets.length > 1;
+  const timeline = config.timelineMs > 0 ? new Timeline(config.timelineMs) : null;
   let t0 = 0;
   let measureStart = 0;
   let endDue = 0;
@@ -223,8 +298,45 @@ async function runRate(config) {
   let finished = false;
 
   const bucketOf = (due) => (due >= measureStart ? measured : warmup);
+  const slotOf = (due) =>
+    timeline !== null && due >= measureStart ? timeline.slot(due - measureStart) : null;
 
   const conns = [];
+  const templates = new Map();
+  const templateFor = (conn, at) => {
+    const key = `${conn.index}:${at}`;
+    let template = templates.get(key);
+    if (template === undefined) {
+      template = makeTemplates(config, config.targets[at]);
+      templates.set(key, template);
+    }
+    return template;
+  };
+  /** failover: points the connection at target `at` (its socket must be closed). */
+  const retarget = (conn, at) => {
+    conn.at = at;
+    conn.target = config.targets[at];
+    conn.template = templateFor(conn, at);
+  };
+  const failoverLog = [];
+  const countFailover = (conn, kind) => {
+    const now = performance.now();
+    if (failoverLog.length < FAILOVER_LOG_MAX) {
+      failoverLog.push({
+        atMs: Math.round(now - measureStart),
+        dueMs: Math.round(conn.due - measureStart),
+        kind,
+        port: conn.target.port,
+        error: kind === 'refused' ? conn.lastError : null,
+      });
+    }
+    // By when it happened: a connection can be refused before its next request is due.
+    bucketOf(now).failovers[kind]++;
+    const slot = slotOf(now);
+    if (slot !== null) slot.failovers[kind]++;
+    if (conn.at === conn.home) conn.failbackAtMs = performance.now() + FAILBACK_MS;
+    retarget(conn, (conn.at + 1) % config.targets.length);
+  };
   const advance = (conn) => {
     conn.seq++;
     conn.due = t0 + (conn.index + conn.seq * config.connections) * (1000 / config.rate);
@@ -237,53 +349,93 @@ async function runRate(config) {
     bucketOf(conn.due).sent++;
     conn.send();
   };
-  const onResponse = (conn, status, bodyBytes) => {
+  const countError = (conn, kind, status) => {
+    const bucket = bucketOf(conn.due);
+    const slot = slotOf(conn.due);
+    for (const counts of slot === null ? [bucket.errors] : [bucket.errors, slot.errors]) {
+      if (kind === 'status') counts.status[status] = (counts.status[status] ?? 0) + 1;
+      else counts[kind]++;
+    }
+  };
+  const onResponse = (conn, status, bodyBytes, close) => {
     const now = performance.now();
+    if (failover && status === 503 && close) {
+      // A node that is leaving: the same request (same due time) goes to the next target.
+      countFailover(conn, 'leaving');
+      connectSoon(conn, 0);
+      return;
+    }
     const bucket = bucketOf(conn.due);
     bucket.completed++;
     if (!okStatuses.has(status)) {
-      bucket.errors.status[status] = (bucket.errors.status[status] ?? 0) + 1;
+      countError(conn, 'status', status);
     } else if (config.expectBodyBytes >= 0 && status === 200 && bodyBytes !== config.expectBodyBytes) {
-      bucket.errors.body++;
+      countError(conn, 'body');
     } else {
       bucket.ok++;
-      if (bucket === measured) hist.record((now - conn.due) * 1000);
+      if (bucket === measured) {
+        const us = (now - conn.due) * 1000;
+        hist.record(us);
+        const slot = slotOf(conn.due);
+        if (slot !== null) {
+          slot.ok++;
+          slot.hist.record(us);
+        }
+      }
     }
     advance(conn);
-    if (!conn.connected) reconnectLater(conn);
+    if (failover && conn.connected && conn.at !== conn.home && now >= conn.failbackAtMs) {
+      // Time to try its own target again.
+      conn.drop();
+      retarget(conn, conn.home);
+    }
+    if (!conn.connected) connectSoon(conn, failover ? 0 : RECONNECT_DELAY_MS);
     else {
       trySend(conn, now, false);
       if (!conn.inFlight) wakeAt(conn.due);
     }
   };
-  const reconnectLater = (conn) => {
+  const connectSoon = (conn, delayMs) => {
     setTimeout(async () => {
       if (finished || performance.now() > drainDeadline) return;
       const ok = await conn.connect();
       if (!ok) {
-        bucketOf(conn.due).errors.connect++;
-        reconnectLater(conn);
+        if (failover && conn.refusedInRow < config.targets.length) {
+          // Refused: the next target, at once, until every one of them refused in a row.
+          conn.refusedInRow++;
+          countFailover(conn, 'refused');
+          connectSoon(conn, 0);
+          return;
+        }
+        conn.refusedInRow = 0;
+        countError(conn, 'connect');
+        connectSoon(conn, RECONNECT_DELAY_MS);
       } else {
+        conn.refusedInRow = 0;
         // Not counted as send lag: the delay was the outage, not the generator.
         trySend(conn, performance.now(), false);
         if (!conn.inFlight) wakeAt(conn.due);
       }
-    }, RECONNECT_DELAY_MS).unref();
+    }, delayMs).unref();
   };
   const onFailure = (conn, kind, hadRequest) => {
     if (finished) return;
-    const bucket = bucketOf(conn.due);
     if (hadRequest) {
-      bucket.completed++;
-      bucket.errors[kind === 'parse' ? 'parse' : 'socket']++;
+      bucketOf(conn.due).completed++;
+      countError(conn, kind === 'parse' ? 'parse' : 'socket');
       advance(conn);
     }
-    reconnectLater(conn);
+    connectSoon(conn, RECONNECT_DELAY_MS);
   };
 
   for (let i = 0; i < config.connections; i++) {
-    const target = config.targets[i % config.targets.length];
-    conns.push(new Connection(i, target, makeTemplates(config, target), onResponse, onFailure));
+    const at = i % config.targets.length;
+    const target = config.targets[at];
+    const conn = new Connection(i, target, makeTemplates(config, target), onResponse, onFailure);
+    conn.home = at;
+    conn.at = at;
+    templates.set(`${i}:${at}`, conn.template);
+    conns.push(conn);
   }
   const connected = await Promise.all(conns.map((c) => c.connect()));
   const failedConnects = connected.filter((ok) => !ok).length;
@@ -296,7 +448,7 @@ async function runRate(config) {
   for (const conn of conns) {
     conn.seq = 0;
     conn.due = t0 + conn.index * (1000 / config.rate);
-    if (!conn.connected) reconnectLater(conn);
+    if (!conn.connected) connectSoon(conn, RECONNECT_DELAY_MS);
   }
 
   const statusTargets = config.statusTargets ?? [];
@@ -304,17 +456,16 @@ async function runRate(config) {
   let statusEnd = null;
   let cpuStart = null;
   let cpuEnd = null;
+  const takeEnd = () => {
+    if (cpuEnd !== null) return;
+    cpuEnd = process.cpuUsage(cpuStart ?? undefined);
+    statusEnd = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath)));
+  };
   const startTimer = setTimeout(() => {
     cpuStart = process.cpuUsage();
     statusStart = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath)));
   }, measureStart - performance.now());
-  const endTimer = setTimeout(
-    () => {
-      cpuEnd = process.cpuUsage(cpuStart ?? undefined);
-      statusEnd = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath)));
-    },
-    Math.max(0, endDue - performance.now()),
-  );
+  let endTimer = setTimeout(takeEnd, Math.max(0, endDue - performance.now()));
 
   // One timer drives every idle connection; it is pulled earlier whenever a
   // connection goes idle with its next request due before the timer fires.
@@ -327,6 +478,16 @@ async function runRate(config) {
     timerAt = at;
     timer = setTimeout(tick, Math.max(0, at - performance.now()));
   };
+  stopCurrentRun = () => {
+    // The window ends now (not before the measured part starts): nothing due later is sent.
+    const now = Math.max(performance.now(), measureStart + 1);
+    if (now >= endDue) return;
+    endDue = now;
+    drainDeadline = endDue + config.timeoutMs;
+    clearTimeout(endTimer);
+    endTimer = setTimeout(takeEnd, Math.max(0, endDue - performance.now()));
+    wakeAt(performance.now());
+  };
 
   await new Promise((resolve) => {
     tick = () => {
@@ -338,13 +499,12 @@ async function runRate(config) {
       for (const conn of conns) {
         if (conn.inFlight) {
           if (now - conn.sentAtMs > config.timeoutMs) {
-            const bucket = bucketOf(conn.due);
-            bucket.completed++;
-            bucket.errors.timeout++;
+            bucketOf(conn.due).completed++;
+            countError(conn, 'timeout');
             conn.inFlight = false;
             conn.drop();
             advance(conn);
-            reconnectLater(conn);
+            connectSoon(conn, RECONNECT_DELAY_MS);
           } else {
             busy++;
           }
@@ -364,13 +524,19 @@ async function runRate(config) {
     tick();
   });
   finished = true;
+  stopCurrentRun = null;
   if (timer !== null) clearTimeout(timer);
   clearTimeout(startTimer);
   clearTimeout(endTimer);
+  const measuredMs = endDue - measureStart;
 
   // Whatever fell due before the end and was never answered is an error.
   for (const conn of conns) {
-    if (conn.inFlight && conn.due >= measureStart) measured.errors.unfinished++;
+    if (conn.inFlight && conn.due >= measureStart) {
+      measured.errors.unfinished++;
+      const slot = slotOf(conn.due);
+      if (slot !== null) slot.errors.unfinished++;
+    }
     const firstUnsent = conn.inFlight ? conn.due + intervalMs : conn.due;
     if (firstUnsent < endDue) {
       const backlog = Math.ceil((endDue - Math.max(firstUnsent, measureStart)) / intervalMs);
@@ -378,9 +544,9 @@ async function runRate(config) {
     }
     conn.drop();
   }
+  takeEnd();
   const start = statusStart ? await statusStart : [];
   const end = statusEnd ? await statusEnd : [];
-  cpuEnd ??= process.cpuUsage(cpuStart ?? undefined);
   const cpuMs = (cpuEnd.user + cpuEnd.system) / 1000;
   const errorCount = totalErrors(measured.errors);
   return {
@@ -388,16 +554,20 @@ async function runRate(config) {
     rate: config.rate,
     connections: config.connections,
     failedConnects,
-    windowMs: config.durationMs,
+    windowMs: Math.round(measuredMs),
     warmupMs: config.warmupMs,
     measured: { ...measured, errorCount },
     warmup: { ...warmup, errorCount: totalErrors(warmup.errors) },
-    achievedRate: Math.round((measured.ok / config.durationMs) * 1000),
+    achievedRate: Math.round((measured.ok / measuredMs) * 1000),
     latency: hist.summary(),
     histogram: hist.toJSON(),
     sendLag: sendLag.summary(),
-    generatorCpuPercent: Math.round((cpuMs / config.durationMs) * 100),
+    generatorCpuPercent: Math.round((cpuMs / measuredMs) * 100),
     status: { start, end },
+    // Wall-clock time (ms since the epoch) when the measured window began, for lining up the timeline.
+    measureStartEpochMs: performance.timeOrigin + measureStart,
+    ...(timeline === null ? {} : { timeline: timeline.toJSON() }),
+    ...(failover ? { failoverLog } : {}),
   };
 }
 
@@ -502,6 +672,10 @@ async function runFill(config) {
 }
 
 process.on('message', async (msg) => {
+  if (msg?.type === 'stop') {
+    stopCurrentRun?.();
+    return;
+  }
   if (msg?.type !== 'run') return;
   try {
     const result = msg.config.mode === 'fill' ? await runFill(msg.config) : await runRate(msg.config);

@@ -16,6 +16,10 @@
  * Before the clusters start it measures what one loopback TCP message costs
  * this machine (loopback-cost.mjs), so that each request's CPU and system
  * calls can be read against that floor in the same run.
+ *
+ * Then (BENCH_CLUSTER_RESTART=1, the default) the rolling restart of
+ * restart-bench.mjs, at half the breaking points the binary protocol's
+ * searches found.
  */
 import path from 'node:path';
 import { measureLoopbackCost } from '../lib/loopback-cost.mjs';
@@ -33,6 +37,7 @@ import {
   settle,
   WRITE_STATUS_FIELDS,
 } from './common.mjs';
+import { runRestartBench } from './restart-bench.mjs';
 import { startCluster } from './targets.mjs';
 
 const TRANSPORTS = ['binary', 'http'];
@@ -65,6 +70,7 @@ export async function runClusterBench() {
   const queryRaw = envString('BENCH_CLUSTER_QUERY', `&ack=${ack}&from=${from}`);
   const querySuffix = queryRaw === 'none' ? '' : queryRaw;
   const transports = envList('BENCH_CLUSTER_INTERNODE', TRANSPORTS, TRANSPORTS);
+  const withRestart = envInt('BENCH_CLUSTER_RESTART', 1, { min: 0 }) === 1;
   const work = makeTempDir('cluster');
   const results = {};
   const errors = {};
@@ -127,6 +133,27 @@ export async function runClusterBench() {
     removeTempDir(work);
   }
 
+  let restart = null;
+  if (withRestart) {
+    // Half of each breaking point the binary protocol's searches found; the restart bench's defaults where none.
+    const half = (search) => (search?.maxRate > 0 ? search.maxRate / 2 : undefined);
+    const binary = results.binary;
+    try {
+      restart = await runRestartBench(
+        binary === undefined
+          ? {}
+          : {
+              rates: { put: half(binary.put), get: half(binary.get) },
+              rateSource: "half of the breaking point this run's binary-protocol search found",
+            },
+      );
+      if (restart.failed) errors.restart = 'see the rolling restart section';
+    } catch (err) {
+      errors.restart = err instanceof Error ? err.message : String(err);
+      log(`cluster: rolling restart failed: ${errors.restart}`);
+    }
+  }
+
   const gain = {
     get: ratio(results.binary?.get.maxRate, results.http?.get.maxRate),
     put: ratio(results.binary?.put.maxRate, results.http?.put.maxRate),
@@ -146,6 +173,7 @@ export async function runClusterBench() {
     '',
     `Binary protocol / plain HTTP: GET ${fmtPercent(gain.get)}, PUT ${fmtPercent(gain.put)}.`,
     ...(loopback === null ? [] : ['', floorText(loopback, { nodes, ack, from, querySuffix })]),
+    ...(restart === null ? [] : ['', '### Rolling restart', '', restart.markdown]),
     ...Object.entries(errors).map(([k, v]) => `\n**${k} failed**: ${v.split('\n')[0]}`),
   ].join('\n');
   return {
@@ -154,6 +182,7 @@ export async function runClusterBench() {
       loopback,
       results,
       gain,
+      restart: restart?.figures ?? null,
       errors,
     },
     markdown,
