@@ -1,13 +1,83 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isRingkvError } from '../util/errors.js';
-import { acquireDirLock, LOCK_FILE_NAME } from './dir-lock.js';
+import { acquireDirLock, isAlive, LOCK_FILE_NAME } from './dir-lock.js';
+
+const hasProc = existsSync('/proc/self/stat');
+
+/** The state letter in /proc/PID/stat, or undefined once the process is gone. */
+async function procState(pid: number): Promise<string | undefined> {
+  try {
+    const content = await readFile(`/proc/${pid}/stat`, 'utf8');
+    return content.charAt(content.lastIndexOf(')') + 2);
+  } catch {
+    return undefined;
+  }
+}
+
+/** `sleep` under a command name with spaces and parentheses, which /proc/PID/stat shows as they are. */
+async function oddlyNamedSleep(dir: string): Promise<string> {
+  const path = join(dir, 'odd) (name');
+  await symlink(execSync('command -v sleep', { encoding: 'utf8', shell: '/bin/sh' }).trim(), path);
+  return path;
+}
+
+/** Polls (every 10 ms, at most 5 s) until `done`; false if it never held. */
+async function eventually(done: () => Promise<boolean>): Promise<boolean> {
+  for (let i = 0; i < 500; i++) {
+    if (await done()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  return done();
+}
+
+/**
+ * A zombie: `sh` starts a `sleep` (as `odd) (name`) in the background,
+ * prints its PID and replaces itself with a `sleep` that never waits. Once
+ * that exec happened, the background child is killed (its parent no longer
+ * reaps anything), so it stays a zombie. Both are ended here by PID, the
+ * parent last, which lets init reap the child.
+ */
+async function withZombie(dir: string, fn: (zombie: number) => Promise<void>): Promise<void> {
+  const sleep = await oddlyNamedSleep(dir);
+  const parent = spawn('sh', ['-c', '"$0" 30 & echo $!; exec sleep 30', sleep], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let child: number | undefined;
+  try {
+    let output = '';
+    parent.stdout!.setEncoding('utf8');
+    for await (const chunk of parent.stdout!) {
+      output += chunk;
+      if (output.includes('\n')) break;
+    }
+    child = Number(output.trim());
+    assert.ok(Number.isInteger(child) && child > 0, `a PID: ${JSON.stringify(output)}`);
+    const parentComm = async () =>
+      (await readFile(`/proc/${parent.pid}/comm`, 'utf8').catch(() => '')).trim();
+    assert.ok(await eventually(async () => (await parentComm()) === 'sleep'), 'sh became sleep');
+    process.kill(child, 'SIGKILL');
+    const zombie = child;
+    assert.ok(await eventually(async () => (await procState(zombie)) === 'Z'), 'the child is a zombie');
+    await fn(zombie);
+  } finally {
+    if (child !== undefined && child > 0) {
+      try {
+        process.kill(child, 'SIGKILL'); // a no-op on the zombie; its parent is still there, so the PID is its own
+      } catch {
+        // Already gone.
+      }
+    }
+    parent.kill('SIGKILL');
+    if (parent.exitCode === null && parent.signalCode === null) await once(parent, 'exit');
+  }
+}
 
 describe('DirLock', () => {
   let root: string;
@@ -69,6 +139,33 @@ describe('DirLock', () => {
     const lock = await acquireDirLock(dir);
     assert.equal(await readFile(join(dir, LOCK_FILE_NAME), 'utf8'), `${process.pid}\n`);
     await lock.release();
+  });
+
+  it('takes over a lock whose owner exited and is not yet reaped (a zombie)', {
+    skip: !hasProc && 'no /proc',
+  }, async () => {
+    await withZombie(await newDir(), async (zombie) => {
+      // kill(pid, 0) still finds a zombie: that alone would keep its lock held for good.
+      assert.doesNotThrow(() => process.kill(zombie, 0));
+      assert.equal(await isAlive(zombie), false);
+      const dir = await newDir();
+      await writeFile(join(dir, LOCK_FILE_NAME), `${zombie}\n`);
+      const lock = await acquireDirLock(dir);
+      assert.equal(await readFile(join(dir, LOCK_FILE_NAME), 'utf8'), `${process.pid}\n`);
+      await lock.release();
+    });
+  });
+
+  it('counts a running process as alive', { skip: !hasProc && 'no /proc' }, async () => {
+    const child = spawn(await oddlyNamedSleep(await newDir()), ['30'], { stdio: 'ignore' });
+    try {
+      assert.ok(child.pid);
+      assert.equal(await isAlive(child.pid), true);
+    } finally {
+      child.kill('SIGKILL');
+      await once(child, 'exit');
+    }
+    assert.equal(await isAlive(child.pid), false, 'reaped: gone');
   });
 
   it('treats an unreadable lock as held while fresh and as stale once old', async () => {

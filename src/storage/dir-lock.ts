@@ -9,11 +9,19 @@
  * two processes racing for one stale lock only one moves it, and the other
  * then finds the winner's fresh lock.
  *
+ * A process that has exited but whose parent has not yet collected its exit
+ * status (a zombie) still has its PID, so kill(pid, 0) finds it; it holds no
+ * files and runs no code, so it counts as dead. That is the state of a node
+ * killed a moment ago under a supervisor that restarts it before reaping the
+ * old one. On Linux /proc/PID/stat tells (state Z, or X while it is being
+ * removed); where there is no /proc, a PID that kill() finds counts as alive.
+ *
  * Usage:
  *   const lock = await acquireDirLock('/var/lib/ringkv');   // RINGKV_LOCKED if held
  *   ...
  *   await lock.release();
  */
+import { existsSync } from 'node:fs';
 import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { errorMessage, RingkvError } from '../util/errors.js';
@@ -66,7 +74,7 @@ export async function acquireDirLock(dir: string): Promise<DirLock> {
       if (Date.now() - (await lockAgeBase(path)) < UNREADABLE_LOCK_GRACE_MS) {
         throw new RingkvError('RINGKV_LOCKED', `Data directory ${dir} is locked: ${path} has no PID yet`);
       }
-    } else if (isAlive(pid)) {
+    } else if (await isAlive(pid)) {
       throw lockedError(dir, pid);
     }
     await takeOver(path, content);
@@ -135,16 +143,36 @@ function parsePid(content: string): number | undefined {
   return Number(text);
 }
 
-function isAlive(pid: number): boolean {
+/** Whether `pid` is a running process: one that exists and has not exited (module comment). */
+export async function isAlive(pid: number): Promise<boolean> {
   // Our own PID in a lock we do not hold (heldPaths) is a dead process's PID reused by us.
   if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     // EPERM: the process exists but belongs to another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  return !(await hasExited(pid));
+}
+
+/** Whether this system has /proc/PID/stat to ask (Linux), checked once. */
+let procStat: boolean | undefined;
+
+/** True when /proc says that `pid` has exited (a zombie, or gone by now); false when it runs or /proc cannot tell. */
+async function hasExited(pid: number): Promise<boolean> {
+  procStat ??= existsSync('/proc/self/stat');
+  if (!procStat) return false;
+  let content: string;
+  try {
+    content = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch (err) {
+    // Gone since kill() found it (reaped meanwhile). Anything else (hidden by hidepid): cannot tell.
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+  // "PID (COMMAND) STATE ...": the command may hold spaces and parentheses, so the state follows the last ')'.
+  const state = content.charAt(content.lastIndexOf(')') + 2);
+  return state === 'Z' || state === 'X' || state === 'x';
 }
 
 function lockedError(dir: string, pid: number): RingkvError {

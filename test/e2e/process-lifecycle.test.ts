@@ -4,12 +4,22 @@
  * a graceful SIGTERM, and recovery after kill -9.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { entityPath, httpRequest, RawConnection } from '../support/http-client.js';
-import { killAllStarted, killNode, runCli, sleep, startNode, stopNode } from '../support/node-process.js';
+import {
+  killAllStarted,
+  killNode,
+  MAIN_SCRIPT,
+  runCli,
+  sleep,
+  startNode,
+  stopNode,
+} from '../support/node-process.js';
 import { freePort } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
@@ -192,5 +202,91 @@ describe('ringkv serve as a process', () => {
     }
     assert.equal(missing, 0, `${missing} of ${snapshot.size} acknowledged writes lost`);
     assert.equal((await stopNode(again)).code, 0);
+  });
+
+  it('starts right after a kill -9 whose process is not yet reaped (a zombie still holding its PID)', {
+    skip: !existsSync('/proc/self/stat') && 'no /proc',
+  }, async () => {
+    const dir = await makeTempDir();
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    // sh starts the node in the background, prints its PID and becomes a `sleep` that never
+    // waits for it: once killed, the node stays a zombie, as under a supervisor that restarts
+    // a node before it reaps the old one. Only `parent` and the node it started are ended here.
+    const parent = spawn(
+      'sh',
+      [
+        '-c',
+        '"$0" "$@" >/dev/null 2>&1 & echo $!; exec sleep 60',
+        process.execPath,
+        MAIN_SCRIPT,
+        'serve',
+        '--url',
+        url,
+        '--data',
+        dir,
+      ],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let pid: number | undefined;
+    try {
+      let output = '';
+      parent.stdout!.setEncoding('utf8');
+      for await (const chunk of parent.stdout!) {
+        output += chunk;
+        if (output.includes('\n')) break;
+      }
+      pid = Number(output.trim());
+      assert.ok(Number.isInteger(pid) && pid > 0, `the node's PID: ${JSON.stringify(output)}`);
+      let up = false;
+      for (let attempt = 0; attempt < 150 && !up; attempt++) {
+        up = await httpRequest(`${url}/v0/status`, { timeoutMs: 1000 }).then(
+          (answer) => answer.status === 200,
+          () => false,
+        );
+        if (!up) await sleep(100);
+      }
+      assert.ok(up, 'the first node started');
+      const put = await httpRequest(`${url}${entityPath('before-the-kill')}`, {
+        method: 'PUT',
+        body: 'kept',
+      });
+      assert.equal(put.status, 201);
+
+      // Only once sh has become the `sleep` that never reaps, so that the node stays a zombie.
+      let parentComm = '';
+      for (let attempt = 0; attempt < 500 && parentComm !== 'sleep'; attempt++) {
+        parentComm = (await readFile(`/proc/${parent.pid}/comm`, 'utf8')).trim();
+        if (parentComm !== 'sleep') await sleep(10);
+      }
+      assert.equal(parentComm, 'sleep');
+      process.kill(pid, 'SIGKILL');
+      let state = '';
+      for (let attempt = 0; attempt < 500 && state !== 'Z'; attempt++) {
+        const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+        state = stat.charAt(stat.lastIndexOf(')') + 2);
+        if (state !== 'Z') await sleep(10);
+      }
+      assert.equal(state, 'Z', 'the killed node is a zombie');
+      assert.equal(await readFile(join(dir, 'LOCK'), 'utf8'), `${pid}\n`, 'its lock is still there');
+
+      const again = await startNode({ dataDir: dir, port });
+      assert.equal(await readFile(join(dir, 'LOCK'), 'utf8'), `${again.pid}\n`, 'the lock was taken over');
+      const read = await httpRequest(`${again.url}${entityPath('before-the-kill')}`);
+      assert.equal(read.status, 200);
+      assert.equal(read.body.toString(), 'kept');
+      assert.deepEqual(await stopNode(again), { code: 0, signal: null });
+    } finally {
+      // The node first: its parent is still there, so the PID is still its own (a no-op on a zombie).
+      if (pid !== undefined && pid > 0) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      }
+      parent.kill('SIGKILL');
+      if (parent.exitCode === null && parent.signalCode === null) await once(parent, 'exit');
+    }
   });
 });
