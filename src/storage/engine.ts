@@ -40,6 +40,11 @@ export interface EngineStats {
   readonly immutableMemtables: number;
   readonly flushes: number;
   readonly compactions: number;
+  /** Flushes and compactions that failed (each is retried after a backoff; the engine keeps serving). */
+  readonly flushFailures: number;
+  readonly compactionFailures: number;
+  /** Why the last flush or compaction failed, while no later attempt has succeeded. */
+  readonly backgroundError?: string | undefined;
   readonly tablesPerLevel: readonly number[];
   readonly tableBytes: number;
   readonly blockCacheHits: number;

@@ -8,7 +8,7 @@ import { LsmEngine } from './lsm-engine.js';
 export { acquireDirLock } from './dir-lock.js';
 export type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 export * from './entry/index.js';
-export { LsmEngine, type LsmOpenOptions } from './lsm-engine.js';
+export { LsmEngine, type LsmOpenOptions, type WalRecovery } from './lsm-engine.js';
 export { MemoryEngine } from './memory-engine.js';
 // The WAL's record framing, reused by the cluster's hint files.
 export {
@@ -29,16 +29,23 @@ export interface EngineOptions {
   readonly memtableBytesMax?: number;
   readonly blockCacheBytes?: number;
   readonly tombstoneGraceMs?: number;
+  /**
+   * Where the engine reports, one line each (no trailing newline), what an
+   * operator should know: a torn log tail cut at open after a crash, a flush
+   * or compaction that failed and will be retried. Default: process.emitWarning.
+   */
+  readonly log?: (line: string) => void;
 }
 
 /** Opens (recovering if needed) the engine in `options.dir`. */
 export async function openEngine(options: EngineOptions): Promise<Engine> {
-  const { dir, sync, memtableBytesMax, blockCacheBytes, tombstoneGraceMs } = options;
+  const { dir, sync, memtableBytesMax, blockCacheBytes, tombstoneGraceMs, log } = options;
   return LsmEngine.open({
     dir,
     sync,
     ...(memtableBytesMax === undefined ? {} : { memtableBytesMax }),
     ...(blockCacheBytes === undefined ? {} : { blockCacheBytes }),
     ...(tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs }),
+    ...(log === undefined ? {} : { log }),
   });
 }

@@ -14,9 +14,18 @@
  *
  * Recovery (open): read the MANIFEST, open its tables, delete files it does
  * not list (left by a crash mid-flush or mid-compaction), replay the WAL
- * files it still needs (a torn tail is cut off; other corruption stops the
- * open with the file and offset), flush what they held to a table, and
- * start a new WAL.
+ * files it still needs, flush what they held to a table, and start a new
+ * WAL. A log that close() ended with its close record is read whole; in a
+ * log a crash left, a torn last record is cut off and reported (log option,
+ * `recovery`). Other damage stops the open with the file, the offset and
+ * what an operator can do (walRecoveryAdvice).
+ *
+ * Background work (flushes and compactions, in worker threads) that fails,
+ * on a damaged table or a full disk, is logged, counted in stats() and
+ * retried after a backoff (limits.backgroundRetryMinMs, doubling up to
+ * backgroundRetryMaxMs), while reads and writes go on. Writers that would
+ * have to wait for a failing flush (too many frozen memtables) are refused
+ * with RINGKV_IO instead, until a retry succeeds.
  */
 import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -54,6 +63,15 @@ export interface LsmOptions {
   readonly tombstoneGraceMs: number;
   /** Wall clock for tombstone and expiry ageing in compaction. */
   readonly nowMs: () => number;
+  /** First delay before a failed flush or compaction is tried again; it doubles per failure in a row. */
+  readonly backgroundRetryMinMs: number;
+  readonly backgroundRetryMaxMs: number;
+  /**
+   * Where the engine reports what an operator should know, one line each
+   * without a trailing newline: a torn log tail cut at open, a failed flush or
+   * compaction. Default: process.emitWarning.
+   */
+  readonly log: (line: string) => void;
 }
 
 export type LsmOpenOptions = Pick<LsmOptions, 'dir' | 'sync'> & Partial<LsmOptions>;
@@ -72,8 +90,44 @@ export function lsmOptions(options: LsmOpenOptions): LsmOptions {
     tableBytesTarget: limits.tableBytesTarget,
     tombstoneGraceMs: limits.tombstoneGraceMs,
     nowMs: Date.now,
+    backgroundRetryMinMs: limits.backgroundRetryMinMs,
+    backgroundRetryMaxMs: limits.backgroundRetryMaxMs,
+    log: warn,
     ...options,
   });
+}
+
+function warn(line: string): void {
+  process.emitWarning(`ringkv: ${line}`);
+}
+
+/** What open found in one write-ahead log it replayed. */
+export interface WalRecovery {
+  readonly file: string;
+  /** Entries replayed from it. */
+  readonly entries: number;
+  /** It ended with its close record: the engine that wrote it closed it, and nothing was cut. */
+  readonly closed: boolean;
+  /** A torn last record cut off (1) or none (0): only in a log a crash left. */
+  readonly cutRecords: number;
+  /** Bytes of that record (its length, or as far as it reached the disk when its header is torn too). */
+  readonly cutBytes: number;
+  /** Where the cut was made: the end of the intact records. */
+  readonly cutOffset: number;
+}
+
+/**
+ * The second half of the message that refuses to open on a damaged log:
+ * what to do. The writes in a log are also on the other replicas of their
+ * keys, and the tables hold everything flushed before it, so the node may
+ * start without the log (or its damaged end) and be repaired by its peers.
+ */
+export function walRecoveryAdvice(file: string, offset: number): string {
+  return (
+    `to recover, truncate ${file} to ${offset} bytes (the writes before the damage are kept) ` +
+    `or move it out of the data directory, and restart: the node then lacks the writes from that point, ` +
+    `and anti-entropy and read repair copy them back from the other replicas (a one-node cluster has no other copy)`
+  );
 }
 
 interface Frozen {
@@ -115,13 +169,23 @@ export class LsmEngine implements Engine {
   #compacting: Promise<void> | undefined;
   #flushWaiters: (() => void)[] = [];
   #fatal: Error | undefined;
+  /** The last flush failure, while flushes keep failing; writers that must wait for a flush are refused. */
+  #flushError: string | undefined;
+  #flushFailuresInRow = 0;
+  #flushRetry: NodeJS.Timeout | undefined;
+  /** The last compaction failure, while compactions keep failing. */
   #compactionError: string | undefined;
+  #compactionFailuresInRow = 0;
+  #compactionRetry: NodeJS.Timeout | undefined;
+  #recovery: readonly WalRecovery[] = [];
   #closed = false;
 
   #writes = 0;
   #reads = 0;
   #flushes = 0;
   #compactions = 0;
+  #flushFailures = 0;
+  #compactionFailures = 0;
   #writeStalls = 0;
   #retiredWalWrites = 0;
   #retiredWalSyncs = 0;
@@ -195,11 +259,30 @@ export class LsmEngine implements Engine {
 
       // Replay the logs that may hold writes not yet in a table.
       const recovered = new Memtable(0);
+      const recovery: WalRecovery[] = [];
       logs.sort((a, b) => a - b);
       for (const number of logs) {
         if (number < logNumber) continue;
-        const { entries } = await readWal(filePath(dir, number, 'log'), { repair: true });
-        for (const entry of entries) recovered.put(entry);
+        const file = filePath(dir, number, 'log');
+        const read = await readWal(file, { repair: true }).catch((err: unknown) => {
+          if (!(err instanceof CorruptionError)) throw err;
+          const detail = err.message.slice(`Corruption in ${err.file} at offset ${err.offset}: `.length);
+          throw new CorruptionError(
+            err.file,
+            err.offset,
+            `${detail}; ${walRecoveryAdvice(err.file, err.offset)}`,
+          );
+        });
+        for (const entry of read.entries) recovered.put(entry);
+        const { closed, cutRecords, cutBytes } = read;
+        recovery.push({
+          file,
+          entries: read.entries.length,
+          closed,
+          cutRecords,
+          cutBytes,
+          cutOffset: read.validBytes,
+        });
       }
       let nextFileNumber = highest;
       if (recovered.count > 0) {
@@ -241,6 +324,14 @@ export class LsmEngine implements Engine {
         flushWorker,
         compactionWorker,
       });
+      engine.#recovery = recovery;
+      // Logged once the open succeeded: a refused open prints only why.
+      for (const log of recovery) {
+        if (log.cutRecords === 0) continue;
+        options.log(
+          `Recovery: ${log.file} was not closed cleanly (a crash or kill): cut its torn last record, ${log.cutBytes} bytes at offset ${log.cutOffset}; the ${log.entries} writes before it were replayed`,
+        );
+      }
       engine.#prepareSpare();
       engine.#scheduleCompaction();
       // Newest data first: level 0, then each level down.
@@ -257,6 +348,7 @@ export class LsmEngine implements Engine {
   async write(entry: Entry): Promise<void> {
     this.#checkWritable();
     while (this.#frozen.length >= this.#options.immutableMemtablesMax) {
+      this.#checkFlushing();
       this.#writeStalls++;
       await new Promise<void>((resolve) => this.#flushWaiters.push(resolve));
       this.#checkWritable();
@@ -376,22 +468,38 @@ export class LsmEngine implements Engine {
       this.#rotate();
     }
     while (this.#frozen.length > 0) {
+      // Asked for now: a retry waiting out its backoff runs at once.
+      clearTimeout(this.#flushRetry);
+      this.#flushRetry = undefined;
       this.#scheduleFlush();
       await this.#flushing;
       this.#checkWritable();
+      if (this.#flushError !== undefined)
+        throw new RingkvError('RINGKV_IO', `Flush failed: ${this.#flushError}`);
     }
   }
 
   async compact(): Promise<void> {
     await this.flush();
-    while (this.#compacting !== undefined) await this.#compacting;
+    while (this.#compacting !== undefined) await this.#compacting.catch(() => {});
+    this.#checkOpen();
     const compaction = pickFullCompaction(this.#state.version);
     if (compaction === undefined) return;
-    this.#compacting = this.#runCompaction(compaction).finally(() => {
-      this.#compacting = undefined;
+    const run = this.#runCompaction(compaction);
+    this.#compacting = run
+      .catch(() => {})
+      .finally(() => {
+        this.#compacting = undefined;
+        // A background retry that came due meanwhile found this one running: it runs now.
+        this.#scheduleCompaction();
+      });
+    // A failure reaches the caller, who asked for this compaction; background compactions go on.
+    await run.catch((err: unknown) => {
+      if (this.#closed) return;
+      throw err instanceof RingkvError
+        ? err
+        : new RingkvError('RINGKV_IO', `Compaction failed: ${errorMessage(err)}`, { cause: err });
     });
-    await this.#compacting;
-    if (this.#compactionError !== undefined) throw new RingkvError('RINGKV_IO', this.#compactionError);
   }
 
   stats(): EngineStats {
@@ -406,6 +514,11 @@ export class LsmEngine implements Engine {
       immutableMemtables: this.#frozen.length,
       flushes: this.#flushes,
       compactions: this.#compactions,
+      flushFailures: this.#flushFailures,
+      compactionFailures: this.#compactionFailures,
+      ...(this.#flushError === undefined && this.#compactionError === undefined
+        ? {}
+        : { backgroundError: this.#flushError ?? this.#compactionError }),
       tablesPerLevel: this.#state.version.levels.map((tables) => tables.length),
       tableBytes: this.#state.version.levels.reduce(
         (sum, _, level) => sum + this.#state.version.levelBytes(level),
@@ -417,14 +530,20 @@ export class LsmEngine implements Engine {
     };
   }
 
-  /** The last background compaction failure, if any (for /v0/status). */
+  /** The last background compaction failure, while compactions keep failing (for /v0/status). */
   get compactionError(): string | undefined {
     return this.#compactionError;
+  }
+
+  /** What open found in each write-ahead log it replayed, oldest first. */
+  get recovery(): readonly WalRecovery[] {
+    return this.#recovery;
   }
 
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#cancelRetries();
     this.#releaseWaiters();
     await this.#flushing?.catch(() => {});
     await this.#compacting?.catch(() => {});
@@ -432,7 +551,7 @@ export class LsmEngine implements Engine {
     this.#spareHurry?.abort();
     await this.#sparePending?.catch(() => {});
     await this.#warming;
-    await this.#shutdown();
+    await this.#shutdown({ closeRecord: true });
   }
 
   /**
@@ -443,6 +562,7 @@ export class LsmEngine implements Engine {
   async crashForTest(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#cancelRetries();
     this.#releaseWaiters();
     await this.#flushWorker.terminate();
     await this.#compactionWorker.terminate();
@@ -452,7 +572,7 @@ export class LsmEngine implements Engine {
     this.#spareHurry?.abort();
     await this.#sparePending?.catch(() => {});
     await this.#warming;
-    await this.#shutdown();
+    await this.#shutdown({ closeRecord: false });
   }
 
   /**
@@ -478,10 +598,11 @@ export class LsmEngine implements Engine {
     });
   }
 
-  async #shutdown(): Promise<void> {
+  /** `closeRecord: false`: the logs are left as a killed process leaves them (crashForTest). */
+  async #shutdown(options: { closeRecord: boolean }): Promise<void> {
     const wals = [this.#wal, ...this.#frozen.map((f) => f.wal)];
     if (this.#spare) wals.push(this.#spare.wal);
-    await Promise.all(wals.map((w) => w.close().catch(() => {})));
+    await Promise.all(wals.map((w) => w.close(options).catch(() => {})));
     this.#state.release();
     await Promise.all([...this.#state.readers.values()].map((r) => r.close()));
     await this.#flushWorker.terminate();
@@ -499,6 +620,28 @@ export class LsmEngine implements Engine {
         cause: this.#fatal,
       });
     }
+  }
+
+  /** A writer that would wait for a flush while flushes fail is refused rather than held without end. */
+  #checkFlushing(): void {
+    if (this.#flushError === undefined) return;
+    throw new RingkvError(
+      'RINGKV_IO',
+      `Writes are held up: memtables cannot be flushed: ${this.#flushError}`,
+    );
+  }
+
+  #cancelRetries(): void {
+    clearTimeout(this.#flushRetry);
+    clearTimeout(this.#compactionRetry);
+    this.#flushRetry = undefined;
+    this.#compactionRetry = undefined;
+  }
+
+  /** The delay before the next attempt after `failuresInRow` failures in a row (at least 1). */
+  #backoffMs(failuresInRow: number): number {
+    const { backgroundRetryMinMs: min, backgroundRetryMaxMs: max } = this.#options;
+    return Math.min(max, min * 2 ** Math.min(failuresInRow - 1, 30));
   }
 
   #releaseWaiters(): void {
@@ -556,15 +699,35 @@ export class LsmEngine implements Engine {
   }
 
   #scheduleFlush(): void {
-    if (this.#flushing !== undefined || this.#frozen.length === 0 || this.#closed) return;
+    if (this.#flushing !== undefined || this.#flushRetry !== undefined) return;
+    if (this.#frozen.length === 0 || this.#closed) return;
     this.#flushing = this.#flushOldest()
-      .catch((err: unknown) => {
-        this.#fatal ??= new RingkvError('RINGKV_IO', `Flush failed: ${errorMessage(err)}`, { cause: err });
-        this.#releaseWaiters();
-      })
+      .then(
+        () => {
+          this.#flushError = undefined;
+          this.#flushFailuresInRow = 0;
+        },
+        (err: unknown) => {
+          if (this.#closed) return;
+          this.#flushFailures++;
+          this.#flushFailuresInRow++;
+          this.#flushError = errorMessage(err);
+          const delayMs = this.#backoffMs(this.#flushFailuresInRow);
+          this.#options.log(
+            `Flush failed (${this.#flushFailuresInRow} in a row), retrying in ${delayMs} ms: ${this.#flushError}`,
+          );
+          this.#flushRetry = setTimeout(() => {
+            this.#flushRetry = undefined;
+            this.#scheduleFlush();
+          }, delayMs);
+          this.#flushRetry.unref();
+          // Stalled writers are refused now rather than held until a retry succeeds.
+          this.#releaseWaiters();
+        },
+      )
       .finally(() => {
         this.#flushing = undefined;
-        if (this.#fatal === undefined) this.#scheduleFlush();
+        this.#scheduleFlush();
       });
   }
 
@@ -591,56 +754,91 @@ export class LsmEngine implements Engine {
         assert(this.#frozen[0] === frozen, 'Flushes complete in order');
         this.#frozen.shift();
       },
-    );
+    ).catch(async (err: unknown) => {
+      await this.#removeTables(result.tables);
+      throw err;
+    });
     this.#flushes++;
-    const stats = frozen.wal.stats();
-    await frozen.wal.close();
-    this.#retiredWalWrites += stats.writes;
-    this.#retiredWalSyncs += stats.syncs;
-    await unlink(filePath(this.#options.dir, frozen.memtable.walNumber, 'log'));
     this.#releaseWaiters();
     this.#scheduleCompaction();
+    // The flush is done: a log that cannot be closed or removed now is only a leftover, which the next open deletes.
+    const stats = frozen.wal.stats();
+    this.#retiredWalWrites += stats.writes;
+    this.#retiredWalSyncs += stats.syncs;
+    const walFile = filePath(this.#options.dir, frozen.memtable.walNumber, 'log');
+    try {
+      await frozen.wal.close();
+      await unlink(walFile);
+    } catch (err) {
+      this.#options.log(`Cannot remove the flushed log ${walFile}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Deletes tables a failed job wrote but no manifest lists. */
+  async #removeTables(tables: readonly { fileNumber: number }[]): Promise<void> {
+    for (const { fileNumber } of tables) {
+      await unlink(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
+    }
   }
 
   #scheduleCompaction(): void {
-    if (this.#compacting !== undefined || this.#closed || this.#compactionError !== undefined) return;
+    if (this.#compacting !== undefined || this.#compactionRetry !== undefined || this.#closed) return;
     const compaction = pickCompaction(this.#state.version, this.#options, this.#pointers);
     if (compaction === undefined) return;
-    this.#compacting = this.#runCompaction(compaction).finally(() => {
-      this.#compacting = undefined;
-      this.#scheduleCompaction();
-    });
+    this.#compacting = this.#runCompaction(compaction)
+      .then(
+        () => {
+          this.#compactionError = undefined;
+          this.#compactionFailuresInRow = 0;
+        },
+        (err: unknown) => {
+          if (this.#closed) return;
+          // A damaged or unreadable table, a full disk: keep serving, try again later, say why.
+          this.#compactionFailures++;
+          this.#compactionFailuresInRow++;
+          this.#compactionError = errorMessage(err);
+          const delayMs = this.#backoffMs(this.#compactionFailuresInRow);
+          this.#options.log(
+            `Compaction failed (${this.#compactionFailuresInRow} in a row), retrying in ${delayMs} ms: ${this.#compactionError}`,
+          );
+          this.#compactionRetry = setTimeout(() => {
+            this.#compactionRetry = undefined;
+            this.#scheduleCompaction();
+          }, delayMs);
+          this.#compactionRetry.unref();
+        },
+      )
+      .finally(() => {
+        this.#compacting = undefined;
+        this.#scheduleCompaction();
+      });
   }
 
+  /** Runs one compaction and installs its result; rejects, with nothing changed, if either fails. */
   async #runCompaction(compaction: Compaction): Promise<void> {
     const inputBytes = compaction.inputs.reduce((sum, t) => sum + t.fileBytes, 0);
     const reserved = Math.ceil(inputBytes / this.#options.tableBytesTarget) * 2 + 2;
     const outputFileNumbers = Array.from({ length: reserved }, (_, i) => this.#nextFileNumber + i);
     this.#nextFileNumber += reserved;
-    let result: JobResult;
-    try {
-      result = await this.#compactionWorker.run({
-        kind: 'compaction',
-        dir: this.#options.dir,
-        inputs: compaction.inputs.map((t) => t.fileNumber),
-        outputFileNumbers,
-        tableBytesTarget: this.#options.tableBytesTarget,
-        bottom: compaction.bottom,
-        nowMs: this.#options.nowMs(),
-        tombstoneGraceMs: this.#options.tombstoneGraceMs,
-        writer: writerOptions(this.#options),
-      });
-    } catch (err) {
-      if (this.#closed) return;
-      // A corrupt or unreadable table: keep serving, stop compacting, and say why in /v0/status.
-      this.#compactionError = errorMessage(err);
-      process.emitWarning(`ringkv: compaction stopped: ${this.#compactionError}`);
-      return;
-    }
+    // The job deletes its outputs itself when it fails.
+    const result: JobResult = await this.#compactionWorker.run({
+      kind: 'compaction',
+      dir: this.#options.dir,
+      inputs: compaction.inputs.map((t) => t.fileNumber),
+      outputFileNumbers,
+      tableBytesTarget: this.#options.tableBytesTarget,
+      bottom: compaction.bottom,
+      nowMs: this.#options.nowMs(),
+      tombstoneGraceMs: this.#options.tombstoneGraceMs,
+      writer: writerOptions(this.#options),
+    });
     const removed = compaction.inputs.map((t) => t.fileNumber);
     await this.#edit({
       removed,
       added: result.tables.map((table) => ({ level: compaction.outputLevel, table })),
+    }).catch(async (err: unknown) => {
+      await this.#removeTables(result.tables);
+      throw err;
     });
     this.#pointers[compaction.inputLevel] = keyRange(compaction.picked)[1];
     this.#compactions++;
@@ -660,12 +858,21 @@ export class LsmEngine implements Engine {
     const run = async (): Promise<void> => {
       const dir = this.#options.dir;
       const version = this.#state.version.apply(edit);
-      const opened = await Promise.all(
+      const opening = await Promise.allSettled(
         edit.added.map(({ table }) =>
           TableReader.open(filePath(dir, table.fileNumber, 'sst'), table.fileNumber, this.#cache),
         ),
       );
-      await writeManifest(dir, { version, nextFileNumber: this.#nextFileNumber, logNumber });
+      const opened = opening.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
+      try {
+        for (const o of opening) if (o.status === 'rejected') throw o.reason;
+        await writeManifest(dir, { version, nextFileNumber: this.#nextFileNumber, logNumber });
+      } catch (err) {
+        // Not installed: the readers of the tables that were to join go, and the caller removes the files.
+        await Promise.all(opened.map((r) => r.close()));
+        for (const reader of opened) this.#cache.evictFile(reader.fileNumber);
+        throw err;
+      }
       // INVARIANT: no await from here to the swap: readers see the old state or the new one.
       const old = this.#state;
       const readers = new Map(old.readers);

@@ -67,6 +67,8 @@ export class MemoryEngine implements Engine {
       immutableMemtables: 0,
       flushes: 0,
       compactions: 0,
+      flushFailures: 0,
+      compactionFailures: 0,
       tablesPerLevel: [],
       tableBytes: 0,
       blockCacheHits: 0,

@@ -72,9 +72,19 @@ export function runFlush(job: FlushJob): JobResult {
       writer.addRecord(record);
       count++;
     }
-    return { tables: count === 0 ? [] : [writer.finish()], entriesIn: count, entriesDropped: 0 };
-  } finally {
-    if (count === 0) writer.abort();
+    if (count === 0) {
+      writer.abort();
+      return { tables: [], entriesIn: 0, entriesDropped: 0 };
+    }
+    return { tables: [writer.finish()], entriesIn: count, entriesDropped: 0 };
+  } catch (err) {
+    // A failed flush is retried with a new file number: this one's half-written file must not stay behind.
+    try {
+      writer.abort();
+    } catch {
+      // Left for the next open, which deletes tables the manifest does not list.
+    }
+    throw err;
   }
 }
 

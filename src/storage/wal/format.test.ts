@@ -4,7 +4,12 @@ import { crc32 } from '../../util/bytes.js';
 import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import { tombstoneEntry, valueEntry } from '../entry/entry.js';
 import {
+  CLOSE_PAYLOAD_BYTES,
+  CLOSE_RECORD_BYTES,
+  CLOSE_RECORD_KIND,
   checkFileHeader,
+  decodeClosePayload,
+  encodeCloseRecord,
   encodeFileHeader,
   encodeRecord,
   FILE_HEADER_BYTES,
@@ -13,8 +18,10 @@ import {
   RECORD_HEADER_BYTES,
   readBatch,
   readRecord,
+  readWalRecord,
   recordBytes,
   sealRecord,
+  WAL_CLOSE_RECORD_VERSION,
   WAL_FORMAT_VERSION,
   WAL_MAGIC,
 } from './format.js';
@@ -28,27 +35,69 @@ function encoded(entry: Parameters<typeof recordBytes>[0]): Buffer {
 describe('wal format', () => {
   test('the on-disk constants keep their values', () => {
     assert.equal(WAL_MAGIC, 0x524b5657);
-    assert.equal(WAL_FORMAT_VERSION, 2);
+    assert.equal(WAL_FORMAT_VERSION, 3);
+    assert.equal(WAL_CLOSE_RECORD_VERSION, 3);
+    assert.equal(CLOSE_RECORD_KIND, 0xff);
+    assert.equal(CLOSE_PAYLOAD_BYTES, 17);
+    assert.equal(CLOSE_RECORD_BYTES, 25);
     assert.equal(FILE_HEADER_BYTES, 8);
     assert.equal(RECORD_HEADER_BYTES, 8);
     assert.equal(PAYLOAD_BYTES_MIN, 17);
     assert.equal(PAYLOAD_BYTES_MAX, 15 + 3 + 65_535 + 5 + 268_435_456);
   });
 
-  test('a fresh header is "RKVW" and version 2, and checks clean; version 1 is still read', () => {
+  test('a fresh header is "RKVW" and version 3, and checks clean; versions 1 and 2 are still read', () => {
     const header = encodeFileHeader();
     assert.equal(header.subarray(0, 4).toString('latin1'), 'RKVW');
-    assert.equal(header.readUInt32BE(4), 2);
+    assert.equal(header.readUInt32BE(4), 3);
     assert.equal(checkFileHeader(header), undefined);
-    const version1 = Buffer.from(header);
-    version1.writeUInt32BE(1, 4);
-    assert.equal(checkFileHeader(version1), undefined);
+    for (const older of [1, 2]) {
+      const version = Buffer.from(header);
+      version.writeUInt32BE(older, 4);
+      assert.equal(checkFileHeader(version), undefined);
+    }
     const badMagic = Buffer.from(header);
     badMagic[0] = 0x41;
     assert.match(checkFileHeader(badMagic) ?? '', /bad magic 0x414b5657, expected 0x524b5657/);
     const badVersion = Buffer.from(header);
-    badVersion.writeUInt32BE(3, 4);
-    assert.match(checkFileHeader(badVersion) ?? '', /unsupported format version 3, expected one of 1, 2/);
+    badVersion.writeUInt32BE(4, 4);
+    assert.match(checkFileHeader(badVersion) ?? '', /unsupported format version 4, expected one of 1, 2, 3/);
+  });
+
+  test('a close record is 0xFF, where the records end, and their counts, under a checksum', () => {
+    const facts = { recordsEnd: 2 ** 32 + 77, batches: 12, entries: 345 };
+    const record = encodeCloseRecord(facts);
+    assert.equal(record.length, CLOSE_RECORD_BYTES);
+    assert.equal(record.readUInt32BE(0), CLOSE_PAYLOAD_BYTES);
+    assert.equal(record.readUInt32BE(4), crc32(record.subarray(RECORD_HEADER_BYTES)));
+    assert.equal(record[RECORD_HEADER_BYTES], 0xff);
+    assert.equal(record.readUInt32BE(RECORD_HEADER_BYTES + 1), 1, 'records end, high 32 bits');
+    assert.equal(record.readUInt32BE(RECORD_HEADER_BYTES + 5), 77, 'records end, low 32 bits');
+    assert.deepEqual(decodeClosePayload(record, RECORD_HEADER_BYTES, record.length), facts);
+
+    const buf = Buffer.concat([Buffer.from('xyz'), record]);
+    assert.deepEqual(readWalRecord(buf, 3, buf.length, true), { close: facts, end: buf.length });
+    // Where the version has no close records, the same bytes are not entries.
+    const asEntries = readWalRecord(buf, 3, buf.length, false);
+    assert.ok('problem' in asEntries && asEntries.problem === 'entry', JSON.stringify(asEntries));
+    // Any flipped payload byte fails the checksum; a close record of another length is damage.
+    for (let i = 3 + RECORD_HEADER_BYTES; i < buf.length; i++) {
+      const flipped = Buffer.from(buf);
+      flipped[i] = flipped[i]! ^ 0x01;
+      const bad = readWalRecord(flipped, 3, flipped.length, true);
+      assert.ok('problem' in bad && bad.problem === 'checksum', `byte ${i}`);
+    }
+    const long = Buffer.concat([record, Buffer.alloc(1)]);
+    sealRecord(long, 0, long.length);
+    const wrongLength = readWalRecord(long, 0, long.length, true);
+    assert.ok('problem' in wrongLength && wrongLength.problem === 'entry');
+    assert.match(wrongLength.detail, /close record of 18 bytes, expected 17/);
+    // Batches read as batches either way.
+    const entry = valueEntry(Buffer.from('k'), 1n, Buffer.from('v'));
+    assert.deepEqual(readWalRecord(encoded(entry), 0, recordBytes(entry), true), {
+      entries: [entry],
+      end: recordBytes(entry),
+    });
   });
 
   test('a record is length, crc32 of the payload, then the encoded entry', () => {

@@ -20,14 +20,30 @@
  *   |   L, u32 BE    |    u32 BE      | entries             |
  *   +----------------+----------------+---------------------+
  *
- * Version 2 (what the writer writes): a record is one batch, the entries of
- * one group commit back to back as storage/entry/codec.ts encodes them, the
- * last ending exactly at L. One checksum covers the whole batch, so a batch
- * that a power loss wrote only in part is one damaged record at the end of
- * the log, never damage followed by intact records (reader.ts). Version 1
- * held exactly one entry per record; a version-1 record reads as a batch of
- * one, so both read the same way (readBatch). Other logs that reuse the
- * framing (hint files) keep one entry per record (readRecord).
+ * A record is one batch, the entries of one group commit back to back as
+ * storage/entry/codec.ts encodes them, the last ending exactly at L. One
+ * checksum covers the whole batch, so a batch that a power loss wrote only
+ * in part is one damaged record at the end of the log, never damage
+ * followed by intact records (reader.ts). Version 1 held exactly one entry
+ * per record; a version-1 record reads as a batch of one, so both read the
+ * same way (readBatch). Other logs that reuse the framing (hint files) keep
+ * one entry per record (readRecord).
+ *
+ * Version 3 (what the writer writes) is version 2 plus the close record: a
+ * writer that closes its log cleanly appends one last record whose payload
+ * is not entries but
+ *
+ *   0        1                 9             13            17
+ *   +--------+-----------------+-------------+-------------+
+ *   | 0xFF   | records end     | batches     | entries     |
+ *   |        | u64 BE          | u32 BE      | u32 BE      |
+ *   +--------+-----------------+-------------+-------------+
+ *
+ * framed and checksummed like any record. "records end" is the offset the
+ * close record itself starts at, the counts are those of the records before
+ * it. It tells the reader that the log was closed, not cut short by a
+ * crash: its records were all written and synced, so a damaged one is
+ * corruption, never a torn write (reader.ts). 0xFF is never an entry kind.
  *
  * The checksum covers the payload only; the length is checked by range
  * (PAYLOAD_BYTES_MIN..PAYLOAD_BYTES_MAX), by the entries it frames having to
@@ -46,9 +62,11 @@ import type { Entry } from '../entry/entry.js';
 /** "RKVW" in ASCII. On-disk value: never change. */
 export const WAL_MAGIC = 0x524b5657;
 /** The layout drawn above. On-disk value: never renumber; a new layout takes the next number. */
-export const WAL_FORMAT_VERSION = 2;
-/** Versions a reader accepts: 1 (one entry per record) reads as batches of one. */
-export const WAL_FORMAT_VERSIONS_READ: readonly number[] = [1, 2];
+export const WAL_FORMAT_VERSION = 3;
+/** Versions a reader accepts: 1 (one entry per record) reads as batches of one; 2 has no close record. */
+export const WAL_FORMAT_VERSIONS_READ: readonly number[] = [1, 2, 3];
+/** The first version whose logs end with a close record when closed cleanly. */
+export const WAL_CLOSE_RECORD_VERSION = 3;
 export const FILE_HEADER_BYTES = 8;
 /** Length and checksum in front of each payload. */
 export const RECORD_HEADER_BYTES = 8;
@@ -69,6 +87,23 @@ export const PAYLOAD_BYTES_MAX =
   limits.keyBytesHardMax +
   varintBytes(limits.valueBytesHardMax) +
   limits.valueBytesHardMax;
+
+/** The first payload byte of a close record. On-disk value: never an EntryKind. */
+export const CLOSE_RECORD_KIND = 0xff;
+/** Payload bytes of a close record: kind, records end (u64), batches (u32), entries (u32). */
+export const CLOSE_PAYLOAD_BYTES = 17;
+/** A close record in the file, framing included. */
+export const CLOSE_RECORD_BYTES = RECORD_HEADER_BYTES + CLOSE_PAYLOAD_BYTES;
+
+/** What a close record says about the records before it. */
+export interface CloseFacts {
+  /** Where the records end: the offset the close record starts at. */
+  readonly recordsEnd: number;
+  /** Records (batches) before it. */
+  readonly batches: number;
+  /** Entries in those records. */
+  readonly entries: number;
+}
 
 /** A fresh header. */
 export function encodeFileHeader(): Buffer {
@@ -132,7 +167,10 @@ export type RecordProblem =
   /** The length is above PAYLOAD_BYTES_MAX: never written by a writer nor left by a torn write. */
   | 'length-over-max'
   | 'checksum'
-  /** The checksum matches but the payload is not exactly one entry (a batch: not whole entries). */
+  /**
+   * The checksum matches but the payload is not exactly one entry (a batch:
+   * not whole entries; a close record: not its layout).
+   */
   | 'entry';
 
 export type RecordRead =
@@ -142,6 +180,41 @@ export type RecordRead =
 export type BatchRead =
   | { readonly entries: Entry[]; readonly end: number }
   | { readonly problem: RecordProblem; readonly detail: string };
+
+/** A record of a log that may end with a close record (WAL version 3): a batch, the close record, or damage. */
+export type WalRecordRead = BatchRead | { readonly close: CloseFacts; readonly end: number };
+
+/** The close record for `facts`, framed and sealed: CLOSE_RECORD_BYTES bytes. */
+export function encodeCloseRecord(facts: CloseFacts): Buffer {
+  assert(
+    Number.isSafeInteger(facts.recordsEnd) && facts.recordsEnd >= FILE_HEADER_BYTES,
+    'close record: bad records end',
+  );
+  assert(facts.batches >= 0 && facts.batches <= 0xffff_ffff, 'close record: batch count out of range');
+  assert(facts.entries >= 0 && facts.entries <= 0xffff_ffff, 'close record: entry count out of range');
+  const buf = Buffer.alloc(CLOSE_RECORD_BYTES);
+  const at = RECORD_HEADER_BYTES;
+  buf[at] = CLOSE_RECORD_KIND;
+  buf.writeUInt32BE(Math.floor(facts.recordsEnd / 2 ** 32), at + 1);
+  buf.writeUInt32BE(facts.recordsEnd % 2 ** 32, at + 5);
+  buf.writeUInt32BE(facts.batches, at + 9);
+  buf.writeUInt32BE(facts.entries, at + 13);
+  sealRecord(buf, 0, buf.length);
+  return buf;
+}
+
+/** The facts of the close-record payload in [start, end), or why it is not one. */
+export function decodeClosePayload(buf: Buffer, start: number, end: number): CloseFacts | string {
+  if (end - start !== CLOSE_PAYLOAD_BYTES) {
+    return `close record of ${end - start} bytes, expected ${CLOSE_PAYLOAD_BYTES}`;
+  }
+  if (buf[start] !== CLOSE_RECORD_KIND) return `not a close record (kind ${buf[start]})`;
+  return {
+    recordsEnd: buf.readUInt32BE(start + 1) * 2 ** 32 + buf.readUInt32BE(start + 5),
+    batches: buf.readUInt32BE(start + 9),
+    entries: buf.readUInt32BE(start + 13),
+  };
+}
 
 /**
  * Reads the record at `offset`, looking no further than `end`, as exactly
@@ -173,6 +246,24 @@ export function readBatch(buf: Buffer, offset: number, end: number): BatchRead {
   const entries = decodeEntries(buf, framed.payloadStart, framed.payloadEnd);
   if (typeof entries === 'string') return { problem: 'entry', detail: entries };
   return { entries, end: framed.payloadEnd };
+}
+
+/**
+ * Reads the record at `offset`, looking no further than `end`, as a batch
+ * or, when `closable` (the file's version has them), a close record.
+ */
+export function readWalRecord(buf: Buffer, offset: number, end: number, closable: boolean): WalRecordRead {
+  const framed = _checkFraming(buf, offset, end);
+  if ('problem' in framed) return framed;
+  const { payloadStart, payloadEnd } = framed;
+  if (closable && buf[payloadStart] === CLOSE_RECORD_KIND) {
+    const close = decodeClosePayload(buf, payloadStart, payloadEnd);
+    if (typeof close === 'string') return { problem: 'entry', detail: close };
+    return { close, end: payloadEnd };
+  }
+  const entries = decodeEntries(buf, payloadStart, payloadEnd);
+  if (typeof entries === 'string') return { problem: 'entry', detail: entries };
+  return { entries, end: payloadEnd };
 }
 
 /** The entries filling [start, end) exactly, or why they do not. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { constants, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
-import { type FileHandle, mkdtemp, open, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +9,7 @@ import { limits } from '../../config/limits.js';
 import { isRingkvError } from '../../util/errors.js';
 import { encodedEntryBytes } from '../entry/codec.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
-import { FILE_HEADER_BYTES, RECORD_HEADER_BYTES, recordBytes } from './format.js';
+import { CLOSE_RECORD_BYTES, FILE_HEADER_BYTES, RECORD_HEADER_BYTES, recordBytes } from './format.js';
 import { readWal } from './reader.js';
 import { type WalFile, WalWriter } from './writer.js';
 
@@ -130,8 +130,10 @@ function batchRecordBytes(entries: Entry[], batchBytesMax: number): number[] {
   return sizes;
 }
 
+/** The entries of a log closed cleanly, which must read whole, to its close record and the end of the file. */
 async function readBack(path: string): Promise<Entry[]> {
   const contents = await readWal(path, { repair: false });
+  assert.equal(contents.closed, true);
   assert.equal(contents.tornBytes, 0);
   assert.equal(contents.validBytes, (await stat(path)).size);
   return contents.entries;
@@ -194,7 +196,11 @@ describe('WalWriter', () => {
     assert.equal(wal.bytes, expectedBytes);
     assert.equal(wal.stats().records, 300);
     await wal.close();
-    assert.equal((await stat(path)).size, expectedBytes);
+    assert.equal(
+      (await stat(path)).size,
+      expectedBytes + CLOSE_RECORD_BYTES,
+      'the records, then the close record',
+    );
     const back = await readBack(path);
     assert.deepEqual(back, entries);
     assert.ok(back.some((e) => e.kind === EntryKind.Tombstone));
@@ -330,7 +336,11 @@ describe('WalWriter', () => {
     const large = valueEntry(Buffer.from('c'), 3n, Buffer.alloc(prefillBytes, 7));
     await wal.append(large);
     await wal.close();
-    assert.equal((await stat(path)).size, wal.bytes, 'a record past the zeros grows the file');
+    assert.equal(
+      (await stat(path)).size,
+      wal.bytes + CLOSE_RECORD_BYTES,
+      'a record past the zeros grows the file',
+    );
     assert.deepEqual(await readBack(path), [...small, large]);
   });
 
@@ -403,6 +413,56 @@ describe('WalWriter', () => {
     assert.deepEqual(await readBack(path), [entry]);
   });
 
+  test('close ends the log with a close record that counts its records; nothing follows it', async () => {
+    const path = freshPath();
+    const prefillBytes = 16 * 1024;
+    const wal = await WalWriter.create(path, { sync: true, prefillBytes });
+    const entries = sampleEntries(40).filter((e) => e.value.length < 1000);
+    await Promise.all(entries.slice(0, 10).map((e) => wal.append(e)));
+    for (const e of entries.slice(10, 13)) await wal.append(e);
+    const batches = wal.stats().writes;
+    assert.equal(batches, 4);
+    const recordsEnd = wal.bytes;
+    await wal.close();
+    const bytes = await readFile(path);
+    assert.equal(bytes.length, FILE_HEADER_BYTES + prefillBytes, 'the close record went into the zeros');
+    const close = bytes.subarray(recordsEnd, recordsEnd + CLOSE_RECORD_BYTES);
+    assert.equal(close.readUInt32BE(0), CLOSE_RECORD_BYTES - RECORD_HEADER_BYTES);
+    assert.equal(close[RECORD_HEADER_BYTES], 0xff);
+    assert.equal(close.readUInt32BE(RECORD_HEADER_BYTES + 5), recordsEnd, 'where the records end');
+    assert.equal(close.readUInt32BE(RECORD_HEADER_BYTES + 9), batches);
+    assert.equal(close.readUInt32BE(RECORD_HEADER_BYTES + 13), 13);
+    const contents = await readWal(path, { repair: false });
+    assert.equal(contents.closed, true);
+    assert.equal(contents.records, batches);
+    assert.deepEqual(contents.entries, entries.slice(0, 13));
+    assert.equal(contents.validBytes, recordsEnd + CLOSE_RECORD_BYTES);
+    assert.equal(wal.stats().writes, batches, 'the close record is not a batch');
+  });
+
+  test('an empty log closed cleanly is a header and a close record', async () => {
+    const path = freshPath();
+    const wal = await WalWriter.create(path, { sync: false });
+    await wal.close();
+    const contents = await readWal(path, { repair: false });
+    assert.equal((await stat(path)).size, FILE_HEADER_BYTES + CLOSE_RECORD_BYTES);
+    assert.deepEqual(contents.entries, []);
+    assert.equal(contents.closed, true);
+  });
+
+  test('close without the close record leaves the file as a killed process does', async () => {
+    const path = freshPath();
+    const wal = await WalWriter.create(path, { sync: false });
+    const entry = valueEntry(Buffer.from('k'), 1n, Buffer.from('v'));
+    await wal.append(entry);
+    await wal.close({ closeRecord: false });
+    await rejectsWithCode(wal.append(entry), 'RINGKV_CLOSED');
+    const contents = await readWal(path, { repair: false });
+    assert.equal((await stat(path)).size, FILE_HEADER_BYTES + recordBytes(entry));
+    assert.deepEqual(contents.entries, [entry]);
+    assert.equal(contents.closed, false);
+  });
+
   test('create refuses an existing file', async () => {
     const path = freshPath();
     await writeFile(path, 'precious');
@@ -425,8 +485,10 @@ describe('WalWriter', () => {
     }
     await rejectsWithCode(wal.append(entries[0]!), 'RINGKV_IO');
     await rejectsWithCode(wal.close(), 'RINGKV_IO');
-    // What was acknowledged before the failure is intact.
-    assert.deepEqual((await readWal(path, { repair: false })).entries, entries.slice(0, 5));
+    // What was acknowledged before the failure is intact; no close record claims the rest was written.
+    const contents = await readWal(path, { repair: false });
+    assert.deepEqual(contents.entries, entries.slice(0, 5));
+    assert.equal(contents.closed, false);
   });
 
   test('a failed fdatasync fails the writer too', async () => {

@@ -19,8 +19,12 @@
  * - An I/O error fails the batch being written and every batch behind it with
  *   RINGKV_IO, and the writer stays failed: after a failed write or fsync
  *   nobody knows what reached the disk, so nothing may be appended after it.
- * - close() writes what is queued, fsyncs (whatever the sync mode), closes the
- *   file; later appends reject with RINGKV_CLOSED.
+ * - close() writes what is queued, then the close record (format.ts), fsyncs
+ *   (whatever the sync mode), closes the file; later appends reject with
+ *   RINGKV_CLOSED. The close record is what tells a reader that the log was
+ *   closed rather than cut short by a crash, so that damage to any record
+ *   in it is corruption, never a torn tail (reader.ts). A writer that failed
+ *   writes none: nobody knows what reached its file.
  * - With prefillBytes, create() writes that many zeros after the header
  *   before the file is used, and records then overwrite them. An fdatasync
  *   of an append that grows a file must commit the file system's journal
@@ -51,7 +55,14 @@ import { assert, INVARIANTS } from '../../util/assert.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
-import { encodeFileHeader, PAYLOAD_BYTES_MAX, RECORD_HEADER_BYTES, readBatch, sealRecord } from './format.js';
+import {
+  encodeCloseRecord,
+  encodeFileHeader,
+  PAYLOAD_BYTES_MAX,
+  RECORD_HEADER_BYTES,
+  readBatch,
+  sealRecord,
+} from './format.js';
 
 /** Buffers grow in whole pages: what the kernel copies into the page cache anyway. */
 const PAGE_BYTES = 4096;
@@ -97,7 +108,7 @@ export interface WalWriterOptions {
 export interface WalWriterStats {
   /** Entries appended, queued ones included (a batch of them is one record in the file). */
   readonly records: number;
-  /** write() calls for batches. */
+  /** write() calls for batches (the close record's is not counted). */
   readonly writes: number;
   /** fdatasync/fsync calls after the header: one per batch with sync on, plus one at close. */
   readonly syncs: number;
@@ -220,18 +231,39 @@ export class WalWriter {
     return batch.done;
   }
 
-  /** Writes what is queued, fsyncs, closes the file. Safe to call twice; rejects if the writer failed. */
-  close(): Promise<void> {
-    this.#closing ??= this.#closeOnce();
+  /**
+   * Writes what is queued and the close record, fsyncs, closes the file. Safe
+   * to call twice (the first call's options hold); rejects if the writer
+   * failed. With `closeRecord: false` (crash tests) the file is left as a
+   * killed process leaves it: its records, no close record.
+   */
+  close(options: { closeRecord?: boolean } = {}): Promise<void> {
+    this.#closing ??= this.#closeOnce(options.closeRecord ?? true);
     return this.#closing;
   }
 
-  async #closeOnce(): Promise<void> {
+  async #closeOnce(closeRecord: boolean): Promise<void> {
     // The loop runs until the queue is empty, and no append can queue more now.
     if (this.#loop !== undefined) await this.#loop;
     if (this.#failed !== undefined) {
       await this.#file.close().catch(() => undefined);
       throw this.#failed;
+    }
+    if (closeRecord) {
+      // Every appended entry is written now: the loop only ends with the queue empty, or failed.
+      const record = encodeCloseRecord({
+        recordsEnd: this.#writtenBytes,
+        batches: this.#writes,
+        entries: this.#records,
+      });
+      try {
+        await _writeFully(this.#file, record, record.length, this.#writtenBytes);
+        this.#writtenBytes += record.length;
+      } catch (err) {
+        this.#failed = this.#ioError('write', err);
+        await this.#file.close().catch(() => undefined);
+        throw this.#failed;
+      }
     }
     try {
       await this.#file.sync();
