@@ -54,6 +54,8 @@ const STATUS_TIMEOUT_MS = 5000;
 const FAILBACK_MS = 500;
 /** failover: the first this many failovers are listed in the result (time, kind, target, error). */
 const FAILOVER_LOG_MAX = 500;
+/** timelineMs: the first this many errors are listed in the result (time, kind, status, target). */
+const ERROR_LOG_MAX = 200;
 
 /** Set while a rate run is under way: ends its window early (the parent's { type: 'stop' }). */
 let stopCurrentRun = null;
@@ -142,6 +144,8 @@ class Connection {
   refusedInRow = 0;
   /** The code of the socket's last error (ECONNREFUSED, ECONNRESET, ...). */
   lastError = null;
+  /** The last bytes received (an error answer's text, for the error log). */
+  lastChunk = null;
   closing = false;
   #onResponse;
   #onFailure;
@@ -174,6 +178,7 @@ class Connection {
         resolve(true);
       });
       socket.on('data', (chunk) => {
+        this.lastChunk = chunk;
         try {
           this.parser.feed(chunk);
         } catch (err) {
@@ -218,6 +223,13 @@ class Connection {
     this.drop();
     this.#onFailure(this, kind, hadRequest, err);
   }
+}
+
+/** The body of the answer at the end of `chunk`, cut to 200 characters. */
+function answerText(chunk) {
+  const text = chunk.toString('latin1');
+  const head = text.lastIndexOf('\r\n\r\n');
+  return (head >= 0 ? text.slice(head + 4) : text).slice(0, 200);
 }
 
 function makeTemplates(config, target) {
@@ -349,7 +361,21 @@ async function runRate(config) {
     bucketOf(conn.due).sent++;
     conn.send();
   };
+  const errorLog = [];
   const countError = (conn, kind, status) => {
+    if (timeline !== null && errorLog.length < ERROR_LOG_MAX) {
+      const now = performance.now();
+      errorLog.push({
+        atMs: Math.round(now - measureStart),
+        dueMs: Math.round(conn.due - measureStart),
+        kind,
+        status: status ?? null,
+        port: conn.target.port,
+        error: kind === 'socket' || kind === 'connect' ? conn.lastError : null,
+        // An answer is small: its last chunk holds it; the text after the head says why.
+        ...(kind === 'status' && conn.lastChunk !== null ? { text: answerText(conn.lastChunk) } : {}),
+      });
+    }
     const bucket = bucketOf(conn.due);
     const slot = slotOf(conn.due);
     for (const counts of slot === null ? [bucket.errors] : [bucket.errors, slot.errors]) {
@@ -566,7 +592,7 @@ async function runRate(config) {
     status: { start, end },
     // Wall-clock time (ms since the epoch) when the measured window began, for lining up the timeline.
     measureStartEpochMs: performance.timeOrigin + measureStart,
-    ...(timeline === null ? {} : { timeline: timeline.toJSON() }),
+    ...(timeline === null ? {} : { timeline: timeline.toJSON(), errorLog }),
     ...(failover ? { failoverLog } : {}),
   };
 }

@@ -164,13 +164,10 @@ function errorTotal(errors) {
   return n;
 }
 
-/** Figures of the timeline slots whose middle falls in [startMs, endMs) (epoch ms). */
-function windowFigures(result, startMs, endMs) {
+/** Figures of timeline slots [fromSlot, toSlot). */
+function windowFigures(result, fromSlot, toSlot) {
   const { slotMs, slots } = result.timeline;
-  const chosen = slots.filter((_, i) => {
-    const mid = result.measureStartEpochMs + (i + 0.5) * slotMs;
-    return mid >= startMs && mid < endMs;
-  });
+  const chosen = slots.slice(fromSlot, Math.max(fromSlot, toSlot));
   const errors = { status: {} };
   const failovers = { refused: 0, leaving: 0 };
   let ok = 0;
@@ -193,38 +190,46 @@ function windowFigures(result, startMs, endMs) {
   };
 }
 
-/** Windows of one pass: steady, then for each restart: restart, rejoin, steady. */
+/**
+ * Windows of one pass: steady, then for each restart: restart, rejoin,
+ * steady. They are cut at slot boundaries, a restart window widened to the
+ * whole slots that hold its signal and its ready moment.
+ */
 function cutWindows(result, restarts, rejoinMs) {
+  const { slotMs, slots } = result.timeline;
   const begin = result.measureStartEpochMs;
-  const end = begin + result.windowMs;
+  const slotAt = (epochMs, round) => Math.min(slots.length, Math.max(0, round((epochMs - begin) / slotMs)));
   const windows = [];
-  let steadyFrom = begin;
+  let steadyFrom = 0;
   restarts.forEach((r, i) => {
+    const down = Math.max(steadyFrom, slotAt(r.signalAt, Math.floor));
+    const ready = Math.max(down, slotAt(r.readyAt, Math.ceil));
+    const rejoined = Math.max(ready, slotAt(r.readyAt + rejoinMs, Math.ceil));
     windows.push({
       kind: 'steady',
       label: i === 0 ? 'steady, before' : `steady, after node ${restarts[i - 1].node}`,
-      ...windowFigures(result, steadyFrom, r.signalAt),
+      ...windowFigures(result, steadyFrom, down),
     });
     windows.push({
       kind: 'restart',
       label: `restart node ${r.node} (${r.signal} to ready)`,
       node: r.node,
-      ...windowFigures(result, r.signalAt, r.readyAt),
+      ...windowFigures(result, down, ready),
     });
     if (rejoinMs > 0) {
       windows.push({
         kind: 'rejoin',
         label: `node ${r.node} rejoined, first ${fmtMs(rejoinMs / 1000)} s`,
         node: r.node,
-        ...windowFigures(result, r.readyAt, r.readyAt + rejoinMs),
+        ...windowFigures(result, ready, rejoined),
       });
     }
-    steadyFrom = r.readyAt + rejoinMs;
+    steadyFrom = rejoined;
   });
   windows.push({
     kind: 'steady',
     label: `steady, after node ${restarts.at(-1)?.node ?? '-'}`,
-    ...windowFigures(result, steadyFrom, end),
+    ...windowFigures(result, steadyFrom, slots.length),
   });
   return windows;
 }
@@ -464,6 +469,24 @@ export async function runRestartBench({ rates = null, rateSource = null } = {}) 
         [...pass.windows, ...pass.totals].filter((w) => w.lengthMs > 0).map(windowRow),
       ),
     );
+    const errorsSeen = pass.load.errorLog ?? [];
+    if (errorsSeen.length > 0) {
+      const nodeOf = (port) => pass.restarts.find((r) => r.port === port)?.node ?? `:${port}`;
+      const at = (epochMs) => ((epochMs - pass.load.measureStartEpochMs) / 1000).toFixed(2);
+      const shown = errorsSeen.slice(0, 10).map((e) => {
+        const what =
+          e.kind === 'status'
+            ? `${e.status}${e.text ? ` "${e.text.slice(0, 120)}"` : ''}`
+            : `${e.kind}${e.error ? ` ${e.error}` : ''}`;
+        return `${what} from node ${nodeOf(e.port)} at ${(e.atMs / 1000).toFixed(2)} s`;
+      });
+      const more = errorsSeen.length > shown.length ? `; and ${errorsSeen.length - shown.length} more` : '';
+      sections.push(
+        '',
+        `Errors, by time since the window began: ${shown.join('; ')}${more}. The restarts began at ` +
+          `${pass.restarts.map((r) => `${at(r.signalAt)} s (node ${r.node}, ready at ${at(r.readyAt)} s)`).join(', ')}.`,
+      );
+    }
   }
   for (const note of notes) sections.push('', note);
   for (const [k, v] of Object.entries(errors)) sections.push('', `**${k} failed**: ${v.split('\n')[0]}`);
