@@ -146,7 +146,7 @@ export async function startNode(options: ServeOptions, log: (line: string) => vo
   let parts: ClusterParts | undefined;
   let ready = false;
   try {
-    engine = await openStorage(options);
+    engine = await openStorage(options, log);
     const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
     if (clockOffsetMs !== 0)
       log(`Node ${options.url}: wall clock offset by ${clockOffsetMs} ms (RINGKV_CLOCK_OFFSET_MS)`);
@@ -408,13 +408,14 @@ async function prepareDataDir(dir: string): Promise<void> {
   }
 }
 
-async function openStorage(options: ServeOptions): Promise<Engine> {
+async function openStorage(options: ServeOptions, log: (line: string) => void): Promise<Engine> {
   try {
     return await openEngine({
       dir: options.dataDir,
       sync: options.sync,
       memtableBytesMax: options.memtableBytesMax,
       blockCacheBytes: options.blockCacheBytes,
+      log: (line) => log(`Node ${options.url}: ${line}`),
     });
   } catch (err) {
     if (isRingkvError(err)) throw err;

@@ -64,6 +64,26 @@ describe('HintedHandoff', () => {
     await transport.close();
   });
 
+  it("peerUp delivers a peer's hints at once, outside the schedule; not once stopped", async () => {
+    const { store, handlers, transport } = await setup(30, [A, B]);
+    // A schedule an hour apart: only peerUp can deliver within the test.
+    const handoff = new HintedHandoff({ store, transport, intervalMs: 3_600_000, batchEntriesMax: 10 });
+    handoff.start();
+    handoff.peerUp(A);
+    for (let i = 0; i < 200 && store.pending(A).entries > 0; i++) await sleep(5);
+    await handoff.stop();
+    assert.equal(await keysOf(handlers.get(A)!), 30);
+    assert.equal(store.pending(A).entries, 0);
+    assert.equal(store.pending(B).entries, 30, 'only the peer that is back');
+    assert.equal(handlers.get(B)!.calls, 0);
+    // Stopped: a peer coming back no longer starts deliveries (shutdown drains instead).
+    handoff.peerUp(B);
+    await sleep(20);
+    assert.equal(handlers.get(B)!.calls, 0);
+    await store.close();
+    await transport.close();
+  });
+
   it('stops a peer at the first failed write and retries the batch in a later round', async () => {
     const { store, handlers, transport } = await setup(12);
     const handler = handlers.get(A)!;
