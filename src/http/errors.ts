@@ -3,6 +3,11 @@
  * errors (RingkvError) map to their status with their message as a short
  * text body; anything else is a bug or an unforeseen failure: 500 with a
  * generic body and one log line, never a stack trace to the client.
+ *
+ * A damaged file (RINGKV_CORRUPTION: a bad SSTable block or log record) is
+ * 503: the data is unavailable on this node, not the request wrong, and a
+ * client may read it from another replica. The client is told only that;
+ * the log line names the file and offset, for the operator.
  */
 import { type ErrorCode, errorMessage, isRingkvError } from '../util/errors.js';
 
@@ -10,7 +15,7 @@ export interface ErrorAnswer {
   readonly status: number;
   /** Short text for the response body. */
   readonly body: string;
-  /** A line to log, for errors nobody expected. */
+  /** A line to log, for errors the operator must see (unexpected ones, damaged files, I/O). */
   readonly logLine: string | undefined;
 }
 
@@ -26,6 +31,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   RINGKV_UNAUTHORIZED: 401,
 };
 
+const CORRUPTION_BODY = 'Data unavailable: a damaged file on this node; see its log';
+
 /**
  *   errorAnswer(new RingkvError('RINGKV_BAD_REQUEST', 'Missing id'))
  *   // -> { status: 400, body: 'Missing id', logLine: undefined }
@@ -34,7 +41,10 @@ export function errorAnswer(err: unknown): ErrorAnswer {
   if (isRingkvError(err)) {
     const status = STATUS_BY_CODE[err.code];
     if (status !== undefined) return { status, body: err.message, logLine: undefined };
-    // Corruption, I/O and the like: the operator needs to know; the client gets no detail.
+    if (err.code === 'RINGKV_CORRUPTION') {
+      return { status: 503, body: CORRUPTION_BODY, logLine: `${err.code}: ${err.message}` };
+    }
+    // I/O and the like: the operator needs to know; the client gets no detail.
     return { status: 500, body: 'Internal error', logLine: `${err.code}: ${err.message}` };
   }
   return { status: 500, body: 'Internal error', logLine: `Unexpected error: ${errorMessage(err)}` };

@@ -5,6 +5,7 @@ import { type ErrorCode, isRingkvError } from '../util/errors.js';
 import {
   decodeComponent,
   parseEntityParams,
+  parseHealthParams,
   parseRangeParams,
   pathOf,
   positiveInteger,
@@ -130,6 +131,35 @@ describe('parseRangeParams', () => {
       parseRangeParams(`/v0/entities?start=${'a'.repeat(17)}`, limits),
     );
   });
+});
+
+describe('parseHealthParams', () => {
+  it('reads ready=1, and no ready at all', () => {
+    assert.deepEqual(parseHealthParams('/v0/health'), { ready: false });
+    assert.deepEqual(parseHealthParams('/v0/health?'), { ready: false });
+    assert.deepEqual(parseHealthParams('/v0/health?other=x'), { ready: false });
+    assert.deepEqual(parseHealthParams('/v0/health?ready=1'), { ready: true });
+    assert.deepEqual(parseHealthParams('/v0/health?x=y&ready=%31'), { ready: true });
+    assert.deepEqual(parseHealthParams('/v0/health?ready=1&ready=2'), { ready: true });
+  });
+
+  for (const query of [
+    'ready=2',
+    'ready=yes',
+    'ready=true',
+    'ready=0',
+    'ready=',
+    'ready',
+    'ready=01',
+    'ready=1+',
+  ]) {
+    it(`refuses ${query}`, () => {
+      assert.throws(
+        () => parseHealthParams(`/v0/health?${query}`),
+        (err) => isRingkvError(err, 'RINGKV_BAD_REQUEST') && err.message === 'Bad ready: expected 1',
+      );
+    });
+  }
 });
 
 describe('positiveInteger and quorum', () => {

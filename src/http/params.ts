@@ -52,6 +52,7 @@ interface RawQuery {
   start: string | undefined;
   end: string | undefined;
   scope: string | undefined;
+  ready: string | undefined;
 }
 
 /** Largest number of digits in ack, from and ttl: 10^15 - 1 < 2^53. */
@@ -95,6 +96,18 @@ export function parseRangeParams(url: string, limits: ParamLimits): RangeParams 
     else if (text !== 'local') throw badRequest('Bad scope: expected cluster');
   }
   return { start, end, scope };
+}
+
+/**
+ * Parameters of /v0/health: `ready=1` asks whether the node is ready to
+ * serve, not only alive. Any other value of `ready` is refused, so that a
+ * probe misspelled as `ready=true` is not silently a liveness check.
+ */
+export function parseHealthParams(url: string): { readonly ready: boolean } {
+  const raw = scanQuery(url);
+  if (raw.ready === undefined) return { ready: false };
+  if (decodeText(raw.ready) !== '1') throw badRequest('Bad ready: expected 1');
+  return { ready: true };
 }
 
 /** The default `ack` for `from` replicas: a majority. */
@@ -189,6 +202,7 @@ function scanQuery(url: string): RawQuery {
     start: undefined,
     end: undefined,
     scope: undefined,
+    ready: undefined,
   };
   const q = url.indexOf('?');
   if (q === -1) return raw;
@@ -232,6 +246,9 @@ function assign(raw: RawQuery, name: string, value: string): void {
       break;
     case 'scope':
       raw.scope ??= value;
+      break;
+    case 'ready':
+      raw.ready ??= value;
       break;
   }
 }

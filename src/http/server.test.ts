@@ -1,15 +1,19 @@
 /**
  * The HTTP server in-process over a scripted Store: statuses the single-node
- * e2e tests cannot reach (504, 500, 503), the cluster hooks, and shutdown.
+ * e2e tests cannot reach (504, 500, 503), the cluster hooks, readiness,
+ * leaving and shutdown. What both request paths must do alike runs on each:
+ * with the fast path in front of node:http, and node:http alone.
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
+import { RawConnection } from '../../test/support/http-client.js';
 import type { PutOptions, ReplicaOptions, Store } from '../cluster/store.js';
 import type { Entry, EntryCursor, ScanRange } from '../storage/index.js';
 import { valueEntry } from '../storage/index.js';
-import { RingkvError } from '../util/errors.js';
+import { CorruptionError, RingkvError } from '../util/errors.js';
+import type { Readiness } from './routes/health.js';
 import { HttpServer, type HttpServerOptions } from './server.js';
 
 interface Answer {
@@ -204,3 +208,336 @@ describe('HttpServer', () => {
     server = undefined;
   });
 });
+
+/** Waits (bounded) until `done()` holds. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !done(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert.ok(done(), `timed out waiting for ${what}`);
+}
+
+const LEAVING_BODY = 'Node is shutting down';
+
+for (const fastPath of [true, false])
+  describe(`HttpServer, ${fastPath ? 'fast path in front' : 'node:http alone'}`, () => {
+    let server: HttpServer | undefined;
+    let logged: string[] = [];
+    const connections: RawConnection[] = [];
+
+    async function start(store: Store, extra: Partial<HttpServerOptions> = {}): Promise<number> {
+      logged = [];
+      server = new HttpServer({
+        store,
+        nodeUrl: 'http://127.0.0.1:1',
+        cluster: ['http://127.0.0.1:1'],
+        keyBytesMax: 64,
+        valueBytesMax: 2 * 1024 * 1024,
+        log: (line) => logged.push(line),
+        fastPath,
+        ...extra,
+      });
+      await server.listen(0, '127.0.0.1');
+      assert.equal(server.fastPath, fastPath);
+      return server.port();
+    }
+
+    /** A raw keep-alive connection; with the fast path in front, it starts there. */
+    async function open(port: number): Promise<{ conn: RawConnection; errors: Error[] }> {
+      const conn = await RawConnection.open(port);
+      connections.push(conn);
+      const errors: Error[] = [];
+      conn.socket.on('error', (err) => errors.push(err));
+      return { conn, errors };
+    }
+
+    async function requestCounters(port: number): Promise<Record<string, unknown>> {
+      const answer = await call(port, '/v0/status');
+      assert.equal(answer.status, 200);
+      return (JSON.parse(answer.body) as { requests: Record<string, unknown> }).requests;
+    }
+
+    afterEach(async () => {
+      for (const conn of connections.splice(0)) conn.close();
+      await server?.close(1000);
+      server = undefined;
+    });
+
+    describe('/v0/health', () => {
+      it('answers 200 {"status":"ok"} as JSON, on a connection the fast path had', async () => {
+        const port = await start(new ScriptedStore(1));
+        const { conn } = await open(port);
+        await conn.write(
+          'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\nGET /v0/health HTTP/1.1\r\nHost: x\r\n\r\n',
+        );
+        assert.equal((await conn.readAnswer()).status, 404);
+        const health = await conn.readAnswer();
+        assert.equal(health.status, 200);
+        assert.equal(health.headers['content-type'], 'application/json');
+        assert.deepEqual(JSON.parse(health.body.toString()), { status: 'ok' });
+        assert.notEqual(health.headers.connection, 'close');
+        const counters = await requestCounters(port);
+        assert.equal(counters.health, 1);
+        assert.equal(counters.fastPath, fastPath ? 1 : 0);
+      });
+
+      it('answers ready=1 with 503 "starting" until the node is ready, then 200 "ready"', async () => {
+        let readiness: Readiness = 'starting';
+        const port = await start(new ScriptedStore(1), { readiness: () => readiness });
+        const starting = await call(port, '/v0/health?ready=1');
+        assert.equal(starting.status, 503);
+        assert.equal(starting.headers['content-type'], 'application/json');
+        assert.deepEqual(JSON.parse(starting.body), { status: 'starting' });
+        // Alive all the same.
+        assert.equal((await call(port, '/v0/health')).status, 200);
+        readiness = 'ready';
+        const ready = await call(port, '/v0/health?ready=1');
+        assert.equal(ready.status, 200);
+        assert.deepEqual(JSON.parse(ready.body), { status: 'ready' });
+        assert.equal((await requestCounters(port)).health, 3);
+      });
+
+      it('is ready by default', async () => {
+        const port = await start(new ScriptedStore(1));
+        const ready = await call(port, '/v0/health?ready=1');
+        assert.equal(ready.status, 200);
+        assert.equal(ready.body, '{"status":"ready"}');
+      });
+
+      it('answers 400 with a reason to other values of ready, and 405 to other methods', async () => {
+        const port = await start(new ScriptedStore(1));
+        for (const query of ['ready=2', 'ready=yes', 'ready=', 'ready', 'ready=true', 'ready=01']) {
+          const answer = await call(port, `/v0/health?${query}`);
+          assert.equal(answer.status, 400, query);
+          assert.equal(answer.body, 'Bad ready: expected 1', query);
+        }
+        for (const method of ['POST', 'PUT', 'DELETE']) {
+          const answer = await call(port, '/v0/health', method);
+          assert.equal(answer.status, 405, method);
+          assert.equal(answer.headers.allow, 'GET');
+        }
+      });
+    });
+
+    describe('leaving', () => {
+      it('answers new client requests 503 and closes their connection, while in-flight ones finish', async () => {
+        const store = new ScriptedStore(1);
+        let release: () => void = () => {};
+        store.onPut = () =>
+          new Promise<void>((resolve) => {
+            release = resolve;
+          });
+        const port = await start(store);
+        const { conn: busy } = await open(port);
+        await busy.write('PUT /v0/entity?id=slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv');
+        await until(() => store.calls.length === 1, 'the PUT to reach the store');
+        const { conn: idle } = await open(port);
+        await idle.write('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n');
+        assert.equal((await idle.readAnswer()).status, 404);
+
+        assert.equal(server!.leaving, false);
+        server!.beginLeaving();
+        assert.equal(server!.leaving, true);
+        release();
+        const finished = await busy.readAnswer();
+        assert.equal(finished.status, 201);
+
+        // The next request on each connection, and on a new one, is refused.
+        for (const conn of [busy, idle, (await open(port)).conn]) {
+          await conn.write('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n');
+          const refused = await conn.readAnswer();
+          assert.equal(refused.status, 503);
+          assert.equal(refused.body.toString(), LEAVING_BODY);
+          assert.match(refused.headers['content-type']!, /^text\/plain/);
+          assert.equal(refused.headers.connection, 'close');
+          assert.ok(await conn.waitClosed(2000));
+        }
+        for (const [path, method] of [
+          ['/v0/entity?id=b', 'PUT'],
+          ['/v0/entity?id=b', 'DELETE'],
+          ['/v0/entities?start=a', 'GET'],
+          ['/v0/nothing', 'GET'],
+        ] as const) {
+          const answer = await call(port, path, method, method === 'PUT' ? 'v' : undefined);
+          assert.equal(answer.status, 503, `${method} ${path}`);
+          assert.equal(answer.body, LEAVING_BODY);
+        }
+        assert.deepEqual(store.calls, ['put slow=v ack=1 from=1 ttl=undefined', 'get a ack=1 from=1']);
+        const counters = await requestCounters(port);
+        assert.equal(counters.refusedLeaving, 7);
+        assert.equal((counters.responses as Record<string, number>)['503'], 7);
+      });
+
+      it('reads the whole body of a refused PUT, so the client gets the answer and a clean close', async () => {
+        const port = await start(new ScriptedStore(1));
+        server!.beginLeaving();
+        // Below the value limit (the fast path reads it) and above it (node:http's 413 would).
+        for (const size of [256 * 1024, 3 * 1024 * 1024]) {
+          const { conn, errors } = await open(port);
+          const body = Buffer.alloc(size, 0x61);
+          // Half the body, a pause in which a server that answered at the head would close,
+          // then the rest: bytes arriving at a closed socket would be answered with a reset.
+          await conn.write(
+            Buffer.concat([
+              Buffer.from(`PUT /v0/entity?id=big HTTP/1.1\r\nHost: x\r\nContent-Length: ${size}\r\n\r\n`),
+              body.subarray(0, size / 2),
+            ]),
+          );
+          await new Promise((r) => setTimeout(r, 50));
+          await conn.write(body.subarray(size / 2));
+          const refused = await conn.readAnswer();
+          assert.equal(refused.status, 503, `${size} bytes`);
+          assert.equal(refused.body.toString(), LEAVING_BODY);
+          assert.equal(refused.headers.connection, 'close');
+          assert.ok(await conn.waitClosed(2000));
+          assert.deepEqual(errors, [], `${size} bytes: closed without a reset`);
+        }
+        // The smaller one was the fast path's to refuse.
+        assert.equal(server!.counters.fastPath, fastPath ? 1 : 0);
+        // A chunked body too (node:http on both).
+        const { conn, errors } = await open(port);
+        await conn.write(
+          'PUT /v0/entity?id=c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+        );
+        assert.equal((await conn.readAnswer()).status, 503);
+        assert.ok(await conn.waitClosed(2000));
+        assert.deepEqual(errors, []);
+      });
+
+      it('still serves /v0/health, /v0/status, the internode paths and upgrades', async () => {
+        const upgraded: string[] = [];
+        const port = await start(new ScriptedStore(1), {
+          internode: (req, res) => {
+            res.writeHead(299);
+            res.end(`internode ${req.url}`);
+          },
+          upgrade: (req, socket) => {
+            upgraded.push(req.url!);
+            socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: ringkv\r\nconnection: upgrade\r\n\r\n');
+          },
+        });
+        server!.beginLeaving();
+        const { conn } = await open(port);
+        await conn.write('GET /v0/health HTTP/1.1\r\nHost: x\r\n\r\n');
+        const alive = await conn.readAnswer();
+        assert.equal(alive.status, 200);
+        assert.deepEqual(JSON.parse(alive.body.toString()), { status: 'ok' });
+        assert.notEqual(alive.headers.connection, 'close');
+        await conn.write('GET /v0/health?ready=1 HTTP/1.1\r\nHost: x\r\n\r\n');
+        const notReady = await conn.readAnswer();
+        assert.equal(notReady.status, 503);
+        assert.equal(notReady.headers['content-type'], 'application/json');
+        assert.deepEqual(JSON.parse(notReady.body.toString()), { status: 'leaving' });
+        assert.equal((await call(port, '/v0/status')).status, 200);
+        const internode = await call(port, '/v0/internode/ping', 'POST', 'x');
+        assert.equal(internode.status, 299);
+        assert.equal(internode.body, 'internode /v0/internode/ping');
+
+        const { conn: handshake } = await open(port);
+        await handshake.write(
+          'GET /v0/internode HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ringkv\r\n\r\n',
+        );
+        assert.equal((await handshake.readAnswer()).status, 101);
+        assert.deepEqual(upgraded, ['/v0/internode']);
+        assert.equal((await requestCounters(port)).refusedLeaving, 0);
+      });
+
+      it('close() after beginLeaving() lets a request in flight finish and then stops', async () => {
+        const store = new ScriptedStore(1);
+        let release: () => void = () => {};
+        store.onPut = () =>
+          new Promise<void>((resolve) => {
+            release = resolve;
+          });
+        const port = await start(store);
+        const { conn } = await open(port);
+        await conn.write('PUT /v0/entity?id=slow HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv');
+        await until(() => store.calls.length === 1, 'the PUT to reach the store');
+        server!.beginLeaving();
+        const closed = server!.close(5000);
+        release();
+        const answer = await conn.readAnswer();
+        assert.equal(answer.status, 201);
+        assert.equal(answer.headers.connection, 'close');
+        assert.ok(await conn.waitClosed(2000));
+        await closed;
+        await assert.rejects(call(port, '/v0/health'));
+        server = undefined;
+      });
+    });
+
+    describe('two Host headers', () => {
+      it('answers 400 "Duplicate Host header" on any route, and closes the connection', async () => {
+        const port = await start(new ScriptedStore(1));
+        const heads = [
+          'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n',
+          'GET /v0/entity?id=a HTTP/1.1\r\nhost: x\r\nHOST: x\r\n\r\n',
+          'DELETE /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nHost: x\r\n\r\n',
+          'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nHost: y\r\nContent-Length: 3\r\n\r\nabc',
+          'GET /v0/status HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n',
+          'GET /v0/health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n',
+        ];
+        for (const head of heads) {
+          const { conn, errors } = await open(port);
+          // A plain request first, so that with the fast path in front the connection starts there.
+          await conn.write(`GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n${head}`);
+          assert.equal((await conn.readAnswer()).status, 404);
+          const answer = await conn.readAnswer();
+          assert.equal(answer.status, 400, JSON.stringify(head));
+          assert.equal(answer.body.toString(), 'Duplicate Host header');
+          assert.equal(answer.headers.connection, 'close');
+          assert.ok(await conn.waitClosed(2000));
+          assert.deepEqual(errors, []);
+        }
+      });
+
+      it('refuses an upgrade with two Host headers', async () => {
+        const upgraded: string[] = [];
+        const port = await start(new ScriptedStore(1), {
+          upgrade: (req, socket) => {
+            upgraded.push(req.url!);
+            socket.destroy();
+          },
+        });
+        const { conn } = await open(port);
+        await conn.write(
+          'GET /v0/internode HTTP/1.1\r\nhost: x\r\nhost: y\r\nconnection: upgrade\r\nupgrade: ringkv\r\n\r\n',
+        );
+        const answer = await conn.readAnswer();
+        assert.equal(answer.status, 400);
+        assert.equal(answer.body.toString(), 'Duplicate Host header');
+        assert.deepEqual(upgraded, []);
+      });
+    });
+
+    describe('a damaged file', () => {
+      it('answers 503 without detail and logs one line naming the file and offset', async () => {
+        const store = new ScriptedStore(1);
+        store.onGet = async () => {
+          throw new CorruptionError('/data/000012.sst', 4096, 'block checksum mismatch');
+        };
+        const port = await start(store);
+        const { conn } = await open(port);
+        await conn.write('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n');
+        const answer = await conn.readAnswer();
+        assert.equal(answer.status, 503);
+        assert.equal(answer.body.toString(), 'Data unavailable: a damaged file on this node; see its log');
+        assert.equal(logged.length, 1);
+        assert.match(logged[0]!, /^RINGKV_CORRUPTION: Corruption in \/data\/000012\.sst at offset 4096: /);
+        const counters = await requestCounters(port);
+        assert.equal(counters.corruption, 1);
+        assert.equal(counters.internalErrors, 0);
+        assert.equal(counters.fastPath, fastPath ? 1 : 0);
+      });
+
+      it('keeps I/O errors 500, with one log line', async () => {
+        const store = new ScriptedStore(1);
+        store.onGet = async () => {
+          throw new RingkvError('RINGKV_IO', 'Cannot read /data/000012.sst: EIO');
+        };
+        const port = await start(store);
+        const answer = await call(port, '/v0/entity?id=a');
+        assert.equal(answer.status, 500);
+        assert.equal(answer.body, 'Internal error');
+        assert.deepEqual(logged, ['RINGKV_IO: Cannot read /data/000012.sst: EIO']);
+      });
+    });
+  });

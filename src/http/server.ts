@@ -15,12 +15,21 @@
  * - Limits on header size, header and request time, idle keep-alive and idle
  *   sockets (limits.ts) keep slow or stuck clients from holding resources,
  *   on both paths.
- * - close() stops accepting, lets in-flight requests and range streams finish
- *   for a grace period, then cuts what is left.
+ * - /v0/health answers probes; whether the node is ready is the caller's
+ *   (`readiness`).
+ * - A request with two Host headers is 400 (RFC 9112 requires it; node:http
+ *   keeps the first and drops the rest silently).
+ * - Shutdown has two steps. beginLeaving() makes new client requests 503
+ *   (their connections close), while health, status and the internode paths
+ *   and upgrades are still served, so that clients and peers move away while
+ *   the node hands over what it must. close() then stops accepting, lets
+ *   in-flight requests and range streams finish for a grace period, and cuts
+ *   what is left.
  *
  *   const server = new HttpServer({ store, nodeUrl, cluster, keyBytesMax, valueBytesMax, log });
  *   await server.listen(8080, '127.0.0.1');
  *   ...
+ *   server.beginLeaving();
  *   await server.close(5000);
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -30,9 +39,17 @@ import { limits } from '../config/limits.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { FastPath } from './fast/fast-path.js';
 import { pathOf } from './params.js';
-import { NodeReply, RequestCounters, type RouteContext, sendError, sendText } from './routes/context.js';
+import {
+  NodeReply,
+  RequestCounters,
+  type RouteContext,
+  sendError,
+  sendLeaving,
+  sendText,
+} from './routes/context.js';
 import { handleEntities } from './routes/entities.js';
 import { handleEntity } from './routes/entity.js';
+import { handleHealth, type Readiness } from './routes/health.js';
 import { handleStatus } from './routes/status.js';
 
 const KiB = 1024;
@@ -56,6 +73,8 @@ export interface HttpServerOptions {
   readonly internode?: RequestHandler | undefined;
   /** Whether plain entity requests take the fast path (default true). */
   readonly fastPath?: boolean | undefined;
+  /** Whether the node is ready for client requests, for /v0/health?ready=1 (default: always ready). */
+  readonly readiness?: (() => Readiness) | undefined;
 }
 
 /** The fast path's setting from the environment: on unless RINGKV_HTTP_FAST_PATH=off. */
@@ -67,6 +86,7 @@ export class HttpServer {
   readonly #server: Server;
   readonly #ctx: RouteContext;
   readonly #internode: RequestHandler | undefined;
+  readonly #readiness: () => Readiness;
   readonly #fastPath: FastPath | undefined;
   /** Range streams under way: close() waits for them so that no cursor outlives the store. */
   readonly #streams = new Set<Promise<void>>();
@@ -81,9 +101,11 @@ export class HttpServer {
       cluster: options.cluster,
       startedAtMs: Date.now(),
       log: options.log,
+      leaving: false,
       closing: false,
     };
     this.#internode = options.internode;
+    this.#readiness = options.readiness ?? (() => 'ready');
     // Two keys of up to 9 URL bytes per key byte (%XX of UTF-8) plus ordinary headers.
     const headBytesMax = Math.max(limits.httpHeaderBytesMin, 18 * options.keyBytesMax + 8 * KiB);
     this.#server = createServer(
@@ -99,9 +121,11 @@ export class HttpServer {
     this.#server.setTimeout(limits.httpSocketIdleTimeoutMs);
     const upgrade = options.upgrade;
     // Always listened for: without a listener Node 20 would route an upgrade as a plain request.
+    // Upgrades are internode handshakes: still taken while leaving, refused once closing.
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (upgrade !== undefined && !this.#ctx.closing) upgrade(req, socket, head);
-      else refuseUpgrade(socket);
+      if (hasDuplicateHost(req.rawHeaders)) refuseUpgrade(socket, DUPLICATE_HOST);
+      else if (upgrade !== undefined && !this.#ctx.closing) upgrade(req, socket, head);
+      else refuseUpgrade(socket, 'Upgrade not supported');
     });
     this.#fastPath =
       options.fastPath === false
@@ -152,6 +176,22 @@ export class HttpServer {
     return address !== null && typeof address === 'object' ? address.port : 0;
   }
 
+  /** Whether beginLeaving() was called. */
+  get leaving(): boolean {
+    return this.#ctx.leaving;
+  }
+
+  /**
+   * The node starts leaving: from now on every new client request is
+   * answered 503 `Node is shutting down` and its connection closed, except
+   * /v0/health (whose `ready=1` then answers 503 `leaving`), /v0/status and
+   * the internode paths and upgrades. Requests already in flight finish as
+   * usual. close() comes after.
+   */
+  beginLeaving(): void {
+    this.#ctx.leaving = true;
+  }
+
   /**
    * Stops accepting connections, closes idle keep-alive ones, and lets
    * requests in flight finish (their answers say `connection: close`). After
@@ -188,12 +228,18 @@ export class HttpServer {
     const url = req.url!;
     const path = pathOf(url);
     try {
-      if (path === '/v0/entity') {
+      if (hasDuplicateHost(req.rawHeaders)) {
+        answerAfterBody(req, () => sendText(ctx, closingReply(res), 400, DUPLICATE_HOST));
+      } else if (ctx.leaving && !servedWhileLeaving(path)) {
+        answerAfterBody(req, () => sendLeaving(ctx, new NodeReply(res)));
+      } else if (path === '/v0/entity') {
         handleEntity(ctx, req, res);
       } else if (path === '/v0/entities' && req.method === 'GET') {
         this.#track(handleEntities(ctx, req, res));
       } else if (path === '/v0/status' && req.method === 'GET') {
         handleStatus(ctx, res);
+      } else if (path === '/v0/health') {
+        handleHealth(ctx, req, res, this.#readiness);
       } else if (this.#internode !== undefined && path.startsWith(INTERNODE_PREFIX)) {
         ctx.counters.internode++;
         this.#internode(req, res);
@@ -218,8 +264,46 @@ export class HttpServer {
   }
 }
 
-function refuseUpgrade(socket: Duplex): void {
-  const body = 'Upgrade not supported';
+const DUPLICATE_HOST = 'Duplicate Host header';
+
+/** Paths still served while the node is leaving: the probes, and what its peers need of it. */
+function servedWhileLeaving(path: string): boolean {
+  return path === '/v0/health' || path === '/v0/status' || path.startsWith(INTERNODE_PREFIX);
+}
+
+/** Whether the request has more than one Host header line. */
+function hasDuplicateHost(raw: readonly string[]): boolean {
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return true;
+  }
+  return false;
+}
+
+/** A NodeReply whose answer closes the connection whatever the route asks. */
+function closingReply(res: ServerResponse): NodeReply {
+  res.setHeader('connection', 'close');
+  return new NodeReply(res);
+}
+
+/**
+ * Calls `answer` once the request's body has been read and dropped, for an
+ * answer that closes the connection: a socket closed with request bytes
+ * still unread sends a reset, and a client that gets one may lose the
+ * answer before reading it. A body past limits.httpDrainBytesMax cuts the
+ * connection instead.
+ */
+function answerAfterBody(req: IncomingMessage, answer: () => void): void {
+  let drained = 0;
+  req.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > limits.httpDrainBytesMax) req.socket.destroy();
+  });
+  req.on('end', answer);
+}
+
+function refuseUpgrade(socket: Duplex, body: string): void {
   socket.end(
     `HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
   );

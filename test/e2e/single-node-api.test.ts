@@ -190,6 +190,10 @@ for (const client of CLIENTS)
         ['GET', '/v0/internode', 400],
         ['GET', '/v0/internode/ping', 400],
         ['POST', '/v0/status', 400],
+        ['GET', '/v0/health?ready=2', 400],
+        ['GET', '/v0/health?ready=yes', 400],
+        ['POST', '/v0/health', 405],
+        ['DELETE', '/v0/health', 405],
         ['PUT', '/v0/entities?start=a', 400],
         ['DELETE', '/v0/entities?start=a', 400],
       ];
@@ -217,6 +221,26 @@ for (const client of CLIENTS)
         // Bytes count, not characters: 513 two-byte characters are 1026 bytes.
         assert.equal((await get('é'.repeat(513))).status, 414);
         assert.equal((await get('é'.repeat(512))).status, 404);
+      });
+
+      it('answers 400 to a request with two Host headers, and closes its connection', async () => {
+        const conn = await RawConnection.open(node.port);
+        try {
+          // On a keep-alive connection a plain request first, so that the fast path holds it.
+          const first = client.keepAlive ? `GET ${entityPath('two-hosts')} HTTP/1.1\r\nhost: x\r\n\r\n` : '';
+          await conn.write(
+            `${first}PUT ${entityPath('two-hosts')} HTTP/1.1\r\nhost: x\r\nhost: y\r\ncontent-length: 2\r\n\r\nok`,
+          );
+          if (client.keepAlive) assert.equal((await conn.readAnswer()).status, 404);
+          const answer = await conn.readAnswer();
+          assert.equal(answer.status, 400);
+          assert.equal(answer.body.toString(), 'Duplicate Host header');
+          assert.equal(answer.headers.connection, 'close');
+          assert.ok(await conn.waitClosed(5000));
+        } finally {
+          conn.close();
+        }
+        assert.equal((await get('two-hosts')).status, 404);
       });
 
       it('refuses an HTTP Upgrade', async () => {
@@ -368,6 +392,35 @@ for (const client of CLIENTS)
         assert.equal(local.body.toString().split('\n').length, 4);
         assert.equal(cluster.status, 200);
         assert.deepEqual(cluster.body, local.body);
+      });
+    });
+
+    describe('/v0/health', () => {
+      it('answers 200 {"status":"ok"} as JSON', async () => {
+        const answer = await call('/v0/health');
+        assert.equal(answer.status, 200);
+        assert.equal(answer.headers['content-type'], 'application/json');
+        assert.deepEqual(JSON.parse(answer.body.toString()), { status: 'ok' });
+      });
+
+      it('answers ready=1 with 200 {"status":"ready"} once the node is ready, 503 "starting" before', async () => {
+        let answer = await call('/v0/health?ready=1');
+        for (let attempt = 0; attempt < 100 && answer.status !== 200; attempt++) {
+          assert.equal(answer.status, 503);
+          assert.deepEqual(JSON.parse(answer.body.toString()), { status: 'starting' });
+          await sleep(100);
+          answer = await call('/v0/health?ready=1');
+        }
+        assert.equal(answer.status, 200);
+        assert.equal(answer.headers['content-type'], 'application/json');
+        assert.deepEqual(JSON.parse(answer.body.toString()), { status: 'ready' });
+      });
+
+      it('is counted in /v0/status', async () => {
+        const before = JSON.parse((await call('/v0/status')).body.toString()).requests.health as number;
+        assert.equal((await call('/v0/health')).status, 200);
+        const after = JSON.parse((await call('/v0/status')).body.toString()).requests.health as number;
+        assert.equal(after, before + 1);
       });
     });
 

@@ -12,10 +12,14 @@
  *
  * A connection hands over only between requests, with nothing being
  * answered, so node:http's answers never overtake the fast path's.
+ *
+ * A request whose head arrives once the node is leaving is answered 503 and
+ * the connection closed, like node:http's; a PUT's body is read first, so
+ * that no unread bytes turn the close into a reset.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { type Reply, type RouteContext, sendError } from '../routes/context.js';
+import { type Reply, type RouteContext, sendError, sendLeaving } from '../routes/context.js';
 import { deleteEntity, getEntity, putValue } from '../routes/entity.js';
 import { HAND_OVER, Method, NEED_MORE, parseRequestHead } from './request-head.js';
 import { CLOSE_LINES, encodeResponse } from './response.js';
@@ -55,6 +59,8 @@ export class FastConnection {
   #at = 0;
   /** The PUT whose body is being read. */
   #bodyTarget = '';
+  /** ...and whether it is to be refused: its head arrived while the node was leaving. */
+  #bodyRefused = false;
   #body: Buffer | undefined;
   #bodyFilled = 0;
   /** write() returned false: read no further request until 'drain'. */
@@ -172,7 +178,7 @@ export class FastConnection {
         this.#unread = chunk.subarray(used);
         this.#at = 0;
       }
-      this.#answer(Method.Put, this.#bodyTarget, body);
+      this.#answer(Method.Put, this.#bodyTarget, body, this.#bodyRefused);
       return;
     }
     if (this.#unread === undefined) {
@@ -205,6 +211,8 @@ export class FastConnection {
           this.#handOver(unread.subarray(requestStart));
           return;
         }
+        // Decided at the head, as node:http does: a request under way when leaving begins finishes.
+        const refused = this.#host.ctx.leaving;
         let at = head.headEnd;
         let value: Buffer | undefined;
         if (head.method === Method.Put) {
@@ -220,13 +228,13 @@ export class FastConnection {
           unread.copy(value, 0, at, at + available);
           at += available;
           if (available < length) {
-            this.#enterBody(head.target, value, available);
+            this.#enterBody(head.target, value, available, refused);
             return;
           }
         }
         if (at < unread.length) this.#at = at;
         else this.#unread = undefined;
-        this.#answer(head.method, head.target, value);
+        this.#answer(head.method, head.target, value, refused);
         answered = true;
       }
       this.#afterRequests(answered);
@@ -239,13 +247,14 @@ export class FastConnection {
    * A PUT whose body has not all arrived. The body's deadline counts from
    * the request's start (#sinceMs is left as it is).
    */
-  #enterBody(target: string, body: Buffer, filled: number): void {
+  #enterBody(target: string, body: Buffer, filled: number, refused: boolean): void {
     this.#unread = undefined;
     this.#at = 0;
     this.#phase = Phase.Body;
     this.#body = body;
     this.#bodyFilled = filled;
     this.#bodyTarget = target;
+    this.#bodyRefused = refused;
     if (this.#ended) {
       // The client will send nothing more: the body cannot arrive.
       this.#close();
@@ -277,7 +286,7 @@ export class FastConnection {
     }
   }
 
-  #answer(method: Method, target: string, value: Buffer | undefined): void {
+  #answer(method: Method, target: string, value: Buffer | undefined, refused: boolean): void {
     this.#phase = Phase.Answering;
     // A Reply of its own per request: an answer given twice, or late, cannot
     // become the answer to the next request.
@@ -287,6 +296,10 @@ export class FastConnection {
     };
     const ctx = this.#host.ctx;
     ctx.counters.fastPath++;
+    if (refused) {
+      sendLeaving(ctx, reply);
+      return;
+    }
     try {
       if (method === Method.Get) getEntity(ctx, target, reply);
       else if (method === Method.Delete) deleteEntity(ctx, target, reply);

@@ -369,12 +369,16 @@ describe('fast path', () => {
       'X-G: "quoted", a;b=c',
       'X-H: \t',
       'Keep-Alive: timeout=5',
+      // node:http answers two Host headers 400: never to be taken.
+      'Host: y',
     );
     let taken = 0;
     await fc.assert(
       fc.asyncProperty(host, fc.array(line, { maxLength: 6 }), fc.nat(6), async (hostLine, lines, at) => {
-        lines.splice(Math.min(at, lines.length), 0, hostLine);
-        const text = `GET /v0/entity?id=absent HTTP/1.1\r\n${lines.map((l) => `${l}\r\n`).join('')}\r\n`;
+        // A copy: fast-check shrinks the generated array, which must stay as it made it.
+        const all = [...lines];
+        all.splice(Math.min(at, all.length), 0, hostLine);
+        const text = `GET /v0/entity?id=absent HTTP/1.1\r\n${all.map((l) => `${l}\r\n`).join('')}\r\n`;
         const bytes = Buffer.from(text, 'latin1');
         if (typeof parseRequestHead(bytes, 0, 16 * 1024) !== 'object') return;
         taken++;
@@ -465,6 +469,7 @@ describe('fast path timeouts', () => {
       cluster: ['http://127.0.0.1:1'],
       startedAtMs: Date.now(),
       log: () => undefined,
+      leaving: false,
       closing: false,
     };
     http = createServer((_req, res) => res.writeHead(418).end());
@@ -540,7 +545,7 @@ describe('fast path timeouts', () => {
   it('passes handed-over connections to the server it was installed on', async () => {
     const { port } = await startBare();
     const conn = await open(port);
-    await conn.write(get('a') + 'GET /v0/status HTTP/1.1\r\nHost: x\r\n\r\n');
+    await conn.write(`${get('a')}GET /v0/status HTTP/1.1\r\nHost: x\r\n\r\n`);
     assert.deepEqual([(await conn.readAnswer()).status, (await conn.readAnswer()).status], [404, 418]);
   });
 });

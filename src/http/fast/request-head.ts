@@ -11,9 +11,10 @@
  * digits with no tab around them (and none but 0 on GET and DELETE),
  * `Connection: keep-alive` if any. Handed over: any other method, path or
  * version, Transfer-Encoding, Expect, Upgrade, Proxy-Connection, any other
- * Connection, a bare CR or LF, folded lines, or a head longer than the
- * server's header limit. Whatever it takes, node:http takes too (a property
- * test sends the heads it takes to node:http).
+ * Connection, a bare CR or LF, folded lines, no Host or two (server.ts
+ * answers two with 400), or a head longer than the server's header limit.
+ * Whatever it takes, node:http takes too (a property test sends the heads
+ * it takes to node:http).
  */
 
 /** The head is not complete yet: read more. */

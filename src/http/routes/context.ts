@@ -9,6 +9,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Store } from '../../cluster/store.js';
+import { isRingkvError } from '../../util/errors.js';
 import { errorAnswer } from '../errors.js';
 import type { ParamLimits } from '../params.js';
 
@@ -18,11 +19,16 @@ export class RequestCounters {
   delete = 0;
   range = 0;
   status = 0;
+  health = 0;
   internode = 0;
   /** Requests answered 400 for an unknown path or method. */
   unknown = 0;
   /** Unexpected errors answered 500. */
   internalErrors = 0;
+  /** Requests answered 503 because a file of this node is damaged (RINGKV_CORRUPTION). */
+  corruption = 0;
+  /** Client requests answered 503 because the node is leaving (HttpServer.beginLeaving). */
+  refusedLeaving = 0;
   /** Requests of each kind answered by the fast path (fast/) rather than node:http. */
   fastPath = 0;
   /** Connections the fast path passed to node:http (a request it does not take). */
@@ -40,9 +46,12 @@ export class RequestCounters {
       delete: this.delete,
       range: this.range,
       status: this.status,
+      health: this.health,
       internode: this.internode,
       unknown: this.unknown,
       internalErrors: this.internalErrors,
+      corruption: this.corruption,
+      refusedLeaving: this.refusedLeaving,
       fastPath: this.fastPath,
       fastPathHandovers: this.fastPathHandovers,
       responses: Object.fromEntries([...this.#responses].sort((a, b) => a[0] - b[0])),
@@ -59,6 +68,12 @@ export interface RouteContext {
   readonly cluster: readonly string[];
   readonly startedAtMs: number;
   readonly log: (line: string) => void;
+  /**
+   * Set when the node starts leaving (before closing): new client requests
+   * then get 503 and a closed connection; health, status and internode are
+   * still served.
+   */
+  leaving: boolean;
   /** Set when the server starts closing: answers then tell the client to close the connection. */
   closing: boolean;
 }
@@ -98,6 +113,7 @@ export class NodeReply implements Reply {
 
 export const TEXT_TYPE = 'text/plain; charset=utf-8';
 export const BYTES_TYPE = 'application/octet-stream';
+export const JSON_TYPE = 'application/json';
 
 /** A short text answer. */
 export function sendText(ctx: RouteContext, reply: Reply, status: number, body: string): void {
@@ -116,11 +132,29 @@ export function sendBytes(ctx: RouteContext, reply: Reply, status: number, body:
   reply.send(status, BYTES_TYPE, body, ctx.closing);
 }
 
-/** The answer for any thrown error; unexpected ones are logged (one line) and counted. */
+/** A JSON answer (`body` already serialized). */
+export function sendJson(ctx: RouteContext, reply: Reply, status: number, body: string): void {
+  ctx.counters.countResponse(status);
+  reply.send(status, JSON_TYPE, body, ctx.closing);
+}
+
+/**
+ * The answer to a new client request while the node is leaving: 503, and
+ * the connection closes, so that the client retries on another node rather
+ * than reuse a connection to one that is going away.
+ */
+export function sendLeaving(ctx: RouteContext, reply: Reply): void {
+  ctx.counters.refusedLeaving++;
+  ctx.counters.countResponse(503);
+  reply.send(503, TEXT_TYPE, 'Node is shutting down', true);
+}
+
+/** The answer for any thrown error; unexpected ones and damaged files are logged (one line) and counted. */
 export function sendError(ctx: RouteContext, reply: Reply, err: unknown): void {
   const answer = errorAnswer(err);
   if (answer.logLine !== undefined) {
-    ctx.counters.internalErrors++;
+    if (isRingkvError(err, 'RINGKV_CORRUPTION')) ctx.counters.corruption++;
+    else ctx.counters.internalErrors++;
     ctx.log(answer.logLine);
   }
   sendText(ctx, reply, answer.status, answer.body);

@@ -1,4 +1,4 @@
-/** /v0/status: 200 and a JSON description of the node; also the readiness probe. */
+/** /v0/status: 200 and a JSON description of the node (the probes are /v0/health's). */
 import type { ServerResponse } from 'node:http';
 import type { RouteContext } from './context.js';
 
