@@ -363,7 +363,11 @@ async function closeNode(parts: {
     // Leave first: clients and peers hear of it while this node still answers everything in flight.
     parts.server.beginLeaving();
     parts.internode?.leave();
+    const leftMinMs = new Promise((resolve) => setTimeout(resolve, limits.shutdownLeavingMinMs));
     await repair?.transport.announceLeaving(Date.now() + limits.shutdownAnnounceMs);
+    // Peers know: new connections are refused from here, and the open ones get their 503s meanwhile.
+    parts.server.stopAccepting();
+    await leftMinMs;
     // Upgraded internode sockets keep the HTTP server from closing: end them alongside.
     // The anti-entropy round under way ends meanwhile (or when the transport closes, below).
     await Promise.all([

@@ -149,6 +149,14 @@ export const limits = {
   internodeHeartbeatMs: 1000,
   /** Shutdown: peers get this long to acknowledge that this node is leaving before it stops serving. */
   shutdownAnnounceMs: 500,
+  /**
+   * Shutdown: the node stays leaving at least this long before it closes idle
+   * client connections, so that every connection in use carries one more
+   * request, answered 503 with Connection: close, and is closed cleanly. A
+   * connection closed while idle races a request the client may be sending
+   * on it: that request sees a reset. Within shutdownAnnounceMs.
+   */
+  shutdownLeavingMinMs: 300,
   /** Internode: an Upgrade handshake that has not completed by then counts as a failed attempt (default). */
   internodeConnectTimeoutMs: 1000,
   /**
@@ -284,6 +292,7 @@ assert(limits.keyBytesMax <= limits.keyBytesHardMax, 'keyBytesMax must fit a u16
 assert(limits.valueBytesMax <= limits.valueBytesHardMax, 'valueBytesMax must be under the hard maximum');
 assert(limits.tableBytesTarget <= limits.levelBytesBase, 'a table must fit in L1');
 assert(limits.backgroundRetryMinMs <= limits.backgroundRetryMaxMs, 'the retry backoff grows');
+assert(limits.shutdownLeavingMinMs <= limits.shutdownAnnounceMs, 'leaving fits the announcement budget');
 assert(limits.shutdownGraceMs < limits.shutdownForceMs, 'connections are cut before the forced exit');
 assert(
   limits.shutdownAnnounceMs +

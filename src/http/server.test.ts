@@ -279,19 +279,25 @@ for (const fastPath of [true, false])
         assert.equal(counters.fastPath, fastPath ? 1 : 0);
       });
 
-      it('answers ready=1 with 503 "starting" until the node is ready, then 200 "ready"', async () => {
+      it('answers ready=1 (and /v0/status) with 503 "starting" until the node is ready, then 200 "ready"', async () => {
         let readiness: Readiness = 'starting';
         const port = await start(new ScriptedStore(1), { readiness: () => readiness });
         const starting = await call(port, '/v0/health?ready=1');
         assert.equal(starting.status, 503);
         assert.equal(starting.headers['content-type'], 'application/json');
         assert.deepEqual(JSON.parse(starting.body), { status: 'starting' });
-        // Alive all the same.
+        // Alive all the same; /v0/status answers its JSON with 503 until ready.
         assert.equal((await call(port, '/v0/health')).status, 200);
+        const startingStatus = await call(port, '/v0/status');
+        assert.equal(startingStatus.status, 503);
+        assert.equal(JSON.parse(startingStatus.body).ready, false);
         readiness = 'ready';
         const ready = await call(port, '/v0/health?ready=1');
         assert.equal(ready.status, 200);
         assert.deepEqual(JSON.parse(ready.body), { status: 'ready' });
+        const readyStatus = await call(port, '/v0/status');
+        assert.equal(readyStatus.status, 200);
+        assert.equal(JSON.parse(readyStatus.body).ready, true);
         assert.equal((await requestCounters(port)).health, 3);
       });
 
@@ -460,6 +466,25 @@ for (const fastPath of [true, false])
         assert.ok(await conn.waitClosed(2000));
         await closed;
         await assert.rejects(call(port, '/v0/health'));
+        server = undefined;
+      });
+    });
+
+    describe('stopAccepting', () => {
+      it('refuses new connections, keeps the open ones answering 503 and closing, and close() still ends', async () => {
+        const port = await start(new ScriptedStore(1));
+        const { conn } = await open(port);
+        await conn.write('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n');
+        assert.equal((await conn.readAnswer()).status, 404);
+        server!.beginLeaving();
+        server!.stopAccepting();
+        await assert.rejects(call(port, '/v0/health'), 'a new connection is refused');
+        await conn.write('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n');
+        const refused = await conn.readAnswer();
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers.connection, 'close');
+        assert.ok(await conn.waitClosed(2000));
+        await server!.close(5000);
         server = undefined;
       });
     });

@@ -33,6 +33,7 @@
  *   await server.close(5000);
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Store } from '../cluster/store.js';
 import { limits } from '../config/limits.js';
@@ -90,6 +91,8 @@ export class HttpServer {
   readonly #fastPath: FastPath | undefined;
   /** Range streams under way: close() waits for them so that no cursor outlives the store. */
   readonly #streams = new Set<Promise<void>>();
+  /** Set by stopAccepting(): resolves on the server's 'close' (listener closed, no connection left). */
+  #serverClosed: Promise<void> | undefined;
 
   constructor(options: HttpServerOptions) {
     this.#ctx = {
@@ -198,10 +201,24 @@ export class HttpServer {
    * `graceMs`, the remaining connections are cut. Resolves once every range
    * stream has closed its cursor.
    */
+  /**
+   * Stops accepting connections and keeps the open ones (net.Server's close:
+   * node:http's own would also close the idle ones). While leaving, a new
+   * connection would only be answered 503, and one accepted just before
+   * close() could be closed as idle while its first request is on the way;
+   * refused, the client goes elsewhere at once.
+   */
+  stopAccepting(): void {
+    if (this.#serverClosed !== undefined) return;
+    this.#serverClosed = new Promise((resolve) => this.#server.once('close', () => resolve()));
+    net.Server.prototype.close.call(this.#server);
+  }
+
   async close(graceMs: number): Promise<void> {
     if (this.#ctx.closing) return;
     this.#ctx.closing = true;
-    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    // After stopAccepting() the listener is closed already: 'close' comes once the last connection ends.
+    const closed = this.#serverClosed ?? new Promise<void>((resolve) => this.#server.close(() => resolve()));
     const closeIdle = () => {
       this.#server.closeIdleConnections();
       this.#fastPath?.closeIdle();
@@ -237,7 +254,7 @@ export class HttpServer {
       } else if (path === '/v0/entities' && req.method === 'GET') {
         this.#track(handleEntities(ctx, req, res));
       } else if (path === '/v0/status' && req.method === 'GET') {
-        handleStatus(ctx, res);
+        handleStatus(ctx, res, this.#readiness());
       } else if (path === '/v0/health') {
         handleHealth(ctx, req, res, this.#readiness);
       } else if (this.#internode !== undefined && path.startsWith(INTERNODE_PREFIX)) {

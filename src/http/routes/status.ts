@@ -1,11 +1,20 @@
-/** /v0/status: 200 and a JSON description of the node (the probes are /v0/health's). */
+/**
+ * /v0/status: a JSON description of the node, 200 once the node is ready.
+ * While it starts (it listens before it has tried its peers) the same JSON
+ * comes with 503, so that a status answer of 200 keeps meaning what API.md
+ * says: the node serves requests, and every request that needs it succeeds.
+ * It stays 200 while the node leaves (the probe for that is /v0/health).
+ */
 import type { ServerResponse } from 'node:http';
 import type { RouteContext } from './context.js';
+import type { Readiness } from './health.js';
 
-export function handleStatus(ctx: RouteContext, res: ServerResponse): void {
+export function handleStatus(ctx: RouteContext, res: ServerResponse, readiness: Readiness): void {
   ctx.counters.status++;
+  const status = readiness === 'ready' ? 200 : 503;
   const body = JSON.stringify({
     node: ctx.nodeUrl,
+    ready: readiness === 'ready' && !ctx.leaving && !ctx.closing,
     cluster: ctx.cluster,
     clusterSize: ctx.store.clusterSize,
     pid: process.pid,
@@ -16,8 +25,8 @@ export function handleStatus(ctx: RouteContext, res: ServerResponse): void {
     cpu: process.cpuUsage(),
     store: ctx.store.status(),
   });
-  ctx.counters.countResponse(200);
+  ctx.counters.countResponse(status);
   if (ctx.closing) res.setHeader('connection', 'close');
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
   res.end(body);
 }
