@@ -74,7 +74,7 @@ export interface RouteContext {
    * still served.
    */
   leaving: boolean;
-  /** Set when the server starts closing: answers then tell the client to close the connection. */
+  /** Set when the server starts closing: answers then tell the client to close the connection (as while leaving). */
   closing: boolean;
 }
 
@@ -118,18 +118,18 @@ export const JSON_TYPE = 'application/json';
 /** A short text answer. */
 export function sendText(ctx: RouteContext, reply: Reply, status: number, body: string): void {
   ctx.counters.countResponse(status);
-  reply.send(status, TEXT_TYPE, body, ctx.closing);
+  reply.send(status, TEXT_TYPE, body, ctx.closing || ctx.leaving);
 }
 
 /** An answer without a body (201, 202). */
 export function sendEmpty(ctx: RouteContext, reply: Reply, status: number): void {
   ctx.counters.countResponse(status);
-  reply.send(status, undefined, '', ctx.closing);
+  reply.send(status, undefined, '', ctx.closing || ctx.leaving);
 }
 
 export function sendBytes(ctx: RouteContext, reply: Reply, status: number, body: Buffer): void {
   ctx.counters.countResponse(status);
-  reply.send(status, BYTES_TYPE, body, ctx.closing);
+  reply.send(status, BYTES_TYPE, body, ctx.closing || ctx.leaving);
 }
 
 /** A JSON answer (`body` already serialized). */
