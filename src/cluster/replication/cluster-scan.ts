@@ -7,8 +7,8 @@
  *
  * - Every node takes part, not only a key's replicas: which `from` a key was
  *   written with is not known, so a key may live on any node.
- * - Hence a range needs every node. Before the first batch, a peer marked
- *   down or a first page that fails rejects with RINGKV_NOT_ENOUGH_REPLICAS,
+ * - Hence a range needs every node. Before the first batch, a first page
+ *   that fails (a peer marked down fails at once) rejects with RINGKV_NOT_ENOUGH_REPLICAS,
  *   which the route answers 504 before it starts streaming: a range that
  *   silently leaves out the keys of a down node would look complete. A peer
  *   that fails later rejects next() too; the route then cuts the answer short
@@ -98,15 +98,10 @@ export class ClusterScanCursor implements EntryCursor {
   }
 
   #open(): _Source[] {
-    const { nodes, selfUrl, transport } = this.#options;
-    for (const node of nodes) {
-      if (node !== selfUrl && !transport.isUp(node)) {
-        throw new RingkvError(
-          'RINGKV_NOT_ENOUGH_REPLICAS',
-          `A cluster range needs every node, and ${node} is down`,
-        );
-      }
-    }
+    const { nodes, selfUrl } = this.#options;
+    // No check of the peers' up/down state here: the first pages are asked of every
+    // peer at once, and a peer's transport refuses at once when it is down, or waits
+    // for a connection attempt that may find it back (a peer that just restarted).
     const sources = nodes.map(
       (node): _Source =>
         node === selfUrl
