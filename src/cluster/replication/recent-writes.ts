@@ -64,6 +64,7 @@ export class RecentWrites {
   #head = 0;
   #keyBytes = 0;
   #floor: bigint;
+  #lastWasNew = false;
 
   constructor(options: RecentWritesOptions) {
     assert(options.windowMs >= 1, `windowMs must be positive: ${options.windowMs}`);
@@ -86,6 +87,7 @@ export class RecentWrites {
     // latin1 maps each byte to one character: a compact, exact key for the map.
     const id = key.toString('latin1');
     const known = this.#entries.get(id);
+    this.#lastWasNew = known === undefined;
     let newest = this.#floor;
     if (known !== undefined) {
       if (known.version > newest) newest = known.version;
@@ -99,6 +101,15 @@ export class RecentWrites {
     this.#forgetOverflow();
     if (this.#order.length - this.#head > 2 * this.#entries.size + QUEUE_HEAD_SLACK) this.#dropStale();
     return version <= newest ? newest : undefined;
+  }
+
+  /**
+   * Whether the last record() met a key the memory did not hold: the first
+   * write of it since this process started or since the memory forgot it,
+   * so only the store can tell what came before (replica.ts).
+   */
+  get lastWasNew(): boolean {
+    return this.#lastWasNew;
   }
 
   /** The version a write of `key` must exceed not to conflict. */

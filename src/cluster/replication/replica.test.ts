@@ -50,6 +50,25 @@ test('Replica: a write older than what the store holds is a conflict, beyond the
     undefined,
   );
   assert.equal(replica.stats().conflicts, 1);
+  // The memory learned the held version: a later stale write conflicts by the memory alone.
+  const again = valueEntry(Buffer.from('k'), makeVersion(1_010_001, 0), Buffer.from('v3'));
+  assert.equal(await replica.write(again), newer.version);
+  assert.equal(replica.stats().storedConflicts, 1);
+});
+
+test('Replica: two concurrent writes of a fresh key do not both conflict (no retry ping-pong)', async () => {
+  const engine = new MemoryEngine();
+  const clock = new HybridClock({ wallMs: () => 1_000_000 });
+  const replica = createReplica(engine, clock, { clockSkewMaxMs: 1000 });
+  for (let i = 0; i < 20; i++) {
+    const key = Buffer.from(`fresh-${i}`);
+    const first = valueEntry(key, makeVersion(1_010_000 + 2 * i, 0), Buffer.from('a'));
+    const second = valueEntry(key, makeVersion(1_010_001 + 2 * i, 0), Buffer.from('b'));
+    const [one, two] = await Promise.all([replica.write(first), replica.write(second)]);
+    // The newer write never conflicts: the memory knew only the older one when it came.
+    assert.equal(two, undefined, `round ${i}`);
+    assert.ok(one === undefined || one === second.version, `round ${i}: ${one}`);
+  }
 });
 
 test('Replica: scan pages hold at most limit entries and say whether more follow', async () => {

@@ -35,12 +35,17 @@
  * every coordinator's clock is past v1 anyway; and forgetting early raises
  * the floor, which costs spurious retries, never a misordering.
  *
- * Beyond the memory: after the write, the replica reads the key back from
- * its store; a newer version held there (written before a restart, or longer
- * ago than the window, under a skew past the bound) is answered as a conflict
- * too. A replica never acknowledges, as conflict-free, a write it knows is
- * older than what it holds. The read is cheap: the version just written
- * sits in the memtable, and tables whose newest version is older are skipped.
+ * Beyond the memory: a write of a key the memory does not hold (the first
+ * since a restart, or since the memory forgot it) is read back from the
+ * store after it is applied; a newer version held there (written before a
+ * restart, or longer ago than the window, under a skew past the bound) is
+ * answered as a conflict too. A replica never acknowledges, as
+ * conflict-free, a write it knows is older than what it holds. The read is
+ * cheap: the version just written sits in the memtable, and tables whose
+ * newest version is older are skipped. Keys the memory holds need no read:
+ * it already knows every write of them that came through here, and reading
+ * the store then would also see writes that arrive after this one, so two
+ * concurrent writers would answer each other conflicts on every retry.
  *
  * Every version a replica sees (written or read) also advances its clock, and
  * coordinators observe the versions in answers (reads, conflicts), so the
@@ -93,19 +98,24 @@ export class Replica implements InternodeHandler {
     this.#writes++;
     this.#clock.observe(entry.version);
     // INVARIANT: checked and recorded before the first await, so concurrent writes see each other.
-    const conflict = this.#recent.record(entry.key, entry.version);
+    const remembered = this.#recent.record(entry.key, entry.version);
+    const unknownKey = this.#recent.lastWasNew;
     await this.#engine.write(entry);
-    if (conflict !== undefined) {
-      this.#conflicts++;
-      return conflict;
+    // A key the memory held was checked against it, and the memory is at least as new as any
+    // write of the key that came through here. A key it did not hold is read back from the
+    // store, once: the memory then learns the version found there.
+    const held = unknownKey ? await this.#engine.get(entry.key) : undefined;
+    let conflict = remembered;
+    if (held !== undefined && held.version > entry.version) {
+      this.#recent.record(entry.key, held.version);
+      this.#clock.observe(held.version);
+      if (conflict === undefined || held.version > conflict) {
+        conflict = held.version;
+        this.#storedConflicts++;
+      }
     }
-    // What the store holds, beyond the memory's window or from before a restart (see above).
-    const held = await this.#engine.get(entry.key);
-    if (held === undefined || held.version <= entry.version) return undefined;
-    this.#conflicts++;
-    this.#storedConflicts++;
-    this.#clock.observe(held.version);
-    return held.version;
+    if (conflict !== undefined) this.#conflicts++;
+    return conflict;
   }
 
   async read(key: Buffer): Promise<Entry | undefined> {
