@@ -33,6 +33,7 @@ import { limits } from '../config/limits.js';
 import { assert } from '../util/assert.js';
 import { compareBytes } from '../util/bytes.js';
 import { CorruptionError, errorMessage, RingkvError } from '../util/errors.js';
+import { BackgroundRetry } from './background-retry.js';
 import { BackgroundWorker } from './compaction/background.js';
 import type { JobResult } from './compaction/jobs.js';
 import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from './compaction/picker.js';
@@ -169,14 +170,9 @@ export class LsmEngine implements Engine {
   #compacting: Promise<void> | undefined;
   #flushWaiters: (() => void)[] = [];
   #fatal: Error | undefined;
-  /** The last flush failure, while flushes keep failing; writers that must wait for a flush are refused. */
-  #flushError: string | undefined;
-  #flushFailuresInRow = 0;
-  #flushRetry: NodeJS.Timeout | undefined;
-  /** The last compaction failure, while compactions keep failing. */
-  #compactionError: string | undefined;
-  #compactionFailuresInRow = 0;
-  #compactionRetry: NodeJS.Timeout | undefined;
+  /** Failed flushes: while they keep failing, writers that must wait for a flush are refused. */
+  readonly #flushRetry: BackgroundRetry;
+  readonly #compactionRetry: BackgroundRetry;
   #recovery: readonly WalRecovery[] = [];
   #closed = false;
 
@@ -184,8 +180,6 @@ export class LsmEngine implements Engine {
   #reads = 0;
   #flushes = 0;
   #compactions = 0;
-  #flushFailures = 0;
-  #compactionFailures = 0;
   #writeStalls = 0;
   #retiredWalWrites = 0;
   #retiredWalSyncs = 0;
@@ -202,6 +196,13 @@ export class LsmEngine implements Engine {
     compactionWorker: BackgroundWorker;
   }) {
     this.#options = init.options;
+    const retry = {
+      minMs: init.options.backgroundRetryMinMs,
+      maxMs: init.options.backgroundRetryMaxMs,
+      log: init.options.log,
+    };
+    this.#flushRetry = new BackgroundRetry('Flush', retry);
+    this.#compactionRetry = new BackgroundRetry('Compaction', retry);
     this.#cache = init.cache;
     this.#state = init.state;
     this.#nextFileNumber = init.nextFileNumber;
@@ -469,13 +470,12 @@ export class LsmEngine implements Engine {
     }
     while (this.#frozen.length > 0) {
       // Asked for now: a retry waiting out its backoff runs at once.
-      clearTimeout(this.#flushRetry);
-      this.#flushRetry = undefined;
+      this.#flushRetry.cancel();
       this.#scheduleFlush();
       await this.#flushing;
       this.#checkWritable();
-      if (this.#flushError !== undefined)
-        throw new RingkvError('RINGKV_IO', `Flush failed: ${this.#flushError}`);
+      const flushError = this.#flushRetry.error;
+      if (flushError !== undefined) throw new RingkvError('RINGKV_IO', `Flush failed: ${flushError}`);
     }
   }
 
@@ -514,11 +514,11 @@ export class LsmEngine implements Engine {
       immutableMemtables: this.#frozen.length,
       flushes: this.#flushes,
       compactions: this.#compactions,
-      flushFailures: this.#flushFailures,
-      compactionFailures: this.#compactionFailures,
-      ...(this.#flushError === undefined && this.#compactionError === undefined
+      flushFailures: this.#flushRetry.failures,
+      compactionFailures: this.#compactionRetry.failures,
+      ...(this.#flushRetry.error === undefined && this.#compactionRetry.error === undefined
         ? {}
-        : { backgroundError: this.#flushError ?? this.#compactionError }),
+        : { backgroundError: this.#flushRetry.error ?? this.#compactionRetry.error }),
       tablesPerLevel: this.#state.version.levels.map((tables) => tables.length),
       tableBytes: this.#state.version.levels.reduce(
         (sum, _, level) => sum + this.#state.version.levelBytes(level),
@@ -532,7 +532,7 @@ export class LsmEngine implements Engine {
 
   /** The last background compaction failure, while compactions keep failing (for /v0/status). */
   get compactionError(): string | undefined {
-    return this.#compactionError;
+    return this.#compactionRetry.error;
   }
 
   /** What open found in each write-ahead log it replayed, oldest first. */
@@ -624,24 +624,14 @@ export class LsmEngine implements Engine {
 
   /** A writer that would wait for a flush while flushes fail is refused rather than held without end. */
   #checkFlushing(): void {
-    if (this.#flushError === undefined) return;
-    throw new RingkvError(
-      'RINGKV_IO',
-      `Writes are held up: memtables cannot be flushed: ${this.#flushError}`,
-    );
+    const flushError = this.#flushRetry.error;
+    if (flushError === undefined) return;
+    throw new RingkvError('RINGKV_IO', `Writes are held up: memtables cannot be flushed: ${flushError}`);
   }
 
   #cancelRetries(): void {
-    clearTimeout(this.#flushRetry);
-    clearTimeout(this.#compactionRetry);
-    this.#flushRetry = undefined;
-    this.#compactionRetry = undefined;
-  }
-
-  /** The delay before the next attempt after `failuresInRow` failures in a row (at least 1). */
-  #backoffMs(failuresInRow: number): number {
-    const { backgroundRetryMinMs: min, backgroundRetryMaxMs: max } = this.#options;
-    return Math.min(max, min * 2 ** Math.min(failuresInRow - 1, 30));
+    this.#flushRetry.cancel();
+    this.#compactionRetry.cancel();
   }
 
   #releaseWaiters(): void {
@@ -699,28 +689,14 @@ export class LsmEngine implements Engine {
   }
 
   #scheduleFlush(): void {
-    if (this.#flushing !== undefined || this.#flushRetry !== undefined) return;
+    if (this.#flushing !== undefined || this.#flushRetry.waiting) return;
     if (this.#frozen.length === 0 || this.#closed) return;
     this.#flushing = this.#flushOldest()
       .then(
-        () => {
-          this.#flushError = undefined;
-          this.#flushFailuresInRow = 0;
-        },
+        () => this.#flushRetry.succeeded(),
         (err: unknown) => {
           if (this.#closed) return;
-          this.#flushFailures++;
-          this.#flushFailuresInRow++;
-          this.#flushError = errorMessage(err);
-          const delayMs = this.#backoffMs(this.#flushFailuresInRow);
-          this.#options.log(
-            `Flush failed (${this.#flushFailuresInRow} in a row), retrying in ${delayMs} ms: ${this.#flushError}`,
-          );
-          this.#flushRetry = setTimeout(() => {
-            this.#flushRetry = undefined;
-            this.#scheduleFlush();
-          }, delayMs);
-          this.#flushRetry.unref();
+          this.#flushRetry.failed(err, () => this.#scheduleFlush());
           // Stalled writers are refused now rather than held until a retry succeeds.
           this.#releaseWaiters();
         },
@@ -782,30 +758,15 @@ export class LsmEngine implements Engine {
   }
 
   #scheduleCompaction(): void {
-    if (this.#compacting !== undefined || this.#compactionRetry !== undefined || this.#closed) return;
+    if (this.#compacting !== undefined || this.#compactionRetry.waiting || this.#closed) return;
     const compaction = pickCompaction(this.#state.version, this.#options, this.#pointers);
     if (compaction === undefined) return;
     this.#compacting = this.#runCompaction(compaction)
       .then(
-        () => {
-          this.#compactionError = undefined;
-          this.#compactionFailuresInRow = 0;
-        },
+        () => this.#compactionRetry.succeeded(),
         (err: unknown) => {
-          if (this.#closed) return;
           // A damaged or unreadable table, a full disk: keep serving, try again later, say why.
-          this.#compactionFailures++;
-          this.#compactionFailuresInRow++;
-          this.#compactionError = errorMessage(err);
-          const delayMs = this.#backoffMs(this.#compactionFailuresInRow);
-          this.#options.log(
-            `Compaction failed (${this.#compactionFailuresInRow} in a row), retrying in ${delayMs} ms: ${this.#compactionError}`,
-          );
-          this.#compactionRetry = setTimeout(() => {
-            this.#compactionRetry = undefined;
-            this.#scheduleCompaction();
-          }, delayMs);
-          this.#compactionRetry.unref();
+          if (!this.#closed) this.#compactionRetry.failed(err, () => this.#scheduleCompaction());
         },
       )
       .finally(() => {
