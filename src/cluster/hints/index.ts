@@ -10,6 +10,7 @@ export {
   HintedHandoff,
   type HintedHandoffOptions,
 } from './handoff.js';
+export { hintPolicy } from './hint-policy.js';
 export {
   type HintBatch,
   type HintCorruption,

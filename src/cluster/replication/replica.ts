@@ -1,7 +1,8 @@
 /**
  * Replica: the replica side of replication, the InternodeHandler a node
- * offers its peers (write, read, scan) and the path its own coordinator uses
- * for the local replica (a direct call, not a network hop).
+ * offers its peers (write, read, scan, and, wired in, anti-entropy and the
+ * LEAVING notice) and the path its own coordinator uses for the local
+ * replica (a direct call, not a network hop).
  *
  * ## Ordering under clock skew
  *
@@ -62,6 +63,10 @@ export interface ReplicaOptions {
   readonly engine: Engine;
   readonly clock: HybridClock;
   readonly recentWrites: RecentWrites;
+  /** Answers peers' anti-entropy requests (antientropy/responder.ts); left out, they get RINGKV_BAD_REQUEST. */
+  readonly antiEntropy?: ((body: Buffer) => Promise<Buffer>) | undefined;
+  /** A peer announced its shutdown (internode LEAVING): the node routes around it. */
+  readonly onPeerLeaving?: ((peer: string) => void) | undefined;
 }
 
 export interface ReplicaStats {
@@ -81,6 +86,9 @@ export class Replica implements InternodeHandler {
   readonly #engine: Engine;
   readonly #clock: HybridClock;
   readonly #recent: RecentWrites;
+  readonly #onPeerLeaving: ((peer: string) => void) | undefined;
+  /** Set when the node serves anti-entropy (InternodeHandler.antiEntropy). */
+  readonly antiEntropy: ((body: Buffer) => Promise<Buffer>) | undefined;
   #writes = 0;
   #conflicts = 0;
   #storedConflicts = 0;
@@ -91,6 +99,17 @@ export class Replica implements InternodeHandler {
     this.#engine = options.engine;
     this.#clock = options.clock;
     this.#recent = options.recentWrites;
+    this.#onPeerLeaving = options.onPeerLeaving;
+    this.antiEntropy = options.antiEntropy;
+  }
+
+  /** The node's wall clock, sent in PONG so that peers measure the skew. */
+  wallMs(): number {
+    return this.#clock.wallMs();
+  }
+
+  leaving(peer: string): void {
+    this.#onPeerLeaving?.(peer);
   }
 
   /** Applies the entry; resolves to undefined, or to the newer version known for its key (a conflict). */
@@ -165,7 +184,7 @@ export class Replica implements InternodeHandler {
 export function createReplica(
   engine: Engine,
   clock: HybridClock,
-  options: { clockSkewMaxMs: number },
+  options: { clockSkewMaxMs: number } & Pick<ReplicaOptions, 'antiEntropy' | 'onPeerLeaving'>,
 ): Replica {
   const skewMs = options.clockSkewMaxMs;
   const recentWrites = new RecentWrites({
@@ -174,5 +193,11 @@ export function createReplica(
     keyBytesMax: limits.recentWriteKeyBytesMax,
     initialFloor: makeVersion(clock.wallMs() + skewMs, 0),
   });
-  return new Replica({ engine, clock, recentWrites });
+  return new Replica({
+    engine,
+    clock,
+    recentWrites,
+    antiEntropy: options.antiEntropy,
+    onPeerLeaving: options.onPeerLeaving,
+  });
 }

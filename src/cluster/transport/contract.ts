@@ -43,7 +43,7 @@ export interface InternodeHandler {
    * by cluster/antientropy/format.ts; opaque to the transport). A node
    * without it answers ANTI_ENTROPY with ERROR RINGKV_BAD_REQUEST.
    */
-  antiEntropy?(body: Buffer): Promise<Buffer>;
+  readonly antiEntropy?: ((body: Buffer) => Promise<Buffer>) | undefined;
   /** The node's wall clock (ms), sent in PONG so that peers measure clock skew. */
   wallMs?(): number;
   /** The peer at `node` announced its shutdown (LEAVING): route around it. */

@@ -1,0 +1,121 @@
+/**
+ * The pieces of a node in a cluster of two or more: ring, transport, the
+ * replica (which is also what the node serves its peers), hints and their
+ * handoff, anti-entropy and its responder, the internode server, the clock
+ * skew monitor, and the ClusterStore that coordinates client requests.
+ * Nothing runs yet: Node starts the loops once it listens, and owns the
+ * order in which everything stops.
+ */
+import { join } from 'node:path';
+import { AntiEntropy, AntiEntropyResponder, loadBirthVersion } from '../cluster/antientropy/index.js';
+import type { HybridClock } from '../cluster/clock.js';
+import { ClockSkewMonitor } from '../cluster/clock-skew.js';
+import { HintedHandoff, HintStore, hintPolicy } from '../cluster/hints/index.js';
+import { ClusterStore, createReplica } from '../cluster/replication/index.js';
+import { Ring } from '../cluster/ring/index.js';
+import {
+  createTransport,
+  InternodeServer,
+  type PeerLinks,
+  type Transport,
+  type TransportKind,
+} from '../cluster/transport/index.js';
+import type { ServeOptions } from '../config/options.js';
+import type { Engine } from '../storage/index.js';
+import { errorMessage } from '../util/errors.js';
+
+export interface ClusterParts {
+  readonly store: ClusterStore;
+  readonly transport: Transport & PeerLinks;
+  readonly internode: InternodeServer;
+  readonly hints: HintStore;
+  readonly handoff: HintedHandoff;
+  readonly antiEntropy: AntiEntropy;
+}
+
+export async function clusterParts(
+  options: ServeOptions,
+  context: {
+    readonly engine: Engine;
+    readonly clock: HybridClock;
+    /** One line per event, already prefixed with the node. */
+    readonly log: (line: string) => void;
+    readonly transportKind: TransportKind;
+    readonly hintHandoffIntervalMs: number;
+  },
+): Promise<ClusterParts> {
+  const { engine, clock, log } = context;
+  if (options.clusterSecret === undefined) {
+    log(
+      'warning: no --cluster-secret, so internode requests are unauthenticated (anyone who reaches this port can write any version of any key)',
+    );
+  }
+  const birthVersion = await loadBirthVersion(options.dataDir, { engine, clock });
+  const hints = await HintStore.open(join(options.dataDir, 'hints'), { sync: options.sync, log });
+  const ring = new Ring(options.cluster);
+  const isPeer = (url: string): boolean => url !== options.url && ring.nodes.includes(url);
+  const skew = new ClockSkewMonitor({ boundMs: options.clockSkewMaxMs, log });
+  // The transport tells the handoff when a peer is back; the handoff needs the transport first.
+  let handoff: HintedHandoff | undefined;
+  const transport = createTransport({
+    kind: context.transportKind,
+    secret: options.clusterSecret,
+    selfUrl: options.url,
+    wallMs: () => clock.wallMs(),
+    onPeerUp: (peer) => handoff?.peerUp(peer),
+    onClockSample: (peer, skewMs, rttMs) => skew.sample(peer, skewMs, rttMs),
+  });
+  handoff = new HintedHandoff({
+    store: hints,
+    transport,
+    intervalMs: context.hintHandoffIntervalMs,
+    log,
+  });
+  const responder = new AntiEntropyResponder({ selfUrl: options.url, ring, engine });
+  const replica = createReplica(engine, clock, {
+    clockSkewMaxMs: options.clockSkewMaxMs,
+    antiEntropy: (body) => responder.handle(body),
+    onPeerLeaving: (peer) => {
+      if (isPeer(peer)) transport.peerLeaving(peer);
+    },
+  });
+  const internode = new InternodeServer(replica, {
+    secret: options.clusterSecret,
+    selfUrl: options.url,
+    onError: (err) => log(`Internode request failed unexpectedly: ${errorMessage(err)}`),
+    onPeerSeen: (peer) => {
+      if (isPeer(peer)) transport.peerSeen(peer);
+    },
+  });
+  const antiEntropy = new AntiEntropy({
+    selfUrl: options.url,
+    ring,
+    engine,
+    transport,
+    intervalMs: options.antiEntropyIntervalMs,
+    birthVersion,
+    clock,
+    log,
+  });
+  const store = new ClusterStore({
+    selfUrl: options.url,
+    ring,
+    engine,
+    clock,
+    transport,
+    replica,
+    requestTimeoutMs: options.requestTimeoutMs,
+    clockSkewMaxMs: options.clockSkewMaxMs,
+    log,
+    onReplicaWriteFailed: hintPolicy(options.url, hints, log),
+    statusExtras: () => ({
+      internodeProtocol: context.transportKind,
+      internodeServer: internode.stats(),
+      clockSkewMaxMs: options.clockSkewMaxMs,
+      clockSkew: skew.status(),
+      hints: { ...hints.stats(), handoff: handoff.stats() },
+      antiEntropy: { ...antiEntropy.stats(), responder: responder.stats() },
+    }),
+  });
+  return { store, transport, internode, hints, handoff, antiEntropy };
+}

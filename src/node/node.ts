@@ -1,0 +1,233 @@
+/**
+ * Node: one ringkv node, assembled. It owns every resource (the data
+ * directory's lock, the engine, the store and, in a cluster, the transport,
+ * hints, anti-entropy and internode server, and the HTTP server) and the one
+ * order in which they start and stop. The CLI (cli/serve.ts) keeps argv,
+ * signals and messages; tests start nodes in-process through the same class.
+ *
+ * Start: the data directory is locked and the engine recovers its log; in a
+ * cluster the parts are built (cluster-parts.ts); the HTTP server listens;
+ * the hint handoff and anti-entropy loops start; then the node opens its link
+ * to every peer at once (its handshake tells each peer it is back, so they
+ * use it from their next request) and is ready once every peer was tried:
+ * /v0/health?ready=1 and /v0/status answer 200 from then on.
+ *
+ * Stop, within API.md's 10 s: leave first (new client requests get 503 and
+ * Connection: close; /v0/health?ready=1 answers 503; new internode
+ * handshakes are refused; every peer with a link is told LEAVING and stops
+ * sending new requests, routing reads to the other replicas); then refuse
+ * new connections, and stay leaving at least limits.shutdownLeavingMinMs so
+ * that connections in use get their 503 and close; then stop accepting and
+ * let requests finish (grace) while the anti-entropy round under way ends;
+ * then hand pending hints to the peers that are reachable; then close the
+ * hint files, the transport and the engine; release the lock.
+ *
+ *   const node = await Node.start(options, { log });
+ *   ...
+ *   await node.stop();
+ */
+import { mkdir } from 'node:fs/promises';
+import { HybridClock } from '../cluster/clock.js';
+import { LocalStore } from '../cluster/local-store.js';
+import type { Store } from '../cluster/store.js';
+import type { TransportKind } from '../cluster/transport/index.js';
+import { limits } from '../config/limits.js';
+import type { ServeOptions } from '../config/options.js';
+import { HttpServer } from '../http/index.js';
+import { acquireDirLock, type DirLock } from '../storage/dir-lock.js';
+import { type Engine, openEngine } from '../storage/index.js';
+import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
+import { type ClusterParts, clusterParts } from './cluster-parts.js';
+
+export interface NodeSettings {
+  /** One line per event worth an operator's attention (the node's URL is prefixed where it helps). */
+  readonly log: (line: string) => void;
+  /** Shifts the node's wall clock (tests and diagnostics: fake clock skew between nodes). */
+  readonly clockOffsetMs?: number;
+  /** How often hints are handed off (default limits.hintHandoffIntervalMs). */
+  readonly hintHandoffIntervalMs?: number;
+  /** Whether plain entity requests take the HTTP fast path (default true). */
+  readonly fastPath?: boolean;
+  /** The internode protocol (default the binary one). */
+  readonly transportKind?: TransportKind;
+}
+
+export class Node {
+  readonly options: ServeOptions;
+  readonly server: HttpServer;
+  readonly #store: Store;
+  readonly #parts: ClusterParts | undefined;
+  readonly #lock: DirLock;
+  readonly #log: (line: string) => void;
+  #ready = false;
+  #stopped: Promise<void> | undefined;
+
+  private constructor(fields: {
+    options: ServeOptions;
+    server: HttpServer;
+    store: Store;
+    parts: ClusterParts | undefined;
+    lock: DirLock;
+    log: (line: string) => void;
+  }) {
+    this.options = fields.options;
+    this.server = fields.server;
+    this.#store = fields.store;
+    this.#parts = fields.parts;
+    this.#lock = fields.lock;
+    this.#log = fields.log;
+  }
+
+  /**
+   * Brings a node up and resolves once it is ready. On failure it undoes
+   * what it did and rejects with a one-line error.
+   */
+  static async start(options: ServeOptions, settings: NodeSettings): Promise<Node> {
+    const log = settings.log;
+    const nodeLog = (line: string): void => log(`Node ${options.url}: ${line}`);
+    const clockOffsetMs = settings.clockOffsetMs ?? 0;
+    await prepareDataDir(options.dataDir);
+    const lock = await acquireDirLock(options.dataDir);
+    let engine: Engine | undefined;
+    let parts: ClusterParts | undefined;
+    try {
+      engine = await openStorage(options, nodeLog);
+      const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
+      if (clockOffsetMs !== 0) nodeLog(`wall clock offset by ${clockOffsetMs} ms (RINGKV_CLOCK_OFFSET_MS)`);
+      parts =
+        options.cluster.length > 1
+          ? await clusterParts(options, {
+              engine,
+              clock,
+              log: nodeLog,
+              transportKind: settings.transportKind ?? 'frame',
+              hintHandoffIntervalMs: settings.hintHandoffIntervalMs ?? limits.hintHandoffIntervalMs,
+            })
+          : undefined;
+      const store: Store = parts?.store ?? new LocalStore(engine, clock);
+      const internode = parts?.internode;
+      // The node is built before it listens, so that readiness can read its state.
+      let node: Node | undefined;
+      const server = new HttpServer({
+        store,
+        nodeUrl: options.url,
+        cluster: options.cluster,
+        keyBytesMax: options.keyBytesMax,
+        valueBytesMax: options.valueBytesMax,
+        log,
+        fastPath: settings.fastPath ?? true,
+        readiness: () => (node?.ready === true ? 'ready' : 'starting'),
+        upgrade: internode?.handleUpgrade,
+        internode:
+          internode === undefined
+            ? undefined
+            : (req, res) => {
+                if (!internode.handleHttp(req, res)) res.writeHead(400).end('Unknown internode request');
+              },
+      });
+      node = new Node({ options, server, store, parts, lock, log: nodeLog });
+      await server.listen(options.port, options.host);
+      parts?.handoff.start();
+      parts?.antiEntropy.start();
+      // Listening first: the peers this handshake wakes connect back at once.
+      await parts?.transport.connect(options.cluster.filter((url) => url !== options.url));
+      node.#ready = true;
+      return node;
+    } catch (err) {
+      parts?.internode.destroy();
+      await parts?.hints.close().catch(() => undefined);
+      await parts?.transport.close().catch(() => undefined);
+      await engine?.close().catch(() => undefined);
+      await lock.release().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Whether the node has recovered its log and tried every peer once. */
+  get ready(): boolean {
+    return this.#ready;
+  }
+
+  get url(): string {
+    return this.options.url;
+  }
+
+  /** Leaves, drains, closes the store and releases the lock (module comment). Safe to call twice. */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
+    const parts = this.#parts;
+    const server = this.server;
+    try {
+      // Leave first: clients and peers hear of it while this node still answers everything in flight.
+      server.beginLeaving();
+      parts?.internode.leave();
+      const leftMinMs = new Promise((resolve) => setTimeout(resolve, limits.shutdownLeavingMinMs));
+      await parts?.transport.announceLeaving(Date.now() + limits.shutdownAnnounceMs);
+      // Peers know: new connections are refused from here, and the open ones get their 503s meanwhile.
+      server.stopAccepting();
+      await leftMinMs;
+      // Upgraded internode sockets keep the HTTP server from closing: end them alongside.
+      // The anti-entropy round under way ends meanwhile (or when the transport closes, below).
+      await Promise.all([
+        server.close(limits.shutdownGraceMs),
+        parts?.internode.close(),
+        parts === undefined ? undefined : within(parts.antiEntropy.stop(), limits.shutdownAntiEntropyMs),
+      ]);
+      if (parts !== undefined) {
+        // Requests are finished, so no hint is added after this: hand what is pending to reachable peers.
+        const drained = await parts.handoff.drain(Date.now() + limits.shutdownHintDrainMs);
+        if (drained.delivered > 0 || drained.remaining > 0) {
+          this.#log(
+            `Hints handed off on shutdown: ${drained.delivered}; ${drained.remaining} left on disk for the next start`,
+          );
+        }
+        await parts.hints.close();
+      }
+      // Closes the transport (a cluster store) and the engine, making data durable.
+      await this.#store.close();
+    } finally {
+      await this.#lock.release();
+    }
+  }
+}
+
+/** Resolves when `work` does or after `ms`, whichever comes first; `work` failing is ignored. */
+async function within(work: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([work.catch(() => undefined), timeout]);
+  clearTimeout(timer);
+}
+
+async function prepareDataDir(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : errorMessage(err);
+    throw new RingkvError('RINGKV_IO', `Cannot use data directory ${dir}: ${reason}`, { cause: err });
+  }
+}
+
+async function openStorage(options: ServeOptions, log: (line: string) => void): Promise<Engine> {
+  try {
+    return await openEngine({
+      dir: options.dataDir,
+      sync: options.sync,
+      memtableBytesMax: options.memtableBytesMax,
+      blockCacheBytes: options.blockCacheBytes,
+      log,
+    });
+  } catch (err) {
+    if (isRingkvError(err)) throw err;
+    throw new RingkvError('RINGKV_IO', `Cannot open storage in ${options.dataDir}: ${errorMessage(err)}`, {
+      cause: err,
+    });
+  }
+}

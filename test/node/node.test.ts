@@ -1,0 +1,76 @@
+/**
+ * Nodes started in-process through the same Node class the CLI uses: start
+ * order (ready only once every peer was tried), the restart guarantee, and
+ * the stop order (leaving before closing), without child processes.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { serveOptions } from '../../src/config/options.js';
+import { Node } from '../../src/node/index.js';
+import { storeStatus } from '../support/cluster.js';
+import { entityPath, httpRequest } from '../support/http-client.js';
+import { freePorts } from '../support/ports.js';
+import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+
+describe('Node, in-process', () => {
+  const running = new Set<Node>();
+  after(async () => {
+    await Promise.all([...running].map((node) => node.stop()));
+    await removeTempDirs();
+  });
+
+  async function start(url: string, cluster: readonly string[], dataDir: string): Promise<Node> {
+    const options = serveOptions({ url, data: dataDir, cluster: cluster.join(','), sync: 'off' });
+    const node = await Node.start(options, { log: () => undefined });
+    running.add(node);
+    return node;
+  }
+
+  async function stop(node: Node): Promise<void> {
+    await node.stop();
+    running.delete(node);
+  }
+
+  it('a single node is ready when start() resolves, and serves requests', async () => {
+    const [port] = await freePorts(1);
+    const url = `http://127.0.0.1:${port}`;
+    const node = await start(url, [url], await makeTempDir());
+    assert.equal(node.ready, true);
+    assert.equal((await httpRequest(`${url}/v0/health?ready=1`)).status, 200);
+    assert.equal((await httpRequest(`${url}${entityPath('k')}`, { method: 'PUT', body: 'v' })).status, 201);
+    assert.equal((await httpRequest(`${url}${entityPath('k')}`)).body.toString(), 'v');
+    await stop(node);
+    await assert.rejects(httpRequest(`${url}/v0/health`));
+  });
+
+  it('two nodes: a node stopped and started again is used by the other from the first request', async () => {
+    const ports = await freePorts(2);
+    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+    const dirs = [await makeTempDir(), await makeTempDir()];
+    const [a, b] = await Promise.all(urls.map((url, i) => start(url, urls, dirs[i]!)));
+    const all = { ack: 2, from: 2 };
+    const put = await httpRequest(`${urls[0]}${entityPath('k', all)}`, { method: 'PUT', body: 'v1' });
+    assert.equal(put.status, 201);
+
+    await stop(b!);
+    // a heard b leave: it no longer counts b as up, and still answers what needs only itself.
+    const peers = (await storeStatus(urls[0]!)).peers as Record<string, string>;
+    assert.notEqual(peers[urls[1]!], 'up');
+    assert.equal((await httpRequest(`${urls[0]}${entityPath('k', { ack: 1, from: 2 })}`)).status, 200);
+
+    const again = await start(urls[1]!, urls, dirs[1]!);
+    assert.equal(again.ready, true);
+    // At once, through the node that stayed up: every request needing both answers.
+    const [get, write, range] = await Promise.all([
+      httpRequest(`${urls[0]}${entityPath('k', all)}`),
+      httpRequest(`${urls[0]}${entityPath('k2', all)}`, { method: 'PUT', body: 'x' }),
+      httpRequest(`${urls[0]}/v0/entities?start=a&scope=cluster`),
+    ]);
+    assert.equal(get.status, 200);
+    assert.equal(get.body.toString(), 'v1');
+    assert.equal(write.status, 201);
+    assert.equal(range.status, 200);
+    await stop(a!);
+    await stop(again);
+  });
+});
