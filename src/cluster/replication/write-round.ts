@@ -1,0 +1,109 @@
+/**
+ * WriteRounds: a PUT or DELETE. The entry, stamped with a version from the
+ * hybrid logical clock, goes to all `from` replicas at once; the write is
+ * answered once `ack` stored it.
+ *
+ * - Conflicts (replica.ts explains them): a replica that already knew a
+ *   version of the key at least as new answers with it; the clock observes
+ *   it, the write is re-stamped and sent again to all `from` replicas, and
+ *   only answers for the new version count. At most `conflictRetriesMax`
+ *   times, then 504. Conflicts that arrive after the reply are only
+ *   observed: the `ack` answers already were conflict-free.
+ * - Nothing is cancelled: replicas that answer after the reply still apply
+ *   the write, and every failure (before or after the reply) is handed to
+ *   `onReplicaWriteFailed` (hinted handoff hooks in there).
+ *
+ *   await writes.write((version) => valueEntry(key, version, value, 0), replicas, ack, deadlineMs);
+ */
+import type { Entry } from '../../storage/index.js';
+import { RingkvError } from '../../util/errors.js';
+import { type CoordinatorContext, writeReplica } from './coordinator-context.js';
+import { Tally } from './tally.js';
+
+export class WriteRounds {
+  readonly #context: CoordinatorContext;
+  readonly #conflictRetriesMax: number;
+  readonly #onReplicaWriteFailed: ((peer: string, entry: Entry, err: unknown) => void) | undefined;
+
+  constructor(
+    context: CoordinatorContext,
+    options: {
+      conflictRetriesMax: number;
+      onReplicaWriteFailed: ((peer: string, entry: Entry, err: unknown) => void) | undefined;
+    },
+  ) {
+    this.#context = context;
+    this.#conflictRetriesMax = options.conflictRetriesMax;
+    this.#onReplicaWriteFailed = options.onReplicaWriteFailed;
+  }
+
+  /** Writes the entry `make` builds for a version, re-stamped on conflicts; rejects with RINGKV_NOT_ENOUGH_REPLICAS. */
+  async write(
+    make: (version: bigint) => Entry,
+    replicas: readonly string[],
+    ack: number,
+    deadlineMs: number,
+  ): Promise<void> {
+    const clock = this.#context.clock;
+    for (let attempt = 0; ; attempt++) {
+      const conflict = await this.#round(make(clock.now()), replicas, ack, deadlineMs);
+      if (conflict === undefined) return;
+      if (!clock.observe(conflict)) {
+        throw new RingkvError(
+          'RINGKV_NOT_ENOUGH_REPLICAS',
+          `A replica knows version ${conflict} of the key, too far ahead of this node's clock to follow`,
+        );
+      }
+      if (attempt >= this.#conflictRetriesMax) {
+        throw new RingkvError(
+          'RINGKV_NOT_ENOUGH_REPLICAS',
+          `Writes of the key kept conflicting: ${attempt + 1} attempts, the last one under version ${conflict}`,
+        );
+      }
+      this.#context.counters.conflictRetries++;
+    }
+  }
+
+  /**
+   * Sends one version of a write to every replica. Resolves to undefined once
+   * `ack` stored it without a conflict, or to the version of the first
+   * conflict answered before that; rejects with RINGKV_NOT_ENOUGH_REPLICAS.
+   */
+  #round(
+    entry: Entry,
+    replicas: readonly string[],
+    ack: number,
+    deadlineMs: number,
+  ): Promise<bigint | undefined> {
+    const context = this.#context;
+    return new Promise((resolve, reject) => {
+      const tally = new Tally({
+        needed: ack,
+        total: replicas.length,
+        deadlineMs,
+        deadlines: context.deadlines,
+        timeoutMs: context.requestTimeoutMs,
+        onDone: (err, conflict) => (err === undefined ? resolve(conflict) : reject(err)),
+      });
+      for (const peer of replicas) {
+        void writeReplica(context, peer, entry, deadlineMs).then(
+          (conflict) => {
+            if (conflict === undefined) {
+              tally.succeed();
+              return;
+            }
+            context.counters.conflicts++;
+            // Late conflicts are observed only: the reply's `ack` answers were conflict-free.
+            if (tally.done) context.clock.observe(conflict);
+            else tally.finish(undefined, conflict);
+          },
+          (err: unknown) => {
+            context.replicaFailed(peer, err);
+            this.#onReplicaWriteFailed?.(peer, entry, err);
+            tally.fail(peer, err);
+          },
+        );
+      }
+    });
+  }
+}
