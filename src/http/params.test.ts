@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../test/support/property.js';
 import { type ErrorCode, isRingkvError } from '../util/errors.js';
 import {
   decodeComponent,
@@ -186,7 +187,7 @@ describe('decodeComponent', () => {
         const expected = new URLSearchParams(`v=${encoded}`).get('v')!;
         assert.deepEqual(decodeComponent(encoded), Buffer.from(expected, 'utf8'));
       }),
-      { numRuns: 300 },
+      propertyParams({ numRuns: 300 }),
     );
   });
 

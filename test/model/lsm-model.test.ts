@@ -10,7 +10,8 @@
  * - versions arrive out of order (as from replicas) and tombstones are kept
  *   (long grace), so "newest version wins" is exercised across levels.
  *
- * Runs: RINGKV_PROPERTY_RUNS (default 8); the seed is printed on failure.
+ * Runs: RINGKV_PROPERTY_RUNS (default 8). Seeded at random; the seed is printed
+ * on failure and RINGKV_PROPERTY_SEED replays it (test/support/property.ts).
  * Each run has at least 50 operations, so that every run flushes and
  * compacts and the coverage check at the end holds for any seed.
  */
@@ -23,6 +24,7 @@ import { LsmEngine } from '../../src/storage/lsm-engine.js';
 import { MemoryEngine } from '../../src/storage/memory-engine.js';
 import { scanAll } from '../conformance/engine-suite.js';
 import { TINY } from '../support/lsm-options.js';
+import { propertyParams } from '../support/property.js';
 import { tempDir } from '../support/temp-dir.js';
 
 const NOW = 1_700_000_000_000;
@@ -78,8 +80,29 @@ async function liveScan(engine: Engine, start: Buffer, end?: Buffer): Promise<[s
     .map((e) => [e.key.toString(), e.value.toString('hex')]);
 }
 
-/** Deepest level that held tables in any run: the test checks it reached past L1, or it proves little. */
+/**
+ * What one test's runs reached (deepest level that held tables, compactions,
+ * flushes): each test checks it got past L1, or it proves little. Reset at
+ * the start of each test, so neither counts on the other having run.
+ */
 const coverage = { deepestLevel: 0, compactions: 0, flushes: 0 };
+
+function resetCoverage(): void {
+  coverage.deepestLevel = 0;
+  coverage.compactions = 0;
+  coverage.flushes = 0;
+}
+
+function assertCoverage(seed: number): void {
+  assert.ok(
+    coverage.deepestLevel >= 2,
+    `runs reached only level ${coverage.deepestLevel}: ${JSON.stringify(coverage)} (seed ${seed})`,
+  );
+  assert.ok(
+    coverage.compactions > RUNS,
+    `only ${coverage.compactions} compactions in ${RUNS} runs (seed ${seed})`,
+  );
+}
 
 function noteCoverage(engine: LsmEngine): void {
   const stats = engine.stats();
@@ -176,29 +199,25 @@ async function runWorld(ops: Op[], outOfOrder: boolean): Promise<void> {
 }
 
 test('LSM engine agrees with the model: increasing versions, tombstones dropped at once', async () => {
+  resetCoverage();
+  const params = propertyParams({ numRuns: RUNS, verbose: true });
   await fc.assert(
     fc.asyncProperty(fc.array(opArb, { minLength: 50, maxLength: 150, size: 'max' }), (ops) =>
       runWorld(ops, false),
     ),
-    { numRuns: RUNS, verbose: true },
+    params,
   );
-  assert.ok(
-    coverage.deepestLevel >= 2,
-    `runs reached only level ${coverage.deepestLevel}: ${JSON.stringify(coverage)}`,
-  );
-  assert.ok(coverage.compactions > RUNS, `only ${coverage.compactions} compactions in ${RUNS} runs`);
+  assertCoverage(params.seed);
 });
 
 test('LSM engine agrees with the model: versions out of order, tombstones kept', async () => {
+  resetCoverage();
+  const params = propertyParams({ numRuns: RUNS, verbose: true });
   await fc.assert(
     fc.asyncProperty(fc.array(opArb, { minLength: 50, maxLength: 150, size: 'max' }), (ops) =>
       runWorld(ops, true),
     ),
-    { numRuns: RUNS, verbose: true },
+    params,
   );
-  assert.ok(
-    coverage.deepestLevel >= 2,
-    `runs reached only level ${coverage.deepestLevel}: ${JSON.stringify(coverage)}`,
-  );
-  assert.ok(coverage.compactions > RUNS, `only ${coverage.compactions} compactions in ${RUNS} runs`);
+  assertCoverage(params.seed);
 });

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import {
   type Engine,
   type Entry,
@@ -303,7 +304,7 @@ describe('AntiEntropy', () => {
           }
         },
       ),
-      { numRuns: 40, seed: 20261122 },
+      propertyParams({ numRuns: 40 }),
     );
   });
 });

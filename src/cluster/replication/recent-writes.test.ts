@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { RecentWrites } from './recent-writes.js';
 
 const k = (text: string) => Buffer.from(text);
@@ -140,7 +141,7 @@ describe('RecentWrites', () => {
           }
         },
       ),
-      { numRuns: 300 },
+      propertyParams({ numRuns: 300 }),
     );
   });
 });

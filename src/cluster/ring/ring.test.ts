@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { hash32 } from './hash.js';
 import { Ring } from './ring.js';
 
@@ -66,7 +67,7 @@ describe('Ring', () => {
         assert.deepEqual(b.replicas(key, local.length), expected);
         assert.deepEqual(c.replicas(key, local.length), expected);
       }),
-      { numRuns: 500 },
+      propertyParams({ numRuns: 500 }),
     );
   });
 
@@ -78,7 +79,7 @@ describe('Ring', () => {
         // from > 8 takes the ring's slow path; both must agree with the definition.
         assert.deepEqual(ring.replicas(key, from), naiveReplicas(nodes, 16, key, from));
       }),
-      { numRuns: 300 },
+      propertyParams({ numRuns: 300 }),
     );
   });
 
@@ -93,7 +94,7 @@ describe('Ring', () => {
         assert.equal(larger.length, from + 1);
         assert.deepEqual(larger.slice(0, from), [...smaller]);
       }),
-      { numRuns: 1000 },
+      propertyParams({ numRuns: 1000 }),
     );
   });
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { type Entry, EntryKind } from '../../storage/entry/entry.js';
 import {
   decodeMessage,
@@ -92,7 +93,7 @@ describe('internode format', () => {
         assert.deepEqual(decodeMessage(decoded.type, decoded.body), message);
         assert.deepEqual(decodeMessage(message.type, encodeBody(message)), message);
       }),
-      { numRuns: 1000 },
+      propertyParams({ numRuns: 1000 }),
     );
   });
 

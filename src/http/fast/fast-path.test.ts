@@ -11,6 +11,7 @@ import { afterEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { type RawAnswer, RawConnection } from '../../../test/support/http-client.js';
+import { propertyParams } from '../../../test/support/property.js';
 import { HybridClock } from '../../cluster/clock.js';
 import { LocalStore } from '../../cluster/local-store.js';
 import type { Store } from '../../cluster/store.js';
@@ -387,7 +388,7 @@ describe('fast path', () => {
         assert.equal((await conn.readAnswer()).status, 404, JSON.stringify(text));
         conn.close();
       }),
-      { numRuns: 150 },
+      propertyParams({ numRuns: 150 }),
     );
     assert.ok(taken > 40, `only ${taken} of 150 heads taken`);
   });
@@ -448,7 +449,7 @@ describe('fast path', () => {
           assert.deepEqual(answers[0], answers[1]);
         },
       ),
-      { numRuns: 40 },
+      propertyParams({ numRuns: 40 }),
     );
     assert.ok((fast.counters.toJSON().fastPath as number) > 40);
     assert.equal(plain.counters.toJSON().fastPath, 0);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { HAND_OVER, Method, NEED_MORE, parseRequestHead, type RequestHead } from './request-head.js';
 
 const MAX = 16 * 1024;
@@ -168,7 +169,7 @@ describe('parseRequestHead', () => {
         assert.equal(headText.match(/\r\nhost:/gi)?.length, 1);
         if (parsed.method !== Method.Put) assert.equal(parsed.contentLength, 0);
       }),
-      { numRuns: 3000 },
+      propertyParams({ numRuns: 3000 }),
     );
   });
 });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { compareBytes } from '../../util/bytes.js';
 import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import { compareVersions, type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
@@ -64,7 +65,7 @@ describe('flush and compaction jobs (property)', () => {
           ),
         );
       }),
-      { numRuns: 100 },
+      propertyParams({ numRuns: 100 }),
     );
   });
 
@@ -101,7 +102,7 @@ describe('flush and compaction jobs (property)', () => {
         const out = result.tables.flatMap((t) => [...scanTableSync(filePath(tmp.dir, t.fileNumber, 'sst'))]);
         assert.deepEqual(out.map(plain), expected.map(plain));
       }),
-      { numRuns: 100 },
+      propertyParams({ numRuns: 100 }),
     );
   });
 });

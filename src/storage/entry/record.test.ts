@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { encodedEntryBytes, encodeEntry } from './codec.js';
 import { compareVersions, type Entry, tombstoneEntry, valueEntry } from './entry.js';
 import { RecordView } from './record.js';
@@ -61,7 +62,7 @@ describe('RecordView (property)', () => {
           },
         );
       }),
-      { numRuns: 1000 },
+      propertyParams({ numRuns: 1000 }),
     );
   });
 
@@ -75,7 +76,7 @@ describe('RecordView (property)', () => {
         assert.equal(Math.sign(sa.compareVersion(sb)), Math.sign(compareVersions(sameA, sameB)));
         assert.equal(Math.sign(sb.compareVersion(sa)), Math.sign(compareVersions(sameB, sameA)));
       }),
-      { numRuns: 2000 },
+      propertyParams({ numRuns: 2000 }),
     );
   });
 
@@ -87,7 +88,7 @@ describe('RecordView (property)', () => {
         const reason = new RecordView().parse(buf, 0, limit);
         assert.equal(typeof reason, 'string');
       }),
-      { numRuns: 500 },
+      propertyParams({ numRuns: 500 }),
     );
     const buf = encodeAt(valueEntry(Buffer.from('key'), 1n, Buffer.from('value')), 0);
     buf[0] = 9;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { compareBytes } from '../../util/bytes.js';
 import { compareVersions, type Entry, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { ArenaSkipList } from './arena-skiplist.js';
@@ -58,7 +59,7 @@ describe('ArenaSkipList (property)', () => {
           }
         },
       ),
-      { numRuns: 300 },
+      propertyParams({ numRuns: 300 }),
     );
   });
 });

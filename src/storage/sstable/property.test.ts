@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { compareBytes, compareRange, keyWord } from '../../util/bytes.js';
 import { type Entry, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { drain, plain, tempDir, writeTable } from './_fixtures.js';
@@ -34,7 +35,7 @@ describe('keyWord and TableIndex.findBlock (property)', () => {
             `${a.toString('hex')} ${b.toString('hex')}`,
           );
       }),
-      { numRuns: 2000 },
+      propertyParams({ numRuns: 2000 }),
     );
   });
 
@@ -57,7 +58,7 @@ describe('keyWord and TableIndex.findBlock (property)', () => {
           for (const [i, last] of lastKeys.entries()) assert.equal(index.findBlock(last), i);
         },
       ),
-      { numRuns: 500 },
+      propertyParams({ numRuns: 500 }),
     );
   });
 });
@@ -73,7 +74,7 @@ describe('compareRange (property)', () => {
         const expected = Math.sign(Buffer.compare(a.subarray(aStart), b.subarray(bStart)));
         assert.equal(Math.sign(compareRange(a, aStart, a.length, b, bStart, b.length)), expected);
       }),
-      { numRuns: 2000 },
+      propertyParams({ numRuns: 2000 }),
     );
     const long = Buffer.alloc(100, 7);
     const longer = Buffer.concat([long, Buffer.from([1])]);
@@ -131,7 +132,7 @@ describe('SSTable round trip (property)', () => {
           }
         },
       ),
-      { numRuns: 30 },
+      propertyParams({ numRuns: 30 }),
     );
   });
 });

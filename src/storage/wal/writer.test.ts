@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { limits } from '../../config/limits.js';
 import { isRingkvError } from '../../util/errors.js';
 import { encodedEntryBytes } from '../entry/codec.js';
@@ -536,7 +537,7 @@ describe('WalWriter', () => {
           await rm(path);
         },
       ),
-      { numRuns: 50 },
+      propertyParams({ numRuns: 50 }),
     );
   });
 });
