@@ -47,28 +47,12 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
     return;
   }
   const options = serveOptions(flags);
-  const node = await Node.start(options, {
-    log: logLine,
-    clockOffsetMs: clockOffsetFromEnv(),
-    hintHandoffIntervalMs: hintHandoffIntervalFromEnv(),
-    fastPath: fastPathFromEnv(),
-    transportKind: transportKindFromEnv(),
-  });
-  process.stdout.write(
-    `ringkv: node ${options.url} ready (data ${options.dataDir}, ${options.cluster.length} node cluster, sync ${options.sync ? 'on' : 'off'}, pid ${process.pid})\n`,
-  );
+  // Signals are taken from the start: one during recovery or the first peer handshakes stops the
+  // node as soon as it is up, instead of killing it mid-start.
+  let node: Node | undefined;
   let stopping = false;
-  const stop = (signal: NodeJS.Signals) => {
-    // A terminal's Ctrl-C reaches both `ringkv cluster` and its children; the forwarded copy is a repeat.
-    if (stopping) return;
-    stopping = true;
-    logLine(`Node ${options.url}: ${signal}, shutting down`);
-    const force = setTimeout(() => {
-      logLine(`Node ${options.url}: shutdown took over ${limits.shutdownForceMs} ms, exiting`);
-      process.exit(1);
-    }, limits.shutdownForceMs);
-    force.unref();
-    node.stop().then(
+  const stopNode = (running: Node): void => {
+    running.stop().then(
       () => {
         logLine(`Node ${options.url}: stopped`);
         process.exit(0);
@@ -79,8 +63,31 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
       },
     );
   };
+  const stop = (signal: NodeJS.Signals) => {
+    // A terminal's Ctrl-C reaches both `ringkv cluster` and its children; the forwarded copy is a repeat.
+    if (stopping) return;
+    stopping = true;
+    logLine(`Node ${options.url}: ${signal}, shutting down`);
+    const force = setTimeout(() => {
+      logLine(`Node ${options.url}: shutdown took over ${limits.shutdownForceMs} ms, exiting`);
+      process.exit(1);
+    }, limits.shutdownForceMs);
+    force.unref();
+    if (node !== undefined) stopNode(node);
+  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  node = await Node.start(options, {
+    log: logLine,
+    clockOffsetMs: clockOffsetFromEnv(),
+    hintHandoffIntervalMs: hintHandoffIntervalFromEnv(),
+    fastPath: fastPathFromEnv(),
+    transportKind: transportKindFromEnv(),
+  });
+  process.stdout.write(
+    `ringkv: node ${options.url} ready (data ${options.dataDir}, ${options.cluster.length} node cluster, sync ${options.sync ? 'on' : 'off'}, pid ${process.pid})\n`,
+  );
+  if (stopping) stopNode(node);
 }
 
 function logLine(line: string): void {

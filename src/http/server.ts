@@ -196,12 +196,6 @@ export class HttpServer {
   }
 
   /**
-   * Stops accepting connections, closes idle keep-alive ones, and lets
-   * requests in flight finish (their answers say `connection: close`). After
-   * `graceMs`, the remaining connections are cut. Resolves once every range
-   * stream has closed its cursor.
-   */
-  /**
    * Stops accepting connections and keeps the open ones (net.Server's close:
    * node:http's own would also close the idle ones). While leaving, a new
    * connection would only be answered 503, and one accepted just before
@@ -214,6 +208,12 @@ export class HttpServer {
     net.Server.prototype.close.call(this.#server);
   }
 
+  /**
+   * Stops accepting connections, closes idle keep-alive ones, and lets
+   * requests in flight finish (their answers say `connection: close`). After
+   * `graceMs`, the remaining connections are cut. Resolves once every range
+   * stream has closed its cursor.
+   */
   async close(graceMs: number): Promise<void> {
     if (this.#ctx.closing) return;
     this.#ctx.closing = true;

@@ -64,6 +64,33 @@ describe('HintedHandoff', () => {
     await transport.close();
   });
 
+  it('a round and peerUp never deliver to one peer at once (no double delivery, no failed round)', async () => {
+    const C = 'http://sim-c:1';
+    const { store, handlers, transport } = await setup(20, [A, B, C]);
+    const handoff = new HintedHandoff({
+      store,
+      transport,
+      intervalMs: 3_600_000,
+      batchEntriesMax: 5,
+      peersConcurrentMax: 1,
+    });
+    // C answers slowly, so that the round reaches C while peerUp's delivery to it still runs.
+    handlers.get(C)!.delayTurns = () => 3000;
+    handoff.start();
+    // The round serves A first, one peer at a time; C comes back meanwhile.
+    const round = handoff.runOnce();
+    handoff.peerUp(C);
+    await round;
+    for (let i = 0; i < 200 && store.pending(C).entries > 0; i++) await sleep(5);
+    await handoff.stop();
+    for (const peer of [A, B, C]) {
+      assert.equal(store.pending(peer).entries, 0, peer);
+      assert.equal(handlers.get(peer)!.calls, 20, `${peer}: each hint written once`);
+    }
+    await store.close();
+    await transport.close();
+  });
+
   it("peerUp delivers a peer's hints at once, outside the schedule; not once stopped", async () => {
     const { store, handlers, transport } = await setup(30, [A, B]);
     // A schedule an hour apart: only peerUp can deliver within the test.

@@ -214,6 +214,8 @@ export class HintedHandoff {
 
   /** Batches to one peer until none is left, one fails, the deadline passes, or (unless draining) stop(). */
   async #deliver(peer: string, untilMs: number, draining: boolean): Promise<void> {
+    // One delivery per peer: a round's worker can reach a peer that peerUp() started on meanwhile.
+    if (this.#busy.has(peer)) return;
     this.#busy.add(peer);
     this.#lastTriedMs.set(peer, Date.now());
     try {

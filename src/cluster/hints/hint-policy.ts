@@ -1,7 +1,7 @@
 /**
  * Which failed replica writes become hints: the coordinator's hook
- * (ClusterStore's onReplicaWriteFailed). A peer that was down or did not
- * answer in time (late replicas included) gets a hint; other failures (a
+ * (ClusterStore's onReplicaWriteFailed). A peer that was down, shutting
+ * down, or did not answer in time (late replicas included) gets a hint; other failures (a
  * refused secret, a bad request) would fail the same way again. The request
  * does not wait for the hint; a hint that cannot be kept (budget full, disk
  * error) is counted by the hint store and logged here, at most once per
@@ -30,7 +30,9 @@ export function hintPolicy(
   };
   return (peer, entry, err) => {
     if (peer === selfUrl) return;
-    if (!isRingkvError(err, 'RINGKV_UNAVAILABLE') && !isRingkvError(err, 'RINGKV_TIMEOUT')) return;
+    // RINGKV_CLOSED: the peer was shutting down when the write reached it.
+    const missed = ['RINGKV_UNAVAILABLE', 'RINGKV_TIMEOUT', 'RINGKV_CLOSED'] as const;
+    if (!missed.some((code) => isRingkvError(err, code))) return;
     void hints.add(peer, entry).then(
       (kept) => {
         if (!kept) logAtMost('dropped', `Hint for ${peer} dropped: the hint budget is full`);

@@ -22,15 +22,26 @@
  *   Appends after a restart go to a new file; old files are only read.
  * - After close() (which waits for queued writes), add() rejects with RINGKV_CLOSED.
  *
+ * - Files go through a vfs (default: the real file system), the engine's
+ *   seam: tests crash the store on an in-memory one, or inject faults.
+ *   A new peer directory is made durable in its parent (vfs.mkdir), so
+ *   that a power loss cannot take acknowledged hints away with it.
+ *
  * Example:
  *   const hints = await HintStore.open(join(dataDir, 'hints'), { sync: true });
  *   await hints.add('http://10.0.0.2:8080', entry); // the replica's write failed
  */
-import { type FileHandle, mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
-import type { Entry } from '../../storage/index.js';
+import {
+  type Entry,
+  nodeVfs,
+  truncateDurably,
+  type Vfs,
+  type VfsFile,
+  writeFully,
+} from '../../storage/index.js';
 import { assert } from '../../util/assert.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 import {
@@ -56,6 +67,8 @@ export interface HintStoreOptions {
   readonly segmentBytesMax?: number;
   /** One line per notable event (corruption found, files set aside). */
   readonly log?: (line: string) => void;
+  /** The file system (default: the real one). */
+  readonly vfs?: Vfs;
 }
 
 /** Hints of one peer handed out by peek(), acknowledged as a whole. */
@@ -127,7 +140,7 @@ interface _PeerHints {
   pendingBytes: number;
   /** Bytes added but not yet written. */
   queuedBytes: number;
-  active: FileHandle | undefined;
+  active: VfsFile | undefined;
   queue: _Queued | undefined;
   /** The running write loop, if any: it takes queues until none is left. */
   flushing: Promise<void> | undefined;
@@ -138,6 +151,7 @@ interface _PeerHints {
 
 export class HintStore {
   readonly #dir: string;
+  readonly #vfs: Vfs;
   readonly #sync: boolean;
   readonly #bytesPerPeerMax: number;
   readonly #bytesTotalMax: number;
@@ -157,6 +171,7 @@ export class HintStore {
 
   private constructor(dir: string, options: HintStoreOptions) {
     this.#dir = dir;
+    this.#vfs = options.vfs ?? nodeVfs;
     this.#sync = options.sync ?? true;
     this.#bytesPerPeerMax = options.bytesPerPeerMax ?? limits.hintBytesPerPeerMax;
     this.#bytesTotalMax = options.bytesTotalMax ?? limits.hintBytesTotalMax;
@@ -270,7 +285,7 @@ export class HintStore {
     hints.segments.shift();
     hints.headOffset = HINT_HEADER_BYTES;
     hints.headEntries = 0;
-    let active: FileHandle | undefined;
+    let active: VfsFile | undefined;
     if (isLast) {
       active = hints.active;
       hints.active = undefined;
@@ -358,7 +373,7 @@ export class HintStore {
       const segment = await this.#appendTarget(hints, queued.bytes);
       const data = count === 1 ? queued.records[0]! : Buffer.concat(queued.records, queued.bytes);
       const handle = hints.active!;
-      await _writeAll(handle, data, segment.bytes);
+      await writeFully(handle, data, 0, data.length, segment.bytes);
       if (this.#sync) await handle.datasync();
       segment.bytes += data.length;
       segment.entries += count;
@@ -391,17 +406,18 @@ export class HintStore {
       await full.close();
     }
     if (!hints.dirReady) {
-      await mkdir(hints.dir, { recursive: true });
+      await this.#vfs.mkdir(hints.dir);
       hints.dirReady = true;
     }
     const sequence = hints.nextSequence++;
     const path = join(hints.dir, hintFileName(sequence));
-    const handle = await open(path, 'wx');
+    const handle = await this.#vfs.open(path, 'wx');
     try {
-      await _writeAll(handle, encodeHintHeader(), 0);
+      const header = encodeHintHeader();
+      await writeFully(handle, header, 0, header.length, 0);
       if (this.#sync) {
         await handle.datasync();
-        await _syncDir(hints.dir);
+        await this.#vfs.syncDir(hints.dir);
       }
     } catch (err) {
       await handle.close().catch(() => undefined);
@@ -461,12 +477,12 @@ export class HintStore {
   }
 
   async #read(path: string, position: number, length: number): Promise<Buffer> {
-    const handle = await open(path, 'r');
+    const handle = await this.#vfs.open(path, 'r');
     try {
       const buf = Buffer.allocUnsafe(length);
       let done = 0;
       while (done < length) {
-        const { bytesRead } = await handle.read(buf, done, length - done, position + done);
+        const bytesRead = await handle.read(buf, done, length - done, position + done);
         if (bytesRead === 0) break;
         done += bytesRead;
       }
@@ -500,7 +516,7 @@ export class HintStore {
     this.#corrupt.push({ file: path, offset, detail });
     this.#log(`Corruption in hint file ${path} at offset ${offset}: ${detail}; file set aside`);
     try {
-      await rename(path, path.slice(0, -'.hint'.length) + HINT_CORRUPT_SUFFIX);
+      await this.#vfs.rename(path, path.slice(0, -'.hint'.length) + HINT_CORRUPT_SUFFIX);
     } catch (err) {
       this.#log(`Cannot set aside hint file ${path}: ${errorMessage(err)}`);
     }
@@ -508,7 +524,7 @@ export class HintStore {
 
   async #remove(path: string): Promise<void> {
     try {
-      await unlink(path);
+      await this.#vfs.remove(path);
     } catch (err) {
       this.#log(`Cannot delete delivered hint file ${path}: ${errorMessage(err)}`);
     }
@@ -516,17 +532,17 @@ export class HintStore {
 
   async #load(): Promise<void> {
     try {
-      await mkdir(this.#dir, { recursive: true });
+      await this.#vfs.mkdir(this.#dir);
     } catch (err) {
       throw new RingkvError('RINGKV_IO', `Cannot use hint directory ${this.#dir}: ${errorMessage(err)}`, {
         cause: err,
       });
     }
-    for (const dirent of await readdir(this.#dir, { withFileTypes: true })) {
-      if (!dirent.isDirectory()) continue;
-      const peer = peerFromDirName(dirent.name);
+    for (const name of (await this.#vfs.list(this.#dir)).sort()) {
+      if (!(await this.#vfs.stat(join(this.#dir, name))).isDirectory) continue;
+      const peer = peerFromDirName(name);
       if (peer === undefined) {
-        this.#log(`Ignoring ${join(this.#dir, dirent.name)}: not a peer's hint directory`);
+        this.#log(`Ignoring ${join(this.#dir, name)}: not a peer's hint directory`);
         continue;
       }
       await this.#loadPeer(this.#peer(peer));
@@ -535,7 +551,7 @@ export class HintStore {
 
   async #loadPeer(hints: _PeerHints): Promise<void> {
     hints.dirReady = true;
-    const names = await readdir(hints.dir);
+    const names = await this.#vfs.list(hints.dir);
     let sequenceMax = 0;
     const sequences: number[] = [];
     for (const name of names) {
@@ -549,7 +565,7 @@ export class HintStore {
     hints.nextSequence = sequenceMax + 1;
     for (const sequence of sequences.sort((a, b) => a - b)) {
       const path = join(hints.dir, hintFileName(sequence));
-      const buf = await readFile(path);
+      const buf = await this.#vfs.readFile(path);
       const check = checkHintFile(buf);
       if (check.corruption !== undefined) {
         await this.#quarantine(path, check.corruption.offset, check.corruption.detail);
@@ -558,7 +574,7 @@ export class HintStore {
       if (check.validBytes < buf.length) {
         this.#tornBytes += buf.length - check.validBytes;
         this.#log(`Hint file ${path}: torn tail of ${buf.length - check.validBytes} bytes cut`);
-        await _truncate(path, check.validBytes);
+        await truncateDurably(this.#vfs, path, check.validBytes);
       }
       if (check.entries === 0) {
         await this.#remove(path);
@@ -584,31 +600,4 @@ function _newQueued(): _Queued {
   // Callers await it through add(); this keeps a failed batch nobody waits on from crashing the process.
   done.catch(() => undefined);
   return { records: [], bytes: 0, done, resolve, reject };
-}
-
-async function _writeAll(handle: FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}
-
-async function _truncate(path: string, bytes: number): Promise<void> {
-  const handle = await open(path, 'r+');
-  try {
-    await handle.truncate(bytes);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function _syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }

@@ -225,6 +225,47 @@ describe('FrameTransport: binary protocol specifics', () => {
     assert.deepEqual(handler.leavingFrom, ['http://127.0.0.1:2']);
   });
 
+  test('a hung peer (handshake timed out) is refused at once, without waiting on more handshakes, until it is seen', async () => {
+    const held: net.Socket[] = [];
+    const hung = net.createServer((socket) => {
+      held.push(socket);
+    });
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', () => resolve()));
+    const port = (hung.address() as net.AddressInfo).port;
+    const url = `http://127.0.0.1:${port}`;
+    const t = transport({ connectTimeoutMs: 100, probeIntervalMs: 60_000, quarantineMs: 1 });
+    try {
+      const first = await t.read(url, Buffer.from('k'), Date.now() + 60_000).catch((err: unknown) => err);
+      assert.ok(isRingkvError(first, 'RINGKV_UNAVAILABLE'), String(first));
+      assert.match((first as Error).message, /timed out/);
+      const attempts = t.stats().connectAttempts;
+      await sleep(5);
+      for (let i = 0; i < 5; i++) {
+        const err = await t.read(url, Buffer.from('k'), Date.now() + 60_000).catch((e: unknown) => e);
+        assert.ok(isRingkvError(err, 'RINGKV_UNAVAILABLE'), String(err));
+      }
+      assert.equal(t.stats().connectAttempts, attempts, 'no handshake per request to a hung peer');
+      // Its own handshake reaching us says it is alive: the link tries again at once.
+      t.peerSeen(url);
+      assert.equal(t.stats().connectAttempts, attempts + 1);
+    } finally {
+      await t.close();
+      for (const socket of held) socket.destroy();
+      await new Promise<void>((resolve) => hung.close(() => resolve()));
+    }
+  });
+
+  test('LEAVING during a handshake: the attempt is dropped, its requests refused, and the link stays down', async () => {
+    const p = await peer();
+    const t = transport({ probeIntervalMs: 60_000 });
+    const queued = t.read(p.url, Buffer.from('k'), Date.now() + 60_000);
+    t.peerLeaving(p.url);
+    await assert.rejects(queued, (err: unknown) => isRingkvError(err, 'RINGKV_UNAVAILABLE'));
+    await sleep(50);
+    assert.equal(t.isUp(p.url), false, 'the handshake that was under way did not open the link');
+    assert.equal(t.stats().connectFailures, 0, 'leaving is not a failed connection');
+  });
+
   test('a long anti-entropy request does not make a quiet peer look unresponsive', async () => {
     const p = await peer({ handler: new TestHandler({ serveAntiEntropy: true }) });
     const t = transport({ unresponsiveMs: 300, probeIntervalMs: 100 });

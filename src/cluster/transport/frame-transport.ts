@@ -311,6 +311,8 @@ class _PeerLink {
   /** Called once the attempt under way has settled (opened or failed). */
   #settledWaiters: (() => void)[] = [];
   #pingInFlight = false;
+  /** The last failure was a timeout (a hung process): requests do not wait on its handshakes. */
+  #hung = false;
   #skewMs: number | undefined;
   #rttMs: number | undefined;
   #sampledAtMs = 0;
@@ -345,13 +347,19 @@ class _PeerLink {
   request(message: Message, deadlineMs: number): Promise<unknown> {
     if (this.#configError !== undefined) return Promise.reject(this.#configError);
     const now = Date.now();
-    if (this.state === 'down' && this.#attempt === undefined) {
-      // A peer that failed within the quarantine is refused at once; after it, this request tries it again.
-      if (now - this.#lastFailMs < this.#settings.quarantineMs || deadlineMs <= now) {
+    if (this.state === 'down') {
+      // A peer that failed within the quarantine is refused at once; after it, this request tries it
+      // again. A peer that hung (its last failure a timeout) is left to the probes: waiting on its
+      // handshakes would turn every request into a timeout.
+      const refuse =
+        this.#hung ||
+        (this.#attempt === undefined &&
+          (now - this.#lastFailMs < this.#settings.quarantineMs || deadlineMs <= now));
+      if (refuse) {
         this.#counters.refusedDown++;
         return Promise.reject(this.#unavailable(this.#downCause));
       }
-      this.#connect();
+      if (this.#attempt === undefined) this.#connect();
     }
     if (this.state === 'leaving' && message.type !== MessageType.Leaving) {
       this.#counters.refusedDown++;
@@ -429,22 +437,33 @@ class _PeerLink {
 
   /** The peer's handshake reached this node: it is up, so a down link tries at once. */
   seen(): void {
-    if (this.state === 'down' && this.#attempt === undefined) this.#connect();
+    if (this.state !== 'down') return;
+    // It reached us, so it is not hung (a probe under way against the hung process may still be waiting).
+    this.#hung = false;
+    if (this.#attempt === undefined) this.#connect();
   }
 
   /** The peer announced its shutdown: nothing new is sent; what is in flight is still answered. */
   leaving(): void {
-    if (this.state === 'open' || this.state === 'connecting') {
+    if (this.state === 'closed' || this.state === 'leaving') return;
+    const cause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is leaving`);
+    if (this.state === 'open') {
       this.state = 'leaving';
-      this.#downCause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is leaving`);
-      // Frames queued for a connection still opening would reach a node that is going away.
-      if (this.#socket === undefined) this.#fail(this.#downCause);
-    } else if (this.state === 'idle') {
-      this.state = 'down';
-      this.#downCause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is leaving`);
-      this.#lastFailMs = Date.now();
-      this.#scheduleProbe();
+      this.#downCause = cause;
+      return;
     }
+    // Not connected: a handshake under way would open a link to a node that is going away.
+    const attempt = this.#attempt;
+    this.#attempt = undefined;
+    attempt?.destroy();
+    // Idle, connecting or down: down now, its queued requests refused (not a failed connection).
+    this.state = 'down';
+    this.#downCause = cause;
+    this.#lastFailMs = Date.now();
+    this.#rejectAll(cause);
+    this.#encoder.clear();
+    this.#scheduleProbe();
+    this.#settled();
   }
 
   status(): PeerStatus {
@@ -572,6 +591,7 @@ class _PeerLink {
 
   #opened(socket: Socket, head: Buffer): void {
     this.state = 'open';
+    this.#hung = false;
     this.#downCause = undefined;
     this.#socket = socket;
     this.#lastReceiveMs = Date.now();
@@ -672,6 +692,7 @@ class _PeerLink {
     if (this.state !== 'leaving' || this.#downCause === undefined) this.#downCause = cause;
     this.state = 'down';
     this.#lastFailMs = Date.now();
+    this.#hung = cause.code === 'RINGKV_TIMEOUT';
     this.#pingInFlight = false;
     const socket = this.#socket;
     this.#socket = undefined;

@@ -93,6 +93,10 @@ interface _HttpPeer {
   readonly port: number;
   up: boolean;
   leaving: boolean;
+  /** The last failure was a timeout (a hung process): requests do not wait for its probes. */
+  hung: boolean;
+  /** Bumped by peerLeaving(): a probe started before answers for a peer that has left since. */
+  epoch: number;
   downCause: RingkvError | undefined;
   lastFailMs: number;
   probeTimer: NodeJS.Timeout | undefined;
@@ -206,7 +210,10 @@ export class HttpTransport implements Transport, PeerLinks {
 
   peerSeen(url: string): void {
     const peer = this.#peers.get(url);
-    if (peer !== undefined && !peer.up && !this.#closed) void this.#probe(peer);
+    if (peer === undefined || peer.up || this.#closed) return;
+    // It reached us, so it is not hung.
+    peer.hung = false;
+    void this.#probe(peer);
   }
 
   peerLeaving(url: string): void {
@@ -214,6 +221,8 @@ export class HttpTransport implements Transport, PeerLinks {
     if (peer === undefined || this.#closed) return;
     peer.up = false;
     peer.leaving = true;
+    // A probe under way started before the peer said it leaves: its answer must not bring it back.
+    peer.epoch++;
     peer.downCause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${url} is leaving`);
     peer.lastFailMs = Date.now();
     this.#scheduleProbe(peer);
@@ -271,6 +280,8 @@ export class HttpTransport implements Transport, PeerLinks {
       port: parsed.port === '' ? 80 : Number(parsed.port),
       up: true,
       leaving: false,
+      hung: false,
+      epoch: 0,
       downCause: undefined,
       lastFailMs: 0,
       probeTimer: undefined,
@@ -301,17 +312,18 @@ export class HttpTransport implements Transport, PeerLinks {
     if (peer instanceof RingkvError) return Promise.reject(peer);
     const now = Date.now();
     if (!peer.up) {
-      // After the quarantine (and never for a leaving peer) a request waits for a probe: the peer may be back.
-      const probing =
-        peer.probing ??
-        (peer.leaving || now - peer.lastFailMs < this.#settings.quarantineMs || spec.deadlineMs <= now
-          ? undefined
-          : this.#probe(peer));
+      // After the quarantine a request waits for a probe, within its deadline: the peer may be back.
+      // Never for a leaving peer, nor for one that hung (its probes take their whole timeout).
+      const waitable = !peer.leaving && !peer.hung && spec.deadlineMs > now;
+      const probing = !waitable
+        ? undefined
+        : (peer.probing ??
+          (now - peer.lastFailMs < this.#settings.quarantineMs ? undefined : this.#probe(peer)));
       if (probing === undefined) {
         this.#counters.refusedDown++;
         return Promise.reject(_unavailable(peer));
       }
-      return probing.then((up) => {
+      return _within(probing, spec.deadlineMs, url).then((up) => {
         if (!up) {
           this.#counters.refusedDown++;
           throw _unavailable(peer);
@@ -423,6 +435,7 @@ export class HttpTransport implements Transport, PeerLinks {
       peer.up = false;
       peer.downCause = cause;
     }
+    peer.hung = cause.code === 'RINGKV_TIMEOUT';
     peer.lastFailMs = Date.now();
     this.#rejectAll(peer, cause.code === 'RINGKV_UNAUTHORIZED' ? cause : _unavailable(peer));
     this.#scheduleProbe(peer);
@@ -441,6 +454,7 @@ export class HttpTransport implements Transport, PeerLinks {
   #probe(peer: _HttpPeer): Promise<boolean> {
     if (this.#closed || peer.up) return Promise.resolve(peer.up);
     peer.probing ??= new Promise<boolean>((resolve) => {
+      const epoch = peer.epoch;
       this.#counters.connectAttempts++;
       const headers: http.OutgoingHttpHeaders = {};
       const proof = this.#proof(peer);
@@ -455,8 +469,9 @@ export class HttpTransport implements Transport, PeerLinks {
         headers,
         timeout: this.#settings.probeIntervalMs * 4,
       });
-      const failed = (cause: RingkvError): void => {
+      const failed = (cause: RingkvError, timedOut = false): void => {
         this.#counters.connectFailures++;
+        peer.hung = timedOut;
         peer.downCause = cause;
         peer.lastFailMs = Date.now();
         peer.probing = undefined;
@@ -465,8 +480,9 @@ export class HttpTransport implements Transport, PeerLinks {
       };
       request.on('response', (response) => {
         response.resume();
-        if (response.statusCode === 204) {
+        if (response.statusCode === 204 && peer.epoch === epoch) {
           peer.up = true;
+          peer.hung = false;
           peer.leaving = false;
           peer.downCause = undefined;
           peer.probing = undefined;
@@ -483,10 +499,15 @@ export class HttpTransport implements Transport, PeerLinks {
           ),
         );
       });
-      request.on('timeout', () => request.destroy(new Error('probe timed out')));
+      let timedOut = false;
+      request.on('timeout', () => {
+        timedOut = true;
+        request.destroy(new Error('probe timed out'));
+      });
       request.on('error', (err) => {
         failed(
           new RingkvError('RINGKV_UNAVAILABLE', `Cannot reach ${peer.url}: ${err.message}`, { cause: err }),
+          timedOut,
         );
       });
       request.end();
@@ -516,6 +537,18 @@ export class HttpTransport implements Transport, PeerLinks {
       }
     }
   }
+}
+
+/** `probe`'s outcome, or a RINGKV_TIMEOUT rejection at `deadlineMs` if it comes later. */
+function _within(probe: Promise<boolean>, deadlineMs: number, url: string): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new RingkvError('RINGKV_TIMEOUT', `Peer ${url} did not answer in time`)),
+      Math.max(0, deadlineMs - Date.now()),
+    );
+  });
+  return Promise.race([probe, deadline]).finally(() => clearTimeout(timer));
 }
 
 function _unavailable(peer: _HttpPeer): RingkvError {

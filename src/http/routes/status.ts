@@ -1,9 +1,9 @@
 /**
- * /v0/status: a JSON description of the node, 200 once the node is ready.
- * While it starts (it listens before it has tried its peers) the same JSON
- * comes with 503, so that a status answer of 200 keeps meaning what API.md
- * says: the node serves requests, and every request that needs it succeeds.
- * It stays 200 while the node leaves (the probe for that is /v0/health).
+ * /v0/status: a JSON description of the node, 200 while the node is ready.
+ * While it starts (it listens before it has tried its peers) and once it
+ * leaves (shutdown), the same JSON comes with 503, so that a status answer
+ * of 200 keeps meaning what API.md says: the node serves requests, and every
+ * request that needs it succeeds.
  */
 import type { ServerResponse } from 'node:http';
 import type { RouteContext } from './context.js';
@@ -11,10 +11,11 @@ import type { Readiness } from './health.js';
 
 export function handleStatus(ctx: RouteContext, res: ServerResponse, readiness: Readiness): void {
   ctx.counters.status++;
-  const status = readiness === 'ready' ? 200 : 503;
+  const ready = readiness === 'ready' && !ctx.leaving && !ctx.closing;
+  const status = ready ? 200 : 503;
   const body = JSON.stringify({
     node: ctx.nodeUrl,
-    ready: readiness === 'ready' && !ctx.leaving && !ctx.closing,
+    ready,
     cluster: ctx.cluster,
     clusterSize: ctx.store.clusterSize,
     pid: process.pid,
