@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { type TableInfo, Version } from '../manifest/version.js';
+import {
+  keyRange,
+  levelBytesTarget,
+  type PickerOptions,
+  pickCompaction,
+  pickFullCompaction,
+} from './picker.js';
+
+const OPTIONS: PickerOptions = { l0CompactionTrigger: 4, levelBytesBase: 1000, levelBytesMultiplier: 10 };
+const LEVELS = 4;
+
+function table(fileNumber: number, smallest: string, largest: string, fileBytes = 100): TableInfo {
+  return {
+    fileNumber,
+    fileBytes,
+    entryCount: 10,
+    smallestKey: Buffer.from(smallest),
+    largestKey: Buffer.from(largest),
+    minVersion: 1n,
+    maxVersion: 2n,
+  };
+}
+
+/** A version with `levels` given top down (missing levels are empty), built the way the engine builds them. */
+function version(...levels: TableInfo[][]): Version {
+  const added = levels.flatMap((tables, level) => tables.map((t) => ({ level, table: t })));
+  return Version.empty(LEVELS).apply({ removed: [], added });
+}
+
+const files = (tables: readonly TableInfo[]) => tables.map((t) => t.fileNumber);
+
+describe('levelBytesTarget', () => {
+  it('is the base for L1 and grows by the multiplier per level below', () => {
+    assert.equal(levelBytesTarget(1, OPTIONS), 1000);
+    assert.equal(levelBytesTarget(2, OPTIONS), 10_000);
+    assert.equal(levelBytesTarget(3, OPTIONS), 100_000);
+  });
+});
+
+describe('keyRange', () => {
+  it('is the smallest smallest key and the largest largest key, compared as bytes', () => {
+    const [smallest, largest] = keyRange([
+      table(1, 'm', 'p'),
+      table(2, 'ab', 'abc'),
+      table(3, 'b', '\u00ff'),
+      table(4, 'a\u0000', 'z'),
+    ]);
+    assert.deepEqual(smallest, Buffer.from('a\u0000'));
+    // U+00FF is 0xc3 0xbf in UTF-8: after 'z' (0x7a) as bytes.
+    assert.deepEqual(largest, Buffer.from('\u00ff'));
+  });
+});
+
+describe('pickCompaction', () => {
+  it('picks nothing for an empty tree or one whose levels are within their targets', () => {
+    assert.equal(pickCompaction(Version.empty(LEVELS), OPTIONS, []), undefined);
+    const withinTargets = version(
+      [table(10, 'a', 'z'), table(11, 'a', 'z'), table(12, 'a', 'z')],
+      [table(1, 'a', 'f', 600), table(2, 'g', 'm', 400)],
+      [table(3, 'a', 'z', 10_000)],
+    );
+    assert.equal(pickCompaction(withinTargets, OPTIONS, []), undefined);
+  });
+
+  it('a level exactly at its target is not over it', () => {
+    const atTarget = version([], [table(1, 'a', 'f', 1000)]);
+    assert.equal(pickCompaction(atTarget, OPTIONS, []), undefined);
+    const justOver = version([], [table(1, 'a', 'f', 1001)]);
+    assert.equal(pickCompaction(justOver, OPTIONS, [])?.inputLevel, 1);
+  });
+
+  it('at l0CompactionTrigger tables, merges all of L0 with the L1 tables its key range overlaps', () => {
+    const v = version(
+      [table(20, 'c', 'e'), table(21, 'd', 'h'), table(22, 'c', 'd'), table(23, 'e', 'f')],
+      [table(1, 'a', 'b'), table(2, 'b5', 'c'), table(3, 'f', 'g'), table(4, 'h', 'i'), table(5, 'j', 'k')],
+    );
+    const compaction = pickCompaction(v, OPTIONS, [])!;
+    assert.equal(compaction.inputLevel, 0);
+    assert.equal(compaction.outputLevel, 1);
+    // Every L0 table, newest first, then the L1 tables meeting [c, h] (boundaries included).
+    assert.deepEqual(files(compaction.picked), [23, 22, 21, 20]);
+    assert.deepEqual(files(compaction.inputs), [23, 22, 21, 20, 2, 3, 4]);
+    assert.equal(compaction.bottom, true);
+  });
+
+  it('below the trigger, L0 waits', () => {
+    const v = version([table(20, 'a', 'z'), table(21, 'a', 'z'), table(22, 'a', 'z')], [table(1, 'a', 'z')]);
+    assert.equal(pickCompaction(v, OPTIONS, []), undefined);
+  });
+
+  it('L0 at the trigger goes first, even when a deeper level is further over its target', () => {
+    const v = version(
+      [table(20, 'a', 'b'), table(21, 'a', 'b'), table(22, 'a', 'b'), table(23, 'a', 'b')],
+      [table(1, 'm', 'n', 50_000)],
+    );
+    assert.equal(pickCompaction(v, OPTIONS, [])?.inputLevel, 0);
+  });
+
+  it('picks the level most over its target by ratio, not by bytes', () => {
+    // L1: 1500 / 1000 = 1.5; L2: 12,000 / 10,000 = 1.2.
+    const l1First = version([], [table(1, 'a', 'c', 1500)], [table(2, 'x', 'z', 12_000)]);
+    const c1 = pickCompaction(l1First, OPTIONS, [])!;
+    assert.equal(c1.inputLevel, 1);
+    assert.equal(c1.outputLevel, 2);
+    assert.deepEqual(files(c1.picked), [1]);
+    // L1: 1100 / 1000 = 1.1; L2: 30,000 / 10,000 = 3.
+    const l2First = version([], [table(1, 'a', 'c', 1100)], [table(2, 'x', 'z', 30_000)]);
+    const c2 = pickCompaction(l2First, OPTIONS, [])!;
+    assert.equal(c2.inputLevel, 2);
+    assert.equal(c2.outputLevel, 3);
+    assert.deepEqual(files(c2.picked), [2]);
+  });
+
+  it('never picks the last level, which has nowhere to go', () => {
+    const v = version([], [], [], [table(1, 'a', 'z', 10_000_000)]);
+    assert.equal(pickCompaction(v, OPTIONS, []), undefined);
+  });
+
+  it('takes one table at a time from a level, round robin by key through the pointer', () => {
+    const l1 = [table(1, 'a', 'b', 500), table(2, 'c', 'd', 500), table(3, 'e', 'f', 500)];
+    const v = version([], l1);
+    const pick = (pointer: string | undefined) =>
+      files(
+        pickCompaction(v, OPTIONS, [undefined, pointer === undefined ? undefined : Buffer.from(pointer)])!
+          .picked,
+      );
+    assert.deepEqual(pick(undefined), [1]);
+    // The pointer is the largest key last compacted out of the level: the next table starts after it.
+    assert.deepEqual(pick('b'), [2]);
+    assert.deepEqual(pick('d'), [3]);
+    assert.deepEqual(pick('c5'), [3]);
+    // Strictly after: a table starting at the pointer's key is passed over.
+    assert.deepEqual(pick('c'), [3]);
+    // Past the last table: back to the first.
+    assert.deepEqual(pick('f'), [1]);
+    assert.deepEqual(pick('zzz'), [1]);
+    // A pointer on another level does not move this one.
+    assert.deepEqual(
+      files(pickCompaction(v, OPTIONS, [Buffer.from('d'), undefined, Buffer.from('d')])!.picked),
+      [1],
+    );
+  });
+
+  it('adds the overlapping tables of the next level, boundaries included, and no others', () => {
+    const v = version(
+      [],
+      [table(1, 'c', 'd', 2000)],
+      [table(2, 'a', 'b'), table(3, 'b5', 'c'), table(4, 'c2', 'c3'), table(5, 'd', 'e'), table(6, 'x', 'y')],
+    );
+    const compaction = pickCompaction(v, OPTIONS, [])!;
+    assert.deepEqual(files(compaction.picked), [1]);
+    assert.deepEqual(files(compaction.inputs), [1, 3, 4, 5]);
+  });
+
+  it('is the bottom only when no deeper level overlaps the key range of all its inputs', () => {
+    // L1 table [c, d] pulls in L2 [d, g]; the L3 table [f, f] overlaps only that widened range.
+    const widened = version([], [table(1, 'c', 'd', 2000)], [table(2, 'd', 'g')], [table(3, 'f', 'f')]);
+    const c1 = pickCompaction(widened, OPTIONS, [])!;
+    assert.deepEqual(files(c1.inputs), [1, 2]);
+    assert.equal(c1.bottom, false);
+
+    const apart = version([], [table(1, 'c', 'd', 2000)], [table(2, 'd', 'g')], [table(3, 'h', 'z')]);
+    assert.equal(pickCompaction(apart, OPTIONS, [])!.bottom, true);
+
+    const l0 = [table(20, 'a', 'b'), table(21, 'a', 'b'), table(22, 'a', 'b'), table(23, 'a', 'b')];
+    assert.equal(pickCompaction(version(l0, [], [table(1, 'b', 'c')]), OPTIONS, [])!.bottom, false);
+    assert.equal(pickCompaction(version(l0, [], [], [table(1, 'a', 'a')]), OPTIONS, [])!.bottom, false);
+    assert.equal(pickCompaction(version(l0, [], [table(1, 'b0', 'c')]), OPTIONS, [])!.bottom, true);
+  });
+});
+
+describe('pickFullCompaction', () => {
+  it('picks nothing for an empty tree', () => {
+    assert.equal(pickFullCompaction(Version.empty(LEVELS)), undefined);
+  });
+
+  it('merges every table into the deepest level that holds data, at least L1, as the bottom', () => {
+    const onlyL0 = version([table(20, 'a', 'c'), table(21, 'b', 'd')]);
+    const c1 = pickFullCompaction(onlyL0)!;
+    assert.equal(c1.outputLevel, 1);
+    assert.equal(c1.bottom, true);
+    assert.deepEqual(files(c1.inputs).sort(), [20, 21]);
+
+    const spread = version([table(20, 'a', 'c')], [table(1, 'a', 'b')], [], [table(2, 'x', 'z')]);
+    const c2 = pickFullCompaction(spread)!;
+    assert.equal(c2.inputLevel, 0);
+    assert.equal(c2.outputLevel, 3);
+    assert.equal(c2.bottom, true);
+    assert.deepEqual(files(c2.inputs).sort(), [1, 2, 20]);
+    assert.deepEqual(files(c2.picked).sort(), [1, 2, 20]);
+
+    const middle = version([], [], [table(1, 'a', 'b'), table(2, 'c', 'd')]);
+    assert.equal(pickFullCompaction(middle)!.outputLevel, 2);
+  });
+});
