@@ -14,7 +14,7 @@
  * every node's clock forward. observe() refuses versions more than
  * `maxDriftMs` ahead of local wall time rather than follow them.
  */
-import { LOGICAL_MAX, makeVersion, versionLogical, versionPhysicalMs } from '../storage/entry/version.js';
+import { LOGICAL_MAX, makeVersion, versionLogical, versionPhysicalMs } from '../storage/index.js';
 
 export interface HybridClockOptions {
   /** Wall clock in ms; tests fake skew through it. */

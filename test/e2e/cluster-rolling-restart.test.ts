@@ -15,8 +15,10 @@
  * - SIGTERM: no failure at all. A leaving node finishes what it has, refuses
  *   new requests with 503 + Connection: close, and its peers stop sending it
  *   theirs.
- * - SIGKILL: only requests in flight to the killed node at that moment fail
- *   (no answer); at most one per worker of the client. Their writes may or
+ * - SIGKILL: only requests sent to the killed node fail (no answer): those
+ *   in flight at the kill, and those sent to it in the moment before the
+ *   client sees its connections reset or its port refuse. That is a few per
+ *   worker at most; the bound asserted is two per worker. Their writes may or
  *   may not have landed: either value is acceptable for that key.
  */
 import assert from 'node:assert/strict';
@@ -125,7 +127,7 @@ describe('3-node cluster: rolling restart under load', () => {
     for (const phase of phases) {
       const lost = report.failures.filter((e) => e.phase === phase).length;
       assert.ok(
-        lost <= CONCURRENCY,
+        lost <= 2 * CONCURRENCY,
         `${phase}: ${lost} requests without an answer\n${describeEvents(report.failures)}`,
       );
     }

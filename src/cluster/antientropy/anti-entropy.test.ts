@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { propertyParams } from '../../../test/support/property.js';
+import { dump, simCluster } from '../../../test/support/sim-cluster.js';
 import {
   type Engine,
   type Entry,
@@ -14,7 +15,6 @@ import {
   tombstoneEntry,
   valueEntry,
 } from '../../storage/index.js';
-import { dump, simCluster } from './_sim-cluster.js';
 
 const dirs: string[] = [];
 after(async () => {

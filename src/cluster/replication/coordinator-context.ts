@@ -5,8 +5,9 @@
  * failure log. A separate file so that the parts need not import the facade.
  */
 import type { Entry } from '../../storage/index.js';
+import type { DeadlineTimer } from '../../util/deadlines.js';
 import type { HybridClock } from '../clock.js';
-import type { DeadlineTimer, PeerStatus, Transport, TransportStats } from '../transport/index.js';
+import type { PeerStatus, Transport, TransportStats } from '../transport/index.js';
 import type { Replica } from './replica.js';
 
 /** The transport, with the optional facts status() reports. */

@@ -1,8 +1,5 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { type Entry, EntryKind, isLive, tombstoneEntry, valueEntry } from '../../storage/entry/entry.js';
-import { RingkvError } from '../../util/errors.js';
-import type { Replica } from './replica.js';
 import {
   drainCursor,
   eventually,
@@ -10,7 +7,10 @@ import {
   type TestClusterOptions,
   type TestNode,
   testRing,
-} from './test-cluster.js';
+} from '../../../test/support/in-process-cluster.js';
+import { type Entry, EntryKind, isLive, tombstoneEntry, valueEntry } from '../../storage/index.js';
+import { RingkvError } from '../../util/errors.js';
+import type { Replica } from './replica.js';
 
 const Q = { ack: 2, from: 3 };
 const K = Buffer.from('key');

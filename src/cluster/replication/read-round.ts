@@ -21,8 +21,8 @@
 import { limits } from '../../config/limits.js';
 import type { Entry } from '../../storage/index.js';
 import { newer } from '../../storage/index.js';
+import type { Expirable } from '../../util/deadlines.js';
 import { isRingkvError } from '../../util/errors.js';
-import type { Expirable } from '../transport/index.js';
 import { type CoordinatorContext, readReplica } from './coordinator-context.js';
 import type { ReadAnswer } from './read-repair.js';
 import { Tally } from './tally.js';

@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { valueEntry } from '../../storage/entry/entry.js';
-import { makeVersion } from '../../storage/entry/version.js';
-import { MemoryEngine } from '../../storage/memory-engine.js';
+import { MemoryEngine, makeVersion, valueEntry } from '../../storage/index.js';
 import { HybridClock } from '../clock.js';
 import { createReplica } from './replica.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DeadlineTimer } from '../../util/deadlines.js';
 import { RingkvError } from '../../util/errors.js';
-import { DeadlineTimer } from '../transport/index.js';
 import { Tally } from './tally.js';
 
 const deadlines = new DeadlineTimer({ resolutionMs: 1 });

@@ -9,8 +9,9 @@
  *   const tally = new Tally({ needed: 2, total: 3, deadlineMs, timeoutMs, deadlines, onDone });
  *   tally.succeed(); tally.fail(peer, err); // onDone() runs once, then tally.done
  */
+
+import type { DeadlineTimer, Expirable } from '../../util/deadlines.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
-import type { DeadlineTimer, Expirable } from '../transport/index.js';
 
 export class Tally implements Expirable {
   bucket = -1;

@@ -19,7 +19,7 @@
  * - Entries handed out own their bytes (never views into socket buffers).
  * - Calls may overlap freely; after close() they reject with RINGKV_CLOSED.
  */
-import type { Entry } from '../../storage/entry/entry.js';
+import type { Entry } from '../../storage/index.js';
 
 /** What a node does with the requests its peers send (the replica side of the coordinator). */
 export interface InternodeHandler {

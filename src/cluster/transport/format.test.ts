@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { propertyParams } from '../../../test/support/property.js';
-import { type Entry, EntryKind } from '../../storage/entry/entry.js';
+import { type Entry, EntryKind } from '../../storage/index.js';
 import {
   decodeMessage,
   encodeBody,

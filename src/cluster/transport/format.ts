@@ -29,8 +29,14 @@
  * socket chunk in a memtable.
  */
 
-import { decodeEntry, encodedEntryBytes, encodeEntry } from '../../storage/entry/codec.js';
-import { EMPTY, type Entry, EntryKind } from '../../storage/entry/entry.js';
+import {
+  decodeEntry,
+  EMPTY,
+  type Entry,
+  EntryKind,
+  encodedEntryBytes,
+  encodeEntry,
+} from '../../storage/index.js';
 import { copyBytes, readVarint, varintBytes, writeVarint } from '../../util/bytes.js';
 import type { ErrorCode } from '../../util/errors.js';
 

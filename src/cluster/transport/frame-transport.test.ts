@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
-import { valueEntry } from '../../storage/entry/entry.js';
+import { sleep, startPeer, TestHandler, type TestPeer } from '../../../test/support/transport-peer.js';
+import { transportSuite } from '../../../test/support/transport-suite.js';
+import { valueEntry } from '../../storage/index.js';
 import { isRingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
 import {
@@ -14,8 +16,6 @@ import {
 } from './format.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameTransport } from './frame-transport.js';
-import { sleep, startPeer, TestHandler, type TestPeer } from './test-peer.js';
-import { transportSuite } from './transport.suite.js';
 
 transportSuite('FrameTransport', { create: (options) => new FrameTransport(options) });
 

@@ -46,8 +46,9 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { limits } from '../../config/limits.js';
-import { encodedEntryBytes } from '../../storage/entry/codec.js';
-import type { Entry } from '../../storage/entry/entry.js';
+import type { Entry } from '../../storage/index.js';
+import { encodedEntryBytes } from '../../storage/index.js';
+import { DeadlineTimer, type Expirable } from '../../util/deadlines.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
 import {
@@ -59,7 +60,6 @@ import {
   type TransportCounters,
   type TransportStats,
 } from './contract.js';
-import { DeadlineTimer, type Expirable } from './deadlines.js';
 import {
   answerType,
   decodeMessage,

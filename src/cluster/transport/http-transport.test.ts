@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
+import { closedPort, sleep } from '../../../test/support/transport-peer.js';
+import { transportSuite } from '../../../test/support/transport-suite.js';
 import { isRingkvError } from '../../util/errors.js';
 import { HttpTransport } from './http-transport.js';
-import { closedPort, sleep } from './test-peer.js';
-import { transportSuite } from './transport.suite.js';
 
 transportSuite('HttpTransport', { create: (options) => new HttpTransport(options) });
 

@@ -12,8 +12,9 @@
  */
 import http from 'node:http';
 import { limits } from '../../config/limits.js';
-import { encodedEntryBytes } from '../../storage/entry/codec.js';
-import type { Entry } from '../../storage/entry/entry.js';
+import type { Entry } from '../../storage/index.js';
+import { encodedEntryBytes } from '../../storage/index.js';
+import { DeadlineTimer, type Expirable } from '../../util/deadlines.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
 import {
@@ -24,7 +25,6 @@ import {
   type Transport,
   type TransportStats,
 } from './contract.js';
-import { DeadlineTimer, type Expirable } from './deadlines.js';
 import {
   decodeBatchBody,
   decodeMessage,

@@ -16,7 +16,6 @@ export type {
   Transport,
   TransportStats,
 } from './contract.js';
-export { DeadlineTimer, type Expirable } from './deadlines.js';
 export { PROTOCOL, UPGRADE_PATH } from './format.js';
 export { FrameTransport, type FrameTransportOptions } from './frame-transport.js';
 export { isInternodePath } from './http-endpoint.js';

@@ -4,8 +4,8 @@
  * (http-endpoint.ts) both call this, so the two protocols answer alike.
  */
 
-import { encodedEntryBytes } from '../../storage/entry/codec.js';
-import type { Entry } from '../../storage/entry/entry.js';
+import type { Entry } from '../../storage/index.js';
+import { encodedEntryBytes } from '../../storage/index.js';
 import { isRingkvError } from '../../util/errors.js';
 import type { InternodeHandler, ScanPage } from './contract.js';
 import { batchBodyBytes, FRAME_HEADER_BYTES, type Message, MessageType } from './format.js';

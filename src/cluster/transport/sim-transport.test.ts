@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { valueEntry } from '../../storage/entry/entry.js';
+import { TestHandler } from '../../../test/support/transport-peer.js';
+import { valueEntry } from '../../storage/index.js';
 import { isRingkvError } from '../../util/errors.js';
 import { SimTransport } from './sim-transport.js';
-import { TestHandler } from './test-peer.js';
 
 const A = 'http://sim-a:1';
 

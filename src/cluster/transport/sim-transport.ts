@@ -11,7 +11,7 @@
  *   RINGKV_TIMEOUT at its deadline. A peer set down fails at once with
  *   RINGKV_UNAVAILABLE, like a real transport's down state.
  */
-import type { Entry } from '../../storage/entry/entry.js';
+import type { Entry } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
 import type { InternodeHandler, ScanPage, Transport, TransportStats } from './contract.js';
 import { decodeMessage, encodeBody, type Message, MessageType } from './format.js';

@@ -15,7 +15,7 @@ import { propertyParams } from '../../../test/support/property.js';
 import { HybridClock } from '../../cluster/clock.js';
 import { LocalStore } from '../../cluster/local-store.js';
 import type { Store } from '../../cluster/store.js';
-import { MemoryEngine } from '../../storage/memory-engine.js';
+import { MemoryEngine } from '../../storage/index.js';
 import { RequestCounters, type RouteContext } from '../routes/context.js';
 import { HttpServer } from '../server.js';
 import { FastPath } from './fast-path.js';

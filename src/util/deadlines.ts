@@ -1,7 +1,7 @@
 /**
- * One coarse timer for every request deadline of a transport, instead of a
- * setTimeout per request (which would cost a timer insert and removal on the
- * hot path of every replicated request).
+ * One coarse timer for every request deadline of a transport or of the
+ * coordinator, instead of a setTimeout per request (which would cost a timer
+ * insert and removal on the hot path of every replicated request).
  *
  * Items are filed in buckets of `resolutionMs` by deadline; a repeating timer
  * expires the buckets whose time has come. An item expires at most one
@@ -10,7 +10,7 @@
  * finds none, so steady traffic does not restart it per request) and is
  * unref'd: it never keeps the process alive by itself.
  */
-import { assert } from '../../util/assert.js';
+import { assert } from './assert.js';
 
 export interface Expirable {
   readonly deadlineMs: number;

@@ -7,10 +7,10 @@
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
-import { type Entry, tombstoneEntry, valueEntry } from '../../storage/entry/entry.js';
-import { isRingkvError, RingkvError } from '../../util/errors.js';
-import type { PeerLinks, Transport, TransportStats } from './contract.js';
-import { closedPort, sleep, startPeer, TestHandler, type TestPeer } from './test-peer.js';
+import type { PeerLinks, Transport, TransportStats } from '../../src/cluster/transport/contract.js';
+import { type Entry, tombstoneEntry, valueEntry } from '../../src/storage/entry/entry.js';
+import { isRingkvError, RingkvError } from '../../src/util/errors.js';
+import { closedPort, sleep, startPeer, TestHandler, type TestPeer } from './transport-peer.js';
 
 export interface TransportUnderTest extends Transport, PeerLinks {
   stats(): TransportStats;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { DeadlineTimer, type Expirable } from './deadlines.js';
-import { sleep } from './test-peer.js';
 
 function item(deadlineMs: number, expired: number[]): Expirable {
   return { deadlineMs, bucket: -1, expire: () => expired.push(deadlineMs) };

@@ -6,14 +6,14 @@
  * what travels. Not used outside tests.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import type { Engine, Entry } from '../../storage/index.js';
-import { RingkvError } from '../../util/errors.js';
-import { Ring } from '../ring/index.js';
-import type { InternodeHandler, ScanPage } from '../transport/contract.js';
-import { SimTransport } from '../transport/sim-transport.js';
-import type { AntiEntropyTransport } from './exchange.js';
-import { AntiEntropyResponder } from './responder.js';
-import { AntiEntropy, type AntiEntropyOptions } from './scheduler.js';
+import type { AntiEntropyTransport } from '../../src/cluster/antientropy/exchange.js';
+import { AntiEntropyResponder } from '../../src/cluster/antientropy/responder.js';
+import { AntiEntropy, type AntiEntropyOptions } from '../../src/cluster/antientropy/scheduler.js';
+import { Ring } from '../../src/cluster/ring/index.js';
+import type { InternodeHandler, ScanPage } from '../../src/cluster/transport/contract.js';
+import { SimTransport } from '../../src/cluster/transport/sim-transport.js';
+import type { Engine, Entry } from '../../src/storage/index.js';
+import { RingkvError } from '../../src/util/errors.js';
 
 export class EngineHandler implements InternodeHandler {
   engine: Engine;

@@ -5,10 +5,14 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Entry } from '../../storage/entry/entry.js';
-import { MemoryEngine } from '../../storage/memory-engine.js';
-import type { InternodeHandler, ScanPage } from './contract.js';
-import { attachInternode, type InternodeServer, type InternodeServerOptions } from './server.js';
+import type { InternodeHandler, ScanPage } from '../../src/cluster/transport/contract.js';
+import {
+  attachInternode,
+  type InternodeServer,
+  type InternodeServerOptions,
+} from '../../src/cluster/transport/server.js';
+import type { Entry } from '../../src/storage/entry/entry.js';
+import { MemoryEngine } from '../../src/storage/memory-engine.js';
 
 export class TestHandler implements InternodeHandler {
   readonly engine = new MemoryEngine();

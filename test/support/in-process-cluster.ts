@@ -4,16 +4,17 @@
  * by a transport whose calls to a peer can be held (answered only when the
  * test releases them), failed, or refused as down. Not used outside tests.
  */
-import type { EntryCursor } from '../../storage/engine.js';
-import type { Entry } from '../../storage/entry/entry.js';
-import { MemoryEngine } from '../../storage/memory-engine.js';
-import { RingkvError } from '../../util/errors.js';
-import { HybridClock } from '../clock.js';
-import { Ring } from '../ring/index.js';
-import type { InternodeHandler, ScanPage, Transport } from '../transport/index.js';
-import { ClusterStore } from './coordinator.js';
-import { RecentWrites } from './recent-writes.js';
-import { Replica } from './replica.js';
+
+import { HybridClock } from '../../src/cluster/clock.js';
+import { ClusterStore } from '../../src/cluster/replication/coordinator.js';
+import { RecentWrites } from '../../src/cluster/replication/recent-writes.js';
+import { Replica } from '../../src/cluster/replication/replica.js';
+import { Ring } from '../../src/cluster/ring/index.js';
+import type { InternodeHandler, ScanPage, Transport } from '../../src/cluster/transport/index.js';
+import type { EntryCursor } from '../../src/storage/engine.js';
+import type { Entry } from '../../src/storage/entry/entry.js';
+import { MemoryEngine } from '../../src/storage/memory-engine.js';
+import { RingkvError } from '../../src/util/errors.js';
 
 interface _Call {
   readonly peer: string;
