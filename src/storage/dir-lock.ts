@@ -16,15 +16,20 @@
  * old one. On Linux /proc/PID/stat tells (state Z, or X while it is being
  * removed); where there is no /proc, a PID that kill() finds counts as alive.
  *
+ * The lock file goes through a vfs like every other file (default: the real
+ * file system). On an in-memory one it works alike: a vfs that crash() left
+ * holds the crashed process's PID, ours, in a lock this process does not
+ * hold (heldPaths is per vfs), which is taken over as a dead owner's.
+ *
  * Usage:
  *   const lock = await acquireDirLock('/var/lib/ringkv');   // RINGKV_LOCKED if held
  *   ...
  *   await lock.release();
  */
-import { existsSync } from 'node:fs';
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { errorMessage, RingkvError } from '../util/errors.js';
+import { isFsError, nodeVfs, type Vfs, writeFully } from './vfs/index.js';
+import { processState } from './vfs/proc.js';
 
 export const LOCK_FILE_NAME = 'LOCK';
 
@@ -33,51 +38,62 @@ const UNREADABLE_LOCK_GRACE_MS = 10_000;
 /** Each take-over attempt loses to another process at most once per round; a few rounds settle it. */
 const ACQUIRE_ATTEMPTS_MAX = 5;
 
-/** Locks this process holds, by path: a second acquire from the same process is refused too. */
-const heldPaths = new Set<string>();
+/** Locks this process holds, by vfs and path: a second acquire from the same process is refused too. */
+const heldPaths = new WeakMap<Vfs, Set<string>>();
+
+function held(vfs: Vfs): Set<string> {
+  let paths = heldPaths.get(vfs);
+  if (paths === undefined) {
+    paths = new Set();
+    heldPaths.set(vfs, paths);
+  }
+  return paths;
+}
 
 export class DirLock {
   readonly path: string;
+  readonly #vfs: Vfs;
   #released = false;
 
-  constructor(path: string) {
+  constructor(path: string, vfs: Vfs = nodeVfs) {
     this.path = path;
+    this.#vfs = vfs;
   }
 
   /** Removes the lock file; safe to call twice. */
   async release(): Promise<void> {
     if (this.#released) return;
     this.#released = true;
-    heldPaths.delete(this.path);
+    held(this.#vfs).delete(this.path);
     try {
       // Only remove a lock that is still ours: an operator may have removed it by hand.
-      if (parsePid(await readFile(this.path, 'utf8')) === process.pid) await unlink(this.path);
+      if (parsePid(await readText(this.#vfs, this.path)) === process.pid) await this.#vfs.remove(this.path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError(this.path, err);
+      if (!isFsError(err, 'ENOENT')) throw ioError(this.path, err);
     }
   }
 }
 
 /** Takes the lock of `dir` (which must exist), or rejects with RINGKV_LOCKED / RINGKV_IO. */
-export async function acquireDirLock(dir: string): Promise<DirLock> {
+export async function acquireDirLock(dir: string, vfs: Vfs = nodeVfs): Promise<DirLock> {
   const path = join(resolve(dir), LOCK_FILE_NAME);
-  if (heldPaths.has(path)) throw lockedError(dir, process.pid);
+  if (held(vfs).has(path)) throw lockedError(dir, process.pid);
   for (let attempt = 0; attempt < ACQUIRE_ATTEMPTS_MAX; attempt++) {
-    if (await tryCreate(path)) {
-      heldPaths.add(path);
-      return new DirLock(path);
+    if (await tryCreate(vfs, path)) {
+      held(vfs).add(path);
+      return new DirLock(path, vfs);
     }
-    const content = await readLock(path);
+    const content = await readLock(vfs, path);
     if (content === undefined) continue; // Removed meanwhile: try again.
     const pid = parsePid(content);
     if (pid === undefined) {
-      if (Date.now() - (await lockAgeBase(path)) < UNREADABLE_LOCK_GRACE_MS) {
+      if (Date.now() - (await lockAgeBase(vfs, path)) < UNREADABLE_LOCK_GRACE_MS) {
         throw new RingkvError('RINGKV_LOCKED', `Data directory ${dir} is locked: ${path} has no PID yet`);
       }
     } else if (await isAlive(pid)) {
       throw lockedError(dir, pid);
     }
-    await takeOver(path, content);
+    await takeOver(vfs, path, content);
   }
   throw new RingkvError(
     'RINGKV_LOCKED',
@@ -85,28 +101,41 @@ export async function acquireDirLock(dir: string): Promise<DirLock> {
   );
 }
 
-async function tryCreate(path: string): Promise<boolean> {
+async function tryCreate(vfs: Vfs, path: string): Promise<boolean> {
+  let file: Awaited<ReturnType<Vfs['open']>>;
   try {
-    await writeFile(path, `${process.pid}\n`, { flag: 'wx' });
-    return true;
+    file = await vfs.open(path, 'wx');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    if (isFsError(err, 'EEXIST')) return false;
+    throw ioError(path, err);
+  }
+  try {
+    const pid = Buffer.from(`${process.pid}\n`, 'utf8');
+    await writeFully(file, pid, 0, pid.length, 0);
+  } catch (err) {
+    throw ioError(path, err);
+  } finally {
+    await file.close().catch(() => undefined);
+  }
+  return true;
+}
+
+async function readText(vfs: Vfs, path: string): Promise<string> {
+  return (await vfs.readFile(path)).toString('utf8');
+}
+
+async function readLock(vfs: Vfs, path: string): Promise<string | undefined> {
+  try {
+    return await readText(vfs, path);
+  } catch (err) {
+    if (isFsError(err, 'ENOENT')) return undefined;
     throw ioError(path, err);
   }
 }
 
-async function readLock(path: string): Promise<string | undefined> {
+async function lockAgeBase(vfs: Vfs, path: string): Promise<number> {
   try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw ioError(path, err);
-  }
-}
-
-async function lockAgeBase(path: string): Promise<number> {
-  try {
-    return (await stat(path)).mtimeMs;
+    return (await vfs.stat(path)).mtimeMs;
   } catch {
     return 0;
   }
@@ -117,24 +146,24 @@ async function lockAgeBase(path: string): Promise<number> {
  * was read and not a fresh one another process created in between; a fresh
  * one is put back (and found live on the next attempt).
  */
-async function takeOver(path: string, staleContent: string): Promise<void> {
+async function takeOver(vfs: Vfs, path: string, staleContent: string): Promise<void> {
   const aside = `${path}.stale-${process.pid}`;
   try {
-    await rename(path, aside);
+    await vfs.rename(path, aside);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return; // Another process moved it first.
+    if (isFsError(err, 'ENOENT')) return; // Another process moved it first.
     throw ioError(path, err);
   }
-  const moved = await readLock(aside);
+  const moved = await readLock(vfs, aside);
   if (moved !== undefined && moved !== staleContent) {
     try {
-      await rename(aside, path);
+      await vfs.rename(aside, path);
     } catch (err) {
       throw ioError(path, err);
     }
     return;
   }
-  await unlink(aside).catch(() => undefined);
+  await vfs.remove(aside).catch(() => undefined);
 }
 
 function parsePid(content: string): number | undefined {
@@ -156,23 +185,13 @@ export async function isAlive(pid: number): Promise<boolean> {
   return !(await hasExited(pid));
 }
 
-/** Whether this system has /proc/PID/stat to ask (Linux), checked once. */
-let procStat: boolean | undefined;
-
-/** True when /proc says that `pid` has exited (a zombie, or gone by now); false when it runs or /proc cannot tell. */
+/**
+ * True when /proc says that `pid` has exited (a zombie, or gone by now:
+ * reaped since kill() found it); false when it runs or /proc cannot tell.
+ */
 async function hasExited(pid: number): Promise<boolean> {
-  procStat ??= existsSync('/proc/self/stat');
-  if (!procStat) return false;
-  let content: string;
-  try {
-    content = await readFile(`/proc/${pid}/stat`, 'utf8');
-  } catch (err) {
-    // Gone since kill() found it (reaped meanwhile). Anything else (hidden by hidepid): cannot tell.
-    return (err as NodeJS.ErrnoException).code === 'ENOENT';
-  }
-  // "PID (COMMAND) STATE ...": the command may hold spaces and parentheses, so the state follows the last ')'.
-  const state = content.charAt(content.lastIndexOf(')') + 2);
-  return state === 'Z' || state === 'X' || state === 'x';
+  const state = await processState(pid);
+  return state === 'gone' || state === 'Z' || state === 'X' || state === 'x';
 }
 
 function lockedError(dir: string, pid: number): RingkvError {

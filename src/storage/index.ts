@@ -4,12 +4,22 @@
  */
 import type { Engine } from './engine.js';
 import { LsmEngine } from './lsm-engine.js';
+import type { Vfs } from './vfs/index.js';
 
-export { acquireDirLock } from './dir-lock.js';
+export { acquireDirLock, type DirLock } from './dir-lock.js';
 export type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 export * from './entry/index.js';
 export { LsmEngine, type LsmOpenOptions, type WalRecovery } from './lsm-engine.js';
 export { MemoryEngine } from './memory-engine.js';
+// The file-system seam.
+export {
+  nodeVfs,
+  replaceFileDurably,
+  truncateDurably,
+  type Vfs,
+  type VfsFile,
+  writeFully,
+} from './vfs/index.js';
 // The WAL's record framing, reused by the cluster's hint files.
 export {
   encodeRecord,
@@ -35,11 +45,13 @@ export interface EngineOptions {
    * or compaction that failed and will be retried. Default: process.emitWarning.
    */
   readonly log?: (line: string) => void;
+  /** The file system (default: the real one); tests pass an in-memory or fault-injecting one. */
+  readonly vfs?: Vfs;
 }
 
 /** Opens (recovering if needed) the engine in `options.dir`. */
 export async function openEngine(options: EngineOptions): Promise<Engine> {
-  const { dir, sync, memtableBytesMax, blockCacheBytes, tombstoneGraceMs, log } = options;
+  const { dir, sync, memtableBytesMax, blockCacheBytes, tombstoneGraceMs, log, vfs } = options;
   return LsmEngine.open({
     dir,
     sync,
@@ -47,5 +59,6 @@ export async function openEngine(options: EngineOptions): Promise<Engine> {
     ...(blockCacheBytes === undefined ? {} : { blockCacheBytes }),
     ...(tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs }),
     ...(log === undefined ? {} : { log }),
+    ...(vfs === undefined ? {} : { vfs }),
   });
 }

@@ -27,25 +27,25 @@
  * have to wait for a failing flush (too many frozen memtables) are refused
  * with RINGKV_IO instead, until a retry succeeds.
  */
-import { mkdir, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { limits } from '../config/limits.js';
 import { assert } from '../util/assert.js';
 import { compareBytes } from '../util/bytes.js';
 import { CorruptionError, errorMessage, RingkvError } from '../util/errors.js';
 import { BackgroundRetry } from './background-retry.js';
-import { BackgroundWorker } from './compaction/background.js';
+import { type JobRunner, jobRunner } from './compaction/background.js';
 import type { JobResult } from './compaction/jobs.js';
 import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from './compaction/picker.js';
 import type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 import { type Entry, newer } from './entry/entry.js';
 import { filePath, parseFileName } from './files.js';
 import { mergeCursors } from './iterator/merging.js';
-import { MANIFEST_NAME, readManifest, syncDir, writeManifest } from './manifest/manifest-file.js';
+import { MANIFEST_NAME, readManifest, writeManifest } from './manifest/manifest-file.js';
 import { type TableInfo, Version, type VersionEdit } from './manifest/version.js';
 import { Memtable } from './memtable/memtable.js';
 import { BLOCK_NOT_CACHED, BlockCache, bloomHash, TableReader } from './sstable/index.js';
 import { TreeState } from './tree-state.js';
+import { nodeVfs, type Vfs } from './vfs/index.js';
 import { readWal, WalWriter } from './wal/index.js';
 
 export interface LsmOptions {
@@ -73,6 +73,12 @@ export interface LsmOptions {
    * compaction. Default: process.emitWarning.
    */
   readonly log: (line: string) => void;
+  /**
+   * The file system (default: the real one). On any other (in-memory,
+   * fault-injecting), flushes and compactions run in-process rather than in
+   * worker threads (compaction/background.ts).
+   */
+  readonly vfs: Vfs;
 }
 
 export type LsmOpenOptions = Pick<LsmOptions, 'dir' | 'sync'> & Partial<LsmOptions>;
@@ -94,6 +100,7 @@ export function lsmOptions(options: LsmOpenOptions): LsmOptions {
     backgroundRetryMinMs: limits.backgroundRetryMinMs,
     backgroundRetryMaxMs: limits.backgroundRetryMaxMs,
     log: warn,
+    vfs: nodeVfs,
     ...options,
   });
 }
@@ -144,10 +151,10 @@ interface Spare {
 export class LsmEngine implements Engine {
   readonly #options: LsmOptions;
   readonly #cache: BlockCache;
-  readonly #flushWorker: BackgroundWorker;
+  readonly #flushWorker: JobRunner;
   /** The last flush's buffer, shared with the flush worker and reused by the next flush. */
   #flushBuffer: SharedArrayBuffer | undefined;
-  readonly #compactionWorker: BackgroundWorker;
+  readonly #compactionWorker: JobRunner;
 
   #memtable: Memtable;
   #wal: WalWriter;
@@ -192,8 +199,8 @@ export class LsmEngine implements Engine {
     logNumber: number;
     wal: WalWriter;
     walNumber: number;
-    flushWorker: BackgroundWorker;
-    compactionWorker: BackgroundWorker;
+    flushWorker: JobRunner;
+    compactionWorker: JobRunner;
   }) {
     this.#options = init.options;
     const retry = {
@@ -215,14 +222,14 @@ export class LsmEngine implements Engine {
 
   static async open(openOptions: LsmOpenOptions): Promise<LsmEngine> {
     const options = lsmOptions(openOptions);
-    const { dir } = options;
-    await mkdir(dir, { recursive: true });
-    const manifest = await readManifest(dir, options.levelCount);
+    const { dir, vfs } = options;
+    await vfs.mkdir(dir);
+    const manifest = await readManifest(dir, options.levelCount, vfs);
     let version = manifest?.version ?? Version.empty(options.levelCount);
     const logNumber = manifest?.logNumber ?? 0;
 
     // Everything the directory holds, to find orphans and the highest number in use.
-    const names = await readdir(dir);
+    const names = await vfs.list(dir);
     const live = new Set(version.tables().map((t) => t.fileNumber));
     const logs: number[] = [];
     let highest = manifest?.nextFileNumber ?? 1;
@@ -230,10 +237,10 @@ export class LsmEngine implements Engine {
       const parsed = parseFileName(name);
       if (parsed === undefined) continue;
       highest = Math.max(highest, parsed.fileNumber + 1);
-      if (parsed.kind === 'sst' && !live.has(parsed.fileNumber)) await unlink(join(dir, name));
+      if (parsed.kind === 'sst' && !live.has(parsed.fileNumber)) await vfs.remove(join(dir, name));
       if (parsed.kind === 'log') logs.push(parsed.fileNumber);
     }
-    if (names.includes(`${MANIFEST_NAME}.tmp`)) await unlink(join(dir, `${MANIFEST_NAME}.tmp`));
+    if (names.includes(`${MANIFEST_NAME}.tmp`)) await vfs.remove(join(dir, `${MANIFEST_NAME}.tmp`));
     for (const table of version.tables()) {
       if (!names.includes(filePath('', table.fileNumber, 'sst'))) {
         throw new CorruptionError(
@@ -245,15 +252,15 @@ export class LsmEngine implements Engine {
     }
 
     const cache = new BlockCache(options.blockCacheBytes);
-    const flushWorker = new BackgroundWorker('ringkv-flush');
-    const compactionWorker = new BackgroundWorker('ringkv-compaction');
+    const flushWorker = jobRunner('ringkv-flush', vfs);
+    const compactionWorker = jobRunner('ringkv-compaction', vfs);
     const readers = new Map<number, TableReader>();
     try {
       await Promise.all(
         version.tables().map(async (t) => {
           readers.set(
             t.fileNumber,
-            await TableReader.open(filePath(dir, t.fileNumber, 'sst'), t.fileNumber, cache),
+            await TableReader.open(filePath(dir, t.fileNumber, 'sst'), t.fileNumber, cache, vfs),
           );
         }),
       );
@@ -265,7 +272,7 @@ export class LsmEngine implements Engine {
       for (const number of logs) {
         if (number < logNumber) continue;
         const file = filePath(dir, number, 'log');
-        const read = await readWal(file, { repair: true }).catch((err: unknown) => {
+        const read = await readWal(file, { repair: true, vfs }).catch((err: unknown) => {
           if (!(err instanceof CorruptionError)) throw err;
           const detail = err.message.slice(`Corruption in ${err.file} at offset ${err.offset}: `.length);
           throw new CorruptionError(
@@ -302,7 +309,7 @@ export class LsmEngine implements Engine {
         for (const { table } of added) {
           readers.set(
             table.fileNumber,
-            await TableReader.open(filePath(dir, table.fileNumber, 'sst'), table.fileNumber, cache),
+            await TableReader.open(filePath(dir, table.fileNumber, 'sst'), table.fileNumber, cache, vfs),
           );
         }
       }
@@ -310,9 +317,9 @@ export class LsmEngine implements Engine {
       const walNumber = nextFileNumber++;
       // No live log competes for the disk yet: prefill without rests.
       const wal = await WalWriter.create(filePath(dir, walNumber, 'log'), walOptions(options, { restMs: 0 }));
-      await writeManifest(dir, { version, nextFileNumber, logNumber: walNumber });
-      for (const number of logs) await unlink(filePath(dir, number, 'log'));
-      if (logs.length > 0) await syncDir(dir);
+      await writeManifest(dir, { version, nextFileNumber, logNumber: walNumber }, vfs);
+      for (const number of logs) await vfs.remove(filePath(dir, number, 'log'));
+      if (logs.length > 0) await vfs.syncDir(dir);
 
       const engine = new LsmEngine({
         options,
@@ -744,7 +751,7 @@ export class LsmEngine implements Engine {
     const walFile = filePath(this.#options.dir, frozen.memtable.walNumber, 'log');
     try {
       await frozen.wal.close();
-      await unlink(walFile);
+      await this.#options.vfs.remove(walFile);
     } catch (err) {
       this.#options.log(`Cannot remove the flushed log ${walFile}: ${errorMessage(err)}`);
     }
@@ -753,7 +760,7 @@ export class LsmEngine implements Engine {
   /** Deletes tables a failed job wrote but no manifest lists. */
   async #removeTables(tables: readonly { fileNumber: number }[]): Promise<void> {
     for (const { fileNumber } of tables) {
-      await unlink(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
+      await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
     }
   }
 
@@ -805,7 +812,7 @@ export class LsmEngine implements Engine {
     this.#compactions++;
     for (const fileNumber of removed) {
       this.#cache.evictFile(fileNumber);
-      await unlink(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
+      await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
     }
   }
 
@@ -821,13 +828,22 @@ export class LsmEngine implements Engine {
       const version = this.#state.version.apply(edit);
       const opening = await Promise.allSettled(
         edit.added.map(({ table }) =>
-          TableReader.open(filePath(dir, table.fileNumber, 'sst'), table.fileNumber, this.#cache),
+          TableReader.open(
+            filePath(dir, table.fileNumber, 'sst'),
+            table.fileNumber,
+            this.#cache,
+            this.#options.vfs,
+          ),
         ),
       );
       const opened = opening.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : []));
       try {
         for (const o of opening) if (o.status === 'rejected') throw o.reason;
-        await writeManifest(dir, { version, nextFileNumber: this.#nextFileNumber, logNumber });
+        await writeManifest(
+          dir,
+          { version, nextFileNumber: this.#nextFileNumber, logNumber },
+          this.#options.vfs,
+        );
       } catch (err) {
         // Not installed: the readers of the tables that were to join go, and the caller removes the files.
         await Promise.all(opened.map((r) => r.close()));
@@ -855,6 +871,7 @@ export class LsmEngine implements Engine {
 function walOptions(options: LsmOptions, prefill?: { restMs?: number; signal?: AbortSignal }) {
   // A log holds about one memtable of records (a little less: no list overhead).
   return {
+    vfs: options.vfs,
     sync: options.sync,
     prefillBytes: options.sync ? options.memtableBytesMax : 0,
     prefillRestMs: prefill?.restMs,

@@ -1,20 +1,66 @@
 /**
- * The event loop's handle on a worker thread that runs jobs (jobs.ts).
- * Jobs queue in the worker; results come back in order. A job's buffers are
- * copied by postMessage unless they live in a SharedArrayBuffer (a flush's
- * entries do), which the worker reads in place.
+ * Where the engine's background jobs (jobs.ts) run.
+ *
+ * BackgroundWorker: a worker thread. Jobs queue in the worker; results come
+ * back in order. A job's buffers are copied by postMessage unless they live
+ * in a SharedArrayBuffer (a flush's entries do), which the worker reads in
+ * place. The worker reaches files by path through its own nodeVfs.
+ *
+ * InlineJobRunner: the same jobs in this thread, one at a time, each after
+ * a turn of the event loop, on the given vfs. An in-memory or
+ * fault-injecting vfs lives in this thread's memory and cannot cross to a
+ * worker, so an engine on one runs its jobs here (jobRunner()); the jobs'
+ * blocking work then holds the event loop, which only tests do.
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { RingkvError } from '../../util/errors.js';
 import type { TableMeta } from '../sstable/index.js';
-import { fromJobError, type Job, type JobError, type JobResult } from './jobs.js';
+import type { Vfs } from '../vfs/index.js';
+import { fromJobError, type Job, type JobError, type JobResult, runJob } from './jobs.js';
+
+export interface JobRunner {
+  run(job: Job): Promise<JobResult>;
+  /** Stops taking jobs; a job already running finishes or is cut short, and its caller is rejected. */
+  terminate(): Promise<void>;
+}
+
+/** A worker thread when `vfs` can be reached from one, in-process otherwise. */
+export function jobRunner(name: string, vfs: Vfs): JobRunner {
+  return vfs.sharedAcrossThreads ? new BackgroundWorker(name) : new InlineJobRunner(vfs);
+}
+
+export class InlineJobRunner implements JobRunner {
+  readonly #vfs: Vfs;
+  #queue: Promise<unknown> = Promise.resolve();
+  #terminated = false;
+
+  constructor(vfs: Vfs) {
+    this.#vfs = vfs;
+  }
+
+  run(job: Job): Promise<JobResult> {
+    const result = this.#queue.then(async () => {
+      // A turn first, as a worker's answer takes one: callers never see a job done synchronously.
+      await nextTurn();
+      if (this.#terminated) throw new RingkvError('RINGKV_CLOSED', 'Background jobs stopped');
+      return runJob(job, this.#vfs);
+    });
+    this.#queue = result.catch(() => undefined);
+    return result;
+  }
+
+  async terminate(): Promise<void> {
+    this.#terminated = true;
+  }
+}
 
 interface Pending {
   resolve(result: JobResult): void;
   reject(err: Error): void;
 }
 
-export class BackgroundWorker {
+export class BackgroundWorker implements JobRunner {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;

@@ -12,8 +12,10 @@
  *
  * Every output table is fsynced before the job reports it; the caller makes
  * it live by writing the manifest.
+ *
+ * Files go through a vfs: the worker's own nodeVfs, or, when jobs run
+ * in-process (background.ts), the engine's.
  */
-import { unlinkSync } from 'node:fs';
 import { assert } from '../../util/assert.js';
 import { CorruptionError } from '../../util/errors.js';
 import { EntryKind } from '../entry/entry.js';
@@ -21,6 +23,7 @@ import { RecordView } from '../entry/record.js';
 import { filePath } from '../files.js';
 import { RecordMerge } from '../iterator/record-merge.js';
 import { type TableMeta, TableRecordScan, TableWriter, type TableWriterOptions } from '../sstable/index.js';
+import { nodeVfs, type Vfs } from '../vfs/index.js';
 
 export interface FlushJob {
   readonly kind: 'flush';
@@ -60,9 +63,9 @@ export function isObsolete(record: RecordView, nowMs: number, graceMs: number): 
   return expiresAtMs !== 0 && expiresAtMs + graceMs <= nowMs;
 }
 
-export function runFlush(job: FlushJob): JobResult {
+export function runFlush(job: FlushJob, vfs: Vfs = nodeVfs): JobResult {
   const buf = Buffer.from(job.entries.buffer, job.entries.byteOffset, job.entries.byteLength);
-  const writer = new TableWriter(filePath(job.dir, job.fileNumber, 'sst'), job.fileNumber, job.writer);
+  const writer = new TableWriter(filePath(job.dir, job.fileNumber, 'sst'), job.fileNumber, job.writer, vfs);
   const record = new RecordView();
   let count = 0;
   try {
@@ -88,7 +91,7 @@ export function runFlush(job: FlushJob): JobResult {
   }
 }
 
-export function runCompaction(job: CompactionJob): JobResult {
+export function runCompaction(job: CompactionJob, vfs: Vfs = nodeVfs): JobResult {
   const sources: TableRecordScan[] = [];
   const tables: TableMeta[] = [];
   let writer: TableWriter | undefined;
@@ -96,7 +99,7 @@ export function runCompaction(job: CompactionJob): JobResult {
   let entriesIn = 0;
   let entriesDropped = 0;
   try {
-    for (const n of job.inputs) sources.push(new TableRecordScan(filePath(job.dir, n, 'sst')));
+    for (const n of job.inputs) sources.push(new TableRecordScan(filePath(job.dir, n, 'sst'), vfs));
     const merge = new RecordMerge(sources);
     for (let record = merge.next(); record !== undefined; record = merge.next()) {
       entriesIn++;
@@ -107,7 +110,7 @@ export function runCompaction(job: CompactionJob): JobResult {
       if (writer === undefined) {
         const fileNumber = job.outputFileNumbers[outputIndex++];
         assert(fileNumber !== undefined, 'Compaction ran out of reserved file numbers');
-        writer = new TableWriter(filePath(job.dir, fileNumber, 'sst'), fileNumber, job.writer);
+        writer = new TableWriter(filePath(job.dir, fileNumber, 'sst'), fileNumber, job.writer, vfs);
       }
       writer.addRecord(record);
       if (writer.estimatedBytes >= job.tableBytesTarget) {
@@ -122,15 +125,15 @@ export function runCompaction(job: CompactionJob): JobResult {
     return { tables, entriesIn, entriesDropped };
   } catch (err) {
     writer?.abort();
-    for (const t of tables) unlinkSync(filePath(job.dir, t.fileNumber, 'sst'));
+    for (const t of tables) vfs.removeSync(filePath(job.dir, t.fileNumber, 'sst'));
     throw err;
   } finally {
     for (const source of sources) source.close();
   }
 }
 
-export function runJob(job: Job): JobResult {
-  return job.kind === 'flush' ? runFlush(job) : runCompaction(job);
+export function runJob(job: Job, vfs: Vfs = nodeVfs): JobResult {
+  return job.kind === 'flush' ? runFlush(job, vfs) : runCompaction(job, vfs);
 }
 
 /** Errors cross the thread boundary as plain data; corruption keeps its file and offset. */

@@ -8,11 +8,10 @@
  * (setpriority on its thread id, found through /proc/thread-self); elsewhere
  * this is skipped.
  */
-import { readlinkSync } from 'node:fs';
 import { setPriority } from 'node:os';
-import { basename } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { assert } from '../../util/assert.js';
+import { ownThreadId } from '../vfs/proc.js';
 import { type Job, runJob, toJobError } from './jobs.js';
 
 /** Nice value for background work: below every request-serving thread, above idle. */
@@ -20,8 +19,8 @@ const BACKGROUND_NICE = 10;
 
 function lowerOwnPriority(): void {
   try {
-    const threadId = Number(basename(readlinkSync('/proc/thread-self')));
-    if (Number.isInteger(threadId) && threadId > 0) setPriority(threadId, BACKGROUND_NICE);
+    const threadId = ownThreadId();
+    if (threadId !== undefined) setPriority(threadId, BACKGROUND_NICE);
   } catch {
     // Not Linux, or not permitted: background work then runs at normal priority.
   }

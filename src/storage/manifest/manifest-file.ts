@@ -12,10 +12,10 @@
  *            table: { file, bytes, entries, smallest (hex), largest (hex),
  *                     minVersion, maxVersion (decimal strings) }
  */
-import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from '../../util/bytes.js';
 import { CorruptionError } from '../../util/errors.js';
+import { isFsError, nodeVfs, replaceFileDurably, type Vfs } from '../vfs/index.js';
 import { type TableInfo, Version } from './version.js';
 
 /** On-disk format version: bump on any incompatible change, never reuse. */
@@ -108,39 +108,23 @@ export function decodeManifest(path: string, data: Buffer, levelCount: number): 
 }
 
 /** Reads dir/MANIFEST, or returns undefined when there is none (a new store). */
-export async function readManifest(dir: string, levelCount: number): Promise<ManifestState | undefined> {
+export async function readManifest(
+  dir: string,
+  levelCount: number,
+  vfs: Vfs = nodeVfs,
+): Promise<ManifestState | undefined> {
   const path = join(dir, MANIFEST_NAME);
   let data: Buffer;
   try {
-    data = await readFile(path);
+    data = await vfs.readFile(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (isFsError(err, 'ENOENT')) return undefined;
     throw err;
   }
   return decodeManifest(path, data, levelCount);
 }
 
-/** Replaces dir/MANIFEST atomically and durably. */
-export async function writeManifest(dir: string, state: ManifestState): Promise<void> {
-  const path = join(dir, MANIFEST_NAME);
-  const tmp = `${path}.tmp`;
-  const file = await open(tmp, 'w');
-  try {
-    await file.writeFile(encodeManifest(state));
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  await rename(tmp, path);
-  await syncDir(dir);
-}
-
-/** fsync of a directory makes a created, renamed or deleted name durable. */
-export async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+/** Replaces dir/MANIFEST atomically and durably (through MANIFEST.tmp). */
+export async function writeManifest(dir: string, state: ManifestState, vfs: Vfs = nodeVfs): Promise<void> {
+  await replaceFileDurably(vfs, dir, join(dir, MANIFEST_NAME), encodeManifest(state));
 }

@@ -18,12 +18,11 @@
  * Concurrent get() calls and cursors are fine; two misses on one block share
  * one read.
  */
-import { read } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
 import { assert } from '../../util/assert.js';
 import { compareBytes, compareRange } from '../../util/bytes.js';
 import { CorruptionError, RingkvError } from '../../util/errors.js';
 import type { Entry } from '../entry/entry.js';
+import { nodeVfs, type Vfs, type VfsFile } from '../vfs/index.js';
 import { Block } from './block.js';
 import { BloomFilter } from './bloom.js';
 import type { BlockCache } from './cache.js';
@@ -47,7 +46,7 @@ export class TableReader {
   readonly minVersion: bigint;
   readonly maxVersion: bigint;
 
-  readonly #handle: FileHandle;
+  readonly #handle: VfsFile;
   readonly #cache: BlockCache;
   readonly #index: TableIndex;
   readonly #filter: BloomFilter;
@@ -60,7 +59,7 @@ export class TableReader {
     path: string,
     fileNumber: number,
     parts: {
-      handle: FileHandle;
+      handle: VfsFile;
       cache: BlockCache;
       fileBytes: number;
       entryCount: number;
@@ -85,10 +84,15 @@ export class TableReader {
   }
 
   /** Opens and verifies a table; CorruptionError if its footer, index or filter is damaged or it is truncated. */
-  static async open(path: string, fileNumber: number, cache: BlockCache): Promise<TableReader> {
-    const handle = await open(path, 'r');
+  static async open(
+    path: string,
+    fileNumber: number,
+    cache: BlockCache,
+    vfs: Vfs = nodeVfs,
+  ): Promise<TableReader> {
+    const handle = await vfs.open(path, 'r');
     try {
-      const { size } = await handle.stat();
+      const size = await handle.size();
       if (size < FOOTER_BYTES) {
         throw new CorruptionError(
           path,
@@ -369,33 +373,17 @@ class Cursor implements TableCursor {
   }
 }
 
-/** Reads exactly `length` bytes at `position` into a fresh buffer of its own; a short file is corruption. */
 /** getCached()'s answer when the block is not in the cache. */
 export const BLOCK_NOT_CACHED: unique symbol = Symbol('block not cached');
 
-/**
- * A positional read through the callback API on the handle's descriptor:
- * FileHandle.read costs several times more event-loop time per call, and
- * block reads are the hot path of every uncached lookup.
- */
-function preadOnce(
-  fd: number,
-  buf: Buffer,
-  offset: number,
-  length: number,
-  position: number,
-): Promise<number> {
-  return new Promise((resolve, reject) => {
-    read(fd, buf, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead)));
-  });
-}
-
-async function readAt(handle: FileHandle, path: string, position: number, length: number): Promise<Buffer> {
+/** Reads exactly `length` bytes at `position` into a fresh buffer of its own; a short file is corruption. */
+async function readAt(file: VfsFile, path: string, position: number, length: number): Promise<Buffer> {
   // allocUnsafeSlow: memory of its own, not a slice of the shared pool, so a cached block pins only itself.
   const buf = Buffer.allocUnsafeSlow(length);
   let done = 0;
   while (done < length) {
-    const bytesRead = await preadOnce(handle.fd, buf, done, length - done, position + done);
+    // One positional read on the descriptor per call (node-vfs.ts): block reads are the hot path of every uncached lookup.
+    const bytesRead = await file.read(buf, done, length - done, position + done);
     if (bytesRead === 0) {
       throw new CorruptionError(path, position, `truncated: wanted ${length} bytes, file ends after ${done}`);
     }

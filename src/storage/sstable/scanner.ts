@@ -10,18 +10,18 @@
  * closed when the scan ends or fails, or when the generator is returned
  * early (for...of with break).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { CorruptionError } from '../../util/errors.js';
 import type { Entry } from '../entry/entry.js';
 import { RecordView } from '../entry/record.js';
+import { nodeVfs, type Vfs, type VfsFile } from '../vfs/index.js';
 import { Block } from './block.js';
 import { decodeFooter, decodeIndex, FOOTER_BYTES, openSection, type TableIndex } from './format.js';
 
 /** One read call's worth: 1 MiB is a quarter of a default-size table. */
 export const SCAN_CHUNK_BYTES = 1024 * 1024;
 
-export function* scanTableSync(path: string): Generator<Entry> {
-  const scan = new TableRecordScan(path);
+export function* scanTableSync(path: string, vfs: Vfs = nodeVfs): Generator<Entry> {
+  const scan = new TableRecordScan(path, vfs);
   try {
     while (scan.next()) yield scan.record.toEntry();
   } finally {
@@ -38,7 +38,7 @@ export function* scanTableSync(path: string): Generator<Entry> {
 export class TableRecordScan {
   readonly path: string;
   readonly record = new RecordView();
-  #fd: number | undefined;
+  #file: VfsFile | undefined;
   readonly #index: TableIndex;
   /** The next block to decode, and the first block past the chunk in memory. */
   #blockIndex = 0;
@@ -49,11 +49,11 @@ export class TableRecordScan {
   #entryIndex = 0;
 
   /** Opens the file and reads its footer and index; throws CorruptionError (and closes) if they are bad. */
-  constructor(path: string) {
+  constructor(path: string, vfs: Vfs = nodeVfs) {
     this.path = path;
-    const fd = openSync(path, 'r');
+    const file = vfs.openSync(path, 'r');
     try {
-      const size = fstatSync(fd).size;
+      const size = file.sizeSync();
       if (size < FOOTER_BYTES) {
         throw new CorruptionError(
           path,
@@ -61,15 +61,15 @@ export class TableRecordScan {
           `truncated: ${size} bytes, less than the ${FOOTER_BYTES}-byte footer`,
         );
       }
-      const footer = decodeFooter(readAtSync(fd, path, size - FOOTER_BYTES, FOOTER_BYTES), path, size);
-      const indexSection = readAtSync(fd, path, footer.indexOffset, footer.indexBytes);
+      const footer = decodeFooter(readAtSync(file, path, size - FOOTER_BYTES, FOOTER_BYTES), path, size);
+      const indexSection = readAtSync(file, path, footer.indexOffset, footer.indexBytes);
       const indexPayload = openSection(indexSection, path, footer.indexOffset, 'index');
       this.#index = decodeIndex(indexPayload, path, footer.indexOffset, footer.indexOffset);
     } catch (err) {
-      closeSync(fd);
+      file.closeSync();
       throw err;
     }
-    this.#fd = fd;
+    this.#file = file;
   }
 
   /** Moves `record` to the next entry; false (and the file closed) after the last one. */
@@ -85,15 +85,15 @@ export class TableRecordScan {
   }
 
   close(): void {
-    const fd = this.#fd;
-    this.#fd = undefined;
+    const file = this.#file;
+    this.#file = undefined;
     this.#block = undefined;
-    if (fd !== undefined) closeSync(fd);
+    file?.closeSync();
   }
 
   #nextBlock(): boolean {
     const index = this.#index;
-    if (this.#fd === undefined || this.#blockIndex === index.blockCount) return false;
+    if (this.#file === undefined || this.#blockIndex === index.blockCount) return false;
     if (this.#blockIndex === this.#chunkEndBlock) this.#readChunk();
     const offset = index.blockOffset(this.#blockIndex);
     const start = offset - this.#chunkStart;
@@ -117,17 +117,17 @@ export class TableRecordScan {
       chunkEnd += index.blockBytes(lastBlock);
       lastBlock++;
     }
-    this.#chunk = readAtSync(this.#fd!, this.path, chunkStart, chunkEnd - chunkStart);
+    this.#chunk = readAtSync(this.#file!, this.path, chunkStart, chunkEnd - chunkStart);
     this.#chunkStart = chunkStart;
     this.#chunkEndBlock = lastBlock;
   }
 }
 
-function readAtSync(fd: number, path: string, position: number, length: number): Buffer {
+function readAtSync(file: VfsFile, path: string, position: number, length: number): Buffer {
   const buf = Buffer.allocUnsafeSlow(length);
   let done = 0;
   while (done < length) {
-    const bytesRead = readSync(fd, buf, done, length - done, position + done);
+    const bytesRead = file.readSync(buf, done, length - done, position + done);
     if (bytesRead === 0) {
       throw new CorruptionError(path, position, `truncated: wanted ${length} bytes, file ends after ${done}`);
     }

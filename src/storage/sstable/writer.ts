@@ -16,10 +16,9 @@
  *   finish() (a compaction that fails after cutting some outputs drops them all).
  *
  * Example:
- *   const w = new TableWriter(path, 7, { blockBytes: 4096, bloomBitsPerKey: 10 });
+ *   const w = new TableWriter(path, 7, { blockBytes: 4096, bloomBitsPerKey: 10 }, vfs);
  *   try { for (const e of sorted) w.add(e); meta = w.finish(); } catch (err) { w.abort(); throw err; }
  */
-import { closeSync, fsyncSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { limits } from '../../config/limits.js';
 import { assert } from '../../util/assert.js';
@@ -27,6 +26,7 @@ import { compareRange, copyBytes } from '../../util/bytes.js';
 import { encodedEntryBytes } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
 import type { RecordView } from '../entry/record.js';
+import { isFsError, nodeVfs, type Vfs, type VfsFile, writeFullySync } from '../vfs/index.js';
 import { BlockBuilder } from './block.js';
 import { bloomHash, buildBloomFilter } from './bloom.js';
 import { encodeFooter, encodeIndex, FOOTER_BYTES, INDEX_KEY_BYTES_MAX, sealSection } from './format.js';
@@ -57,7 +57,8 @@ export class TableWriter {
   readonly path: string;
   readonly fileNumber: number;
   readonly #options: TableWriterOptions;
-  #fd: number | undefined;
+  readonly #vfs: Vfs;
+  #file: VfsFile | undefined;
   #state: WriterState = 'open';
 
   readonly #block: BlockBuilder;
@@ -77,14 +78,15 @@ export class TableWriter {
   readonly #blockOffsets: number[] = [];
   readonly #blockBytes: number[] = [];
 
-  constructor(path: string, fileNumber: number, options: TableWriterOptions) {
+  constructor(path: string, fileNumber: number, options: TableWriterOptions, vfs: Vfs = nodeVfs) {
     assert(Number.isSafeInteger(options.blockBytes) && options.blockBytes > 0, 'blockBytes must be positive');
     assert(options.bloomBitsPerKey >= 0, 'bloomBitsPerKey must not be negative');
     this.path = path;
     this.fileNumber = fileNumber;
     this.#options = { blockBytes: options.blockBytes, bloomBitsPerKey: options.bloomBitsPerKey };
     this.#block = new BlockBuilder(2 * options.blockBytes);
-    this.#fd = openSync(path, 'wx');
+    this.#vfs = vfs;
+    this.#file = vfs.openSync(path, 'wx');
   }
 
   get entryCount(): number {
@@ -204,11 +206,11 @@ export class TableWriter {
     const fileBytes = this.#writtenBytes;
     assert(fileBytes === filterOffset + filter.length + FOOTER_BYTES, 'table size miscomputed');
 
-    const fd = this.#fd!;
-    fsyncSync(fd);
-    this.#fd = undefined;
-    closeSync(fd);
-    syncDirectory(dirname(this.path));
+    const file = this.#file!;
+    file.syncSync();
+    this.#file = undefined;
+    file.closeSync();
+    this.#vfs.syncDirSync(dirname(this.path));
     return {
       fileNumber: this.fileNumber,
       fileBytes,
@@ -222,19 +224,19 @@ export class TableWriter {
 
   abort(): void {
     this.#state = 'aborted';
-    const fd = this.#fd;
-    this.#fd = undefined;
-    if (fd !== undefined) {
+    const file = this.#file;
+    this.#file = undefined;
+    if (file !== undefined) {
       try {
-        closeSync(fd);
+        file.closeSync();
       } catch {
         // The file is being deleted: a failed close loses nothing.
       }
     }
     try {
-      unlinkSync(this.path);
+      this.#vfs.removeSync(this.path);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if (!isFsError(err, 'ENOENT')) throw err;
     }
   }
 
@@ -272,26 +274,13 @@ export class TableWriter {
   }
 
   #write(bytes: Buffer): void {
-    const fd = this.#fd;
-    assert(fd !== undefined, 'write after close');
-    let done = 0;
-    while (done < bytes.length) {
-      done += writeSync(fd, bytes, done, bytes.length - done, this.#writtenBytes + done);
-    }
+    const file = this.#file;
+    assert(file !== undefined, 'write after close');
+    writeFullySync(file, bytes, 0, bytes.length, this.#writtenBytes);
     this.#writtenBytes += bytes.length;
   }
 }
 
 function joinVersion(high: number, low: number): bigint {
   return (BigInt(high) << 32n) | BigInt(low);
-}
-
-/** fsync of a directory makes the names created in it durable (Linux, macOS). */
-function syncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
 }

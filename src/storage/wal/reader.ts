@@ -89,11 +89,11 @@
  * With repair, a torn file is truncated to validBytes and fsynced, so the
  * next writer or reader sees a clean end.
  */
-import { open, readFile } from 'node:fs/promises';
 import { crc32 } from '../../util/bytes.js';
 import { CorruptionError, errorMessage, RingkvError } from '../../util/errors.js';
 import { decodeEntry } from '../entry/codec.js';
 import { type Entry, EntryKind } from '../entry/entry.js';
+import { nodeVfs, truncateDurably, type Vfs } from '../vfs/index.js';
 import {
   CLOSE_PAYLOAD_BYTES,
   CLOSE_RECORD_KIND,
@@ -144,16 +144,20 @@ export interface WalContents extends LogRead {
  *   const { entries, closed, cutBytes } = await readWal(path, { repair: true });
  *   for (const entry of entries) memtable.insert(entry);
  */
-export async function readWal(path: string, options: { repair: boolean }): Promise<WalContents> {
+export async function readWal(
+  path: string,
+  options: { readonly repair: boolean; readonly vfs?: Vfs | undefined },
+): Promise<WalContents> {
+  const vfs = options.vfs ?? nodeVfs;
   let buf: Buffer;
   try {
-    buf = await readFile(path);
+    buf = await vfs.readFile(path);
   } catch (err) {
     throw new RingkvError('RINGKV_IO', `Cannot read WAL ${path}: ${errorMessage(err)}`, { cause: err });
   }
   const read = parseWal(path, buf);
   const tornBytes = buf.length - read.validBytes;
-  if (options.repair && tornBytes > 0) await _truncateDurably(path, read.validBytes);
+  if (options.repair && tornBytes > 0) await _truncate(vfs, path, read.validBytes);
   return { ...read, tornBytes };
 }
 
@@ -391,22 +395,14 @@ function _dataEnd(buf: Buffer, from: number): number {
   return from;
 }
 
-async function _truncateDurably(path: string, validBytes: number): Promise<void> {
+async function _truncate(vfs: Vfs, path: string, validBytes: number): Promise<void> {
   try {
-    const handle = await open(path, 'r+');
-    try {
-      await handle.truncate(validBytes);
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await truncateDurably(vfs, path, validBytes);
   } catch (err) {
     throw new RingkvError(
       'RINGKV_IO',
       `Cannot truncate WAL ${path} to ${validBytes} bytes: ${errorMessage(err)}`,
-      {
-        cause: err,
-      },
+      { cause: err },
     );
   }
 }

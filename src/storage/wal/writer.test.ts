@@ -61,18 +61,14 @@ class ProbeFile implements WalFile {
     this.#inner = inner;
   }
 
-  async write(
-    buffer: Buffer,
-    offset: number,
-    length: number,
-    position: number,
-  ): Promise<{ bytesWritten: number }> {
+  async write(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
     const index = this.writeLengths.length;
     this.writeLengths.push(length);
     this.writePositions.push(position);
     if (index === this.failWriteAt) throw new Error('EIO: injected write failure');
     if (this.beforeWrite !== undefined) await this.beforeWrite(buffer, offset, length);
-    return this.#inner.write(buffer, offset, Math.min(length, this.chunkBytesMax), position);
+    return (await this.#inner.write(buffer, offset, Math.min(length, this.chunkBytesMax), position))
+      .bytesWritten;
   }
 
   async datasync(): Promise<void> {

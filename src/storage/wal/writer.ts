@@ -46,8 +46,6 @@
  *   await wal.append(valueEntry(key, version, value));
  *   await wal.close();
  */
-import { close, constants, fdatasync, fsync, open as openFd, write } from 'node:fs';
-import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
@@ -55,6 +53,7 @@ import { assert, INVARIANTS } from '../../util/assert.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
+import { nodeVfs, type Vfs, type VfsFile, writeFully } from '../vfs/index.js';
 import {
   encodeCloseRecord,
   encodeFileHeader,
@@ -71,18 +70,14 @@ const BATCH_BUFFER_BYTES_INITIAL = 16 * PAGE_BYTES;
 /** Written buffers kept for reuse: one filling while one is written. */
 const SPARE_BUFFERS_MAX = 2;
 
-/** The part of a FileHandle the writer uses, so tests can count calls or inject failures. */
-export interface WalFile {
-  /**
-   * Every write() returns only once its data is durable (the file was opened
-   * with O_DSYNC), so the writer needs no fdatasync after it.
-   */
+/**
+ * The part of a vfs file the writer uses, so tests can count calls. When
+ * `durableWrites` (the file was opened with O_DSYNC), every write() returns
+ * only once its data is durable, and the writer needs no fdatasync after it.
+ */
+export type WalFile = Pick<VfsFile, 'write' | 'datasync' | 'sync' | 'close'> & {
   readonly durableWrites?: boolean;
-  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
-  datasync(): Promise<void>;
-  sync(): Promise<void>;
-  close(): Promise<void>;
-}
+};
 
 export interface WalWriterOptions {
   /** true: an append resolves after fdatasync. false: after write() returned. */
@@ -98,9 +93,12 @@ export interface WalWriterOptions {
    * at once; the file is usable, its records simply go past the zeros.
    */
   readonly prefillSignal?: AbortSignal | undefined;
+  /** Where the file is (default: the real file system). */
+  readonly vfs?: Vfs | undefined;
   /**
-   * Creates the file, failing if it exists (default: opened with O_DSYNC when
-   * `sync`, so that one write() call per batch both writes and syncs). Tests wrap it.
+   * Creates the file, failing if it exists (default: on the vfs, opened with
+   * O_DSYNC when `sync`, so that one write() call per batch both writes and
+   * syncs). Tests wrap it.
    */
   readonly openFile?: ((path: string, sync: boolean) => Promise<WalFile>) | undefined;
 }
@@ -159,7 +157,8 @@ export class WalWriter {
     );
     const prefillBytes = options.prefillBytes ?? 0;
     assert(Number.isSafeInteger(prefillBytes) && prefillBytes >= 0, 'prefillBytes must be a whole number');
-    const openFile = options.openFile ?? _openNewFile;
+    const vfs = options.vfs ?? nodeVfs;
+    const openFile = options.openFile ?? ((p: string, sync: boolean) => vfs.open(p, 'wx', { dsync: sync }));
     let file: WalFile;
     try {
       file = await openFile(path, options.sync);
@@ -168,13 +167,13 @@ export class WalWriter {
     }
     const header = encodeFileHeader();
     try {
-      await _writeFully(file, header, header.length, 0);
+      await writeFully(file, header, 0, header.length, 0);
       await _prefill(file, header.length, prefillBytes, {
         restMs: options.prefillRestMs ?? limits.walPrefillRestMs,
         signal: options.prefillSignal,
       });
       await file.sync();
-      await _syncDirectory(dirname(path));
+      await vfs.syncDir(dirname(path));
     } catch (err) {
       await file.close().catch(() => undefined);
       throw new RingkvError('RINGKV_IO', `Cannot create WAL ${path}: ${errorMessage(err)}`, { cause: err });
@@ -257,7 +256,7 @@ export class WalWriter {
         entries: this.#records,
       });
       try {
-        await _writeFully(this.#file, record, record.length, this.#writtenBytes);
+        await writeFully(this.#file, record, 0, record.length, this.#writtenBytes);
         this.#writtenBytes += record.length;
       } catch (err) {
         this.#failed = this.#ioError('write', err);
@@ -341,7 +340,7 @@ export class WalWriter {
       if (batch === undefined) break;
       let operation = 'write';
       try {
-        await _writeFully(this.#file, batch.buf, batch.bytes, this.#writtenBytes);
+        await writeFully(this.#file, batch.buf, 0, batch.bytes, this.#writtenBytes);
         this.#writes++;
         this.#writtenBytes += batch.bytes;
         if (this.#sync) {
@@ -387,61 +386,6 @@ export class WalWriter {
 }
 
 /**
- * The log file on a plain descriptor with callback I/O: a batch costs one
- * thread-pool trip and no promise machinery beyond the one per call. With
- * sync on it is opened O_DSYNC, so that trip is the write and its sync
- * together (what write() then fdatasync() would do, in one system call).
- */
-class LogFile implements WalFile {
-  readonly durableWrites: boolean;
-  readonly #fd: number;
-
-  constructor(fd: number, durableWrites: boolean) {
-    this.#fd = fd;
-    this.durableWrites = durableWrites;
-  }
-
-  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }> {
-    return new Promise((resolve, reject) => {
-      write(this.#fd, buffer, offset, length, position, (err, bytesWritten) =>
-        err ? reject(err) : resolve({ bytesWritten }),
-      );
-    });
-  }
-
-  datasync(): Promise<void> {
-    return new Promise((resolve, reject) => fdatasync(this.#fd, (err) => (err ? reject(err) : resolve())));
-  }
-
-  sync(): Promise<void> {
-    return new Promise((resolve, reject) => fsync(this.#fd, (err) => (err ? reject(err) : resolve())));
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve, reject) => close(this.#fd, (err) => (err ? reject(err) : resolve())));
-  }
-}
-
-async function _openNewFile(path: string, sync: boolean): Promise<WalFile> {
-  // Where the platform has no O_DSYNC (Windows), writes are followed by fdatasync instead.
-  const dsync = sync && constants.O_DSYNC !== undefined;
-  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (dsync ? constants.O_DSYNC : 0);
-  const fd = await new Promise<number>((resolve, reject) =>
-    openFd(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))),
-  );
-  return new LogFile(fd, dsync);
-}
-
-async function _writeFully(file: WalFile, buf: Buffer, length: number, position: number): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesWritten } = await file.write(buf, done, length - done, position + done);
-    if (bytesWritten <= 0) throw new Error(`write() wrote ${bytesWritten} bytes of ${length - done}`);
-    done += bytesWritten;
-  }
-}
-
-/**
  * Writes `bytes` zeros from `position` in chunks, resting between them: the
  * file is a spare, made while the live log syncs, and one long write would
  * hold the disk from those syncs. On the log's own descriptor (O_DSYNC with
@@ -466,17 +410,7 @@ async function _prefill(
         return; // aborted during the rest
       }
     }
-    await _writeFully(file, zeros, Math.min(zeros.length, bytes - done), position + done);
-  }
-}
-
-/** Makes a new directory entry durable: fsync of the file alone does not cover its name. */
-async function _syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
+    await writeFully(file, zeros, 0, Math.min(zeros.length, bytes - done), position + done);
   }
 }
 
