@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isRingkvError } from '../util/errors.js';
 import { acquireDirLock, isAlive, LOCK_FILE_NAME } from './dir-lock.js';
+import { MemoryVfs, seededRandom } from './vfs/index.js';
 
 const hasProc = existsSync('/proc/self/stat');
 
@@ -191,5 +192,25 @@ describe('DirLock', () => {
     await assert.rejects(acquireDirLock(join(root, 'missing', 'dir')), (err) =>
       isRingkvError(err, 'RINGKV_IO'),
     );
+  });
+
+  it('works on an in-memory vfs, and a power loss leaves a stale lock that is taken over', async () => {
+    const vfs = new MemoryVfs();
+    await vfs.mkdir('/data');
+    const lock = await acquireDirLock('/data', vfs);
+    assert.equal((await vfs.readFile(`/data/${LOCK_FILE_NAME}`)).toString(), `${process.pid}\n`);
+    await assert.rejects(acquireDirLock('/data', vfs), (err) => isRingkvError(err, 'RINGKV_LOCKED'));
+    // Another vfs is another machine's disk: its /data is free.
+    const other = new MemoryVfs();
+    await other.mkdir('/data');
+    await (await acquireDirLock('/data', other)).release();
+
+    await vfs.syncDir('/data');
+    const rebooted = vfs.crash(seededRandom(1));
+    assert.equal((await rebooted.readFile(`/data/${LOCK_FILE_NAME}`)).length > 0, true);
+    const again = await acquireDirLock('/data', rebooted);
+    await again.release();
+    assert.deepEqual(await rebooted.list('/data'), []);
+    await lock.release().catch(() => {});
   });
 });

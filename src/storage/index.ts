@@ -11,10 +11,12 @@ export type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 export * from './entry/index.js';
 export { LsmEngine, type LsmOpenOptions, type WalRecovery } from './lsm-engine.js';
 export { MemoryEngine } from './memory-engine.js';
-// The file-system seam.
+// The file-system seam: the real file system, and the crashable one for tests.
 export {
+  MemoryVfs,
   nodeVfs,
   replaceFileDurably,
+  seededRandom,
   truncateDurably,
   type Vfs,
   type VfsFile,

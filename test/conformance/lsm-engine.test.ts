@@ -1,13 +1,16 @@
 /**
  * The Engine contract on the LSM engine: with default limits, with tiny
- * limits (so every few writes flush and compact), and reopened between steps.
+ * limits (so every few writes flush and compact), and reopened between steps;
+ * on the real file system and on the in-memory vfs (where flushes and
+ * compactions run in-process instead of in worker threads).
  */
 import { LsmEngine, type LsmOpenOptions } from '../../src/storage/lsm-engine.js';
+import { MemoryVfs } from '../../src/storage/vfs/index.js';
 import { TINY } from '../support/lsm-options.js';
 import { tempDir } from '../support/temp-dir.js';
-import { type EngineHarness, engineSuite } from './engine-suite.js';
+import { type EngineFactory, type EngineHarness, engineSuite } from './engine-suite.js';
 
-function lsmFactory(name: string, extra: Partial<LsmOpenOptions>) {
+function lsmFactory(name: string, extra: Partial<LsmOpenOptions>): EngineFactory {
   return {
     name,
     supports: { persistence: true },
@@ -32,6 +35,32 @@ function lsmFactory(name: string, extra: Partial<LsmOpenOptions>) {
   };
 }
 
+/** The same store on a MemoryVfs of its own: reopen opens the same files in memory. */
+function memoryFactory(name: string, extra: Partial<LsmOpenOptions>): EngineFactory {
+  return {
+    name,
+    supports: { persistence: true },
+    async create(): Promise<EngineHarness> {
+      const vfs = new MemoryVfs();
+      const open = async (): Promise<EngineHarness> => {
+        const engine = await LsmEngine.open({ dir: '/data/engine', sync: false, vfs, ...extra });
+        return {
+          engine,
+          async reopen() {
+            await engine.close();
+            return open();
+          },
+          dispose: () => engine.close(),
+        };
+      };
+      return open();
+    },
+  };
+}
+
 engineSuite(lsmFactory('LsmEngine', {}));
 engineSuite(lsmFactory('LsmEngine with tiny limits', TINY));
 engineSuite(lsmFactory('LsmEngine with tiny limits and sync on', { ...TINY, sync: true }));
+engineSuite(memoryFactory('LsmEngine on MemoryVfs', {}));
+engineSuite(memoryFactory('LsmEngine on MemoryVfs with tiny limits', TINY));
+engineSuite(memoryFactory('LsmEngine on MemoryVfs with tiny limits and sync on', { ...TINY, sync: true }));

@@ -1,5 +1,5 @@
-/** The Vfs contract on each vfs. */
-import { nodeVfs } from '../../src/storage/vfs/index.js';
+/** The Vfs contract on each vfs: the real file system and in memory. */
+import { MemoryVfs, nodeVfs } from '../../src/storage/vfs/index.js';
 import { tempDir } from '../support/temp-dir.js';
 import { vfsSuite } from './vfs-suite.js';
 
@@ -8,5 +8,14 @@ vfsSuite({
   async create() {
     const dir = await tempDir();
     return { vfs: nodeVfs, dir: dir.path, dispose: () => dir.remove() };
+  },
+});
+
+vfsSuite({
+  name: 'MemoryVfs',
+  async create() {
+    const vfs = new MemoryVfs();
+    await vfs.mkdir('/data');
+    return { vfs, dir: '/data', dispose: async () => {} };
   },
 });
