@@ -11,8 +11,11 @@ export type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 export * from './entry/index.js';
 export { LsmEngine, type LsmOpenOptions, type WalRecovery } from './lsm-engine.js';
 export { MemoryEngine } from './memory-engine.js';
-// The file-system seam: the real file system, and the crashable one for tests.
+// The file-system seam: the real file system, and the crashable and fault-injecting ones for tests.
 export {
+  type FaultOp,
+  type FaultRule,
+  FaultyVfs,
   MemoryVfs,
   nodeVfs,
   replaceFileDurably,

@@ -25,6 +25,7 @@
  * the write returned); a new, renamed or removed name once its directory is
  * fsynced. mkdir() is the exception: it fsyncs what it creates.
  */
+export { type FaultOp, type FaultRule, FaultyVfs } from './faulty-vfs.js';
 export { MemoryVfs, type MemoryVfsOptions, seededRandom } from './memory-vfs.js';
 export { NodeVfs, nodeVfs } from './node-vfs.js';
 
