@@ -175,6 +175,27 @@ describe('readWal', () => {
     }
   });
 
+  test('a create torn with its size on disk: a prefix of the header, then zeros, is an empty, torn log', () => {
+    // What a power loss during create() can leave: the file's size reached the disk, some of its bytes did not.
+    for (let kept = 0; kept < FILE_HEADER_BYTES; kept++) {
+      for (const size of [FILE_HEADER_BYTES, FILE_HEADER_BYTES + 4096]) {
+        const bytes = Buffer.alloc(size);
+        good.copy(bytes, 0, 0, kept);
+        const contents = parseWal('torn-create.wal', bytes);
+        assert.deepEqual(ending(contents), { ...uncut([], 0), cutBytes: contents.cutBytes });
+        assert.ok(contents.cutBytes <= kept);
+      }
+    }
+    // A header that is not a prefix of one, or anything but zeros after it, is damage.
+    const wrong = Buffer.from(good.subarray(0, FILE_HEADER_BYTES));
+    wrong[1] = wrong[1]! ^ 0xff;
+    assert.throws(() => parseWal('wrong.wal', Buffer.concat([wrong, Buffer.alloc(64)])), /bad magic/);
+    const followed = Buffer.alloc(FILE_HEADER_BYTES + 64);
+    good.copy(followed, 0, 0, 5);
+    followed[FILE_HEADER_BYTES + 10] = 1;
+    assert.throws(() => parseWal('followed.wal', followed), /unsupported format version/);
+  });
+
   test('a zero-filled tail is torn', async () => {
     const path = await fileWith(Buffer.concat([good, Buffer.alloc(8192)]));
     const contents = await readWal(path, { repair: true });

@@ -80,11 +80,11 @@
  * loses nothing, as every record before it is intact) reads as a torn tail
  * of one record.
  *
- * The file header follows the same idea: a file shorter than the header
- * whose bytes are a prefix of a header (or zeros), or a file of only zeros,
- * is a torn create (no entry was ever acknowledged in it: create() makes the
- * header durable before any append) and reads as empty, validBytes 0. A
- * wrong magic or format version is corruption at offset 0.
+ * The file header follows the same idea: a file that holds a prefix of a
+ * header (maybe none of it) and then only zeros, or nothing more, is a torn
+ * create (no entry was ever acknowledged in it: create() makes the header
+ * durable before any append) and reads as empty, validBytes 0. A wrong magic
+ * or format version is corruption at offset 0.
  *
  * With repair, a torn file is truncated to validBytes and fsynced, so the
  * next writer or reader sees a clean end.
@@ -305,14 +305,18 @@ function _checkClose(
 
 /** True when the header is torn (the file reads as empty); throws when it is corrupt. */
 function _isTornHeader(file: string, buf: Buffer, header: LogHeader): boolean {
-  if (buf.length < header.bytes) {
-    if (_isZero(buf) || header.encode().subarray(0, buf.length).equals(buf)) return true;
-    throw new CorruptionError(file, 0, `${buf.length}-byte file is not the start of a ${header.name} header`);
-  }
-  const problem = header.check(buf);
-  if (problem === undefined) return false;
-  if (_isZero(buf)) return true;
-  throw new CorruptionError(file, 0, problem);
+  const problem = buf.length < header.bytes ? undefined : header.check(buf);
+  if (buf.length >= header.bytes && problem === undefined) return false;
+  // What a crash leaves of a create: a prefix of the header, then zeros (pages that never reached the disk) or EOF.
+  const intended = header.encode();
+  let kept = 0;
+  while (kept < buf.length && kept < intended.length && buf[kept] === intended[kept]) kept++;
+  if (_firstNonZero(buf, kept) === -1) return true;
+  throw new CorruptionError(
+    file,
+    0,
+    problem ?? `${buf.length}-byte file is not the start of a ${header.name} header`,
+  );
 }
 
 /**
@@ -367,11 +371,6 @@ function _isCloseRecordAt(buf: Buffer, at: number, closable: boolean): boolean {
 }
 
 const ZERO_CHUNK = Buffer.alloc(64 * 1024);
-
-/** True when every byte is 0. */
-function _isZero(buf: Buffer): boolean {
-  return _firstNonZero(buf, 0) === -1;
-}
 
 /** The offset of the first non-zero byte at or after `from`, or -1; a chunk at a time (a prefilled log's tail is MiBs). */
 function _firstNonZero(buf: Buffer, from: number): number {
