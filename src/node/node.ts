@@ -26,7 +26,6 @@
  *   ...
  *   await node.stop();
  */
-import { mkdir } from 'node:fs/promises';
 import { HybridClock } from '../cluster/clock.js';
 import { LocalStore } from '../cluster/local-store.js';
 import type { Store } from '../cluster/store.js';
@@ -34,8 +33,7 @@ import type { TransportKind } from '../cluster/transport/index.js';
 import { limits } from '../config/limits.js';
 import type { ServeOptions } from '../config/options.js';
 import { HttpServer } from '../http/index.js';
-import { acquireDirLock, type DirLock } from '../storage/dir-lock.js';
-import { type Engine, openEngine } from '../storage/index.js';
+import { acquireDirLock, type DirLock, type Engine, nodeVfs, openEngine } from '../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { type ClusterParts, clusterParts } from './cluster-parts.js';
 
@@ -207,7 +205,7 @@ async function within(work: Promise<void>, ms: number): Promise<void> {
 
 async function prepareDataDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true });
+    await nodeVfs.mkdir(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const reason = code === 'EEXIST' || code === 'ENOTDIR' ? 'not a directory' : errorMessage(err);

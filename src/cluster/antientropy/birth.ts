@@ -20,9 +20,8 @@
  * Example:
  *   const birthVersion = await loadBirthVersion(dataDir, { engine, clock });
  */
-import { open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Engine } from '../../storage/index.js';
+import { type Engine, nodeVfs, replaceFileDurably } from '../../storage/index.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 
 /** Name of the file in the data directory. */
@@ -36,7 +35,7 @@ export async function loadBirthVersion(
   const path = join(dataDir, BIRTH_FILE);
   let text: string | undefined;
   try {
-    text = await readFile(path, 'latin1');
+    text = (await nodeVfs.readFile(path)).toString('latin1');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new RingkvError('RINGKV_IO', `Cannot read ${path}: ${errorMessage(err)}`, { cause: err });
@@ -74,22 +73,8 @@ async function _isEmpty(engine: Engine): Promise<boolean> {
 
 /** Write a temporary file, fsync it, rename it over, fsync the directory: once per data directory. */
 async function _writeDurably(dir: string, path: string, text: string): Promise<void> {
-  const temporary = `${path}.tmp`;
   try {
-    const handle = await open(temporary, 'w');
-    try {
-      await handle.writeFile(text, 'latin1');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    await rename(temporary, path);
-    const dirHandle = await open(dir, 'r');
-    try {
-      await dirHandle.sync();
-    } finally {
-      await dirHandle.close();
-    }
+    await replaceFileDurably(nodeVfs, dir, path, Buffer.from(text, 'latin1'));
   } catch (err) {
     throw new RingkvError('RINGKV_IO', `Cannot write ${path}: ${errorMessage(err)}`, { cause: err });
   }

@@ -3,12 +3,12 @@ import { readFileSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { propertyParams } from '../../../test/support/property.js';
+import { plain, tempDir, writeTable } from '../../../test/support/sstable-fixtures.js';
 import { compareBytes } from '../../util/bytes.js';
 import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import { compareVersions, type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { makeVersion } from '../entry/version.js';
 import { filePath } from '../files.js';
-import { plain, tempDir, writeTable } from '../sstable/_fixtures.js';
 import { scanTableSync } from '../sstable/index.js';
 import { runCompaction, runFlush } from './jobs.js';
 

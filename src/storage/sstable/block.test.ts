@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { plain, sampleEntries, sampleKey } from '../../../test/support/sstable-fixtures.js';
 import { CorruptionError } from '../../util/errors.js';
 import { encodedEntryBytes } from '../entry/codec.js';
 import { type Entry, valueEntry } from '../entry/entry.js';
-import { plain, sampleEntries, sampleKey } from './_fixtures.js';
 import { Block, BlockBuilder } from './block.js';
 import { BLOCK_OFFSET_BYTES, BLOCK_TRAILER_BYTES } from './format.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { sampleKey } from '../../../test/support/sstable-fixtures.js';
 import { encodedEntryBytes } from '../entry/codec.js';
 import { valueEntry } from '../entry/entry.js';
-import { sampleKey } from './_fixtures.js';
 import { Block, BlockBuilder } from './block.js';
 import { BLOCK_CACHE_OVERHEAD_BYTES, BlockCache } from './cache.js';
 

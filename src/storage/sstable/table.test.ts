@@ -2,10 +2,18 @@ import assert from 'node:assert/strict';
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import {
+  drain,
+  plain,
+  SMALL_TABLE,
+  sampleEntries,
+  sampleKey,
+  tempDir,
+  writeTable,
+} from '../../../test/support/sstable-fixtures.js';
 import { AssertionError } from '../../util/assert.js';
 import { isRingkvError } from '../../util/errors.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
-import { drain, plain, SMALL_TABLE, sampleEntries, sampleKey, tempDir, writeTable } from './_fixtures.js';
 import { BLOCK_CACHE_OVERHEAD_BYTES, BlockCache } from './cache.js';
 import { TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';

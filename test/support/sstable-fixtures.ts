@@ -1,13 +1,13 @@
 /**
- * Helpers shared by this folder's tests: temporary directories, sample
+ * Helpers shared by the SSTable and compaction tests: temporary directories, sample
  * entries, writing a table in one call, draining a cursor.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Entry, tombstoneEntry, valueEntry } from '../entry/entry.js';
-import type { TableCursor } from './reader.js';
-import { type TableMeta, TableWriter, type TableWriterOptions } from './writer.js';
+import { type Entry, tombstoneEntry, valueEntry } from '../../src/storage/entry/entry.js';
+import type { TableCursor } from '../../src/storage/sstable/reader.js';
+import { type TableMeta, TableWriter, type TableWriterOptions } from '../../src/storage/sstable/writer.js';
 
 export const SMALL_TABLE: TableWriterOptions = { blockBytes: 256, bloomBitsPerKey: 10 };
 
