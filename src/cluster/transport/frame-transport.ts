@@ -26,7 +26,10 @@
  *   down link attempts a connection at once.
  * - leaving: the peer announced its shutdown (LEAVING). New requests fail at
  *   once, those in flight are still answered; the link goes down when the
- *   peer closes the connection.
+ *   peer closes the connection, and requests do not try it again until a
+ *   probe or its own handshake (peerSeen) finds it back.
+ * - The rules for a down peer (quarantine, hung, leaving, probes) are
+ *   PeerHealth's, shared with the HTTP transport.
  * - Entering down rejects every request in flight on the link.
  * - Every open link sends a PING each heartbeat interval: the PONG carries
  *   the peer's wall clock, from which the link estimates the clock skew
@@ -73,6 +76,7 @@ import {
 } from './format.js';
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameEncoder } from './frame-encoder.js';
+import { PeerHealth } from './peer-health.js';
 
 export interface FrameTransportOptions {
   /** The cluster secret: every handshake carries a proof of it (auth.ts). */
@@ -304,15 +308,10 @@ class _PeerLink {
   /** The handshake in progress, if any. */
   #attempt: http.ClientRequest | undefined;
   #flushScheduled = false;
-  #probeTimer: NodeJS.Timeout | undefined;
-  #downCause: RingkvError | undefined;
-  /** When the last connection attempt failed or the connection was lost (Date.now()). */
-  #lastFailMs = 0;
+  readonly #health: PeerHealth;
   /** Called once the attempt under way has settled (opened or failed). */
   #settledWaiters: (() => void)[] = [];
   #pingInFlight = false;
-  /** The last failure was a timeout (a hung process): requests do not wait on its handshakes. */
-  #hung = false;
   #skewMs: number | undefined;
   #rttMs: number | undefined;
   #sampledAtMs = 0;
@@ -342,22 +341,18 @@ class _PeerLink {
     this.#host = host;
     this.#port = port;
     this.#configError = configError;
+    this.#health = new PeerHealth(peer, settings, () => {
+      if (this.state === 'down' && this.#attempt === undefined) this.#connect();
+    });
   }
 
   request(message: Message, deadlineMs: number): Promise<unknown> {
     if (this.#configError !== undefined) return Promise.reject(this.#configError);
     const now = Date.now();
     if (this.state === 'down') {
-      // A peer that failed within the quarantine is refused at once; after it, this request tries it
-      // again. A peer that hung (its last failure a timeout) is left to the probes: waiting on its
-      // handshakes would turn every request into a timeout.
-      const refuse =
-        this.#hung ||
-        (this.#attempt === undefined &&
-          (now - this.#lastFailMs < this.#settings.quarantineMs || deadlineMs <= now));
-      if (refuse) {
+      if (!this.#health.mayTry(now, deadlineMs, this.#attempt !== undefined)) {
         this.#counters.refusedDown++;
-        return Promise.reject(this.#unavailable(this.#downCause));
+        return Promise.reject(this.#health.unavailable());
       }
       if (this.#attempt === undefined) this.#connect();
     }
@@ -439,17 +434,16 @@ class _PeerLink {
   seen(): void {
     if (this.state !== 'down') return;
     // It reached us, so it is not hung (a probe under way against the hung process may still be waiting).
-    this.#hung = false;
+    this.#health.seen();
     if (this.#attempt === undefined) this.#connect();
   }
 
   /** The peer announced its shutdown: nothing new is sent; what is in flight is still answered. */
   leaving(): void {
     if (this.state === 'closed' || this.state === 'leaving') return;
-    const cause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is leaving`);
+    this.#health.left();
     if (this.state === 'open') {
       this.state = 'leaving';
-      this.#downCause = cause;
       return;
     }
     // Not connected: a handshake under way would open a link to a node that is going away.
@@ -458,11 +452,9 @@ class _PeerLink {
     attempt?.destroy();
     // Idle, connecting or down: down now, its queued requests refused (not a failed connection).
     this.state = 'down';
-    this.#downCause = cause;
-    this.#lastFailMs = Date.now();
-    this.#rejectAll(cause);
+    this.#rejectAll(this.#health.unavailable());
     this.#encoder.clear();
-    this.#scheduleProbe();
+    this.#health.scheduleProbe();
     this.#settled();
   }
 
@@ -498,7 +490,7 @@ class _PeerLink {
   close(): void {
     const err = new RingkvError('RINGKV_CLOSED', 'Transport is closed');
     this.state = 'closed';
-    if (this.#probeTimer !== undefined) clearTimeout(this.#probeTimer);
+    this.#health.close();
     this.#attempt?.destroy();
     this.#attempt = undefined;
     this.#socket?.destroy();
@@ -591,8 +583,7 @@ class _PeerLink {
 
   #opened(socket: Socket, head: Buffer): void {
     this.state = 'open';
-    this.#hung = false;
-    this.#downCause = undefined;
+    this.#health.recovered();
     this.#socket = socket;
     this.#lastReceiveMs = Date.now();
     socket.setNoDelay(true);
@@ -688,30 +679,15 @@ class _PeerLink {
     if (this.state === 'closed') return;
     const wasConnected = this.#socket !== undefined;
     if (!wasConnected) this.#counters.connectFailures++;
-    // A leaving peer closing its connection is the end of its shutdown, not a new cause.
-    if (this.state !== 'leaving' || this.#downCause === undefined) this.#downCause = cause;
+    this.#health.failed(cause);
     this.state = 'down';
-    this.#lastFailMs = Date.now();
-    this.#hung = cause.code === 'RINGKV_TIMEOUT';
     this.#pingInFlight = false;
     const socket = this.#socket;
     this.#socket = undefined;
     socket?.destroy();
     this.#encoder.clear();
-    this.#rejectAll(cause.code === 'RINGKV_UNAUTHORIZED' ? cause : this.#unavailable(cause));
-    this.#scheduleProbe();
+    this.#rejectAll(cause.code === 'RINGKV_UNAUTHORIZED' ? cause : this.#health.unavailable());
     this.#settled();
-  }
-
-  #scheduleProbe(): void {
-    if (this.#probeTimer !== undefined) return;
-    this.#probeTimer = setTimeout(() => this.#probe(), this.#settings.probeIntervalMs);
-    this.#probeTimer.unref();
-  }
-
-  #probe(): void {
-    this.#probeTimer = undefined;
-    if (this.state === 'down' && this.#attempt === undefined) this.#connect();
   }
 
   #rejectAll(err: RingkvError): void {
@@ -722,12 +698,6 @@ class _PeerLink {
       this.#deadlines.remove(p);
       p.reject(err);
     }
-  }
-
-  #unavailable(cause: RingkvError | undefined): RingkvError {
-    if (cause?.code === 'RINGKV_UNAVAILABLE') return cause;
-    const detail = cause === undefined ? '' : `: ${cause.message}`;
-    return new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is down${detail}`, { cause });
   }
 }
 

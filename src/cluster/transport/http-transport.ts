@@ -37,6 +37,7 @@ import {
   PROOF_HEADER,
   toWireErrorCode,
 } from './format.js';
+import { PeerHealth } from './peer-health.js';
 
 export interface HttpTransportOptions {
   readonly secret?: string | undefined;
@@ -92,14 +93,9 @@ interface _HttpPeer {
   readonly host: string;
   readonly port: number;
   up: boolean;
-  leaving: boolean;
-  /** The last failure was a timeout (a hung process): requests do not wait for its probes. */
-  hung: boolean;
+  readonly health: PeerHealth;
   /** Bumped by peerLeaving(): a probe started before answers for a peer that has left since. */
   epoch: number;
-  downCause: RingkvError | undefined;
-  lastFailMs: number;
-  probeTimer: NodeJS.Timeout | undefined;
   /** The probe under way: resolves to whether it brought the peer back. */
   probing: Promise<boolean> | undefined;
   readonly pending: Set<_HttpPending>;
@@ -212,7 +208,7 @@ export class HttpTransport implements Transport, PeerLinks {
     const peer = this.#peers.get(url);
     if (peer === undefined || peer.up || this.#closed) return;
     // It reached us, so it is not hung.
-    peer.hung = false;
+    peer.health.seen();
     void this.#probe(peer);
   }
 
@@ -220,12 +216,10 @@ export class HttpTransport implements Transport, PeerLinks {
     const peer = this.#peers.get(url);
     if (peer === undefined || this.#closed) return;
     peer.up = false;
-    peer.leaving = true;
     // A probe under way started before the peer said it leaves: its answer must not bring it back.
     peer.epoch++;
-    peer.downCause = new RingkvError('RINGKV_UNAVAILABLE', `Peer ${url} is leaving`);
-    peer.lastFailMs = Date.now();
-    this.#scheduleProbe(peer);
+    peer.health.left();
+    peer.health.scheduleProbe();
   }
 
   async announceLeaving(deadlineMs: number): Promise<void> {
@@ -245,7 +239,7 @@ export class HttpTransport implements Transport, PeerLinks {
   peerStatus(url: string): PeerStatus {
     const peer = this.#peers.get(url);
     if (peer === undefined || peer.up) return { state: 'up' };
-    return { state: peer.leaving ? 'leaving' : 'down' };
+    return { state: peer.health.leaving ? 'leaving' : 'down' };
   }
 
   stats(): TransportStats {
@@ -257,7 +251,7 @@ export class HttpTransport implements Transport, PeerLinks {
     this.#closed = true;
     const err = new RingkvError('RINGKV_CLOSED', 'Transport is closed');
     for (const peer of this.#peers.values()) {
-      if (peer.probeTimer !== undefined) clearTimeout(peer.probeTimer);
+      peer.health.close();
       this.#rejectAll(peer, err);
     }
     this.#deadlines.close();
@@ -279,12 +273,8 @@ export class HttpTransport implements Transport, PeerLinks {
       host: parsed.hostname.replace(/^\[|\]$/g, ''),
       port: parsed.port === '' ? 80 : Number(parsed.port),
       up: true,
-      leaving: false,
-      hung: false,
+      health: new PeerHealth(url, this.#settings, () => void this.#probe(peer)),
       epoch: 0,
-      downCause: undefined,
-      lastFailMs: 0,
-      probeTimer: undefined,
       probing: undefined,
       pending: new Set(),
       proof: undefined,
@@ -312,21 +302,15 @@ export class HttpTransport implements Transport, PeerLinks {
     if (peer instanceof RingkvError) return Promise.reject(peer);
     const now = Date.now();
     if (!peer.up) {
-      // After the quarantine a request waits for a probe, within its deadline: the peer may be back.
-      // Never for a leaving peer, nor for one that hung (its probes take their whole timeout).
-      const waitable = !peer.leaving && !peer.hung && spec.deadlineMs > now;
-      const probing = !waitable
-        ? undefined
-        : (peer.probing ??
-          (now - peer.lastFailMs < this.#settings.quarantineMs ? undefined : this.#probe(peer)));
-      if (probing === undefined) {
+      // A request may wait for a probe (the one under way, or one it starts), within its deadline.
+      if (!peer.health.mayTry(now, spec.deadlineMs, peer.probing !== undefined)) {
         this.#counters.refusedDown++;
-        return Promise.reject(_unavailable(peer));
+        return Promise.reject(peer.health.unavailable());
       }
-      return _within(probing, spec.deadlineMs, url).then((up) => {
+      return _within(peer.probing ?? this.#probe(peer), spec.deadlineMs, url).then((up) => {
         if (!up) {
           this.#counters.refusedDown++;
-          throw _unavailable(peer);
+          throw peer.health.unavailable();
         }
         return this.#request(url, spec, parse);
       });
@@ -431,23 +415,9 @@ export class HttpTransport implements Transport, PeerLinks {
   }
 
   #markDown(peer: _HttpPeer, cause: RingkvError): void {
-    if (peer.up) {
-      peer.up = false;
-      peer.downCause = cause;
-    }
-    peer.hung = cause.code === 'RINGKV_TIMEOUT';
-    peer.lastFailMs = Date.now();
-    this.#rejectAll(peer, cause.code === 'RINGKV_UNAUTHORIZED' ? cause : _unavailable(peer));
-    this.#scheduleProbe(peer);
-  }
-
-  #scheduleProbe(peer: _HttpPeer): void {
-    if (peer.probeTimer !== undefined || this.#closed) return;
-    peer.probeTimer = setTimeout(() => {
-      peer.probeTimer = undefined;
-      void this.#probe(peer);
-    }, this.#settings.probeIntervalMs);
-    peer.probeTimer.unref();
+    peer.up = false;
+    peer.health.failed(cause);
+    this.#rejectAll(peer, cause.code === 'RINGKV_UNAUTHORIZED' ? cause : peer.health.unavailable());
   }
 
   /** One ping on a fresh connection (one at a time per peer); success brings the peer back. */
@@ -471,20 +441,15 @@ export class HttpTransport implements Transport, PeerLinks {
       });
       const failed = (cause: RingkvError, timedOut = false): void => {
         this.#counters.connectFailures++;
-        peer.hung = timedOut;
-        peer.downCause = cause;
-        peer.lastFailMs = Date.now();
         peer.probing = undefined;
-        this.#scheduleProbe(peer);
+        peer.health.failed(timedOut ? new RingkvError('RINGKV_TIMEOUT', cause.message, { cause }) : cause);
         resolve(false);
       };
       request.on('response', (response) => {
         response.resume();
         if (response.statusCode === 204 && peer.epoch === epoch) {
           peer.up = true;
-          peer.hung = false;
-          peer.leaving = false;
-          peer.downCause = undefined;
+          peer.health.recovered();
           peer.probing = undefined;
           resolve(true);
           this.#settings.onPeerUp?.(peer.url);
@@ -549,13 +514,6 @@ function _within(probe: Promise<boolean>, deadlineMs: number, url: string): Prom
     );
   });
   return Promise.race([probe, deadline]).finally(() => clearTimeout(timer));
-}
-
-function _unavailable(peer: _HttpPeer): RingkvError {
-  const cause = peer.downCause;
-  if (cause?.code === 'RINGKV_UNAVAILABLE') return cause;
-  const detail = cause === undefined ? '' : `: ${cause.message}`;
-  return new RingkvError('RINGKV_UNAVAILABLE', `Peer ${peer.url} is down${detail}`, { cause });
 }
 
 function _parseAnswer(
