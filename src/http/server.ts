@@ -48,6 +48,7 @@ import {
   sendLeaving,
   sendText,
 } from './routes/context.js';
+import { handleDashboard, isDashboardPath } from './routes/dashboard.js';
 import { handleEntities } from './routes/entities.js';
 import { handleEntity } from './routes/entity.js';
 import { handleHealth, type Readiness } from './routes/health.js';
@@ -257,6 +258,8 @@ export class HttpServer {
         handleStatus(ctx, res, this.#readiness());
       } else if (path === '/v0/health') {
         handleHealth(ctx, req, res, this.#readiness);
+      } else if (isDashboardPath(path)) {
+        handleDashboard(ctx, req, res, path);
       } else if (this.#internode !== undefined && path.startsWith(INTERNODE_PREFIX)) {
         ctx.counters.internode++;
         this.#internode(req, res);

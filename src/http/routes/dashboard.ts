@@ -1,0 +1,126 @@
+/**
+ * The dashboard: `GET /` (or `/ui`) answers one self-contained page
+ * (dashboard-page.ts: no build step, no CDN), which polls `GET /ui/cluster`.
+ *
+ * `/ui/cluster` is gathered here, on the node, rather than in the browser:
+ * the page then needs to reach one node only (as behind a load balancer),
+ * no cross-origin rules are loosened, and a member the node cannot reach is
+ * shown as such. For each member it holds how this node's links see it, its
+ * own /v0/status and its /metrics text (each fetched with a short timeout),
+ * or the error that stood in the way. Rates and percentiles are computed by
+ * the page from the difference between two polls.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errorMessage } from '../../util/errors.js';
+import { NodeReply, type RouteContext, sendJson, sendText } from './context.js';
+import { DASHBOARD_PAGE } from './dashboard-page.js';
+
+/** How long the node waits for a member's /v0/status or /metrics. */
+const MEMBER_TIMEOUT_MS = 1500;
+/** A /metrics text larger than this is left out (the page only needs a few series). */
+const METRICS_BYTES_MAX = 4 << 20;
+
+export function isDashboardPath(path: string): boolean {
+  return path === '/' || path === '/ui' || path === '/ui/cluster';
+}
+
+export function handleDashboard(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+): void {
+  const reply = new NodeReply(res);
+  if (req.method !== 'GET') {
+    ctx.counters.unknown++;
+    res.setHeader('allow', 'GET');
+    sendText(ctx, reply, 405, `Method ${req.method} not allowed: use GET`);
+    return;
+  }
+  ctx.counters.status++;
+  if (path !== '/ui/cluster') {
+    ctx.counters.countResponse(200);
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': Buffer.byteLength(DASHBOARD_PAGE),
+      'cache-control': 'no-cache',
+    });
+    res.end(DASHBOARD_PAGE);
+    return;
+  }
+  void clusterView(ctx).then(
+    (view) => sendJson(ctx, reply, 200, JSON.stringify(view)),
+    (err: unknown) => sendText(ctx, reply, 500, `Cannot gather the cluster view: ${errorMessage(err)}`),
+  );
+}
+
+interface MemberView {
+  readonly url: string;
+  readonly self: boolean;
+  /** How this node's links see the member: up, down or leaving ('up' for itself). */
+  readonly link: string;
+  readonly status: unknown;
+  readonly statusError: string | undefined;
+  readonly metrics: string | undefined;
+  readonly metricsError: string | undefined;
+}
+
+async function clusterView(
+  ctx: RouteContext,
+): Promise<{ node: string; atMs: number; members: MemberView[] }> {
+  const members = ctx.cluster.length > 0 ? ctx.cluster : [ctx.nodeUrl];
+  const links = peerLinks(ctx.store.status());
+  const views = await Promise.all(
+    members.map(async (url): Promise<MemberView> => {
+      const [status, metrics] = await Promise.all([
+        fetchText(`${url}/v0/status`),
+        fetchText(`${url}/metrics`),
+      ]);
+      let parsed: unknown;
+      let statusError = status.error;
+      if (status.text !== undefined) {
+        try {
+          parsed = JSON.parse(status.text);
+        } catch {
+          statusError = 'the status is not JSON';
+        }
+      }
+      const self = url === ctx.nodeUrl;
+      return {
+        url,
+        self,
+        link: self ? 'up' : (links[url] ?? 'unknown'),
+        status: parsed,
+        statusError,
+        metrics: metrics.text,
+        metricsError: metrics.error,
+      };
+    }),
+  );
+  return { node: ctx.nodeUrl, atMs: Date.now(), members: views };
+}
+
+/** The store's view of its peers' links, when it is a cluster store. */
+function peerLinks(status: unknown): Record<string, string> {
+  const peers = (status as { peers?: unknown } | undefined)?.peers;
+  if (typeof peers !== 'object' || peers === null) return {};
+  const links: Record<string, string> = {};
+  for (const [url, state] of Object.entries(peers)) {
+    if (typeof state === 'string') links[url] = state;
+  }
+  return links;
+}
+
+/** A member's answer as text (a 503 of /v0/status still carries its JSON), or why there is none. */
+async function fetchText(url: string): Promise<{ text?: string; error?: string }> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(MEMBER_TIMEOUT_MS) });
+    const text = await response.text();
+    if (response.status !== 200 && response.status !== 503) return { error: `answered ${response.status}` };
+    if (text.length > METRICS_BYTES_MAX) return { error: 'answer too large' };
+    return { text };
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause;
+    return { error: errorMessage(cause ?? err) };
+  }
+}
