@@ -53,6 +53,12 @@ describe('AntiEntropy', () => {
     assert.equal(result?.localEntries, 300, 'R = 2: both nodes share every key');
     assert.deepEqual(a!.transport.traffic, { writes: 0, reads: 0, digestRequests: 1, summaryRequests: 0 });
     assert.equal(a!.antiEntropy.stats().pulled + a!.antiEntropy.stats().pushed, 0);
+    // Only the digest request and its one-byte answer travelled.
+    const stats = a!.antiEntropy.stats();
+    assert.equal(stats.keysDigested, 300);
+    assert.equal(stats.summariesReceived, 0);
+    assert.ok(stats.bytesSent > 0 && stats.bytesSent < 200, `bytesSent ${stats.bytesSent}`);
+    assert.equal(stats.bytesReceived, 1);
   });
 
   it('a node that missed writes and deletes converges where writes targeted it, and newer local versions go out', async () => {
@@ -158,6 +164,12 @@ describe('AntiEntropy', () => {
     const results = await nodes[1]!.antiEntropy.runOnce();
     assert.ok(results.every((r) => r.error === undefined));
     assert.equal(nodes[1]!.antiEntropy.stats().pulled, 400);
+    // At least the 400 keys and values pulled came in.
+    const pulledBytes = (await dump(fresh)).reduce((sum, line) => {
+      const [keyHex, , , valueHex] = line.split(':');
+      return sum + (keyHex!.length + valueHex!.length) / 2;
+    }, 0);
+    assert.ok(nodes[1]!.antiEntropy.stats().bytesReceived >= pulledBytes);
     assert.deepEqual(await dump(fresh), await dump(engines[0]!));
     await fresh.flush();
     assert.deepEqual(await dump(fresh), await dump(engines[2]!));

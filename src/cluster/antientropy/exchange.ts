@@ -95,6 +95,9 @@ export interface ExchangeResult {
   readonly leftAlone: number;
   /** Copies left for a later round (repairsPerRoundMax reached). */
   readonly deferred: boolean;
+  /** Bytes sent and received: request and answer bodies, and the key and value of each entry copied. */
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
   readonly error?: string;
 }
 
@@ -111,14 +114,17 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
     pushed: 0,
     leftAlone: 0,
     deferred: false,
+    bytesSent: 0,
+    bytesReceived: 0,
   };
   const copies = new _Copies(settings, scope.peer);
   try {
     const local = await buildLeaves(settings.engine, scope, settings.yieldEntries);
     result.localEntries = local.count();
     const localTree = MerkleTree.of(local);
-    const answer = await settings.transport.antiEntropy(
-      scope.peer,
+    const answer = await _request(
+      scope,
+      settings,
       encodeRequest({
         kind: RequestKind.Digest,
         leafBits: scope.leafBits,
@@ -126,7 +132,7 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
         from: scope.self,
         root: localTree.root(),
       }),
-      Date.now() + settings.requestTimeoutMs,
+      result,
     );
     const remote = decodeDigestAnswer(answer, scope.leafBits);
     if (remote === undefined) {
@@ -143,16 +149,32 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
     await copies.settle();
   } catch (err) {
     await copies.settle();
-    return { ...result, pulled: copies.pulled, pushed: copies.pushed, error: errorMessage(err) };
+    return { ...result, ...copies.totals(result), error: errorMessage(err) };
   }
   const error = copies.error;
   return {
     ...result,
-    pulled: copies.pulled,
-    pushed: copies.pushed,
+    ...copies.totals(result),
     deferred: copies.deferred,
     ...(error === undefined ? {} : { error }),
   };
+}
+
+/** Sends one anti-entropy request and counts its bytes and its answer's. */
+async function _request(
+  scope: PairScope,
+  settings: ExchangeSettings,
+  request: Buffer,
+  result: { bytesSent: number; bytesReceived: number },
+): Promise<Buffer> {
+  result.bytesSent += request.length;
+  const answer = await settings.transport.antiEntropy(
+    scope.peer,
+    request,
+    Date.now() + settings.requestTimeoutMs,
+  );
+  result.bytesReceived += answer.length;
+  return answer;
 }
 
 /** Step 4: the merge join of the peer's summary pages with the local entries of the differing buckets. */
@@ -161,7 +183,13 @@ async function _compareBuckets(
   settings: ExchangeSettings,
   buckets: Uint8Array,
   copies: _Copies,
-  result: { summaryPages: number; summariesReceived: number; leftAlone: number },
+  result: {
+    summaryPages: number;
+    summariesReceived: number;
+    leftAlone: number;
+    bytesSent: number;
+    bytesReceived: number;
+  },
 ): Promise<void> {
   const local = new SharedEntries(settings.engine, scope, buckets, settings.yieldEntries);
   try {
@@ -169,8 +197,9 @@ async function _compareBuckets(
     for (;;) {
       if (copies.stopped || settings.stopping()) return;
       const page = decodeSummaryAnswer(
-        await settings.transport.antiEntropy(
-          scope.peer,
+        await _request(
+          scope,
+          settings,
           encodeRequest({
             kind: RequestKind.Summary,
             leafBits: scope.leafBits,
@@ -180,7 +209,7 @@ async function _compareBuckets(
             start,
             limit: settings.summaryEntriesMax,
           }),
-          Date.now() + settings.requestTimeoutMs,
+          result,
         ),
       );
       result.summaryPages++;
@@ -261,6 +290,9 @@ class _Copies {
   #handled: Buffer | undefined;
   pulled = 0;
   pushed = 0;
+  /** Key and value bytes of the entries pushed and pulled. */
+  #bytesPushed = 0;
+  #bytesPulled = 0;
   deferred = false;
   error: string | undefined;
 
@@ -286,6 +318,7 @@ class _Copies {
     return this.#start(async (deadlineMs) => {
       await this.#settings.transport.write(this.#peer, entry, deadlineMs);
       this.pushed++;
+      this.#bytesPushed += entry.key.length + entry.value.length;
     });
   }
 
@@ -297,7 +330,23 @@ class _Copies {
       await this.#settings.engine.write(entry);
       this.#settings.observe(entry.version);
       this.pulled++;
+      this.#bytesPulled += entry.key.length + entry.value.length;
     });
+  }
+
+  /** The copies' counts, and the exchange's bytes with theirs added. */
+  totals(result: { bytesSent: number; bytesReceived: number }): {
+    pulled: number;
+    pushed: number;
+    bytesSent: number;
+    bytesReceived: number;
+  } {
+    return {
+      pulled: this.pulled,
+      pushed: this.pushed,
+      bytesSent: result.bytesSent + this.#bytesPushed,
+      bytesReceived: result.bytesReceived + this.#bytesPulled,
+    };
   }
 
   async settle(): Promise<void> {

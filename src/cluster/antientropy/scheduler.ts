@@ -72,6 +72,9 @@ export interface AntiEntropyStats {
   /** Exchanges whose roots were equal: only digests travelled. */
   readonly equalExchanges: number;
   readonly differingBuckets: number;
+  /** Local keys hashed into Merkle trees, over every exchange. */
+  readonly keysDigested: number;
+  /** Peers' key summaries compared one by one with the local keys (in differing buckets only). */
   readonly summariesReceived: number;
   readonly pulled: number;
   readonly pushed: number;
@@ -79,6 +82,9 @@ export interface AntiEntropyStats {
   readonly leftAlone: number;
   readonly skippedDown: number;
   readonly failedExchanges: number;
+  /** Request and answer bodies, and keys and values copied (ExchangeResult). */
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
   readonly lastError: string | undefined;
 }
 
@@ -113,7 +119,10 @@ export class AntiEntropy {
   #exchanges = 0;
   #equalExchanges = 0;
   #differingBuckets = 0;
+  #keysDigested = 0;
   #summariesReceived = 0;
+  #bytesSent = 0;
+  #bytesReceived = 0;
   #pulled = 0;
   #pushed = 0;
   #leftAlone = 0;
@@ -199,12 +208,15 @@ export class AntiEntropy {
       exchanges: this.#exchanges,
       equalExchanges: this.#equalExchanges,
       differingBuckets: this.#differingBuckets,
+      keysDigested: this.#keysDigested,
       summariesReceived: this.#summariesReceived,
       pulled: this.#pulled,
       pushed: this.#pushed,
       leftAlone: this.#leftAlone,
       skippedDown: this.#skippedDown,
       failedExchanges: this.#failedExchanges,
+      bytesSent: this.#bytesSent,
+      bytesReceived: this.#bytesReceived,
       lastError: this.#lastError,
     };
   }
@@ -260,7 +272,10 @@ export class AntiEntropy {
     this.#exchanges++;
     if (result.equal) this.#equalExchanges++;
     this.#differingBuckets += result.differingBuckets;
+    this.#keysDigested += result.localEntries;
     this.#summariesReceived += result.summariesReceived;
+    this.#bytesSent += result.bytesSent;
+    this.#bytesReceived += result.bytesReceived;
     this.#pulled += result.pulled;
     this.#pushed += result.pushed;
     this.#leftAlone += result.leftAlone;

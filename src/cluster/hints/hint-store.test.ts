@@ -77,6 +77,7 @@ describe('HintStore', () => {
     assert.deepEqual(await takeAll(reopened, B), [entry(100)]);
     assert.equal(reopened.pending(A).entries, 0);
     assert.equal(reopened.stats().delivered, 11);
+    assert.deepEqual(reopened.stats().deliveredByPeer, { [A]: 10, [B]: 1 });
     await reopened.close();
   });
 

@@ -102,6 +102,8 @@ export interface HintStoreStats {
   readonly dropped: number;
   readonly droppedBytes: number;
   readonly delivered: number;
+  /** Of those, per peer (peers with none delivered since open are left out). */
+  readonly deliveredByPeer: Record<string, number>;
   /** Records found intact in files loaded at open, and torn bytes cut then. */
   readonly reloaded: number;
   readonly tornBytes: number;
@@ -138,6 +140,8 @@ interface _PeerHints {
   headEntries: number;
   pendingEntries: number;
   pendingBytes: number;
+  /** Hints delivered to this peer since open. */
+  delivered: number;
   /** Bytes added but not yet written. */
   queuedBytes: number;
   active: VfsFile | undefined;
@@ -268,6 +272,7 @@ export class HintStore {
     hints.pendingBytes -= batch.bytes;
     this.#totalBytes -= batch.bytes;
     this.#delivered += batch.entries.length;
+    hints.delivered += batch.entries.length;
     await this.#dropDelivered(hints);
   }
 
@@ -296,8 +301,10 @@ export class HintStore {
 
   stats(): HintStoreStats {
     const pending: Record<string, HintPending> = {};
+    const deliveredByPeer: Record<string, number> = {};
     let pendingBytes = 0;
     for (const hints of this.#peers.values()) {
+      if (hints.delivered > 0) deliveredByPeer[hints.peer] = hints.delivered;
       if (hints.pendingEntries === 0) continue;
       pending[hints.peer] = { entries: hints.pendingEntries, bytes: hints.pendingBytes };
       pendingBytes += hints.pendingBytes;
@@ -309,6 +316,7 @@ export class HintStore {
       dropped: this.#dropped,
       droppedBytes: this.#droppedBytes,
       delivered: this.#delivered,
+      deliveredByPeer,
       reloaded: this.#reloaded,
       tornBytes: this.#tornBytes,
       writeErrors: this.#writeErrors,
@@ -340,6 +348,7 @@ export class HintStore {
         headEntries: 0,
         pendingEntries: 0,
         pendingBytes: 0,
+        delivered: 0,
         queuedBytes: 0,
         active: undefined,
         queue: undefined,

@@ -83,6 +83,8 @@ export interface Transport {
 export interface PeerStatus {
   /** up: requests are sent; down: failed, being probed; leaving: it announced its shutdown. */
   readonly state: 'up' | 'down' | 'leaving';
+  /** Times its link failed: a connection attempt refused or unanswered, or an open link lost. */
+  readonly failures: number;
   /** Its wall clock minus this node's (ms), from the last heartbeat; absent until measured. */
   readonly skewMs?: number;
   /** That heartbeat's round trip (ms): the skew is known to within half of it. */

@@ -234,7 +234,7 @@ export class FrameTransport implements Transport, PeerLinks {
 
   peerStatus(peer: string): PeerStatus {
     const link = this.#links.get(peer);
-    if (link === undefined) return { state: 'up' };
+    if (link === undefined) return { state: 'up', failures: 0 };
     return link.status();
   }
 
@@ -460,8 +460,9 @@ class _PeerLink {
 
   status(): PeerStatus {
     const state = this.state === 'down' || this.state === 'leaving' ? this.state : 'up';
-    if (this.#skewMs === undefined) return { state };
-    return { state, skewMs: this.#skewMs, rttMs: this.#rttMs!, sampledAtMs: this.#sampledAtMs };
+    const failures = this.#health.failures;
+    if (this.#skewMs === undefined) return { state, failures };
+    return { state, failures, skewMs: this.#skewMs, rttMs: this.#rttMs!, sampledAtMs: this.#sampledAtMs };
   }
 
   /** Sends a PING on an open link with none in flight: a clock sample, and a check that the peer is alive. */

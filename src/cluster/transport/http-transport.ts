@@ -238,8 +238,9 @@ export class HttpTransport implements Transport, PeerLinks {
 
   peerStatus(url: string): PeerStatus {
     const peer = this.#peers.get(url);
-    if (peer === undefined || peer.up) return { state: 'up' };
-    return { state: peer.health.leaving ? 'leaving' : 'down' };
+    const failures = peer?.health.failures ?? 0;
+    if (peer === undefined || peer.up) return { state: 'up', failures };
+    return { state: peer.health.leaving ? 'leaving' : 'down', failures };
   }
 
   stats(): TransportStats {

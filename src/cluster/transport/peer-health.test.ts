@@ -74,3 +74,14 @@ test('one probe per interval however many failures, none after recovery or close
   await new Promise((resolve) => setTimeout(resolve, 40));
   assert.equal(probes, 1);
 });
+
+test('failures counts every failed attempt or lost link, recovery included', () => {
+  const h = health();
+  assert.equal(h.failures, 0);
+  h.failed(refused);
+  h.failed(refused);
+  h.recovered();
+  h.failed(refused);
+  assert.equal(h.failures, 3);
+  h.close();
+});

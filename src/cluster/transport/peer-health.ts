@@ -38,6 +38,7 @@ export class PeerHealth {
   #hung = false;
   #leaving = false;
   #closed = false;
+  #failures = 0;
 
   /** `probe` makes one connection attempt; it is called once per probe interval while the peer is down. */
   constructor(peer: string, settings: PeerHealthSettings, probe: () => void) {
@@ -50,9 +51,15 @@ export class PeerHealth {
     return this.#leaving;
   }
 
+  /** Calls of failed() so far: attempts refused or unanswered, links lost (for /metrics). */
+  get failures(): number {
+    return this.#failures;
+  }
+
   /** An attempt failed or the connection was lost: down, and a probe later. */
   failed(cause: RingkvError): void {
     // A leaving peer closing its connection is the end of its shutdown, not a new cause.
+    this.#failures++;
     if (!this.#leaving || this.#cause === undefined) this.#cause = cause;
     this.#lastFailMs = Date.now();
     this.#hung = cause.code === 'RINGKV_TIMEOUT';
