@@ -13,6 +13,8 @@ import type { PutOptions, ReplicaOptions, Store } from '../cluster/store.js';
 import type { Entry, EntryCursor, ScanRange } from '../storage/index.js';
 import { valueEntry } from '../storage/index.js';
 import { CorruptionError, RingkvError } from '../util/errors.js';
+import { PrometheusText } from '../util/prometheus-text.js';
+import { RequestOp } from './request-metrics.js';
 import type { Readiness } from './routes/health.js';
 import { HttpServer, type HttpServerOptions } from './server.js';
 
@@ -321,6 +323,55 @@ for (const fastPath of [true, false])
           assert.equal(answer.status, 405, method);
           assert.equal(answer.headers.allow, 'GET');
         }
+      });
+    });
+
+    describe('/metrics', () => {
+      it('counts and times every answered request by operation and status, and serves the hook as Prometheus text', async () => {
+        const port = await start(new ScriptedStore(1), {
+          metrics: async () => {
+            const out = new PrometheusText();
+            server!.requestMetrics.write(out);
+            return out.toString();
+          },
+        });
+        const { conn } = await open(port);
+        await conn.write(
+          'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv' +
+            'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'DELETE /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'GET /v0/health HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n',
+        );
+        for (const status of [201, 404, 404, 202, 200, 400])
+          assert.equal((await conn.readAnswer()).status, status);
+        const metrics = server!.requestMetrics;
+        assert.equal(metrics.count(RequestOp.Put, 201), 1);
+        assert.equal(metrics.count(RequestOp.Get, 404), 2);
+        assert.equal(metrics.count(RequestOp.Delete, 202), 1);
+        assert.equal(metrics.count(RequestOp.Health, 200), 1);
+        assert.equal(metrics.count(RequestOp.Other, 400), 1);
+        await conn.write('GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n');
+        const scrape = await conn.readAnswer();
+        assert.equal(scrape.status, 200);
+        assert.equal(scrape.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8');
+        const body = scrape.body.toString();
+        assert.match(body, /^ringkv_http_requests_total\{op="get",code="404"\} 2$/m);
+        assert.match(body, /^ringkv_http_request_duration_seconds_count\{op="put",code="201"\} 1$/m);
+        assert.match(
+          body,
+          /^ringkv_http_request_duration_seconds_bucket\{op="delete",code="202",le="\+Inf"\} 1$/m,
+        );
+        // The scrape is counted once answered.
+        assert.equal(metrics.count(RequestOp.Metrics, 200), 1);
+        assert.equal((await requestCounters(port)).metrics, 1);
+        assert.equal((await call(port, '/metrics', 'POST')).status, 405);
+      });
+
+      it('is an unknown path (400) without a metrics hook', async () => {
+        const port = await start(new ScriptedStore(1));
+        assert.equal((await call(port, '/metrics')).status, 400);
       });
     });
 

@@ -16,7 +16,8 @@
  *   sockets (limits.ts) keep slow or stuck clients from holding resources,
  *   on both paths.
  * - /v0/health answers probes; whether the node is ready is the caller's
- *   (`readiness`).
+ *   (`readiness`). /metrics is written by the caller too (`metrics`); every
+ *   answered request is counted and timed for it (request-metrics.ts).
  * - A request with two Host headers is 400 (RFC 9112 requires it; node:http
  *   keeps the first and drops the rest silently).
  * - Shutdown has two steps. beginLeaving() makes new client requests 503
@@ -34,12 +35,14 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import net from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Store } from '../cluster/store.js';
 import { limits } from '../config/limits.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { FastPath } from './fast/fast-path.js';
 import { pathOf } from './params.js';
+import { RequestMetrics, requestOp } from './request-metrics.js';
 import {
   NodeReply,
   RequestCounters,
@@ -52,6 +55,7 @@ import { handleDashboard, isDashboardPath } from './routes/dashboard.js';
 import { handleEntities } from './routes/entities.js';
 import { handleEntity } from './routes/entity.js';
 import { handleHealth, type Readiness } from './routes/health.js';
+import { handleMetrics } from './routes/metrics.js';
 import { handleStatus } from './routes/status.js';
 
 const KiB = 1024;
@@ -77,6 +81,8 @@ export interface HttpServerOptions {
   readonly fastPath?: boolean | undefined;
   /** Whether the node is ready for client requests, for /v0/health?ready=1 (default: always ready). */
   readonly readiness?: (() => Readiness) | undefined;
+  /** Writes GET /metrics (Prometheus text); without it /metrics is 400 like any unknown path. */
+  readonly metrics?: (() => Promise<string>) | undefined;
 }
 
 /** The fast path's setting from the environment: on unless RINGKV_HTTP_FAST_PATH=off. */
@@ -89,6 +95,7 @@ export class HttpServer {
   readonly #ctx: RouteContext;
   readonly #internode: RequestHandler | undefined;
   readonly #readiness: () => Readiness;
+  readonly #metrics: (() => Promise<string>) | undefined;
   readonly #fastPath: FastPath | undefined;
   /** Range streams under way: close() waits for them so that no cursor outlives the store. */
   readonly #streams = new Set<Promise<void>>();
@@ -101,6 +108,7 @@ export class HttpServer {
       paramLimits: { keyBytesMax: options.keyBytesMax, clusterSize: options.store.clusterSize },
       valueBytesMax: options.valueBytesMax,
       counters: new RequestCounters(),
+      requestMetrics: new RequestMetrics(),
       nodeUrl: options.nodeUrl,
       cluster: options.cluster,
       startedAtMs: Date.now(),
@@ -110,6 +118,7 @@ export class HttpServer {
     };
     this.#internode = options.internode;
     this.#readiness = options.readiness ?? (() => 'ready');
+    this.#metrics = options.metrics;
     // Two keys of up to 9 URL bytes per key byte (%XX of UTF-8) plus ordinary headers.
     const headBytesMax = Math.max(limits.httpHeaderBytesMin, 18 * options.keyBytesMax + 8 * KiB);
     this.#server = createServer(
@@ -157,6 +166,10 @@ export class HttpServer {
 
   get counters(): RequestCounters {
     return this.#ctx.counters;
+  }
+
+  get requestMetrics(): RequestMetrics {
+    return this.#ctx.requestMetrics;
   }
 
   /** Starts listening; rejects with a one-line RINGKV_IO error (port in use, host not local, ...). */
@@ -245,6 +258,12 @@ export class HttpServer {
     const ctx = this.#ctx;
     const url = req.url!;
     const path = pathOf(url);
+    // Counted once answered (a connection lost before that is not): the fast path counts its own.
+    const op = requestOp(path, req.method);
+    const startMs = performance.now();
+    res.once('finish', () =>
+      ctx.requestMetrics.observe(op, res.statusCode, (performance.now() - startMs) / 1000),
+    );
     try {
       if (hasDuplicateHost(req.rawHeaders)) {
         answerAfterBody(req, () => sendText(ctx, closingReply(res), 400, DUPLICATE_HOST));
@@ -258,6 +277,8 @@ export class HttpServer {
         handleStatus(ctx, res, this.#readiness());
       } else if (path === '/v0/health') {
         handleHealth(ctx, req, res, this.#readiness);
+      } else if (path === '/metrics' && this.#metrics !== undefined) {
+        handleMetrics(ctx, req, res, this.#metrics);
       } else if (isDashboardPath(path)) {
         handleDashboard(ctx, req, res, path);
       } else if (this.#internode !== undefined && path.startsWith(INTERNODE_PREFIX)) {
@@ -286,9 +307,11 @@ export class HttpServer {
 
 const DUPLICATE_HOST = 'Duplicate Host header';
 
-/** Paths still served while the node is leaving: the probes, and what its peers need of it. */
+/** Paths still served while the node is leaving: the probes, the scrape, and what its peers need of it. */
 function servedWhileLeaving(path: string): boolean {
-  return path === '/v0/health' || path === '/v0/status' || path.startsWith(INTERNODE_PREFIX);
+  return (
+    path === '/v0/health' || path === '/v0/status' || path === '/metrics' || path.startsWith(INTERNODE_PREFIX)
+  );
 }
 
 /** Whether the request has more than one Host header line. */

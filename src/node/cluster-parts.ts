@@ -19,6 +19,7 @@ import {
   type PeerLinks,
   type Transport,
   type TransportKind,
+  type TransportStats,
 } from '../cluster/transport/index.js';
 import type { ServeOptions } from '../config/options.js';
 import type { Engine } from '../storage/index.js';
@@ -26,7 +27,7 @@ import { errorMessage } from '../util/errors.js';
 
 export interface ClusterParts {
   readonly store: ClusterStore;
-  readonly transport: Transport & PeerLinks;
+  readonly transport: Transport & PeerLinks & { stats(): TransportStats };
   readonly internode: InternodeServer;
   readonly hints: HintStore;
   readonly handoff: HintedHandoff;
@@ -42,6 +43,8 @@ export async function clusterParts(
     readonly log: (line: string) => void;
     readonly transportKind: TransportKind;
     readonly hintHandoffIntervalMs: number;
+    /** Also told each heartbeat's clock sample (the node's metrics keep the round trips). */
+    readonly onClockSample?: (peer: string, skewMs: number, rttMs: number) => void;
   },
 ): Promise<ClusterParts> {
   const { engine, clock, log } = context;
@@ -63,7 +66,10 @@ export async function clusterParts(
     selfUrl: options.url,
     wallMs: () => clock.wallMs(),
     onPeerUp: (peer) => handoff?.peerUp(peer),
-    onClockSample: (peer, skewMs, rttMs) => skew.sample(peer, skewMs, rttMs),
+    onClockSample: (peer, skewMs, rttMs) => {
+      skew.sample(peer, skewMs, rttMs);
+      context.onClockSample?.(peer, skewMs, rttMs);
+    },
   });
   handoff = new HintedHandoff({
     store: hints,

@@ -36,6 +36,7 @@ import { HttpServer } from '../http/index.js';
 import { acquireDirLock, type DirLock, type Engine, nodeVfs, openEngine } from '../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { type ClusterParts, clusterParts } from './cluster-parts.js';
+import { NodeMetrics } from './metrics.js';
 
 export interface NodeSettings {
   /** One line per event worth an operator's attention (the node's URL is prefixed where it helps). */
@@ -92,6 +93,10 @@ export class Node {
       engine = await openStorage(options, nodeLog);
       const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
       if (clockOffsetMs !== 0) nodeLog(`wall clock offset by ${clockOffsetMs} ms (RINGKV_CLOCK_OFFSET_MS)`);
+      const metrics = new NodeMetrics(
+        options.url,
+        options.cluster.filter((url) => url !== options.url),
+      );
       parts =
         options.cluster.length > 1
           ? await clusterParts(options, {
@@ -100,6 +105,7 @@ export class Node {
               log: nodeLog,
               transportKind: settings.transportKind ?? 'frame',
               hintHandoffIntervalMs: settings.hintHandoffIntervalMs ?? limits.hintHandoffIntervalMs,
+              onClockSample: (peer, _skewMs, rttMs) => metrics.observeRtt(peer, rttMs),
             })
           : undefined;
       const store: Store = parts?.store ?? new LocalStore(engine, clock);
@@ -115,6 +121,7 @@ export class Node {
         log,
         fastPath: settings.fastPath ?? true,
         readiness: () => (node?.ready === true ? 'ready' : 'starting'),
+        metrics: () => metrics.exposition(),
         upgrade: internode?.handleUpgrade,
         internode:
           internode === undefined
@@ -124,6 +131,7 @@ export class Node {
               },
       });
       node = new Node({ options, server, store, parts, lock, log: nodeLog });
+      metrics.watch({ server, engine, parts, ready: () => node?.ready === true });
       await server.listen(options.port, options.host);
       parts?.handoff.start();
       parts?.antiEntropy.start();

@@ -19,6 +19,7 @@
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { RequestOp } from '../request-metrics.js';
 import { type Reply, type RouteContext, sendError, sendLeaving } from '../routes/context.js';
 import { deleteEntity, getEntity, putValue } from '../routes/entity.js';
 import { HAND_OVER, Method, NEED_MORE, parseRequestHead } from './request-head.js';
@@ -47,6 +48,9 @@ enum Phase {
   Done,
 }
 
+/** The /metrics operation of each Method (request-head.ts), indexed by its value. */
+const METHOD_OPS: readonly RequestOp[] = [RequestOp.Other, RequestOp.Get, RequestOp.Put, RequestOp.Delete];
+
 /** Unread bytes past which the socket is paused while the connection cannot read them. */
 const UNREAD_PAUSE_BYTES = 64 * 1024;
 
@@ -74,6 +78,9 @@ export class FastConnection {
   #requests = 0;
   /** When the current wait began: for the idle, head, body and write timeouts. */
   #sinceMs = performance.now();
+  /** The request being answered: its operation and when its head was read (for /metrics). */
+  #op: RequestOp = RequestOp.Get;
+  #answerStartMs = 0;
 
   readonly #onData = (chunk: Buffer) => this.#receive(chunk);
   readonly #onEnd = () => this.#clientEnded();
@@ -157,7 +164,9 @@ export class FastConnection {
       body,
       closeAfter ? CLOSE_LINES : this.#host.keepAliveLines,
     );
-    this.#sinceMs = performance.now();
+    const nowMs = performance.now();
+    this.#host.ctx.requestMetrics.observe(this.#op, status, (nowMs - this.#answerStartMs) / 1000);
+    this.#sinceMs = nowMs;
     if (closeAfter) {
       this.#close(bytes);
       return;
@@ -288,6 +297,8 @@ export class FastConnection {
 
   #answer(method: Method, target: string, value: Buffer | undefined, refused: boolean): void {
     this.#phase = Phase.Answering;
+    this.#op = METHOD_OPS[method]!;
+    this.#answerStartMs = performance.now();
     // A Reply of its own per request: an answer given twice, or late, cannot
     // become the answer to the next request.
     const request = ++this.#requests;

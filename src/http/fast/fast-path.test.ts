@@ -16,6 +16,7 @@ import { HybridClock } from '../../cluster/clock.js';
 import { LocalStore } from '../../cluster/local-store.js';
 import type { Store } from '../../cluster/store.js';
 import { MemoryEngine } from '../../storage/index.js';
+import { RequestMetrics } from '../request-metrics.js';
 import { RequestCounters, type RouteContext } from '../routes/context.js';
 import { HttpServer } from '../server.js';
 import { FastPath } from './fast-path.js';
@@ -466,6 +467,7 @@ describe('fast path timeouts', () => {
       paramLimits: { keyBytesMax: 64, clusterSize: 1 },
       valueBytesMax: 8 * 1024 * 1024,
       counters: new RequestCounters(),
+      requestMetrics: new RequestMetrics(),
       nodeUrl: 'http://127.0.0.1:1',
       cluster: ['http://127.0.0.1:1'],
       startedAtMs: Date.now(),

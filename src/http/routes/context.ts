@@ -12,6 +12,7 @@ import type { Store } from '../../cluster/store.js';
 import { isRingkvError } from '../../util/errors.js';
 import { errorAnswer } from '../errors.js';
 import type { ParamLimits } from '../params.js';
+import type { RequestMetrics } from '../request-metrics.js';
 
 export class RequestCounters {
   get = 0;
@@ -20,6 +21,7 @@ export class RequestCounters {
   range = 0;
   status = 0;
   health = 0;
+  metrics = 0;
   internode = 0;
   /** Requests answered 400 for an unknown path or method. */
   unknown = 0;
@@ -47,6 +49,7 @@ export class RequestCounters {
       range: this.range,
       status: this.status,
       health: this.health,
+      metrics: this.metrics,
       internode: this.internode,
       unknown: this.unknown,
       internalErrors: this.internalErrors,
@@ -64,6 +67,8 @@ export interface RouteContext {
   readonly paramLimits: ParamLimits;
   readonly valueBytesMax: number;
   readonly counters: RequestCounters;
+  /** Requests by operation and status, with their latency: /metrics. */
+  readonly requestMetrics: RequestMetrics;
   readonly nodeUrl: string;
   readonly cluster: readonly string[];
   readonly startedAtMs: number;

@@ -1,0 +1,70 @@
+/**
+ * The process's own metrics. From prom-client's default collectors, named
+ * `ringkv_process_*` and `ringkv_nodejs_*`: CPU time, resident memory,
+ * heap (per V8 space), open file descriptors, start time, GC pauses by kind
+ * (a PerformanceObserver on 'gc', as a histogram), active handles and
+ * requests, the Node.js version, and the event loop's lag at the scrape.
+ * Beside them, `ringkv_event_loop_delay_seconds`, a histogram of how late a
+ * 10 ms timer fires: the event-loop delay over any window, from its rate.
+ *
+ * prom-client's own event-loop delay gauges (`..._lag_p99_seconds` and the
+ * like) are left out: they read perf_hooks' monitorEventLoopDelay, whose
+ * samples in Node 20 are the whole interval between its timer's runs, so an
+ * idle loop reads as 10 ms (its resolution); and they reset at every scrape,
+ * so two scrapers (Prometheus and the dashboard) each see only part of it.
+ * The same goes for three gauges it names `_total`, a suffix the format
+ * keeps for counters (promtool check metrics refuses them); each is the sum
+ * of its grouped twin (`ringkv_nodejs_active_handles{type}`, ...).
+ *
+ * All of this describes the process, not a node, so it is collected once
+ * per process (every node of a process shares it, as in tests that run
+ * several), starts with the first node, and lasts as long as the process.
+ */
+import { performance } from 'node:perf_hooks';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Histogram, LATENCY_BOUNDS_SECONDS } from '../util/histogram.js';
+import type { PrometheusText } from '../util/prometheus-text.js';
+
+const LEFT_OUT = [
+  'ringkv_nodejs_eventloop_lag_min_seconds',
+  'ringkv_nodejs_eventloop_lag_max_seconds',
+  'ringkv_nodejs_eventloop_lag_mean_seconds',
+  'ringkv_nodejs_eventloop_lag_stddev_seconds',
+  'ringkv_nodejs_eventloop_lag_p50_seconds',
+  'ringkv_nodejs_eventloop_lag_p90_seconds',
+  'ringkv_nodejs_eventloop_lag_p99_seconds',
+  'ringkv_nodejs_active_handles_total',
+  'ringkv_nodejs_active_requests_total',
+  'ringkv_nodejs_active_resources_total',
+];
+
+/** The delay timer's period: 100 runs a second, a few microseconds each. */
+const DELAY_TIMER_MS = 10;
+
+let registry: Registry | undefined;
+const eventLoopDelay = new Histogram(LATENCY_BOUNDS_SECONDS);
+
+/** Starts the collectors (once per process). */
+export function startProcessMetrics(): void {
+  if (registry !== undefined) return;
+  registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'ringkv_' });
+  for (const name of LEFT_OUT) registry.removeSingleMetric(name);
+  let lastMs = performance.now();
+  setInterval(() => {
+    const nowMs = performance.now();
+    eventLoopDelay.observe(Math.max(0, nowMs - lastMs - DELAY_TIMER_MS) / 1000);
+    lastMs = nowMs;
+  }, DELAY_TIMER_MS).unref();
+}
+
+/** Writes the process metrics. */
+export async function writeProcessMetrics(text: PrometheusText): Promise<void> {
+  startProcessMetrics();
+  text.histogram(
+    'ringkv_event_loop_delay_seconds',
+    'How late a 10 ms timer ran: time the event loop was busy beyond its period',
+    [{ labels: {}, histogram: eventLoopDelay }],
+  );
+  text.append(await registry!.metrics());
+}
