@@ -121,8 +121,39 @@ function idManual(target) {
   return null;
 }
 
-export function microCases({ bytes, storage }) {
+export function microCases({ bytes, storage, http, promClient }) {
   const cases = [];
+
+  {
+    // /metrics: one latency observation per answered request (src/http/request-metrics.ts).
+    const latencies = Array.from({ length: N }, (_, i) => ((i * 7919) % 5000) / 1e6);
+    const own = new http.RequestMetrics();
+    const registry = new promClient.Registry();
+    const options = { labelNames: ['op', 'code'], registers: [registry] };
+    // The same 16 bucket bounds as ringkv's (LATENCY_BOUNDS_SECONDS).
+    const buckets = [
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    ];
+    const histogram = new promClient.Histogram({ name: 'h_seconds', help: 'h', buckets, ...options });
+    const counter = new promClient.Counter({ name: 'c_total', help: 'c', ...options });
+    const histogramChild = histogram.labels('get', '200');
+    const counterChild = counter.labels('get', '200');
+    own.observe(http.RequestOp.Get, 200, 0.001);
+    histogramChild.observe(0.001);
+    sameResults('observe a request', [own.count(http.RequestOp.Get, 200), 1]);
+    cases.push([
+      "observe a request's latency",
+      {
+        'RequestMetrics.observe (own histogram)': (i) =>
+          own.observe(http.RequestOp.Get, 200, latencies[i & (N - 1)]),
+        'prom-client Histogram child': (i) => histogramChild.observe(latencies[i & (N - 1)]),
+        'prom-client Histogram + Counter children': (i) => {
+          histogramChild.observe(latencies[i & (N - 1)]);
+          counterChild.inc();
+        },
+      },
+    ]);
+  }
 
   {
     const keys = [...decimalKeys(N / 2), ...randomBuffers(N / 2, 16)];

@@ -12,8 +12,11 @@ export async function runMicroBench() {
   const targetMs = envInt('BENCH_MICRO_BATCH_MS', 60, { min: 1 });
   const bytes = await import(pathToFileURL(path.join(ROOT_DIR, 'dist/src/util/bytes.js')).href);
   const storage = await import(pathToFileURL(path.join(ROOT_DIR, 'dist/src/storage/index.js')).href);
+  const http = await import(pathToFileURL(path.join(ROOT_DIR, 'dist/src/http/index.js')).href);
+  // The project's own dependency (root node_modules), for the candidate it was measured against.
+  const promClient = await import('prom-client');
   const results = [];
-  for (const [name, variants] of microCases({ bytes, storage })) {
+  for (const [name, variants] of microCases({ bytes, storage, http, promClient })) {
     const r = compare(name, variants, { rounds, targetMs });
     results.push(r);
     log(`micro ${r.name}: ${r.results.map((x) => `${x.variant} ${x.nsPerCall} ns`).join(', ')}`);

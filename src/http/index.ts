@@ -10,7 +10,7 @@ export {
   type RangeParams,
   type RangeScope,
 } from './params.js';
-export { type RequestMetrics, RequestOp } from './request-metrics.js';
+export { RequestMetrics, RequestOp } from './request-metrics.js';
 export type { Readiness } from './routes/health.js';
 export {
   fastPathFromEnv,

@@ -17,6 +17,9 @@
  *   metrics.watch({ server, engine, parts, ready: () => node.ready });
  *   const text = await metrics.exposition();
  */
+import type { AntiEntropyStats } from '../cluster/antientropy/index.js';
+import type { HandoffStats, HintStoreStats } from '../cluster/hints/index.js';
+import type { TransportStats } from '../cluster/transport/index.js';
 import type { HttpServer } from '../http/index.js';
 import type { Engine, EngineStats } from '../storage/index.js';
 import { Histogram, LATENCY_BOUNDS_SECONDS } from '../util/histogram.js';
@@ -117,6 +120,43 @@ const COORDINATOR_COUNTERS: readonly CounterRow<CoordinatorCounters>[] = [
     'ringkv_coordinator_read_hedges_late_total',
     'Of those, reads hedged at half their deadline',
     'readHedgesLate',
+  ],
+];
+
+const TRANSPORT_COUNTERS: readonly CounterRow<TransportStats>[] = [
+  ['ringkv_transport_requests_total', 'Internode requests sent', 'requests'],
+  ['ringkv_transport_timeouts_total', 'Internode requests that timed out', 'timeouts'],
+  [
+    'ringkv_transport_refused_down_total',
+    'Internode requests refused at once: peer marked down',
+    'refusedDown',
+  ],
+  ['ringkv_transport_connect_failures_total', 'Internode connection attempts that failed', 'connectFailures'],
+];
+
+const HINT_COUNTERS: readonly CounterRow<HintStoreStats>[] = [
+  ['ringkv_hints_added_total', 'Hints stored for peers that missed a write', 'added'],
+  ['ringkv_hints_dropped_total', 'Hints not stored: the per-peer or total bound was reached', 'dropped'],
+];
+
+const HANDOFF_COUNTERS: readonly CounterRow<HandoffStats>[] = [
+  ['ringkv_hint_handoff_rounds_total', 'Hint handoff rounds', 'rounds'],
+  [
+    'ringkv_hint_handoff_failed_batches_total',
+    'Hint batches whose delivery failed (retried later)',
+    'failedBatches',
+  ],
+];
+
+const ANTI_ENTROPY_COUNTERS: readonly CounterRow<AntiEntropyStats>[] = [
+  ['ringkv_antientropy_rounds_total', 'Anti-entropy rounds run', 'rounds'],
+  ['ringkv_antientropy_exchanges_total', 'Exchanges with one peer', 'exchanges'],
+  ['ringkv_antientropy_failed_exchanges_total', 'Exchanges that failed', 'failedExchanges'],
+  ['ringkv_antientropy_keys_digested_total', 'Local keys hashed into Merkle trees', 'keysDigested'],
+  [
+    'ringkv_antientropy_keys_compared_total',
+    "Peers' keys compared one by one with the local ones (in differing buckets)",
+    'summariesReceived',
   ],
 ];
 
@@ -222,21 +262,7 @@ export class NodeMetrics {
   }
 
   #writePeers(text: PrometheusText, parts: ClusterParts): void {
-    const transport = parts.transport.stats();
-    text.counter('ringkv_transport_requests_total', 'Internode requests sent', [
-      { value: transport.requests },
-    ]);
-    text.counter('ringkv_transport_timeouts_total', 'Internode requests that timed out', [
-      { value: transport.timeouts },
-    ]);
-    text.counter(
-      'ringkv_transport_refused_down_total',
-      'Internode requests refused at once: peer marked down',
-      [{ value: transport.refusedDown }],
-    );
-    text.counter('ringkv_transport_connect_failures_total', 'Internode connection attempts that failed', [
-      { value: transport.connectFailures },
-    ]);
+    writeCounters(text, TRANSPORT_COUNTERS, parts.transport.stats());
     const links = this.#peers.map((peer) => ({ peer, status: parts.transport.peerStatus(peer) }));
     text.gauge(
       'ringkv_peer_up',
@@ -274,7 +300,6 @@ export class NodeMetrics {
 
   #writeHints(text: PrometheusText, parts: ClusterParts): void {
     const hints = parts.hints.stats();
-    const handoff = parts.handoff.stats();
     const perPeer = (value: (peer: string) => number) =>
       this.#peers.map((peer) => ({ labels: { peer }, value: value(peer) }));
     text.gauge(
@@ -292,35 +317,13 @@ export class NodeMetrics {
       'Hints handed to their peer since the node started',
       perPeer((peer) => hints.deliveredByPeer[peer] ?? 0),
     );
-    text.counter('ringkv_hints_added_total', 'Hints stored for peers that missed a write', [
-      { value: hints.added },
-    ]);
-    text.counter('ringkv_hints_dropped_total', 'Hints not stored: the per-peer or total bound was reached', [
-      { value: hints.dropped },
-    ]);
-    text.counter('ringkv_hint_handoff_rounds_total', 'Hint handoff rounds', [{ value: handoff.rounds }]);
-    text.counter(
-      'ringkv_hint_handoff_failed_batches_total',
-      'Hint batches whose delivery failed (retried later)',
-      [{ value: handoff.failedBatches }],
-    );
+    writeCounters(text, HINT_COUNTERS, hints);
+    writeCounters(text, HANDOFF_COUNTERS, parts.handoff.stats());
   }
 
   #writeAntiEntropy(text: PrometheusText, parts: ClusterParts): void {
     const ae = parts.antiEntropy.stats();
-    text.counter('ringkv_antientropy_rounds_total', 'Anti-entropy rounds run', [{ value: ae.rounds }]);
-    text.counter('ringkv_antientropy_exchanges_total', 'Exchanges with one peer', [{ value: ae.exchanges }]);
-    text.counter('ringkv_antientropy_failed_exchanges_total', 'Exchanges that failed', [
-      { value: ae.failedExchanges },
-    ]);
-    text.counter('ringkv_antientropy_keys_digested_total', 'Local keys hashed into Merkle trees', [
-      { value: ae.keysDigested },
-    ]);
-    text.counter(
-      'ringkv_antientropy_keys_compared_total',
-      "Peers' keys compared one by one with the local ones (in differing buckets)",
-      [{ value: ae.summariesReceived }],
-    );
+    writeCounters(text, ANTI_ENTROPY_COUNTERS, ae);
     text.counter(
       'ringkv_antientropy_keys_repaired_total',
       'Keys copied, by direction (pulled here, pushed there)',

@@ -7,7 +7,7 @@
  * Routes answer through a Reply, so that one route serves both ways a request
  * arrives: node:http (NodeReply) and the fast path's connections (fast/).
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Store } from '../../cluster/store.js';
 import { isRingkvError } from '../../util/errors.js';
 import { errorAnswer } from '../errors.js';
@@ -119,6 +119,18 @@ export class NodeReply implements Reply {
 export const TEXT_TYPE = 'text/plain; charset=utf-8';
 export const BYTES_TYPE = 'application/octet-stream';
 export const JSON_TYPE = 'application/json';
+
+/**
+ * For routes that take GET only: any other method is answered 405 with
+ * `Allow: GET` (counted as unknown), and false returned.
+ */
+export function onlyGet(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): boolean {
+  if (req.method === 'GET') return true;
+  ctx.counters.unknown++;
+  res.setHeader('allow', 'GET');
+  sendText(ctx, new NodeReply(res), 405, `Method ${req.method} not allowed: use GET`);
+  return false;
+}
 
 /** A short text answer. */
 export function sendText(ctx: RouteContext, reply: Reply, status: number, body: string): void {

@@ -12,7 +12,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage } from '../../util/errors.js';
-import { NodeReply, type RouteContext, sendJson, sendText } from './context.js';
+import { NodeReply, onlyGet, type RouteContext, sendJson, sendText } from './context.js';
 import { DASHBOARD_PAGE } from './dashboard-page.js';
 
 /** How long the node waits for a member's /v0/status or /metrics. */
@@ -30,13 +30,8 @@ export function handleDashboard(
   res: ServerResponse,
   path: string,
 ): void {
+  if (!onlyGet(ctx, req, res)) return;
   const reply = new NodeReply(res);
-  if (req.method !== 'GET') {
-    ctx.counters.unknown++;
-    res.setHeader('allow', 'GET');
-    sendText(ctx, reply, 405, `Method ${req.method} not allowed: use GET`);
-    return;
-  }
   ctx.counters.status++;
   if (path !== '/ui/cluster') {
     ctx.counters.countResponse(200);

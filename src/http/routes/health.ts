@@ -12,7 +12,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseHealthParams } from '../params.js';
-import { NodeReply, type RouteContext, sendJson, sendText } from './context.js';
+import { NodeReply, onlyGet, type RouteContext, sendJson } from './context.js';
 
 export type Readiness = 'starting' | 'ready';
 
@@ -22,13 +22,8 @@ export function handleHealth(
   res: ServerResponse,
   readiness: () => Readiness,
 ): void {
+  if (!onlyGet(ctx, req, res)) return;
   const reply = new NodeReply(res);
-  if (req.method !== 'GET') {
-    ctx.counters.unknown++;
-    res.setHeader('allow', 'GET');
-    sendText(ctx, reply, 405, `Method ${req.method} not allowed: use GET`);
-    return;
-  }
   ctx.counters.health++;
   // Throws RINGKV_BAD_REQUEST, answered 400 by the server.
   const { ready } = parseHealthParams(req.url!);

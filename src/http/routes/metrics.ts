@@ -7,7 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage } from '../../util/errors.js';
 import { PROMETHEUS_TEXT_TYPE } from '../../util/prometheus-text.js';
-import { NodeReply, type RouteContext, sendText } from './context.js';
+import { NodeReply, onlyGet, type RouteContext, sendText } from './context.js';
 
 export function handleMetrics(
   ctx: RouteContext,
@@ -15,13 +15,8 @@ export function handleMetrics(
   res: ServerResponse,
   exposition: () => Promise<string>,
 ): void {
+  if (!onlyGet(ctx, req, res)) return;
   const reply = new NodeReply(res);
-  if (req.method !== 'GET') {
-    ctx.counters.unknown++;
-    res.setHeader('allow', 'GET');
-    sendText(ctx, reply, 405, `Method ${req.method} not allowed: use GET`);
-    return;
-  }
   ctx.counters.metrics++;
   exposition().then(
     (text) => {
