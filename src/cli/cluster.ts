@@ -22,7 +22,8 @@ export const CLUSTER_USAGE = `Usage: ringkv cluster [--nodes 3] [--base-port 808
 
 These serve flags are passed to every node: --sync, --anti-entropy-interval,
 --max-key-bytes, --max-value-bytes, --memtable-bytes, --block-cache-bytes,
---request-timeout, --cluster-secret, --max-clock-skew.
+--request-timeout, --cluster-secret, --max-clock-skew, --log-level,
+--log-format, --slow-request.
 `;
 
 const PASSED_FLAGS = NODE_TUNING_FLAG_NAMES;

@@ -22,6 +22,7 @@ import {
 import { fastPathFromEnv } from '../http/index.js';
 import { Node } from '../node/index.js';
 import { errorMessage } from '../util/errors.js';
+import { createLog, defaultLogFormat } from '../util/log.js';
 import { parseFlags } from './args.js';
 
 export const SERVE_USAGE = `Usage: ringkv serve --url URL --data DIR [flags]
@@ -38,6 +39,9 @@ export const SERVE_USAGE = `Usage: ringkv serve --url URL --data DIR [flags]
   --request-timeout MS         replicas that have not answered by then count as failed (default ${limits.requestTimeoutMs})
   --cluster-secret TEXT        shared secret nodes present to each other
   --max-clock-skew MS          largest wall-clock difference between nodes that writes stay ordered under (default ${limits.clockSkewMaxMs})
+  --log-level LEVEL            debug, info, warn or error (default info)
+  --log-format FORMAT          json (one object per line) or pretty (default: pretty on a terminal, json otherwise)
+  --slow-request MS            log client requests slower than this (default ${limits.slowRequestMs}; 0 off)
 `;
 
 export async function serveCommand(args: readonly string[]): Promise<void> {
@@ -47,6 +51,11 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
     return;
   }
   const options = serveOptions(flags);
+  const log = createLog({
+    node: options.url,
+    level: options.logLevel,
+    format: options.logFormat ?? defaultLogFormat(),
+  });
   // Signals are taken from the start: one during recovery or the first peer handshakes stops the
   // node as soon as it is up, instead of killing it mid-start.
   let node: Node | undefined;
@@ -54,11 +63,11 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
   const stopNode = (running: Node): void => {
     running.stop().then(
       () => {
-        logLine(`Node ${options.url}: stopped`);
+        log.info('node.stopped', 'Stopped');
         process.exit(0);
       },
       (err: unknown) => {
-        logLine(`Node ${options.url}: shutdown failed: ${errorMessage(err)}`);
+        log.error('node.stop-failed', `Shutdown failed: ${errorMessage(err)}`);
         process.exit(1);
       },
     );
@@ -67,9 +76,9 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
     // A terminal's Ctrl-C reaches both `ringkv cluster` and its children; the forwarded copy is a repeat.
     if (stopping) return;
     stopping = true;
-    logLine(`Node ${options.url}: ${signal}, shutting down`);
+    log.info('node.stopping', `${signal}: shutting down`, { signal });
     const force = setTimeout(() => {
-      logLine(`Node ${options.url}: shutdown took over ${limits.shutdownForceMs} ms, exiting`);
+      log.error('node.stop-forced', `Shutdown took over ${limits.shutdownForceMs} ms: exiting`);
       process.exit(1);
     }, limits.shutdownForceMs);
     force.unref();
@@ -78,7 +87,7 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
   node = await Node.start(options, {
-    log: logLine,
+    log,
     clockOffsetMs: clockOffsetFromEnv(),
     hintHandoffIntervalMs: hintHandoffIntervalFromEnv(),
     fastPath: fastPathFromEnv(),
@@ -87,9 +96,16 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
   process.stdout.write(
     `ringkv: node ${options.url} ready (data ${options.dataDir}, ${options.cluster.length} node cluster, sync ${options.sync ? 'on' : 'off'}, pid ${process.pid})\n`,
   );
+  // No record before this one: a start that fails prints its one plain line only (cli/main.ts).
+  log.info(
+    'node.ready',
+    `Ready: ${options.cluster.length} node cluster, sync ${options.sync ? 'on' : 'off'}`,
+    {
+      data: options.dataDir,
+      cluster: options.cluster,
+      sync: options.sync,
+      pid: process.pid,
+    },
+  );
   if (stopping) stopNode(node);
-}
-
-function logLine(line: string): void {
-  process.stderr.write(`ringkv: ${line}\n`);
 }

@@ -99,6 +99,12 @@ export const limits = {
   /** An idle keep-alive connection is closed after this. */
   httpKeepAliveTimeoutMs: 5_000,
   /**
+   * Client requests slower than this get a log record (--slow-request):
+   * well above a healthy p99 (a few ms), at the scale of the request
+   * timeout, so that a record means a request that waited on something.
+   */
+  slowRequestMs: 500,
+  /**
    * A connection that moves no bytes for this long is closed, which bounds what a
    * range reader that stopped reading (and its open cursor) can hold.
    */

@@ -7,6 +7,7 @@
  *   // -> { url: 'http://127.0.0.1:8080', host: '127.0.0.1', port: 8080, cluster: [url], ... }
  */
 import { RingkvError } from '../util/errors.js';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../util/log.js';
 import { limits } from './limits.js';
 
 const KiB = 1024;
@@ -26,6 +27,9 @@ export interface ServeFlags {
   readonly 'request-timeout'?: string | undefined;
   readonly 'cluster-secret'?: string | undefined;
   readonly 'max-clock-skew'?: string | undefined;
+  readonly 'log-level'?: string | undefined;
+  readonly 'log-format'?: string | undefined;
+  readonly 'slow-request'?: string | undefined;
 }
 
 /** The serve flags that tune a node rather than name it: `ringkv cluster` passes them to every node. */
@@ -39,6 +43,9 @@ export const NODE_TUNING_FLAG_NAMES = [
   'request-timeout',
   'cluster-secret',
   'max-clock-skew',
+  'log-level',
+  'log-format',
+  'slow-request',
 ] as const satisfies readonly (keyof ServeFlags)[];
 
 /** The flag names serveOptions() understands; the CLI builds its parser from them. */
@@ -70,6 +77,11 @@ export interface ServeOptions {
   readonly clusterSecret: string | undefined;
   /** The largest wall-clock difference between nodes that writes are ordered under (replication/replica.ts). */
   readonly clockSkewMaxMs: number;
+  readonly logLevel: LogLevel;
+  /** undefined: pretty when stderr is a terminal, JSON otherwise (decided where stderr is known). */
+  readonly logFormat: LogFormat | undefined;
+  /** Client requests slower than this are logged (0: none). */
+  readonly slowRequestMs: number;
 }
 
 export interface NodeAddress {
@@ -127,6 +139,13 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
       fallback: limits.clockSkewMaxMs,
       min: 0,
       max: 60_000, // the clock refuses to follow versions further ahead than this
+    }),
+    logLevel: oneOf(flags['log-level'], 'log-level', LOG_LEVELS) ?? 'info',
+    logFormat: oneOf(flags['log-format'], 'log-format', LOG_FORMATS),
+    slowRequestMs: integer(flags['slow-request'], 'slow-request', {
+      fallback: limits.slowRequestMs,
+      min: 0,
+      max: 10 * 60 * 1000,
     }),
   });
 }
@@ -213,6 +232,16 @@ function onOff(value: string | undefined, flag: string, fallback: boolean): bool
   if (value === 'on') return true;
   if (value === 'off') return false;
   throw configError(`Bad --${flag}: expected on or off, got ${JSON.stringify(value)}`);
+}
+
+function oneOf<T extends string>(
+  value: string | undefined,
+  flag: string,
+  choices: readonly T[],
+): T | undefined {
+  if (value === undefined) return undefined;
+  if ((choices as readonly string[]).includes(value)) return value as T;
+  throw configError(`Bad --${flag}: expected ${choices.join(', ')}, got ${JSON.stringify(value)}`);
 }
 
 interface IntegerRule {

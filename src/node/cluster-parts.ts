@@ -24,6 +24,7 @@ import {
 import type { ServeOptions } from '../config/options.js';
 import type { Engine } from '../storage/index.js';
 import { errorMessage } from '../util/errors.js';
+import { type Log, lineLog } from '../util/log.js';
 
 export interface ClusterParts {
   readonly store: ClusterStore;
@@ -39,8 +40,7 @@ export async function clusterParts(
   context: {
     readonly engine: Engine;
     readonly clock: HybridClock;
-    /** One line per event, already prefixed with the node. */
-    readonly log: (line: string) => void;
+    readonly log: Log;
     readonly transportKind: TransportKind;
     readonly hintHandoffIntervalMs: number;
     /** Also told each heartbeat's clock sample (the node's metrics keep the round trips). */
@@ -49,15 +49,17 @@ export async function clusterParts(
 ): Promise<ClusterParts> {
   const { engine, clock, log } = context;
   if (options.clusterSecret === undefined) {
-    log(
-      'warning: no --cluster-secret, so internode requests are unauthenticated (anyone who reaches this port can write any version of any key)',
+    log.warn(
+      'config.no-secret',
+      'No --cluster-secret, so internode requests are unauthenticated (anyone who reaches this port can write any version of any key)',
     );
   }
+  const hintsLog = lineLog(log, 'hints');
   const birthVersion = await loadBirthVersion(options.dataDir, { engine, clock });
-  const hints = await HintStore.open(join(options.dataDir, 'hints'), { sync: options.sync, log });
+  const hints = await HintStore.open(join(options.dataDir, 'hints'), { sync: options.sync, log: hintsLog });
   const ring = new Ring(options.cluster);
   const isPeer = (url: string): boolean => url !== options.url && ring.nodes.includes(url);
-  const skew = new ClockSkewMonitor({ boundMs: options.clockSkewMaxMs, log });
+  const skew = new ClockSkewMonitor({ boundMs: options.clockSkewMaxMs, log: lineLog(log, 'clock.skew') });
   // The transport tells the handoff when a peer is back; the handoff needs the transport first.
   let handoff: HintedHandoff | undefined;
   const transport = createTransport({
@@ -65,7 +67,11 @@ export async function clusterParts(
     secret: options.clusterSecret,
     selfUrl: options.url,
     wallMs: () => clock.wallMs(),
-    onPeerUp: (peer) => handoff?.peerUp(peer),
+    onPeerUp: (peer) => {
+      log.info('peer.up', `Peer ${peer} is up`, { peer });
+      handoff?.peerUp(peer);
+    },
+    onPeerDown: (peer, cause) => log.warn('peer.down', `Peer ${peer} is down: ${cause.message}`, { peer }),
     onClockSample: (peer, skewMs, rttMs) => {
       skew.sample(peer, skewMs, rttMs);
       context.onClockSample?.(peer, skewMs, rttMs);
@@ -75,7 +81,7 @@ export async function clusterParts(
     store: hints,
     transport,
     intervalMs: context.hintHandoffIntervalMs,
-    log,
+    log: hintsLog,
   });
   const responder = new AntiEntropyResponder({ selfUrl: options.url, ring, engine });
   const replica = createReplica(engine, clock, {
@@ -88,7 +94,8 @@ export async function clusterParts(
   const internode = new InternodeServer(replica, {
     secret: options.clusterSecret,
     selfUrl: options.url,
-    onError: (err) => log(`Internode request failed unexpectedly: ${errorMessage(err)}`),
+    onError: (err) =>
+      log.error('internode.error', `Internode request failed unexpectedly: ${errorMessage(err)}`),
     onPeerSeen: (peer) => {
       if (isPeer(peer)) transport.peerSeen(peer);
     },
@@ -101,7 +108,7 @@ export async function clusterParts(
     intervalMs: options.antiEntropyIntervalMs,
     birthVersion,
     clock,
-    log,
+    log: lineLog(log, 'anti-entropy'),
   });
   const store = new ClusterStore({
     selfUrl: options.url,
@@ -112,8 +119,8 @@ export async function clusterParts(
     replica,
     requestTimeoutMs: options.requestTimeoutMs,
     clockSkewMaxMs: options.clockSkewMaxMs,
-    log,
-    onReplicaWriteFailed: hintPolicy(options.url, hints, log),
+    log: lineLog(log, 'coordinator'),
+    onReplicaWriteFailed: hintPolicy(options.url, hints, hintsLog),
     statusExtras: () => ({
       internodeProtocol: context.transportKind,
       internodeServer: internode.stats(),

@@ -35,12 +35,13 @@ import type { ServeOptions } from '../config/options.js';
 import { HttpServer } from '../http/index.js';
 import { acquireDirLock, type DirLock, type Engine, nodeVfs, openEngine } from '../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
+import { type Log, lineLog } from '../util/log.js';
 import { type ClusterParts, clusterParts } from './cluster-parts.js';
 import { NodeMetrics } from './metrics.js';
 
 export interface NodeSettings {
-  /** One line per event worth an operator's attention (the node's URL is prefixed where it helps). */
-  readonly log: (line: string) => void;
+  /** Records of what an operator needs to know (util/log.ts); every record carries the node's URL. */
+  readonly log: Log;
   /** Shifts the node's wall clock (tests and diagnostics: fake clock skew between nodes). */
   readonly clockOffsetMs?: number;
   /** How often hints are handed off (default limits.hintHandoffIntervalMs). */
@@ -57,7 +58,7 @@ export class Node {
   readonly #store: Store;
   readonly #parts: ClusterParts | undefined;
   readonly #lock: DirLock;
-  readonly #log: (line: string) => void;
+  readonly #log: Log;
   #ready = false;
   #stopped: Promise<void> | undefined;
 
@@ -67,7 +68,7 @@ export class Node {
     store: Store;
     parts: ClusterParts | undefined;
     lock: DirLock;
-    log: (line: string) => void;
+    log: Log;
   }) {
     this.options = fields.options;
     this.server = fields.server;
@@ -83,16 +84,19 @@ export class Node {
    */
   static async start(options: ServeOptions, settings: NodeSettings): Promise<Node> {
     const log = settings.log;
-    const nodeLog = (line: string): void => log(`Node ${options.url}: ${line}`);
     const clockOffsetMs = settings.clockOffsetMs ?? 0;
     await prepareDataDir(options.dataDir);
     const lock = await acquireDirLock(options.dataDir);
     let engine: Engine | undefined;
     let parts: ClusterParts | undefined;
     try {
-      engine = await openStorage(options, nodeLog);
+      engine = await openStorage(options, lineLog(log, 'engine'));
       const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
-      if (clockOffsetMs !== 0) nodeLog(`wall clock offset by ${clockOffsetMs} ms (RINGKV_CLOCK_OFFSET_MS)`);
+      if (clockOffsetMs !== 0) {
+        log.warn('clock.offset', `Wall clock offset by ${clockOffsetMs} ms (RINGKV_CLOCK_OFFSET_MS)`, {
+          offsetMs: clockOffsetMs,
+        });
+      }
       const metrics = new NodeMetrics(
         options.url,
         options.cluster.filter((url) => url !== options.url),
@@ -102,7 +106,7 @@ export class Node {
           ? await clusterParts(options, {
               engine,
               clock,
-              log: nodeLog,
+              log,
               transportKind: settings.transportKind ?? 'frame',
               hintHandoffIntervalMs: settings.hintHandoffIntervalMs ?? limits.hintHandoffIntervalMs,
               onClockSample: (peer, _skewMs, rttMs) => metrics.observeRtt(peer, rttMs),
@@ -118,7 +122,7 @@ export class Node {
         cluster: options.cluster,
         keyBytesMax: options.keyBytesMax,
         valueBytesMax: options.valueBytesMax,
-        log,
+        log: lineLog(log, 'http'),
         fastPath: settings.fastPath ?? true,
         readiness: () => (node?.ready === true ? 'ready' : 'starting'),
         metrics: () => metrics.exposition(),
@@ -130,7 +134,7 @@ export class Node {
                 if (!internode.handleHttp(req, res)) res.writeHead(400).end('Unknown internode request');
               },
       });
-      node = new Node({ options, server, store, parts, lock, log: nodeLog });
+      node = new Node({ options, server, store, parts, lock, log });
       metrics.watch({ server, engine, parts, ready: () => node?.ready === true });
       await server.listen(options.port, options.host);
       parts?.handoff.start();
@@ -187,8 +191,10 @@ export class Node {
         // Requests are finished, so no hint is added after this: hand what is pending to reachable peers.
         const drained = await parts.handoff.drain(Date.now() + limits.shutdownHintDrainMs);
         if (drained.delivered > 0 || drained.remaining > 0) {
-          this.#log(
+          this.#log.info(
+            'hints.shutdown',
             `Hints handed off on shutdown: ${drained.delivered}; ${drained.remaining} left on disk for the next start`,
+            { delivered: drained.delivered, remaining: drained.remaining },
           );
         }
         await parts.hints.close();

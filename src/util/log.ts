@@ -102,7 +102,7 @@ function stderrSink(): LogSink {
   return { write: (line) => process.stderr.write(line) };
 }
 
-const PRETTY_SKIP = new Set(['time', 'level', 'node', 'event', 'msg', 'pid', 'hostname']);
+const PRETTY_SKIP = new Set(['time', 'level', 'node', 'event', 'msg']);
 
 /** Reformats each JSON record as `HH:MM:SS.mmm LEVEL event  msg key=value ...`. */
 function prettySink(sink: LogSink): LogSink {

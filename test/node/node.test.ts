@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { serveOptions } from '../../src/config/options.js';
 import { Node } from '../../src/node/index.js';
+import { silentLog } from '../../src/util/log.js';
 import { storeStatus } from '../support/cluster.js';
 import { entityPath, httpRequest } from '../support/http-client.js';
 import { freePorts } from '../support/ports.js';
@@ -21,7 +22,7 @@ describe('Node, in-process', () => {
 
   async function start(url: string, cluster: readonly string[], dataDir: string): Promise<Node> {
     const options = serveOptions({ url, data: dataDir, cluster: cluster.join(','), sync: 'off' });
-    const node = await Node.start(options, { log: () => undefined });
+    const node = await Node.start(options, { log: silentLog });
     running.add(node);
     return node;
   }

@@ -87,6 +87,8 @@ export interface FrameTransportOptions {
   readonly wallMs?: () => number;
   /** Called each time a link to a peer opens (at start, and whenever a peer is back). */
   readonly onPeerUp?: (peer: string) => void;
+  /** Called when a peer that was up (or being connected to) goes down: once per change, not per failed probe. */
+  readonly onPeerDown?: (peer: string, cause: RingkvError) => void;
   /** Called with each clock sample (skew: peer minus this node, ms; rtt: the ping's round trip, ms). */
   readonly onClockSample?: (peer: string, skewMs: number, rttMs: number) => void;
   readonly probeIntervalMs?: number;
@@ -105,6 +107,7 @@ interface _Settings {
   readonly selfUrl: string | undefined;
   readonly wallMs: () => number;
   readonly onPeerUp: ((peer: string) => void) | undefined;
+  readonly onPeerDown: ((peer: string, cause: RingkvError) => void) | undefined;
   readonly onClockSample: ((peer: string, skewMs: number, rttMs: number) => void) | undefined;
   readonly probeIntervalMs: number;
   readonly quarantineMs: number;
@@ -136,6 +139,7 @@ export class FrameTransport implements Transport, PeerLinks {
       selfUrl: options.selfUrl,
       wallMs: options.wallMs ?? Date.now,
       onPeerUp: options.onPeerUp,
+      onPeerDown: options.onPeerDown,
       onClockSample: options.onClockSample,
       probeIntervalMs: options.probeIntervalMs ?? limits.internodeProbeIntervalMs,
       quarantineMs: options.quarantineMs ?? limits.internodeQuarantineMs,
@@ -681,6 +685,7 @@ class _PeerLink {
     const wasConnected = this.#socket !== undefined;
     if (!wasConnected) this.#counters.connectFailures++;
     this.#health.failed(cause);
+    const wasDown = this.state === 'down';
     this.state = 'down';
     this.#pingInFlight = false;
     const socket = this.#socket;
@@ -689,6 +694,7 @@ class _PeerLink {
     this.#encoder.clear();
     this.#rejectAll(cause.code === 'RINGKV_UNAUTHORIZED' ? cause : this.#health.unavailable());
     this.#settled();
+    if (!wasDown) this.#settings.onPeerDown?.(this.peer, this.#health.unavailable());
   }
 
   #rejectAll(err: RingkvError): void {

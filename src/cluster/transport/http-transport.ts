@@ -43,6 +43,8 @@ export interface HttpTransportOptions {
   readonly secret?: string | undefined;
   readonly selfUrl?: string | undefined;
   readonly onPeerUp?: (peer: string) => void;
+  /** Called when a peer that was up (or being connected to) goes down: once per change, not per failed probe. */
+  readonly onPeerDown?: (peer: string, cause: RingkvError) => void;
   readonly probeIntervalMs?: number;
   readonly quarantineMs?: number;
   readonly unresponsiveMs?: number;
@@ -57,6 +59,7 @@ interface _Settings {
   readonly secret: string | undefined;
   readonly selfUrl: string | undefined;
   readonly onPeerUp: ((peer: string) => void) | undefined;
+  readonly onPeerDown: ((peer: string, cause: RingkvError) => void) | undefined;
   readonly probeIntervalMs: number;
   readonly quarantineMs: number;
   readonly unresponsiveMs: number;
@@ -119,6 +122,7 @@ export class HttpTransport implements Transport, PeerLinks {
       secret: options.secret,
       selfUrl: options.selfUrl,
       onPeerUp: options.onPeerUp,
+      onPeerDown: options.onPeerDown,
       probeIntervalMs: options.probeIntervalMs ?? limits.internodeProbeIntervalMs,
       quarantineMs: options.quarantineMs ?? limits.internodeQuarantineMs,
       unresponsiveMs: options.unresponsiveMs ?? limits.internodeUnresponsiveMs,
@@ -416,9 +420,11 @@ export class HttpTransport implements Transport, PeerLinks {
   }
 
   #markDown(peer: _HttpPeer, cause: RingkvError): void {
+    const wasUp = peer.up;
     peer.up = false;
     peer.health.failed(cause);
     this.#rejectAll(peer, cause.code === 'RINGKV_UNAUTHORIZED' ? cause : peer.health.unavailable());
+    if (wasUp) this.#settings.onPeerDown?.(peer.url, peer.health.unavailable());
   }
 
   /** One ping on a fresh connection (one at a time per peer); success brings the peer back. */

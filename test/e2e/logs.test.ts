@@ -1,0 +1,128 @@
+/**
+ * What a node logs, read off real processes: one JSON record per line on
+ * stderr with time, level, node and event; ready, peer down and up once per
+ * change (not once per probe or request), the missing-secret warning once,
+ * shutdown; --log-level, --log-format, and bad values refused in one line.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { startCluster } from '../support/cluster.js';
+import { killAllStarted, runCli, sleep, startNode, stopNode } from '../support/node-process.js';
+import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+
+interface LogRecord {
+  readonly time: string;
+  readonly level: string;
+  readonly node: string;
+  readonly event: string;
+  readonly msg: string;
+  readonly [field: string]: unknown;
+}
+
+/** Every stderr line as a record: a line that is not one fails the test. */
+function records(stderr: string): LogRecord[] {
+  return stderr
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const record = JSON.parse(line) as LogRecord;
+      for (const field of ['time', 'level', 'node', 'event', 'msg'] as const) {
+        assert.equal(typeof record[field], 'string', `${field} in ${line}`);
+      }
+      return record;
+    });
+}
+
+const events = (stderr: string, event: string, fields: Record<string, unknown> = {}) =>
+  records(stderr).filter(
+    (r) => r.event === event && Object.entries(fields).every(([key, value]) => r[key] === value),
+  );
+
+async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check() && Date.now() < deadline) await sleep(25);
+}
+
+describe('logs', () => {
+  after(async () => {
+    await killAllStarted();
+    await removeTempDirs();
+  });
+
+  it('a cluster node logs ready, the missing secret once, each peer change once, and its shutdown', async () => {
+    const cluster = await startCluster({ count: 2, args: ['--sync', 'off'] });
+    const [a, b] = [cluster.nodes[0]!, cluster.nodes[1]!];
+    const peer = b.url;
+    await until(() => events(a.stderr, 'node.ready').length === 1, 5000);
+    const ready = events(a.stderr, 'node.ready');
+    assert.equal(ready.length, 1);
+    assert.equal(ready[0]!.node, a.url);
+    assert.equal(ready[0]!.level, 'info');
+    assert.match(ready[0]!.time, /^\d{4}-\d\d-\d\dT/);
+    assert.equal(events(a.stderr, 'config.no-secret').length, 1);
+    assert.equal(events(a.stderr, 'config.no-secret')[0]!.level, 'warn');
+
+    const downBefore = events(a.stderr, 'peer.down', { peer }).length;
+    const upBefore = events(a.stderr, 'peer.up', { peer }).length;
+    await stopNode(b);
+    // Probes run every 250 ms: two seconds down is several failed attempts, and one record.
+    await sleep(2000);
+    assert.equal(events(a.stderr, 'peer.down', { peer }).length, downBefore + 1, a.stderr);
+    await cluster.restart(1);
+    await until(() => events(a.stderr, 'peer.up', { peer }).length > upBefore, 5000);
+    assert.equal(events(a.stderr, 'peer.up', { peer }).length, upBefore + 1, a.stderr);
+
+    const exit = await stopNode(a);
+    assert.equal(exit.code, 0);
+    const last = records(a.stderr).slice(-2);
+    assert.deepEqual(
+      last.map((r) => r.event),
+      ['node.stopping', 'node.stopped'],
+    );
+  });
+
+  it('--log-level warn keeps warnings only; --log-format pretty prints text lines', async () => {
+    const quiet = await startNode({
+      dataDir: await makeTempDir('ringkv-logs-'),
+      args: ['--log-level', 'warn', '--sync', 'off'],
+      env: { RINGKV_CLOCK_OFFSET_MS: '5' },
+    });
+    await stopNode(quiet);
+    const quietRecords = records(quiet.stderr);
+    assert.ok(quietRecords.length >= 1, quiet.stderr);
+    assert.ok(
+      quietRecords.every((r) => r.level === 'warn' || r.level === 'error'),
+      quiet.stderr,
+    );
+
+    const pretty = await startNode({
+      dataDir: await makeTempDir('ringkv-logs-'),
+      args: ['--log-format', 'pretty', '--sync', 'off'],
+    });
+    await stopNode(pretty);
+    const lines = pretty.stderr.split('\n').filter((line) => line !== '');
+    assert.ok(lines.length >= 3, pretty.stderr);
+    for (const line of lines) assert.match(line, /^\d\d:\d\d:\d\d\.\d{3} (DEBUG|INFO |WARN |ERROR) \S/);
+    assert.ok(lines.some((line) => line.includes('node.ready')));
+  });
+
+  it('a bad --log-level or --log-format is one plain line and exit 2', async () => {
+    for (const [flag, value] of [
+      ['--log-level', 'loud'],
+      ['--log-format', 'xml'],
+    ] as const) {
+      const result = await runCli([
+        'serve',
+        '--url',
+        'http://127.0.0.1:1',
+        '--data',
+        '/nonexistent',
+        flag,
+        value,
+      ]);
+      assert.equal(result.code, 2);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+      assert.match(result.stderr, new RegExp(`Bad ${flag}: expected`));
+    }
+  });
+});
