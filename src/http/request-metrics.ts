@@ -76,11 +76,30 @@ export function requestOp(path: string, method: string | undefined): RequestOp {
 /** Status codes are 100-599 (node:http refuses others). */
 const STATUS_SLOTS = 600;
 
+/** What is told of a client request (get, put, delete) slower than the threshold. */
+export type SlowRequestReport = (op: string, status: number, ms: number) => void;
+
+/** The operations whose slowness is reported: ranges are long by nature, the rest is not a client's data. */
+const SLOW_REPORTED: readonly boolean[] = OP_NAMES.map(
+  (name) => name === 'get' || name === 'put' || name === 'delete',
+);
+
 export class RequestMetrics {
   /** Per operation, per status code: the histogram, once a request of that pair was answered. */
   readonly #series: (Histogram | undefined)[][] = OP_NAMES.map(() => new Array(STATUS_SLOTS));
+  readonly #slowSeconds: number;
+  readonly #onSlow: SlowRequestReport | undefined;
+
+  /** `slowMs` 0 or no `onSlow`: nothing is reported. */
+  constructor(slow: { readonly slowMs: number; readonly onSlow: SlowRequestReport } | undefined = undefined) {
+    this.#slowSeconds =
+      slow === undefined || slow.slowMs <= 0 ? Number.POSITIVE_INFINITY : slow.slowMs / 1000;
+    this.#onSlow = slow?.onSlow;
+  }
 
   observe(op: RequestOp, status: number, seconds: number): void {
+    if (seconds > this.#slowSeconds && SLOW_REPORTED[op])
+      this.#onSlow!(OP_NAMES[op]!, status, seconds * 1000);
     const row = this.#series[op]!;
     let histogram = row[status];
     if (histogram === undefined) {

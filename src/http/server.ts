@@ -42,7 +42,7 @@ import { limits } from '../config/limits.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { FastPath } from './fast/fast-path.js';
 import { pathOf } from './params.js';
-import { RequestMetrics, requestOp } from './request-metrics.js';
+import { RequestMetrics, requestOp, type SlowRequestReport } from './request-metrics.js';
 import {
   NodeReply,
   RequestCounters,
@@ -83,6 +83,8 @@ export interface HttpServerOptions {
   readonly readiness?: (() => Readiness) | undefined;
   /** Writes GET /metrics (Prometheus text); without it /metrics is 400 like any unknown path. */
   readonly metrics?: (() => Promise<string>) | undefined;
+  /** Client requests (get, put, delete) slower than `slowMs` are told to `onSlow` (the node logs them). */
+  readonly slowRequests?: { readonly slowMs: number; readonly onSlow: SlowRequestReport } | undefined;
 }
 
 /** The fast path's setting from the environment: on unless RINGKV_HTTP_FAST_PATH=off. */
@@ -108,7 +110,7 @@ export class HttpServer {
       paramLimits: { keyBytesMax: options.keyBytesMax, clusterSize: options.store.clusterSize },
       valueBytesMax: options.valueBytesMax,
       counters: new RequestCounters(),
-      requestMetrics: new RequestMetrics(),
+      requestMetrics: new RequestMetrics(options.slowRequests),
       nodeUrl: options.nodeUrl,
       cluster: options.cluster,
       startedAtMs: Date.now(),

@@ -126,6 +126,15 @@ export class Node {
         fastPath: settings.fastPath ?? true,
         readiness: () => (node?.ready === true ? 'ready' : 'starting'),
         metrics: () => metrics.exposition(),
+        slowRequests: {
+          slowMs: options.slowRequestMs,
+          onSlow: (op, status, ms) =>
+            log.warn('request.slow', `A ${op} took ${Math.round(ms)} ms (answered ${status})`, {
+              op,
+              status,
+              ms: Math.round(ms),
+            }),
+        },
         upgrade: internode?.handleUpgrade,
         internode:
           internode === undefined

@@ -6,8 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { startCluster } from '../support/cluster.js';
-import { killAllStarted, runCli, sleep, startNode, stopNode } from '../support/node-process.js';
+import { startCluster, waitPeerState } from '../support/cluster.js';
+import { entityPath, httpRequest } from '../support/http-client.js';
+import {
+  killAllStarted,
+  pauseNode,
+  resumeNode,
+  runCli,
+  sleep,
+  startNode,
+  stopNode,
+} from '../support/node-process.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
 interface LogRecord {
@@ -50,7 +59,7 @@ describe('logs', () => {
   });
 
   it('a cluster node logs ready, the missing secret once, each peer change once, and its shutdown', async () => {
-    const cluster = await startCluster({ count: 2, args: ['--sync', 'off'] });
+    const cluster = await startCluster({ count: 2, args: ['--sync', 'off', '--slow-request', '200'] });
     const [a, b] = [cluster.nodes[0]!, cluster.nodes[1]!];
     const peer = b.url;
     await until(() => events(a.stderr, 'node.ready').length === 1, 5000);
@@ -61,6 +70,18 @@ describe('logs', () => {
     assert.match(ready[0]!.time, /^\d{4}-\d\d-\d\dT/);
     assert.equal(events(a.stderr, 'config.no-secret').length, 1);
     assert.equal(events(a.stderr, 'config.no-secret')[0]!.level, 'warn');
+
+    // A read that must wait for a hung replica (paused) until the request timeout is a slow request.
+    pauseNode(b);
+    const slow = await httpRequest(`${a.url}${entityPath('k', { ack: 2, from: 2 })}`);
+    resumeNode(b);
+    assert.equal(slow.status, 504);
+    await until(() => events(a.stderr, 'request.slow').length > 0, 2000);
+    const slowRecords = events(a.stderr, 'request.slow', { op: 'get', status: 504 });
+    assert.equal(slowRecords.length, 1, a.stderr);
+    assert.ok((slowRecords[0]!.ms as number) >= 200);
+    assert.equal(slowRecords[0]!.level, 'warn');
+    await waitPeerState(a.url, peer, 'up');
 
     const downBefore = events(a.stderr, 'peer.down', { peer }).length;
     const upBefore = events(a.stderr, 'peer.up', { peer }).length;
