@@ -24,6 +24,9 @@ describe('serveOptions', () => {
       requestTimeoutMs: 1000,
       clusterSecret: undefined,
       clockSkewMaxMs: limits.clockSkewMaxMs,
+      logLevel: 'info',
+      logFormat: undefined,
+      slowRequestMs: limits.slowRequestMs,
     });
     assert.ok(Object.isFrozen(options));
     assert.ok(Object.isFrozen(options.cluster));
@@ -43,6 +46,9 @@ describe('serveOptions', () => {
       'request-timeout': '250',
       'cluster-secret': 's3cret',
       'max-clock-skew': '250',
+      'log-level': 'debug',
+      'log-format': 'pretty',
+      'slow-request': '0',
     });
     assert.equal(options.url, 'http://localhost:9000');
     assert.deepEqual(options.cluster, ['http://127.0.0.1:9001', 'http://localhost:9000']);
@@ -55,6 +61,20 @@ describe('serveOptions', () => {
       [65536, 0, 250, 's3cret'],
     );
     assert.equal(options.clockSkewMaxMs, 250);
+    assert.deepEqual([options.logLevel, options.logFormat, options.slowRequestMs], ['debug', 'pretty', 0]);
+  });
+
+  it('refuses an unknown log level or format, naming the choices', () => {
+    for (const [flag, value] of [
+      ['log-level', 'verbose'],
+      ['log-format', 'text'],
+      ['log-level', ''],
+    ] as const) {
+      assert.throws(
+        () => serveOptions({ ...base, [flag]: value }),
+        (err) => isRingkvError(err, 'RINGKV_CONFIG') && err.message.startsWith(`Bad --${flag}: expected `),
+      );
+    }
   });
 
   it('reads the clock offset knob from the environment', () => {
