@@ -89,7 +89,24 @@ describe('logs', () => {
     // Probes run every 250 ms: two seconds down is several failed attempts, and one record.
     await sleep(2000);
     assert.equal(events(a.stderr, 'peer.down', { peer }).length, downBefore + 1, a.stderr);
+    // Writes the stopped peer misses become hints, delivered (and logged once) when it is back.
+    for (const key of ['h1', 'h2', 'h3']) {
+      const put = await httpRequest(`${a.url}${entityPath(key, { ack: 1, from: 2 })}`, {
+        method: 'PUT',
+        body: key,
+      });
+      assert.equal(put.status, 201);
+    }
     await cluster.restart(1);
+    await until(
+      () => records(a.stderr).some((r) => r.event === 'hints' && r.msg.startsWith('Delivered')),
+      5000,
+    );
+    const deliveries = records(a.stderr).filter((r) => r.event === 'hints' && r.msg.startsWith('Delivered'));
+    assert.deepEqual(
+      deliveries.map((r) => r.msg),
+      [`Delivered 3 hints to ${peer}`],
+    );
     await until(() => events(a.stderr, 'peer.up', { peer }).length > upBefore, 5000);
     assert.equal(events(a.stderr, 'peer.up', { peer }).length, upBefore + 1, a.stderr);
 

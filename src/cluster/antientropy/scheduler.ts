@@ -279,6 +279,11 @@ export class AntiEntropy {
     this.#pulled += result.pulled;
     this.#pushed += result.pushed;
     this.#leftAlone += result.leftAlone;
+    if (result.pulled + result.pushed > 0) {
+      this.#log(
+        `Anti-entropy with ${result.peer} repaired ${result.pulled + result.pushed} keys (${result.pulled} pulled, ${result.pushed} pushed; ${result.differingBuckets} differing buckets)`,
+      );
+    }
     if (result.error !== undefined) {
       this.#failedExchanges++;
       this.#lastError = `${result.peer}: ${result.error}`;

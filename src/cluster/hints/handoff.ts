@@ -218,6 +218,7 @@ export class HintedHandoff {
     if (this.#busy.has(peer)) return;
     this.#busy.add(peer);
     this.#lastTriedMs.set(peer, Date.now());
+    let delivered = 0;
     try {
       while ((draining || !this.#stopping) && Date.now() < untilMs) {
         const batch = await this.#store.peek(peer, this.#batchEntriesMax, this.#batchBytesMax);
@@ -230,9 +231,15 @@ export class HintedHandoff {
         await this.#store.acknowledge(batch);
         this.#batches++;
         this.#delivered += batch.entries.length;
+        delivered += batch.entries.length;
       }
     } finally {
       this.#busy.delete(peer);
+      // One line per delivery to a peer, not per batch.
+      if (delivered > 0) {
+        const left = this.#store.pending(peer).entries;
+        this.#log(`Delivered ${delivered} hints to ${peer}${left > 0 ? `; ${left} still pending` : ''}`);
+      }
     }
   }
 
