@@ -7,6 +7,7 @@ export {
   parseEntityParams,
   parseRangeParams,
   quorum,
+  type RangeFormat,
   type RangeParams,
   type RangeScope,
 } from './params.js';

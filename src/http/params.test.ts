@@ -52,9 +52,23 @@ describe('parseEntityParams', () => {
   for (const [url, expected] of accepted) {
     it(`accepts ${url}`, () => {
       const params = parseEntityParams(url, limits);
-      assert.deepEqual({ ...params, key: params.key.toString('utf8') }, expected);
+      assert.deepEqual({ ...params, key: params.key.toString('utf8') }, { ...expected, trace: false });
     });
   }
+
+  it('reads trace=1 (first one wins) and refuses any other trace', () => {
+    assert.equal(parseEntityParams('/v0/entity?id=a&trace=1', limits).trace, true);
+    assert.equal(parseEntityParams('/v0/entity?trace=%31&id=a', limits).trace, true);
+    assert.equal(parseEntityParams('/v0/entity?id=a&trace=1&trace=2', limits).trace, true);
+    assert.equal(parseEntityParams('/v0/entity?id=a&tracer=1', limits).trace, false);
+    for (const query of ['trace=2', 'trace=x', 'trace=0', 'trace=', 'trace', 'trace=01', 'trace=true']) {
+      assert.throws(
+        () => parseEntityParams(`/v0/entity?id=a&${query}`, limits),
+        (err) => isRingkvError(err, 'RINGKV_BAD_REQUEST') && err.message === 'Bad trace: expected 1',
+        query,
+      );
+    }
+  });
 
   const refused: [string, ErrorCode, string][] = [
     ['/v0/entity', 'RINGKV_BAD_REQUEST', 'Missing id'],
@@ -119,6 +133,21 @@ describe('parseRangeParams', () => {
       ['a', 'ké', 'cluster'],
     );
     assert.equal(parseRangeParams('/v0/entities?start=a&scope=local', limits).scope, 'local');
+  });
+
+  it('reads format: ndjson, chunks, or none given', () => {
+    assert.equal(parseRangeParams('/v0/entities?start=a', limits).format, undefined);
+    assert.equal(parseRangeParams('/v0/entities?start=a&format=ndjson', limits).format, 'ndjson');
+    assert.equal(parseRangeParams('/v0/entities?format=%6Edjson&start=a', limits).format, 'ndjson');
+    assert.equal(parseRangeParams('/v0/entities?start=a&format=chunks', limits).format, 'chunks');
+    for (const format of ['json', 'NDJSON', '', 'ndjson%20', 'x-ndjson']) {
+      assert.throws(
+        () => parseRangeParams(`/v0/entities?start=a&format=${format}`, limits),
+        (err) =>
+          isRingkvError(err, 'RINGKV_BAD_REQUEST') && err.message === 'Bad format: expected ndjson or chunks',
+        format,
+      );
+    }
   });
 
   it('refuses a missing or empty start, an empty end, a bad scope, a long bound', () => {

@@ -32,15 +32,22 @@ export interface EntityParams {
   readonly from: number;
   /** Present only when the request gave one. */
   readonly ttlMs: number | undefined;
+  /** `trace=1`: the answer carries the request's receipt (replicas, version, read repair). */
+  readonly trace: boolean;
 }
 
 export type RangeScope = 'local' | 'cluster';
+
+/** A range answer's body: `key \n value` chunks (the default), or one JSON object per line. */
+export type RangeFormat = 'chunks' | 'ndjson';
 
 export interface RangeParams {
   readonly start: Buffer;
   /** Exclusive; undefined: to the last key. */
   readonly end: Buffer | undefined;
   readonly scope: RangeScope;
+  /** From `format=`; undefined when the query has none (the Accept header decides). */
+  readonly format: RangeFormat | undefined;
 }
 
 /** The query's raw (still encoded) values of the names ringkv knows. */
@@ -53,6 +60,8 @@ interface RawQuery {
   end: string | undefined;
   scope: string | undefined;
   ready: string | undefined;
+  trace: string | undefined;
+  format: string | undefined;
 }
 
 /** Largest number of digits in ack, from and ttl: 10^15 - 1 < 2^53. */
@@ -80,10 +89,11 @@ export function parseEntityParams(url: string, limits: ParamLimits): EntityParam
   const ack = raw.ack === undefined ? quorum(from) : positiveInteger(raw.ack, 'ack');
   if (ack > from) throw badRequest('Bad ack: larger than from');
   const ttlMs = raw.ttl === undefined ? undefined : positiveInteger(raw.ttl, 'ttl');
-  return { key, ack, from, ttlMs };
+  const trace = raw.trace !== undefined && flagOn(raw.trace, 'trace');
+  return { key, ack, from, ttlMs, trace };
 }
 
-/** Parameters of /v0/entities: start, end, scope. */
+/** Parameters of /v0/entities: start, end, scope, format. */
 export function parseRangeParams(url: string, limits: ParamLimits): RangeParams {
   const raw = scanQuery(url);
   if (raw.start === undefined) throw badRequest('Missing start');
@@ -95,7 +105,13 @@ export function parseRangeParams(url: string, limits: ParamLimits): RangeParams 
     if (text === 'cluster') scope = 'cluster';
     else if (text !== 'local') throw badRequest('Bad scope: expected cluster');
   }
-  return { start, end, scope };
+  let format: RangeFormat | undefined;
+  if (raw.format !== undefined) {
+    const text = decodeText(raw.format);
+    if (text === 'ndjson' || text === 'chunks') format = text;
+    else throw badRequest('Bad format: expected ndjson or chunks');
+  }
+  return { start, end, scope, format };
 }
 
 /**
@@ -106,8 +122,13 @@ export function parseRangeParams(url: string, limits: ParamLimits): RangeParams 
 export function parseHealthParams(url: string): { readonly ready: boolean } {
   const raw = scanQuery(url);
   if (raw.ready === undefined) return { ready: false };
-  if (decodeText(raw.ready) !== '1') throw badRequest('Bad ready: expected 1');
-  return { ready: true };
+  return { ready: flagOn(raw.ready, 'ready') };
+}
+
+/** A flag parameter that is either absent or exactly `1`: true, or RINGKV_BAD_REQUEST naming it. */
+function flagOn(raw: string, name: string): true {
+  if (raw !== '1' && decodeText(raw) !== '1') throw badRequest(`Bad ${name}: expected 1`);
+  return true;
 }
 
 /** The default `ack` for `from` replicas: a majority. */
@@ -203,6 +224,8 @@ function scanQuery(url: string): RawQuery {
     end: undefined,
     scope: undefined,
     ready: undefined,
+    trace: undefined,
+    format: undefined,
   };
   const q = url.indexOf('?');
   if (q === -1) return raw;
@@ -249,6 +272,12 @@ function assign(raw: RawQuery, name: string, value: string): void {
       break;
     case 'ready':
       raw.ready ??= value;
+      break;
+    case 'trace':
+      raw.trace ??= value;
+      break;
+    case 'format':
+      raw.format ??= value;
       break;
   }
 }

@@ -4,6 +4,7 @@
  * answer." A node with a 48 MiB heap serves a 120 MiB range to a client that
  * pauses now and then; every byte must arrive, the node must stay up, and
  * while the client is paused the node must not have buffered the range.
+ * The same range as NDJSON (every value base64 text, one line each) too.
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
@@ -51,6 +52,64 @@ describe('a range larger than the heap', () => {
   after(async () => {
     await killAllStarted();
     await removeTempDirs();
+  });
+
+  it('streams the same range as NDJSON (base64 values) to a slow reader, and the node stays up', async () => {
+    const before = await memoryOf(node);
+    // Each value is 1.33 MiB of base64 text in one line: 160 MiB in all, built one entry at a time.
+    let pending: Buffer[] = [];
+    let lines = 0;
+    let received = 0;
+    let mismatch: string | undefined;
+    const pausePoints = [8 * MiB, 60 * MiB];
+    const memoryWhilePaused: number[] = [];
+    const checkLine = (text: string) => {
+      const line = JSON.parse(text) as { key: string; value: string; valueBase64?: boolean };
+      if (line.key !== keyOf(lines) || line.valueBase64 !== true) mismatch ??= `line ${lines}: ${line.key}`;
+      else if (!Buffer.from(line.value, 'base64').equals(bigValue(lines)))
+        mismatch ??= `line ${lines} differs`;
+      lines++;
+    };
+    await new Promise<void>((resolve, reject) => {
+      const path = `${rangePath('big/', 'big0')}&format=ndjson`;
+      const req = request(`${node.url}${path}`, { agent: false }, (res) => {
+        assert.equal(res.statusCode, 200);
+        assert.equal(res.headers['content-type'], 'application/x-ndjson');
+        res.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+          let at = 0;
+          for (let newline = chunk.indexOf(0x0a); newline >= 0; newline = chunk.indexOf(0x0a, at)) {
+            pending.push(chunk.subarray(at, newline));
+            checkLine(Buffer.concat(pending).toString('latin1'));
+            pending = [];
+            at = newline + 1;
+          }
+          if (at < chunk.length) pending.push(chunk.subarray(at));
+          if (pausePoints.length > 0 && received >= pausePoints[0]!) {
+            pausePoints.shift();
+            res.pause();
+            sleep(500)
+              .then(() => memoryOf(node))
+              .then((memory) => {
+                memoryWhilePaused.push(memory.arrayBuffers);
+                res.resume();
+              }, reject);
+          }
+        });
+        res.on('end', resolve);
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(mismatch, undefined);
+    assert.equal(lines, VALUE_COUNT);
+    assert.equal(pending.length, 0, 'the body ends with a whole line');
+    assert.equal(memoryWhilePaused.length, 2);
+    const growthMiB = (memoryWhilePaused[0]! - before.arrayBuffers) / MiB;
+    assert.ok(growthMiB < 64, `node buffers grew by ${growthMiB.toFixed(1)} MiB while the reader was paused`);
+    // A node that buffered the answer would have run out of its 48 MiB heap.
+    assert.equal(node.exit, undefined);
   });
 
   it('streams every byte to a slow reader with flat memory, and the node stays up', async () => {

@@ -1,7 +1,8 @@
 /**
- * /v0/entities?start=S[&end=E][&scope=cluster]: the live entries with
- * S <= key < E in key order, as a chunked answer with one chunk per entry,
- * each exactly key '\n' value.
+ * /v0/entities?start=S[&end=E][&scope=cluster][&format=ndjson]: the live
+ * entries with S <= key < E in key order, as a chunked answer with one chunk
+ * per entry, each exactly key '\n' value; or, asked for with format=ndjson
+ * or an Accept header, one JSON object per line (range-format.ts).
  *
  * Streamed with back-pressure so that memory stays flat however large the
  * range: one cursor batch at a time, and when the socket's buffer is full
@@ -15,13 +16,12 @@
  * body without its final empty chunk.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Entry, EntryCursor } from '../../storage/index.js';
+import type { EntryCursor } from '../../storage/index.js';
 import { isLive } from '../../storage/index.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 import { parseRangeParams, type RangeParams } from '../params.js';
 import { NodeReply, type RouteContext, sendError } from './context.js';
-
-const NEWLINE = 0x0a;
+import { type RangeEncoding, rangeEncoding } from './range-format.js';
 
 /** Resolves once the answer is finished or abandoned and the cursor is closed; never rejects. */
 export async function handleEntities(
@@ -31,14 +31,17 @@ export async function handleEntities(
 ): Promise<void> {
   ctx.counters.range++;
   let cursor: EntryCursor;
+  let encoding: RangeEncoding;
   try {
-    cursor = openCursor(ctx, parseRangeParams(req.url!, ctx.paramLimits));
+    const params = parseRangeParams(req.url!, ctx.paramLimits);
+    encoding = rangeEncoding(params.format, req.headers.accept);
+    cursor = openCursor(ctx, params);
   } catch (err) {
     sendError(ctx, new NodeReply(res), err);
     return;
   }
   try {
-    await stream(ctx, res, cursor);
+    await stream(ctx, res, cursor, encoding);
   } catch (err) {
     if (!res.headersSent) {
       sendError(ctx, new NodeReply(res), err);
@@ -63,32 +66,28 @@ function openCursor(ctx: RouteContext, params: RangeParams): EntryCursor {
   return ctx.store.scanCluster(range);
 }
 
-async function stream(ctx: RouteContext, res: ServerResponse, cursor: EntryCursor): Promise<void> {
+async function stream(
+  ctx: RouteContext,
+  res: ServerResponse,
+  cursor: EntryCursor,
+  encoding: RangeEncoding,
+): Promise<void> {
+  const encode = encoding.encode;
   let batch = await cursor.next();
   if (res.destroyed) return;
   ctx.counters.countResponse(200);
-  res.writeHead(200, { 'content-type': 'application/octet-stream' });
+  res.writeHead(200, { 'content-type': encoding.contentType });
   while (batch !== undefined) {
     // A batch of tombstones writes nothing, so check here too that someone still listens.
     if (res.destroyed) return;
     const nowMs = Date.now();
     for (const entry of batch) {
       if (!isLive(entry, nowMs)) continue;
-      if (!res.write(frame(entry)) && !(await drained(res))) return;
+      if (!res.write(encode(entry)) && !(await drained(res))) return;
     }
     batch = await cursor.next();
   }
   if (!res.destroyed) res.end();
-}
-
-/** One entry as one chunk: key '\n' value, copied into a single buffer. */
-function frame(entry: Entry): Buffer {
-  const keyBytes = entry.key.length;
-  const out = Buffer.allocUnsafe(keyBytes + 1 + entry.value.length);
-  entry.key.copy(out, 0);
-  out[keyBytes] = NEWLINE;
-  entry.value.copy(out, keyBytes + 1);
-  return out;
 }
 
 /** Waits until the response can take more (true) or the connection is gone (false). */
