@@ -3,9 +3,10 @@
  * and where the file system is touched. It reads the TypeScript sources, so
  * a wrong-way or deep import fails `npm test` before anyone reads the diff.
  *
- * - Layers, bottom up: util, config, storage, cluster, http, node, cli. A
- *   source file imports its own package and the ones below it, never one
- *   above.
+ * - Layers, bottom up: util, config, client, storage, cluster, http, node,
+ *   cli. A source file imports its own package and the ones below it, never
+ *   one above. The client (package.json "exports") sits low so that it can
+ *   never pull in server code: it may use util and config only.
  * - Packages with an index.ts are entered through it from outside. The
  *   cluster package is a set of sub-packages (ring, transport, replication,
  *   hints, antientropy), each entered through its own index.ts, beside a few
@@ -23,7 +24,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
-const LAYERS = ['util', 'config', 'storage', 'cluster', 'http', 'node', 'cli'] as const;
+const LAYERS = ['util', 'config', 'client', 'storage', 'cluster', 'http', 'node', 'cli'] as const;
 /** Packages made of flat modules: any of them may be imported directly. */
 const FLAT = new Set(['util', 'config']);
 /** Where node:fs may be imported. */

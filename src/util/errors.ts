@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'RINGKV_UNAVAILABLE'
   | 'RINGKV_UNAUTHORIZED'
   | 'RINGKV_PROTOCOL'
+  | 'RINGKV_SERVER'
   | 'RINGKV_CONFIG';
 
 export class RingkvError extends Error {

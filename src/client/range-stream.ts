@@ -1,0 +1,180 @@
+/**
+ * A range (GET /v0/entities) read as a stream of entries, straight off a TCP
+ * socket with ResponseDecoder, because an entry's only frame is its HTTP
+ * chunk (response-decoder.ts says why fetch cannot be used). One connection
+ * per range, `Connection: close`: a range is long, and one abandoned midway
+ * cannot go back to a pool.
+ *
+ * Flow: the socket is read only when the caller asks for the next entry, so
+ * a caller that stops reading stops the socket (TCP back-pressure reaches the
+ * node, which stalls only this answer), and at most one socket read and one
+ * entry are held at a time.
+ *
+ * Failover: a node that refuses, resets, or answers 503 is replaced by the
+ * next one. A cluster range cut short after some entries goes on at another
+ * node from the key after the last one delivered (key + 0x00, the smallest
+ * key above it), so the caller sees each key once, in order. A range gives
+ * up once every node has failed in a row without an entry in between.
+ */
+import { connect, type Socket } from 'node:net';
+import { RingkvError } from '../util/errors.js';
+import {
+  ConnectionLost,
+  connectionFailureReason,
+  errorForStatus,
+  isConnectionFailure,
+  type RequestErrorFields,
+  TimeoutError,
+  UnavailableError,
+} from './errors.js';
+import { type Key, target } from './query.js';
+import { type DecoderEvent, ResponseDecoder } from './response-decoder.js';
+
+export interface RawEntry {
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+export interface RangePlan {
+  /** The nodes in the order to try them. */
+  readonly nodes: readonly string[];
+  readonly start: Key;
+  readonly end: Key | undefined;
+  readonly scope: 'cluster' | 'local';
+  /** The longest wait for the node: for the answer's head, then for each next piece of the body. */
+  readonly timeoutMs: number;
+  readonly signal: AbortSignal | undefined;
+  /** Told which node answered with 200, so that the client tries it first next time. */
+  readonly onAnswer: (node: string) => void;
+}
+
+/** Resolves each entry of the range in key order; see the module comment for failover. */
+export async function* streamRange(plan: RangePlan): AsyncGenerator<RawEntry, void, undefined> {
+  plan.signal?.throwIfAborted();
+  let start: Key = plan.start;
+  let failuresInARow = 0;
+  let last: RequestErrorFields = { reason: 'No node to ask' };
+  for (let attempt = 0; failuresInARow < plan.nodes.length; attempt++) {
+    const node = plan.nodes[attempt % plan.nodes.length]!;
+    const path = target('/v0/entities', { start, end: plan.end, scope: plan.scope });
+    const answer = new RangeAnswer(node, path, plan);
+    try {
+      const status = await answer.status();
+      if (status === 503) {
+        last = { status, reason: await answer.text(), node };
+        failuresInARow++;
+        continue;
+      }
+      if (status !== 200) throw errorForStatus(status, await answer.text(), node);
+      plan.onAnswer(node);
+      for (;;) {
+        const entry = await answer.entry();
+        if (entry === undefined) return;
+        failuresInARow = 0;
+        start = keyAfter(entry.key);
+        yield entry;
+      }
+    } catch (err) {
+      if (!isConnectionFailure(err)) throw err;
+      last = { reason: connectionFailureReason(err), node, cause: err };
+      failuresInARow++;
+    } finally {
+      answer.close();
+    }
+  }
+  throw new UnavailableError('RINGKV_UNAVAILABLE', last);
+}
+
+/** The smallest key above `key`. */
+function keyAfter(key: Buffer): Buffer {
+  const next = Buffer.allocUnsafe(key.length + 1);
+  key.copy(next, 0);
+  next[key.length] = 0;
+  return next;
+}
+
+/** One range request on its own connection, read event by event. */
+class RangeAnswer {
+  readonly #socket: Socket;
+  readonly #reads: AsyncIterator<Buffer>;
+  readonly #decoder = new ResponseDecoder();
+  readonly #node: string;
+  readonly #timeoutMs: number;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort: () => void;
+  /** Events the decoder gave at the connection's end. */
+  #atEnd: DecoderEvent[] | undefined;
+
+  constructor(node: string, path: string, plan: RangePlan) {
+    const url = new URL(node);
+    this.#node = node;
+    this.#timeoutMs = plan.timeoutMs;
+    this.#signal = plan.signal;
+    this.#socket = connect({ host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: Number(url.port || 80) });
+    this.#socket.setNoDelay(true);
+    // Errors reach the reader through #reads; this listener only keeps one that comes before a read from being unhandled.
+    this.#socket.on('error', () => {});
+    this.#socket.write(
+      `GET ${path} HTTP/1.1\r\nhost: ${url.host}\r\naccept: application/octet-stream\r\nconnection: close\r\n\r\n`,
+    );
+    this.#reads = this.#socket[Symbol.asyncIterator]();
+    this.#onAbort = () => this.#socket.destroy(plan.signal?.reason as Error);
+    this.#signal?.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  async status(): Promise<number> {
+    const event = await this.#next();
+    if (event.kind !== 'head') throw new RingkvError('RINGKV_PROTOCOL', 'Answer without a head');
+    return event.status;
+  }
+
+  /** The next entry of a 200 answer, or undefined at its end. */
+  async entry(): Promise<RawEntry | undefined> {
+    const event = await this.#next();
+    if (event.kind === 'end') return undefined;
+    if (event.kind !== 'chunk') throw new RingkvError('RINGKV_PROTOCOL', 'Unexpected second head');
+    const data = event.data;
+    const newline = data.indexOf(0x0a);
+    if (newline <= 0) throw new RingkvError('RINGKV_PROTOCOL', 'Range entry without a key');
+    return { key: data.subarray(0, newline), value: data.subarray(newline + 1) };
+  }
+
+  /** The whole body as text: the reason of an answer that is not 200. */
+  async text(): Promise<string> {
+    const parts: Buffer[] = [];
+    for (let event = await this.#next(); event.kind !== 'end'; event = await this.#next()) {
+      if (event.kind === 'chunk') parts.push(event.data);
+    }
+    return Buffer.concat(parts).toString('utf8').trim();
+  }
+
+  close(): void {
+    this.#signal?.removeEventListener('abort', this.#onAbort);
+    this.#socket.destroy();
+  }
+
+  async #next(): Promise<DecoderEvent> {
+    for (;;) {
+      const event = this.#atEnd === undefined ? this.#decoder.next() : this.#atEnd.shift();
+      if (event !== undefined) return event;
+      if (this.#atEnd !== undefined) throw new ConnectionLost('Connection closed after the answer');
+      const data = await this.#read();
+      if (data === undefined) this.#atEnd = this.#decoder.end();
+      else this.#decoder.push(data);
+    }
+  }
+
+  /** The next socket read, or undefined at the connection's end; at most #timeoutMs of waiting. */
+  async #read(): Promise<Buffer | undefined> {
+    const timer = setTimeout(() => {
+      const reason = `No answer within ${this.#timeoutMs} ms`;
+      this.#socket.destroy(new TimeoutError('RINGKV_TIMEOUT', { reason, node: this.#node }));
+    }, this.#timeoutMs);
+    try {
+      const read = await this.#reads.next();
+      return read.done === true ? undefined : read.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
