@@ -2,12 +2,15 @@
  * Helpers shared by the SSTable and compaction tests: temporary directories, sample
  * entries, writing a table in one call, draining a cursor.
  */
+
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Entry, tombstoneEntry, valueEntry } from '../../src/storage/entry/entry.js';
 import type { TableCursor } from '../../src/storage/sstable/reader.js';
 import { type TableMeta, TableWriter, type TableWriterOptions } from '../../src/storage/sstable/writer.js';
+import { CorruptionError } from '../../src/util/errors.js';
 
 export const SMALL_TABLE: TableWriterOptions = { blockBytes: 256, bloomBitsPerKey: 10 };
 
@@ -37,6 +40,48 @@ export function sampleEntries(count: number, step = 2): Entry[] {
       );
   }
   return out;
+}
+
+/**
+ * Entries whose values are small JSON documents that share their field names
+ * and some values (compressible, as real documents are), with a random-looking
+ * id in each; every 9th a tombstone.
+ */
+export function documentEntries(count: number): Entry[] {
+  const out: Entry[] = [];
+  const cities = ['Berlin', 'Lisbon', 'Tokyo', 'Oslo', 'Austin'];
+  for (let n = 0; n < count; n++) {
+    const key = sampleKey(n);
+    const version = 5000n + BigInt(n);
+    if (n % 9 === 4) {
+      out.push(tombstoneEntry(key, version));
+      continue;
+    }
+    const doc = {
+      id: `ord_${((n * 2654435761) >>> 0).toString(36)}`,
+      status: n % 3 === 0 ? 'shipped' : 'pending',
+      customer: { name: `Customer ${n % 17}`, city: cities[n % cities.length] },
+      items: Array.from({ length: 1 + (n % 4) }, (_, i) => ({
+        sku: `SKU-${(n * 31 + i) % 1000}`,
+        qty: 1 + i,
+      })),
+    };
+    out.push(valueEntry(key, version, Buffer.from(JSON.stringify(doc))));
+  }
+  return out;
+}
+
+/** An assert.throws/rejects check: a CorruptionError naming `path` and `offset`. */
+export function isCorruption(path: string, offset: number, detail?: RegExp) {
+  return (err: unknown): boolean => {
+    assert.ok(err instanceof CorruptionError, `expected CorruptionError, got ${String(err)}`);
+    assert.equal(err.code, 'RINGKV_CORRUPTION');
+    assert.equal(err.file, path);
+    assert.equal(err.offset, offset, err.message);
+    assert.ok(err.message.includes(path));
+    if (detail !== undefined) assert.match(err.message, detail);
+    return true;
+  };
 }
 
 export function writeTable(

@@ -2,23 +2,18 @@ import assert from 'node:assert/strict';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { drain, sampleEntries, tempDir, writeTable } from '../../../test/support/sstable-fixtures.js';
+import {
+  drain,
+  isCorruption,
+  sampleEntries,
+  tempDir,
+  writeTable,
+} from '../../../test/support/sstable-fixtures.js';
 import { CorruptionError } from '../../util/errors.js';
 import { BlockCache } from './cache.js';
 import { FOOTER_BYTES, Footer } from './format.js';
 import { TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';
-
-function isCorruption(path: string, offset: number) {
-  return (err: unknown): boolean => {
-    assert.ok(err instanceof CorruptionError, `expected CorruptionError, got ${String(err)}`);
-    assert.equal(err.code, 'RINGKV_CORRUPTION');
-    assert.equal(err.file, path);
-    assert.equal(err.offset, offset, err.message);
-    assert.ok(err.message.includes(path));
-    return true;
-  };
-}
 
 describe('corrupt tables', () => {
   const tmp = tempDir();

@@ -4,6 +4,7 @@ import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { propertyParams } from '../../../test/support/property.js';
 import { drain, plain, tempDir, writeTable } from '../../../test/support/sstable-fixtures.js';
+import { BLOCK_COMPRESSIONS } from '../../config/compression.js';
 import { compareBytes, compareRange, keyWord } from '../../util/bytes.js';
 import { type Entry, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { BlockCache } from './cache.js';
@@ -16,7 +17,13 @@ const entryArb = fc.record({
   tombstone: fc.boolean(),
   version: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
   expiresAtMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 47 })),
-  value: fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+  value: fc.oneof(
+    fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes)),
+    // Compressible values, so that blocks are stored compressed as well as raw.
+    fc
+      .tuple(fc.constantFrom('{"name":"', 'abc', '\u0000'), fc.nat(60), fc.nat(99))
+      .map(([piece, times, n]) => Buffer.from(`${piece.repeat(times)}${n}`)),
+  ),
 });
 
 describe('keyWord and TableIndex.findBlock (property)', () => {
@@ -46,12 +53,10 @@ describe('keyWord and TableIndex.findBlock (property)', () => {
         shortKeyArb,
         (keys, probe) => {
           const lastKeys = [...keys].sort(Buffer.compare);
-          const index = new TableIndex(
-            lastKeys[0]!,
-            lastKeys,
-            new Float64Array(lastKeys.length),
-            new Uint32Array(lastKeys.length),
-          );
+          const index = new TableIndex(lastKeys[0]!, lastKeys, {
+            offsets: new Float64Array(lastKeys.length),
+            bytes: new Uint32Array(lastKeys.length),
+          });
           let expected = lastKeys.findIndex((last) => Buffer.compare(last, probe) >= 0);
           if (expected === -1) expected = lastKeys.length;
           assert.equal(index.findBlock(probe), expected);
@@ -89,19 +94,23 @@ describe('SSTable round trip (property)', () => {
   const tmp = tempDir();
   after(() => tmp.remove());
   let serial = 0;
+  let compressedBlocks = 0;
+  let dictionaries = 0;
 
-  it('random sorted unique key sets read back exactly through get, cursors and scanTableSync', async () => {
+  it('random sorted unique key sets read back exactly through get, cursors and scanTableSync, with every codec', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.uniqueArray(fc.tuple(keyArb, entryArb), {
           minLength: 1,
           maxLength: 200,
+          size: 'large',
           selector: ([key]) => key.toString('hex'),
         }),
         fc.array(keyArb, { maxLength: 20 }),
         fc.integer({ min: 32, max: 2048 }),
         fc.tuple(keyArb, keyArb),
-        async (pairs, probes, blockBytes, [rangeA, rangeB]) => {
+        fc.constantFrom(...BLOCK_COMPRESSIONS),
+        async (pairs, probes, blockBytes, [rangeA, rangeB], compression) => {
           const entries: Entry[] = pairs
             .map(([key, e]) =>
               e.tombstone
@@ -110,12 +119,15 @@ describe('SSTable round trip (property)', () => {
             )
             .sort((a, b) => compareBytes(a.key, b.key));
           const path = join(tmp.dir, `${serial++}.sst`);
-          const meta = writeTable(path, entries, { blockBytes, bloomBitsPerKey: 10 }, serial);
+          const meta = writeTable(path, entries, { blockBytes, bloomBitsPerKey: 10, compression }, serial);
           assert.equal(meta.entryCount, entries.length);
 
           assert.deepEqual([...scanTableSync(path)].map(plain), entries.map(plain));
           const reader = await TableReader.open(path, serial, new BlockCache(64 * 1024));
           try {
+            const index = reader._index;
+            for (let i = 0; i < index.blockCount; i++) if (index.rawBytes(i) > 0) compressedBlocks++;
+            if (index.dictionary.length > 0) dictionaries++;
             for (const entry of entries) assert.deepEqual(plain(await reader.get(entry.key)), plain(entry));
             const byKey = new Map(entries.map((e) => [e.key.toString('hex'), e]));
             for (const probe of probes) {
@@ -132,7 +144,11 @@ describe('SSTable round trip (property)', () => {
           }
         },
       ),
-      propertyParams({ numRuns: 30 }),
+      propertyParams({ numRuns: 60 }),
+    );
+    assert.ok(
+      compressedBlocks > 0 && dictionaries > 0,
+      `${compressedBlocks} blocks, ${dictionaries} dictionaries`,
     );
   });
 });

@@ -5,7 +5,12 @@
  * stay in memory; data blocks come through the shared BlockCache, read on a
  * miss into a fresh buffer that is never mutated, so entries handed out
  * (views into blocks) stay valid for as long as the caller keeps them.
- * Callers must not mutate them either.
+ * Callers must not mutate them either. A compressed block is decompressed
+ * right after its read, on the event loop (compression.ts), and the cache
+ * keeps it decompressed: a cached block is searched by many reads, and
+ * decompressing it for each would cost more than the whole cached lookup
+ * (the page cache keeps the compressed bytes anyway). The cache's capacity
+ * therefore bounds decompressed bytes.
  *
  * Lifetime: the reader counts references. Every cursor holds one until it
  * is closed or exhausted, and every block read in flight holds one, so the
@@ -23,9 +28,10 @@ import { compareBytes, compareRange } from '../../util/bytes.js';
 import { CorruptionError, RingkvError } from '../../util/errors.js';
 import type { Entry } from '../entry/entry.js';
 import { nodeVfs, type Vfs, type VfsFile } from '../vfs/index.js';
-import { Block } from './block.js';
+import type { Block } from './block.js';
 import { BloomFilter } from './bloom.js';
 import type { BlockCache } from './cache.js';
+import { TableCompression } from './compression.js';
 import { decodeFooter, decodeIndex, FOOTER_BYTES, openSection, type TableIndex } from './format.js';
 
 /** Batches of entries in key order, each at most one block's worth and never empty. */
@@ -50,6 +56,7 @@ export class TableReader {
   readonly #cache: BlockCache;
   readonly #index: TableIndex;
   readonly #filter: BloomFilter;
+  readonly #compression: TableCompression;
   readonly #inflight = new Map<number, Promise<Block>>();
   #refs = 0;
   #closed = false;
@@ -67,6 +74,7 @@ export class TableReader {
       maxVersion: bigint;
       index: TableIndex;
       filter: BloomFilter;
+      compression: TableCompression;
     },
   ) {
     this.path = path;
@@ -81,6 +89,7 @@ export class TableReader {
     this.#cache = parts.cache;
     this.#index = parts.index;
     this.#filter = parts.filter;
+    this.#compression = parts.compression;
   }
 
   /** Opens and verifies a table; CorruptionError if its footer, index or filter is damaged or it is truncated. */
@@ -108,7 +117,7 @@ export class TableReader {
         footer.indexOffset,
         'index',
       );
-      const index = decodeIndex(indexPayload, path, footer.indexOffset, footer.indexOffset);
+      const index = decodeIndex(indexPayload, path, footer);
       const filterPayload = openSection(
         meta.subarray(footer.indexBytes),
         path,
@@ -129,6 +138,7 @@ export class TableReader {
         maxVersion: footer.maxVersion,
         index,
         filter,
+        compression: new TableCompression(footer.codec, index.dictionary),
       });
     } catch (err) {
       // The open failure is what the caller needs to see, not a failure to close.
@@ -190,7 +200,8 @@ export class TableReader {
       const index = this.#index;
       let blockIndex = 0;
       while (blockIndex < index.blockCount && !this.#closed) {
-        // One read covers consecutive uncached blocks up to chunkBytesMax.
+        // One read covers consecutive uncached blocks up to chunkBytesMax of decoded bytes (for
+        // compressed blocks the decompression, on the event loop, is the larger part of the work).
         while (
           blockIndex < index.blockCount &&
           this.#cache.has(this.fileNumber, index.blockOffset(blockIndex))
@@ -201,25 +212,31 @@ export class TableReader {
         const first = blockIndex;
         const chunkStart = index.blockOffset(first);
         let chunkEnd = chunkStart + index.blockBytes(first);
+        let decodedBytes = index.decodedBytes(first);
         blockIndex++;
         while (
           blockIndex < index.blockCount &&
           index.blockOffset(blockIndex) === chunkEnd &&
-          chunkEnd + index.blockBytes(blockIndex) - chunkStart <= chunkBytesMax
+          decodedBytes + index.decodedBytes(blockIndex) <= chunkBytesMax
         ) {
           chunkEnd += index.blockBytes(blockIndex);
+          decodedBytes += index.decodedBytes(blockIndex);
           blockIndex++;
         }
-        if (this.#cache.stats().bytes + (chunkEnd - chunkStart) > this.#cache.capacityBytes) return false;
+        if (this.#cache.stats().bytes + decodedBytes > this.#cache.capacityBytes) return false;
         const chunk = await readAt(this.#handle, this.path, chunkStart, chunkEnd - chunkStart);
         for (let i = first; i < blockIndex; i++) {
           const at = index.blockOffset(i) - chunkStart;
-          // A copy per block, so that evicting one frees its memory rather than pinning the chunk.
-          const bytes = Buffer.allocUnsafeSlow(index.blockBytes(i));
-          chunk.copy(bytes, 0, at, at + bytes.length);
+          let stored = chunk.subarray(at, at + index.blockBytes(i));
+          // A raw block gets a copy, so that evicting it frees its memory rather than pinning the
+          // chunk; a compressed one decompresses into a buffer of its own.
+          if (index.rawBytes(i) === 0) {
+            stored = Buffer.allocUnsafeSlow(stored.length);
+            chunk.copy(stored, 0, at, at + stored.length);
+          }
           let block: Block;
           try {
-            block = Block.decode(bytes, this.path, index.blockOffset(i));
+            block = this.#compression.openBlock(stored, index, i, this.path);
           } catch {
             continue;
           }
@@ -276,17 +293,20 @@ export class TableReader {
     const offset = this.#index.blockOffset(blockIndex);
     let pending = this.#inflight.get(offset);
     if (pending === undefined) {
-      pending = this.#readBlockUncached(offset, this.#index.blockBytes(blockIndex));
+      pending = this.#readBlockUncached(blockIndex);
       this.#inflight.set(offset, pending);
     }
     return pending;
   }
 
-  async #readBlockUncached(offset: number, bytes: number): Promise<Block> {
+  async #readBlockUncached(blockIndex: number): Promise<Block> {
+    const index = this.#index;
+    const offset = index.blockOffset(blockIndex);
     // The read holds a reference so that close() cannot pull the handle from under it.
     this.ref();
     try {
-      const block = Block.decode(await readAt(this.#handle, this.path, offset, bytes), this.path, offset);
+      const stored = await readAt(this.#handle, this.path, offset, index.blockBytes(blockIndex));
+      const block = this.#compression.openBlock(stored, index, blockIndex, this.path);
       if (!this.#closed) this.#cache.insert(this.fileNumber, block);
       return block;
     } finally {

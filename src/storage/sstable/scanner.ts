@@ -2,8 +2,9 @@
  * A synchronous front-to-back read of a whole table, for the compaction
  * worker thread (never the event loop). Footer, index and every data block
  * are checksum-verified; the filter is not read. Blocks are read in chunks
- * of about SCAN_CHUNK_BYTES, each into a fresh buffer, so the entries yielded
- * (views into those chunks) stay valid after the generator moves on.
+ * of about SCAN_CHUNK_BYTES, each into a fresh buffer, and compressed blocks
+ * are decompressed into buffers of their own, so the entries yielded (views
+ * into those buffers) stay valid after the generator moves on.
  *
  * TableRecordScan is the read itself, one record view at a time (what
  * compaction merges); scanTableSync yields it as Entry objects. The file is
@@ -14,7 +15,8 @@ import { CorruptionError } from '../../util/errors.js';
 import type { Entry } from '../entry/entry.js';
 import { RecordView } from '../entry/record.js';
 import { nodeVfs, type Vfs, type VfsFile } from '../vfs/index.js';
-import { Block } from './block.js';
+import type { Block } from './block.js';
+import { TableCompression } from './compression.js';
 import { decodeFooter, decodeIndex, FOOTER_BYTES, openSection, type TableIndex } from './format.js';
 
 /** One read call's worth: 1 MiB is a quarter of a default-size table. */
@@ -40,6 +42,7 @@ export class TableRecordScan {
   readonly record = new RecordView();
   #file: VfsFile | undefined;
   readonly #index: TableIndex;
+  readonly #compression: TableCompression;
   /** The next block to decode, and the first block past the chunk in memory. */
   #blockIndex = 0;
   #chunkEndBlock = 0;
@@ -64,7 +67,8 @@ export class TableRecordScan {
       const footer = decodeFooter(readAtSync(file, path, size - FOOTER_BYTES, FOOTER_BYTES), path, size);
       const indexSection = readAtSync(file, path, footer.indexOffset, footer.indexBytes);
       const indexPayload = openSection(indexSection, path, footer.indexOffset, 'index');
-      this.#index = decodeIndex(indexPayload, path, footer.indexOffset, footer.indexOffset);
+      this.#index = decodeIndex(indexPayload, path, footer);
+      this.#compression = new TableCompression(footer.codec, this.#index.dictionary);
     } catch (err) {
       file.closeSync();
       throw err;
@@ -95,10 +99,9 @@ export class TableRecordScan {
     const index = this.#index;
     if (this.#file === undefined || this.#blockIndex === index.blockCount) return false;
     if (this.#blockIndex === this.#chunkEndBlock) this.#readChunk();
-    const offset = index.blockOffset(this.#blockIndex);
-    const start = offset - this.#chunkStart;
-    const bytes = index.blockBytes(this.#blockIndex);
-    this.#block = Block.decode(this.#chunk!.subarray(start, start + bytes), this.path, offset);
+    const start = index.blockOffset(this.#blockIndex) - this.#chunkStart;
+    const stored = this.#chunk!.subarray(start, start + index.blockBytes(this.#blockIndex));
+    this.#block = this.#compression.openBlock(stored, index, this.#blockIndex, this.path);
     this.#blockIndex++;
     this.#entryIndex = 0;
     return true;

@@ -9,6 +9,10 @@
  * - Output is buffered and written in WRITE_CHUNK_BYTES pieces; data blocks
  *   are cut once the next entry would take a block past blockBytes, so an
  *   entry larger than blockBytes gets a block of its own.
+ * - With a codec (options.compression), each block is compressed once cut
+ *   (compression.ts). The first blocks, up to limits.compressionSampleBytes,
+ *   are held back raw until the table's dictionary is sampled from them;
+ *   it is kept only if it makes them smaller.
  * - finish() writes the last block, index, filter and footer, fsyncs the
  *   file and its directory (so the file's name survives a crash before the
  *   manifest names it), and closes. A table needs at least one entry.
@@ -20,6 +24,7 @@
  *   try { for (const e of sorted) w.add(e); meta = w.finish(); } catch (err) { w.abort(); throw err; }
  */
 import { dirname } from 'node:path';
+import type { BlockCompression } from '../../config/compression.js';
 import { limits } from '../../config/limits.js';
 import { assert } from '../../util/assert.js';
 import { compareRange, copyBytes } from '../../util/bytes.js';
@@ -29,7 +34,15 @@ import type { RecordView } from '../entry/record.js';
 import { isFsError, nodeVfs, type Vfs, type VfsFile, writeFullySync } from '../vfs/index.js';
 import { BlockBuilder } from './block.js';
 import { bloomHash, buildBloomFilter } from './bloom.js';
-import { encodeFooter, encodeIndex, FOOTER_BYTES, INDEX_KEY_BYTES_MAX, sealSection } from './format.js';
+import { codecId, sampleDictionary, TableCompression } from './compression.js';
+import {
+  Codec,
+  encodeFooter,
+  encodeIndex,
+  FOOTER_BYTES,
+  INDEX_KEY_BYTES_MAX,
+  sealSection,
+} from './format.js';
 
 /** Bytes gathered before one write call: 256 KiB makes a 4 MiB table 16 syscalls, not 1,000. */
 export const WRITE_CHUNK_BYTES = 256 * 1024;
@@ -49,6 +62,8 @@ export interface TableWriterOptions {
   blockBytes: number;
   /** Bloom filter bits per key (limits.bloomBitsPerKey); 0 writes no filter. */
   bloomBitsPerKey: number;
+  /** The codec of the table's data blocks (default none: every block stored raw). */
+  compression?: BlockCompression;
 }
 
 type WriterState = 'open' | 'finished' | 'aborted';
@@ -56,7 +71,7 @@ type WriterState = 'open' | 'finished' | 'aborted';
 export class TableWriter {
   readonly path: string;
   readonly fileNumber: number;
-  readonly #options: TableWriterOptions;
+  readonly #options: Required<TableWriterOptions>;
   readonly #vfs: Vfs;
   #file: VfsFile | undefined;
   #state: WriterState = 'open';
@@ -77,13 +92,24 @@ export class TableWriter {
   readonly #lastKeys: Buffer[] = [];
   readonly #blockOffsets: number[] = [];
   readonly #blockBytes: number[] = [];
+  readonly #rawBytes: number[] = [];
+  /** The table's codec and dictionary; undefined while the first blocks are held back to sample it. */
+  #compression: TableCompression | undefined;
+  /** Raw blocks cut but not yet written (copies), while #compression is undefined. */
+  #heldBlocks: Buffer[] = [];
+  #heldBytes = 0;
 
   constructor(path: string, fileNumber: number, options: TableWriterOptions, vfs: Vfs = nodeVfs) {
     assert(Number.isSafeInteger(options.blockBytes) && options.blockBytes > 0, 'blockBytes must be positive');
     assert(options.bloomBitsPerKey >= 0, 'bloomBitsPerKey must not be negative');
     this.path = path;
     this.fileNumber = fileNumber;
-    this.#options = { blockBytes: options.blockBytes, bloomBitsPerKey: options.bloomBitsPerKey };
+    this.#options = {
+      blockBytes: options.blockBytes,
+      bloomBitsPerKey: options.bloomBitsPerKey,
+      compression: options.compression ?? 'none',
+    };
+    if (this.#options.compression === 'none') this.#compression = new TableCompression(Codec.none);
     this.#block = new BlockBuilder(2 * options.blockBytes);
     this.#vfs = vfs;
     this.#file = vfs.openSync(path, 'wx');
@@ -95,7 +121,12 @@ export class TableWriter {
 
   /** Bytes written so far plus what is buffered, so compaction can cut outputs near a target. */
   get estimatedBytes(): number {
-    return this.#writtenBytes + this.#outBytes + (this.#block.entryCount > 0 ? this.#block.finishedBytes : 0);
+    return (
+      this.#writtenBytes +
+      this.#outBytes +
+      this.#heldBytes +
+      (this.#block.entryCount > 0 ? this.#block.finishedBytes : 0)
+    );
   }
 
   add(entry: Entry): void {
@@ -173,16 +204,20 @@ export class TableWriter {
     assert(this.#entryCount > 0, 'a table needs at least one entry: abort() an empty one');
     this.#state = 'finished';
     this.#cutBlock();
+    if (this.#compression === undefined) this.#startCompressing();
+    const compression = this.#compression!;
     const minVersion = joinVersion(this.#minVersionHigh, this.#minVersionLow);
     const maxVersion = joinVersion(this.#maxVersionHigh, this.#maxVersionLow);
 
     const indexOffset = this.#position();
     const index = sealSection(
       encodeIndex({
+        dictionary: compression.dictionary,
         smallestKey: this.#smallestKey!,
         lastKeys: this.#lastKeys,
         blockOffsets: this.#blockOffsets,
         blockBytes: this.#blockBytes,
+        rawBytes: this.#rawBytes,
       }),
     );
     this.#append(index);
@@ -200,6 +235,7 @@ export class TableWriter {
         entryCount: this.#entryCount,
         minVersion,
         maxVersion,
+        codec: compression.codec,
       }),
     );
     this.#flushOut();
@@ -240,16 +276,50 @@ export class TableWriter {
     }
   }
 
-  /** Ends the current block: appends it and records its index entry. */
+  /** Ends the current block: records its last key, and stores it (or holds it back while sampling). */
   #cutBlock(): void {
     if (this.#block.entryCount === 0) return;
     assert(this.#block.lastKey().length <= INDEX_KEY_BYTES_MAX, 'index keys have u16 lengths');
     this.#lastKeys.push(copyBytes(this.#block.lastKey()));
-    this.#blockOffsets.push(this.#position());
-    const bytes = this.#block.finish();
-    this.#blockBytes.push(bytes.length);
-    this.#append(bytes);
+    const raw = this.#block.finish();
+    if (this.#compression !== undefined) this.#storeBlock(raw, this.#compression.compress(raw));
+    else {
+      this.#heldBlocks.push(copyBytes(raw));
+      this.#heldBytes += raw.length;
+      if (this.#heldBytes >= limits.compressionSampleBytes) this.#startCompressing();
+    }
     this.#block.reset();
+  }
+
+  /**
+   * Samples the dictionary from every other held-back block and judges it on
+   * the rest (on the blocks it came from, it would save its own pieces): kept
+   * if those take less space with it than without. Then stores the held blocks.
+   */
+  #startCompressing(): void {
+    const codec = codecId(this.#options.compression);
+    const held = this.#heldBlocks;
+    let chosen = new TableCompression(codec);
+    const sampled = held.filter((_, i) => i % 2 === 0);
+    const judged = held.filter((_, i) => i % 2 === 1);
+    const dictionary = sampleDictionary(sampled, limits.compressionDictionaryBytesMax);
+    if (dictionary.length > 0 && judged.length > 0) {
+      const withDictionary = new TableCompression(codec, dictionary);
+      if (storedSize(judged, withDictionary) < storedSize(judged, chosen)) chosen = withDictionary;
+    }
+    this.#compression = chosen;
+    this.#heldBlocks = [];
+    this.#heldBytes = 0;
+    for (const raw of held) this.#storeBlock(raw, chosen.compress(raw));
+  }
+
+  /** Appends a block, compressed when `compressed` is given, and records its index entry. */
+  #storeBlock(raw: Buffer, compressed: Buffer | undefined): void {
+    this.#blockOffsets.push(this.#position());
+    const bytes = compressed ?? raw;
+    this.#blockBytes.push(bytes.length);
+    this.#rawBytes.push(compressed === undefined ? 0 : raw.length);
+    this.#append(bytes);
   }
 
   /** The file offset the next appended byte lands at. */
@@ -279,6 +349,13 @@ export class TableWriter {
     writeFullySync(file, bytes, 0, bytes.length, this.#writtenBytes);
     this.#writtenBytes += bytes.length;
   }
+}
+
+/** The bytes `blocks` would take in the file with `compression` (each compressed or raw). */
+function storedSize(blocks: readonly Buffer[], compression: TableCompression): number {
+  let total = 0;
+  for (const raw of blocks) total += (compression.compress(raw) ?? raw).length;
+  return total;
 }
 
 function joinVersion(high: number, low: number): bigint {
