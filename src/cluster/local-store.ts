@@ -7,21 +7,27 @@
  * ordered by when they were made even within one millisecond. TTLs are turned
  * into an absolute expiry with the same clock's wall time, which is what
  * isLive() is later compared against.
+ *
+ * A traced request's receipt names this node (`selfUrl`) as its one replica.
  */
 import type { Engine, Entry, EntryCursor, ScanRange } from '../storage/index.js';
 import { tombstoneEntry, valueEntry } from '../storage/index.js';
 import { assert } from '../util/assert.js';
 import type { HybridClock } from './clock.js';
+import type { Receipt } from './receipt.js';
 import type { PutOptions, ReplicaOptions, Store } from './store.js';
 
 export class LocalStore implements Store {
   readonly clusterSize = 1;
   readonly #engine: Engine;
   readonly #clock: HybridClock;
+  readonly #selfUrl: string;
 
-  constructor(engine: Engine, clock: HybridClock) {
+  /** `selfUrl`: this node's URL, for receipts ('local' when left out). */
+  constructor(engine: Engine, clock: HybridClock, options: { readonly selfUrl?: string } = {}) {
     this.#engine = engine;
     this.#clock = clock;
+    this.#selfUrl = options.selfUrl ?? 'local';
   }
 
   async get(key: Buffer, options: ReplicaOptions): Promise<Entry | undefined> {
@@ -30,6 +36,12 @@ export class LocalStore implements Store {
     // After a restart the clock starts from wall time; seeing stored versions
     // keeps it from stamping below them should the wall clock have gone back.
     if (entry !== undefined) this.#clock.observe(entry.version);
+    const receipt = options.receipt;
+    if (receipt !== undefined) {
+      receipt.answered(this.#selfUrl, entry);
+      receipt.sealRead(entry, [this.#selfUrl]);
+      receipt.repairDecided('none');
+    }
     return entry;
   }
 
@@ -38,11 +50,14 @@ export class LocalStore implements Store {
     const version = this.#clock.now();
     const expiresAtMs = options.ttlMs === undefined ? 0 : this.#clock.wallMs() + options.ttlMs;
     await this.#engine.write(valueEntry(key, version, value, expiresAtMs));
+    if (options.receipt !== undefined) this.#wrote(options.receipt, version);
   }
 
   async delete(key: Buffer, options: ReplicaOptions): Promise<void> {
     assert(options.from === 1, 'A one-node store has one replica');
-    await this.#engine.write(tombstoneEntry(key, this.#clock.now()));
+    const version = this.#clock.now();
+    await this.#engine.write(tombstoneEntry(key, version));
+    if (options.receipt !== undefined) this.#wrote(options.receipt, version);
   }
 
   scanLocal(range: ScanRange): EntryCursor {
@@ -55,5 +70,11 @@ export class LocalStore implements Store {
 
   close(): Promise<void> {
     return this.#engine.close();
+  }
+
+  #wrote(receipt: Receipt, version: bigint): void {
+    receipt.beginWrite(version);
+    receipt.wrote(this.#selfUrl, 'ok');
+    receipt.sealWrite([this.#selfUrl]);
   }
 }

@@ -11,14 +11,20 @@
  *   RingkvError('RINGKV_NOT_ENOUGH_REPLICAS'), which the server maps to 504.
  * - The routes have validated the options: 1 <= ack <= from <= clusterSize.
  * - Calls may overlap; calls after close() reject with RINGKV_CLOSED.
+ * - get(), put() and delete() given a Receipt (options.receipt, receipt.ts)
+ *   fill it in before they settle: the replicas and their outcomes, the version, the read
+ *   repair. Without one they do no tracing work at all.
  */
 import type { Entry, EntryCursor, ScanRange } from '../storage/index.js';
+import type { Receipt } from './receipt.js';
 
 export interface ReplicaOptions {
   /** Replicas that must answer before the request succeeds. */
   readonly ack: number;
   /** Replicas the request goes to: a prefix of the key's replica list. */
   readonly from: number;
+  /** A traced request's receipt, filled in by the store; absent for the others. */
+  readonly receipt?: Receipt | undefined;
 }
 
 export interface PutOptions extends ReplicaOptions {

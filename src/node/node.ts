@@ -112,7 +112,7 @@ export class Node {
               onClockSample: (peer, _skewMs, rttMs) => metrics.observeRtt(peer, rttMs),
             })
           : undefined;
-      const store: Store = parts?.store ?? new LocalStore(engine, clock);
+      const store: Store = parts?.store ?? new LocalStore(engine, clock, { selfUrl: options.url });
       const internode = parts?.internode;
       // The node is built before it listens, so that readiness can read its state.
       let node: Node | undefined;

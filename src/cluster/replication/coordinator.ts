@@ -23,6 +23,8 @@
  *   `ack` can no longer be reached (tally.ts).
  * - Every version in an answer (reads, conflicts) advances the clock.
  * - Calls may overlap freely. Deadlines share one coarse timer.
+ * - A traced request (options.receipt) has its receipt filled in by the
+ *   round that answers it (../receipt.ts).
  *
  *   const store = new ClusterStore({ selfUrl, ring, engine, clock, transport, requestTimeoutMs: 1000 });
  *   await store.put(key, value, { ack: 2, from: 3 });
@@ -161,7 +163,8 @@ export class ClusterStore implements Store {
     this.#check(options);
     this.#counters.gets++;
     const replicas = this.#ring.replicas(key, options.from);
-    return this.#counted(this.#reads.read(key, replicas, options.ack, Date.now() + this.#requestTimeoutMs));
+    const deadlineMs = Date.now() + this.#requestTimeoutMs;
+    return this.#counted(this.#reads.read(key, replicas, options.ack, deadlineMs, options.receipt));
   }
 
   async put(key: Buffer, value: Buffer, options: PutOptions): Promise<void> {
@@ -239,7 +242,8 @@ export class ClusterStore implements Store {
 
   #write(key: Buffer, options: ReplicaOptions, make: (version: bigint) => Entry): Promise<void> {
     const replicas = this.#ring.replicas(key, options.from);
-    return this.#writes.write(make, replicas, options.ack, Date.now() + this.#requestTimeoutMs);
+    const deadlineMs = Date.now() + this.#requestTimeoutMs;
+    return this.#writes.write(make, replicas, options.ack, deadlineMs, options.receipt);
   }
 
   /** Counts 504s on their way to the route. */

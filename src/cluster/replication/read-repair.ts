@@ -15,6 +15,12 @@ import type { Entry } from '../../storage/index.js';
 import { compareVersions, newer } from '../../storage/index.js';
 import { type CoordinatorContext, writeReplica } from './coordinator-context.js';
 
+/**
+ * What repair() did: `started` writes to at least one replica, `skipped`
+ * every write it needed (too many under way), or `none` was needed.
+ */
+export type RepairOutcome = 'started' | 'skipped' | 'none';
+
 /** One replica's answer to a read; `entry` undefined for none, or for a copy it could not read. */
 export interface ReadAnswer {
   readonly peer: string;
@@ -40,17 +46,20 @@ export class ReadRepair {
   }
 
   /** Writes the newest answer back to the replicas that answered an older version or none. */
-  repair(key: Buffer, answers: readonly ReadAnswer[]): void {
+  repair(key: Buffer, answers: readonly ReadAnswer[]): RepairOutcome {
     const context = this.#context;
     let newest: Entry | undefined;
     for (const answer of answers) newest = newer(newest, answer.entry);
-    if (newest === undefined || this.#isClosed()) return;
+    if (newest === undefined || this.#isClosed()) return 'none';
+    let outcome: RepairOutcome = 'none';
     for (const answer of answers) {
       if (answer.entry !== undefined && compareVersions(answer.entry, newest) >= 0) continue;
       if (this.#inFlight >= this.#inFlightMax) {
         context.counters.readRepairsSkipped++;
+        if (outcome === 'none') outcome = 'skipped';
         continue;
       }
+      outcome = 'started';
       this.#inFlight++;
       context.counters.readRepairs++;
       const peer = answer.peer;
@@ -65,6 +74,7 @@ export class ReadRepair {
         },
       );
     }
+    return outcome;
   }
 }
 

@@ -15,40 +15,47 @@
  * - When every replica asked has answered (late ones too), the answers go
  *   to `repair` (read-repair.ts). A replica that could not read its copy (a
  *   damaged block) counts there as one that answered none.
+ * - A traced read's receipt records the answers counted for the reply, is
+ *   sealed with the reply, and learns the repair's outcome when it is made.
  *
- *   const entry = await reads.read(key, replicas, ack, deadlineMs);
+ *   const entry = await reads.read(key, replicas, ack, deadlineMs, receipt); // receipt: undefined untraced
  */
 import { limits } from '../../config/limits.js';
 import type { Entry } from '../../storage/index.js';
 import { newer } from '../../storage/index.js';
 import type { Expirable } from '../../util/deadlines.js';
 import { isRingkvError } from '../../util/errors.js';
+import type { Receipt } from '../receipt.js';
 import { type CoordinatorContext, readReplica } from './coordinator-context.js';
-import type { ReadAnswer } from './read-repair.js';
+import type { ReadAnswer, RepairOutcome } from './read-repair.js';
 import { Tally } from './tally.js';
 
 export class ReadRounds {
   readonly #context: CoordinatorContext;
   readonly #hedgeMs: number;
-  readonly #repair: (key: Buffer, answers: readonly ReadAnswer[]) => void;
+  readonly #repair: (key: Buffer, answers: readonly ReadAnswer[]) => RepairOutcome;
   /** Hedges that may be made now: refilled by limits.readHedgeShare per read, up to limits.readHedgeBurst. */
   #hedgeBudget: number = limits.readHedgeBurst;
 
   constructor(
     context: CoordinatorContext,
-    options: { hedgeMs: number; repair: (key: Buffer, answers: readonly ReadAnswer[]) => void },
+    options: { hedgeMs: number; repair: (key: Buffer, answers: readonly ReadAnswer[]) => RepairOutcome },
   ) {
     this.#context = context;
     this.#hedgeMs = options.hedgeMs;
     this.#repair = options.repair;
   }
 
-  /** Resolves to the newest of the first `ack` answers; rejects with RINGKV_NOT_ENOUGH_REPLICAS. */
+  /**
+   * Resolves to the newest of the first `ack` answers; rejects with
+   * RINGKV_NOT_ENOUGH_REPLICAS. A `receipt` is filled in before it settles.
+   */
   read(
     key: Buffer,
     replicas: readonly string[],
     ack: number,
     deadlineMs: number,
+    receipt: Receipt | undefined,
   ): Promise<Entry | undefined> {
     const context = this.#context;
     const { counters, deadlines } = context;
@@ -68,13 +75,17 @@ export class ReadRounds {
         onDone: (err) => {
           deadlines.remove(hedge);
           deadlines.remove(lateHedge);
+          if (receipt !== undefined) receipt.sealRead(newest, candidates.slice(0, asked));
           if (err === undefined) resolve(newest);
           else reject(err);
         },
       });
       const settle = (): void => {
         // Nobody more is asked once the tally is done, so this is the last answer.
-        if (++settled === asked && tally.done) this.#repair(key, answers);
+        if (++settled === asked && tally.done) {
+          const repaired = this.#repair(key, answers);
+          receipt?.repairDecided(repaired);
+        }
       };
       const ask = (peer: string): void => {
         asked++;
@@ -83,7 +94,10 @@ export class ReadRounds {
             if (entry !== undefined) context.clock.observe(entry.version);
             answers.push({ peer, entry });
             // INVARIANT: `newest` covers the answers counted so far, so the reply is the newest of the first `ack`.
-            if (!tally.done) newest = newer(newest, entry);
+            if (!tally.done) {
+              newest = newer(newest, entry);
+              receipt?.answered(peer, entry);
+            }
             tally.succeed();
             settle();
           },
@@ -91,6 +105,7 @@ export class ReadRounds {
             context.replicaFailed(peer, err);
             // A replica that cannot read its copy (a damaged block) gets the newest one written back.
             if (isRingkvError(err, 'RINGKV_CORRUPTION')) answers.push({ peer, entry: undefined });
+            if (!tally.done) receipt?.readFailed(peer);
             tally.fail(peer, err);
             // A replacement for the failed replica, while the reply still needs one.
             if (!tally.done && asked < candidates.length) ask(candidates[asked]!);

@@ -12,11 +12,14 @@
  * - Nothing is cancelled: replicas that answer after the reply still apply
  *   the write, and every failure (before or after the reply) is handed to
  *   `onReplicaWriteFailed` (hinted handoff hooks in there).
+ * - A traced write's receipt (../receipt.ts) shows the last round: its
+ *   version and the replicas' answers counted for the reply.
  *
- *   await writes.write((version) => valueEntry(key, version, value, 0), replicas, ack, deadlineMs);
+ *   await writes.write((version) => valueEntry(key, version, value, 0), replicas, ack, deadlineMs, undefined);
  */
 import type { Entry } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
+import type { Receipt } from '../receipt.js';
 import { type CoordinatorContext, writeReplica } from './coordinator-context.js';
 import { Tally } from './tally.js';
 
@@ -37,16 +40,23 @@ export class WriteRounds {
     this.#onReplicaWriteFailed = options.onReplicaWriteFailed;
   }
 
-  /** Writes the entry `make` builds for a version, re-stamped on conflicts; rejects with RINGKV_NOT_ENOUGH_REPLICAS. */
+  /**
+   * Writes the entry `make` builds for a version, re-stamped on conflicts;
+   * rejects with RINGKV_NOT_ENOUGH_REPLICAS. A `receipt` gets the last
+   * round's version and replicas.
+   */
   async write(
     make: (version: bigint) => Entry,
     replicas: readonly string[],
     ack: number,
     deadlineMs: number,
+    receipt: Receipt | undefined,
   ): Promise<void> {
     const clock = this.#context.clock;
     for (let attempt = 0; ; attempt++) {
-      const conflict = await this.#round(make(clock.now()), replicas, ack, deadlineMs);
+      const entry = make(clock.now());
+      receipt?.beginWrite(entry.version);
+      const conflict = await this.#round(entry, replicas, ack, deadlineMs, receipt);
       if (conflict === undefined) return;
       if (!clock.observe(conflict)) {
         throw new RingkvError(
@@ -74,6 +84,7 @@ export class WriteRounds {
     replicas: readonly string[],
     ack: number,
     deadlineMs: number,
+    receipt: Receipt | undefined,
   ): Promise<bigint | undefined> {
     const context = this.#context;
     return new Promise((resolve, reject) => {
@@ -83,23 +94,32 @@ export class WriteRounds {
         deadlineMs,
         deadlines: context.deadlines,
         timeoutMs: context.requestTimeoutMs,
-        onDone: (err, conflict) => (err === undefined ? resolve(conflict) : reject(err)),
+        onDone: (err, conflict) => {
+          receipt?.sealWrite(replicas);
+          if (err === undefined) resolve(conflict);
+          else reject(err);
+        },
       });
       for (const peer of replicas) {
         void writeReplica(context, peer, entry, deadlineMs).then(
           (conflict) => {
             if (conflict === undefined) {
+              if (!tally.done) receipt?.wrote(peer, 'ok');
               tally.succeed();
               return;
             }
             context.counters.conflicts++;
             // Late conflicts are observed only: the reply's `ack` answers were conflict-free.
             if (tally.done) context.clock.observe(conflict);
-            else tally.finish(undefined, conflict);
+            else {
+              receipt?.wrote(peer, 'conflict');
+              tally.finish(undefined, conflict);
+            }
           },
           (err: unknown) => {
             context.replicaFailed(peer, err);
             this.#onReplicaWriteFailed?.(peer, entry, err);
+            if (!tally.done) receipt?.wrote(peer, 'failed');
             tally.fail(peer, err);
           },
         );

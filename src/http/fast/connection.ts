@@ -20,10 +20,16 @@
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { RequestOp } from '../request-metrics.js';
-import { type Reply, type RouteContext, sendError, sendLeaving } from '../routes/context.js';
+import {
+  type ExtraHeaders,
+  type Reply,
+  type RouteContext,
+  sendError,
+  sendLeaving,
+} from '../routes/context.js';
 import { deleteEntity, getEntity, putValue } from '../routes/entity.js';
 import { HAND_OVER, Method, NEED_MORE, parseRequestHead } from './request-head.js';
-import { CLOSE_LINES, encodeResponse } from './response.js';
+import { CLOSE_LINES, encodeResponse, headerLines } from './response.js';
 
 /** What a connection needs from the fast path that owns it (fast-path.ts). */
 export interface ConnectionHost {
@@ -149,6 +155,7 @@ export class FastConnection {
     contentType: string | undefined,
     body: Buffer | string,
     close: boolean,
+    headers: ExtraHeaders | undefined,
   ): void {
     if (this.#phase !== Phase.Answering || request !== this.#requests) return;
     const socket = this.#socket;
@@ -158,11 +165,12 @@ export class FastConnection {
     }
     // A client that has ended its side gets `close` with the answer to its last request.
     const closeAfter = close || (this.#ended && this.#unread === undefined);
+    const connectionLines = closeAfter ? CLOSE_LINES : this.#host.keepAliveLines;
     const bytes = encodeResponse(
       status,
       contentType,
       body,
-      closeAfter ? CLOSE_LINES : this.#host.keepAliveLines,
+      headers === undefined ? connectionLines : headerLines(headers) + connectionLines,
     );
     const nowMs = performance.now();
     this.#host.ctx.requestMetrics.observe(this.#op, status, (nowMs - this.#answerStartMs) / 1000);
@@ -303,7 +311,8 @@ export class FastConnection {
     // become the answer to the next request.
     const request = ++this.#requests;
     const reply: Reply = {
-      send: (status, contentType, body, close) => this.#send(request, status, contentType, body, close),
+      send: (status, contentType, body, close, headers) =>
+        this.#send(request, status, contentType, body, close, headers),
     };
     const ctx = this.#host.ctx;
     ctx.counters.fastPath++;

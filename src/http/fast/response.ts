@@ -67,3 +67,15 @@ export function keepAliveLines(keepAliveTimeoutMs: number): string {
 }
 
 export const CLOSE_LINES = 'connection: close\r\n';
+
+/**
+ * Header lines for more fields (a traced answer's receipt), to go before
+ * the connection lines: `name: value` CRLF each.
+ *
+ *   headerLines(['x-ringkv-version', '42']) === 'x-ringkv-version: 42\r\n'
+ */
+export function headerLines(headers: readonly string[]): string {
+  let lines = '';
+  for (let i = 0; i < headers.length; i += 2) lines += `${headers[i]}: ${headers[i + 1]}\r\n`;
+  return lines;
+}

@@ -83,14 +83,28 @@ export interface RouteContext {
   closing: boolean;
 }
 
+/**
+ * More header fields for one answer, names and values alternating (as
+ * rawHeaders): names in lower case, values visible ASCII. Only traced
+ * answers have any (receipt.ts); the others pass undefined.
+ */
+export type ExtraHeaders = readonly string[];
+
 /** Where a route's one answer goes. */
 export interface Reply {
   /**
    * Sends the whole answer: the status, a content type (none for an empty
-   * body) and the body; `close` asks the client to close the connection.
+   * body) and the body; `close` asks the client to close the connection;
+   * `headers`, when given, are sent too.
    * Does nothing once the connection is gone or an answer was sent.
    */
-  send(status: number, contentType: string | undefined, body: Buffer | string, close: boolean): void;
+  send(
+    status: number,
+    contentType: string | undefined,
+    body: Buffer | string,
+    close: boolean,
+    headers?: ExtraHeaders,
+  ): void;
 }
 
 /** A Reply on a node:http response. */
@@ -101,10 +115,18 @@ export class NodeReply implements Reply {
     this.#res = res;
   }
 
-  send(status: number, contentType: string | undefined, body: Buffer | string, close: boolean): void {
+  send(
+    status: number,
+    contentType: string | undefined,
+    body: Buffer | string,
+    close: boolean,
+    headers?: ExtraHeaders,
+  ): void {
     const res = this.#res;
     if (res.headersSent || res.destroyed) return;
     if (close) res.setHeader('connection', 'close');
+    if (headers !== undefined)
+      for (let i = 0; i < headers.length; i += 2) res.setHeader(headers[i]!, headers[i + 1]!);
     const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     res.writeHead(
       status,
@@ -133,20 +155,32 @@ export function onlyGet(ctx: RouteContext, req: IncomingMessage, res: ServerResp
 }
 
 /** A short text answer. */
-export function sendText(ctx: RouteContext, reply: Reply, status: number, body: string): void {
+export function sendText(
+  ctx: RouteContext,
+  reply: Reply,
+  status: number,
+  body: string,
+  headers?: ExtraHeaders,
+): void {
   ctx.counters.countResponse(status);
-  reply.send(status, TEXT_TYPE, body, ctx.closing || ctx.leaving);
+  reply.send(status, TEXT_TYPE, body, ctx.closing || ctx.leaving, headers);
 }
 
 /** An answer without a body (201, 202). */
-export function sendEmpty(ctx: RouteContext, reply: Reply, status: number): void {
+export function sendEmpty(ctx: RouteContext, reply: Reply, status: number, headers?: ExtraHeaders): void {
   ctx.counters.countResponse(status);
-  reply.send(status, undefined, '', ctx.closing || ctx.leaving);
+  reply.send(status, undefined, '', ctx.closing || ctx.leaving, headers);
 }
 
-export function sendBytes(ctx: RouteContext, reply: Reply, status: number, body: Buffer): void {
+export function sendBytes(
+  ctx: RouteContext,
+  reply: Reply,
+  status: number,
+  body: Buffer,
+  headers?: ExtraHeaders,
+): void {
   ctx.counters.countResponse(status);
-  reply.send(status, BYTES_TYPE, body, ctx.closing || ctx.leaving);
+  reply.send(status, BYTES_TYPE, body, ctx.closing || ctx.leaving, headers);
 }
 
 /** A JSON answer (`body` already serialized). */
@@ -167,12 +201,12 @@ export function sendLeaving(ctx: RouteContext, reply: Reply): void {
 }
 
 /** The answer for any thrown error; unexpected ones and damaged files are logged (one line) and counted. */
-export function sendError(ctx: RouteContext, reply: Reply, err: unknown): void {
+export function sendError(ctx: RouteContext, reply: Reply, err: unknown, headers?: ExtraHeaders): void {
   const answer = errorAnswer(err);
   if (answer.logLine !== undefined) {
     if (isRingkvError(err, 'RINGKV_CORRUPTION')) ctx.counters.corruption++;
     else ctx.counters.internalErrors++;
     ctx.log(answer.logLine);
   }
-  sendText(ctx, reply, answer.status, answer.body);
+  sendText(ctx, reply, answer.status, answer.body, headers);
 }

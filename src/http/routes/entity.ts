@@ -17,6 +17,7 @@
  * its own Reply.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { PutOptions } from '../../cluster/store.js';
 import { limits } from '../../config/limits.js';
 import { EMPTY, isLive } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
@@ -30,6 +31,7 @@ import {
   sendError,
   sendText,
 } from './context.js';
+import { receiptHeaders, tracedOptions } from './receipt.js';
 
 /** /v0/entity through node:http. */
 export function handleEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
@@ -59,17 +61,23 @@ function entityParamsOrAnswer(ctx: RouteContext, url: string, reply: Reply): Ent
   }
 }
 
-/** GET of the key in `url` (the request target), answered through `reply`. */
+/**
+ * GET of the key in `url` (the request target), answered through `reply`.
+ * With `trace=1` the store fills in a receipt, and the answer (200, 404 or
+ * an error such as 504) carries it (receipt.ts).
+ */
 export function getEntity(ctx: RouteContext, url: string, reply: Reply): void {
   ctx.counters.get++;
   const params = entityParamsOrAnswer(ctx, url, reply);
   if (params === undefined) return;
-  ctx.store.get(params.key, params).then(
+  const options: PutOptions = params.trace ? tracedOptions(params) : params;
+  ctx.store.get(params.key, options).then(
     (entry) => {
-      if (entry !== undefined && isLive(entry, Date.now())) sendBytes(ctx, reply, 200, entry.value);
-      else sendText(ctx, reply, 404, 'Not found');
+      const headers = receiptHeaders(options.receipt);
+      if (entry !== undefined && isLive(entry, Date.now())) sendBytes(ctx, reply, 200, entry.value, headers);
+      else sendText(ctx, reply, 404, 'Not found', headers);
     },
-    (err: unknown) => sendError(ctx, reply, err),
+    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(options.receipt)),
   );
 }
 
@@ -78,9 +86,10 @@ export function deleteEntity(ctx: RouteContext, url: string, reply: Reply): void
   ctx.counters.delete++;
   const params = entityParamsOrAnswer(ctx, url, reply);
   if (params === undefined) return;
-  ctx.store.delete(params.key, params).then(
-    () => sendEmpty(ctx, reply, 202),
-    (err: unknown) => sendError(ctx, reply, err),
+  const options: PutOptions = params.trace ? tracedOptions(params) : params;
+  ctx.store.delete(params.key, options).then(
+    () => sendEmpty(ctx, reply, 202, receiptHeaders(options.receipt)),
+    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(options.receipt)),
   );
 }
 
@@ -166,9 +175,10 @@ function readChunkedBody(ctx: RouteContext, req: IncomingMessage, reply: Reply, 
 }
 
 function store(ctx: RouteContext, reply: Reply, params: EntityParams, value: Buffer): void {
-  ctx.store.put(params.key, value, params).then(
-    () => sendEmpty(ctx, reply, 201),
-    (err: unknown) => sendError(ctx, reply, err),
+  const options: PutOptions = params.trace ? tracedOptions(params) : params;
+  ctx.store.put(params.key, value, options).then(
+    () => sendEmpty(ctx, reply, 201, receiptHeaders(options.receipt)),
+    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(options.receipt)),
   );
 }
 
