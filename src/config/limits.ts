@@ -306,6 +306,50 @@ export const limits = {
    * cut at the frame limit, so a node's buffered page holds at most ~8 MiB.
    */
   clusterScanPageEntries: 128,
+
+  /**
+   * Membership: every node exchanges its view with one random peer this
+   * often (besides pushing each change to every member at once), so a node
+   * that missed a push catches up within a few intervals.
+   */
+  membershipGossipIntervalMs: 1_000,
+  /** Membership: deadline of one view exchange or push. */
+  membershipRequestTimeoutMs: 2_000,
+  /**
+   * Moves: after the current ring changes (a flip or a cancel), the previous
+   * ring keeps getting writes this long, as pending owners do during a move,
+   * while nodes that have not yet heard of the change still read from it
+   * (pushes reach every node within milliseconds; this covers a slow one).
+   * The old owners drop what they no longer own only after it.
+   */
+  ringTrailingMs: 5_000,
+  /** Moves: how often the node that completes a move asks the new owners how far their streaming got. */
+  movePollIntervalMs: 500,
+  /** Streaming: entries per STREAM page (the page is also cut near streamPageBytesMax and at the frame limit). */
+  streamPageEntriesMax: 1024,
+  streamPageBytesMax: 1 * MiB,
+  /** Streaming: entries a source examines for one page before answering with what it found (a paced scan). */
+  streamExamineEntriesMax: 65_536,
+  /** Streaming: deadline of one page (the source scans up to streamExamineEntriesMax entries, paced). */
+  streamRequestTimeoutMs: 30_000,
+  /**
+   * Streaming: flow control, the bytes a new owner takes per second from all
+   * its sources together (default; RINGKV_STREAM_BYTES_PER_SEC). With the
+   * sources' paced scans (antiEntropyScanShare) and one page in flight per
+   * transfer, a move costs clients little latency; 32 MiB/s moves a node's
+   * share of 1M 100-byte entries in well under a minute.
+   */
+  streamBytesPerSecondMax: 32 * MiB,
+  /** Streaming: local writes of a page in flight at once (they share the WAL's group commits). */
+  streamWritesInFlightMax: 64,
+  /** Streaming: a source that failed is tried again after this long. */
+  streamRetryMs: 500,
+  /**
+   * Streaming: a source down this long is given up for the move: its keys
+   * come from the other current replicas of each key, all of which are
+   * streamed from too.
+   */
+  streamSourceDownMaxMs: 15_000,
 } as const;
 
 assert(limits.keyBytesMax <= limits.keyBytesHardMax, 'keyBytesMax must fit a u16 length');
@@ -334,6 +378,11 @@ assert(
 assert(
   limits.recentWritesWindowPerSkew >= 2,
   'the recent-writes window must exceed the clock skew with margin',
+);
+assert(limits.streamPageBytesMax < limits.internodeFrameBytesMax, 'a stream page fits a frame');
+assert(
+  limits.membershipGossipIntervalMs * 3 <= limits.ringTrailingMs,
+  'a node that missed the push of a flip hears of it by gossip before the old ring stops getting writes',
 );
 assert(
   limits.clusterScanPageEntries <= limits.internodeScanEntriesMax,

@@ -159,4 +159,29 @@ describe('Ring', () => {
       }
     }
   });
+
+  test('primaryShares: add up to 1 and match where keys fall', () => {
+    const ring = new Ring(local, { vnodesPerNode: 256 });
+    const shares = ring.primaryShares();
+    const sum = [...shares.values()].reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(sum - 1) < 1e-9, `shares add up to ${sum}`);
+    const keys = randomKeys(50_000, 0xface);
+    const counted = new Map<string, number>();
+    for (const key of keys) counted.set(ring.primary(key), (counted.get(ring.primary(key)) ?? 0) + 1);
+    for (const [url, share] of shares) {
+      const sampled = (counted.get(url) ?? 0) / keys.length;
+      assert.ok(Math.abs(sampled - share) < 0.01, `${url}: share ${share}, sampled ${sampled}`);
+    }
+  });
+
+  test('tokens: a node placed by another one\'s token takes exactly its ranges', () => {
+    const [a, b, c, d] = local;
+    const before = new Ring([a!, b!, c!], { vnodesPerNode: 64 });
+    const after = new Ring([a!, b!, d!], { vnodesPerNode: 64, tokens: new Map([[d!, c!]]) });
+    for (const key of randomKeys(5_000, 0xbeef)) {
+      const expected = before.replicas(key, 3).map((url) => (url === c ? d : url));
+      assert.deepEqual([...after.replicas(key, 3)].sort(), [...expected].sort());
+      assert.equal(after.primary(key), before.primary(key) === c ? d : before.primary(key));
+    }
+  });
 });

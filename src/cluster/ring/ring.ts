@@ -30,12 +30,21 @@ import { hash32 } from './hash.js';
 export interface RingOptions {
   /** Points per node on the circle (default 4,096; see the balance note above). */
   readonly vnodesPerNode?: number;
+  /**
+   * The name a node's points are placed by, when not its own URL: a node that
+   * replaces a dead one (`serve --replace`) takes the dead node's points, so
+   * that it owns exactly the ranges the dead node owned. Names need not be
+   * distinct from URLs; nodes without an entry are placed by their URL.
+   */
+  readonly tokens?: ReadonlyMap<string, string>;
 }
 
 export const VNODES_PER_NODE_DEFAULT = 4096;
 /** Owners are stored in a Uint16Array; far beyond any cluster this design serves. */
 const NODES_MAX = 0xffff;
 const OWNER_SPAN = 0x10000;
+/** Positions on the circle: 0 .. 2^32 - 1. */
+const RING_SPAN = 2 ** 32;
 /**
  * Replica orders are precomputed this deep: covers every cluster of up to 8
  * nodes; in larger ones a `from` above 8 walks the points (rare: replication
@@ -62,7 +71,10 @@ export class Ring {
     assert(nodes.length <= NODES_MAX, `Too many nodes: ${nodes.length} > ${NODES_MAX}`);
     this.nodes = Object.freeze(nodes);
 
-    const points = _placePoints(nodes, vnodes);
+    const points = _placePoints(
+      nodes.map((url) => options.tokens?.get(url) ?? url),
+      vnodes,
+    );
     this.#positions = new Uint32Array(points.length);
     this.#owners = new Uint16Array(points.length);
     for (let i = 0; i < points.length; i++) {
@@ -102,6 +114,23 @@ export class Ring {
     return this.replicas(key, 1)[0]!;
   }
 
+  /**
+   * Each node's share of the circle as primary (first replica), 0..1: the
+   * arcs that end at its points. Every key falls in exactly one arc, so the
+   * shares add up to 1; with V points per node each is within about
+   * 1/sqrt(V) of the even share (the balance note above).
+   */
+  primaryShares(): Map<string, number> {
+    const positions = this.#positions;
+    const arcs = new Float64Array(this.nodes.length);
+    for (let i = 0; i < positions.length; i++) {
+      // A key at hash h belongs to the first point at or after h: point i owns (positions[i - 1], positions[i]].
+      const previous = i === 0 ? positions[positions.length - 1]! - RING_SPAN : positions[i - 1]!;
+      arcs[this.#owners[i]!]! += positions[i]! - previous;
+    }
+    return new Map(this.nodes.map((url, owner) => [url, arcs[owner]! / RING_SPAN]));
+  }
+
   /** The slow path for `from` beyond the precomputed depth: walk the points. */
   #walk(point: number, from: number): readonly string[] {
     const seen = new Set<number>();
@@ -131,16 +160,17 @@ export class Ring {
 }
 
 /**
- * Places every node's points and sorts them. A point is packed into one
+ * Places every node's points (by its token: its URL unless it replaced
+ * another node) and sorts them. A point is packed into one
  * double, position * 2^16 + owner (exact below 2^53), so a typed-array sort
  * orders by position and breaks ties by URL (owners index the sorted nodes).
  */
-function _placePoints(nodes: readonly string[], vnodes: number): Float64Array {
-  const points = new Float64Array(nodes.length * vnodes);
+function _placePoints(tokens: readonly string[], vnodes: number): Float64Array {
+  const points = new Float64Array(tokens.length * vnodes);
   let scratch = Buffer.alloc(256);
   let count = 0;
-  for (let owner = 0; owner < nodes.length; owner++) {
-    const url = nodes[owner]!;
+  for (let owner = 0; owner < tokens.length; owner++) {
+    const url = tokens[owner]!;
     const need = Buffer.byteLength(url) + 12;
     if (scratch.length < need) scratch = Buffer.alloc(need);
     const prefixBytes = scratch.write(`${url}#`);
