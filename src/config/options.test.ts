@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isRingkvError } from '../util/errors.js';
+import { DEFAULT_BLOCK_COMPRESSION } from './compression.js';
 import { limits } from './limits.js';
 import { clockOffsetFromEnv, hintHandoffIntervalFromEnv, serveOptions } from './options.js';
 
@@ -21,6 +22,7 @@ describe('serveOptions', () => {
       valueBytesMax: 8 * 1024 * 1024,
       memtableBytesMax: limits.memtableBytesMax,
       blockCacheBytes: limits.blockCacheBytes,
+      compression: DEFAULT_BLOCK_COMPRESSION,
       requestTimeoutMs: 1000,
       clusterSecret: undefined,
       clockSkewMaxMs: limits.clockSkewMaxMs,
@@ -43,6 +45,7 @@ describe('serveOptions', () => {
       'max-value-bytes': '4096',
       'memtable-bytes': '65536',
       'block-cache-bytes': '0',
+      compression: 'deflate',
       'request-timeout': '250',
       'cluster-secret': 's3cret',
       'max-clock-skew': '250',
@@ -61,14 +64,18 @@ describe('serveOptions', () => {
       [65536, 0, 250, 's3cret'],
     );
     assert.equal(options.clockSkewMaxMs, 250);
+    assert.equal(options.compression, 'deflate');
     assert.deepEqual([options.logLevel, options.logFormat, options.slowRequestMs], ['debug', 'pretty', 0]);
   });
 
-  it('refuses an unknown log level or format, naming the choices', () => {
+  it('refuses an unknown log level, log format or codec, naming the choices', () => {
     for (const [flag, value] of [
       ['log-level', 'verbose'],
       ['log-format', 'text'],
       ['log-level', ''],
+      ['compression', 'zstd'],
+      ['compression', 'LZ4'],
+      ['compression', ''],
     ] as const) {
       assert.throws(
         () => serveOptions({ ...base, [flag]: value }),

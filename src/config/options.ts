@@ -8,6 +8,7 @@
  */
 import { RingkvError } from '../util/errors.js';
 import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../util/log.js';
+import { BLOCK_COMPRESSIONS, type BlockCompression, DEFAULT_BLOCK_COMPRESSION } from './compression.js';
 import { limits } from './limits.js';
 
 const KiB = 1024;
@@ -24,6 +25,7 @@ export interface ServeFlags {
   readonly 'max-value-bytes'?: string | undefined;
   readonly 'memtable-bytes'?: string | undefined;
   readonly 'block-cache-bytes'?: string | undefined;
+  readonly compression?: string | undefined;
   readonly 'request-timeout'?: string | undefined;
   readonly 'cluster-secret'?: string | undefined;
   readonly 'max-clock-skew'?: string | undefined;
@@ -40,6 +42,7 @@ export const NODE_TUNING_FLAG_NAMES = [
   'max-value-bytes',
   'memtable-bytes',
   'block-cache-bytes',
+  'compression',
   'request-timeout',
   'cluster-secret',
   'max-clock-skew',
@@ -72,6 +75,8 @@ export interface ServeOptions {
   readonly valueBytesMax: number;
   readonly memtableBytesMax: number;
   readonly blockCacheBytes: number;
+  /** The codec of the SSTable blocks the node writes from now on (tables written before keep theirs). */
+  readonly compression: BlockCompression;
   readonly requestTimeoutMs: number;
   /** Shared secret nodes present to each other; undefined: none. */
   readonly clusterSecret: string | undefined;
@@ -129,6 +134,7 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
       min: 0,
       max: 64 * GiB,
     }),
+    compression: oneOf(flags.compression, 'compression', BLOCK_COMPRESSIONS) ?? DEFAULT_BLOCK_COMPRESSION,
     requestTimeoutMs: integer(flags['request-timeout'], 'request-timeout', {
       fallback: limits.requestTimeoutMs,
       min: 1,

@@ -243,6 +243,7 @@ async function openStorage(options: ServeOptions, log: (line: string) => void): 
       sync: options.sync,
       memtableBytesMax: options.memtableBytesMax,
       blockCacheBytes: options.blockCacheBytes,
+      compression: options.compression,
       log,
     });
   } catch (err) {

@@ -2,6 +2,7 @@
  * The storage package's public face: the Engine contract and the factory the
  * server uses. Other packages import storage only through this file.
  */
+import type { BlockCompression } from '../config/compression.js';
 import type { Engine } from './engine.js';
 import { LsmEngine } from './lsm-engine.js';
 import type { Vfs } from './vfs/index.js';
@@ -43,6 +44,8 @@ export interface EngineOptions {
   readonly sync: boolean;
   readonly memtableBytesMax?: number;
   readonly blockCacheBytes?: number;
+  /** The codec of new tables' data blocks (default: config/compression.ts); old tables keep theirs. */
+  readonly compression?: BlockCompression;
   readonly tombstoneGraceMs?: number;
   /**
    * Where the engine reports, one line each (no trailing newline), what an
@@ -56,12 +59,13 @@ export interface EngineOptions {
 
 /** Opens (recovering if needed) the engine in `options.dir`. */
 export async function openEngine(options: EngineOptions): Promise<Engine> {
-  const { dir, sync, memtableBytesMax, blockCacheBytes, tombstoneGraceMs, log, vfs } = options;
+  const { dir, sync, memtableBytesMax, blockCacheBytes, compression, tombstoneGraceMs, log, vfs } = options;
   return LsmEngine.open({
     dir,
     sync,
     ...(memtableBytesMax === undefined ? {} : { memtableBytesMax }),
     ...(blockCacheBytes === undefined ? {} : { blockCacheBytes }),
+    ...(compression === undefined ? {} : { compression }),
     ...(tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs }),
     ...(log === undefined ? {} : { log }),
     ...(vfs === undefined ? {} : { vfs }),

@@ -28,6 +28,7 @@
  * with RINGKV_IO instead, until a retry succeeds.
  */
 import { join } from 'node:path';
+import { type BlockCompression, DEFAULT_BLOCK_COMPRESSION } from '../config/compression.js';
 import { limits } from '../config/limits.js';
 import { assert } from '../util/assert.js';
 import { compareBytes } from '../util/bytes.js';
@@ -55,6 +56,8 @@ export interface LsmOptions {
   readonly immutableMemtablesMax: number;
   readonly blockBytes: number;
   readonly bloomBitsPerKey: number;
+  /** The codec new tables' data blocks are written with; tables already written keep theirs. */
+  readonly compression: BlockCompression;
   readonly blockCacheBytes: number;
   readonly l0CompactionTrigger: number;
   readonly levelBytesBase: number;
@@ -89,6 +92,7 @@ export function lsmOptions(options: LsmOpenOptions): LsmOptions {
     immutableMemtablesMax: limits.immutableMemtablesMax,
     blockBytes: limits.blockBytes,
     bloomBitsPerKey: limits.bloomBitsPerKey,
+    compression: DEFAULT_BLOCK_COMPRESSION,
     blockCacheBytes: limits.blockCacheBytes,
     l0CompactionTrigger: limits.l0CompactionTrigger,
     levelBytesBase: limits.levelBytesBase,
@@ -880,7 +884,11 @@ function walOptions(options: LsmOptions, prefill?: { restMs?: number; signal?: A
 }
 
 function writerOptions(options: LsmOptions) {
-  return { blockBytes: options.blockBytes, bloomBitsPerKey: options.bloomBitsPerKey };
+  return {
+    blockBytes: options.blockBytes,
+    bloomBitsPerKey: options.bloomBitsPerKey,
+    compression: options.compression,
+  };
 }
 
 /** Entries copied per event-loop turn when a memtable is handed to the flush worker. */

@@ -1,8 +1,9 @@
 /**
  * The Engine contract on the LSM engine: with default limits, with tiny
- * limits (so every few writes flush and compact), and reopened between steps;
- * on the real file system and on the in-memory vfs (where flushes and
- * compactions run in-process instead of in worker threads).
+ * limits (so every few writes flush and compact), and reopened between steps,
+ * with each block compression codec; on the real file system and on the
+ * in-memory vfs (where flushes and compactions run in-process instead of in
+ * worker threads).
  */
 import { LsmEngine, type LsmOpenOptions } from '../../src/storage/lsm-engine.js';
 import { MemoryVfs } from '../../src/storage/vfs/index.js';
@@ -61,6 +62,10 @@ function memoryFactory(name: string, extra: Partial<LsmOpenOptions>): EngineFact
 engineSuite(lsmFactory('LsmEngine', {}));
 engineSuite(lsmFactory('LsmEngine with tiny limits', TINY));
 engineSuite(lsmFactory('LsmEngine with tiny limits and sync on', { ...TINY, sync: true }));
+// The default codec (lz4) runs in every suite here; the others with tiny limits, so that every few writes
+// write, compact and read compressed (or raw) tables.
+engineSuite(lsmFactory('LsmEngine with tiny limits and deflate', { ...TINY, compression: 'deflate' }));
+engineSuite(lsmFactory('LsmEngine with tiny limits and no compression', { ...TINY, compression: 'none' }));
 engineSuite(memoryFactory('LsmEngine on MemoryVfs', {}));
 engineSuite(memoryFactory('LsmEngine on MemoryVfs with tiny limits', TINY));
 engineSuite(memoryFactory('LsmEngine on MemoryVfs with tiny limits and sync on', { ...TINY, sync: true }));

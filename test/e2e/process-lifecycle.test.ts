@@ -85,11 +85,27 @@ describe('ringkv serve as a process', () => {
       });
     }
 
+    it('refuses an unknown --compression with exit 2, naming the codecs', async () => {
+      const dir = await makeTempDir();
+      const result = await runCli([
+        'serve',
+        '--url',
+        'http://127.0.0.1:1',
+        '--data',
+        dir,
+        '--compression',
+        'zstd',
+      ]);
+      assert.equal(result.code, 2);
+      assertOneLine(result.stderr, /Bad --compression: expected lz4, deflate, none, got "zstd"/);
+    });
+
     it('prints usage for --help and exits 0', async () => {
       const result = await runCli(['serve', '--help']);
       assert.equal(result.code, 0);
       assert.match(result.stdout, /--url URL/);
       assert.match(result.stdout, /--max-value-bytes/);
+      assert.match(result.stdout, /--compression CODEC .*lz4, deflate, none \(default lz4\)/);
     });
   });
 
