@@ -1,7 +1,8 @@
 /**
  * Flag parsing for every command: node:util parseArgs in strict mode (unknown
- * flags and stray arguments are errors), its errors turned into one-line
- * RingkvError('RINGKV_CONFIG') messages.
+ * flags are errors), its errors turned into one-line RingkvError('RINGKV_CONFIG')
+ * messages. parseFlags takes flags with values only; parseCommandLine also
+ * switches (flags without a value, such as --json) and positional arguments.
  */
 import { parseArgs } from 'node:util';
 import { errorMessage, RingkvError } from '../util/errors.js';
@@ -19,22 +20,70 @@ export function parseFlags<Name extends string>(
   args: readonly string[],
   names: readonly Name[],
 ): FlagValues<Name> {
+  return parseCommandLine(args, { flags: names }).flags;
+}
+
+export interface CommandLineSpec<Name extends string, Switch extends string> {
+  /** Flags that take a value. */
+  readonly flags: readonly Name[];
+  /** Flags without a value. */
+  readonly switches?: readonly Switch[];
+  /** How many positional arguments the command takes (default none), and their synopsis for the error. */
+  readonly positionals?: { readonly min: number; readonly max: number; readonly synopsis: string };
+}
+
+export interface CommandLine<Name extends string, Switch extends string> {
+  readonly flags: FlagValues<Name>;
+  readonly switches: { readonly [K in Switch]: boolean };
+  readonly positionals: readonly string[];
+}
+
+/**
+ * Flags, switches and positional arguments (`--` ends the flags, so that a
+ * positional argument may start with '-'). The positional count is checked
+ * unless --help is given.
+ *
+ *   parseCommandLine(['k', '--json'], { flags: ['url'], switches: ['json'], positionals: { min: 1, max: 1, synopsis: 'KEY' } })
+ *   // -> { flags: { url: undefined, help: false }, switches: { json: true }, positionals: ['k'] }
+ */
+export function parseCommandLine<Name extends string, Switch extends string = never>(
+  args: readonly string[],
+  spec: CommandLineSpec<Name, Switch>,
+): CommandLine<Name, Switch> {
   const options: Record<string, { type: 'string' } | { type: 'boolean'; short?: string }> = {
     help: { type: 'boolean', short: 'h' },
   };
-  for (const name of names) options[name] = { type: 'string' };
-  let values: Record<string, string | boolean | undefined>;
+  for (const name of spec.flags) options[name] = { type: 'string' };
+  for (const name of spec.switches ?? []) options[name] = { type: 'boolean' };
+  const { min, max, synopsis } = spec.positionals ?? { min: 0, max: 0, synopsis: '' };
+  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
   try {
-    values = parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values as Record<
-      string,
-      string | boolean | undefined
-    >;
+    parsed = parseArgs({
+      args: [...args],
+      options,
+      strict: true,
+      allowPositionals: max > 0,
+    }) as typeof parsed;
   } catch (err) {
     // parseArgs messages end with a period and are sometimes followed by hints; keep the first sentence.
     const message = errorMessage(err).split(/\.(\s|$)/)[0]!;
     throw new RingkvError('RINGKV_CONFIG', message, { cause: err });
   }
-  const flags: Record<string, string | boolean | undefined> = { help: values.help === true };
-  for (const name of names) flags[name] = values[name] as string | undefined;
-  return flags as FlagValues<Name>;
+  const help = parsed.values.help === true;
+  const flags: Record<string, string | boolean | undefined> = { help };
+  for (const name of spec.flags) flags[name] = parsed.values[name] as string | undefined;
+  const switches: Record<string, boolean> = {};
+  for (const name of spec.switches ?? []) switches[name] = parsed.values[name] === true;
+  const count = parsed.positionals.length;
+  if (!help && (count < min || count > max)) {
+    throw new RingkvError(
+      'RINGKV_CONFIG',
+      `${count < min ? 'Missing' : 'Too many'} arguments: expected ${synopsis}`,
+    );
+  }
+  return {
+    flags: flags as FlagValues<Name>,
+    switches: switches as CommandLine<Name, Switch>['switches'],
+    positionals: parsed.positionals,
+  };
 }
