@@ -21,12 +21,24 @@
  *
  * Values are random bytes so that LevelDB's block compression gains nothing
  * that a real workload would not give it.
+ *
+ *   json: ringkv alone, its block compression codecs side by side (none,
+ *     lz4, deflate), on JSON documents of 200-2,000 bytes (lib/json-docs.mjs).
+ *     Each round, for each codec in turn: a fresh store filled with D
+ *     documents under random keys, C writes in flight (writes/s: flushes and
+ *     compactions, which compress, run meanwhile), a full compaction, the
+ *     bytes of its tables, then two reopenings for N random point reads of
+ *     present keys with C in flight: one with a block cache far smaller than
+ *     the data (most reads miss it, and so read and decompress a block; N/10
+ *     untimed reads first) and one with the default cache, which holds it
+ *     all (every key read once, untimed, first: the reads then measure hits).
  */
 import { randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { makeDocuments } from '../lib/json-docs.mjs';
 import { makeTempDir, removeTempDir } from '../lib/procs.mjs';
 import { ROOT_DIR } from '../lib/results.mjs';
 import { envInt, envList, envString } from '../lib/settings.mjs';
@@ -47,9 +59,13 @@ export function engineSettings() {
     compactBeforeReads: envInt('BENCH_ENGINE_READ_COMPACT', 1) === 1,
     workloads: envList(
       'BENCH_ENGINE_WORKLOADS',
-      ['write-sync-on', 'write-sync-off', 'read'],
-      ['write-sync-on', 'write-sync-off', 'read'],
+      ['write-sync-on', 'write-sync-off', 'read', 'json'],
+      ['write-sync-on', 'write-sync-off', 'read', 'json'],
     ),
+    jsonDocs: envInt('BENCH_ENGINE_JSON_DOCS', 100000, { min: 1 }),
+    jsonReadOps: envInt('BENCH_ENGINE_JSON_READ_OPS', 100000, { min: 1 }),
+    jsonCodecs: envList('BENCH_ENGINE_JSON_CODECS', ['none', 'lz4', 'deflate'], ['none', 'lz4', 'deflate']),
+    jsonSmallCacheBytes: envInt('BENCH_ENGINE_JSON_SMALL_CACHE_BYTES', 16 * 2 ** 20, { min: 0 }),
     // LevelDB does its work on libuv's thread pool, whose size bounds how many
     // of its writes can be in one group commit; recorded, not changed.
     threadPoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
@@ -150,10 +166,11 @@ function levelStore(ClassicLevel) {
   };
 }
 
-function dirBytes(dir) {
+function dirBytes(dir, suffix = '') {
   let total = 0;
   for (const entry of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += fs.statSync(path.join(entry.parentPath ?? entry.path, entry.name)).size;
+    if (entry.isFile() && entry.name.endsWith(suffix))
+      total += fs.statSync(path.join(entry.parentPath ?? entry.path, entry.name)).size;
   }
   return total;
 }
@@ -264,6 +281,157 @@ async function runReads(stores, settings) {
   }
 }
 
+/** The json workload's documents and keys, generated before any timing starts. */
+function jsonWorkload(count) {
+  const keys = Buffer.allocUnsafe(count * KEY_BYTES);
+  randomFillSync(keys);
+  const nextDocument = makeDocuments(1);
+  const docs = Array.from({ length: count }, () => nextDocument());
+  return { key: (i) => keys.subarray(i * KEY_BYTES, (i + 1) * KEY_BYTES), doc: (i) => docs[i], docs };
+}
+
+/** One round of the json workload for one codec: fill, compact, measure, read with a small and the default cache. */
+async function jsonRound(storage, codec, workload, settings, round) {
+  const dir = makeTempDir(`engine-json-${codec}`);
+  const count = settings.jsonDocs;
+  let version = 1n;
+  try {
+    let engine = await storage.openEngine({ dir, sync: false, compression: codec });
+    const started = performance.now();
+    await runConcurrent(0, count, settings.concurrency, (i) =>
+      engine.write(storage.valueEntry(workload.key(i), version++, workload.doc(i))),
+    );
+    const fillMs = performance.now() - started;
+    const compactStarted = performance.now();
+    await engine.compact();
+    const compactMs = performance.now() - compactStarted;
+    await engine.close();
+    const result = {
+      writeOpsPerS: Math.round((count / fillMs) * 1000),
+      fillMs: Math.round(fillMs),
+      compactMs: Math.round(compactMs),
+      tableBytes: dirBytes(dir, '.sst'),
+      dirBytes: dirBytes(dir),
+    };
+    const ops = settings.jsonReadOps;
+    const offset = (round * 104729) % count;
+    const pick = (i) => (offset + i * 7919) % count;
+    for (const [name, blockCacheBytes] of [
+      ['readSmallCache', settings.jsonSmallCacheBytes],
+      ['readFullCache', undefined],
+    ]) {
+      engine = await storage.openEngine({
+        dir,
+        sync: false,
+        compression: codec,
+        ...(blockCacheBytes === undefined ? {} : { blockCacheBytes }),
+      });
+      let misses = 0;
+      const read = async (i) => {
+        const entry = await engine.get(workload.key(pick(i)));
+        if (entry === undefined || entry.kind !== storage.EntryKind.Value) misses++;
+      };
+      // Untimed first: a tenth of the reads with the small cache; with the default one, every key once,
+      // so that all blocks are cached (whatever the background warming has reached) and reads measure hits.
+      const warm = blockCacheBytes === undefined ? count : Math.max(1, Math.floor(ops / 10));
+      await runConcurrent(ops, ops + warm, settings.concurrency, read);
+      const before = engine.stats();
+      const readStarted = performance.now();
+      await runConcurrent(0, ops, settings.concurrency, read);
+      const elapsedMs = performance.now() - readStarted;
+      const after = engine.stats();
+      await engine.close();
+      if (misses > 0)
+        throw new Error(`json ${codec}: ${misses} of ${ops + warm} present keys were not found`);
+      const lookups =
+        after.blockCacheHits - before.blockCacheHits + after.blockCacheMisses - before.blockCacheMisses;
+      result[name] = {
+        opsPerS: Math.round((ops / elapsedMs) * 1000),
+        elapsedMs: Math.round(elapsedMs),
+        blockCacheBytes: blockCacheBytes ?? 'default',
+        cacheMissShare: lookups > 0 ? (after.blockCacheMisses - before.blockCacheMisses) / lookups : null,
+      };
+    }
+    return result;
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
+async function runJson(storage, settings) {
+  const workload = jsonWorkload(settings.jsonDocs);
+  const rawValueBytes = workload.docs.reduce((sum, d) => sum + d.length, 0);
+  const perCodec = Object.fromEntries(settings.jsonCodecs.map((c) => [c, []]));
+  for (let round = 0; round < settings.rounds; round++) {
+    for (const codec of settings.jsonCodecs) {
+      const r = await jsonRound(storage, codec, workload, settings, round);
+      perCodec[codec].push(r);
+      log(
+        `engine json round ${round + 1} ${codec}: ${fmtInt(r.tableBytes / 2 ** 20)} MiB of tables, ` +
+          `writes ${fmtInt(r.writeOpsPerS)}/s, reads ${fmtInt(r.readSmallCache.opsPerS)}/s (small cache), ` +
+          `${fmtInt(r.readFullCache.opsPerS)}/s (default cache)`,
+      );
+    }
+  }
+  const medians = Object.fromEntries(
+    Object.entries(perCodec).map(([codec, rounds]) => [
+      codec,
+      {
+        tableBytes: median(rounds.map((r) => r.tableBytes)),
+        writeOpsPerS: median(rounds.map((r) => r.writeOpsPerS)),
+        compactMs: median(rounds.map((r) => r.compactMs)),
+        readSmallCacheOpsPerS: median(rounds.map((r) => r.readSmallCache.opsPerS)),
+        readFullCacheOpsPerS: median(rounds.map((r) => r.readFullCache.opsPerS)),
+        smallCacheMissShare: median(rounds.map((r) => r.readSmallCache.cacheMissShare)),
+      },
+    ]),
+  );
+  return {
+    workload: 'json',
+    docs: settings.jsonDocs,
+    rawValueBytes,
+    readOps: settings.jsonReadOps,
+    smallCacheBytes: settings.jsonSmallCacheBytes,
+    rounds: perCodec,
+    medians,
+  };
+}
+
+function jsonMarkdown(r) {
+  const base = r.medians.none;
+  const vsNone = (value, baseValue) =>
+    base === undefined ? '' : ` (${fmtPercent(ratio(value, baseValue))})`;
+  const rows = Object.entries(r.medians).map(([codec, m]) => [
+    codec,
+    `${fmtInt(m.tableBytes / 2 ** 20)} MiB${vsNone(m.tableBytes, base?.tableBytes)}`,
+    `${fmtInt(m.writeOpsPerS)}${vsNone(m.writeOpsPerS, base?.writeOpsPerS)}`,
+    `${fmtInt(m.readSmallCacheOpsPerS)}${vsNone(m.readSmallCacheOpsPerS, base?.readSmallCacheOpsPerS)}`,
+    `${fmtInt(m.readFullCacheOpsPerS)}${vsNone(m.readFullCacheOpsPerS, base?.readFullCacheOpsPerS)}`,
+    `${fmtInt(m.compactMs)} ms`,
+    r.rounds[codec].map((x) => `${fmtInt(x.writeOpsPerS)} / ${fmtInt(x.readSmallCache.opsPerS)}`).join(', '),
+  ]);
+  return [
+    `json: ${fmtInt(r.docs)} JSON documents of 200-2,000 bytes (${fmtInt(r.rawValueBytes / 2 ** 20)} MiB of values), ` +
+      `${KEY_BYTES}-byte random keys, ringkv's block codecs side by side, rounds interleaved, medians ` +
+      '(in brackets: against none). Tables after a full compaction; writes with the fill; reads of present keys ' +
+      `with a ${fmtInt(r.smallCacheBytes / 2 ** 20)} MiB block cache (median ${fmtPercent(r.medians.none?.smallCacheMissShare ?? null)} ` +
+      'of block lookups missed it with none) and with the default one (holds every block once warm).',
+    '',
+    mdTable(
+      [
+        'codec',
+        'tables on disk',
+        'writes/s',
+        'point reads/s, small cache',
+        'point reads/s, default cache',
+        'full compaction',
+        'rounds: writes / reads (small cache)',
+      ],
+      rows,
+    ),
+  ].join('\n');
+}
+
 function summarize(workload, perStore, extra) {
   const medians = Object.fromEntries(
     Object.entries(perStore).map(([k, v]) => [k, median(v.map((r) => r.opsPerS))]),
@@ -282,6 +450,7 @@ export async function runEngineBench() {
   const storage = await import(pathToFileURL(settings.storageModule).href);
   const { ClassicLevel } = await import('classic-level');
   const stores = [ringkvStore(storage), levelStore(ClassicLevel)];
+  let json;
   log(
     `engine: rounds=${settings.rounds} concurrency=${settings.concurrency} value=${settings.valueBytes} B ` +
       `workloads=${settings.workloads.join(',')}`,
@@ -291,6 +460,7 @@ export async function runEngineBench() {
     if (name === 'write-sync-on') results.push(await runWrites(stores, true, settings));
     if (name === 'write-sync-off') results.push(await runWrites(stores, false, settings));
     if (name === 'read') results.push(await runReads(stores, settings));
+    if (name === 'json') json = await runJson(storage, settings);
   }
   const rows = results.map((r) => [
     r.workload,
@@ -312,23 +482,28 @@ export async function runEngineBench() {
       ),
     );
   const markdown = [
-    `Engine in process, ${settings.concurrency} operations in flight, ${KEY_BYTES}-byte random keys, ` +
-      `${settings.valueBytes}-byte random values, ${settings.rounds} interleaved rounds, medians.`,
-    '',
-    mdTable(
-      [
-        'workload',
-        'ops/round',
-        'ringkv ops/s',
-        'LevelDB ops/s',
-        'ringkv/LevelDB',
-        'ringkv rounds',
-        'LevelDB rounds',
-      ],
-      rows,
-    ),
-    '',
-    ...fills,
+    ...(results.length === 0
+      ? []
+      : [
+          `Engine in process, ${settings.concurrency} operations in flight, ${KEY_BYTES}-byte random keys, ` +
+            `${settings.valueBytes}-byte random values, ${settings.rounds} interleaved rounds, medians.`,
+          '',
+          mdTable(
+            [
+              'workload',
+              'ops/round',
+              'ringkv ops/s',
+              'LevelDB ops/s',
+              'ringkv/LevelDB',
+              'ringkv rounds',
+              'LevelDB rounds',
+            ],
+            rows,
+          ),
+          '',
+          ...fills,
+        ]),
+    ...(json === undefined ? [] : [...(results.length === 0 ? [] : ['']), jsonMarkdown(json)]),
   ].join('\n');
-  return { figures: { settings: { ...settings, keyBytes: KEY_BYTES }, results }, markdown };
+  return { figures: { settings: { ...settings, keyBytes: KEY_BYTES }, results, json }, markdown };
 }
