@@ -7,6 +7,7 @@
 export { BIRTH_FILE, loadBirthVersion } from './birth.js';
 export type { AntiEntropyTransport, ExchangeResult } from './exchange.js';
 export { AntiEntropyResponder, type AntiEntropyResponderOptions, type ResponderStats } from './responder.js';
+export { ScanPacer } from './scan.js';
 export {
   AntiEntropy,
   type AntiEntropyOptions,

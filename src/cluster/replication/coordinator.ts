@@ -21,6 +21,9 @@
  * - 504 (RINGKV_NOT_ENOUGH_REPLICAS) at the deadline (`requestTimeoutMs`
  *   after the request started), or as soon as so many replicas failed that
  *   `ack` can no longer be reached (tally.ts).
+ * - While the ring changes (nodes joining or leaving), a write also goes to
+ *   the key's pending owners (placement.ts); each one that is up raises the
+ *   acknowledgements the write needs by one.
  * - Every version in an answer (reads, conflicts) advances the clock.
  * - Calls may overlap freely. Deadlines share one coarse timer.
  * - A traced request (options.receipt) has its receipt filled in by the
@@ -36,10 +39,15 @@ import { assert } from '../../util/assert.js';
 import { DeadlineTimer } from '../../util/deadlines.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import type { HybridClock } from '../clock.js';
-import type { Ring } from '../ring/index.js';
 import type { PutOptions, ReplicaOptions, Store } from '../store.js';
 import { ClusterScanCursor } from './cluster-scan.js';
-import type { CoordinatorContext, CoordinatorCounters, StoreTransport } from './coordinator-context.js';
+import {
+  type CoordinatorContext,
+  type CoordinatorCounters,
+  type StoreTransport,
+  writeReplica,
+} from './coordinator-context.js';
+import type { ReplicaPlacement } from './placement.js';
 import { ReadRepair } from './read-repair.js';
 import { ReadRounds } from './read-round.js';
 import { createReplica, type Replica } from './replica.js';
@@ -48,7 +56,8 @@ import { WriteRounds } from './write-round.js';
 export interface ClusterStoreOptions {
   /** This node's URL, exactly as in the ring. */
   readonly selfUrl: string;
-  readonly ring: Ring;
+  /** A Ring, or the membership's Topology, whose rings change as nodes join and leave (placement.ts). */
+  readonly ring: ReplicaPlacement;
   /** The local engine; the store owns it and closes it. */
   readonly engine: Engine;
   readonly clock: HybridClock;
@@ -79,9 +88,10 @@ const FAILURE_LOG_INTERVAL_MS = 10_000;
 const DEADLINE_RESOLUTION_MS = 10;
 
 export class ClusterStore implements Store {
-  readonly clusterSize: number;
   readonly #selfUrl: string;
-  readonly #ring: Ring;
+  readonly #ring: ReplicaPlacement;
+  readonly #context: CoordinatorContext;
+  readonly #onReplicaWriteFailed: ((peer: string, entry: Entry, err: unknown) => void) | undefined;
   readonly #engine: Engine;
   readonly #clock: HybridClock;
   readonly #transport: StoreTransport;
@@ -113,9 +123,12 @@ export class ClusterStore implements Store {
   #closed = false;
 
   constructor(options: ClusterStoreOptions) {
-    assert(options.ring.nodes.includes(options.selfUrl), `${options.selfUrl} is not on the ring`);
+    // A node joining the cluster coordinates requests before it is on the current ring.
+    assert(
+      options.ring.pendingReplicas !== undefined || options.ring.nodes.includes(options.selfUrl),
+      `${options.selfUrl} is not on the ring`,
+    );
     assert(options.requestTimeoutMs >= 1, `requestTimeoutMs must be positive: ${options.requestTimeoutMs}`);
-    this.clusterSize = options.ring.nodes.length;
     this.#selfUrl = options.selfUrl;
     this.#ring = options.ring;
     this.#engine = options.engine;
@@ -140,6 +153,8 @@ export class ClusterStore implements Store {
       counters: this.#counters,
       replicaFailed: (peer, err, what) => this.#replicaFailed(peer, err, what),
     };
+    this.#context = context;
+    this.#onReplicaWriteFailed = options.onReplicaWriteFailed;
     this.#writes = new WriteRounds(context, {
       conflictRetriesMax: options.conflictRetriesMax ?? limits.writeConflictRetriesMax,
       onReplicaWriteFailed: options.onReplicaWriteFailed,
@@ -152,6 +167,11 @@ export class ClusterStore implements Store {
       hedgeMs: options.readHedgeMs ?? limits.readHedgeMs,
       repair: (key, answers) => this.#readRepair.repair(key, answers),
     });
+  }
+
+  /** Nodes on the current ring: it changes as nodes join and leave. */
+  get clusterSize(): number {
+    return this.#ring.nodes.length;
   }
 
   /** The local replica: what the node's InternodeServer serves peers with. */
@@ -235,15 +255,46 @@ export class ClusterStore implements Store {
   #check(options: ReplicaOptions): void {
     if (this.#closed) throw new RingkvError('RINGKV_CLOSED', 'Store is closed');
     assert(
-      options.ack >= 1 && options.ack <= options.from && options.from <= this.clusterSize,
+      options.ack >= 1 && options.ack <= options.from,
       `ack/from out of range: ${options.ack}/${options.from}`,
     );
+    // The route checked `from` against the cluster's size, which a move may have shrunk since.
+    if (options.from > this.clusterSize) {
+      throw new RingkvError(
+        'RINGKV_BAD_REQUEST',
+        `Bad from: larger than the cluster (${this.clusterSize} nodes)`,
+      );
+    }
   }
 
   #write(key: Buffer, options: ReplicaOptions, make: (version: bigint) => Entry): Promise<void> {
     const replicas = this.#ring.replicas(key, options.from);
     const deadlineMs = Date.now() + this.#requestTimeoutMs;
-    return this.#writes.write(make, replicas, options.ack, deadlineMs, options.receipt);
+    const pending = this.#ring.pendingReplicas?.(key, options.from);
+    if (pending === undefined || pending.length === 0) {
+      return this.#writes.write(make, replicas, options.ack, deadlineMs, options.receipt);
+    }
+    // Pending owners (placement.ts): those up are counted and raise `ack` by one each; the others get it aside.
+    const counted = pending.filter((peer) => peer === this.#selfUrl || this.#transport.isUp(peer));
+    const aside = pending.filter((peer) => !counted.includes(peer));
+    const stamp =
+      aside.length === 0
+        ? make
+        : (version: bigint): Entry => {
+            const entry = make(version);
+            for (const peer of aside) this.#writeAside(peer, entry, deadlineMs);
+            return entry;
+          };
+    const targets = [...replicas, ...counted];
+    return this.#writes.write(stamp, targets, options.ack + counted.length, deadlineMs, options.receipt);
+  }
+
+  /** A write no answer waits for: its failure is counted and hinted like a late replica's. */
+  #writeAside(peer: string, entry: Entry, deadlineMs: number): void {
+    writeReplica(this.#context, peer, entry, deadlineMs).catch((err: unknown) => {
+      this.#replicaFailed(peer, err);
+      this.#onReplicaWriteFailed?.(peer, entry, err);
+    });
   }
 
   /** Counts 504s on their way to the route. */

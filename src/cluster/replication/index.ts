@@ -4,5 +4,6 @@
  */
 export { ClusterScanCursor, type ClusterScanOptions } from './cluster-scan.js';
 export { ClusterStore, type ClusterStoreOptions } from './coordinator.js';
+export type { ReplicaPlacement } from './placement.js';
 export { RecentWrites, type RecentWritesOptions } from './recent-writes.js';
 export { createReplica, Replica, type ReplicaOptions, type ReplicaStats } from './replica.js';

@@ -174,7 +174,7 @@ describe('Ring', () => {
     }
   });
 
-  test('tokens: a node placed by another one\'s token takes exactly its ranges', () => {
+  test("tokens: a node placed by another one's token takes exactly its ranges", () => {
     const [a, b, c, d] = local;
     const before = new Ring([a!, b!, c!], { vnodesPerNode: 64 });
     const after = new Ring([a!, b!, d!], { vnodesPerNode: 64, tokens: new Map([[d!, c!]]) });

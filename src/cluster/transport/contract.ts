@@ -44,6 +44,15 @@ export interface InternodeHandler {
    * without it answers ANTI_ENTROPY with ERROR RINGKV_BAD_REQUEST.
    */
   readonly antiEntropy?: ((body: Buffer) => Promise<Buffer>) | undefined;
+  /**
+   * Membership and moves (cluster/membership; bodies laid out by its
+   * format.ts, opaque here): a view to merge, answered with the view held
+   * after merging; a page of a move's stream; an operator's move request.
+   * A node without them answers ERROR RINGKV_BAD_REQUEST.
+   */
+  readonly membership?: ((body: Buffer) => Promise<Buffer>) | undefined;
+  readonly stream?: ((body: Buffer) => Promise<Buffer>) | undefined;
+  readonly move?: ((body: Buffer) => Promise<Buffer>) | undefined;
   /** The node's wall clock (ms), sent in PONG so that peers measure clock skew. */
   wallMs?(): number;
   /** The peer at `node` announced its shutdown (LEAVING): route around it. */
@@ -77,6 +86,17 @@ export interface Transport {
   isUp(peer: string): boolean;
   /** Rejects what is in flight with RINGKV_CLOSED and releases connections and timers. */
   close(): Promise<void>;
+}
+
+/**
+ * The messages of membership and moves, beside the Transport contract (both
+ * real transports keep it). Bodies are opaque here (cluster/membership/format.ts);
+ * each resolves to the answer's body.
+ */
+export interface MembershipLinks {
+  membership(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer>;
+  stream(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer>;
+  move(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer>;
 }
 
 /** A peer as a node's transport sees it, for /v0/status. */

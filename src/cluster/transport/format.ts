@@ -23,6 +23,9 @@
  *   PING  0x04  (empty)                    -> PONG 0x84   empty, or u64 sender's wall clock (ms)
  *   ANTI_ENTROPY 0x05  body (opaque)       -> ANTI_ENTROPY_ANSWER 0x85  body (opaque)
  *   LEAVING 0x06  sender's URL (UTF-8)     -> LEAVING_ACK 0x86  (empty)
+ *   MEMBERSHIP 0x07  a view (opaque)       -> MEMBERSHIP_ANSWER 0x87  the receiver's view after merging (opaque)
+ *   STREAM 0x08  a page request (opaque)   -> STREAM_PAGE 0x88  a page of entries (opaque)
+ *   MOVE 0x09  a move request (opaque)     -> MOVE_ANSWER 0x89  JSON (opaque)
  *   any         ...                        -> ERROR 0xff  u8 code length, code (ASCII), message (UTF-8)
  *
  * Decoded keys and values are copies: a 20-byte key must not pin a 64 KiB
@@ -68,15 +71,43 @@ export const MessageType = {
   AntiEntropy: 0x05,
   /** The sender shuts down: send it nothing new, route around it (docs/formats/internode.md). */
   Leaving: 0x06,
+  /** A membership view (push or exchange); its layout belongs to cluster/membership/format.ts, as STREAM's and MOVE's. */
+  Membership: 0x07,
+  /** A page of the entries a move hands a new owner. */
+  Stream: 0x08,
+  /** An operator's move request (decommission, remove, cancel) or a move's progress. */
+  Move: 0x09,
   Ok: 0x81,
   Entry: 0x82,
   Batch: 0x83,
   Pong: 0x84,
   AntiEntropyAnswer: 0x85,
   LeavingAck: 0x86,
+  MembershipAnswer: 0x87,
+  StreamPage: 0x88,
+  MoveAnswer: 0x89,
   Error: 0xff,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+/** The messages whose body is opaque to the transport: another package owns its layout. */
+export type OpaqueType =
+  | typeof MessageType.AntiEntropy
+  | typeof MessageType.AntiEntropyAnswer
+  | typeof MessageType.Membership
+  | typeof MessageType.MembershipAnswer
+  | typeof MessageType.Stream
+  | typeof MessageType.StreamPage
+  | typeof MessageType.Move
+  | typeof MessageType.MoveAnswer;
+
+/**
+ * Requests whose answer may take seconds (the peer scans its store, paced):
+ * they do not count as waiting when the link checks that its peer answers.
+ */
+export function isSlowRequest(type: number): boolean {
+  return type === MessageType.AntiEntropy || type === MessageType.Stream;
+}
 
 export type Message =
   | { readonly type: typeof MessageType.Write; readonly entry: Entry }
@@ -88,7 +119,7 @@ export type Message =
       readonly limit: number;
     }
   | { readonly type: typeof MessageType.Ping }
-  | { readonly type: typeof MessageType.AntiEntropy; readonly body: Buffer }
+  | { readonly type: OpaqueType; readonly body: Buffer }
   | { readonly type: typeof MessageType.Leaving; readonly node: string }
   | {
       readonly type: typeof MessageType.Ok;
@@ -105,7 +136,6 @@ export type Message =
       /** The answering node's wall clock when it answered (ms); absent from older nodes. */
       readonly wallMs?: number;
     }
-  | { readonly type: typeof MessageType.AntiEntropyAnswer; readonly body: Buffer }
   | { readonly type: typeof MessageType.LeavingAck }
   | { readonly type: typeof MessageType.Error; readonly code: ErrorCode; readonly message: string };
 
@@ -175,6 +205,12 @@ export function messageBodyBytes(message: Message): number {
       return message.newerVersion === undefined ? 0 : OK_VERSION_BYTES;
     case MessageType.AntiEntropy:
     case MessageType.AntiEntropyAnswer:
+    case MessageType.Membership:
+    case MessageType.MembershipAnswer:
+    case MessageType.Stream:
+    case MessageType.StreamPage:
+    case MessageType.Move:
+    case MessageType.MoveAnswer:
       return message.body.length;
     case MessageType.Pong:
       return message.wallMs === undefined ? 0 : PONG_CLOCK_BYTES;
@@ -246,6 +282,12 @@ export function writeMessageBody(message: Message, buf: Buffer, offset: number):
       return offset + OK_VERSION_BYTES;
     case MessageType.AntiEntropy:
     case MessageType.AntiEntropyAnswer:
+    case MessageType.Membership:
+    case MessageType.MembershipAnswer:
+    case MessageType.Stream:
+    case MessageType.StreamPage:
+    case MessageType.Move:
+    case MessageType.MoveAnswer:
       return offset + message.body.copy(buf, offset);
     case MessageType.Pong:
       if (message.wallMs === undefined) return offset;
@@ -333,6 +375,12 @@ export function decodeMessage(type: number, body: Buffer): Message | string {
       return { type, newerVersion: body.readBigUInt64BE(0) };
     case MessageType.AntiEntropy:
     case MessageType.AntiEntropyAnswer:
+    case MessageType.Membership:
+    case MessageType.MembershipAnswer:
+    case MessageType.Stream:
+    case MessageType.StreamPage:
+    case MessageType.Move:
+    case MessageType.MoveAnswer:
       // Kept past the frame (queued, or stored by the other side): an owned copy.
       return { type, body: copyBytes(body) };
     case MessageType.Pong:

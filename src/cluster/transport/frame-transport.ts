@@ -42,9 +42,9 @@
  * one coarse timer (DeadlineTimer); the same timer closes a connection that
  * has had requests waiting and received nothing for `unresponsiveMs` (a
  * stopped process keeps its sockets open), so that peer too fails fast.
- * Anti-entropy requests do not count as waiting: answering one takes a paced
- * scan of the peer's store, seconds long, with nothing else to send meanwhile
- * on a quiet link.
+ * Anti-entropy and stream requests do not count as waiting: answering one
+ * takes a paced scan of the peer's store, seconds long, with nothing else to
+ * send meanwhile on a quiet link.
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -55,6 +55,7 @@ import { DeadlineTimer, type Expirable } from '../../util/deadlines.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
 import {
+  type MembershipLinks,
   newTransportCounters,
   type PeerLinks,
   type PeerStatus,
@@ -67,6 +68,7 @@ import {
   answerType,
   decodeMessage,
   FRAME_HEADER_BYTES,
+  isSlowRequest,
   type Message,
   MessageType,
   NODE_HEADER,
@@ -125,7 +127,7 @@ type _Counters = TransportCounters;
  *   const transport = new FrameTransport({ secret });
  *   await transport.write('http://127.0.0.1:8081', entry, Date.now() + 1000);
  */
-export class FrameTransport implements Transport, PeerLinks {
+export class FrameTransport implements Transport, PeerLinks, MembershipLinks {
   readonly #settings: _Settings;
   readonly #links = new Map<string, _PeerLink>();
   readonly #deadlines: DeadlineTimer;
@@ -202,6 +204,18 @@ export class FrameTransport implements Transport, PeerLinks {
     return this.#request(peer, { type: MessageType.AntiEntropy, body }, deadlineMs);
   }
 
+  membership(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    return this.#opaque(peer, MessageType.Membership, body, deadlineMs);
+  }
+
+  stream(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    return this.#opaque(peer, MessageType.Stream, body, deadlineMs);
+  }
+
+  move(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    return this.#opaque(peer, MessageType.Move, body, deadlineMs);
+  }
+
   /** A round trip that touches no data: health checks and tests. */
   ping(peer: string, deadlineMs: number): Promise<void> {
     return this.#request(peer, { type: MessageType.Ping }, deadlineMs);
@@ -262,6 +276,23 @@ export class FrameTransport implements Transport, PeerLinks {
       this.#links.set(peer, link);
     }
     return link;
+  }
+
+  #opaque(
+    peer: string,
+    type: typeof MessageType.Membership | typeof MessageType.Stream | typeof MessageType.Move,
+    body: Buffer,
+    deadlineMs: number,
+  ): Promise<Buffer> {
+    if (FRAME_HEADER_BYTES + body.length > this.#settings.frameBytesMax) {
+      return Promise.reject(
+        new RingkvError(
+          'RINGKV_BAD_REQUEST',
+          `Request of type ${type} too large for a frame: ${body.length} bytes`,
+        ),
+      );
+    }
+    return this.#request(peer, { type, body }, deadlineMs);
   }
 
   #request<T>(peer: string, message: Message, deadlineMs: number): Promise<T> {
@@ -398,7 +429,7 @@ class _PeerLink {
         resolve,
         reject,
       });
-      if (message.type !== MessageType.AntiEntropy && this.#promptPending++ === 0) this.#waitingSinceMs = now;
+      if (!isSlowRequest(message.type) && this.#promptPending++ === 0) this.#waitingSinceMs = now;
       this.#pending.set(id, pending);
       this.#deadlines.add(pending);
     });
@@ -507,7 +538,7 @@ class _PeerLink {
 
   #forget(pending: _Pending): void {
     this.#pending.delete(pending.id);
-    if (pending.requestType !== MessageType.AntiEntropy) this.#promptPending--;
+    if (!isSlowRequest(pending.requestType)) this.#promptPending--;
   }
 
   #allocateId(): number {
@@ -718,6 +749,9 @@ function _answerValue(message: Message): unknown {
     case MessageType.Ok:
       return message.newerVersion;
     case MessageType.AntiEntropyAnswer:
+    case MessageType.MembershipAnswer:
+    case MessageType.StreamPage:
+    case MessageType.MoveAnswer:
       return message.body;
     case MessageType.Pong:
       return message.wallMs;

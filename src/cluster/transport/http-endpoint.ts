@@ -9,6 +9,7 @@
  *   GET  /v0/internode/ping                                          -> 204 (503 while this node leaves)
  *   POST /v0/internode/anti-entropy               body: request      -> 200, answer body
  *   POST /v0/internode/leaving                    body: sender's URL -> 204
+ *   POST /v0/internode/membership | stream | move body: request      -> 200, answer body
  *   failures: 4xx/5xx, header ringkv-error: CODE, text body; 401/403 for a missing/bad proof
  *
  * Keys in query strings are base64url. It exists so the benchmark can measure
@@ -35,6 +36,9 @@ const _POST_TYPES = {
   write: MessageType.Write,
   'anti-entropy': MessageType.AntiEntropy,
   leaving: MessageType.Leaving,
+  membership: MessageType.Membership,
+  stream: MessageType.Stream,
+  move: MessageType.Move,
 } as const;
 
 export function isInternodePath(url: string | undefined): boolean {
@@ -67,14 +71,14 @@ export function serveHttp(
   if (sender !== undefined) context.onPeerSeen?.(sender);
   const url = new URL(req.url ?? '/', 'http://internode');
   const action = url.pathname.slice(HTTP_PATH_PREFIX.length);
-  if ((action === 'write' || action === 'anti-entropy' || action === 'leaving') && req.method === 'POST') {
+  if (Object.hasOwn(_POST_TYPES, action) && req.method === 'POST') {
     _readBody(req, context.limits.frameBytesMax).then(
       (body) => {
         if (body === undefined) {
           _fail(res, 413, 'RINGKV_VALUE_TOO_LARGE', 'Internode request body too large');
           return;
         }
-        _serve(res, decodeMessage(_POST_TYPES[action], body), context);
+        _serve(res, decodeMessage(_POST_TYPES[action as keyof typeof _POST_TYPES], body), context);
       },
       () => res.destroy(),
     );
@@ -146,6 +150,9 @@ function _serve(
         _sendBody(res, encodeBody(answer));
         return;
       case MessageType.AntiEntropyAnswer:
+      case MessageType.MembershipAnswer:
+      case MessageType.StreamPage:
+      case MessageType.MoveAnswer:
         _sendBody(res, answer.body);
         return;
       case MessageType.Error:

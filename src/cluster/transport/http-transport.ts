@@ -18,6 +18,7 @@ import { DeadlineTimer, type Expirable } from '../../util/deadlines.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
 import {
+  type MembershipLinks,
   newTransportCounters,
   type PeerLinks,
   type PeerStatus,
@@ -109,7 +110,7 @@ interface _HttpPeer {
   expire(pending: _HttpPending): void;
 }
 
-export class HttpTransport implements Transport, PeerLinks {
+export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
   readonly #settings: _Settings;
   readonly #agent: http.Agent;
   readonly #peers = new Map<string, _HttpPeer>();
@@ -185,6 +186,29 @@ export class HttpTransport implements Transport, PeerLinks {
     return this.#request(
       peer,
       { method: 'POST', path: 'anti-entropy', body, deadlineMs },
+      _parseAntiEntropy,
+    ) as Promise<Buffer>;
+  }
+
+  membership(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    return this.#opaque(peer, 'membership', body, deadlineMs);
+  }
+
+  stream(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    return this.#opaque(peer, 'stream', body, deadlineMs);
+  }
+
+  move(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    return this.#opaque(peer, 'move', body, deadlineMs);
+  }
+
+  #opaque(peer: string, path: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+    if (FRAME_HEADER_BYTES + body.length > this.#settings.frameBytesMax) {
+      return Promise.reject(new RingkvError('RINGKV_BAD_REQUEST', `Request too large: ${body.length} bytes`));
+    }
+    return this.#request(
+      peer,
+      { method: 'POST', path, body, deadlineMs },
       _parseAntiEntropy,
     ) as Promise<Buffer>;
   }
@@ -555,8 +579,9 @@ function _parseWrite(status: number, body: Buffer): bigint | undefined {
 }
 
 /** The answer body as is: Buffer.concat made it a buffer of its own. */
+/** An opaque answer (anti-entropy, membership, stream, move): 200 and the body. */
 function _parseAntiEntropy(status: number, body: Buffer): Buffer {
-  if (status !== 200) throw new RingkvError('RINGKV_PROTOCOL', `Bad anti-entropy answer status ${status}`);
+  if (status !== 200) throw new RingkvError('RINGKV_PROTOCOL', `Bad answer status ${status}`);
   return body;
 }
 

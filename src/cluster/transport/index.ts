@@ -4,12 +4,13 @@
  * InternodeServer for the other side.
  */
 
-import type { PeerLinks, Transport, TransportStats } from './contract.js';
+import type { MembershipLinks, PeerLinks, Transport, TransportStats } from './contract.js';
 import { FrameTransport, type FrameTransportOptions } from './frame-transport.js';
 import { HttpTransport } from './http-transport.js';
 
 export type {
   InternodeHandler,
+  MembershipLinks,
   PeerLinks,
   PeerStatus,
   ScanPage,
@@ -42,7 +43,7 @@ export function transportKindFromEnv(env: NodeJS.ProcessEnv = process.env): Tran
  */
 export function createTransport(
   options: FrameTransportOptions & { readonly kind?: TransportKind } = {},
-): Transport & PeerLinks & { stats(): TransportStats } {
+): Transport & PeerLinks & MembershipLinks & { stats(): TransportStats } {
   const { kind = transportKindFromEnv(), ...rest } = options;
   return kind === 'http' ? new HttpTransport(rest) : new FrameTransport(rest);
 }

@@ -50,6 +50,15 @@ export async function serveMessage(
           };
         }
         return { type: MessageType.AntiEntropyAnswer, body: await handler.antiEntropy(request.body) };
+      case MessageType.Membership:
+        if (handler.membership === undefined) return notServed('membership');
+        return { type: MessageType.MembershipAnswer, body: await handler.membership(request.body) };
+      case MessageType.Stream:
+        if (handler.stream === undefined) return notServed('streaming');
+        return { type: MessageType.StreamPage, body: await handler.stream(request.body) };
+      case MessageType.Move:
+        if (handler.move === undefined) return notServed('moves');
+        return { type: MessageType.MoveAnswer, body: await handler.move(request.body) };
       default:
         return {
           type: MessageType.Error,
@@ -60,6 +69,10 @@ export async function serveMessage(
   } catch (err) {
     return errorAnswer(err, limits);
   }
+}
+
+function notServed(what: string): Message {
+  return { type: MessageType.Error, code: 'RINGKV_BAD_REQUEST', message: `This node does not serve ${what}` };
 }
 
 /** The PING answer: the node's wall clock when it has one (for the peer's skew estimate). */

@@ -1,0 +1,232 @@
+/**
+ * Gossip: how membership views spread. Every node
+ *
+ * - pushes each change it makes to every member at once (propose());
+ * - exchanges its view with one random live peer every intervalMs (the
+ *   periodic exchange), so that a node that missed a push catches up;
+ * - answers a peer's view (receive(), the internode MEMBERSHIP message) with
+ *   the view it holds after merging, so one round trip updates both sides.
+ *
+ * Every view heard of, from whatever source, goes through offer(): merged
+ * with the held one (membership.ts's rule) and, when it wins, written to the
+ * MEMBERSHIP file *before* the topology adopts it, so a restarted node never
+ * goes back to an older view. Offers are applied one at a time.
+ *
+ * The internode link carries the cluster secret's proof when one is set, so
+ * only nodes (and operators) that know it can change the membership.
+ *
+ *   const gossip = new Gossip({ selfUrl, topology, transport, persist });
+ *   gossip.start();
+ *   await gossip.propose((view) => withLeaving(view, url, { dead: true }));
+ */
+import { limits } from '../../config/limits.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
+import type { MembershipLinks } from '../transport/index.js';
+import { decodeMembership, encodeMembership } from './format.js';
+import {
+  compareMemberships,
+  EMPTY_MEMBERSHIP,
+  liveMembers,
+  MemberState,
+  type Membership,
+} from './membership.js';
+import type { Topology } from './topology.js';
+
+export interface GossipOptions {
+  readonly selfUrl: string;
+  readonly topology: Topology;
+  readonly transport: Pick<MembershipLinks, 'membership'> & { isUp(peer: string): boolean };
+  /** Writes a view durably before it is adopted (file.ts). */
+  readonly persist: (view: Membership) => Promise<void>;
+  readonly intervalMs?: number;
+  readonly requestTimeoutMs?: number;
+}
+
+export interface GossipStats {
+  readonly exchanges: number;
+  readonly failedExchanges: number;
+  readonly pushes: number;
+  readonly adopted: number;
+  /** The last exchange that failed (a peer down, most often), if any. */
+  readonly lastError: string | undefined;
+}
+
+export class Gossip {
+  readonly #selfUrl: string;
+  readonly #topology: Topology;
+  readonly #transport: GossipOptions['transport'];
+  readonly #persist: (view: Membership) => Promise<void>;
+  readonly #intervalMs: number;
+  readonly #requestTimeoutMs: number;
+  /** The offer being applied; the next one waits for it. */
+  #queue: Promise<unknown> = Promise.resolve();
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  #exchanges = 0;
+  #failedExchanges = 0;
+  #pushes = 0;
+  #adopted = 0;
+  #lastError: string | undefined;
+
+  constructor(options: GossipOptions) {
+    this.#selfUrl = options.selfUrl;
+    this.#topology = options.topology;
+    this.#transport = options.transport;
+    this.#persist = options.persist;
+    this.#intervalMs = options.intervalMs ?? limits.membershipGossipIntervalMs;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? limits.membershipRequestTimeoutMs;
+  }
+
+  get view(): Membership {
+    return this.#topology.view;
+  }
+
+  /**
+   * Merges a view heard of; persists and adopts it when it wins. Resolves to
+   * the view held afterwards.
+   */
+  offer(view: Membership): Promise<Membership> {
+    const applied = this.#queue.then(async () => {
+      const held = this.#topology.view;
+      if (compareMemberships(view, held) <= 0) return held;
+      await this.#persist(view);
+      this.#topology.adopt(view);
+      this.#adopted++;
+      return view;
+    });
+    this.#queue = applied.catch(() => undefined);
+    return applied;
+  }
+
+  /** The internode MEMBERSHIP handler: merge the peer's view, answer with the one held after. */
+  async receive(body: Buffer): Promise<Buffer> {
+    const view = decodeMembership(body);
+    if (typeof view === 'string') throw new RingkvError('RINGKV_PROTOCOL', `Bad membership view: ${view}`);
+    return encodeMembership(await this.offer(view));
+  }
+
+  /**
+   * Makes a change to the held view (`change` builds the next view from it,
+   * or throws RINGKV_BAD_REQUEST), adopts it and pushes it to every member.
+   * Rejects if a concurrent change won over it.
+   */
+  propose(change: (view: Membership) => Membership): Promise<Membership> {
+    const made = this.#queue.then(async () => {
+      const next = change(this.#topology.view);
+      await this.#persist(next);
+      this.#topology.adopt(next);
+      this.#adopted++;
+      return next;
+    });
+    this.#queue = made.catch(() => undefined);
+    return made.then(async (next) => {
+      await this.push(next);
+      const held = this.#topology.view;
+      if (held !== next && compareMemberships(held, next) > 0 && held.epoch === next.epoch) {
+        throw new RingkvError(
+          'RINGKV_UNAVAILABLE',
+          `A concurrent change of the membership won over this one (epoch ${next.epoch}); try again`,
+        );
+      }
+      return next;
+    });
+  }
+
+  /**
+   * Sends `view` to every member that is not removed, and to those removed
+   * by it, except this node; merges each answer. Resolves to the peers that
+   * answered; never rejects.
+   */
+  async push(view: Membership = this.#topology.view): Promise<string[]> {
+    this.#pushes++;
+    const targets = view.members
+      .filter((m) => m.state !== MemberState.Removed || m.since === view.epoch)
+      .map((m) => m.url)
+      .filter((url) => url !== this.#selfUrl);
+    const answered = await Promise.all(targets.map((peer) => this.exchange(peer, view)));
+    return targets.filter((_, i) => answered[i]);
+  }
+
+  /** One exchange: sends the held view (or `view`), merges the answer. Resolves to whether the peer answered. */
+  async exchange(peer: string, view: Membership = this.#topology.view): Promise<boolean> {
+    this.#exchanges++;
+    try {
+      const answer = await this.#transport.membership(
+        peer,
+        encodeMembership(view),
+        Date.now() + this.#requestTimeoutMs,
+      );
+      const theirs = decodeMembership(answer);
+      if (typeof theirs === 'string')
+        throw new RingkvError('RINGKV_PROTOCOL', `Bad membership answer: ${theirs}`);
+      await this.offer(theirs);
+      return true;
+    } catch (err) {
+      this.#failedExchanges++;
+      this.#lastError = `${peer}: ${errorMessage(err)}`;
+      return false;
+    }
+  }
+
+  /** Exchanges with every live member at once (at start, and before a move streams). Resolves to those that answered. */
+  async exchangeAll(): Promise<string[]> {
+    const peers = liveMembers(this.#topology.view)
+      .map((m) => m.url)
+      .filter((url) => url !== this.#selfUrl);
+    const answered = await Promise.all(peers.map((peer) => this.exchange(peer)));
+    return peers.filter((_, i) => answered[i]);
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#queue;
+  }
+
+  stats(): GossipStats {
+    return {
+      exchanges: this.#exchanges,
+      failedExchanges: this.#failedExchanges,
+      pushes: this.#pushes,
+      adopted: this.#adopted,
+      lastError: this.#lastError,
+    };
+  }
+
+  #schedule(): void {
+    if (!this.#running) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const peers = liveMembers(this.#topology.view)
+        .map((m) => m.url)
+        .filter((url) => url !== this.#selfUrl && this.#transport.isUp(url));
+      const peer = peers[Math.floor(Math.random() * peers.length)];
+      void (peer === undefined ? Promise.resolve(false) : this.exchange(peer)).then(() => this.#schedule());
+    }, this.#intervalMs);
+    this.#timer.unref();
+  }
+}
+
+/**
+ * Whether `url` answers a membership exchange now (an empty view, which
+ * changes nothing): a node to remove or replace must not.
+ */
+export async function answersExchange(
+  transport: Pick<MembershipLinks, 'membership'>,
+  url: string,
+  timeoutMs: number = limits.membershipRequestTimeoutMs,
+): Promise<boolean> {
+  try {
+    await transport.membership(url, encodeMembership(EMPTY_MEMBERSHIP), Date.now() + timeoutMs);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,264 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
+import { isRingkvError } from '../../util/errors.js';
+import {
+  decodeMembership,
+  decodeMoveRequest,
+  decodeStreamPage,
+  decodeStreamRequest,
+  encodeMembership,
+  encodeMoveRequest,
+  encodeStreamPage,
+  encodeStreamRequest,
+  MoveKind,
+} from './format.js';
+import {
+  bootstrapMembership,
+  cancelled,
+  compareMemberships,
+  currentMembers,
+  EMPTY_MEMBERSHIP,
+  flipped,
+  futureMembers,
+  type Member,
+  MemberState,
+  type Membership,
+  mergeMemberships,
+  moveUnderWay,
+  REMOVED_KEPT_MAX,
+  withJoining,
+  withLeaving,
+} from './membership.js';
+
+const [a, b, c, d, e] = ['http://a:1', 'http://b:1', 'http://c:1', 'http://d:1', 'http://e:1'] as const;
+
+function states(view: Membership): Record<string, string> {
+  return Object.fromEntries(view.members.map((m) => [m.url, `${m.state}${m.dead ? '+dead' : ''}`]));
+}
+
+function refused(make: () => unknown, pattern: RegExp): void {
+  assert.throws(
+    make,
+    (err: unknown) => isRingkvError(err, 'RINGKV_BAD_REQUEST') && pattern.test(err.message),
+  );
+}
+
+/** Any valid view: distinct sorted URLs, any states and epochs. */
+const memberArb: fc.Arbitrary<Member> = fc
+  .record({
+    port: fc.integer({ min: 1, max: 40 }),
+    state: fc.constantFrom(MemberState.Joining, MemberState.Normal, MemberState.Leaving, MemberState.Removed),
+    dead: fc.boolean(),
+    token: fc.option(fc.integer({ min: 1, max: 40 }), { nil: undefined }),
+    since: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+  })
+  .map(({ port, state, dead, token, since }) => {
+    const url = `http://n:${port}`;
+    return { url, state, dead, token: token === undefined ? url : `http://n:${token}`, since };
+  });
+const viewArb: fc.Arbitrary<Membership> = fc
+  .record({
+    epoch: fc.bigInt({ min: 0n, max: 6n }),
+    members: fc.uniqueArray(memberArb, { selector: (m) => m.url, maxLength: 6 }),
+  })
+  .map(({ epoch, members }) => ({ epoch, members: [...members].sort((x, y) => (x.url < y.url ? -1 : 1)) }));
+
+describe('membership: the model', () => {
+  test('bootstrap: epoch 1, every node normal, the same view whatever the order', () => {
+    const one = bootstrapMembership([c, a, b]);
+    assert.equal(one.epoch, 1n);
+    assert.deepEqual(states(one), { [a]: '2', [b]: '2', [c]: '2' });
+    assert.deepEqual(encodeMembership(one), encodeMembership(bootstrapMembership([a, b, c, a])));
+    assert.equal(compareMemberships(one, bootstrapMembership([b, c, a])), 0);
+  });
+
+  test('a join, then its flip: joining in the future ring only, then normal in both', () => {
+    const start = bootstrapMembership([a, b, c]);
+    const joining = withJoining(start, d);
+    assert.equal(joining.epoch, 2n);
+    assert.ok(moveUnderWay(joining));
+    assert.deepEqual(
+      currentMembers(joining).map((m) => m.url),
+      [a, b, c],
+    );
+    assert.deepEqual(
+      futureMembers(joining).map((m) => m.url),
+      [a, b, c, d],
+    );
+    const done = flipped(joining);
+    assert.equal(done.epoch, 3n);
+    assert.ok(!moveUnderWay(done));
+    assert.deepEqual(
+      currentMembers(done).map((m) => m.url),
+      [a, b, c, d],
+    );
+    assert.equal(done.members.find((m) => m.url === d)!.since, 3n);
+  });
+
+  test('decommission and remove: leaving, then removed; a removed member stays listed', () => {
+    const start = bootstrapMembership([a, b, c, d]);
+    const leaving = withLeaving(start, c, { dead: false });
+    assert.deepEqual(
+      futureMembers(leaving).map((m) => m.url),
+      [a, b, d],
+    );
+    const removed = flipped(leaving);
+    assert.deepEqual(states(removed), { [a]: '2', [b]: '2', [c]: '4', [d]: '2' });
+    const dead = withLeaving(removed, d, { dead: true });
+    assert.equal(dead.members.find((m) => m.url === d)!.dead, true);
+    assert.deepEqual(
+      currentMembers(flipped(dead)).map((m) => m.url),
+      [a, b],
+    );
+  });
+
+  test("replace: the new node joins with the dead node's token, which leaves as dead", () => {
+    const start = withLeaving(flipped(withJoining(bootstrapMembership([a, b, c]), d)), a, { dead: false });
+    const view = withJoining(flipped(start), e, { replaces: c });
+    assert.deepEqual(states(view), { [a]: '4', [b]: '2', [c]: '3+dead', [d]: '2', [e]: '1' });
+    assert.equal(view.members.find((m) => m.url === e)!.token, c);
+    const done = flipped(view);
+    assert.deepEqual(states(done), { [a]: '4', [b]: '2', [c]: '4+dead', [d]: '2', [e]: '2' });
+    // A replacement of the replacement keeps the first token.
+    const again = withJoining(done, c, { replaces: e });
+    assert.equal(again.members.find((m) => m.url === c)!.token, c);
+  });
+
+  test('cancel: joining members are removed, leaving ones normal again', () => {
+    const view = withJoining(bootstrapMembership([a, b, c]), e, { replaces: b });
+    const back = cancelled(view);
+    assert.deepEqual(states(back), { [a]: '2', [b]: '2', [c]: '2', [e]: '4' });
+    assert.ok(!moveUnderWay(back));
+    // A node removed by a cancel may join again.
+    assert.equal(withJoining(back, e).members.find((m) => m.url === e)!.state, MemberState.Joining);
+  });
+
+  test('refusals: one move at a time, members in the right state, never the last member', () => {
+    const start = bootstrapMembership([a, b, c]);
+    const joining = withJoining(start, d);
+    refused(() => withJoining(joining, e), /a move is under way \(http:\/\/d:1 joining\)/);
+    refused(() => withLeaving(joining, a, { dead: false }), /a move is under way/);
+    refused(() => withJoining(start, a), /already normal/);
+    refused(() => withLeaving(start, d, { dead: true }), /not a member/);
+    refused(() => withJoining(start, d, { replaces: e }), /not a member/);
+    refused(() => flipped(start), /No move under way/);
+    refused(() => cancelled(start), /No move under way/);
+    refused(() => withLeaving(bootstrapMembership([a]), a, { dead: false }), /the last member/);
+  });
+
+  test(`removed members: at most ${REMOVED_KEPT_MAX} are kept, the oldest dropped first`, () => {
+    let view = bootstrapMembership([a, b]);
+    for (let i = 0; i < REMOVED_KEPT_MAX + 3; i++) {
+      const url = `http://x:${1000 + i}`;
+      view = flipped(withLeaving(flipped(withJoining(view, url)), url, { dead: true }));
+    }
+    const removed = view.members.filter((m) => m.state === MemberState.Removed);
+    assert.equal(removed.length, REMOVED_KEPT_MAX);
+    assert.ok(!view.members.some((m) => m.url === 'http://x:1000'));
+    assert.ok(view.members.some((m) => m.url === `http://x:${1000 + REMOVED_KEPT_MAX + 2}`));
+  });
+});
+
+describe('membership: the merge rule', () => {
+  test('the higher epoch wins; an empty view loses to anything', () => {
+    const start = bootstrapMembership([a, b, c]);
+    const joining = withJoining(start, d);
+    assert.equal(mergeMemberships(start, joining), joining);
+    assert.equal(mergeMemberships(joining, start), joining);
+    assert.equal(mergeMemberships(EMPTY_MEMBERSHIP, start), start);
+  });
+
+  test('equal epochs: two concurrent changes resolve to the same one on every node', () => {
+    const start = bootstrapMembership([a, b, c]);
+    const viaA = withJoining(start, d);
+    const viaB = withJoining(start, e);
+    const winner = mergeMemberships(viaA, viaB);
+    assert.equal(mergeMemberships(viaB, viaA), winner);
+    assert.ok(winner === viaA || winner === viaB);
+  });
+
+  test('property: commutative, associative, idempotent; the epoch never goes down', () => {
+    fc.assert(
+      fc.property(viewArb, viewArb, viewArb, (x, y, z) => {
+        const key = (v: Membership) => encodeMembership(v).toString('hex');
+        assert.equal(key(mergeMemberships(x, y)), key(mergeMemberships(y, x)));
+        assert.equal(
+          key(mergeMemberships(x, mergeMemberships(y, z))),
+          key(mergeMemberships(mergeMemberships(x, y), z)),
+        );
+        assert.equal(key(mergeMemberships(x, x)), key(x));
+        const merged = mergeMemberships(x, y);
+        assert.ok(merged.epoch >= x.epoch && merged.epoch >= y.epoch);
+        assert.ok(merged === x || merged === y);
+      }),
+      propertyParams({ numRuns: 500 }),
+    );
+  });
+
+  test('property: nodes that hear the same views in any order, any number of times, agree', () => {
+    fc.assert(
+      fc.property(
+        fc.array(viewArb, { minLength: 1, maxLength: 8 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.nat(), { minLength: 1, maxLength: 30 }),
+        (views, order1, order2) => {
+          const fold = (order: number[]) =>
+            [...views, ...order.map((i) => views[i % views.length]!)].reduce(
+              (held, view) => mergeMemberships(held, view),
+              EMPTY_MEMBERSHIP,
+            );
+          assert.equal(compareMemberships(fold(order1), fold(order2)), 0);
+        },
+      ),
+      propertyParams({ numRuns: 300 }),
+    );
+  });
+});
+
+describe('membership: the bytes', () => {
+  test('property: a view round-trips through its encoding', () => {
+    fc.assert(
+      fc.property(viewArb, (view) => {
+        const decoded = decodeMembership(encodeMembership(view));
+        assert.notEqual(typeof decoded, 'string', String(decoded));
+        assert.deepEqual(decoded, view);
+      }),
+      propertyParams({ numRuns: 300 }),
+    );
+  });
+
+  test('damage is refused: every flipped byte, every truncation', () => {
+    const bytes = encodeMembership(withJoining(bootstrapMembership([a, b, c]), d, { replaces: b }));
+    for (let i = 0; i < bytes.length; i++) {
+      const damaged = Buffer.from(bytes);
+      damaged[i]! ^= 0x40;
+      assert.equal(typeof decodeMembership(damaged), 'string', `flipped byte ${i}`);
+    }
+    for (let length = 0; length < bytes.length; length++) {
+      assert.equal(typeof decodeMembership(bytes.subarray(0, length)), 'string', `cut at ${length}`);
+    }
+  });
+
+  test('STREAM and MOVE bodies round-trip', () => {
+    const request = { epoch: 7n, target: d, start: Buffer.from('key-1'), limit: 512 };
+    assert.deepEqual(decodeStreamRequest(encodeStreamRequest(request)), request);
+    const page = {
+      epoch: 7n,
+      more: true,
+      estimatedBytes: 123_456,
+      coveredThrough: Buffer.from('key-9'),
+      entries: [
+        { key: Buffer.from('k1'), version: 5n, kind: 1 as const, expiresAtMs: 0, value: Buffer.from('v') },
+        { key: Buffer.from('k2'), version: 6n, kind: 2 as const, expiresAtMs: 0, value: Buffer.alloc(0) },
+      ],
+    };
+    assert.deepEqual(decodeStreamPage(encodeStreamPage(page)), page);
+    assert.deepEqual(decodeMoveRequest(encodeMoveRequest(MoveKind.Remove, c)), {
+      kind: MoveKind.Remove,
+      argument: c,
+    });
+    assert.throws(() => decodeMoveRequest(Buffer.from([9])), /unknown move request kind/);
+  });
+});

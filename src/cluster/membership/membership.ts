@@ -1,0 +1,247 @@
+/**
+ * Membership as data: which nodes make up the cluster, each one's state, and
+ * an epoch that only grows. Every node keeps one view (persisted in its data
+ * directory, file.ts), spreads it (gossip.ts) and computes its rings from it
+ * (topology.ts):
+ *
+ *   current ring = members that are normal or leaving   (reads; writes count `ack` here)
+ *   future ring  = members that are normal or joining   (only while a move is under way)
+ *
+ * A member's life:
+ *
+ *   joining --flip--> normal --decommission / remove--> leaving --flip--> removed
+ *      |                                                   |
+ *      +--cancel--> removed                                +--cancel--> normal
+ *
+ * A *move* is under way while some member is joining or leaving. Only one
+ * move at a time: a change that would start another is refused until the
+ * first one flips (every joining member becomes normal, every leaving one
+ * removed, in one new epoch) or is cancelled. Every change makes a new view
+ * with the epoch one higher than the view it was made from.
+ *
+ * The merge rule (mergeMemberships), which every node applies to every view
+ * it hears of: the higher epoch wins; at equal epochs (two changes made at
+ * once from the same view, through two nodes) the view whose encoding
+ * (format.ts) is larger, byte by byte, wins. The merge picks one of the two
+ * views whole, never a mixture, so it is commutative, associative and
+ * idempotent, and all nodes that have heard of the same views hold the same
+ * one. The losing change is simply not made: the node that made it sees so
+ * in the merged view and reports it (or tries again on the new view).
+ *
+ * Removed members stay in the view (at most REMOVED_KEPT_MAX of them, the
+ * oldest dropped first), so that a removed node that comes back learns it
+ * was removed rather than being unknown.
+ */
+import { compareBytes } from '../../util/bytes.js';
+import { RingkvError } from '../../util/errors.js';
+import { encodeMembership } from './format.js';
+
+/** On-disk and on-wire values (format.ts): never renumber. */
+export const MemberState = {
+  Joining: 1,
+  Normal: 2,
+  Leaving: 3,
+  Removed: 4,
+} as const;
+export type MemberState = (typeof MemberState)[keyof typeof MemberState];
+
+export const MEMBER_STATE_NAMES: Readonly<Record<MemberState, string>> = {
+  [MemberState.Joining]: 'joining',
+  [MemberState.Normal]: 'normal',
+  [MemberState.Leaving]: 'leaving',
+  [MemberState.Removed]: 'removed',
+};
+
+export interface Member {
+  /** The node's URL, normalized (`http://host:port`). */
+  readonly url: string;
+  readonly state: MemberState;
+  /**
+   * Known dead (set by `remove` and `--replace`): nothing is streamed from
+   * it, and the move does not wait for it.
+   */
+  readonly dead: boolean;
+  /** The name its ring points are placed by: its URL, or that of the dead node it replaced. */
+  readonly token: string;
+  /** The epoch of the view in which its state last changed. */
+  readonly since: bigint;
+}
+
+export interface Membership {
+  readonly epoch: bigint;
+  /** Sorted by URL, each URL once. */
+  readonly members: readonly Member[];
+}
+
+/** Removed members kept in a view (so that a returning node learns it was removed); the oldest go first. */
+export const REMOVED_KEPT_MAX = 64;
+/** Members in a view at most (format.ts refuses more): far beyond any cluster a ring of 4,096 points per node serves. */
+export const MEMBERS_MAX = 1024;
+
+/** The view of a node that knows nothing yet (epoch 0, no members): loses every merge. */
+export const EMPTY_MEMBERSHIP: Membership = Object.freeze({ epoch: 0n, members: Object.freeze([]) });
+
+/** The first view of a cluster started with `--cluster`: epoch 1, every node normal. Equal on every node given the same URLs. */
+export function bootstrapMembership(urls: readonly string[]): Membership {
+  const members = [...new Set(urls)]
+    .sort()
+    .map((url): Member => ({ url, state: MemberState.Normal, dead: false, token: url, since: 1n }));
+  return { epoch: 1n, members };
+}
+
+/** >0 when `a` wins over `b`: the higher epoch, then the larger encoding. 0 only for equal views. */
+export function compareMemberships(a: Membership, b: Membership): number {
+  if (a.epoch !== b.epoch) return a.epoch > b.epoch ? 1 : -1;
+  return compareBytes(encodeMembership(a), encodeMembership(b));
+}
+
+/** The view that wins (module comment): one of the two, whole. */
+export function mergeMemberships(a: Membership, b: Membership): Membership {
+  return compareMemberships(a, b) >= 0 ? a : b;
+}
+
+export function findMember(view: Membership, url: string): Member | undefined {
+  return view.members.find((member) => member.url === url);
+}
+
+/** Members of the current ring: normal and leaving. */
+export function currentMembers(view: Membership): Member[] {
+  return view.members.filter((m) => m.state === MemberState.Normal || m.state === MemberState.Leaving);
+}
+
+/** Members of the future ring: normal and joining. */
+export function futureMembers(view: Membership): Member[] {
+  return view.members.filter((m) => m.state === MemberState.Normal || m.state === MemberState.Joining);
+}
+
+/** Members that are not removed: the nodes this view talks to. */
+export function liveMembers(view: Membership): Member[] {
+  return view.members.filter((m) => m.state !== MemberState.Removed);
+}
+
+/** Whether a move is under way: some member joining or leaving. */
+export function moveUnderWay(view: Membership): boolean {
+  return view.members.some((m) => m.state === MemberState.Joining || m.state === MemberState.Leaving);
+}
+
+/** A one-line description of the move under way, for messages: "http://d:1 joining, http://c:1 leaving". */
+export function describeMove(view: Membership): string {
+  return view.members
+    .filter((m) => m.state === MemberState.Joining || m.state === MemberState.Leaving)
+    .map((m) => `${m.url} ${MEMBER_STATE_NAMES[m.state]}${m.dead ? ' (dead)' : ''}`)
+    .join(', ');
+}
+
+/**
+ * `url` joins: a new member in state joining, placed by its own URL, or by
+ * the token of `replaces` (a dead member, which leaves in the same change).
+ * Refused while another move is under way, or when `url` is already a member.
+ */
+export function withJoining(view: Membership, url: string, options: { replaces?: string } = {}): Membership {
+  refuseDuringMove(view, `${url} cannot join`);
+  const existing = findMember(view, url);
+  if (existing !== undefined && existing.state !== MemberState.Removed) {
+    throw badChange(`${url} cannot join: it is already ${MEMBER_STATE_NAMES[existing.state]}`);
+  }
+  const epoch = view.epoch + 1n;
+  let token = url;
+  let members = view.members.filter((m) => m.url !== url);
+  if (options.replaces !== undefined) {
+    const dead = normalMember(view, options.replaces, `${url} cannot replace ${options.replaces}`);
+    token = dead.token;
+    members = members.map((m) =>
+      m.url === dead.url ? { ...m, state: MemberState.Leaving, dead: true, since: epoch } : m,
+    );
+  }
+  members.push({ url, state: MemberState.Joining, dead: false, token, since: epoch });
+  return _view(epoch, members);
+}
+
+/**
+ * `url` leaves: decommission (it streams its data away itself) or, with
+ * `dead`, remove (its ranges are rebuilt from the other replicas). The last
+ * normal member cannot leave.
+ */
+export function withLeaving(view: Membership, url: string, options: { dead: boolean }): Membership {
+  const what = options.dead ? `${url} cannot be removed` : `${url} cannot be decommissioned`;
+  refuseDuringMove(view, what);
+  normalMember(view, url, what);
+  if (view.members.filter((m) => m.state === MemberState.Normal).length < 2) {
+    throw badChange(`${what}: it is the last member`);
+  }
+  const epoch = view.epoch + 1n;
+  return _view(
+    epoch,
+    view.members.map((m) =>
+      m.url === url ? { ...m, state: MemberState.Leaving, dead: options.dead, since: epoch } : m,
+    ),
+  );
+}
+
+/** The end of a move: joining members become normal, leaving ones removed, at once. */
+export function flipped(view: Membership): Membership {
+  if (!moveUnderWay(view)) throw badChange('No move under way to complete');
+  const epoch = view.epoch + 1n;
+  return _view(
+    epoch,
+    view.members.map((m) => {
+      if (m.state === MemberState.Joining) return { ...m, state: MemberState.Normal, since: epoch };
+      if (m.state === MemberState.Leaving) return { ...m, state: MemberState.Removed, since: epoch };
+      return m;
+    }),
+  );
+}
+
+/** A move given up: joining members are removed, leaving ones are normal again (and no longer taken for dead). */
+export function cancelled(view: Membership): Membership {
+  if (!moveUnderWay(view)) throw badChange('No move under way to cancel');
+  const epoch = view.epoch + 1n;
+  return _view(
+    epoch,
+    view.members.map((m) => {
+      if (m.state === MemberState.Joining) return { ...m, state: MemberState.Removed, since: epoch };
+      if (m.state === MemberState.Leaving)
+        return { ...m, state: MemberState.Normal, dead: false, since: epoch };
+      return m;
+    }),
+  );
+}
+
+function refuseDuringMove(view: Membership, what: string): void {
+  if (moveUnderWay(view)) {
+    throw badChange(
+      `${what}: a move is under way (${describeMove(view)}); wait for it to finish or cancel it (ringkv cancel)`,
+    );
+  }
+}
+
+function normalMember(view: Membership, url: string, what: string): Member {
+  const member = findMember(view, url);
+  if (member === undefined || member.state === MemberState.Removed) {
+    throw badChange(`${what}: ${url} is not a member`);
+  }
+  if (member.state !== MemberState.Normal) {
+    throw badChange(`${what}: ${url} is ${MEMBER_STATE_NAMES[member.state]}`);
+  }
+  return member;
+}
+
+/** Sorts, and drops the oldest removed members past REMOVED_KEPT_MAX. */
+function _view(epoch: bigint, members: Member[]): Membership {
+  const removed = members.filter((m) => m.state === MemberState.Removed);
+  if (removed.length > REMOVED_KEPT_MAX) {
+    const dropped = new Set(
+      removed
+        .sort((a, b) => (a.since < b.since ? -1 : a.since > b.since ? 1 : a.url < b.url ? -1 : 1))
+        .slice(0, removed.length - REMOVED_KEPT_MAX)
+        .map((m) => m.url),
+    );
+    members = members.filter((m) => !dropped.has(m.url));
+  }
+  members.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
+  return { epoch, members };
+}
+
+function badChange(message: string): RingkvError {
+  return new RingkvError('RINGKV_BAD_REQUEST', message);
+}

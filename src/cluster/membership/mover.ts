@@ -1,0 +1,326 @@
+/**
+ * Mover: a node's part in moves, driven by the membership view alone, so
+ * that a move survives the death of whichever node started it.
+ *
+ * While a move is under way (some member joining or leaving):
+ * 1. Every *new owner* (a joining node; with a member leaving, every normal
+ *    node too, since the leaving one's ranges land on them) first exchanges
+ *    views with every live member (so none still writes without the pending
+ *    owners), then streams its new ranges from every live current replica
+ *    (streaming.ts). A restarted new owner starts over; entries it already
+ *    has are simply written again.
+ * 2. The *completer*, the first normal member of the current ring (by URL)
+ *    that this node sees up, itself included, asks every new owner for its
+ *    progress every pollIntervalMs, and once all of them have streamed
+ *    everything for this epoch it makes the flip (membership.ts's
+ *    flipped()) and pushes it. Two nodes that both take themselves for the
+ *    completer make the same flip from the same view: byte for byte the same
+ *    new view, so nothing conflicts.
+ * 3. After the flip every node uses the new rings at once; the old current
+ *    ring keeps getting writes for limits.ringTrailingMs (topology.ts). A
+ *    node that finds itself removed (decommissioned, or removed while it was
+ *    away) serves out that time, then calls onRemoved (the node stops).
+ *
+ * Operators' requests arrive as internode MOVE messages (handleMove):
+ * decommission (of the node that receives it), remove (of a dead node),
+ * cancel, and progress.
+ */
+import { limits } from '../../config/limits.js';
+import type { Engine } from '../../storage/index.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
+import type { MembershipLinks } from '../transport/index.js';
+import { decodeMoveRequest, MoveKind } from './format.js';
+import { answersExchange, type Gossip } from './gossip.js';
+import {
+  cancelled,
+  describeMove,
+  EMPTY_MEMBERSHIP,
+  flipped,
+  MEMBER_STATE_NAMES,
+  MemberState,
+  type Membership,
+  moveUnderWay,
+  withLeaving,
+} from './membership.js';
+import { type ReceiveProgress, StreamReceiver } from './streaming.js';
+import type { Topology } from './topology.js';
+
+export interface MoverOptions {
+  readonly selfUrl: string;
+  readonly topology: Topology;
+  readonly gossip: Gossip;
+  readonly engine: Engine;
+  readonly transport: MembershipLinks & { isUp(peer: string): boolean };
+  /** Every version streamed in moves the node's clock past it. */
+  readonly observe?: (version: bigint) => void;
+  /** This node was removed from the cluster: stop it (called once, after the trailing time). */
+  readonly onRemoved?: () => void;
+  /** One line per event an operator should see. */
+  readonly log?: (line: string) => void;
+  readonly pollIntervalMs?: number;
+  readonly trailingMs?: number;
+  readonly bytesPerSecond?: number;
+}
+
+/** What a node answers to a progress request (MOVE kind 1), as JSON. */
+export interface MoveProgressAnswer {
+  readonly node: string;
+  readonly epoch: string;
+  readonly state: string;
+  readonly move: string | null;
+  /** This node's streaming for the move under way, if it is a new owner. */
+  readonly receiving: ReceiveProgress | null;
+}
+
+/** New owners of the move under way: joining members, and with a member leaving every normal one. */
+export function newOwners(view: Membership): string[] {
+  const leaving = view.members.some((m) => m.state === MemberState.Leaving);
+  return view.members
+    .filter((m) => m.state === MemberState.Joining || (leaving && m.state === MemberState.Normal))
+    .map((m) => m.url);
+}
+
+export class Mover {
+  readonly #options: MoverOptions;
+  readonly #selfUrl: string;
+  readonly #topology: Topology;
+  readonly #log: (line: string) => void;
+  #receiver: StreamReceiver | undefined;
+  /** The completer's last look at each new owner. */
+  #owners = new Map<string, ReceiveProgress | { error: string }>();
+  #timer: NodeJS.Timeout | undefined;
+  #removedTimer: NodeJS.Timeout | undefined;
+  #running = false;
+  #polling = false;
+  #removed = false;
+
+  constructor(options: MoverOptions) {
+    this.#options = options;
+    this.#selfUrl = options.selfUrl;
+    this.#topology = options.topology;
+    this.#log = options.log ?? (() => {});
+    this.#topology.onChange((view, previous) => this.#changed(view, previous));
+  }
+
+  /** Acts on the view held now (a move to resume, a removal to carry out), then on every change. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#changed(this.#topology.view, EMPTY_MEMBERSHIP);
+    this.#schedule();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#receiver?.abort();
+    this.#receiver = undefined;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#removedTimer !== undefined) clearTimeout(this.#removedTimer);
+    this.#timer = undefined;
+  }
+
+  /** The internode MOVE handler: an operator's request, or a completer asking for progress. */
+  async handleMove(body: Buffer): Promise<Buffer> {
+    const request = decodeMoveRequest(body);
+    const gossip = this.#options.gossip;
+    let answer: unknown;
+    switch (request.kind) {
+      case MoveKind.Progress:
+        answer = this.progress();
+        break;
+      case MoveKind.Decommission: {
+        if (request.argument !== this.#selfUrl) {
+          throw new RingkvError(
+            'RINGKV_BAD_REQUEST',
+            `Decommission is asked of the node that leaves: this is ${this.#selfUrl}, not ${request.argument}`,
+          );
+        }
+        const view = await gossip.propose((v) => withLeaving(v, this.#selfUrl, { dead: false }));
+        this.#log(
+          `Decommissioning ${this.#selfUrl} (epoch ${view.epoch}): its ranges stream to their new owners`,
+        );
+        answer = { epoch: String(view.epoch), move: describeMove(view) };
+        break;
+      }
+      case MoveKind.Remove: {
+        const dead = request.argument;
+        if (dead === this.#selfUrl) {
+          throw new RingkvError(
+            'RINGKV_BAD_REQUEST',
+            `${dead} cannot remove itself: decommission it instead`,
+          );
+        }
+        if (await answersExchange(this.#options.transport, dead)) {
+          throw new RingkvError(
+            'RINGKV_BAD_REQUEST',
+            `${dead} is up and answering: decommission it (ringkv decommission --url ${dead}) rather than remove it`,
+          );
+        }
+        const view = await gossip.propose((v) => withLeaving(v, dead, { dead: true }));
+        this.#log(`Removing ${dead} (epoch ${view.epoch}): its ranges are rebuilt from the other replicas`);
+        answer = { epoch: String(view.epoch), move: describeMove(view) };
+        break;
+      }
+      case MoveKind.Cancel: {
+        const before = this.#topology.view;
+        const view = await gossip.propose((v) => cancelled(v));
+        this.#log(`Move cancelled (epoch ${view.epoch}): ${describeMove(before)}`);
+        answer = { epoch: String(view.epoch), cancelled: describeMove(before) };
+        break;
+      }
+    }
+    return Buffer.from(JSON.stringify(answer));
+  }
+
+  /** This node's answer to a progress request. */
+  progress(): MoveProgressAnswer {
+    const view = this.#topology.view;
+    const self = this.#topology.member(this.#selfUrl);
+    const receiver = this.#receiver;
+    return {
+      node: this.#selfUrl,
+      epoch: String(view.epoch),
+      state: self === undefined ? 'unknown' : MEMBER_STATE_NAMES[self.state],
+      move: moveUnderWay(view) ? describeMove(view) : null,
+      receiving: receiver !== undefined && receiver.epoch === view.epoch ? receiver.progress() : null,
+    };
+  }
+
+  /** For /v0/status: the move under way, this node's streaming, and what the completer last heard. */
+  status(): Record<string, unknown> {
+    const view = this.#topology.view;
+    return {
+      move: moveUnderWay(view) ? describeMove(view) : null,
+      newOwners: moveUnderWay(view) ? newOwners(view) : [],
+      receiving: this.progress().receiving,
+      completing: this.#owners.size === 0 ? null : Object.fromEntries(this.#owners),
+    };
+  }
+
+  #changed(view: Membership, previous: Membership): void {
+    if (!this.#running) return;
+    if (view !== previous && previous !== EMPTY_MEMBERSHIP) {
+      this.#log(
+        `Membership epoch ${view.epoch}: ${moveUnderWay(view) ? `move under way (${describeMove(view)})` : 'no move under way'}`,
+      );
+    }
+    if (this.#receiver !== undefined && this.#receiver.epoch !== view.epoch) {
+      this.#receiver.abort();
+      this.#receiver = undefined;
+    }
+    this.#owners = new Map();
+    const self = this.#topology.member(this.#selfUrl);
+    if (self?.state === MemberState.Removed && !this.#removed) {
+      this.#removed = true;
+      this.#log(
+        `This node was removed from the cluster (epoch ${view.epoch}): it stops in ${this.#trailingMs()} ms`,
+      );
+      // It serves out the trailing time: nodes that have not heard of the change yet still write to it.
+      this.#removedTimer = setTimeout(
+        () => this.#options.onRemoved?.(),
+        previous === EMPTY_MEMBERSHIP ? 0 : this.#trailingMs(),
+      );
+      this.#removedTimer.unref();
+      return;
+    }
+    if (moveUnderWay(view) && newOwners(view).includes(this.#selfUrl) && this.#receiver === undefined) {
+      void this.#receive(view);
+    }
+  }
+
+  /** Streams this node's new ranges for the move of `view`. */
+  async #receive(view: Membership): Promise<void> {
+    const { topology, gossip } = this.#options;
+    const current = topology.current;
+    const future = topology.future;
+    if (current === undefined || future === undefined) return;
+    const receiver = new StreamReceiver({
+      selfUrl: this.#selfUrl,
+      view,
+      rings: { current, future },
+      engine: this.#options.engine,
+      transport: this.#options.transport,
+      ...(this.#options.observe === undefined ? {} : { observe: this.#options.observe }),
+      onStale: (source) => gossip.exchange(source),
+      ...(this.#options.bytesPerSecond === undefined ? {} : { bytesPerSecond: this.#options.bytesPerSecond }),
+      log: this.#log,
+    });
+    this.#receiver = receiver;
+    // Everyone that can be reached holds this view before anything is streamed: none writes without this node.
+    await gossip.exchangeAll();
+    if (this.#receiver !== receiver || topology.epoch !== view.epoch) return;
+    this.#log(`Streaming this node's new ranges for the move of epoch ${view.epoch} (${describeMove(view)})`);
+    await receiver.run();
+    if (!receiver.done) return;
+    const progress = receiver.progress();
+    const seconds = Math.max(0.001, ((progress.doneAtMs ?? Date.now()) - progress.startedAtMs) / 1000);
+    this.#log(
+      `Streamed ${progress.keys} keys, ${progress.bytes} bytes in ${seconds.toFixed(1)} s (${(progress.bytes / 1048576 / seconds).toFixed(1)} MiB/s) for the move of epoch ${view.epoch}`,
+    );
+    void this.#poll();
+  }
+
+  #schedule(): void {
+    if (!this.#running) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#poll().then(() => this.#schedule());
+    }, this.#options.pollIntervalMs ?? limits.movePollIntervalMs);
+    this.#timer.unref();
+  }
+
+  /** The completer's round: ask each new owner how far it got; flip once all are done. */
+  async #poll(): Promise<void> {
+    const view = this.#topology.view;
+    if (this.#polling || !moveUnderWay(view) || !this.#completes(view)) return;
+    this.#polling = true;
+    try {
+      const owners = newOwners(view);
+      const answers = await Promise.all(owners.map((url) => this.#progressOf(url)));
+      if (this.#topology.view !== view) return;
+      this.#owners = new Map(owners.map((url, i) => [url, answers[i]!]));
+      const done = answers.every((a) => 'done' in a && a.done && a.epoch === String(view.epoch));
+      if (!done) return;
+      const next = await this.#options.gossip.propose((v) => {
+        if (v.epoch !== view.epoch)
+          throw new RingkvError('RINGKV_UNAVAILABLE', 'The membership changed meanwhile');
+        return flipped(v);
+      });
+      this.#log(`Move complete (epoch ${next.epoch}): ${describeMove(view)}`);
+    } catch (err) {
+      this.#log(`Completing the move of epoch ${view.epoch} failed: ${errorMessage(err)}`);
+    } finally {
+      this.#polling = false;
+    }
+  }
+
+  /** Whether this node completes the move: the first normal member of the current ring it sees up. */
+  #completes(view: Membership): boolean {
+    const transport = this.#options.transport;
+    for (const member of view.members) {
+      if (member.state !== MemberState.Normal) continue;
+      if (member.url === this.#selfUrl) return true;
+      if (transport.isUp(member.url)) return false;
+    }
+    return false;
+  }
+
+  async #progressOf(url: string): Promise<ReceiveProgress | { error: string }> {
+    if (url === this.#selfUrl) return this.progress().receiving ?? { error: 'not streaming yet' };
+    try {
+      const body = await this.#options.transport.move(
+        url,
+        Buffer.from([MoveKind.Progress]),
+        Date.now() + limits.membershipRequestTimeoutMs,
+      );
+      const answer = JSON.parse(body.toString('utf8')) as MoveProgressAnswer;
+      return answer.receiving ?? { error: `not streaming (epoch ${answer.epoch})` };
+    } catch (err) {
+      return { error: errorMessage(err) };
+    }
+  }
+
+  #trailingMs(): number {
+    return this.#options.trailingMs ?? limits.ringTrailingMs;
+  }
+}

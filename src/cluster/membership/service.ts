@@ -1,0 +1,299 @@
+/**
+ * MembershipService: a node's membership, assembled: the view it starts
+ * from, the topology its requests are placed by, gossip, the stream source
+ * and the mover, and the internode handlers for MEMBERSHIP, STREAM and MOVE.
+ *
+ * The view a node starts from (open()), in this order:
+ * 1. The MEMBERSHIP file in its data directory, when there is one: a
+ *    restarted node uses what it stored. A `--cluster` list that disagrees
+ *    with it is reported in one line and not followed; a node the stored
+ *    view says was removed does not start.
+ * 2. With `--join ANY_MEMBER` (no file yet): the member's view, fetched over
+ *    the internode protocol. Once the node listens, start() proposes it as
+ *    joining (with `--replace DEAD`, joining in the dead member's place).
+ *    A node the fetched view already lists (a join that was interrupted, or
+ *    a node that lost its disk) takes up its place instead.
+ * 3. Otherwise `--cluster`: the bootstrap view, epoch 1, every node normal.
+ *
+ * start(), before the node reports ready: an exchange with every live member
+ * (a node that was away catches up before it serves), the join proposal if
+ * any, then gossip and the mover run.
+ */
+import type { Engine, Vfs } from '../../storage/index.js';
+import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
+import type { MembershipLinks } from '../transport/index.js';
+import { loadMembership, saveMembership } from './file.js';
+import { decodeMembership, encodeMembership } from './format.js';
+import { answersExchange, Gossip } from './gossip.js';
+import {
+  bootstrapMembership,
+  describeMove,
+  EMPTY_MEMBERSHIP,
+  findMember,
+  liveMembers,
+  MEMBER_STATE_NAMES,
+  MemberState,
+  type Membership,
+  moveUnderWay,
+  withJoining,
+} from './membership.js';
+import { Mover } from './mover.js';
+import { StreamSource } from './streaming.js';
+import { Topology } from './topology.js';
+
+export interface MembershipStart {
+  readonly selfUrl: string;
+  readonly dataDir: string;
+  /** `--cluster`, normalized; [selfUrl] when not given. */
+  readonly cluster: readonly string[];
+  /** `--join ANY_MEMBER`. */
+  readonly join?: string | undefined;
+  /** `--replace DEAD_URL` (with --join). */
+  readonly replace?: string | undefined;
+}
+
+export interface MembershipServiceOptions {
+  readonly vfs: Vfs;
+  readonly engine: Engine;
+  readonly transport: MembershipLinks & { isUp(peer: string): boolean };
+  readonly observe?: (version: bigint) => void;
+  /** Records for operators: `event` names what happened (membership.*). */
+  readonly log: (level: 'info' | 'warn', event: string, line: string) => void;
+  readonly onRemoved?: () => void;
+  readonly bytesPerSecond?: number;
+}
+
+/** A fetch of a member's view at start: short, one attempt (the operator runs the command again). */
+const FETCH_TIMEOUT_MS = 5000;
+/** A join that loses a race with another change is proposed again this many times. */
+const JOIN_ATTEMPTS_MAX = 5;
+
+export class MembershipService {
+  readonly topology: Topology;
+  readonly gossip: Gossip;
+  readonly mover: Mover;
+  readonly source: StreamSource;
+  readonly #start: MembershipStart;
+  readonly #options: MembershipServiceOptions;
+  /** Set when start() must propose this node as joining. */
+  readonly #joinReplacing: { readonly replaces?: string } | undefined;
+  #shares: _Shares | undefined;
+
+  private constructor(
+    view: Membership,
+    start: MembershipStart,
+    options: MembershipServiceOptions,
+    join: { readonly replaces?: string } | undefined,
+  ) {
+    this.#start = start;
+    this.#options = options;
+    this.#joinReplacing = join;
+    this.topology = new Topology(view);
+    this.gossip = new Gossip({
+      selfUrl: start.selfUrl,
+      topology: this.topology,
+      transport: options.transport,
+      persist: (next) => saveMembership(options.vfs, start.dataDir, next),
+    });
+    this.mover = new Mover({
+      selfUrl: start.selfUrl,
+      topology: this.topology,
+      gossip: this.gossip,
+      engine: options.engine,
+      transport: options.transport,
+      log: (line) => options.log('info', 'membership', line),
+      ...(options.observe === undefined ? {} : { observe: options.observe }),
+      ...(options.onRemoved === undefined ? {} : { onRemoved: options.onRemoved }),
+      ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
+    });
+    this.source = new StreamSource({
+      selfUrl: start.selfUrl,
+      topology: this.topology,
+      engine: options.engine,
+    });
+  }
+
+  /** Decides the view the node starts from (module comment); rejects with a one-line error. */
+  static async open(start: MembershipStart, options: MembershipServiceOptions): Promise<MembershipService> {
+    const { selfUrl } = start;
+    const stored = await loadMembership(options.vfs, start.dataDir);
+    if (stored !== undefined) {
+      const self = findMember(stored, selfUrl);
+      if (self?.state === MemberState.Removed) throw removedError(selfUrl, self.since);
+      const listed = liveMembers(stored).map((m) => m.url);
+      if (start.cluster.length > 1 && !sameSet(start.cluster, listed)) {
+        options.log(
+          'warn',
+          'membership.mismatch',
+          `--cluster lists ${start.cluster.join(',')} but the stored membership (epoch ${stored.epoch}) has ${listed.join(',')}: the stored membership is used (--cluster only starts a new cluster; members join with --join and leave with ringkv decommission or remove)`,
+        );
+      }
+      const joining = self === undefined && start.join !== undefined ? joinOf(start) : undefined;
+      if (self === undefined && joining === undefined) throw notMemberError(selfUrl, stored.epoch);
+      return new MembershipService(stored, start, options, joining);
+    }
+    if (start.join !== undefined) {
+      const view = await fetchView(options.transport, start.join);
+      const self = findMember(view, selfUrl);
+      if (self !== undefined && self.state !== MemberState.Removed) {
+        // Listed already: an interrupted join, or a member that lost its disk. It takes up its place.
+        await saveMembership(options.vfs, start.dataDir, view);
+        return new MembershipService(view, start, options, undefined);
+      }
+      return new MembershipService(view, start, options, joinOf(start));
+    }
+    const view = bootstrapMembership(start.cluster);
+    await saveMembership(options.vfs, start.dataDir, view);
+    return new MembershipService(view, start, options, undefined);
+  }
+
+  /** The internode MEMBERSHIP, STREAM and MOVE handlers. */
+  readonly handlers = {
+    membership: (body: Buffer): Promise<Buffer> => this.gossip.receive(body),
+    stream: (body: Buffer): Promise<Buffer> => this.source.handle(body),
+    move: (body: Buffer): Promise<Buffer> => this.mover.handleMove(body),
+  };
+
+  /** Catches up with the members, joins if asked to, then runs gossip and the mover. */
+  async start(): Promise<void> {
+    await this.gossip.exchangeAll();
+    const selfUrl = this.#start.selfUrl;
+    if (
+      this.#joinReplacing !== undefined &&
+      findMember(this.topology.view, selfUrl)?.state !== MemberState.Joining
+    ) {
+      await this.#join(this.#joinReplacing.replaces);
+    }
+    const self = findMember(this.topology.view, selfUrl);
+    if (self === undefined) throw notMemberError(selfUrl, this.topology.epoch);
+    this.gossip.start();
+    this.mover.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.mover.stop();
+    await this.gossip.stop();
+  }
+
+  /** For /v0/status: the view, each member's share of the rings, the move and its progress. */
+  status(): Record<string, unknown> {
+    const view = this.topology.view;
+    const shares = this.#sharesOf(view);
+    return {
+      epoch: String(view.epoch),
+      members: view.members.map((m) => ({
+        url: m.url,
+        state: MEMBER_STATE_NAMES[m.state],
+        ...(m.dead ? { dead: true } : {}),
+        ...(m.token === m.url ? {} : { token: m.token }),
+        since: String(m.since),
+        share: round(shares.current.get(m.url) ?? 0),
+        ...(shares.future === undefined ? {} : { futureShare: round(shares.future.get(m.url) ?? 0) }),
+      })),
+      ...this.mover.status(),
+      trailing: this.topology.trailing,
+      gossip: this.gossip.stats(),
+      streamed: this.source.stats(),
+    };
+  }
+
+  async #join(replaces: string | undefined): Promise<void> {
+    const selfUrl = this.#start.selfUrl;
+    if (replaces !== undefined && (await answersExchange(this.#options.transport, replaces))) {
+      throw new RingkvError(
+        'RINGKV_CONFIG',
+        `Cannot replace ${replaces}: it is up and answering (decommission it, or stop it first)`,
+      );
+    }
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const view = await this.gossip.propose((v) =>
+          withJoining(v, selfUrl, replaces === undefined ? {} : { replaces }),
+        );
+        this.#options.log(
+          'info',
+          'membership.join',
+          `Joining the cluster at epoch ${view.epoch} (${describeMove(view)}): streaming this node's ranges`,
+        );
+        return;
+      } catch (err) {
+        if (isRingkvError(err, 'RINGKV_BAD_REQUEST')) {
+          throw new RingkvError('RINGKV_CONFIG', `Cannot join: ${err.message}`, { cause: err });
+        }
+        if (attempt >= JOIN_ATTEMPTS_MAX) throw err;
+        await this.gossip.exchangeAll();
+      }
+    }
+  }
+
+  #sharesOf(view: Membership): _Shares {
+    if (this.#shares?.epoch !== view.epoch) {
+      this.#shares = {
+        epoch: view.epoch,
+        current: this.topology.current?.primaryShares() ?? new Map(),
+        future: moveUnderWay(view) ? this.topology.future?.primaryShares() : undefined,
+      };
+    }
+    return this.#shares;
+  }
+}
+
+/** Each member's share of the current ring (and of the future one during a move), for one epoch. */
+interface _Shares {
+  readonly epoch: bigint;
+  readonly current: Map<string, number>;
+  readonly future: Map<string, number> | undefined;
+}
+
+function joinOf(start: MembershipStart): { readonly replaces?: string } {
+  return start.replace === undefined ? {} : { replaces: start.replace };
+}
+
+async function fetchView(transport: MembershipLinks, member: string): Promise<Membership> {
+  let body: Buffer;
+  try {
+    body = await transport.membership(
+      member,
+      encodeMembership(EMPTY_MEMBERSHIP),
+      Date.now() + FETCH_TIMEOUT_MS,
+    );
+  } catch (err) {
+    throw new RingkvError(
+      'RINGKV_CONFIG',
+      `Cannot fetch the membership from --join ${member}: ${errorMessage(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+  const view = decodeMembership(body);
+  if (typeof view === 'string' || view.members.length === 0) {
+    throw new RingkvError(
+      'RINGKV_CONFIG',
+      `--join ${member} answered no membership: is it a member of a cluster?`,
+    );
+  }
+  return view;
+}
+
+function removedError(url: string, epoch: bigint): RingkvError {
+  return new RingkvError(
+    'RINGKV_CONFIG',
+    `This node (${url}) was removed from the cluster at epoch ${epoch}: to add it again, start it on an empty data directory with --join ANY_MEMBER`,
+  );
+}
+
+function notMemberError(url: string, epoch: bigint): RingkvError {
+  return new RingkvError(
+    'RINGKV_CONFIG',
+    `This node (${url}) is not a member of the cluster (membership epoch ${epoch}): start it with --join ANY_MEMBER to add it`,
+  );
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((url) => b.includes(url));
+}
+
+function round(share: number): number {
+  return Math.round(share * 10_000) / 10_000;
+}
