@@ -4,7 +4,10 @@
  * handoff, anti-entropy and its responder, the internode server, the clock
  * skew monitor, and the ClusterStore that coordinates client requests.
  * Nothing runs yet: Node starts the loops once it listens, and owns the
- * order in which everything stops.
+ * order in which everything stops. The outside world comes in through the
+ * context: the data directory's file system (vfs) and the transport's maker,
+ * so that the cluster simulation (test/sim) runs these very parts on a
+ * MemoryVfs and a simulated network.
  */
 import { join } from 'node:path';
 import { AntiEntropy, AntiEntropyResponder, loadBirthVersion } from '../cluster/antientropy/index.js';
@@ -15,6 +18,7 @@ import { ClusterStore, createReplica } from '../cluster/replication/index.js';
 import { Ring } from '../cluster/ring/index.js';
 import {
   createTransport,
+  type FrameTransportOptions,
   InternodeServer,
   type PeerLinks,
   type Transport,
@@ -22,13 +26,16 @@ import {
   type TransportStats,
 } from '../cluster/transport/index.js';
 import type { ServeOptions } from '../config/options.js';
-import type { Engine } from '../storage/index.js';
+import type { Engine, Vfs } from '../storage/index.js';
 import { errorMessage } from '../util/errors.js';
 import { type Log, lineLog } from '../util/log.js';
 
+/** The client side of the internode links, as a node uses it. */
+export type ClusterTransport = Transport & PeerLinks & { stats(): TransportStats };
+
 export interface ClusterParts {
   readonly store: ClusterStore;
-  readonly transport: Transport & PeerLinks & { stats(): TransportStats };
+  readonly transport: ClusterTransport;
   readonly internode: InternodeServer;
   readonly hints: HintStore;
   readonly handoff: HintedHandoff;
@@ -45,6 +52,10 @@ export async function clusterParts(
     readonly hintHandoffIntervalMs: number;
     /** Also told each heartbeat's clock sample (the node's metrics keep the round trips). */
     readonly onClockSample?: (peer: string, skewMs: number, rttMs: number) => void;
+    /** The data directory's file system, for the hints and the BIRTH file (default: the real one). */
+    readonly vfs?: Vfs;
+    /** Makes the transport from the settings below (default: createTransport of transportKind). */
+    readonly createTransport?: (options: FrameTransportOptions) => ClusterTransport;
   },
 ): Promise<ClusterParts> {
   const { engine, clock, log } = context;
@@ -55,15 +66,22 @@ export async function clusterParts(
     );
   }
   const hintsLog = lineLog(log, 'hints');
-  const birthVersion = await loadBirthVersion(options.dataDir, { engine, clock });
-  const hints = await HintStore.open(join(options.dataDir, 'hints'), { sync: options.sync, log: hintsLog });
+  const vfs = context.vfs === undefined ? {} : { vfs: context.vfs };
+  const birthVersion = await loadBirthVersion(options.dataDir, { engine, clock, ...vfs });
+  const hints = await HintStore.open(join(options.dataDir, 'hints'), {
+    sync: options.sync,
+    log: hintsLog,
+    ...vfs,
+  });
   const ring = new Ring(options.cluster);
   const isPeer = (url: string): boolean => url !== options.url && ring.nodes.includes(url);
   const skew = new ClockSkewMonitor({ boundMs: options.clockSkewMaxMs, log: lineLog(log, 'clock.skew') });
   // The transport tells the handoff when a peer is back; the handoff needs the transport first.
   let handoff: HintedHandoff | undefined;
-  const transport = createTransport({
-    kind: context.transportKind,
+  const makeTransport =
+    context.createTransport ??
+    ((settings: FrameTransportOptions) => createTransport({ kind: context.transportKind, ...settings }));
+  const transport = makeTransport({
     secret: options.clusterSecret,
     selfUrl: options.url,
     wallMs: () => clock.wallMs(),

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { MemoryEngine, valueEntry } from '../../storage/index.js';
+import { MemoryEngine, MemoryVfs, seededRandom, valueEntry } from '../../storage/index.js';
 import { BIRTH_FILE, loadBirthVersion } from './birth.js';
 
 const dirs: string[] = [];
@@ -58,5 +58,18 @@ describe('loadBirthVersion', () => {
         code: 'RINGKV_CORRUPTION',
       });
     }
+  });
+
+  it('goes through the given vfs, durably: a power loss right after keeps the version', async () => {
+    const vfs = new MemoryVfs();
+    await vfs.mkdir('/data');
+    assert.equal(
+      await loadBirthVersion('/data', { engine: new MemoryEngine(), clock: countingClock(), vfs }),
+      1000n,
+    );
+    const after = vfs.crash(seededRandom(7));
+    const clock = countingClock();
+    assert.equal(await loadBirthVersion('/data', { engine: new MemoryEngine(), clock, vfs: after }), 1000n);
+    assert.equal(clock.calls, 0);
   });
 });

@@ -21,7 +21,7 @@
  *   const birthVersion = await loadBirthVersion(dataDir, { engine, clock });
  */
 import { join } from 'node:path';
-import { type Engine, nodeVfs, replaceFileDurably } from '../../storage/index.js';
+import { type Engine, nodeVfs, replaceFileDurably, type Vfs } from '../../storage/index.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 
 /** Name of the file in the data directory. */
@@ -30,12 +30,18 @@ const HEADER = 'ringkv-birth 1\n';
 
 export async function loadBirthVersion(
   dataDir: string,
-  options: { readonly engine: Engine; readonly clock: { now(): bigint } },
+  options: {
+    readonly engine: Engine;
+    readonly clock: { now(): bigint };
+    /** The data directory's file system (default: the real one). */
+    readonly vfs?: Vfs;
+  },
 ): Promise<bigint> {
+  const vfs = options.vfs ?? nodeVfs;
   const path = join(dataDir, BIRTH_FILE);
   let text: string | undefined;
   try {
-    text = (await nodeVfs.readFile(path)).toString('latin1');
+    text = (await vfs.readFile(path)).toString('latin1');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw new RingkvError('RINGKV_IO', `Cannot read ${path}: ${errorMessage(err)}`, { cause: err });
@@ -43,7 +49,7 @@ export async function loadBirthVersion(
   }
   if (text !== undefined) return _parse(path, text);
   const version = (await _isEmpty(options.engine)) ? options.clock.now() : 0n;
-  await _writeDurably(dataDir, path, `${HEADER}${version}\n`);
+  await _writeDurably(vfs, dataDir, path, `${HEADER}${version}\n`);
   return version;
 }
 
@@ -72,9 +78,9 @@ async function _isEmpty(engine: Engine): Promise<boolean> {
 }
 
 /** Write a temporary file, fsync it, rename it over, fsync the directory: once per data directory. */
-async function _writeDurably(dir: string, path: string, text: string): Promise<void> {
+async function _writeDurably(vfs: Vfs, dir: string, path: string, text: string): Promise<void> {
   try {
-    await replaceFileDurably(nodeVfs, dir, path, Buffer.from(text, 'latin1'));
+    await replaceFileDurably(vfs, dir, path, Buffer.from(text, 'latin1'));
   } catch (err) {
     throw new RingkvError('RINGKV_IO', `Cannot write ${path}: ${errorMessage(err)}`, { cause: err });
   }
