@@ -23,7 +23,8 @@ import { buildLeaves, type PairScope, type SummaryLimits, summaryPage } from './
 
 export interface AntiEntropyResponderOptions {
   readonly selfUrl: string;
-  readonly ring: Ring;
+  /** The ring compared over: fixed, or read for each request (the membership's current ring). */
+  readonly ring: Ring | (() => Ring | undefined);
   readonly engine: Engine;
   readonly summaryLimits?: Partial<SummaryLimits>;
 }
@@ -36,7 +37,7 @@ export interface ResponderStats {
 
 export class AntiEntropyResponder {
   readonly #selfUrl: string;
-  readonly #ring: Ring;
+  readonly #ring: () => Ring | undefined;
   readonly #engine: Engine;
   readonly #limits: SummaryLimits;
   /** The request being served; the next one waits for it. */
@@ -47,7 +48,8 @@ export class AntiEntropyResponder {
 
   constructor(options: AntiEntropyResponderOptions) {
     this.#selfUrl = options.selfUrl;
-    this.#ring = options.ring;
+    const ring = options.ring;
+    this.#ring = typeof ring === 'function' ? ring : () => ring;
     this.#engine = options.engine;
     this.#limits = {
       entriesMax: options.summaryLimits?.entriesMax ?? limits.antiEntropySummaryEntriesMax,
@@ -74,7 +76,11 @@ export class AntiEntropyResponder {
 
   async #serve(body: Buffer): Promise<Buffer> {
     const request = decodeRequest(body);
-    const nodes = this.#ring.nodes;
+    const ring = this.#ring();
+    if (ring === undefined || !ring.nodes.includes(this.#selfUrl)) {
+      throw new RingkvError('RINGKV_BAD_REQUEST', `Anti-entropy request while ${this.#selfUrl} is off the ring`);
+    }
+    const nodes = ring.nodes;
     if (!nodes.includes(request.from) || request.from === this.#selfUrl) {
       throw new RingkvError('RINGKV_BAD_REQUEST', `Anti-entropy request from ${request.from}, not a peer`);
     }
@@ -85,7 +91,7 @@ export class AntiEntropyResponder {
       );
     }
     const scope: PairScope = {
-      ring: this.#ring,
+      ring,
       self: this.#selfUrl,
       peer: request.from,
       replicationFactor: request.replicationFactor,

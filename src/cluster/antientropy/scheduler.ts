@@ -36,7 +36,12 @@ import { type AntiEntropyTransport, type ExchangeResult, exchange } from './exch
 
 export interface AntiEntropyOptions {
   readonly selfUrl: string;
-  readonly ring: Ring;
+  /**
+   * The ring compared over: fixed, or read at the start of each round (the
+   * membership's current ring, which changes as nodes join and leave; a
+   * round is skipped while this node is not on it).
+   */
+  readonly ring: Ring | (() => Ring | undefined);
   readonly engine: Engine;
   readonly transport: AntiEntropyTransport;
   /** Between the end of one round and the start of the next; 0: start() does nothing. */
@@ -94,11 +99,12 @@ export function defaultReplicationFactor(clusterSize: number): number {
 
 export class AntiEntropy {
   readonly #selfUrl: string;
-  readonly #ring: Ring;
+  readonly #ring: () => Ring | undefined;
   readonly #engine: Engine;
   readonly #transport: AntiEntropyTransport;
   readonly #intervalMs: number;
-  readonly #replicationFactor: number;
+  /** Fixed by the options, or undefined: the default for the ring of each round. */
+  readonly #replicationFactor: number | undefined;
   readonly #leafBits: number;
   readonly #settings: {
     summaryEntriesMax: number;
@@ -132,12 +138,12 @@ export class AntiEntropy {
 
   constructor(options: AntiEntropyOptions) {
     this.#selfUrl = options.selfUrl;
-    this.#ring = options.ring;
+    const ring = options.ring;
+    this.#ring = typeof ring === 'function' ? ring : () => ring;
     this.#engine = options.engine;
     this.#transport = options.transport;
     this.#intervalMs = options.intervalMs ?? limits.antiEntropyIntervalMs;
-    this.#replicationFactor =
-      options.replicationFactor ?? defaultReplicationFactor(options.ring.nodes.length);
+    this.#replicationFactor = options.replicationFactor;
     this.#leafBits = options.leafBits ?? limits.antiEntropyLeafBits;
     this.#settings = {
       summaryEntriesMax: options.summaryEntriesMax ?? limits.antiEntropySummaryEntriesMax,
@@ -150,13 +156,14 @@ export class AntiEntropy {
       observe: _observer(options.clock),
     };
     this.#log = options.log ?? (() => {});
-    assert(this.#ring.nodes.includes(this.#selfUrl), `${this.#selfUrl} is not in the ring`);
-    assert(
-      Number.isInteger(this.#replicationFactor) &&
-        this.#replicationFactor >= 1 &&
-        this.#replicationFactor <= this.#ring.nodes.length,
-      `replication factor out of range: ${this.#replicationFactor}`,
-    );
+    if (typeof ring !== 'function') {
+      assert(ring.nodes.includes(this.#selfUrl), `${this.#selfUrl} is not in the ring`);
+      const factor = this.#factor(ring.nodes.length);
+      assert(
+        Number.isInteger(factor) && factor >= 1 && factor <= ring.nodes.length,
+        `replication factor out of range: ${factor}`,
+      );
+    }
     assert(this.#intervalMs >= 0, `anti-entropy interval must not be negative: ${this.#intervalMs}`);
   }
 
@@ -183,13 +190,15 @@ export class AntiEntropy {
    * result (a peer reported down gets none).
    */
   async runOnce(peer?: string): Promise<ExchangeResult[]> {
-    assert(
-      peer === undefined || (peer !== this.#selfUrl && this.#ring.nodes.includes(peer)),
-      `not a peer: ${peer}`,
-    );
+    assert(peer !== this.#selfUrl, `not a peer: ${peer}`);
     while (this.#round !== undefined) await this.#round.catch(() => undefined);
+    const ring = this.#ring();
+    // Off the current ring (a node joining, or one removed): nothing of it to compare yet.
+    if (ring === undefined || !ring.nodes.includes(this.#selfUrl)) return [];
+    if (peer !== undefined && !ring.nodes.includes(peer)) return [];
     const round = this.#runRound(
-      peer === undefined ? this.#ring.nodes.filter((n) => n !== this.#selfUrl) : [peer],
+      ring,
+      peer === undefined ? ring.nodes.filter((n) => n !== this.#selfUrl) : [peer],
     );
     this.#round = round;
     try {
@@ -201,7 +210,7 @@ export class AntiEntropy {
 
   stats(): AntiEntropyStats {
     return {
-      replicationFactor: this.#replicationFactor,
+      replicationFactor: this.#factor(this.#ring()?.nodes.length ?? 0),
       intervalMs: this.#intervalMs,
       birthVersion: String(this.#settings.birthVersion),
       rounds: this.#rounds,
@@ -238,7 +247,12 @@ export class AntiEntropy {
     this.#timer.unref();
   }
 
-  async #runRound(peers: readonly string[]): Promise<ExchangeResult[]> {
+  /** The replication factor for rounds over a ring of `size` nodes. */
+  #factor(size: number): number {
+    return this.#replicationFactor ?? defaultReplicationFactor(size);
+  }
+
+  async #runRound(ring: Ring, peers: readonly string[]): Promise<ExchangeResult[]> {
     this.#rounds++;
     const results: ExchangeResult[] = [];
     for (const peer of peers) {
@@ -249,10 +263,10 @@ export class AntiEntropy {
       }
       const result = await exchange(
         {
-          ring: this.#ring,
+          ring,
           self: this.#selfUrl,
           peer,
-          replicationFactor: this.#replicationFactor,
+          replicationFactor: this.#factor(ring.nodes.length),
           leafBits: this.#leafBits,
         },
         {
