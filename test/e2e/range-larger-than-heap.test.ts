@@ -32,6 +32,45 @@ async function memoryOf(node: NodeProcess): Promise<{ arrayBuffers: number; rss:
   return (JSON.parse(answer.body.toString()) as { memory: { arrayBuffers: number; rss: number } }).memory;
 }
 
+/**
+ * GETs `path` from `node` with a reader that pauses 500 ms once it has received
+ * each of `pausePoints` bytes (the node fills the socket buffers, then must
+ * wait rather than buffer), noting the node's arrayBuffers bytes while
+ * paused. `onChunk` sees every chunk as it arrives.
+ */
+function readSlowly(
+  node: NodeProcess,
+  path: string,
+  pausePoints: number[],
+  onChunk: (chunk: Buffer) => void,
+): Promise<{ contentType: string | undefined; memoryWhilePaused: number[] }> {
+  const memoryWhilePaused: number[] = [];
+  let received = 0;
+  return new Promise((resolve, reject) => {
+    const req = request(`${node.url}${path}`, { agent: false }, (res) => {
+      assert.equal(res.statusCode, 200);
+      res.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        onChunk(chunk);
+        if (pausePoints.length > 0 && received >= pausePoints[0]!) {
+          pausePoints.shift();
+          res.pause();
+          sleep(500)
+            .then(() => memoryOf(node))
+            .then((memory) => {
+              memoryWhilePaused.push(memory.arrayBuffers);
+              res.resume();
+            }, reject);
+        }
+      });
+      res.on('end', () => resolve({ contentType: res.headers['content-type'], memoryWhilePaused }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 describe('a range larger than the heap', () => {
   let node: NodeProcess;
 
@@ -59,10 +98,7 @@ describe('a range larger than the heap', () => {
     // Each value is 1.33 MiB of base64 text in one line: 160 MiB in all, built one entry at a time.
     let pending: Buffer[] = [];
     let lines = 0;
-    let received = 0;
     let mismatch: string | undefined;
-    const pausePoints = [8 * MiB, 60 * MiB];
-    const memoryWhilePaused: number[] = [];
     const checkLine = (text: string) => {
       const line = JSON.parse(text) as { key: string; value: string; valueBase64?: boolean };
       if (line.key !== keyOf(lines) || line.valueBase64 !== true) mismatch ??= `line ${lines}: ${line.key}`;
@@ -70,43 +106,27 @@ describe('a range larger than the heap', () => {
         mismatch ??= `line ${lines} differs`;
       lines++;
     };
-    await new Promise<void>((resolve, reject) => {
-      const path = `${rangePath('big/', 'big0')}&format=ndjson`;
-      const req = request(`${node.url}${path}`, { agent: false }, (res) => {
-        assert.equal(res.statusCode, 200);
-        assert.equal(res.headers['content-type'], 'application/x-ndjson');
-        res.on('data', (chunk: Buffer) => {
-          received += chunk.length;
-          let at = 0;
-          for (let newline = chunk.indexOf(0x0a); newline >= 0; newline = chunk.indexOf(0x0a, at)) {
-            pending.push(chunk.subarray(at, newline));
-            checkLine(Buffer.concat(pending).toString('latin1'));
-            pending = [];
-            at = newline + 1;
-          }
-          if (at < chunk.length) pending.push(chunk.subarray(at));
-          if (pausePoints.length > 0 && received >= pausePoints[0]!) {
-            pausePoints.shift();
-            res.pause();
-            sleep(500)
-              .then(() => memoryOf(node))
-              .then((memory) => {
-                memoryWhilePaused.push(memory.arrayBuffers);
-                res.resume();
-              }, reject);
-          }
-        });
-        res.on('end', resolve);
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end();
-    });
+    const read = await readSlowly(
+      node,
+      `${rangePath('big/', 'big0')}&format=ndjson`,
+      [8 * MiB, 60 * MiB],
+      (chunk) => {
+        let at = 0;
+        for (let newline = chunk.indexOf(0x0a); newline >= 0; newline = chunk.indexOf(0x0a, at)) {
+          pending.push(chunk.subarray(at, newline));
+          checkLine(Buffer.concat(pending).toString('latin1'));
+          pending = [];
+          at = newline + 1;
+        }
+        if (at < chunk.length) pending.push(chunk.subarray(at));
+      },
+    );
+    assert.equal(read.contentType, 'application/x-ndjson');
     assert.equal(mismatch, undefined);
     assert.equal(lines, VALUE_COUNT);
     assert.equal(pending.length, 0, 'the body ends with a whole line');
-    assert.equal(memoryWhilePaused.length, 2);
-    const growthMiB = (memoryWhilePaused[0]! - before.arrayBuffers) / MiB;
+    assert.equal(read.memoryWhilePaused.length, 2);
+    const growthMiB = (read.memoryWhilePaused[0]! - before.arrayBuffers) / MiB;
     assert.ok(growthMiB < 64, `node buffers grew by ${growthMiB.toFixed(1)} MiB while the reader was paused`);
     // A node that buffered the answer would have run out of its 48 MiB heap.
     assert.equal(node.exit, undefined);
@@ -122,49 +142,32 @@ describe('a range larger than the heap', () => {
     let offset = 0;
     let received = 0;
     let mismatch: string | undefined;
-    const pausePoints = [8 * MiB, 40 * MiB, 80 * MiB];
-    const memoryWhilePaused: number[] = [];
 
-    await new Promise<void>((resolve, reject) => {
-      const req = request(`${node.url}${rangePath('big/', 'big0')}`, { agent: false }, (res) => {
-        assert.equal(res.statusCode, 200);
-        res.on('data', (chunk: Buffer) => {
-          received += chunk.length;
-          let at = 0;
-          while (at < chunk.length && mismatch === undefined) {
-            if (entry >= VALUE_COUNT) {
-              mismatch = `bytes after the last entry at ${received}`;
-              break;
-            }
-            const take = Math.min(chunk.length - at, expected.length - offset);
-            if (!chunk.subarray(at, at + take).equals(expected.subarray(offset, offset + take))) {
-              mismatch = `entry ${entry} differs near offset ${offset}`;
-            }
-            at += take;
-            offset += take;
-            if (offset === expected.length && ++entry < VALUE_COUNT) {
-              expected = Buffer.concat([Buffer.from(`${keyOf(entry)}\n`), bigValue(entry)]);
-              offset = 0;
-            }
+    const { memoryWhilePaused } = await readSlowly(
+      node,
+      rangePath('big/', 'big0'),
+      [8 * MiB, 40 * MiB, 80 * MiB],
+      (chunk) => {
+        received += chunk.length;
+        let at = 0;
+        while (at < chunk.length && mismatch === undefined) {
+          if (entry >= VALUE_COUNT) {
+            mismatch = `bytes after the last entry at ${received}`;
+            break;
           }
-          if (pausePoints.length > 0 && received >= pausePoints[0]!) {
-            pausePoints.shift();
-            res.pause();
-            // Paused: the node fills the socket buffers, then must wait rather than buffer.
-            sleep(500)
-              .then(() => memoryOf(node))
-              .then((memory) => {
-                memoryWhilePaused.push(memory.arrayBuffers);
-                res.resume();
-              }, reject);
+          const take = Math.min(chunk.length - at, expected.length - offset);
+          if (!chunk.subarray(at, at + take).equals(expected.subarray(offset, offset + take))) {
+            mismatch = `entry ${entry} differs near offset ${offset}`;
           }
-        });
-        res.on('end', resolve);
-        res.on('error', reject);
-      });
-      req.on('error', reject);
-      req.end();
-    });
+          at += take;
+          offset += take;
+          if (offset === expected.length && ++entry < VALUE_COUNT) {
+            expected = Buffer.concat([Buffer.from(`${keyOf(entry)}\n`), bigValue(entry)]);
+            offset = 0;
+          }
+        }
+      },
+    );
 
     assert.equal(mismatch, undefined);
     assert.equal(entry, VALUE_COUNT);

@@ -185,6 +185,22 @@ export function makeTestCluster(options: TestClusterOptions): TestNode[] {
   return nodes;
 }
 
+/** Ends a test's cluster: every held call released, every store closed. */
+export async function closeTestCluster(nodes: readonly TestNode[]): Promise<void> {
+  for (const node of nodes) {
+    for (const other of nodes) node.transport.release(other.url);
+  }
+  await Promise.all(nodes.map((node) => node.store.close()));
+}
+
+/** The peers `reader` asks for `key` (with from = every node), in order, when every peer is up. */
+export function peersInReadOrder(nodes: readonly TestNode[], reader: TestNode, key: Buffer): TestNode[] {
+  return testRing(nodes.length)
+    .replicas(key, nodes.length)
+    .filter((url) => url !== reader.url)
+    .map((url) => nodes.find((n) => n.url === url)!);
+}
+
 /** Waits (bounded in turns) until `check` holds; false if it never did. */
 export async function eventually(check: () => boolean | Promise<boolean>, turns = 200): Promise<boolean> {
   for (let i = 0; i < turns; i++) {

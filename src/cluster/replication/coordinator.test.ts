@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import {
+  closeTestCluster,
   drainCursor,
   eventually,
   makeTestCluster,
+  peersInReadOrder,
   type TestClusterOptions,
   type TestNode,
   testRing,
@@ -45,10 +47,7 @@ describe('ClusterStore', () => {
     return { a, first };
   }
   afterEach(async () => {
-    for (const node of nodes) {
-      for (const other of nodes) node.transport.release(other.url);
-    }
-    await Promise.all(nodes.map((node) => node.store.close()));
+    await closeTestCluster(nodes);
     nodes = [];
   });
 
@@ -128,10 +127,7 @@ describe('ClusterStore', () => {
 
   /** The nodes `reader` asks for K, in order, when every peer is up: itself, then the others in ring order. */
   function readOrder(all: TestNode[], reader: TestNode): [TestNode, TestNode] {
-    const peers = testRing(all.length)
-      .replicas(K, 3)
-      .filter((url) => url !== reader.url)
-      .map((url) => all.find((n) => n.url === url)!);
+    const peers = peersInReadOrder(all, reader, K);
     return [peers[0]!, peers[1]!];
   }
 

@@ -7,11 +7,12 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import {
+  closeTestCluster,
   eventually,
   makeTestCluster,
+  peersInReadOrder,
   type TestClusterOptions,
   type TestNode,
-  testRing,
 } from '../../../test/support/in-process-cluster.js';
 import { type Entry, valueEntry } from '../../storage/index.js';
 import { Receipt } from '../receipt.js';
@@ -29,24 +30,15 @@ describe('receipts', () => {
     return nodes;
   }
   /** The peers `reader` asks for K, in order, when every peer is up. */
-  function peersInReadOrder(reader: TestNode): [TestNode, TestNode] {
-    const peers = testRing(nodes.length)
-      .replicas(K, 3)
-      .filter((url) => url !== reader.url)
-      .map((url) => nodes.find((n) => n.url === url)!);
-    return [peers[0]!, peers[1]!];
-  }
+  const readOrder = (reader: TestNode) => peersInReadOrder(nodes, reader, K) as [TestNode, TestNode];
   afterEach(async () => {
-    for (const node of nodes) {
-      for (const other of nodes) node.transport.release(other.url);
-    }
-    await Promise.all(nodes.map((node) => node.store.close()));
+    await closeTestCluster(nodes);
     nodes = [];
   });
 
   test('a read that finds a stale replica: the winner, who was stale, and the repair started', async () => {
     const [a] = cluster({ nodes: 3, readHedgeMs: 60_000 }) as [TestNode];
-    const [first] = peersInReadOrder(a);
+    const [first] = readOrder(a);
     await a.engine.write(valueEntry(K, 10n, Buffer.from('old')));
     await first.engine.write(valueEntry(K, 20n, Buffer.from('new')));
     const receipt = new Receipt();
@@ -83,7 +75,7 @@ describe('receipts', () => {
 
   test('a read whose replica fails: missing, failed, the replacement ok, in the order they answered', async () => {
     const [a] = cluster({ nodes: 3, readHedgeMs: 60_000 }) as [TestNode];
-    const [first, second] = peersInReadOrder(a);
+    const [first, second] = readOrder(a);
     await second.engine.write(valueEntry(K, 20n, Buffer.from('v')));
     a.transport.held.add(first.url);
     const receipt = new Receipt();
@@ -97,7 +89,7 @@ describe('receipts', () => {
 
   test('a read answered before a hedged replica: that one pending, and the repair too', async () => {
     const [a] = cluster({ nodes: 3, readHedgeMs: 5 }) as [TestNode];
-    const [first, second] = peersInReadOrder(a);
+    const [first, second] = readOrder(a);
     await a.engine.write(valueEntry(K, 10n, Buffer.from('v')));
     await second.engine.write(valueEntry(K, 10n, Buffer.from('v')));
     a.transport.held.add(first.url);

@@ -90,6 +90,9 @@ export interface RouteContext {
  */
 export type ExtraHeaders = readonly string[];
 
+/** An answer's body: bytes, or text sent as UTF-8. */
+export type Body = Buffer | string;
+
 /** Where a route's one answer goes. */
 export interface Reply {
   /**
@@ -98,13 +101,7 @@ export interface Reply {
    * `headers`, when given, are sent too.
    * Does nothing once the connection is gone or an answer was sent.
    */
-  send(
-    status: number,
-    contentType: string | undefined,
-    body: Buffer | string,
-    close: boolean,
-    headers?: ExtraHeaders,
-  ): void;
+  send(status: number, type: string | undefined, body: Body, close: boolean, headers?: ExtraHeaders): void;
 }
 
 /** A Reply on a node:http response. */
@@ -115,24 +112,17 @@ export class NodeReply implements Reply {
     this.#res = res;
   }
 
-  send(
-    status: number,
-    contentType: string | undefined,
-    body: Buffer | string,
-    close: boolean,
-    headers?: ExtraHeaders,
-  ): void {
+  send(status: number, type: string | undefined, body: Body, close: boolean, headers?: ExtraHeaders): void {
     const res = this.#res;
     if (res.headersSent || res.destroyed) return;
     if (close) res.setHeader('connection', 'close');
-    if (headers !== undefined)
+    if (headers !== undefined) {
       for (let i = 0; i < headers.length; i += 2) res.setHeader(headers[i]!, headers[i + 1]!);
+    }
     const length = typeof body === 'string' ? Buffer.byteLength(body) : body.length;
     res.writeHead(
       status,
-      contentType === undefined
-        ? { 'content-length': length }
-        : { 'content-type': contentType, 'content-length': length },
+      type === undefined ? { 'content-length': length } : { 'content-type': type, 'content-length': length },
     );
     res.end(body);
   }
