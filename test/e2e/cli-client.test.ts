@@ -92,9 +92,11 @@ describe('ringkv client commands on a 2-node cluster', () => {
   });
 
   it('--ttl, --ack and --from reach the node; bad values are usage errors (exit 2)', async () => {
-    assert.equal((await ringkv(['put', 'ttl-key', 'v', '--ttl', '300', ...url])).code, 0);
+    // Long enough for a second process to start and read the key on a busy machine.
+    const putAt = Date.now();
+    assert.equal((await ringkv(['put', 'ttl-key', 'v', '--ttl', '2000', ...url])).code, 0);
     assert.equal((await ringkv(['get', 'ttl-key', ...url])).code, 0);
-    await sleep(500);
+    await sleep(Math.max(0, putAt + 2_300 - Date.now()));
     assert.equal((await ringkv(['get', 'ttl-key', ...url])).code, 1);
 
     assert.equal((await ringkv(['put', 'acked', 'v', '--ack', '2', '--from', '2', ...url])).code, 0);
