@@ -17,7 +17,6 @@
  * its own Reply.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { PutOptions } from '../../cluster/store.js';
 import { limits } from '../../config/limits.js';
 import { EMPTY, isLive } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
@@ -31,7 +30,7 @@ import {
   sendError,
   sendText,
 } from './context.js';
-import { receiptHeaders, tracedOptions } from './receipt.js';
+import { receiptFor, receiptHeaders, storeOptions } from './receipt.js';
 
 /** /v0/entity through node:http. */
 export function handleEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse): void {
@@ -70,14 +69,14 @@ export function getEntity(ctx: RouteContext, url: string, reply: Reply): void {
   ctx.counters.get++;
   const params = entityParamsOrAnswer(ctx, url, reply);
   if (params === undefined) return;
-  const options: PutOptions = params.trace ? tracedOptions(params) : params;
-  ctx.store.get(params.key, options).then(
+  const receipt = receiptFor(params);
+  ctx.store.get(params.key, storeOptions(params, receipt)).then(
     (entry) => {
-      const headers = receiptHeaders(options.receipt);
+      const headers = receiptHeaders(receipt);
       if (entry !== undefined && isLive(entry, Date.now())) sendBytes(ctx, reply, 200, entry.value, headers);
       else sendText(ctx, reply, 404, 'Not found', headers);
     },
-    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(options.receipt)),
+    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(receipt)),
   );
 }
 
@@ -86,10 +85,10 @@ export function deleteEntity(ctx: RouteContext, url: string, reply: Reply): void
   ctx.counters.delete++;
   const params = entityParamsOrAnswer(ctx, url, reply);
   if (params === undefined) return;
-  const options: PutOptions = params.trace ? tracedOptions(params) : params;
-  ctx.store.delete(params.key, options).then(
-    () => sendEmpty(ctx, reply, 202, receiptHeaders(options.receipt)),
-    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(options.receipt)),
+  const receipt = receiptFor(params);
+  ctx.store.delete(params.key, storeOptions(params, receipt)).then(
+    () => sendEmpty(ctx, reply, 202, receiptHeaders(receipt)),
+    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(receipt)),
   );
 }
 
@@ -175,10 +174,10 @@ function readChunkedBody(ctx: RouteContext, req: IncomingMessage, reply: Reply, 
 }
 
 function store(ctx: RouteContext, reply: Reply, params: EntityParams, value: Buffer): void {
-  const options: PutOptions = params.trace ? tracedOptions(params) : params;
-  ctx.store.put(params.key, value, options).then(
-    () => sendEmpty(ctx, reply, 201, receiptHeaders(options.receipt)),
-    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(options.receipt)),
+  const receipt = receiptFor(params);
+  ctx.store.put(params.key, value, storeOptions(params, receipt)).then(
+    () => sendEmpty(ctx, reply, 201, receiptHeaders(receipt)),
+    (err: unknown) => sendError(ctx, reply, err, receiptHeaders(receipt)),
   );
 }
 

@@ -21,9 +21,16 @@ export const VERSION_HEADER = 'x-ringkv-version';
 export const REPLICAS_HEADER = 'x-ringkv-replicas';
 export const READ_REPAIR_HEADER = 'x-ringkv-read-repair';
 
-/** The store's options for a traced request: the parameters and a new, empty receipt. */
-export function tracedOptions(params: EntityParams): PutOptions & { readonly receipt: Receipt } {
-  return { ack: params.ack, from: params.from, ttlMs: params.ttlMs, receipt: new Receipt() };
+/** A new, empty receipt for a request with trace=1; undefined for the others. */
+export function receiptFor(params: EntityParams): Receipt | undefined {
+  return params.trace ? new Receipt() : undefined;
+}
+
+/** The store's options: the parameters themselves, or with the receipt to fill in. */
+export function storeOptions(params: EntityParams, receipt: Receipt | undefined): PutOptions {
+  return receipt === undefined
+    ? params
+    : { ack: params.ack, from: params.from, ttlMs: params.ttlMs, receipt };
 }
 
 /**
