@@ -1,0 +1,305 @@
+/**
+ * Background work: flushes (a frozen memtable becomes a level-0 table) and
+ * compactions (tables merged down a level), each in its own worker thread,
+ * at most one of each at a time. A flush starts whenever a memtable is
+ * frozen; a compaction whenever the picker (compaction/picker.ts) finds one
+ * due, after a flush or compaction or a retry.
+ *
+ * A job that fails, on a damaged table or a full disk, changes nothing: it
+ * is logged, counted and retried after a backoff (background-retry.ts), while
+ * reads and writes go on. Writers that would wait for a failing flush are
+ * refused by the write path meanwhile (write-path.ts).
+ */
+import { assert } from '../../util/assert.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
+import { BackgroundRetry } from '../background-retry.js';
+import type { JobRunner } from '../compaction/background.js';
+import type { FlushJob, JobResult } from '../compaction/jobs.js';
+import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from '../compaction/picker.js';
+import type { EngineStats } from '../engine.js';
+import { filePath } from '../files.js';
+import type { Memtable } from '../memtable/memtable.js';
+import type { BlockCache } from '../sstable/index.js';
+import type { OpenState } from './open-state.js';
+import { type LsmOptions, tableWriterOptions } from './options.js';
+import type { VersionSet } from './version-set.js';
+import type { WritePath } from './write-path.js';
+
+export interface BackgroundInit {
+  readonly options: LsmOptions;
+  readonly open: OpenState;
+  readonly versions: VersionSet;
+  readonly writes: WritePath;
+  readonly cache: BlockCache;
+  readonly flushWorker: JobRunner;
+  readonly compactionWorker: JobRunner;
+}
+
+export type BackgroundStats = Pick<
+  EngineStats,
+  'flushes' | 'compactions' | 'flushFailures' | 'compactionFailures' | 'backgroundError'
+>;
+
+export class Background {
+  readonly #options: LsmOptions;
+  readonly #open: OpenState;
+  readonly #versions: VersionSet;
+  readonly #writes: WritePath;
+  readonly #cache: BlockCache;
+  readonly #flushWorker: JobRunner;
+  readonly #compactionWorker: JobRunner;
+  /** The last flush's buffer, shared with the flush worker and reused by the next flush. */
+  #flushBuffer: SharedArrayBuffer | undefined;
+  #flushing: Promise<void> | undefined;
+  #compacting: Promise<void> | undefined;
+  /** Failed flushes: while they keep failing, writers that must wait for a flush are refused. */
+  readonly #flushRetry: BackgroundRetry;
+  readonly #compactionRetry: BackgroundRetry;
+  /** Per level, where its last compaction ended: the picker goes on from there (round robin). */
+  readonly #pointers: (Buffer | undefined)[] = [];
+  #flushes = 0;
+  #compactions = 0;
+
+  constructor(init: BackgroundInit) {
+    this.#options = init.options;
+    this.#open = init.open;
+    this.#versions = init.versions;
+    this.#writes = init.writes;
+    this.#cache = init.cache;
+    this.#flushWorker = init.flushWorker;
+    this.#compactionWorker = init.compactionWorker;
+    const retry = {
+      minMs: init.options.backgroundRetryMinMs,
+      maxMs: init.options.backgroundRetryMaxMs,
+      log: init.options.log,
+    };
+    this.#flushRetry = new BackgroundRetry('Flush', retry);
+    this.#compactionRetry = new BackgroundRetry('Compaction', retry);
+  }
+
+  /** Why the last flush failed, while flushes keep failing. */
+  get flushError(): string | undefined {
+    return this.#flushRetry.error;
+  }
+
+  /** Why the last compaction failed, while compactions keep failing. */
+  get compactionError(): string | undefined {
+    return this.#compactionRetry.error;
+  }
+
+  /** Starts flushing the oldest frozen memtable unless a flush runs or waits out its backoff. */
+  scheduleFlush(): void {
+    if (this.#flushing !== undefined || this.#flushRetry.waiting) return;
+    if (this.#writes.frozen.length === 0 || this.#open.closed) return;
+    this.#flushing = this.#flushOldest()
+      .then(
+        () => this.#flushRetry.succeeded(),
+        (err: unknown) => {
+          if (this.#open.closed) return;
+          this.#flushRetry.failed(err, () => this.scheduleFlush());
+          // Stalled writers are refused now rather than held until a retry succeeds.
+          this.#writes.releaseStalled();
+        },
+      )
+      .finally(() => {
+        this.#flushing = undefined;
+        this.scheduleFlush();
+      });
+  }
+
+  /** Starts the compaction the picker finds due, if any, unless one runs or waits out its backoff. */
+  scheduleCompaction(): void {
+    if (this.#compacting !== undefined || this.#compactionRetry.waiting || this.#open.closed) return;
+    const compaction = pickCompaction(this.#versions.current.version, this.#options, this.#pointers);
+    if (compaction === undefined) return;
+    this.#compacting = this.#runCompaction(compaction)
+      .then(
+        () => this.#compactionRetry.succeeded(),
+        (err: unknown) => {
+          // A damaged or unreadable table, a full disk: keep serving, try again later, say why.
+          if (!this.#open.closed) this.#compactionRetry.failed(err, () => this.scheduleCompaction());
+        },
+      )
+      .finally(() => {
+        this.#compacting = undefined;
+        this.scheduleCompaction();
+      });
+  }
+
+  /** Flushes every frozen memtable (flush()); rejects if a flush fails. */
+  async flushFrozen(): Promise<void> {
+    while (this.#writes.frozen.length > 0) {
+      // Asked for now: a retry waiting out its backoff runs at once.
+      this.#flushRetry.cancel();
+      this.scheduleFlush();
+      await this.#flushing;
+      this.#writes.checkWritable();
+      const flushError = this.#flushRetry.error;
+      if (flushError !== undefined) throw new RingkvError('RINGKV_IO', `Flush failed: ${flushError}`);
+    }
+  }
+
+  /** Merges every table into the bottom level once the compaction under way is done (compact()). */
+  async compactFully(): Promise<void> {
+    while (this.#compacting !== undefined) await this.#compacting.catch(() => {});
+    this.#open.check();
+    const compaction = pickFullCompaction(this.#versions.current.version);
+    if (compaction === undefined) return;
+    const run = this.#runCompaction(compaction);
+    this.#compacting = run
+      .catch(() => {})
+      .finally(() => {
+        this.#compacting = undefined;
+        // A background retry that came due meanwhile found this one running: it runs now.
+        this.scheduleCompaction();
+      });
+    // A failure reaches the caller, who asked for this compaction; background compactions go on.
+    await run.catch((err: unknown) => {
+      if (this.#open.closed) return;
+      throw err instanceof RingkvError
+        ? err
+        : new RingkvError('RINGKV_IO', `Compaction failed: ${errorMessage(err)}`, { cause: err });
+    });
+  }
+
+  stats(): BackgroundStats {
+    const flushError = this.#flushRetry.error;
+    const compactionError = this.#compactionRetry.error;
+    return {
+      flushes: this.#flushes,
+      compactions: this.#compactions,
+      flushFailures: this.#flushRetry.failures,
+      compactionFailures: this.#compactionRetry.failures,
+      ...(flushError === undefined && compactionError === undefined
+        ? {}
+        : { backgroundError: flushError ?? compactionError }),
+    };
+  }
+
+  /** At close: no retry runs from now on (nothing new starts either: the engine is marked closed). */
+  stop(): void {
+    this.#flushRetry.cancel();
+    this.#compactionRetry.cancel();
+  }
+
+  /** Resolves once the flush and the compaction under way, if any, are done or failed. */
+  async settle(): Promise<void> {
+    await this.#flushing?.catch(() => {});
+    await this.#compacting?.catch(() => {});
+  }
+
+  /** Stops the workers; a job still running is cut short and its caller rejected. */
+  async terminate(): Promise<void> {
+    await this.#flushWorker.terminate();
+    await this.#compactionWorker.terminate();
+  }
+
+  async #flushOldest(): Promise<void> {
+    const writes = this.#writes;
+    const frozen = writes.frozen[0]!;
+    const fileNumber = this.#versions.newFileNumber();
+    const payload = await encodeMemtable(frozen.memtable, this.#flushBuffer);
+    this.#flushBuffer = payload.buffer as SharedArrayBuffer;
+    // Shared, not transferred: the worker is done with it when it answers, and the next flush reuses it.
+    const result = await this.#flushWorker.run(flushJob(this.#options, { fileNumber, entries: payload }));
+    await this.#versions
+      .apply(
+        { removed: [], added: result.tables.map((table) => ({ level: 0, table })) },
+        {
+          // Its WAL is no longer needed once the table is live: the next one is.
+          logNumber: writes.logNumberAfterOldest(),
+          // The flushed memtable leaves the read path in the same step the table joins it.
+          install: () => writes.retireOldest(frozen),
+        },
+      )
+      .catch(async (err: unknown) => {
+        await this.#removeTables(result.tables);
+        throw err;
+      });
+    this.#flushes++;
+    writes.releaseStalled();
+    this.scheduleCompaction();
+    await writes.removeLog(frozen);
+  }
+
+  /** Runs one compaction and installs its result; rejects, with nothing changed, if either fails. */
+  async #runCompaction(compaction: Compaction): Promise<void> {
+    const inputBytes = compaction.inputs.reduce((sum, t) => sum + t.fileBytes, 0);
+    const reserved = Math.ceil(inputBytes / this.#options.tableBytesTarget) * 2 + 2;
+    const outputFileNumbers = this.#versions.newFileNumbers(reserved);
+    // The job deletes its outputs itself when it fails.
+    const result: JobResult = await this.#compactionWorker.run({
+      kind: 'compaction',
+      dir: this.#options.dir,
+      inputs: compaction.inputs.map((t) => t.fileNumber),
+      outputFileNumbers,
+      tableBytesTarget: this.#options.tableBytesTarget,
+      bottom: compaction.bottom,
+      nowMs: this.#options.nowMs(),
+      tombstoneGraceMs: this.#options.tombstoneGraceMs,
+      writer: tableWriterOptions(this.#options),
+    });
+    const removed = compaction.inputs.map((t) => t.fileNumber);
+    await this.#versions
+      .apply({
+        removed,
+        added: result.tables.map((table) => ({ level: compaction.outputLevel, table })),
+      })
+      .catch(async (err: unknown) => {
+        await this.#removeTables(result.tables);
+        throw err;
+      });
+    this.#pointers[compaction.inputLevel] = keyRange(compaction.picked)[1];
+    this.#compactions++;
+    for (const fileNumber of removed) {
+      this.#cache.evictFile(fileNumber);
+      await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
+    }
+  }
+
+  /** Deletes tables a failed job wrote but no manifest lists. */
+  async #removeTables(tables: readonly { fileNumber: number }[]): Promise<void> {
+    for (const { fileNumber } of tables) {
+      await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
+    }
+  }
+}
+
+/** The flush job that writes `table.entries` (encodeMemtable()) as table `table.fileNumber`. */
+export function flushJob(options: LsmOptions, table: { fileNumber: number; entries: Uint8Array }): FlushJob {
+  const { fileNumber, entries } = table;
+  return { kind: 'flush', dir: options.dir, fileNumber, entries, writer: tableWriterOptions(options) };
+}
+
+/** Entries copied per event-loop turn when a memtable is handed to the flush worker. */
+const ENCODE_ENTRIES_PER_TURN = 4096;
+/** A new flush buffer has this much room over the memtable that needed it, so that the next one likely fits. */
+const FLUSH_BUFFER_SLACK = 1.25;
+
+/**
+ * A frozen memtable's entries, encoded back to back in key order, for the
+ * flush worker. They are already encoded in the memtable's arena, so this is
+ * a copy; it yields to the event loop every few thousand entries so that
+ * requests are not held up by a 4 MiB copy. The copy goes into `reuse` when
+ * it is large enough: memory the process already touched. Fresh pages cost a
+ * fault each, which on a virtual machine came to about 5 ms per MiB (80 times
+ * the copy itself), and three nodes fed the same writes flush at the same
+ * moment.
+ */
+export async function encodeMemtable(memtable: Memtable, reuse?: SharedArrayBuffer): Promise<Uint8Array> {
+  const total = memtable.encodedBytes();
+  const shared =
+    reuse !== undefined && reuse.byteLength >= total
+      ? reuse
+      : new SharedArrayBuffer(Math.ceil(total * FLUSH_BUFFER_SLACK));
+  const buf = Buffer.from(shared, 0, total);
+  const cursor = { node: 0 };
+  let offset = 0;
+  for (;;) {
+    offset = memtable.encodeInto(buf, offset, cursor, ENCODE_ENTRIES_PER_TURN);
+    if (cursor.node === 0) break;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  assert(offset === total, 'Memtable changed while encoding');
+  return buf;
+}

@@ -1,0 +1,99 @@
+/**
+ * The LSM engine's settings: what open() accepts (LsmOpenOptions: a
+ * directory and a sync mode, the rest defaulting to config/limits.ts), the
+ * frozen whole every part reads (LsmOptions), and the options each part
+ * derives from them for the logs and tables it writes.
+ */
+import { type BlockCompression, DEFAULT_BLOCK_COMPRESSION } from '../../config/compression.js';
+import { limits } from '../../config/limits.js';
+import type { TableWriterOptions } from '../sstable/index.js';
+import { nodeVfs, type Vfs } from '../vfs/index.js';
+import type { WalWriterOptions } from '../wal/index.js';
+
+export interface LsmOptions {
+  readonly dir: string;
+  readonly sync: boolean;
+  readonly memtableBytesMax: number;
+  readonly immutableMemtablesMax: number;
+  readonly blockBytes: number;
+  readonly bloomBitsPerKey: number;
+  /** The codec new tables' data blocks are written with; tables already written keep theirs. */
+  readonly compression: BlockCompression;
+  readonly blockCacheBytes: number;
+  readonly l0CompactionTrigger: number;
+  readonly levelBytesBase: number;
+  readonly levelBytesMultiplier: number;
+  readonly levelCount: number;
+  readonly tableBytesTarget: number;
+  readonly tombstoneGraceMs: number;
+  /** Wall clock for tombstone and expiry ageing in compaction. */
+  readonly nowMs: () => number;
+  /** First delay before a failed flush or compaction is tried again; it doubles per failure in a row. */
+  readonly backgroundRetryMinMs: number;
+  readonly backgroundRetryMaxMs: number;
+  /**
+   * Where the engine reports what an operator should know, one line each
+   * without a trailing newline: a torn log tail cut at open, a failed flush or
+   * compaction. Default: process.emitWarning.
+   */
+  readonly log: (line: string) => void;
+  /**
+   * The file system (default: the real one). On any other (in-memory,
+   * fault-injecting), flushes and compactions run in-process rather than in
+   * worker threads (compaction/background.ts).
+   */
+  readonly vfs: Vfs;
+}
+
+export type LsmOpenOptions = Pick<LsmOptions, 'dir' | 'sync'> & Partial<LsmOptions>;
+
+export function lsmOptions(options: LsmOpenOptions): LsmOptions {
+  return Object.freeze({
+    memtableBytesMax: limits.memtableBytesMax,
+    immutableMemtablesMax: limits.immutableMemtablesMax,
+    blockBytes: limits.blockBytes,
+    bloomBitsPerKey: limits.bloomBitsPerKey,
+    compression: DEFAULT_BLOCK_COMPRESSION,
+    blockCacheBytes: limits.blockCacheBytes,
+    l0CompactionTrigger: limits.l0CompactionTrigger,
+    levelBytesBase: limits.levelBytesBase,
+    levelBytesMultiplier: limits.levelBytesMultiplier,
+    levelCount: limits.levelCount,
+    tableBytesTarget: limits.tableBytesTarget,
+    tombstoneGraceMs: limits.tombstoneGraceMs,
+    nowMs: Date.now,
+    backgroundRetryMinMs: limits.backgroundRetryMinMs,
+    backgroundRetryMaxMs: limits.backgroundRetryMaxMs,
+    log: warn,
+    vfs: nodeVfs,
+    ...options,
+  });
+}
+
+function warn(line: string): void {
+  process.emitWarning(`ringkv: ${line}`);
+}
+
+/** A write-ahead log's options; `prefill` paces the zeros written ahead of its records (wal/writer.ts). */
+export function walOptions(
+  options: LsmOptions,
+  prefill?: { restMs?: number; signal?: AbortSignal },
+): WalWriterOptions {
+  // A log holds about one memtable of records (a little less: no list overhead).
+  return {
+    vfs: options.vfs,
+    sync: options.sync,
+    prefillBytes: options.sync ? options.memtableBytesMax : 0,
+    prefillRestMs: prefill?.restMs,
+    prefillSignal: prefill?.signal,
+  };
+}
+
+/** How flushes and compactions lay out the tables they write. */
+export function tableWriterOptions(options: LsmOptions): TableWriterOptions {
+  return {
+    blockBytes: options.blockBytes,
+    bloomBitsPerKey: options.bloomBitsPerKey,
+    compression: options.compression,
+  };
+}

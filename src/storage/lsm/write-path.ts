@@ -1,0 +1,260 @@
+/**
+ * The write path: each write is appended to the write-ahead log (group
+ * commit) and put in the live memtable. A full memtable is frozen and a
+ * fresh one takes writes at once, on a log created ahead of time (the
+ * spare), so that a rotation never waits on the disk. A frozen memtable
+ * stays on the read path until its flush (background.ts) installs its table;
+ * then its log is deleted.
+ *
+ * Too many frozen memtables stall writers until a flush finishes. While
+ * flushes fail, such writers are refused with RINGKV_IO instead of being
+ * held without end. A spare log that cannot be created stops writes for good
+ * (RINGKV_IO): the engine could not rotate again.
+ */
+import { assert } from '../../util/assert.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
+import type { EngineStats } from '../engine.js';
+import type { Entry } from '../entry/entry.js';
+import { filePath } from '../files.js';
+import { Memtable } from '../memtable/memtable.js';
+import { WalWriter } from '../wal/index.js';
+import type { OpenState } from './open-state.js';
+import { type LsmOptions, walOptions } from './options.js';
+import type { VersionSet } from './version-set.js';
+
+/** A memtable that takes no more writes, and the log that holds its writes until its table is installed. */
+export interface Frozen {
+  readonly memtable: Memtable;
+  readonly wal: WalWriter;
+}
+
+interface Spare {
+  readonly fileNumber: number;
+  readonly wal: WalWriter;
+}
+
+export interface WritePathInit {
+  readonly options: LsmOptions;
+  readonly open: OpenState;
+  readonly versions: VersionSet;
+  /** The log recovery created, and its file number. */
+  readonly wal: WalWriter;
+  readonly walNumber: number;
+  /** A memtable was frozen: its flush is due. */
+  readonly onFrozen: () => void;
+  /** Why the last flush failed, while flushes keep failing. */
+  readonly flushError: () => string | undefined;
+}
+
+export type WriteStats = Pick<
+  EngineStats,
+  'writes' | 'walSyncs' | 'walWrites' | 'memtableBytes' | 'immutableMemtables' | 'writeStalls'
+>;
+
+export class WritePath {
+  readonly #options: LsmOptions;
+  readonly #open: OpenState;
+  readonly #versions: VersionSet;
+  readonly #onFrozen: () => void;
+  readonly #flushError: () => string | undefined;
+
+  #memtable: Memtable;
+  #wal: WalWriter;
+  /** Frozen memtables, oldest first, waiting for (or in) flush. */
+  #frozen: Frozen[] = [];
+  #spare: Spare | undefined;
+  #sparePending: Promise<void> | undefined;
+  /** Cuts the pending spare's prefill short: when a rotation needs it, or at close. */
+  #spareHurry: AbortController | undefined;
+  /** Why writes stopped for good: a spare log could not be created. */
+  #fatal: Error | undefined;
+  /** Writers waiting for a flush to make room. */
+  #stalled: (() => void)[] = [];
+
+  #writes = 0;
+  #writeStalls = 0;
+  /** Counts of the logs already deleted, so that stats() keeps counting them. */
+  #retiredWalWrites = 0;
+  #retiredWalSyncs = 0;
+
+  constructor(init: WritePathInit) {
+    this.#options = init.options;
+    this.#open = init.open;
+    this.#versions = init.versions;
+    this.#onFrozen = init.onFrozen;
+    this.#flushError = init.flushError;
+    this.#wal = init.wal;
+    this.#memtable = new Memtable(init.walNumber);
+  }
+
+  /** The memtable taking writes. */
+  get memtable(): Memtable {
+    return this.#memtable;
+  }
+
+  /** Frozen memtables, oldest first. */
+  get frozen(): readonly Frozen[] {
+    return this.#frozen;
+  }
+
+  /** Resolves once the entry is durable per the sync mode (engine.ts). */
+  async write(entry: Entry): Promise<void> {
+    this.checkWritable();
+    while (this.#frozen.length >= this.#options.immutableMemtablesMax) {
+      this.#checkFlushing();
+      this.#writeStalls++;
+      await new Promise<void>((resolve) => this.#stalled.push(resolve));
+      this.checkWritable();
+    }
+    // No copy here: the memtable encodes the entry into its arena and the WAL
+    // into its batch, so views into larger buffers are not kept.
+    const memtable = this.#memtable;
+    memtable.put(entry);
+    const durable = this.#wal.append(entry);
+    this.#writes++;
+    if (memtable.bytes >= this.#options.memtableBytesMax) this.#rotate();
+    return durable;
+  }
+
+  /** Throws RINGKV_CLOSED once the engine is closed, RINGKV_IO once writes stopped for good. */
+  checkWritable(): void {
+    this.#open.check();
+    if (this.#fatal !== undefined) {
+      throw new RingkvError('RINGKV_IO', `Engine stopped taking writes: ${this.#fatal.message}`, {
+        cause: this.#fatal,
+      });
+    }
+  }
+
+  /** Freezes the live memtable if it holds anything, waiting for a spare log if none is ready (flush()). */
+  async freeze(): Promise<void> {
+    if (this.#memtable.count === 0) return;
+    while (this.#spare === undefined) {
+      this.prepareSpare();
+      this.#spareHurry?.abort();
+      await this.#sparePending;
+      this.checkWritable();
+    }
+    this.#rotate();
+  }
+
+  /** The oldest log the tree needs once the oldest frozen memtable's table is installed: the next one's. */
+  logNumberAfterOldest(): number {
+    return this.#frozen[1]?.memtable.walNumber ?? this.#memtable.walNumber;
+  }
+
+  /** Takes `frozen`, the oldest, off the read path: its table joins it in the same step (flush). */
+  retireOldest(frozen: Frozen): void {
+    assert(this.#frozen[0] === frozen, 'Flushes complete in order');
+    this.#frozen.shift();
+  }
+
+  /**
+   * Closes and deletes the log of a flushed memtable. Its table is installed,
+   * so a log that cannot be closed or removed is only a leftover, which the
+   * next open deletes: logged, not thrown.
+   */
+  async removeLog(frozen: Frozen): Promise<void> {
+    const stats = frozen.wal.stats();
+    this.#retiredWalWrites += stats.writes;
+    this.#retiredWalSyncs += stats.syncs;
+    const walFile = filePath(this.#options.dir, frozen.memtable.walNumber, 'log');
+    try {
+      await frozen.wal.close();
+      await this.#options.vfs.remove(walFile);
+    } catch (err) {
+      this.#options.log(`Cannot remove the flushed log ${walFile}: ${errorMessage(err)}`);
+    }
+  }
+
+  /** Wakes the writers waiting for room: a flush made some, failed, or the engine closes. */
+  releaseStalled(): void {
+    const stalled = this.#stalled;
+    this.#stalled = [];
+    for (const resolve of stalled) resolve();
+  }
+
+  /** Creates the next WAL ahead of time so that rotation never waits on the disk. */
+  prepareSpare(): void {
+    if (this.#spare !== undefined || this.#sparePending !== undefined || this.#open.closed) return;
+    const fileNumber = this.#versions.newFileNumber();
+    const hurry = new AbortController();
+    this.#spareHurry = hurry;
+    this.#sparePending = WalWriter.create(
+      filePath(this.#options.dir, fileNumber, 'log'),
+      walOptions(this.#options, { signal: hurry.signal }),
+    )
+      .then(
+        (wal) => {
+          if (this.#open.closed) return wal.close();
+          this.#spare = { fileNumber, wal };
+        },
+        (err: unknown) => {
+          this.#fatal ??= new RingkvError('RINGKV_IO', `Cannot create a WAL file: ${errorMessage(err)}`, {
+            cause: err,
+          });
+        },
+      )
+      .finally(() => {
+        this.#sparePending = undefined;
+        this.#spareHurry = undefined;
+      });
+  }
+
+  stats(): WriteStats {
+    const wal = this.#wal.stats();
+    return {
+      writes: this.#writes,
+      walSyncs: this.#retiredWalSyncs + wal.syncs,
+      walWrites: this.#retiredWalWrites + wal.writes,
+      memtableBytes: this.#memtable.bytes,
+      immutableMemtables: this.#frozen.length,
+      writeStalls: this.#writeStalls,
+    };
+  }
+
+  /** At close, once the engine is marked closed: the spare being made is finished (and closed) at once. */
+  async settleSpare(): Promise<void> {
+    this.#spareHurry?.abort();
+    await this.#sparePending?.catch(() => {});
+  }
+
+  /**
+   * Closes every log: the live one, the frozen memtables', the spare. With
+   * `closeRecord: false` (crashForTest) they are left as a killed process
+   * leaves them.
+   */
+  async closeLogs(options: { closeRecord: boolean }): Promise<void> {
+    const wals = [this.#wal, ...this.#frozen.map((f) => f.wal)];
+    if (this.#spare) wals.push(this.#spare.wal);
+    await Promise.all(wals.map((w) => w.close(options).catch(() => {})));
+  }
+
+  /** A writer that would wait for a flush while flushes fail is refused rather than held without end. */
+  #checkFlushing(): void {
+    const flushError = this.#flushError();
+    if (flushError === undefined) return;
+    throw new RingkvError('RINGKV_IO', `Writes are held up: memtables cannot be flushed: ${flushError}`);
+  }
+
+  /**
+   * Freezes the memtable and switches to the spare WAL; a no-op until the
+   * spare is ready. A spare still being prefilled is told to finish now, so
+   * a fast writer does not grow the memtable far past its limit meanwhile.
+   */
+  #rotate(): void {
+    const spare = this.#spare;
+    if (spare === undefined) {
+      this.prepareSpare();
+      this.#spareHurry?.abort();
+      return;
+    }
+    this.#spare = undefined;
+    this.#memtable.freeze();
+    this.#frozen.push({ memtable: this.#memtable, wal: this.#wal });
+    this.#memtable = new Memtable(spare.fileNumber);
+    this.#wal = spare.wal;
+    this.prepareSpare();
+    this.#onFrozen();
+  }
+}
