@@ -281,6 +281,11 @@ async function runReads(stores, settings) {
   }
 }
 
+/** A process.cpuUsage() difference in microseconds: every thread of the process (event loop, workers, thread pool). */
+function cpuMicros(usage) {
+  return usage.user + usage.system;
+}
+
 /** The json workload's documents and keys, generated before any timing starts. */
 function jsonWorkload(count) {
   const keys = Buffer.allocUnsafe(count * KEY_BYTES);
@@ -298,16 +303,19 @@ async function jsonRound(storage, codec, workload, settings, round) {
   try {
     let engine = await storage.openEngine({ dir, sync: false, compression: codec });
     const started = performance.now();
+    const fillCpu = process.cpuUsage();
     await runConcurrent(0, count, settings.concurrency, (i) =>
       engine.write(storage.valueEntry(workload.key(i), version++, workload.doc(i))),
     );
     const fillMs = performance.now() - started;
+    const fillCpuUs = cpuMicros(process.cpuUsage(fillCpu));
     const compactStarted = performance.now();
     await engine.compact();
     const compactMs = performance.now() - compactStarted;
     await engine.close();
     const result = {
       writeOpsPerS: Math.round((count / fillMs) * 1000),
+      writeCpuUsPerOp: Math.round((fillCpuUs / count) * 10) / 10,
       fillMs: Math.round(fillMs),
       compactMs: Math.round(compactMs),
       tableBytes: dirBytes(dir, '.sst'),
@@ -337,8 +345,10 @@ async function jsonRound(storage, codec, workload, settings, round) {
       await runConcurrent(ops, ops + warm, settings.concurrency, read);
       const before = engine.stats();
       const readStarted = performance.now();
+      const readCpu = process.cpuUsage();
       await runConcurrent(0, ops, settings.concurrency, read);
       const elapsedMs = performance.now() - readStarted;
+      const readCpuUs = cpuMicros(process.cpuUsage(readCpu));
       const after = engine.stats();
       await engine.close();
       if (misses > 0)
@@ -347,6 +357,7 @@ async function jsonRound(storage, codec, workload, settings, round) {
         after.blockCacheHits - before.blockCacheHits + after.blockCacheMisses - before.blockCacheMisses;
       result[name] = {
         opsPerS: Math.round((ops / elapsedMs) * 1000),
+        cpuUsPerOp: Math.round((readCpuUs / ops) * 10) / 10,
         elapsedMs: Math.round(elapsedMs),
         blockCacheBytes: blockCacheBytes ?? 'default',
         cacheMissShare: lookups > 0 ? (after.blockCacheMisses - before.blockCacheMisses) / lookups : null,
@@ -379,6 +390,9 @@ async function runJson(storage, settings) {
       {
         tableBytes: median(rounds.map((r) => r.tableBytes)),
         writeOpsPerS: median(rounds.map((r) => r.writeOpsPerS)),
+        writeCpuUsPerOp: median(rounds.map((r) => r.writeCpuUsPerOp)),
+        readSmallCacheCpuUsPerOp: median(rounds.map((r) => r.readSmallCache.cpuUsPerOp)),
+        readFullCacheCpuUsPerOp: median(rounds.map((r) => r.readFullCache.cpuUsPerOp)),
         compactMs: median(rounds.map((r) => r.compactMs)),
         readSmallCacheOpsPerS: median(rounds.map((r) => r.readSmallCache.opsPerS)),
         readFullCacheOpsPerS: median(rounds.map((r) => r.readFullCache.opsPerS)),
@@ -428,6 +442,18 @@ function jsonMarkdown(r) {
         'rounds: writes / reads (small cache)',
       ],
       rows,
+    ),
+    '',
+    'CPU time of the process (every thread) per operation, medians:',
+    '',
+    mdTable(
+      ['codec', 'per write', 'per read, small cache', 'per read, default cache'],
+      Object.entries(r.medians).map(([codec, m]) => [
+        codec,
+        `${m.writeCpuUsPerOp} us${vsNone(m.writeCpuUsPerOp, base?.writeCpuUsPerOp)}`,
+        `${m.readSmallCacheCpuUsPerOp} us${vsNone(m.readSmallCacheCpuUsPerOp, base?.readSmallCacheCpuUsPerOp)}`,
+        `${m.readFullCacheCpuUsPerOp} us${vsNone(m.readFullCacheCpuUsPerOp, base?.readFullCacheCpuUsPerOp)}`,
+      ]),
     ),
   ].join('\n');
 }
