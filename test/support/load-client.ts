@@ -67,6 +67,8 @@ export interface LoadOptions {
   /** Relative weights of the three methods. Default PUT 5, GET 4, DELETE 1. */
   readonly mix?: Readonly<Record<Method, number>>;
   readonly seed?: number;
+  /** Called once per request when it ends, for a caller that keeps its own record (times included). */
+  readonly onResult?: (result: LoadResult) => void;
 }
 
 export type FailoverKind = 'refused' | 'leaving';
@@ -80,6 +82,25 @@ export interface LoadEvent {
   readonly key: string;
   readonly kind: FailoverKind | FailureKind;
   readonly detail: string;
+}
+
+/** How one request ended (LoadOptions.onResult). */
+export interface LoadResult {
+  readonly method: Method;
+  readonly key: string;
+  /** The value a PUT carried; null for DELETE and GET. */
+  readonly value: string | null;
+  readonly sentAtMs: number;
+  readonly doneAtMs: number;
+  /** The node that gave the last answer ('' when every node failed over). */
+  readonly node: string;
+  /** 'answered': the expected answer (a GET: an acceptable value); 'failed': see `kind`. */
+  readonly outcome: 'answered' | 'failed';
+  readonly kind: FailureKind | undefined;
+  /** The status answered, if an answer came. */
+  readonly status: number | undefined;
+  /** What a GET answered 200 or 404 read (null: absent). */
+  readonly read: string | null | undefined;
 }
 
 export interface PhaseCounts {
@@ -274,6 +295,9 @@ export class Load {
     const urls = this.#options.urls;
     const model = this.#models.get(key)!;
     const value = method === 'PUT' ? `${key}@${++this.#writes}` : null;
+    const sentAtMs = Date.now();
+    const ended = (node: string, end: Pick<LoadResult, 'outcome' | 'kind' | 'status' | 'read'>): void =>
+      this.#options.onResult?.({ method, key, value, sentAtMs, doneAtMs: Date.now(), node, ...end });
     let tried = 0;
     for (let step = 0; step < urls.length; step++) {
       const index = (first + step) % urls.length;
@@ -298,6 +322,7 @@ export class Load {
       if (attempt.outcome === 'failed') {
         if (method !== 'GET') model.unanswered(value);
         this.#fail({ node, method, key, kind: attempt.kind, detail: attempt.detail });
+        ended(node, { outcome: 'failed', kind: attempt.kind, status: undefined, read: undefined });
         return;
       }
       this.#statuses[attempt.status] = (this.#statuses[attempt.status] ?? 0) + 1;
@@ -313,15 +338,19 @@ export class Load {
             kind: 'value',
             detail: `read ${JSON.stringify(read)}, acceptable ${JSON.stringify(acceptable)}`,
           });
+          ended(node, { outcome: 'failed', kind: 'value', status: attempt.status, read });
           return;
         }
+        ended(node, { outcome: 'answered', kind: undefined, status: attempt.status, read });
       } else if (attempt.status !== expected) {
         // A write answered with an error may still have reached some replicas.
         if (method !== 'GET') model.unanswered(value);
         this.#fail({ node, method, key, kind: 'status', detail: `${attempt.status} ${attempt.body}` });
+        ended(node, { outcome: 'failed', kind: 'status', status: attempt.status, read: undefined });
         return;
       } else {
         model.answered(value);
+        ended(node, { outcome: 'answered', kind: undefined, status: attempt.status, read: undefined });
       }
       this.#answered++;
       this.#answeredBy[node] = (this.#answeredBy[node] ?? 0) + 1;
@@ -330,6 +359,7 @@ export class Load {
     }
     if (method !== 'GET') model.unanswered(value);
     this.#fail({ node: '', method, key, kind: 'unavailable', detail: 'every node failed over' });
+    ended('', { outcome: 'failed', kind: 'unavailable', status: undefined, read: undefined });
   }
 
   #fail(event: Omit<LoadEvent, 'phase'>): void {

@@ -47,6 +47,8 @@ export interface StartNodeOptions {
   readonly readiness?: Readiness;
   /** More environment variables for the node, e.g. { RINGKV_CLOCK_OFFSET_MS: '1000' }. */
   readonly env?: Readonly<Record<string, string>>;
+  /** A group id for the process (root only), so that firewall rules can match its sockets (iptables -m owner). */
+  readonly gid?: number;
 }
 
 /** How startNode() decides a node is ready: see StartNodeOptions.readiness. */
@@ -124,11 +126,13 @@ export function spawnCli(
     dataDir?: string;
     execArgv?: readonly string[];
     env?: Readonly<Record<string, string>>;
+    gid?: number;
   } = {},
 ): NodeProcess {
   const child = spawn(process.execPath, [...(fields.execArgv ?? []), MAIN_SCRIPT, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...fields.env },
+    ...(fields.gid === undefined ? {} : { gid: fields.gid }),
   });
   const node = new NodeProcess(child, {
     url: fields.url ?? '',
@@ -152,6 +156,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     dataDir: options.dataDir,
     ...(options.execArgv === undefined ? {} : { execArgv: options.execArgv }),
     ...(options.env === undefined ? {} : { env: options.env }),
+    ...(options.gid === undefined ? {} : { gid: options.gid }),
   });
   const timeoutMs = options.readyTimeoutMs ?? 15_000;
   if (options.readiness === 'health') await waitHealthReady(node, timeoutMs);
