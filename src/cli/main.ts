@@ -47,6 +47,18 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "list the members, or a key's replicas",
     load: async () => (await import('./status-commands.js')).ring,
   },
+  decommission: {
+    summary: 'take a node out of the cluster: it streams its data away, then exits',
+    load: async () => (await import('./move-commands.js')).decommission,
+  },
+  remove: {
+    summary: 'take a dead node out: its ranges are rebuilt from the other replicas',
+    load: async () => (await import('./move-commands.js')).remove,
+  },
+  cancel: {
+    summary: 'give up the move under way (a join, decommission, remove or replace)',
+    load: async () => (await import('./move-commands.js')).cancel,
+  },
 };
 
 function usage(): string {

@@ -9,7 +9,9 @@
  * RINGKV_HINT_HANDOFF_INTERVAL_MS sets how often hints are handed off;
  * RINGKV_HTTP_FAST_PATH=off (benchmarks) serves every request through
  * node:http (http/fast/); RINGKV_INTERNODE=http sends internode traffic as
- * plain HTTP requests (benchmarks).
+ * plain HTTP requests (benchmarks); RINGKV_STREAM_BYTES_PER_SEC bounds how
+ * fast a node takes its new ranges in a move (tests slow it down to stop a
+ * move halfway).
  */
 import { transportKindFromEnv } from '../cluster/transport/index.js';
 import { BLOCK_COMPRESSIONS, DEFAULT_BLOCK_COMPRESSION } from '../config/compression.js';
@@ -30,7 +32,9 @@ export const SERVE_USAGE = `Usage: ringkv serve --url URL --data DIR [flags]
 
   --url URL                    this node's URL (http://host:port); it listens on that host and port
   --data DIR                   this node's data directory (created if missing, locked while in use)
-  --cluster URL,URL,...        every node of the cluster, this one included (default: this node alone)
+  --cluster URL,URL,...        every node of a new cluster, this one included (default: this node alone)
+  --join URL                   join the running cluster this member belongs to (instead of --cluster)
+  --replace URL                with --join: take the place of this dead member
   --sync on|off                fsync each write before acknowledging it (default on)
   --anti-entropy-interval MS   how often replicas are compared and repaired (default ${limits.antiEntropyIntervalMs}; 0 off)
   --max-key-bytes N            longer keys get 414 (default ${limits.keyBytesMax})
@@ -74,7 +78,8 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
       },
     );
   };
-  const stop = (signal: NodeJS.Signals) => {
+  // 'removed': the cluster took this node out (ringkv decommission); it stops as on a signal and exits 0.
+  const stop = (signal: NodeJS.Signals | 'removed') => {
     // A terminal's Ctrl-C reaches both `ringkv cluster` and its children; the forwarded copy is a repeat.
     if (stopping) return;
     stopping = true;
@@ -94,20 +99,17 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
     hintHandoffIntervalMs: hintHandoffIntervalFromEnv(),
     fastPath: fastPathFromEnv(),
     transportKind: transportKindFromEnv(),
+    onRemoved: () => stop('removed'),
   });
   process.stdout.write(
-    `ringkv: node ${options.url} ready (data ${options.dataDir}, ${options.cluster.length} node cluster, sync ${options.sync ? 'on' : 'off'}, pid ${process.pid})\n`,
+    `ringkv: node ${options.url} ready (data ${options.dataDir}, ${node.clusterSize} node cluster, sync ${options.sync ? 'on' : 'off'}, pid ${process.pid})\n`,
   );
   // No record before this one: a start that fails prints its one plain line only (cli/main.ts).
-  log.info(
-    'node.ready',
-    `Ready: ${options.cluster.length} node cluster, sync ${options.sync ? 'on' : 'off'}`,
-    {
-      data: options.dataDir,
-      cluster: options.cluster,
-      sync: options.sync,
-      pid: process.pid,
-    },
-  );
+  log.info('node.ready', `Ready: ${node.clusterSize} node cluster, sync ${options.sync ? 'on' : 'off'}`, {
+    data: options.dataDir,
+    cluster: options.cluster,
+    sync: options.sync,
+    pid: process.pid,
+  });
   if (stopping) stopNode(node);
 }

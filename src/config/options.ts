@@ -19,6 +19,8 @@ export interface ServeFlags {
   readonly url?: string | undefined;
   readonly data?: string | undefined;
   readonly cluster?: string | undefined;
+  readonly join?: string | undefined;
+  readonly replace?: string | undefined;
   readonly sync?: string | undefined;
   readonly 'anti-entropy-interval'?: string | undefined;
   readonly 'max-key-bytes'?: string | undefined;
@@ -56,6 +58,8 @@ export const SERVE_FLAG_NAMES = [
   'url',
   'data',
   'cluster',
+  'join',
+  'replace',
   ...NODE_TUNING_FLAG_NAMES,
 ] as const satisfies readonly (keyof ServeFlags)[];
 
@@ -68,6 +72,10 @@ export interface ServeOptions {
   readonly dataDir: string;
   /** Every node's normalized URL, this one included, in the order given. */
   readonly cluster: readonly string[];
+  /** `--join`: a member of a running cluster this node joins (normalized); undefined: none. */
+  readonly join: string | undefined;
+  /** `--replace` (with --join): the dead member this node takes the place of. */
+  readonly replace: string | undefined;
   readonly sync: boolean;
   /** 0: anti-entropy off. */
   readonly antiEntropyIntervalMs: number;
@@ -102,12 +110,25 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
   if (!cluster.includes(self.url)) {
     throw configError(`Bad --cluster: it does not list this node's --url ${self.url}`);
   }
+  const join = flags.join === undefined ? undefined : nodeAddress(flags.join, '--join').url;
+  const replace = flags.replace === undefined ? undefined : nodeAddress(flags.replace, '--replace').url;
+  if (join !== undefined && flags.cluster !== undefined) {
+    throw configError(
+      'Bad --join: give --cluster to start a new cluster, or --join to join a running one, not both',
+    );
+  }
+  if (join === self.url) throw configError(`Bad --join: ${join} is this node; name a member of the cluster`);
+  if (replace !== undefined && join === undefined)
+    throw configError('Bad --replace: it needs --join ANY_MEMBER');
+  if (replace === self.url) throw configError(`Bad --replace: ${replace} is this node; name the dead member`);
   return Object.freeze({
     url: self.url,
     host: self.host,
     port: self.port,
     dataDir,
     cluster: Object.freeze(cluster),
+    join,
+    replace,
     sync: onOff(flags.sync, 'sync', true),
     antiEntropyIntervalMs: integer(flags['anti-entropy-interval'], 'anti-entropy-interval', {
       fallback: limits.antiEntropyIntervalMs,
@@ -185,6 +206,22 @@ export function hintHandoffIntervalFromEnv(env: NodeJS.ProcessEnv = process.env)
   if (!/^[1-9][0-9]{0,6}$/.test(text) || Number(text) > 3_600_000) {
     throw configError(
       `Bad RINGKV_HINT_HANDOFF_INTERVAL_MS: expected whole milliseconds in 1..3600000, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Number(text);
+}
+
+/**
+ * RINGKV_STREAM_BYTES_PER_SEC: the bytes per second a node takes from its
+ * sources when it streams its new ranges in a move (flow control; tests set
+ * it low to stop a move halfway). Unset or empty: limits.streamBytesPerSecondMax.
+ */
+export function streamBytesPerSecondFromEnv(env: NodeJS.ProcessEnv = process.env): number {
+  const text = env.RINGKV_STREAM_BYTES_PER_SEC;
+  if (text === undefined || text === '') return limits.streamBytesPerSecondMax;
+  if (!/^[1-9][0-9]{0,11}$/.test(text)) {
+    throw configError(
+      `Bad RINGKV_STREAM_BYTES_PER_SEC: expected a positive whole number, got ${JSON.stringify(text)}`,
     );
   }
   return Number(text);

@@ -107,7 +107,13 @@ export class HttpServer {
   constructor(options: HttpServerOptions) {
     this.#ctx = {
       store: options.store,
-      paramLimits: { keyBytesMax: options.keyBytesMax, clusterSize: options.store.clusterSize },
+      // Read per request: the cluster's size changes as nodes join and leave.
+      paramLimits: {
+        keyBytesMax: options.keyBytesMax,
+        get clusterSize() {
+          return options.store.clusterSize;
+        },
+      },
       valueBytesMax: options.valueBytesMax,
       counters: new RequestCounters(),
       requestMetrics: new RequestMetrics(options.slowRequests),

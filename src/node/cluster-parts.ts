@@ -1,8 +1,9 @@
 /**
- * The pieces of a node in a cluster of two or more: ring, transport, the
- * replica (which is also what the node serves its peers), hints and their
- * handoff, anti-entropy and its responder, the internode server, the clock
- * skew monitor, and the ClusterStore that coordinates client requests.
+ * The pieces of a node in a cluster of two or more: membership (the view,
+ * its rings, gossip and moves), transport, the replica (which is also what
+ * the node serves its peers), hints and their handoff, anti-entropy and its
+ * responder, the internode server, the clock skew monitor, and the
+ * ClusterStore that coordinates client requests.
  * Nothing runs yet: Node starts the loops once it listens, and owns the
  * order in which everything stops. The outside world comes in through the
  * context: the data directory's file system (vfs) and the transport's maker,
@@ -14,20 +15,22 @@ import { AntiEntropy, AntiEntropyResponder, loadBirthVersion } from '../cluster/
 import type { HybridClock } from '../cluster/clock.js';
 import { ClockSkewMonitor } from '../cluster/clock-skew.js';
 import { HintedHandoff, HintStore, hintPolicy } from '../cluster/hints/index.js';
+import { loadMembership, MembershipService } from '../cluster/membership/index.js';
 import { ClusterStore, createReplica } from '../cluster/replication/index.js';
-import { Ring } from '../cluster/ring/index.js';
 import {
   createTransport,
   type FrameTransportOptions,
+  type InternodeHandler,
   InternodeServer,
+  type MembershipLinks,
   type PeerLinks,
   type Transport,
   type TransportKind,
   type TransportStats,
 } from '../cluster/transport/index.js';
-import type { ServeOptions } from '../config/options.js';
-import type { Engine, Vfs } from '../storage/index.js';
-import { errorMessage } from '../util/errors.js';
+import { type ServeOptions, streamBytesPerSecondFromEnv } from '../config/options.js';
+import { type Engine, nodeVfs, type Vfs } from '../storage/index.js';
+import { errorMessage, RingkvError } from '../util/errors.js';
 import { type Log, lineLog } from '../util/log.js';
 
 /** The client side of the internode links, as a node uses it. */
@@ -40,6 +43,17 @@ export interface ClusterParts {
   readonly hints: HintStore;
   readonly handoff: HintedHandoff;
   readonly antiEntropy: AntiEntropy;
+  readonly membership: MembershipService;
+}
+
+/**
+ * Whether the node runs as a member of a cluster: `--cluster` lists other
+ * nodes, `--join` names one, or its data directory holds a membership (a
+ * member restarted without flags, or one that joined).
+ */
+export async function isClusterNode(options: ServeOptions, vfs: Vfs = nodeVfs): Promise<boolean> {
+  if (options.cluster.length > 1 || options.join !== undefined) return true;
+  return (await loadMembership(vfs, options.dataDir)) !== undefined;
 }
 
 export async function clusterParts(
@@ -56,6 +70,8 @@ export async function clusterParts(
     readonly vfs?: Vfs;
     /** Makes the transport from the settings below (default: createTransport of transportKind). */
     readonly createTransport?: (options: FrameTransportOptions) => ClusterTransport;
+    /** The membership says this node was removed (decommissioned): stop it. */
+    readonly onRemoved?: () => void;
   },
 ): Promise<ClusterParts> {
   const { engine, clock, log } = context;
@@ -73,8 +89,9 @@ export async function clusterParts(
     log: hintsLog,
     ...vfs,
   });
-  const ring = new Ring(options.cluster);
-  const isPeer = (url: string): boolean => url !== options.url && ring.nodes.includes(url);
+  // The membership's view, read when each peer is heard from: members come and go.
+  let membership: MembershipService | undefined;
+  const isPeer = (url: string): boolean => url !== options.url && membership?.topology.isMember(url) === true;
   const skew = new ClockSkewMonitor({ boundMs: options.clockSkewMaxMs, log: lineLog(log, 'clock.skew') });
   // The transport tells the handoff when a peer is back; the handoff needs the transport first.
   let handoff: HintedHandoff | undefined;
@@ -95,13 +112,33 @@ export async function clusterParts(
       context.onClockSample?.(peer, skewMs, rttMs);
     },
   });
+  membership = await MembershipService.open(
+    {
+      selfUrl: options.url,
+      dataDir: options.dataDir,
+      cluster: options.cluster,
+      join: options.join,
+      replace: options.replace,
+    },
+    {
+      vfs: context.vfs ?? nodeVfs,
+      engine,
+      transport: membershipLinks(transport),
+      observe: (version) => clock.observe(version),
+      log: (level, event, line) => log[level](event, line),
+      bytesPerSecond: streamBytesPerSecondFromEnv(),
+      ...(context.onRemoved === undefined ? {} : { onRemoved: context.onRemoved }),
+    },
+  );
+  const topology = membership.topology;
   handoff = new HintedHandoff({
     store: hints,
     transport,
     intervalMs: context.hintHandoffIntervalMs,
     log: hintsLog,
   });
-  const responder = new AntiEntropyResponder({ selfUrl: options.url, ring, engine });
+  const currentRing = () => topology.current;
+  const responder = new AntiEntropyResponder({ selfUrl: options.url, ring: currentRing, engine });
   const replica = createReplica(engine, clock, {
     clockSkewMaxMs: options.clockSkewMaxMs,
     antiEntropy: (body) => responder.handle(body),
@@ -109,7 +146,17 @@ export async function clusterParts(
       if (isPeer(peer)) transport.peerLeaving(peer);
     },
   });
-  const internode = new InternodeServer(replica, {
+  // The replica's requests, and membership's (MEMBERSHIP, STREAM, MOVE).
+  const handler: InternodeHandler = {
+    write: (entry) => replica.write(entry),
+    read: (key) => replica.read(key),
+    scan: (start, end, limit) => replica.scan(start, end, limit),
+    antiEntropy: replica.antiEntropy,
+    wallMs: () => replica.wallMs(),
+    leaving: (peer) => replica.leaving(peer),
+    ...membership.handlers,
+  };
+  const internode = new InternodeServer(handler, {
     secret: options.clusterSecret,
     selfUrl: options.url,
     onError: (err) =>
@@ -120,7 +167,7 @@ export async function clusterParts(
   });
   const antiEntropy = new AntiEntropy({
     selfUrl: options.url,
-    ring,
+    ring: currentRing,
     engine,
     transport,
     intervalMs: options.antiEntropyIntervalMs,
@@ -128,9 +175,10 @@ export async function clusterParts(
     clock,
     log: lineLog(log, 'anti-entropy'),
   });
+  const hintFor = hintPolicy(options.url, hints, hintsLog);
   const store = new ClusterStore({
     selfUrl: options.url,
-    ring,
+    ring: topology,
     engine,
     clock,
     transport,
@@ -138,7 +186,10 @@ export async function clusterParts(
     requestTimeoutMs: options.requestTimeoutMs,
     clockSkewMaxMs: options.clockSkewMaxMs,
     log: lineLog(log, 'coordinator'),
-    onReplicaWriteFailed: hintPolicy(options.url, hints, hintsLog),
+    // No hints for a node that left the cluster: it will not be back for them.
+    onReplicaWriteFailed: (peer, entry, err) => {
+      if (topology.isMember(peer)) hintFor(peer, entry, err);
+    },
     statusExtras: () => ({
       internodeProtocol: context.transportKind,
       internodeServer: internode.stats(),
@@ -146,7 +197,19 @@ export async function clusterParts(
       clockSkew: skew.status(),
       hints: { ...hints.stats(), handoff: handoff.stats() },
       antiEntropy: { ...antiEntropy.stats(), responder: responder.stats() },
+      membership: membership.status(),
     }),
   });
-  return { store, transport, internode, hints, handoff, antiEntropy };
+  return { store, transport, internode, hints, handoff, antiEntropy, membership };
+}
+
+/** The transport's membership messages; one without them (a simulated network) refuses them, so membership stays as started. */
+function membershipLinks(transport: ClusterTransport): MembershipLinks & { isUp(peer: string): boolean } {
+  const links = transport as ClusterTransport & Partial<MembershipLinks>;
+  if (links.membership !== undefined && links.stream !== undefined && links.move !== undefined) {
+    return links as ClusterTransport & MembershipLinks;
+  }
+  const refuse = (): Promise<Buffer> =>
+    Promise.reject(new RingkvError('RINGKV_UNAVAILABLE', 'This transport carries no membership messages'));
+  return { membership: refuse, stream: refuse, move: refuse, isUp: (peer) => transport.isUp(peer) };
 }

@@ -36,7 +36,7 @@ import { HttpServer } from '../http/index.js';
 import { acquireDirLock, type DirLock, type Engine, nodeVfs, openEngine } from '../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { type Log, lineLog } from '../util/log.js';
-import { type ClusterParts, clusterParts } from './cluster-parts.js';
+import { type ClusterParts, clusterParts, isClusterNode } from './cluster-parts.js';
 import { NodeMetrics } from './metrics.js';
 
 export interface NodeSettings {
@@ -50,6 +50,8 @@ export interface NodeSettings {
   readonly fastPath?: boolean;
   /** The internode protocol (default the binary one). */
   readonly transportKind?: TransportKind;
+  /** The membership says this node was removed from its cluster (decommissioned): the caller stops it. */
+  readonly onRemoved?: () => void;
 }
 
 export class Node {
@@ -101,17 +103,17 @@ export class Node {
         options.url,
         options.cluster.filter((url) => url !== options.url),
       );
-      parts =
-        options.cluster.length > 1
-          ? await clusterParts(options, {
-              engine,
-              clock,
-              log,
-              transportKind: settings.transportKind ?? 'frame',
-              hintHandoffIntervalMs: settings.hintHandoffIntervalMs ?? limits.hintHandoffIntervalMs,
-              onClockSample: (peer, _skewMs, rttMs) => metrics.observeRtt(peer, rttMs),
-            })
-          : undefined;
+      parts = (await isClusterNode(options))
+        ? await clusterParts(options, {
+            engine,
+            clock,
+            log,
+            transportKind: settings.transportKind ?? 'frame',
+            hintHandoffIntervalMs: settings.hintHandoffIntervalMs ?? limits.hintHandoffIntervalMs,
+            onClockSample: (peer, _skewMs, rttMs) => metrics.observeRtt(peer, rttMs),
+            ...(settings.onRemoved === undefined ? {} : { onRemoved: settings.onRemoved }),
+          })
+        : undefined;
       const store: Store = parts?.store ?? new LocalStore(engine, clock, { selfUrl: options.url });
       const internode = parts?.internode;
       // The node is built before it listens, so that readiness can read its state.
@@ -149,10 +151,13 @@ export class Node {
       parts?.handoff.start();
       parts?.antiEntropy.start();
       // Listening first: the peers this handshake wakes connect back at once.
-      await parts?.transport.connect(options.cluster.filter((url) => url !== options.url));
+      await parts?.transport.connect(parts.membership.peers());
+      // Caught up with the members (and, with --join, announced as joining) before it reports ready.
+      await parts?.membership.start();
       node.#ready = true;
       return node;
     } catch (err) {
+      await parts?.membership.stop();
       parts?.internode.destroy();
       await parts?.hints.close().catch(() => undefined);
       await parts?.transport.close().catch(() => undefined);
@@ -169,6 +174,11 @@ export class Node {
 
   get url(): string {
     return this.options.url;
+  }
+
+  /** Nodes on the cluster's current ring (1 for a node on its own); it changes as nodes join and leave. */
+  get clusterSize(): number {
+    return this.#store.clusterSize;
   }
 
   /** Leaves, drains, closes the store and releases the lock (module comment). Safe to call twice. */
@@ -195,6 +205,7 @@ export class Node {
         server.close(limits.shutdownGraceMs),
         parts?.internode.close(),
         parts === undefined ? undefined : within(parts.antiEntropy.stop(), limits.shutdownAntiEntropyMs),
+        parts?.membership.stop(),
       ]);
       if (parts !== undefined) {
         // Requests are finished, so no hint is added after this: hand what is pending to reachable peers.

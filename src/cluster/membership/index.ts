@@ -18,6 +18,7 @@ export {
   type StreamPage,
   type StreamRequest,
 } from './format.js';
+export { answersExchange, Gossip, type GossipOptions, type GossipStats } from './gossip.js';
 export {
   bootstrapMembership,
   cancelled,
@@ -38,4 +39,13 @@ export {
   withJoining,
   withLeaving,
 } from './membership.js';
+export { type MoveProgressAnswer, Mover, type MoverOptions, newOwners } from './mover.js';
+export { MembershipService, type MembershipServiceOptions, type MembershipStart } from './service.js';
+export {
+  type ReceiveProgress,
+  StreamReceiver,
+  StreamSource,
+  streamedTo,
+  type TransferProgress,
+} from './streaming.js';
 export { replicationFactor, ringOf, Topology, type TopologyOptions } from './topology.js';

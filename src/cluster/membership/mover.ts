@@ -68,6 +68,8 @@ export interface MoveProgressAnswer {
   readonly epoch: string;
   readonly state: string;
   readonly move: string | null;
+  /** Every member's state in this node's view. */
+  readonly members: Readonly<Record<string, string>>;
   /** This node's streaming for the move under way, if it is a new owner. */
   readonly receiving: ReceiveProgress | null;
 }
@@ -182,6 +184,7 @@ export class Mover {
       epoch: String(view.epoch),
       state: self === undefined ? 'unknown' : MEMBER_STATE_NAMES[self.state],
       move: moveUnderWay(view) ? describeMove(view) : null,
+      members: Object.fromEntries(view.members.map((m) => [m.url, MEMBER_STATE_NAMES[m.state]])),
       receiving: receiver !== undefined && receiver.epoch === view.epoch ? receiver.progress() : null,
     };
   }

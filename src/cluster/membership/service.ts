@@ -154,6 +154,13 @@ export class MembershipService {
     move: (body: Buffer): Promise<Buffer> => this.mover.handleMove(body),
   };
 
+  /** The live members other than this node: the peers it links to. */
+  peers(): string[] {
+    return liveMembers(this.topology.view)
+      .map((m) => m.url)
+      .filter((url) => url !== this.#start.selfUrl);
+  }
+
   /** Catches up with the members, joins if asked to, then runs gossip and the mover. */
   async start(): Promise<void> {
     await this.gossip.exchangeAll();

@@ -1,0 +1,231 @@
+/**
+ * `ringkv decommission`, `ringkv remove` and `ringkv cancel`: an operator's
+ * changes to the membership. They speak the internode protocol (a MOVE
+ * message), so that with a cluster secret only those who know it can change
+ * the cluster; the secret comes from --cluster-secret or RINGKV_CLUSTER_SECRET.
+ *
+ * decommission and remove wait until the move is complete (the ring flipped),
+ * printing the new owners' streaming progress as it goes; --no-wait returns
+ * once the move has started. A move whose node dies halfway stays under
+ * way, the cluster serving meanwhile: start the node again to resume it, or
+ * cancel it.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  encodeMoveRequest,
+  MoveKind,
+  type MoveProgressAnswer,
+  type ReceiveProgress,
+} from '../cluster/membership/index.js';
+import { createTransport, type MembershipLinks } from '../cluster/transport/index.js';
+import { nodeAddress } from '../config/options.js';
+import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
+import { parseCommandLine } from './args.js';
+import { type Command, EXIT } from './command.js';
+
+const WAIT_MS_DEFAULT = 30 * 60 * 1000;
+const REQUEST_TIMEOUT_MS = 10_000;
+const POLL_MS = 1000;
+
+const COMMON_USAGE = `  --cluster-secret TEXT  the cluster's secret, if it has one (or RINGKV_CLUSTER_SECRET)
+  --timeout MS           give up waiting after MS milliseconds (default ${WAIT_MS_DEFAULT}); the move goes on
+  --no-wait              return once the move has started
+
+Exit: 0 done, 2 bad usage or a change the cluster refused (another move under
+way, not a member, ...), 3 the node could not be reached or the wait timed out,
+4 any other failure.`;
+
+export const decommission = moveCommand({
+  kind: MoveKind.Decommission,
+  usage: `Usage: ringkv decommission --url URL [flags]
+
+Takes the node at URL out of the cluster for good: it streams its ranges to
+their new owners, the ring flips without it, and the node exits 0. Waits for
+all of that, printing progress.
+
+  --url URL              the node to take out
+${COMMON_USAGE}
+`,
+  positionals: { min: 0, max: 0, synopsis: 'ringkv decommission --url URL' },
+  argument: (url) => url,
+  done: (answer, url) => answer.members[url] === 'removed',
+});
+
+export const remove = moveCommand({
+  kind: MoveKind.Remove,
+  usage: `Usage: ringkv remove --url ANY_MEMBER DEAD_URL [flags]
+
+Takes a dead node out of the cluster: its ranges are rebuilt on their new
+owners from the other replicas, then the ring flips without it. Refused if
+the node still answers (decommission it instead). Waits, printing progress.
+
+  --url URL              any live member, which makes the change
+${COMMON_USAGE}
+`,
+  positionals: { min: 1, max: 1, synopsis: 'ringkv remove --url ANY_MEMBER DEAD_URL' },
+  argument: (_url, dead) => dead!,
+  done: (answer, _url, dead) => answer.members[dead!] === 'removed',
+});
+
+export const cancel = moveCommand({
+  kind: MoveKind.Cancel,
+  usage: `Usage: ringkv cancel --url ANY_MEMBER [flags]
+
+Gives up the move under way: joining nodes are removed (they stop), leaving
+ones are normal members again. Data already streamed stays where it is.
+
+  --url URL              any live member, which makes the change
+  --cluster-secret TEXT  the cluster's secret, if it has one (or RINGKV_CLUSTER_SECRET)
+`,
+  positionals: { min: 0, max: 0, synopsis: 'ringkv cancel --url ANY_MEMBER' },
+  argument: () => '',
+  done: undefined,
+});
+
+interface MoveCommandSpec {
+  readonly kind: MoveKind;
+  readonly usage: string;
+  readonly positionals: { readonly min: number; readonly max: number; readonly synopsis: string };
+  readonly argument: (url: string, positional: string | undefined) => string;
+  /** Whether the move is complete, from the asked node's answer; undefined: nothing to wait for. */
+  readonly done:
+    | ((answer: MoveProgressAnswer, url: string, positional: string | undefined) => boolean)
+    | undefined;
+}
+
+function moveCommand(spec: MoveCommandSpec): Command {
+  return {
+    usage: spec.usage,
+    run: async (args) => {
+      const line = parseCommandLine(args, {
+        flags: ['url', 'cluster-secret', 'timeout'],
+        switches: ['no-wait'],
+        positionals: spec.positionals,
+      });
+      if (line.flags.help) {
+        process.stdout.write(spec.usage);
+        return;
+      }
+      if (line.flags.url === undefined) throw new RingkvError('RINGKV_CONFIG', 'Missing --url');
+      const url = nodeAddress(line.flags.url, '--url').url;
+      const positional =
+        line.positionals[0] === undefined ? undefined : nodeAddress(line.positionals[0], 'DEAD_URL').url;
+      const waitMs = waitFlag(line.flags.timeout);
+      const secret = line.flags['cluster-secret'] ?? process.env.RINGKV_CLUSTER_SECRET;
+      const transport = createTransport({ kind: 'frame', secret: secret === '' ? undefined : secret });
+      try {
+        const started = JSON.parse(
+          (
+            await transport.move(
+              url,
+              encodeMoveRequest(spec.kind, spec.argument(url, positional)),
+              Date.now() + REQUEST_TIMEOUT_MS,
+            )
+          ).toString('utf8'),
+        ) as { epoch: string; move?: string; cancelled?: string };
+        say(
+          spec.done === undefined
+            ? `move cancelled (epoch ${started.epoch}): ${started.cancelled}`
+            : `move started (epoch ${started.epoch}): ${started.move}`,
+        );
+        process.exitCode =
+          spec.done === undefined || line.switches['no-wait']
+            ? EXIT.ok
+            : await waitDone(transport, url, (answer) => spec.done!(answer, url, positional), waitMs);
+      } catch (err) {
+        process.stderr.write(`ringkv: ${errorMessage(err)}\n`);
+        process.exitCode = isRingkvError(err, 'RINGKV_BAD_REQUEST')
+          ? EXIT.usage
+          : isRingkvError(err, 'RINGKV_UNAVAILABLE') || isRingkvError(err, 'RINGKV_TIMEOUT')
+            ? EXIT.unavailable
+            : EXIT.failed;
+      } finally {
+        await transport.close();
+      }
+    },
+  };
+}
+
+/** Polls the node until the move is complete, printing the new owners' progress when it changes. */
+async function waitDone(
+  transport: MembershipLinks,
+  url: string,
+  done: (answer: MoveProgressAnswer) => boolean,
+  waitMs: number,
+): Promise<number> {
+  const deadlineMs = Date.now() + waitMs;
+  let last = '';
+  let unreachable: string | undefined;
+  while (Date.now() < deadlineMs) {
+    try {
+      const answer = await progressOf(transport, url);
+      unreachable = undefined;
+      if (done(answer)) {
+        say(`move complete (epoch ${answer.epoch})`);
+        return EXIT.ok;
+      }
+      const line = await describeProgress(transport, answer);
+      if (line !== last) say(line);
+      last = line;
+    } catch (err) {
+      unreachable = errorMessage(err);
+    }
+    await sleep(POLL_MS);
+  }
+  process.stderr.write(
+    `ringkv: the move is not complete after ${waitMs} ms${unreachable === undefined ? '' : ` (${url}: ${unreachable})`}; it goes on: restart any node of it that died, or cancel it (ringkv cancel)\n`,
+  );
+  return EXIT.unavailable;
+}
+
+/** "streaming: 3/6 ranges, 12.0 MiB streamed, ~4.1 MiB left" over every new owner of the move. */
+async function describeProgress(transport: MembershipLinks, answer: MoveProgressAnswer): Promise<string> {
+  const states = Object.entries(answer.members);
+  const leaving = states.some(([, state]) => state === 'leaving');
+  const owners = states
+    .filter(([, state]) => state === 'joining' || (leaving && state === 'normal'))
+    .map(([url]) => url);
+  const progress = await Promise.all(
+    owners.map((owner) =>
+      progressOf(transport, owner).then(
+        (a) => a.receiving,
+        () => null,
+      ),
+    ),
+  );
+  const known = progress.filter((p): p is ReceiveProgress => p !== null);
+  const sum = (pick: (p: ReceiveProgress) => number) => known.reduce((total, p) => total + pick(p), 0);
+  return (
+    `${answer.move ?? 'no move under way'}: streaming ${sum((p) => p.rangesDone)}/${sum((p) => p.ranges)} ranges, ` +
+    `${mib(sum((p) => p.bytes))} streamed, ~${mib(sum((p) => p.bytesLeft))} left` +
+    (known.length < owners.length ? ` (${owners.length - known.length} new owner(s) not streaming yet)` : '')
+  );
+}
+
+async function progressOf(transport: MembershipLinks, url: string): Promise<MoveProgressAnswer> {
+  const body = await transport.move(
+    url,
+    encodeMoveRequest(MoveKind.Progress),
+    Date.now() + REQUEST_TIMEOUT_MS,
+  );
+  return JSON.parse(body.toString('utf8')) as MoveProgressAnswer;
+}
+
+function waitFlag(text: string | undefined): number {
+  if (text === undefined) return WAIT_MS_DEFAULT;
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) {
+    throw new RingkvError(
+      'RINGKV_CONFIG',
+      `Bad --timeout: expected milliseconds, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Number(text);
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 1048576).toFixed(1)} MiB`;
+}
+
+function say(line: string): void {
+  process.stdout.write(`ringkv: ${line}\n`);
+}
