@@ -145,6 +145,10 @@ export class LsmEngine implements Engine {
     return this.#recovery;
   }
 
+  /**
+   * Rejects with RINGKV_IO naming the log if a write-ahead log could not be
+   * closed with its close record and fsync; the rest is released all the same.
+   */
   close(): Promise<void> {
     return this.#close({ crash: false });
   }
@@ -169,8 +173,12 @@ export class LsmEngine implements Engine {
     await this.#versions.settle();
     await this.#writes.settleSpare();
     await this.#warmer.settle();
-    await this.#writes.closeLogs({ closeRecord: !how.crash });
-    await this.#versions.close();
-    await this.#background.terminate();
+    try {
+      await this.#writes.closeLogs({ closeRecord: !how.crash });
+    } finally {
+      // A log that failed to close is reported once everything else is released.
+      await this.#versions.close();
+      await this.#background.terminate();
+    }
   }
 }

@@ -1,8 +1,8 @@
 /**
  * The LSM engine on a fault-injecting vfs: a full disk under the flushes,
- * and a failed fsync under the write-ahead log. What was acknowledged is
- * never lost, reads keep working, and the errors are RINGKV_IO naming the
- * cause.
+ * a failed fsync under the write-ahead log, a log whose close record cannot
+ * be written or synced. What was acknowledged is never lost, reads keep
+ * working, and the errors are RINGKV_IO naming the cause.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -88,10 +88,44 @@ describe('LSM engine: injected faults', () => {
     // Nobody knows what reached the log: it takes nothing more (wal/writer.ts).
     await assert.rejects(engine.write(valueEntry(key(11), 12n, value(11))), { code: 'RINGKV_IO' });
     await readsBack(engine, 0, 10);
-    await engine.close();
+    // Nor does it get its close record: close() says so.
+    await assert.rejects(engine.close(), { code: 'RINGKV_IO', message: /write-ahead log \/data\/\d+\.log/ });
     const reopened = await LsmEngine.open(options(vfs));
     await readsBack(reopened, 0, 10);
     await reopened.write(valueEntry(key(12), 13n, value(12)));
     await reopened.close();
   });
+
+  for (const op of ['write', 'fsync'] as const) {
+    test(`a failed ${op} of a log's close record: close() rejects naming the log, after releasing the rest`, async () => {
+      const vfs = new FaultyVfs(new MemoryVfs());
+      const engine = await LsmEngine.open(options(vfs, { memtableBytesMax: 1 << 20 }));
+      for (let i = 0; i < 10; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+      // The live log is the oldest one; the spare made after it waits for the next rotation.
+      const logs = (await vfs.list('/data')).filter((name) => name.endsWith('.log')).sort();
+      const live = `/data/${logs[0]}`;
+      const fault = vfs.inject({ op, path: live, times: 1 });
+      await assert.rejects(engine.close(), (err: unknown) => {
+        assert.ok(isRingkvError(err, 'RINGKV_IO'), String(err));
+        assert.ok(err.message.startsWith(`Cannot close the write-ahead log ${live} cleanly`), err.message);
+        assert.match(err.message, new RegExp(`WAL ${op} failed: .*EIO`));
+        return true;
+      });
+      assert.equal(fault.injected, 1);
+      await assert.rejects(engine.get(key(0)), { code: 'RINGKV_CLOSED' });
+      // Closed all the same: a second close() has nothing left to do, and the directory opens again.
+      await engine.close();
+      const reopened = await LsmEngine.open(options(vfs));
+      await readsBack(reopened, 0, 10);
+      // The other log (the spare) was closed all the same.
+      assert.equal(reopened.recovery.length, 2);
+      assert.equal(reopened.recovery[1]?.closed, true);
+      // Without its close record the log is read as one a crash left (a failed fsync may have kept it).
+      if (op === 'write') {
+        assert.equal(reopened.recovery[0]?.file, live);
+        assert.equal(reopened.recovery[0]?.closed, false);
+      }
+      await reopened.close();
+    });
+  }
 });

@@ -246,10 +246,14 @@ export class ClusterStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    // Peers' requests in flight reject now; local engine calls finish within engine.close().
-    await this.#transport.close();
-    await this.#engine.close();
-    this.#deadlines.close();
+    try {
+      // Peers' requests in flight reject now; local engine calls finish within engine.close().
+      await this.#transport.close();
+      // Rejects if the engine could not close cleanly (a log's close record or fsync failed).
+      await this.#engine.close();
+    } finally {
+      this.#deadlines.close();
+    }
   }
 
   #check(options: ReplicaOptions): void {

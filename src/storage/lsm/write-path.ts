@@ -186,7 +186,7 @@ export class WritePath {
     )
       .then(
         (wal) => {
-          if (this.#open.closed) return wal.close();
+          // Made while the engine closes: closeLogs() closes it with the others.
           this.#spare = { fileNumber, wal };
         },
         (err: unknown) => {
@@ -220,14 +220,27 @@ export class WritePath {
   }
 
   /**
-   * Closes every log: the live one, the frozen memtables', the spare. With
-   * `closeRecord: false` (crashForTest) they are left as a killed process
-   * leaves them.
+   * Closes every log: the live one, the frozen memtables', the spare; each
+   * gets its close record and an fsync. Rejects with RINGKV_IO naming the
+   * first log that could not be closed so (its write or fsync failed, then
+   * or before): the next open replays it as after a crash, and whoever
+   * closes the engine must hear of it. With `closeRecord: false`
+   * (crashForTest) the logs are left as a killed process leaves them, and
+   * nothing is reported.
    */
   async closeLogs(options: { closeRecord: boolean }): Promise<void> {
     const wals = [this.#wal, ...this.#frozen.map((f) => f.wal)];
     if (this.#spare) wals.push(this.#spare.wal);
-    await Promise.all(wals.map((w) => w.close(options).catch(() => {})));
+    const closing = await Promise.allSettled(wals.map((w) => w.close(options)));
+    if (!options.closeRecord) return;
+    const index = closing.findIndex((c) => c.status === 'rejected');
+    if (index < 0) return;
+    const cause = (closing[index] as PromiseRejectedResult).reason;
+    throw new RingkvError(
+      'RINGKV_IO',
+      `Cannot close the write-ahead log ${wals[index]!.path} cleanly (the next open replays it as after a crash): ${errorMessage(cause)}`,
+      { cause },
+    );
   }
 
   /** A writer that would wait for a flush while flushes fail is refused rather than held without end. */
