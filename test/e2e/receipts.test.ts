@@ -166,10 +166,13 @@ describe('receipts on a 3-node cluster', () => {
       assert.equal(get.status, 200);
       assert.equal(versionOf(get), written);
       const answered = replicasOf(get);
-      assert.equal(answered.length, 2, 'a quorum read asks two replicas');
       assert.equal(answered[0]![0], url(reader), 'the coordinator reads its own copy first');
-      assert.ok(answered.every(([u, outcome]) => cluster.urls.includes(u) && outcome === 'ok'));
-      assert.equal(get.headers['x-ringkv-read-repair'], 'none');
+      assert.ok(answered.every(([u]) => cluster.urls.includes(u)));
+      // A quorum read asks two replicas; on a busy machine it may ask the third after 20 ms (a hedge).
+      const ok = answered.filter(([, outcome]) => outcome === 'ok').length;
+      const pending = answered.filter(([, outcome]) => outcome === 'pending').length;
+      assert.ok(ok >= 2 && ok + pending === answered.length && answered.length <= 3, String(answered));
+      assert.equal(get.headers['x-ringkv-read-repair'], pending > 0 ? 'pending' : 'none');
     }
 
     const del = await call(1, 'k', { trace: 1 }, 'DELETE');
