@@ -138,7 +138,7 @@ function escapeLine(bytes: Buffer): Buffer {
 }
 
 /** {"key":"...","value":"..."}: the form of the range's ndjson format; keys are always UTF-8. */
-function jsonLine(key: Buffer, value: Buffer): string {
+export function jsonLine(key: Buffer, value: Buffer): string {
   const text = isUtf8(value);
   const valueField = text ? JSON.stringify(value.toString('utf8')) : `"${value.toString('base64')}"`;
   return `{"key":${JSON.stringify(key.toString('utf8'))},"value":${valueField}${text ? '' : ',"valueBase64":true'}}\n`;

@@ -47,6 +47,14 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: "list the members, or a key's replicas",
     load: async () => (await import('./status-commands.js')).ring,
   },
+  export: {
+    summary: "write the cluster's entries (or a key range) as JSON lines",
+    load: async () => (await import('./transfer-commands.js')).exportCommand,
+  },
+  import: {
+    summary: 'store the entries of an export',
+    load: async () => (await import('./transfer-commands.js')).importCommand,
+  },
   decommission: {
     summary: 'take a node out of the cluster: it streams its data away, then exits',
     load: async () => (await import('./move-commands.js')).decommission,

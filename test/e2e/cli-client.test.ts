@@ -5,43 +5,21 @@
  * found, 2 bad usage, 3 unavailable), failover across --url's list, and one
  * plain line on stderr for every failure.
  */
+
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { type CliRun, ringkv } from '../support/cli.js';
 import { startCluster, type TestCluster, waitPeerState } from '../support/cluster.js';
-import { killAllStarted, MAIN_SCRIPT, sleep, stopNode } from '../support/node-process.js';
+import { killAllStarted, sleep, stopNode } from '../support/node-process.js';
 import { freePort } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: Buffer;
-  readonly stderr: string;
-}
-
-/** Runs `ringkv <args>` to its end, with `input` on stdin; killed after 15 s. */
-function ringkv(args: readonly string[], input?: Buffer | string): Promise<Run> {
-  const child = spawn(process.execPath, [MAIN_SCRIPT, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (data: Buffer) => out.push(data));
-  child.stderr.on('data', (data: Buffer) => err.push(data));
-  child.stdin.end(input);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  return new Promise((resolve) => {
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
-    });
-  });
-}
-
 /** A failure: the exit code, and one plain line on stderr matching `pattern`, no stack trace. */
-function assertFailed(run: Run, code: number, pattern: RegExp): void {
+function assertFailed(run: CliRun, code: number, pattern: RegExp): void {
   const lines = run.stderr.trimEnd().split('\n');
   assert.equal(run.code, code, run.stderr);
   assert.equal(lines.length, 1, `one line: ${run.stderr}`);

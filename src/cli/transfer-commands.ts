@@ -1,0 +1,180 @@
+/**
+ * `ringkv export` and `ringkv import`: data moved between clusters as JSON
+ * lines, through the client library (the cluster range to read, quorum
+ * writes to store), so that both clusters keep serving meanwhile.
+ *
+ * A line is the range's ndjson form: {"key":"...","value":"..."}, with a key
+ * or value that is not UTF-8 in base64 and flagged "keyBase64":true or
+ * "valueBase64":true. An export is a cut of the cluster as the range read
+ * it, not a point-in-time snapshot (for that, see `ringkv snapshot`); values
+ * with a TTL are exported as plain values, since the range does not say when
+ * they expire.
+ *
+ *   ringkv export --url http://a:8080 > data.jsonl
+ *   ringkv import --url http://b:8080 --file data.jsonl
+ */
+
+import { createInterface } from 'node:readline';
+import { Readable } from 'node:stream';
+import type { RingkvClient } from '../client/index.js';
+import { RingkvError } from '../util/errors.js';
+import {
+  CONNECTION_FLAGS_USAGE,
+  clientCommand,
+  EXIT_CODES_USAGE,
+  output,
+  positiveInteger,
+  REPLICA_FLAGS_USAGE,
+  replicaOptions,
+} from './client-command.js';
+import { EXIT } from './command.js';
+import { jsonLine } from './data-commands.js';
+
+/** Writes in flight during an import: enough to hide a round trip, few enough to leave room for clients. */
+const IMPORT_CONCURRENCY_DEFAULT = 16;
+const IMPORT_CONCURRENCY_MAX = 256;
+
+export const exportCommand = clientCommand({
+  usage: `Usage: ringkv export [--start S] [--end E] [flags] > FILE
+
+Writes the cluster's live entries with S <= key < E (default: all of them)
+to stdout, in key order, one JSON object per line: {"key":"...","value":"..."},
+a key or value that is not UTF-8 in base64 with "keyBase64":true or
+"valueBase64":true. \`ringkv import\` reads it back. The cluster keeps serving
+meanwhile; writes made during the export may or may not be in it.
+
+  --start S        the first key (default: the first key)
+  --end E          the key after the last (default: to the last key)
+${CONNECTION_FLAGS_USAGE}
+
+${EXIT_CODES_USAGE}
+`,
+  flags: ['start', 'end'],
+  positionals: { min: 0, max: 0, synopsis: 'ringkv export' },
+  run: async (client, { flags }) => {
+    let count = 0;
+    for await (const entry of client.scan(flags.start ?? '', flags.end, { scope: 'cluster' })) {
+      await output(jsonLine(entry.key, entry.value));
+      count++;
+    }
+    process.stderr.write(`ringkv: exported ${count} entries\n`);
+    return EXIT.ok;
+  },
+});
+
+export const importCommand = clientCommand({
+  usage: `Usage: ringkv import [--file FILE] [flags] < FILE
+
+Stores every entry of an export (one JSON object per line, as \`ringkv
+export\` writes them; stdin without --file), each once --ack replicas have
+it, --concurrency writes at a time. A line that cannot be read stops the
+import with its line number (exit 2); what was stored before stays.
+
+  --file FILE         read FILE instead of stdin
+  --concurrency N     writes in flight (default ${IMPORT_CONCURRENCY_DEFAULT}, at most ${IMPORT_CONCURRENCY_MAX})
+${CONNECTION_FLAGS_USAGE}
+${REPLICA_FLAGS_USAGE}
+
+${EXIT_CODES_USAGE}
+`,
+  flags: ['file', 'concurrency', 'ack', 'from'],
+  positionals: { min: 0, max: 0, synopsis: 'ringkv import' },
+  run: async (client, { flags }) => {
+    const concurrency = positiveInteger(flags.concurrency, 'concurrency') ?? IMPORT_CONCURRENCY_DEFAULT;
+    if (concurrency > IMPORT_CONCURRENCY_MAX) {
+      throw new RingkvError('RINGKV_CONFIG', `Bad --concurrency: at most ${IMPORT_CONCURRENCY_MAX}`);
+    }
+    const input = flags.file === undefined ? process.stdin : Readable.from(await fileChunks(flags.file));
+    const stored = await importLines(client, createInterface({ input, crlfDelay: Infinity }), {
+      concurrency,
+      options: replicaOptions(flags),
+    });
+    process.stderr.write(`ringkv: imported ${stored} entries\n`);
+    return EXIT.ok;
+  },
+});
+
+/** A file's bytes in chunks, read through the storage package's file system seam (loaded only here). */
+async function fileChunks(path: string): Promise<AsyncGenerator<Buffer>> {
+  const { nodeVfs } = await import('../storage/index.js');
+  let file: Awaited<ReturnType<typeof nodeVfs.open>>;
+  try {
+    file = await nodeVfs.open(path, 'r');
+  } catch (err) {
+    throw new RingkvError('RINGKV_CONFIG', `Cannot read --file ${path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  return (async function* chunks() {
+    try {
+      for (let position = 0; ; ) {
+        const chunk = Buffer.allocUnsafe(64 * 1024);
+        const read = await file.read(chunk, 0, chunk.length, position);
+        if (read === 0) return;
+        position += read;
+        yield chunk.subarray(0, read);
+      }
+    } finally {
+      await file.close();
+    }
+  })();
+}
+
+/** Stores each line's entry, `concurrency` at a time; resolves with how many were stored. */
+async function importLines(
+  client: RingkvClient,
+  lines: AsyncIterable<string>,
+  settings: { concurrency: number; options: { ack?: number; from?: number } },
+): Promise<number> {
+  const inFlight = new Set<Promise<void>>();
+  let stored = 0;
+  let failure: unknown;
+  let lineNumber = 0;
+  for await (const line of lines) {
+    lineNumber++;
+    if (line.trim() === '') continue;
+    const entry = parseLine(line, lineNumber);
+    const write = client.put(entry.key, entry.value, settings.options).then(
+      () => {
+        stored++;
+      },
+      (err: unknown) => {
+        failure ??= err;
+      },
+    );
+    const tracked = write.finally(() => inFlight.delete(tracked));
+    inFlight.add(tracked);
+    if (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
+    if (failure !== undefined) break;
+  }
+  await Promise.all(inFlight);
+  if (failure !== undefined) throw failure;
+  return stored;
+}
+
+/** One export line as key and value bytes; a line that is not one is a usage error naming it. */
+function parseLine(line: string, lineNumber: number): { key: Buffer; value: Buffer } {
+  const bad = (why: string): never => {
+    throw new RingkvError('RINGKV_CONFIG', `Bad line ${lineNumber}: ${why}`);
+  };
+  let record: unknown;
+  try {
+    record = JSON.parse(line);
+  } catch {
+    bad('not JSON');
+  }
+  if (typeof record !== 'object' || record === null) return bad('not a JSON object');
+  const fields = record as Record<string, unknown>;
+  const bytes = (name: 'key' | 'value'): Buffer => {
+    const text = fields[name];
+    if (typeof text !== 'string') return bad(`"${name}" is not a string`);
+    const flag = fields[`${name}Base64`];
+    if (flag === undefined || flag === false) return Buffer.from(text, 'utf8');
+    if (flag !== true) return bad(`"${name}Base64" is not true or false`);
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return bad(`"${name}" is not base64`);
+    return Buffer.from(text, 'base64');
+  };
+  const key = bytes('key');
+  if (key.length === 0) bad('the key is empty');
+  return { key, value: bytes('value') };
+}
