@@ -27,11 +27,12 @@
  *     Each round, for each codec in turn: a fresh store filled with D
  *     documents under random keys, C writes in flight (writes/s: flushes and
  *     compactions, which compress, run meanwhile), a full compaction, the
- *     bytes of its tables, then two reopenings for N random point reads of
- *     present keys with C in flight: one with a block cache far smaller than
- *     the data (most reads miss it, and so read and decompress a block; N/10
- *     untimed reads first) and one with the default cache, which holds it
- *     all (every key read once, untimed, first: the reads then measure hits).
+ *     bytes of its tables. Then the last round's stores are opened together
+ *     for random point reads of present keys, C in flight, in batches of N
+ *     that alternate between the codecs, twice: with a block cache far
+ *     smaller than the data (most reads miss it, and so read and decompress
+ *     a block) and with the default cache, which holds it all (every key
+ *     read once, untimed, first: the reads then measure hits).
  */
 import { randomFillSync } from 'node:crypto';
 import fs from 'node:fs';
@@ -63,7 +64,8 @@ export function engineSettings() {
       ['write-sync-on', 'write-sync-off', 'read', 'json'],
     ),
     jsonDocs: envInt('BENCH_ENGINE_JSON_DOCS', 100000, { min: 1 }),
-    jsonReadOps: envInt('BENCH_ENGINE_JSON_READ_OPS', 100000, { min: 1 }),
+    jsonReadOps: envInt('BENCH_ENGINE_JSON_READ_OPS', 10000, { min: 1 }),
+    jsonReadBatches: envInt('BENCH_ENGINE_JSON_READ_BATCHES', 15, { min: 1 }),
     jsonCodecs: envList('BENCH_ENGINE_JSON_CODECS', ['none', 'lz4', 'deflate'], ['none', 'lz4', 'deflate']),
     jsonSmallCacheBytes: envInt('BENCH_ENGINE_JSON_SMALL_CACHE_BYTES', 16 * 2 ** 20, { min: 0 }),
     // LevelDB does its work on libuv's thread pool, whose size bounds how many
@@ -295,120 +297,177 @@ function jsonWorkload(count) {
   return { key: (i) => keys.subarray(i * KEY_BYTES, (i + 1) * KEY_BYTES), doc: (i) => docs[i], docs };
 }
 
-/** One round of the json workload for one codec: fill, compact, measure, read with a small and the default cache. */
-async function jsonRound(storage, codec, workload, settings, round) {
+/** One fill of the json workload for one codec: a fresh store, D writes, a full compaction, its table bytes. */
+async function jsonFill(storage, codec, workload, settings) {
   const dir = makeTempDir(`engine-json-${codec}`);
   const count = settings.jsonDocs;
   let version = 1n;
   try {
-    let engine = await storage.openEngine({ dir, sync: false, compression: codec });
+    const engine = await storage.openEngine({ dir, sync: false, compression: codec });
     const started = performance.now();
-    const fillCpu = process.cpuUsage();
+    const cpu = process.cpuUsage();
     await runConcurrent(0, count, settings.concurrency, (i) =>
       engine.write(storage.valueEntry(workload.key(i), version++, workload.doc(i))),
     );
     const fillMs = performance.now() - started;
-    const fillCpuUs = cpuMicros(process.cpuUsage(fillCpu));
+    const fillCpuUs = cpuMicros(process.cpuUsage(cpu));
     const compactStarted = performance.now();
     await engine.compact();
     const compactMs = performance.now() - compactStarted;
     await engine.close();
-    const result = {
+    return {
+      dir,
       writeOpsPerS: Math.round((count / fillMs) * 1000),
-      writeCpuUsPerOp: Math.round((fillCpuUs / count) * 10) / 10,
+      writeCpuUsPerOp: round1(fillCpuUs / count),
       fillMs: Math.round(fillMs),
       compactMs: Math.round(compactMs),
       tableBytes: dirBytes(dir, '.sst'),
       dirBytes: dirBytes(dir),
     };
-    const ops = settings.jsonReadOps;
-    const offset = (round * 104729) % count;
-    const pick = (i) => (offset + i * 7919) % count;
-    for (const [name, blockCacheBytes] of [
-      ['readSmallCache', settings.jsonSmallCacheBytes],
-      ['readFullCache', undefined],
-    ]) {
-      engine = await storage.openEngine({
-        dir,
+  } catch (err) {
+    removeTempDir(dir);
+    throw err;
+  }
+}
+
+/**
+ * Point reads of every codec's store, all open at once with the same cache
+ * size, in batches that alternate between them (none, lz4, deflate, none,
+ * ...): each batch takes a fraction of a second, so that the load of a
+ * shared machine, which drifts over seconds, falls on every codec alike.
+ */
+async function jsonReads(storage, dirs, workload, settings, blockCacheBytes) {
+  const codecs = Object.keys(dirs);
+  const count = settings.jsonDocs;
+  const engines = {};
+  try {
+    for (const codec of codecs) {
+      engines[codec] = await storage.openEngine({
+        dir: dirs[codec],
         sync: false,
         compression: codec,
         ...(blockCacheBytes === undefined ? {} : { blockCacheBytes }),
       });
+    }
+    const readBatch = async (codec, from, to, pick) => {
+      const engine = engines[codec];
       let misses = 0;
-      const read = async (i) => {
+      await runConcurrent(from, to, settings.concurrency, async (i) => {
         const entry = await engine.get(workload.key(pick(i)));
         if (entry === undefined || entry.kind !== storage.EntryKind.Value) misses++;
-      };
-      // Untimed first: a tenth of the reads with the small cache; with the default one, every key once,
-      // so that all blocks are cached (whatever the background warming has reached) and reads measure hits.
-      const warm = blockCacheBytes === undefined ? count : Math.max(1, Math.floor(ops / 10));
-      await runConcurrent(ops, ops + warm, settings.concurrency, read);
-      const before = engine.stats();
-      const readStarted = performance.now();
-      const readCpu = process.cpuUsage();
-      await runConcurrent(0, ops, settings.concurrency, read);
-      const elapsedMs = performance.now() - readStarted;
-      const readCpuUs = cpuMicros(process.cpuUsage(readCpu));
-      const after = engine.stats();
-      await engine.close();
-      if (misses > 0)
-        throw new Error(`json ${codec}: ${misses} of ${ops + warm} present keys were not found`);
-      const lookups =
-        after.blockCacheHits - before.blockCacheHits + after.blockCacheMisses - before.blockCacheMisses;
-      result[name] = {
-        opsPerS: Math.round((ops / elapsedMs) * 1000),
-        cpuUsPerOp: Math.round((readCpuUs / ops) * 10) / 10,
-        elapsedMs: Math.round(elapsedMs),
-        blockCacheBytes: blockCacheBytes ?? 'default',
-        cacheMissShare: lookups > 0 ? (after.blockCacheMisses - before.blockCacheMisses) / lookups : null,
-      };
+      });
+      if (misses > 0) throw new Error(`json ${codec}: ${misses} of ${to - from} present keys were not found`);
+    };
+    // Untimed first: with a small cache a batch's worth; with the default one every key once, so that
+    // every block is cached (whatever the background warming has reached) and the reads measure hits.
+    const stride = (i) => (i * 7919) % count;
+    for (const codec of codecs) {
+      await readBatch(codec, 0, blockCacheBytes === undefined ? count : settings.jsonReadOps, stride);
     }
-    return result;
+    const batches = Object.fromEntries(codecs.map((c) => [c, []]));
+    for (let batch = 0; batch < settings.jsonReadBatches; batch++) {
+      // A different stretch of keys each batch, in an order unrelated to their insertion.
+      const offset = ((batch + 1) * 104729) % count;
+      const pick = (i) => (offset + i * 7919) % count;
+      for (const codec of codecs) {
+        const before = engines[codec].stats();
+        const started = performance.now();
+        const cpu = process.cpuUsage();
+        await readBatch(codec, 0, settings.jsonReadOps, pick);
+        const elapsedMs = performance.now() - started;
+        const cpuUs = cpuMicros(process.cpuUsage(cpu));
+        const after = engines[codec].stats();
+        const misses = after.blockCacheMisses - before.blockCacheMisses;
+        const lookups = after.blockCacheHits - before.blockCacheHits + misses;
+        batches[codec].push({
+          opsPerS: Math.round((settings.jsonReadOps / elapsedMs) * 1000),
+          cpuUsPerOp: round1(cpuUs / settings.jsonReadOps),
+          cacheMissShare: lookups > 0 ? misses / lookups : null,
+        });
+      }
+    }
+    return Object.fromEntries(
+      codecs.map((codec) => [
+        codec,
+        {
+          opsPerS: median(batches[codec].map((b) => b.opsPerS)),
+          cpuUsPerOp: median(batches[codec].map((b) => b.cpuUsPerOp)),
+          cacheMissShare: median(batches[codec].map((b) => b.cacheMissShare)),
+          batches: batches[codec],
+        },
+      ]),
+    );
   } finally {
-    removeTempDir(dir);
+    for (const engine of Object.values(engines)) await engine.close();
   }
 }
 
 async function runJson(storage, settings) {
   const workload = jsonWorkload(settings.jsonDocs);
   const rawValueBytes = workload.docs.reduce((sum, d) => sum + d.length, 0);
-  const perCodec = Object.fromEntries(settings.jsonCodecs.map((c) => [c, []]));
-  for (let round = 0; round < settings.rounds; round++) {
-    for (const codec of settings.jsonCodecs) {
-      const r = await jsonRound(storage, codec, workload, settings, round);
-      perCodec[codec].push(r);
+  const fills = Object.fromEntries(settings.jsonCodecs.map((c) => [c, []]));
+  // The stores of the last round are kept for the reads.
+  const dirs = {};
+  try {
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const codec of settings.jsonCodecs) {
+        const { dir, ...fill } = await jsonFill(storage, codec, workload, settings);
+        fills[codec].push(fill);
+        if (dirs[codec] !== undefined) removeTempDir(dirs[codec]);
+        dirs[codec] = dir;
+        log(
+          `engine json fill ${round + 1} ${codec}: ${fmtInt(fill.writeOpsPerS)} writes/s, ` +
+            `${fill.writeCpuUsPerOp} us CPU per write, ${fmtInt(fill.tableBytes / 2 ** 20)} MiB of tables`,
+        );
+      }
+    }
+    const reads = {};
+    for (const [name, blockCacheBytes] of [
+      ['smallCache', settings.jsonSmallCacheBytes],
+      ['defaultCache', undefined],
+    ]) {
+      reads[name] = await jsonReads(storage, dirs, workload, settings, blockCacheBytes);
       log(
-        `engine json round ${round + 1} ${codec}: ${fmtInt(r.tableBytes / 2 ** 20)} MiB of tables, ` +
-          `writes ${fmtInt(r.writeOpsPerS)}/s, reads ${fmtInt(r.readSmallCache.opsPerS)}/s (small cache), ` +
-          `${fmtInt(r.readFullCache.opsPerS)}/s (default cache)`,
+        `engine json reads, ${name}: ` +
+          Object.entries(reads[name])
+            .map(([codec, r]) => `${codec} ${fmtInt(r.opsPerS)}/s ${r.cpuUsPerOp} us`)
+            .join(', '),
       );
     }
+    const medians = Object.fromEntries(
+      Object.entries(fills).map(([codec, rounds]) => [
+        codec,
+        {
+          tableBytes: median(rounds.map((r) => r.tableBytes)),
+          writeOpsPerS: median(rounds.map((r) => r.writeOpsPerS)),
+          writeCpuUsPerOp: median(rounds.map((r) => r.writeCpuUsPerOp)),
+          compactMs: median(rounds.map((r) => r.compactMs)),
+          readSmallCacheOpsPerS: reads.smallCache[codec].opsPerS,
+          readSmallCacheCpuUsPerOp: reads.smallCache[codec].cpuUsPerOp,
+          readDefaultCacheOpsPerS: reads.defaultCache[codec].opsPerS,
+          readDefaultCacheCpuUsPerOp: reads.defaultCache[codec].cpuUsPerOp,
+          smallCacheMissShare: reads.smallCache[codec].cacheMissShare,
+        },
+      ]),
+    );
+    return {
+      workload: 'json',
+      docs: settings.jsonDocs,
+      rawValueBytes,
+      readOpsPerBatch: settings.jsonReadOps,
+      readBatches: settings.jsonReadBatches,
+      smallCacheBytes: settings.jsonSmallCacheBytes,
+      fills,
+      reads,
+      medians,
+    };
+  } finally {
+    for (const dir of Object.values(dirs)) removeTempDir(dir);
   }
-  const medians = Object.fromEntries(
-    Object.entries(perCodec).map(([codec, rounds]) => [
-      codec,
-      {
-        tableBytes: median(rounds.map((r) => r.tableBytes)),
-        writeOpsPerS: median(rounds.map((r) => r.writeOpsPerS)),
-        writeCpuUsPerOp: median(rounds.map((r) => r.writeCpuUsPerOp)),
-        readSmallCacheCpuUsPerOp: median(rounds.map((r) => r.readSmallCache.cpuUsPerOp)),
-        readFullCacheCpuUsPerOp: median(rounds.map((r) => r.readFullCache.cpuUsPerOp)),
-        compactMs: median(rounds.map((r) => r.compactMs)),
-        readSmallCacheOpsPerS: median(rounds.map((r) => r.readSmallCache.opsPerS)),
-        readFullCacheOpsPerS: median(rounds.map((r) => r.readFullCache.opsPerS)),
-        smallCacheMissShare: median(rounds.map((r) => r.readSmallCache.cacheMissShare)),
-      },
-    ]),
-  );
-  return {
-    workload: 'json',
-    docs: settings.jsonDocs,
-    rawValueBytes,
-    readOps: settings.jsonReadOps,
-    smallCacheBytes: settings.jsonSmallCacheBytes,
-    rounds: perCodec,
-    medians,
-  };
+}
+
+function round1(x) {
+  return Math.round(x * 10) / 10;
 }
 
 function jsonMarkdown(r) {
@@ -420,16 +479,27 @@ function jsonMarkdown(r) {
     `${fmtInt(m.tableBytes / 2 ** 20)} MiB${vsNone(m.tableBytes, base?.tableBytes)}`,
     `${fmtInt(m.writeOpsPerS)}${vsNone(m.writeOpsPerS, base?.writeOpsPerS)}`,
     `${fmtInt(m.readSmallCacheOpsPerS)}${vsNone(m.readSmallCacheOpsPerS, base?.readSmallCacheOpsPerS)}`,
-    `${fmtInt(m.readFullCacheOpsPerS)}${vsNone(m.readFullCacheOpsPerS, base?.readFullCacheOpsPerS)}`,
+    `${fmtInt(m.readDefaultCacheOpsPerS)}${vsNone(m.readDefaultCacheOpsPerS, base?.readDefaultCacheOpsPerS)}`,
     `${fmtInt(m.compactMs)} ms`,
-    r.rounds[codec].map((x) => `${fmtInt(x.writeOpsPerS)} / ${fmtInt(x.readSmallCache.opsPerS)}`).join(', '),
   ]);
+  const cpuRows = Object.entries(r.medians).map(([codec, m]) => [
+    codec,
+    `${round1(m.writeCpuUsPerOp)} us${vsNone(m.writeCpuUsPerOp, base?.writeCpuUsPerOp)}`,
+    `${round1(m.readSmallCacheCpuUsPerOp)} us${vsNone(m.readSmallCacheCpuUsPerOp, base?.readSmallCacheCpuUsPerOp)}`,
+    `${round1(m.readDefaultCacheCpuUsPerOp)} us${vsNone(m.readDefaultCacheCpuUsPerOp, base?.readDefaultCacheCpuUsPerOp)}`,
+  ]);
+  const fillRounds = Object.entries(r.fills).map(
+    ([codec, rounds]) =>
+      `- writes/s by fill, ${codec}: ${rounds.map((x) => fmtInt(x.writeOpsPerS)).join(' / ')}`,
+  );
   return [
     `json: ${fmtInt(r.docs)} JSON documents of 200-2,000 bytes (${fmtInt(r.rawValueBytes / 2 ** 20)} MiB of values), ` +
-      `${KEY_BYTES}-byte random keys, ringkv's block codecs side by side, rounds interleaved, medians ` +
-      '(in brackets: against none). Tables after a full compaction; writes with the fill; reads of present keys ' +
-      `with a ${fmtInt(r.smallCacheBytes / 2 ** 20)} MiB block cache (median ${fmtPercent(r.medians.none?.smallCacheMissShare ?? null)} ` +
-      'of block lookups missed it with none) and with the default one (holds every block once warm).',
+      `${KEY_BYTES}-byte random keys, ringkv's block codecs side by side, in brackets against none. ` +
+      `Tables after a full compaction and writes/s: medians of ${r.fills.none?.length ?? 0} interleaved fills of a fresh store. ` +
+      `Point reads of present keys: the last fill's stores open together, medians of ${r.readBatches} alternating ` +
+      `batches of ${fmtInt(r.readOpsPerBatch)} reads, with a ${fmtInt(r.smallCacheBytes / 2 ** 20)} MiB block cache ` +
+      `(${fmtPercent(r.medians.none?.smallCacheMissShare ?? null)} of block lookups missed it with none) and with the ` +
+      'default cache (holding every block).',
     '',
     mdTable(
       [
@@ -439,22 +509,15 @@ function jsonMarkdown(r) {
         'point reads/s, small cache',
         'point reads/s, default cache',
         'full compaction',
-        'rounds: writes / reads (small cache)',
       ],
       rows,
     ),
     '',
-    'CPU time of the process (every thread) per operation, medians:',
+    'CPU time of the process (every thread: event loop, workers, thread pool) per operation, medians:',
     '',
-    mdTable(
-      ['codec', 'per write', 'per read, small cache', 'per read, default cache'],
-      Object.entries(r.medians).map(([codec, m]) => [
-        codec,
-        `${m.writeCpuUsPerOp} us${vsNone(m.writeCpuUsPerOp, base?.writeCpuUsPerOp)}`,
-        `${m.readSmallCacheCpuUsPerOp} us${vsNone(m.readSmallCacheCpuUsPerOp, base?.readSmallCacheCpuUsPerOp)}`,
-        `${m.readFullCacheCpuUsPerOp} us${vsNone(m.readFullCacheCpuUsPerOp, base?.readFullCacheCpuUsPerOp)}`,
-      ]),
-    ),
+    mdTable(['codec', 'per write', 'per read, small cache', 'per read, default cache'], cpuRows),
+    '',
+    ...fillRounds,
   ].join('\n');
 }
 
