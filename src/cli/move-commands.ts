@@ -32,7 +32,7 @@ const COMMON_USAGE = `  --cluster-secret TEXT  the cluster's secret, if it has o
   --no-wait              return once the move has started
 
 Exit: 0 done, 2 bad usage or a change the cluster refused (another move under
-way, not a member, ...), 3 the node could not be reached or the wait timed out,
+way, not a member, a wrong secret, ...), 3 the node could not be reached or the wait timed out,
 4 any other failure.`;
 
 export const decommission = moveCommand({
@@ -134,11 +134,12 @@ function moveCommand(spec: MoveCommandSpec): Command {
             : await waitDone(transport, url, (answer) => spec.done!(answer, url, positional), waitMs);
       } catch (err) {
         process.stderr.write(`ringkv: ${errorMessage(err)}\n`);
-        process.exitCode = isRingkvError(err, 'RINGKV_BAD_REQUEST')
-          ? EXIT.usage
-          : isRingkvError(err, 'RINGKV_UNAVAILABLE') || isRingkvError(err, 'RINGKV_TIMEOUT')
-            ? EXIT.unavailable
-            : EXIT.failed;
+        process.exitCode =
+          isRingkvError(err, 'RINGKV_BAD_REQUEST') || isRingkvError(err, 'RINGKV_UNAUTHORIZED')
+            ? EXIT.usage
+            : isRingkvError(err, 'RINGKV_UNAVAILABLE') || isRingkvError(err, 'RINGKV_TIMEOUT')
+              ? EXIT.unavailable
+              : EXIT.failed;
       } finally {
         await transport.close();
       }

@@ -75,12 +75,6 @@ export async function clusterParts(
   },
 ): Promise<ClusterParts> {
   const { engine, clock, log } = context;
-  if (options.clusterSecret === undefined) {
-    log.warn(
-      'config.no-secret',
-      'No --cluster-secret, so internode requests are unauthenticated (anyone who reaches this port can write any version of any key)',
-    );
-  }
   const hintsLog = lineLog(log, 'hints');
   const vfs = context.vfs === undefined ? {} : { vfs: context.vfs };
   const birthVersion = await loadBirthVersion(options.dataDir, { engine, clock, ...vfs });
@@ -102,11 +96,15 @@ export async function clusterParts(
     secret: options.clusterSecret,
     selfUrl: options.url,
     wallMs: () => clock.wallMs(),
+    // Quiet until the membership is open: a start that fails there (a --join member that cannot be
+    // reached) prints its one plain line with no record before it.
     onPeerUp: (peer) => {
-      log.info('peer.up', `Peer ${peer} is up`, { peer });
+      if (membership !== undefined) log.info('peer.up', `Peer ${peer} is up`, { peer });
       handoff?.peerUp(peer);
     },
-    onPeerDown: (peer, cause) => log.warn('peer.down', `Peer ${peer} is down: ${cause.message}`, { peer }),
+    onPeerDown: (peer, cause) => {
+      if (membership !== undefined) log.warn('peer.down', `Peer ${peer} is down: ${cause.message}`, { peer });
+    },
     onClockSample: (peer, skewMs, rttMs) => {
       skew.sample(peer, skewMs, rttMs);
       context.onClockSample?.(peer, skewMs, rttMs);
@@ -131,6 +129,12 @@ export async function clusterParts(
     },
   );
   const topology = membership.topology;
+  if (options.clusterSecret === undefined) {
+    log.warn(
+      'config.no-secret',
+      'No --cluster-secret, so internode requests are unauthenticated (anyone who reaches this port can write any version of any key)',
+    );
+  }
   handoff = new HintedHandoff({
     store: hints,
     transport,

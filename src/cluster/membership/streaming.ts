@@ -64,6 +64,11 @@ export function streamedTo(rings: MoveRings, self: string, target: string, key: 
   return rings.future.replicas(key, replicationFactor(rings.future.nodes.length)).includes(target);
 }
 
+/** A transfer's first page, before its entries' size is known. */
+const FIRST_PAGE_ENTRIES = 64;
+/** Later pages hold about this long of the flow-control budget. */
+const PAGE_SECONDS = 0.25;
+
 /** Keys sampled to estimate a transfer's share of a source's store (hashes spread them over the ring). */
 const ESTIMATE_SAMPLES = 4096;
 
@@ -347,7 +352,7 @@ export class StreamReceiver {
           epoch: this.epoch,
           target: options.selfUrl,
           start,
-          limit: options.pageEntries ?? limits.streamPageEntriesMax,
+          limit: this.#pageLimit(transfer),
         });
         page = decodeStreamPage(
           await options.transport.stream(
@@ -403,6 +408,20 @@ export class StreamReceiver {
         transfer.bytes += entry.key.length + entry.value.length;
       }
     }
+  }
+
+  /**
+   * Entries to ask for: a page of about PAGE_SECONDS of the flow-control
+   * budget at the transfer's average entry size so far (a small first page),
+   * so that a low bound paces pages evenly instead of letting one large page
+   * through at once.
+   */
+  #pageLimit(transfer: _Transfer): number {
+    const most = this.#options.pageEntries ?? limits.streamPageEntriesMax;
+    if (transfer.keys === 0) return Math.min(most, FIRST_PAGE_ENTRIES);
+    const rate = this.#options.bytesPerSecond ?? limits.streamBytesPerSecondMax;
+    const entryBytes = Math.max(1, transfer.bytes / transfer.keys);
+    return Math.max(1, Math.min(most, Math.floor((rate * PAGE_SECONDS) / entryBytes)));
   }
 
   /** Waits so that this node takes at most bytesPerSecond from its sources together. */

@@ -1,0 +1,117 @@
+/**
+ * Membership from the operator's side (real processes, a cluster secret):
+ * changes need the secret; a join is cancelled halfway (the joining node is
+ * removed and exits 0, and does not start again on its directory); a node
+ * restarted with a --cluster list that disagrees with its stored membership
+ * reports it in one line and keeps the stored one; a damaged MEMBERSHIP file
+ * is refused, naming it.
+ */
+import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { waitMembers, waitMembership } from '../support/membership.js';
+import {
+  killAllStarted,
+  type NodeProcess,
+  runCli,
+  spawnCli,
+  startNode,
+  stopNode,
+} from '../support/node-process.js';
+import { freePorts } from '../support/ports.js';
+import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+
+const SECRET = ['--cluster-secret', 'moves-need-this'];
+const ARGS = ['--sync', 'off', '--log-format', 'json', ...SECRET];
+
+async function fill(url: string): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    const answer = await fetch(`${url}/v0/entity?id=k-${i}&ack=3&from=3`, {
+      method: 'PUT',
+      body: 'z'.repeat(300),
+    });
+    await answer.arrayBuffer();
+    assert.equal(answer.status, 201);
+  }
+}
+
+/** Runs `ringkv serve` to its exit (a start that must fail). */
+async function failedStart(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
+  const node = spawnCli(['serve', ...args]);
+  const exit = await node.exited;
+  await node.closed;
+  return { code: exit.code, stderr: node.stderr };
+}
+
+describe('membership: operators', () => {
+  after(async () => {
+    await killAllStarted();
+    await removeTempDirs();
+  });
+
+  it('secret, cancel, a disagreeing --cluster, a damaged file', async () => {
+    const ports = await freePorts(4);
+    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+    const dirs = await Promise.all(ports.map(() => makeTempDir('ringkv-admin-')));
+    const three = urls.slice(0, 3);
+    const start = (i: number, args: readonly string[], env?: Record<string, string>): Promise<NodeProcess> =>
+      startNode({
+        dataDir: dirs[i]!,
+        port: ports[i]!,
+        args: [...ARGS, ...args],
+        readiness: 'health',
+        ...(env === undefined ? {} : { env }),
+      });
+    const nodes = await Promise.all([0, 1, 2].map((i) => start(i, ['--cluster', three.join(',')])));
+    await waitMembers(urls[0]!, { normal: three });
+    await fill(urls[0]!);
+
+    // Changes need the secret.
+    const denied = await runCli(['decommission', '--url', urls[1]!]);
+    assert.equal(denied.code, 2, denied.stderr);
+    assert.match(denied.stderr, /refused the cluster secret proof/);
+    const joinDenied = await failedStart(['--url', urls[3]!, '--data', dirs[3]!, '--join', urls[0]!]);
+    assert.equal(joinDenied.code, 2);
+    assert.equal(joinDenied.stderr.trim().split('\n').length, 1, joinDenied.stderr);
+    assert.match(
+      joinDenied.stderr,
+      /^ringkv: Cannot fetch the membership from --join .*refused the cluster secret proof/,
+    );
+
+    // A join cancelled halfway: the joining node is removed and exits 0; it does not start again.
+    const joining = await start(3, ['--join', urls[0]!], { RINGKV_STREAM_BYTES_PER_SEC: '10000' });
+    await waitMembership(
+      urls[3]!,
+      (view) => (view.receiving as { bytes: number } | null)?.bytes !== undefined,
+    );
+    const cancelled = await runCli(['cancel', '--url', urls[1]!, ...SECRET]);
+    assert.equal(cancelled.code, 0, cancelled.stderr);
+    assert.match(cancelled.stdout, /move cancelled .*joining/);
+    assert.deepEqual(await joining.exited, { code: 0, signal: null });
+    await waitMembers(urls[0]!, { normal: three });
+    const again = await failedStart(['--url', urls[3]!, '--data', dirs[3]!, ...SECRET]);
+    assert.equal(again.code, 2);
+    assert.equal(again.stderr.trim().split('\n').length, 1, again.stderr);
+    assert.match(again.stderr, /^ringkv: This node \(.*\) was removed from the cluster at epoch \d+/);
+
+    // A --cluster that disagrees with the stored membership: one line, and the stored one is used.
+    await stopNode(nodes[2]!);
+    nodes[2] = await start(2, ['--cluster', `${urls[2]},${urls[3]}`]);
+    const mismatch = nodes[2].stderr.split('\n').filter((line) => line.includes('membership.mismatch'));
+    assert.equal(mismatch.length, 1, nodes[2].stderr);
+    assert.match(mismatch[0]!, /the stored membership is used/);
+    await waitMembers(urls[2]!, { normal: three });
+
+    // A damaged MEMBERSHIP file: refused, naming it.
+    await stopNode(nodes[2]!);
+    const file = join(dirs[2]!, 'MEMBERSHIP');
+    const bytes = await readFile(file);
+    bytes[bytes.length - 10]! ^= 0xff;
+    await writeFile(file, bytes);
+    const damaged = await failedStart(['--url', urls[2]!, '--data', dirs[2]!, ...SECRET]);
+    assert.equal(damaged.code, 1);
+    assert.equal(damaged.stderr.trim().split('\n').length, 1, damaged.stderr);
+    assert.ok(damaged.stderr.includes(`Damaged membership file ${file}`), damaged.stderr);
+  });
+});
