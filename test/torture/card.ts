@@ -10,7 +10,7 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { RunStats, WipeWindow } from './abuses.js';
 import type { Crash } from './cluster.js';
-import type { BadRead, Totals } from './history.js';
+import type { BadRead, Totals, WriteRecord } from './history.js';
 import type { TortureOptions } from './options.js';
 import type { Convergence, FinalCheck, ReplicaAgreement } from './verify.js';
 
@@ -155,6 +155,13 @@ export function renderCard(data: CardData, v: Verdict): string {
   ].join('\n');
 }
 
+/** A write for the details: 'PUT "v" (answered 201 by URL 12 ms before)', 'DELETE (...)' or 'none'. */
+function describeWrite(write: WriteRecord | undefined, beforeMs: number): string {
+  if (write === undefined) return 'none';
+  const what = write.value === null ? 'DELETE' : `PUT ${JSON.stringify(write.value)}`;
+  return `${what} (answered ${write.outcome} by ${write.node} ${beforeMs - write.doneAtMs} ms before)`;
+}
+
 /** Everything behind the card, for the .md file. */
 function renderDetails(data: CardData): string {
   const out: string[] = [];
@@ -171,7 +178,7 @@ function renderDetails(data: CardData): string {
     'Lost writes',
     data.check.lost.map(
       (l) =>
-        `${l.key}: read ${l.read}, acceptable ${JSON.stringify(l.acceptable)}, last acknowledged ${JSON.stringify(l.lastAcknowledged ?? null)}`,
+        `${l.key}: read ${l.read}, acceptable ${JSON.stringify(l.acceptable)}, last acknowledged: ${describeWrite(l.lastAcknowledged, Date.now())}`,
     ),
   );
   section('Unreadable keys', data.check.unreadable);
@@ -179,7 +186,7 @@ function renderDetails(data: CardData): string {
     'Stale reads and wrong data',
     data.badReads.map(
       (r) =>
-        `${r.kind} ${r.key} via ${r.node} during "${r.phase}": read ${JSON.stringify(r.read)}, last acknowledged ${JSON.stringify(r.expected?.value ?? null)}`,
+        `${r.kind} ${r.key} via ${r.node} during "${r.phase}": read ${r.read === null ? '404 (absent)' : JSON.stringify(r.read)}, last acknowledged before it: ${describeWrite(r.expected, r.sentAtMs)}`,
     ),
   );
   section(
