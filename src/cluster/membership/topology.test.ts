@@ -1,0 +1,153 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { MemoryEngine, valueEntry } from '../../storage/index.js';
+import { encodeStreamRequest } from './format.js';
+import {
+  bootstrapMembership,
+  cancelled,
+  flipped,
+  type Membership,
+  withJoining,
+  withLeaving,
+} from './membership.js';
+import { StreamReceiver, StreamSource, streamedTo } from './streaming.js';
+import { Topology } from './topology.js';
+
+const [a, b, c, d, e] = ['http://a:1', 'http://b:1', 'http://c:1', 'http://d:1', 'http://e:1'] as const;
+const VNODES = { vnodesPerNode: 64 };
+const keys = Array.from({ length: 2000 }, (_, i) => Buffer.from(`key-${i}`));
+
+describe('Topology', () => {
+  test('no move: the current ring only, no pending owners, from cut to the ring', () => {
+    const topology = new Topology(bootstrapMembership([a, b, c]), VNODES);
+    assert.deepEqual(topology.nodes, [a, b, c]);
+    for (const key of keys.slice(0, 50)) {
+      assert.equal(topology.pendingReplicas(key, 3).length, 0);
+      assert.equal(topology.replicas(key, 5).length, 3);
+    }
+    assert.equal(topology.future, undefined);
+  });
+
+  test('a join: the joining node is pending exactly where it will own the key, never a current replica', () => {
+    const topology = new Topology(bootstrapMembership([a, b, c, d]), VNODES);
+    topology.adopt(withJoining(topology.view, e));
+    assert.deepEqual(topology.nodes, [a, b, c, d], 'reads stay on the current ring');
+    let pending = 0;
+    for (const key of keys) {
+      const extra = topology.pendingReplicas(key, 3);
+      const future = topology.future!.replicas(key, 3);
+      assert.deepEqual(extra, future.includes(e) ? [e] : []);
+      for (const url of extra) assert.ok(!topology.replicas(key, 3).includes(url));
+      pending += extra.length;
+    }
+    // e owns 3 of 5 replicas' worth: about 60% of keys.
+    assert.ok(pending > keys.length * 0.5 && pending < keys.length * 0.7, `${pending} keys pending on e`);
+  });
+
+  test('after a flip the old ring trails: its owners get writes until trailingMs has passed', () => {
+    let nowMs = 1000;
+    const topology = new Topology(bootstrapMembership([a, b, c, d]), {
+      ...VNODES,
+      trailingMs: 500,
+      nowMs: () => nowMs,
+    });
+    const leaving = withLeaving(topology.view, b, { dead: false });
+    topology.adopt(leaving);
+    const changes: [bigint, bigint][] = [];
+    topology.onChange((view, previous) => changes.push([previous.epoch, view.epoch]));
+    topology.adopt(flipped(leaving));
+    assert.deepEqual(changes, [[2n, 3n]]);
+    assert.deepEqual(topology.nodes, [a, c, d]);
+    assert.ok(topology.trailing);
+    const trailingKey = keys.find((key) => topology.pendingReplicas(key, 3).length > 0)!;
+    assert.deepEqual(topology.pendingReplicas(trailingKey, 3), [b], 'the node that left still gets writes');
+    nowMs += 500;
+    assert.equal(topology.pendingReplicas(trailingKey, 3).length, 0);
+    assert.ok(!topology.trailing);
+    assert.ok(!topology.isMember(b));
+    assert.ok(topology.isMember(a));
+  });
+
+  test("a replacement is placed by the dead node's token: the same replica sets", () => {
+    const start = bootstrapMembership([a, b, c, d]);
+    const before = new Topology(start, VNODES);
+    const after = new Topology(flipped(withJoining(start, e, { replaces: c })), VNODES);
+    for (const key of keys.slice(0, 300)) {
+      const expected = before.replicas(key, 3).map((url) => (url === c ? e : url));
+      assert.deepEqual([...after.replicas(key, 3)].sort(), [...expected].sort());
+    }
+  });
+});
+
+describe('streaming', () => {
+  /** Engines holding every key on its current replicas, and a source per node. */
+  function cluster(view: Membership) {
+    const topologies = new Map<string, Topology>();
+    const engines = new Map<string, MemoryEngine>();
+    const sources = new Map<string, StreamSource>();
+    for (const member of view.members) {
+      const topology = new Topology(view, VNODES);
+      const engine = new MemoryEngine();
+      topologies.set(member.url, topology);
+      engines.set(member.url, engine);
+      sources.set(member.url, new StreamSource({ selfUrl: member.url, topology, engine, examineMax: 100 }));
+    }
+    return { topologies, engines, sources };
+  }
+
+  test('a new owner receives exactly the keys it gains, from every current replica, in pages', async () => {
+    const view = withJoining(bootstrapMembership([a, b, c, d]), e);
+    const { topologies, engines, sources } = cluster(view);
+    const topology = topologies.get(a)!;
+    for (const [i, key] of keys.entries()) {
+      for (const url of topology.replicas(key, 3))
+        await engines.get(url)!.write(valueEntry(key, BigInt(i + 1), key));
+    }
+    let pages = 0;
+    const receiver = new StreamReceiver({
+      selfUrl: e,
+      view,
+      rings: { current: topology.current!, future: topology.future! },
+      engine: engines.get(e)!,
+      transport: {
+        stream: (peer, body) => {
+          pages++;
+          return sources.get(peer)!.handle(body);
+        },
+      },
+      pageEntries: 64,
+    });
+    await receiver.run();
+    const progress = receiver.progress();
+    assert.ok(progress.done);
+    assert.equal(progress.ranges, 4);
+    assert.equal(progress.rangesDone, 4);
+    assert.ok(pages > 4 * 2, `paged: ${pages} pages`);
+    const expected = keys.filter((key) => topology.future!.replicas(key, 3).includes(e));
+    const cursor = engines.get(e)!.scan({ start: Buffer.alloc(0) });
+    const received: string[] = [];
+    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+      for (const entry of batch) received.push(entry.key.toString());
+    }
+    await cursor.close();
+    assert.deepEqual(received.sort(), expected.map(String).sort());
+    // Each key came from each of its three current replicas.
+    assert.equal(progress.keys, expected.length * 3);
+    for (const key of expected) {
+      const sendersOf = [a, b, c, d].filter((url) =>
+        streamedTo({ current: topology.current!, future: topology.future! }, url, e, key),
+      );
+      assert.equal(sendersOf.length, 3);
+    }
+  });
+
+  test('a source holding another epoch answers an empty page with its own; the receiver asks again', async () => {
+    const view = withJoining(bootstrapMembership([a, b, c]), d);
+    const { sources } = cluster(cancelled(view));
+    const page = await sources
+      .get(a)!
+      .handle(encodeStreamRequest({ epoch: view.epoch, target: d, start: Buffer.alloc(0), limit: 10 }));
+    // epoch 3 (cancelled) against the request's 2: an empty page that names epoch 3.
+    assert.equal(page.readBigUInt64BE(1), 3n);
+  });
+});
