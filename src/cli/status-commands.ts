@@ -2,13 +2,16 @@
  * `ringkv status` and `ringkv ring`: what a node says about itself and the
  * cluster (GET /v0/status), for people (aligned text) or scripts (--json).
  *
- * The ring is not sent by the node: /v0/status lists the members (`cluster`,
- * the `--cluster` URLs) and how this node's links see each (`store.peers`).
- * A key's replicas are computed here with the nodes' own Ring
- * (cluster/ring), which every node builds from the same URL list with the
- * default 4,096 points per node: the same list gives the same replicas.
+ * The ring is not sent by the node: /v0/status lists the members (its
+ * membership: each member's state and share of the ring, and the move under
+ * way; a node without one, its `--cluster` URLs) and how this node's links
+ * see each (`store.peers`). A key's replicas are computed here with the
+ * nodes' own ring (cluster/membership's ringOf over the current ring's
+ * members, placed as the nodes place them): the same members give the same
+ * replicas. During a move, each new owner's /v0/status gives its streaming.
  */
-import type { NodeStatus } from '../client/index.js';
+import { type NodeStatus, RingkvClient } from '../client/index.js';
+import { MemberState, type Member as RingMember, ringOf } from '../cluster/membership/index.js';
 import { Ring } from '../cluster/ring/index.js';
 import { RingkvError } from '../util/errors.js';
 import {
@@ -43,12 +46,15 @@ ${EXIT_CODES_USAGE}
 export const ring = clientCommand({
   usage: `Usage: ringkv ring [KEY] [flags]
 
-Prints the cluster's members and their state as the node asked sees them
-(up, down, leaving); with KEY, the key's replicas in ring order instead:
-the first --from of them hold it.
+Prints the cluster's members as the node asked sees them: its link to each
+(up, down, leaving), each one's membership state (joining, normal, leaving)
+and share of the ring (during a move, the share it will have after it, and
+how far each new owner's streaming got); with KEY, the key's replicas in
+ring order instead: the first --from of them hold it.
 
   --from F         how many replicas to list (default: all members)
-  --json           {"node", "members": [{"url", "state"}], "key", "replicas": [...]}
+  --json           {"node", "epoch", "move", "members": [{"url", "state", "member", "share",
+                   "futureShare", "receiving"}], "key", "replicas": [...]}
 ${CONNECTION_FLAGS_USAGE}
 
 ${EXIT_CODES_USAGE}
@@ -58,46 +64,154 @@ ${EXIT_CODES_USAGE}
   positionals: { min: 0, max: 1, synopsis: 'ringkv ring [KEY]' },
   run: async (client, { flags, switches, positionals }) => {
     const answer = await client.status();
-    const members = membersOf(answer);
+    const membership = membershipOf(answer);
+    const members = await withProgress(membersOf(answer, membership), membership);
+    const ring = ringOfStatus(answer, membership);
     const key = positionals[0];
-    const from = positiveInteger(flags.from, 'from') ?? members.length;
-    if (from > members.length) {
+    const from = positiveInteger(flags.from, 'from') ?? ring.nodes.length;
+    if (from > ring.nodes.length) {
       throw new RingkvError(
         'RINGKV_CONFIG',
-        `Bad --from: ${from} is more than the ${members.length} members`,
+        `Bad --from: ${from} is more than the ${ring.nodes.length} members`,
       );
     }
-    const replicas =
-      key === undefined ? undefined : new Ring(answer.cluster).replicas(Buffer.from(key), from);
+    const replicas = key === undefined ? undefined : ring.replicas(Buffer.from(key), from);
     if (switches.json) {
       const keyFields = key === undefined ? {} : { key, replicas };
-      await output(`${JSON.stringify({ node: answer.node, members, ...keyFields })}\n`);
+      const moveFields = membership === undefined ? {} : { epoch: membership.epoch, move: membership.move };
+      await output(`${JSON.stringify({ node: answer.node, ...moveFields, members, ...keyFields })}\n`);
       return EXIT.ok;
     }
-    const stateOf = new Map(members.map((m) => [m.url, m.state]));
-    const rows = (replicas ?? members.map((m) => m.url)).map((url, i) => [
-      ...(replicas === undefined ? [] : [String(i + 1)]),
-      url,
-      stateOf.get(url) ?? 'unknown',
-      url === answer.node ? '(the node asked)' : '',
-    ]);
-    await output(table(rows));
+    const byUrl = new Map(members.map((m) => [m.url, m]));
+    const rows = (replicas ?? members.map((m) => m.url)).map((url, i) => {
+      const member = byUrl.get(url);
+      return [
+        ...(replicas === undefined ? [] : [String(i + 1)]),
+        url,
+        member?.state ?? 'unknown',
+        ...(membership === undefined ? [] : memberCells(member, membership.move !== null)),
+        url === answer.node ? '(the node asked)' : '',
+      ];
+    });
+    const moveLine =
+      membership?.move === null || membership === undefined || replicas !== undefined
+        ? ''
+        : `epoch ${membership.epoch}: move under way (${membership.move})\n`;
+    await output(table(rows) + moveLine);
     return EXIT.ok;
   },
 });
 
 interface Member {
   readonly url: string;
+  /** How the asked node's link sees it: up, down, leaving. */
   readonly state: string;
+  /** Its membership state: joining, normal, leaving (with a membership). */
+  readonly member?: string;
+  readonly share?: number;
+  readonly futureShare?: number;
+  /** A new owner's streaming progress during a move. */
+  readonly receiving?: Record<string, unknown> | null;
 }
 
-/** Every member in ring order (sorted URLs), the node asked `up` (it answered), the others as its links see them. */
-function membersOf(answer: NodeStatus): Member[] {
+/** What /v0/status says of the membership (store.membership), when the node has one. */
+interface StatusMembership {
+  readonly epoch: string;
+  readonly move: string | null;
+  readonly newOwners: readonly string[];
+  readonly members: readonly {
+    readonly url: string;
+    readonly state: string;
+    readonly dead?: boolean;
+    readonly token?: string;
+    readonly share: number;
+    readonly futureShare?: number;
+  }[];
+}
+
+function membershipOf(answer: NodeStatus): StatusMembership | undefined {
+  const membership = record(answer.store).membership;
+  return membership === undefined ? undefined : (membership as StatusMembership);
+}
+
+/**
+ * Every member in ring order (sorted URLs; removed ones left out), the node
+ * asked `up` (it answered), the others as its links see them.
+ */
+function membersOf(answer: NodeStatus, membership: StatusMembership | undefined): Member[] {
   const peers = (record(answer.store).peers ?? {}) as Record<string, unknown>;
-  return [...answer.cluster].sort().map((url) => ({
-    url,
-    state: url === answer.node ? 'up' : typeof peers[url] === 'string' ? (peers[url] as string) : 'unknown',
-  }));
+  const link = (url: string): string =>
+    url === answer.node ? 'up' : typeof peers[url] === 'string' ? (peers[url] as string) : 'unknown';
+  if (membership === undefined) return [...answer.cluster].sort().map((url) => ({ url, state: link(url) }));
+  return membership.members
+    .filter((m) => m.state !== 'removed')
+    .map((m) => ({
+      url: m.url,
+      state: link(m.url),
+      member: m.state + (m.dead === true ? ' (dead)' : ''),
+      share: m.share,
+      ...(m.futureShare === undefined ? {} : { futureShare: m.futureShare }),
+    }));
+}
+
+/** During a move, each new owner's streaming progress, from its own /v0/status. */
+async function withProgress(members: Member[], membership: StatusMembership | undefined): Promise<Member[]> {
+  if (membership === undefined || membership.move === null) return members;
+  return Promise.all(
+    members.map(async (member) => {
+      if (!membership.newOwners.includes(member.url)) return member;
+      try {
+        const status = await new RingkvClient({ nodes: member.url, timeoutMs: 2000 }).status();
+        return { ...member, receiving: membershipOf(status) === undefined ? null : receivingOf(status) };
+      } catch {
+        return { ...member, receiving: null };
+      }
+    }),
+  );
+}
+
+function receivingOf(status: NodeStatus): Record<string, unknown> | null {
+  const receiving = record(record(status.store).membership).receiving;
+  return receiving === null || receiving === undefined ? null : record(receiving);
+}
+
+/** The ring a key is placed by: the membership's current ring, or the --cluster URLs. */
+function ringOfStatus(answer: NodeStatus, membership: StatusMembership | undefined): Ring {
+  if (membership === undefined) return new Ring(answer.cluster);
+  const current: RingMember[] = membership.members
+    .filter((m) => m.state === 'normal' || m.state === 'leaving')
+    .map((m) => ({
+      url: m.url,
+      state: m.state === 'normal' ? MemberState.Normal : MemberState.Leaving,
+      dead: m.dead === true,
+      token: m.token ?? m.url,
+      since: 0n,
+    }));
+  return ringOf(current) ?? new Ring(answer.cluster);
+}
+
+/** Membership state, share (and during a move the share after it), and a new owner's streaming. */
+function memberCells(member: Member | undefined, moving: boolean): string[] {
+  if (member === undefined) return ['', ''];
+  const share = member.member?.startsWith('joining') === true ? '-' : percent(member.share);
+  const cells = [member.member ?? '', moving ? `${share} -> ${percent(member.futureShare)}` : share];
+  const receiving = member.receiving;
+  if (receiving === undefined) return cells;
+  if (receiving === null) return [...cells, 'not streaming yet'];
+  return [
+    ...cells,
+    receiving.done === true
+      ? `streamed ${mib(receiving.bytes)}`
+      : `streaming ${receiving.rangesDone}/${receiving.ranges} ranges, ${mib(receiving.bytes)}, ~${mib(receiving.bytesLeft)} left`,
+  ];
+}
+
+function percent(share: number | undefined): string {
+  return share === undefined ? '-' : `${(share * 100).toFixed(1)}%`;
+}
+
+function mib(bytes: unknown): string {
+  return `${(Number(bytes) / 1048576).toFixed(1)} MiB`;
 }
 
 /** The figures an operator looks at first; --json has the rest. */
