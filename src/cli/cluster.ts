@@ -4,7 +4,8 @@
  * one given all N URLs). Prints the URLs once every node answers /v0/status,
  * then runs until SIGINT or SIGTERM, which it forwards to the nodes, exiting
  * when they have. A node that dies on its own is reported and the others are
- * stopped: a cluster missing a member is not what was asked for.
+ * stopped: a cluster missing a member is not what was asked for. A node that
+ * exits 0 on its own left the cluster (ringkv decommission): the others go on.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
@@ -79,7 +80,10 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
     child.on('exit', (code, signal) => {
       member.exited = true;
       member.exitCode = code;
-      if (!stopping) {
+      if (!stopping && code === 0) {
+        logLine(`${member.name} (${url}) left the cluster (exit 0); the others go on`);
+        if (members.every((m) => m.exited)) process.exit();
+      } else if (!stopping) {
         logLine(
           `${member.name} (${url}) exited unexpectedly (${signal ?? `code ${code}`}): stopping the cluster`,
         );
