@@ -17,6 +17,14 @@ describe('errorAnswer', () => {
     assert.equal(errorAnswer(new RingkvError('RINGKV_UNAVAILABLE', 'u')).status, 503);
     assert.equal(errorAnswer(new RingkvError('RINGKV_CLOSED', 'c')).status, 503);
     assert.equal(errorAnswer(new RingkvError('RINGKV_UNAUTHORIZED', 'a')).status, 401);
+    assert.deepEqual(
+      errorAnswer(new RingkvError('RINGKV_NO_SPACE', 'Disk full: WAL write failed: /d/1.log')),
+      {
+        status: 507,
+        body: 'Disk full: WAL write failed: /d/1.log',
+        logLine: undefined,
+      },
+    );
   });
 
   it('answers a damaged file 503 without naming it, and logs the file and offset', () => {

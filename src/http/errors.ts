@@ -8,6 +8,12 @@
  * 503: the data is unavailable on this node, not the request wrong, and a
  * client may read it from another replica. The client is told only that;
  * the log line names the file and offset, for the operator.
+ *
+ * A full disk (RINGKV_NO_SPACE) is 507 Insufficient Storage, with the
+ * engine's one-line reason (the disk is full, and the file or directory):
+ * writes are refused until space returns, reads go on. It is not logged per
+ * request: the engine logs its failed flushes and log creations, with a
+ * backoff.
  */
 import { type ErrorCode, errorMessage, isRingkvError } from '../util/errors.js';
 
@@ -29,6 +35,7 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   // The node is shutting down: a client may retry elsewhere.
   RINGKV_CLOSED: 503,
   RINGKV_UNAUTHORIZED: 401,
+  RINGKV_NO_SPACE: 507,
 };
 
 const CORRUPTION_BODY = 'Data unavailable: a damaged file on this node; see its log';

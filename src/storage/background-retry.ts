@@ -19,6 +19,7 @@ export class BackgroundRetry {
   #failures = 0;
   #inRow = 0;
   #error: string | undefined;
+  #cause: unknown;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(what: string, options: { minMs: number; maxMs: number; log: (line: string) => void }) {
@@ -38,6 +39,11 @@ export class BackgroundRetry {
     return this.#error;
   }
 
+  /** The last failure itself while the job has not succeeded since (a full disk is told apart by it). */
+  get cause(): unknown {
+    return this.#cause;
+  }
+
   /** A retry is waiting out its backoff: the job is not to be started meanwhile. */
   get waiting(): boolean {
     return this.#timer !== undefined;
@@ -45,6 +51,7 @@ export class BackgroundRetry {
 
   succeeded(): void {
     this.#error = undefined;
+    this.#cause = undefined;
     this.#inRow = 0;
   }
 
@@ -53,6 +60,7 @@ export class BackgroundRetry {
     this.#failures++;
     this.#inRow++;
     this.#error = errorMessage(err);
+    this.#cause = err;
     const delayMs = Math.min(this.#maxMs, this.#minMs * 2 ** Math.min(this.#inRow - 1, 30));
     this.#log(`${this.#what} failed (${this.#inRow} in a row), retrying in ${delayMs} ms: ${this.#error}`);
     this.#timer = setTimeout(() => {

@@ -65,7 +65,7 @@ export class LsmEngine implements Engine {
       wal: recovered.wal,
       walNumber: recovered.walNumber,
       onFrozen: () => this.#background.scheduleFlush(),
-      flushError: () => this.#background.flushError,
+      flushFailure: () => this.#background.flushFailure,
     });
     this.#background = new Background({
       options,

@@ -6,6 +6,8 @@
 export type ErrorCode =
   | 'RINGKV_CORRUPTION'
   | 'RINGKV_IO'
+  // The disk (or the quota) is full (ENOSPC, EDQUOT): writes are refused until space returns; reads go on.
+  | 'RINGKV_NO_SPACE'
   | 'RINGKV_CLOSED'
   | 'RINGKV_LOCKED'
   | 'RINGKV_BAD_REQUEST'

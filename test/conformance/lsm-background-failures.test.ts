@@ -152,7 +152,7 @@ describe('LSM engine: failed background work', () => {
         }
       }
       assert.ok(isRingkvError(refused, 'RINGKV_IO'), `a write is refused: ${String(refused)}`);
-      assert.match(refused.message, /memtables cannot be flushed: .*EEXIST/);
+      assert.match(refused.message, /memtables cannot be flushed to .*: .*EEXIST/);
       assert.ok(accepted > 0, 'writes were taken until the memtables were full');
       const stats = engine.stats();
       assert.ok(stats.flushFailures >= 1);

@@ -57,8 +57,16 @@ describe('LSM engine: injected faults', () => {
         refused = err;
       }
     }
-    assert.ok(isRingkvError(refused, 'RINGKV_IO'), String(refused));
-    assert.match(refused.message, /memtables cannot be flushed: .*ENOSPC/);
+    // A full disk has its own code (answered 507), and says so first.
+    assert.ok(isRingkvError(refused, 'RINGKV_NO_SPACE'), String(refused));
+    assert.match(
+      refused.message,
+      /^Disk full: Writes are held up: memtables cannot be flushed to \/data: .*ENOSPC/,
+    );
+    await assert.rejects(engine.flush(), {
+      code: 'RINGKV_NO_SPACE',
+      message: /^Disk full: Flush failed in \/data: /,
+    });
     assert.ok(engine.stats().flushFailures >= 1);
     assert.ok(full.injected >= 1);
     await readsBack(engine, 0, accepted);
@@ -71,6 +79,63 @@ describe('LSM engine: injected faults', () => {
     await engine.close();
     const reopened = await LsmEngine.open(options(vfs));
     await readsBack(reopened, 0, accepted + 100);
+    await reopened.close();
+  });
+
+  test('disk full under the log: its writes fail with RINGKV_NO_SPACE naming it, the next go to a new log once one can be made, and nothing acknowledged is lost', async () => {
+    const vfs = new FaultyVfs(new MemoryVfs());
+    const lines: string[] = [];
+    const engine = await LsmEngine.open(
+      options(vfs, { memtableBytesMax: 1 << 20, log: (line) => lines.push(line) }),
+    );
+    for (let i = 0; i < 10; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+    // Only the logs' writes fail (a spare's zeros included); the tables' go on.
+    const full = vfs.inject({ op: 'write', path: /\.log$/, error: 'ENOSPC' });
+    await assert.rejects(engine.write(valueEntry(key(10), 11n, value(10))), (err: unknown) => {
+      assert.ok(isRingkvError(err, 'RINGKV_NO_SPACE'), String(err));
+      assert.match(err.message, /^Disk full: WAL write failed: \/data\/\d+\.log: ENOSPC/);
+      return true;
+    });
+    // The next writes move to the spare, which fails too; then no new spare can be made, and writes are
+    // refused at once. How many writes that takes depends on when the spare is ready.
+    const refusals: string[] = [];
+    for (let i = 100; !refusals.some((m) => m.startsWith('Disk full: Writes are refused')); i++) {
+      assert.ok(i < 200, `no refusal for want of a new log: ${refusals.join('; ')}`);
+      await assert.rejects(engine.write(valueEntry(key(i), BigInt(i + 1), value(i))), (err: unknown) => {
+        assert.ok(isRingkvError(err, 'RINGKV_NO_SPACE'), String(err));
+        refusals.push(err.message);
+        return true;
+      });
+    }
+    assert.match(
+      refusals.at(-1)!,
+      /^Disk full: Writes are refused until a new write-ahead log can be created in \/data: /,
+    );
+    await readsBack(engine, 0, 10);
+    assert.ok(lines.some((line) => line.startsWith('Creating a write-ahead log failed')));
+
+    full.remove();
+    // Refused until the retry, after its backoff, makes a new log.
+    for (let tries = 0; ; tries++) {
+      const refused = await engine.write(valueEntry(key(20), 21n, value(20))).catch((err: unknown) => err);
+      if (refused === undefined) break;
+      assert.ok(isRingkvError(refused, 'RINGKV_NO_SPACE') && tries < 1000, String(refused));
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    for (let i = 21; i < 30; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+    assert.ok(
+      lines.some((line) => /^Disk full: WAL write failed: .*; writes go on in a new log$/.test(line)),
+    );
+    // The memtables of the failed logs are flushed like any other, and their logs removed.
+    await engine.flush();
+    await engine.close();
+    const reopened = await LsmEngine.open(options(vfs));
+    await readsBack(reopened, 0, 10);
+    await readsBack(reopened, 20, 30);
+    assert.deepEqual(
+      reopened.recovery.map((log) => log.closed),
+      reopened.recovery.map(() => true),
+    );
     await reopened.close();
   });
 

@@ -5,12 +5,15 @@ import fc from 'fast-check';
 import { propertyParams } from '../../../test/support/property.js';
 import { plain, tempDir, writeTable } from '../../../test/support/sstable-fixtures.js';
 import { compareBytes } from '../../util/bytes.js';
+import { isRingkvError } from '../../util/errors.js';
 import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import { compareVersions, type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { makeVersion } from '../entry/version.js';
 import { filePath } from '../files.js';
 import { scanTableSync } from '../sstable/index.js';
-import { runCompaction, runFlush } from './jobs.js';
+import { fsError } from '../vfs/errors.js';
+import { isNoSpace, storageError } from '../vfs/index.js';
+import { fromJobError, runCompaction, runFlush, toJobError } from './jobs.js';
 
 const NOW_MS = 1_700_000_000_000;
 const GRACE_MS = 1000;
@@ -112,3 +115,24 @@ function obsolete(entry: Entry): boolean {
   if (entry.kind === EntryKind.Tombstone) return Number(entry.version >> 16n) + GRACE_MS <= NOW_MS;
   return entry.expiresAtMs !== 0 && entry.expiresAtMs + GRACE_MS <= NOW_MS;
 }
+
+describe('a job failure crossing from the worker', () => {
+  it('keeps a full disk a full disk, and wraps it as RINGKV_NO_SPACE naming what failed', () => {
+    const full = fsError('ENOSPC', 'write', '/data/000009.sst');
+    const crossed = fromJobError(toJobError(new Error('Flush failed', { cause: full })));
+    assert.ok(isRingkvError(crossed, 'RINGKV_NO_SPACE'));
+    assert.ok(isNoSpace(crossed));
+    const error = storageError('Flush failed in /data', crossed);
+    assert.equal(error.code, 'RINGKV_NO_SPACE');
+    assert.equal(error.message, 'Disk full: Flush failed in /data: Flush failed');
+    // Said once, however deep it was wrapped; a quota counts too; other failures stay RINGKV_IO.
+    assert.equal(
+      storageError('Outer', error).message,
+      'Disk full: Outer: Flush failed in /data: Flush failed',
+    );
+    assert.equal(storageError('Write', fsError('EDQUOT', 'write', '/data/x')).code, 'RINGKV_NO_SPACE');
+    const eio = fromJobError(toJobError(fsError('EIO', 'write', '/data/000009.sst')));
+    assert.ok(!isNoSpace(eio));
+    assert.equal(storageError('Flush failed in /data', eio).code, 'RINGKV_IO');
+  });
+});

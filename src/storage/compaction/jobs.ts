@@ -17,13 +17,13 @@
  * in-process (background.ts), the engine's.
  */
 import { assert } from '../../util/assert.js';
-import { CorruptionError } from '../../util/errors.js';
+import { CorruptionError, RingkvError } from '../../util/errors.js';
 import { EntryKind } from '../entry/entry.js';
 import { RecordView } from '../entry/record.js';
 import { filePath } from '../files.js';
 import { RecordMerge } from '../iterator/record-merge.js';
 import { type TableMeta, TableRecordScan, TableWriter, type TableWriterOptions } from '../sstable/index.js';
-import { nodeVfs, type Vfs } from '../vfs/index.js';
+import { isNoSpace, nodeVfs, type Vfs } from '../vfs/index.js';
 
 export interface FlushJob {
   readonly kind: 'flush';
@@ -137,9 +137,12 @@ export function runJob(job: Job, vfs: Vfs = nodeVfs): JobResult {
 }
 
 /** Errors cross the thread boundary as plain data; corruption keeps its file and offset. */
+/** A job's failure as it crosses from the worker: what the engine branches on survives the copy. */
 export interface JobError {
   readonly message: string;
   readonly corruption?: { readonly file: string; readonly offset: number; readonly detail: string };
+  /** The disk was full (ENOSPC, EDQUOT). */
+  readonly noSpace?: boolean;
 }
 
 export function toJobError(err: unknown): JobError {
@@ -147,11 +150,13 @@ export function toJobError(err: unknown): JobError {
     const detail = err.message.slice(err.message.indexOf(': ') + 2);
     return { message: err.message, corruption: { file: err.file, offset: err.offset, detail } };
   }
-  return { message: err instanceof Error ? err.message : String(err) };
+  const message = err instanceof Error ? err.message : String(err);
+  return isNoSpace(err) ? { message, noSpace: true } : { message };
 }
 
 export function fromJobError(error: JobError): Error {
   if (error.corruption)
     return new CorruptionError(error.corruption.file, error.corruption.offset, error.corruption.detail);
+  if (error.noSpace) return new RingkvError('RINGKV_NO_SPACE', error.message);
   return new Error(error.message);
 }

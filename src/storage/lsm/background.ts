@@ -11,7 +11,7 @@
  * refused by the write path meanwhile (write-path.ts).
  */
 import { assert } from '../../util/assert.js';
-import { errorMessage, RingkvError } from '../../util/errors.js';
+import { RingkvError } from '../../util/errors.js';
 import { BackgroundRetry } from '../background-retry.js';
 import type { JobRunner } from '../compaction/background.js';
 import type { FlushJob, JobResult } from '../compaction/jobs.js';
@@ -20,6 +20,7 @@ import type { EngineStats } from '../engine.js';
 import { filePath } from '../files.js';
 import type { Memtable } from '../memtable/memtable.js';
 import type { BlockCache } from '../sstable/index.js';
+import { isNoSpace, storageError } from '../vfs/index.js';
 import type { OpenState } from './open-state.js';
 import { type LsmOptions, tableWriterOptions } from './options.js';
 import type { VersionSet } from './version-set.js';
@@ -77,9 +78,9 @@ export class Background {
     this.#compactionRetry = new BackgroundRetry('Compaction', retry);
   }
 
-  /** Why the last flush failed, while flushes keep failing. */
-  get flushError(): string | undefined {
-    return this.#flushRetry.error;
+  /** The last flush's failure, while flushes keep failing. */
+  get flushFailure(): unknown {
+    return this.#flushRetry.error === undefined ? undefined : this.#flushRetry.cause;
   }
 
   /** Why the last compaction failed, while compactions keep failing. */
@@ -134,8 +135,8 @@ export class Background {
       this.scheduleFlush();
       await this.#flushing;
       this.#writes.checkWritable();
-      const flushError = this.#flushRetry.error;
-      if (flushError !== undefined) throw new RingkvError('RINGKV_IO', `Flush failed: ${flushError}`);
+      const failure = this.flushFailure;
+      if (failure !== undefined) throw storageError(`Flush failed in ${this.#options.dir}`, failure);
     }
   }
 
@@ -156,9 +157,9 @@ export class Background {
     // A failure reaches the caller, who asked for this compaction; background compactions go on.
     await run.catch((err: unknown) => {
       if (this.#open.closed) return;
-      throw err instanceof RingkvError
+      throw err instanceof RingkvError && !isNoSpace(err)
         ? err
-        : new RingkvError('RINGKV_IO', `Compaction failed: ${errorMessage(err)}`, { cause: err });
+        : storageError(`Compaction failed in ${this.#options.dir}`, err);
     });
   }
 

@@ -10,13 +10,23 @@
  * flushes fail, such writers are refused with RINGKV_IO instead of being
  * held without end. A spare log that cannot be created stops writes for good
  * (RINGKV_IO): the engine could not rotate again.
+ *
+ * A full disk (ENOSPC, EDQUOT) is not for good: writes fail with
+ * RINGKV_NO_SPACE until space returns. A log whose write failed for lack of
+ * space takes no more appends (wal/writer.ts), so the next write moves to
+ * the spare, freezing the memtable with the log; the failed write's entry
+ * may thus be kept, as a failed write may always be. A spare that cannot be
+ * created for lack of space refuses writes until a retry (after a backoff,
+ * as background work) creates one.
  */
 import { assert } from '../../util/assert.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
+import { BackgroundRetry } from '../background-retry.js';
 import type { EngineStats } from '../engine.js';
 import type { Entry } from '../entry/entry.js';
 import { filePath } from '../files.js';
 import { Memtable } from '../memtable/memtable.js';
+import { isNoSpace, storageError } from '../vfs/index.js';
 import { WalWriter } from '../wal/index.js';
 import type { OpenState } from './open-state.js';
 import { type LsmOptions, walOptions } from './options.js';
@@ -42,8 +52,8 @@ export interface WritePathInit {
   readonly walNumber: number;
   /** A memtable was frozen: its flush is due. */
   readonly onFrozen: () => void;
-  /** Why the last flush failed, while flushes keep failing. */
-  readonly flushError: () => string | undefined;
+  /** The last flush's failure, while flushes keep failing. */
+  readonly flushFailure: () => unknown;
 }
 
 export type WriteStats = Pick<
@@ -56,7 +66,7 @@ export class WritePath {
   readonly #open: OpenState;
   readonly #versions: VersionSet;
   readonly #onFrozen: () => void;
-  readonly #flushError: () => string | undefined;
+  readonly #flushFailure: () => unknown;
 
   #memtable: Memtable;
   #wal: WalWriter;
@@ -68,6 +78,8 @@ export class WritePath {
   #spareHurry: AbortController | undefined;
   /** Why writes stopped for good: a spare log could not be created. */
   #fatal: Error | undefined;
+  /** A spare that could not be created for lack of space: writes are refused until a retry makes one. */
+  readonly #spareRetry: BackgroundRetry;
   /** Writers waiting for a flush to make room. */
   #stalled: (() => void)[] = [];
 
@@ -82,9 +94,14 @@ export class WritePath {
     this.#open = init.open;
     this.#versions = init.versions;
     this.#onFrozen = init.onFrozen;
-    this.#flushError = init.flushError;
+    this.#flushFailure = init.flushFailure;
     this.#wal = init.wal;
     this.#memtable = new Memtable(init.walNumber);
+    this.#spareRetry = new BackgroundRetry('Creating a write-ahead log', {
+      minMs: init.options.backgroundRetryMinMs,
+      maxMs: init.options.backgroundRetryMaxMs,
+      log: init.options.log,
+    });
   }
 
   /** The memtable taking writes. */
@@ -106,6 +123,7 @@ export class WritePath {
       await new Promise<void>((resolve) => this.#stalled.push(resolve));
       this.checkWritable();
     }
+    if (this.#wal.failure !== undefined) this.#leaveFailedLog(this.#wal.failure);
     // No copy here: the memtable encodes the entry into its arena and the WAL
     // into its batch, so views into larger buffers are not kept.
     const memtable = this.#memtable;
@@ -116,13 +134,22 @@ export class WritePath {
     return durable;
   }
 
-  /** Throws RINGKV_CLOSED once the engine is closed, RINGKV_IO once writes stopped for good. */
+  /**
+   * Throws RINGKV_CLOSED once the engine is closed, RINGKV_IO once writes
+   * stopped for good, RINGKV_NO_SPACE while no spare log can be created.
+   */
   checkWritable(): void {
     this.#open.check();
     if (this.#fatal !== undefined) {
       throw new RingkvError('RINGKV_IO', `Engine stopped taking writes: ${this.#fatal.message}`, {
         cause: this.#fatal,
       });
+    }
+    if (this.#spareRetry.error !== undefined) {
+      throw storageError(
+        `Writes are refused until a new write-ahead log can be created in ${this.#options.dir}`,
+        this.#spareRetry.cause,
+      );
     }
   }
 
@@ -159,8 +186,12 @@ export class WritePath {
     this.#retiredWalWrites += stats.writes;
     this.#retiredWalSyncs += stats.syncs;
     const walFile = filePath(this.#options.dir, frozen.memtable.walNumber, 'log');
+    // A log that failed cannot be closed cleanly, and its writers were told why: it only goes.
+    const failedBefore = frozen.wal.failure !== undefined;
     try {
-      await frozen.wal.close();
+      await frozen.wal.close().catch((err: unknown) => {
+        if (!failedBefore) throw err;
+      });
       await this.#options.vfs.remove(walFile);
     } catch (err) {
       this.#options.log(`Cannot remove the flushed log ${walFile}: ${errorMessage(err)}`);
@@ -177,19 +208,26 @@ export class WritePath {
   /** Creates the next WAL ahead of time so that rotation never waits on the disk. */
   prepareSpare(): void {
     if (this.#spare !== undefined || this.#sparePending !== undefined || this.#open.closed) return;
+    // After a full disk, the next attempt waits out its backoff.
+    if (this.#spareRetry.waiting) return;
     const fileNumber = this.#versions.newFileNumber();
+    const path = filePath(this.#options.dir, fileNumber, 'log');
     const hurry = new AbortController();
     this.#spareHurry = hurry;
-    this.#sparePending = WalWriter.create(
-      filePath(this.#options.dir, fileNumber, 'log'),
-      walOptions(this.#options, { signal: hurry.signal }),
-    )
+    this.#sparePending = WalWriter.create(path, walOptions(this.#options, { signal: hurry.signal }))
       .then(
         (wal) => {
           // Made while the engine closes: closeLogs() closes it with the others.
           this.#spare = { fileNumber, wal };
+          this.#spareRetry.succeeded();
         },
-        (err: unknown) => {
+        async (err: unknown) => {
+          // What it wrote of its file is of no use, and would be replayed at the next open.
+          await this.#options.vfs.remove(path).catch(() => {});
+          if (isNoSpace(err)) {
+            if (!this.#open.closed) this.#spareRetry.failed(err, () => this.prepareSpare());
+            return;
+          }
           this.#fatal ??= new RingkvError('RINGKV_IO', `Cannot create a WAL file: ${errorMessage(err)}`, {
             cause: err,
           });
@@ -215,6 +253,7 @@ export class WritePath {
 
   /** At close, once the engine is marked closed: the spare being made is finished (and closed) at once. */
   async settleSpare(): Promise<void> {
+    this.#spareRetry.cancel();
     this.#spareHurry?.abort();
     await this.#sparePending?.catch(() => {});
   }
@@ -245,9 +284,25 @@ export class WritePath {
 
   /** A writer that would wait for a flush while flushes fail is refused rather than held without end. */
   #checkFlushing(): void {
-    const flushError = this.#flushError();
-    if (flushError === undefined) return;
-    throw new RingkvError('RINGKV_IO', `Writes are held up: memtables cannot be flushed: ${flushError}`);
+    const failure = this.#flushFailure();
+    if (failure === undefined) return;
+    throw storageError(`Writes are held up: memtables cannot be flushed to ${this.#options.dir}`, failure);
+  }
+
+  /**
+   * The live log failed: after a full disk, writes move to the spare (module
+   * comment), or are refused until one is ready. After any other failure
+   * nobody knows what the disk kept: the log's appends keep failing with it.
+   */
+  #leaveFailedLog(failure: RingkvError): void {
+    if (!isNoSpace(failure)) return;
+    if (this.#spare === undefined) {
+      this.prepareSpare();
+      this.#spareHurry?.abort();
+      throw failure;
+    }
+    this.#options.log(`${failure.message}; writes go on in a new log`);
+    this.#rotate();
   }
 
   /**

@@ -25,6 +25,8 @@
  * the write returned); a new, renamed or removed name once its directory is
  * fsynced. mkdir() is the exception: it fsyncs what it creates.
  */
+import { errorMessage, RingkvError } from '../../util/errors.js';
+
 export { type FaultOp, type FaultRule, FaultyVfs } from './faulty-vfs.js';
 export { MemoryVfs, type MemoryVfsOptions, seededRandom } from './memory-vfs.js';
 export { NodeVfs, nodeVfs } from './node-vfs.js';
@@ -169,4 +171,34 @@ export async function replaceFileDurably(vfs: Vfs, dir: string, path: string, da
 /** Whether `err` is a file-system error with `code` ('ENOENT', 'EEXIST', ...). */
 export function isFsError(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === code;
+}
+
+/** Codes that mean the disk is full: no space left (ENOSPC), or the user's quota used up (EDQUOT). */
+const NO_SPACE_CODES: ReadonlySet<unknown> = new Set(['ENOSPC', 'EDQUOT', 'RINGKV_NO_SPACE']);
+/** How deep isNoSpace() follows `cause`: further than any wrapping the engine does. */
+const CAUSE_DEPTH_MAX = 8;
+
+/** Whether `err`, or an error it was caused by, says the disk or the quota is full. */
+export function isNoSpace(err: unknown): boolean {
+  let e = err;
+  for (let depth = 0; e instanceof Error && depth < CAUSE_DEPTH_MAX; depth++, e = e.cause) {
+    if (NO_SPACE_CODES.has((e as NodeJS.ErrnoException).code)) return true;
+  }
+  return false;
+}
+
+/**
+ * A failed file operation as the engine reports it: RINGKV_NO_SPACE, its
+ * message led by "Disk full", when the disk or the quota is full, so that
+ * writes answer 507 (http/errors.ts); RINGKV_IO otherwise. `what` says what
+ * failed and names the file or directory.
+ *
+ *   storageError('WAL write failed: /data/000007.log', enospc)
+ *   // RINGKV_NO_SPACE: Disk full: WAL write failed: /data/000007.log: ENOSPC: no space left on device, write
+ */
+export function storageError(what: string, cause: unknown): RingkvError {
+  if (!isNoSpace(cause)) return new RingkvError('RINGKV_IO', `${what}: ${errorMessage(cause)}`, { cause });
+  // A cause that already says so is not told twice.
+  const detail = errorMessage(cause).replace(/^Disk full: /, '');
+  return new RingkvError('RINGKV_NO_SPACE', `Disk full: ${what}: ${detail}`, { cause });
 }

@@ -17,8 +17,10 @@
  *   larger than that goes alone. Batches wait in a queue without bound:
  *   holding writers back is the engine's job (memtable limits), not the log's.
  * - An I/O error fails the batch being written and every batch behind it with
- *   RINGKV_IO, and the writer stays failed: after a failed write or fsync
- *   nobody knows what reached the disk, so nothing may be appended after it.
+ *   RINGKV_IO (RINGKV_NO_SPACE when the disk is full), and the writer stays
+ *   failed: after a failed write or fsync nobody knows what reached the disk,
+ *   so nothing may be appended after it. The engine moves on to a new log
+ *   when the disk was full (lsm/write-path.ts).
  * - close() writes what is queued, then the close record (format.ts), fsyncs
  *   (whatever the sync mode), closes the file; later appends reject with
  *   RINGKV_CLOSED. The close record is what tells a reader that the log was
@@ -50,10 +52,10 @@ import { dirname } from 'node:path';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
 import { assert, INVARIANTS } from '../../util/assert.js';
-import { errorMessage, RingkvError } from '../../util/errors.js';
+import { RingkvError } from '../../util/errors.js';
 import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import type { Entry } from '../entry/entry.js';
-import { nodeVfs, type Vfs, type VfsFile, writeFully } from '../vfs/index.js';
+import { nodeVfs, storageError, type Vfs, type VfsFile, writeFully } from '../vfs/index.js';
 import {
   encodeCloseRecord,
   encodeFileHeader,
@@ -163,7 +165,7 @@ export class WalWriter {
     try {
       file = await openFile(path, options.sync);
     } catch (err) {
-      throw new RingkvError('RINGKV_IO', `Cannot create WAL ${path}: ${errorMessage(err)}`, { cause: err });
+      throw storageError(`Cannot create WAL ${path}`, err);
     }
     const header = encodeFileHeader();
     try {
@@ -176,7 +178,7 @@ export class WalWriter {
       await vfs.syncDir(dirname(path));
     } catch (err) {
       await file.close().catch(() => undefined);
-      throw new RingkvError('RINGKV_IO', `Cannot create WAL ${path}: ${errorMessage(err)}`, { cause: err });
+      throw storageError(`Cannot create WAL ${path}`, err);
     }
     return new WalWriter(path, file, { sync: options.sync, batchBytesMax, headerBytes: header.length });
   }
@@ -202,6 +204,11 @@ export class WalWriter {
   /** Where the records end once every appended one is written (a prefilled file is longer). */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Why the writer failed, once a write or sync failed: it takes no more appends (module comment). */
+  get failure(): RingkvError | undefined {
+    return this.#failed;
   }
 
   stats(): WalWriterStats {
@@ -369,10 +376,9 @@ export class WalWriter {
     for (let next = this.#takeBatch(); next !== undefined; next = this.#takeBatch()) next.reject(error);
   }
 
+  /** RINGKV_IO, or RINGKV_NO_SPACE when the disk is full. */
   #ioError(operation: string, cause: unknown): RingkvError {
-    return new RingkvError('RINGKV_IO', `WAL ${operation} failed: ${this.#path}: ${errorMessage(cause)}`, {
-      cause,
-    });
+    return storageError(`WAL ${operation} failed: ${this.#path}`, cause);
   }
 
   /** The paired check of the reader's: a sealed batch reads back as one intact record of all its entries. */
