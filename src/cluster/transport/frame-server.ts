@@ -67,6 +67,12 @@ export class FrameServerConnection {
     socket.on('drain', () => this.#maybeResume());
     // Errors end in 'close'; the client sees its requests fail and reconnects.
     socket.on('error', () => socket.destroy());
+    // The peer ended its side: no frame follows, so answer what is in flight and end ours
+    // (the upgraded socket keeps the HTTP server's half-open setting, which would leave it open).
+    socket.once('end', () => {
+      this.#quiet = true;
+      this.#endIfIdle();
+    });
   }
 
   /** Resolves once the socket closed. */

@@ -152,6 +152,16 @@ describe('FrameTransport: binary protocol specifics', () => {
     assert.equal(raw.frames.length, 0);
   });
 
+  test('a peer that half-closes (part of a frame sent, then its side ended) gets the connection ended, not kept open', async () => {
+    const p = await peer();
+    const raw = await rawConnect(p.port, UPGRADE);
+    assert.equal(raw.status, 101);
+    // A frame header promising a body that never comes, then FIN.
+    raw.socket.end(Buffer.from([0x01, 0, 0, 0, 1, 0, 0, 0, 64]));
+    const timeout = new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 2000).unref());
+    assert.equal(await Promise.race([raw.closed.then(() => 'closed' as const), timeout]), 'closed');
+  });
+
   test('handshakes: wrong path or token 400; with a secret, missing proof 401, bad, stale or replayed 403', async () => {
     const plain = await peer();
     const noToken = await rawConnect(plain.port, ['Connection: Upgrade', 'Upgrade: websocket']);
