@@ -156,8 +156,8 @@ describe('FrameTransport: binary protocol specifics', () => {
     const p = await peer();
     const raw = await rawConnect(p.port, UPGRADE);
     assert.equal(raw.status, 101);
-    // A frame header promising a body that never comes, then FIN.
-    raw.socket.end(Buffer.from([0x01, 0, 0, 0, 1, 0, 0, 0, 64]));
+    // A frame header (length 100 big-endian, type, id) promising a body that never comes, then FIN.
+    raw.socket.end(Buffer.from([0, 0, 0, 100, 0x01, 0, 0, 0, 7]));
     const timeout = new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 2000).unref());
     assert.equal(await Promise.race([raw.closed.then(() => 'closed' as const), timeout]), 'closed');
   });
