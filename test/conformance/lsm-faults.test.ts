@@ -7,25 +7,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { EntryKind, valueEntry } from '../../src/storage/entry/entry.js';
-import { LsmEngine, type LsmOpenOptions } from '../../src/storage/lsm-engine.js';
+import { LsmEngine } from '../../src/storage/lsm-engine.js';
 import { FaultyVfs, MemoryVfs } from '../../src/storage/vfs/index.js';
 import { isRingkvError } from '../../src/util/errors.js';
+import { faultTestOptions as options } from '../support/lsm-options.js';
 
 const key = (i: number) => Buffer.from(`key-${String(i).padStart(5, '0')}`);
 const value = (i: number) => Buffer.from(`value-${i}-${'v'.repeat(60)}`);
-
-function options(vfs: FaultyVfs, extra: Partial<LsmOpenOptions> = {}): LsmOpenOptions {
-  return {
-    dir: '/data',
-    sync: true,
-    vfs,
-    memtableBytesMax: 4096,
-    backgroundRetryMinMs: 5,
-    backgroundRetryMaxMs: 20,
-    log: () => {},
-    ...extra,
-  };
-}
 
 async function until(what: string, done: () => boolean, limitMs = 10_000): Promise<void> {
   for (let waited = 0; !done(); waited += 5) {

@@ -13,8 +13,9 @@ import { HybridClock } from '../../src/cluster/clock.js';
 import { LocalStore } from '../../src/cluster/local-store.js';
 import { HttpServer } from '../../src/http/server.js';
 import { EntryKind } from '../../src/storage/entry/entry.js';
-import { LsmEngine, type LsmOpenOptions } from '../../src/storage/lsm-engine.js';
+import { LsmEngine } from '../../src/storage/lsm-engine.js';
 import { FaultyVfs, MemoryVfs } from '../../src/storage/vfs/index.js';
+import { faultTestOptions } from '../support/lsm-options.js';
 
 interface Answer {
   readonly status: number;
@@ -40,24 +41,11 @@ function call(agent: Agent, port: number, path: string, method = 'GET', body?: s
 
 const value = (key: string) => `value of ${key} ${'v'.repeat(100)}`;
 
-function engineOptions(vfs: FaultyVfs): LsmOpenOptions {
-  // A small memtable so that the full disk also meets flushes and rotations.
-  return {
-    dir: '/data',
-    sync: true,
-    vfs,
-    memtableBytesMax: 4096,
-    backgroundRetryMinMs: 5,
-    backgroundRetryMaxMs: 20,
-    log: () => {},
-  };
-}
-
 describe('a full disk, through HTTP', () => {
   for (const fastPath of [true, false]) {
     test(`writes answer 507 with the reason, reads 200; writes resume once space returns (fast path ${fastPath ? 'on' : 'off'})`, async () => {
       const vfs = new FaultyVfs(new MemoryVfs());
-      const engine = await LsmEngine.open(engineOptions(vfs));
+      const engine = await LsmEngine.open(faultTestOptions(vfs));
       const url = 'http://127.0.0.1:1';
       const logged: string[] = [];
       const server = new HttpServer({
@@ -125,7 +113,7 @@ describe('a full disk, through HTTP', () => {
       // Every acknowledged write is in the tables and logs, and the logs that failed are gone.
       await engine.flush();
       await engine.close();
-      const reopened = await LsmEngine.open(engineOptions(vfs));
+      const reopened = await LsmEngine.open(faultTestOptions(vfs));
       assert.ok(
         reopened.recovery.every((log) => log.closed),
         'every log left was closed cleanly: the failed ones went with their flushes',

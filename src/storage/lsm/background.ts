@@ -22,7 +22,7 @@ import type { Memtable } from '../memtable/memtable.js';
 import type { BlockCache } from '../sstable/index.js';
 import { isNoSpace, storageError } from '../vfs/index.js';
 import type { OpenState } from './open-state.js';
-import { type LsmOptions, tableWriterOptions } from './options.js';
+import { type LsmOptions, retryOptions, tableWriterOptions } from './options.js';
 import type { VersionSet } from './version-set.js';
 import type { WritePath } from './write-path.js';
 
@@ -69,13 +69,8 @@ export class Background {
     this.#cache = init.cache;
     this.#flushWorker = init.flushWorker;
     this.#compactionWorker = init.compactionWorker;
-    const retry = {
-      minMs: init.options.backgroundRetryMinMs,
-      maxMs: init.options.backgroundRetryMaxMs,
-      log: init.options.log,
-    };
-    this.#flushRetry = new BackgroundRetry('Flush', retry);
-    this.#compactionRetry = new BackgroundRetry('Compaction', retry);
+    this.#flushRetry = new BackgroundRetry('Flush', retryOptions(init.options));
+    this.#compactionRetry = new BackgroundRetry('Compaction', retryOptions(init.options));
   }
 
   /** The last flush's failure, while flushes keep failing. */

@@ -97,3 +97,12 @@ export function tableWriterOptions(options: LsmOptions): TableWriterOptions {
     compression: options.compression,
   };
 }
+
+/** The backoff of work retried after a failure (background-retry.ts): flushes, compactions, a new log. */
+export function retryOptions(options: LsmOptions): {
+  minMs: number;
+  maxMs: number;
+  log: (line: string) => void;
+} {
+  return { minMs: options.backgroundRetryMinMs, maxMs: options.backgroundRetryMaxMs, log: options.log };
+}

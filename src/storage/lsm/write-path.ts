@@ -29,7 +29,7 @@ import { Memtable } from '../memtable/memtable.js';
 import { isNoSpace, storageError } from '../vfs/index.js';
 import { WalWriter } from '../wal/index.js';
 import type { OpenState } from './open-state.js';
-import { type LsmOptions, walOptions } from './options.js';
+import { type LsmOptions, retryOptions, walOptions } from './options.js';
 import type { VersionSet } from './version-set.js';
 
 /** A memtable that takes no more writes, and the log that holds its writes until its table is installed. */
@@ -97,11 +97,7 @@ export class WritePath {
     this.#flushFailure = init.flushFailure;
     this.#wal = init.wal;
     this.#memtable = new Memtable(init.walNumber);
-    this.#spareRetry = new BackgroundRetry('Creating a write-ahead log', {
-      minMs: init.options.backgroundRetryMinMs,
-      maxMs: init.options.backgroundRetryMaxMs,
-      log: init.options.log,
-    });
+    this.#spareRetry = new BackgroundRetry('Creating a write-ahead log', retryOptions(init.options));
   }
 
   /** The memtable taking writes. */
