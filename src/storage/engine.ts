@@ -17,7 +17,10 @@
  * - Every method may be called concurrently; calls after close() reject with
  *   RINGKV_CLOSED.
  */
+
 import type { Entry } from './entry/entry.js';
+import type { PurgeFilter } from './purge.js';
+import type { SnapshotInfo } from './snapshot.js';
 
 export interface ScanRange {
   readonly start: Buffer;
@@ -60,6 +63,19 @@ export interface Engine {
   flush(): Promise<void>;
   /** Merges every table into the bottom level (tests and operators). */
   compact(): Promise<void>;
+
+  /**
+   * Writes a consistent snapshot of the data into `dir` (absent or empty):
+   * every write acknowledged before the call (storage/snapshot.ts).
+   */
+  snapshot(dir: string): Promise<SnapshotInfo>;
+  /**
+   * Drops for good the entries the filter names (purge.ts), every version
+   * of them written before the call; what is written meanwhile stays. The
+   * cluster's cleanup of keys a node no longer holds. Optional: an engine
+   * without it keeps everything.
+   */
+  purge?(filter: PurgeFilter): Promise<void>;
   stats(): EngineStats;
   /** Finishes in-flight work, makes data durable, releases files. */
   close(): Promise<void>;

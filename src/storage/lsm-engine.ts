@@ -25,7 +25,13 @@ import { ReadPath } from './lsm/read-path.js';
 import { type Recovered, recover, type WalRecovery } from './lsm/recovery.js';
 import { VersionSet } from './lsm/version-set.js';
 import { WritePath } from './lsm/write-path.js';
+import type { PurgeFilter } from './purge.js';
+import { type SnapshotInfo, writeSnapshot } from './snapshot.js';
 import type { BlockCache } from './sstable/index.js';
+import { isFsError, type Vfs } from './vfs/index.js';
+
+/** Tries of a snapshot that compactions keep overtaking (each try is a few ms of links). */
+const SNAPSHOT_ATTEMPTS = 5;
 
 export type { LsmOpenOptions, LsmOptions } from './lsm/options.js';
 export { type WalRecovery, walRecoveryAdvice } from './lsm/recovery.js';
@@ -39,6 +45,8 @@ export class LsmEngine implements Engine {
   readonly #background: Background;
   readonly #warmer: CacheWarmer;
   readonly #recovery: readonly WalRecovery[];
+  readonly #vfs: Vfs;
+  readonly #dir: string;
 
   static async open(openOptions: LsmOpenOptions): Promise<LsmEngine> {
     const options = lsmOptions(openOptions);
@@ -49,6 +57,8 @@ export class LsmEngine implements Engine {
     const open = this.#open;
     this.#cache = recovered.cache;
     this.#recovery = recovered.logs;
+    this.#vfs = options.vfs;
+    this.#dir = options.dir;
     this.#versions = new VersionSet({
       dir: options.dir,
       vfs: options.vfs,
@@ -110,9 +120,35 @@ export class LsmEngine implements Engine {
     await this.#background.flushFrozen();
   }
 
+  /**
+   * A snapshot of the tree in `outDir` (storage/snapshot.ts), holding every
+   * write acknowledged before the call: the memtable is flushed first, then
+   * the current version's tables are linked. A compaction that replaces a
+   * table meanwhile makes it start over on the new version.
+   */
+  async snapshot(outDir: string): Promise<SnapshotInfo> {
+    await this.flush();
+    for (let attempt = 1; ; attempt++) {
+      const state = this.#versions.current.ref();
+      try {
+        return await writeSnapshot(this.#vfs, this.#dir, outDir, state.version);
+      } catch (err) {
+        if (!isFsError(err, 'ENOENT') || attempt >= SNAPSHOT_ATTEMPTS) throw err;
+      } finally {
+        state.release();
+      }
+    }
+  }
+
   async compact(): Promise<void> {
     await this.flush();
     await this.#background.compactFully();
+  }
+
+  /** Flushes, then one full compaction that leaves out what the filter names (engine.ts). */
+  async purge(filter: PurgeFilter): Promise<void> {
+    await this.flush();
+    await this.#background.compactFully(filter);
   }
 
   stats(): EngineStats {

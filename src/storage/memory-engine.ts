@@ -6,6 +6,8 @@
 import { RingkvError } from '../util/errors.js';
 import type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 import { type Entry, newer } from './entry/entry.js';
+import { type PurgeFilter, purged } from './purge.js';
+import type { SnapshotInfo } from './snapshot.js';
 
 const SCAN_BATCH = 64;
 
@@ -56,6 +58,17 @@ export class MemoryEngine implements Engine {
 
   async flush(): Promise<void> {}
   async compact(): Promise<void> {}
+
+  async snapshot(): Promise<SnapshotInfo> {
+    throw new RingkvError('RINGKV_BAD_REQUEST', 'The in-memory engine keeps nothing on disk to snapshot');
+  }
+
+  async purge(filter: PurgeFilter): Promise<void> {
+    this.#checkOpen();
+    for (const [id, entry] of this.#entries) {
+      if (purged(filter, entry.key, 0, entry.key.length, entry.version)) this.#entries.delete(id);
+    }
+  }
 
   stats(): EngineStats {
     return {

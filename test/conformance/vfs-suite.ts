@@ -155,6 +155,21 @@ export function vfsSuite(factory: VfsFactory): void {
         assert.deepEqual(await vfs.list(dir), ['p']);
       }));
 
+    test('link: a second name for the same file, which outlives the first', () =>
+      withVfs(factory, async (vfs, dir) => {
+        const file = await vfs.open(join(dir, 'a'), 'wx');
+        await writeFully(file, b('abc'), 0, 3, 0);
+        await file.close();
+        await vfs.link(join(dir, 'a'), join(dir, 'b'));
+        assert.deepEqual((await vfs.list(dir)).sort(), ['a', 'b']);
+        assert.deepEqual(await vfs.readFile(join(dir, 'b')), b('abc'));
+        assert.equal(await code(vfs.link(join(dir, 'a'), join(dir, 'b'))), 'EEXIST');
+        assert.equal(await code(vfs.link(join(dir, 'nothing'), join(dir, 'c'))), 'ENOENT');
+        await vfs.remove(join(dir, 'a'));
+        assert.deepEqual(await vfs.readFile(join(dir, 'b')), b('abc'));
+        await vfs.syncDir(dir);
+      }));
+
     test('an open file outlives its name, as on POSIX', () =>
       withVfs(factory, async (vfs, dir) => {
         const path = join(dir, 'u');

@@ -148,6 +148,7 @@ function _engineOf(handler: EngineHandler): Engine {
     scan: (range) => handler.engine.scan(range),
     flush: () => handler.engine.flush(),
     compact: () => handler.engine.compact(),
+    snapshot: (dir) => handler.engine.snapshot(dir),
     stats: () => handler.engine.stats(),
     close: () => handler.engine.close(),
   };

@@ -32,6 +32,7 @@ export type FaultOp =
   | 'list'
   | 'mkdir'
   | 'rename'
+  | 'link'
   | 'remove'
   | 'syncDir';
 
@@ -104,6 +105,7 @@ const SYSCALLS: Record<FaultOp, string> = {
   list: 'scandir',
   mkdir: 'mkdir',
   rename: 'rename',
+  link: 'link',
   remove: 'unlink',
   syncDir: 'fsync',
 };
@@ -241,6 +243,11 @@ export class FaultyVfs implements Vfs {
   async rename(from: string, to: string): Promise<void> {
     this._check('rename', from);
     return this.inner.rename(from, to);
+  }
+
+  async link(from: string, to: string): Promise<void> {
+    this._check('link', from);
+    return this.inner.link(from, to);
   }
 
   async remove(path: string): Promise<void> {

@@ -98,6 +98,8 @@ export interface Vfs {
   mkdir(dir: string): Promise<void>;
   /** Atomic: `to` names the old file or the new one, never neither. Replaces a file at `to`. */
   rename(from: string, to: string): Promise<void>;
+  /** A second name for the file at `from` (a hard link): EEXIST if `to` exists. */
+  link(from: string, to: string): Promise<void>;
   /** Removes a file's name (unlink). */
   remove(path: string): Promise<void>;
   removeSync(path: string): void;

@@ -423,6 +423,19 @@ export class MemoryVfs implements Vfs {
     await this._complete(undefined);
   }
 
+  async link(from: string, to: string): Promise<void> {
+    this._checkRunning('link', from);
+    const source = this.#parentOf(from, 'link');
+    const target = this.#parentOf(to, 'link');
+    const node = source.dir.entries.get(source.name);
+    if (node === undefined) throw fsError('ENOENT', 'link', from);
+    if (node.kind === 'dir') throw fsError('EPERM', 'link', from);
+    if (target.dir.entries.has(target.name)) throw fsError('EEXIST', 'link', to);
+    // Both names are the same file: a crash keeps the new name only if the directory was synced.
+    this._mutate('link', to, () => target.dir.change({ kind: 'link', name: target.name, node }));
+    await this._complete(undefined);
+  }
+
   async remove(path: string): Promise<void> {
     this.removeSync(path);
     await this._complete(undefined);

@@ -24,7 +24,7 @@ import {
   write,
   writeSync,
 } from 'node:fs';
-import { mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { OpenMode, OpenOptions, Vfs, VfsFile, VfsStat } from './index.js';
 
@@ -151,6 +151,10 @@ export class NodeVfs implements Vfs {
 
   rename(from: string, to: string): Promise<void> {
     return rename(from, to);
+  }
+
+  link(from: string, to: string): Promise<void> {
+    return link(from, to);
   }
 
   remove(path: string): Promise<void> {

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { TINY } from '../../test/support/lsm-options.js';
+import { makeTempDir, removeTempDirs } from '../../test/support/temp-dir.js';
+import { isRingkvError } from '../util/errors.js';
+import { type Entry, EntryKind, tombstoneEntry, valueEntry } from './entry/entry.js';
+import { LsmEngine } from './lsm-engine.js';
+import { restoreSnapshot, SUMS_NAME } from './snapshot.js';
+import { MemoryVfs, nodeVfs, type Vfs } from './vfs/index.js';
+
+const LEVELS = 7;
+const key = (i: number) => Buffer.from(`key-${String(i).padStart(5, '0')}`);
+
+async function dump(engine: LsmEngine): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const cursor = engine.scan({ start: Buffer.alloc(0) });
+  for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+    for (const entry of batch as Entry[]) {
+      if (entry.kind === EntryKind.Value) out.set(entry.key.toString(), entry.value.toString());
+    }
+  }
+  await cursor.close();
+  return out;
+}
+
+async function filled(
+  vfs: Vfs,
+  dir: string,
+  count: number,
+): Promise<{ engine: LsmEngine; expected: Map<string, string> }> {
+  const engine = await LsmEngine.open({ dir, vfs, sync: false, ...TINY, log: () => {} });
+  const expected = new Map<string, string>();
+  for (let i = 0; i < count; i++) {
+    await engine.write(valueEntry(key(i), BigInt(i + 1), Buffer.from(`v${i}`)));
+    expected.set(key(i).toString(), `v${i}`);
+  }
+  for (let i = 0; i < count; i += 7) {
+    await engine.write(tombstoneEntry(key(i), BigInt(count + i + 1)));
+    expected.delete(key(i).toString());
+  }
+  return { engine, expected };
+}
+
+describe('snapshot and restore', () => {
+  after(removeTempDirs);
+
+  it('a snapshot holds every write acknowledged before it, while writes go on; a restore serves exactly that', async () => {
+    const base = await makeTempDir('ringkv-snapshot-');
+    const { engine, expected } = await filled(nodeVfs, join(base, 'data'), 1500);
+    // Writes racing the snapshot: in it or not, never half.
+    const racing = Array.from({ length: 200 }, (_, i) =>
+      engine.write(valueEntry(key(5000 + i), BigInt(10_000 + i), Buffer.from('late'))),
+    );
+    const info = await engine.snapshot(join(base, 'snap'));
+    await Promise.all(racing);
+    assert.ok(info.tables > 0);
+    assert.equal(info.copied, 0, 'same file system: hard links');
+    const names = readdirSync(join(base, 'snap')).sort();
+    assert.ok(names.includes('MANIFEST') && names.includes(SUMS_NAME));
+    assert.equal(names.filter((n) => n.endsWith('.sst')).length, info.tables);
+    // The sums are in sha256sum's format: one line per table and the manifest.
+    const sums = readFileSync(join(base, 'snap', SUMS_NAME), 'utf8')
+      .trim()
+      .split('\n');
+    assert.equal(sums.length, info.tables + 1);
+    for (const line of sums) assert.match(line, /^[0-9a-f]{64} {2}(\d+\.sst|MANIFEST)$/);
+    // The engine goes on (compactions, more writes) without touching the snapshot.
+    for (let i = 0; i < 300; i++)
+      await engine.write(valueEntry(key(i), BigInt(20_000 + i), Buffer.from('newer')));
+    await engine.compact();
+    await engine.close();
+
+    const restored = await restoreSnapshot(nodeVfs, join(base, 'snap'), join(base, 'restored'), LEVELS);
+    assert.equal(restored.tables, info.tables);
+    const reopened = await LsmEngine.open({ dir: join(base, 'restored'), sync: false, log: () => {} });
+    const contents = await dump(reopened);
+    for (const [k, v] of expected) assert.equal(contents.get(k), v, k);
+    for (const k of contents.keys()) {
+      assert.ok(expected.has(k) || k.startsWith('key-05'), `unexpected ${k}`);
+    }
+    assert.equal([...contents.values()].filter((v) => v === 'newer').length, 0);
+    await reopened.close();
+  });
+
+  it('a damaged or incomplete snapshot is refused, naming the file, and nothing is restored', async () => {
+    const base = await makeTempDir('ringkv-snapshot-');
+    const { engine } = await filled(nodeVfs, join(base, 'data'), 400);
+    await engine.snapshot(join(base, 'snap'));
+    await engine.close();
+    const table = readdirSync(join(base, 'snap')).find((n) => n.endsWith('.sst'))!;
+    const path = join(base, 'snap', table);
+    const bytes = readFileSync(path);
+    // A copy with one byte flipped (the original is a link to the engine's own table).
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x01;
+    writeFileSync(`${path}.tmp`, bytes);
+    await nodeVfs.rename(`${path}.tmp`, path);
+    await assert.rejects(
+      restoreSnapshot(nodeVfs, join(base, 'snap'), join(base, 'restored'), LEVELS),
+      (err) =>
+        isRingkvError(err, 'RINGKV_CORRUPTION') && err.message.includes(path) && /damaged/.test(err.message),
+    );
+    assert.deepEqual(readdirSync(base).sort(), ['data', 'snap']);
+
+    await nodeVfs.remove(join(base, 'snap', SUMS_NAME));
+    await assert.rejects(
+      restoreSnapshot(nodeVfs, join(base, 'snap'), join(base, 'restored'), LEVELS),
+      (err) => isRingkvError(err, 'RINGKV_CORRUPTION') && err.message.includes('Not a complete snapshot'),
+    );
+  });
+
+  it('refuses a target that is not empty, for a snapshot and for a restore', async () => {
+    const base = await makeTempDir('ringkv-snapshot-');
+    const { engine } = await filled(nodeVfs, join(base, 'data'), 100);
+    await engine.snapshot(join(base, 'snap'));
+    await assert.rejects(engine.snapshot(join(base, 'snap')), (err) =>
+      isRingkvError(err, 'RINGKV_BAD_REQUEST'),
+    );
+    await engine.close();
+    await assert.rejects(
+      restoreSnapshot(nodeVfs, join(base, 'snap'), join(base, 'data'), LEVELS),
+      (err) => isRingkvError(err, 'RINGKV_BAD_REQUEST') && err.message.includes('not empty'),
+    );
+  });
+
+  it('works on the in-memory file system too (links there are names of one file)', async () => {
+    const vfs = new MemoryVfs();
+    const { engine, expected } = await filled(vfs, '/data', 600);
+    await engine.snapshot('/snap');
+    await engine.close();
+    await restoreSnapshot(vfs, '/snap', '/restored', LEVELS);
+    const reopened = await LsmEngine.open({ dir: '/restored', vfs, sync: false, log: () => {} });
+    assert.deepEqual(await dump(reopened), expected);
+    await reopened.close();
+  });
+});
