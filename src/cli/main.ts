@@ -55,6 +55,14 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
     summary: 'store the entries of an export',
     load: async () => (await import('./transfer-commands.js')).importCommand,
   },
+  snapshot: {
+    summary: 'make a node write a snapshot of its data while it serves',
+    load: async () => (await import('./backup-commands.js')).snapshot,
+  },
+  restore: {
+    summary: 'build a data directory from a snapshot',
+    load: async () => (await import('./backup-commands.js')).restore,
+  },
   decommission: {
     summary: 'take a node out of the cluster: it streams its data away, then exits',
     load: async () => (await import('./move-commands.js')).decommission,

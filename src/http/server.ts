@@ -56,6 +56,7 @@ import { handleEntities } from './routes/entities.js';
 import { handleEntity } from './routes/entity.js';
 import { handleHealth, type Readiness } from './routes/health.js';
 import { handleMetrics } from './routes/metrics.js';
+import { handleSnapshot, SNAPSHOT_PATH } from './routes/snapshot.js';
 import { handleStatus } from './routes/status.js';
 
 const KiB = 1024;
@@ -83,6 +84,8 @@ export interface HttpServerOptions {
   readonly readiness?: (() => Readiness) | undefined;
   /** Writes GET /metrics (Prometheus text); without it /metrics is 400 like any unknown path. */
   readonly metrics?: (() => Promise<string>) | undefined;
+  /** Writes a snapshot of the node's data (POST /v0/admin/snapshot); without it that path is 400. */
+  readonly snapshot?: ((dir: string) => Promise<unknown>) | undefined;
   /** Client requests (get, put, delete) slower than `slowMs` are told to `onSlow` (the node logs them). */
   readonly slowRequests?: { readonly slowMs: number; readonly onSlow: SlowRequestReport } | undefined;
 }
@@ -98,6 +101,7 @@ export class HttpServer {
   readonly #internode: RequestHandler | undefined;
   readonly #readiness: () => Readiness;
   readonly #metrics: (() => Promise<string>) | undefined;
+  readonly #snapshot: ((dir: string) => Promise<unknown>) | undefined;
   readonly #fastPath: FastPath | undefined;
   /** Range streams under way: close() waits for them so that no cursor outlives the store. */
   readonly #streams = new Set<Promise<void>>();
@@ -127,6 +131,7 @@ export class HttpServer {
     this.#internode = options.internode;
     this.#readiness = options.readiness ?? (() => 'ready');
     this.#metrics = options.metrics;
+    this.#snapshot = options.snapshot;
     // Two keys of up to 9 URL bytes per key byte (%XX of UTF-8) plus ordinary headers.
     const headBytesMax = Math.max(limits.httpHeaderBytesMin, 18 * options.keyBytesMax + 8 * KiB);
     this.#server = createServer(
@@ -287,6 +292,8 @@ export class HttpServer {
         handleHealth(ctx, req, res, this.#readiness);
       } else if (path === '/metrics' && this.#metrics !== undefined) {
         handleMetrics(ctx, req, res, this.#metrics);
+      } else if (path === SNAPSHOT_PATH && this.#snapshot !== undefined) {
+        handleSnapshot(ctx, req, res, this.#snapshot);
       } else if (isDashboardPath(path)) {
         handleDashboard(ctx, req, res, path);
       } else if (this.#internode !== undefined && path.startsWith(INTERNODE_PREFIX)) {

@@ -128,6 +128,7 @@ export class Node {
         fastPath: settings.fastPath ?? true,
         readiness: () => (node?.ready === true ? 'ready' : 'starting'),
         metrics: () => metrics.exposition(),
+        snapshot: (dir) => engine!.snapshot(dir),
         slowRequests: {
           slowMs: options.slowRequestMs,
           onSlow: (op, status, ms) =>

@@ -53,6 +53,15 @@ export async function loadBirthVersion(
   return version;
 }
 
+/**
+ * Records `version` as the node's birth: for a data directory restored from
+ * a snapshot, which misses what was written after it as a wiped one misses
+ * everything, so that anti-entropy pulls those keys back.
+ */
+export async function recordBirthVersion(dataDir: string, version: bigint): Promise<void> {
+  await _writeDurably(nodeVfs, dataDir, join(dataDir, BIRTH_FILE), `${HEADER}${version}\n`);
+}
+
 function _parse(path: string, text: string): bigint {
   const match = /^ringkv-birth 1\n(0|[1-9][0-9]{0,19})\n$/.exec(text);
   const version = match === null ? undefined : BigInt(match[1]!);
