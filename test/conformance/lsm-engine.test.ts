@@ -62,9 +62,12 @@ function memoryFactory(name: string, extra: Partial<LsmOpenOptions>): EngineFact
 engineSuite(lsmFactory('LsmEngine', {}));
 engineSuite(lsmFactory('LsmEngine with tiny limits', TINY));
 engineSuite(lsmFactory('LsmEngine with tiny limits and sync on', { ...TINY, sync: true }));
-// The default codec (lz4) runs in every suite here; the others with tiny limits, so that every few writes
-// write, compact and read compressed (or raw) tables.
+// The default codec (lz4) runs in every suite here (from level 2 down, which tiny limits reach); the
+// others with tiny limits, so that every few writes write, compact and read compressed (or raw) tables.
 engineSuite(lsmFactory('LsmEngine with tiny limits and deflate', { ...TINY, compression: 'deflate' }));
+engineSuite(
+  lsmFactory('LsmEngine with tiny limits and lz4 at every level', { ...TINY, compressionLevelMin: 0 }),
+);
 engineSuite(lsmFactory('LsmEngine with tiny limits and no compression', { ...TINY, compression: 'none' }));
 engineSuite(memoryFactory('LsmEngine on MemoryVfs', {}));
 engineSuite(memoryFactory('LsmEngine on MemoryVfs with tiny limits', TINY));

@@ -233,7 +233,7 @@ export class Background {
       bottom: compaction.bottom,
       nowMs: this.#options.nowMs(),
       tombstoneGraceMs: this.#options.tombstoneGraceMs,
-      writer: tableWriterOptions(this.#options),
+      writer: tableWriterOptions(this.#options, compaction.outputLevel),
     });
     const removed = compaction.inputs.map((t) => t.fileNumber);
     await this.#versions
@@ -264,7 +264,7 @@ export class Background {
 /** The flush job that writes `table.entries` (encodeMemtable()) as table `table.fileNumber`. */
 export function flushJob(options: LsmOptions, table: { fileNumber: number; entries: Uint8Array }): FlushJob {
   const { fileNumber, entries } = table;
-  return { kind: 'flush', dir: options.dir, fileNumber, entries, writer: tableWriterOptions(options) };
+  return { kind: 'flush', dir: options.dir, fileNumber, entries, writer: tableWriterOptions(options, 0) };
 }
 
 /** Entries copied per event-loop turn when a memtable is handed to the flush worker. */

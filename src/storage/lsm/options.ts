@@ -19,6 +19,8 @@ export interface LsmOptions {
   readonly bloomBitsPerKey: number;
   /** The codec new tables' data blocks are written with; tables already written keep theirs. */
   readonly compression: BlockCompression;
+  /** Tables written into shallower levels than this are written raw whatever the codec (limits.ts). */
+  readonly compressionLevelMin: number;
   readonly blockCacheBytes: number;
   readonly l0CompactionTrigger: number;
   readonly levelBytesBase: number;
@@ -54,6 +56,7 @@ export function lsmOptions(options: LsmOpenOptions): LsmOptions {
     blockBytes: limits.blockBytes,
     bloomBitsPerKey: limits.bloomBitsPerKey,
     compression: DEFAULT_BLOCK_COMPRESSION,
+    compressionLevelMin: limits.compressionLevelMin,
     blockCacheBytes: limits.blockCacheBytes,
     l0CompactionTrigger: limits.l0CompactionTrigger,
     levelBytesBase: limits.levelBytesBase,
@@ -89,12 +92,12 @@ export function walOptions(
   };
 }
 
-/** How flushes and compactions lay out the tables they write. */
-export function tableWriterOptions(options: LsmOptions): TableWriterOptions {
+/** How flushes (level 0) and compactions lay out the tables they write into `level`. */
+export function tableWriterOptions(options: LsmOptions, level: number): TableWriterOptions {
   return {
     blockBytes: options.blockBytes,
     bloomBitsPerKey: options.bloomBitsPerKey,
-    compression: options.compression,
+    compression: level >= options.compressionLevelMin ? options.compression : 'none',
   };
 }
 
