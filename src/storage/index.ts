@@ -1,6 +1,10 @@
 /**
  * The storage package's public face: the Engine contract and the factory the
  * server uses. Other packages import storage only through this file.
+ *
+ * entry/ is exported whole: an entry and its codec are the data model that
+ * the WAL, SSTables, hint files and the internode protocol share on purpose
+ * (a change there changes every one of those formats).
  */
 import type { BlockCompression } from '../config/compression.js';
 import type { Engine } from './engine.js';
