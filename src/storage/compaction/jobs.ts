@@ -7,8 +7,9 @@
  *   next flush once this one answered), become one level-0 table.
  * - compaction: input tables are merged (newest version per key); shadowed
  *   versions disappear, and at the bottom of the tree tombstones and expired
- *   values older than the grace period are dropped. Output is cut into
- *   tables near `tableBytesTarget`.
+ *   values older than the grace period are dropped; so are, when the job
+ *   carries a purge filter (../purge.ts), the entries it names. Output is
+ *   cut into tables near `tableBytesTarget`.
  *
  * Every output table is fsynced before the job reports it; the caller makes
  * it live by writing the manifest.
@@ -22,6 +23,7 @@ import { EntryKind } from '../entry/entry.js';
 import { RecordView } from '../entry/record.js';
 import { filePath } from '../files.js';
 import { RecordMerge } from '../iterator/record-merge.js';
+import { type PurgeFilter, purged } from '../purge.js';
 import { type TableMeta, TableRecordScan, TableWriter, type TableWriterOptions } from '../sstable/index.js';
 import { isNoSpace, nodeVfs, type Vfs } from '../vfs/index.js';
 
@@ -46,6 +48,8 @@ export interface CompactionJob {
   readonly nowMs: number;
   readonly tombstoneGraceMs: number;
   readonly writer: TableWriterOptions;
+  /** Entries to drop for good (a full compaction of every table: no older version can resurface). */
+  readonly purge?: PurgeFilter;
 }
 
 export type Job = FlushJob | CompactionJob;
@@ -104,6 +108,13 @@ export function runCompaction(job: CompactionJob, vfs: Vfs = nodeVfs): JobResult
     for (let record = merge.next(); record !== undefined; record = merge.next()) {
       entriesIn++;
       if (job.bottom && isObsolete(record, job.nowMs, job.tombstoneGraceMs)) {
+        entriesDropped++;
+        continue;
+      }
+      if (
+        job.purge !== undefined &&
+        purged(job.purge, record.buf, record.keyStart, record.keyEnd, record.version)
+      ) {
         entriesDropped++;
         continue;
       }

@@ -19,6 +19,7 @@ import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from '.
 import type { EngineStats } from '../engine.js';
 import { filePath } from '../files.js';
 import type { Memtable } from '../memtable/memtable.js';
+import type { PurgeFilter } from '../purge.js';
 import type { BlockCache } from '../sstable/index.js';
 import { isNoSpace, storageError } from '../vfs/index.js';
 import type { OpenState } from './open-state.js';
@@ -135,13 +136,16 @@ export class Background {
     }
   }
 
-  /** Merges every table into the bottom level once the compaction under way is done (compact()). */
-  async compactFully(): Promise<void> {
+  /**
+   * Merges every table into the bottom level once the compaction under way
+   * is done (compact()); with a purge filter, drops the entries it names.
+   */
+  async compactFully(purge?: PurgeFilter): Promise<void> {
     while (this.#compacting !== undefined) await this.#compacting.catch(() => {});
     this.#open.check();
     const compaction = pickFullCompaction(this.#versions.current.version);
     if (compaction === undefined) return;
-    const run = this.#runCompaction(compaction);
+    const run = this.#runCompaction(compaction, purge);
     this.#compacting = run
       .catch(() => {})
       .finally(() => {
@@ -219,7 +223,7 @@ export class Background {
   }
 
   /** Runs one compaction and installs its result; rejects, with nothing changed, if either fails. */
-  async #runCompaction(compaction: Compaction): Promise<void> {
+  async #runCompaction(compaction: Compaction, purge?: PurgeFilter): Promise<void> {
     const inputBytes = compaction.inputs.reduce((sum, t) => sum + t.fileBytes, 0);
     const reserved = Math.ceil(inputBytes / this.#options.tableBytesTarget) * 2 + 2;
     const outputFileNumbers = this.#versions.newFileNumbers(reserved);
@@ -234,6 +238,7 @@ export class Background {
       nowMs: this.#options.nowMs(),
       tombstoneGraceMs: this.#options.tombstoneGraceMs,
       writer: tableWriterOptions(this.#options, compaction.outputLevel),
+      ...(purge === undefined ? {} : { purge }),
     });
     const removed = compaction.inputs.map((t) => t.fileNumber);
     await this.#versions
