@@ -184,4 +184,26 @@ describe('Ring', () => {
       assert.equal(after.primary(key), before.primary(key) === c ? d : before.primary(key));
     }
   });
+
+  test("ranges: a key hashes into a node's ranges exactly when the node is among its first `depth` replicas", () => {
+    const ring = new Ring(local, { vnodesPerNode: 128 });
+    for (const depth of [1, 3]) {
+      for (const url of local) {
+        const ranges = ring.ranges(url, depth);
+        for (let i = 2; i < ranges.length; i += 2)
+          assert.ok(ranges[i - 1]! < ranges[i]!, 'sorted, disjoint, merged');
+        for (const key of randomKeys(3000, 0xabc + depth)) {
+          const h = hash32(key);
+          let inside = false;
+          for (let i = 0; i < ranges.length; i += 2) if (h >= ranges[i]! && h < ranges[i + 1]!) inside = true;
+          assert.equal(
+            inside,
+            ring.replicas(key, depth).includes(url),
+            `${url} depth ${depth} key hash ${h}`,
+          );
+        }
+      }
+    }
+    assert.deepEqual(new Ring([local[0]!]).ranges(local[0]!, 1), [0, 2 ** 32], 'one node: everything');
+  });
 });

@@ -131,6 +131,34 @@ export class Ring {
     return new Map(this.nodes.map((url, owner) => [url, arcs[owner]! / RING_SPAN]));
   }
 
+  /**
+   * The hash ranges in which `url` is among a key's first `depth` replicas:
+   * sorted, disjoint [start, end) pairs of hash32 values, flattened
+   * ([s0, e0, s1, e1, ...], end up to 2^32), adjacent ones merged. A key is
+   * in them exactly when replicas(key, depth) includes url (the test checks
+   * it against lookups). `depth` is at most min(nodes, 8).
+   */
+  ranges(url: string, depth: number): number[] {
+    assert(Number.isInteger(depth) && depth >= 1 && depth <= this.#depth, `depth out of range: ${depth}`);
+    const out: number[] = [];
+    const add = (start: number, end: number): void => {
+      if (start >= end) return;
+      if (out.length > 0 && out[out.length - 1] === start) out[out.length - 1] = end;
+      else out.push(start, end);
+    };
+    const positions = this.#positions;
+    const last = positions.length - 1;
+    const holds = (point: number): boolean => {
+      const index = this.#arcs[point]!.order.indexOf(url);
+      return index >= 0 && index < depth;
+    };
+    // Point 0 also covers the hashes after the last point, wrapping past 2^32 - 1.
+    if (holds(0)) add(0, positions[0]! + 1);
+    for (let i = 1; i <= last; i++) if (holds(i)) add(positions[i - 1]! + 1, positions[i]! + 1);
+    if (holds(0)) add(positions[last]! + 1, RING_SPAN);
+    return out;
+  }
+
   /** The slow path for `from` beyond the precomputed depth: walk the points. */
   #walk(point: number, from: number): readonly string[] {
     const seen = new Set<number>();
