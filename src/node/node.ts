@@ -92,7 +92,7 @@ export class Node {
     let engine: Engine | undefined;
     let parts: ClusterParts | undefined;
     try {
-      engine = await openStorage(options, lineLog(log, 'engine'));
+      engine = await openStorage(options, log);
       const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
       if (clockOffsetMs !== 0) {
         log.warn('clock.offset', `Wall clock offset by ${clockOffsetMs} ms (RINGKV_CLOCK_OFFSET_MS)`, {
@@ -248,7 +248,7 @@ async function prepareDataDir(dir: string): Promise<void> {
   }
 }
 
-async function openStorage(options: ServeOptions, log: (line: string) => void): Promise<Engine> {
+async function openStorage(options: ServeOptions, log: Log): Promise<Engine> {
   try {
     return await openEngine({
       dir: options.dataDir,
@@ -256,7 +256,8 @@ async function openStorage(options: ServeOptions, log: (line: string) => void): 
       memtableBytesMax: options.memtableBytesMax,
       blockCacheBytes: options.blockCacheBytes,
       compression: options.compression,
-      log,
+      log: lineLog(log, 'engine'),
+      summary: (line) => log.info('engine.background', line),
     });
   } catch (err) {
     if (isRingkvError(err)) throw err;

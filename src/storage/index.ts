@@ -59,13 +59,16 @@ export interface EngineOptions {
    * or compaction that failed and will be retried. Default: process.emitWarning.
    */
   readonly log?: (line: string) => void;
+  /** A line per flush and compaction (the node's info log); default nowhere. */
+  readonly summary?: (line: string) => void;
   /** The file system (default: the real one); tests pass an in-memory or fault-injecting one. */
   readonly vfs?: Vfs;
 }
 
 /** Opens (recovering if needed) the engine in `options.dir`. */
 export async function openEngine(options: EngineOptions): Promise<Engine> {
-  const { dir, sync, memtableBytesMax, blockCacheBytes, compression, tombstoneGraceMs, log, vfs } = options;
+  const { dir, sync, memtableBytesMax, blockCacheBytes, compression, tombstoneGraceMs, log, summary, vfs } =
+    options;
   return LsmEngine.open({
     dir,
     sync,
@@ -74,6 +77,7 @@ export async function openEngine(options: EngineOptions): Promise<Engine> {
     ...(compression === undefined ? {} : { compression }),
     ...(tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs }),
     ...(log === undefined ? {} : { log }),
+    ...(summary === undefined ? {} : { summary }),
     ...(vfs === undefined ? {} : { vfs }),
   });
 }

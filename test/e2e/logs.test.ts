@@ -144,6 +144,28 @@ describe('logs', () => {
     assert.ok(lines.some((line) => line.includes('node.ready')));
   });
 
+  it('flushes (and compactions) are summed up in one record each', async () => {
+    const node = await startNode({
+      dataDir: await makeTempDir('ringkv-logs-'),
+      args: ['--memtable-bytes', '4096', '--sync', 'off'],
+    });
+    for (let i = 0; i < 100; i++) {
+      const put = await httpRequest(`${node.url}${entityPath(`key-${i}`)}`, {
+        method: 'PUT',
+        body: 'x'.repeat(200),
+      });
+      assert.equal(put.status, 201);
+    }
+    await until(() => events(node.stderr, 'engine.background').length > 0, 5000);
+    await stopNode(node);
+    const flushes = events(node.stderr, 'engine.background').filter((r) => r.msg.startsWith('Flushed'));
+    assert.ok(flushes.length >= 2, node.stderr);
+    assert.match(
+      flushes[0]!.msg,
+      /^Flushed a memtable to level 0: 1 table, \d+ entries, \d+ bytes in \d+ ms$/,
+    );
+  });
+
   it('a bad --log-level or --log-format is one plain line and exit 2', async () => {
     for (const [flag, value] of [
       ['--log-level', 'loud'],

@@ -198,6 +198,7 @@ export class Background {
     const writes = this.#writes;
     const frozen = writes.frozen[0]!;
     const fileNumber = this.#versions.newFileNumber();
+    const startedMs = performance.now();
     const payload = await encodeMemtable(frozen.memtable, this.#flushBuffer);
     this.#flushBuffer = payload.buffer as SharedArrayBuffer;
     // Shared, not transferred: the worker is done with it when it answers, and the next flush reuses it.
@@ -217,6 +218,9 @@ export class Background {
         throw err;
       });
     this.#flushes++;
+    this.#options.summary(
+      `Flushed a memtable to level 0: ${describeTables(result.tables)} in ${Math.round(performance.now() - startedMs)} ms`,
+    );
     writes.releaseStalled();
     this.scheduleCompaction();
     await writes.removeLog(frozen);
@@ -225,6 +229,7 @@ export class Background {
   /** Runs one compaction and installs its result; rejects, with nothing changed, if either fails. */
   async #runCompaction(compaction: Compaction, purge?: PurgeFilter): Promise<void> {
     const inputBytes = compaction.inputs.reduce((sum, t) => sum + t.fileBytes, 0);
+    const startedMs = performance.now();
     const reserved = Math.ceil(inputBytes / this.#options.tableBytesTarget) * 2 + 2;
     const outputFileNumbers = this.#versions.newFileNumbers(reserved);
     // The job deletes its outputs itself when it fails.
@@ -252,6 +257,9 @@ export class Background {
       });
     this.#pointers[compaction.inputLevel] = keyRange(compaction.picked)[1];
     this.#compactions++;
+    this.#options.summary(
+      `Compacted ${compaction.inputs.length} tables (${inputBytes} bytes) of levels ${compaction.inputLevel}-${compaction.outputLevel} into ${describeTables(result.tables)} at level ${compaction.outputLevel} in ${Math.round(performance.now() - startedMs)} ms${purge === undefined ? '' : ', purging'}`,
+    );
     for (const fileNumber of removed) {
       this.#cache.evictFile(fileNumber);
       await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
@@ -264,6 +272,13 @@ export class Background {
       await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
     }
   }
+}
+
+/** "2 tables, 1,024 entries, 65,536 bytes" */
+function describeTables(tables: readonly { entryCount: number; fileBytes: number }[]): string {
+  const entries = tables.reduce((sum, t) => sum + t.entryCount, 0);
+  const bytes = tables.reduce((sum, t) => sum + t.fileBytes, 0);
+  return `${tables.length} table${tables.length === 1 ? '' : 's'}, ${entries} entries, ${bytes} bytes`;
 }
 
 /** The flush job that writes `table.entries` (encodeMemtable()) as table `table.fileNumber`. */

@@ -40,6 +40,11 @@ export interface LsmOptions {
    */
   readonly log: (line: string) => void;
   /**
+   * A line per flush and per compaction, saying what it did (tables, entries,
+   * bytes, time): the node's info log. Default: nowhere.
+   */
+  readonly summary: (line: string) => void;
+  /**
    * The file system (default: the real one). On any other (in-memory,
    * fault-injecting), flushes and compactions run in-process rather than in
    * worker threads (compaction/background.ts).
@@ -68,6 +73,7 @@ export function lsmOptions(options: LsmOpenOptions): LsmOptions {
     backgroundRetryMinMs: limits.backgroundRetryMinMs,
     backgroundRetryMaxMs: limits.backgroundRetryMaxMs,
     log: warn,
+    summary: () => {},
     vfs: nodeVfs,
     ...options,
   });
