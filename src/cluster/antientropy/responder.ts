@@ -78,7 +78,10 @@ export class AntiEntropyResponder {
     const request = decodeRequest(body);
     const ring = this.#ring();
     if (ring === undefined || !ring.nodes.includes(this.#selfUrl)) {
-      throw new RingkvError('RINGKV_BAD_REQUEST', `Anti-entropy request while ${this.#selfUrl} is off the ring`);
+      throw new RingkvError(
+        'RINGKV_BAD_REQUEST',
+        `Anti-entropy request while ${this.#selfUrl} is off the ring`,
+      );
     }
     const nodes = ring.nodes;
     if (!nodes.includes(request.from) || request.from === this.#selfUrl) {
