@@ -123,6 +123,7 @@ export async function clusterParts(
       engine,
       transport: membershipLinks(transport),
       observe: (version) => clock.observe(version),
+      now: () => clock.now(),
       log: (level, event, line) => log[level](event, line),
       bytesPerSecond: streamBytesPerSecondFromEnv(),
       ...(context.onRemoved === undefined ? {} : { onRemoved: context.onRemoved }),

@@ -13,12 +13,14 @@
  * answered with a value the key may hold: a quorum read never misses an
  * acknowledged write, during the moves too); every key's value read back at
  * the end with quorum reads; the ring's ownership within ±10% of even at
- * every size; a decommissioned node exits 0.
+ * every size; a decommissioned node exits 0; once the old owners have
+ * cleaned up after the growth to five, every key is on exactly three nodes.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { checkValues, describeEvents, startLoad } from '../support/load-client.js';
 import {
+  copiesPerKey,
   type MembershipView,
   waitMembers,
   waitMembership,
@@ -106,7 +108,19 @@ describe('membership: grow 3 -> 4 -> 5, decommission back to 3, under load', () 
 
     load.setPhase('join 5');
     nodes[4] = await start(4, ['--join', urls[3]!]);
-    checkShares(await waitMembers(urls[1]!, { normal: urls }), 5);
+    const five = await waitMembers(urls[1]!, { normal: urls }, 60_000);
+    checkShares(five, 5);
+    for (const url of urls) {
+      await waitMembership(url, (v) => v.cleanup?.epoch === five.epoch && v.cleanup.state === 'done');
+    }
+    const copies = await copiesPerKey(urls, 'filler-');
+    const wrong = [...copies].filter(([, n]) => n !== 3);
+    assert.equal(copies.size, FILLER_KEYS);
+    assert.deepEqual(
+      wrong.slice(0, 5),
+      [],
+      `${wrong.length} filler keys not on exactly three nodes after the cleanup`,
+    );
     await flowing(150);
 
     load.setPhase('decommission 1');

@@ -23,6 +23,8 @@ export interface MembershipView {
   readonly members: readonly MemberView[];
   readonly move: string | null;
   readonly receiving: Record<string, unknown> | null;
+  /** The last cleanup after a move: its epoch and state (scheduled, running, done, skipped, failed). */
+  readonly cleanup: { readonly epoch: string; readonly state: string } | null;
 }
 
 /** The node's membership, as its /v0/status shows it (whatever the status code). */

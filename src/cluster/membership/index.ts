@@ -39,7 +39,14 @@ export {
   withJoining,
   withLeaving,
 } from './membership.js';
-export { type MoveProgressAnswer, Mover, type MoverOptions, newOwners } from './mover.js';
+export {
+  type MoveProgressAnswer,
+  Mover,
+  type MoverOptions,
+  newOwners,
+  subtractRanges,
+  unheldRanges,
+} from './mover.js';
 export { MembershipService, type MembershipServiceOptions, type MembershipStart } from './service.js';
 export {
   type ReceiveProgress,

@@ -20,6 +20,14 @@
  *    ring keeps getting writes for limits.ringTrailingMs (topology.ts). A
  *    node that finds itself removed (decommissioned, or removed while it was
  *    away) serves out that time, then calls onRemoved (the node stops).
+ * 4. Cleanup, once that time is over (never before the flip): every node
+ *    that stays drops, for good (Engine.purge), the keys of every hash range
+ *    it does not hold in the new current ring (as one of a key's first R):
+ *    after a flip, what it handed to new owners; after a cancel, what it
+ *    streamed in for nothing; and whatever an earlier cleanup that did not
+ *    run left. Only versions written before the cleanup starts go, and none
+ *    at all if the membership changed meanwhile (a new move may hand those
+ *    ranges back). Keys written with a `from` above R keep R copies.
  *
  * Operators' requests arrive as internode MOVE messages (handleMove):
  * decommission (of the node that receives it), remove (of a dead node),
@@ -33,6 +41,7 @@ import { decodeMoveRequest, MoveKind } from './format.js';
 import { answersExchange, type Gossip } from './gossip.js';
 import {
   cancelled,
+  currentMembers,
   describeMove,
   EMPTY_MEMBERSHIP,
   flipped,
@@ -43,7 +52,7 @@ import {
   withLeaving,
 } from './membership.js';
 import { type ReceiveProgress, StreamReceiver } from './streaming.js';
-import type { Topology } from './topology.js';
+import { replicationFactor, ringOf, type Topology } from './topology.js';
 
 export interface MoverOptions {
   readonly selfUrl: string;
@@ -53,6 +62,8 @@ export interface MoverOptions {
   readonly transport: MembershipLinks & { isUp(peer: string): boolean };
   /** Every version streamed in moves the node's clock past it. */
   readonly observe?: (version: bigint) => void;
+  /** A new version from the node's clock: the cleanup drops only versions at or below it. */
+  readonly now?: () => bigint;
   /** This node was removed from the cluster: stop it (called once, after the trailing time). */
   readonly onRemoved?: () => void;
   /** One line per event an operator should see. */
@@ -82,6 +93,40 @@ export function newOwners(view: Membership): string[] {
     .map((m) => m.url);
 }
 
+/** The cleanup starts this long after the trailing ring stopped getting writes. */
+const CLEANUP_MARGIN_MS = 1000;
+/** The hash space: 0 .. 2^32 - 1. */
+const RING_SPAN = 2 ** 32;
+
+/**
+ * The hash ranges in which `self` is not among a key's first R replicas on
+ * `view`'s current ring (R its replication factor): flattened [start, end)
+ * pairs, sorted. Everything when `self` is not on it.
+ */
+export function unheldRanges(self: string, view: Membership): number[] {
+  const ring = ringOf(currentMembers(view));
+  const held =
+    ring?.nodes.includes(self) === true ? ring.ranges(self, replicationFactor(ring.nodes.length)) : [];
+  return subtractRanges([0, RING_SPAN], held);
+}
+
+/** The ranges of `a` not in `b` (both sorted lists of [start, end) pairs). */
+export function subtractRanges(a: readonly number[], b: readonly number[]): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (let i = 0; i < a.length; i += 2) {
+    let start = a[i]!;
+    const end = a[i + 1]!;
+    while (j < b.length && b[j + 1]! <= start) j += 2;
+    for (let k = j; k < b.length && b[k]! < end; k += 2) {
+      if (b[k]! > start) out.push(start, b[k]!);
+      start = Math.max(start, b[k + 1]!);
+    }
+    if (start < end) out.push(start, end);
+  }
+  return out;
+}
+
 export class Mover {
   readonly #options: MoverOptions;
   readonly #selfUrl: string;
@@ -92,6 +137,9 @@ export class Mover {
   #owners = new Map<string, ReceiveProgress | { error: string }>();
   #timer: NodeJS.Timeout | undefined;
   #removedTimer: NodeJS.Timeout | undefined;
+  #cleanupTimer: NodeJS.Timeout | undefined;
+  /** The last cleanup: what it dropped, or why it did not run. */
+  #cleanup: Record<string, unknown> | null = null;
   #running = false;
   #polling = false;
   #removed = false;
@@ -118,6 +166,7 @@ export class Mover {
     this.#receiver = undefined;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#removedTimer !== undefined) clearTimeout(this.#removedTimer);
+    if (this.#cleanupTimer !== undefined) clearTimeout(this.#cleanupTimer);
     this.#timer = undefined;
   }
 
@@ -197,6 +246,7 @@ export class Mover {
       newOwners: moveUnderWay(view) ? newOwners(view) : [],
       receiving: this.progress().receiving,
       completing: this.#owners.size === 0 ? null : Object.fromEntries(this.#owners),
+      cleanup: this.#cleanup,
     };
   }
 
@@ -228,6 +278,46 @@ export class Mover {
     }
     if (moveUnderWay(view) && newOwners(view).includes(this.#selfUrl) && this.#receiver === undefined) {
       void this.#receive(view);
+    }
+    if (moveUnderWay(previous) && !moveUnderWay(view) && self?.state === MemberState.Normal) {
+      this.#scheduleCleanup(view);
+    }
+  }
+
+  /** Once the trailing time is over, drops what the move's end left here that this node no longer holds. */
+  #scheduleCleanup(view: Membership): void {
+    const lost = unheldRanges(this.#selfUrl, view);
+    if (lost.length === 0) return;
+    const share = lost.reduce((sum, bound, i) => sum + (i % 2 === 0 ? -bound : bound), 0) / 2 ** 32;
+    this.#cleanup = { epoch: String(view.epoch), state: 'scheduled', ranges: lost.length / 2, share };
+    if (this.#cleanupTimer !== undefined) clearTimeout(this.#cleanupTimer);
+    this.#cleanupTimer = setTimeout(() => {
+      this.#cleanupTimer = undefined;
+      void this.#runCleanup(view, lost, share);
+    }, this.#trailingMs() + CLEANUP_MARGIN_MS);
+    this.#cleanupTimer.unref();
+  }
+
+  async #runCleanup(view: Membership, lost: number[], share: number): Promise<void> {
+    const engine = this.#options.engine;
+    const base = { epoch: String(view.epoch), ranges: lost.length / 2, share };
+    if (this.#topology.view !== view || !this.#running) {
+      this.#cleanup = { ...base, state: 'skipped', reason: 'the membership changed since' };
+      this.#log(`Cleanup for epoch ${view.epoch} skipped: the membership changed since; the data stays`);
+      return;
+    }
+    if (engine.purge === undefined || this.#options.now === undefined) return;
+    const startedMs = Date.now();
+    this.#cleanup = { ...base, state: 'running' };
+    try {
+      await engine.purge({ hashRanges: lost, versionMax: this.#options.now() });
+      this.#cleanup = { ...base, state: 'done', ms: Date.now() - startedMs };
+      this.#log(
+        `Cleanup for epoch ${view.epoch}: dropped the keys of ${lost.length / 2} ranges (${(share * 100).toFixed(1)}% of the hash space) this node no longer holds, in ${Date.now() - startedMs} ms`,
+      );
+    } catch (err) {
+      this.#cleanup = { ...base, state: 'failed', error: errorMessage(err) };
+      this.#log(`Cleanup for epoch ${view.epoch} failed: ${errorMessage(err)}; the data stays`);
     }
   }
 

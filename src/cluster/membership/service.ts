@@ -57,6 +57,8 @@ export interface MembershipServiceOptions {
   readonly engine: Engine;
   readonly transport: MembershipLinks & { isUp(peer: string): boolean };
   readonly observe?: (version: bigint) => void;
+  /** A new version from the node's clock (the cleanup after a move drops only older ones). */
+  readonly now?: () => bigint;
   /** Records for operators: `event` names what happened (membership.*). */
   readonly log: (level: 'info' | 'warn', event: string, line: string) => void;
   readonly onRemoved?: () => void;
@@ -103,6 +105,7 @@ export class MembershipService {
       transport: options.transport,
       log: (line) => options.log('info', 'membership', line),
       ...(options.observe === undefined ? {} : { observe: options.observe }),
+      ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.onRemoved === undefined ? {} : { onRemoved: options.onRemoved }),
       ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
     });

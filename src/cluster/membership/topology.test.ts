@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MemoryEngine, valueEntry } from '../../storage/index.js';
+import { hash32 } from '../ring/index.js';
 import { encodeStreamRequest } from './format.js';
 import {
   bootstrapMembership,
@@ -10,6 +11,7 @@ import {
   withJoining,
   withLeaving,
 } from './membership.js';
+import { subtractRanges, unheldRanges } from './mover.js';
 import { StreamReceiver, StreamSource, streamedTo } from './streaming.js';
 import { Topology } from './topology.js';
 
@@ -149,5 +151,34 @@ describe('streaming', () => {
       .handle(encodeStreamRequest({ epoch: view.epoch, target: d, start: Buffer.alloc(0), limit: 10 }));
     // epoch 3 (cancelled) against the request's 2: an empty page that names epoch 3.
     assert.equal(page.readBigUInt64BE(1), 3n);
+  });
+});
+
+describe('cleanup ranges', () => {
+  test('subtraction of [start, end) lists', () => {
+    assert.deepEqual(subtractRanges([0, 100], [10, 20, 30, 40]), [0, 10, 20, 30, 40, 100]);
+    assert.deepEqual(subtractRanges([0, 10, 20, 30], [0, 30]), []);
+    assert.deepEqual(subtractRanges([0, 10, 20, 30], [5, 25]), [0, 5, 25, 30]);
+    assert.deepEqual(subtractRanges([0, 10], []), [0, 10]);
+  });
+
+  test('after a move a node drops exactly the keys it is not among the first three replicas of', () => {
+    const inRanges = (ranges: number[], key: Buffer): boolean => {
+      const h = hash32(key);
+      for (let i = 0; i < ranges.length; i += 2) if (h >= ranges[i]! && h < ranges[i + 1]!) return true;
+      return false;
+    };
+    const view = flipped(withJoining(bootstrapMembership([a, b, c, d]), e));
+    const after = new Topology(view);
+    for (const url of [a, e]) {
+      const unheld = unheldRanges(url, view);
+      for (const key of keys) assert.equal(inRanges(unheld, key), !after.replicas(key, 3).includes(url));
+    }
+    assert.deepEqual(
+      unheldRanges(a, bootstrapMembership([a, b, c])),
+      [],
+      'three nodes: each holds everything',
+    );
+    assert.deepEqual(unheldRanges('http://x:1', view), [0, 2 ** 32]);
   });
 });
