@@ -27,7 +27,9 @@
  *       smaller `from` skipped, only a hint repairs it, and the hint is lost
  *       when its coordinator lost power before keeping it (within the request
  *       timeout of the write). Such a gap is counted, not failed, and only
- *       when a write of the key had such a coordinator.
+ *       when a write of the key had such a coordinator. Replicas that hold
+ *       one version with different values are reported apart (sameVersion):
+ *       a known production issue, not a harness one (SimReport.sameVersion).
  *
  * Determinism: the seed decides the cluster (nodes, skews, sizes), the
  * schedule of requests and faults, every message's delay and fate, what each
@@ -84,6 +86,15 @@ export interface SimReport {
   readonly staleReads: readonly string[];
   /** (c): replicas that differ where the design says they converge. */
   readonly divergent: readonly string[];
+  /**
+   * (c), one kind apart: replicas that hold one version of a key with
+   * different values. Two coordinators stamped the same version (hybrid
+   * clocks carry no node id), one write reached some replicas and not
+   * others, and anti-entropy, which compares versions and kinds only
+   * (exchange.ts), cannot see the difference. A known production issue,
+   * scripted in same-version.test.ts.
+   */
+  readonly sameVersion: readonly string[];
   /** (c): replicas missing a key whose hint was lost with its coordinator (allowed, see above). */
   readonly gaps: number;
   /** Anything else that should not happen: a failed restart, an unexpected error. */
@@ -98,11 +109,13 @@ export interface SimReport {
   readonly trace: readonly string[];
 }
 
-export function passed(report: SimReport): boolean {
+/** Whether a run broke no check; `sameVersionAllowed` lets the known issue (SimReport.sameVersion) pass. */
+export function passed(report: SimReport, options: { sameVersionAllowed?: boolean } = {}): boolean {
   return (
     report.lost.length === 0 &&
     report.staleReads.length === 0 &&
     report.divergent.length === 0 &&
+    (report.sameVersion.length === 0 || options.sameVersionAllowed === true) &&
     report.errors.length === 0
   );
 }
@@ -127,7 +140,7 @@ export function summaryLine(report: SimReport): string {
     `drops=${report.drops}`,
     `lost=${report.lost.length}`,
     `stale=${report.staleReads.length}`,
-    `converged=${report.divergent.length === 0 ? 'yes' : 'no'}`,
+    `converged=${report.divergent.length + report.sameVersion.length === 0 ? 'yes' : 'no'}`,
     `gaps=${report.gaps}`,
     `errors=${report.errors.length}`,
     `(${(report.virtualMs / 1000).toFixed(1)} s simulated in ${(report.realMs / 1000).toFixed(1)} s)`,
@@ -145,6 +158,7 @@ export function failureReport(report: SimReport): string {
   list('lost (final reads)', report.lost);
   list('stale reads', report.staleReads);
   list('divergent replicas', report.divergent);
+  list('replicas with one version and different values (two coordinators stamped it)', report.sameVersion);
   list('errors', report.errors);
   sections.push(`Replay with: ${replayCommand(report)}`);
   return sections.join('\n');
@@ -154,6 +168,7 @@ const START_MS = Date.UTC(2026, 0, 1);
 /** A run that reaches this much virtual time is stuck (a few hundred requests take seconds). */
 const VIRTUAL_LIMIT_MS = 30 * 60 * 1000;
 const REPLICATION_FACTOR = 3;
+const SAME_VERSION = 'one version with different values';
 /** Each node's clock is off by at most this, so any two differ by less than the bound writes are ordered under. */
 const CLOCK_OFFSET_MAX_MS = Math.floor(0.4 * limits.clockSkewMaxMs);
 /** Anti-entropy rounds of every node at the end, at most, before replicas must have converged. */
@@ -207,6 +222,7 @@ class _Run {
   readonly lost: string[] = [];
   readonly staleReads: string[] = [];
   readonly divergent: string[] = [];
+  readonly sameVersion: string[] = [];
   readonly errors: string[] = [];
   readonly exercised = noneExercised();
   #gaps = 0;
@@ -291,6 +307,7 @@ class _Run {
       lost: this.lost,
       staleReads: this.staleReads,
       divergent: this.divergent,
+      sameVersion: this.sameVersion,
       gaps: this.#gaps,
       errors: this.errors,
       exercised: this.exercised,
@@ -491,9 +508,11 @@ class _Run {
   async #checkConvergence(): Promise<void> {
     for (const line of await this.#divergence()) {
       if (line.startsWith('gap ')) this.#gaps++;
+      else if (line.includes(SAME_VERSION)) this.sameVersion.push(line);
       else this.divergent.push(line);
     }
-    this.#note(`converged: ${this.divergent.length === 0 ? 'yes' : 'no'}, gaps: ${this.#gaps}`);
+    const converged = this.divergent.length + this.sameVersion.length === 0;
+    this.#note(`converged: ${converged ? 'yes' : 'no'}, gaps: ${this.#gaps}`);
   }
 
   /** The replicas that differ; lines starting with "gap " are the allowed kind (module comment). */
@@ -519,7 +538,7 @@ class _Run {
       const states = new Set(holders.map((i) => held[i]));
       if (states.size > 1) {
         const versions = new Set([...states].map((state) => state!.split(':')[0]));
-        const what = versions.size === 1 ? 'one version with different values' : 'different versions';
+        const what = versions.size === 1 ? SAME_VERSION : 'different versions';
         found.push(`${key}: ${what}: ${replicas.map((u, i) => `${_short(u)}=${held[i] ?? '-'}`).join(' ')}`);
         continue;
       }

@@ -75,7 +75,7 @@ async function main(): Promise<void> {
     totals.lost += report.lost.length;
     totals.stale += report.staleReads.length;
     totals.gaps += report.gaps;
-    if (report.divergent.length > 0) divergent++;
+    if (report.divergent.length + report.sameVersion.length > 0) divergent++;
     for (const name of Object.keys(exercised) as (keyof Exercised)[])
       exercised[name] += report.exercised[name];
     if (!passed(report)) {
