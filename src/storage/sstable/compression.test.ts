@@ -20,7 +20,7 @@ import { crc32 } from '../../util/bytes.js';
 import { type Entry, valueEntry } from '../entry/entry.js';
 import { BlockCache } from './cache.js';
 import { codecId, DICTIONARY_PIECE_BYTES, sampleDictionary, TableCompression } from './compression.js';
-import { COMPRESSED_BLOCK_TRAILER_BYTES, Codec, FOOTER_BYTES, Footer } from './format.js';
+import { COMPRESSED_BLOCK_TRAILER_BYTES, Codec, FOOTER_BYTES, Footer, sealSection } from './format.js';
 import { TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';
 
@@ -171,14 +171,6 @@ describe('block compression', () => {
       return { path, block, other: blocks[0]!.lastKey };
     }
 
-    /** A stored compressed block with `output` as its codec output and a matching crc. */
-    function sealed(output: Buffer): Buffer {
-      const out = Buffer.alloc(output.length + COMPRESSED_BLOCK_TRAILER_BYTES);
-      output.copy(out);
-      out.writeUInt32LE(crc32(output), output.length);
-      return out;
-    }
-
     async function assertRefused(
       path: string,
       offset: number,
@@ -221,7 +213,7 @@ describe('block compression', () => {
           const output = Buffer.alloc(b.length - COMPRESSED_BLOCK_TRAILER_BYTES, 0xff);
           // lz4: keep the size prefix, so that the decoder itself meets the garbage.
           if (compression === 'lz4') b.copy(output, 0, 0, 4);
-          return sealed(output);
+          return sealSection(output);
         });
         await assertRefused(path, block.offset, block.lastKey, other, /does not decompress/);
       });
@@ -234,7 +226,7 @@ describe('block compression', () => {
         const short = deflateRawSync(Buffer.alloc(rawBytes - 8, 0x61));
         assert.ok(short.length <= output.length);
         short.copy(output);
-        return sealed(output);
+        return sealSection(output);
       });
       await assertRefused(
         path,

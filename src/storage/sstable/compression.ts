@@ -29,10 +29,16 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
 import type { BlockCompression } from '../../config/compression.js';
 import { assert } from '../../util/assert.js';
-import { crc32 } from '../../util/bytes.js';
 import { CorruptionError } from '../../util/errors.js';
 import { Block } from './block.js';
-import { COMPRESSED_BLOCK_TRAILER_BYTES, Codec, type CodecId, type TableIndex } from './format.js';
+import {
+  COMPRESSED_BLOCK_TRAILER_BYTES,
+  Codec,
+  type CodecId,
+  openSection,
+  sealSection,
+  type TableIndex,
+} from './format.js';
 
 /** The deflate level the writer uses: zlib's default, the reader does not need it. */
 const DEFLATE_LEVEL = 6;
@@ -97,12 +103,8 @@ export class TableCompression {
   compress(raw: Buffer): Buffer | undefined {
     if (this.#impl === undefined) return undefined;
     const out = this.#impl.compress(raw, this.dictionary);
-    const storedBytes = out.length + COMPRESSED_BLOCK_TRAILER_BYTES;
-    if (storedBytes > raw.length - (raw.length >>> 3)) return undefined;
-    const stored = Buffer.allocUnsafe(storedBytes);
-    out.copy(stored, 0);
-    stored.writeUInt32LE(crc32(out), out.length);
-    return stored;
+    if (out.length + COMPRESSED_BLOCK_TRAILER_BYTES > raw.length - (raw.length >>> 3)) return undefined;
+    return sealSection(out);
   }
 
   /**
@@ -123,17 +125,8 @@ export class TableCompression {
     const impl = this.#impl;
     // INVARIANT: decodeIndex refuses compressed blocks in a table without a codec.
     assert(impl !== undefined, 'compressed block in a table without a codec');
-    const crcAt = stored.length - COMPRESSED_BLOCK_TRAILER_BYTES;
-    const compressed = stored.subarray(0, crcAt);
-    const storedCrc = stored.readUInt32LE(crcAt);
-    const computed = crc32(compressed);
-    if (storedCrc !== computed) {
-      throw new CorruptionError(
-        path,
-        offset,
-        `compressed data block checksum mismatch: stored ${storedCrc}, computed ${computed}`,
-      );
-    }
+    // Framed as a section is (payload + crc32), and checked the same way.
+    const compressed = openSection(stored, path, offset, 'compressed data block');
     let raw: Buffer;
     try {
       raw = impl.decompress(compressed, rawBytes, this.dictionary);

@@ -108,10 +108,10 @@ export const Footer = {
 export const BLOCK_OFFSET_BYTES = 4;
 /** After a block's offset array: u32 entry count, u32 crc. */
 export const BLOCK_TRAILER_BYTES = 8;
-/** After a compressed block's codec output: u32 crc of that output. */
-export const COMPRESSED_BLOCK_TRAILER_BYTES = 4;
 /** Every section (index, filter) ends with a u32 crc32 of its payload. */
 export const SECTION_CRC_BYTES = 4;
+/** After a compressed block's codec output: u32 crc of that output (framed as a section is). */
+export const COMPRESSED_BLOCK_TRAILER_BYTES = SECTION_CRC_BYTES;
 /** An index record besides its key: u16 key length, u64 block offset, u32 block length (version 1). */
 export const INDEX_RECORD_FIXED_BYTES_V1 = 2 + 8 + 4;
 /** ...and, in version 2, u32 raw length. */
