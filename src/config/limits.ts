@@ -345,12 +345,15 @@ export const limits = {
   streamRequestTimeoutMs: 30_000,
   /**
    * Streaming: flow control, the bytes a new owner takes per second from all
-   * its sources together (default; RINGKV_STREAM_BYTES_PER_SEC). With the
-   * sources' paced scans (antiEntropyScanShare) and one page in flight per
-   * transfer, a move costs clients little latency; 32 MiB/s moves a node's
-   * share of 1M 100-byte entries in well under a minute.
+   * its sources together (default; RINGKV_STREAM_BYTES_PER_SEC), with the
+   * sources' scans paced (antiEntropyScanShare) and one page in flight per
+   * transfer. Per byte the cost is per entry (decode, engine write): on a
+   * 2-core machine a join left unbounded took ~6 MB/s of 128-byte entries
+   * and raised clients' p50 tenfold; at 2 MB/s it did not show. 8 MiB/s
+   * moves a node's share of 1M such keys (three copies of three quarters of
+   * them, ~340 MB) in under a minute where the cores are not all taken.
    */
-  streamBytesPerSecondMax: 32 * MiB,
+  streamBytesPerSecondMax: 8 * MiB,
   /** Streaming: local writes of a page in flight at once (they share the WAL's group commits). */
   streamWritesInFlightMax: 64,
   /** Streaming: a source that failed is tried again after this long. */
