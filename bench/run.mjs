@@ -6,9 +6,10 @@
  *   server          one node vs the ceiling server, open-loop rate search
  *   cluster         a 3-node local cluster, binary internode protocol vs HTTP, then a rolling restart
  *   restart         a rolling restart of a 3-node cluster under load (SIGTERM, one node at a time)
+ *   join            a fourth node joins a loaded 3-node cluster of 1M keys: streaming MB/s, latency before and during
  *   profile put|get CPU and heap profiles of a node under load, as flame graphs
  *   micro           hot helpers, current code vs candidates
- *   all             micro, engine, server, cluster, profile put, profile get (default)
+ *   all             micro, engine, server, cluster, join, profile put, profile get (default)
  *   check           quick self-test of the load generator's parts (no servers)
  *   render FILE     flame graph SVG of an existing .cpuprofile/.heapprofile
  *
@@ -22,11 +23,12 @@ import { log } from './lib/stats.mjs';
 import { runMicroBench } from './micro/micro-bench.mjs';
 import { renderFile, runProfile } from './profile/profile.mjs';
 import { runClusterBench } from './server/cluster-bench.mjs';
+import { runJoinBench } from './server/join-bench.mjs';
 import { runRestartBench } from './server/restart-bench.mjs';
 import { runServerBench } from './server/server-bench.mjs';
 
 const USAGE =
-  'usage: node run.mjs [engine|server|cluster|restart|profile put|profile get|micro|all|check|render FILE]';
+  'usage: node run.mjs [engine|server|cluster|restart|join|profile put|profile get|micro|all|check|render FILE]';
 
 async function runMode(mode, arg, stamp) {
   const started = Date.now();
@@ -43,6 +45,9 @@ async function runMode(mode, arg, stamp) {
       break;
     case 'restart':
       outcome = await runRestartBench();
+      break;
+    case 'join':
+      outcome = await runJoinBench();
       break;
     case 'profile':
       outcome = await runProfile(arg, stamp);
@@ -78,7 +83,7 @@ async function main() {
   }
   const plan =
     mode === 'all'
-      ? [['micro'], ['engine'], ['server'], ['cluster'], ['profile', 'put'], ['profile', 'get']]
+      ? [['micro'], ['engine'], ['server'], ['cluster'], ['join'], ['profile', 'put'], ['profile', 'get']]
       : [[mode, arg]];
   let failed = false;
   const sections = [];

@@ -89,7 +89,7 @@ function getText(port, pathName) {
  * 10 ms). A build without /v0/health (400 or 404) is waited for on
  * /v0/status instead; the result says which.
  */
-async function waitNodeReady(node) {
+export async function waitNodeReady(node) {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   while (Date.now() < deadline) {
     const { child } = node;
@@ -165,7 +165,7 @@ function errorTotal(errors) {
 }
 
 /** Figures of timeline slots [fromSlot, toSlot). */
-function windowFigures(result, fromSlot, toSlot) {
+export function windowFigures(result, fromSlot, toSlot) {
   const { slotMs, slots } = result.timeline;
   const chosen = slots.slice(fromSlot, Math.max(fromSlot, toSlot));
   const errors = { status: {} };
@@ -267,7 +267,7 @@ function errorText(w) {
   return `${w.errorCount} (${parts.join(', ')})`;
 }
 
-function windowRow(w) {
+export function windowRow(w) {
   const rate = w.lengthMs > 0 ? (w.ok / w.lengthMs) * 1000 : 0;
   return [
     w.label,
