@@ -41,7 +41,7 @@ export const SERVE_USAGE = `Usage: ringkv serve --url URL --data DIR [flags]
   --max-value-bytes N          larger values get 413 (default ${limits.valueBytesMax})
   --memtable-bytes N           memtable size before a flush (default ${limits.memtableBytesMax})
   --block-cache-bytes N        SSTable block cache (default ${limits.blockCacheBytes})
-  --compression CODEC          SSTable block codec for new tables: ${BLOCK_COMPRESSIONS.join(', ')} (default ${DEFAULT_BLOCK_COMPRESSION})
+  --compression CODEC          SSTable block codec for new tables at level 2 and deeper: ${BLOCK_COMPRESSIONS.join(', ')} (default ${DEFAULT_BLOCK_COMPRESSION})
   --request-timeout MS         replicas that have not answered by then count as failed (default ${limits.requestTimeoutMs})
   --cluster-secret TEXT        shared secret nodes present to each other
   --max-clock-skew MS          largest wall-clock difference between nodes that writes stay ordered under (default ${limits.clockSkewMaxMs})
