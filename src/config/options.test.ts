@@ -29,6 +29,8 @@ describe('serveOptions', () => {
       logLevel: 'info',
       logFormat: undefined,
       slowRequestMs: limits.slowRequestMs,
+      join: undefined,
+      replace: undefined,
     });
     assert.ok(Object.isFrozen(options));
     assert.ok(Object.isFrozen(options.cluster));
