@@ -83,8 +83,9 @@ async function waitLiveNodesSeeEachOther(
 export async function rangeEntries(
   port: number,
   path: string,
+  host = '127.0.0.1',
 ): Promise<{ status: number; entries: [string, string][] }> {
-  const conn = await RawConnection.open(port);
+  const conn = await RawConnection.open(port, host);
   try {
     await conn.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
     const answer = await conn.readAnswer();

@@ -162,7 +162,8 @@ type Attempt =
 
 export class Load {
   readonly #options: LoadOptions;
-  readonly #ports: number[];
+  /** Where each URL's node listens (loopback, or an address in a test's network namespace). */
+  readonly #targets: { readonly host: string; readonly port: number }[];
   readonly #models = new Map<string, KeyModel>();
   readonly #avoidUntil: number[];
   readonly #failovers: LoadEvent[] = [];
@@ -183,7 +184,7 @@ export class Load {
       throw new Error('startLoad: needs urls, concurrency >= 1 and a rate');
     }
     this.#options = options;
-    this.#ports = options.urls.map((url) => Number(new URL(url).port));
+    this.#targets = options.urls.map(targetOf);
     this.#avoidUntil = options.urls.map(() => 0);
     for (let i = 0; i < options.keys; i++) this.#models.set(this.key(i), new KeyModel());
     this.#done = Promise.all(Array.from({ length: options.concurrency }, (_, w) => this.#worker(w))).then(
@@ -382,7 +383,7 @@ export class Load {
     }
     if (conn === undefined) {
       try {
-        conn = await openWithin(this.#ports[index]!, CONNECT_TIMEOUT_MS);
+        conn = await openWithin(this.#targets[index]!, CONNECT_TIMEOUT_MS);
       } catch (err) {
         return { outcome: 'failover', kind: 'refused', detail: errorText(err) };
       }
@@ -433,10 +434,10 @@ export async function checkValues(
   const wrong: string[] = [];
   const keys = load.keys();
   for (const [i, key] of keys.entries()) {
-    const port = Number(new URL(urls[i % urls.length]!).port);
+    const { host, port } = targetOf(urls[i % urls.length]!);
     let path = `/v0/entity?id=${encodeURIComponent(key)}`;
     for (const [name, v] of Object.entries(query)) path += `&${name}=${v}`;
-    const conn = await RawConnection.open(port);
+    const conn = await RawConnection.open(port, host);
     try {
       await conn.write(`GET ${path} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
       const answer = await conn.readAnswer(5000);
@@ -497,9 +498,17 @@ export function describeEvents(events: readonly LoadEvent[], limit = 8): string 
   return `${events.length} events:\n${lines.join('\n')}`;
 }
 
-async function openWithin(port: number, timeoutMs: number): Promise<RawConnection> {
+function targetOf(url: string): { host: string; port: number } {
+  const parsed = new URL(url);
+  return { host: parsed.hostname, port: Number(parsed.port) };
+}
+
+async function openWithin(
+  target: { readonly host: string; readonly port: number },
+  timeoutMs: number,
+): Promise<RawConnection> {
   let timer: NodeJS.Timeout | undefined;
-  const opening = RawConnection.open(port);
+  const opening = RawConnection.open(target.port, target.host);
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
   });

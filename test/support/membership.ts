@@ -92,8 +92,12 @@ export function worstShareDeviation(view: MembershipView): number {
 export async function copiesPerKey(urls: readonly string[], prefix: string): Promise<Map<string, number>> {
   const copies = new Map<string, number>();
   for (const url of urls) {
-    const port = Number(new URL(url).port);
-    const { status, entries } = await rangeEntries(port, `/v0/entities?start=${encodeURIComponent(prefix)}`);
+    const { hostname, port } = new URL(url);
+    const { status, entries } = await rangeEntries(
+      Number(port),
+      `/v0/entities?start=${encodeURIComponent(prefix)}`,
+      hostname,
+    );
     if (status !== 200) throw new Error(`${url}: local range answered ${status}`);
     for (const [key] of entries) {
       if (key.startsWith(prefix)) copies.set(key, (copies.get(key) ?? 0) + 1);

@@ -49,6 +49,10 @@ export interface StartNodeOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** A group id for the process (root only), so that firewall rules can match its sockets (iptables -m owner). */
   readonly gid?: number;
+  /** The host in the node's URL (default 127.0.0.1), e.g. its address in a network namespace. */
+  readonly host?: string;
+  /** A command the node runs under, e.g. ['ip', 'netns', 'exec', NAME] (it must exec the node: same PID). */
+  readonly wrap?: readonly string[];
 }
 
 /** How startNode() decides a node is ready: see StartNodeOptions.readiness. */
@@ -127,9 +131,17 @@ export function spawnCli(
     execArgv?: readonly string[];
     env?: Readonly<Record<string, string>>;
     gid?: number;
+    wrap?: readonly string[];
   } = {},
 ): NodeProcess {
-  const child = spawn(process.execPath, [...(fields.execArgv ?? []), MAIN_SCRIPT, ...args], {
+  const command = [
+    ...(fields.wrap ?? []),
+    process.execPath,
+    ...(fields.execArgv ?? []),
+    MAIN_SCRIPT,
+    ...args,
+  ];
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, ...fields.env },
     ...(fields.gid === undefined ? {} : { gid: fields.gid }),
@@ -146,7 +158,7 @@ export function spawnCli(
 /** Starts `ringkv serve` and waits until it is ready (options.readiness). */
 export async function startNode(options: StartNodeOptions): Promise<NodeProcess> {
   const port = options.port ?? (await freePort());
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${options.host ?? '127.0.0.1'}:${port}`;
   const args = ['serve', '--url', url, '--data', options.dataDir];
   if (options.cluster !== undefined) args.push('--cluster', options.cluster.join(','));
   args.push(...(options.args ?? []));
@@ -157,6 +169,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     ...(options.execArgv === undefined ? {} : { execArgv: options.execArgv }),
     ...(options.env === undefined ? {} : { env: options.env }),
     ...(options.gid === undefined ? {} : { gid: options.gid }),
+    ...(options.wrap === undefined ? {} : { wrap: options.wrap }),
   });
   const timeoutMs = options.readyTimeoutMs ?? 15_000;
   if (options.readiness === 'health') await waitHealthReady(node, timeoutMs);
