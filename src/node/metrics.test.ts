@@ -89,6 +89,14 @@ function standInParts(): ClusterParts {
         bytesReceived: 9000,
       }),
     },
+    membership: {
+      topology: { view: { epoch: 7n }, future: {} },
+      status: () => ({ members: [{ state: 'normal' }, { state: 'normal' }, { state: 'joining' }] }),
+      mover: {
+        progress: () => ({ receiving: { ranges: 3, rangesDone: 1, bytes: 2048, bytesLeft: 4096 } }),
+      },
+      source: { stats: () => ({ pages: 2, entries: 20, bytes: 640 }) },
+    },
   } as unknown as ClusterParts;
 }
 
@@ -188,6 +196,13 @@ describe('NodeMetrics', () => {
     assert.equal(value('ringkv_antientropy_keys_compared_total'), 120);
     assert.equal(value('ringkv_antientropy_keys_repaired_total', { direction: 'pulled' }), 10);
     assert.equal(value('ringkv_antientropy_bytes_total', { direction: 'received' }), 9000);
+
+    assert.equal(value('ringkv_membership_epoch'), 7);
+    assert.equal(value('ringkv_membership_members', { state: 'joining' }), 1);
+    assert.equal(value('ringkv_move_in_progress'), 1);
+    assert.equal(value('ringkv_move_ranges', { state: 'done' }), 1);
+    assert.equal(value('ringkv_move_left_bytes'), 4096);
+    assert.equal(value('ringkv_stream_served_bytes_total'), 640);
     await engine.close();
   });
 

@@ -257,8 +257,57 @@ export class NodeMetrics {
       { value: coordinator.readRepairsInFlight },
     ]);
     this.#writePeers(text, parts);
+    this.#writeMembership(text, parts);
     this.#writeHints(text, parts);
     this.#writeAntiEntropy(text, parts);
+  }
+
+  /** The membership and the move under way: this node's streaming as a new owner, and what it served. */
+  #writeMembership(text: PrometheusText, parts: ClusterParts): void {
+    const membership = parts.membership;
+    const view = membership.topology.view;
+    text.gauge('ringkv_membership_epoch', "The membership's epoch as this node holds it", [
+      { value: Number(view.epoch) },
+    ]);
+    const states = ['joining', 'normal', 'leaving', 'removed'] as const;
+    const status = membership.status() as { members: { state: string }[] };
+    text.gauge(
+      'ringkv_membership_members',
+      'Members by state, as this node sees the membership',
+      states.map((state) => ({
+        labels: { state },
+        value: status.members.filter((m) => m.state === state).length,
+      })),
+    );
+    const receiving = membership.mover.progress().receiving;
+    text.gauge(
+      'ringkv_move_in_progress',
+      '1 while a move (a join, decommission, remove or replace) is under way',
+      [{ value: membership.topology.future === undefined ? 0 : 1 }],
+    );
+    text.gauge(
+      'ringkv_move_ranges',
+      "This node's ranges to stream in the move under way (one per source), and those done",
+      [
+        { labels: { state: 'all' }, value: receiving?.ranges ?? 0 },
+        { labels: { state: 'done' }, value: receiving?.rangesDone ?? 0 },
+      ],
+    );
+    text.gauge(
+      'ringkv_move_streamed_bytes',
+      'Bytes (keys and values) this node streamed in for the move under way',
+      [{ value: receiving?.bytes ?? 0 }],
+    );
+    text.gauge(
+      'ringkv_move_left_bytes',
+      "Bytes this node has still to stream in the move under way (the sources' estimate)",
+      [{ value: receiving?.bytesLeft ?? 0 }],
+    );
+    text.counter(
+      'ringkv_stream_served_bytes_total',
+      'Bytes (keys and values) this node streamed out to new owners',
+      [{ value: membership.source.stats().bytes }],
+    );
   }
 
   #writePeers(text: PrometheusText, parts: ClusterParts): void {

@@ -81,10 +81,13 @@ describe('membership: operators', () => {
 
     // A join cancelled halfway: the joining node is removed and exits 0; it does not start again.
     const joining = await start(3, ['--join', urls[0]!], { RINGKV_STREAM_BYTES_PER_SEC: '10000' });
-    await waitMembership(
-      urls[3]!,
-      (view) => (view.receiving as { bytes: number } | null)?.bytes !== undefined,
-    );
+    await waitMembership(urls[3]!, (view) => ((view.receiving as { bytes: number } | null)?.bytes ?? 0) > 0);
+    // The move's progress in the metrics too.
+    const metrics = await (await fetch(`${urls[3]}/metrics`)).text();
+    assert.match(metrics, /^ringkv_move_in_progress 1$/m);
+    assert.match(metrics, /^ringkv_move_ranges\{state="all"\} 3$/m);
+    assert.match(metrics, /^ringkv_move_streamed_bytes [1-9]\d*$/m);
+    assert.match(metrics, /^ringkv_membership_members\{state="joining"\} 1$/m);
     const cancelled = await runCli(['cancel', '--url', urls[1]!, ...SECRET]);
     assert.equal(cancelled.code, 0, cancelled.stderr);
     assert.match(cancelled.stdout, /move cancelled .*joining/);
