@@ -29,7 +29,7 @@ import { envInt, envNumber, envString } from '../lib/settings.mjs';
 import { fmtInt, log, mdTable } from '../lib/stats.mjs';
 import { runLoad, startLoadRun } from '../load/driver.mjs';
 import { fill, loadSettings, requestConfig, settle } from './common.mjs';
-import { waitNodeReady, windowFigures, windowRow } from './restart-bench.mjs';
+import { WINDOW_COLUMNS, waitNodeReady, windowFigures, windowRow } from './restart-bench.mjs';
 import { ringkvBin } from './targets.mjs';
 
 const SLOT_MS = 100;
@@ -182,19 +182,7 @@ export async function runJoinBench() {
       `${(j.streamMs / 1000).toFixed(1)} s: **${j.mbPerS.toFixed(1)} MB/s**; start to flip ${(j.joinToFlipMs / 1000).toFixed(1)} s. ` +
       `Shares after: ${j.shares.map((s) => `${(s.share * 100).toFixed(1)}%`).join(', ')}.`,
     '',
-    mdTable(
-      [
-        'window',
-        'length',
-        'answered',
-        'errors',
-        'failovers (refused / leaving)',
-        'p50 ms',
-        'p99 ms',
-        'max ms',
-      ],
-      [...figures.windows.put, ...figures.windows.get].map(windowRow),
-    ),
+    mdTable(WINDOW_COLUMNS, [...figures.windows.put, ...figures.windows.get].map(windowRow)),
   ].join('\n');
   return { figures, markdown, failed: false };
 }

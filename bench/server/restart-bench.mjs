@@ -267,6 +267,18 @@ function errorText(w) {
   return `${w.errorCount} (${parts.join(', ')})`;
 }
 
+/** The columns of windowRow(). */
+export const WINDOW_COLUMNS = [
+  'window',
+  'length',
+  'answered',
+  'errors',
+  'failovers (refused / leaving)',
+  'p50 ms',
+  'p99 ms',
+  'max ms',
+];
+
 export function windowRow(w) {
   const rate = w.lengthMs > 0 ? (w.ok / w.lengthMs) * 1000 : 0;
   return [
@@ -455,19 +467,7 @@ export async function runRestartBench({ rates = null, rateSource = null } = {}) 
         )
         .join('; ')}.`,
       '',
-      mdTable(
-        [
-          'window',
-          'length',
-          'answered',
-          'errors',
-          'failovers (refused / leaving)',
-          'p50 ms',
-          'p99 ms',
-          'max ms',
-        ],
-        [...pass.windows, ...pass.totals].filter((w) => w.lengthMs > 0).map(windowRow),
-      ),
+      mdTable(WINDOW_COLUMNS, [...pass.windows, ...pass.totals].filter((w) => w.lengthMs > 0).map(windowRow)),
     );
     const errorsSeen = pass.load.errorLog ?? [];
     if (errorsSeen.length > 0) {

@@ -10,31 +10,12 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { waitMembers, waitMembership } from '../support/membership.js';
-import {
-  killAllStarted,
-  type NodeProcess,
-  runCli,
-  spawnCli,
-  startNode,
-  stopNode,
-} from '../support/node-process.js';
-import { freePorts } from '../support/ports.js';
-import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+import { testNodes, waitMembers, waitMembership, writeKeys } from '../support/membership.js';
+import { killAllStarted, runCli, spawnCli, stopNode } from '../support/node-process.js';
+import { removeTempDirs } from '../support/temp-dir.js';
 
 const SECRET = ['--cluster-secret', 'moves-need-this'];
 const ARGS = ['--sync', 'off', '--log-format', 'json', ...SECRET];
-
-async function fill(url: string): Promise<void> {
-  for (let i = 0; i < 300; i++) {
-    const answer = await fetch(`${url}/v0/entity?id=k-${i}&ack=3&from=3`, {
-      method: 'PUT',
-      body: 'z'.repeat(300),
-    });
-    await answer.arrayBuffer();
-    assert.equal(answer.status, 201);
-  }
-}
 
 /** Runs `ringkv serve` to its exit (a start that must fail). */
 async function failedStart(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
@@ -51,21 +32,11 @@ describe('membership: operators', () => {
   });
 
   it('secret, cancel, a disagreeing --cluster, a damaged file', async () => {
-    const ports = await freePorts(4);
-    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
-    const dirs = await Promise.all(ports.map(() => makeTempDir('ringkv-admin-')));
+    const { urls, dirs, start } = await testNodes(4, { args: ARGS, dirPrefix: 'ringkv-admin-' });
     const three = urls.slice(0, 3);
-    const start = (i: number, args: readonly string[], env?: Record<string, string>): Promise<NodeProcess> =>
-      startNode({
-        dataDir: dirs[i]!,
-        port: ports[i]!,
-        args: [...ARGS, ...args],
-        readiness: 'health',
-        ...(env === undefined ? {} : { env }),
-      });
     const nodes = await Promise.all([0, 1, 2].map((i) => start(i, ['--cluster', three.join(',')])));
     await waitMembers(urls[0]!, { normal: three });
-    await fill(urls[0]!);
+    await writeKeys(three, { count: 300, prefix: 'k-', value: () => 'z'.repeat(300) });
 
     // Changes need the secret.
     const denied = await runCli(['decommission', '--url', urls[1]!]);

@@ -14,32 +14,15 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { checkValues, describeEvents, startLoad } from '../support/load-client.js';
-import { waitMembers, waitMembership } from '../support/membership.js';
-import { killAllStarted, killNode, type NodeProcess, sleep, startNode } from '../support/node-process.js';
-import { freePorts } from '../support/ports.js';
-import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+import { answersMore, testNodes, waitMembers, waitMembership, writeKeys } from '../support/membership.js';
+import { killAllStarted, killNode, type NodeProcess } from '../support/node-process.js';
+import { removeTempDirs } from '../support/temp-dir.js';
 
 const ARGS = ['--sync', 'off', '--request-timeout', '3000'];
 /** Slow enough that a join of the filler below streams for several seconds. */
 const ENV = { RINGKV_STREAM_BYTES_PER_SEC: '400000' };
 const FILLER_KEYS = 3000;
 const CONCURRENCY = 6;
-
-async function fill(urls: readonly string[]): Promise<void> {
-  let next = 0;
-  const value = 'y'.repeat(400);
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < FILLER_KEYS; i = next++) {
-      const answer = await fetch(`${urls[i % urls.length]}/v0/entity?id=filler-${i}&ack=3&from=3`, {
-        method: 'PUT',
-        body: value,
-      });
-      await answer.arrayBuffer();
-      assert.equal(answer.status, 201);
-    }
-  };
-  await Promise.all(Array.from({ length: 20 }, worker));
-}
 
 /** Waits until `url` is streaming its new ranges and has received part of them. */
 function streamingPartWay(url: string) {
@@ -56,22 +39,16 @@ describe('membership: a move that fails halfway', () => {
   });
 
   it('a joining node and then a source killed halfway: the cluster serves, the moves resume and complete', async () => {
-    const ports = await freePorts(5);
-    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
-    const dirs = await Promise.all(ports.map(() => makeTempDir('ringkv-move-fail-')));
-    const start = (i: number, args: readonly string[]): Promise<NodeProcess> =>
-      startNode({
-        dataDir: dirs[i]!,
-        port: ports[i]!,
-        args: [...ARGS, ...args],
-        env: ENV,
-        readiness: 'health',
-      });
+    const { urls, start } = await testNodes(5, { args: ARGS, env: ENV, dirPrefix: 'ringkv-move-fail-' });
     const nodes: (NodeProcess | undefined)[] = await Promise.all(
       [0, 1, 2].map((i) => start(i, ['--cluster', urls.slice(0, 3).join(',')])),
     );
     await waitMembers(urls[0]!, { normal: urls.slice(0, 3) });
-    await fill(urls.slice(0, 3));
+    await writeKeys(urls.slice(0, 3), {
+      count: FILLER_KEYS,
+      prefix: 'filler-',
+      value: () => 'y'.repeat(400),
+    });
     const load = startLoad({
       urls,
       concurrency: CONCURRENCY,
@@ -81,10 +58,7 @@ describe('membership: a move that fails halfway', () => {
       timeoutMs: 8000,
       maxDurationMs: 150_000,
     });
-    const flowing = async (more: number): Promise<void> => {
-      const target = load.answered + more;
-      for (let i = 0; i < 400 && load.answered < target && !load.finished; i++) await sleep(25);
-    };
+    const flowing = (more: number) => answersMore(load, more);
     await flowing(150);
 
     // 1. The joining node dies halfway through its streaming, and comes back with the same command.

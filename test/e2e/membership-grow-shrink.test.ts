@@ -20,36 +20,22 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { checkValues, describeEvents, startLoad } from '../support/load-client.js';
 import {
+  answersMore,
   copiesPerKey,
   type MembershipView,
+  testNodes,
   waitMembers,
   waitMembership,
   worstShareDeviation,
+  writeKeys,
 } from '../support/membership.js';
-import { killAllStarted, type NodeProcess, runCli, sleep, startNode } from '../support/node-process.js';
-import { freePorts } from '../support/ports.js';
-import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+import { killAllStarted, type NodeProcess, runCli } from '../support/node-process.js';
+import { removeTempDirs } from '../support/temp-dir.js';
 
 const ARGS = ['--sync', 'off', '--request-timeout', '3000'];
 const ENV = { RINGKV_STREAM_BYTES_PER_SEC: '1000000' };
 const FILLER_KEYS = 4000;
 const FILLER_VALUE = 'x'.repeat(500);
-
-/** Writes FILLER_KEYS keys of 500 bytes (ack=3), 20 at a time through the nodes in turn. */
-async function fill(urls: readonly string[]): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    for (let i = next++; i < FILLER_KEYS; i = next++) {
-      const answer = await fetch(`${urls[i % urls.length]}/v0/entity?id=filler-${i}&ack=3&from=3`, {
-        method: 'PUT',
-        body: FILLER_VALUE,
-      });
-      await answer.arrayBuffer();
-      assert.equal(answer.status, 201);
-    }
-  };
-  await Promise.all(Array.from({ length: 20 }, worker));
-}
 
 describe('membership: grow 3 -> 4 -> 5, decommission back to 3, under load', () => {
   after(async () => {
@@ -58,17 +44,7 @@ describe('membership: grow 3 -> 4 -> 5, decommission back to 3, under load', () 
   });
 
   it('loses no acknowledged write, serves no stale quorum read, keeps ownership even', async () => {
-    const ports = await freePorts(5);
-    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
-    const dirs = await Promise.all(ports.map(() => makeTempDir('ringkv-move-')));
-    const start = (i: number, args: readonly string[]): Promise<NodeProcess> =>
-      startNode({
-        dataDir: dirs[i]!,
-        port: ports[i]!,
-        args: [...ARGS, ...args],
-        env: ENV,
-        readiness: 'health',
-      });
+    const { urls, start } = await testNodes(5, { args: ARGS, env: ENV, dirPrefix: 'ringkv-move-' });
     const nodes: (NodeProcess | undefined)[] = await Promise.all(
       [0, 1, 2].map((i) => start(i, ['--cluster', urls.slice(0, 3).join(',')])),
     );
@@ -79,7 +55,7 @@ describe('membership: grow 3 -> 4 -> 5, decommission back to 3, under load', () 
       assert.ok(worst <= 0.1, `${size} nodes: a share is ${(worst * 100).toFixed(1)}% off even`);
     };
     checkShares(await waitMembers(urls[0]!, { normal: urls.slice(0, 3) }), 3);
-    await fill(urls.slice(0, 3));
+    await writeKeys(urls.slice(0, 3), { count: FILLER_KEYS, prefix: 'filler-', value: () => FILLER_VALUE });
 
     const load = startLoad({
       urls,
@@ -90,10 +66,7 @@ describe('membership: grow 3 -> 4 -> 5, decommission back to 3, under load', () 
       timeoutMs: 8000,
       maxDurationMs: 150_000,
     });
-    const flowing = async (more: number): Promise<void> => {
-      const target = load.answered + more;
-      for (let i = 0; i < 400 && load.answered < target && !load.finished; i++) await sleep(25);
-    };
+    const flowing = (more: number) => answersMore(load, more);
     await flowing(200);
 
     load.setPhase('join 4');

@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { rangeEntries } from '../support/cluster.js';
 import { checkValues, describeEvents, startLoad } from '../support/load-client.js';
-import { waitMembers, worstShareDeviation } from '../support/membership.js';
+import { answersMore, waitMembers, worstShareDeviation } from '../support/membership.js';
 import { createLab, type Lab, netnsUnavailable } from '../support/netns.js';
 import { killAllStarted, type NodeProcess, runCli, sleep, startNode } from '../support/node-process.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
@@ -72,10 +72,7 @@ describe('membership across hosts (network namespaces)', () => {
       timeoutMs: 3000,
       maxDurationMs: 170_000,
     });
-    const flowing = async (more: number): Promise<void> => {
-      const target = load.answered + more;
-      for (let i = 0; i < 400 && load.answered < target && !load.finished; i++) await sleep(25);
-    };
+    const flowing = (more: number) => answersMore(load, more);
     await flowing(150);
 
     load.setPhase('grow');

@@ -9,24 +9,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { copiesPerKey, waitMembers } from '../support/membership.js';
-import { killAllStarted, killNode, type NodeProcess, runCli, startNode } from '../support/node-process.js';
-import { freePorts } from '../support/ports.js';
-import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+import { copiesPerKey, testNodes, waitMembers, writeKeys } from '../support/membership.js';
+import { killAllStarted, killNode, runCli } from '../support/node-process.js';
+import { removeTempDirs } from '../support/temp-dir.js';
 
 const ARGS = ['--sync', 'off'];
 const KEYS = 400;
-
-async function writeKeys(urls: readonly string[]): Promise<void> {
-  for (let i = 0; i < KEYS; i++) {
-    const answer = await fetch(`${urls[i % urls.length]}/v0/entity?id=key-${i}&ack=3&from=3`, {
-      method: 'PUT',
-      body: `value-${i}`,
-    });
-    await answer.arrayBuffer();
-    assert.equal(answer.status, 201);
-  }
-}
 
 /** Keys whose copies on `urls` are not exactly three, and keys that do not read back with ack=3. */
 async function checkKeys(urls: readonly string[]): Promise<{ copies: string[]; reads: string[] }> {
@@ -50,16 +38,12 @@ describe('membership: remove and replace a dead node', () => {
   });
 
   it('every key is back to three copies after each', async () => {
-    const ports = await freePorts(6);
-    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
-    const dirs = await Promise.all(ports.map(() => makeTempDir('ringkv-remove-')));
-    const start = (i: number, args: readonly string[]): Promise<NodeProcess> =>
-      startNode({ dataDir: dirs[i]!, port: ports[i]!, args: [...ARGS, ...args], readiness: 'health' });
+    const { urls, start } = await testNodes(6, { args: ARGS, dirPrefix: 'ringkv-remove-' });
     const nodes = await Promise.all(
       [0, 1, 2, 3, 4].map((i) => start(i, ['--cluster', urls.slice(0, 5).join(',')])),
     );
     await waitMembers(urls[0]!, { normal: urls.slice(0, 5) });
-    await writeKeys(urls.slice(0, 5));
+    await writeKeys(urls.slice(0, 5), { count: KEYS, prefix: 'key-', value: (i) => `value-${i}` });
 
     // Remove: node 4 dies and is taken out; its ranges are rebuilt from the other replicas.
     await killNode(nodes[4]!);

@@ -3,12 +3,17 @@
  * /v0/status, wait for a move to complete, and count each key's copies on
  * the nodes (their local ranges).
  *
+ *   const nodes = await testNodes(5, { args: ['--sync', 'off'], dirPrefix: 'ringkv-move-' });
+ *   await nodes.start(3, ['--join', nodes.urls[0]]);
  *   await waitMembers(url, { normal: [a, b, c, d] });   // the move is complete everywhere url knows of
  *   const copies = await copiesPerKey(urls, 'load-');   // key -> how many nodes hold it locally
  */
 import { rangeEntries } from './cluster.js';
 import { httpRequest } from './http-client.js';
-import { sleep } from './node-process.js';
+import type { Load } from './load-client.js';
+import { type NodeProcess, sleep, startNode } from './node-process.js';
+import { freePorts } from './ports.js';
+import { makeTempDir } from './temp-dir.js';
 
 export interface MemberView {
   readonly url: string;
@@ -108,4 +113,68 @@ export async function copiesPerKey(urls: readonly string[], prefix: string): Pro
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((url) => b.includes(url));
+}
+
+/**
+ * Writes keys `${prefix}${i}`, i < count, each with value(i), at
+ * ack=3&from=3 (on all three replicas), 20 at a time through the nodes in
+ * turn; every write must be answered 201.
+ */
+export async function writeKeys(
+  urls: readonly string[],
+  keys: { readonly count: number; readonly prefix: string; readonly value: (i: number) => string },
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    for (let i = next++; i < keys.count; i = next++) {
+      const answer = await fetch(`${urls[i % urls.length]}/v0/entity?id=${keys.prefix}${i}&ack=3&from=3`, {
+        method: 'PUT',
+        body: keys.value(i),
+      });
+      await answer.arrayBuffer();
+      if (answer.status !== 201) throw new Error(`PUT ${keys.prefix}${i}: ${answer.status}`);
+    }
+  };
+  await Promise.all(Array.from({ length: 20 }, worker));
+}
+
+/** Resolves once the load has answered `more` requests more (bounded: 10 s, or the load's end). */
+export async function answersMore(load: Load, more: number): Promise<void> {
+  const target = load.answered + more;
+  for (let i = 0; i < 400 && load.answered < target && !load.finished; i++) await sleep(25);
+}
+
+export interface TestNodes {
+  readonly ports: readonly number[];
+  readonly urls: readonly string[];
+  readonly dirs: readonly string[];
+  /** Starts node i on its port and data directory with these flags (after the common ones) and waits for /v0/health?ready=1. */
+  start(index: number, args: readonly string[], env?: Readonly<Record<string, string>>): Promise<NodeProcess>;
+}
+
+/** `count` loopback nodes to start as a test needs them: free ports, their URLs, fresh data directories. */
+export async function testNodes(
+  count: number,
+  common: {
+    readonly args: readonly string[];
+    readonly env?: Readonly<Record<string, string>>;
+    readonly dirPrefix: string;
+  },
+): Promise<TestNodes> {
+  const ports = await freePorts(count);
+  const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+  const dirs = await Promise.all(ports.map(() => makeTempDir(common.dirPrefix)));
+  return {
+    ports,
+    urls,
+    dirs,
+    start: (index, args, env) =>
+      startNode({
+        dataDir: dirs[index]!,
+        port: ports[index]!,
+        args: [...common.args, ...args],
+        env: { ...common.env, ...env },
+        readiness: 'health',
+      }),
+  };
 }

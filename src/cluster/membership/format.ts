@@ -29,16 +29,10 @@
  * coveredThrough (inclusive; through the last key when `more` is clear).
  * Decoded keys, values and strings are copies: nothing pins a socket buffer.
  */
-import {
-  decodeEntry,
-  EMPTY,
-  type Entry,
-  EntryKind,
-  encodedEntryBytes,
-  encodeEntry,
-} from '../../storage/index.js';
+import { type Entry, encodedEntryBytes, encodeEntry } from '../../storage/index.js';
 import { copyBytes, crc32, readVarint, varintBytes, writeVarint } from '../../util/bytes.js';
 import { RingkvError } from '../../util/errors.js';
+import { decodeEntries } from '../transport/index.js';
 import { MEMBERS_MAX, type Member, MemberState, type Membership } from './membership.js';
 
 const MAGIC = Buffer.from('RKVM', 'latin1');
@@ -175,35 +169,15 @@ export function decodeStreamPage(buf: Buffer): StreamPage {
   if (buf.length < 22 || buf[0]! > 1) throw _bad('bad stream page header');
   const covered = _readBytes(buf, 17);
   if (covered === undefined || covered[1] + 4 > buf.length) throw _bad('bad stream page key');
-  const count = buf.readUInt32BE(covered[1]);
-  // Each entry takes at least 17 bytes: a count the body cannot hold is refused before allocating.
-  if (count > (buf.length - covered[1] - 4) / 17)
-    throw _bad(`stream page count ${count} larger than its body`);
-  const entries: Entry[] = [];
-  let at = covered[1] + 4;
-  for (let i = 0; i < count; i++) {
-    const decoded = decodeEntry(buf, at, buf.length);
-    if (typeof decoded === 'string') throw _bad(`stream page entry ${i}: ${decoded}`);
-    const view = decoded[0];
-    if (view.kind === EntryKind.Tombstone && (view.value.length > 0 || view.expiresAtMs !== 0)) {
-      throw _bad(`stream page entry ${i}: tombstone with a value or an expiry`);
-    }
-    entries.push({
-      key: copyBytes(view.key),
-      version: view.version,
-      kind: view.kind,
-      expiresAtMs: view.expiresAtMs,
-      value: view.value.length === 0 ? EMPTY : copyBytes(view.value),
-    });
-    at = decoded[1];
-  }
-  if (at !== buf.length) throw _bad('trailing bytes after the stream page');
+  const decoded = decodeEntries(buf, covered[1]);
+  if (typeof decoded === 'string') throw _bad(`stream page ${decoded}`);
+  if (decoded.end !== buf.length) throw _bad('trailing bytes after the stream page');
   return {
     more: buf[0] === 1,
     epoch: buf.readBigUInt64BE(1),
     estimatedBytes: Number(buf.readBigUInt64BE(9)),
     coveredThrough: covered[0],
-    entries,
+    entries: decoded.entries,
   };
 }
 

@@ -405,21 +405,34 @@ export function decodeBatchBody(
   if (body.length < 5) return 'batch body too short';
   const flags = body[0]!;
   if (flags > 1) return `unknown batch flags ${flags}`;
-  const count = body.readUInt32BE(1);
+  const decoded = decodeEntries(body, 1);
+  if (typeof decoded === 'string') return `batch ${decoded}`;
+  if (decoded.end !== body.length) return 'trailing bytes after batch';
+  return { type: MessageType.Batch, entries: decoded.entries, more: flags === 1 };
+}
+
+/**
+ * A u32 count at `offset`, then that many entries back to back (the body of
+ * a BATCH, and of a membership STREAM page): each checked as the entry model
+ * requires and copied out of `body`. Returns them and the offset after the
+ * last, or the reason they do not parse.
+ */
+export function decodeEntries(body: Buffer, offset: number): { entries: Entry[]; end: number } | string {
+  if (offset + 4 > body.length) return 'entry count missing';
+  const count = body.readUInt32BE(offset);
   // Each entry takes at least 17 bytes, so a count the body cannot hold is refused before allocating.
-  if (count > (body.length - 5) / 17) return `batch count ${count} larger than its body`;
+  if (count > (body.length - offset - 4) / 17) return `count ${count} larger than its body`;
   const entries: Entry[] = new Array(count);
-  let at = 5;
+  let at = offset + 4;
   for (let i = 0; i < count; i++) {
     const decoded = decodeEntry(body, at, body.length);
-    if (typeof decoded === 'string') return `batch entry ${i}: ${decoded}`;
+    if (typeof decoded === 'string') return `entry ${i}: ${decoded}`;
     const bad = _checkEntry(decoded[0]);
-    if (bad !== undefined) return `batch entry ${i}: ${bad}`;
+    if (bad !== undefined) return `entry ${i}: ${bad}`;
     entries[i] = _ownedEntry(decoded[0]);
     at = decoded[1];
   }
-  if (at !== body.length) return 'trailing bytes after batch';
-  return { type: MessageType.Batch, entries, more: flags === 1 };
+  return { entries, end: at };
 }
 
 function _decodeWholeEntry(body: Buffer, offset: number): Entry | string {
