@@ -56,6 +56,23 @@ export function envList(name, fallback, allowed) {
   return list;
 }
 
+/** A comma-separated list of numbers (`none`: the empty list). */
+export function envNumberList(name, fallback, { min = 0 } = {}) {
+  const v = raw(name);
+  const list =
+    v === undefined
+      ? fallback
+      : v === 'none'
+        ? []
+        : v.split(',').map((s) => {
+            const n = Number(s.trim());
+            if (!Number.isFinite(n) || n < min) throw new Error(`${name}: not a number >= ${min}: ${s}`);
+            return n;
+          });
+  used[name] = list.join(',');
+  return list;
+}
+
 export function usedSettings() {
   return { ...used };
 }

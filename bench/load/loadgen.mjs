@@ -32,6 +32,10 @@
  *   - { type: 'stop' } from the parent ends the window early: requests due
  *     from then on are not sent, those in flight are awaited.
  *
+ * With `metricsHistograms` (names), each status snapshot at the window's
+ * start and end also carries those histograms from the target's /metrics
+ * (`body.histograms`, lib/prom-histograms.mjs), for the tails bench.
+ *
  * Mode 'fill' is closed-loop: it writes keys 0..keyCount-1 once each, in a
  * scrambled order, as fast as the server accepts them (to prepare a store).
  *
@@ -42,6 +46,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { parseHistograms } from '../lib/prom-histograms.mjs';
 import { Histogram } from './histogram.mjs';
 import { RequestTemplate } from './request-template.mjs';
 import { ParseError, ResponseParser } from './response-parser.mjs';
@@ -101,7 +106,33 @@ function syscallsOf(target, pid) {
   }
 }
 
-function fetchStatus(target, path) {
+function fetchStatus(target, path, metrics = null) {
+  const status = fetchStatusOnly(target, path);
+  if (metrics === null) return status;
+  // The node's histograms named in metrics.names, read right after its status.
+  return status.then(async (snap) => {
+    const text = await fetchText(target, metrics.path);
+    if (snap.body !== null && typeof snap.body === 'object')
+      snap.body.histograms = text === null ? null : parseHistograms(text, metrics.names);
+    return snap;
+  });
+}
+
+/** GET path as text, or null. */
+function fetchText(target, path) {
+  return new Promise((resolve) => {
+    const req = http.get({ host: target.host, port: target.port, path, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => resolve(res.statusCode === 200 ? Buffer.concat(chunks).toString('utf8') : null));
+      res.on('error', () => resolve(null));
+    });
+    req.setTimeout(STATUS_TIMEOUT_MS, () => req.destroy());
+    req.on('error', () => resolve(null));
+  });
+}
+
+function fetchStatusOnly(target, path) {
   return new Promise((resolve) => {
     const req = http.get({ host: target.host, port: target.port, path, agent: false }, (res) => {
       const chunks = [];
@@ -478,6 +509,9 @@ async function runRate(config) {
   }
 
   const statusTargets = config.statusTargets ?? [];
+  const metrics = config.metricsHistograms?.length
+    ? { path: config.metricsPath ?? '/metrics', names: config.metricsHistograms }
+    : null;
   let statusStart = null;
   let statusEnd = null;
   let cpuStart = null;
@@ -485,11 +519,11 @@ async function runRate(config) {
   const takeEnd = () => {
     if (cpuEnd !== null) return;
     cpuEnd = process.cpuUsage(cpuStart ?? undefined);
-    statusEnd = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath)));
+    statusEnd = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath, metrics)));
   };
   const startTimer = setTimeout(() => {
     cpuStart = process.cpuUsage();
-    statusStart = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath)));
+    statusStart = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath, metrics)));
   }, measureStart - performance.now());
   let endTimer = setTimeout(takeEnd, Math.max(0, endDue - performance.now()));
 

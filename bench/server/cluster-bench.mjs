@@ -17,6 +17,12 @@
  * this machine (loopback-cost.mjs), so that each request's CPU and system
  * calls can be read against that floor in the same run.
  *
+ * With the binary protocol, after each search, the tails at fixed fractions
+ * of its breaking point (tails.mjs): latency percentiles, event-loop delay
+ * and GC pauses per node, CPU per request. BENCH_CLUSTER_BREAK_GET / _PUT
+ * give a breaking point instead of searching it (two builds compared at the
+ * same rates); BENCH_CLUSTER_OPS picks the request kinds.
+ *
  * Then (BENCH_CLUSTER_RESTART=1, the default) the rolling restart of
  * restart-bench.mjs, at half the breaking points the binary protocol's
  * searches found.
@@ -24,7 +30,7 @@
 import path from 'node:path';
 import { measureLoopbackCost } from '../lib/loopback-cost.mjs';
 import { makeTempDir, removeTempDir } from '../lib/procs.mjs';
-import { envInt, envList, envString } from '../lib/settings.mjs';
+import { envInt, envList, envNumberList, envString } from '../lib/settings.mjs';
 import { fmtInt, fmtPercent, log, mdTable, ratio } from '../lib/stats.mjs';
 import { rateSearch, runLoad } from '../load/driver.mjs';
 import {
@@ -38,9 +44,11 @@ import {
   WRITE_STATUS_FIELDS,
 } from './common.mjs';
 import { runRestartBench } from './restart-bench.mjs';
+import { runTails, tailsTable } from './tails.mjs';
 import { startCluster } from './targets.mjs';
 
 const TRANSPORTS = ['binary', 'http'];
+const OPS = ['get', 'put'];
 
 /** The loopback floor of this run, and how many messages a request is (for the default query only). */
 function floorText(loopback, { nodes, ack, from, querySuffix }) {
@@ -61,6 +69,24 @@ function floorText(loopback, { nodes, ack, from, querySuffix }) {
   );
 }
 
+/** The tails section: how the rows were measured, then the table. */
+function tailsText(tails, settings, rounds) {
+  const sources = [...new Set(tails.map((t) => t.op))].map((op) => {
+    const t = tails.find((x) => x.op === op);
+    return `${op.toUpperCase()} ${fmtInt(t.breakingPoint)}/s (${t.given ? 'given' : "this run's search"})`;
+  });
+  return [
+    `Constant rates at fixed fractions of the breaking point (${sources.join(', ')}), binary protocol, ` +
+      `${rounds} window(s) of ${settings.windowMs / 1000} s per rate, taken round robin; each figure is the median ` +
+      `over its windows (p99/p50 the median of each window's own ratio). Per node, from the difference of its ` +
+      `/metrics histograms over each window: the event loop's delay p99 (how late a 10 ms timer ran), the p99 ` +
+      `of its GC pauses of any kind, major GCs per second and the share of time in GC pauses. CPU: the ` +
+      `nodes' CPU over the window per request answered, and as a multiple of one loopback message.`,
+    '',
+    tailsTable(tails),
+  ].join('\n');
+}
+
 export async function runClusterBench() {
   const settings = loadSettings();
   const nodes = envInt('BENCH_CLUSTER_NODES', 3, { min: 1 });
@@ -71,6 +97,14 @@ export async function runClusterBench() {
   const querySuffix = queryRaw === 'none' ? '' : queryRaw;
   const transports = envList('BENCH_CLUSTER_INTERNODE', TRANSPORTS, TRANSPORTS);
   const withRestart = envInt('BENCH_CLUSTER_RESTART', 1, { min: 0 }) === 1;
+  const ops = envList('BENCH_CLUSTER_OPS', OPS, OPS);
+  const fractions = envNumberList('BENCH_CLUSTER_FRACTIONS', [0.25, 0.5, 0.75]);
+  const tailRounds = envInt('BENCH_CLUSTER_FRACTION_ROUNDS', 3, { min: 1 });
+  const givenBreak = {
+    get: envInt('BENCH_CLUSTER_BREAK_GET', 0, { min: 0 }),
+    put: envInt('BENCH_CLUSTER_BREAK_PUT', 0, { min: 0 }),
+  };
+  const tails = [];
   const work = makeTempDir('cluster');
   const results = {};
   const errors = {};
@@ -102,19 +136,34 @@ export async function runClusterBench() {
         await fill(settings, { ports, keyCount, querySuffix, label, runLoad });
         for (const port of ports) await expectFilled(port, `${label} node :${port}`, querySuffix);
         await settle(ports, label);
-        const get = await rateSearch(
-          `${label} GET`,
-          requestConfig(settings, { op: 'get', ports, keyCount, querySuffix, statusPorts: ports }),
-          settings.search,
-          CPU_STATUS_FIELDS,
-        );
-        const put = await rateSearch(
-          `${label} PUT`,
-          requestConfig(settings, { op: 'put', ports, keyCount, querySuffix, statusPorts: ports }),
-          settings.search,
-          WRITE_STATUS_FIELDS,
-        );
-        results[transport] = { ports, get, put };
+        const searches = { ports };
+        for (const op of ops) {
+          const search =
+            givenBreak[op] > 0 && transport === 'binary'
+              ? null
+              : await rateSearch(
+                  `${label} ${op.toUpperCase()}`,
+                  requestConfig(settings, { op, ports, keyCount, querySuffix, statusPorts: ports }),
+                  settings.search,
+                  op === 'put' ? WRITE_STATUS_FIELDS : CPU_STATUS_FIELDS,
+                );
+          if (search !== null) searches[op] = search;
+          const breakingPoint = givenBreak[op] > 0 ? givenBreak[op] : (search?.maxRate ?? 0);
+          if (transport !== 'binary' || fractions.length === 0 || breakingPoint <= 0) continue;
+          const summaries = await runTails(`${label} ${op.toUpperCase()} tails`, {
+            settings,
+            op,
+            ports,
+            keyCount,
+            querySuffix,
+            breakingPoint,
+            fractions,
+            rounds: tailRounds,
+            loopback,
+          });
+          for (const s of summaries) tails.push({ op, breakingPoint, given: givenBreak[op] > 0, s });
+        }
+        results[transport] = searches;
       } catch (err) {
         errors[transport] = err instanceof Error ? err.message : String(err);
         log(`cluster (${transport}) failed: ${errors[transport]}`);
@@ -155,8 +204,8 @@ export async function runClusterBench() {
   }
 
   const gain = {
-    get: ratio(results.binary?.get.maxRate, results.http?.get.maxRate),
-    put: ratio(results.binary?.put.maxRate, results.http?.put.maxRate),
+    get: ratio(results.binary?.get?.maxRate, results.http?.get?.maxRate),
+    put: ratio(results.binary?.put?.maxRate, results.http?.put?.maxRate),
   };
   const rows = transports.map((t) => [
     t === 'http' ? 'plain HTTP (RINGKV_INTERNODE=http)' : 'binary protocol',
@@ -173,14 +222,28 @@ export async function runClusterBench() {
     '',
     `Binary protocol / plain HTTP: GET ${fmtPercent(gain.get)}, PUT ${fmtPercent(gain.put)}.`,
     ...(loopback === null ? [] : ['', floorText(loopback, { nodes, ack, from, querySuffix })]),
+    ...(tails.length === 0
+      ? []
+      : ['', '### Tails at fixed loads', '', tailsText(tails, settings, tailRounds)]),
     ...(restart === null ? [] : ['', '### Rolling restart', '', restart.markdown]),
     ...Object.entries(errors).map(([k, v]) => `\n**${k} failed**: ${v.split('\n')[0]}`),
   ].join('\n');
   return {
     figures: {
-      settings: { ...settings, nodes, querySuffix, keyCount, transports },
+      settings: {
+        ...settings,
+        nodes,
+        querySuffix,
+        keyCount,
+        transports,
+        ops,
+        fractions,
+        tailRounds,
+        givenBreak,
+      },
       loopback,
       results,
+      tails,
       gain,
       restart: restart?.figures ?? null,
       errors,

@@ -58,7 +58,16 @@ export async function startRingkv({ dir, sync, port, nodeArgs = [], logFile, env
 /** `ringkv cluster --nodes N --base-port P --data DIR`; env goes to the cluster process (RINGKV_INTERNODE). */
 export async function startCluster({ dir, nodes, env = {}, logFile }) {
   const ports = await freePorts(nodes);
-  const args = ['cluster', '--nodes', String(nodes), '--base-port', String(ports[0]), '--data', dir];
+  const args = [
+    'cluster',
+    '--nodes',
+    String(nodes),
+    '--base-port',
+    String(ports[0]),
+    '--data',
+    dir,
+    ...extraFlags(),
+  ];
   const child = startNode(ringkvBin(), args, { env, logFile });
   await waitReady(child, ports, 120000);
   return handle(child, ports, `ringkv cluster :${ports[0]}..${ports.at(-1)}`);

@@ -22,7 +22,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { Histogram, LATENCY_BOUNDS_SECONDS } from '../util/histogram.js';
+import { Histogram } from '../util/histogram.js';
 import type { PrometheusText } from '../util/prometheus-text.js';
 
 const LEFT_OUT = [
@@ -38,17 +38,33 @@ const LEFT_OUT = [
   'ringkv_nodejs_active_resources_total',
 ];
 
+/**
+ * Bounds of the pause histograms (event-loop delay, GC): finer than the
+ * request latencies' between 1 and 50 ms, where a pause that shows in a
+ * request's p99 falls, so that a p99 read off them is within a few ms.
+ * prom-client's own GC bounds (1 ms, 10 ms, 100 ms, ...) put every pause
+ * that matters in one bucket.
+ */
+const PAUSE_BOUNDS_SECONDS: readonly number[] = Object.freeze([
+  0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5,
+  1, 2.5, 5, 10,
+]);
+
 /** The delay timer's period: 100 runs a second, a few microseconds each. */
 const DELAY_TIMER_MS = 10;
 
 let registry: Registry | undefined;
-const eventLoopDelay = new Histogram(LATENCY_BOUNDS_SECONDS);
+const eventLoopDelay = new Histogram(PAUSE_BOUNDS_SECONDS);
 
 /** Starts the collectors (once per process). */
 export function startProcessMetrics(): void {
   if (registry !== undefined) return;
   registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'ringkv_' });
+  collectDefaultMetrics({
+    register: registry,
+    prefix: 'ringkv_',
+    gcDurationBuckets: [...PAUSE_BOUNDS_SECONDS],
+  });
   for (const name of LEFT_OUT) registry.removeSingleMetric(name);
   let lastMs = performance.now();
   setInterval(() => {

@@ -1,0 +1,203 @@
+/**
+ * Tails at fixed loads (cluster part): latency percentiles at fixed fractions
+ * of a breaking point, with what each node's event loop and garbage collector
+ * did meanwhile, so that slow requests can be set against their causes.
+ *
+ * For one request kind and a breaking point B (from the rate search, or given
+ * by BENCH_CLUSTER_BREAK_GET / _PUT so that two builds are loaded alike):
+ *
+ *   1. Windows at fraction * B for each fraction (0.25, 0.5, 0.75), round
+ *      robin (25%, 50%, 75%, 25%, ...) for `rounds` rounds, so that the
+ *      drifting load of a shared machine falls on every fraction alike.
+ *   2. Each window reads every node's /v0/status (CPU) and the histograms
+ *      ringkv_event_loop_delay_seconds and ringkv_nodejs_gc_duration_seconds
+ *      of its /metrics at its start and at its end; their differences are
+ *      the window's: event-loop delay p99 and GC pause p99 per node (any
+ *      kind), major GCs per second, and the share of time in GC.
+ *   3. Per fraction, every figure is the median over its windows; p99/p50 is
+ *      the median of each window's own ratio (the goal: at most 3 at 50%).
+ *
+ * CPU per request is the nodes' CPU over the window (all processes and
+ * threads) divided by the requests answered, also as a multiple of the
+ * loopback message floor measured at the start of the run.
+ */
+import { diffHistograms, histogramQuantile, mergeSeries } from '../lib/prom-histograms.mjs';
+import { fmtInt, fmtMs, log, mdTable, median } from '../lib/stats.mjs';
+import { runLoad, statusRates } from '../load/driver.mjs';
+import { CPU_STATUS_FIELDS, requestConfig } from './common.mjs';
+
+const EVENT_LOOP = 'ringkv_event_loop_delay_seconds';
+const GC = 'ringkv_nodejs_gc_duration_seconds';
+export const TAIL_HISTOGRAMS = [EVENT_LOOP, GC];
+
+/** What one node did in one window, from its two snapshots. */
+function nodeFigures(start, end, seconds) {
+  const diff = diffHistograms(start?.body?.histograms, end?.body?.histograms);
+  const loop = mergeSeries(diff[EVENT_LOOP]);
+  const gcAll = mergeSeries(diff[GC]);
+  const gcMajor = mergeSeries(diff[GC], (labels) => labels.includes('kind="major"'));
+  const ms = (v) => (v === null ? null : v * 1000);
+  return {
+    eventLoopDelayP99Ms: ms(histogramQuantile(loop, 0.99)),
+    gcPauseP99Ms: ms(histogramQuantile(gcAll, 0.99)),
+    gcPauseMaxBucketMs: ms(maxBucket(gcAll)),
+    gcPerS: gcAll === null || seconds <= 0 ? null : gcAll.count / seconds,
+    majorGcPerS: gcMajor === null || seconds <= 0 ? null : gcMajor.count / seconds,
+    gcShare: gcAll === null || seconds <= 0 ? null : gcAll.sum / seconds,
+  };
+}
+
+/** The upper bound of the highest non-empty bucket: the longest pause, to the bucket. */
+function maxBucket(series) {
+  if (series === null) return null;
+  let prev = 0;
+  let bound = null;
+  series.cumulative.forEach((c, i) => {
+    if (c > prev) bound = series.bounds[i];
+    prev = c;
+  });
+  return bound;
+}
+
+function windowFigures(result, loopback) {
+  const { start, end } = result.status;
+  const seconds = result.windowMs / 1000;
+  const nodes = end.map((snap, i) => nodeFigures(start[i], snap, seconds));
+  const rates = statusRates(result, CPU_STATUS_FIELDS);
+  const cpu =
+    rates?.cpuUser != null && rates.cpuSystem != null && result.achievedRate > 0
+      ? (rates.cpuUser + rates.cpuSystem) / result.achievedRate
+      : null;
+  const l = result.latency;
+  return {
+    rate: result.rate,
+    achievedRate: result.achievedRate,
+    errorCount: result.measured.errorCount,
+    p50Ms: l.p50Ms,
+    p99Ms: l.p99Ms,
+    p999Ms: l.p999Ms,
+    maxMs: l.maxMs,
+    p99OverP50: l.p50Ms > 0 ? l.p99Ms / l.p50Ms : null,
+    sendLagP99Ms: result.sendLag.p99Ms,
+    cpuMicrosPerRequest: cpu,
+    cpuPerFloorMessage: cpu !== null && loopback ? cpu / loopback.cpuMicrosPerMessage : null,
+    nodes,
+  };
+}
+
+function medianOf(windows, pick) {
+  const values = windows.map(pick).filter((v) => v !== null && v !== undefined && Number.isFinite(v));
+  return values.length ? median(values) : null;
+}
+
+function summarize(fraction, rate, windows) {
+  const nodeCount = Math.max(0, ...windows.map((w) => w.nodes.length));
+  const keys = [
+    'eventLoopDelayP99Ms',
+    'gcPauseP99Ms',
+    'gcPauseMaxBucketMs',
+    'gcPerS',
+    'majorGcPerS',
+    'gcShare',
+  ];
+  return {
+    fraction,
+    rate,
+    windowCount: windows.length,
+    errorCount: windows.reduce((n, w) => n + w.errorCount, 0),
+    ...Object.fromEntries(
+      [
+        'achievedRate',
+        'p50Ms',
+        'p99Ms',
+        'p999Ms',
+        'maxMs',
+        'p99OverP50',
+        'sendLagP99Ms',
+        'cpuMicrosPerRequest',
+        'cpuPerFloorMessage',
+      ].map((k) => [k, medianOf(windows, (w) => w[k])]),
+    ),
+    nodes: Array.from({ length: nodeCount }, (_, i) =>
+      Object.fromEntries(keys.map((k) => [k, medianOf(windows, (w) => w.nodes[i]?.[k])])),
+    ),
+    windows,
+  };
+}
+
+/**
+ * Runs the windows for one request kind; resolves to one summary per
+ * fraction (see the module comment).
+ */
+export async function runTails(
+  label,
+  { settings, op, ports, keyCount, querySuffix, breakingPoint, fractions, rounds, loopback },
+) {
+  const config = requestConfig(settings, { op, ports, keyCount, querySuffix, statusPorts: ports });
+  config.metricsHistograms = TAIL_HISTOGRAMS;
+  const byFraction = fractions.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, fraction] of fractions.entries()) {
+      const rate = Math.max(1, Math.round(breakingPoint * fraction));
+      const result = await runLoad({ ...config, rate });
+      const w = windowFigures(result, loopback);
+      byFraction[i].push(w);
+      log(
+        `${label}: ${Math.round(fraction * 100)}% of ${fmtInt(breakingPoint)}/s = ${fmtInt(rate)}/s ` +
+          `[round ${round + 1}/${rounds}] p50=${fmtMs(w.p50Ms)} p99=${fmtMs(w.p99Ms)} p99.9=${fmtMs(w.p999Ms)} ` +
+          `ms (x${w.p99OverP50?.toFixed(1)}) errors=${w.errorCount} loop p99=${nodesText(w.nodes, 'eventLoopDelayP99Ms')} ` +
+          `gc p99=${nodesText(w.nodes, 'gcPauseP99Ms')} major/s=${nodesText(w.nodes, 'majorGcPerS', 2)} ` +
+          `cpu/request=${fmtInt(w.cpuMicrosPerRequest)} µs`,
+      );
+      if (settings.search.pauseMs > 0) await new Promise((r) => setTimeout(r, settings.search.pauseMs));
+    }
+  }
+  return fractions.map((fraction, i) =>
+    summarize(fraction, Math.max(1, Math.round(breakingPoint * fraction)), byFraction[i]),
+  );
+}
+
+/** "1.2/0.9/1.4": one figure per node. */
+function nodesText(nodes, key, digits) {
+  return nodes
+    .map((n) => {
+      const v = n?.[key];
+      if (v === null || v === undefined) return 'n/a';
+      return digits === undefined ? fmtMs(v) : v.toFixed(digits);
+    })
+    .join('/');
+}
+
+/** The markdown table of runTails' summaries, one row per request kind and fraction. */
+export function tailsTable(rows) {
+  return mdTable(
+    [
+      'request',
+      'load',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'p99/p50',
+      'event-loop delay p99 ms (per node)',
+      'GC pause p99 ms (per node)',
+      'major GCs/s (per node)',
+      'time in GC (per node)',
+      'CPU µs/request (x floor)',
+    ],
+    rows.map(({ op, breakingPoint, s }) => [
+      op.toUpperCase(),
+      `${Math.round(s.fraction * 100)}% of ${fmtInt(breakingPoint)}/s = ${fmtInt(s.rate)}/s${s.errorCount ? ` (${s.errorCount} errors)` : ''}`,
+      fmtMs(s.p50Ms),
+      fmtMs(s.p99Ms),
+      fmtMs(s.p999Ms),
+      s.p99OverP50 === null ? 'n/a' : `${s.p99OverP50.toFixed(1)}x`,
+      nodesText(s.nodes, 'eventLoopDelayP99Ms'),
+      nodesText(s.nodes, 'gcPauseP99Ms'),
+      nodesText(s.nodes, 'majorGcPerS', 2),
+      s.nodes.map((n) => (n.gcShare === null ? 'n/a' : `${(n.gcShare * 100).toFixed(1)}%`)).join('/'),
+      s.cpuMicrosPerRequest === null
+        ? 'n/a'
+        : `${fmtInt(s.cpuMicrosPerRequest)}${s.cpuPerFloorMessage === null ? '' : ` (${s.cpuPerFloorMessage.toFixed(1)}x)`}`,
+    ]),
+  );
+}
