@@ -254,8 +254,20 @@ export const limits = {
   antiEntropySummaryEntriesMax: 4096,
   /** Anti-entropy: ...and about this many bytes per page (keys dominate). */
   antiEntropySummaryBytesMax: 1 * MiB,
-  /** Anti-entropy: entries a peer examines for one summary page before answering with what it found. */
-  antiEntropyExamineEntriesMax: 65_536,
+  /**
+   * Anti-entropy: the hash index and its digests are rebuilt from the store
+   * this often, so that drift (power lost while the index's unsynced log
+   * was behind the store's) is corrected within a day.
+   */
+  antiEntropyVerifyIntervalMs: 24 * 60 * 60 * 1000,
+  /**
+   * Anti-entropy: digests are computed from the index in this many hash
+   * ranges; writes of the keys of the range being read wait that long
+   * (1M keys: ~250 entries, well under a millisecond).
+   */
+  antiEntropyTreeChunks: 4096,
+  /** Anti-entropy: the hash index's block cache (its entries are keys and versions only). */
+  antiEntropyIndexCacheBytes: 8 * MiB,
   /** Anti-entropy: entries copied (pulled plus pushed) per peer per round; the rest waits a round. */
   antiEntropyRepairsPerRoundMax: 100_000,
   /** Anti-entropy: copies in flight at once. */
@@ -411,6 +423,14 @@ assert(limits.hintSegmentBytesMax <= limits.hintBytesPerPeerMax, 'a hint file fi
 assert(
   limits.antiEntropyLeafBits >= 1 && limits.antiEntropyLeafBits <= 16,
   'leaf count fits a digest answer',
+);
+assert(
+  limits.keyBytesMax + 4 <= limits.keyBytesHardMax,
+  'a key and its 4-byte hash fit the anti-entropy index',
+);
+assert(
+  limits.antiEntropyVerifyIntervalMs === 0 || limits.antiEntropyVerifyIntervalMs >= 60 * 60 * 1000,
+  'a full rebuild of the anti-entropy index is rare (it reads the whole store)',
 );
 assert(
   limits.antiEntropySummaryBytesMax + limits.keyBytesHardMax + 64 <= limits.internodeFrameBytesMax,

@@ -138,7 +138,8 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
     keyBytesMax: integer(flags['max-key-bytes'], 'max-key-bytes', {
       fallback: limits.keyBytesMax,
       min: 1,
-      max: limits.keyBytesHardMax,
+      // The anti-entropy index stores each key after its 4-byte hash.
+      max: limits.keyBytesHardMax - 4,
     }),
     valueBytesMax: integer(flags['max-value-bytes'], 'max-value-bytes', {
       fallback: limits.valueBytesMax,

@@ -11,7 +11,14 @@
  * MemoryVfs and a simulated network.
  */
 import { join } from 'node:path';
-import { AntiEntropy, AntiEntropyResponder, loadBirthVersion } from '../cluster/antientropy/index.js';
+import {
+  AntiEntropy,
+  AntiEntropyResponder,
+  IndexedEngine,
+  loadBirthVersion,
+  lsmIndexes,
+  treeFileIn,
+} from '../cluster/antientropy/index.js';
 import type { HybridClock } from '../cluster/clock.js';
 import { ClockSkewMonitor } from '../cluster/clock-skew.js';
 import { HintedHandoff, HintStore, hintPolicy } from '../cluster/hints/index.js';
@@ -37,6 +44,8 @@ import { type Log, lineLog } from '../util/log.js';
 export type ClusterTransport = Transport & PeerLinks & { stats(): TransportStats };
 
 export interface ClusterParts {
+  /** The node's engine with anti-entropy's hash index beside it: every write of the node goes through it. */
+  readonly engine: IndexedEngine;
   readonly store: ClusterStore;
   readonly transport: ClusterTransport;
   readonly internode: InternodeServer;
@@ -74,10 +83,17 @@ export async function clusterParts(
     readonly onRemoved?: () => void;
   },
 ): Promise<ClusterParts> {
-  const { engine, clock, log } = context;
+  const { clock, log } = context;
   const hintsLog = lineLog(log, 'hints');
   const vfs = context.vfs === undefined ? {} : { vfs: context.vfs };
-  const birthVersion = await loadBirthVersion(options.dataDir, { engine, clock, ...vfs });
+  const birthVersion = await loadBirthVersion(options.dataDir, { engine: context.engine, clock, ...vfs });
+  const aeLog = lineLog(log, 'anti-entropy');
+  const engine = await IndexedEngine.open({
+    main: context.engine,
+    indexes: lsmIndexes(options.dataDir, { ...vfs, log: lineLog(log, 'engine') }),
+    treeFile: treeFileIn(options.dataDir, context.vfs ?? nodeVfs),
+    log: aeLog,
+  });
   const hints = await HintStore.open(join(options.dataDir, 'hints'), {
     sync: options.sync,
     log: hintsLog,
@@ -130,6 +146,7 @@ export async function clusterParts(
     },
   );
   const topology = membership.topology;
+  engine.watchRing(() => topology.current);
   if (options.clusterSecret === undefined) {
     log.warn(
       'config.no-secret',
@@ -178,7 +195,7 @@ export async function clusterParts(
     intervalMs: options.antiEntropyIntervalMs,
     birthVersion,
     clock,
-    log: lineLog(log, 'anti-entropy'),
+    log: aeLog,
   });
   const hintFor = hintPolicy(options.url, hints, hintsLog);
   const store = new ClusterStore({
@@ -205,7 +222,7 @@ export async function clusterParts(
       membership: membership.status(),
     }),
   });
-  return { store, transport, internode, hints, handoff, antiEntropy, membership };
+  return { engine, store, transport, internode, hints, handoff, antiEntropy, membership };
 }
 
 /** The transport's membership messages; one without them (a simulated network) refuses them, so membership stays as started. */

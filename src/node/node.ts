@@ -128,7 +128,7 @@ export class Node {
         fastPath: settings.fastPath ?? true,
         readiness: () => (node?.ready === true ? 'ready' : 'starting'),
         metrics: () => metrics.exposition(),
-        snapshot: (dir) => engine!.snapshot(dir),
+        snapshot: (dir) => (parts?.engine ?? engine)!.snapshot(dir),
         slowRequests: {
           slowMs: options.slowRequestMs,
           onSlow: (op, status, ms) =>
@@ -147,7 +147,7 @@ export class Node {
               },
       });
       node = new Node({ options, server, store, parts, lock, log });
-      metrics.watch({ server, engine, parts, ready: () => node?.ready === true });
+      metrics.watch({ server, engine: parts?.engine ?? engine, parts, ready: () => node?.ready === true });
       await server.listen(options.port, options.host);
       parts?.handoff.start();
       parts?.antiEntropy.start();
@@ -162,7 +162,7 @@ export class Node {
       parts?.internode.destroy();
       await parts?.hints.close().catch(() => undefined);
       await parts?.transport.close().catch(() => undefined);
-      await engine?.close().catch(() => undefined);
+      await (parts?.engine ?? engine)?.close().catch(() => undefined);
       await lock.release().catch(() => undefined);
       throw err;
     }

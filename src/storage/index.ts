@@ -23,6 +23,7 @@ export {
   type FaultOp,
   type FaultRule,
   FaultyVfs,
+  isFsError,
   MemoryVfs,
   nodeVfs,
   replaceFileDurably,

@@ -14,6 +14,11 @@ export interface PurgeFilter {
   readonly hashRanges: readonly number[];
   /** Only versions at or below this one are dropped. */
   readonly versionMax: bigint;
+  /**
+   * Keys start with their hash (u32 big-endian) rather than being hashed: the
+   * anti-entropy index, keyed by hash then key (cluster/antientropy).
+   */
+  readonly hashPrefixed?: boolean;
 }
 
 /** Whether the entry whose key is buf[start, end) and whose version is `version` goes. */
@@ -25,7 +30,13 @@ export function purged(
   version: bigint,
 ): boolean {
   if (version > filter.versionMax) return false;
-  const hash = murmur3(buf, 0, start, end);
+  let hash: number;
+  if (filter.hashPrefixed === true) {
+    if (end - start < 4) return false;
+    hash = ((buf[start]! << 24) | (buf[start + 1]! << 16) | (buf[start + 2]! << 8) | buf[start + 3]!) >>> 0;
+  } else {
+    hash = murmur3(buf, 0, start, end);
+  }
   const ranges = filter.hashRanges;
   // The last range starting at or before the hash: binary search over the starts.
   let low = 0;

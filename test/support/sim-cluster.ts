@@ -1,18 +1,20 @@
 /**
- * Test support: nodes in one process, each an engine behind an
- * InternodeHandler and an AntiEntropyResponder, reached through SimTransport
- * (writes, reads) and an in-process stand-in for the ANTI_ENTROPY message
- * that copies bodies both ways, so nothing is shared by reference. Counts
- * what travels. Not used outside tests.
+ * Test support: nodes in one process, each an engine (wrapped in an
+ * IndexedEngine whose index is a MemoryEngine) behind an InternodeHandler
+ * and an AntiEntropyResponder, reached through SimTransport (writes, reads)
+ * and an in-process stand-in for the ANTI_ENTROPY message that copies
+ * bodies both ways, so nothing is shared by reference. Counts what travels.
+ * Not used outside tests.
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { AntiEntropyTransport } from '../../src/cluster/antientropy/exchange.js';
+import { IndexedEngine, type IndexStore } from '../../src/cluster/antientropy/indexed-engine.js';
 import { AntiEntropyResponder } from '../../src/cluster/antientropy/responder.js';
 import { AntiEntropy, type AntiEntropyOptions } from '../../src/cluster/antientropy/scheduler.js';
 import { Ring } from '../../src/cluster/ring/index.js';
 import type { InternodeHandler, ScanPage } from '../../src/cluster/transport/contract.js';
 import { SimTransport } from '../../src/cluster/transport/sim-transport.js';
-import type { Engine, Entry } from '../../src/storage/index.js';
+import { type Engine, type Entry, MemoryEngine } from '../../src/storage/index.js';
 import { RingkvError } from '../../src/util/errors.js';
 
 export class EngineHandler implements InternodeHandler {
@@ -93,22 +95,49 @@ export class SimAntiEntropyTransport implements AntiEntropyTransport {
 export interface SimNode {
   readonly url: string;
   readonly handler: EngineHandler;
+  /** The node's engine as its parts see it: writes through it keep the index and digests current. */
+  readonly engine: IndexedEngine;
   readonly antiEntropy: AntiEntropy;
   readonly transport: SimAntiEntropyTransport;
 }
 
-/** A cluster of `engines.length` nodes named http://sim-<i>:1. */
-export function simCluster(
+/** Indexes in memory: a new MemoryEngine per open (wrapped by `wrap`, to count reads). */
+export function memoryIndexes(wrap: (engine: Engine) => Engine = (engine) => engine): IndexStore {
+  return { open: async () => wrap(new MemoryEngine()), clear: async () => {} };
+}
+
+/**
+ * A cluster of `engines.length` nodes named http://sim-<i>:1. What the
+ * engines hold when it is called is indexed before it resolves; later
+ * writes must go through nodes[i].engine.
+ */
+export async function simCluster(
   engines: readonly Engine[],
   options: Partial<Omit<AntiEntropyOptions, 'selfUrl' | 'ring' | 'engine' | 'transport'>> & {
-    readonly summaryLimits?: { examineMax?: number };
+    readonly summaryLimits?: { entriesMax?: number };
     /** Node i's birth version (default: the birthVersion option, else none). */
     readonly birthVersionOf?: (index: number) => bigint | undefined;
+    /** Wraps each index engine (to count what is read from it). */
+    readonly wrapIndex?: (engine: Engine, node: number) => Engine;
   } = {},
-): { nodes: SimNode[]; ring: Ring; sim: SimTransport } {
+): Promise<{ nodes: SimNode[]; ring: Ring; sim: SimTransport }> {
   const urls = engines.map((_, i) => `http://sim-${i}:1`);
   const ring = new Ring(urls, { vnodesPerNode: 64 });
-  const handlers = new Map(urls.map((url, i) => [url, new EngineHandler(engines[i]!)]));
+  const indexed = await Promise.all(
+    engines.map((main, i) =>
+      IndexedEngine.open({
+        main,
+        indexes: memoryIndexes((engine) => options.wrapIndex?.(engine, i) ?? engine),
+        verifyIntervalMs: 0,
+        scanShare: 1,
+      }),
+    ),
+  );
+  for (const engine of indexed) {
+    engine.watchRing(() => ring);
+    await engine.settled();
+  }
+  const handlers = new Map(urls.map((url, i) => [url, new EngineHandler(indexed[i]!)]));
   const sim = new SimTransport(handlers, { seed: 11 });
   const responders = new Map(
     urls.map((url) => [
@@ -116,13 +145,12 @@ export function simCluster(
       new AntiEntropyResponder({
         selfUrl: url,
         ring,
-        // The handler's engine may be swapped (a wiped node), so read it per request.
-        engine: _engineOf(handlers.get(url)!),
+        engine: indexed[urls.indexOf(url)]!,
         summaryLimits: options.summaryLimits ?? {},
       }),
     ]),
   );
-  const { summaryLimits: _unused, birthVersionOf, ...rest } = options;
+  const { summaryLimits: _unused, birthVersionOf, wrapIndex: _wrap, ...rest } = options;
   const nodes = urls.map((url, index) => {
     const transport = new SimAntiEntropyTransport(sim, responders);
     const handler = handlers.get(url)!;
@@ -132,26 +160,12 @@ export function simCluster(
       ...(birthVersion === undefined ? {} : { birthVersion }),
       selfUrl: url,
       ring,
-      engine: _engineOf(handler),
+      engine: indexed[index]!,
       transport,
     });
-    return { url, handler, antiEntropy, transport };
+    return { url, handler, engine: indexed[index]!, antiEntropy, transport };
   });
   return { nodes, ring, sim };
-}
-
-/** An Engine that forwards to whatever engine the handler holds now. */
-function _engineOf(handler: EngineHandler): Engine {
-  return {
-    write: (entry) => handler.engine.write(entry),
-    get: (key) => handler.engine.get(key),
-    scan: (range) => handler.engine.scan(range),
-    flush: () => handler.engine.flush(),
-    compact: () => handler.engine.compact(),
-    snapshot: (dir) => handler.engine.snapshot(dir),
-    stats: () => handler.engine.stats(),
-    close: () => handler.engine.close(),
-  };
 }
 
 /** Every entry of an engine, as comparable plain data. */

@@ -46,7 +46,7 @@ describe('AntiEntropy', () => {
       engines,
       Array.from({ length: 300 }, (_, i) => (i % 7 === 0 ? tombstoneEntry(key(i), 50n) : value(i, 40n))),
     );
-    const { nodes } = simCluster(engines);
+    const { nodes } = await simCluster(engines);
     const [a] = nodes;
     const [result] = await a!.antiEntropy.runOnce();
     assert.equal(result?.equal, true);
@@ -83,7 +83,7 @@ describe('AntiEntropy', () => {
       Array.from({ length: 5 }, (_, i) => value(150 + i, 40n)),
     );
 
-    const { nodes, ring } = simCluster(engines, { leafBits: 6, summaryEntriesMax: 16 });
+    const { nodes, ring } = await simCluster(engines, { leafBits: 6, summaryEntriesMax: 16 });
     // A new key held by A and B reached C's place in its replica list only if C is not last there:
     // a write stored on A and B may have been made with from = 2, and C third.
     const cUrl = nodes[2]!.url;
@@ -136,7 +136,7 @@ describe('AntiEntropy', () => {
     await b.write(value(2, 20n));
     await a.write(tombstoneEntry(key(3), 10n));
     await b.write(value(3, 10n));
-    const { nodes } = simCluster(engines);
+    const { nodes } = await simCluster(engines);
     await nodes[1]!.antiEntropy.runOnce();
     for (const engine of engines) {
       assert.deepEqual(await engine.get(key(1)), tombstoneEntry(key(1), 10n));
@@ -152,14 +152,14 @@ describe('AntiEntropy', () => {
     );
     await writeAll(engines, entries);
     // Node 1 comes back on an empty directory: its birth version is past every entry.
-    const { nodes } = simCluster(engines, {
+    await engines[1]!.close();
+    const fresh = await lsm();
+    engines[1] = fresh;
+    assert.deepEqual(await dump(fresh), []);
+    const { nodes } = await simCluster(engines, {
       leafBits: 8,
       birthVersionOf: (i) => (i === 1 ? 100n : undefined),
     });
-    await engines[1]!.close();
-    const fresh = await lsm();
-    nodes[1]!.handler.engine = fresh;
-    assert.deepEqual(await dump(fresh), []);
 
     const results = await nodes[1]!.antiEntropy.runOnce();
     assert.ok(results.every((r) => r.error === undefined));
@@ -173,13 +173,17 @@ describe('AntiEntropy', () => {
     assert.deepEqual(await dump(fresh), await dump(engines[0]!));
     await fresh.flush();
     assert.deepEqual(await dump(fresh), await dump(engines[2]!));
-    for (const engine of [engines[0]!, engines[2]!, fresh]) await engine.close();
+    // The pulls went through the index: the node now agrees with both peers on digests alone.
+    const again = await nodes[1]!.antiEntropy.runOnce();
+    assert.ok(again.every((r) => r.equal && r.entriesRead === 0));
+    for (const node of nodes) await node.engine.close();
   });
 
   it('never puts a key on a node that no write of it targeted, and fills the ones a write did', async () => {
     const engines = Array.from({ length: 4 }, () => new MemoryEngine());
-    const { nodes, ring } = simCluster(engines);
-    const engineOf = (url: string) => engines[nodes.findIndex((n) => n.url === url)]!;
+    const { nodes, ring } = await simCluster(engines);
+    // Written after the cluster is up: through the nodes' engines, which keep their indexes current.
+    const engineOf = (url: string) => nodes.find((n) => n.url === url)!.engine;
     // Key i: written with from = 1 + (i % 3), so to the first 1..3 nodes of its replica list,
     // and, for odd i, missed by the first of them (stored on the others only).
     const wanted = new Map<number, readonly string[]>();
@@ -211,7 +215,7 @@ describe('AntiEntropy', () => {
     const entries = Array.from({ length: 12 }, (_, i) => value(i, BigInt(100 + i)));
     await writeAll([engines[0]!], entries);
     const observed: bigint[] = [];
-    const { nodes } = simCluster(engines, {
+    const { nodes } = await simCluster(engines, {
       birthVersionOf: (i) => (i === 1 ? 1000n : undefined),
       clock: { observe: (version) => observed.push(version) > 0 },
     });
@@ -228,7 +232,7 @@ describe('AntiEntropy', () => {
       [engines[0]!],
       Array.from({ length: 45 }, (_, i) => value(i, 2n)),
     );
-    const { nodes } = simCluster(engines, {
+    const { nodes } = await simCluster(engines, {
       repairsPerRoundMax: 10,
       repairsInFlightMax: 3,
       birthVersionOf: (i) => (i === 1 ? 100n : undefined),
@@ -246,7 +250,7 @@ describe('AntiEntropy', () => {
     const engines = [new MemoryEngine(), new MemoryEngine(), new MemoryEngine()];
     await writeAll(engines, [value(1, 1n)]);
     await engines[0]!.write(value(1, 2n));
-    const { nodes, sim } = simCluster(engines);
+    const { nodes, sim } = await simCluster(engines);
     sim.setDown(nodes[1]!.url, true);
     const results = await nodes[0]!.antiEntropy.runOnce();
     assert.deepEqual(
@@ -286,11 +290,11 @@ describe('AntiEntropy', () => {
             }
             newest.set(id, newer(newest.get(id), entry)!);
           }
-          const { nodes, ring } = simCluster(engines, {
+          const { nodes, ring } = await simCluster(engines, {
             leafBits,
             summaryEntriesMax: 4,
             repairsInFlightMax: 2,
-            summaryLimits: { examineMax: 7 },
+            summaryLimits: { entriesMax: 7 },
           });
           // The first pass gives every node that a holder's place proves targeted some version;
           // the second spreads the newest among them.

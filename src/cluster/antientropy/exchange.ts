@@ -1,15 +1,16 @@
 /**
  * One anti-entropy exchange with one peer, from the requesting side:
  *
- *   1. Digest the keys this pair shares in the local store (scan.ts), one
- *      digest per bucket, and build the Merkle tree.
+ *   1. Sum the arc digests this node keeps current (indexed-engine.ts) into
+ *      the pair's bucket digests (arc-digests.ts) and build the Merkle tree:
+ *      no entry is read. A node whose tree is not ready skips the exchange.
  *   2. Send the root in a DIGEST request. Equal roots: the peer answers one
  *      byte and the exchange is over (nothing else travels). Otherwise the
- *      peer answers its leaf digests.
+ *      peer answers its leaf digests (or "not ready": the exchange is skipped).
  *   3. Build the peer's tree and descend both to the differing buckets.
  *   4. Page through the peer's key summaries (key, version, kind) of those
- *      buckets, in key order, and walk the local entries of the same buckets
- *      alongside (a merge join). For each key:
+ *      buckets' arcs, in index order (hash, then key), and walk the local
+ *      index over the same hash ranges alongside (a merge join). For each key:
  *        - on both sides, newer here: push the local entry (transport.write);
  *        - on both sides, newer there: pull it (transport.read, then a local
  *          engine write, which keeps the newest version anyway, and the
@@ -34,20 +35,23 @@
  * versions are stamped by one clock per write, so this needs two
  * coordinators stamping the same version for one key.
  */
-import type { Engine, Entry } from '../../storage/index.js';
-import { EntryKind } from '../../storage/index.js';
+import type { Entry } from '../../storage/index.js';
+import { EntryKind, tombstoneEntry } from '../../storage/index.js';
 import { compareBytes } from '../../util/bytes.js';
 import { errorMessage } from '../../util/errors.js';
+import { hash32 } from '../ring/index.js';
 import {
   bitmapOf,
   decodeDigestAnswer,
   decodeSummaryAnswer,
   encodeRequest,
   type KeySummary,
+  NOT_READY,
   RequestKind,
 } from './format.js';
+import { type IndexedEngine, indexKey } from './indexed-engine.js';
 import { diffLeaves, MerkleTree } from './merkle.js';
-import { aheadOfPeer, buildLeaves, type PairScope, SharedEntries } from './scan.js';
+import { aheadOfPeer, type PairScope, RangeEntries, summaryOf } from './scan.js';
 
 /** What anti-entropy needs of a transport: the Transport contract plus the ANTI_ENTROPY message. */
 export interface AntiEntropyTransport {
@@ -60,7 +64,8 @@ export interface AntiEntropyTransport {
 }
 
 export interface ExchangeSettings {
-  readonly engine: Engine;
+  /** The node's engine: its index and digests, and the store pulls write to and pushes read from. */
+  readonly engine: IndexedEngine;
   readonly transport: AntiEntropyTransport;
   readonly requestTimeoutMs: number;
   readonly repairTimeoutMs: number;
@@ -84,9 +89,13 @@ export interface ExchangeResult {
   readonly peer: string;
   /** Roots were equal: only digests travelled. */
   readonly equal: boolean;
+  /** Skipped: this node's or the peer's tree was not ready for the ring (being built, or rings differ). */
+  readonly notReady: boolean;
   readonly differingBuckets: number;
-  /** Local entries of the shared key set. */
+  /** Local entries of the shared key set (from the digests: none is read for it). */
   readonly localEntries: number;
+  /** Local index entries and stored entries this exchange read. */
+  readonly entriesRead: number;
   readonly summaryPages: number;
   readonly summariesReceived: number;
   readonly pulled: number;
@@ -106,8 +115,10 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
   const result = {
     peer: scope.peer,
     equal: false,
+    notReady: false,
     differingBuckets: 0,
     localEntries: 0,
+    entriesRead: 0,
     summaryPages: 0,
     summariesReceived: 0,
     pulled: 0,
@@ -119,7 +130,12 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
   };
   const copies = new _Copies(settings, scope.peer);
   try {
-    const local = await buildLeaves(settings.engine, scope, settings.yieldEntries);
+    const digests = settings.engine.digestsFor(scope.ring);
+    if (digests === undefined) {
+      result.notReady = true;
+      return result;
+    }
+    const local = digests.leaves(scope);
     result.localEntries = local.count();
     const localTree = MerkleTree.of(local);
     const answer = await _request(
@@ -130,6 +146,7 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
         leafBits: scope.leafBits,
         replicationFactor: scope.replicationFactor,
         from: scope.self,
+        ringFingerprint: scope.ring.fingerprint,
         root: localTree.root(),
       }),
       result,
@@ -137,6 +154,10 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
     const remote = decodeDigestAnswer(answer, scope.leafBits);
     if (remote === undefined) {
       result.equal = true;
+      return result;
+    }
+    if (remote === NOT_READY) {
+      result.notReady = true;
       return result;
     }
     const differing = diffLeaves(localTree, MerkleTree.of(remote));
@@ -149,8 +170,10 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
     await copies.settle();
   } catch (err) {
     await copies.settle();
+    settings.engine.countRead(result.entriesRead + copies.entriesRead);
     return { ...result, ...copies.totals(result), error: errorMessage(err) };
   }
+  settings.engine.countRead(result.entriesRead + copies.entriesRead);
   const error = copies.error;
   return {
     ...result,
@@ -187,11 +210,19 @@ async function _compareBuckets(
     summaryPages: number;
     summariesReceived: number;
     leftAlone: number;
+    entriesRead: number;
     bytesSent: number;
     bytesReceived: number;
   },
 ): Promise<void> {
-  const local = new SharedEntries(settings.engine, scope, buckets, settings.yieldEntries);
+  const digests = settings.engine.digestsFor(scope.ring);
+  if (digests === undefined) throw new Error('the local tree stopped being ready');
+  const local = new RangeEntries(
+    settings.engine.index,
+    digests.ranges(scope, buckets),
+    Buffer.alloc(0),
+    settings.yieldEntries,
+  );
   try {
     let start = Buffer.alloc(0);
     for (;;) {
@@ -205,6 +236,7 @@ async function _compareBuckets(
             leafBits: scope.leafBits,
             replicationFactor: scope.replicationFactor,
             from: scope.self,
+            ringFingerprint: scope.ring.fingerprint,
             buckets,
             start,
             limit: settings.summaryEntriesMax,
@@ -215,13 +247,14 @@ async function _compareBuckets(
       result.summaryPages++;
       result.summariesReceived += page.summaries.length;
       for (const remote of page.summaries) {
+        const position = indexKey(hash32(remote.key), remote.key);
         // Local keys before this one exist only here.
         for (let entry = await local.peek(); entry !== undefined; entry = await local.peek()) {
-          const order = compareBytes(entry.key, remote.key);
+          const order = compareBytes(entry.key, position);
           if (order > 0) break;
           local.skip();
-          if (order < 0) await _onlyHere(entry, scope, copies, result);
-          else await _reconcile(entry, remote, copies);
+          if (order < 0) await _onlyHere(summaryOf(entry), scope, copies, result);
+          else await _reconcile(summaryOf(entry), remote, copies);
           if (order === 0) break;
         }
         if (copies.stopped) return;
@@ -232,13 +265,14 @@ async function _compareBuckets(
       for (let entry = await local.peek(); entry !== undefined; entry = await local.peek()) {
         if (page.more && compareBytes(entry.key, page.coveredThrough) > 0) break;
         local.skip();
-        await _onlyHere(entry, scope, copies, result);
+        await _onlyHere(summaryOf(entry), scope, copies, result);
         if (copies.stopped) return;
       }
       if (!page.more) return;
       start = Buffer.concat([page.coveredThrough, Buffer.from([0])]);
     }
   } finally {
+    result.entriesRead += local.read;
     await local.close();
   }
 }
@@ -248,7 +282,7 @@ async function _compareBuckets(
  * list (a write that reached this node targeted the peer too).
  */
 async function _onlyHere(
-  entry: Entry,
+  entry: KeySummary,
   scope: PairScope,
   copies: _Copies,
   result: { leftAlone: number },
@@ -273,7 +307,7 @@ async function _onlyThere(
 }
 
 /** A key both sides hold: the newer one is copied to the other side. */
-async function _reconcile(entry: Entry, remote: KeySummary, copies: _Copies): Promise<void> {
+async function _reconcile(entry: KeySummary, remote: KeySummary, copies: _Copies): Promise<void> {
   copies.markHandled(remote.key);
   let order = entry.version === remote.version ? 0 : entry.version > remote.version ? 1 : -1;
   if (order === 0 && entry.kind !== remote.kind) order = entry.kind === EntryKind.Tombstone ? 1 : -1;
@@ -295,6 +329,8 @@ class _Copies {
   #bytesPulled = 0;
   deferred = false;
   error: string | undefined;
+  /** Stored entries read for pushes. */
+  entriesRead = 0;
 
   constructor(settings: ExchangeSettings, peer: string) {
     this.#settings = settings;
@@ -314,8 +350,19 @@ class _Copies {
     return this.#handled?.equals(key) === true;
   }
 
-  push(entry: Entry): Promise<void> {
+  /**
+   * Pushes the stored entry of a key the index lists: the store's newest
+   * (it may be newer still); a tombstone the store aged out is sent as the
+   * index has it, and a value it aged out is not sent.
+   */
+  push(summary: KeySummary): Promise<void> {
     return this.#start(async (deadlineMs) => {
+      this.entriesRead++;
+      const stored = await this.#settings.engine.get(summary.key);
+      const entry =
+        stored ??
+        (summary.kind === EntryKind.Tombstone ? tombstoneEntry(summary.key, summary.version) : undefined);
+      if (entry === undefined) return;
       await this.#settings.transport.write(this.#peer, entry, deadlineMs);
       this.pushed++;
       this.#bytesPushed += entry.key.length + entry.value.length;

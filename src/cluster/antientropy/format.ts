@@ -6,22 +6,26 @@
  *
  *   request:
  *   0   u8   kind: 1 DIGEST, 2 SUMMARY
- *   1   u8   format version (1)
+ *   1   u8   format version (2)
  *   2   u8   leafBits (1..16)
  *   3   u8   replication factor R
  *   4   varint + bytes: the requester's node URL (UTF-8)
+ *   ..  u32  the requester's ring fingerprint (Ring.fingerprint)
  *   DIGEST  then: u32 count, u32 h1, u32 h2 of the requester's root
  *   SUMMARY then: bucket bitmap, 2^leafBits bits (bit b of byte b>>3 is bucket b, LSB first),
- *                 varint + bytes start key, u32 limit (summaries)
+ *                 varint + bytes start position, u32 limit (summaries)
  *
  *   DIGEST answer:  u8 0 (roots equal, nothing follows)
  *                 | u8 1, then 2^leafBits x (u32 count, u32 h1, u32 h2)
+ *                 | u8 2 (not ready: the answering node's tree is being built, or its ring differs)
  *   SUMMARY answer: u8 flags (bit 0: more), varint + bytes coveredThrough,
  *                   u32 count, count x (varint + bytes key, u64 version, u8 kind)
  *
- * A SUMMARY answer covers every key from the request's start through
- * coveredThrough (inclusive; through the last key when `more` is clear):
- * the keys in it that the pair shares and whose bucket is set are listed.
+ * Positions are index keys: hash32(key) as u32 big-endian, then the key;
+ * summaries come in position order. A SUMMARY answer covers every position
+ * from the request's start through coveredThrough (inclusive; to the end
+ * when `more` is clear) within the hash ranges of the buckets set (the
+ * pair's arcs, arc-digests.ts), and lists every key there.
  */
 import { EntryKind } from '../../storage/index.js';
 import { copyBytes, readVarint, varintBytes, writeVarint } from '../../util/bytes.js';
@@ -32,13 +36,15 @@ import { DIGEST_WORDS, LeafDigests } from './merkle.js';
 export const RequestKind = { Digest: 1, Summary: 2 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 /** The layout drawn above; a new layout takes the next number. */
-export const AE_FORMAT_VERSION = 1;
+export const AE_FORMAT_VERSION = 2;
 
 interface _Common {
   readonly leafBits: number;
   readonly replicationFactor: number;
   /** The node asking: the responder compares with the keys this pair shares. */
   readonly from: string;
+  /** The ring the requester compares over: the answering node's must be the same. */
+  readonly ringFingerprint: number;
 }
 
 export interface DigestRequest extends _Common {
@@ -50,6 +56,7 @@ export interface SummaryRequest extends _Common {
   readonly kind: typeof RequestKind.Summary;
   /** One bit per bucket: set for the buckets to list. */
   readonly buckets: Uint8Array;
+  /** Index position to list from (inclusive); empty: the beginning. */
   readonly start: Buffer;
   readonly limit: number;
 }
@@ -66,7 +73,7 @@ export interface KeySummary {
 export interface SummaryPage {
   readonly summaries: KeySummary[];
   readonly more: boolean;
-  /** The last key the page covers; meaningful when `more`. */
+  /** The position of the last key the page covers; meaningful when `more`. */
   readonly coveredThrough: Buffer;
 }
 
@@ -86,7 +93,7 @@ export function bitmapOf(leafBits: number, buckets: readonly number[]): Uint8Arr
 
 export function encodeRequest(request: Request): Buffer {
   const url = Buffer.from(request.from, 'utf8');
-  let bytes = 4 + varintBytes(url.length) + url.length;
+  let bytes = 8 + varintBytes(url.length) + url.length;
   if (request.kind === RequestKind.Digest) bytes += 12;
   else bytes += request.buckets.length + varintBytes(request.start.length) + request.start.length + 4;
   const buf = Buffer.alloc(bytes);
@@ -96,6 +103,8 @@ export function encodeRequest(request: Request): Buffer {
   buf[3] = request.replicationFactor;
   let at = writeVarint(buf, 4, url.length);
   at += url.copy(buf, at);
+  buf.writeUInt32BE(request.ringFingerprint >>> 0, at);
+  at += 4;
   if (request.kind === RequestKind.Digest) {
     buf.writeUInt32BE(request.root[0], at);
     buf.writeUInt32BE(request.root[1], at + 4);
@@ -121,10 +130,13 @@ export function decodeRequest(buf: Buffer): Request {
   const url = _readBytes(buf, 4);
   const from = url[0].toString('utf8');
   let at = url[1];
+  if (buf.length < at + 4) throw _bad('ring fingerprint cut off');
+  const ringFingerprint = buf.readUInt32BE(at);
+  at += 4;
   if (kind === RequestKind.Digest) {
     if (buf.length !== at + 12) throw _bad('digest request of the wrong size');
     const root = [buf.readUInt32BE(at), buf.readUInt32BE(at + 4), buf.readUInt32BE(at + 8)] as const;
-    return { kind, leafBits, replicationFactor, from, root };
+    return { kind, leafBits, replicationFactor, from, ringFingerprint, root };
   }
   if (kind !== RequestKind.Summary) throw _bad(`unknown request kind ${kind}`);
   const mapBytes = bitmapBytes(leafBits);
@@ -134,20 +146,37 @@ export function decodeRequest(buf: Buffer): Request {
   const start = _readBytes(buf, at);
   at = start[1];
   if (buf.length !== at + 4) throw _bad('summary request of the wrong size');
-  return { kind, leafBits, replicationFactor, from, buckets, start: start[0], limit: buf.readUInt32BE(at) };
+  return {
+    kind,
+    leafBits,
+    replicationFactor,
+    from,
+    ringFingerprint,
+    buckets,
+    start: start[0],
+    limit: buf.readUInt32BE(at),
+  };
 }
 
+/** The DIGEST answer that says the answering node cannot compare now (its tree is not ready for the ring). */
+export const NOT_READY = 'not-ready';
+
 /** The DIGEST answer: undefined leaves say the roots were equal. */
-export function encodeDigestAnswer(leaves: LeafDigests | undefined): Buffer {
+export function encodeDigestAnswer(leaves: LeafDigests | undefined | typeof NOT_READY): Buffer {
   if (leaves === undefined) return Buffer.from([0]);
+  if (leaves === NOT_READY) return Buffer.from([2]);
   const buf = Buffer.alloc(1 + leaves.words.length * 4);
   buf[0] = 1;
   for (let i = 0; i < leaves.words.length; i++) buf.writeUInt32BE(leaves.words[i]!, 1 + 4 * i);
   return buf;
 }
 
-export function decodeDigestAnswer(buf: Buffer, leafBits: number): LeafDigests | undefined {
+export function decodeDigestAnswer(
+  buf: Buffer,
+  leafBits: number,
+): LeafDigests | undefined | typeof NOT_READY {
   if (buf.length === 1 && buf[0] === 0) return undefined;
+  if (buf.length === 1 && buf[0] === 2) return NOT_READY;
   const words = DIGEST_WORDS << leafBits;
   if (buf[0] !== 1 || buf.length !== 1 + 4 * words) throw _protocol('digest answer of the wrong size');
   const out = new Uint32Array(words);

@@ -10,6 +10,7 @@ import {
   encodeDigestAnswer,
   encodeRequest,
   encodeSummaryAnswer,
+  NOT_READY,
   RequestKind,
 } from './format.js';
 import { bucketOf, diffLeaves, LeafDigests, MerkleTree } from './merkle.js';
@@ -65,6 +66,7 @@ describe('anti-entropy messages', () => {
       leafBits: 4,
       replicationFactor: 3,
       from: 'http://127.0.0.1:8080',
+      ringFingerprint: 0xdeadbeef,
       root: MerkleTree.of(leaves).root(),
     } as const;
     assert.deepEqual(decodeRequest(encodeRequest(digest)), digest);
@@ -75,13 +77,17 @@ describe('anti-entropy messages', () => {
       leafBits: 4,
       replicationFactor: 2,
       from: 'http://127.0.0.1:8081',
+      ringFingerprint: 7,
       buckets: bitmap,
       start: Buffer.from('k1'),
       limit: 100,
     } as const;
     assert.deepEqual(decodeRequest(encodeRequest(summary)), summary);
     assert.equal(decodeDigestAnswer(encodeDigestAnswer(undefined), 4), undefined);
-    assert.deepEqual(decodeDigestAnswer(encodeDigestAnswer(leaves), 4)?.words, leaves.words);
+    assert.equal(decodeDigestAnswer(encodeDigestAnswer(NOT_READY), 4), NOT_READY);
+    const answered = decodeDigestAnswer(encodeDigestAnswer(leaves), 4);
+    assert.ok(answered instanceof LeafDigests);
+    assert.deepEqual(answered.words, leaves.words);
     const page = {
       summaries: entries.slice(0, 3).map((e) => ({ key: e.key, version: e.version, kind: e.kind })),
       more: true,
@@ -92,7 +98,8 @@ describe('anti-entropy messages', () => {
 
   it('refuse malformed bodies with typed errors', () => {
     assert.throws(() => decodeRequest(Buffer.from([9, 1, 4, 3, 0])), { code: 'RINGKV_BAD_REQUEST' });
-    assert.throws(() => decodeRequest(Buffer.from([1, 2, 4, 3, 0])), { code: 'RINGKV_BAD_REQUEST' });
+    assert.throws(() => decodeRequest(Buffer.from([1, 1, 4, 3, 0])), { code: 'RINGKV_BAD_REQUEST' });
+    assert.throws(() => decodeRequest(Buffer.from([1, 2, 4, 3, 0, 1, 2])), { code: 'RINGKV_BAD_REQUEST' });
     assert.throws(() => decodeDigestAnswer(Buffer.from([1, 0, 0]), 4), { code: 'RINGKV_PROTOCOL' });
     assert.throws(() => decodeSummaryAnswer(Buffer.from([0, 0, 0xff, 0xff, 0xff, 0xff])), {
       code: 'RINGKV_PROTOCOL',

@@ -35,11 +35,29 @@ export function bucketOf(key: Uint8Array, leafBits: number): number {
   return hash32(key) >>> (32 - leafBits);
 }
 
+let _scratch = Buffer.alloc(256);
+const _hashes = new Uint32Array(2);
+
+/**
+ * The two per-entry hashes of (key, version, kind) into out[0] and out[1]:
+ * what a digest sums. On-wire meaning: peers compare sums of them.
+ */
+export function entryHashes(key: Uint8Array, version: bigint, kind: number, out: Uint32Array): void {
+  const need = key.length + 9;
+  if (_scratch.length < need) _scratch = Buffer.alloc(Math.max(need, 2 * _scratch.length));
+  const scratch = _scratch;
+  scratch.set(key, 0);
+  scratch.writeBigUInt64BE(version, key.length);
+  scratch[key.length + 8] = kind;
+  const bytes = scratch.subarray(0, need);
+  out[0] = hash32(bytes, ENTRY_HASH_SEED_1);
+  out[1] = hash32(bytes, ENTRY_HASH_SEED_2);
+}
+
 export class LeafDigests {
   readonly leafBits: number;
   /** DIGEST_WORDS words per leaf: count, h1, h2 (sums wrap at 2^32 as Uint32Array stores them). */
   readonly words: Uint32Array;
-  #scratch = Buffer.alloc(256);
 
   constructor(leafBits: number, words?: Uint32Array) {
     assert(
@@ -64,19 +82,18 @@ export class LeafDigests {
   }
 
   /** Folds one entry into a bucket the caller computed with bucketOf(). */
-  addTo(bucket: number, entry: Entry): void {
-    const need = entry.key.length + 9;
-    if (this.#scratch.length < need) this.#scratch = Buffer.alloc(Math.max(need, 2 * this.#scratch.length));
-    const scratch = this.#scratch;
-    entry.key.copy(scratch, 0);
-    scratch.writeBigUInt64BE(entry.version, entry.key.length);
-    scratch[entry.key.length + 8] = entry.kind;
-    const bytes = scratch.subarray(0, need);
+  addTo(bucket: number, entry: Pick<Entry, 'key' | 'version' | 'kind'>): void {
+    entryHashes(entry.key, entry.version, entry.kind, _hashes);
+    this.addHashes(bucket, 1, _hashes[0]!, _hashes[1]!);
+  }
+
+  /** Adds a digest (count, h1, h2) to a bucket. */
+  addHashes(bucket: number, count: number, h1: number, h2: number): void {
     const at = bucket * DIGEST_WORDS;
     const words = this.words;
-    words[at] = words[at]! + 1;
-    words[at + 1] = words[at + 1]! + hash32(bytes, ENTRY_HASH_SEED_1);
-    words[at + 2] = words[at + 2]! + hash32(bytes, ENTRY_HASH_SEED_2);
+    words[at] = words[at]! + count;
+    words[at + 1] = words[at + 1]! + h1;
+    words[at + 2] = words[at + 2]! + h2;
   }
 
   /** Entries folded in, all buckets together. */

@@ -4,46 +4,51 @@
  * keeps no state between requests, so a requester that disappears costs
  * nothing. The node's InternodeHandler hands it ANTI_ENTROPY bodies.
  *
- * Each request scans the local store once (a digest: all of it; a summary
- * page: from its start key until the page is full). Requests are served one
- * at a time, so several peers comparing at once cost one scan's CPU at a
- * time, not one per peer.
+ * A digest request reads no entry: the pair's leaves are sums of the arc
+ * digests the node keeps current (indexed-engine.ts). A summary page reads
+ * the hash index over the differing buckets' arcs only, from its start
+ * position until the page is full. A node whose tree is not ready for the
+ * requester's ring answers "not ready". Requests are served one at a time.
  *
  * Example:
  *   const responder = new AntiEntropyResponder({ selfUrl, ring, engine });
  *   handler.antiEntropy = (body) => responder.handle(body);
  */
 import { limits } from '../../config/limits.js';
-import type { Engine } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
 import type { Ring } from '../ring/index.js';
-import { decodeRequest, encodeDigestAnswer, encodeSummaryAnswer, RequestKind } from './format.js';
+import { decodeRequest, encodeDigestAnswer, encodeSummaryAnswer, NOT_READY, RequestKind } from './format.js';
+import type { IndexedEngine } from './indexed-engine.js';
 import { MerkleTree } from './merkle.js';
-import { buildLeaves, type PairScope, type SummaryLimits, summaryPage } from './scan.js';
+import type { PairScope, SummaryLimits } from './scan.js';
+import { summaryPage } from './scan.js';
 
 export interface AntiEntropyResponderOptions {
   readonly selfUrl: string;
   /** The ring compared over: fixed, or read for each request (the membership's current ring). */
   readonly ring: Ring | (() => Ring | undefined);
-  readonly engine: Engine;
+  readonly engine: IndexedEngine;
   readonly summaryLimits?: Partial<SummaryLimits>;
 }
 
 export interface ResponderStats {
   readonly digestsServed: number;
   readonly digestsEqual: number;
+  /** Digest requests answered "not ready" (tree being built, or a different ring). */
+  readonly digestsNotReady: number;
   readonly summaryPagesServed: number;
 }
 
 export class AntiEntropyResponder {
   readonly #selfUrl: string;
   readonly #ring: () => Ring | undefined;
-  readonly #engine: Engine;
+  readonly #engine: IndexedEngine;
   readonly #limits: SummaryLimits;
   /** The request being served; the next one waits for it. */
   #queue: Promise<unknown> = Promise.resolve();
   #digestsServed = 0;
   #digestsEqual = 0;
+  #digestsNotReady = 0;
   #summaryPagesServed = 0;
 
   constructor(options: AntiEntropyResponderOptions) {
@@ -54,7 +59,6 @@ export class AntiEntropyResponder {
     this.#limits = {
       entriesMax: options.summaryLimits?.entriesMax ?? limits.antiEntropySummaryEntriesMax,
       bytesMax: options.summaryLimits?.bytesMax ?? limits.antiEntropySummaryBytesMax,
-      examineMax: options.summaryLimits?.examineMax ?? limits.antiEntropyExamineEntriesMax,
       yieldEntries: options.summaryLimits?.yieldEntries ?? limits.antiEntropyYieldEntries,
     };
   }
@@ -70,6 +74,7 @@ export class AntiEntropyResponder {
     return {
       digestsServed: this.#digestsServed,
       digestsEqual: this.#digestsEqual,
+      digestsNotReady: this.#digestsNotReady,
       summaryPagesServed: this.#summaryPagesServed,
     };
   }
@@ -100,16 +105,33 @@ export class AntiEntropyResponder {
       replicationFactor: request.replicationFactor,
       leafBits: request.leafBits,
     };
+    const digests = request.ringFingerprint === ring.fingerprint ? this.#engine.digestsFor(ring) : undefined;
     if (request.kind === RequestKind.Digest) {
-      const leaves = await buildLeaves(this.#engine, scope, this.#limits.yieldEntries);
       this.#digestsServed++;
+      if (digests === undefined) {
+        this.#digestsNotReady++;
+        return encodeDigestAnswer(NOT_READY);
+      }
+      const leaves = digests.leaves(scope);
       const root = MerkleTree.of(leaves).root();
       const equal = root.every((word, i) => word === request.root[i]);
       if (equal) this.#digestsEqual++;
       return encodeDigestAnswer(equal ? undefined : leaves);
     }
+    if (digests === undefined) {
+      throw new RingkvError(
+        'RINGKV_UNAVAILABLE',
+        `Anti-entropy tree of ${this.#selfUrl} is not ready for the requester's ring`,
+      );
+    }
     const limit = Math.max(1, Math.min(request.limit, this.#limits.entriesMax));
-    const page = await summaryPage(this.#engine, scope, request, { ...this.#limits, entriesMax: limit });
+    const { page, read } = await summaryPage(
+      this.#engine.index,
+      digests.ranges(scope, request.buckets),
+      request.start,
+      { ...this.#limits, entriesMax: limit },
+    );
+    this.#engine.countRead(read);
     this.#summaryPagesServed++;
     return encodeSummaryAnswer(page);
   }

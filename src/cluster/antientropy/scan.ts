@@ -1,26 +1,26 @@
 /**
- * What both sides of an anti-entropy exchange compute from their own engine:
- * the shared key set of a pair of nodes, its bucket digests, and the key
- * summaries of chosen buckets. The requester (exchange.ts) and the responder
- * (responder.ts) call the same functions, so they agree by construction.
+ * What both sides of an anti-entropy exchange read from their own hash index
+ * (indexed-engine.ts): the key summaries of chosen hash ranges (the arcs of
+ * the differing buckets, arc-digests.ts), in index order, hash then key. The
+ * requester (exchange.ts) and the responder (responder.ts) call the same
+ * functions over the same ranges, so they agree by construction.
  *
  * A key is shared by nodes X and Y when both are among ring.replicas(key, R):
- * those are the keys anti-entropy keeps equal on X and Y.
+ * those are the keys anti-entropy keeps equal on X and Y. Whole arcs are
+ * shared or not, so the ranges hold exactly the shared keys of the buckets.
  *
- * Work per event-loop turn is bounded: every `yieldEntries` entries examined,
- * the scan pauses (an engine's cursor may answer from memory, through
- * microtasks only, which would otherwise starve I/O). A pause also paces the
- * scan (ScanPacer): a scan of a whole store is a few hundred ms of CPU per
- * 100,000 keys, and every node runs several per round, so at full speed the
- * rounds of all nodes would land on the cores at once as a burst of latency.
+ * Work per event-loop turn is bounded: every `yieldEntries` entries read,
+ * the reader pauses (an engine's cursor may answer from memory, through
+ * microtasks only, which would otherwise starve I/O), paced by ScanPacer.
  */
 import { performance } from 'node:perf_hooks';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import { limits as configLimits } from '../../config/limits.js';
 import type { Engine, Entry, EntryCursor } from '../../storage/index.js';
+import { compareBytes } from '../../util/bytes.js';
 import type { Ring } from '../ring/index.js';
-import { bitmapHas, type KeySummary, type SummaryPage, summaryBytes } from './format.js';
-import { bucketOf, LeafDigests } from './merkle.js';
+import type { KeySummary, SummaryPage } from './format.js';
+import { summaryBytes } from './format.js';
 
 /** The pair of nodes whose shared keys are compared, and how the key space is cut. */
 export interface PairScope {
@@ -89,109 +89,46 @@ export class ScanPacer {
   }
 }
 
-/** The bucket digests of every entry of `engine` the pair shares. */
-export async function buildLeaves(
-  engine: Engine,
-  scope: PairScope,
-  yieldEntries: number,
-): Promise<LeafDigests> {
-  const leaves = new LeafDigests(scope.leafBits);
-  const cursor = engine.scan({ start: Buffer.alloc(0) });
-  const pacer = new ScanPacer();
-  let sinceYield = 0;
-  try {
-    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
-      for (const entry of batch) {
-        if (sharedBy(scope, entry.key)) leaves.add(entry);
-      }
-      sinceYield += batch.length;
-      if (sinceYield >= yieldEntries) {
-        sinceYield = 0;
-        await pacer.pause();
-      }
-    }
-  } finally {
-    await cursor.close();
-  }
-  return leaves;
-}
-
-export interface SummaryLimits {
-  readonly entriesMax: number;
-  readonly bytesMax: number;
-  /** Entries examined before answering with what was found. */
-  readonly examineMax: number;
-  readonly yieldEntries: number;
+/** The index range [start, end) of hash range i of a flattened list (end undefined: to the last key). */
+function _bounds(ranges: readonly number[], i: number): { start: Buffer; end: Buffer | undefined } {
+  const start = Buffer.allocUnsafe(4);
+  start.writeUInt32BE(ranges[2 * i]!, 0);
+  const endHash = ranges[2 * i + 1]!;
+  if (endHash >= 2 ** 32) return { start, end: undefined };
+  const end = Buffer.allocUnsafe(4);
+  end.writeUInt32BE(endHash, 0);
+  return { start, end };
 }
 
 /**
- * The summaries of shared keys in the chosen buckets, from `start` in key
- * order, until the page is full, `examineMax` entries were looked at, or the
- * store ends. coveredThrough is the last key examined.
+ * Index entries of the hash ranges (flattened, sorted), from index position
+ * `from` on (inclusive; empty: the beginning), in index order, one at a time
+ * with look-ahead. Counts what it read.
  */
-export async function summaryPage(
-  engine: Engine,
-  scope: PairScope,
-  request: { readonly buckets: Uint8Array; readonly start: Buffer },
-  limits: SummaryLimits,
-): Promise<SummaryPage> {
-  const summaries: KeySummary[] = [];
-  let bytes = 0;
-  let examined = 0;
-  let coveredThrough = request.start;
-  const cursor = engine.scan({ start: request.start });
-  const pacer = new ScanPacer();
-  try {
-    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
-      for (const entry of batch) {
-        examined++;
-        coveredThrough = entry.key;
-        if (bitmapHas(request.buckets, bucketOf(entry.key, scope.leafBits)) && sharedBy(scope, entry.key)) {
-          const summary = { key: entry.key, version: entry.version, kind: entry.kind };
-          summaries.push(summary);
-          bytes += summaryBytes(summary);
-        }
-        if (
-          summaries.length >= limits.entriesMax ||
-          bytes >= limits.bytesMax ||
-          examined >= limits.examineMax
-        ) {
-          return { summaries, more: true, coveredThrough };
-        }
-        if (examined % limits.yieldEntries === 0) await pacer.pause();
-      }
-    }
-  } finally {
-    await cursor.close();
-  }
-  return { summaries, more: false, coveredThrough };
-}
-
-/**
- * The local side of the comparison: entries of the chosen buckets the pair
- * shares, in key order, one at a time with look-ahead.
- */
-export class SharedEntries {
-  readonly #cursor: EntryCursor;
-  readonly #scope: PairScope;
-  readonly #buckets: Uint8Array;
+export class RangeEntries {
+  readonly #index: Engine;
+  readonly #ranges: readonly number[];
+  readonly #from: Buffer;
   readonly #yieldEntries: number;
   readonly #pacer = new ScanPacer();
+  #range = -1;
+  #cursor: EntryCursor | undefined;
   #batch: Entry[] = [];
-  #index = 0;
-  #examined = 0;
+  #at = 0;
   #done = false;
+  /** Index entries read. */
+  read = 0;
 
-  constructor(engine: Engine, scope: PairScope, buckets: Uint8Array, yieldEntries: number) {
-    this.#cursor = engine.scan({ start: Buffer.alloc(0) });
-    this.#scope = scope;
-    this.#buckets = buckets;
+  constructor(index: Engine, ranges: readonly number[], from: Buffer, yieldEntries: number) {
+    this.#index = index;
+    this.#ranges = ranges;
+    this.#from = from;
     this.#yieldEntries = yieldEntries;
     // Busy only inside peek(): the caller's waits between entries are not scan work.
     this.#pacer.leave();
   }
 
-  /** The next shared entry without taking it; undefined at the end. */
+  /** The next entry without taking it; undefined at the end. */
   async peek(): Promise<Entry | undefined> {
     this.#pacer.enter();
     try {
@@ -203,34 +140,90 @@ export class SharedEntries {
 
   async #peek(): Promise<Entry | undefined> {
     for (;;) {
-      while (this.#index < this.#batch.length) {
-        const entry = this.#batch[this.#index]!;
-        if (
-          bitmapHas(this.#buckets, bucketOf(entry.key, this.#scope.leafBits)) &&
-          sharedBy(this.#scope, entry.key)
-        ) {
-          return entry;
-        }
-        this.#index++;
-        if (++this.#examined % this.#yieldEntries === 0) await this.#pacer.pause();
-      }
+      if (this.#at < this.#batch.length) return this.#batch[this.#at]!;
       if (this.#done) return undefined;
-      const next = await this.#cursor.next();
-      if (next === undefined) {
+      const next = this.#cursor === undefined ? undefined : await this.#cursor.next();
+      if (next !== undefined) {
+        this.#batch = next;
+        this.#at = 0;
+        this.read += next.length;
+        if (this.read % this.#yieldEntries < next.length) await this.#pacer.pause();
+        continue;
+      }
+      await this.#cursor?.close();
+      this.#cursor = undefined;
+      if (!this.#openNext()) {
         this.#done = true;
         return undefined;
       }
-      this.#batch = next;
-      this.#index = 0;
     }
+  }
+
+  /** Opens the next range that ends after `from`; false when none is left. */
+  #openNext(): boolean {
+    for (this.#range++; 2 * this.#range < this.#ranges.length; this.#range++) {
+      const { start, end } = _bounds(this.#ranges, this.#range);
+      if (end !== undefined && this.#from.length > 0 && compareBytes(end, this.#from) <= 0) continue;
+      const begin = compareBytes(start, this.#from) >= 0 ? start : this.#from;
+      this.#cursor = this.#index.scan({ start: begin, end });
+      return true;
+    }
+    return false;
   }
 
   /** Takes the entry peek() returned. */
   skip(): void {
-    this.#index++;
+    this.#at++;
   }
 
-  close(): Promise<void> {
-    return this.#cursor.close();
+  async close(): Promise<void> {
+    this.#done = true;
+    await this.#cursor?.close();
+    this.#cursor = undefined;
   }
+}
+
+export interface SummaryLimits {
+  readonly entriesMax: number;
+  readonly bytesMax: number;
+  readonly yieldEntries: number;
+}
+
+/** A summary of an index entry: the key without its hash. */
+export function summaryOf(indexEntry: Entry): KeySummary {
+  return { key: indexEntry.key.subarray(4), version: indexEntry.version, kind: indexEntry.kind };
+}
+
+/**
+ * The summaries of the index entries in the hash ranges from index position
+ * `start`, until the page is full or the ranges end. coveredThrough is the
+ * index position of the last entry listed. Resolves with the entries read.
+ */
+export async function summaryPage(
+  index: Engine,
+  ranges: readonly number[],
+  start: Buffer,
+  limits: SummaryLimits,
+): Promise<{ page: SummaryPage; read: number }> {
+  const summaries: KeySummary[] = [];
+  let bytes = 0;
+  let coveredThrough = start;
+  const entries = new RangeEntries(index, ranges, start, limits.yieldEntries);
+  try {
+    for (let entry = await entries.peek(); entry !== undefined; entry = await entries.peek()) {
+      entries.skip();
+      const summary = summaryOf(entry);
+      summaries.push(summary);
+      bytes += summaryBytes(summary);
+      coveredThrough = entry.key;
+      if (summaries.length >= limits.entriesMax || bytes >= limits.bytesMax) {
+        // More only if anything is left: a page that ends with the ranges says so.
+        const more = (await entries.peek()) !== undefined;
+        return { page: { summaries, more, coveredThrough }, read: entries.read };
+      }
+    }
+  } finally {
+    await entries.close();
+  }
+  return { page: { summaries, more: false, coveredThrough }, read: entries.read };
 }

@@ -27,12 +27,12 @@
  *   await ae.stop(); // on shutdown, before the engine closes
  */
 import { limits } from '../../config/limits.js';
-import type { Engine } from '../../storage/index.js';
 import { assert } from '../../util/assert.js';
 import { errorMessage } from '../../util/errors.js';
 import type { HybridClock } from '../clock.js';
 import type { Ring } from '../ring/index.js';
 import { type AntiEntropyTransport, type ExchangeResult, exchange } from './exchange.js';
+import type { IndexedEngine, TreeStats } from './indexed-engine.js';
 
 export interface AntiEntropyOptions {
   readonly selfUrl: string;
@@ -42,7 +42,8 @@ export interface AntiEntropyOptions {
    * round is skipped while this node is not on it).
    */
   readonly ring: Ring | (() => Ring | undefined);
-  readonly engine: Engine;
+  /** The node's engine with its hash index and digests (indexed-engine.ts). */
+  readonly engine: IndexedEngine;
   readonly transport: AntiEntropyTransport;
   /** Between the end of one round and the start of the next; 0: start() does nothing. */
   readonly intervalMs?: number;
@@ -76,9 +77,13 @@ export interface AntiEntropyStats {
   readonly exchanges: number;
   /** Exchanges whose roots were equal: only digests travelled. */
   readonly equalExchanges: number;
+  /** Exchanges skipped because this node's or the peer's tree was not ready (being built, or rings differ). */
+  readonly notReadyExchanges: number;
   readonly differingBuckets: number;
-  /** Local keys hashed into Merkle trees, over every exchange. */
+  /** Local keys in the compared trees, over every exchange (counted from digests: none is read). */
   readonly keysDigested: number;
+  /** Local index and stored entries read by this node's exchanges. */
+  readonly entriesRead: number;
   /** Peers' key summaries compared one by one with the local keys (in differing buckets only). */
   readonly summariesReceived: number;
   readonly pulled: number;
@@ -91,6 +96,8 @@ export interface AntiEntropyStats {
   readonly bytesSent: number;
   readonly bytesReceived: number;
   readonly lastError: string | undefined;
+  /** The hash tree: state (ready, building, digesting, waiting), entries, rebuilds, entries read on both sides. */
+  readonly tree: TreeStats;
 }
 
 export function defaultReplicationFactor(clusterSize: number): number {
@@ -100,7 +107,7 @@ export function defaultReplicationFactor(clusterSize: number): number {
 export class AntiEntropy {
   readonly #selfUrl: string;
   readonly #ring: () => Ring | undefined;
-  readonly #engine: Engine;
+  readonly #engine: IndexedEngine;
   readonly #transport: AntiEntropyTransport;
   readonly #intervalMs: number;
   /** Fixed by the options, or undefined: the default for the ring of each round. */
@@ -124,8 +131,10 @@ export class AntiEntropy {
   #rounds = 0;
   #exchanges = 0;
   #equalExchanges = 0;
+  #notReadyExchanges = 0;
   #differingBuckets = 0;
   #keysDigested = 0;
+  #entriesRead = 0;
   #summariesReceived = 0;
   #bytesSent = 0;
   #bytesReceived = 0;
@@ -216,8 +225,10 @@ export class AntiEntropy {
       rounds: this.#rounds,
       exchanges: this.#exchanges,
       equalExchanges: this.#equalExchanges,
+      notReadyExchanges: this.#notReadyExchanges,
       differingBuckets: this.#differingBuckets,
       keysDigested: this.#keysDigested,
+      entriesRead: this.#entriesRead,
       summariesReceived: this.#summariesReceived,
       pulled: this.#pulled,
       pushed: this.#pushed,
@@ -227,6 +238,7 @@ export class AntiEntropy {
       bytesSent: this.#bytesSent,
       bytesReceived: this.#bytesReceived,
       lastError: this.#lastError,
+      tree: this.#engine.treeStats(),
     };
   }
 
@@ -285,8 +297,10 @@ export class AntiEntropy {
   #record(result: ExchangeResult): void {
     this.#exchanges++;
     if (result.equal) this.#equalExchanges++;
+    if (result.notReady) this.#notReadyExchanges++;
     this.#differingBuckets += result.differingBuckets;
     this.#keysDigested += result.localEntries;
+    this.#entriesRead += result.entriesRead;
     this.#summariesReceived += result.summariesReceived;
     this.#bytesSent += result.bytesSent;
     this.#bytesReceived += result.bytesReceived;

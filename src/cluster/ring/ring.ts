@@ -62,6 +62,7 @@ export class Ring {
   /** For each point, the first `#depth` distinct nodes clockwise from it. */
   readonly #arcs: _Arc[];
   readonly #depth: number;
+  #fingerprint: number | undefined;
 
   constructor(urls: readonly string[], options: RingOptions = {}) {
     const vnodes = options.vnodesPerNode ?? VNODES_PER_NODE_DEFAULT;
@@ -157,6 +158,56 @@ export class Ring {
     for (let i = 1; i <= last; i++) if (holds(i)) add(positions[i - 1]! + 1, positions[i]! + 1);
     if (holds(0)) add(positions[last]! + 1, RING_SPAN);
     return out;
+  }
+
+  /**
+   * Points on the circle. Point i's arc holds the hashes in
+   * (pointPosition(i - 1), pointPosition(i)], point 0's wrapping past 2^32 - 1;
+   * every key of an arc has the same replicas (anti-entropy keeps digests per arc).
+   */
+  get pointCount(): number {
+    return this.#positions.length;
+  }
+
+  pointPosition(point: number): number {
+    return this.#positions[point]!;
+  }
+
+  /** The point whose arc holds `hash`: the first at or after it, wrapping to 0. */
+  pointOf(hash: number): number {
+    return this.#pointIndex(hash);
+  }
+
+  /** replicas() of any key in the arc of `point`. */
+  pointReplicas(point: number, from: number): readonly string[] {
+    if (!(Number.isInteger(from) && from >= 1 && from <= this.nodes.length)) {
+      throw new AssertionError(`from out of range: ${from}`);
+    }
+    if (from > this.#depth) return this.#walk(point, from);
+    const arc = this.#arcs[point]!;
+    const cached = arc.prefixes[from - 1];
+    if (cached !== undefined) return cached;
+    const prefix = Object.freeze(arc.order.slice(0, from));
+    arc.prefixes[from - 1] = prefix;
+    return prefix;
+  }
+
+  /**
+   * A 32-bit identity of the ring's points and owners: two rings with the
+   * same fingerprint place every key alike (up to a 2^-32 chance).
+   */
+  get fingerprint(): number {
+    if (this.#fingerprint === undefined) {
+      const positions = Buffer.from(
+        this.#positions.buffer,
+        this.#positions.byteOffset,
+        this.#positions.byteLength,
+      );
+      const owners = Buffer.from(this.#owners.buffer, this.#owners.byteOffset, this.#owners.byteLength);
+      const names = Buffer.from(this.nodes.join('\n'));
+      this.#fingerprint = hash32(names, hash32(owners, hash32(positions)));
+    }
+    return this.#fingerprint;
   }
 
   /** The slow path for `from` beyond the precomputed depth: walk the points. */

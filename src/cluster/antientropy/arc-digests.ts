@@ -1,0 +1,113 @@
+/**
+ * Digests per ring arc, kept current as writes arrive (indexed-engine.ts),
+ * and what an exchange derives from them for one pair of nodes.
+ *
+ * The ring's points cut the hash space into arcs; every key of an arc has
+ * the same replica list, so the keys a pair (X, Y) shares are a union of
+ * whole arcs and no key needs looking at to tell. An arc's digest is the
+ * same (count, h1, h2) as a bucket's (merkle.ts), summed over the arc's
+ * newest entries. A pair's leaf b is the sum of the arcs it shares whose
+ * point (the arc's last hash) falls in bucket b (the top leafBits bits):
+ * both sides compute it from the same ring, so equal key sets give equal
+ * leaves. The keys behind a set of leaves are the hash ranges of those
+ * arcs (ranges()), read from the hash-ordered index.
+ *
+ * Example:
+ *   const arcs = new ArcDigests(ring);
+ *   arcs.add(hash32(key), key, version, kind, 1);
+ *   const leaves = arcs.leaves(scope);
+ */
+import { assert } from '../../util/assert.js';
+import type { Ring } from '../ring/index.js';
+import { bitmapHas } from './format.js';
+import { DIGEST_WORDS, entryHashes, LeafDigests } from './merkle.js';
+import type { PairScope } from './scan.js';
+
+const RING_SPAN = 2 ** 32;
+const _hashes = new Uint32Array(2);
+
+export class ArcDigests {
+  readonly ring: Ring;
+  /** DIGEST_WORDS words per ring point: count, h1, h2 of its arc. */
+  readonly words: Uint32Array;
+
+  constructor(ring: Ring, words?: Uint32Array) {
+    this.ring = ring;
+    const size = DIGEST_WORDS * ring.pointCount;
+    assert(words === undefined || words.length === size, 'arc digests do not match the ring');
+    this.words = words ?? new Uint32Array(size);
+  }
+
+  /** Adds (sign 1) or takes away (sign -1) one entry of the key whose ring hash is `hash`. */
+  add(hash: number, key: Uint8Array, version: bigint, kind: number, sign: 1 | -1): void {
+    entryHashes(key, version, kind, _hashes);
+    const at = this.ring.pointOf(hash) * DIGEST_WORDS;
+    const words = this.words;
+    words[at] = words[at]! + sign;
+    words[at + 1] = words[at + 1]! + sign * _hashes[0]!;
+    words[at + 2] = words[at + 2]! + sign * _hashes[1]!;
+  }
+
+  /** Entries counted, every arc together. */
+  count(): number {
+    let total = 0;
+    for (let i = 0; i < this.words.length; i += DIGEST_WORDS) total += this.words[i]!;
+    return total;
+  }
+
+  /** The pair's leaves: its shared arcs summed into the bucket of each arc's point. */
+  leaves(scope: PairScope): LeafDigests {
+    assert(scope.ring === this.ring, 'leaves of another ring');
+    const leaves = new LeafDigests(scope.leafBits);
+    const shift = 32 - scope.leafBits;
+    const words = this.words;
+    for (let point = 0; point < this.ring.pointCount; point++) {
+      const at = point * DIGEST_WORDS;
+      if (words[at] === 0 && words[at + 1] === 0 && words[at + 2] === 0) continue;
+      if (!_shares(scope, point)) continue;
+      leaves.addHashes(this.ring.pointPosition(point) >>> shift, words[at]!, words[at + 1]!, words[at + 2]!);
+    }
+    return leaves;
+  }
+
+  /**
+   * The hash ranges holding the pair's keys of the buckets set in `bitmap`:
+   * sorted, disjoint [start, end) pairs, flattened, end up to 2^32.
+   */
+  ranges(scope: PairScope, bitmap: Uint8Array): number[] {
+    return pairRanges(scope, bitmap);
+  }
+}
+
+/** ArcDigests.ranges, from the ring alone (the answering side needs no digests for it). */
+export function pairRanges(scope: PairScope, bitmap: Uint8Array): number[] {
+  const ring = scope.ring;
+  const shift = 32 - scope.leafBits;
+  const last = ring.pointCount - 1;
+  const pieces: [number, number][] = [];
+  for (let point = 0; point <= last; point++) {
+    const position = ring.pointPosition(point);
+    if (!bitmapHas(bitmap, position >>> shift) || !_shares(scope, point)) continue;
+    if (point === 0) {
+      // Point 0's arc wraps: the hashes after the last point, and those up to point 0.
+      pieces.push([0, position + 1]);
+      if (ring.pointPosition(last) + 1 < RING_SPAN) pieces.push([ring.pointPosition(last) + 1, RING_SPAN]);
+    } else {
+      pieces.push([ring.pointPosition(point - 1) + 1, position + 1]);
+    }
+  }
+  pieces.sort((a, b) => a[0] - b[0]);
+  const out: number[] = [];
+  for (const [start, end] of pieces) {
+    if (start >= end) continue;
+    if (out.length > 0 && out[out.length - 1] === start) out[out.length - 1] = end;
+    else out.push(start, end);
+  }
+  return out;
+}
+
+function _shares(scope: PairScope, point: number): boolean {
+  if (scope.replicationFactor >= scope.ring.nodes.length) return true;
+  const replicas = scope.ring.pointReplicas(point, scope.replicationFactor);
+  return replicas.includes(scope.self) && replicas.includes(scope.peer);
+}

@@ -1,0 +1,607 @@
+/**
+ * IndexedEngine: the node's engine, with anti-entropy's hash tree kept
+ * current on every write (in the manner of Riak's active anti-entropy), so
+ * that an exchange between agreeing replicas compares digests and reads no
+ * entry, and one between disagreeing replicas reads only differing buckets.
+ *
+ * It wraps the node's engine (an Engine decorator), so every write of the
+ * node goes through it: replica writes, hint deliveries, anti-entropy pulls,
+ * streamed moves, imports. Beside the store it keeps:
+ *
+ * - the index: a second engine, keyed by hash32(key) (u32 big-endian) then
+ *   the key, holding each key's newest (version, kind) with an empty value.
+ *   Ordered by hash, a ring arc or a bucket is one contiguous range of it.
+ *   It never ages anything out (no tombstone grace), and its log is not
+ *   synced: it is rebuilt from the store whenever it may be behind.
+ * - arc digests (arc-digests.ts): (count, h1, h2) per ring arc, in memory.
+ *
+ * A write: the store first; then, serialized per key, old = index.get; if
+ * the new entry is newer (version, then a tombstone over a value), the index
+ * takes it and its arc's digest loses old's hashes and gains the new ones.
+ * The index part never fails the write: a failure there is logged and
+ * rebuilds the index.
+ *
+ * States (stats().state):
+ *   building   the index is copied from the store (paced); writes go to the
+ *              new index as they come; no digests
+ *   digesting  arc digests computed from the index, hash range by hash
+ *              range: the range being read holds back writes of its keys
+ *              for that moment, ranges done take writes' changes as they come
+ *   waiting    the index is current, the ring not known yet
+ *   ready      digests match the current ring; exchanges may use them
+ * Exchanges with a node that is not ready are skipped ("not ready").
+ *
+ * Persistence: at a clean close the digests, the ring they were computed
+ * for and the index's slot go to aae/TREE (tree-file.ts, crc32). At start a
+ * valid TREE whose ring matches is adopted and deleted (a crash after that
+ * leaves none); otherwise the index is rebuilt from the store, with one log
+ * line naming the file and why. A rebuild also runs every verifyIntervalMs,
+ * so that drift (power lost with the index's log unsynced) does not last.
+ *
+ * Purge (cleanup after a move): the store's purge, the same ranges purged
+ * from the index, then the digests recomputed from the index.
+ *
+ * Example:
+ *   const engine = await IndexedEngine.open({ main, indexes: lsmIndexes(dataDir), treeFile, log });
+ *   engine.watchRing(() => topology.current);
+ */
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { limits } from '../../config/limits.js';
+import {
+  EMPTY,
+  type Engine,
+  type EngineStats,
+  type Entry,
+  type EntryCursor,
+  EntryKind,
+  type PurgeFilter,
+  type ScanRange,
+  type SnapshotInfo,
+} from '../../storage/index.js';
+import { errorMessage } from '../../util/errors.js';
+import { hash32, type Ring } from '../ring/index.js';
+import { ArcDigests } from './arc-digests.js';
+import { ScanPacer } from './scan.js';
+import { decodeTree, encodeTree, type TreeFileStore } from './tree-file.js';
+
+/** Where the index lives: two slots, so a rebuild fills one while the other still serves. */
+export interface IndexStore {
+  open(slot: 0 | 1): Promise<Engine>;
+  /** Removes every file of a slot (the engine on it is closed). */
+  clear(slot: 0 | 1): Promise<void>;
+}
+
+export type TreeState = 'building' | 'digesting' | 'waiting' | 'ready';
+
+export interface TreeStats {
+  readonly state: TreeState;
+  /** Entries in the digests (every key of the store, tombstones included), when ready. */
+  readonly entries: number | undefined;
+  readonly rebuilds: number;
+  readonly lastRebuildReason: string | undefined;
+  /** Duration of the last full rebuild (index from the store, then digests). */
+  readonly lastRebuildMs: number | undefined;
+  readonly digestComputations: number;
+  /** Index entries and store entries read for exchanges (both sides). */
+  readonly entriesRead: number;
+}
+
+export interface IndexedEngineOptions {
+  readonly main: Engine;
+  readonly indexes: IndexStore;
+  /** Where the digests persist; none: every open rebuilds. */
+  readonly treeFile?: TreeFileStore;
+  readonly log?: (line: string) => void;
+  /** Full rebuild from the store this often (default limits.antiEntropyVerifyIntervalMs); 0: never. */
+  readonly verifyIntervalMs?: number;
+  /** Share of the event loop the rebuild's scans take (default limits.antiEntropyScanShare). */
+  readonly scanShare?: number;
+}
+
+/** The index key of a key: its ring hash (u32 BE), then the key. */
+export function indexKey(hash: number, key: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(4 + key.length);
+  out.writeUInt32BE(hash, 0);
+  out.set(key, 4);
+  return out;
+}
+
+/** Start of the index range of hash `hash` (undefined for 2^32: to the end). */
+export function hashBound(hash: number): Buffer | undefined {
+  if (hash >= 2 ** 32) return undefined;
+  const out = Buffer.allocUnsafe(4);
+  out.writeUInt32BE(hash, 0);
+  return out;
+}
+
+/** True when (version, kind) `a` is newer than `b`: larger version, then a tombstone over a value. */
+export function newerSummary(
+  a: { readonly version: bigint; readonly kind: number },
+  b: { readonly version: bigint; readonly kind: number },
+): boolean {
+  if (a.version !== b.version) return a.version > b.version;
+  return a.kind === EntryKind.Tombstone && b.kind !== EntryKind.Tombstone;
+}
+
+const RING_SPAN = 2 ** 32;
+
+interface _PurgeJob {
+  readonly filter: PurgeFilter;
+  readonly resolve: () => void;
+  readonly reject: (err: unknown) => void;
+}
+
+export class IndexedEngine implements Engine {
+  readonly #main: Engine;
+  readonly #indexes: IndexStore;
+  readonly #treeFile: TreeFileStore | undefined;
+  readonly #log: (line: string) => void;
+  readonly #scanShare: number;
+  #index!: Engine;
+  #slot: 0 | 1 = 0;
+  #state: TreeState = 'waiting';
+  /** Ready: the digests of #digests.ring. */
+  #digests: ArcDigests | undefined;
+  /** Digesting: the digests being computed, complete for hashes below #doneThrough. */
+  #fresh: ArcDigests | undefined;
+  #doneThrough = 0;
+  /** Digesting: the hash range being read; writes of its keys wait. */
+  #lock: { start: number; end: number; released: Promise<void> } | undefined;
+  /** From TREE at start: adopted if the ring matches. */
+  #loaded: { fingerprint: number; words: Uint32Array } | undefined;
+  /** The index update of each key under way, so the next one of that key waits for it. */
+  readonly #chains = new Map<string, Promise<void>>();
+  /** Index updates past the lock check, with their key's hash. */
+  readonly #active = new Map<Promise<void>, number>();
+  #ringOf: () => Ring | undefined = () => undefined;
+  #maintaining: Promise<void> | undefined;
+  #rebuildReason: string | undefined;
+  #digestAgain = false;
+  readonly #purges: _PurgeJob[] = [];
+  #closing = false;
+  #verifyTimer: NodeJS.Timeout | undefined;
+  #rebuilds = 0;
+  #lastRebuildReason: string | undefined;
+  #lastRebuildMs: number | undefined;
+  #digestComputations = 0;
+  #entriesRead = 0;
+  #driftLogged = false;
+
+  private constructor(options: IndexedEngineOptions) {
+    this.#main = options.main;
+    this.#indexes = options.indexes;
+    this.#treeFile = options.treeFile;
+    this.#log = options.log ?? (() => {});
+    this.#scanShare = options.scanShare ?? limits.antiEntropyScanShare;
+    const verifyMs = options.verifyIntervalMs ?? limits.antiEntropyVerifyIntervalMs;
+    if (verifyMs > 0) {
+      this.#verifyTimer = setInterval(() => this.rebuild('periodic verification'), verifyMs);
+      this.#verifyTimer.unref();
+    }
+  }
+
+  /** Opens the index beside `main`: adopts the persisted tree, or starts a rebuild (module comment). */
+  static async open(options: IndexedEngineOptions): Promise<IndexedEngine> {
+    const engine = new IndexedEngine(options);
+    try {
+      await engine.#start();
+    } catch (err) {
+      engine.#stopTimer();
+      throw err;
+    }
+    return engine;
+  }
+
+  async #start(): Promise<void> {
+    const file = this.#treeFile;
+    let reason: string;
+    if (file === undefined) {
+      reason = 'not kept on disk';
+    } else {
+      const read = decodeTree(await file.read());
+      if (read.ok) {
+        this.#slot = read.tree.slot;
+        this.#index = await this.#indexes.open(this.#slot);
+        this.#loaded = { fingerprint: read.tree.ringFingerprint, words: read.tree.words };
+        await this.#indexes.clear(this.#slot === 0 ? 1 : 0);
+        // From here a crash leaves no TREE: the next start rebuilds.
+        await file.remove();
+        return;
+      }
+      reason = read.reason;
+      // A file that is there but wrong is worth a warning; a missing one is an ordinary first start or crash.
+      if (read.damaged) reason = `warning: ${reason}`;
+    }
+    await this.#indexes.clear(0);
+    this.#index = await this.#indexes.open(0);
+    if (file !== undefined) await file.remove();
+    this.rebuild(file === undefined ? reason : `${file.path}: ${reason}`);
+  }
+
+  /** The ring the digests follow (the membership's current one); checked now and by each exchange. */
+  watchRing(ring: () => Ring | undefined): void {
+    this.#ringOf = ring;
+    this.#kick();
+  }
+
+  /** Starts a full rebuild from the store (after what is under way); the reason is logged. */
+  rebuild(reason: string): void {
+    if (this.#closing) return;
+    this.#rebuildReason ??= reason;
+    this.#kick();
+  }
+
+  /** Resolves once no rebuild, purge or digest computation is under way or asked for. */
+  async settled(): Promise<void> {
+    while (this.#maintaining !== undefined) await this.#maintaining;
+  }
+
+  get state(): TreeState {
+    return this.#state;
+  }
+
+  /**
+   * The digests for `ring` when ready; otherwise undefined, and the work
+   * that makes them ready is started.
+   */
+  digestsFor(ring: Ring): ArcDigests | undefined {
+    const digests = this.#digests;
+    if (this.#state === 'ready' && digests !== undefined && digests.ring.fingerprint === ring.fingerprint) {
+      return digests;
+    }
+    this.#kick();
+    return undefined;
+  }
+
+  /** The index, for exchanges' range reads (only while ready). */
+  get index(): Engine {
+    return this.#index;
+  }
+
+  /** Counts entries an exchange read (index entries, store reads). */
+  countRead(entries: number): void {
+    this.#entriesRead += entries;
+  }
+
+  treeStats(): TreeStats {
+    return {
+      state: this.#state,
+      entries: this.#state === 'ready' ? this.#digests?.count() : undefined,
+      rebuilds: this.#rebuilds,
+      lastRebuildReason: this.#lastRebuildReason,
+      lastRebuildMs: this.#lastRebuildMs,
+      digestComputations: this.#digestComputations,
+      entriesRead: this.#entriesRead,
+    };
+  }
+
+  // ---- Engine ----
+
+  async write(entry: Entry): Promise<void> {
+    await this.#main.write(entry);
+    await this.#indexed(entry);
+  }
+
+  get(key: Buffer): Promise<Entry | undefined> {
+    return this.#main.get(key);
+  }
+
+  scan(range: ScanRange): EntryCursor {
+    return this.#main.scan(range);
+  }
+
+  flush(): Promise<void> {
+    return this.#main.flush();
+  }
+
+  compact(): Promise<void> {
+    return this.#main.compact();
+  }
+
+  snapshot(dir: string): Promise<SnapshotInfo> {
+    return this.#main.snapshot(dir);
+  }
+
+  /** The store's purge, the same keys out of the index, then digests recomputed (module comment). */
+  purge(filter: PurgeFilter): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#purges.push({ filter, resolve, reject });
+      this.#kick();
+    });
+  }
+
+  stats(): EngineStats {
+    return this.#main.stats();
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    this.#stopTimer();
+    await this.#maintaining;
+    await Promise.allSettled([...this.#chains.values()]);
+    for (const job of this.#purges.splice(0)) job.reject(new Error('closed'));
+    let persist = this.#state === 'ready' && this.#treeFile !== undefined;
+    try {
+      await this.#index.close();
+    } catch (err) {
+      persist = false;
+      this.#log(
+        `Anti-entropy index did not close cleanly (${errorMessage(err)}); it is rebuilt at the next start`,
+      );
+    }
+    if (persist) {
+      const digests = this.#digests!;
+      try {
+        await this.#treeFile!.write(
+          encodeTree({ slot: this.#slot, ringFingerprint: digests.ring.fingerprint, words: digests.words }),
+        );
+      } catch (err) {
+        this.#log(
+          `Cannot write ${this.#treeFile!.path} (${errorMessage(err)}); the tree is rebuilt at the next start`,
+        );
+      }
+    }
+    await this.#main.close();
+  }
+
+  // ---- the write path's index part ----
+
+  #indexed(entry: Entry): Promise<void> {
+    const id = entry.key.toString('latin1');
+    const previous = this.#chains.get(id);
+    const run = previous === undefined ? this.#update(entry) : previous.then(() => this.#update(entry));
+    this.#chains.set(id, run);
+    void run.then(() => {
+      if (this.#chains.get(id) === run) this.#chains.delete(id);
+    });
+    return run;
+  }
+
+  /** Never rejects: a failure is logged and rebuilds the index. */
+  async #update(entry: Entry): Promise<void> {
+    const hash = hash32(entry.key);
+    for (
+      let lock = this.#lock;
+      lock !== undefined && hash >= lock.start && hash < lock.end;
+      lock = this.#lock
+    ) {
+      await lock.released;
+    }
+    const work = this.#apply(entry, hash);
+    this.#active.set(work, hash);
+    try {
+      await work;
+    } catch (err) {
+      if (!this.#closing) {
+        if (!this.#driftLogged) {
+          this.#driftLogged = true;
+          this.#log(`Anti-entropy index update failed (${errorMessage(err)}); rebuilding the index`);
+        }
+        this.rebuild(`an index update failed: ${errorMessage(err)}`);
+      }
+    } finally {
+      this.#active.delete(work);
+    }
+  }
+
+  async #apply(entry: Entry, hash: number): Promise<void> {
+    const index = this.#index;
+    const record: Entry = {
+      key: indexKey(hash, entry.key),
+      version: entry.version,
+      kind: entry.kind,
+      expiresAtMs: 0,
+      value: EMPTY,
+    };
+    // Building: the index keeps the newest version by itself, and no digests exist yet.
+    if (this.#state === 'building') {
+      await index.write(record);
+      return;
+    }
+    const old = await index.get(record.key);
+    if (old !== undefined && !newerSummary(entry, old)) return;
+    await index.write(record);
+    if (index !== this.#index) return;
+    const digests =
+      this.#state === 'ready'
+        ? this.#digests
+        : this.#state === 'digesting' && hash < this.#doneThrough
+          ? this.#fresh
+          : undefined;
+    if (digests === undefined) return;
+    if (old !== undefined) digests.add(hash, entry.key, old.version, old.kind, -1);
+    digests.add(hash, entry.key, entry.version, entry.kind, 1);
+  }
+
+  // ---- maintenance: rebuilds, purges, digests for a new ring; one at a time ----
+
+  #kick(): void {
+    if (this.#maintaining !== undefined || this.#closing) return;
+    this.#maintaining = this.#maintain()
+      .catch((err: unknown) => {
+        if (!this.#closing) this.#log(`Anti-entropy tree maintenance failed: ${errorMessage(err)}`);
+      })
+      .finally(() => {
+        this.#maintaining = undefined;
+        // Asked for while the loop was ending.
+        if (this.#purges.length > 0 || this.#rebuildReason !== undefined) this.#kick();
+      });
+  }
+
+  async #maintain(): Promise<void> {
+    for (;;) {
+      if (this.#closing) return;
+      const job = this.#purges.shift();
+      if (job !== undefined) {
+        await this.#purge(job);
+        continue;
+      }
+      const reason = this.#rebuildReason;
+      if (reason !== undefined) {
+        this.#rebuildReason = undefined;
+        await this.#rebuild(reason);
+        continue;
+      }
+      const ring = this.#ringOf();
+      if (ring === undefined) return;
+      const fingerprint = ring.fingerprint;
+      if (this.#state === 'ready' && !this.#digestAgain && this.#digests?.ring.fingerprint === fingerprint) {
+        return;
+      }
+      const loaded = this.#loaded;
+      this.#loaded = undefined;
+      if (
+        loaded !== undefined &&
+        !this.#digestAgain &&
+        this.#state === 'waiting' &&
+        loaded.fingerprint === fingerprint &&
+        loaded.words.length === 3 * ring.pointCount
+      ) {
+        this.#digests = new ArcDigests(ring, loaded.words);
+        this.#state = 'ready';
+        continue;
+      }
+      this.#digestAgain = false;
+      await this.#digest(ring);
+    }
+  }
+
+  async #purge(job: _PurgeJob): Promise<void> {
+    // Digests stop following writes: they are recomputed once the index is purged.
+    this.#state = this.#state === 'building' ? 'building' : 'waiting';
+    this.#digests = undefined;
+    this.#digestAgain = true;
+    try {
+      await this.#main.purge?.(job.filter);
+      await this.#index.purge?.({ ...job.filter, hashPrefixed: true });
+      job.resolve();
+    } catch (err) {
+      job.reject(err);
+    }
+  }
+
+  /** The index afresh from the store, in the other slot; then digests (by #maintain). */
+  async #rebuild(reason: string): Promise<void> {
+    const startedMs = performance.now();
+    this.#rebuilds++;
+    this.#lastRebuildReason = reason;
+    const warning = reason.includes('warning: ');
+    this.#log(`${warning ? 'warning: ' : ''}Anti-entropy tree rebuild: ${reason.replace('warning: ', '')}`);
+    const previous = this.#index;
+    const previousSlot = this.#slot;
+    const slot = previousSlot === 0 ? 1 : 0;
+    await this.#indexes.clear(slot);
+    const target = await this.#indexes.open(slot);
+    this.#state = 'building';
+    this.#digests = undefined;
+    this.#fresh = undefined;
+    this.#loaded = undefined;
+    this.#index = target;
+    this.#slot = slot;
+    // Updates that began on the previous index finish before it closes; later ones use the new one.
+    await Promise.allSettled([...this.#active.keys()]);
+    await previous.close().catch(() => undefined);
+    await this.#indexes.clear(previousSlot);
+    let copied = 0;
+    const pacer = new ScanPacer(this.#scanShare);
+    // Created after the switch: it holds every write whose index part went to the previous index.
+    const cursor = this.#main.scan({ start: EMPTY });
+    try {
+      let sinceYield = 0;
+      for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+        if (this.#closing) return;
+        await Promise.all(
+          batch.map((entry) =>
+            target.write({
+              key: indexKey(hash32(entry.key), entry.key),
+              version: entry.version,
+              kind: entry.kind,
+              expiresAtMs: 0,
+              value: EMPTY,
+            }),
+          ),
+        );
+        copied += batch.length;
+        sinceYield += batch.length;
+        if (sinceYield >= limits.antiEntropyYieldEntries) {
+          sinceYield = 0;
+          await pacer.pause();
+        }
+      }
+    } finally {
+      await cursor.close();
+    }
+    this.#state = 'waiting';
+    this.#digestAgain = true;
+    const ring = this.#ringOf();
+    if (ring !== undefined) {
+      await this.#digest(ring);
+      this.#digestAgain = false;
+    }
+    this.#lastRebuildMs = Math.round(performance.now() - startedMs);
+    this.#driftLogged = false;
+    if (!this.#closing) {
+      this.#log(`Anti-entropy tree rebuilt: ${copied} entries indexed in ${this.#lastRebuildMs} ms`);
+    }
+  }
+
+  /**
+   * The arc digests of `ring` from the index, one hash range at a time
+   * (limits.antiEntropyTreeChunks of them): each range is read with writes of
+   * its keys held back, and once read, takes the changes of later writes.
+   */
+  async #digest(ring: Ring): Promise<void> {
+    this.#digestComputations++;
+    const fresh = new ArcDigests(ring);
+    this.#state = 'digesting';
+    this.#digests = undefined;
+    this.#fresh = fresh;
+    this.#doneThrough = 0;
+    const chunks = limits.antiEntropyTreeChunks;
+    const step = RING_SPAN / chunks;
+    const pacer = new ScanPacer(this.#scanShare);
+    let sinceYield = 0;
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      if (this.#closing || this.#fresh !== fresh) return;
+      const start = chunk * step;
+      const end = (chunk + 1) * step;
+      let release!: () => void;
+      this.#lock = { start, end, released: new Promise<void>((resolve) => (release = resolve)) };
+      try {
+        const inRange: Promise<void>[] = [];
+        for (const [work, hash] of this.#active) if (hash >= start && hash < end) inRange.push(work);
+        await Promise.allSettled(inRange);
+        const cursor = this.#index.scan({ start: hashBound(start)!, end: hashBound(end) });
+        try {
+          for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+            for (const entry of batch) {
+              const hash = entry.key.readUInt32BE(0);
+              fresh.add(hash, entry.key.subarray(4), entry.version, entry.kind, 1);
+            }
+            sinceYield += batch.length;
+          }
+        } finally {
+          await cursor.close();
+        }
+        this.#doneThrough = end;
+      } finally {
+        this.#lock = undefined;
+        release();
+      }
+      if (sinceYield >= limits.antiEntropyYieldEntries) {
+        sinceYield = 0;
+        await pacer.pause();
+      } else if (chunk % 64 === 63) {
+        await nextTurn();
+      }
+    }
+    this.#digests = fresh;
+    this.#fresh = undefined;
+    this.#state = 'ready';
+  }
+
+  #stopTimer(): void {
+    if (this.#verifyTimer !== undefined) clearInterval(this.#verifyTimer);
+    this.#verifyTimer = undefined;
+  }
+}
