@@ -7,9 +7,10 @@
  *   cluster         a 3-node local cluster, binary internode protocol vs HTTP, then a rolling restart
  *   restart         a rolling restart of a 3-node cluster under load (SIGTERM, one node at a time)
  *   join            a fourth node joins a loaded 3-node cluster of 1M keys: streaming MB/s, latency before and during
+ *   anti-entropy    3 nodes of 1M keys: idle CPU, cost of a repair by the number of differing keys, a wiped replica
  *   profile put|get CPU and heap profiles of a node under load, as flame graphs
  *   micro           hot helpers, current code vs candidates
- *   all             micro, engine, server, cluster, join, profile put, profile get (default)
+ *   all             micro, engine, server, cluster, join, anti-entropy, profile put, profile get (default)
  *   check           quick self-test of the load generator's parts (no servers)
  *   render FILE     flame graph SVG of an existing .cpuprofile/.heapprofile
  *
@@ -22,13 +23,14 @@ import { runSelfCheck } from './lib/self-check.mjs';
 import { log } from './lib/stats.mjs';
 import { runMicroBench } from './micro/micro-bench.mjs';
 import { renderFile, runProfile } from './profile/profile.mjs';
+import { runAntiEntropyBench } from './server/anti-entropy-bench.mjs';
 import { runClusterBench } from './server/cluster-bench.mjs';
 import { runJoinBench } from './server/join-bench.mjs';
 import { runRestartBench } from './server/restart-bench.mjs';
 import { runServerBench } from './server/server-bench.mjs';
 
 const USAGE =
-  'usage: node run.mjs [engine|server|cluster|restart|join|profile put|profile get|micro|all|check|render FILE]';
+  'usage: node run.mjs [engine|server|cluster|restart|join|anti-entropy|profile put|profile get|micro|all|check|render FILE]';
 
 async function runMode(mode, arg, stamp) {
   const started = Date.now();
@@ -48,6 +50,9 @@ async function runMode(mode, arg, stamp) {
       break;
     case 'join':
       outcome = await runJoinBench();
+      break;
+    case 'anti-entropy':
+      outcome = await runAntiEntropyBench();
       break;
     case 'profile':
       outcome = await runProfile(arg, stamp);
@@ -83,7 +88,16 @@ async function main() {
   }
   const plan =
     mode === 'all'
-      ? [['micro'], ['engine'], ['server'], ['cluster'], ['join'], ['profile', 'put'], ['profile', 'get']]
+      ? [
+          ['micro'],
+          ['engine'],
+          ['server'],
+          ['cluster'],
+          ['join'],
+          ['anti-entropy'],
+          ['profile', 'put'],
+          ['profile', 'get'],
+        ]
       : [[mode, arg]];
   let failed = false;
   const sections = [];
