@@ -158,6 +158,10 @@ export class IndexedEngine implements Engine {
   #rebuildReason: string | undefined;
   #digestAgain = false;
   readonly #purges: _PurgeJob[] = [];
+  /** The purge under way: writes it would drop wait for it. */
+  #purging: { filter: PurgeFilter; done: Promise<void> } | undefined;
+  /** Writes under way (store and index parts), with their key's hash. */
+  readonly #writing = new Map<Promise<void>, number>();
   #closing = false;
   #verifyTimer: NodeJS.Timeout | undefined;
   #rebuilds = 0;
@@ -278,8 +282,27 @@ export class IndexedEngine implements Engine {
   // ---- Engine ----
 
   async write(entry: Entry): Promise<void> {
+    const hash = hash32(entry.key);
+    // A purge of the key's range waits for this write, or this write for the purge: both parts on one side of it.
+    for (
+      let p = this.#purging;
+      p !== undefined && _purges(p.filter, hash, entry.version);
+      p = this.#purging
+    ) {
+      await p.done;
+    }
+    const write = this.#writeBoth(entry, hash);
+    this.#writing.set(write, hash);
+    try {
+      await write;
+    } finally {
+      this.#writing.delete(write);
+    }
+  }
+
+  async #writeBoth(entry: Entry, hash: number): Promise<void> {
     await this.#main.write(entry);
-    await this.#indexed(entry);
+    await this.#indexed(entry, hash);
   }
 
   get(key: Buffer): Promise<Entry | undefined> {
@@ -346,10 +369,11 @@ export class IndexedEngine implements Engine {
 
   // ---- the write path's index part ----
 
-  #indexed(entry: Entry): Promise<void> {
+  #indexed(entry: Entry, hash: number): Promise<void> {
     const id = entry.key.toString('latin1');
     const previous = this.#chains.get(id);
-    const run = previous === undefined ? this.#update(entry) : previous.then(() => this.#update(entry));
+    const run =
+      previous === undefined ? this.#update(entry, hash) : previous.then(() => this.#update(entry, hash));
     this.#chains.set(id, run);
     void run.then(() => {
       if (this.#chains.get(id) === run) this.#chains.delete(id);
@@ -358,8 +382,7 @@ export class IndexedEngine implements Engine {
   }
 
   /** Never rejects: a failure is logged and rebuilds the index. */
-  async #update(entry: Entry): Promise<void> {
-    const hash = hash32(entry.key);
+  async #update(entry: Entry, hash: number): Promise<void> {
     for (
       let lock = this.#lock;
       lock !== undefined && hash >= lock.start && hash < lock.end;
@@ -471,12 +494,21 @@ export class IndexedEngine implements Engine {
     this.#state = this.#state === 'building' ? 'building' : 'waiting';
     this.#digests = undefined;
     this.#digestAgain = true;
+    let finished!: () => void;
+    this.#purging = { filter: job.filter, done: new Promise<void>((resolve) => (finished = resolve)) };
     try {
+      const under: Promise<void>[] = [];
+      for (const [write, hash] of this.#writing)
+        if (_inRanges(job.filter.hashRanges, hash)) under.push(write);
+      await Promise.allSettled(under);
       await this.#main.purge?.(job.filter);
       await this.#index.purge?.({ ...job.filter, hashPrefixed: true });
       job.resolve();
     } catch (err) {
       job.reject(err);
+    } finally {
+      this.#purging = undefined;
+      finished();
     }
   }
 
@@ -604,4 +636,21 @@ export class IndexedEngine implements Engine {
     if (this.#verifyTimer !== undefined) clearInterval(this.#verifyTimer);
     this.#verifyTimer = undefined;
   }
+}
+
+/** Whether `hash` falls in flattened, sorted [start, end) ranges. */
+function _inRanges(ranges: readonly number[], hash: number): boolean {
+  let low = 0;
+  let high = ranges.length / 2;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (ranges[2 * mid]! <= hash) low = mid + 1;
+    else high = mid;
+  }
+  return low > 0 && hash < ranges[2 * (low - 1) + 1]!;
+}
+
+/** Whether a purge with `filter` would drop a write of this hash and version. */
+function _purges(filter: PurgeFilter, hash: number, version: bigint): boolean {
+  return version <= filter.versionMax && _inRanges(filter.hashRanges, hash);
 }
