@@ -87,6 +87,7 @@ function standInParts(): ClusterParts {
         pushed: 3,
         bytesSent: 5000,
         bytesReceived: 9000,
+        tree: { state: 'ready', entries: 1000, rebuilds: 1, entriesRead: 240 },
       }),
     },
     membership: {
@@ -196,6 +197,11 @@ describe('NodeMetrics', () => {
     assert.equal(value('ringkv_antientropy_keys_compared_total'), 120);
     assert.equal(value('ringkv_antientropy_keys_repaired_total', { direction: 'pulled' }), 10);
     assert.equal(value('ringkv_antientropy_bytes_total', { direction: 'received' }), 9000);
+    assert.equal(value('ringkv_antientropy_tree_state', { state: 'ready' }), 1);
+    assert.equal(value('ringkv_antientropy_tree_state', { state: 'building' }), 0);
+    assert.equal(value('ringkv_antientropy_tree_entries'), 1000);
+    assert.equal(value('ringkv_antientropy_tree_rebuilds_total'), 1);
+    assert.equal(value('ringkv_antientropy_entries_read_total'), 240);
 
     assert.equal(value('ringkv_membership_epoch'), 7);
     assert.equal(value('ringkv_membership_members', { state: 'joining' }), 1);

@@ -152,7 +152,11 @@ const ANTI_ENTROPY_COUNTERS: readonly CounterRow<AntiEntropyStats>[] = [
   ['ringkv_antientropy_rounds_total', 'Anti-entropy rounds run', 'rounds'],
   ['ringkv_antientropy_exchanges_total', 'Exchanges with one peer', 'exchanges'],
   ['ringkv_antientropy_failed_exchanges_total', 'Exchanges that failed', 'failedExchanges'],
-  ['ringkv_antientropy_keys_digested_total', 'Local keys hashed into Merkle trees', 'keysDigested'],
+  [
+    'ringkv_antientropy_keys_digested_total',
+    'Local keys in the compared trees (from the kept digests: none is read)',
+    'keysDigested',
+  ],
   [
     'ringkv_antientropy_keys_compared_total',
     "Peers' keys compared one by one with the local ones (in differing buckets)",
@@ -388,6 +392,28 @@ export class NodeMetrics {
         { labels: { direction: 'sent' }, value: ae.bytesSent },
         { labels: { direction: 'received' }, value: ae.bytesReceived },
       ],
+    );
+    const tree = ae.tree;
+    text.gauge(
+      'ringkv_antientropy_tree_state',
+      'The hash tree: 1 for its state (ready, building, digesting, waiting), 0 for the others',
+      (['ready', 'building', 'digesting', 'waiting'] as const).map((state) => ({
+        labels: { state },
+        value: tree.state === state ? 1 : 0,
+      })),
+    );
+    text.gauge(
+      'ringkv_antientropy_tree_entries',
+      'Entries in the hash tree (every key, deletes included), when ready',
+      [{ value: tree.entries ?? 0 }],
+    );
+    text.counter('ringkv_antientropy_tree_rebuilds_total', 'Rebuilds of the hash index from the store', [
+      { value: tree.rebuilds },
+    ]);
+    text.counter(
+      'ringkv_antientropy_entries_read_total',
+      'Index and store entries read for exchanges, asked and answered',
+      [{ value: tree.entriesRead }],
     );
   }
 }

@@ -9,8 +9,9 @@
  * newest entries. A pair's leaf b is the sum of the arcs it shares whose
  * point (the arc's last hash) falls in bucket b (the top leafBits bits):
  * both sides compute it from the same ring, so equal key sets give equal
- * leaves. The keys behind a set of leaves are the hash ranges of those
- * arcs (ranges()), read from the hash-ordered index.
+ * leaves. Within differing leaves the pair compares arc digests (arcsIn,
+ * wordsOf), and the keys behind differing arcs are their hash ranges
+ * (arcRanges), read from the hash-ordered index.
  *
  * Example:
  *   const arcs = new ArcDigests(ring);
@@ -70,24 +71,53 @@ export class ArcDigests {
     return leaves;
   }
 
-  /**
-   * The hash ranges holding the pair's keys of the buckets set in `bitmap`:
-   * sorted, disjoint [start, end) pairs, flattened, end up to 2^32.
-   */
-  ranges(scope: PairScope, bitmap: Uint8Array): number[] {
-    return pairRanges(scope, bitmap);
+  /** The digests of the given arcs, in their order: DIGEST_WORDS words each. */
+  wordsOf(points: readonly number[]): Uint32Array {
+    const out = new Uint32Array(DIGEST_WORDS * points.length);
+    for (let i = 0; i < points.length; i++) {
+      const at = points[i]! * DIGEST_WORDS;
+      out[DIGEST_WORDS * i] = this.words[at]!;
+      out[DIGEST_WORDS * i + 1] = this.words[at + 1]!;
+      out[DIGEST_WORDS * i + 2] = this.words[at + 2]!;
+    }
+    return out;
   }
 }
 
-/** ArcDigests.ranges, from the ring alone (the answering side needs no digests for it). */
-export function pairRanges(scope: PairScope, bitmap: Uint8Array): number[] {
+/** The pair's arcs (their points, ascending) whose point falls in a bucket set in `bitmap`. */
+export function arcsIn(scope: PairScope, bitmap: Uint8Array): number[] {
   const ring = scope.ring;
   const shift = 32 - scope.leafBits;
+  const out: number[] = [];
+  for (let point = 0; point < ring.pointCount; point++) {
+    if (bitmapHas(bitmap, ring.pointPosition(point) >>> shift) && _shares(scope, point)) out.push(point);
+  }
+  return out;
+}
+
+/**
+ * Whether `points` is a valid selection of the pair's arcs: ascending,
+ * on the ring, shared by the pair (what an answering node checks).
+ */
+export function validArcs(scope: PairScope, points: readonly number[]): boolean {
+  for (let i = 0; i < points.length; i++) {
+    const point = points[i]!;
+    if (!Number.isInteger(point) || point < 0 || point >= scope.ring.pointCount) return false;
+    if (i > 0 && point <= points[i - 1]!) return false;
+    if (!_shares(scope, point)) return false;
+  }
+  return true;
+}
+
+/**
+ * The hash ranges holding the keys of the given arcs: sorted, disjoint
+ * [start, end) pairs, flattened, end up to 2^32.
+ */
+export function arcRanges(ring: Ring, points: readonly number[]): number[] {
   const last = ring.pointCount - 1;
   const pieces: [number, number][] = [];
-  for (let point = 0; point <= last; point++) {
+  for (const point of points) {
     const position = ring.pointPosition(point);
-    if (!bitmapHas(bitmap, position >>> shift) || !_shares(scope, point)) continue;
     if (point === 0) {
       // Point 0's arc wraps: the hashes after the last point, and those up to point 0.
       pieces.push([0, position + 1]);

@@ -7,10 +7,12 @@
  *   2. Send the root in a DIGEST request. Equal roots: the peer answers one
  *      byte and the exchange is over (nothing else travels). Otherwise the
  *      peer answers its leaf digests (or "not ready": the exchange is skipped).
- *   3. Build the peer's tree and descend both to the differing buckets.
+ *   3. Build the peer's tree and descend both to the differing buckets; ask
+ *      the peer for the digests of the pair's arcs in them (ARCS) and compare
+ *      with the local ones: the differing arcs (a few dozen keys each).
  *   4. Page through the peer's key summaries (key, version, kind) of those
- *      buckets' arcs, in index order (hash, then key), and walk the local
- *      index over the same hash ranges alongside (a merge join). For each key:
+ *      arcs, in index order (hash, then key), and walk the local index over
+ *      the same hash ranges alongside (a merge join). For each key:
  *        - on both sides, newer here: push the local entry (transport.write);
  *        - on both sides, newer there: pull it (transport.read, then a local
  *          engine write, which keeps the newest version anyway, and the
@@ -38,10 +40,12 @@
 import type { Entry } from '../../storage/index.js';
 import { EntryKind, tombstoneEntry } from '../../storage/index.js';
 import { compareBytes } from '../../util/bytes.js';
-import { errorMessage } from '../../util/errors.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
 import { hash32 } from '../ring/index.js';
+import { type ArcDigests, arcRanges, arcsIn } from './arc-digests.js';
 import {
   bitmapOf,
+  decodeArcsAnswer,
   decodeDigestAnswer,
   decodeSummaryAnswer,
   encodeRequest,
@@ -92,6 +96,8 @@ export interface ExchangeResult {
   /** Skipped: this node's or the peer's tree was not ready for the ring (being built, or rings differ). */
   readonly notReady: boolean;
   readonly differingBuckets: number;
+  /** Arcs of the differing buckets whose digests differ: what summaries list. */
+  readonly differingArcs: number;
   /** Local entries of the shared key set (from the digests: none is read for it). */
   readonly localEntries: number;
   /** Local index entries and stored entries this exchange read. */
@@ -117,6 +123,7 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
     equal: false,
     notReady: false,
     differingBuckets: 0,
+    differingArcs: 0,
     localEntries: 0,
     entriesRead: 0,
     summaryPages: 0,
@@ -166,7 +173,9 @@ export async function exchange(scope: PairScope, settings: ExchangeSettings): Pr
       result.equal = true;
       return result;
     }
-    await _compareBuckets(scope, settings, bitmapOf(scope.leafBits, differing), copies, result);
+    const arcs = await _differingArcs(scope, settings, digests, bitmapOf(scope.leafBits, differing), result);
+    result.differingArcs = arcs.length;
+    if (arcs.length > 0) await _compareArcs(scope, settings, arcs, copies, result);
     await copies.settle();
   } catch (err) {
     await copies.settle();
@@ -200,11 +209,52 @@ async function _request(
   return answer;
 }
 
-/** Step 4: the merge join of the peer's summary pages with the local entries of the differing buckets. */
-async function _compareBuckets(
+/** Step 3, within the differing buckets: the arcs whose digests differ (ascending points). */
+async function _differingArcs(
   scope: PairScope,
   settings: ExchangeSettings,
+  digests: ArcDigests,
   buckets: Uint8Array,
+  result: { bytesSent: number; bytesReceived: number },
+): Promise<number[]> {
+  const points = arcsIn(scope, buckets);
+  const local = digests.wordsOf(points);
+  const remote = decodeArcsAnswer(
+    await _request(
+      scope,
+      settings,
+      encodeRequest({
+        kind: RequestKind.Arcs,
+        leafBits: scope.leafBits,
+        replicationFactor: scope.replicationFactor,
+        from: scope.self,
+        ringFingerprint: scope.ring.fingerprint,
+        buckets,
+      }),
+      result,
+    ),
+  );
+  if (remote.length !== local.length) {
+    throw new RingkvError(
+      'RINGKV_PROTOCOL',
+      `Anti-entropy arcs answer lists ${remote.length / 3} arcs, not ${points.length}`,
+    );
+  }
+  const out: number[] = [];
+  for (let i = 0; i < points.length; i++) {
+    const at = 3 * i;
+    if (local[at] !== remote[at] || local[at + 1] !== remote[at + 1] || local[at + 2] !== remote[at + 2]) {
+      out.push(points[i]!);
+    }
+  }
+  return out;
+}
+
+/** Step 4: the merge join of the peer's summary pages with the local entries of the differing arcs. */
+async function _compareArcs(
+  scope: PairScope,
+  settings: ExchangeSettings,
+  arcs: readonly number[],
   copies: _Copies,
   result: {
     summaryPages: number;
@@ -215,11 +265,9 @@ async function _compareBuckets(
     bytesReceived: number;
   },
 ): Promise<void> {
-  const digests = settings.engine.digestsFor(scope.ring);
-  if (digests === undefined) throw new Error('the local tree stopped being ready');
   const local = new RangeEntries(
     settings.engine.index,
-    digests.ranges(scope, buckets),
+    arcRanges(scope.ring, arcs),
     Buffer.alloc(0),
     settings.yieldEntries,
   );
@@ -237,7 +285,7 @@ async function _compareBuckets(
             replicationFactor: scope.replicationFactor,
             from: scope.self,
             ringFingerprint: scope.ring.fingerprint,
-            buckets,
+            arcs,
             start,
             limit: settings.summaryEntriesMax,
           }),

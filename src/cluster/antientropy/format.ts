@@ -5,27 +5,30 @@
  * big-endian; varints are unsigned LEB128 (util/bytes.ts).
  *
  *   request:
- *   0   u8   kind: 1 DIGEST, 2 SUMMARY
+ *   0   u8   kind: 1 DIGEST, 2 SUMMARY, 3 ARCS
  *   1   u8   format version (2)
  *   2   u8   leafBits (1..16)
  *   3   u8   replication factor R
  *   4   varint + bytes: the requester's node URL (UTF-8)
  *   ..  u32  the requester's ring fingerprint (Ring.fingerprint)
  *   DIGEST  then: u32 count, u32 h1, u32 h2 of the requester's root
- *   SUMMARY then: bucket bitmap, 2^leafBits bits (bit b of byte b>>3 is bucket b, LSB first),
+ *   ARCS    then: bucket bitmap, 2^leafBits bits (bit b of byte b>>3 is bucket b, LSB first)
+ *   SUMMARY then: u32 n, n x u32 arc (ring point index, ascending),
  *                 varint + bytes start position, u32 limit (summaries)
  *
  *   DIGEST answer:  u8 0 (roots equal, nothing follows)
  *                 | u8 1, then 2^leafBits x (u32 count, u32 h1, u32 h2)
  *                 | u8 2 (not ready: the answering node's tree is being built, or its ring differs)
+ *   ARCS answer:    u32 n, n x (u32 count, u32 h1, u32 h2): the digests of the pair's arcs whose
+ *                   point falls in a bucket set, in point order (both sides list the same arcs)
  *   SUMMARY answer: u8 flags (bit 0: more), varint + bytes coveredThrough,
  *                   u32 count, count x (varint + bytes key, u64 version, u8 kind)
  *
  * Positions are index keys: hash32(key) as u32 big-endian, then the key;
  * summaries come in position order. A SUMMARY answer covers every position
  * from the request's start through coveredThrough (inclusive; to the end
- * when `more` is clear) within the hash ranges of the buckets set (the
- * pair's arcs, arc-digests.ts), and lists every key there.
+ * when `more` is clear) within the hash ranges of the arcs named
+ * (arc-digests.ts), and lists every key there.
  */
 import { EntryKind } from '../../storage/index.js';
 import { copyBytes, readVarint, varintBytes, writeVarint } from '../../util/bytes.js';
@@ -33,7 +36,7 @@ import { RingkvError } from '../../util/errors.js';
 import { DIGEST_WORDS, LeafDigests } from './merkle.js';
 
 /** On-wire values: never renumber. */
-export const RequestKind = { Digest: 1, Summary: 2 } as const;
+export const RequestKind = { Digest: 1, Summary: 2, Arcs: 3 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 /** The layout drawn above; a new layout takes the next number. */
 export const AE_FORMAT_VERSION = 2;
@@ -52,16 +55,22 @@ export interface DigestRequest extends _Common {
   readonly root: readonly [number, number, number];
 }
 
+export interface ArcsRequest extends _Common {
+  readonly kind: typeof RequestKind.Arcs;
+  /** One bit per bucket: set for the buckets whose arcs' digests are wanted. */
+  readonly buckets: Uint8Array;
+}
+
 export interface SummaryRequest extends _Common {
   readonly kind: typeof RequestKind.Summary;
-  /** One bit per bucket: set for the buckets to list. */
-  readonly buckets: Uint8Array;
+  /** The arcs to list (ring point indexes, ascending). */
+  readonly arcs: readonly number[];
   /** Index position to list from (inclusive); empty: the beginning. */
   readonly start: Buffer;
   readonly limit: number;
 }
 
-export type Request = DigestRequest | SummaryRequest;
+export type Request = DigestRequest | ArcsRequest | SummaryRequest;
 
 /** One key of a summary: enough to tell which side is newer. */
 export interface KeySummary {
@@ -95,7 +104,8 @@ export function encodeRequest(request: Request): Buffer {
   const url = Buffer.from(request.from, 'utf8');
   let bytes = 8 + varintBytes(url.length) + url.length;
   if (request.kind === RequestKind.Digest) bytes += 12;
-  else bytes += request.buckets.length + varintBytes(request.start.length) + request.start.length + 4;
+  else if (request.kind === RequestKind.Arcs) bytes += request.buckets.length;
+  else bytes += 4 + 4 * request.arcs.length + varintBytes(request.start.length) + request.start.length + 4;
   const buf = Buffer.alloc(bytes);
   buf[0] = request.kind;
   buf[1] = AE_FORMAT_VERSION;
@@ -111,8 +121,16 @@ export function encodeRequest(request: Request): Buffer {
     buf.writeUInt32BE(request.root[2], at + 8);
     return buf;
   }
-  buf.set(request.buckets, at);
-  at += request.buckets.length;
+  if (request.kind === RequestKind.Arcs) {
+    buf.set(request.buckets, at);
+    return buf;
+  }
+  buf.writeUInt32BE(request.arcs.length, at);
+  at += 4;
+  for (const arc of request.arcs) {
+    buf.writeUInt32BE(arc, at);
+    at += 4;
+  }
   at = writeVarint(buf, at, request.start.length);
   at += request.start.copy(buf, at);
   buf.writeUInt32BE(request.limit, at);
@@ -138,11 +156,18 @@ export function decodeRequest(buf: Buffer): Request {
     const root = [buf.readUInt32BE(at), buf.readUInt32BE(at + 4), buf.readUInt32BE(at + 8)] as const;
     return { kind, leafBits, replicationFactor, from, ringFingerprint, root };
   }
+  if (kind === RequestKind.Arcs) {
+    if (buf.length !== at + bitmapBytes(leafBits)) throw _bad('arcs request of the wrong size');
+    const buckets = new Uint8Array(buf.subarray(at));
+    return { kind, leafBits, replicationFactor, from, ringFingerprint, buckets };
+  }
   if (kind !== RequestKind.Summary) throw _bad(`unknown request kind ${kind}`);
-  const mapBytes = bitmapBytes(leafBits);
-  if (buf.length < at + mapBytes) throw _bad('summary bitmap cut off');
-  const buckets = new Uint8Array(buf.subarray(at, at + mapBytes));
-  at += mapBytes;
+  if (buf.length < at + 4) throw _bad('summary arc count cut off');
+  const count = buf.readUInt32BE(at);
+  at += 4;
+  if (count > (buf.length - at) / 4) throw _bad(`summary arc count ${count} larger than the request`);
+  const arcs: number[] = [];
+  for (let i = 0; i < count; i++, at += 4) arcs.push(buf.readUInt32BE(at));
   const start = _readBytes(buf, at);
   at = start[1];
   if (buf.length !== at + 4) throw _bad('summary request of the wrong size');
@@ -152,7 +177,7 @@ export function decodeRequest(buf: Buffer): Request {
     replicationFactor,
     from,
     ringFingerprint,
-    buckets,
+    arcs,
     start: start[0],
     limit: buf.readUInt32BE(at),
   };
@@ -182,6 +207,23 @@ export function decodeDigestAnswer(
   const out = new Uint32Array(words);
   for (let i = 0; i < words; i++) out[i] = buf.readUInt32BE(1 + 4 * i);
   return new LeafDigests(leafBits, out);
+}
+
+/** The ARCS answer: the digests of the arcs asked for, DIGEST_WORDS words each. */
+export function encodeArcsAnswer(words: Uint32Array): Buffer {
+  const buf = Buffer.alloc(4 + 4 * words.length);
+  buf.writeUInt32BE(words.length / DIGEST_WORDS, 0);
+  for (let i = 0; i < words.length; i++) buf.writeUInt32BE(words[i]!, 4 + 4 * i);
+  return buf;
+}
+
+export function decodeArcsAnswer(buf: Buffer): Uint32Array {
+  if (buf.length < 4) throw _protocol('arcs answer too short');
+  const count = buf.readUInt32BE(0);
+  if (buf.length !== 4 + 4 * DIGEST_WORDS * count) throw _protocol('arcs answer of the wrong size');
+  const words = new Uint32Array(DIGEST_WORDS * count);
+  for (let i = 0; i < words.length; i++) words[i] = buf.readUInt32BE(4 + 4 * i);
+  return words;
 }
 
 /** Bytes one summary takes in an answer. */

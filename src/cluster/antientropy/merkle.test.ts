@@ -4,9 +4,11 @@ import { tombstoneEntry, valueEntry } from '../../storage/index.js';
 import {
   bitmapHas,
   bitmapOf,
+  decodeArcsAnswer,
   decodeDigestAnswer,
   decodeRequest,
   decodeSummaryAnswer,
+  encodeArcsAnswer,
   encodeDigestAnswer,
   encodeRequest,
   encodeSummaryAnswer,
@@ -72,17 +74,28 @@ describe('anti-entropy messages', () => {
     assert.deepEqual(decodeRequest(encodeRequest(digest)), digest);
     const bitmap = bitmapOf(4, [0, 5, 15]);
     assert.ok(bitmapHas(bitmap, 5) && !bitmapHas(bitmap, 6));
+    const arcs = {
+      kind: RequestKind.Arcs,
+      leafBits: 4,
+      replicationFactor: 2,
+      from: 'http://127.0.0.1:8081',
+      ringFingerprint: 7,
+      buckets: bitmap,
+    } as const;
+    assert.deepEqual(decodeRequest(encodeRequest(arcs)), arcs);
     const summary = {
       kind: RequestKind.Summary,
       leafBits: 4,
       replicationFactor: 2,
       from: 'http://127.0.0.1:8081',
       ringFingerprint: 7,
-      buckets: bitmap,
+      arcs: [0, 17, 4095],
       start: Buffer.from('k1'),
       limit: 100,
-    } as const;
-    assert.deepEqual(decodeRequest(encodeRequest(summary)), summary);
+    };
+    assert.deepEqual(decodeRequest(encodeRequest({ ...summary, kind: RequestKind.Summary })), summary);
+    const words = new Uint32Array([1, 2, 3, 4, 5, 0xffffffff]);
+    assert.deepEqual(decodeArcsAnswer(encodeArcsAnswer(words)), words);
     assert.equal(decodeDigestAnswer(encodeDigestAnswer(undefined), 4), undefined);
     assert.equal(decodeDigestAnswer(encodeDigestAnswer(NOT_READY), 4), NOT_READY);
     const answered = decodeDigestAnswer(encodeDigestAnswer(leaves), 4);
@@ -101,6 +114,11 @@ describe('anti-entropy messages', () => {
     assert.throws(() => decodeRequest(Buffer.from([1, 1, 4, 3, 0])), { code: 'RINGKV_BAD_REQUEST' });
     assert.throws(() => decodeRequest(Buffer.from([1, 2, 4, 3, 0, 1, 2])), { code: 'RINGKV_BAD_REQUEST' });
     assert.throws(() => decodeDigestAnswer(Buffer.from([1, 0, 0]), 4), { code: 'RINGKV_PROTOCOL' });
+    assert.throws(() => decodeArcsAnswer(Buffer.from([0, 0, 0, 2, 0])), { code: 'RINGKV_PROTOCOL' });
+    // A summary request claiming more arcs than it carries.
+    assert.throws(() => decodeRequest(Buffer.from([2, 2, 4, 3, 0, 0, 0, 0, 0, 0, 0, 0, 9])), {
+      code: 'RINGKV_BAD_REQUEST',
+    });
     assert.throws(() => decodeSummaryAnswer(Buffer.from([0, 0, 0xff, 0xff, 0xff, 0xff])), {
       code: 'RINGKV_PROTOCOL',
     });

@@ -17,7 +17,15 @@
 import { limits } from '../../config/limits.js';
 import { RingkvError } from '../../util/errors.js';
 import type { Ring } from '../ring/index.js';
-import { decodeRequest, encodeDigestAnswer, encodeSummaryAnswer, NOT_READY, RequestKind } from './format.js';
+import { arcRanges, arcsIn, validArcs } from './arc-digests.js';
+import {
+  decodeRequest,
+  encodeArcsAnswer,
+  encodeDigestAnswer,
+  encodeSummaryAnswer,
+  NOT_READY,
+  RequestKind,
+} from './format.js';
 import type { IndexedEngine } from './indexed-engine.js';
 import { MerkleTree } from './merkle.js';
 import type { PairScope, SummaryLimits } from './scan.js';
@@ -36,6 +44,7 @@ export interface ResponderStats {
   readonly digestsEqual: number;
   /** Digest requests answered "not ready" (tree being built, or a different ring). */
   readonly digestsNotReady: number;
+  readonly arcsServed: number;
   readonly summaryPagesServed: number;
 }
 
@@ -49,6 +58,7 @@ export class AntiEntropyResponder {
   #digestsServed = 0;
   #digestsEqual = 0;
   #digestsNotReady = 0;
+  #arcsServed = 0;
   #summaryPagesServed = 0;
 
   constructor(options: AntiEntropyResponderOptions) {
@@ -75,6 +85,7 @@ export class AntiEntropyResponder {
       digestsServed: this.#digestsServed,
       digestsEqual: this.#digestsEqual,
       digestsNotReady: this.#digestsNotReady,
+      arcsServed: this.#arcsServed,
       summaryPagesServed: this.#summaryPagesServed,
     };
   }
@@ -124,10 +135,20 @@ export class AntiEntropyResponder {
         `Anti-entropy tree of ${this.#selfUrl} is not ready for the requester's ring`,
       );
     }
+    if (request.kind === RequestKind.Arcs) {
+      this.#arcsServed++;
+      return encodeArcsAnswer(digests.wordsOf(arcsIn(scope, request.buckets)));
+    }
+    if (!validArcs(scope, request.arcs)) {
+      throw new RingkvError(
+        'RINGKV_BAD_REQUEST',
+        'Anti-entropy summary request names arcs the pair does not share',
+      );
+    }
     const limit = Math.max(1, Math.min(request.limit, this.#limits.entriesMax));
     const { page, read } = await summaryPage(
       this.#engine.index,
-      digests.ranges(scope, request.buckets),
+      arcRanges(ring, request.arcs),
       request.start,
       { ...this.#limits, entriesMax: limit },
     );
