@@ -71,6 +71,26 @@ describe('RecentWrites', () => {
     assert.equal(writes.record(k('b'), 1001n), undefined);
   });
 
+  test('keeps its contract past the first capacities: many keys, and few keys rewritten often', () => {
+    const { writes, clock } = recent({ entriesMax: 10_000 });
+    for (let i = 0; i < 5000; i++) assert.equal(writes.record(k(`key${i}`), BigInt(1000 + i)), undefined);
+    assert.equal(writes.size, 5000);
+    for (let i = 0; i < 5000; i += 499) assert.equal(writes.known(k(`key${i}`)), BigInt(1000 + i));
+    // Three keys written 20,000 times: the stale records are dropped, the newest kept.
+    for (let i = 0; i < 20_000; i++) writes.record(k(`hot${i % 3}`), BigInt(10_000 + i));
+    assert.equal(writes.size, 5003);
+    assert.equal(writes.known(k('hot0')), 29_998n);
+    assert.equal(writes.known(k('hot2')), 29_997n);
+    assert.equal(writes.record(k('hot1'), 29_999n), 29_999n, 'an equal version still conflicts');
+    assert.equal(writes.known(k('key4990')), 5990n, 'older keys are still remembered');
+    assert.equal(writes.floor, 0n, 'nothing was forgotten');
+    // All of it ages out in write order: the floor ends at the newest version seen.
+    clock.ms = 10_000;
+    assert.equal(writes.record(k('late'), 1n), 29_999n);
+    assert.equal(writes.size, 1);
+    assert.equal(writes.floor, 29_999n);
+  });
+
   test('agrees with a plain model (one map in write order) on every answer, size and floor', () => {
     // The model: a Map whose insertion order is write order, walked from the front to forget.
     class Model {

@@ -21,6 +21,14 @@
  * - record() is synchronous: the check and the update happen in one step, so
  *   two writes of one key arriving together are judged against each other.
  *
+ * - The memory is flat: the write-order queue is a ring of typed arrays and
+ *   each remembered key an index into typed arrays (its version, its newest
+ *   record), found through one Map from the key's bytes. A write therefore
+ *   leaves no object behind but the key's string when the key is new. Kept
+ *   for seconds, per-write objects outlive a few young-generation
+ *   collections and are promoted; under steady writes they filled the old
+ *   space and brought a full collection every few seconds.
+ *
  *   const recent = new RecentWrites({ windowMs: 3000, entriesMax: 1000, keyBytesMax: 1 << 20, initialFloor: 0n });
  *   recent.record(Buffer.from('k'), 10n); // undefined: nothing newer known
  *   recent.record(Buffer.from('k'), 7n);  // 10n: a conflict
@@ -38,30 +46,35 @@ export interface RecentWritesOptions {
   readonly nowMs?: () => number;
 }
 
-interface _Recent {
-  readonly id: string;
-  readonly version: bigint;
-  readonly atMs: number;
-}
-
-/** Spent slots at the front of the write-order queue before it is cut down. */
-const QUEUE_HEAD_SLACK = 64;
+/** Stale records (of keys written again since) allowed in the queue beyond twice the keys before it is compacted. */
+const QUEUE_STALE_SLACK = 64;
+/** First capacity of the queue and of the key table; each doubles as needed (a few copies at start). */
+const CAPACITY_START = 64;
 
 export class RecentWrites {
   readonly #windowMs: number;
   readonly #entriesMax: number;
   readonly #keyBytesMax: number;
   readonly #nowMs: () => number;
-  /** The newest record of each key remembered. */
-  readonly #entries = new Map<string, _Recent>();
+  /** Each remembered key's slot in the key table. */
+  readonly #slots = new Map<string, number>();
+  // The key table, by slot: the key, the newest version known for it, and
+  // the sequence number of its newest record in the queue.
+  #slotIds: string[] = [];
+  #slotVersions = new BigUint64Array(CAPACITY_START);
+  #slotSeqs = new Float64Array(CAPACITY_START);
+  /** Slots given back, reused before the table grows. */
+  #freeSlots: number[] = [];
   /**
-   * Every record in write order, oldest first from #head on. A record that a
-   * later write of its key replaced is stale: it is skipped when reached.
-   * (Walking the Map itself from its start, as deletions pile up at its
-   * front, costs a scan over the deleted slots on every write.)
+   * Every record in write order, as a ring: record number `seq` (counting
+   * every write since the start, #head <= seq < #tail) sits at position
+   * seq % capacity. A record whose key was written again since is stale
+   * (its slot's newest record is a later one) and is skipped when reached.
    */
-  #order: (_Recent | undefined)[] = [];
+  #recordSlots = new Int32Array(CAPACITY_START);
+  #recordAtMs = new Float64Array(CAPACITY_START);
   #head = 0;
+  #tail = 0;
   #keyBytes = 0;
   #floor: bigint;
   #lastWasNew = false;
@@ -86,20 +99,21 @@ export class RecentWrites {
     this.#forgetOlderThan(nowMs - this.#windowMs);
     // latin1 maps each byte to one character: a compact, exact key for the map.
     const id = key.toString('latin1');
-    const known = this.#entries.get(id);
-    this.#lastWasNew = known === undefined;
+    let slot = this.#slots.get(id);
+    this.#lastWasNew = slot === undefined;
     let newest = this.#floor;
-    if (known !== undefined) {
-      if (known.version > newest) newest = known.version;
+    let kept = version;
+    if (slot !== undefined) {
+      const known = this.#slotVersions[slot]!;
+      if (known > newest) newest = known;
+      if (known > version) kept = known;
     } else {
+      slot = this.#takeSlot(id);
       this.#keyBytes += id.length;
     }
-    const kept = known !== undefined && known.version > version ? known.version : version;
-    const record: _Recent = { id, version: kept, atMs: nowMs };
-    this.#entries.set(id, record);
-    this.#order.push(record);
+    this.#slotVersions[slot] = kept;
+    this.#slotSeqs[slot] = this.#append(slot, nowMs);
     this.#forgetOverflow();
-    if (this.#order.length - this.#head > 2 * this.#entries.size + QUEUE_HEAD_SLACK) this.#dropStale();
     return version <= newest ? newest : undefined;
   }
 
@@ -114,51 +128,118 @@ export class RecentWrites {
 
   /** The version a write of `key` must exceed not to conflict. */
   known(key: Buffer): bigint {
-    const entry = this.#entries.get(key.toString('latin1'));
-    return entry !== undefined && entry.version > this.#floor ? entry.version : this.#floor;
+    const slot = this.#slots.get(key.toString('latin1'));
+    if (slot === undefined) return this.#floor;
+    const version = this.#slotVersions[slot]!;
+    if (version > this.#floor) return version;
+    return this.#floor;
   }
 
   get size(): number {
-    return this.#entries.size;
+    return this.#slots.size;
   }
 
   get floor(): bigint {
     return this.#floor;
   }
 
+  #takeSlot(id: string): number {
+    let slot = this.#freeSlots.pop();
+    if (slot === undefined) {
+      slot = this.#slotIds.length;
+      if (slot === this.#slotVersions.length) {
+        const versions = new BigUint64Array(2 * slot);
+        versions.set(this.#slotVersions);
+        this.#slotVersions = versions;
+        const seqs = new Float64Array(2 * slot);
+        seqs.set(this.#slotSeqs);
+        this.#slotSeqs = seqs;
+      }
+      this.#slotIds.push(id);
+    } else {
+      this.#slotIds[slot] = id;
+    }
+    // No record is its newest yet (a reused slot's old records are stale).
+    this.#slotSeqs[slot] = -1;
+    this.#slots.set(id, slot);
+    return slot;
+  }
+
+  /** Appends a record of `slot` at `atMs`; returns its sequence number. */
+  #append(slot: number, atMs: number): number {
+    const capacity = this.#recordSlots.length;
+    if (this.#tail - this.#head === capacity) {
+      // Full: drop the stale records if they are most of it, else grow.
+      if (capacity > 2 * this.#slots.size + QUEUE_STALE_SLACK) this.#dropStale();
+      else this.#resize(2 * capacity);
+    }
+    const seq = this.#tail++;
+    const at = seq % this.#recordSlots.length;
+    this.#recordSlots[at] = slot;
+    this.#recordAtMs[at] = atMs;
+    return seq;
+  }
+
   #forgetOlderThan(cutoffMs: number): void {
-    while (this.#head < this.#order.length && this.#order[this.#head]!.atMs <= cutoffMs) {
+    const capacity = this.#recordAtMs.length;
+    while (this.#head < this.#tail && this.#recordAtMs[this.#head % capacity]! <= cutoffMs) {
       this.#forgetOldest();
     }
   }
 
   #forgetOverflow(): void {
-    while (this.#entries.size > this.#entriesMax || this.#keyBytes > this.#keyBytesMax) this.#forgetOldest();
+    while (this.#slots.size > this.#entriesMax || this.#keyBytes > this.#keyBytesMax) this.#forgetOldest();
   }
 
   /** Takes the oldest record off the queue and, unless a later write replaced it, forgets its key. */
   #forgetOldest(): void {
-    const record = this.#order[this.#head]!;
-    this.#order[this.#head++] = undefined;
-    if (this.#head > QUEUE_HEAD_SLACK && 2 * this.#head > this.#order.length) {
-      this.#order = this.#order.slice(this.#head);
-      this.#head = 0;
-    }
+    const seq = this.#head++;
+    const slot = this.#recordSlots[seq % this.#recordSlots.length]!;
     // A stale record's version is at most its key's newer record's: the floor need not see it.
-    if (this.#entries.get(record.id) !== record) return;
-    this.#entries.delete(record.id);
-    this.#keyBytes -= record.id.length;
-    if (record.version > this.#floor) this.#floor = record.version;
+    if (this.#slotSeqs[slot] !== seq) return;
+    const id = this.#slotIds[slot]!;
+    this.#slots.delete(id);
+    this.#keyBytes -= id.length;
+    const version = this.#slotVersions[slot]!;
+    if (version > this.#floor) this.#floor = version;
+    this.#slotIds[slot] = '';
+    this.#slotSeqs[slot] = -1;
+    this.#freeSlots.push(slot);
   }
 
-  /** Rebuilds the queue without stale records (a few keys rewritten often pile them up). */
-  #dropStale(): void {
-    const live: (_Recent | undefined)[] = [];
-    for (let i = this.#head; i < this.#order.length; i++) {
-      const record = this.#order[i]!;
-      if (this.#entries.get(record.id) === record) live.push(record);
+  /** Copies the queue into a ring of `capacity`, each record at its sequence number's new position. */
+  #resize(capacity: number): void {
+    const slots = new Int32Array(capacity);
+    const atMs = new Float64Array(capacity);
+    const old = this.#recordSlots.length;
+    for (let seq = this.#head; seq < this.#tail; seq++) {
+      slots[seq % capacity] = this.#recordSlots[seq % old]!;
+      atMs[seq % capacity] = this.#recordAtMs[seq % old]!;
     }
-    this.#order = live;
-    this.#head = 0;
+    this.#recordSlots = slots;
+    this.#recordAtMs = atMs;
+  }
+
+  /**
+   * Rebuilds the queue without stale records (a few keys rewritten often
+   * pile them up): the live ones keep their order and get new sequence
+   * numbers from #head on.
+   */
+  #dropStale(): void {
+    const capacity = this.#recordSlots.length;
+    const slots = new Int32Array(capacity);
+    const atMs = new Float64Array(capacity);
+    let next = this.#head;
+    for (let seq = this.#head; seq < this.#tail; seq++) {
+      const slot = this.#recordSlots[seq % capacity]!;
+      if (this.#slotSeqs[slot] !== seq) continue;
+      // INVARIANT: next <= seq, so a renumbered record never meets a later one's old number.
+      slots[next % capacity] = slot;
+      atMs[next % capacity] = this.#recordAtMs[seq % capacity]!;
+      this.#slotSeqs[slot] = next++;
+    }
+    this.#recordSlots = slots;
+    this.#recordAtMs = atMs;
+    this.#tail = next;
   }
 }
