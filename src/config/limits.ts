@@ -21,6 +21,14 @@ export const limits = {
   /** DESIGN.md: a memtable becomes immutable past this (default). */
   memtableBytesMax: 4 * MiB,
   /**
+   * A node's memtables are each frozen at a size drawn in [75%, 100%] of the
+   * above (the engine alone: at the size itself), so that replicas taking
+   * the same writes do not flush at the same moment:
+   * 1 MiB apart at most, 4 s of writes at ~250 KiB/s (2,000 writes/s of
+   * 128-byte values), against a flush's few hundred ms.
+   */
+  memtableBytesJitter: 0.25,
+  /**
    * Immutable memtables waiting for flush before writers stall: two of 4 MiB
    * absorb a burst while one flushes (~50 ms of disk at these sizes).
    */

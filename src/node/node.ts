@@ -254,6 +254,8 @@ async function openStorage(options: ServeOptions, log: Log): Promise<Engine> {
       dir: options.dataDir,
       sync: options.sync,
       memtableBytesMax: options.memtableBytesMax,
+      // Replicas take the same writes: each freezes its memtables at sizes of its own, not all at once.
+      memtableBytesJitter: limits.memtableBytesJitter,
       blockCacheBytes: options.blockCacheBytes,
       compression: options.compression,
       log: lineLog(log, 'engine'),

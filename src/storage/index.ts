@@ -50,6 +50,8 @@ export interface EngineOptions {
   /** true: every acknowledged write is fsynced (group commit). false: acknowledged once written to the OS. */
   readonly sync: boolean;
   readonly memtableBytesMax?: number;
+  /** Each memtable is frozen at up to this share below memtableBytesMax, drawn anew (default 0; lsm/options.ts). */
+  readonly memtableBytesJitter?: number;
   readonly blockCacheBytes?: number;
   /** The codec of new tables' data blocks (default: config/compression.ts); old tables keep theirs. */
   readonly compression?: BlockCompression;
@@ -68,12 +70,23 @@ export interface EngineOptions {
 
 /** Opens (recovering if needed) the engine in `options.dir`. */
 export async function openEngine(options: EngineOptions): Promise<Engine> {
-  const { dir, sync, memtableBytesMax, blockCacheBytes, compression, tombstoneGraceMs, log, summary, vfs } =
-    options;
+  const {
+    dir,
+    sync,
+    memtableBytesMax,
+    memtableBytesJitter,
+    blockCacheBytes,
+    compression,
+    tombstoneGraceMs,
+    log,
+    summary,
+    vfs,
+  } = options;
   return LsmEngine.open({
     dir,
     sync,
     ...(memtableBytesMax === undefined ? {} : { memtableBytesMax }),
+    ...(memtableBytesJitter === undefined ? {} : { memtableBytesJitter }),
     ...(blockCacheBytes === undefined ? {} : { blockCacheBytes }),
     ...(compression === undefined ? {} : { compression }),
     ...(tombstoneGraceMs === undefined ? {} : { tombstoneGraceMs }),

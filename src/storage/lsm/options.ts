@@ -14,6 +14,13 @@ export interface LsmOptions {
   readonly dir: string;
   readonly sync: boolean;
   readonly memtableBytesMax: number;
+  /**
+   * Each memtable is frozen at its own size, drawn in
+   * [memtableBytesMax * (1 - jitter), memtableBytesMax] (memtableRotateBytes).
+   */
+  readonly memtableBytesJitter: number;
+  /** In [0, 1): draws each memtable's size (tests pass a fixed one). */
+  readonly random: () => number;
   readonly immutableMemtablesMax: number;
   readonly blockBytes: number;
   readonly bloomBitsPerKey: number;
@@ -57,6 +64,9 @@ export type LsmOpenOptions = Pick<LsmOptions, 'dir' | 'sync'> & Partial<LsmOptio
 export function lsmOptions(options: LsmOpenOptions): LsmOptions {
   return Object.freeze({
     memtableBytesMax: limits.memtableBytesMax,
+    // None unless asked (the node asks): the engine alone, and its tests, flush at one size.
+    memtableBytesJitter: 0,
+    random: Math.random,
     immutableMemtablesMax: limits.immutableMemtablesMax,
     blockBytes: limits.blockBytes,
     bloomBitsPerKey: limits.bloomBitsPerKey,
@@ -77,6 +87,20 @@ export function lsmOptions(options: LsmOpenOptions): LsmOptions {
     vfs: nodeVfs,
     ...options,
   });
+}
+
+/**
+ * The size at which a memtable is frozen: memtableBytesMax less a random
+ * share of at most `memtableBytesJitter` of it. Replicas take the same
+ * writes; with one size for all they would flush at the same moment, and
+ * their flushes, on every node at once, showed in clients' latency. Drawn
+ * anew for each memtable, so that no node keeps a smaller one for good.
+ */
+export function memtableRotateBytes(
+  options: Pick<LsmOptions, 'memtableBytesMax' | 'memtableBytesJitter' | 'random'>,
+): number {
+  const share = Math.min(Math.max(options.memtableBytesJitter, 0), 1) * options.random();
+  return Math.max(1, Math.ceil(options.memtableBytesMax * (1 - share)));
 }
 
 function warn(line: string): void {

@@ -29,7 +29,7 @@ import { Memtable } from '../memtable/memtable.js';
 import { isNoSpace, storageError } from '../vfs/index.js';
 import { WalWriter } from '../wal/index.js';
 import type { OpenState } from './open-state.js';
-import { type LsmOptions, retryOptions, walOptions } from './options.js';
+import { type LsmOptions, memtableRotateBytes, retryOptions, walOptions } from './options.js';
 import type { VersionSet } from './version-set.js';
 
 /** A memtable that takes no more writes, and the log that holds its writes until its table is installed. */
@@ -69,6 +69,8 @@ export class WritePath {
   readonly #flushFailure: () => unknown;
 
   #memtable: Memtable;
+  /** The size at which this memtable is frozen (memtableRotateBytes). */
+  #rotateAtBytes: number;
   #wal: WalWriter;
   /** Frozen memtables, oldest first, waiting for (or in) flush. */
   #frozen: Frozen[] = [];
@@ -97,6 +99,7 @@ export class WritePath {
     this.#flushFailure = init.flushFailure;
     this.#wal = init.wal;
     this.#memtable = new Memtable(init.walNumber);
+    this.#rotateAtBytes = memtableRotateBytes(init.options);
     this.#spareRetry = new BackgroundRetry('Creating a write-ahead log', retryOptions(init.options));
   }
 
@@ -126,7 +129,7 @@ export class WritePath {
     memtable.put(entry);
     const durable = this.#wal.append(entry);
     this.#writes++;
-    if (memtable.bytes >= this.#options.memtableBytesMax) this.#rotate();
+    if (memtable.bytes >= this.#rotateAtBytes) this.#rotate();
     return durable;
   }
 
@@ -317,6 +320,7 @@ export class WritePath {
     this.#memtable.freeze();
     this.#frozen.push({ memtable: this.#memtable, wal: this.#wal });
     this.#memtable = new Memtable(spare.fileNumber);
+    this.#rotateAtBytes = memtableRotateBytes(this.#options);
     this.#wal = spare.wal;
     this.prepareSpare();
     this.#onFrozen();
