@@ -12,8 +12,10 @@
  * writes.
  */
 import assert from 'node:assert/strict';
-import { rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Ring } from '../../src/cluster/ring/index.js';
 import { rangeEntries, startCluster, storeStatus, type TestCluster } from '../support/cluster.js';
 import { entityPath, httpRequest } from '../support/http-client.js';
 import { killAllStarted, sleep, stopNode } from '../support/node-process.js';
@@ -32,6 +34,10 @@ interface HintStatus {
 interface AntiEntropyStatus {
   intervalMs: number;
   rounds: number;
+  exchanges: number;
+  equalExchanges: number;
+  failedExchanges: number;
+  tree: { state: string; entries?: number; rebuilds: number; lastRebuildReason?: string };
   pulled: number;
   pushed: number;
   leftAlone: number;
@@ -209,6 +215,90 @@ describe('repair in a running cluster', () => {
       // No write or read reached C meanwhile: anti-entropy copied them (C pulling, A and B pushing).
       const pushed = (await antiEntropyOf(A)).pushed + (await antiEntropyOf(B)).pushed - pushedBefore;
       assert.ok((await antiEntropyOf(C)).pulled + pushed >= live.length);
+    });
+  });
+
+  describe('anti-entropy hash tree on disk', () => {
+    let cluster: TestCluster;
+    const url = (i: number) => cluster.urls[i]!;
+    const local = async (i: number, prefix: string) =>
+      (await rangeEntries(cluster.nodes[i]!.port, `/v0/entities?start=${prefix}-&end=${prefix}.`)).entries;
+    const antiEntropyOf = async (i: number) => (await storeStatus(url(i))).antiEntropy as AntiEntropyStatus;
+
+    before(async () => {
+      cluster = await startCluster({ count: 3, args: ['--sync', 'off', '--anti-entropy-interval', '500'] });
+    });
+
+    it('a tree file damaged while the node is stopped is named, rebuilt, and anti-entropy repairs after', async () => {
+      const first = keys('tree', 30);
+      for (const key of first) {
+        assert.equal(
+          (await httpRequest(`${url(A)}${entityPath(key)}`, { method: 'PUT', body: key })).status,
+          201,
+        );
+      }
+      assert.ok(
+        await eventually(async () => (await local(C, 'tree')).length === first.length, 10_000),
+        'C holds the first keys',
+      );
+      // C stops cleanly (its tree goes to disk); keys written meanwhile reach A and B, and their hints are deleted.
+      assert.deepEqual(await stopNode(cluster.nodes[C]!), { code: 0, signal: null });
+      const missed = keys('missed', 12);
+      for (const key of missed) {
+        const answer = await httpRequest(`${url(A)}${entityPath(key, { ack: 2, from: 3 })}`, {
+          method: 'PUT',
+          body: key,
+        });
+        assert.equal(answer.status, 201);
+      }
+      for (const i of [A, B]) assert.deepEqual(await stopNode(cluster.nodes[i]!), { code: 0, signal: null });
+      for (const i of [A, B])
+        await rm(join(cluster.nodes[i]!.dataDir, 'hints'), { recursive: true, force: true });
+      const treePath = join(cluster.nodes[C]!.dataDir, 'aae', 'TREE');
+      const bytes = await readFile(treePath);
+      bytes[bytes.length - 100] = bytes[bytes.length - 100]! ^ 0x08;
+      await writeFile(treePath, bytes);
+
+      for (const i of [A, B, C]) await cluster.restart(i);
+      const stderr = cluster.nodes[C]!.stderr;
+      assert.ok(
+        stderr.split('\n').some((line) => line.includes(treePath) && line.includes('checksum mismatch')),
+        `C's log names ${treePath} and the checksum mismatch:\n${stderr}`,
+      );
+      for (const i of [A, B]) {
+        assert.ok(!cluster.nodes[i]!.stderr.includes('checksum mismatch'), 'A and B adopt their trees');
+        assert.equal((await antiEntropyOf(i)).tree.rebuilds, 0);
+      }
+      // Anti-entropy gives C the keys where it is not last in the replica list (the last one is hints' job).
+      const ring = new Ring(cluster.urls);
+      const repairable = missed.filter((key) => ring.replicas(Buffer.from(key), 3).indexOf(url(C)) < 2);
+      assert.ok(repairable.length > 0, 'some missed keys place C before A or B');
+      assert.ok(
+        await eventually(async () => (await local(C, 'missed')).length === repairable.length, 20_000),
+        `C's own range after the rebuild: ${(await local(C, 'missed')).length} of ${repairable.length}`,
+      );
+      assert.deepEqual(
+        (await local(C, 'missed')).map(([key]) => key),
+        repairable,
+      );
+      const tree = (await antiEntropyOf(C)).tree;
+      assert.equal(tree.rebuilds, 1);
+      assert.match(tree.lastRebuildReason ?? '', /checksum mismatch/);
+      // Converged: C's rounds go on, succeed and copy nothing more (the keys where C is last stay left alone).
+      assert.ok(
+        await eventually(async () => {
+          const before = await antiEntropyOf(C);
+          await sleep(1200);
+          const now = await antiEntropyOf(C);
+          return (
+            now.rounds > before.rounds &&
+            now.pulled === before.pulled &&
+            now.failedExchanges === before.failedExchanges &&
+            now.leftAlone > before.leftAlone
+          );
+        }, 20_000),
+        'C settles with A and B',
+      );
     });
   });
 });
