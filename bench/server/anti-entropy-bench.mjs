@@ -22,6 +22,9 @@
  *    scans hashed, each of which read the whole store).
  * 3. Wipe (BENCH_AE_WIPE=1): node 2 stops, its data directory is deleted, it
  *    starts again; the time until it has run an all-equal round.
+ * 4. Baseline (BENCH_AE_BASELINE=1): the three restart with
+ *    `--anti-entropy-interval 0` and the idle CPU is measured again: what
+ *    the processes cost with no anti-entropy at all (heartbeats, gossip).
  *
  * BENCH_RINGKV_BIN runs another build (an older commit built in a worktree)
  * with the same steps.
@@ -41,7 +44,7 @@ import {
 import { envInt, envNumber, envString } from '../lib/settings.mjs';
 import { fmtInt, log, mdTable } from '../lib/stats.mjs';
 import { runLoad } from '../load/driver.mjs';
-import { fill, loadSettings } from './common.mjs';
+import { fill, loadSettings, settle } from './common.mjs';
 import { waitNodeReady } from './restart-bench.mjs';
 import { ringkvBin } from './targets.mjs';
 
@@ -59,6 +62,7 @@ function aeSettings() {
       .filter((s) => s.trim() !== '')
       .map((s) => Number.parseInt(s, 10)),
     wipe: envString('BENCH_AE_WIPE', '1') === '1',
+    baseline: envString('BENCH_AE_BASELINE', '1') === '1',
   };
 }
 
@@ -161,6 +165,23 @@ async function converged(nodes, watched) {
   throw new Error(`node ${watched.index} did not converge within ${CONVERGE_MAX_MS} ms`);
 }
 
+/** CPU of the nodes over `ms` with no client traffic, and what anti-entropy did meanwhile. */
+async function idleCpu(nodes, ms) {
+  const before = nodes.map((n) => cpuSeconds(n.child.pid));
+  const statsBefore = await totals(nodes);
+  const start = Date.now();
+  await sleep(ms);
+  const seconds = (Date.now() - start) / 1000;
+  const after = nodes.map((n) => cpuSeconds(n.child.pid));
+  const cpu = after.map((a, i) => a - before[i]);
+  return {
+    seconds,
+    cpuPercentOfOneCore: (100 * cpu.reduce((s, c) => s + c, 0)) / seconds,
+    perNodePercent: cpu.map((c) => (100 * c) / seconds),
+    ...delta(await totals(nodes), statsBefore),
+  };
+}
+
 export async function runAntiEntropyBench() {
   const settings = loadSettings();
   const ae = aeSettings();
@@ -187,23 +208,11 @@ export async function runAntiEntropyBench() {
     // A round of every node first: the rounds after the fill repair nothing but may still be running.
     await converged(nodes, nodes[2]);
 
-    // 1. Idle.
-    const before = nodes.map((n) => cpuSeconds(n.child.pid));
-    const statsBefore = await totals(nodes);
-    const idleStart = Date.now();
-    await sleep(ae.idleMs);
-    const seconds = (Date.now() - idleStart) / 1000;
-    const after = nodes.map((n) => cpuSeconds(n.child.pid));
-    const statsAfter = await totals(nodes);
-    const cpu = after.map((a, i) => a - before[i]);
-    figures.idle = {
-      seconds,
-      cpuPercentOfOneCore: (100 * cpu.reduce((s, c) => s + c, 0)) / seconds,
-      perNodePercent: cpu.map((c) => (100 * c) / seconds),
-      ...delta(statsAfter, statsBefore),
-    };
+    // 1. Idle, once the fill's flushes and compactions are over.
+    await settle(ports, 'anti-entropy cluster');
+    figures.idle = await idleCpu(nodes, ae.idleMs);
     log(
-      `anti-entropy idle: ${figures.idle.cpuPercentOfOneCore.toFixed(2)}% of a core over ${seconds.toFixed(0)} s`,
+      `anti-entropy idle: ${figures.idle.cpuPercentOfOneCore.toFixed(2)}% of a core over ${figures.idle.seconds.toFixed(0)} s`,
     );
 
     // 2. Divergence.
@@ -246,6 +255,16 @@ export async function runAntiEntropyBench() {
       const ms = Date.now() - startedAt;
       figures.wipe = { ms, ...delta(await totals(nodes), start) };
       log(`anti-entropy wiped replica: repaired in ${fmtInt(ms)} ms`);
+    }
+
+    // 4. Baseline: the same processes and data with anti-entropy off.
+    if (ae.baseline) {
+      await Promise.all(nodes.map((n) => stopChild(n.child, 15000)));
+      nodes = [0, 1, 2].map((i) => serve(work, ports, i, 0));
+      for (const node of nodes) await waitNodeReady(node);
+      await settle(ports, 'anti-entropy off');
+      figures.baseline = await idleCpu(nodes, ae.idleMs);
+      log(`anti-entropy off, idle: ${figures.baseline.cpuPercentOfOneCore.toFixed(2)}% of a core`);
     }
   } catch (err) {
     failure = err instanceof Error ? err.message : String(err);
@@ -290,12 +309,20 @@ export async function runAntiEntropyBench() {
     '',
     `**Idle** (no client traffic, ${idle.seconds.toFixed(0)} s): the three processes used ` +
       `**${idle.cpuPercentOfOneCore.toFixed(2)}% of one core** (${idle.perNodePercent.map((p) => `${p.toFixed(2)}%`).join(', ')}); ` +
-      `${fmtInt(idle.exchanges)} exchanges, ${fmtInt(idle.bytes)} bytes, ${readCell(idle)} entries read.`,
+      `${fmtInt(idle.exchanges)} exchanges, ${fmtInt(idle.bytes)} bytes, ${idle.entriesRead === null ? `${fmtInt(idle.keysDigested)} keys digested` : `${fmtInt(idle.entriesRead)} entries read`}.`,
     '',
     'Divergence: node 2 misses new versions of N keys (hints deleted), then all three restart; until node 2 ' +
       'runs a round in which every exchange is equal (all nodes, all exchanges):',
     '',
     mdTable(['differing keys', 'to converge', 'exchanges', 'bytes', 'entries read', 'keys copied'], rows),
+    ...(figures.baseline
+      ? [
+          '',
+          `**Baseline**: the same three processes restarted with \`--anti-entropy-interval 0\`, idle ` +
+            `${figures.baseline.seconds.toFixed(0)} s: **${figures.baseline.cpuPercentOfOneCore.toFixed(2)}% of one core** ` +
+            `(${figures.baseline.perNodePercent.map((p) => `${p.toFixed(2)}%`).join(', ')}).`,
+        ]
+      : []),
   ].join('\n');
   return { figures, markdown, failed: false };
 }
