@@ -21,6 +21,7 @@
  * threads) divided by the requests answered, also as a multiple of the
  * loopback message floor measured at the start of the run.
  */
+import fs from 'node:fs';
 import { diffHistograms, histogramQuantile, mergeSeries } from '../lib/prom-histograms.mjs';
 import { fmtInt, fmtMs, log, mdTable, median } from '../lib/stats.mjs';
 import { runLoad, statusRates } from '../load/driver.mjs';
@@ -29,6 +30,17 @@ import { CPU_STATUS_FIELDS, requestConfig } from './common.mjs';
 const EVENT_LOOP = 'ringkv_event_loop_delay_seconds';
 const GC = 'ringkv_nodejs_gc_duration_seconds';
 export const TAIL_HISTOGRAMS = [EVENT_LOOP, GC];
+
+/** Idle and total jiffies of the machine (Linux /proc/stat), or null. */
+function machineTimes() {
+  try {
+    const cpu = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // idle + iowait: time no process wanted a core.
+    return { idle: cpu[3] + (cpu[4] ?? 0), total: cpu.reduce((a, b) => a + b, 0) };
+  } catch {
+    return null;
+  }
+}
 
 /** What one node did in one window, from its two snapshots. */
 function nodeFigures(start, end, seconds) {
@@ -59,7 +71,7 @@ function maxBucket(series) {
   return bound;
 }
 
-function windowFigures(result, loopback) {
+function windowFigures(result, loopback, idleShare) {
   const { start, end } = result.status;
   const seconds = result.windowMs / 1000;
   const nodes = end.map((snap, i) => nodeFigures(start[i], snap, seconds));
@@ -79,6 +91,7 @@ function windowFigures(result, loopback) {
     maxMs: l.maxMs,
     p99OverP50: l.p50Ms > 0 ? l.p99Ms / l.p50Ms : null,
     sendLagP99Ms: result.sendLag.p99Ms,
+    machineIdleShare: idleShare,
     cpuMicrosPerRequest: cpu,
     cpuPerFloorMessage: cpu !== null && loopback ? cpu / loopback.cpuMicrosPerMessage : null,
     nodes,
@@ -114,6 +127,7 @@ function summarize(fraction, rate, windows) {
         'maxMs',
         'p99OverP50',
         'sendLagP99Ms',
+        'machineIdleShare',
         'cpuMicrosPerRequest',
         'cpuPerFloorMessage',
       ].map((k) => [k, medianOf(windows, (w) => w[k])]),
@@ -139,15 +153,22 @@ export async function runTails(
   for (let round = 0; round < rounds; round++) {
     for (const [i, fraction] of fractions.entries()) {
       const rate = Math.max(1, Math.round(breakingPoint * fraction));
+      // The machine's idle share over the whole run (warm-up included): other work on a shared machine shows here.
+      const before = machineTimes();
       const result = await runLoad({ ...config, rate });
-      const w = windowFigures(result, loopback);
+      const after = machineTimes();
+      const idleShare =
+        before && after && after.total > before.total
+          ? (after.idle - before.idle) / (after.total - before.total)
+          : null;
+      const w = windowFigures(result, loopback, idleShare);
       byFraction[i].push(w);
       log(
         `${label}: ${Math.round(fraction * 100)}% of ${fmtInt(breakingPoint)}/s = ${fmtInt(rate)}/s ` +
           `[round ${round + 1}/${rounds}] p50=${fmtMs(w.p50Ms)} p99=${fmtMs(w.p99Ms)} p99.9=${fmtMs(w.p999Ms)} ` +
           `ms (x${w.p99OverP50?.toFixed(1)}) errors=${w.errorCount} loop p99=${nodesText(w.nodes, 'eventLoopDelayP99Ms')} ` +
           `gc p99=${nodesText(w.nodes, 'gcPauseP99Ms')} major/s=${nodesText(w.nodes, 'majorGcPerS', 2)} ` +
-          `cpu/request=${fmtInt(w.cpuMicrosPerRequest)} µs`,
+          `cpu/request=${fmtInt(w.cpuMicrosPerRequest)} µs machine idle=${w.machineIdleShare === null ? 'n/a' : `${Math.round(w.machineIdleShare * 100)}%`}`,
       );
       if (settings.search.pauseMs > 0) await new Promise((r) => setTimeout(r, settings.search.pauseMs));
     }
@@ -183,6 +204,7 @@ export function tailsTable(rows) {
       'major GCs/s (per node)',
       'time in GC (per node)',
       'CPU µs/request (x floor)',
+      'machine idle',
     ],
     rows.map(({ op, breakingPoint, s }) => [
       op.toUpperCase(),
@@ -198,6 +220,7 @@ export function tailsTable(rows) {
       s.cpuMicrosPerRequest === null
         ? 'n/a'
         : `${fmtInt(s.cpuMicrosPerRequest)}${s.cpuPerFloorMessage === null ? '' : ` (${s.cpuPerFloorMessage.toFixed(1)}x)`}`,
+      s.machineIdleShare === null ? 'n/a' : `${Math.round(s.machineIdleShare * 100)}%`,
     ]),
   );
 }

@@ -19,6 +19,12 @@ function extraFlags() {
   return v.trim() ? v.trim().split(/\s+/) : [];
 }
 
+/** Extra flags for node itself when it runs ringkv (BENCH_NODE_ARGS), e.g. "--max-semi-space-size=32". */
+function nodeArgsFromEnv() {
+  const v = envString('BENCH_NODE_ARGS', '');
+  return v.trim() ? v.trim().split(/\s+/) : [];
+}
+
 function handle(child, ports, label) {
   return {
     child,
@@ -50,7 +56,7 @@ export async function startRingkv({ dir, sync, port, nodeArgs = [], logFile, env
     sync ? 'on' : 'off',
     ...extraFlags(),
   ];
-  const child = startNode(ringkvBin(), args, { nodeArgs, env, logFile });
+  const child = startNode(ringkvBin(), args, { nodeArgs: [...nodeArgsFromEnv(), ...nodeArgs], env, logFile });
   await waitReady(child, [p]);
   return handle(child, [p], `ringkv node :${p}`);
 }
@@ -68,7 +74,8 @@ export async function startCluster({ dir, nodes, env = {}, logFile }) {
     dir,
     ...extraFlags(),
   ];
-  const child = startNode(ringkvBin(), args, { env, logFile });
+  // ringkv cluster passes its own node flags on to the nodes it starts.
+  const child = startNode(ringkvBin(), args, { nodeArgs: nodeArgsFromEnv(), env, logFile });
   await waitReady(child, ports, 120000);
   return handle(child, ports, `ringkv cluster :${ports[0]}..${ports.at(-1)}`);
 }

@@ -39,7 +39,7 @@ export const SERVE_USAGE = `Usage: ringkv serve --url URL --data DIR [flags]
   --anti-entropy-interval MS   how often replicas are compared and repaired (default ${limits.antiEntropyIntervalMs}; 0 off)
   --max-key-bytes N            longer keys get 414 (default ${limits.keyBytesMax})
   --max-value-bytes N          larger values get 413 (default ${limits.valueBytesMax})
-  --memtable-bytes N           memtable size before a flush (default ${limits.memtableBytesMax})
+  --memtable-bytes N           largest memtable before a flush, each flushed at 75-100% of it (default ${limits.memtableBytesMax})
   --block-cache-bytes N        SSTable block cache (default ${limits.blockCacheBytes})
   --compression CODEC          SSTable block codec for new tables at level 2 and deeper: ${BLOCK_COMPRESSIONS.join(', ')} (default ${DEFAULT_BLOCK_COMPRESSION})
   --request-timeout MS         replicas that have not answered by then count as failed (default ${limits.requestTimeoutMs})
