@@ -14,10 +14,10 @@ export const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url
 export const ROOT_DIR = path.dirname(BENCH_DIR);
 export const RESULTS_DIR = path.join(BENCH_DIR, 'results');
 
-function git(args) {
+function git(args, cwd = ROOT_DIR) {
   try {
     return execFileSync('git', args, {
-      cwd: ROOT_DIR,
+      cwd,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim();
@@ -26,10 +26,22 @@ function git(args) {
   }
 }
 
-export function commitInfo() {
-  const sha = git(['rev-parse', 'HEAD']);
-  const status = git(['status', '--porcelain', '--untracked-files=no']);
+export function commitInfo(cwd = ROOT_DIR) {
+  const sha = git(['rev-parse', 'HEAD'], cwd);
+  const status = git(['status', '--porcelain', '--untracked-files=no'], cwd);
   return { sha, short: sha ? sha.slice(0, 10) : null, dirty: status === null ? null : status.length > 0 };
+}
+
+/**
+ * The build measured when BENCH_RINGKV_BIN names another checkout's
+ * bin/ringkv (a worktree of an older commit): its path and that checkout's
+ * commit, since the bench's own commit then says nothing of it. null otherwise.
+ */
+export function measuredBuildInfo() {
+  const bin = process.env.BENCH_RINGKV_BIN;
+  if (!bin) return null;
+  const checkout = path.dirname(path.dirname(path.resolve(BENCH_DIR, bin)));
+  return { bin, ...commitInfo(checkout) };
 }
 
 export function machineInfo() {
@@ -51,10 +63,17 @@ export function makeStamp(date = new Date()) {
 
 export function header(mode) {
   const commit = commitInfo();
+  const build = measuredBuildInfo();
   const m = machineInfo();
   return [
     `commit ${commit.short ?? 'unknown'}${commit.dirty ? ' (with uncommitted changes)' : ''}, ` +
       `Node ${m.node}, ${m.cpuCount} x ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB`,
+    ...(build === null
+      ? []
+      : [
+          `measured: \`${build.bin}\`, a checkout at ${build.short ?? 'an unknown commit'}` +
+            `${build.dirty ? ' with uncommitted changes' : ''}`,
+        ]),
     `command: \`node run.mjs ${mode}\` in bench/ (settings in the JSON file)`,
   ].join('\n');
 }
@@ -67,6 +86,7 @@ export function writeResults(stamp, mode, figures, markdown) {
     mode,
     date: new Date().toISOString(),
     commit: commitInfo(),
+    measuredBuild: measuredBuildInfo(),
     machine: machineInfo(),
     settings: usedSettings(),
     figures,
