@@ -247,15 +247,17 @@ export const limits = {
   /**
    * Anti-entropy: the key-hash space is cut into 2^leafBits buckets, the leaves
    * of the Merkle tree. 2^10 leaves of 12 bytes make a 12 KiB digest answer;
-   * a store of 1M keys has ~1,000 keys per bucket, so one differing key costs
-   * a summary of ~1,000 keys (~40 KiB), not of the whole store.
+   * within a differing bucket the pair compares its ring arcs' digests (~12
+   * per bucket with 3 nodes of 4,096 points), so one differing key costs a
+   * summary of one arc (~80 keys at 1M keys), not of the bucket or the store.
    */
   antiEntropyLeafBits: 10,
   /** Anti-entropy: the default replication factor it maintains is the cluster size capped at this. */
   antiEntropyReplicationFactorMax: 3,
   /**
-   * Anti-entropy: deadline of one digest or summary request (the peer scans
-   * its store for it, paced: see antiEntropyScanShare).
+   * Anti-entropy: deadline of one request (digests cost the peer nothing; a
+   * summary page reads its index over the arcs asked for, paced: see
+   * antiEntropyScanShare).
    */
   antiEntropyRequestTimeoutMs: 120_000,
   /** Anti-entropy: key summaries per summary page. */
@@ -283,11 +285,9 @@ export const limits = {
   /** Anti-entropy: entries hashed or compared between yields to the event loop. */
   antiEntropyYieldEntries: 1024,
   /**
-   * Anti-entropy: the share of the event loop a store scan may take (it rests
-   * between slices), so that the rounds of every node do not stack up on the
-   * cores. A paced digest scan of 1,000,000 keys took about 21 s on an
-   * otherwise idle 2-core machine: antiEntropyRequestTimeoutMs leaves room
-   * for a busy one.
+   * Anti-entropy: the share of the event loop its reads may take (they rest
+   * between slices): an exchange's index reads, and a rebuild's scan of the
+   * store and digest computation, so that they do not crowd out requests.
    */
   antiEntropyScanShare: 0.25,
   /** Internode: a handshake proof's timestamp may differ from the server's clock by this much. */

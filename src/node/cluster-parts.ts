@@ -81,6 +81,8 @@ export async function clusterParts(
     readonly createTransport?: (options: FrameTransportOptions) => ClusterTransport;
     /** The membership says this node was removed (decommissioned): stop it. */
     readonly onRemoved?: () => void;
+    /** Told the engine with its index once open, so that a start failing after it can abandon the index. */
+    readonly onEngine?: (engine: IndexedEngine) => void;
   },
 ): Promise<ClusterParts> {
   const { clock, log } = context;
@@ -94,6 +96,7 @@ export async function clusterParts(
     treeFile: treeFileIn(options.dataDir, context.vfs ?? nodeVfs),
     log: aeLog,
   });
+  context.onEngine?.(engine);
   const hints = await HintStore.open(join(options.dataDir, 'hints'), {
     sync: options.sync,
     log: hintsLog,

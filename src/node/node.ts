@@ -26,6 +26,7 @@
  *   ...
  *   await node.stop();
  */
+import type { IndexedEngine } from '../cluster/antientropy/index.js';
 import { HybridClock } from '../cluster/clock.js';
 import { LocalStore } from '../cluster/local-store.js';
 import type { Store } from '../cluster/store.js';
@@ -90,6 +91,7 @@ export class Node {
     await prepareDataDir(options.dataDir);
     const lock = await acquireDirLock(options.dataDir);
     let engine: Engine | undefined;
+    let indexed: IndexedEngine | undefined;
     let parts: ClusterParts | undefined;
     try {
       engine = await openStorage(options, log);
@@ -112,6 +114,9 @@ export class Node {
             hintHandoffIntervalMs: settings.hintHandoffIntervalMs ?? limits.hintHandoffIntervalMs,
             onClockSample: (peer, _skewMs, rttMs) => metrics.observeRtt(peer, rttMs),
             ...(settings.onRemoved === undefined ? {} : { onRemoved: settings.onRemoved }),
+            onEngine: (e) => {
+              indexed = e;
+            },
           })
         : undefined;
       const store: Store = parts?.store ?? new LocalStore(engine, clock, { selfUrl: options.url });
@@ -162,6 +167,8 @@ export class Node {
       parts?.internode.destroy();
       await parts?.hints.close().catch(() => undefined);
       await parts?.transport.close().catch(() => undefined);
+      // The index alone if the parts did not come together (the store closes below), else both.
+      if (parts === undefined) await indexed?.abandon();
       await (parts?.engine ?? engine)?.close().catch(() => undefined);
       await lock.release().catch(() => undefined);
       throw err;

@@ -58,7 +58,7 @@ export class ArcDigests {
 
   /** The pair's leaves: its shared arcs summed into the bucket of each arc's point. */
   leaves(scope: PairScope): LeafDigests {
-    assert(scope.ring === this.ring, 'leaves of another ring');
+    assert(scope.ring.fingerprint === this.ring.fingerprint, 'leaves of another ring');
     const leaves = new LeafDigests(scope.leafBits);
     const shift = 32 - scope.leafBits;
     const words = this.words;

@@ -154,6 +154,9 @@ export class IndexedEngine implements Engine {
   /** Index updates past the lock check, with their key's hash. */
   readonly #active = new Map<Promise<void>, number>();
   #ringOf: () => Ring | undefined = () => undefined;
+  /** Set by watchRing(): maintenance runs and lines are logged from then on (held before). */
+  #armed = false;
+  readonly #held: string[] = [];
   #maintaining: Promise<void> | undefined;
   #rebuildReason: string | undefined;
   #digestAgain = false;
@@ -222,10 +225,30 @@ export class IndexedEngine implements Engine {
     this.rebuild(file === undefined ? reason : `${file.path}: ${reason}`);
   }
 
-  /** The ring the digests follow (the membership's current one); checked now and by each exchange. */
+  /**
+   * The ring the digests follow (the membership's current one); checked now
+   * and by each exchange. Until this call nothing runs in the background and
+   * nothing is logged (held): a node whose start fails before its membership
+   * is open prints its one line only.
+   */
   watchRing(ring: () => Ring | undefined): void {
     this.#ringOf = ring;
+    this.#armed = true;
+    for (const line of this.#held.splice(0)) this.#log(line);
     this.#kick();
+  }
+
+  /** Stops the background work and closes the index, not the store (a start that failed closes that). */
+  async abandon(): Promise<void> {
+    this.#closing = true;
+    this.#stopTimer();
+    await this.#maintaining;
+    await this.#index.close().catch(() => undefined);
+  }
+
+  #say(line: string): void {
+    if (this.#armed) this.#log(line);
+    else this.#held.push(line);
   }
 
   /** Starts a full rebuild from the store (after what is under way); the reason is logged. */
@@ -348,7 +371,7 @@ export class IndexedEngine implements Engine {
       await this.#index.close();
     } catch (err) {
       persist = false;
-      this.#log(
+      this.#say(
         `Anti-entropy index did not close cleanly (${errorMessage(err)}); it is rebuilt at the next start`,
       );
     }
@@ -359,7 +382,7 @@ export class IndexedEngine implements Engine {
           encodeTree({ slot: this.#slot, ringFingerprint: digests.ring.fingerprint, words: digests.words }),
         );
       } catch (err) {
-        this.#log(
+        this.#say(
           `Cannot write ${this.#treeFile!.path} (${errorMessage(err)}); the tree is rebuilt at the next start`,
         );
       }
@@ -398,7 +421,7 @@ export class IndexedEngine implements Engine {
       if (!this.#closing) {
         if (!this.#driftLogged) {
           this.#driftLogged = true;
-          this.#log(`Anti-entropy index update failed (${errorMessage(err)}); rebuilding the index`);
+          this.#say(`Anti-entropy index update failed (${errorMessage(err)}); rebuilding the index`);
         }
         this.rebuild(`an index update failed: ${errorMessage(err)}`);
       }
@@ -439,10 +462,10 @@ export class IndexedEngine implements Engine {
   // ---- maintenance: rebuilds, purges, digests for a new ring; one at a time ----
 
   #kick(): void {
-    if (this.#maintaining !== undefined || this.#closing) return;
+    if (this.#maintaining !== undefined || this.#closing || !this.#armed) return;
     this.#maintaining = this.#maintain()
       .catch((err: unknown) => {
-        if (!this.#closing) this.#log(`Anti-entropy tree maintenance failed: ${errorMessage(err)}`);
+        if (!this.#closing) this.#say(`Anti-entropy tree maintenance failed: ${errorMessage(err)}`);
       })
       .finally(() => {
         this.#maintaining = undefined;
@@ -518,7 +541,7 @@ export class IndexedEngine implements Engine {
     this.#rebuilds++;
     this.#lastRebuildReason = reason;
     const warning = reason.includes('warning: ');
-    this.#log(`${warning ? 'warning: ' : ''}Anti-entropy tree rebuild: ${reason.replace('warning: ', '')}`);
+    this.#say(`${warning ? 'warning: ' : ''}Anti-entropy tree rebuild: ${reason.replace('warning: ', '')}`);
     const previous = this.#index;
     const previousSlot = this.#slot;
     const slot = previousSlot === 0 ? 1 : 0;
@@ -573,7 +596,7 @@ export class IndexedEngine implements Engine {
     this.#lastRebuildMs = Math.round(performance.now() - startedMs);
     this.#driftLogged = false;
     if (!this.#closing) {
-      this.#log(`Anti-entropy tree rebuilt: ${copied} entries indexed in ${this.#lastRebuildMs} ms`);
+      this.#say(`Anti-entropy tree rebuilt: ${copied} entries indexed in ${this.#lastRebuildMs} ms`);
     }
   }
 

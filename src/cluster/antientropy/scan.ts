@@ -1,13 +1,13 @@
 /**
  * What both sides of an anti-entropy exchange read from their own hash index
- * (indexed-engine.ts): the key summaries of chosen hash ranges (the arcs of
- * the differing buckets, arc-digests.ts), in index order, hash then key. The
+ * (indexed-engine.ts): the key summaries of chosen hash ranges (the arcs
+ * whose digests differ, arc-digests.ts), in index order, hash then key. The
  * requester (exchange.ts) and the responder (responder.ts) call the same
  * functions over the same ranges, so they agree by construction.
  *
  * A key is shared by nodes X and Y when both are among ring.replicas(key, R):
  * those are the keys anti-entropy keeps equal on X and Y. Whole arcs are
- * shared or not, so the ranges hold exactly the shared keys of the buckets.
+ * shared or not, so the ranges of shared arcs hold exactly shared keys.
  *
  * Work per event-loop turn is bounded: every `yieldEntries` entries read,
  * the reader pauses (an engine's cursor may answer from memory, through
