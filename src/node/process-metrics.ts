@@ -6,6 +6,9 @@
  * requests, the Node.js version, and the event loop's lag at the scrape.
  * Beside them, `ringkv_event_loop_delay_seconds`, a histogram of how late a
  * 10 ms timer fires: the event-loop delay over any window, from its rate.
+ * The timer slows to 250 ms while the loop is idle (under 2% busy since its
+ * last run), where there is no delay to see: a 10 ms timer woke an idle node
+ * 100 times a second, most of its CPU then.
  *
  * prom-client's own event-loop delay gauges (`..._lag_p99_seconds` and the
  * like) are left out: they read perf_hooks' monitorEventLoopDelay, whose
@@ -52,6 +55,14 @@ const PAUSE_BOUNDS_SECONDS: readonly number[] = Object.freeze([
 
 /** The delay timer's period: 100 runs a second, a few microseconds each. */
 const DELAY_TIMER_MS = 10;
+/** ...and while the loop is idle (its utilization since the last run under IDLE_UTILIZATION). */
+const IDLE_DELAY_TIMER_MS = 250;
+const IDLE_UTILIZATION = 0.02;
+/**
+ * prom-client's event-loop monitor (a perf_hooks timer) cannot be turned off, and its gauges are
+ * left out (above): its period is set long, so that it wakes the process once a minute, not 100 times a second.
+ */
+const UNUSED_MONITOR_PERIOD_MS = 60_000;
 
 let registry: Registry | undefined;
 const eventLoopDelay = new Histogram(PAUSE_BOUNDS_SECONDS);
@@ -64,14 +75,23 @@ export function startProcessMetrics(): void {
     register: registry,
     prefix: 'ringkv_',
     gcDurationBuckets: [...PAUSE_BOUNDS_SECONDS],
+    eventLoopMonitoringPrecision: UNUSED_MONITOR_PERIOD_MS,
   });
   for (const name of LEFT_OUT) registry.removeSingleMetric(name);
+  let periodMs = DELAY_TIMER_MS;
   let lastMs = performance.now();
-  setInterval(() => {
+  let lastUtilization = performance.eventLoopUtilization();
+  const run = (): void => {
     const nowMs = performance.now();
-    eventLoopDelay.observe(Math.max(0, nowMs - lastMs - DELAY_TIMER_MS) / 1000);
+    eventLoopDelay.observe(Math.max(0, nowMs - lastMs - periodMs) / 1000);
+    const utilization = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(utilization, lastUtilization).utilization;
+    lastUtilization = utilization;
+    periodMs = busy < IDLE_UTILIZATION ? IDLE_DELAY_TIMER_MS : DELAY_TIMER_MS;
     lastMs = nowMs;
-  }, DELAY_TIMER_MS).unref();
+    setTimeout(run, periodMs).unref();
+  };
+  setTimeout(run, periodMs).unref();
 }
 
 /** Writes the process metrics. */
