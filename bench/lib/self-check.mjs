@@ -2,7 +2,8 @@
  * `node run.mjs check`: a quick test of the measuring parts themselves, with
  * no server and no timing: the histogram's buckets and percentiles, the
  * response parser on every way a response can be split across socket reads,
- * the request template, and the flame graph's weights. A benchmark is only
+ * the request template, the flame graph's weights, and the histograms read
+ * from /metrics (parsed, subtracted, their quantiles). A benchmark is only
  * as good as its instruments.
  */
 import assert from 'node:assert/strict';
@@ -10,6 +11,7 @@ import { bucketHigh, bucketIndex, bucketLow, Histogram } from '../load/histogram
 import { KEY_DIGITS, RequestTemplate } from '../load/request-template.mjs';
 import { ParseError, ResponseParser } from '../load/response-parser.mjs';
 import { cpuProfileTree, renderFlameGraph } from '../profile/flamegraph.mjs';
+import { diffHistograms, histogramQuantile, mergeSeries, parseHistograms } from './prom-histograms.mjs';
 import { log } from './stats.mjs';
 
 function checkHistogram() {
@@ -165,6 +167,38 @@ function checkFlameGraph() {
   );
 }
 
+function checkPromHistograms() {
+  const text = (minor, major) =>
+    [
+      '# HELP gc GC pauses',
+      '# TYPE gc histogram',
+      `gc_bucket{le="0.001",kind="minor"} ${minor[0]}`,
+      `gc_bucket{le="0.01",kind="minor"} ${minor[1]}`,
+      `gc_bucket{le="+Inf",kind="minor"} ${minor[2]}`,
+      `gc_sum{kind="minor"} ${minor[2] * 0.002}`,
+      `gc_count{kind="minor"} ${minor[2]}`,
+      `gc_bucket{le="0.001",kind="major"} 0`,
+      `gc_bucket{le="0.01",kind="major"} ${major}`,
+      `gc_bucket{le="+Inf",kind="major"} ${major}`,
+      `gc_count{kind="major"} ${major}`,
+      'other_bucket{le="1"} 5',
+    ].join('\n');
+  const start = parseHistograms(text([10, 20, 20], 1), ['gc']);
+  const end = parseHistograms(text([60, 120, 120], 3), ['gc']);
+  assert.deepEqual(Object.keys(start), ['gc'], 'only the histograms asked for');
+  const diff = diffHistograms(start, end);
+  const minor = diff.gc['kind="minor"'];
+  assert.deepEqual(minor.cumulative, [50, 100, 100]);
+  assert.equal(minor.count, 100);
+  // Half of the window's 100 pauses were at most 1 ms: the median is 1 ms, p99 inside (1, 10] ms.
+  assert.equal(histogramQuantile(minor, 0.5), 0.001);
+  assert.ok(Math.abs(histogramQuantile(minor, 0.99) - (0.001 + 0.009 * 0.98)) < 1e-9);
+  const all = mergeSeries(diff.gc);
+  assert.deepEqual(all.cumulative, [50, 102, 102]);
+  assert.equal(mergeSeries(diff.gc, (labels) => labels.includes('kind="major"')).count, 2);
+  assert.equal(histogramQuantile(mergeSeries({}), 0.99), null, 'no pauses: no quantile');
+}
+
 export function runSelfCheck() {
   checkHistogram();
   log('check: histogram ok');
@@ -174,4 +208,6 @@ export function runSelfCheck() {
   log('check: request template ok');
   checkFlameGraph();
   log('check: flame graph ok');
+  checkPromHistograms();
+  log('check: /metrics histograms ok');
 }
