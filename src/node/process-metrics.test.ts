@@ -3,8 +3,8 @@
  * idle, and a pause must still show once the loop is busy.
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseSamples, sampleValue } from '../../test/support/prometheus.js';
 import { PrometheusText } from '../util/prometheus-text.js';
 import { startProcessMetrics, writeProcessMetrics } from './process-metrics.js';
