@@ -25,10 +25,7 @@ test('cluster simulation: no acknowledged write lost, no stale quorum read, repl
   const covered = { acknowledged: 0, crashes: 0, partitions: 0, drops: 0, hints: 0, repairs: 0 };
   for (let i = 0; i < SEEDS; i++) {
     const report = await runSimulation({ seed: randomSeed() });
-    // The known issue (SimReport.sameVersion: twice in a few thousand seeds; same-version.test.ts) is
-    // printed, and fails `npm run sim`, not this test.
-    if (report.sameVersion.length > 0) console.log(`Known issue met:\n${failureReport(report)}`);
-    assert.ok(passed(report, { sameVersionAllowed: true }), failureReport(report));
+    assert.ok(passed(report), failureReport(report));
     covered.acknowledged += report.acknowledged;
     covered.crashes += report.crashes;
     covered.partitions += report.partitions;

@@ -28,8 +28,8 @@
  *       when its coordinator lost power before keeping it (within the request
  *       timeout of the write). Such a gap is counted, not failed, and only
  *       when a write of the key had such a coordinator. Replicas that hold
- *       one version with different values are reported apart (sameVersion):
- *       a known production issue, not a harness one (SimReport.sameVersion).
+ *       one version with different values are reported apart
+ *       (SimReport.sameVersion).
  *
  * Determinism: the seed decides the cluster (nodes, skews, sizes), the
  * schedule of requests and faults, every message's delay and fate, what each
@@ -89,10 +89,9 @@ export interface SimReport {
   /**
    * (c), one kind apart: replicas that hold one version of a key with
    * different values. Two coordinators stamped the same version (hybrid
-   * clocks carry no node id), one write reached some replicas and not
-   * others, and anti-entropy, which compares versions and kinds only
-   * (exchange.ts), cannot see the difference. A known production issue,
-   * scripted in same-version.test.ts.
+   * clocks carry no node id) and one write reached some replicas and not
+   * others; anti-entropy's value hashes (exchange.ts) must then copy the
+   * larger value everywhere. Scripted in same-version.test.ts.
    */
   readonly sameVersion: readonly string[];
   /** (c): replicas missing a key whose hint was lost with its coordinator (allowed, see above). */
@@ -109,13 +108,13 @@ export interface SimReport {
   readonly trace: readonly string[];
 }
 
-/** Whether a run broke no check; `sameVersionAllowed` lets the known issue (SimReport.sameVersion) pass. */
-export function passed(report: SimReport, options: { sameVersionAllowed?: boolean } = {}): boolean {
+/** Whether a run broke no check. */
+export function passed(report: SimReport): boolean {
   return (
     report.lost.length === 0 &&
     report.staleReads.length === 0 &&
     report.divergent.length === 0 &&
-    (report.sameVersion.length === 0 || options.sameVersionAllowed === true) &&
+    report.sameVersion.length === 0 &&
     report.errors.length === 0
   );
 }

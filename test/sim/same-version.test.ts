@@ -1,8 +1,8 @@
 /**
- * A known production issue the cluster simulation found (SimReport.sameVersion),
- * scripted on the simulation's parts so that it replays the same way every
- * time. Marked todo: it fails until the issue is fixed, without failing
- * `npm test`, and passes once replicas converge.
+ * Two coordinators stamping one version for two values of a key, scripted on
+ * the cluster simulation's parts (which found it: SimReport.sameVersion) so
+ * that it replays the same way every time. It checks that anti-entropy's
+ * value hashes bring the replicas to one value.
  *
  * Two coordinators whose wall clocks read the same millisecond stamp one
  * version for two writes of a key (a hybrid logical clock carries no node
@@ -10,10 +10,12 @@
  * and n2, and PUT k=b through n1 reaches n1 alone; n1 loses power before its
  * request times out, so it never keeps hints for n0 and n2. After healing,
  * n0's hint gives n1 a, and n1 keeps b (at one version the larger value
- * wins, compareVersions). Anti-entropy compares versions and kinds only
- * (exchange.ts), finds the pair equal, and copies nothing: n0 and n2 hold a
- * and n1 holds b for good, and quorum reads answer a or b by the replicas
- * they ask, until a read that asks n1 repairs b over the acknowledged a.
+ * wins, compareVersions). Versions and kinds agree everywhere, so only the
+ * value hashes in the digests and key summaries (exchange.ts) show that n1
+ * differs; anti-entropy then copies b to n0 and n2 (and a to n1, which keeps
+ * b), and every replica holds b. Without value hashes n0 and n2 would keep a
+ * and n1 b for good, and quorum reads would answer a or b by the replicas
+ * they ask.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -23,9 +25,7 @@ import { SimNetwork } from './sim-network.js';
 import { noneExercised, SimNode } from './sim-node.js';
 import { VirtualTime } from './virtual-time.js';
 
-test('one version stamped by two coordinators: replicas converge after hints and anti-entropy', {
-  todo: 'anti-entropy cannot tell values apart at one version (exchange.ts); found by the cluster simulation',
-}, async () => {
+test('one version stamped by two coordinators: replicas converge after hints and anti-entropy', async () => {
   const time = new VirtualTime({ startMs: Date.UTC(2026, 0, 1), seed: 1 });
   const urls = [0, 1, 2].map((i) => `http://sim-${i}:7000`);
   const network = new SimNetwork(urls, { random: seededRandom(5), delayMsMax: 2, lossRate: 0 });
@@ -81,4 +81,8 @@ test('one version stamped by two coordinators: replicas converge after hints and
   }
   assert.equal(new Set(replicas.map((r) => r.split(':')[0])).size, 1, 'one version everywhere');
   assert.equal(new Set(replicas).size, 1, `replicas hold ${replicas.join(' ')}`);
+  assert.ok(
+    replicas.every((r) => r.endsWith(':b')),
+    `the larger value everywhere: ${replicas.join(' ')}`,
+  );
 });

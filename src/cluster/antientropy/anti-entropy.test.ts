@@ -61,6 +61,31 @@ describe('AntiEntropy', () => {
     assert.equal(stats.bytesReceived, 1);
   });
 
+  it('two values of one version: the pair converges on the larger one, copied both ways in one exchange', async () => {
+    const engines = [new MemoryEngine(), new MemoryEngine()];
+    await writeAll(
+      engines,
+      Array.from({ length: 100 }, (_, i) => value(i, 40n)),
+    );
+    // Two coordinators stamped version 50 for these keys: A holds one value, B the other.
+    const larger = (i: number) => valueEntry(key(i), 50n, Buffer.from(`z-${i}`));
+    const smaller = (i: number) => valueEntry(key(i), 50n, Buffer.from(`a-${i}`));
+    for (let i = 0; i < 10; i++) {
+      await engines[i % 2]!.write(larger(i));
+      await engines[(i + 1) % 2]!.write(smaller(i));
+    }
+    const { nodes } = await simCluster(engines, { leafBits: 6 });
+    const [result] = await nodes[0]!.antiEntropy.runOnce();
+    assert.equal(result?.equal, false, 'the value hashes make the digests differ');
+    assert.equal(result?.pulled, 10);
+    assert.equal(result?.pushed, 10);
+    for (let i = 0; i < 10; i++) {
+      for (const engine of engines) assert.deepEqual(await engine.get(key(i)), larger(i));
+    }
+    const [again] = await nodes[0]!.antiEntropy.runOnce();
+    assert.equal(again?.equal, true);
+  });
+
   it('a node that missed writes and deletes converges where writes targeted it, and newer local versions go out', async () => {
     const engines = [new MemoryEngine(), new MemoryEngine(), new MemoryEngine()];
     const base = Array.from({ length: 200 }, (_, i) => value(i, 10n));

@@ -15,7 +15,7 @@
  *
  * Example:
  *   const arcs = new ArcDigests(ring);
- *   arcs.add(hash32(key), key, version, kind, 1);
+ *   arcs.add(hash32(key), key, version, kind, valueHash(entry), 1);
  *   const leaves = arcs.leaves(scope);
  */
 import { assert } from '../../util/assert.js';
@@ -40,8 +40,8 @@ export class ArcDigests {
   }
 
   /** Adds (sign 1) or takes away (sign -1) one entry of the key whose ring hash is `hash`. */
-  add(hash: number, key: Uint8Array, version: bigint, kind: number, sign: 1 | -1): void {
-    entryHashes(key, version, kind, _hashes);
+  add(hash: number, key: Uint8Array, version: bigint, kind: number, value: number, sign: 1 | -1): void {
+    entryHashes(key, version, kind, value, _hashes);
     const at = this.ring.pointOf(hash) * DIGEST_WORDS;
     const words = this.words;
     words[at] = words[at]! + sign;

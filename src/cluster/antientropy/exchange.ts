@@ -10,14 +10,17 @@
  *   3. Build the peer's tree and descend both to the differing buckets; ask
  *      the peer for the digests of the pair's arcs in them (ARCS) and compare
  *      with the local ones: the differing arcs (a few dozen keys each).
- *   4. Page through the peer's key summaries (key, version, kind) of those
- *      arcs, in index order (hash, then key), and walk the local index over
- *      the same hash ranges alongside (a merge join). For each key:
+ *   4. Page through the peer's key summaries (key, version, kind, value
+ *      hash) of those arcs, in index order (hash, then key), and walk the
+ *      local index over the same hash ranges alongside (a merge join). For
+ *      each key:
  *        - on both sides, newer here: push the local entry (transport.write);
  *        - on both sides, newer there: pull it (transport.read, then a local
  *          engine write, which keeps the newest version anyway, and the
  *          clock observes its version);
- *        - same version and kind: nothing;
+ *        - same version and kind, different value hashes: both (pull and
+ *          push), since each engine keeps the larger value of the two;
+ *        - same version, kind and value hash: nothing;
  *        - only here: pushed when the peer comes before this node in the
  *          key's replica list (aheadOfPeer), else left alone;
  *        - only there: pulled when this node comes before the peer, or when
@@ -32,10 +35,11 @@
  *      the first failed copy or request ends the exchange.
  *
  * "Newer" is compareVersions' order: the larger version, and at equal
- * versions a tombstone over a value. Two values with the same version but
- * different bytes are not told apart (the summary carries no value hash);
- * versions are stamped by one clock per write, so this needs two
- * coordinators stamping the same version for one key.
+ * versions a tombstone over a value. Two values with the same version
+ * (two coordinators stamping one version for one key: a hybrid clock
+ * carries no node id) are told apart by their value hashes; which one wins
+ * is again compareVersions' (the larger bytes), decided by each engine as
+ * the copies arrive, so the pair ends up holding the larger one.
  */
 import type { Entry } from '../../storage/index.js';
 import { EntryKind, tombstoneEntry } from '../../storage/index.js';
@@ -354,13 +358,21 @@ async function _onlyThere(
   else result.leftAlone++;
 }
 
-/** A key both sides hold: the newer one is copied to the other side. */
+/**
+ * A key both sides hold: the newer one is copied to the other side. At one
+ * version and kind with different value hashes neither summary says which
+ * value is larger: each side gets the other's, and its engine keeps the larger.
+ */
 async function _reconcile(entry: KeySummary, remote: KeySummary, copies: _Copies): Promise<void> {
   copies.markHandled(remote.key);
   let order = entry.version === remote.version ? 0 : entry.version > remote.version ? 1 : -1;
   if (order === 0 && entry.kind !== remote.kind) order = entry.kind === EntryKind.Tombstone ? 1 : -1;
   if (order > 0) await copies.push(entry);
   else if (order < 0) await copies.pull(remote.key);
+  else if (entry.valueHash !== remote.valueHash) {
+    await copies.pull(remote.key);
+    await copies.push(entry);
+  }
 }
 
 /** The copies of one exchange: bounded in flight and in total; the first failure stops the rest. */

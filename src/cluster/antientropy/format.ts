@@ -22,7 +22,7 @@
  *   ARCS answer:    u32 n, n x (u32 count, u32 h1, u32 h2): the digests of the pair's arcs whose
  *                   point falls in a bucket set, in point order (both sides list the same arcs)
  *   SUMMARY answer: u8 flags (bit 0: more), varint + bytes coveredThrough,
- *                   u32 count, count x (varint + bytes key, u64 version, u8 kind)
+ *                   u32 count, count x (varint + bytes key, u64 version, u8 kind, u32 value hash)
  *
  * Positions are index keys: hash32(key) as u32 big-endian, then the key;
  * summaries come in position order. A SUMMARY answer covers every position
@@ -72,11 +72,13 @@ export interface SummaryRequest extends _Common {
 
 export type Request = DigestRequest | ArcsRequest | SummaryRequest;
 
-/** One key of a summary: enough to tell which side is newer. */
+/** One key of a summary: enough to tell which side is newer, or that one version holds two values. */
 export interface KeySummary {
   readonly key: Buffer;
   readonly version: bigint;
   readonly kind: EntryKind;
+  /** valueHash (merkle.ts) of the value: 0 for a tombstone. */
+  readonly valueHash: number;
 }
 
 export interface SummaryPage {
@@ -228,7 +230,7 @@ export function decodeArcsAnswer(buf: Buffer): Uint32Array {
 
 /** Bytes one summary takes in an answer. */
 export function summaryBytes(summary: KeySummary): number {
-  return varintBytes(summary.key.length) + summary.key.length + 9;
+  return varintBytes(summary.key.length) + summary.key.length + 13;
 }
 
 export function encodeSummaryAnswer(page: SummaryPage): Buffer {
@@ -245,7 +247,8 @@ export function encodeSummaryAnswer(page: SummaryPage): Buffer {
     at += s.key.copy(buf, at);
     buf.writeBigUInt64BE(s.version, at);
     buf[at + 8] = s.kind;
-    at += 9;
+    buf.writeUInt32BE(s.valueHash >>> 0, at + 9);
+    at += 13;
   }
   return buf;
 }
@@ -258,17 +261,22 @@ export function decodeSummaryAnswer(buf: Buffer): SummaryPage {
     if (buf.length < at + 4) throw _protocol('summary count cut off');
     const count = buf.readUInt32BE(at);
     at += 4;
-    // Each summary takes at least 10 bytes: refuse a count the body cannot hold before allocating.
-    if (count > (buf.length - at) / 10) throw _protocol(`summary count ${count} larger than the answer`);
+    // Each summary takes at least 14 bytes: refuse a count the body cannot hold before allocating.
+    if (count > (buf.length - at) / 14) throw _protocol(`summary count ${count} larger than the answer`);
     const summaries: KeySummary[] = [];
     for (let i = 0; i < count; i++) {
       const key = _readBytes(buf, at, _protocol);
       at = key[1];
-      if (buf.length < at + 9) throw _protocol('summary cut off');
+      if (buf.length < at + 13) throw _protocol('summary cut off');
       const kind = buf[at + 8]!;
       if (kind !== EntryKind.Value && kind !== EntryKind.Tombstone) throw _protocol(`bad entry kind ${kind}`);
-      summaries.push({ key: key[0], version: buf.readBigUInt64BE(at), kind });
-      at += 9;
+      summaries.push({
+        key: key[0],
+        version: buf.readBigUInt64BE(at),
+        kind,
+        valueHash: buf.readUInt32BE(at + 9),
+      });
+      at += 13;
     }
     if (at !== buf.length) throw _protocol('trailing bytes after summaries');
     return { summaries, more: buf[0] === 1, coveredThrough: covered[0] };

@@ -9,7 +9,8 @@
  * streamed moves, imports. Beside the store it keeps:
  *
  * - the index: a second engine, keyed by hash32(key) (u32 big-endian) then
- *   the key, holding each key's newest (version, kind) with an empty value.
+ *   the key, holding each key's newest (version, kind) and, as its value, a
+ *   hash of the value the store holds (indexValue, scan.ts).
  *   Ordered by hash, a ring arc or a bucket is one contiguous range of it.
  *   It never ages anything out (no tombstone grace), and its log is not
  *   synced: it is rebuilt from the store whenever it may be behind.
@@ -18,8 +19,11 @@
  * A write: the store first; then, serialized per key, old = index.get; if
  * the new entry is newer (version, then a tombstone over a value), the index
  * takes it and its arc's digest loses old's hashes and gains the new ones.
- * The index part never fails the write: a failure there is logged and
- * rebuilds the index.
+ * At old's version and kind with another value hash, the store kept the
+ * larger value of the two (compareVersions), which may be either: the index
+ * takes the hash of the store's entry if it is not the one held. The index
+ * part never fails the write: a failure there is logged and rebuilds the
+ * index.
  *
  * States (stats().state):
  *   building   the index is copied from the store (paced); writes go to the
@@ -61,7 +65,8 @@ import {
 import { errorMessage } from '../../util/errors.js';
 import { hash32, type Ring } from '../ring/index.js';
 import { ArcDigests } from './arc-digests.js';
-import { ScanPacer } from './scan.js';
+import { valueHash } from './merkle.js';
+import { indexedValueHash, indexValue, ScanPacer } from './scan.js';
 import { decodeTree, encodeTree, type TreeFileStore } from './tree-file.js';
 
 /** Where the index lives: two slots, so a rebuild fills one while the other still serves. */
@@ -430,22 +435,35 @@ export class IndexedEngine implements Engine {
     }
   }
 
-  async #apply(entry: Entry, hash: number): Promise<void> {
+  async #apply(written: Entry, hash: number): Promise<void> {
     const index = this.#index;
-    const record: Entry = {
-      key: indexKey(hash, entry.key),
-      version: entry.version,
-      kind: entry.kind,
-      expiresAtMs: 0,
-      value: EMPTY,
-    };
-    // Building: the index keeps the newest version by itself, and no digests exist yet.
+    let entry = written;
     if (this.#state === 'building') {
-      await index.write(record);
-      return;
+      // The new index may lack what the store holds (a larger value of this version among it): index that.
+      const stored = await this.#main.get(written.key);
+      if (stored === undefined) return;
+      entry = stored;
     }
-    const old = await index.get(record.key);
-    if (old !== undefined && !newerSummary(entry, old)) return;
+    const at = indexKey(hash, entry.key);
+    const old = await index.get(at);
+    let record: Entry;
+    if (old === undefined || newerSummary(entry, old)) {
+      // Generation 1: above a rebuild's copy (generation 0), which may come from an earlier read of the store.
+      record = _indexRecord(at, entry, 1);
+    } else if (newerSummary(old, entry) || valueHash(entry) === indexedValueHash(old)) {
+      return;
+    } else {
+      // One version and kind, another value: index the store's entry, whichever of the two it kept.
+      const stored = await this.#main.get(entry.key);
+      if (stored === undefined || stored.version !== old.version || stored.kind !== old.kind) return;
+      if (valueHash(stored) === indexedValueHash(old)) return;
+      const generation = old.value[0]! + 1;
+      if (generation > 0xff) {
+        this.rebuild('an index generation ran out');
+        return;
+      }
+      record = _indexRecord(at, stored, generation);
+    }
     await index.write(record);
     if (index !== this.#index) return;
     const digests =
@@ -455,8 +473,8 @@ export class IndexedEngine implements Engine {
           ? this.#fresh
           : undefined;
     if (digests === undefined) return;
-    if (old !== undefined) digests.add(hash, entry.key, old.version, old.kind, -1);
-    digests.add(hash, entry.key, entry.version, entry.kind, 1);
+    if (old !== undefined) digests.add(hash, entry.key, old.version, old.kind, indexedValueHash(old), -1);
+    digests.add(hash, entry.key, record.version, record.kind, indexedValueHash(record), 1);
   }
 
   // ---- maintenance: rebuilds, purges, digests for a new ring; one at a time ----
@@ -566,15 +584,7 @@ export class IndexedEngine implements Engine {
       for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
         if (this.#closing) return;
         await Promise.all(
-          batch.map((entry) =>
-            target.write({
-              key: indexKey(hash32(entry.key), entry.key),
-              version: entry.version,
-              kind: entry.kind,
-              expiresAtMs: 0,
-              value: EMPTY,
-            }),
-          ),
+          batch.map((entry) => target.write(_indexRecord(indexKey(hash32(entry.key), entry.key), entry, 0))),
         );
         copied += batch.length;
         sinceYield += batch.length;
@@ -631,7 +641,7 @@ export class IndexedEngine implements Engine {
           for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
             for (const entry of batch) {
               const hash = entry.key.readUInt32BE(0);
-              fresh.add(hash, entry.key.subarray(4), entry.version, entry.kind, 1);
+              fresh.add(hash, entry.key.subarray(4), entry.version, entry.kind, indexedValueHash(entry), 1);
             }
             sinceYield += batch.length;
           }
@@ -659,6 +669,17 @@ export class IndexedEngine implements Engine {
     if (this.#verifyTimer !== undefined) clearInterval(this.#verifyTimer);
     this.#verifyTimer = undefined;
   }
+}
+
+/** The index entry of a store entry at index key `at`, of that generation (indexValue). */
+function _indexRecord(at: Buffer, entry: Entry, generation: number): Entry {
+  return {
+    key: at,
+    version: entry.version,
+    kind: entry.kind,
+    expiresAtMs: 0,
+    value: indexValue(generation, valueHash(entry)),
+  };
 }
 
 /** Whether `hash` falls in flattened, sorted [start, end) ranges. */

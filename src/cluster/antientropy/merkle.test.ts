@@ -15,7 +15,7 @@ import {
   NOT_READY,
   RequestKind,
 } from './format.js';
-import { bucketOf, diffLeaves, LeafDigests, MerkleTree } from './merkle.js';
+import { bucketOf, diffLeaves, LeafDigests, MerkleTree, valueHash } from './merkle.js';
 
 const entries = Array.from({ length: 500 }, (_, i) =>
   i % 4 === 0
@@ -35,7 +35,7 @@ describe('Merkle digests', () => {
     assert.deepEqual(diffLeaves(MerkleTree.of(forward), MerkleTree.of(backward)), []);
   });
 
-  it('find exactly the buckets whose contents differ: a key, a version or a kind', () => {
+  it('find exactly the buckets whose contents differ: a key, a version, a kind or a value', () => {
     const a = new LeafDigests(6);
     const b = new LeafDigests(6);
     for (const e of entries) a.add(e);
@@ -43,12 +43,14 @@ describe('Merkle digests', () => {
       [3, 'missing'],
       [10, 'version'],
       [21, 'kind'],
+      [33, 'value'],
     ]);
     for (const [i, e] of entries.entries()) {
       const how = changed.get(i);
       if (how === 'missing') continue;
       if (how === 'version') b.add({ ...e, version: e.version + 1n });
       else if (how === 'kind') b.add(tombstoneEntry(e.key, e.version));
+      else if (how === 'value') b.add({ ...e, value: Buffer.from('w') });
       else b.add(e);
     }
     const expected = [...new Set([...changed.keys()].map((i) => bucketOf(entries[i]!.key, 6)))].sort(
@@ -102,7 +104,9 @@ describe('anti-entropy messages', () => {
     assert.ok(answered instanceof LeafDigests);
     assert.deepEqual(answered.words, leaves.words);
     const page = {
-      summaries: entries.slice(0, 3).map((e) => ({ key: e.key, version: e.version, kind: e.kind })),
+      summaries: entries
+        .slice(0, 3)
+        .map((e) => ({ key: e.key, version: e.version, kind: e.kind, valueHash: valueHash(e) })),
       more: true,
       coveredThrough: Buffer.from('k2'),
     };

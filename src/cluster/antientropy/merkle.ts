@@ -5,7 +5,7 @@
  * key), so buckets are slices of the ring and every node puts a key in the
  * same bucket. A bucket's digest is (count, h1, h2): the number of entries
  * and two 32-bit sums, modulo 2^32, of per-entry hashes of (key, version,
- * kind) under two seeds. Sums make the digest independent of the order in
+ * kind, value hash) under two seeds. Sums make the digest independent of the order in
  * which entries are added, so a node can fold its entries in while scanning
  * in key order, and a parent's digest is the sum of its children's. Two
  * buckets with different contents get equal digests with a chance of about
@@ -20,13 +20,15 @@
  *   leaves.add(entry);
  *   const differing = diffLeaves(MerkleTree.of(leaves), MerkleTree.of(remote));
  */
-import type { Entry } from '../../storage/index.js';
+import { type Entry, EntryKind } from '../../storage/index.js';
 import { assert } from '../../util/assert.js';
 import { hash32 } from '../ring/index.js';
 
 /** Seeds of the two per-entry hashes. On-wire meaning: never change (peers compare sums). */
 export const ENTRY_HASH_SEED_1 = 0x5bd1e995;
 export const ENTRY_HASH_SEED_2 = 0x1b873593;
+/** Seed of the value hash (valueHash). On-wire meaning: never change. */
+export const VALUE_HASH_SEED = 0x85ebca6b;
 /** Words per digest: count, h1, h2. */
 export const DIGEST_WORDS = 3;
 
@@ -35,20 +37,36 @@ export function bucketOf(key: Uint8Array, leafBits: number): number {
   return hash32(key) >>> (32 - leafBits);
 }
 
+/**
+ * A 32-bit hash of an entry's value (0 for a tombstone): it tells apart two
+ * values stamped with one version (by two coordinators), which the version
+ * and kind alone cannot.
+ */
+export function valueHash(entry: Pick<Entry, 'kind' | 'value'>): number {
+  return entry.kind === EntryKind.Tombstone ? 0 : hash32(entry.value, VALUE_HASH_SEED);
+}
+
 let _scratch = Buffer.alloc(256);
 const _hashes = new Uint32Array(2);
 
 /**
- * The two per-entry hashes of (key, version, kind) into out[0] and out[1]:
- * what a digest sums. On-wire meaning: peers compare sums of them.
+ * The two per-entry hashes of (key, version, kind, value hash) into out[0]
+ * and out[1]: what a digest sums. On-wire meaning: peers compare sums of them.
  */
-export function entryHashes(key: Uint8Array, version: bigint, kind: number, out: Uint32Array): void {
-  const need = key.length + 9;
+export function entryHashes(
+  key: Uint8Array,
+  version: bigint,
+  kind: number,
+  value: number,
+  out: Uint32Array,
+): void {
+  const need = key.length + 13;
   if (_scratch.length < need) _scratch = Buffer.alloc(Math.max(need, 2 * _scratch.length));
   const scratch = _scratch;
   scratch.set(key, 0);
   scratch.writeBigUInt64BE(version, key.length);
   scratch[key.length + 8] = kind;
+  scratch.writeUInt32BE(value >>> 0, key.length + 9);
   const bytes = scratch.subarray(0, need);
   out[0] = hash32(bytes, ENTRY_HASH_SEED_1);
   out[1] = hash32(bytes, ENTRY_HASH_SEED_2);
@@ -82,8 +100,8 @@ export class LeafDigests {
   }
 
   /** Folds one entry into a bucket the caller computed with bucketOf(). */
-  addTo(bucket: number, entry: Pick<Entry, 'key' | 'version' | 'kind'>): void {
-    entryHashes(entry.key, entry.version, entry.kind, _hashes);
+  addTo(bucket: number, entry: Pick<Entry, 'key' | 'version' | 'kind' | 'value'>): void {
+    entryHashes(entry.key, entry.version, entry.kind, valueHash(entry), _hashes);
     this.addHashes(bucket, 1, _hashes[0]!, _hashes[1]!);
   }
 

@@ -189,9 +189,33 @@ export interface SummaryLimits {
   readonly yieldEntries: number;
 }
 
+/**
+ * The value of an index entry: u8 generation, then the value hash (valueHash,
+ * merkle.ts) as u32 big-endian. The index engine, like any engine, keeps the
+ * larger value bytes of two entries at one version and kind; the generation
+ * goes first so that the hash of the store's value can replace a larger one
+ * (indexed-engine.ts counts it up for that), which the hash alone could not.
+ */
+export function indexValue(generation: number, valueHash: number): Buffer {
+  const out = Buffer.allocUnsafe(5);
+  out[0] = generation;
+  out.writeUInt32BE(valueHash >>> 0, 1);
+  return out;
+}
+
+/** The value hash an index entry holds. */
+export function indexedValueHash(indexEntry: Entry): number {
+  return indexEntry.value.readUInt32BE(1);
+}
+
 /** A summary of an index entry: the key without its hash. */
 export function summaryOf(indexEntry: Entry): KeySummary {
-  return { key: indexEntry.key.subarray(4), version: indexEntry.version, kind: indexEntry.kind };
+  return {
+    key: indexEntry.key.subarray(4),
+    version: indexEntry.version,
+    kind: indexEntry.kind,
+    valueHash: indexedValueHash(indexEntry),
+  };
 }
 
 /**

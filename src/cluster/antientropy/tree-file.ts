@@ -4,7 +4,8 @@
  * between a clean close and the next start, which reads it and deletes it.
  * All integers big-endian.
  *
- *   0   8   magic "RKVTREE1"
+ *   0   8   magic "RKVTREE" then the format's digit, "2": digests of
+ *           (key, version, kind, value hash); "1" (no value hash) is rebuilt
  *   8   u32 index slot (0 or 1: the directory aae/index-<slot> it describes)
  *   12  u32 ring fingerprint (Ring.fingerprint) the digests were computed for
  *   16  u32 P, the ring's points
@@ -17,7 +18,8 @@ import { crc32 } from '../../util/bytes.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 import { DIGEST_WORDS } from './merkle.js';
 
-const MAGIC = Buffer.from('RKVTREE1', 'latin1');
+/** The last byte is the format: a tree of another one does not sum what this build sums. */
+const MAGIC = Buffer.from('RKVTREE2', 'latin1');
 const HEADER_BYTES = 20;
 
 export interface TreeContents {
@@ -53,6 +55,14 @@ export function decodeTree(
 ): { ok: true; tree: TreeContents } | { ok: false; reason: string; damaged: boolean } {
   if (bytes === undefined) {
     return { ok: false, reason: 'missing (no clean shutdown, or a new index)', damaged: false };
+  }
+  if (bytes.length >= 8 && bytes.subarray(0, 7).equals(MAGIC.subarray(0, 7)) && bytes[7] !== MAGIC[7]) {
+    const format = String.fromCharCode(bytes[7]!);
+    return {
+      ok: false,
+      reason: `format ${format} (this build reads ${String.fromCharCode(MAGIC[7]!)})`,
+      damaged: false,
+    };
   }
   if (bytes.length < HEADER_BYTES + 4 || !bytes.subarray(0, 8).equals(MAGIC)) {
     return { ok: false, reason: 'not a tree file (bad header)', damaged: true };
