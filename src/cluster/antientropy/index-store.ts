@@ -2,8 +2,10 @@
  * The anti-entropy index on disk: an LSM engine in <data>/aae/index-<slot>
  * (indexed-engine.ts). Tombstones never age out of it (it must hold what
  * the store holds, deletes included, until a rebuild says otherwise), its
- * log is not synced (a start after a crash rebuilds it), its tables are not
- * compressed (hashes first: little to gain) and its cache is small.
+ * writes are not logged (a start after a crash rebuilds it, and a clean
+ * close flushes it: IndexedEngine.close), its tables are not compressed
+ * (hashes first: little to gain) and its cache is small. Logged, the index
+ * doubled a replica write's write() calls.
  */
 import { join } from 'node:path';
 import { limits } from '../../config/limits.js';
@@ -25,6 +27,7 @@ export function lsmIndexes(
       LsmEngine.open({
         dir: dirOf(slot),
         sync: false,
+        logWrites: false,
         tombstoneGraceMs: Number.POSITIVE_INFINITY,
         compression: 'none',
         blockCacheBytes: limits.antiEntropyIndexCacheBytes,

@@ -373,6 +373,8 @@ export class IndexedEngine implements Engine {
     for (const job of this.#purges.splice(0)) job.reject(new Error('closed'));
     let persist = this.#state === 'ready' && this.#treeFile !== undefined;
     try {
+      // Its writes are not logged (index-store.ts): only a flush keeps them for the TREE to describe.
+      if (persist) await this.#index.flush();
       await this.#index.close();
     } catch (err) {
       persist = false;

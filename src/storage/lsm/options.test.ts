@@ -88,3 +88,32 @@ describe('LSM engine memtable jitter', () => {
     assert.ok(early >= 0.5 * max - 512 && early < 0.505 * max, `frozen at ${early} with jitter`);
   });
 });
+
+describe('LSM engine without logged writes (logWrites: false)', () => {
+  const key = Buffer.from('k');
+
+  async function reopenAfter(stop: (engine: LsmEngine) => Promise<void>): Promise<boolean> {
+    const vfs = new MemoryVfs();
+    const engine = await LsmEngine.open({ dir: '/db', sync: false, logWrites: false, vfs });
+    await engine.write(valueEntry(key, 1n, Buffer.from('v')));
+    assert.equal(engine.stats().walWrites, 0, 'nothing written to the log');
+    await stop(engine);
+    const again = await LsmEngine.open({ dir: '/db', sync: false, logWrites: false, vfs });
+    try {
+      return (await again.get(key)) !== undefined;
+    } finally {
+      await again.close();
+    }
+  }
+
+  test('a write kept only in the memtable is gone after a close, and kept by a flush before it', async () => {
+    assert.equal(await reopenAfter((engine) => engine.close()), false);
+    assert.equal(
+      await reopenAfter(async (engine) => {
+        await engine.flush();
+        await engine.close();
+      }),
+      true,
+    );
+  });
+});

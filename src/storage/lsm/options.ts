@@ -13,6 +13,13 @@ import type { WalWriterOptions } from '../wal/index.js';
 export interface LsmOptions {
   readonly dir: string;
   readonly sync: boolean;
+  /**
+   * false: writes go to the memtable only, not to the write-ahead log, so
+   * what no flush wrote is gone at any stop (flush() before close() keeps
+   * it). For data rebuilt from elsewhere after a crash, where the log's
+   * write() per batch is pure cost (the anti-entropy index).
+   */
+  readonly logWrites: boolean;
   readonly memtableBytesMax: number;
   /**
    * Each memtable is frozen at its own size, drawn in
@@ -63,6 +70,7 @@ export type LsmOpenOptions = Pick<LsmOptions, 'dir' | 'sync'> & Partial<LsmOptio
 
 export function lsmOptions(options: LsmOpenOptions): LsmOptions {
   return Object.freeze({
+    logWrites: true,
     memtableBytesMax: limits.memtableBytesMax,
     // None unless asked (the node asks): the engine alone, and its tests, flush at one size.
     memtableBytesJitter: 0,

@@ -127,7 +127,7 @@ export class WritePath {
     // into its batch, so views into larger buffers are not kept.
     const memtable = this.#memtable;
     memtable.put(entry);
-    const durable = this.#wal.append(entry);
+    const durable = this.#options.logWrites ? this.#wal.append(entry) : undefined;
     this.#writes++;
     if (memtable.bytes >= this.#rotateAtBytes) this.#rotate();
     return durable;
