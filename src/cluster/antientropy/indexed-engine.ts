@@ -12,8 +12,8 @@
  *   the key, holding each key's newest (version, kind) and, as its value, a
  *   hash of the value the store holds (indexValue, scan.ts).
  *   Ordered by hash, a ring arc or a bucket is one contiguous range of it.
- *   It never ages anything out (no tombstone grace), and its log is not
- *   synced: it is rebuilt from the store whenever it may be behind.
+ *   It never ages anything out (no tombstone grace), and its writes are
+ *   not logged: it is rebuilt from the store whenever it may be behind.
  * - arc digests (arc-digests.ts): (count, h1, h2) per ring arc, in memory.
  *
  * A write: the store first; then, serialized per key, old = index.get; if
@@ -40,7 +40,7 @@
  * valid TREE whose ring matches is adopted and deleted (a crash after that
  * leaves none); otherwise the index is rebuilt from the store, with one log
  * line naming the file and why. A rebuild also runs every verifyIntervalMs,
- * so that drift (power lost with the index's log unsynced) does not last.
+ * so that drift (a bug, a file damaged under it) does not last.
  *
  * Purge (cleanup after a move): the store's purge, the same ranges purged
  * from the index, then the digests recomputed from the index.
