@@ -37,7 +37,11 @@ export function purged(
   } else {
     hash = murmur3(buf, 0, start, end);
   }
-  const ranges = filter.hashRanges;
+  return hashInRanges(filter.hashRanges, hash);
+}
+
+/** Whether `hash` falls in flattened, sorted [start, end) ranges (a PurgeFilter's hashRanges). */
+export function hashInRanges(ranges: readonly number[], hash: number): boolean {
   // The last range starting at or before the hash: binary search over the starts.
   let low = 0;
   let high = ranges.length / 2;

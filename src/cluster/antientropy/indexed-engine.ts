@@ -58,6 +58,7 @@ import {
   type Entry,
   type EntryCursor,
   EntryKind,
+  hashInRanges,
   type PurgeFilter,
   type ScanRange,
   type SnapshotInfo,
@@ -542,7 +543,7 @@ export class IndexedEngine implements Engine {
     try {
       const under: Promise<void>[] = [];
       for (const [write, hash] of this.#writing)
-        if (_inRanges(job.filter.hashRanges, hash)) under.push(write);
+        if (hashInRanges(job.filter.hashRanges, hash)) under.push(write);
       await Promise.allSettled(under);
       await this.#main.purge?.(job.filter);
       await this.#index.purge?.({ ...job.filter, hashPrefixed: true });
@@ -684,19 +685,7 @@ function _indexRecord(at: Buffer, entry: Entry, generation: number): Entry {
   };
 }
 
-/** Whether `hash` falls in flattened, sorted [start, end) ranges. */
-function _inRanges(ranges: readonly number[], hash: number): boolean {
-  let low = 0;
-  let high = ranges.length / 2;
-  while (low < high) {
-    const mid = (low + high) >>> 1;
-    if (ranges[2 * mid]! <= hash) low = mid + 1;
-    else high = mid;
-  }
-  return low > 0 && hash < ranges[2 * (low - 1) + 1]!;
-}
-
 /** Whether a purge with `filter` would drop a write of this hash and version. */
 function _purges(filter: PurgeFilter, hash: number, version: bigint): boolean {
-  return version <= filter.versionMax && _inRanges(filter.hashRanges, hash);
+  return version <= filter.versionMax && hashInRanges(filter.hashRanges, hash);
 }

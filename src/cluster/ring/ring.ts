@@ -96,18 +96,7 @@ export class Ring {
    * is either ['http://a:1', 'http://b:1'] or ['http://b:1', 'http://a:1'].
    */
   replicas(key: Uint8Array, from: number): readonly string[] {
-    // Not assert(): its message would be built on every call of this hot path.
-    if (!(Number.isInteger(from) && from >= 1 && from <= this.nodes.length)) {
-      throw new AssertionError(`from out of range: ${from}`);
-    }
-    const point = this.#pointIndex(hash32(key));
-    if (from > this.#depth) return this.#walk(point, from);
-    const arc = this.#arcs[point]!;
-    const cached = arc.prefixes[from - 1];
-    if (cached !== undefined) return cached;
-    const prefix = Object.freeze(arc.order.slice(0, from));
-    arc.prefixes[from - 1] = prefix;
-    return prefix;
+    return this.pointReplicas(this.#pointIndex(hash32(key)), from);
   }
 
   /** The key's first replica. */
@@ -180,6 +169,7 @@ export class Ring {
 
   /** replicas() of any key in the arc of `point`. */
   pointReplicas(point: number, from: number): readonly string[] {
+    // Not assert(): its message would be built on every call of this hot path.
     if (!(Number.isInteger(from) && from >= 1 && from <= this.nodes.length)) {
       throw new AssertionError(`from out of range: ${from}`);
     }
