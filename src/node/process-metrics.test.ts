@@ -27,12 +27,13 @@ function blockLoop(ms: number): void {
 
 it('an idle loop is sampled slowly, and a 400 ms pause after idling is seen', async () => {
   startProcessMetrics();
-  await sleep(600);
+  await sleep(1000);
   const idle = await delaySamples();
   await sleep(1000);
   const afterIdle = await delaySamples();
-  // 10 ms timers would run ~100 times in that second; the idle period is 250 ms.
-  assert.ok(afterIdle.count - idle.count <= 10, `${afterIdle.count - idle.count} samples in an idle second`);
+  // A 10 ms timer runs ~100 times in that second; idle, every 250 ms (4), with room for the
+  // moments a busy machine makes this process's loop look busy.
+  assert.ok(afterIdle.count - idle.count <= 50, `${afterIdle.count - idle.count} samples in an idle second`);
   // Longer than the idle period, so the timer comes due during it, whenever it was set.
   blockLoop(400);
   await sleep(300);
