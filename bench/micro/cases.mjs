@@ -5,6 +5,8 @@
  * the end-to-end benchmarks decide.
  */
 import { randomFillSync } from 'node:crypto';
+import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
+import { makeDocuments } from '../lib/json-docs.mjs';
 import { sameResults } from './harness.mjs';
 
 const N = 1024; // inputs cycled through, so no single input stays hot in a branch predictor
@@ -27,6 +29,41 @@ function compareLoop(a, b) {
     if (d !== 0) return d < 0 ? -1 : 1;
   }
   return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
+
+/**
+ * An LZ4 block decoder in plain JS (the block format: literal runs and
+ * back-references, the dictionary as the bytes before the output), the
+ * candidate against lz4-napi's native one on the read path.
+ */
+function lz4DecodeJs(src, out, dict) {
+  let s = 4; // past lz4-napi's u32 size prefix
+  let o = 0;
+  for (;;) {
+    const token = src[s++];
+    let literals = token >>> 4;
+    if (literals === 15) for (let b = 255; b === 255; literals += b) b = src[s++];
+    if (literals < 16) for (let i = 0; i < literals; i++) out[o + i] = src[s + i];
+    else src.copy(out, o, s, s + literals);
+    s += literals;
+    o += literals;
+    if (s >= src.length) return out;
+    const offset = src[s] | (src[s + 1] << 8);
+    s += 2;
+    let length = (token & 15) + 4;
+    if ((token & 15) === 15) for (let b = 255; b === 255; length += b) b = src[s++];
+    let from = o - offset;
+    if (from < 0) {
+      // The match starts in the dictionary, and may run on into the output.
+      const fromDict = Math.min(-from, length);
+      dict.copy(out, o, dict.length + from, dict.length + from + fromDict);
+      o += fromDict;
+      length -= fromDict;
+      from = 0;
+    }
+    for (let i = 0; i < length; i++) out[o + i] = out[from + i];
+    o += length;
+  }
 }
 
 function compareHybrid(a, b) {
@@ -273,6 +310,37 @@ export function microCases({ bytes, storage, http, promClient }) {
         'new URL().searchParams': (i) => viaUrl(targets[i & (N - 1)]),
         URLSearchParams: (i) => viaParams(targets[i & (N - 1)]),
         'indexOf + slice': (i) => idManual(targets[i & (N - 1)]),
+      },
+    ]);
+  }
+
+  {
+    // A data block that misses the block cache is read and decompressed on the event loop
+    // (src/storage/sstable/compression.ts): JSON documents as the engine bench's json workload writes.
+    const nextDocument = makeDocuments(7);
+    const stream = Buffer.concat(Array.from({ length: 2000 }, () => nextDocument()));
+    const blocksOf = (bytes) =>
+      Array.from({ length: 64 }, (_, i) => stream.subarray(i * 4 * bytes, i * 4 * bytes + bytes));
+    // Like a table's: 256-byte pieces of its first blocks, 16 KiB.
+    const dictionary = Buffer.concat(Array.from({ length: 64 }, (_, i) => stream.subarray(i * 997, i * 997 + 256)));
+    const blocks4k = blocksOf(4096);
+    const blocks2k = blocksOf(2048);
+    const packed4k = blocks4k.map((b) => lz4Compress(b, dictionary));
+    const packed2k = blocks2k.map((b) => lz4Compress(b, dictionary));
+    const packedPlain = blocks4k.map((b) => lz4Compress(b));
+    sameResults('lz4 decode', [
+      packed4k.map((c) => lz4Uncompress(c, dictionary)),
+      packed4k.map((c) => lz4DecodeJs(c, Buffer.allocUnsafeSlow(4096), dictionary)),
+      blocks4k,
+    ]);
+    cases.push([
+      'decompress a data block of JSON documents (lz4)',
+      {
+        'lz4-napi, 4 KiB, 16 KiB dictionary': (i) => lz4Uncompress(packed4k[i & 63], dictionary),
+        'lz4-napi, 4 KiB, no dictionary': (i) => lz4Uncompress(packedPlain[i & 63]),
+        'lz4-napi, 2 KiB, 16 KiB dictionary': (i) => lz4Uncompress(packed2k[i & 63], dictionary),
+        'JS decoder, 4 KiB, 16 KiB dictionary': (i) =>
+          lz4DecodeJs(packed4k[i & 63], Buffer.allocUnsafeSlow(4096), dictionary),
       },
     ]);
   }
