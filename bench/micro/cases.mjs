@@ -322,7 +322,9 @@ export function microCases({ bytes, storage, http, promClient }) {
     const blocksOf = (bytes) =>
       Array.from({ length: 64 }, (_, i) => stream.subarray(i * 4 * bytes, i * 4 * bytes + bytes));
     // Like a table's: 256-byte pieces of its first blocks, 16 KiB.
-    const dictionary = Buffer.concat(Array.from({ length: 64 }, (_, i) => stream.subarray(i * 997, i * 997 + 256)));
+    const dictionary = Buffer.concat(
+      Array.from({ length: 64 }, (_, i) => stream.subarray(i * 997, i * 997 + 256)),
+    );
     const blocks4k = blocksOf(4096);
     const blocks2k = blocksOf(2048);
     const packed4k = blocks4k.map((b) => lz4Compress(b, dictionary));
