@@ -10,10 +10,13 @@
  *      robin (25%, 50%, 75%, 25%, ...) for `rounds` rounds, so that the
  *      drifting load of a shared machine falls on every fraction alike.
  *   2. Each window reads every node's /v0/status (CPU) and the histograms
- *      ringkv_event_loop_delay_seconds and ringkv_nodejs_gc_duration_seconds
- *      of its /metrics at its start and at its end; their differences are
- *      the window's: event-loop delay p99 and GC pause p99 per node (any
- *      kind), major GCs per second, and the share of time in GC.
+ *      ringkv_event_loop_delay_seconds, ringkv_nodejs_gc_duration_seconds
+ *      and ringkv_http_request_duration_seconds of its /metrics at its start
+ *      and at its end; their differences are the window's: per node, the
+ *      p99 of the requests it coordinated, timed inside it (from the head
+ *      read to the answer written: what the client's p99 has beyond it is
+ *      the client, loopback and wake-ups), event-loop delay p99 and GC pause
+ *      p99 (any kind), major GCs per second, and the share of time in GC.
  *   3. Per fraction, every figure is the median over its windows; p99/p50 is
  *      the median of each window's own ratio (the goal: at most 3 at 50%).
  *
@@ -29,7 +32,8 @@ import { CPU_STATUS_FIELDS, requestConfig } from './common.mjs';
 
 const EVENT_LOOP = 'ringkv_event_loop_delay_seconds';
 const GC = 'ringkv_nodejs_gc_duration_seconds';
-export const TAIL_HISTOGRAMS = [EVENT_LOOP, GC];
+const REQUEST = 'ringkv_http_request_duration_seconds';
+export const TAIL_HISTOGRAMS = [EVENT_LOOP, GC, REQUEST];
 
 /** Idle and total jiffies of the machine (Linux /proc/stat), or null. */
 function machineTimes() {
@@ -42,15 +46,18 @@ function machineTimes() {
   }
 }
 
-/** What one node did in one window, from its two snapshots. */
-function nodeFigures(start, end, seconds) {
+/** What one node did in one window, from its two snapshots; `op` is the request kind measured. */
+function nodeFigures(start, end, seconds, op) {
   const diff = diffHistograms(start?.body?.histograms, end?.body?.histograms);
+  // The node's own time for the requests it coordinated: from their head read to their answer written.
+  const requests = mergeSeries(diff[REQUEST], (labels) => labels.includes(`op="${op}"`));
   const loop = mergeSeries(diff[EVENT_LOOP]);
   const gcAll = mergeSeries(diff[GC]);
   const gcMajor = mergeSeries(diff[GC], (labels) => labels.includes('kind="major"'));
   const ms = (v) => (v === null ? null : v * 1000);
   return {
     eventLoopDelayP99Ms: ms(histogramQuantile(loop, 0.99)),
+    requestP99Ms: ms(histogramQuantile(requests, 0.99)),
     gcPauseP99Ms: ms(histogramQuantile(gcAll, 0.99)),
     gcPauseMaxBucketMs: ms(maxBucket(gcAll)),
     gcPerS: gcAll === null || seconds <= 0 ? null : gcAll.count / seconds,
@@ -71,10 +78,10 @@ function maxBucket(series) {
   return bound;
 }
 
-function windowFigures(result, loopback, idleShare) {
+function windowFigures(result, op, loopback, idleShare) {
   const { start, end } = result.status;
   const seconds = result.windowMs / 1000;
-  const nodes = end.map((snap, i) => nodeFigures(start[i], snap, seconds));
+  const nodes = end.map((snap, i) => nodeFigures(start[i], snap, seconds, op));
   const rates = statusRates(result, CPU_STATUS_FIELDS);
   const cpu =
     rates?.cpuUser != null && rates.cpuSystem != null && result.achievedRate > 0
@@ -107,6 +114,7 @@ function summarize(fraction, rate, windows) {
   const nodeCount = Math.max(0, ...windows.map((w) => w.nodes.length));
   const keys = [
     'eventLoopDelayP99Ms',
+    'requestP99Ms',
     'gcPauseP99Ms',
     'gcPauseMaxBucketMs',
     'gcPerS',
@@ -161,12 +169,12 @@ export async function runTails(
         before && after && after.total > before.total
           ? (after.idle - before.idle) / (after.total - before.total)
           : null;
-      const w = windowFigures(result, loopback, idleShare);
+      const w = windowFigures(result, op, loopback, idleShare);
       byFraction[i].push(w);
       log(
         `${label}: ${Math.round(fraction * 100)}% of ${fmtInt(breakingPoint)}/s = ${fmtInt(rate)}/s ` +
           `[round ${round + 1}/${rounds}] p50=${fmtMs(w.p50Ms)} p99=${fmtMs(w.p99Ms)} p99.9=${fmtMs(w.p999Ms)} ` +
-          `ms (x${w.p99OverP50?.toFixed(1)}) errors=${w.errorCount} loop p99=${nodesText(w.nodes, 'eventLoopDelayP99Ms')} ` +
+          `ms (x${w.p99OverP50?.toFixed(1)}) errors=${w.errorCount} node p99=${nodesText(w.nodes, 'requestP99Ms')} loop p99=${nodesText(w.nodes, 'eventLoopDelayP99Ms')} ` +
           `gc p99=${nodesText(w.nodes, 'gcPauseP99Ms')} major/s=${nodesText(w.nodes, 'majorGcPerS', 2)} ` +
           `cpu/request=${fmtInt(w.cpuMicrosPerRequest)} µs machine idle=${w.machineIdleShare === null ? 'n/a' : `${Math.round(w.machineIdleShare * 100)}%`}`,
       );
@@ -199,6 +207,7 @@ export function tailsTable(rows) {
       'p99 ms',
       'p99.9 ms',
       'p99/p50',
+      'p99 ms inside the node (per node)',
       'event-loop delay p99 ms (per node)',
       'GC pause p99 ms (per node)',
       'major GCs/s (per node)',
@@ -213,6 +222,7 @@ export function tailsTable(rows) {
       fmtMs(s.p99Ms),
       fmtMs(s.p999Ms),
       s.p99OverP50 === null ? 'n/a' : `${s.p99OverP50.toFixed(1)}x`,
+      nodesText(s.nodes, 'requestP99Ms'),
       nodesText(s.nodes, 'eventLoopDelayP99Ms'),
       nodesText(s.nodes, 'gcPauseP99Ms'),
       nodesText(s.nodes, 'majorGcPerS', 2),
