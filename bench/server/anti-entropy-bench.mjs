@@ -46,7 +46,7 @@ import { fmtInt, log, mdTable } from '../lib/stats.mjs';
 import { runLoad } from '../load/driver.mjs';
 import { fill, loadSettings, settle } from './common.mjs';
 import { waitNodeReady } from './restart-bench.mjs';
-import { ringkvBin } from './targets.mjs';
+import { extraFlags, ringkvBin } from './targets.mjs';
 
 const CONVERGE_MAX_MS = 30 * 60 * 1000;
 const POLL_MS = 250;
@@ -78,8 +78,7 @@ function serve(work, ports, i, intervalMs) {
     urls.join(','),
   ];
   args.push('--sync', 'off', '--anti-entropy-interval', String(intervalMs));
-  const extra = envString('BENCH_NODE_FLAGS', '').trim();
-  if (extra) args.push(...extra.split(/\s+/));
+  args.push(...extraFlags());
   const child = startNode(ringkvBin(), args, { logFile: path.join(work, `node-${i}.log`) });
   return { index: i, port: ports[i], child };
 }

@@ -30,7 +30,7 @@ import { fmtInt, log, mdTable } from '../lib/stats.mjs';
 import { runLoad, startLoadRun } from '../load/driver.mjs';
 import { fill, loadSettings, requestConfig, settle } from './common.mjs';
 import { WINDOW_COLUMNS, waitNodeReady, windowFigures, windowRow } from './restart-bench.mjs';
-import { ringkvBin } from './targets.mjs';
+import { extraFlags, ringkvBin } from './targets.mjs';
 
 const SLOT_MS = 100;
 const JOIN_MAX_MS = 30 * 60 * 1000;
@@ -48,10 +48,8 @@ function joinSettings() {
 
 /** `ringkv serve` for node i of the work dir; `cluster` or `join` decides how it enters. */
 function serve(work, port, i, entry, sync) {
-  const extra = envString('BENCH_NODE_FLAGS', '').trim();
   const args = ['serve', '--url', `http://127.0.0.1:${port}`, '--data', path.join(work, `node-${i}`)];
-  args.push(...entry, '--sync', sync);
-  if (extra) args.push(...extra.split(/\s+/));
+  args.push(...entry, '--sync', sync, ...extraFlags());
   const node = { index: i, port, child: null };
   node.child = startNode(ringkvBin(), args, { logFile: path.join(work, `node-${i}.log`) });
   return node;

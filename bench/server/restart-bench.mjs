@@ -32,7 +32,7 @@ import {
   startNode,
   stopChild,
 } from '../lib/procs.mjs';
-import { envInt, envList, envNumber, envString } from '../lib/settings.mjs';
+import { envInt, envList, envNumber } from '../lib/settings.mjs';
 import { fmtInt, fmtMs, log, mdTable } from '../lib/stats.mjs';
 import { rateSearch, runLoad, startLoadRun } from '../load/driver.mjs';
 import { Histogram } from '../load/histogram.mjs';
@@ -45,7 +45,7 @@ import {
   settle,
   WRITE_STATUS_FIELDS,
 } from './common.mjs';
-import { ringkvBin } from './targets.mjs';
+import { extraFlags, ringkvBin } from './targets.mjs';
 
 const NODES = 3;
 const SLOT_MS = 100;
@@ -112,7 +112,6 @@ export async function waitNodeReady(node) {
 async function startNodes(work, env = {}) {
   const ports = await freePorts(NODES);
   const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-  const extra = envString('BENCH_NODE_FLAGS', '').trim();
   const nodes = ports.map((port, i) => ({
     index: i,
     port,
@@ -121,8 +120,16 @@ async function startNodes(work, env = {}) {
     child: null,
   }));
   const start = (node) => {
-    const args = ['serve', '--url', urls[node.index], '--data', node.dir, '--cluster', urls.join(',')];
-    if (extra) args.push(...extra.split(/\s+/));
+    const args = [
+      'serve',
+      '--url',
+      urls[node.index],
+      '--data',
+      node.dir,
+      '--cluster',
+      urls.join(','),
+      ...extraFlags(),
+    ];
     node.child = startNode(ringkvBin(), args, { env, logFile: node.logFile });
   };
   for (const node of nodes) start(node);

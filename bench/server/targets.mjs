@@ -13,8 +13,8 @@ export function ringkvBin() {
   return envString('BENCH_RINGKV_BIN', path.join(ROOT_DIR, 'bin', 'ringkv'));
 }
 
-/** Extra flags for `ringkv serve`, space separated (BENCH_NODE_FLAGS), e.g. "--anti-entropy-interval 0". */
-function extraFlags() {
+/** Extra flags for every `ringkv serve` a bench starts, space separated (BENCH_NODE_FLAGS), e.g. "--anti-entropy-interval 0". */
+export function extraFlags() {
   const v = envString('BENCH_NODE_FLAGS', '');
   return v.trim() ? v.trim().split(/\s+/) : [];
 }

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
+import { scanAll } from '../../../test/conformance/engine-suite.js';
 import { propertyParams } from '../../../test/support/property.js';
 import { memoryIndexes, simCluster } from '../../../test/support/sim-cluster.js';
 import {
@@ -34,24 +35,11 @@ function key(i: number): Buffer {
   return Buffer.from(`key-${String(i).padStart(5, '0')}`);
 }
 
-/** Every entry of an engine. */
-async function all(engine: Engine): Promise<Entry[]> {
-  const out: Entry[] = [];
-  const cursor = engine.scan({ start: Buffer.alloc(0) });
-  try {
-    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next())
-      out.push(...batch);
-  } finally {
-    await cursor.close();
-  }
-  return out;
-}
-
 /** The digests and index a from-scratch computation over `main` gives. */
 async function fromScratch(main: Engine, ring: Ring): Promise<{ words: number[]; index: string[] }> {
   const digests = new ArcDigests(ring);
   const index: string[] = [];
-  for (const e of await all(main)) {
+  for (const e of await scanAll(main)) {
     const hash = hash32(e.key);
     digests.add(hash, e.key, e.version, e.kind, valueHash(e), 1);
     index.push(`${indexKey(hash, e.key).toString('hex')}:${e.version}:${e.kind}:${valueHash(e)}`);
@@ -63,7 +51,7 @@ async function actual(engine: IndexedEngine, ring: Ring): Promise<{ words: numbe
   await engine.settled();
   const digests = engine.digestsFor(ring);
   assert.ok(digests !== undefined, `tree ready (state ${engine.state})`);
-  const index = (await all(engine.index)).map(
+  const index = (await scanAll(engine.index)).map(
     (e) => `${e.key.toString('hex')}:${e.version}:${e.kind}:${indexedValueHash(e)}`,
   );
   return { words: [...digests.words], index: index.sort() };
