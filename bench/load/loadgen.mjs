@@ -48,6 +48,7 @@ import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseHistograms } from '../lib/prom-histograms.mjs';
 import { Histogram } from './histogram.mjs';
+import { Pacer } from './pacer.mjs';
 import { RequestTemplate } from './request-template.mjs';
 import { ParseError, ResponseParser } from './response-parser.mjs';
 
@@ -55,6 +56,8 @@ const RECONNECT_DELAY_MS = 50;
 const TICK_MAX_MS = 50;
 const CONNECT_TIMEOUT_MS = 5000;
 const STATUS_TIMEOUT_MS = 5000;
+/** The window's first status snapshot is taken this long before it starts (at most half the warm-up). */
+const STATUS_LEAD_MS = 300;
 /** failover: a connection away from its own target tries it again after this long. */
 const FAILBACK_MS = 500;
 /** failover: the first this many failovers are listed in the result (time, kind, target, error). */
@@ -498,6 +501,7 @@ async function runRate(config) {
   const failedConnects = connected.filter((ok) => !ok).length;
   if (failedConnects === conns.length) throw new Error(`No connection to ${JSON.stringify(config.targets)}`);
 
+  const pacer = await Pacer.start(() => tick());
   t0 = performance.now() + 20;
   measureStart = t0 + config.warmupMs;
   endDue = measureStart + config.durationMs;
@@ -521,22 +525,25 @@ async function runRate(config) {
     cpuEnd = process.cpuUsage(cpuStart ?? undefined);
     statusEnd = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath, metrics)));
   };
+  // The first snapshot is taken a little before the window: rendering and parsing /metrics
+  // takes each node and this process a few ms, which would otherwise delay the window's first requests.
+  const statusStartAt = measureStart - Math.min(STATUS_LEAD_MS, config.warmupMs / 2);
+  let cpuStartAt = statusStartAt;
   const startTimer = setTimeout(() => {
     cpuStart = process.cpuUsage();
+    cpuStartAt = performance.now();
     statusStart = Promise.all(statusTargets.map((t) => fetchStatus(t, config.statusPath, metrics)));
-  }, measureStart - performance.now());
+  }, statusStartAt - performance.now());
   let endTimer = setTimeout(takeEnd, Math.max(0, endDue - performance.now()));
 
-  // One timer drives every idle connection; it is pulled earlier whenever a
-  // connection goes idle with its next request due before the timer fires.
-  let timer = null;
+  // One timer (the pacer's) drives every idle connection; it is pulled earlier
+  // whenever a connection goes idle with its next request due before it fires.
   let timerAt = Number.POSITIVE_INFINITY;
   let tick = () => {};
   const wakeAt = (at) => {
     if (finished || at >= timerAt) return;
-    if (timer !== null) clearTimeout(timer);
     timerAt = at;
-    timer = setTimeout(tick, Math.max(0, at - performance.now()));
+    pacer.wakeAt(at);
   };
   stopCurrentRun = () => {
     // The window ends now (not before the measured part starts): nothing due later is sent.
@@ -551,7 +558,6 @@ async function runRate(config) {
 
   await new Promise((resolve) => {
     tick = () => {
-      timer = null;
       timerAt = Number.POSITIVE_INFINITY;
       const now = performance.now();
       let nextDue = Number.POSITIVE_INFINITY;
@@ -585,7 +591,7 @@ async function runRate(config) {
   });
   finished = true;
   stopCurrentRun = null;
-  if (timer !== null) clearTimeout(timer);
+  await pacer.close();
   clearTimeout(startTimer);
   clearTimeout(endTimer);
   const measuredMs = endDue - measureStart;
@@ -622,7 +628,7 @@ async function runRate(config) {
     latency: hist.summary(),
     histogram: hist.toJSON(),
     sendLag: sendLag.summary(),
-    generatorCpuPercent: Math.round((cpuMs / measuredMs) * 100),
+    generatorCpuPercent: Math.round((cpuMs / (endDue - cpuStartAt)) * 100),
     status: { start, end },
     // Wall-clock time (ms since the epoch) when the measured window began, for lining up the timeline.
     measureStartEpochMs: performance.timeOrigin + measureStart,
