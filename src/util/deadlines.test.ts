@@ -4,7 +4,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DeadlineTimer, type Expirable } from './deadlines.js';
 
 function item(deadlineMs: number, expired: number[]): Expirable {
-  return { deadlineMs, bucket: -1, expire: () => expired.push(deadlineMs) };
+  return {
+    deadlineMs,
+    bucket: -1,
+    timerPrev: undefined,
+    timerNext: undefined,
+    expire: () => expired.push(deadlineMs),
+  };
 }
 
 test('items expire once their deadline passed, never before, and removed ones never', async () => {
@@ -34,5 +40,54 @@ test('items expire once their deadline passed, never before, and removed ones ne
   const stopped = ticks;
   await sleep(30);
   assert.ok(ticks <= stopped + 1);
+  timer.close();
+});
+
+test('the wheel: deadlines over several revolutions, removals from any place in a list, jumps of the clock', async () => {
+  const resolutionMs = 5;
+  const revolutionMs = 1024 * resolutionMs;
+  const now = { ms: 1_000_000 };
+  let ticks = 0;
+  const timer = new DeadlineTimer({ resolutionMs, nowMs: () => now.ms, onTick: () => ticks++ });
+  const waitTick = async (): Promise<void> => {
+    const seen = ticks;
+    for (let i = 0; i < 100 && ticks === seen; i++) await sleep(5);
+    assert.ok(ticks > seen, 'the timer ticks while items wait');
+  };
+  let seed = 7;
+  const random = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const expired = new Map<Expirable, number>();
+  const removed = new Set<Expirable>();
+  const items: Expirable[] = [];
+  for (let i = 0; i < 600; i++) {
+    // Some already due, most within three revolutions, many sharing slots.
+    const it: Expirable = {
+      deadlineMs: now.ms - 50 + random(3 * revolutionMs),
+      bucket: -1,
+      timerPrev: undefined,
+      timerNext: undefined,
+      expire: () => expired.set(it, (expired.get(it) ?? 0) + 1),
+    };
+    items.push(it);
+    timer.add(it);
+  }
+  for (const it of items) if (random(5) === 0) removed.add(it);
+  for (const it of removed) timer.remove(it);
+  assert.equal(timer.size, items.length - removed.size);
+  for (let step = 0; step < 12 && timer.size > 0; step++) {
+    // Jumps from a few buckets to more than a revolution.
+    now.ms += step % 4 === 3 ? revolutionMs + 7 * resolutionMs : 1 + random(revolutionMs / 2);
+    await waitTick();
+    const dueBucket = Math.floor(now.ms / resolutionMs);
+    for (const it of items) {
+      const due = !removed.has(it) && Math.ceil(it.deadlineMs / resolutionMs) <= dueBucket;
+      assert.equal(expired.get(it) ?? 0, due ? 1 : 0, `deadline ${it.deadlineMs} at ${now.ms}`);
+    }
+  }
+  assert.equal(timer.size, 0);
+  for (const it of items) assert.equal(it.bucket, -1);
   timer.close();
 });

@@ -5,10 +5,19 @@
  *
  * Items are filed in buckets of `resolutionMs` by deadline; a repeating timer
  * expires the buckets whose time has come. An item expires at most one
- * resolution after its deadline, never before it. Adding and removing are
- * O(1). The timer runs while items exist (it stops itself on a tick that
- * finds none, so steady traffic does not restart it per request) and is
- * unref'd: it never keeps the process alive by itself.
+ * resolution after its deadline, never before it. The timer runs while items
+ * exist (it stops itself on a tick that finds none, so steady traffic does
+ * not restart it per request) and is unref'd: it never keeps the process
+ * alive by itself.
+ *
+ * The buckets are a hashed timing wheel: SLOTS lists, bucket k in slot
+ * k mod SLOTS, each list threaded through its items (timerPrev, timerNext).
+ * Adding and removing are O(1) and allocate nothing. Why: with a Set per
+ * bucket in a Map, every request added to and removed from collections that
+ * live as long as their deadlines, long enough to be in the old generation,
+ * where V8 allocates such a collection's rehashed tables; at a few thousand
+ * requests per second that garbage brought a full collection every few
+ * seconds (docs/performance.md, "In-flight collections").
  */
 import { assert } from './assert.js';
 
@@ -16,16 +25,25 @@ export interface Expirable {
   readonly deadlineMs: number;
   /** Set by the timer: the bucket the item is filed in, or -1. */
   bucket: number;
+  /** Set by the timer: the item's neighbours in its slot's list (undefined when not filed). */
+  timerPrev: Expirable | undefined;
+  timerNext: Expirable | undefined;
   /** Called once, from the timer, when the deadline passed before remove(). */
   expire(): void;
 }
+
+/** Slots of the wheel (a power of two): one revolution is SLOTS resolutions. */
+const SLOTS = 1024;
+const SLOT_MASK = SLOTS - 1;
 
 export class DeadlineTimer {
   readonly #resolutionMs: number;
   readonly #nowMs: () => number;
   /** Called on every tick with the current time (e.g. to spot hung connections). */
   readonly #onTick: ((nowMs: number) => void) | undefined;
-  readonly #buckets = new Map<number, Set<Expirable>>();
+  readonly #slots: (Expirable | undefined)[] = new Array<Expirable | undefined>(SLOTS).fill(undefined);
+  /** The last bucket a tick expired; buckets up to it are never filed into again. */
+  #lastDue: number;
   #count = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -34,6 +52,7 @@ export class DeadlineTimer {
     this.#resolutionMs = options.resolutionMs;
     this.#nowMs = options.nowMs ?? Date.now;
     this.#onTick = options.onTick;
+    this.#lastDue = Math.floor(this.#nowMs() / this.#resolutionMs);
   }
 
   get size(): number {
@@ -42,14 +61,15 @@ export class DeadlineTimer {
 
   add(item: Expirable): void {
     assert(item.bucket === -1, 'item already has a deadline');
-    // Bucket k holds deadlines in ((k - 1) * res, k * res]: due once k * res <= now.
-    const bucket = Math.ceil(item.deadlineMs / this.#resolutionMs);
-    let set = this.#buckets.get(bucket);
-    if (set === undefined) {
-      set = new Set();
-      this.#buckets.set(bucket, set);
-    }
-    set.add(item);
+    // Bucket k holds deadlines in ((k - 1) * res, k * res]: due once k * res <= now. One
+    // already due goes to the next bucket a tick visits, which expires it.
+    const bucket = Math.max(Math.ceil(item.deadlineMs / this.#resolutionMs), this.#lastDue + 1);
+    const slot = bucket & SLOT_MASK;
+    const head = this.#slots[slot];
+    item.timerPrev = undefined;
+    item.timerNext = head;
+    if (head !== undefined) head.timerPrev = item;
+    this.#slots[slot] = item;
     item.bucket = bucket;
     this.#count++;
     if (this.#timer === undefined) {
@@ -60,19 +80,15 @@ export class DeadlineTimer {
 
   remove(item: Expirable): void {
     if (item.bucket === -1) return;
-    const set = this.#buckets.get(item.bucket);
-    if (set?.delete(item)) {
-      this.#count--;
-      if (set.size === 0) this.#buckets.delete(item.bucket);
-    }
-    item.bucket = -1;
+    this.#unlink(item);
+    this.#count--;
   }
 
   /** Stops the timer; items left are dropped without expiring. */
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
-    this.#buckets.clear();
+    this.#slots.fill(undefined);
     this.#count = 0;
   }
 
@@ -80,20 +96,36 @@ export class DeadlineTimer {
     const now = this.#nowMs();
     const due = Math.floor(now / this.#resolutionMs);
     const expired: Expirable[] = [];
-    for (const [bucket, set] of this.#buckets) {
-      if (bucket > due) continue;
-      this.#buckets.delete(bucket);
-      for (const item of set) {
-        item.bucket = -1;
-        expired.push(item);
+    // The buckets since the last tick, at most one revolution: each slot once.
+    for (let bucket = Math.max(this.#lastDue + 1, due - SLOT_MASK); bucket <= due; bucket++) {
+      let item = this.#slots[bucket & SLOT_MASK];
+      while (item !== undefined) {
+        const next = item.timerNext;
+        // A slot also holds buckets of later revolutions.
+        if (item.bucket <= due) {
+          this.#unlink(item);
+          expired.push(item);
+        }
+        item = next;
       }
-      this.#count -= set.size;
     }
+    if (due > this.#lastDue) this.#lastDue = due;
+    this.#count -= expired.length;
     for (const item of expired) item.expire();
     this.#onTick?.(now);
     if (this.#count === 0 && this.#timer !== undefined) {
       clearInterval(this.#timer);
       this.#timer = undefined;
     }
+  }
+
+  #unlink(item: Expirable): void {
+    const { timerPrev: prev, timerNext: next } = item;
+    if (prev === undefined) this.#slots[item.bucket & SLOT_MASK] = next;
+    else prev.timerNext = next;
+    if (next !== undefined) next.timerPrev = prev;
+    item.timerPrev = undefined;
+    item.timerNext = undefined;
+    item.bucket = -1;
   }
 }

@@ -64,6 +64,7 @@ import {
   type SnapshotInfo,
 } from '../../storage/index.js';
 import { errorMessage } from '../../util/errors.js';
+import { InFlight } from '../../util/in-flight.js';
 import { hash32, type Ring } from '../ring/index.js';
 import { ArcDigests } from './arc-digests.js';
 import { valueHash } from './merkle.js';
@@ -130,6 +131,8 @@ export function newerSummary(
 }
 
 const RING_SPAN = 2 ** 32;
+/** Slots of key hashes that index updates are chained by (a power of two). */
+const CHAIN_SLOTS = 4096;
 
 interface _PurgeJob {
   readonly filter: PurgeFilter;
@@ -155,10 +158,15 @@ export class IndexedEngine implements Engine {
   #lock: { start: number; end: number; released: Promise<void> } | undefined;
   /** From TREE at start: adopted if the ring matches. */
   #loaded: { fingerprint: number; words: Uint32Array } | undefined;
-  /** The index update of each key under way, so the next one of that key waits for it. */
-  readonly #chains = new Map<string, Promise<void>>();
+  /**
+   * The last index update under way per slot of key hashes, so that the next
+   * update of a key waits for the one under way (keys that share a slot wait
+   * for each other too: rare, and harmless). An array rather than a Map by
+   * key: no allocation per write (util/in-flight.ts says why that matters).
+   */
+  readonly #chainTails = new Array<Promise<void> | undefined>(CHAIN_SLOTS).fill(undefined);
   /** Index updates past the lock check, with their key's hash. */
-  readonly #active = new Map<Promise<void>, number>();
+  readonly #active = new InFlight();
   #ringOf: () => Ring | undefined = () => undefined;
   /** Set by watchRing(): maintenance runs and lines are logged from then on (held before). */
   #armed = false;
@@ -170,7 +178,7 @@ export class IndexedEngine implements Engine {
   /** The purge under way: writes it would drop wait for it. */
   #purging: { filter: PurgeFilter; done: Promise<void> } | undefined;
   /** Writes under way (store and index parts), with their key's hash. */
-  readonly #writing = new Map<Promise<void>, number>();
+  readonly #writing = new InFlight();
   #closing = false;
   #verifyTimer: NodeJS.Timeout | undefined;
   #rebuilds = 0;
@@ -321,11 +329,11 @@ export class IndexedEngine implements Engine {
       await p.done;
     }
     const write = this.#writeBoth(entry, hash);
-    this.#writing.set(write, hash);
+    const slot = this.#writing.add(write, hash);
     try {
       await write;
     } finally {
-      this.#writing.delete(write);
+      this.#writing.remove(slot);
     }
   }
 
@@ -370,7 +378,7 @@ export class IndexedEngine implements Engine {
     this.#closing = true;
     this.#stopTimer();
     await this.#maintaining;
-    await Promise.allSettled([...this.#chains.values()]);
+    await Promise.allSettled(this.#chainTails.filter((tail) => tail !== undefined));
     for (const job of this.#purges.splice(0)) job.reject(new Error('closed'));
     let persist = this.#state === 'ready' && this.#treeFile !== undefined;
     try {
@@ -401,13 +409,13 @@ export class IndexedEngine implements Engine {
   // ---- the write path's index part ----
 
   #indexed(entry: Entry, hash: number): Promise<void> {
-    const id = entry.key.toString('latin1');
-    const previous = this.#chains.get(id);
+    const slot = hash & (CHAIN_SLOTS - 1);
+    const previous = this.#chainTails[slot];
     const run =
       previous === undefined ? this.#update(entry, hash) : previous.then(() => this.#update(entry, hash));
-    this.#chains.set(id, run);
+    this.#chainTails[slot] = run;
     void run.then(() => {
-      if (this.#chains.get(id) === run) this.#chains.delete(id);
+      if (this.#chainTails[slot] === run) this.#chainTails[slot] = undefined;
     });
     return run;
   }
@@ -422,7 +430,7 @@ export class IndexedEngine implements Engine {
       await lock.released;
     }
     const work = this.#apply(entry, hash);
-    this.#active.set(work, hash);
+    const slot = this.#active.add(work, hash);
     try {
       await work;
     } catch (err) {
@@ -434,7 +442,7 @@ export class IndexedEngine implements Engine {
         this.rebuild(`an index update failed: ${errorMessage(err)}`);
       }
     } finally {
-      this.#active.delete(work);
+      this.#active.remove(slot);
     }
   }
 
@@ -541,10 +549,7 @@ export class IndexedEngine implements Engine {
     let finished!: () => void;
     this.#purging = { filter: job.filter, done: new Promise<void>((resolve) => (finished = resolve)) };
     try {
-      const under: Promise<void>[] = [];
-      for (const [write, hash] of this.#writing)
-        if (hashInRanges(job.filter.hashRanges, hash)) under.push(write);
-      await Promise.allSettled(under);
+      await Promise.allSettled(this.#writing.matching((hash) => hashInRanges(job.filter.hashRanges, hash)));
       await this.#main.purge?.(job.filter);
       await this.#index.purge?.({ ...job.filter, hashPrefixed: true });
       job.resolve();
@@ -575,7 +580,7 @@ export class IndexedEngine implements Engine {
     this.#index = target;
     this.#slot = slot;
     // Updates that began on the previous index finish before it closes; later ones use the new one.
-    await Promise.allSettled([...this.#active.keys()]);
+    await Promise.allSettled(this.#active.matching(() => true));
     await previous.close().catch(() => undefined);
     await this.#indexes.clear(previousSlot);
     let copied = 0;
@@ -636,9 +641,7 @@ export class IndexedEngine implements Engine {
       let release!: () => void;
       this.#lock = { start, end, released: new Promise<void>((resolve) => (release = resolve)) };
       try {
-        const inRange: Promise<void>[] = [];
-        for (const [work, hash] of this.#active) if (hash >= start && hash < end) inRange.push(work);
-        await Promise.allSettled(inRange);
+        await Promise.allSettled(this.#active.matching((hash) => hash >= start && hash < end));
         const cursor = this.#index.scan({ start: hashBound(start)!, end: hashBound(end) });
         try {
           for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {

@@ -119,6 +119,8 @@ export class ReadRounds {
       const startMs = Date.now();
       const lateHedge: Expirable = {
         bucket: -1,
+        timerPrev: undefined,
+        timerNext: undefined,
         deadlineMs: startMs + Math.max(this.#hedgeMs, (deadlineMs - startMs) / 2),
         expire: () => {
           if (tally.done) return;
@@ -128,6 +130,8 @@ export class ReadRounds {
       };
       const hedge: Expirable = {
         bucket: -1,
+        timerPrev: undefined,
+        timerNext: undefined,
         deadlineMs: startMs + this.#hedgeMs,
         expire: () => {
           if (tally.done) return;

@@ -15,6 +15,8 @@ import { errorMessage, RingkvError } from '../../util/errors.js';
 
 export class Tally implements Expirable {
   bucket = -1;
+  timerPrev: Expirable | undefined = undefined;
+  timerNext: Expirable | undefined = undefined;
   done = false;
   readonly deadlineMs: number;
   readonly #needed: number;

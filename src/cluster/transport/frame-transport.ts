@@ -79,6 +79,7 @@ import {
 import { FrameDecoder } from './frame-decoder.js';
 import { FrameEncoder } from './frame-encoder.js';
 import { PeerHealth } from './peer-health.js';
+import { PendingById } from './pending-by-id.js';
 
 export interface FrameTransportOptions {
   /** The cluster secret: every handshake carries a proof of it (auth.ts). */
@@ -306,6 +307,8 @@ type _LinkState = 'idle' | 'connecting' | 'open' | 'leaving' | 'down' | 'closed'
 /** One request waiting for its answer. */
 class _Pending implements Expirable {
   bucket = -1;
+  timerPrev: Expirable | undefined = undefined;
+  timerNext: Expirable | undefined = undefined;
   readonly id: number;
   readonly requestType: number;
   readonly deadlineMs: number;
@@ -338,7 +341,7 @@ class _PeerLink {
   readonly #port: number;
   readonly #configError: RingkvError | undefined;
   readonly #encoder = new FrameEncoder();
-  readonly #pending = new Map<number, _Pending>();
+  readonly #pending = new PendingById<_Pending>();
   #socket: Socket | undefined;
   /** The handshake in progress, if any. */
   #attempt: http.ClientRequest | undefined;
@@ -350,7 +353,6 @@ class _PeerLink {
   #skewMs: number | undefined;
   #rttMs: number | undefined;
   #sampledAtMs = 0;
-  #nextId = 1;
   #lastReceiveMs = 0;
   /** Since when requests that expect a prompt answer (all but anti-entropy) have been waiting. */
   #waitingSinceMs = 0;
@@ -419,7 +421,7 @@ class _PeerLink {
     }
     if (this.state === 'idle') this.#connect();
 
-    const id = this.#allocateId();
+    const id = this.#pending.nextId();
     const promise = new Promise<unknown>((resolve, reject) => {
       const pending = new _Pending({
         id,
@@ -430,7 +432,7 @@ class _PeerLink {
         reject,
       });
       if (!isSlowRequest(message.type) && this.#promptPending++ === 0) this.#waitingSinceMs = now;
-      this.#pending.set(id, pending);
+      this.#pending.add(pending);
       this.#deadlines.add(pending);
     });
     this.#encoder.append(message, id);
@@ -537,15 +539,8 @@ class _PeerLink {
   }
 
   #forget(pending: _Pending): void {
-    this.#pending.delete(pending.id);
+    this.#pending.delete(pending);
     if (!isSlowRequest(pending.requestType)) this.#promptPending--;
-  }
-
-  #allocateId(): number {
-    let id = this.#nextId;
-    while (this.#pending.has(id)) id = (id + 1) >>> 0 || 1;
-    this.#nextId = (id + 1) >>> 0 || 1;
-    return id;
   }
 
   /** Starts a handshake: the first connection (state connecting) or a probe (state stays down). */
@@ -729,8 +724,7 @@ class _PeerLink {
   }
 
   #rejectAll(err: RingkvError): void {
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
+    const pending = this.#pending.takeAll();
     this.#promptPending = 0;
     for (const p of pending) {
       this.#deadlines.remove(p);

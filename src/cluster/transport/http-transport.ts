@@ -73,6 +73,8 @@ type _Parse = (status: number, body: Buffer) => unknown;
 /** One request waiting for its answer. */
 class _HttpPending implements Expirable {
   bucket = -1;
+  timerPrev: Expirable | undefined = undefined;
+  timerNext: Expirable | undefined = undefined;
   request: http.ClientRequest | undefined;
   retried = false;
   readonly deadlineMs: number;
