@@ -38,6 +38,14 @@ export const limits = {
   /** Bloom filter bits per key: ~1% false positives with 7 hash probes. */
   bloomBitsPerKey: 10,
   /**
+   * A table being written is synced each time this many more bytes are
+   * written, not only at its end (RocksDB's bytes_per_sync). Otherwise a
+   * flush or compaction leaves megabytes in the page cache that its final
+   * fsync pushes to the disk at once, and every WAL sync of the writes
+   * meanwhile waits behind them.
+   */
+  tableSyncBytes: 1024 * KiB,
+  /**
    * Compressed tables: the writer holds back the first blocks of a table, up
    * to this many bytes, and samples them for the table's dictionary (sstable/
    * compression.ts). 256 KiB is 64 blocks: enough to see most of the shapes

@@ -11,9 +11,11 @@ import {
   tempDir,
   writeTable,
 } from '../../../test/support/sstable-fixtures.js';
+import { limits } from '../../config/limits.js';
 import { AssertionError } from '../../util/assert.js';
 import { isRingkvError } from '../../util/errors.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
+import { FaultyVfs, MemoryVfs } from '../vfs/index.js';
 import { BLOCK_CACHE_OVERHEAD_BYTES, BlockCache } from './cache.js';
 import { TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';
@@ -242,6 +244,25 @@ describe('TableWriter contract', () => {
     const path = join(tmp.dir, '000012.sst');
     writeFileSync(path, 'existing');
     assert.throws(() => new TableWriter(path, 12, SMALL_TABLE), /EEXIST/);
+  });
+
+  it('syncs a large table every limits.tableSyncBytes while writing it, not only at its end', async () => {
+    const vfs = new FaultyVfs(new MemoryVfs());
+    await vfs.mkdir('/t');
+    // The table's second fsync fails: without syncs on the way, its only one is at finish().
+    const second = vfs.inject({ op: 'fsync', path: /\.sst$/, skip: 1, times: 1 });
+    const writer = new TableWriter('/t/000015.sst', 15, SMALL_TABLE, vfs);
+    const value = Buffer.alloc(1024, 7);
+    const entries = Math.ceil((4 * limits.tableSyncBytes) / value.length);
+    let added = 0;
+    assert.throws(() => {
+      for (; added < entries; added++) writer.add(valueEntry(sampleKey(added), 1n, value));
+    }, /EIO/);
+    assert.equal(second.injected, 1);
+    // The fault came in add(), after more than one sync's worth of values.
+    assert.ok(added * value.length > limits.tableSyncBytes, `${added} entries`);
+    assert.ok(added < entries);
+    writer.abort();
   });
 
   it('abort() deletes the file, also after finish()', () => {

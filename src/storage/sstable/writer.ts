@@ -6,8 +6,10 @@
  * - add() takes entries in strictly ascending key order, one per key (the
  *   caller has already kept only the newest version); it asserts the order.
  *   Entries are encoded at once, so the caller may reuse their buffers.
- * - Output is buffered and written in WRITE_CHUNK_BYTES pieces; data blocks
- *   are cut once the next entry would take a block past blockBytes, so an
+ * - Output is buffered and written in WRITE_CHUNK_BYTES pieces, and the
+ *   file is synced every limits.tableSyncBytes on the way, so that the
+ *   WAL's syncs meanwhile never wait behind a whole table. Data blocks are
+ *   cut once the next entry would take a block past blockBytes, so an
  *   entry larger than blockBytes gets a block of its own.
  * - With a codec (options.compression), each block is compressed once cut
  *   (compression.ts). The first blocks, up to limits.compressionSampleBytes,
@@ -80,6 +82,8 @@ export class TableWriter {
   readonly #out = Buffer.allocUnsafe(WRITE_CHUNK_BYTES);
   #outBytes = 0;
   #writtenBytes = 0;
+  /** Written since the last sync (limits.tableSyncBytes). */
+  #unsyncedBytes = 0;
 
   #entryCount = 0;
   #smallestKey: Buffer | undefined;
@@ -348,6 +352,11 @@ export class TableWriter {
     assert(file !== undefined, 'write after close');
     writeFullySync(file, bytes, 0, bytes.length, this.#writtenBytes);
     this.#writtenBytes += bytes.length;
+    this.#unsyncedBytes += bytes.length;
+    if (this.#unsyncedBytes >= limits.tableSyncBytes) {
+      file.syncSync();
+      this.#unsyncedBytes = 0;
+    }
   }
 }
 
