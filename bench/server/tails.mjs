@@ -11,9 +11,11 @@
  *      drifting load of a shared machine falls on every fraction alike.
  *   2. Each window reads every node's /v0/status (CPU) and the histograms
  *      ringkv_event_loop_delay_seconds, ringkv_nodejs_gc_duration_seconds
- *      and ringkv_http_request_duration_seconds of its /metrics at its start
- *      and at its end; their differences are the window's: per node, the
- *      p99 of the requests it coordinated, timed inside it (from the head
+ *      and ringkv_http_request_duration_seconds of its /metrics 300 ms
+ *      before its start (under the same load) and at its end; their
+ *      differences, rates per second of the time between the two, are the
+ *      window's: per node, the p99 of the requests it coordinated, timed
+ *      inside it (from the head
  *      read to the answer written: what the client's p99 has beyond it is
  *      the client, loopback and wake-ups), event-loop delay p99 and GC pause
  *      p99 (any kind), major GCs per second, and the share of time in GC.
@@ -80,8 +82,13 @@ function maxBucket(series) {
 
 function windowFigures(result, op, loopback, idleShare) {
   const { start, end } = result.status;
-  const seconds = result.windowMs / 1000;
-  const nodes = end.map((snap, i) => nodeFigures(start[i], snap, seconds, op));
+  // Per second over the time between the node's two snapshots (the first is read shortly
+  // before the window: load/loadgen.mjs), not over the window alone.
+  const seconds = (i) =>
+    start[i]?.atMs != null && end[i]?.atMs != null
+      ? (end[i].atMs - start[i].atMs) / 1000
+      : result.windowMs / 1000;
+  const nodes = end.map((snap, i) => nodeFigures(start[i], snap, seconds(i), op));
   const rates = statusRates(result, CPU_STATUS_FIELDS);
   const cpu =
     rates?.cpuUser != null && rates.cpuSystem != null && result.achievedRate > 0

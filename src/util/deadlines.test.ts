@@ -91,3 +91,61 @@ test('the wheel: deadlines over several revolutions, removals from any place in 
   for (const it of items) assert.equal(it.bucket, -1);
   timer.close();
 });
+
+test('a wall clock that steps back: items added afterwards expire by the new time', async () => {
+  const resolutionMs = 5;
+  const now = { ms: 1_000_000 };
+  let ticks = 0;
+  const timer = new DeadlineTimer({ resolutionMs, nowMs: () => now.ms, onTick: () => ticks++ });
+  const expired: number[] = [];
+  const early = item(now.ms + 100, expired);
+  timer.add(early);
+  for (let i = 0; i < 100 && ticks < 2; i++) await sleep(5);
+  now.ms -= 60_000; // the clock steps back a minute
+  const seen = ticks;
+  for (let i = 0; i < 100 && ticks < seen + 2; i++) await sleep(5);
+  const late = item(now.ms + 100, expired);
+  timer.add(late);
+  now.ms += 150;
+  for (let i = 0; i < 100 && expired.length === 0; i++) await sleep(5);
+  assert.deepEqual(
+    expired,
+    [now.ms - 50],
+    'the item added after the step expires 100 ms after it, by the new clock',
+  );
+  timer.close();
+});
+
+test('close() unfiles what it drops: a later remove() is a no-op, and the timer works on', async () => {
+  const now = { ms: 0 };
+  const expired: number[] = [];
+  const timer = new DeadlineTimer({ resolutionMs: 5, nowMs: () => now.ms });
+  const dropped = [item(100, expired), item(100, expired), item(200, expired)];
+  for (const i of dropped) timer.add(i);
+  timer.close();
+  for (const i of dropped) {
+    assert.equal(i.bucket, -1);
+    timer.remove(i);
+  }
+  assert.equal(timer.size, 0);
+  const next = item(150, expired);
+  timer.add(next);
+  assert.equal(timer.size, 1);
+  now.ms = 1000;
+  for (let i = 0; i < 100 && expired.length === 0; i++) await sleep(5);
+  assert.deepEqual(expired, [150], 'only the item added after close() expires');
+  assert.equal(timer.size, 0);
+  timer.close();
+});
+
+test('a deadline that is not a number expires on the next tick', async () => {
+  const now = { ms: 0 };
+  const expired: number[] = [];
+  const timer = new DeadlineTimer({ resolutionMs: 5, nowMs: () => now.ms });
+  timer.add(item(Number.NaN, expired));
+  now.ms = 10;
+  for (let i = 0; i < 100 && expired.length === 0; i++) await sleep(5);
+  assert.equal(expired.length, 1);
+  assert.equal(timer.size, 0);
+  timer.close();
+});

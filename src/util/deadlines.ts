@@ -42,7 +42,7 @@ export class DeadlineTimer {
   /** Called on every tick with the current time (e.g. to spot hung connections). */
   readonly #onTick: ((nowMs: number) => void) | undefined;
   readonly #slots: (Expirable | undefined)[] = new Array<Expirable | undefined>(SLOTS).fill(undefined);
-  /** The last bucket a tick expired; buckets up to it are never filed into again. */
+  /** The last bucket a tick expired; add() files into later ones only. */
   #lastDue: number;
   #count = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -63,7 +63,9 @@ export class DeadlineTimer {
     assert(item.bucket === -1, 'item already has a deadline');
     // Bucket k holds deadlines in ((k - 1) * res, k * res]: due once k * res <= now. One
     // already due goes to the next bucket a tick visits, which expires it.
-    const bucket = Math.max(Math.ceil(item.deadlineMs / this.#resolutionMs), this.#lastDue + 1);
+    const wanted = Math.ceil(item.deadlineMs / this.#resolutionMs);
+    // (Written so that a NaN deadline also lands in the next bucket.)
+    const bucket = wanted > this.#lastDue ? wanted : this.#lastDue + 1;
     const slot = bucket & SLOT_MASK;
     const head = this.#slots[slot];
     item.timerPrev = undefined;
@@ -88,6 +90,17 @@ export class DeadlineTimer {
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    // Dropped items are unfiled, so that a later remove() of one is a no-op.
+    for (let slot = 0; slot < SLOTS; slot++) {
+      let item = this.#slots[slot];
+      while (item !== undefined) {
+        const next = item.timerNext;
+        item.timerPrev = undefined;
+        item.timerNext = undefined;
+        item.bucket = -1;
+        item = next;
+      }
+    }
     this.#slots.fill(undefined);
     this.#count = 0;
   }
@@ -109,7 +122,9 @@ export class DeadlineTimer {
         item = next;
       }
     }
-    if (due > this.#lastDue) this.#lastDue = due;
+    // Also backwards, when the wall clock steps back: items added from then on are filed by
+    // the new time rather than after the old one (those filed before wait for it, as they must).
+    this.#lastDue = due;
     this.#count -= expired.length;
     for (const item of expired) item.expire();
     this.#onTick?.(now);
