@@ -79,7 +79,7 @@ function tailsText(tails, settings, rounds) {
     `Constant rates at fixed fractions of the breaking point (${sources.join(', ')}), binary protocol, ` +
       `${rounds} window(s) of ${settings.windowMs / 1000} s per rate, taken round robin; each figure is the median ` +
       `over its windows (p99/p50 the median of each window's own ratio). Per node, from the difference of its ` +
-      `/metrics histograms over each window: the p99 of the requests it coordinated, timed inside it from the ` +
+      `/metrics histograms over each window (read from 300 ms before it, per second of that time): the p99 of the requests it coordinated, timed inside it from the ` +
       `head read to the answer written (interpolated in buckets of 1, 2.5, 5 and 10 ms), ` +
       `the event loop's delay p99 (how late a 10 ms timer ran), the p99 ` +
       `of its GC pauses of any kind, major GCs per second and the share of time in GC pauses. CPU: the ` +

@@ -15,10 +15,10 @@
  *      before its start (under the same load) and at its end; their
  *      differences, rates per second of the time between the two, are the
  *      window's: per node, the p99 of the requests it coordinated, timed
- *      inside it (from the head
- *      read to the answer written: what the client's p99 has beyond it is
- *      the client, loopback and wake-ups), event-loop delay p99 and GC pause
- *      p99 (any kind), major GCs per second, and the share of time in GC.
+ *      inside it (from the head read to the answer written: what the
+ *      client's p99 has beyond it is the client, loopback and wake-ups),
+ *      event-loop delay p99 and GC pause p99 (any kind), major GCs per
+ *      second, and the share of time in GC.
  *   3. Per fraction, every figure is the median over its windows; p99/p50 is
  *      the median of each window's own ratio (the goal: at most 3 at 50%).
  *

@@ -1,16 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeadlineTimer, type Expirable } from './deadlines.js';
+import { DeadlineTimer, type Expirable, expireAt } from './deadlines.js';
 
 function item(deadlineMs: number, expired: number[]): Expirable {
-  return {
-    deadlineMs,
-    bucket: -1,
-    timerPrev: undefined,
-    timerNext: undefined,
-    expire: () => expired.push(deadlineMs),
-  };
+  return expireAt(deadlineMs, () => expired.push(deadlineMs));
 }
 
 test('items expire once their deadline passed, never before, and removed ones never', async () => {
@@ -64,13 +58,9 @@ test('the wheel: deadlines over several revolutions, removals from any place in 
   const items: Expirable[] = [];
   for (let i = 0; i < 600; i++) {
     // Some already due, most within three revolutions, many sharing slots.
-    const it: Expirable = {
-      deadlineMs: now.ms - 50 + random(3 * revolutionMs),
-      bucket: -1,
-      timerPrev: undefined,
-      timerNext: undefined,
-      expire: () => expired.set(it, (expired.get(it) ?? 0) + 1),
-    };
+    const it: Expirable = expireAt(now.ms - 50 + random(3 * revolutionMs), () =>
+      expired.set(it, (expired.get(it) ?? 0) + 1),
+    );
     items.push(it);
     timer.add(it);
   }

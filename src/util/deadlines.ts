@@ -21,15 +21,36 @@
  */
 import { assert } from './assert.js';
 
-export interface Expirable {
-  readonly deadlineMs: number;
+/**
+ * Something with a deadline: a subclass gives the deadline and what expiring
+ * does; the fields here are the timer's own (its place in the wheel).
+ * expireAt() makes one from a function.
+ */
+export abstract class Expirable {
+  abstract readonly deadlineMs: number;
   /** Set by the timer: the bucket the item is filed in, or -1. */
-  bucket: number;
+  bucket = -1;
   /** Set by the timer: the item's neighbours in its slot's list (undefined when not filed). */
-  timerPrev: Expirable | undefined;
-  timerNext: Expirable | undefined;
+  timerPrev: Expirable | undefined = undefined;
+  timerNext: Expirable | undefined = undefined;
   /** Called once, from the timer, when the deadline passed before remove(). */
-  expire(): void;
+  abstract expire(): void;
+}
+
+class _Call extends Expirable {
+  readonly deadlineMs: number;
+  readonly expire: () => void;
+
+  constructor(deadlineMs: number, expire: () => void) {
+    super();
+    this.deadlineMs = deadlineMs;
+    this.expire = expire;
+  }
+}
+
+/** An item for DeadlineTimer.add() that calls `expire` at `deadlineMs`. */
+export function expireAt(deadlineMs: number, expire: () => void): Expirable {
+  return new _Call(deadlineMs, expire);
 }
 
 /** Slots of the wheel (a power of two): one revolution is SLOTS resolutions. */

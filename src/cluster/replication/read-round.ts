@@ -23,7 +23,7 @@
 import { limits } from '../../config/limits.js';
 import type { Entry } from '../../storage/index.js';
 import { newer } from '../../storage/index.js';
-import type { Expirable } from '../../util/deadlines.js';
+import { expireAt } from '../../util/deadlines.js';
 import { isRingkvError } from '../../util/errors.js';
 import type { Receipt } from '../receipt.js';
 import { type CoordinatorContext, readReplica } from './coordinator-context.js';
@@ -117,34 +117,22 @@ export class ReadRounds {
         while (!tally.done && asked < candidates.length) ask(candidates[asked]!);
       };
       const startMs = Date.now();
-      const lateHedge: Expirable = {
-        bucket: -1,
-        timerPrev: undefined,
-        timerNext: undefined,
-        deadlineMs: startMs + Math.max(this.#hedgeMs, (deadlineMs - startMs) / 2),
-        expire: () => {
-          if (tally.done) return;
-          counters.readHedgesLate++;
-          askRest();
-        },
-      };
-      const hedge: Expirable = {
-        bucket: -1,
-        timerPrev: undefined,
-        timerNext: undefined,
-        deadlineMs: startMs + this.#hedgeMs,
-        expire: () => {
-          if (tally.done) return;
-          if (this.#hedgeBudget < 1) {
-            counters.readHedgesSkipped++;
-            deadlines.add(lateHedge);
-            return;
-          }
-          this.#hedgeBudget--;
-          counters.readHedges++;
-          askRest();
-        },
-      };
+      const lateHedge = expireAt(startMs + Math.max(this.#hedgeMs, (deadlineMs - startMs) / 2), () => {
+        if (tally.done) return;
+        counters.readHedgesLate++;
+        askRest();
+      });
+      const hedge = expireAt(startMs + this.#hedgeMs, () => {
+        if (tally.done) return;
+        if (this.#hedgeBudget < 1) {
+          counters.readHedgesSkipped++;
+          deadlines.add(lateHedge);
+          return;
+        }
+        this.#hedgeBudget--;
+        counters.readHedges++;
+        askRest();
+      });
       while (asked < ack) ask(candidates[asked]!);
       if (!tally.done && asked < candidates.length) deadlines.add(hedge);
     });

@@ -10,13 +10,10 @@
  *   tally.succeed(); tally.fail(peer, err); // onDone() runs once, then tally.done
  */
 
-import type { DeadlineTimer, Expirable } from '../../util/deadlines.js';
+import { type DeadlineTimer, Expirable } from '../../util/deadlines.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 
-export class Tally implements Expirable {
-  bucket = -1;
-  timerPrev: Expirable | undefined = undefined;
-  timerNext: Expirable | undefined = undefined;
+export class Tally extends Expirable {
   done = false;
   readonly deadlineMs: number;
   readonly #needed: number;
@@ -37,6 +34,7 @@ export class Tally implements Expirable {
     deadlines: DeadlineTimer;
     onDone: (err: RingkvError | undefined, conflict?: bigint) => void;
   }) {
+    super();
     this.#needed = fields.needed;
     this.#total = fields.total;
     this.deadlineMs = fields.deadlineMs;

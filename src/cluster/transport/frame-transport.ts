@@ -51,7 +51,7 @@ import type { Socket } from 'node:net';
 import { limits } from '../../config/limits.js';
 import type { Entry } from '../../storage/index.js';
 import { encodedEntryBytes } from '../../storage/index.js';
-import { DeadlineTimer, type Expirable } from '../../util/deadlines.js';
+import { DeadlineTimer, Expirable } from '../../util/deadlines.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
 import {
@@ -305,10 +305,7 @@ export class FrameTransport implements Transport, PeerLinks, MembershipLinks {
 type _LinkState = 'idle' | 'connecting' | 'open' | 'leaving' | 'down' | 'closed';
 
 /** One request waiting for its answer. */
-class _Pending implements Expirable {
-  bucket = -1;
-  timerPrev: Expirable | undefined = undefined;
-  timerNext: Expirable | undefined = undefined;
+class _Pending extends Expirable {
   readonly id: number;
   readonly requestType: number;
   readonly deadlineMs: number;
@@ -317,6 +314,7 @@ class _Pending implements Expirable {
   readonly reject: (err: Error) => void;
 
   constructor(fields: Pick<_Pending, 'id' | 'requestType' | 'deadlineMs' | 'link' | 'resolve' | 'reject'>) {
+    super();
     this.id = fields.id;
     this.requestType = fields.requestType;
     this.deadlineMs = fields.deadlineMs;

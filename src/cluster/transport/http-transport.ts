@@ -14,7 +14,7 @@ import http from 'node:http';
 import { limits } from '../../config/limits.js';
 import type { Entry } from '../../storage/index.js';
 import { encodedEntryBytes } from '../../storage/index.js';
-import { DeadlineTimer, type Expirable } from '../../util/deadlines.js';
+import { DeadlineTimer, Expirable } from '../../util/deadlines.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { makeProof } from './auth.js';
 import {
@@ -71,10 +71,7 @@ interface _Settings {
 type _Parse = (status: number, body: Buffer) => unknown;
 
 /** One request waiting for its answer. */
-class _HttpPending implements Expirable {
-  bucket = -1;
-  timerPrev: Expirable | undefined = undefined;
-  timerNext: Expirable | undefined = undefined;
+class _HttpPending extends Expirable {
   request: http.ClientRequest | undefined;
   retried = false;
   readonly deadlineMs: number;
@@ -83,6 +80,7 @@ class _HttpPending implements Expirable {
   readonly reject: (err: Error) => void;
 
   constructor(fields: Pick<_HttpPending, 'deadlineMs' | 'peer' | 'resolve' | 'reject'>) {
+    super();
     this.deadlineMs = fields.deadlineMs;
     this.peer = fields.peer;
     this.resolve = fields.resolve;

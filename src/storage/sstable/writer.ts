@@ -247,7 +247,8 @@ export class TableWriter {
     assert(fileBytes === filterOffset + filter.length + FOOTER_BYTES, 'table size miscomputed');
 
     const file = this.#file!;
-    file.syncSync();
+    // (Unless the last write just synced it.)
+    if (this.#unsyncedBytes > 0) file.syncSync();
     this.#file = undefined;
     file.closeSync();
     this.#vfs.syncDirSync(dirname(this.path));
