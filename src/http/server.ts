@@ -227,7 +227,9 @@ export class HttpServer {
    * node:http's own would also close the idle ones). While leaving, a new
    * connection would only be answered 503, and one accepted just before
    * close() could be closed as idle while its first request is on the way;
-   * refused, the client goes elsewhere at once.
+   * refused, the client goes elsewhere at once. Called as leaving begins:
+   * closing the listener resets the connections the kernel had completed and
+   * the server not yet accepted, and clients answered 503 reconnect.
    */
   stopAccepting(): void {
     if (this.#serverClosed !== undefined) return;

@@ -13,12 +13,11 @@
  * /v0/health?ready=1 and /v0/status answer 200 from then on.
  *
  * Stop, within API.md's 10 s: leave first (new client requests get 503 and
- * Connection: close; /v0/health?ready=1 answers 503; new internode
- * handshakes are refused; every peer with a link is told LEAVING and stops
- * sending new requests, routing reads to the other replicas); then refuse
- * new connections, and stay leaving at least limits.shutdownLeavingMinMs so
- * that connections in use get their 503 and close; then stop accepting and
- * let requests finish (grace) while the anti-entropy round under way ends;
+ * Connection: close; /v0/health?ready=1 answers 503; new connections are
+ * refused; every peer with a link is told LEAVING and stops sending new
+ * requests, routing reads to the other replicas), and stay leaving at least
+ * limits.shutdownLeavingMinMs so that connections in use get their 503 and
+ * close; then let requests finish (grace) while the anti-entropy round under way ends;
  * then hand pending hints to the peers that are reachable; then close the
  * hint files, the transport and the engine; release the lock.
  *
@@ -201,11 +200,13 @@ export class Node {
     try {
       // Leave first: clients and peers hear of it while this node still answers everything in flight.
       server.beginLeaving();
+      // Refused at once: a connection the kernel completed but the server had not yet accepted is
+      // reset when the listener closes, so the listener closes before clients told 503 reconnect.
+      server.stopAccepting();
       parts?.internode.leave();
       const leftMinMs = new Promise((resolve) => setTimeout(resolve, limits.shutdownLeavingMinMs));
       await parts?.transport.announceLeaving(Date.now() + limits.shutdownAnnounceMs);
-      // Peers know: new connections are refused from here, and the open ones get their 503s meanwhile.
-      server.stopAccepting();
+      // The open connections get their 503s meanwhile.
       await leftMinMs;
       // Upgraded internode sockets keep the HTTP server from closing: end them alongside.
       // The anti-entropy round under way ends meanwhile (or when the transport closes, below).

@@ -1,7 +1,8 @@
 /**
  * Nodes started in-process through the same Node class the CLI uses: start
  * order (ready only once every peer was tried), the restart guarantee, and
- * the stop order (leaving before closing), without child processes.
+ * the stop order (leaving before closing, new connections refused from the
+ * first moment), without child processes.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -9,7 +10,7 @@ import { serveOptions } from '../../src/config/options.js';
 import { Node } from '../../src/node/index.js';
 import { silentLog } from '../../src/util/log.js';
 import { storeStatus } from '../support/cluster.js';
-import { entityPath, httpRequest } from '../support/http-client.js';
+import { entityPath, httpRequest, RawConnection } from '../support/http-client.js';
 import { freePorts } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
@@ -73,5 +74,23 @@ describe('Node, in-process', () => {
     assert.equal(range.status, 200);
     await stop(a!);
     await stop(again);
+  });
+
+  it('a stopping node refuses new connections at once, while its open ones get the leaving 503', async () => {
+    const ports = await freePorts(2);
+    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+    const [a, b] = await Promise.all(urls.map(async (url) => start(url, urls, await makeTempDir())));
+    const open = await RawConnection.open(ports[1]!);
+    const stopping = stop(b!);
+    // b now waits for a to acknowledge that it leaves. A connection the kernel completed in that
+    // time would be reset when the listener closed, after the client had sent its request on it.
+    await assert.rejects(RawConnection.open(ports[1]!), /ECONNREFUSED/);
+    await open.write(`GET ${entityPath('k')} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`);
+    const answer = await open.readAnswer();
+    assert.equal(answer.status, 503);
+    assert.equal(answer.headers.connection, 'close');
+    assert.equal(await open.waitClosed(2000), true);
+    await stopping;
+    await stop(a!);
   });
 });

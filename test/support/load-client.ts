@@ -174,6 +174,12 @@ export class Load {
   readonly #done: Promise<void>;
   readonly #startedMs = Date.now();
   #phase = 'steady';
+  #phaseSinceMs = Date.now();
+  /** Per connection: when it was opened, requests it carried, when its last answer came (for failure details). */
+  readonly #history = new WeakMap<
+    RawConnection,
+    { openedMs: number; carried: number; lastAnswerMs: number }
+  >();
   #stopped = false;
   #requests = 0;
   #answered = 0;
@@ -199,6 +205,7 @@ export class Load {
   /** Labels the events from now on (e.g. 'restart 1'); the answers are counted per phase too. */
   setPhase(phase: string): void {
     this.#phase = phase;
+    this.#phaseSinceMs = Date.now();
   }
 
   get phase(): string {
@@ -388,7 +395,10 @@ export class Load {
         return { outcome: 'failover', kind: 'refused', detail: errorText(err) };
       }
       connections.set(index, conn);
+      this.#history.set(conn, { openedMs: Date.now(), carried: 0, lastAnswerMs: Number.NaN });
     }
+    const history = this.#history.get(conn)!;
+    const sentMs = Date.now();
     let path = `/v0/entity?id=${encodeURIComponent(key)}`;
     for (const [name, v] of Object.entries(this.#options.query ?? {})) path += `&${name}=${v}`;
     const body = value ?? '';
@@ -399,6 +409,8 @@ export class Load {
     try {
       await conn.write(head + body);
       const answer = await conn.readAnswer(this.#options.timeoutMs ?? 5000);
+      history.carried++;
+      history.lastAnswerMs = Date.now();
       const closing = answer.headers.connection?.toLowerCase() === 'close';
       if (closing) {
         conn.close();
@@ -411,7 +423,11 @@ export class Load {
     } catch (err) {
       conn.close();
       connections.delete(index);
-      const detail = errorText(err);
+      // Where the connection stood tells a reset of an idle keep-alive connection from one cut mid-request.
+      const detail =
+        `${errorText(err)} (after ${Date.now() - sentMs} ms; the connection opened ${sentMs - history.openedMs} ms ` +
+        `before the request, had carried ${history.carried}, idle ${sentMs - history.lastAnswerMs} ms; ` +
+        `${sentMs - this.#phaseSinceMs} ms into the phase)`;
       return { outcome: 'failed', kind: /timed out/i.test(detail) ? 'timeout' : 'no-answer', detail };
     }
   }

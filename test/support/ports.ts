@@ -1,12 +1,41 @@
 /** Free TCP ports on 127.0.0.1 for test nodes. */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
+/** Ports below the ephemeral range, where no outgoing connection takes its local port (Linux's range, read once). */
+const LISTEN_RANGE = listenRange();
+
+function listenRange(): { low: number; high: number } | undefined {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return low !== undefined && low > 12_000 ? { low: 10_000, high: low - 1 } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * A port nothing listens on right now: bound with port 0, then released. Another
- * process could take it before the node does; the OS hands out ephemeral ports
- * in rotation, so that is rare enough for tests.
+ * A port nothing listens on right now. Picked at random below the ephemeral
+ * range where there is room: a port bound with port 0 and released could be
+ * taken as the local port of any outgoing connection (a test's load, a
+ * node's links) before the node listens on it. Elsewhere, bound with port 0
+ * and released. Another test process could still take the port first; at
+ * random among thousands, that is rare enough for tests.
  */
-export function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
+  if (LISTEN_RANGE !== undefined) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const port = LISTEN_RANGE.low + Math.floor(Math.random() * (LISTEN_RANGE.high - LISTEN_RANGE.low + 1));
+      if (await portIsFree(port)) return port;
+    }
+  }
+  return ephemeralPort();
+}
+
+function ephemeralPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
