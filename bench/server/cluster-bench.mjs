@@ -23,6 +23,11 @@
  * give a breaking point instead of searching it (two builds compared at the
  * same rates); BENCH_CLUSTER_OPS picks the request kinds.
  *
+ * Beside those tails (BENCH_CLUSTER_CEILING=1, the default), the ceiling
+ * cluster (load/ceiling-cluster.mjs: the same messages between as many
+ * processes, nothing else), filled alike, takes a window at the same rate
+ * after each of ringkv's: the spread of latencies the machine alone gives.
+ *
  * Then (BENCH_CLUSTER_RESTART=1, the default) the rolling restart of
  * restart-bench.mjs, at half the breaking points the binary protocol's
  * searches found.
@@ -45,7 +50,7 @@ import {
 } from './common.mjs';
 import { runRestartBench } from './restart-bench.mjs';
 import { runTails, tailsTable } from './tails.mjs';
-import { startCluster } from './targets.mjs';
+import { startCeilingCluster, startCluster } from './targets.mjs';
 
 const TRANSPORTS = ['binary', 'http'];
 const OPS = ['get', 'put'];
@@ -83,7 +88,13 @@ function tailsText(tails, settings, rounds) {
       `head read to the answer written (interpolated in buckets of 1, 2.5, 5 and 10 ms), ` +
       `the event loop's delay p99 (how late a 10 ms timer ran), the p99 ` +
       `of its GC pauses of any kind, major GCs per second and the share of time in GC pauses. CPU: the ` +
-      `nodes' CPU over the window per request answered, and as a multiple of one loopback message.`,
+      `nodes' CPU over the window per request answered, and as a multiple of one loopback message.` +
+      (tails.some((t) => t.s.ceiling !== null)
+        ? ` Last column: after each window, one at the same rate against the ceiling cluster ` +
+          `(bench/load/ceiling-cluster.mjs: as many processes, each a node:http server over a Map, exchanging ` +
+          `the same frames over loopback TCP with no storage), medians over its windows alike; the ringkv ` +
+          `nodes stay up, idle, meanwhile.`
+        : ''),
     '',
     tailsTable(tails),
   ].join('\n');
@@ -102,6 +113,7 @@ export async function runClusterBench() {
   const ops = envList('BENCH_CLUSTER_OPS', OPS, OPS);
   const fractions = envNumberList('BENCH_CLUSTER_FRACTIONS', [0.25, 0.5, 0.75]);
   const tailRounds = envInt('BENCH_CLUSTER_FRACTION_ROUNDS', 3, { min: 1 });
+  const withCeiling = envInt('BENCH_CLUSTER_CEILING', 1, { min: 0 }) === 1;
   const givenBreak = {
     get: envInt('BENCH_CLUSTER_BREAK_GET', 0, { min: 0 }),
     put: envInt('BENCH_CLUSTER_BREAK_PUT', 0, { min: 0 }),
@@ -131,7 +143,18 @@ export async function runClusterBench() {
       const dir = path.join(work, transport);
       const env = { RINGKV_INTERNODE: transport === 'http' ? 'http' : undefined };
       let cluster = null;
+      let ceiling = null;
       try {
+        if (withCeiling && transport === 'binary' && fractions.length > 0) {
+          ceiling = await startCeilingCluster({ nodes, logFile: path.join(work, 'ceiling.log') });
+          await fill(settings, {
+            ports: ceiling.ports,
+            keyCount,
+            querySuffix,
+            label: 'ceiling cluster',
+            runLoad,
+          });
+        }
         cluster = await startCluster({ dir, nodes, env, logFile: path.join(work, `${transport}.log`) });
         const ports = cluster.ports;
         const label = `cluster(${transport})`;
@@ -162,6 +185,7 @@ export async function runClusterBench() {
             fractions,
             rounds: tailRounds,
             loopback,
+            ceilingPorts: ceiling?.ports,
           });
           for (const s of summaries) tails.push({ op, breakingPoint, given: givenBreak[op] > 0, s });
         }
@@ -170,11 +194,15 @@ export async function runClusterBench() {
         errors[transport] = err instanceof Error ? err.message : String(err);
         log(`cluster (${transport}) failed: ${errors[transport]}`);
       } finally {
-        if (cluster !== null) {
+        for (const [name, target] of [
+          [transport, cluster],
+          ['ceiling', ceiling],
+        ]) {
+          if (target === null) continue;
           try {
-            await cluster.stop();
+            await target.stop();
           } catch (err) {
-            errors[`${transport}-stop`] = err instanceof Error ? err.message : String(err);
+            errors[`${name}-stop`] = err instanceof Error ? err.message : String(err);
           }
         }
         removeTempDir(dir);
@@ -241,6 +269,7 @@ export async function runClusterBench() {
         ops,
         fractions,
         tailRounds,
+        withCeiling,
         givenBreak,
       },
       loopback,

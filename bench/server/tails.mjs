@@ -25,6 +25,11 @@
  * CPU per request is the nodes' CPU over the window (all processes and
  * threads) divided by the requests answered, also as a multiple of the
  * loopback message floor measured at the start of the run.
+ *
+ * With `ceilingPorts` (load/ceiling-cluster.mjs: the same messages between as
+ * many processes, and no other work), each window is followed by one at the
+ * same rate against that cluster, so that the spread the machine alone gives
+ * a request waking several processes stands beside ringkv's, taken alike.
  */
 import fs from 'node:fs';
 import { diffHistograms, histogramQuantile, mergeSeries } from '../lib/prom-histograms.mjs';
@@ -112,6 +117,18 @@ function windowFigures(result, op, loopback, idleShare) {
   };
 }
 
+/** A window against the ceiling cluster: its latencies only (it has no /metrics). */
+function ceilingFigures(result) {
+  const l = result.latency;
+  return {
+    errorCount: result.measured.errorCount,
+    p50Ms: l.p50Ms,
+    p99Ms: l.p99Ms,
+    p999Ms: l.p999Ms,
+    p99OverP50: l.p50Ms > 0 ? l.p99Ms / l.p50Ms : null,
+  };
+}
+
 function medianOf(windows, pick) {
   const values = windows.map(pick).filter((v) => v !== null && v !== undefined && Number.isFinite(v));
   return values.length ? median(values) : null;
@@ -150,6 +167,17 @@ function summarize(fraction, rate, windows) {
     nodes: Array.from({ length: nodeCount }, (_, i) =>
       Object.fromEntries(keys.map((k) => [k, medianOf(windows, (w) => w.nodes[i]?.[k])])),
     ),
+    ceiling: windows.some((w) => w.ceiling !== undefined)
+      ? {
+          errorCount: windows.reduce((n, w) => n + (w.ceiling?.errorCount ?? 0), 0),
+          ...Object.fromEntries(
+            ['p50Ms', 'p99Ms', 'p999Ms', 'p99OverP50'].map((k) => [
+              k,
+              medianOf(windows, (w) => w.ceiling?.[k]),
+            ]),
+          ),
+        }
+      : null,
     windows,
   };
 }
@@ -160,10 +188,14 @@ function summarize(fraction, rate, windows) {
  */
 export async function runTails(
   label,
-  { settings, op, ports, keyCount, querySuffix, breakingPoint, fractions, rounds, loopback },
+  { settings, op, ports, keyCount, querySuffix, breakingPoint, fractions, rounds, loopback, ceilingPorts },
 ) {
   const config = requestConfig(settings, { op, ports, keyCount, querySuffix, statusPorts: ports });
   config.metricsHistograms = TAIL_HISTOGRAMS;
+  const ceilingConfig =
+    ceilingPorts === undefined
+      ? undefined
+      : requestConfig(settings, { op, ports: ceilingPorts, keyCount, querySuffix });
   const byFraction = fractions.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (const [i, fraction] of fractions.entries()) {
@@ -177,13 +209,17 @@ export async function runTails(
           ? (after.idle - before.idle) / (after.total - before.total)
           : null;
       const w = windowFigures(result, op, loopback, idleShare);
+      if (ceilingConfig !== undefined) w.ceiling = ceilingFigures(await runLoad({ ...ceilingConfig, rate }));
       byFraction[i].push(w);
       log(
         `${label}: ${Math.round(fraction * 100)}% of ${fmtInt(breakingPoint)}/s = ${fmtInt(rate)}/s ` +
           `[round ${round + 1}/${rounds}] p50=${fmtMs(w.p50Ms)} p99=${fmtMs(w.p99Ms)} p99.9=${fmtMs(w.p999Ms)} ` +
           `ms (x${w.p99OverP50?.toFixed(1)}) errors=${w.errorCount} node p99=${nodesText(w.nodes, 'requestP99Ms')} loop p99=${nodesText(w.nodes, 'eventLoopDelayP99Ms')} ` +
           `gc p99=${nodesText(w.nodes, 'gcPauseP99Ms')} major/s=${nodesText(w.nodes, 'majorGcPerS', 2)} ` +
-          `cpu/request=${fmtInt(w.cpuMicrosPerRequest)} µs machine idle=${w.machineIdleShare === null ? 'n/a' : `${Math.round(w.machineIdleShare * 100)}%`}`,
+          `cpu/request=${fmtInt(w.cpuMicrosPerRequest)} µs machine idle=${w.machineIdleShare === null ? 'n/a' : `${Math.round(w.machineIdleShare * 100)}%`}` +
+          (w.ceiling === undefined
+            ? ''
+            : ` | ceiling cluster p50=${fmtMs(w.ceiling.p50Ms)} p99=${fmtMs(w.ceiling.p99Ms)} ms (x${w.ceiling.p99OverP50?.toFixed(1)}) errors=${w.ceiling.errorCount}`),
       );
       if (settings.search.pauseMs > 0) await new Promise((r) => setTimeout(r, settings.search.pauseMs));
     }
@@ -221,6 +257,7 @@ export function tailsTable(rows) {
       'time in GC (per node)',
       'CPU µs/request (x floor)',
       'machine idle',
+      'ceiling cluster p50 / p99 / p99.9 ms (p99/p50)',
     ],
     rows.map(({ op, breakingPoint, s }) => [
       op.toUpperCase(),
@@ -238,6 +275,11 @@ export function tailsTable(rows) {
         ? 'n/a'
         : `${fmtInt(s.cpuMicrosPerRequest)}${s.cpuPerFloorMessage === null ? '' : ` (${s.cpuPerFloorMessage.toFixed(1)}x)`}`,
       s.machineIdleShare === null ? 'n/a' : `${Math.round(s.machineIdleShare * 100)}%`,
+      s.ceiling === null
+        ? 'n/a'
+        : `${fmtMs(s.ceiling.p50Ms)} / ${fmtMs(s.ceiling.p99Ms)} / ${fmtMs(s.ceiling.p999Ms)}` +
+          ` (${s.ceiling.p99OverP50 === null ? 'n/a' : `${s.ceiling.p99OverP50.toFixed(1)}x`})` +
+          (s.ceiling.errorCount ? ` (${s.ceiling.errorCount} errors)` : ''),
     ]),
   );
 }

@@ -1,6 +1,6 @@
 /**
  * The processes a server benchmark measures: a ringkv node, a local ringkv
- * cluster, or the ceiling server. Each start* returns a handle whose stop()
+ * cluster, the ceiling server, or the ceiling cluster. Each start* returns a handle whose stop()
  * sends SIGTERM and waits (bounded), and whose ports are where it listens.
  */
 import path from 'node:path';
@@ -85,6 +85,20 @@ export async function startCeiling({ logFile }) {
   const child = startNode(path.join(BENCH_DIR, 'load', 'ceiling-server.mjs'), [String(p)], { logFile });
   await waitReady(child, [p]);
   return handle(child, [p], `ceiling server :${p}`);
+}
+
+/** The ceiling cluster (load/ceiling-cluster.mjs): `nodes` processes; ports are their HTTP ports. */
+export async function startCeilingCluster({ nodes, logFile }) {
+  const all = await freePorts(2 * nodes);
+  const httpPorts = all.slice(0, nodes);
+  const peerPorts = all.slice(nodes);
+  const child = startNode(
+    path.join(BENCH_DIR, 'load', 'ceiling-cluster.mjs'),
+    ['--http', httpPorts.join(','), '--peer', peerPorts.join(',')],
+    { logFile },
+  );
+  await waitReady(child, httpPorts);
+  return handle(child, httpPorts, `ceiling cluster :${httpPorts[0]}..${httpPorts.at(-1)}`);
 }
 
 export function targetsOf(ports) {

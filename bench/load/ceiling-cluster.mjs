@@ -1,0 +1,212 @@
+/**
+ * The ceiling cluster: the messages of a ringkv cluster request and nothing
+ * else, to show what latency spread the machine alone gives a request that
+ * wakes several processes. N processes, each a node:http server over a Map
+ * (as ceiling-server.mjs) linked to every other by one TCP connection
+ * carrying length-prefixed frames. No storage, no fsync, no versions.
+ *
+ * A request with `ack=A&from=F` (defaults 1 and 1) does what ringkv's does on
+ * the wire when nothing batches:
+ *   PUT     stores the body, sends it to the next F-1 nodes, answers 201 once
+ *           A-1 of them acknowledged (the coordinator's copy is the first);
+ *   GET     reads its own copy and asks the next A-1 nodes for theirs,
+ *           answers once all A have answered (200 with its own copy, or 404);
+ *   DELETE  as PUT, answering 202.
+ *
+ *   node ceiling-cluster.mjs --http P0,P1,P2 --peer Q0,Q1,Q2
+ *
+ * starts one process per node and stops them on SIGTERM (`--index I` runs
+ * node I itself). GET /v0/status answers 200 once the node's links are up.
+ */
+import { spawn } from 'node:child_process';
+import http from 'node:http';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const WRITE = 1;
+const WRITE_ACK = 2;
+const READ = 3;
+const READ_ANSWER = 4;
+const HEADER_BYTES = 9; // u32 length of what follows, u8 type, u32 request id
+
+function flag(name) {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+function ports(name) {
+  const list = (flag(name) ?? '').split(',').map(Number);
+  if (list.length === 0 || !list.every((p) => Number.isInteger(p) && p > 0)) {
+    process.stderr.write('usage: node ceiling-cluster.mjs --http P0,P1,.. --peer Q0,Q1,.. [--index I]\n');
+    process.exit(2);
+  }
+  return list;
+}
+
+const httpPorts = ports('--http');
+const peerPorts = ports('--peer');
+if (httpPorts.length !== peerPorts.length) {
+  process.stderr.write('--http and --peer need one port per node each\n');
+  process.exit(2);
+}
+const indexFlag = flag('--index');
+if (indexFlag === undefined) runParent();
+else runNode(Number(indexFlag));
+
+/** Starts one child per node; SIGTERM stops them all, and the parent exits once they have. */
+function runParent() {
+  const script = fileURLToPath(import.meta.url);
+  const children = httpPorts.map((_, i) =>
+    spawn(process.execPath, [script, ...process.argv.slice(2), '--index', String(i)], { stdio: 'inherit' }),
+  );
+  let left = children.length;
+  for (const child of children) {
+    child.on('exit', () => {
+      if (--left === 0) process.exit(0);
+    });
+  }
+  const stop = () => {
+    for (const child of children) child.kill('SIGTERM');
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+function frame(type, id, payload) {
+  const out = Buffer.allocUnsafe(HEADER_BYTES + payload.length);
+  out.writeUInt32BE(5 + payload.length, 0);
+  out[4] = type;
+  out.writeUInt32BE(id, 5);
+  payload.copy(out, HEADER_BYTES);
+  return out;
+}
+
+/** Calls onFrame(type, id, payload) for each whole frame that `socket` delivers. */
+function readFrames(socket, onFrame) {
+  let pending = Buffer.alloc(0);
+  socket.on('data', (chunk) => {
+    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+    let at = 0;
+    while (pending.length - at >= 4) {
+      const end = at + 4 + pending.readUInt32BE(at);
+      if (pending.length < end) break;
+      onFrame(pending[at + 4], pending.readUInt32BE(at + 5), pending.subarray(at + HEADER_BYTES, end));
+      at = end;
+    }
+    pending = pending.subarray(at);
+  });
+}
+
+function runNode(index) {
+  const n = httpPorts.length;
+  const store = new Map();
+  /** Links to the other nodes, by node index; requests waiting for their answers, by id. */
+  const links = new Array(n);
+  const waiting = new Map();
+  let nextId = 1;
+
+  // Served side: frames from the other nodes.
+  const peerServer = net.createServer((socket) => {
+    socket.setNoDelay(true);
+    readFrames(socket, (type, id, payload) => {
+      if (type === WRITE) {
+        const keyBytes = payload.readUInt16BE(0);
+        const key = payload.toString('latin1', 2, 2 + keyBytes);
+        store.set(key, Buffer.from(payload.subarray(2 + keyBytes)));
+        socket.write(frame(WRITE_ACK, id, Buffer.alloc(0)));
+      } else if (type === READ) {
+        socket.write(frame(READ_ANSWER, id, store.get(payload.toString('latin1')) ?? Buffer.alloc(0)));
+      }
+    });
+  });
+  peerServer.listen(peerPorts[index], '127.0.0.1');
+
+  /** Sends to `count` nodes after this one; `done` runs once `needed` of them answered. */
+  function fanOut(count, needed, type, payload, done) {
+    if (needed <= 0) done();
+    let answers = 0;
+    for (let k = 1; k <= count; k++) {
+      const id = nextId++ >>> 0;
+      waiting.set(id, () => {
+        if (++answers === needed) done();
+      });
+      links[(index + k) % n].write(frame(type, id, payload));
+    }
+  }
+
+  function reply(res, status, body) {
+    res.writeHead(status, { 'content-length': body.length });
+    res.end(body);
+  }
+
+  const server = http.createServer((req, res) => {
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    if (path === '/v0/status') {
+      const up = links.filter((l) => l !== undefined).length === n - 1;
+      reply(res, up ? 200 : 503, Buffer.from(JSON.stringify({ entities: store.size, up })));
+      return;
+    }
+    const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+    const id = params.get('id');
+    if (path !== '/v0/entity' || !id) {
+      reply(res, 400, Buffer.from('Bad request'));
+      return;
+    }
+    const ack = Math.min(n, Math.max(1, Number(params.get('ack') ?? 1)));
+    const from = Math.min(n, Math.max(ack, Number(params.get('from') ?? 1)));
+    if (req.method === 'GET') {
+      const value = store.get(id);
+      fanOut(ack - 1, ack - 1, READ, Buffer.from(id, 'latin1'), () =>
+        value === undefined ? reply(res, 404, Buffer.alloc(0)) : reply(res, 200, value),
+      );
+      return;
+    }
+    const chunks = [];
+    req.on('data', (chunk) => chunks.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const key = Buffer.from(id, 'latin1');
+      const payload = Buffer.allocUnsafe(2 + key.length + body.length);
+      payload.writeUInt16BE(key.length, 0);
+      key.copy(payload, 2);
+      body.copy(payload, 2 + key.length);
+      if (req.method === 'DELETE') store.delete(id);
+      else store.set(id, body);
+      fanOut(from - 1, ack - 1, WRITE, payload, () =>
+        reply(res, req.method === 'DELETE' ? 202 : 201, Buffer.alloc(0)),
+      );
+    });
+  });
+  server.keepAliveTimeout = 60000;
+  server.listen(httpPorts[index], '127.0.0.1');
+
+  // Outgoing links, retried until every other node listens.
+  function connect(j) {
+    const socket = net.connect(peerPorts[j], '127.0.0.1');
+    socket.setNoDelay(true);
+    socket.once('connect', () => {
+      links[j] = socket;
+    });
+    socket.on('error', () => {
+      if (links[j] === undefined) setTimeout(() => connect(j), 50);
+    });
+    readFrames(socket, (type, id) => {
+      const answered = waiting.get(id);
+      if (answered === undefined) return;
+      waiting.delete(id);
+      if (type === WRITE_ACK || type === READ_ANSWER) answered();
+    });
+  }
+  for (let j = 0; j < n; j++) if (j !== index) connect(j);
+
+  const stop = () => {
+    server.close();
+    peerServer.close();
+    for (const link of links) link?.destroy();
+    setTimeout(() => process.exit(0), 200).unref();
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
