@@ -78,7 +78,7 @@ export const limits = {
    */
   blockCacheBytes: 256 * MiB,
   /**
-   * Cache warming (after open, and for each new table) reads data blocks in
+   * Cache warming (after open; lsm/cache-warmer.ts) reads data blocks in
    * sequential chunks of this size while the cache has room: one 1 MiB read
    * costs about what one 4 KiB read does on the event loop.
    */
