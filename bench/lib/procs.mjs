@@ -202,7 +202,8 @@ function portFree(port) {
 /** `count` consecutive free ports on 127.0.0.1 (bounded number of tries). */
 export async function freePorts(count) {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
+    // Below Linux's usual ephemeral range (32768 on), where outgoing connections take their local ports.
+    const base = 20000 + Math.floor(Math.random() * (12000 - count));
     let ok = true;
     for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
     if (ok) return Array.from({ length: count }, (_, i) => base + i);

@@ -5,18 +5,20 @@
  * (as ceiling-server.mjs) linked to every other by one TCP connection
  * carrying length-prefixed frames. No storage, no fsync, no versions.
  *
- * A request with `ack=A&from=F` (defaults 1 and 1) does what ringkv's does on
- * the wire when nothing batches:
+ * A request with `ack=A&from=F` (ringkv's defaults: F the number of nodes, A
+ * a majority of F; 400 for values ringkv refuses) does what ringkv's does
+ * on the wire when nothing batches:
  *   PUT     stores the body, sends it to the next F-1 nodes, answers 201 once
  *           A-1 of them acknowledged (the coordinator's copy is the first);
  *   GET     reads its own copy and asks the next A-1 nodes for theirs,
  *           answers once all A have answered (200 with its own copy, or 404);
- *   DELETE  as PUT, answering 202.
+ *   DELETE  as PUT (the replicas delete), answering 202.
  *
  *   node ceiling-cluster.mjs --http P0,P1,P2 --peer Q0,Q1,Q2
  *
  * starts one process per node and stops them on SIGTERM (`--index I` runs
- * node I itself). GET /v0/status answers 200 once the node's links are up.
+ * node I itself); if one of them fails, it stops the others and exits 1.
+ * GET /v0/status answers 200 once the node's links are up.
  */
 import { spawn } from 'node:child_process';
 import http from 'node:http';
@@ -27,6 +29,7 @@ const WRITE = 1;
 const WRITE_ACK = 2;
 const READ = 3;
 const READ_ANSWER = 4;
+const DELETE = 5;
 const HEADER_BYTES = 9; // u32 length of what follows, u8 type, u32 request id
 
 function flag(name) {
@@ -60,14 +63,23 @@ function runParent() {
     spawn(process.execPath, [script, ...process.argv.slice(2), '--index', String(i)], { stdio: 'inherit' }),
   );
   let left = children.length;
-  for (const child of children) {
-    child.on('exit', () => {
-      if (--left === 0) process.exit(0);
+  let stopping = false;
+  let failed = false;
+  const stop = () => {
+    stopping = true;
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  };
+  for (const [i, child] of children.entries()) {
+    child.on('exit', (code, signal) => {
+      // Once stopping, however a node ends is the stop's doing.
+      if (!stopping) {
+        process.stderr.write(`ceiling-cluster: node ${i} exited (${signal ?? `code ${code}`})\n`);
+        failed = true;
+        stop();
+      }
+      if (--left === 0) process.exit(failed ? 1 : 0);
     });
   }
-  const stop = () => {
-    for (const child of children) child.kill('SIGTERM');
-  };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
@@ -97,6 +109,11 @@ function readFrames(socket, onFrame) {
   });
 }
 
+function fail(message) {
+  process.stderr.write(`ceiling-cluster: ${message}\n`);
+  process.exit(1);
+}
+
 function runNode(index) {
   const n = httpPorts.length;
   const store = new Map();
@@ -105,20 +122,23 @@ function runNode(index) {
   const waiting = new Map();
   let nextId = 1;
 
-  // Served side: frames from the other nodes.
+  // Served side: frames from the other nodes (a socket reset at shutdown is no failure).
   const peerServer = net.createServer((socket) => {
     socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
     readFrames(socket, (type, id, payload) => {
-      if (type === WRITE) {
+      if (type === WRITE || type === DELETE) {
         const keyBytes = payload.readUInt16BE(0);
         const key = payload.toString('latin1', 2, 2 + keyBytes);
-        store.set(key, Buffer.from(payload.subarray(2 + keyBytes)));
+        if (type === DELETE) store.delete(key);
+        else store.set(key, Buffer.from(payload.subarray(2 + keyBytes)));
         socket.write(frame(WRITE_ACK, id, Buffer.alloc(0)));
       } else if (type === READ) {
         socket.write(frame(READ_ANSWER, id, store.get(payload.toString('latin1')) ?? Buffer.alloc(0)));
       }
     });
   });
+  peerServer.on('error', (err) => fail(`peer port ${peerPorts[index]}: ${err.message}`));
   peerServer.listen(peerPorts[index], '127.0.0.1');
 
   /** Sends to `count` nodes after this one; `done` runs once `needed` of them answered. */
@@ -154,11 +174,17 @@ function runNode(index) {
       reply(res, 400, Buffer.from('Bad request'));
       return;
     }
-    const ack = Math.min(n, Math.max(1, Number(params.get('ack') ?? 1)));
-    const from = Math.min(n, Math.max(ack, Number(params.get('from') ?? 1)));
+    const from = Number(params.get('from') ?? n);
+    const ack = Number(params.get('ack') ?? Math.floor(from / 2) + 1);
+    if (!Number.isInteger(from) || !Number.isInteger(ack) || ack < 1 || ack > from || from > n) {
+      reply(res, 400, Buffer.from('Bad ack or from'));
+      return;
+    }
+    // Keys travel as latin1 bytes: the coordinator's copy is keyed alike.
+    const key = Buffer.from(id, 'latin1').toString('latin1');
     if (req.method === 'GET') {
-      const value = store.get(id);
-      fanOut(ack - 1, ack - 1, READ, Buffer.from(id, 'latin1'), () =>
+      const value = store.get(key);
+      fanOut(ack - 1, ack - 1, READ, Buffer.from(key, 'latin1'), () =>
         value === undefined ? reply(res, 404, Buffer.alloc(0)) : reply(res, 200, value),
       );
       return;
@@ -166,23 +192,30 @@ function runNode(index) {
     const chunks = [];
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', () => {
-      const body = Buffer.concat(chunks);
-      const key = Buffer.from(id, 'latin1');
-      const payload = Buffer.allocUnsafe(2 + key.length + body.length);
-      payload.writeUInt16BE(key.length, 0);
-      key.copy(payload, 2);
-      body.copy(payload, 2 + key.length);
-      if (req.method === 'DELETE') store.delete(id);
-      else store.set(id, body);
-      fanOut(from - 1, ack - 1, WRITE, payload, () =>
+      const body = req.method === 'DELETE' ? Buffer.alloc(0) : Buffer.concat(chunks);
+      const keyBytes = Buffer.from(key, 'latin1');
+      if (keyBytes.length > 0xffff) {
+        reply(res, 414, Buffer.from('Key too long'));
+        return;
+      }
+      const payload = Buffer.allocUnsafe(2 + keyBytes.length + body.length);
+      payload.writeUInt16BE(keyBytes.length, 0);
+      keyBytes.copy(payload, 2);
+      body.copy(payload, 2 + keyBytes.length);
+      if (req.method === 'DELETE') store.delete(key);
+      else store.set(key, body);
+      fanOut(from - 1, ack - 1, req.method === 'DELETE' ? DELETE : WRITE, payload, () =>
         reply(res, req.method === 'DELETE' ? 202 : 201, Buffer.alloc(0)),
       );
     });
   });
   server.keepAliveTimeout = 60000;
+  server.on('error', (err) => fail(`HTTP port ${httpPorts[index]}: ${err.message}`));
   server.listen(httpPorts[index], '127.0.0.1');
 
-  // Outgoing links, retried until every other node listens.
+  let stopping = false;
+  // Outgoing links, retried until every other node listens; one lost after that ends the node (a bench
+  // measuring a cluster that lost a link would measure something else).
   function connect(j) {
     const socket = net.connect(peerPorts[j], '127.0.0.1');
     socket.setNoDelay(true);
@@ -191,6 +224,9 @@ function runNode(index) {
     });
     socket.on('error', () => {
       if (links[j] === undefined) setTimeout(() => connect(j), 50);
+    });
+    socket.on('close', () => {
+      if (links[j] === socket && !stopping) fail(`the link to node ${j} closed`);
     });
     readFrames(socket, (type, id) => {
       const answered = waiting.get(id);
@@ -202,6 +238,7 @@ function runNode(index) {
   for (let j = 0; j < n; j++) if (j !== index) connect(j);
 
   const stop = () => {
+    stopping = true;
     server.close();
     peerServer.close();
     for (const link of links) link?.destroy();

@@ -26,7 +26,8 @@
  * Beside those tails (BENCH_CLUSTER_CEILING=1, the default), the ceiling
  * cluster (load/ceiling-cluster.mjs: the same messages between as many
  * processes, nothing else), filled alike, takes a window at the same rate
- * after each of ringkv's: the spread of latencies the machine alone gives.
+ * beside each of ringkv's (after it in odd rounds, before it in even ones):
+ * the spread of latencies the machine gives a request with no work in it.
  *
  * Then (BENCH_CLUSTER_RESTART=1, the default) the rolling restart of
  * restart-bench.mjs, at half the breaking points the binary protocol's
@@ -35,7 +36,7 @@
 import path from 'node:path';
 import { measureLoopbackCost } from '../lib/loopback-cost.mjs';
 import { makeTempDir, removeTempDir } from '../lib/procs.mjs';
-import { envInt, envList, envNumberList, envString } from '../lib/settings.mjs';
+import { envInt, envList, envNumber, envNumberList, envString } from '../lib/settings.mjs';
 import { fmtInt, fmtPercent, log, mdTable, ratio } from '../lib/stats.mjs';
 import { rateSearch, runLoad } from '../load/driver.mjs';
 import {
@@ -75,14 +76,19 @@ function floorText(loopback, { nodes, ack, from, querySuffix }) {
 }
 
 /** The tails section: how the rows were measured, then the table. */
-function tailsText(tails, settings, rounds) {
+function tailsText(tails, settings, rounds, warmupMs) {
   const sources = [...new Set(tails.map((t) => t.op))].map((op) => {
     const t = tails.find((x) => x.op === op);
     return `${op.toUpperCase()} ${fmtInt(t.breakingPoint)}/s (${t.given ? 'given' : "this run's search"})`;
   });
   return [
     `Constant rates at fixed fractions of the breaking point (${sources.join(', ')}), binary protocol, ` +
-      `${rounds} window(s) of ${settings.windowMs / 1000} s per rate, taken round robin; each figure is the median ` +
+      `${rounds} window(s) of ${settings.windowMs / 1000} s per rate, taken round robin` +
+      (warmupMs > 0
+        ? ` after ${warmupMs / 1000} s of load at the middle fraction, not measured (without it, the first window ` +
+          `after the fill measured the request path's code being compiled)`
+        : '') +
+      `; each figure is the median ` +
       `over its windows (p99/p50 the median of each window's own ratio). Per node, from the difference of its ` +
       `/metrics histograms over each window (read from 300 ms before it, per second of that time): the p99 of the requests it coordinated, timed inside it from the ` +
       `head read to the answer written (interpolated in buckets of 1, 2.5, 5 and 10 ms), ` +
@@ -90,10 +96,11 @@ function tailsText(tails, settings, rounds) {
       `of its GC pauses of any kind, major GCs per second and the share of time in GC pauses. CPU: the ` +
       `nodes' CPU over the window per request answered, and as a multiple of one loopback message.` +
       (tails.some((t) => t.s.ceiling !== null)
-        ? ` Last column: after each window, one at the same rate against the ceiling cluster ` +
+        ? ` Last column: beside each window, one at the same rate against the ceiling cluster ` +
           `(bench/load/ceiling-cluster.mjs: as many processes, each a node:http server over a Map, exchanging ` +
-          `the same frames over loopback TCP with no storage), medians over its windows alike; the ringkv ` +
-          `nodes stay up, idle, meanwhile.`
+          `the same frames over loopback TCP with no storage), after ringkv's in odd rounds and before it in even ` +
+          `ones, medians over its windows alike; the ringkv nodes stay up meanwhile, without requests (their ` +
+          `background work, a flush after PUTs for one, may run).`
         : ''),
     '',
     tailsTable(tails),
@@ -114,6 +121,7 @@ export async function runClusterBench() {
   const fractions = envNumberList('BENCH_CLUSTER_FRACTIONS', [0.25, 0.5, 0.75]);
   const tailRounds = envInt('BENCH_CLUSTER_FRACTION_ROUNDS', 3, { min: 1 });
   const withCeiling = envInt('BENCH_CLUSTER_CEILING', 1, { min: 0 }) === 1;
+  const tailsWarmupMs = Math.round(envNumber('BENCH_CLUSTER_TAILS_WARMUP_S', 10, { min: 0 }) * 1000);
   const givenBreak = {
     get: envInt('BENCH_CLUSTER_BREAK_GET', 0, { min: 0 }),
     put: envInt('BENCH_CLUSTER_BREAK_PUT', 0, { min: 0 }),
@@ -146,14 +154,17 @@ export async function runClusterBench() {
       let ceiling = null;
       try {
         if (withCeiling && transport === 'binary' && fractions.length > 0) {
-          ceiling = await startCeilingCluster({ nodes, logFile: path.join(work, 'ceiling.log') });
-          await fill(settings, {
-            ports: ceiling.ports,
-            keyCount,
-            querySuffix,
-            label: 'ceiling cluster',
-            runLoad,
-          });
+          // Context for ringkv's tails, not one of its figures: if it fails, ringkv is measured anyway.
+          try {
+            ceiling = await startCeilingCluster({ nodes, logFile: path.join(work, 'ceiling.log') });
+            const label = 'ceiling cluster';
+            await fill(settings, { ports: ceiling.ports, keyCount, querySuffix, label, runLoad });
+          } catch (err) {
+            errors.ceiling = err instanceof Error ? err.message : String(err);
+            log(`cluster: ceiling cluster not measured: ${errors.ceiling}`);
+            await ceiling?.stop().catch(() => {});
+            ceiling = null;
+          }
         }
         cluster = await startCluster({ dir, nodes, env, logFile: path.join(work, `${transport}.log`) });
         const ports = cluster.ports;
@@ -186,6 +197,7 @@ export async function runClusterBench() {
             rounds: tailRounds,
             loopback,
             ceilingPorts: ceiling?.ports,
+            warmupMs: tailsWarmupMs,
           });
           for (const s of summaries) tails.push({ op, breakingPoint, given: givenBreak[op] > 0, s });
         }
@@ -254,7 +266,7 @@ export async function runClusterBench() {
     ...(loopback === null ? [] : ['', floorText(loopback, { nodes, ack, from, querySuffix })]),
     ...(tails.length === 0
       ? []
-      : ['', '### Tails at fixed loads', '', tailsText(tails, settings, tailRounds)]),
+      : ['', '### Tails at fixed loads', '', tailsText(tails, settings, tailRounds, tailsWarmupMs)]),
     ...(restart === null ? [] : ['', '### Rolling restart', '', restart.markdown]),
     ...Object.entries(errors).map(([k, v]) => `\n**${k} failed**: ${v.split('\n')[0]}`),
   ].join('\n');
@@ -270,6 +282,7 @@ export async function runClusterBench() {
         fractions,
         tailRounds,
         withCeiling,
+        tailsWarmupMs,
         givenBreak,
       },
       loopback,

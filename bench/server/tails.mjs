@@ -26,10 +26,16 @@
  * threads) divided by the requests answered, also as a multiple of the
  * loopback message floor measured at the start of the run.
  *
+ * Before the first window, `warmupMs` of load at the middle fraction, not
+ * measured (against the ceiling cluster too): the first window after a fill
+ * otherwise measured the read path's code being compiled, with about twice
+ * the CPU per request of the later ones.
+ *
  * With `ceilingPorts` (load/ceiling-cluster.mjs: the same messages between as
- * many processes, and no other work), each window is followed by one at the
- * same rate against that cluster, so that the spread the machine alone gives
- * a request waking several processes stands beside ringkv's, taken alike.
+ * many processes, and no other work), each window has one beside it at the
+ * same rate against that cluster (after it in odd rounds, before it in even
+ * ones), so that the spread the machine gives a request waking several
+ * processes with no work in it stands beside ringkv's, taken alike.
  */
 import fs from 'node:fs';
 import { diffHistograms, histogramQuantile, mergeSeries } from '../lib/prom-histograms.mjs';
@@ -117,10 +123,13 @@ function windowFigures(result, op, loopback, idleShare) {
   };
 }
 
-/** A window against the ceiling cluster: its latencies only (it has no /metrics). */
-function ceilingFigures(result) {
+/** A window against the ceiling cluster: its latencies and the machine's idle share (it has no /metrics). */
+function ceilingFigures(result, idleShare) {
   const l = result.latency;
   return {
+    achievedRate: result.achievedRate,
+    machineIdleShare: idleShare,
+    sendLagP99Ms: result.sendLag.p99Ms,
     errorCount: result.measured.errorCount,
     p50Ms: l.p50Ms,
     p99Ms: l.p99Ms,
@@ -171,10 +180,15 @@ function summarize(fraction, rate, windows) {
       ? {
           errorCount: windows.reduce((n, w) => n + (w.ceiling?.errorCount ?? 0), 0),
           ...Object.fromEntries(
-            ['p50Ms', 'p99Ms', 'p999Ms', 'p99OverP50'].map((k) => [
-              k,
-              medianOf(windows, (w) => w.ceiling?.[k]),
-            ]),
+            [
+              'achievedRate',
+              'machineIdleShare',
+              'sendLagP99Ms',
+              'p50Ms',
+              'p99Ms',
+              'p999Ms',
+              'p99OverP50',
+            ].map((k) => [k, medianOf(windows, (w) => w.ceiling?.[k])]),
           ),
         }
       : null,
@@ -188,7 +202,19 @@ function summarize(fraction, rate, windows) {
  */
 export async function runTails(
   label,
-  { settings, op, ports, keyCount, querySuffix, breakingPoint, fractions, rounds, loopback, ceilingPorts },
+  {
+    settings,
+    op,
+    ports,
+    keyCount,
+    querySuffix,
+    breakingPoint,
+    fractions,
+    rounds,
+    loopback,
+    ceilingPorts,
+    warmupMs = 0,
+  },
 ) {
   const config = requestConfig(settings, { op, ports, keyCount, querySuffix, statusPorts: ports });
   config.metricsHistograms = TAIL_HISTOGRAMS;
@@ -196,20 +222,27 @@ export async function runTails(
     ceilingPorts === undefined
       ? undefined
       : requestConfig(settings, { op, ports: ceilingPorts, keyCount, querySuffix });
+  if (warmupMs > 0) {
+    // Not measured: the request path's code runs hot before the first window (module comment).
+    const rate = Math.max(1, Math.round(breakingPoint * fractions[Math.floor(fractions.length / 2)]));
+    for (const c of ceilingConfig === undefined ? [config] : [config, ceilingConfig]) {
+      await runLoad({ ...c, statusTargets: [], metricsHistograms: undefined, durationMs: warmupMs, rate });
+    }
+    log(`${label}: warmed up for ${warmupMs / 1000} s at ${fmtInt(rate)}/s (not measured)`);
+  }
   const byFraction = fractions.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (const [i, fraction] of fractions.entries()) {
       const rate = Math.max(1, Math.round(breakingPoint * fraction));
-      // The machine's idle share over the whole run (warm-up included): other work on a shared machine shows here.
-      const before = machineTimes();
-      const result = await runLoad({ ...config, rate });
-      const after = machineTimes();
-      const idleShare =
-        before && after && after.total > before.total
-          ? (after.idle - before.idle) / (after.total - before.total)
-          : null;
+      // The ceiling's window goes after ringkv's in odd rounds and before it in even ones, so that
+      // neither always follows the other (ringkv's nodes may flush after a window of PUTs).
+      const ceilingFirst = ceilingConfig !== undefined && round % 2 === 1;
+      const before = ceilingFirst ? await measured(ceilingConfig, rate) : undefined;
+      const { result, idleShare } = await measured(config, rate);
       const w = windowFigures(result, op, loopback, idleShare);
-      if (ceilingConfig !== undefined) w.ceiling = ceilingFigures(await runLoad({ ...ceilingConfig, rate }));
+      const ceiling =
+        before ?? (ceilingConfig === undefined ? undefined : await measured(ceilingConfig, rate));
+      if (ceiling !== undefined) w.ceiling = ceilingFigures(ceiling.result, ceiling.idleShare);
       byFraction[i].push(w);
       log(
         `${label}: ${Math.round(fraction * 100)}% of ${fmtInt(breakingPoint)}/s = ${fmtInt(rate)}/s ` +
@@ -219,7 +252,7 @@ export async function runTails(
           `cpu/request=${fmtInt(w.cpuMicrosPerRequest)} µs machine idle=${w.machineIdleShare === null ? 'n/a' : `${Math.round(w.machineIdleShare * 100)}%`}` +
           (w.ceiling === undefined
             ? ''
-            : ` | ceiling cluster p50=${fmtMs(w.ceiling.p50Ms)} p99=${fmtMs(w.ceiling.p99Ms)} ms (x${w.ceiling.p99OverP50?.toFixed(1)}) errors=${w.ceiling.errorCount}`),
+            : ` | ceiling cluster p50=${fmtMs(w.ceiling.p50Ms)} p99=${fmtMs(w.ceiling.p99Ms)} ms (x${w.ceiling.p99OverP50?.toFixed(1)}) errors=${w.ceiling.errorCount} machine idle=${w.ceiling.machineIdleShare === null ? 'n/a' : `${Math.round(w.ceiling.machineIdleShare * 100)}%`}`),
       );
       if (settings.search.pauseMs > 0) await new Promise((r) => setTimeout(r, settings.search.pauseMs));
     }
@@ -227,6 +260,18 @@ export async function runTails(
   return fractions.map((fraction, i) =>
     summarize(fraction, Math.max(1, Math.round(breakingPoint * fraction)), byFraction[i]),
   );
+}
+
+/** One window at `rate`, and the machine's idle share over it (warm-up included): other work on a shared machine shows there. */
+async function measured(config, rate) {
+  const before = machineTimes();
+  const result = await runLoad({ ...config, rate });
+  const after = machineTimes();
+  const idleShare =
+    before && after && after.total > before.total
+      ? (after.idle - before.idle) / (after.total - before.total)
+      : null;
+  return { result, idleShare };
 }
 
 /** "1.2/0.9/1.4": one figure per node. */
@@ -257,7 +302,7 @@ export function tailsTable(rows) {
       'time in GC (per node)',
       'CPU µs/request (x floor)',
       'machine idle',
-      'ceiling cluster p50 / p99 / p99.9 ms (p99/p50)',
+      'ceiling cluster p50 / p99 / p99.9 ms (p99/p50), machine idle',
     ],
     rows.map(({ op, breakingPoint, s }) => [
       op.toUpperCase(),
@@ -279,6 +324,7 @@ export function tailsTable(rows) {
         ? 'n/a'
         : `${fmtMs(s.ceiling.p50Ms)} / ${fmtMs(s.ceiling.p99Ms)} / ${fmtMs(s.ceiling.p999Ms)}` +
           ` (${s.ceiling.p99OverP50 === null ? 'n/a' : `${s.ceiling.p99OverP50.toFixed(1)}x`})` +
+          (s.ceiling.machineIdleShare === null ? '' : `, ${Math.round(s.ceiling.machineIdleShare * 100)}%`) +
           (s.ceiling.errorCount ? ` (${s.ceiling.errorCount} errors)` : ''),
     ]),
   );

@@ -97,8 +97,14 @@ export async function startCeilingCluster({ nodes, logFile }) {
     ['--http', httpPorts.join(','), '--peer', peerPorts.join(',')],
     { logFile },
   );
-  await waitReady(child, httpPorts);
-  return handle(child, httpPorts, `ceiling cluster :${httpPorts[0]}..${httpPorts.at(-1)}`);
+  const target = handle(child, httpPorts, `ceiling cluster :${httpPorts[0]}..${httpPorts.at(-1)}`);
+  try {
+    await waitReady(child, httpPorts);
+  } catch (err) {
+    await target.stop().catch(() => {});
+    throw err;
+  }
+  return target;
 }
 
 export function targetsOf(ports) {

@@ -20,12 +20,13 @@
  *   answered request is counted and timed for it (request-metrics.ts).
  * - A request with two Host headers is 400 (RFC 9112 requires it; node:http
  *   keeps the first and drops the rest silently).
- * - Shutdown has two steps. beginLeaving() makes new client requests 503
+ * - Shutdown has three steps. beginLeaving() makes new client requests 503
  *   (their connections close), while health, status and the internode paths
- *   and upgrades are still served, so that clients and peers move away while
- *   the node hands over what it must. close() then stops accepting, lets
- *   in-flight requests and range streams finish for a grace period, and cuts
- *   what is left.
+ *   and upgrades are still served on open connections, so that clients and
+ *   peers move away while the node hands over what it must; stopAccepting(),
+ *   called with it, refuses new connections. close() then closes idle
+ *   connections, lets in-flight requests and range streams finish for a
+ *   grace period, and cuts what is left.
  *
  *   const server = new HttpServer({ store, nodeUrl, cluster, keyBytesMax, valueBytesMax, log });
  *   await server.listen(8080, '127.0.0.1');

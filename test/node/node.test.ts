@@ -81,6 +81,13 @@ describe('Node, in-process', () => {
     const urls = ports.map((port) => `http://127.0.0.1:${port}`);
     const [a, b] = await Promise.all(urls.map(async (url) => start(url, urls, await makeTempDir())));
     const open = await RawConnection.open(ports[1]!);
+    // Through b to both: b's link to a is open (so b waits for a's acknowledgement below), and
+    // the connection was accepted.
+    const body = 'v';
+    await open.write(
+      `PUT ${entityPath('k', { ack: 2, from: 2 })} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    assert.equal((await open.readAnswer()).status, 201);
     const stopping = stop(b!);
     // b now waits for a to acknowledge that it leaves. A connection the kernel completed in that
     // time would be reset when the listener closed, after the client had sent its request on it.

@@ -426,8 +426,11 @@ export class Load {
       // Where the connection stood tells a reset of an idle keep-alive connection from one cut mid-request.
       const detail =
         `${errorText(err)} (after ${Date.now() - sentMs} ms; the connection opened ${sentMs - history.openedMs} ms ` +
-        `before the request, had carried ${history.carried}, idle ${sentMs - history.lastAnswerMs} ms; ` +
-        `${sentMs - this.#phaseSinceMs} ms into the phase)`;
+        `before the request, had carried ${history.carried}` +
+        `${history.carried === 0 ? '' : `, idle ${sentMs - history.lastAnswerMs} ms`}; ` +
+        (sentMs >= this.#phaseSinceMs
+          ? `${sentMs - this.#phaseSinceMs} ms into the phase)`
+          : `sent ${this.#phaseSinceMs - sentMs} ms before the phase began)`);
       return { outcome: 'failed', kind: /timed out/i.test(detail) ? 'timeout' : 'no-answer', detail };
     }
   }
