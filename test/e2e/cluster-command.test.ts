@@ -15,18 +15,12 @@ import {
   spawnCli,
   stopNode,
 } from '../support/node-process.js';
-import { freePort, portIsFree } from '../support/ports.js';
+import { freeConsecutivePorts } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
 /** A base port with `count` free ports from it on. */
 async function freeBasePort(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 20; attempt++) {
-    const base = await freePort();
-    let free = base + count <= 65_535;
-    for (let i = 1; free && i < count; i++) free = await portIsFree(base + i);
-    if (free) return base;
-  }
-  throw new Error(`No ${count} consecutive free ports found`);
+  return (await freeConsecutivePorts(count))[0]!;
 }
 
 /** Waits (bounded) until the cluster printed its URLs; returns them. */

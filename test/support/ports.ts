@@ -26,13 +26,23 @@ function listenRange(): { low: number; high: number } | undefined {
  * random among thousands, that is rare enough for tests.
  */
 export async function freePort(): Promise<number> {
-  if (LISTEN_RANGE !== undefined) {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const port = LISTEN_RANGE.low + Math.floor(Math.random() * (LISTEN_RANGE.high - LISTEN_RANGE.low + 1));
-      if (await portIsFree(port)) return port;
-    }
+  return (await freeConsecutivePorts(1))[0]!;
+}
+
+/** `count` consecutive ports nothing listens on right now, below the ephemeral range where there is room (freePort()). */
+export async function freeConsecutivePorts(count: number): Promise<number[]> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base =
+      LISTEN_RANGE === undefined
+        ? await ephemeralPort()
+        : LISTEN_RANGE.low + Math.floor(Math.random() * (LISTEN_RANGE.high - LISTEN_RANGE.low + 2 - count));
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if (ports.at(-1)! > 65_535) continue;
+    let free = true;
+    for (const port of ports) free = free && (await portIsFree(port));
+    if (free) return ports;
   }
-  return ephemeralPort();
+  throw new Error(`No ${count} consecutive free ports found`);
 }
 
 function ephemeralPort(): Promise<number> {
