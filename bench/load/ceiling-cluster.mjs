@@ -181,10 +181,11 @@ function runNode(index) {
       return;
     }
     // Keys travel as latin1 bytes: the coordinator's copy is keyed alike.
-    const key = Buffer.from(id, 'latin1').toString('latin1');
+    const keyBytes = Buffer.from(id, 'latin1');
+    const key = keyBytes.toString('latin1');
     if (req.method === 'GET') {
       const value = store.get(key);
-      fanOut(ack - 1, ack - 1, READ, Buffer.from(key, 'latin1'), () =>
+      fanOut(ack - 1, ack - 1, READ, keyBytes, () =>
         value === undefined ? reply(res, 404, Buffer.alloc(0)) : reply(res, 200, value),
       );
       return;
@@ -193,7 +194,6 @@ function runNode(index) {
     req.on('data', (chunk) => chunks.push(chunk));
     req.on('end', () => {
       const body = req.method === 'DELETE' ? Buffer.alloc(0) : Buffer.concat(chunks);
-      const keyBytes = Buffer.from(key, 'latin1');
       if (keyBytes.length > 0xffff) {
         reply(res, 414, Buffer.from('Key too long'));
         return;

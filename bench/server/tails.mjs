@@ -105,9 +105,19 @@ function windowFigures(result, op, loopback, idleShare) {
     rates?.cpuUser != null && rates.cpuSystem != null && result.achievedRate > 0
       ? (rates.cpuUser + rates.cpuSystem) / result.achievedRate
       : null;
-  const l = result.latency;
   return {
     rate: result.rate,
+    ...latencyFigures(result, idleShare),
+    cpuMicrosPerRequest: cpu,
+    cpuPerFloorMessage: cpu !== null && loopback ? cpu / loopback.cpuMicrosPerMessage : null,
+    nodes,
+  };
+}
+
+/** What the client saw in one window, and the machine's idle share: all a ceiling window has (no /metrics). */
+function latencyFigures(result, idleShare) {
+  const l = result.latency;
+  return {
     achievedRate: result.achievedRate,
     errorCount: result.measured.errorCount,
     p50Ms: l.p50Ms,
@@ -117,30 +127,27 @@ function windowFigures(result, op, loopback, idleShare) {
     p99OverP50: l.p50Ms > 0 ? l.p99Ms / l.p50Ms : null,
     sendLagP99Ms: result.sendLag.p99Ms,
     machineIdleShare: idleShare,
-    cpuMicrosPerRequest: cpu,
-    cpuPerFloorMessage: cpu !== null && loopback ? cpu / loopback.cpuMicrosPerMessage : null,
-    nodes,
   };
 }
-
-/** A window against the ceiling cluster: its latencies and the machine's idle share (it has no /metrics). */
-function ceilingFigures(result, idleShare) {
-  const l = result.latency;
-  return {
-    achievedRate: result.achievedRate,
-    machineIdleShare: idleShare,
-    sendLagP99Ms: result.sendLag.p99Ms,
-    errorCount: result.measured.errorCount,
-    p50Ms: l.p50Ms,
-    p99Ms: l.p99Ms,
-    p999Ms: l.p999Ms,
-    p99OverP50: l.p50Ms > 0 ? l.p99Ms / l.p50Ms : null,
-  };
-}
+const LATENCY_KEYS = [
+  'achievedRate',
+  'p50Ms',
+  'p99Ms',
+  'p999Ms',
+  'maxMs',
+  'p99OverP50',
+  'sendLagP99Ms',
+  'machineIdleShare',
+];
 
 function medianOf(windows, pick) {
   const values = windows.map(pick).filter((v) => v !== null && v !== undefined && Number.isFinite(v));
   return values.length ? median(values) : null;
+}
+
+/** Each of `keys` as its median over `windows`, read through `of` (a window's own figures or a part of them). */
+function mediansOf(windows, keys, of = (w) => w) {
+  return Object.fromEntries(keys.map((k) => [k, medianOf(windows, (w) => of(w)?.[k])]));
 }
 
 function summarize(fraction, rate, windows) {
@@ -159,37 +166,12 @@ function summarize(fraction, rate, windows) {
     rate,
     windowCount: windows.length,
     errorCount: windows.reduce((n, w) => n + w.errorCount, 0),
-    ...Object.fromEntries(
-      [
-        'achievedRate',
-        'p50Ms',
-        'p99Ms',
-        'p999Ms',
-        'maxMs',
-        'p99OverP50',
-        'sendLagP99Ms',
-        'machineIdleShare',
-        'cpuMicrosPerRequest',
-        'cpuPerFloorMessage',
-      ].map((k) => [k, medianOf(windows, (w) => w[k])]),
-    ),
-    nodes: Array.from({ length: nodeCount }, (_, i) =>
-      Object.fromEntries(keys.map((k) => [k, medianOf(windows, (w) => w.nodes[i]?.[k])])),
-    ),
+    ...mediansOf(windows, [...LATENCY_KEYS, 'cpuMicrosPerRequest', 'cpuPerFloorMessage']),
+    nodes: Array.from({ length: nodeCount }, (_, i) => mediansOf(windows, keys, (w) => w.nodes[i])),
     ceiling: windows.some((w) => w.ceiling !== undefined)
       ? {
           errorCount: windows.reduce((n, w) => n + (w.ceiling?.errorCount ?? 0), 0),
-          ...Object.fromEntries(
-            [
-              'achievedRate',
-              'machineIdleShare',
-              'sendLagP99Ms',
-              'p50Ms',
-              'p99Ms',
-              'p999Ms',
-              'p99OverP50',
-            ].map((k) => [k, medianOf(windows, (w) => w.ceiling?.[k])]),
-          ),
+          ...mediansOf(windows, LATENCY_KEYS, (w) => w.ceiling),
         }
       : null,
     windows,
@@ -242,7 +224,7 @@ export async function runTails(
       const w = windowFigures(result, op, loopback, idleShare);
       const ceiling =
         before ?? (ceilingConfig === undefined ? undefined : await measured(ceilingConfig, rate));
-      if (ceiling !== undefined) w.ceiling = ceilingFigures(ceiling.result, ceiling.idleShare);
+      if (ceiling !== undefined) w.ceiling = latencyFigures(ceiling.result, ceiling.idleShare);
       byFraction[i].push(w);
       log(
         `${label}: ${Math.round(fraction * 100)}% of ${fmtInt(breakingPoint)}/s = ${fmtInt(rate)}/s ` +

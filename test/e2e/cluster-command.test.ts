@@ -18,11 +18,6 @@ import {
 import { freeConsecutivePorts } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
-/** A base port with `count` free ports from it on. */
-async function freeBasePort(count: number): Promise<number> {
-  return (await freeConsecutivePorts(count))[0]!;
-}
-
 /** Waits (bounded) until the cluster printed its URLs; returns them. */
 async function waitForUrls(cluster: NodeProcess, count: number): Promise<string[]> {
   for (let attempt = 0; attempt < 300; attempt++) {
@@ -68,7 +63,7 @@ describe('ringkv cluster', () => {
   });
 
   it('starts the nodes, prints their URLs, and stops them all on SIGTERM', async () => {
-    const base = await freeBasePort(2);
+    const base = (await freeConsecutivePorts(2))[0]!;
     const data = await makeTempDir();
     const cluster = spawnCli([
       'cluster',
@@ -106,7 +101,7 @@ describe('ringkv cluster', () => {
   });
 
   it('stops the others and exits non-zero when a node dies', async () => {
-    const base = await freeBasePort(2);
+    const base = (await freeConsecutivePorts(2))[0]!;
     const cluster = spawnCli([
       'cluster',
       '--nodes',
