@@ -355,6 +355,12 @@ async function jsonReads(storage, dirs, workload, settings, blockCacheBytes) {
         ...(blockCacheBytes === undefined ? {} : { blockCacheBytes }),
       });
     }
+    // With the native block reader built, lz4 is read both ways over the same store: decompressed in
+    // the read's thread-pool task (the default) and on the event loop (its fallback), 'lz4-loop'.
+    const variants = codecs.map((codec) => ({ name: codec, codec, native: true }));
+    if (codecs.includes('lz4') && storage.nativeBlockReaderStatus === 'loaded') {
+      variants.push({ name: 'lz4-loop', codec: 'lz4', native: false });
+    }
     const readBatch = async (codec, from, to, pick) => {
       const engine = engines[codec];
       let misses = 0;
@@ -370,12 +376,13 @@ async function jsonReads(storage, dirs, workload, settings, blockCacheBytes) {
     for (const codec of codecs) {
       await readBatch(codec, 0, blockCacheBytes === undefined ? count : settings.jsonReadOps, stride);
     }
-    const batches = Object.fromEntries(codecs.map((c) => [c, []]));
+    const batches = Object.fromEntries(variants.map((v) => [v.name, []]));
     for (let batch = 0; batch < settings.jsonReadBatches; batch++) {
       // A different stretch of keys each batch, in an order unrelated to their insertion.
       const offset = ((batch + 1) * 104729) % count;
       const pick = (i) => (offset + i * 7919) % count;
-      for (const codec of codecs) {
+      for (const { name, codec, native } of variants) {
+        storage.useNativeBlockReader?.(native);
         const before = engines[codec].stats();
         const started = performance.now();
         const cpu = process.cpuUsage();
@@ -385,7 +392,7 @@ async function jsonReads(storage, dirs, workload, settings, blockCacheBytes) {
         const after = engines[codec].stats();
         const misses = after.blockCacheMisses - before.blockCacheMisses;
         const lookups = after.blockCacheHits - before.blockCacheHits + misses;
-        batches[codec].push({
+        batches[name].push({
           opsPerS: Math.round((settings.jsonReadOps / elapsedMs) * 1000),
           cpuUsPerOp: round1(cpuUs / settings.jsonReadOps),
           cacheMissShare: lookups > 0 ? misses / lookups : null,
@@ -393,17 +400,18 @@ async function jsonReads(storage, dirs, workload, settings, blockCacheBytes) {
       }
     }
     return Object.fromEntries(
-      codecs.map((codec) => [
-        codec,
+      variants.map(({ name }) => [
+        name,
         {
-          opsPerS: median(batches[codec].map((b) => b.opsPerS)),
-          cpuUsPerOp: median(batches[codec].map((b) => b.cpuUsPerOp)),
-          cacheMissShare: median(batches[codec].map((b) => b.cacheMissShare)),
-          batches: batches[codec],
+          opsPerS: median(batches[name].map((b) => b.opsPerS)),
+          cpuUsPerOp: median(batches[name].map((b) => b.cpuUsPerOp)),
+          cacheMissShare: median(batches[name].map((b) => b.cacheMissShare)),
+          batches: batches[name],
         },
       ]),
     );
   } finally {
+    storage.useNativeBlockReader?.(true);
     for (const engine of Object.values(engines)) await engine.close();
   }
 }
@@ -460,6 +468,7 @@ async function runJson(storage, settings) {
     );
     return {
       workload: 'json',
+      nativeBlockReader: storage.nativeBlockReaderStatus,
       docs: settings.jsonDocs,
       rawValueBytes,
       readOpsPerBatch: settings.jsonReadOps,
@@ -502,6 +511,19 @@ function jsonMarkdown(r) {
     ([codec, rounds]) =>
       `- writes/s by fill, ${codec}: ${rounds.map((x) => fmtInt(x.writeOpsPerS)).join(' / ')}`,
   );
+  const loop = r.reads.smallCache['lz4-loop'];
+  const loopLines =
+    loop === undefined
+      ? [
+          `- lz4 blocks were decompressed on the event loop: native block reader ${r.nativeBlockReader ?? 'absent'}`,
+        ]
+      : [
+          '- lz4 read both ways over the same store, small cache, in brackets against none: decompressed in the ' +
+            `read's thread-pool task (native block reader, the lz4 row) ${fmtInt(r.reads.smallCache.lz4.opsPerS)}/s, ` +
+            `${round1(r.reads.smallCache.lz4.cpuUsPerOp)} us CPU per read; on the event loop (its fallback) ` +
+            `${fmtInt(loop.opsPerS)}/s${vsNone(loop.opsPerS, base?.readSmallCacheOpsPerS)}, ` +
+            `${round1(loop.cpuUsPerOp)} us CPU${vsNone(loop.cpuUsPerOp, base?.readSmallCacheCpuUsPerOp)}`,
+        ];
   return [
     `json: ${fmtInt(r.docs)} JSON documents of 200-2,000 bytes (${fmtInt(r.rawValueBytes / 2 ** 20)} MiB of values), ` +
       `${KEY_BYTES}-byte random keys, ringkv's block codecs side by side, in brackets against none. ` +
@@ -539,6 +561,7 @@ function jsonMarkdown(r) {
       cpuRows,
     ),
     '',
+    ...loopLines,
     ...fillRounds,
     ...Object.entries(r.fills).map(
       ([codec, rounds]) =>

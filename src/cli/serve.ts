@@ -24,6 +24,7 @@ import {
 } from '../config/options.js';
 import { fastPathFromEnv } from '../http/index.js';
 import { Node } from '../node/index.js';
+import { nativeBlockReaderStatus } from '../storage/index.js';
 import { errorMessage } from '../util/errors.js';
 import { createLog, defaultLogFormat } from '../util/log.js';
 import { parseFlags } from './args.js';
@@ -110,6 +111,9 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
     cluster: options.cluster,
     sync: options.sync,
     pid: process.pid,
+    // How uncached lz4 blocks are read (storage/sstable/native-reader.ts) and the pool they use (bin/thread-pool.cjs).
+    nativeBlockReader: nativeBlockReaderStatus,
+    threadPool: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
   });
   if (stopping) stopNode(node);
 }

@@ -9,7 +9,8 @@
  * Block compression). lz4 stores them in 40% of the bytes (with a dictionary
  * per table), costs no write throughput (tables at levels 0 and 1 are written
  * raw) and nothing on a read that hits the block cache; a read that misses it
- * pays a decompression of a few microseconds. deflate stores them in 28% but
+ * pays a decompression of a few microseconds, in the thread pool beside the
+ * read itself when the native block reader is built. deflate stores them in 28% but
  * its decompression costs about twice lz4's, and its compression makes a full
  * compaction three times longer. none keeps tables as in format version 1.
  */

@@ -18,6 +18,8 @@ export { LsmEngine, type LsmOpenOptions, type WalRecovery } from './lsm-engine.j
 export { MemoryEngine } from './memory-engine.js';
 export { hashInRanges, type PurgeFilter, purged } from './purge.js';
 export { type RestoreInfo, restoreSnapshot, type SnapshotInfo, SUMS_NAME } from './snapshot.js';
+// The native block reader, set aside and taken back by the engine bench.
+export { nativeBlockReaderStatus, useNativeBlockReader } from './sstable/index.js';
 // The file-system seam: the real file system, and the crashable and fault-injecting ones for tests.
 export {
   type FaultOp,

@@ -16,6 +16,7 @@ import {
   sleep,
   startNode,
   stopNode,
+  threadPool,
 } from '../support/node-process.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
@@ -68,6 +69,14 @@ describe('logs', () => {
     assert.equal(ready[0]!.node, a.url);
     assert.equal(ready[0]!.level, 'info');
     assert.match(ready[0]!.time, /^\d{4}-\d\d-\d\dT/);
+    // The test's nodes get the pool bin/ringkv gives (test/support/node-process.ts).
+    assert.equal(ready[0]!.threadPool, threadPool.threadPoolSize());
+    assert.match(
+      String(ready[0]!.nativeBlockReader),
+      process.env.RINGKV_REQUIRE_NATIVE === '1'
+        ? /^loaded$/
+        : /^(loaded|not built \(.+\)|RINGKV_NATIVE=off)$/,
+    );
     assert.equal(events(a.stderr, 'config.no-secret').length, 1);
     assert.equal(events(a.stderr, 'config.no-secret')[0]!.level, 'warn');
 

@@ -16,12 +16,22 @@
  * 200 (the node has recovered its log and tried every peer once).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { httpRequest } from './http-client.js';
 import { freePort } from './ports.js';
 
 /** The compiled CLI entry point (dist/src/cli/main.js or wherever this build went). */
 export const MAIN_SCRIPT = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
+/** bin/ringkv, the command users run: it sizes the thread pool, then loads MAIN_SCRIPT. */
+export const BIN_SCRIPT = fileURLToPath(new URL('../../../bin/ringkv', import.meta.url));
+
+/** bin/thread-pool.cjs: the thread pool's size for a ringkv process, which children started here get too. */
+export const threadPool = createRequire(import.meta.url)('../../../bin/thread-pool.cjs') as {
+  threadPoolSize(cores?: number): number;
+  withThreadPoolSize(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv;
+};
 
 export interface ExitInfo {
   readonly code: number | null;
@@ -53,6 +63,8 @@ export interface StartNodeOptions {
   readonly host?: string;
   /** A command the node runs under, e.g. ['ip', 'netns', 'exec', NAME] (it must exec the node: same PID). */
   readonly wrap?: readonly string[];
+  /** The script node runs: MAIN_SCRIPT (default) or BIN_SCRIPT. */
+  readonly script?: string;
 }
 
 /** How startNode() decides a node is ready: see StartNodeOptions.readiness. */
@@ -132,18 +144,20 @@ export function spawnCli(
     env?: Readonly<Record<string, string>>;
     gid?: number;
     wrap?: readonly string[];
+    script?: string;
   } = {},
 ): NodeProcess {
   const command = [
     ...(fields.wrap ?? []),
     process.execPath,
     ...(fields.execArgv ?? []),
-    MAIN_SCRIPT,
+    fields.script ?? MAIN_SCRIPT,
     ...args,
   ];
   const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ...fields.env },
+    // The thread pool bin/ringkv would give the node, unless the test or its caller set one.
+    env: threadPool.withThreadPoolSize({ ...process.env, ...fields.env }),
     ...(fields.gid === undefined ? {} : { gid: fields.gid }),
   });
   const node = new NodeProcess(child, {
@@ -170,6 +184,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     ...(options.env === undefined ? {} : { env: options.env }),
     ...(options.gid === undefined ? {} : { gid: options.gid }),
     ...(options.wrap === undefined ? {} : { wrap: options.wrap }),
+    ...(options.script === undefined ? {} : { script: options.script }),
   });
   const timeoutMs = options.readyTimeoutMs ?? 15_000;
   if (options.readiness === 'health') await waitHealthReady(node, timeoutMs);

@@ -9,12 +9,15 @@
  *   least an eighth of the block (LevelDB's rule): a block that does not
  *   compress costs nothing to read. A compressed block is the codec's output
  *   and a u32 crc32 of it.
- * - The reader (on the event loop, after the block's read) checks that crc
- *   before decompressing, so damage on disk is a checksum mismatch naming
- *   the block's file and offset, as for a raw block; then the output must
- *   be exactly the raw block the index announces, whose own crc and shape
- *   Block.decode checks as in version 1. Calls are synchronous: an lz4 block
- *   takes a few microseconds, less than a hop to the thread pool would.
+ * - The reader checks that crc before decompressing, so damage on disk is a
+ *   checksum mismatch naming the block's file and offset, as for a raw
+ *   block; then the output must be exactly the raw block the index
+ *   announces, whose own crc and shape Block.decode checks as in version 1.
+ *   An lz4 block read from a file is checked and decompressed in the same
+ *   thread-pool task that reads it when the native block reader is built
+ *   (readNative, native-reader.ts); otherwise, and for deflate and blocks
+ *   read in chunks (warm), openBlock does it on the event loop, synchronously:
+ *   a second hop to the pool would cost more than the decompression.
  * - A table may carry a dictionary (in its index section): pieces sampled
  *   from its first blocks, which every block's compression may refer to.
  *   Small blocks of JSON documents share field names and values across
@@ -39,7 +42,10 @@ import {
   sealSection,
   type TableIndex,
 } from './format.js';
+import { nativeBlockReader, readLz4Block } from './native-reader.js';
 
+/** The largest block the native reader takes (its own limit). */
+const NATIVE_BLOCK_BYTES_MAX = 1 << 30;
 /** The deflate level the writer uses: zlib's default, the reader does not need it. */
 const DEFLATE_LEVEL = 6;
 /** The dictionary is made of pieces this long, spread evenly over the sample. */
@@ -119,6 +125,29 @@ export class TableCompression {
     const rawBytes = index.rawBytes(blockIndex);
     if (rawBytes === 0) return Block.decode(stored, path, offset);
     return Block.decode(this.#decompress(stored, rawBytes, path, offset), path, offset);
+  }
+
+  /**
+   * Block `blockIndex` of `index`, a compressed one, read from descriptor
+   * `fd` and decompressed in one thread-pool task by the native reader, then
+   * verified and decoded; undefined when the native reader cannot take it
+   * (not built, or not this table's codec): the caller reads the block and
+   * calls openBlock(). Refuses damage as openBlock() does.
+   */
+  readNative(fd: number, index: TableIndex, blockIndex: number, path: string): Promise<Block> | undefined {
+    const reader = nativeBlockReader();
+    if (this.codec !== Codec.lz4 || reader === undefined) return undefined;
+    // The addon refuses sizes past 1 GiB as arguments; such an index is damaged, which openBlock reports.
+    if (Math.max(index.rawBytes(blockIndex), index.blockBytes(blockIndex)) > NATIVE_BLOCK_BYTES_MAX) {
+      return undefined;
+    }
+    const offset = index.blockOffset(blockIndex);
+    const sizes = {
+      storedBytes: index.blockBytes(blockIndex),
+      rawBytes: index.rawBytes(blockIndex),
+      dictionary: this.dictionary,
+    };
+    return readLz4Block(reader, fd, path, offset, sizes, (raw) => Block.decode(raw, path, offset));
   }
 
   #decompress(stored: Buffer, rawBytes: number, path: string, offset: number): Buffer {

@@ -8,6 +8,7 @@
 export { bloomHash } from './bloom.js';
 export { BlockCache, type BlockCacheStats } from './cache.js';
 export { FORMAT_VERSION } from './format.js';
+export { nativeBlockReaderStatus, useNativeBlockReader } from './native-reader.js';
 export { BLOCK_NOT_CACHED, type TableCursor, TableReader } from './reader.js';
 export { scanTableSync, TableRecordScan } from './scanner.js';
 export { type TableMeta, TableWriter, type TableWriterOptions } from './writer.js';

@@ -6,7 +6,9 @@
  * miss into a fresh buffer that is never mutated, so entries handed out
  * (views into blocks) stay valid for as long as the caller keeps them.
  * Callers must not mutate them either. A compressed block is decompressed
- * right after its read, on the event loop (compression.ts), and the cache
+ * right after its read: in the same thread-pool task by the native reader
+ * when it is built (native-reader.ts), else on the event loop
+ * (compression.ts); either way the cache
  * keeps it decompressed: a cached block is searched by many reads, and
  * decompressing it for each would cost more than the whole cached lookup
  * (the page cache keeps the compressed bytes anyway). The cache's capacity
@@ -307,9 +309,21 @@ export class TableReader {
     try {
       // A compressed block's stored bytes live only until they are decompressed: a slice of
       // Buffer's shared pool costs a fraction of a buffer of its own (a fifth, on 4 KiB blocks).
-      const transient = index.rawBytes(blockIndex) > 0;
-      const stored = await readAt(this.#handle, this.path, offset, index.blockBytes(blockIndex), transient);
-      const block = this.#compression.openBlock(stored, index, blockIndex, this.path);
+      const compressed = index.rawBytes(blockIndex) > 0;
+      const fd = this.#handle.fd;
+      const native =
+        compressed && fd !== undefined
+          ? this.#compression.readNative(fd, index, blockIndex, this.path)
+          : undefined;
+      const block =
+        native !== undefined
+          ? await native
+          : this.#compression.openBlock(
+              await readAt(this.#handle, this.path, offset, index.blockBytes(blockIndex), compressed),
+              index,
+              blockIndex,
+              this.path,
+            );
       if (!this.#closed) this.#cache.insert(this.fileNumber, block);
       return block;
     } finally {

@@ -59,6 +59,8 @@ export interface VfsFile {
   readonly path: string;
   /** Opened with `dsync` and the platform honours it: writes are durable when they return. */
   readonly durableWrites: boolean;
+  /** The OS file descriptor, for native code that reads it in the thread pool; only real files have one. */
+  readonly fd?: number;
   /** Reads up to `length` bytes at `position` into `buffer` at `offset`; the count read, 0 at the end. */
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number>;
   /** Writes up to `length` bytes; the count written, which may be short (writeFully() loops). */

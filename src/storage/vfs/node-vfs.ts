@@ -49,6 +49,10 @@ class NodeFile implements VfsFile {
     this.durableWrites = durableWrites;
   }
 
+  get fd(): number {
+    return this.#fd;
+  }
+
   read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<number> {
     return new Promise((resolve, reject) => {
       read(this.#fd, buffer, offset, length, position, (err, bytesRead) =>
