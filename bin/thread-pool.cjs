@@ -8,9 +8,10 @@
 // Node's default is 4 threads. On a machine with fewer cores, threads that
 // outnumber them preempt the event loop: on 2 cores, uncached lz4 reads
 // (read and decompressed in the pool, src/storage/sstable/native-reader.ts)
-// made twice the context switches with 4 threads as with 2, and ran at
-// 85% of uncompressed reads' rate against 100-116% (docs/performance.md,
-// Block compression). So: as many threads as cores, from 2 to Node's 4.
+// made twice the context switches with 4 threads as with 2, and in the
+// engine bench ran at 73-115% of uncompressed reads' rate with 4 threads
+// against 99-147% with 2 (docs/performance.md, Block compression). So: as
+// many threads as cores, from 2 to Node's 4.
 // A UV_THREADPOOL_SIZE set by the user wins.
 'use strict';
 const { availableParallelism } = require('node:os');

@@ -53,8 +53,12 @@ static const char *read_length(const uint8_t **ip, const uint8_t *end, size_t *l
   return NULL;
 }
 
+/* Set as the reason when the input is a valid block that is shorter than the announced size; *produced
+ * says how long, for the caller's message. */
+static const char SHORT_OUTPUT[] = "decodes to fewer bytes than the block's size";
+
 static const char *lz4_decode(const uint8_t *src, size_t src_len, uint8_t *dst, size_t dst_len,
-                              const uint8_t *dict, size_t dict_len) {
+                              const uint8_t *dict, size_t dict_len, size_t *produced) {
   const uint8_t *ip = src;
   const uint8_t *const end = src + src_len;
   size_t op = 0;
@@ -113,7 +117,8 @@ static const char *lz4_decode(const uint8_t *src, size_t src_len, uint8_t *dst, 
     }
     op += length;
   }
-  return op == dst_len ? NULL : "decodes to fewer bytes than the block's size";
+  *produced = op;
+  return op == dst_len ? NULL : SHORT_OUTPUT;
 }
 
 /* ---- The read, in the thread pool. */
@@ -183,9 +188,15 @@ static void block_read_execute(napi_env env, void *data) {
              read_u32le(stored));
     req->reason = req->detail;
   } else {
+    size_t produced = 0;
     const char *err = lz4_decode(stored + 4, payload_bytes - 4, req->out, req->raw_bytes, req->dict,
-                                 req->dict_len);
-    if (err != NULL) {
+                                 req->dict_len, &produced);
+    if (err == SHORT_OUTPUT) {
+      /* The fallback's words for it (compression.ts). */
+      snprintf(req->detail, sizeof req->detail, "data block decompresses to %zu bytes, the index says %zu",
+               produced, req->raw_bytes);
+      req->reason = req->detail;
+    } else if (err != NULL) {
       snprintf(req->detail, sizeof req->detail, "data block does not decompress (lz4): %s", err);
       req->reason = req->detail;
     }
@@ -280,19 +291,24 @@ static napi_value read_compressed_block(napi_env env, napi_callback_info info) {
   CHECK(napi_create_reference(env, argv[4], 1, &req->dict_ref), "cannot hold the dictionary");
   napi_value name;
   CHECK(napi_create_string_utf8(env, "ringkv.readCompressedBlock", NAPI_AUTO_LENGTH, &name), "bad name");
-  CHECK(napi_create_promise(env, &req->deferred, &promise), "cannot create a promise");
   CHECK(napi_create_async_work(env, NULL, name, block_read_execute, block_read_complete, req, &req->work),
         "cannot create the read");
-  CHECK(napi_queue_async_work(env, req->work), "cannot queue the read");
-  return promise;
-fail:
-  /* Only reached before the work was queued: a promise already created is rejected, not left pending. */
-  if (req->deferred != NULL) {
+  CHECK(napi_create_promise(env, &req->deferred, &promise), "cannot create a promise");
+  if (napi_queue_async_work(env, req->work) != napi_ok) {
+    /* The promise exists and the caller will hold it: it carries the failure, nothing is thrown. */
     napi_value msg, error;
     napi_create_string_utf8(env, "block read not queued", NAPI_AUTO_LENGTH, &msg);
     napi_create_error(env, NULL, msg, &error);
     napi_reject_deferred(env, req->deferred, error);
+    napi_delete_reference(env, req->out_ref);
+    napi_delete_reference(env, req->dict_ref);
+    napi_delete_async_work(env, req->work);
+    free(req);
+    return promise;
   }
+  return promise;
+fail:
+  /* Reached with an exception pending and before any promise exists. */
   if (req->out_ref != NULL) napi_delete_reference(env, req->out_ref);
   if (req->dict_ref != NULL) napi_delete_reference(env, req->dict_ref);
   if (req->work != NULL) napi_delete_async_work(env, req->work);
@@ -322,7 +338,8 @@ static napi_value decode_lz4(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "size prefix too large");
     return NULL;
   }
-  const char *err = lz4_decode((const uint8_t *)src + 4, src_len - 4, dst, raw_bytes, dict, dict_len);
+  size_t produced = 0;
+  const char *err = lz4_decode((const uint8_t *)src + 4, src_len - 4, dst, raw_bytes, dict, dict_len, &produced);
   if (err != NULL) {
     napi_throw_error(env, NULL, err);
     return NULL;

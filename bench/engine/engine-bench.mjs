@@ -519,8 +519,10 @@ function jsonMarkdown(r) {
         ]
       : [
           '- lz4 read both ways over the same store, small cache, in brackets against none: decompressed in the ' +
-            `read's thread-pool task (native block reader, the lz4 row) ${fmtInt(r.reads.smallCache.lz4.opsPerS)}/s, ` +
-            `${round1(r.reads.smallCache.lz4.cpuUsPerOp)} us CPU per read; on the event loop (its fallback) ` +
+            `read's thread-pool task (native block reader, the lz4 row) ${fmtInt(r.reads.smallCache.lz4.opsPerS)}/s` +
+            `${vsNone(r.reads.smallCache.lz4.opsPerS, base?.readSmallCacheOpsPerS)}, ` +
+            `${round1(r.reads.smallCache.lz4.cpuUsPerOp)} us CPU per read` +
+            `${vsNone(r.reads.smallCache.lz4.cpuUsPerOp, base?.readSmallCacheCpuUsPerOp)}; on the event loop (its fallback) ` +
             `${fmtInt(loop.opsPerS)}/s${vsNone(loop.opsPerS, base?.readSmallCacheOpsPerS)}, ` +
             `${round1(loop.cpuUsPerOp)} us CPU${vsNone(loop.cpuUsPerOp, base?.readSmallCacheCpuUsPerOp)}`,
         ];

@@ -113,7 +113,14 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
     pid: process.pid,
     // How uncached lz4 blocks are read (storage/sstable/native-reader.ts) and the pool they use (bin/thread-pool.cjs).
     nativeBlockReader: nativeBlockReaderStatus,
-    threadPool: Number(process.env.UV_THREADPOOL_SIZE ?? 4),
+    threadPool: threadPoolSizeInUse(process.env.UV_THREADPOOL_SIZE),
   });
   if (stopping) stopNode(node);
+}
+
+/** The pool libuv starts for UV_THREADPOOL_SIZE as it reads it: unset, 4; else atoi(), at least 1, at most 1024. */
+export function threadPoolSizeInUse(setting: string | undefined): number {
+  if (setting === undefined) return 4;
+  const parsed = Number.parseInt(setting, 10);
+  return Math.min(1024, Math.max(1, Number.isNaN(parsed) ? 0 : parsed));
 }

@@ -6,16 +6,28 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
+import { threadPoolSizeInUse } from '../../src/cli/serve.js';
 import { entityPath, httpRequest } from '../support/http-client.js';
-import { BIN_SCRIPT, killAllStarted, startNode, stopNode, threadPool } from '../support/node-process.js';
+import {
+  BIN_SCRIPT,
+  killAllStarted,
+  MAIN_SCRIPT,
+  startNode,
+  stopNode,
+  threadPool,
+} from '../support/node-process.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
-/** The node's threads once it has served a write (its pool started long before, at its first file open). */
-async function threadsOf(script: string | undefined, env: Record<string, string>): Promise<number> {
+/**
+ * The node's threads once it has served a write (its pool started long before, at its first file
+ * open), started by `script` with UV_THREADPOOL_SIZE unset, or set to `size`.
+ */
+async function threadsOf(script: string, size?: number): Promise<number> {
   const node = await startNode({
     dataDir: await makeTempDir(),
-    env,
-    ...(script === undefined ? {} : { script }),
+    script,
+    threadPoolEnv: 'unset',
+    ...(size === undefined ? {} : { env: { UV_THREADPOOL_SIZE: String(size) } }),
   });
   try {
     const put = await httpRequest(`${node.url}${entityPath('pool')}`, { method: 'PUT', body: 'x' });
@@ -32,13 +44,17 @@ describe('the thread pool', () => {
     await removeTempDirs();
   });
 
-  it('is as many threads as cores, from 2 to Node default 4', () => {
+  it('is as many threads as cores, from 2 to Node default 4; serve reports what libuv makes of the setting', () => {
     assert.deepEqual(
       [1, 2, 3, 4, 16].map((cores) => threadPool.threadPoolSize(cores)),
       [2, 2, 3, 4, 4],
     );
     assert.equal(threadPool.withThreadPoolSize({}).UV_THREADPOOL_SIZE, String(threadPool.threadPoolSize()));
     assert.equal(threadPool.withThreadPoolSize({ UV_THREADPOOL_SIZE: '7' }).UV_THREADPOOL_SIZE, '7');
+    assert.deepEqual(
+      [undefined, '2', '7', '0', 'many', '5000'].map((setting) => threadPoolSizeInUse(setting)),
+      [4, 2, 7, 1, 1, 1024],
+    );
   });
 
   it('bin/ringkv starts a node with that many threads, and a set UV_THREADPOOL_SIZE wins', async (t) => {
@@ -47,15 +63,15 @@ describe('the thread pool', () => {
       t.skip(`this machine's size is Node's default (${size}), or no /proc to count threads in`);
       return;
     }
-    // Everything but the pool is the same in all three: the difference is the pool alone.
-    const viaBin = await threadsOf(BIN_SCRIPT, {});
-    const withFour = await threadsOf(BIN_SCRIPT, { UV_THREADPOOL_SIZE: '4' });
-    const mainWithFour = await threadsOf(undefined, { UV_THREADPOOL_SIZE: '4' });
-    assert.equal(withFour, mainWithFour);
+    // Everything but the pool is the same in all three: the differences are the pool alone.
+    const viaBin = await threadsOf(BIN_SCRIPT);
+    const nodeDefault = await threadsOf(MAIN_SCRIPT);
+    const binWithFour = await threadsOf(BIN_SCRIPT, 4);
     assert.equal(
-      withFour - viaBin,
+      nodeDefault - viaBin,
       4 - size,
-      `${viaBin} threads via bin/ringkv, ${withFour} with 4 in the pool`,
+      `${viaBin} threads via bin/ringkv, ${nodeDefault} with Node's default pool`,
     );
+    assert.equal(binWithFour, nodeDefault);
   });
 });

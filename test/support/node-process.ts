@@ -65,6 +65,8 @@ export interface StartNodeOptions {
   readonly wrap?: readonly string[];
   /** The script node runs: MAIN_SCRIPT (default) or BIN_SCRIPT. */
   readonly script?: string;
+  /** See spawnCli: 'unset' starts the node without UV_THREADPOOL_SIZE (and without the one the test has). */
+  readonly threadPoolEnv?: 'given' | 'unset';
 }
 
 /** How startNode() decides a node is ready: see StartNodeOptions.readiness. */
@@ -145,6 +147,8 @@ export function spawnCli(
     gid?: number;
     wrap?: readonly string[];
     script?: string;
+    /** 'given' (default): UV_THREADPOOL_SIZE as bin/ringkv would set it, unless set; 'unset': only what `env` sets. */
+    threadPoolEnv?: 'given' | 'unset';
   } = {},
 ): NodeProcess {
   const command = [
@@ -154,10 +158,13 @@ export function spawnCli(
     fields.script ?? MAIN_SCRIPT,
     ...args,
   ];
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  if (fields.threadPoolEnv === 'unset') delete env.UV_THREADPOOL_SIZE;
+  Object.assign(env, fields.env);
   const child = spawn(command[0]!, command.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     // The thread pool bin/ringkv would give the node, unless the test or its caller set one.
-    env: threadPool.withThreadPoolSize({ ...process.env, ...fields.env }),
+    env: fields.threadPoolEnv === 'unset' ? env : threadPool.withThreadPoolSize(env),
     ...(fields.gid === undefined ? {} : { gid: fields.gid }),
   });
   const node = new NodeProcess(child, {
@@ -185,6 +192,7 @@ export async function startNode(options: StartNodeOptions): Promise<NodeProcess>
     ...(options.gid === undefined ? {} : { gid: options.gid }),
     ...(options.wrap === undefined ? {} : { wrap: options.wrap }),
     ...(options.script === undefined ? {} : { script: options.script }),
+    ...(options.threadPoolEnv === undefined ? {} : { threadPoolEnv: options.threadPoolEnv }),
   });
   const timeoutMs = options.readyTimeoutMs ?? 15_000;
   if (options.readiness === 'health') await waitHealthReady(node, timeoutMs);

@@ -234,23 +234,32 @@ for (const readPath of READ_PATHS)
         });
       }
 
-      it('a block that decompresses to other bytes than the index says is refused', async () => {
-        const { path, block, other } = await damagedCopy('deflate', (b, rawBytes) => {
-          // Valid deflate output of a shorter text; the zeros after it are never read.
-          const output = Buffer.alloc(b.length - COMPRESSED_BLOCK_TRAILER_BYTES);
-          const short = deflateRawSync(Buffer.alloc(rawBytes - 8, 0x61));
-          assert.ok(short.length <= output.length);
-          short.copy(output);
-          return sealSection(output);
+      for (const compression of ['lz4', 'deflate'] as const) {
+        it(`${compression}: a block that decompresses to fewer bytes than the index says is refused`, async () => {
+          const { path, block, other } = await damagedCopy(compression, (b) => {
+            const output = Buffer.alloc(b.length - COMPRESSED_BLOCK_TRAILER_BYTES);
+            if (compression === 'lz4') {
+              // The size prefix as written (the index's size), then one LZ4 block of literals only that
+              // fills the rest exactly and decodes to fewer bytes.
+              b.copy(output, 0, 0, 4);
+              output.set(literalsOnlyBlock(output.length - 4), 4);
+            } else {
+              // Valid deflate output of a shorter text; the zeros after it are never read.
+              const short = deflateRawSync(Buffer.alloc(output.length, 0x61));
+              assert.ok(short.length <= output.length);
+              short.copy(output);
+            }
+            return sealSection(output);
+          });
+          await assertRefused(
+            path,
+            block.offset,
+            block.lastKey,
+            other,
+            /decompresses to \d+ bytes, the index says/,
+          );
         });
-        await assertRefused(
-          path,
-          block.offset,
-          block.lastKey,
-          other,
-          /decompresses to \d+ bytes, the index says/,
-        );
-      });
+      }
 
       it('a footer naming an unknown codec fails open()', async () => {
         const path = next();
@@ -306,3 +315,21 @@ for (const readPath of READ_PATHS)
       assert.equal(new TableCompression(Codec.none).compress(Buffer.alloc(4096)), undefined);
     });
   });
+
+/** An LZ4 block of exactly `bytes` bytes: one sequence of literals ('a's), decoding to a little fewer. */
+function literalsOnlyBlock(bytes: number): Buffer {
+  // Token 0xF0 (15 + more literal length), the length's extension bytes, then the literals.
+  for (let literals = bytes - 2; literals >= 15; literals--) {
+    const extension = Math.floor((literals - 15) / 255) + 1;
+    if (1 + extension + literals !== bytes) continue;
+    const out = Buffer.alloc(bytes, 0x61);
+    out[0] = 0xf0;
+    let rest = literals - 15;
+    for (let k = 1; k <= extension; k++) {
+      out[k] = Math.min(rest, 255);
+      rest -= out[k]!;
+    }
+    return out;
+  }
+  throw new Error(`no literals-only block of ${bytes} bytes`);
+}

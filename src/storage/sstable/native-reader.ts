@@ -8,7 +8,8 @@
  *
  * Loaded once per process; RINGKV_NATIVE=off keeps it unloaded (to compare,
  * or to rule it out). Both paths accept and refuse the same blocks, with the
- * same reasons: the tests decode and damage blocks through both.
+ * same messages but for the decoder's own words on a block that does not
+ * decompress: the tests decode and damage blocks through both.
  */
 import { createRequire } from 'node:module';
 import { getSystemErrorName } from 'node:util';
