@@ -53,6 +53,8 @@ export function machineInfo() {
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     node: process.version,
     v8: process.versions.v8,
+    // The bench's own pool, and that of every node it starts: bin/ringkv sizes it only when unset.
+    uvThreadPoolSize: process.env.UV_THREADPOOL_SIZE ?? null,
   };
 }
 
@@ -67,7 +69,8 @@ export function header(mode) {
   const m = machineInfo();
   return [
     `commit ${commit.short ?? 'unknown'}${commit.dirty ? ' (with uncommitted changes)' : ''}, ` +
-      `Node ${m.node}, ${m.cpuCount} x ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB`,
+      `Node ${m.node}, ${m.cpuCount} x ${m.cpuModel}, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, ` +
+      `UV_THREADPOOL_SIZE ${m.uvThreadPoolSize ?? "unset (bin/ringkv sizes the nodes' pool to the cores)"}`,
     ...(build === null
       ? []
       : [

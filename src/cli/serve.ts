@@ -11,7 +11,8 @@
  * node:http (http/fast/); RINGKV_INTERNODE=http sends internode traffic as
  * plain HTTP requests (benchmarks); RINGKV_STREAM_BYTES_PER_SEC bounds how
  * fast a node takes its new ranges in a move (tests slow it down to stop a
- * move halfway).
+ * move halfway); RINGKV_NATIVE=off leaves the native block reader unloaded
+ * (storage/sstable/native-reader.ts: lz4 blocks decompress on the event loop).
  */
 import { transportKindFromEnv } from '../cluster/transport/index.js';
 import { BLOCK_COMPRESSIONS, DEFAULT_BLOCK_COMPRESSION } from '../config/compression.js';
