@@ -158,7 +158,7 @@ function idManual(target) {
   return null;
 }
 
-export function microCases({ bytes, storage, http, promClient }) {
+export function microCases({ bytes, storage, http, promClient, nativeReader }) {
   const cases = [];
 
   {
@@ -315,7 +315,8 @@ export function microCases({ bytes, storage, http, promClient }) {
   }
 
   {
-    // A data block that misses the block cache is read and decompressed on the event loop
+    // A data block that misses the block cache is decompressed in the read's thread-pool task by the
+    // native block reader (native/block-reader.c), or on the event loop without it
     // (src/storage/sstable/compression.ts): JSON documents as the engine bench's json workload writes.
     const nextDocument = makeDocuments(7);
     const stream = Buffer.concat(Array.from({ length: 2000 }, () => nextDocument()));
@@ -333,16 +334,41 @@ export function microCases({ bytes, storage, http, promClient }) {
     sameResults('lz4 decode', [
       packed4k.map((c) => lz4Uncompress(c, dictionary)),
       packed4k.map((c) => lz4DecodeJs(c, Buffer.allocUnsafeSlow(4096), dictionary)),
+      ...(nativeReader === undefined ? [] : [packed4k.map((c) => nativeReader.decodeLz4(c, dictionary))]),
       blocks4k,
     ]);
     cases.push([
       'decompress a data block of JSON documents (lz4)',
       {
         'lz4-napi, 4 KiB, 16 KiB dictionary': (i) => lz4Uncompress(packed4k[i & 63], dictionary),
+        // The native reader's decoder called synchronously (in a read it runs in the pool instead).
+        ...(nativeReader === undefined
+          ? {}
+          : {
+              'native block reader, 4 KiB, 16 KiB dictionary': (i) =>
+                nativeReader.decodeLz4(packed4k[i & 63], dictionary),
+            }),
         'lz4-napi, 4 KiB, no dictionary': (i) => lz4Uncompress(packedPlain[i & 63]),
         'lz4-napi, 2 KiB, 16 KiB dictionary': (i) => lz4Uncompress(packed2k[i & 63], dictionary),
         'JS decoder, 4 KiB, 16 KiB dictionary': (i) =>
           lz4DecodeJs(packed4k[i & 63], Buffer.allocUnsafeSlow(4096), dictionary),
+      },
+    ]);
+  }
+  {
+    // What a table at level 2 or deeper costs to write: each 4 KiB block compressed with the table's
+    // dictionary (flush/compaction worker, src/storage/sstable/compression.ts).
+    const nextDocument = makeDocuments(11);
+    const stream = Buffer.concat(Array.from({ length: 2000 }, () => nextDocument()));
+    const blocks = Array.from({ length: 64 }, (_, i) => stream.subarray(i * 16384, i * 16384 + 4096));
+    const dictionary = Buffer.concat(
+      Array.from({ length: 64 }, (_, i) => stream.subarray(i * 997, i * 997 + 256)),
+    );
+    cases.push([
+      'compress a data block of JSON documents (lz4)',
+      {
+        'lz4-napi, 4 KiB, 16 KiB dictionary': (i) => lz4Compress(blocks[i & 63], dictionary),
+        'lz4-napi, 4 KiB, no dictionary': (i) => lz4Compress(blocks[i & 63]),
       },
     ]);
   }

@@ -1,4 +1,5 @@
 /** Runs every micro benchmark against the compiled project (dist/). */
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT_DIR } from '../lib/results.mjs';
@@ -15,8 +16,15 @@ export async function runMicroBench() {
   const http = await import(pathToFileURL(path.join(ROOT_DIR, 'dist/src/http/index.js')).href);
   // The project's own dependency (root node_modules), for the candidate it was measured against.
   const promClient = await import('prom-client');
+  // The native block reader, when npm install built it (native/); its decoder is timed beside lz4-napi's.
+  let nativeReader;
+  try {
+    nativeReader = createRequire(import.meta.url)(path.join(ROOT_DIR, 'build/Release/block_reader.node'));
+  } catch {
+    log('micro: the native block reader is not built; its decoder is left out');
+  }
   const results = [];
-  for (const [name, variants] of microCases({ bytes, storage, http, promClient })) {
+  for (const [name, variants] of microCases({ bytes, storage, http, promClient, nativeReader })) {
     const r = compare(name, variants, { rounds, targetMs });
     results.push(r);
     log(`micro ${r.name}: ${r.results.map((x) => `${x.variant} ${x.nsPerCall} ns`).join(', ')}`);
