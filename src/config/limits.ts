@@ -278,6 +278,8 @@ export const limits = {
    * was behind the store's) is corrected within a day.
    */
   antiEntropyVerifyIntervalMs: 24 * 60 * 60 * 1000,
+  /** Anti-entropy: a rebuild of the hash index that failed (a read error, a full disk) is tried again this long after. */
+  antiEntropyRebuildRetryMs: 30_000,
   /**
    * Anti-entropy: digests are computed from the index in this many hash
    * ranges; writes of the keys of the range being read wait that long

@@ -320,3 +320,245 @@ describe('IndexedEngine', () => {
     }
   });
 });
+
+/** Versions of now, as a node stamps them: tombstones this young are not aged out by a compaction. */
+const NOW = BigInt(Date.now()) << 16n;
+
+/** `inner` with some calls replaced (faults injected by the tests below). */
+function hooked(
+  inner: Engine,
+  hooks: {
+    write?: (entry: Entry) => Promise<void>;
+    scan?: (range: { start: Buffer; end?: Buffer | undefined }) => EntryCursor;
+    close?: () => Promise<void>;
+  },
+): Engine {
+  const counting = new Counting(inner);
+  return {
+    write: hooks.write ?? ((entry) => counting.write(entry)),
+    get: (k) => counting.get(k),
+    scan: hooks.scan ?? ((range) => counting.scan(range)),
+    flush: () => counting.flush(),
+    compact: () => counting.compact(),
+    snapshot: (dir) => counting.snapshot(dir),
+    purge: (filter) => counting.purge(filter),
+    stats: () => counting.stats(),
+    close: hooks.close ?? (() => counting.close()),
+  };
+}
+
+describe('IndexedEngine: failures and shutdown', () => {
+  const ring = new Ring(URLS, { vnodesPerNode: 64 });
+
+  async function tempDir(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), 'ringkv-aae-'));
+    dirs.push(dir);
+    return dir;
+  }
+
+  async function openOn(
+    dir: string,
+    options: { beforeRing?: (engine: IndexedEngine) => Promise<void>; main?: (main: Engine) => Engine } = {},
+  ) {
+    const store = await LsmEngine.open({ dir, sync: false });
+    const main = options.main?.(store) ?? store;
+    const lines: string[] = [];
+    const engine = await IndexedEngine.open({
+      main,
+      indexes: lsmIndexes(dir),
+      treeFile: treeFileIn(dir),
+      verifyIntervalMs: 0,
+      log: (line) => lines.push(line),
+    });
+    await options.beforeRing?.(engine);
+    engine.watchRing(() => ring);
+    await engine.settled();
+    return { main, engine, lines };
+  }
+
+  it('close() waits for the writes under way before it saves the tree, and refuses writes after it began', async () => {
+    const dir = await tempDir();
+    let { main, engine } = await openOn(dir);
+    for (let i = 0; i < 100; i++) await engine.write(valueEntry(key(i), NOW + 5n, Buffer.from('x')));
+    const inFlight = Array.from({ length: 10 }, (_, i) =>
+      engine.write(valueEntry(key(100 + i), NOW + 6n, Buffer.from('y'))),
+    );
+    const closing = engine.close();
+    await assert.rejects(engine.write(valueEntry(key(999), NOW + 7n, Buffer.from('z'))), {
+      code: 'RINGKV_CLOSED',
+    });
+    await Promise.all(inFlight);
+    await closing;
+
+    // The saved tree is adopted and holds all 110 keys, as the store does.
+    ({ main, engine } = await openOn(dir));
+    assert.equal(engine.treeStats().rebuilds, 0, 'the tree was saved and adopted');
+    const expected = await fromScratch(main, ring);
+    assert.equal(expected.index.length, 110);
+    assert.deepEqual(await actual(engine, ring), expected);
+    // A key written again at its own version changes nothing: it was indexed once.
+    await engine.write(valueEntry(key(105), NOW + 6n, Buffer.from('y')));
+    assert.deepEqual(await actual(engine, ring), expected);
+    await engine.close();
+  });
+
+  it('saves no tree when the store fails to close, and the next start rebuilds', async () => {
+    const dir = await tempDir();
+    const { engine } = await openOn(dir, {
+      main: (store) =>
+        hooked(store, {
+          close: async () => {
+            await store.close();
+            throw new Error('EIO: simulated failure closing the store');
+          },
+        }),
+    });
+    await engine.write(valueEntry(key(1), NOW, Buffer.from('x')));
+    await assert.rejects(engine.close(), /EIO: simulated/);
+    await assert.rejects(readFile(join(dir, 'aae', 'TREE')), { code: 'ENOENT' });
+    const again = await openOn(dir);
+    assert.ok(
+      again.lines.some((l) => l.includes('missing')),
+      again.lines.join('\n'),
+    );
+    assert.deepEqual(await actual(again.engine, ring), await fromScratch(again.main, ring));
+    await again.engine.close();
+  });
+
+  it('writes that come after the saved tree is opened and before the ring is known are in the digests', async () => {
+    const dir = await tempDir();
+    let { main, engine } = await openOn(dir);
+    for (let i = 0; i < 100; i++) await engine.write(valueEntry(key(i), NOW + 5n, Buffer.from('x')));
+    await engine.close();
+    ({ main, engine } = await openOn(dir, {
+      beforeRing: async (e) => {
+        await e.write(valueEntry(key(1000), NOW + 7n, Buffer.from('new')));
+        await e.write(valueEntry(key(3), NOW + 9n, Buffer.from('overwrite')));
+      },
+    }));
+    assert.equal(engine.treeStats().rebuilds, 0);
+    assert.deepEqual(await actual(engine, ring), await fromScratch(main, ring));
+    await engine.close();
+  });
+
+  it('indexes what the store kept of a write that failed', async () => {
+    const store = new MemoryEngine();
+    let failNext = false;
+    const main = hooked(store, {
+      write: async (entry) => {
+        await store.write(entry);
+        if (failNext) {
+          failNext = false;
+          throw new Error('ENOSPC: simulated, after the memtable took the entry');
+        }
+      },
+    });
+    const engine = await IndexedEngine.open({
+      main,
+      indexes: memoryIndexes(),
+      verifyIntervalMs: 0,
+      scanShare: 1,
+    });
+    engine.watchRing(() => ring);
+    await engine.settled();
+    await engine.write(valueEntry(key(1), NOW + 1n, Buffer.from('a')));
+    failNext = true;
+    await assert.rejects(engine.write(valueEntry(key(2), NOW + 2n, Buffer.from('b'))), /ENOSPC/);
+    assert.ok((await main.get(key(2))) !== undefined, 'the store kept it');
+    assert.deepEqual(await actual(engine, ring), await fromScratch(main, ring));
+    await engine.close();
+  });
+
+  it('a rebuild that fails part-way is tried again, and its partial index is never digested', async () => {
+    const store = new MemoryEngine();
+    for (let i = 0; i < 5000; i++) await store.write(valueEntry(key(i), NOW + 1n, Buffer.from('v')));
+    let failScans = false;
+    const main = hooked(store, {
+      scan: (range) => {
+        const cursor = store.scan(range);
+        let batches = 0;
+        return {
+          next: async () => {
+            if (failScans && ++batches > 2) throw new Error('EIO: simulated read error');
+            return cursor.next();
+          },
+          close: () => cursor.close(),
+        };
+      },
+    });
+    const lines: string[] = [];
+    const engine = await IndexedEngine.open({
+      main,
+      indexes: memoryIndexes(),
+      verifyIntervalMs: 0,
+      scanShare: 1,
+      rebuildRetryMs: 50,
+      log: (line) => lines.push(line),
+    });
+    engine.watchRing(() => ring);
+    await engine.settled();
+    assert.equal(engine.treeStats().entries, 5000);
+
+    failScans = true;
+    engine.rebuild('a test');
+    await engine.settled();
+    assert.ok(
+      lines.some((l) => l.includes('maintenance failed') && l.includes('EIO: simulated')),
+      lines.join('\n'),
+    );
+    // An exchange asks for digests: none, while the index is partial.
+    assert.equal(engine.digestsFor(ring), undefined);
+    await engine.settled();
+    assert.equal(engine.state, 'building');
+    assert.equal(engine.digestsFor(ring), undefined);
+
+    // The retry, once reads work again, makes it whole.
+    failScans = false;
+    const deadline = Date.now() + 10_000;
+    while (engine.treeStats().rebuilds < 3 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(engine.treeStats().rebuilds, 3, lines.join('\n'));
+    assert.match(engine.treeStats().lastRebuildReason ?? '', /the last rebuild failed \(EIO: simulated/);
+    assert.deepEqual(await actual(engine, ring), await fromScratch(main, ring));
+    await engine.close();
+  });
+
+  it('an open that fails after opening the index closes it', async () => {
+    const dir = await tempDir();
+    const first = await openOn(dir);
+    await first.engine.write(valueEntry(key(1), NOW, Buffer.from('x')));
+    await first.engine.close();
+
+    const main = await LsmEngine.open({ dir, sync: false });
+    const opened: Engine[] = [];
+    const indexes = lsmIndexes(dir);
+    const tree = treeFileIn(dir);
+    await assert.rejects(
+      IndexedEngine.open({
+        main,
+        indexes: {
+          open: async (slot) => {
+            const index = await indexes.open(slot);
+            opened.push(index);
+            return index;
+          },
+          clear: (slot) => indexes.clear(slot),
+        },
+        treeFile: {
+          path: tree.path,
+          read: () => tree.read(),
+          write: (bytes) => tree.write(bytes),
+          remove: async () => {
+            throw new Error('EACCES: simulated');
+          },
+        },
+        verifyIntervalMs: 0,
+      }),
+      /EACCES/,
+    );
+    assert.equal(opened.length, 1);
+    await assert.rejects(opened[0]!.get(key(1)), { code: 'RINGKV_CLOSED' });
+    await main.close();
+  });
+});

@@ -35,12 +35,19 @@
  *   ready      digests match the current ring; exchanges may use them
  * Exchanges with a node that is not ready are skipped ("not ready").
  *
- * Persistence: at a clean close the digests, the ring they were computed
- * for and the index's slot go to aae/TREE (tree-file.ts, crc32). At start a
+ * Persistence: at a clean close (writes under way finished, the index
+ * flushed and closed, then the store closed) the digests, the ring they were
+ * computed for and the index's slot go to aae/TREE (tree-file.ts, crc32).
+ * Nothing is written when the tree may have missed a write (an index update
+ * failed or a rebuild is owed) or either engine failed to close. At start a
  * valid TREE whose ring matches is adopted and deleted (a crash after that
- * leaves none); otherwise the index is rebuilt from the store, with one log
- * line naming the file and why. A rebuild also runs every verifyIntervalMs,
- * so that drift (a bug, a file damaged under it) does not last.
+ * leaves none), unless writes came before the ring did (the saved digests
+ * lack them: they are computed again from the index); otherwise the index is
+ * rebuilt from the store, with one log line naming the file and why. A
+ * rebuild also runs every verifyIntervalMs, so that drift (a bug, a file
+ * damaged under it) does not last; one that fails is tried again after
+ * rebuildRetryMs, and until one succeeds the half-built index is never
+ * digested.
  *
  * Purge (cleanup after a move): the store's purge, the same ranges purged
  * from the index, then the digests recomputed from the index.
@@ -63,7 +70,7 @@ import {
   type ScanRange,
   type SnapshotInfo,
 } from '../../storage/index.js';
-import { errorMessage } from '../../util/errors.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
 import { InFlight } from '../../util/in-flight.js';
 import { hash32, type Ring } from '../ring/index.js';
 import { ArcDigests } from './arc-digests.js';
@@ -103,6 +110,8 @@ export interface IndexedEngineOptions {
   readonly verifyIntervalMs?: number;
   /** Share of the event loop the rebuild's scans take (default limits.antiEntropyScanShare). */
   readonly scanShare?: number;
+  /** A rebuild that failed is tried again after this long (default limits.antiEntropyRebuildRetryMs). */
+  readonly rebuildRetryMs?: number;
 }
 
 /** The index key of a key: its ring hash (u32 BE), then the key. */
@@ -146,7 +155,9 @@ export class IndexedEngine implements Engine {
   readonly #treeFile: TreeFileStore | undefined;
   readonly #log: (line: string) => void;
   readonly #scanShare: number;
+  readonly #rebuildRetryMs: number;
   #index!: Engine;
+  #indexOpen = false;
   #slot: 0 | 1 = 0;
   #state: TreeState = 'waiting';
   /** Ready: the digests of #digests.ring. */
@@ -180,7 +191,10 @@ export class IndexedEngine implements Engine {
   /** Writes under way (store and index parts), with their key's hash. */
   readonly #writing = new InFlight();
   #closing = false;
+  /** An index update failed or was cut short since the last rebuild: the tree may lack a write, so it is not saved. */
+  #drifted = false;
   #verifyTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
   #rebuilds = 0;
   #lastRebuildReason: string | undefined;
   #lastRebuildMs: number | undefined;
@@ -194,6 +208,7 @@ export class IndexedEngine implements Engine {
     this.#treeFile = options.treeFile;
     this.#log = options.log ?? (() => {});
     this.#scanShare = options.scanShare ?? limits.antiEntropyScanShare;
+    this.#rebuildRetryMs = options.rebuildRetryMs ?? limits.antiEntropyRebuildRetryMs;
     const verifyMs = options.verifyIntervalMs ?? limits.antiEntropyVerifyIntervalMs;
     if (verifyMs > 0) {
       this.#verifyTimer = setInterval(() => this.rebuild('periodic verification'), verifyMs);
@@ -208,6 +223,7 @@ export class IndexedEngine implements Engine {
       await engine.#start();
     } catch (err) {
       engine.#stopTimer();
+      if (engine.#indexOpen) await engine.#index.close().catch(() => undefined);
       throw err;
     }
     return engine;
@@ -223,6 +239,7 @@ export class IndexedEngine implements Engine {
       if (read.ok) {
         this.#slot = read.tree.slot;
         this.#index = await this.#indexes.open(this.#slot);
+        this.#indexOpen = true;
         this.#loaded = { fingerprint: read.tree.ringFingerprint, words: read.tree.words };
         await this.#indexes.clear(this.#slot === 0 ? 1 : 0);
         // From here a crash leaves no TREE: the next start rebuilds.
@@ -235,6 +252,7 @@ export class IndexedEngine implements Engine {
     }
     await this.#indexes.clear(0);
     this.#index = await this.#indexes.open(0);
+    this.#indexOpen = true;
     if (file !== undefined) await file.remove();
     this.rebuild(file === undefined ? reason : `${file.path}: ${reason}`);
   }
@@ -328,6 +346,8 @@ export class IndexedEngine implements Engine {
     ) {
       await p.done;
     }
+    // close() waits for the writes under way; one that came later would miss the index it closes.
+    if (this.#closing) throw new RingkvError('RINGKV_CLOSED', 'Engine is closing');
     const write = this.#writeBoth(entry, hash);
     const slot = this.#writing.add(write, hash);
     try {
@@ -338,8 +358,15 @@ export class IndexedEngine implements Engine {
   }
 
   async #writeBoth(entry: Entry, hash: number): Promise<void> {
-    await this.#main.write(entry);
-    await this.#indexed(entry, hash);
+    try {
+      await this.#main.write(entry);
+    } catch (err) {
+      // A write can fail and still be kept (the memtable took it before the log failed:
+      // lsm/write-path.ts), so the index follows what the store holds, not what was asked.
+      await this.#indexed(entry, hash, true);
+      throw err;
+    }
+    await this.#indexed(entry, hash, false);
   }
 
   get(key: Buffer): Promise<Entry | undefined> {
@@ -378,9 +405,15 @@ export class IndexedEngine implements Engine {
     this.#closing = true;
     this.#stopTimer();
     await this.#maintaining;
+    // Writes under way first: the index part of each must be in the index before it is flushed.
+    await Promise.allSettled(this.#writing.matching(() => true));
     await Promise.allSettled(this.#chainTails.filter((tail) => tail !== undefined));
     for (const job of this.#purges.splice(0)) job.reject(new Error('closed'));
-    let persist = this.#state === 'ready' && this.#treeFile !== undefined;
+    let persist =
+      this.#state === 'ready' &&
+      this.#treeFile !== undefined &&
+      !this.#drifted &&
+      this.#rebuildReason === undefined;
     try {
       // Its writes are not logged (index-store.ts): only a flush keeps them for the TREE to describe.
       if (persist) await this.#index.flush();
@@ -391,6 +424,9 @@ export class IndexedEngine implements Engine {
         `Anti-entropy index did not close cleanly (${errorMessage(err)}); it is rebuilt at the next start`,
       );
     }
+    // The store closes (its log synced) before the TREE is written: a saved tree must never
+    // describe writes that the store could still lose, and none is written if its close failed.
+    await this.#main.close();
     if (persist) {
       const digests = this.#digests!;
       try {
@@ -403,16 +439,18 @@ export class IndexedEngine implements Engine {
         );
       }
     }
-    await this.#main.close();
   }
 
   // ---- the write path's index part ----
 
-  #indexed(entry: Entry, hash: number): Promise<void> {
+  /** `fromStore`: index what the store holds for the key (its write failed), not `entry`. */
+  #indexed(entry: Entry, hash: number, fromStore: boolean): Promise<void> {
     const slot = hash & (CHAIN_SLOTS - 1);
     const previous = this.#chainTails[slot];
     const run =
-      previous === undefined ? this.#update(entry, hash) : previous.then(() => this.#update(entry, hash));
+      previous === undefined
+        ? this.#update(entry, hash, fromStore)
+        : previous.then(() => this.#update(entry, hash, fromStore));
     this.#chainTails[slot] = run;
     void run.then(() => {
       if (this.#chainTails[slot] === run) this.#chainTails[slot] = undefined;
@@ -421,7 +459,7 @@ export class IndexedEngine implements Engine {
   }
 
   /** Never rejects: a failure is logged and rebuilds the index. */
-  async #update(entry: Entry, hash: number): Promise<void> {
+  async #update(entry: Entry, hash: number, fromStore: boolean): Promise<void> {
     for (
       let lock = this.#lock;
       lock !== undefined && hash >= lock.start && hash < lock.end;
@@ -429,11 +467,12 @@ export class IndexedEngine implements Engine {
     ) {
       await lock.released;
     }
-    const work = this.#apply(entry, hash);
+    const work = this.#apply(entry, hash, fromStore);
     const slot = this.#active.add(work, hash);
     try {
       await work;
     } catch (err) {
+      this.#drifted = true;
       if (!this.#closing) {
         if (!this.#driftLogged) {
           this.#driftLogged = true;
@@ -446,11 +485,11 @@ export class IndexedEngine implements Engine {
     }
   }
 
-  async #apply(written: Entry, hash: number): Promise<void> {
+  async #apply(written: Entry, hash: number, fromStore: boolean): Promise<void> {
     const index = this.#index;
     let entry = written;
-    if (this.#state === 'building') {
-      // The new index may lack what the store holds (a larger value of this version among it): index that.
+    if (fromStore || this.#state === 'building') {
+      // Building, the new index may lack what the store holds (a larger value of this version among it): index that.
       const stored = await this.#main.get(written.key);
       if (stored === undefined) return;
       entry = stored;
@@ -477,6 +516,8 @@ export class IndexedEngine implements Engine {
     }
     await index.write(record);
     if (index !== this.#index) return;
+    // Digests saved by the last close do not hold this write: they are computed afresh, not adopted.
+    if (this.#loaded !== undefined) this.#digestAgain = true;
     const digests =
       this.#state === 'ready'
         ? this.#digests
@@ -494,7 +535,8 @@ export class IndexedEngine implements Engine {
     if (this.#maintaining !== undefined || this.#closing || !this.#armed) return;
     this.#maintaining = this.#maintain()
       .catch((err: unknown) => {
-        if (!this.#closing) this.#say(`Anti-entropy tree maintenance failed: ${errorMessage(err)}`);
+        if (this.#closing) return;
+        this.#say(`Anti-entropy tree maintenance failed: ${errorMessage(err)}`);
       })
       .finally(() => {
         this.#maintaining = undefined;
@@ -514,9 +556,16 @@ export class IndexedEngine implements Engine {
       const reason = this.#rebuildReason;
       if (reason !== undefined) {
         this.#rebuildReason = undefined;
-        await this.#rebuild(reason);
+        try {
+          await this.#rebuild(reason);
+        } catch (err) {
+          this.#retryRebuild(err);
+          throw err;
+        }
         continue;
       }
+      // A rebuild that did not finish left a partial index: only its retry makes it whole.
+      if (this.#state === 'building') return;
       const ring = this.#ringOf();
       if (ring === undefined) return;
       const fingerprint = ring.fingerprint;
@@ -581,6 +630,8 @@ export class IndexedEngine implements Engine {
     this.#slot = slot;
     // Updates that began on the previous index finish before it closes; later ones use the new one.
     await Promise.allSettled(this.#active.matching(() => true));
+    // From here every write reaches the new index, or its failure sets this again.
+    this.#drifted = false;
     await previous.close().catch(() => undefined);
     await this.#indexes.clear(previousSlot);
     let copied = 0;
@@ -671,9 +722,21 @@ export class IndexedEngine implements Engine {
     this.#state = 'ready';
   }
 
+  /** A rebuild failed: another is asked for after rebuildRetryMs (the failure may be passing: a full disk, say). */
+  #retryRebuild(err: unknown): void {
+    if (this.#closing || this.#retryTimer !== undefined) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined;
+      this.rebuild(`the last rebuild failed (${errorMessage(err)})`);
+    }, this.#rebuildRetryMs);
+    this.#retryTimer.unref();
+  }
+
   #stopTimer(): void {
     if (this.#verifyTimer !== undefined) clearInterval(this.#verifyTimer);
     this.#verifyTimer = undefined;
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryTimer = undefined;
   }
 }
 
