@@ -37,7 +37,7 @@ describe('parseEntityParams', () => {
     ['/v0/entity?ack=2&from=3&id=a', { key: 'a', ack: 2, from: 3, ttlMs: undefined }],
     ['/v0/entity?id=a&ack=5&from=5', { key: 'a', ack: 5, from: 5, ttlMs: undefined }],
     ['/v0/entity?id=a&ttl=1000', { key: 'a', ack: 3, from: 5, ttlMs: 1000 }],
-    ['/v0/entity?id=a&ttl=999999999999999', { key: 'a', ack: 3, from: 5, ttlMs: 999999999999999 }],
+    ['/v0/entity?id=a&ttl=630720000000', { key: 'a', ack: 3, from: 5, ttlMs: 630720000000 }],
     ['/v0/entity?id=a+b', { key: 'a b', ack: 3, from: 5, ttlMs: undefined }],
     ['/v0/entity?id=a%2Bb%26c%3Dd', { key: 'a+b&c=d', ack: 3, from: 5, ttlMs: undefined }],
     ['/v0/entity?id=caf%C3%A9', { key: 'café', ack: 3, from: 5, ttlMs: undefined }],
@@ -112,6 +112,8 @@ describe('parseEntityParams', () => {
     ['/v0/entity?id=a&ttl=1.5', 'RINGKV_BAD_REQUEST', 'Bad ttl: not a positive integer'],
     ['/v0/entity?id=a&ttl=', 'RINGKV_BAD_REQUEST', 'Bad ttl: not a positive integer'],
     ['/v0/entity?id=a&ttl=soon', 'RINGKV_BAD_REQUEST', 'Bad ttl: not a positive integer'],
+    ['/v0/entity?id=a&ttl=630720000001', 'RINGKV_BAD_REQUEST', 'Bad ttl: over 630720000000 ms (20 years)'],
+    ['/v0/entity?id=a&ttl=999999999999999', 'RINGKV_BAD_REQUEST', 'Bad ttl: over 630720000000 ms (20 years)'],
   ];
   for (const [url, code, message] of refused) {
     it(`refuses ${url} with ${code}`, () => {

@@ -17,6 +17,7 @@
  * RINGKV_KEY_TOO_LONG (414), with a short message for the response body.
  */
 import { isUtf8 } from 'node:buffer';
+import { limits as defaults } from '../config/limits.js';
 import { RingkvError } from '../util/errors.js';
 
 export interface ParamLimits {
@@ -89,6 +90,9 @@ export function parseEntityParams(url: string, limits: ParamLimits): EntityParam
   const ack = raw.ack === undefined ? quorum(from) : positiveInteger(raw.ack, 'ack');
   if (ack > from) throw badRequest('Bad ack: larger than from');
   const ttlMs = raw.ttl === undefined ? undefined : positiveInteger(raw.ttl, 'ttl');
+  if (ttlMs !== undefined && ttlMs > defaults.ttlMsMax) {
+    throw badRequest(`Bad ttl: over ${defaults.ttlMsMax} ms (20 years)`);
+  }
   const trace = raw.trace !== undefined && flagOn(raw.trace, 'trace');
   return { key, ack, from, ttlMs, trace };
 }

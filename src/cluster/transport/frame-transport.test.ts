@@ -119,6 +119,29 @@ describe('FrameTransport: binary protocol specifics', () => {
     );
   });
 
+  test('a request that cannot be encoded fails alone: no deadline left behind, the link serves the next', async () => {
+    const p = await peer();
+    const t = transport();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      // An expiry past what 6 bytes of ms hold.
+      const entry = valueEntry(Buffer.from('k'), 1n, Buffer.from('v'), 2 ** 48);
+      await assert.rejects(t.write(p.url, entry, Date.now() + 200), (err: unknown) => {
+        assert.ok(isRingkvError(err, 'RINGKV_BAD_REQUEST'), String(err));
+        assert.match((err as Error).message, /Cannot encode a request to/);
+        return true;
+      });
+      // Past that deadline and the shared timer's next tick: nothing rejects with nobody listening.
+      await sleep(400);
+      assert.deepEqual(unhandled, []);
+      await t.write(p.url, valueEntry(Buffer.from('k'), 2n, Buffer.from('v')), Date.now() + 5000);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   test('the handshake by hand: PING answered, unknown types and bad bodies get ERROR, the link survives', async () => {
     const p = await peer();
     const raw = await rawConnect(p.port, UPGRADE);

@@ -420,6 +420,15 @@ class _PeerLink {
     if (this.state === 'idle') this.#connect();
 
     const id = this.#pending.nextId();
+    // Encoded before the request is registered: a message that cannot be encoded fails alone,
+    // rather than leaving a registered request whose deadline would reject with nobody listening.
+    try {
+      this.#encoder.append(message, id);
+    } catch (err) {
+      return Promise.reject(
+        new RingkvError('RINGKV_BAD_REQUEST', `Cannot encode a request to ${this.peer}: ${errorMessage(err)}`),
+      );
+    }
     const promise = new Promise<unknown>((resolve, reject) => {
       const pending = new _Pending({
         id,
@@ -433,7 +442,6 @@ class _PeerLink {
       this.#pending.add(pending);
       this.#deadlines.add(pending);
     });
-    this.#encoder.append(message, id);
     this.#counters.requests++;
     if (this.state === 'open' || this.state === 'leaving') this.#scheduleFlush();
     return promise;
