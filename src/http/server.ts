@@ -20,6 +20,10 @@
  *   answered request is counted and timed for it (request-metrics.ts).
  * - A request with two Host headers is 400 (RFC 9112 requires it; node:http
  *   keeps the first and drops the rest silently).
+ * - Requests pipelined on one connection are handled one at a time, in
+ *   order, as the fast path does: node:http emits each as soon as its head
+ *   is parsed, and a DELETE right behind a PUT would otherwise be stored
+ *   first (a PUT is stored once its body has arrived), losing the delete.
  * - Shutdown has three steps. beginLeaving() makes new client requests 503
  *   (their connections close), while health, status and the internode paths
  *   and upgrades are still served on open connections, so that clients and
@@ -35,7 +39,7 @@
  *   await server.close(5000);
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import net from 'node:net';
+import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Store } from '../cluster/store.js';
@@ -270,7 +274,30 @@ export class HttpServer {
     await Promise.all(this.#streams);
   }
 
+  /** Handles `req` once every earlier request on its connection has been answered (module comment). */
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket as Socket & { [IN_ORDER]?: _InOrder };
+    let queue = socket[IN_ORDER];
+    if (queue === undefined) {
+      queue = { busy: false, waiting: [] };
+      socket[IN_ORDER] = queue;
+    }
+    const line = queue;
+    const run = (): void => {
+      line.busy = true;
+      // 'close' follows the answer's last byte, or the connection's end: either way the next may go.
+      res.once('close', () => {
+        const next = line.waiting.shift();
+        if (next !== undefined) next();
+        else line.busy = false;
+      });
+      this.#handle(req, res);
+    };
+    if (line.busy) line.waiting.push(run);
+    else run();
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): void {
     const ctx = this.#ctx;
     const url = req.url!;
     const path = pathOf(url);
@@ -324,6 +351,13 @@ export class HttpServer {
 }
 
 const DUPLICATE_HOST = 'Duplicate Host header';
+
+/** Per connection: whether a request is being handled, and those waiting behind it. */
+const IN_ORDER = Symbol('ringkv.inOrder');
+interface _InOrder {
+  busy: boolean;
+  readonly waiting: (() => void)[];
+}
 
 /** Paths still served while the node is leaving: the probes, the scrape, and what its peers need of it. */
 function servedWhileLeaving(path: string): boolean {

@@ -119,7 +119,9 @@ function putEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse,
     sendError(ctx, reply, tooLarge(ctx));
     return;
   }
-  if (declared === 0 || (declared < 0 && req.complete)) {
+  // readableEnded, not complete: a request that waited behind another on its connection is
+  // complete (all parsed) with its body still unread in the stream.
+  if (declared === 0 || (declared < 0 && req.readableEnded)) {
     store(ctx, reply, params, EMPTY);
   } else if (declared > 0) {
     readSizedBody(ctx, req, reply, params, declared);
@@ -187,7 +189,7 @@ function store(ctx: RouteContext, reply: Reply, params: EntityParams, value: Buf
  * gigabytes after a 413 does not get to keep the connection busy.
  */
 function discardBody(req: IncomingMessage, received: number): void {
-  if (req.complete) return;
+  if (req.readableEnded) return;
   let drained = received;
   req.on('data', (chunk: Buffer) => {
     drained += chunk.length;
