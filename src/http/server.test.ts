@@ -547,6 +547,73 @@ for (const fastPath of [true, false])
       });
     });
 
+    describe('requests the parser refuses', () => {
+      // Each on a connection of its own: every one of them closes it.
+      const cases: [string, string | Buffer, number, RegExp][] = [
+        [
+          'an unknown method',
+          'FOO /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n',
+          400,
+          /^Malformed request: unknown method$/,
+        ],
+        [
+          'raw non-ASCII bytes in the target',
+          Buffer.concat([
+            Buffer.from('GET /v0/entity?id=caf'),
+            Buffer.from([0xc3, 0xa9]),
+            Buffer.from(' HTTP/1.1\r\nHost: x\r\n\r\n'),
+          ]),
+          400,
+          /^Malformed request: /,
+        ],
+        [
+          'two Content-Length headers',
+          'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+          400,
+          /^Malformed request: /,
+        ],
+        [
+          'Content-Length with Transfer-Encoding',
+          'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n',
+          400,
+          /^Malformed request: /,
+        ],
+        [
+          'a bad chunk size',
+          'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\na\r\n0\r\n\r\n',
+          400,
+          /^Malformed request: /,
+        ],
+        ['CONNECT', 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n', 400, /^CONNECT is not supported$/],
+        [
+          'a key far over the limit (the head over its bound inside the request line)',
+          `GET /v0/entity?id=${'k'.repeat(40_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+          414,
+          /^Request target too long: .* \(a key is at most 64 bytes\)$/,
+        ],
+        [
+          'headers over the bound',
+          `GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n${'X-Filler: y\r\n'.repeat(4000)}\r\n`,
+          431,
+          /^Request head too large: over \d+ bytes$/,
+        ],
+      ];
+      for (const [name, request, status, reason] of cases) {
+        it(`answers ${name} with ${status} and a reason, then closes; the server carries on`, async () => {
+          const port = await start(new ScriptedStore(1));
+          const { conn } = await open(port);
+          await conn.write(request);
+          const answer = await conn.readAnswer();
+          assert.equal(answer.status, status);
+          assert.match(answer.body.toString(), reason);
+          assert.equal(answer.headers.connection, 'close');
+          assert.ok(await conn.waitClosed(2000));
+          assert.equal((await call(port, '/v0/health')).status, 200);
+          assert.deepEqual(logged, []);
+        });
+      }
+    });
+
     describe('two Host headers', () => {
       it('answers 400 "Duplicate Host header" on any route, and closes the connection', async () => {
         const port = await start(new ScriptedStore(1));

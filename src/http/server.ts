@@ -20,6 +20,11 @@
  *   answered request is counted and timed for it (request-metrics.ts).
  * - A request with two Host headers is 400 (RFC 9112 requires it; node:http
  *   keeps the first and drops the rest silently).
+ * - A request node:http's parser refuses (a malformed head, an unknown
+ *   method, a head over the limit) gets its status with a one-line reason
+ *   and the connection closed; node:http's own answers have no body. A head
+ *   cut off inside its request line is 414 (an over-long key, as API.md
+ *   says), one cut off later 431. CONNECT is 400, not a silent close.
  * - Requests pipelined on one connection are handled one at a time, in
  *   order, as the fast path does: node:http emits each as soon as its head
  *   is parsed, and a DELETE right behind a PUT would otherwise be stored
@@ -150,6 +155,12 @@ export class HttpServer {
       (req, res) => this.#onRequest(req, res),
     );
     this.#server.setTimeout(limits.httpSocketIdleTimeoutMs);
+    this.#server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) =>
+      answerClientError(err, socket, headBytesMax, options.keyBytesMax),
+    );
+    this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
+      answerRaw(socket, 400, 'CONNECT is not supported'),
+    );
     const upgrade = options.upgrade;
     // Always listened for: without a listener Node 20 would route an upgrade as a plain request.
     // Upgrades are internode handshakes: still taken while leaving, refused once closing.
@@ -399,9 +410,76 @@ function answerAfterBody(req: IncomingMessage, answer: () => void): void {
 }
 
 function refuseUpgrade(socket: Duplex, body: string): void {
+  answerRaw(socket, 400, body);
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  414: 'URI Too Long',
+  431: 'Request Header Fields Too Large',
+};
+
+/** Writes a whole answer with a one-line text body straight to `socket`, then ends it. */
+function answerRaw(socket: Duplex, status: number, body: string): void {
+  if (socket.destroyed || !socket.writable) {
+    socket.destroy();
+    return;
+  }
   socket.end(
-    `HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Bad Request'}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+}
+
+/**
+ * Whether a head over the bound is mostly its request line (a long target,
+ * so 414), judging by the bytes the parser read last: with no line end in
+ * them it was still inside a line; starting with the request line, that line
+ * is at least half the bound.
+ */
+function requestLineOverflowed(packet: Buffer | undefined, headBytesMax: number): boolean {
+  if (packet === undefined) return false;
+  const lineEnd = packet.indexOf('\r\n');
+  if (lineEnd === -1) return true;
+  return /^[A-Z]+ \S/.test(packet.toString('latin1', 0, 16)) && lineEnd >= headBytesMax / 2;
+}
+
+/** node:http's 'clientError': the parser refused the request (module comment). */
+function answerClientError(
+  err: NodeJS.ErrnoException & { rawPacket?: Buffer; reason?: string },
+  socket: Duplex,
+  headBytesMax: number,
+  keyBytesMax: number,
+): void {
+  switch (err.code) {
+    case 'ECONNRESET':
+    case 'EPIPE':
+      socket.destroy();
+      return;
+    case 'HPE_HEADER_OVERFLOW': {
+      const inRequestLine = requestLineOverflowed(err.rawPacket, headBytesMax);
+      answerRaw(
+        socket,
+        inRequestLine ? 414 : 431,
+        inRequestLine
+          ? `Request target too long: the head is over ${headBytesMax} bytes (a key is at most ${keyBytesMax} bytes)`
+          : `Request head too large: over ${headBytesMax} bytes`,
+      );
+      return;
+    }
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      answerRaw(socket, 413, 'Chunk extensions too large');
+      return;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      answerRaw(socket, 408, 'Request not received in time');
+      return;
+    case 'HPE_INVALID_METHOD':
+      answerRaw(socket, 400, 'Malformed request: unknown method');
+      return;
+    default:
+      answerRaw(socket, 400, `Malformed request: ${err.reason ?? err.message}`);
+  }
 }
 
 function listenError(host: string, port: number, err: NodeJS.ErrnoException): RingkvError {
