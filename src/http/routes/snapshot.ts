@@ -11,7 +11,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAbsolute } from 'node:path';
-import { RingkvError } from '../../util/errors.js';
+import { errorMessage, RingkvError } from '../../util/errors.js';
+import { decodeComponent } from '../params.js';
 import { NodeReply, type RouteContext, sendError, sendJson, sendText } from './context.js';
 
 export const SNAPSHOT_PATH = '/v0/admin/snapshot';
@@ -30,22 +31,75 @@ export function handleSnapshot(
     return;
   }
   req.resume();
-  const dir = new URL(req.url!, 'http://node').searchParams.get('dir');
-  if (dir === null || !isAbsolute(dir)) {
+  let dir: string | undefined;
+  try {
+    dir = dirParam(req.url!);
+  } catch (err) {
+    sendError(ctx, reply, err);
+    return;
+  }
+  if (dir === undefined || !isAbsolute(dir)) {
     sendText(ctx, reply, 400, 'Bad dir: expected an absolute path on the node, ?dir=/path/to/snapshot');
     return;
   }
-  snapshot(dir).then(
+  if (dir.includes('\0')) {
+    sendText(ctx, reply, 400, `Bad dir: ${JSON.stringify(dir)} contains a NUL byte`);
+    return;
+  }
+  const target = dir;
+  snapshot(target).then(
     (info) => sendJson(ctx, reply, 200, JSON.stringify(info)),
-    (err: unknown) => sendError(ctx, reply, err instanceof RingkvError ? err : wrapped(dir, err)),
+    (err: unknown) => sendError(ctx, reply, err instanceof RingkvError ? err : wrapped(target, err)),
   );
 }
+
+/**
+ * The first `dir` of the query, decoded as every parameter is (params.ts:
+ * form-urlencoded, and a malformed escape or text that is not UTF-8 is 400),
+ * so that `%ff` is refused rather than turned into U+FFFD.
+ */
+function dirParam(url: string): string | undefined {
+  const q = url.indexOf('?');
+  if (q === -1) return undefined;
+  for (const pair of url.slice(q + 1).split('&')) {
+    const eq = pair.indexOf('=');
+    const name = eq === -1 ? pair : pair.slice(0, eq);
+    if (name !== 'dir' && decodeComponent(name).toString('utf8') !== 'dir') continue;
+    try {
+      return decodeComponent(eq === -1 ? '' : pair.slice(eq + 1)).toString('utf8');
+    } catch (err) {
+      throw new RingkvError('RINGKV_BAD_REQUEST', `Bad dir: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Errors that say the directory cannot be used as asked (a file in the way,
+ * a parent missing or refusing new entries as under /proc, no permission, a
+ * read-only or pseudo file system, a name too long, a link loop, a NUL byte):
+ * 400, the client's to fix. Anything else, a full disk included, is the
+ * node's failure: RINGKV_IO, 500 and one log line.
+ */
+const UNUSABLE_DIR_CODES: ReadonlySet<unknown> = new Set([
+  'EEXIST',
+  'ENOTDIR',
+  'ENOENT',
+  'EACCES',
+  'EPERM',
+  'EROFS',
+  'ENAMETOOLONG',
+  'ELOOP',
+  'EINVAL',
+  'ERR_INVALID_ARG_VALUE',
+  'ERR_INVALID_ARG_TYPE',
+]);
 
 function wrapped(dir: string, err: unknown): RingkvError {
   const code = (err as NodeJS.ErrnoException).code;
   return new RingkvError(
-    code === 'ENOENT' || code === 'EACCES' || code === 'ENOTDIR' ? 'RINGKV_BAD_REQUEST' : 'RINGKV_IO',
-    `Cannot snapshot into ${dir}: ${(err as Error).message}`,
+    UNUSABLE_DIR_CODES.has(code) ? 'RINGKV_BAD_REQUEST' : 'RINGKV_IO',
+    `Cannot snapshot into ${dir}: ${errorMessage(err)}`,
     { cause: err },
   );
 }

@@ -26,6 +26,7 @@ import {
 } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fsError } from './errors.js';
 import type { OpenMode, OpenOptions, Vfs, VfsFile, VfsStat } from './index.js';
 
 const FLAGS: Record<OpenMode, number> = {
@@ -143,14 +144,40 @@ export class NodeVfs implements Vfs {
     return readdir(dir);
   }
 
+  /**
+   * One level at a time, never with fs.mkdir's `recursive`: on Node 20 that
+   * loops forever, at full CPU in a thread-pool thread, on a path whose
+   * parent exists but answers ENOENT to a new name (any path under /proc).
+   * Here each step up makes the path shorter and the way down retraces those
+   * steps once, so it ends after at most twice as many mkdir calls as `dir`
+   * has components; a parent that exists yet refuses the name is an ENOENT
+   * error that says so.
+   */
   async mkdir(dir: string): Promise<void> {
-    // The first directory created, if any: from there down, each new name is fsynced in its parent.
-    const first = await mkdir(dir, { recursive: true });
-    if (first === undefined) return;
-    for (let created = dir; ; created = dirname(created)) {
-      await this.syncDir(dirname(created));
-      if (created === first || dirname(created) === created) break;
+    // Up from `dir`: the missing names, deepest first, until one is created or exists.
+    const missing: string[] = [];
+    const created: string[] = [];
+    for (let at = dir; ; ) {
+      const outcome = await mkdirOne(at, at === dir);
+      if (outcome === 'created') created.push(at);
+      if (outcome !== 'no-parent') break;
+      const parent = dirname(at);
+      if (parent === at) throw fsError('ENOENT', 'mkdir', dir, `${at} does not exist`);
+      missing.push(at);
+      at = parent;
     }
+    // Down: the rest, each in a parent that now exists.
+    for (let i = missing.length - 1; i >= 0; i--) {
+      const at = missing[i]!;
+      const outcome = await mkdirOne(at, at === dir);
+      if (outcome === 'created') created.push(at);
+      else if (outcome === 'no-parent') {
+        throw fsError('ENOENT', 'mkdir', at, `${dirname(at)} exists but takes no new directory`);
+      }
+      // 'exists': another caller made it meanwhile.
+    }
+    // Each new name durable in its parent, from the deepest up.
+    for (let i = created.length - 1; i >= 0; i--) await this.syncDir(dirname(created[i]!));
   }
 
   rename(from: string, to: string): Promise<void> {
@@ -187,6 +214,31 @@ export class NodeVfs implements Vfs {
     } finally {
       closeSync(fd);
     }
+  }
+}
+
+/**
+ * One non-recursive mkdir: 'created'; 'exists' when `path` is a directory
+ * already (or a link to one); 'no-parent' on ENOENT. A file in the way is
+ * EEXIST for `dir` itself (`isTarget`) and ENOTDIR for a parent, as fs.mkdir
+ * with `recursive` says; any other error is thrown as it is.
+ */
+async function mkdirOne(path: string, isTarget: boolean): Promise<'created' | 'exists' | 'no-parent'> {
+  try {
+    await mkdir(path);
+    return 'created';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'no-parent';
+    if (code !== 'EEXIST') throw err;
+    let isDirectory: boolean;
+    try {
+      isDirectory = (await stat(path)).isDirectory();
+    } catch {
+      throw err; // A dangling link, or gone meanwhile: the name is still not a directory.
+    }
+    if (isDirectory) return 'exists';
+    throw fsError(isTarget ? 'EEXIST' : 'ENOTDIR', 'mkdir', path, 'not a directory');
   }
 }
 
