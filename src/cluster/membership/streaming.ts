@@ -36,14 +36,20 @@
  *   most writesInFlightMax engine writes at once (they share the WAL's group
  *   commits), and takes at most bytesPerSecond from all its sources together.
  *
- * A source that cannot be reached is asked again every retryMs; one down for
- * sourceDownMaxMs is given up for this move (its keys come from the other
- * current replicas, which are all streamed from).
+ * A source that cannot be reached is asked again every retryMs; one that
+ * has failed for sourceDownMaxMs and that the transport reports down is
+ * given up for this move (its keys come from the other current replicas,
+ * which are all streamed from). A source that answers badly or slowly, or
+ * that says it is shutting down, is asked again for as long as the move
+ * lasts, and so is a page this node failed to store (a full disk is this
+ * node's to fix, not a reason to skip a source): a receiver is done only
+ * when every transfer reached the end of its source or gave up on a source
+ * that is down.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
 import type { Engine, Entry } from '../../storage/index.js';
-import { errorMessage, isRingkvError } from '../../util/errors.js';
+import { errorMessage } from '../../util/errors.js';
 import { ScanPacer } from '../antientropy/index.js';
 import type { Ring } from '../ring/index.js';
 import type { MembershipLinks } from '../transport/index.js';
@@ -240,7 +246,8 @@ export interface StreamReceiverOptions {
   readonly view: Membership;
   readonly rings: MoveRings;
   readonly engine: Engine;
-  readonly transport: Pick<MembershipLinks, 'stream'>;
+  /** isUp: whether the transport sees the peer up (a source is given up only when not); without it, any source failing long enough is. */
+  readonly transport: Pick<MembershipLinks, 'stream'> & { isUp?(peer: string): boolean };
   /** Every version received moves the node's clock past it. */
   readonly observe?: (version: bigint) => void;
   /** A source answered for another epoch: bring views in line with it (gossip.exchange). */
@@ -298,7 +305,8 @@ export class StreamReceiver {
   /** Streams every transfer; resolves once all are done or skipped, or aborted. Never rejects. */
   async run(): Promise<void> {
     await Promise.all(this.#transfers.map((transfer) => this.#run(transfer)));
-    if (!this.#aborted) this.#doneAtMs = Date.now();
+    const finished = this.#transfers.every((t) => t.state === 'done' || t.state === 'skipped');
+    if (!this.#aborted && finished) this.#doneAtMs = Date.now();
   }
 
   /** Stops at the next page (the view changed, or the node shuts down). */
@@ -344,6 +352,7 @@ export class StreamReceiver {
     const downMaxMs = options.sourceDownMaxMs ?? limits.streamSourceDownMaxMs;
     let start: Buffer = Buffer.alloc(0);
     let failingSinceMs: number | undefined;
+    let storeFailureLogged = false;
     transfer.state = 'streaming';
     while (!this.#aborted) {
       let page: ReturnType<typeof decodeStreamPage>;
@@ -361,16 +370,15 @@ export class StreamReceiver {
             Date.now() + (options.requestTimeoutMs ?? limits.streamRequestTimeoutMs),
           ),
         );
-        // Written before the next page is asked for: the transfer's position only moves past stored entries.
-        if (page.epoch === this.epoch) await this.#apply(page.entries, transfer);
       } catch (err) {
-        if (isRingkvError(err, 'RINGKV_CLOSED')) return;
+        if (this.#aborted) return;
         transfer.error = errorMessage(err);
         failingSinceMs ??= Date.now();
-        if (Date.now() - failingSinceMs >= downMaxMs) {
+        const down = options.transport.isUp === undefined || !options.transport.isUp(transfer.source);
+        if (down && Date.now() - failingSinceMs >= downMaxMs) {
           transfer.state = 'skipped';
           options.log?.(
-            `Streaming from ${transfer.source} given up after ${downMaxMs} ms of failures: ${transfer.error}`,
+            `Streaming from ${transfer.source} given up after ${downMaxMs} ms of failures, the source down: ${transfer.error}`,
           );
           return;
         }
@@ -378,6 +386,23 @@ export class StreamReceiver {
         continue;
       }
       failingSinceMs = undefined;
+      if (page.epoch === this.epoch) {
+        // Written before the next page is asked for: the transfer's position only moves past stored entries.
+        try {
+          await this.#apply(page.entries, transfer);
+        } catch (err) {
+          if (this.#aborted) return;
+          // This node's failure, not the source's: the same page again, for as long as it takes.
+          transfer.error = `cannot store what ${transfer.source} sent: ${errorMessage(err)}`;
+          if (!storeFailureLogged) {
+            storeFailureLogged = true;
+            options.log?.(`Streaming from ${transfer.source}: ${transfer.error}; retrying`);
+          }
+          await sleep(retryMs);
+          continue;
+        }
+      }
+      storeFailureLogged = false;
       transfer.error = undefined;
       if (page.epoch !== this.epoch) {
         transfer.error = `source holds membership epoch ${page.epoch}, this move is epoch ${this.epoch}`;

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { MemoryEngine, valueEntry } from '../../storage/index.js';
+import { type Engine, type Entry, MemoryEngine, valueEntry } from '../../storage/index.js';
+import { RingkvError } from '../../util/errors.js';
 import { hash32 } from '../ring/index.js';
 import { encodeStreamRequest } from './format.js';
 import {
@@ -141,6 +142,128 @@ describe('streaming', () => {
       );
       assert.equal(sendersOf.length, 3);
     }
+  });
+
+  /** A joining node e, every key on its current replicas; the keys e must end up with. */
+  async function joining() {
+    const view = withJoining(bootstrapMembership([a, b, c, d]), e);
+    const parts = cluster(view);
+    const topology = parts.topologies.get(a)!;
+    for (const [i, key] of keys.entries()) {
+      for (const url of topology.replicas(key, 3))
+        await parts.engines.get(url)!.write(valueEntry(key, BigInt(i + 1), key));
+    }
+    const expected = keys.filter((key) => topology.future!.replicas(key, 3).includes(e)).map(String);
+    const rings = { current: topology.current!, future: topology.future! };
+    return { view, rings, expected, ...parts };
+  }
+
+  async function keysOf(engine: Engine): Promise<string[]> {
+    const cursor = engine.scan({ start: Buffer.alloc(0) });
+    const out: string[] = [];
+    for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+      for (const entry of batch) out.push(entry.key.toString());
+    }
+    await cursor.close();
+    return out.sort();
+  }
+
+  test('a source that says it is shutting down, or fails while up, is asked again, never skipped', async () => {
+    const { view, rings, expected, sources } = await joining();
+    const target = new MemoryEngine();
+    let refusals = 0;
+    const receiver = new StreamReceiver({
+      selfUrl: e,
+      view,
+      rings,
+      engine: target,
+      transport: {
+        stream: (peer, body) => {
+          // b shuts down for a while, c fails otherwise: both stay up as the transport sees them.
+          if (peer === b && refusals++ < 6)
+            return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Node is shutting down'));
+          if (peer === c && refusals < 6) return Promise.reject(new RingkvError('RINGKV_TIMEOUT', 'slow'));
+          return sources.get(peer)!.handle(body);
+        },
+        isUp: () => true,
+      },
+      retryMs: 5,
+      sourceDownMaxMs: 1,
+    });
+    await receiver.run();
+    const progress = receiver.progress();
+    assert.ok(progress.done);
+    assert.deepEqual(
+      progress.transfers.map((t) => t.state),
+      ['done', 'done', 'done', 'done'],
+    );
+    assert.deepEqual(await keysOf(target), expected.sort());
+  });
+
+  test("this node's own write failures never skip a source: the same page again until it stores", async () => {
+    const { view, rings, expected, sources } = await joining();
+    const inner = new MemoryEngine();
+    let failing = true;
+    const target: Engine = Object.assign(Object.create(inner) as Engine, {
+      write: (entry: Entry) =>
+        failing ? Promise.reject(new RingkvError('RINGKV_NO_SPACE', 'Disk full')) : inner.write(entry),
+    });
+    const lines: string[] = [];
+    const receiver = new StreamReceiver({
+      selfUrl: e,
+      view,
+      rings,
+      engine: target,
+      transport: { stream: (peer, body) => sources.get(peer)!.handle(body), isUp: () => true },
+      retryMs: 5,
+      sourceDownMaxMs: 1,
+      log: (line) => lines.push(line),
+    });
+    const running = receiver.run();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(!receiver.done);
+    assert.ok(receiver.progress().transfers.every((t) => t.state === 'streaming'));
+    assert.ok(
+      lines.some((l) => l.includes('cannot store what') && l.includes('Disk full')),
+      lines.join('\n'),
+    );
+    failing = false;
+    await running;
+    assert.ok(receiver.done);
+    assert.deepEqual(await keysOf(inner), expected.sort());
+  });
+
+  test('a source the transport reports down is given up after sourceDownMaxMs; one that is up is not', async () => {
+    const { view, rings, sources } = await joining();
+    const receiver = (upB: boolean) =>
+      new StreamReceiver({
+        selfUrl: e,
+        view,
+        rings,
+        engine: new MemoryEngine(),
+        transport: {
+          stream: (peer, body) =>
+            peer === b
+              ? Promise.reject(new RingkvError('RINGKV_UNAVAILABLE', 'Connection refused'))
+              : sources.get(peer)!.handle(body),
+          isUp: (peer) => peer !== b || upB,
+        },
+        retryMs: 5,
+        sourceDownMaxMs: 30,
+      });
+    const down = receiver(false);
+    await down.run();
+    assert.ok(down.done);
+    assert.equal(down.progress().transfers.find((t) => t.source === b)?.state, 'skipped');
+
+    const up = receiver(true);
+    const running = up.run();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    assert.ok(!up.done);
+    assert.equal(up.progress().transfers.find((t) => t.source === b)?.state, 'streaming');
+    up.abort();
+    await running;
+    assert.ok(!up.done, 'an aborted receiver is not done');
   });
 
   test('a source holding another epoch answers an empty page with its own; the receiver asks again', async () => {
