@@ -160,6 +160,8 @@ export async function clusterParts(
     store: hints,
     transport,
     intervalMs: context.hintHandoffIntervalMs,
+    // Hints of a node that left for good are dropped, not retried forever against the shared budget.
+    isMember: (peer) => topology.isMember(peer),
     log: hintsLog,
   });
   const currentRing = () => topology.current;

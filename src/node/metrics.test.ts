@@ -75,7 +75,7 @@ function standInParts(): ClusterParts {
         dropped: 0,
       }),
     },
-    handoff: { stats: () => ({ rounds: 11, failedBatches: 2 }) },
+    handoff: { stats: () => ({ rounds: 11, failedBatches: 2, forgotten: 7 }) },
     antiEntropy: {
       stats: () => ({
         rounds: 4,
@@ -192,6 +192,7 @@ describe('NodeMetrics', () => {
     assert.equal(value('ringkv_hints_pending_bytes', { peer: C }), 3400);
     assert.equal(value('ringkv_hints_delivered_total', { peer: B }), 30);
     assert.equal(value('ringkv_hints_delivered_total', { peer: C }), 0);
+    assert.equal(value('ringkv_hint_handoff_forgotten_total'), 7);
 
     assert.equal(value('ringkv_antientropy_rounds_total'), 4);
     assert.equal(value('ringkv_antientropy_keys_compared_total'), 120);

@@ -146,6 +146,7 @@ const HANDOFF_COUNTERS: readonly CounterRow<HandoffStats>[] = [
     'Hint batches whose delivery failed (retried later)',
     'failedBatches',
   ],
+  ['ringkv_hint_handoff_forgotten_total', 'Hints dropped because their peer left the cluster', 'forgotten'],
 ];
 
 const ANTI_ENTROPY_COUNTERS: readonly CounterRow<AntiEntropyStats>[] = [

@@ -136,6 +136,43 @@ describe('HintedHandoff', () => {
     await transport.close();
   });
 
+  it('drops the hints of a peer that left the cluster, down or not, and frees their budget; keeps the others', async () => {
+    const { dir, store, transport } = await setup(20, [A, B]);
+    transport.setDown(A, true);
+    transport.setDown(B, true);
+    const members = new Set([A, B]);
+    const lines: string[] = [];
+    const handoff = new HintedHandoff({
+      store,
+      transport,
+      isMember: (peer) => members.has(peer),
+      log: (line) => lines.push(line),
+    });
+    await handoff.runOnce();
+    assert.equal(store.pending(A).entries, 20, 'a member that is down keeps its hints');
+    const bytesBefore = store.stats().pendingBytes;
+
+    members.delete(A);
+    await handoff.runOnce();
+    assert.deepEqual(store.pending(A), { entries: 0, bytes: 0 });
+    assert.equal(store.pending(B).entries, 20, 'B is still a member');
+    assert.equal(store.stats().pendingBytes, bytesBefore / 2);
+    assert.equal(handoff.stats().forgotten, 20);
+    assert.deepEqual(await readdir(join(dir, peerDirName(A))), [], 'its files are deleted');
+    assert.ok(
+      lines.some((l) => l === `Dropped 20 hints for ${A}: no longer a member of the cluster`),
+      lines.join('\n'),
+    );
+    assert.deepEqual(store.peers(), [B]);
+
+    // After a restart nothing comes back for A.
+    await store.close();
+    const reopened = await HintStore.open(dir, { sync: false });
+    assert.deepEqual(reopened.peers(), [B]);
+    await reopened.close();
+    await transport.close();
+  });
+
   it('runs on its own schedule once started', async () => {
     const { store, handlers, transport } = await setup(5);
     const handoff = new HintedHandoff({ store, transport, intervalMs: 5 });

@@ -46,6 +46,8 @@ export interface HintedHandoffOptions {
   readonly peersConcurrentMax?: number;
   readonly writeTimeoutMs?: number;
   readonly downRetryMs?: number;
+  /** Whether a peer is still a member of the cluster: the hints of one that is not are dropped (default: every peer is). */
+  readonly isMember?: (peer: string) => boolean;
   readonly log?: (line: string) => void;
 }
 
@@ -56,6 +58,8 @@ export interface HandoffStats {
   readonly batches: number;
   /** Peer rounds stopped by a failed write (the batch is retried later). */
   readonly failedBatches: number;
+  /** Hints dropped because their peer left the cluster. */
+  readonly forgotten: number;
   readonly lastError: string | undefined;
 }
 
@@ -75,6 +79,7 @@ export class HintedHandoff {
   readonly #peersConcurrentMax: number;
   readonly #writeTimeoutMs: number;
   readonly #downRetryMs: number;
+  readonly #isMember: (peer: string) => boolean;
   readonly #log: (line: string) => void;
   /** Last time each peer was tried (ms), for the down-peer retry. */
   readonly #lastTriedMs = new Map<string, number>();
@@ -92,6 +97,7 @@ export class HintedHandoff {
   #delivered = 0;
   #batches = 0;
   #failedBatches = 0;
+  #forgotten = 0;
   #lastError: string | undefined;
 
   constructor(options: HintedHandoffOptions) {
@@ -104,6 +110,7 @@ export class HintedHandoff {
     this.#peersConcurrentMax = options.peersConcurrentMax ?? limits.hintPeersConcurrentMax;
     this.#writeTimeoutMs = options.writeTimeoutMs ?? limits.hintWriteTimeoutMs;
     this.#downRetryMs = options.downRetryMs ?? limits.hintDownRetryMs;
+    this.#isMember = options.isMember ?? (() => true);
     this.#log = options.log ?? (() => {});
     assert(this.#intervalMs > 0, `hint handoff interval must be positive: ${this.#intervalMs}`);
     assert(
@@ -171,6 +178,7 @@ export class HintedHandoff {
       delivered: this.#delivered,
       batches: this.#batches,
       failedBatches: this.#failedBatches,
+      forgotten: this.#forgotten,
       lastError: this.#lastError,
     };
   }
@@ -197,7 +205,7 @@ export class HintedHandoff {
     const now = Date.now();
     const due = this.#store.peers().filter((peer) => {
       if (this.#busy.has(peer)) return false;
-      if (draining || this.#transport.isUp(peer)) return true;
+      if (draining || this.#transport.isUp(peer) || !this.#isMember(peer)) return true;
       return now - (this.#lastTriedMs.get(peer) ?? 0) >= this.#downRetryMs;
     });
     let next = 0;
@@ -220,6 +228,15 @@ export class HintedHandoff {
     this.#lastTriedMs.set(peer, Date.now());
     let delivered = 0;
     try {
+      if (!this.#isMember(peer)) {
+        // It left the cluster: nobody will deliver these, and they hold the store's shared budget.
+        const forgotten = await this.#store.forget(peer);
+        this.#forgotten += forgotten;
+        this.#lastTriedMs.delete(peer);
+        if (forgotten > 0)
+          this.#log(`Dropped ${forgotten} hints for ${peer}: no longer a member of the cluster`);
+        return;
+      }
       while ((draining || !this.#stopping) && Date.now() < untilMs) {
         const batch = await this.#store.peek(peer, this.#batchEntriesMax, this.#batchBytesMax);
         if (batch === undefined) return;

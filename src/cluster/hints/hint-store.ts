@@ -324,6 +324,30 @@ export class HintStore {
     };
   }
 
+  /**
+   * Deletes every hint of `peer` (it left the cluster and will not be back
+   * for them): its files go once the write under way ended. Returns how many
+   * undelivered hints went. The caller makes sure no delivery to the peer is
+   * under way (handoff.ts calls it in place of one).
+   */
+  async forget(peer: string): Promise<number> {
+    const hints = this.#peers.get(peer);
+    if (hints === undefined || this.#closed) return 0;
+    assert(!hints.delivering, `no delivery to ${peer} while its hints are forgotten`);
+    // Adds from now on (there should be none) start afresh.
+    this.#peers.delete(peer);
+    await hints.flushing;
+    const active = hints.active;
+    hints.active = undefined;
+    await active?.close().catch(() => undefined);
+    const forgotten = hints.pendingEntries;
+    this.#totalBytes -= hints.pendingBytes;
+    hints.pendingEntries = 0;
+    hints.pendingBytes = 0;
+    for (const segment of hints.segments.splice(0)) await this.#remove(segment.path);
+    return forgotten;
+  }
+
   /** Writes what is queued, closes files; later adds reject with RINGKV_CLOSED. */
   async close(): Promise<void> {
     if (this.#closed) return;
