@@ -15,16 +15,25 @@ import { resolve } from 'node:path';
 import { recordBirthVersion } from '../cluster/antientropy/index.js';
 import { HybridClock } from '../cluster/clock.js';
 import { limits } from '../config/limits.js';
+import { nodeAddress } from '../config/options.js';
 import { nodeVfs, restoreSnapshot } from '../storage/index.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseCommandLine } from './args.js';
-import { URL_DEFAULT } from './client-command.js';
+import { positiveInteger, URL_DEFAULT } from './client-command.js';
 import { type Command, EXIT } from './command.js';
 
-const SNAPSHOT_TIMEOUT_MS = 10 * 60_000;
+/**
+ * How long `snapshot` waits for the node's answer by default. Not the client
+ * commands' 10 s: the node answers once the snapshot is written, and a big
+ * node whose tables are copied across file systems takes minutes. A client
+ * that gives up does not stop the node's snapshot.
+ */
+const SNAPSHOT_TIMEOUT_MS_DEFAULT = 10 * 60_000;
+/** The longest delay a Node.js timer holds (2^31 - 1 ms, about 24.8 days). */
+const TIMEOUT_MS_MAX = 2 ** 31 - 1;
 
 export const snapshot: Command = {
-  usage: `Usage: ringkv snapshot --out DIR [--url URL]
+  usage: `Usage: ringkv snapshot --out DIR [--url URL] [--timeout MS]
 
 Asks the node to write a consistent snapshot of its data into DIR, a
 directory on the node's machine that is absent or empty: its tables
@@ -33,13 +42,17 @@ with sha256sum -c). It holds every write the node acknowledged before the
 command; the node keeps serving meanwhile. Prints what was written as JSON.
 
   --out DIR        where the snapshot goes (made absolute)
-  --url URL        the node (default ${URL_DEFAULT})
+  --url URL        the node, one http:// URL (default ${URL_DEFAULT})
+  --timeout MS     give up waiting for the node's answer after MS milliseconds
+                   (default ${SNAPSHOT_TIMEOUT_MS_DEFAULT}, 10 minutes, as a big node's snapshot
+                   takes a while; at most ${TIMEOUT_MS_MAX}); the node may still finish it
 
-Exit: 0 done, 2 bad usage or a directory the node refused, 3 node unavailable, 4 other failures.
+Exit: 0 done, 2 bad usage or a directory the node refused, 3 node unavailable
+or --timeout passed, 4 other failures (a 500, an answer cut short).
 `,
   run: async (args) => {
     const line = parseCommandLine(args, {
-      flags: ['out', 'url'],
+      flags: ['out', 'url', 'timeout'],
       positionals: { min: 0, max: 0, synopsis: 'ringkv snapshot' },
     });
     if (line.flags.help) {
@@ -47,19 +60,51 @@ Exit: 0 done, 2 bad usage or a directory the node refused, 3 node unavailable, 4
       return;
     }
     if (line.flags.out === undefined) throw new RingkvError('RINGKV_CONFIG', 'Missing --out DIR');
-    const base = (line.flags.url ?? URL_DEFAULT).split(',')[0]!.replace(/\/+$/, '');
-    const target = `${base}/v0/admin/snapshot?dir=${encodeURIComponent(resolve(line.flags.out))}`;
+    // One node: a snapshot is of the node asked, so there is nothing to fail over to.
+    const url = line.flags.url ?? URL_DEFAULT;
+    if (url.includes(',')) {
+      throw new RingkvError('RINGKV_CONFIG', `Bad --url: a snapshot is of one node, got a list: ${url}`);
+    }
+    const base = nodeAddress(url, '--url').url;
+    const timeoutMs = positiveInteger(line.flags.timeout, 'timeout') ?? SNAPSHOT_TIMEOUT_MS_DEFAULT;
+    if (timeoutMs > TIMEOUT_MS_MAX) {
+      // A longer timer would fire at once (Node.js clamps it to 1 ms).
+      throw new RingkvError(
+        'RINGKV_CONFIG',
+        `Bad --timeout: at most ${TIMEOUT_MS_MAX}, got ${line.flags.timeout}`,
+      );
+    }
+    const dir = resolve(line.flags.out);
+    const target = `${base}/v0/admin/snapshot?dir=${encodeURIComponent(dir)}`;
+    const signal = AbortSignal.timeout(timeoutMs);
+    const timedOut = (): void => {
+      process.stderr.write(
+        `ringkv: Timed out: ${base} did not answer within ${timeoutMs} ms; it may still be writing the snapshot into ${dir}\n`,
+      );
+      process.exitCode = EXIT.unavailable;
+    };
     let answer: Response;
     try {
-      answer = await fetch(target, { method: 'POST', signal: AbortSignal.timeout(SNAPSHOT_TIMEOUT_MS) });
+      answer = await fetch(target, { method: 'POST', signal });
     } catch (err) {
+      if (signal.aborted) return timedOut();
       process.stderr.write(
         `ringkv: Unavailable: ${base}: ${errorMessage((err as { cause?: unknown }).cause ?? err)}\n`,
       );
       process.exitCode = EXIT.unavailable;
       return;
     }
-    const text = await answer.text();
+    let text: string;
+    try {
+      text = await answer.text();
+    } catch (err) {
+      if (signal.aborted) return timedOut();
+      process.stderr.write(
+        `ringkv: Failed: ${base} answered ${answer.status} but the answer was cut short: ${errorMessage((err as { cause?: unknown }).cause ?? err)}\n`,
+      );
+      process.exitCode = EXIT.failed;
+      return;
+    }
     if (answer.status === 200) {
       process.stdout.write(`${text}\n`);
       process.exitCode = EXIT.ok;

@@ -19,18 +19,21 @@ import { type Command, EXIT } from './command.js';
 
 export const URL_DEFAULT = 'http://127.0.0.1:8080';
 const TIMEOUT_MS_DEFAULT = 10_000;
+/** The longest --timeout: the longest delay a Node.js timer holds (2^31 - 1 ms, about 24.8 days). */
+const TIMEOUT_MS_MAX = 2 ** 31 - 1;
 
 /** Help lines for the flags every client command takes. */
 export const CONNECTION_FLAGS_USAGE = `  --url URL,...    the node to ask (default ${URL_DEFAULT}); with several, each in turn
                    while one refuses the connection or answers 503
-  --timeout MS     give up after MS milliseconds (default ${TIMEOUT_MS_DEFAULT})`;
+  --timeout MS     give up after MS milliseconds (default ${TIMEOUT_MS_DEFAULT}, at most ${TIMEOUT_MS_MAX})`;
 
 /** Help lines for --ack and --from. */
 export const REPLICA_FLAGS_USAGE = `  --ack A          replicas that must answer (default: a quorum of --from)
   --from F         replicas of the key (default: the cluster's size)`;
 
-export const EXIT_CODES_USAGE = `Exit: 0 done, 1 not found, 2 bad usage or a request the node refused as bad,
-3 unavailable (connection refused, 503, 504, timeout), 4 any other failure.`;
+export const EXIT_CODES_USAGE = `Exit: 0 done, 1 not found, 2 bad usage or a request the node refused as bad
+(400, 413, 414), 3 unavailable (connection refused, 503, 504, timeout), 4 any other
+failure (another status, an answer that cannot be read).`;
 
 const CONNECTION_FLAGS = ['url', 'timeout'] as const;
 type ConnectionFlag = (typeof CONNECTION_FLAGS)[number];
@@ -60,7 +63,7 @@ export function clientCommand<Name extends string, Switch extends string = never
       }
       const client = new RingkvClient({
         nodes: line.flags.url ?? URL_DEFAULT,
-        timeoutMs: positiveInteger(line.flags.timeout, 'timeout') ?? TIMEOUT_MS_DEFAULT,
+        timeoutMs: positiveInteger(line.flags.timeout, 'timeout', TIMEOUT_MS_MAX) ?? TIMEOUT_MS_DEFAULT,
       });
       // A reader that goes away (`ringkv scan a | head -1`) ends the command quietly.
       process.stdout.on('error', (err: NodeJS.ErrnoException) => {
@@ -94,8 +97,11 @@ export function replicaOptions(flags: {
   } satisfies ReplicaOptions;
 }
 
-/** A flag's value as a positive integer in canonical decimal, as the server takes ack, from and ttl. */
-export function positiveInteger(text: string | undefined, flag: string): number | undefined {
+/**
+ * A flag's value as a positive integer in canonical decimal, as the server
+ * takes ack, from and ttl; with `max`, at most that.
+ */
+export function positiveInteger(text: string | undefined, flag: string, max?: number): number | undefined {
   if (text === undefined) return undefined;
   if (!/^[1-9][0-9]{0,14}$/.test(text)) {
     throw new RingkvError(
@@ -103,7 +109,11 @@ export function positiveInteger(text: string | undefined, flag: string): number 
       `Bad --${flag}: expected a positive integer, got ${JSON.stringify(text)}`,
     );
   }
-  return Number(text);
+  const value = Number(text);
+  if (max !== undefined && value > max) {
+    throw new RingkvError('RINGKV_CONFIG', `Bad --${flag}: at most ${max}, got ${text}`);
+  }
+  return value;
 }
 
 /** Writes to stdout, waiting while its buffer is full. */

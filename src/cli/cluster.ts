@@ -1,11 +1,14 @@
 /**
  * `ringkv cluster`: N local nodes as one cluster, each its own `ringkv serve`
  * process (http://127.0.0.1:<base-port + i>, data in <data>/node-<i>, every
- * one given all N URLs). Prints the URLs once every node answers /v0/status,
+ * one given all N URLs). Prints the URLs once every node answers /v0/status
+ * as itself (with its child's pid, not another process holding the port),
  * then runs until SIGINT or SIGTERM, which it forwards to the nodes, exiting
  * when they have. A node that dies on its own is reported and the others are
- * stopped: a cluster missing a member is not what was asked for. A node that
- * exits 0 on its own left the cluster (ringkv decommission): the others go on.
+ * stopped: a cluster missing a member is not what was asked for. One that
+ * exits before it is ready (its port taken, its data directory locked) fails
+ * the command (exit 1) without "ready". A node that exits 0 on its own once
+ * ready left the cluster (ringkv decommission): the others go on.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
@@ -25,6 +28,10 @@ These serve flags are passed to every node: --sync, --anti-entropy-interval,
 --max-key-bytes, --max-value-bytes, --memtable-bytes, --block-cache-bytes,
 --request-timeout, --cluster-secret, --max-clock-skew, --log-level,
 --log-format, --slow-request.
+
+Prints "cluster of N ready" and the URLs once every node answers /v0/status as
+its own process. A node that exits before (its port taken, its data directory
+locked) stops the others: exit 1, without "ready".
 `;
 
 const PASSED_FLAGS = NODE_TUNING_FLAG_NAMES;
@@ -33,6 +40,8 @@ const NODES_MAX = 64;
 /** Recovery of a large data directory can take a while before a node is ready. */
 const READY_TIMEOUT_MS = 120_000;
 const READY_POLL_MS = 100;
+/** A /v0/status answer larger than this is not a node's. */
+const STATUS_BYTES_MAX = 1024 * 1024;
 /** Nodes exit within 10 s of SIGTERM; past this they are killed. */
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -42,6 +51,8 @@ interface Member {
   readonly child: ChildProcess;
   exited: boolean;
   exitCode: number | null;
+  /** Its own process answered /v0/status (not another process on its port). */
+  ready: boolean;
 }
 
 export async function clusterCommand(args: readonly string[]): Promise<void> {
@@ -76,11 +87,18 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
       ...passed,
     ];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-    const member: Member = { name: `node-${i}`, url, child, exited: false, exitCode: null };
+    const member: Member = { name: `node-${i}`, url, child, exited: false, exitCode: null, ready: false };
     child.on('exit', (code, signal) => {
       member.exited = true;
       member.exitCode = code;
-      if (!stopping && code === 0) {
+      if (!stopping && !member.ready) {
+        // Its port taken, its data directory locked, ...: its own stderr said why, above.
+        logLine(
+          `${member.name} (${url}) exited before it was ready (${signal ?? `code ${code}`}): stopping the cluster`,
+        );
+        process.exitCode = 1;
+        stop('SIGTERM');
+      } else if (!stopping && code === 0) {
         logLine(`${member.name} (${url}) left the cluster (exit 0); the others go on`);
         if (members.every((m) => m.exited)) process.exit();
       } else if (!stopping) {
@@ -114,7 +132,7 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (const member of members) {
-    while (!stopping && !(await answersStatus(member.url))) {
+    while (!stopping && !member.exited && !(await isOwnNode(member))) {
       if (Date.now() > deadline) {
         logLine(
           `${member.name} (${member.url}) did not become ready in ${READY_TIMEOUT_MS} ms: stopping the cluster`,
@@ -125,8 +143,9 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
       }
       await sleep(READY_POLL_MS);
     }
+    if (!stopping && !member.exited) member.ready = true;
   }
-  if (stopping) return;
+  if (stopping || members.some((m) => m.exited)) return;
   process.stdout.write(`ringkv: cluster of ${nodeCount} ready\n${urls.join('\n')}\n`);
 }
 
@@ -135,11 +154,39 @@ function waitExit(member: Member): Promise<void> {
   return new Promise((resolve) => member.child.once('exit', () => resolve()));
 }
 
-function answersStatus(url: string): Promise<boolean> {
+/**
+ * Whether the member's own process answers /v0/status at its URL: 200 with
+ * the child's pid. Another process on that port (another cluster, a
+ * leftover node) answers with its own pid, or not as a node at all.
+ */
+function isOwnNode(member: Member): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = request(`${url}/v0/status`, { timeout: 1000, agent: false }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
+    const req = request(`${member.url}/v0/status`, { timeout: 1000, agent: false }, (res) => {
+      if (res.statusCode !== 200) {
+        res.resume();
+        resolve(false);
+        return;
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > STATUS_BYTES_MAX) {
+          req.destroy();
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('end', () => {
+        try {
+          const status = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { pid?: unknown };
+          resolve(status.pid === member.child.pid);
+        } catch {
+          resolve(false);
+        }
+      });
+      res.on('error', () => resolve(false));
+      res.on('aborted', () => resolve(false));
     });
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(false));

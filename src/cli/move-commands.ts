@@ -26,14 +26,16 @@ import { type Command, EXIT } from './command.js';
 const WAIT_MS_DEFAULT = 30 * 60 * 1000;
 const REQUEST_TIMEOUT_MS = 10_000;
 const POLL_MS = 1000;
+/** How long a refused change waits for the node's /v0/status, to say why. */
+const STATUS_TIMEOUT_MS = 2000;
 
 const COMMON_USAGE = `  --cluster-secret TEXT  the cluster's secret, if it has one (or RINGKV_CLUSTER_SECRET)
   --timeout MS           give up waiting after MS milliseconds (default ${WAIT_MS_DEFAULT}); the move goes on
   --no-wait              return once the move has started
 
 Exit: 0 done, 2 bad usage or a change the cluster refused (another move under
-way, not a member, a wrong secret, ...), 3 the node could not be reached or the wait timed out,
-4 any other failure.`;
+way, not a member, a wrong secret, a single node with no cluster, ...), 3 the node
+could not be reached or the wait timed out, 4 any other failure.`;
 
 export const decommission = moveCommand({
   kind: MoveKind.Decommission,
@@ -133,9 +135,10 @@ function moveCommand(spec: MoveCommandSpec): Command {
             ? EXIT.ok
             : await waitDone(transport, url, (answer) => spec.done!(answer, url, positional), waitMs);
       } catch (err) {
-        process.stderr.write(`ringkv: ${errorMessage(err)}\n`);
+        const refusal = await refusalOf(err, url, spec.kind);
+        process.stderr.write(`ringkv: ${refusal ?? errorMessage(err)}\n`);
         process.exitCode =
-          isRingkvError(err, 'RINGKV_BAD_REQUEST') || isRingkvError(err, 'RINGKV_UNAUTHORIZED')
+          refusal !== undefined || hasCause(err, 'RINGKV_BAD_REQUEST') || hasCause(err, 'RINGKV_UNAUTHORIZED')
             ? EXIT.usage
             : isRingkvError(err, 'RINGKV_UNAVAILABLE') || isRingkvError(err, 'RINGKV_TIMEOUT')
               ? EXIT.unavailable
@@ -145,6 +148,45 @@ function moveCommand(spec: MoveCommandSpec): Command {
       }
     },
   };
+}
+
+/** Whether `err`, or an error it was caused by (the transport wraps them: "Peer ... is down: ..."), has `code`. */
+function hasCause(err: unknown, code: Parameters<typeof isRingkvError>[1]): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && depth < 8; depth++) {
+    if (isRingkvError(e, code)) return true;
+    e = (e as { cause?: unknown } | null)?.cause;
+  }
+  return false;
+}
+
+/**
+ * When the node at URL answered over HTTP but refused the internode upgrade
+ * (RINGKV_PROTOCOL under the transport's "is down"), the reason the change
+ * was refused, from its /v0/status: a node on its own (started without
+ * --cluster or --join) has no membership to change. Undefined when that is
+ * not what happened: a node that does not answer, or answers 503 while it
+ * starts or stops, is unavailable.
+ */
+async function refusalOf(err: unknown, url: string, kind: MoveKind): Promise<string | undefined> {
+  if (!hasCause(err, 'RINGKV_PROTOCOL')) return undefined;
+  let status: { store?: { kind?: unknown } };
+  try {
+    const answer = await fetch(`${url}/v0/status`, { signal: AbortSignal.timeout(STATUS_TIMEOUT_MS) });
+    if (answer.status !== 200) return undefined;
+    status = (await answer.json()) as { store?: { kind?: unknown } };
+  } catch {
+    return undefined;
+  }
+  if (status?.store?.kind === 'local') {
+    const why =
+      kind === MoveKind.Decommission
+        ? 'it cannot be decommissioned (stop it instead)'
+        : kind === MoveKind.Cancel
+          ? 'there is no move to cancel'
+          : 'it has no members to remove';
+    return `Refused: ${url} is a single node with no cluster (started without --cluster or --join): ${why}`;
+  }
+  return `Refused: ${url} does not take membership changes (${errorMessage(err)})`;
 }
 
 /** Polls the node until the move is complete, printing the new owners' progress when it changes. */

@@ -234,10 +234,17 @@ function summary(answer: NodeStatus): string {
     rows.push([rows.length === 4 ? 'peers' : '', `${url} ${String(state)}${measured}`]);
   }
   if (store.hints !== undefined) {
-    const pending = Object.values(record(hints.pending)).reduce<number>((sum, n) => sum + Number(n), 0);
+    // Per peer {"entries","bytes"} (a bare number taken as entries).
+    let entries = 0;
+    let pendingBytes = 0;
+    for (const perPeer of Object.values(record(hints.pending))) {
+      const counts = typeof perPeer === 'number' ? { entries: perPeer } : record(perPeer);
+      entries += finite(counts.entries);
+      pendingBytes += finite(counts.bytes);
+    }
     rows.push([
       'hints',
-      `${pending} pending, ${hints.delivered ?? 0} delivered, ${hints.dropped ?? 0} dropped`,
+      `${entries} pending (${bytes(pendingBytes)}), ${hints.delivered ?? 0} delivered, ${hints.dropped ?? 0} dropped`,
     ]);
   }
   if (store.engine !== undefined) {
@@ -270,6 +277,11 @@ function table(rows: readonly (readonly string[])[]): string {
 
 function record(value: unknown): Record<string, unknown> {
   return typeof value === 'object' && value !== null ? (value as Record<string, unknown>) : {};
+}
+
+/** A count from the document, 0 if it is not a finite number. */
+function finite(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) ? value : 0;
 }
 
 function bytes(value: unknown): string {

@@ -17,7 +17,7 @@
 import { createInterface } from 'node:readline';
 import { Readable } from 'node:stream';
 import type { RingkvClient } from '../client/index.js';
-import { RingkvError } from '../util/errors.js';
+import { isRingkvError, RingkvError } from '../util/errors.js';
 import {
   CONNECTION_FLAGS_USAGE,
   clientCommand,
@@ -68,7 +68,9 @@ export const importCommand = clientCommand({
 Stores every entry of an export (one JSON object per line, as \`ringkv
 export\` writes them; stdin without --file), each once --ack replicas have
 it, --concurrency writes at a time. A line that cannot be read stops the
-import with its line number (exit 2); what was stored before stays.
+import: nothing after it is read, the writes already started finish, then
+it names the line and how many entries were imported (exit 2); what was
+stored stays. A --file that cannot be read is exit 2 too.
 
   --file FILE         read FILE instead of stdin
   --concurrency N     writes in flight (default ${IMPORT_CONCURRENCY_DEFAULT}, at most ${IMPORT_CONCURRENCY_MAX})
@@ -85,10 +87,16 @@ ${EXIT_CODES_USAGE}
       throw new RingkvError('RINGKV_CONFIG', `Bad --concurrency: at most ${IMPORT_CONCURRENCY_MAX}`);
     }
     const input = flags.file === undefined ? process.stdin : Readable.from(await fileChunks(flags.file));
-    const stored = await importLines(client, createInterface({ input, crlfDelay: Infinity }), {
+    const { stored, stop } = await importLines(client, createInterface({ input, crlfDelay: Infinity }), {
       concurrency,
       options: replicaOptions(flags),
     });
+    if (stop !== undefined) {
+      // A line that cannot be read or a --file that cannot: bad usage, what was stored before stays.
+      throw new RingkvError('RINGKV_CONFIG', `${stop.message}; imported ${stored} entries before it`, {
+        cause: stop,
+      });
+    }
     process.stderr.write(`ringkv: imported ${stored} entries\n`);
     return EXIT.ok;
   },
@@ -109,7 +117,15 @@ async function fileChunks(path: string): Promise<AsyncGenerator<Buffer>> {
     try {
       for (let position = 0; ; ) {
         const chunk = Buffer.allocUnsafe(64 * 1024);
-        const read = await file.read(chunk, 0, chunk.length, position);
+        let read: number;
+        try {
+          read = await file.read(chunk, 0, chunk.length, position);
+        } catch (err) {
+          // A directory opens and fails at its first read (EISDIR): unreadable, as for open.
+          throw new RingkvError('RINGKV_CONFIG', `Cannot read --file ${path}: ${(err as Error).message}`, {
+            cause: err,
+          });
+        }
         if (read === 0) return;
         position += read;
         yield chunk.subarray(0, read);
@@ -120,36 +136,50 @@ async function fileChunks(path: string): Promise<AsyncGenerator<Buffer>> {
   })();
 }
 
-/** Stores each line's entry, `concurrency` at a time; resolves with how many were stored. */
+/**
+ * Stores each line's entry, `concurrency` at a time; resolves once every
+ * write started has settled, with how many were stored and, if the input
+ * stopped early, why: a line that is not an entry, or a --file that cannot
+ * be read (both RINGKV_CONFIG). Nothing past that point is read. A write
+ * that failed rejects instead (it concerns an earlier line).
+ */
 async function importLines(
   client: RingkvClient,
   lines: AsyncIterable<string>,
   settings: { concurrency: number; options: { ack?: number; from?: number } },
-): Promise<number> {
+): Promise<{ stored: number; stop: RingkvError | undefined }> {
   const inFlight = new Set<Promise<void>>();
   let stored = 0;
   let failure: unknown;
+  let stop: RingkvError | undefined;
   let lineNumber = 0;
-  for await (const line of lines) {
-    lineNumber++;
-    if (line.trim() === '') continue;
-    const entry = parseLine(line, lineNumber);
-    const write = client.put(entry.key, entry.value, settings.options).then(
-      () => {
-        stored++;
-      },
-      (err: unknown) => {
-        failure ??= err;
-      },
-    );
-    const tracked = write.finally(() => inFlight.delete(tracked));
-    inFlight.add(tracked);
-    if (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
-    if (failure !== undefined) break;
+  try {
+    for await (const line of lines) {
+      lineNumber++;
+      if (line.trim() === '') continue;
+      const entry = parseLine(line, lineNumber);
+      const write = client.put(entry.key, entry.value, settings.options).then(
+        () => {
+          stored++;
+        },
+        (err: unknown) => {
+          failure ??= err;
+        },
+      );
+      const tracked = write.finally(() => inFlight.delete(tracked));
+      inFlight.add(tracked);
+      if (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
+      if (failure !== undefined) break;
+    }
+  } catch (err) {
+    if (!isRingkvError(err, 'RINGKV_CONFIG')) throw err;
+    stop = err;
+  } finally {
+    // Whatever stopped the reading, the writes already started settle before the command ends.
+    await Promise.all(inFlight);
   }
-  await Promise.all(inFlight);
   if (failure !== undefined) throw failure;
-  return stored;
+  return { stored, stop };
 }
 
 /** One export line as key and value bytes; a line that is not one is a usage error naming it. */

@@ -19,27 +19,35 @@
  * boundaries that frame the entries.
  *
  * Failover: a request goes first to the node that answered last (at first,
- * the first of the list); if that node refuses the connection, resets it
- * before an answer, or answers 503 (a node shutting down answers
+ * the first of the list); if that node refuses the connection, resets or
+ * closes it before an answer, or answers 503 (a node shutting down answers
  * `503 Node is shutting down` with `Connection: close`), it goes to the next,
  * each node once. Every other answer is final: 504 means too few replicas
  * answered, and another coordinator would ask the same ones. Retrying a put
  * or delete elsewhere is safe: each is idempotent (the newer version wins).
+ * An answer that cannot be read (not HTTP, a broken body) is final too:
+ * ServerError RINGKV_PROTOCOL. A redirect is never followed (a node sends
+ * none; following one would store a value under another key, or on another
+ * server): like any status the client does not expect, it is a ServerError.
  *
  * Deadlines: `timeoutMs` bounds a whole get, put, delete or status call, its
  * failovers included (TimeoutError); for a scan it bounds each wait for the
  * node (the answer's head, then each next piece), since a scan may rightly
- * last long. An AbortSignal stops any call: it rejects with the signal's
- * reason, as fetch does.
+ * last long. It is at most 2,147,483,647 ms (about 24.8 days), the longest
+ * a Node.js timer holds; a longer one is refused (RINGKV_CONFIG), since the
+ * timer would fire at once. An AbortSignal stops any call: it rejects with
+ * the signal's reason, as fetch does.
  */
 import { RingkvError } from '../util/errors.js';
 import {
+  answerFailure,
   connectionFailureReason,
   errorForStatus,
   isConnectionFailure,
   type RequestErrorFields,
   TimeoutError,
   UnavailableError,
+  unreadableAnswer,
 } from './errors.js';
 import { type Key, target } from './query.js';
 import { type RawEntry, streamRange } from './range-stream.js';
@@ -50,7 +58,7 @@ export type Value = string | Uint8Array;
 export interface ClientOptions {
   /** Node URLs (`http://host:port`), as an array or one comma-separated string. */
   readonly nodes: readonly string[] | string;
-  /** Default deadline of a call, in milliseconds (default 10,000). */
+  /** Default deadline of a call, in milliseconds (default 10,000; at most 2,147,483,647). */
   readonly timeoutMs?: number;
   /** Default `ack` of every get, put and delete (default: the node's, a quorum of `from`). */
   readonly ack?: number;
@@ -60,7 +68,7 @@ export interface ClientOptions {
 
 export interface CallOptions {
   readonly signal?: AbortSignal;
-  /** This call's deadline, in milliseconds (default: the client's). */
+  /** This call's deadline, in milliseconds (default: the client's; at most 2,147,483,647). */
   readonly timeoutMs?: number;
 }
 
@@ -107,6 +115,8 @@ export interface NodeStatus {
 }
 
 const TIMEOUT_MS_DEFAULT = 10_000;
+/** The longest delay setTimeout holds (2^31 - 1 ms, about 24.8 days): a longer one fires at once. */
+const TIMEOUT_MS_MAX = 2 ** 31 - 1;
 
 interface Call {
   readonly method: 'GET' | 'PUT' | 'DELETE';
@@ -117,6 +127,7 @@ interface Call {
 }
 
 interface Answer {
+  readonly node: string;
   readonly status: number;
   readonly body: Buffer;
 }
@@ -211,7 +222,12 @@ export class RingkvClient {
     try {
       return JSON.parse(answer.body.toString('utf8')) as NodeStatus;
     } catch (err) {
-      throw new RingkvError('RINGKV_PROTOCOL', 'Status answer is not JSON', { cause: err });
+      throw unreadableAnswer({
+        status: answer.status,
+        reason: 'Status answer is not JSON',
+        node: answer.node,
+        cause: err,
+      });
     }
   }
 
@@ -231,18 +247,22 @@ export class RingkvClient {
       let last: RequestErrorFields = { reason: 'No node to ask' };
       for (const node of this.#nodesInOrder()) {
         let answer: Answer;
+        let status: number | undefined;
         try {
           const response = await fetch(`${node}${call.path}`, {
             method: call.method,
             signal: deadline.signal,
+            // A 3xx is an answer like any other: one the client does not expect.
+            redirect: 'manual',
             ...(call.body === undefined
               ? {}
               : { body: call.body, headers: { 'content-type': 'application/octet-stream' } }),
           });
-          answer = { status: response.status, body: Buffer.from(await response.arrayBuffer()) };
+          status = response.status;
+          answer = { node, status, body: Buffer.from(await response.arrayBuffer()) };
         } catch (err) {
           if (deadline.signal.aborted) throw deadline.signal.reason;
-          if (!isConnectionFailure(err)) throw err;
+          if (!isConnectionFailure(err)) throw answerFailure(err, node, status);
           last = { reason: connectionFailureReason(err), node, cause: err };
           continue;
         }
@@ -316,11 +336,12 @@ function nodeUrl(text: string): string {
   return url.origin;
 }
 
+/** A deadline in milliseconds: positive, and no longer than a timer holds (TIMEOUT_MS_MAX). */
 function positive(value: number, name: string): number {
-  if (!(Number.isFinite(value) && value > 0)) {
+  if (!(typeof value === 'number' && value > 0 && value <= TIMEOUT_MS_MAX)) {
     throw new RingkvError(
       'RINGKV_CONFIG',
-      `Bad ${name}: ${value}: expected a positive number of milliseconds`,
+      `Bad ${name}: ${value}: expected a positive number of milliseconds, at most ${TIMEOUT_MS_MAX} (about 24.8 days)`,
     );
   }
   return value;

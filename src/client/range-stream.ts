@@ -10,22 +10,29 @@
  * node, which stalls only this answer), and at most one socket read and one
  * entry are held at a time.
  *
- * Failover: a node that refuses, resets, or answers 503 is replaced by the
- * next one. A cluster range cut short after some entries goes on at another
- * node from the key after the last one delivered (key + 0x00, the smallest
- * key above it), so the caller sees each key once, in order. A range gives
- * up once every node has failed in a row without an entry in between.
+ * Failover: a node that refuses, resets or closes the connection before an
+ * answer, or answers 503, is replaced by the next one. Any other status is
+ * final (errorForStatus: a redirect is never followed, as in client.ts), and
+ * so is an answer that cannot be read: the decoder's protocol errors become
+ * a ServerError RINGKV_PROTOCOL naming the node. A cluster range cut short
+ * after some entries goes on at another node from the key after the last
+ * one delivered (key + 0x00, the smallest key above it), so the caller sees
+ * each key once, in order. A range gives up once every node has failed in a
+ * row without an entry in between.
  */
 import { connect, type Socket } from 'node:net';
-import { RingkvError } from '../util/errors.js';
+import { isRingkvError } from '../util/errors.js';
 import {
   ConnectionLost,
   connectionFailureReason,
   errorForStatus,
   isConnectionFailure,
+  RequestError,
   type RequestErrorFields,
+  type ServerError,
   TimeoutError,
   UnavailableError,
+  unreadableAnswer,
 } from './errors.js';
 import { type Key, target } from './query.js';
 import { type DecoderEvent, ResponseDecoder } from './response-decoder.js';
@@ -41,7 +48,10 @@ export interface RangePlan {
   readonly start: Key;
   readonly end: Key | undefined;
   readonly scope: 'cluster' | 'local';
-  /** The longest wait for the node: for the answer's head, then for each next piece of the body. */
+  /**
+   * The longest wait for the node: for the answer's head, then for each next
+   * piece of the body. At most 2^31 - 1 ms (a timer's longest; the client checks it).
+   */
   readonly timeoutMs: number;
   readonly signal: AbortSignal | undefined;
   /** Told which node answered with 200, so that the client tries it first next time. */
@@ -104,6 +114,8 @@ class RangeAnswer {
   readonly #onAbort: () => void;
   /** Events the decoder gave at the connection's end. */
   #atEnd: DecoderEvent[] | undefined;
+  /** The answer's status, once its head was read. */
+  #status: number | undefined;
 
   constructor(node: string, path: string, plan: RangePlan) {
     const url = new URL(node);
@@ -124,7 +136,8 @@ class RangeAnswer {
 
   async status(): Promise<number> {
     const event = await this.#next();
-    if (event.kind !== 'head') throw new RingkvError('RINGKV_PROTOCOL', 'Answer without a head');
+    if (event.kind !== 'head') throw this.#unreadable('Answer without a head');
+    this.#status = event.status;
     return event.status;
   }
 
@@ -132,10 +145,10 @@ class RangeAnswer {
   async entry(): Promise<RawEntry | undefined> {
     const event = await this.#next();
     if (event.kind === 'end') return undefined;
-    if (event.kind !== 'chunk') throw new RingkvError('RINGKV_PROTOCOL', 'Unexpected second head');
+    if (event.kind !== 'chunk') throw this.#unreadable('Unexpected second head');
     const data = event.data;
     const newline = data.indexOf(0x0a);
-    if (newline <= 0) throw new RingkvError('RINGKV_PROTOCOL', 'Range entry without a key');
+    if (newline <= 0) throw this.#unreadable('Range entry without a key');
     return { key: data.subarray(0, newline), value: data.subarray(newline + 1) };
   }
 
@@ -155,13 +168,36 @@ class RangeAnswer {
 
   async #next(): Promise<DecoderEvent> {
     for (;;) {
-      const event = this.#atEnd === undefined ? this.#decoder.next() : this.#atEnd.shift();
+      const event =
+        this.#atEnd === undefined ? this.#decode(() => this.#decoder.next()) : this.#atEnd.shift();
       if (event !== undefined) return event;
       if (this.#atEnd !== undefined) throw new ConnectionLost('Connection closed after the answer');
       const data = await this.#read();
-      if (data === undefined) this.#atEnd = this.#decoder.end();
+      if (data === undefined) this.#atEnd = this.#decode(() => this.#decoder.end());
       else this.#decoder.push(data);
     }
+  }
+
+  /** A decoder step, whose protocol error (bytes that are not the answer HTTP allows) becomes the library's. */
+  #decode<T>(step: () => T): T {
+    try {
+      return step();
+    } catch (err) {
+      if (isRingkvError(err, 'RINGKV_PROTOCOL') && !(err instanceof RequestError)) {
+        throw this.#unreadable(err.message, err);
+      }
+      throw err;
+    }
+  }
+
+  /** The error for an answer that cannot be read, naming the node and the status if the head came. */
+  #unreadable(reason: string, cause?: unknown): ServerError {
+    return unreadableAnswer({
+      status: this.#status,
+      reason: `Unreadable answer: ${reason}`,
+      node: this.#node,
+      ...(cause === undefined ? {} : { cause }),
+    });
   }
 
   /** The next socket read, or undefined at the connection's end; at most #timeoutMs of waiting. */

@@ -101,6 +101,19 @@ test('a body without a length ends with the connection', () => {
   assert.equal(events.at(-1)?.kind, 'end');
 });
 
+test('an answer without a body by its status (1xx, 204, 304) ends at its head, with the connection still open', () => {
+  for (const status of [100, 204, 304]) {
+    const events = decode([Buffer.from(`HTTP/1.1 ${status} X\r\nlocation: /elsewhere\r\n\r\n`)], {
+      atEnd: false,
+    });
+    assert.deepEqual(
+      events.map((e) => e.kind),
+      ['head', 'end'],
+      String(status),
+    );
+  }
+});
+
 test('a connection that ends before the answer does is ConnectionLost', () => {
   const bytes = chunkedAnswer([Buffer.from('a\n1')]);
   // Every cut before the last chunk's final CRLF leaves the answer incomplete.

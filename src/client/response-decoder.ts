@@ -15,11 +15,13 @@
  *
  * Bodies come as chunked (Transfer-Encoding), Content-Length, or delimited by
  * the connection's end. A chunk is copied into a buffer of its own, so that
- * an entry kept by the caller never pins a 64 KiB socket read. Only a
- * response without a body by its status (1xx, 204, 304) is not handled: the
- * server never sends them to these requests. Malformed input throws a
- * RingkvError('RINGKV_PROTOCOL'); a connection that ends before the body does
- * throws ConnectionLost (a range answer cut short by the node).
+ * an entry kept by the caller never pins a 64 KiB socket read. A response
+ * without a body by its status (1xx, 204, 304) ends at its head: the server
+ * never sends them to these requests, and the caller takes them as statuses
+ * it does not expect. Malformed input throws a RingkvError('RINGKV_PROTOCOL'),
+ * which range-stream.ts turns into the client's error for an unreadable
+ * answer (a ServerError naming the node); a connection that ends before the
+ * body does throws ConnectionLost (a range answer cut short by the node).
  */
 import { RingkvError } from '../util/errors.js';
 import { ConnectionLost } from './errors.js';
@@ -216,6 +218,7 @@ export class ResponseDecoder {
   }
 
   #bodyState(): State {
+    if (this.#status < 200 || this.#status === 204 || this.#status === 304) return 'end';
     const encoding = this.#headers.get('transfer-encoding');
     if (encoding !== undefined) {
       if (!/(^|,)\s*chunked\s*$/i.test(encoding))
