@@ -78,11 +78,13 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
   const compactionWorker = jobRunner('ringkv-compaction', vfs);
   const readers = new Map<number, TableReader>();
   try {
-    await Promise.all(
+    // Every open settles before a failure is thrown, so that the catch below closes each reader that opened.
+    const opening = await Promise.allSettled(
       version.tables().map(async (t) => {
         readers.set(t.fileNumber, await openTable(home, t.fileNumber));
       }),
     );
+    for (const o of opening) if (o.status === 'rejected') throw o.reason;
 
     // Replay the logs that may hold writes not yet in a table.
     const needed = found.logs.filter((number) => number >= (manifest?.logNumber ?? 0));

@@ -71,8 +71,7 @@ export class VersionSet {
    * opened or the MANIFEST written; the caller removes those files.
    */
   apply(edit: VersionEdit, options: { logNumber?: number; install?: () => void } = {}): Promise<void> {
-    const logNumber = options.logNumber ?? this.#logNumber;
-    const next = this.#edits.then(() => this.#applyNow(edit, logNumber, options.install));
+    const next = this.#edits.then(() => this.#applyNow(edit, options.logNumber, options.install));
     this.#edits = next.catch(() => {});
     return next;
   }
@@ -88,7 +87,14 @@ export class VersionSet {
     await Promise.all([...this.#current.readers.values()].map((r) => r.close()));
   }
 
-  async #applyNow(edit: VersionEdit, logNumber: number, install: (() => void) | undefined): Promise<void> {
+  async #applyNow(
+    edit: VersionEdit,
+    requestedLogNumber: number | undefined,
+    install: (() => void) | undefined,
+  ): Promise<void> {
+    // Read now, not when apply() was called: an edit queued behind a flush's must not write back
+    // the log number the flush moved past. It only ever moves forward.
+    const logNumber = Math.max(this.#logNumber, requestedLogNumber ?? this.#logNumber);
     const version = this.#current.version.apply(edit);
     const home = this.#home;
     const opening = await Promise.allSettled(
