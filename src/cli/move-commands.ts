@@ -207,6 +207,14 @@ async function waitDone(
         say(`move complete (epoch ${answer.epoch})`);
         return EXIT.ok;
       }
+      if (answer.move === null) {
+        // Not done and nothing under way: the move was cancelled, or another change made at the
+        // same moment won over it. Waiting longer would only wait out the timeout.
+        process.stderr.write(
+          `ringkv: Refused: no move is under way on ${url} (epoch ${answer.epoch}) and the change did not happen: it was cancelled, or lost to another change made at the same time; run the command again\n`,
+        );
+        return EXIT.usage;
+      }
       const line = await describeProgress(transport, answer);
       if (line !== last) say(line);
       last = line;
