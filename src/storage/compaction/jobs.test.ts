@@ -72,41 +72,93 @@ describe('flush and compaction jobs (property)', () => {
     );
   });
 
-  it('a compaction keeps the newest version of each key, and at the bottom drops what is obsolete', () => {
+  it('a compaction keeps the newest version of each key, and at the bottom drops what is obsolete below the bound', () => {
+    // The bound: nothing outside (2^64), or the smallest version held outside, around the generated versions.
+    const boundArb = fc.oneof(
+      fc.constant(1n << 64n),
+      fc
+        .record({ ageMs: fc.integer({ min: 0, max: 2 * GRACE_MS }), logical: fc.integer({ min: 0, max: 2 }) })
+        .map(({ ageMs, logical }) => makeVersion(NOW_MS - ageMs, logical)),
+    );
     fc.assert(
-      fc.property(fc.array(tableArb, { minLength: 1, maxLength: 5 }), fc.boolean(), (tables, bottom) => {
-        const inputs = tables.map((entries) => {
-          const n = fileNumber++;
-          writeTable(filePath(tmp.dir, n, 'sst'), entries, WRITER, n);
-          return n;
-        });
-        const newest = new Map<string, Entry>();
-        for (const entry of tables.flat()) {
-          const id = entry.key.toString('hex');
-          const known = newest.get(id);
-          if (known === undefined || compareVersions(entry, known) > 0) newest.set(id, entry);
-        }
-        const merged = [...newest.values()].sort((a, b) => compareBytes(a.key, b.key));
-        const expected = merged.filter((e) => !(bottom && obsolete(e)));
-        const outputFileNumbers = Array.from({ length: 8 }, () => fileNumber++);
-        const result = runCompaction({
-          kind: 'compaction',
-          dir: tmp.dir,
-          inputs,
-          outputFileNumbers,
-          tableBytesTarget: 1024,
-          bottom,
-          nowMs: NOW_MS,
-          tombstoneGraceMs: GRACE_MS,
-          writer: WRITER,
-        });
-        assert.equal(result.entriesIn, merged.length);
-        assert.equal(result.entriesDropped, merged.length - expected.length);
-        const out = result.tables.flatMap((t) => [...scanTableSync(filePath(tmp.dir, t.fileNumber, 'sst'))]);
-        assert.deepEqual(out.map(plain), expected.map(plain));
-      }),
+      fc.property(
+        fc.array(tableArb, { minLength: 1, maxLength: 5 }),
+        fc.boolean(),
+        boundArb,
+        (tables, bottom, bound) => {
+          const inputs = tables.map((entries) => {
+            const n = fileNumber++;
+            writeTable(filePath(tmp.dir, n, 'sst'), entries, WRITER, n);
+            return n;
+          });
+          const newest = new Map<string, Entry>();
+          for (const entry of tables.flat()) {
+            const id = entry.key.toString('hex');
+            const known = newest.get(id);
+            if (known === undefined || compareVersions(entry, known) > 0) newest.set(id, entry);
+          }
+          const merged = [...newest.values()].sort((a, b) => compareBytes(a.key, b.key));
+          const dropped = merged.filter((e) => bottom && obsolete(e) && e.version < bound);
+          const expected = merged.filter((e) => !dropped.includes(e));
+          const outputFileNumbers = Array.from({ length: 8 }, () => fileNumber++);
+          const result = runCompaction({
+            kind: 'compaction',
+            dir: tmp.dir,
+            inputs,
+            outputFileNumbers,
+            tableBytesTarget: 1024,
+            bottom,
+            obsoleteBelowVersion: bound,
+            nowMs: NOW_MS,
+            tombstoneGraceMs: GRACE_MS,
+            writer: WRITER,
+          });
+          assert.equal(result.entriesIn, merged.length);
+          assert.equal(result.entriesDropped, merged.length - expected.length);
+          const droppedMax = dropped.reduce<bigint | undefined>(
+            (max, e) => (max === undefined || e.version > max ? e.version : max),
+            undefined,
+          );
+          assert.equal(result.obsoleteVersionMax, droppedMax);
+          const out = result.tables.flatMap((t) => [
+            ...scanTableSync(filePath(tmp.dir, t.fileNumber, 'sst')),
+          ]);
+          assert.deepEqual(out.map(plain), expected.map(plain));
+        },
+      ),
       propertyParams({ numRuns: 100 }),
     );
+  });
+});
+
+describe('compaction output file numbers', () => {
+  const tmp = tempDir();
+  after(() => tmp.remove());
+
+  it('the last reserved number takes the rest: a job whose reservation is short does not fail', () => {
+    const entries = Array.from({ length: 200 }, (_, i) =>
+      valueEntry(Buffer.from(`k${String(i).padStart(4, '0')}`), makeVersion(NOW_MS, 0), Buffer.alloc(100, 1)),
+    );
+    writeTable(filePath(tmp.dir, 1, 'sst'), entries, WRITER, 1);
+    const result = runCompaction({
+      kind: 'compaction',
+      dir: tmp.dir,
+      inputs: [1],
+      outputFileNumbers: [2, 3],
+      tableBytesTarget: 1024,
+      bottom: true,
+      obsoleteBelowVersion: 1n << 64n,
+      nowMs: NOW_MS,
+      tombstoneGraceMs: GRACE_MS,
+      writer: WRITER,
+    });
+    assert.deepEqual(
+      result.tables.map((t) => t.fileNumber),
+      [2, 3],
+    );
+    assert.ok(result.tables[1]!.fileBytes > 10 * 1024, 'the second table holds the rest');
+    const out = result.tables.flatMap((t) => [...scanTableSync(filePath(tmp.dir, t.fileNumber, 'sst'))]);
+    assert.deepEqual(out.map(plain), entries.map(plain));
   });
 });
 

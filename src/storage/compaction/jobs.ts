@@ -7,9 +7,15 @@
  *   next flush once this one answered), become one level-0 table.
  * - compaction: input tables are merged (newest version per key); shadowed
  *   versions disappear, and at the bottom of the tree tombstones and expired
- *   values older than the grace period are dropped; so are, when the job
- *   carries a purge filter (../purge.ts), the entries it names. Output is
- *   cut into tables near `tableBytesTarget`.
+ *   values older than the grace period are dropped, provided their version
+ *   is below `obsoleteBelowVersion`: the smallest version that anything
+ *   outside the compaction may hold for its keys (lsm/background.ts says why
+ *   and how it is checked again at install); so are, when the job carries a
+ *   purge filter (../purge.ts), the entries it names. Output is cut into
+ *   tables near `tableBytesTarget`, each under a file number reserved for the
+ *   job; the last reserved number takes whatever remains, however large, so
+ *   that a job never runs out of them (the reservation is an estimate: a
+ *   table's stored size depends on its codec, which may have changed).
  *
  * Every output table is fsynced before the job reports it; the caller makes
  * it live by writing the manifest.
@@ -45,6 +51,12 @@ export interface CompactionJob {
   readonly tableBytesTarget: number;
   /** The output is the bottom for its key range: obsolete tombstones may go. */
   readonly bottom: boolean;
+  /**
+   * Obsolete records go only when their version is below this one: the
+   * smallest version held, outside the inputs, for keys in their range
+   * (memtables included), or 2^64 when nothing is.
+   */
+  readonly obsoleteBelowVersion: bigint;
   readonly nowMs: number;
   readonly tombstoneGraceMs: number;
   readonly writer: TableWriterOptions;
@@ -58,6 +70,8 @@ export interface JobResult {
   readonly tables: TableMeta[];
   readonly entriesIn: number;
   readonly entriesDropped: number;
+  /** The largest version among the obsolete records a compaction dropped; absent when it dropped none. */
+  readonly obsoleteVersionMax?: bigint;
 }
 
 /** A tombstone or expired value that no replica can still need: older than the grace period. */
@@ -102,14 +116,23 @@ export function runCompaction(job: CompactionJob, vfs: Vfs = nodeVfs): JobResult
   let outputIndex = 0;
   let entriesIn = 0;
   let entriesDropped = 0;
+  let obsoleteVersionMax: bigint | undefined;
+  const outputsMax = job.outputFileNumbers.length;
+  assert(outputsMax > 0, 'A compaction needs at least one output file number');
   try {
     for (const n of job.inputs) sources.push(new TableRecordScan(filePath(job.dir, n, 'sst'), vfs));
     const merge = new RecordMerge(sources);
     for (let record = merge.next(); record !== undefined; record = merge.next()) {
       entriesIn++;
       if (job.bottom && isObsolete(record, job.nowMs, job.tombstoneGraceMs)) {
-        entriesDropped++;
-        continue;
+        // An older version of the key may sit outside the inputs (a late write, read-path.ts):
+        // the record then still shadows it, and stays.
+        const version = record.version;
+        if (version < job.obsoleteBelowVersion) {
+          if (obsoleteVersionMax === undefined || version > obsoleteVersionMax) obsoleteVersionMax = version;
+          entriesDropped++;
+          continue;
+        }
       }
       if (
         job.purge !== undefined &&
@@ -124,7 +147,8 @@ export function runCompaction(job: CompactionJob, vfs: Vfs = nodeVfs): JobResult
         writer = new TableWriter(filePath(job.dir, fileNumber, 'sst'), fileNumber, job.writer, vfs);
       }
       writer.addRecord(record);
-      if (writer.estimatedBytes >= job.tableBytesTarget) {
+      // The last reserved file number is never cut: its table takes the rest (module comment).
+      if (writer.estimatedBytes >= job.tableBytesTarget && outputIndex < outputsMax) {
         tables.push(writer.finish());
         writer = undefined;
       }
@@ -133,7 +157,12 @@ export function runCompaction(job: CompactionJob, vfs: Vfs = nodeVfs): JobResult
       tables.push(writer.finish());
       writer = undefined;
     }
-    return { tables, entriesIn, entriesDropped };
+    return {
+      tables,
+      entriesIn,
+      entriesDropped,
+      ...(obsoleteVersionMax === undefined ? {} : { obsoleteVersionMax }),
+    };
   } catch (err) {
     writer?.abort();
     for (const t of tables) vfs.removeSync(filePath(job.dir, t.fileNumber, 'sst'));

@@ -11,7 +11,10 @@
  *    tables of level n+1.
  * 3. Tombstones and expired values may be dropped only when no level below
  *    the output holds the key range (the output is the bottom for it):
- *    otherwise an older version below would come back to life.
+ *    otherwise an older version below would come back to life. Versions,
+ *    not levels, order a key's versions, so an older one may also sit above
+ *    or beside the inputs (a late write): the engine bounds the versions a
+ *    compaction may drop by what lies outside it (lsm/background.ts).
  */
 import { compareBytes } from '../../util/bytes.js';
 import type { TableInfo, Version } from '../manifest/version.js';

@@ -9,6 +9,42 @@
  * is logged, counted and retried after a backoff (background-retry.ts), while
  * reads and writes go on. Writers that would wait for a failing flush are
  * refused by the write path meanwhile (write-path.ts).
+ *
+ * Dropping tombstones (and expired values). Versions, not levels, order the
+ * versions of a key (read-path.ts): an OLDER version may arrive after the
+ * delete (a hint, a read repair) and sit in a memtable, in level 0, or in any
+ * table the compaction does not read. A dropped tombstone would let it come
+ * back. So, as Cassandra does, a compaction drops an obsolete record (past
+ * the grace period, at the bottom: jobs.ts, picker.ts) only if its version
+ * is below every version held outside the compaction that could be its key's:
+ *
+ *   minOutside = the smallest minVersion of the tables not among the inputs
+ *   whose key range meets the inputs' (every level), and of the live and
+ *   frozen memtables (Memtable.minVersion; no key range kept for those).
+ *
+ * It is computed when the compaction is planned and given to the job
+ * (obsoleteBelowVersion). Writes go on while the job runs: one may bring an
+ * older version of a key whose tombstone the job drops. Until the outputs
+ * are installed the tombstone is still read from the inputs; after, the
+ * older version would win. Hence, when the job dropped anything obsolete,
+ * whose largest version it reports (obsoleteVersionMax):
+ *
+ * 1. Before installing, minOutside is computed again over the tree and
+ *    memtables as they are now. Everything written since planning is there
+ *    (a memtable, or the level-0 table it was flushed to: only this one
+ *    compaction removes tables). If it is not above obsoleteVersionMax, a
+ *    late write may be shadowed by a dropped record: the outputs are
+ *    deleted, nothing is installed, and the compaction is planned again,
+ *    this time seeing that write.
+ * 2. From that check until the outputs are installed (the MANIFEST write),
+ *    writes of a version at or below obsoleteVersionMax are held out of the
+ *    memtable (WritePath.holdOldWrites), then land after the install, like
+ *    any write that arrives after a tombstone was collected. Past the grace
+ *    period that is the tombstone grace contract: replicas must have
+ *    exchanged a write within tombstoneGraceMs of its version.
+ *
+ * So no version that the engine held, or acknowledged, before the install
+ * is ever shadowed by a record the install removes.
  */
 import { assert } from '../../util/assert.js';
 import { RingkvError } from '../../util/errors.js';
@@ -18,6 +54,7 @@ import type { FlushJob, JobResult } from '../compaction/jobs.js';
 import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from '../compaction/picker.js';
 import type { EngineStats } from '../engine.js';
 import { filePath } from '../files.js';
+import type { TableInfo } from '../manifest/version.js';
 import type { Memtable } from '../memtable/memtable.js';
 import type { PurgeFilter } from '../purge.js';
 import type { BlockCache } from '../sstable/index.js';
@@ -36,6 +73,12 @@ export interface BackgroundInit {
   readonly flushWorker: JobRunner;
   readonly compactionWorker: JobRunner;
 }
+
+/** Above every version (a u64): nothing outside a compaction bounds what it may drop. */
+const NO_VERSION_BOUND = 1n << 64n;
+
+/** Full compactions (compact(), purge()) that late writes keep setting aside before one fails. */
+const FULL_COMPACTION_ATTEMPTS = 5;
 
 export type BackgroundStats = Pick<
   EngineStats,
@@ -143,9 +186,7 @@ export class Background {
   async compactFully(purge?: PurgeFilter): Promise<void> {
     while (this.#compacting !== undefined) await this.#compacting.catch(() => {});
     this.#open.check();
-    const compaction = pickFullCompaction(this.#versions.current.version);
-    if (compaction === undefined) return;
-    const run = this.#runCompaction(compaction, purge);
+    const run = this.#runFullCompaction(purge);
     this.#compacting = run
       .catch(() => {})
       .finally(() => {
@@ -226,11 +267,65 @@ export class Background {
     await writes.removeLog(frozen);
   }
 
-  /** Runs one compaction and installs its result; rejects, with nothing changed, if either fails. */
-  async #runCompaction(compaction: Compaction, purge?: PurgeFilter): Promise<void> {
+  /** A full compaction, planned again while late writes set it aside (module comment). */
+  async #runFullCompaction(purge: PurgeFilter | undefined): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      this.#open.check();
+      const compaction = pickFullCompaction(this.#versions.current.version);
+      if (compaction === undefined) return;
+      if (await this.#runCompaction(compaction, purge)) return;
+      if (attempt >= FULL_COMPACTION_ATTEMPTS) {
+        throw new RingkvError(
+          'RINGKV_IO',
+          `Compaction was set aside ${attempt} times by writes older than the tombstones or expired values it dropped`,
+        );
+      }
+    }
+  }
+
+  /**
+   * The smallest version held outside `inputs` for keys in their range:
+   * tables of any level not among them, and the memtables (module comment).
+   * Synchronous, so that it sees one state of the tree and the memtables.
+   */
+  #minVersionOutside(inputs: readonly TableInfo[]): bigint {
+    const version = this.#versions.current.version;
+    const inputNumbers = new Set(inputs.map((t) => t.fileNumber));
+    const [smallest, largest] = keyRange(inputs);
+    let min = NO_VERSION_BOUND;
+    for (let level = 0; level < version.levels.length; level++) {
+      for (const table of version.overlapping(level, smallest, largest)) {
+        if (!inputNumbers.has(table.fileNumber) && table.minVersion < min) min = table.minVersion;
+      }
+    }
+    const memtables = [this.#writes.memtable, ...this.#writes.frozen.map((f) => f.memtable)];
+    for (const memtable of memtables) {
+      const memtableMin = memtable.minVersion;
+      if (memtableMin !== undefined && memtableMin < min) min = memtableMin;
+    }
+    return min;
+  }
+
+  /**
+   * Runs one compaction and installs its result; rejects, with nothing
+   * changed, if either fails. Resolves false, with nothing changed either,
+   * when a write that came in meanwhile forbids installing it (module
+   * comment): the caller plans it again.
+   */
+  async #runCompaction(compaction: Compaction, purge?: PurgeFilter): Promise<boolean> {
+    // Planned now, before any wait: the inputs are in the current tree, as is everything they are checked against.
+    const state = this.#versions.current;
     const inputBytes = compaction.inputs.reduce((sum, t) => sum + t.fileBytes, 0);
+    // Outputs are cut by their own stored size, and their codec may not be the inputs' (it may have changed
+    // since, or the level may write raw): size the reservation as if stored raw. The job never runs out anyway
+    // (its last table takes the rest); this keeps its tables near the target.
+    const rawInputBytes = compaction.inputs.reduce(
+      (sum, t) => sum + Math.max(t.fileBytes, state.readers.get(t.fileNumber)?.rawFileBytes ?? 0),
+      0,
+    );
+    const obsoleteBelowVersion = this.#minVersionOutside(compaction.inputs);
     const startedMs = performance.now();
-    const reserved = Math.ceil(inputBytes / this.#options.tableBytesTarget) * 2 + 2;
+    const reserved = Math.ceil(rawInputBytes / this.#options.tableBytesTarget) * 2 + 2;
     const outputFileNumbers = this.#versions.newFileNumbers(reserved);
     // The job deletes its outputs itself when it fails.
     const result: JobResult = await this.#compactionWorker.run({
@@ -240,21 +335,40 @@ export class Background {
       outputFileNumbers,
       tableBytesTarget: this.#options.tableBytesTarget,
       bottom: compaction.bottom,
+      obsoleteBelowVersion,
       nowMs: this.#options.nowMs(),
       tombstoneGraceMs: this.#options.tombstoneGraceMs,
       writer: tableWriterOptions(this.#options, compaction.outputLevel),
       ...(purge === undefined ? {} : { purge }),
     });
     const removed = compaction.inputs.map((t) => t.fileNumber);
-    await this.#versions
-      .apply({
-        removed,
-        added: result.tables.map((table) => ({ level: compaction.outputLevel, table })),
-      })
-      .catch(async (err: unknown) => {
+    const dropped = result.obsoleteVersionMax;
+    let releaseWrites: (() => void) | undefined;
+    if (dropped !== undefined) {
+      if (this.#minVersionOutside(compaction.inputs) <= dropped) {
+        // A write older than a record the job dropped came in meanwhile (module comment, 1).
         await this.#removeTables(result.tables);
-        throw err;
-      });
+        this.#options.summary(
+          `Set aside a compaction of levels ${compaction.inputLevel}-${compaction.outputLevel}: a write older than a tombstone or expired value it dropped came in meanwhile; planning it again`,
+        );
+        return false;
+      }
+      // Until installed, no write may bring what the dropped records shadow (module comment, 2).
+      releaseWrites = this.#writes.holdOldWrites(dropped);
+    }
+    try {
+      await this.#versions
+        .apply({
+          removed,
+          added: result.tables.map((table) => ({ level: compaction.outputLevel, table })),
+        })
+        .catch(async (err: unknown) => {
+          await this.#removeTables(result.tables);
+          throw err;
+        });
+    } finally {
+      releaseWrites?.();
+    }
     this.#pointers[compaction.inputLevel] = keyRange(compaction.picked)[1];
     this.#compactions++;
     this.#options.summary(
@@ -264,6 +378,7 @@ export class Background {
       this.#cache.evictFile(fileNumber);
       await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
     }
+    return true;
   }
 
   /** Deletes tables a failed job wrote but no manifest lists. */

@@ -84,6 +84,8 @@ export class WritePath {
   readonly #spareRetry: BackgroundRetry;
   /** Writers waiting for a flush to make room. */
   #stalled: (() => void)[] = [];
+  /** While a compaction installs: writes of a version at or below `versionMax` wait for `opened` (holdOldWrites). */
+  #gate: { readonly versionMax: bigint; readonly opened: Promise<void> } | undefined;
 
   #writes = 0;
   #writeStalls = 0;
@@ -120,6 +122,10 @@ export class WritePath {
       this.#checkFlushing();
       this.#writeStalls++;
       await new Promise<void>((resolve) => this.#stalled.push(resolve));
+      this.checkWritable();
+    }
+    while (this.#gate !== undefined && entry.version <= this.#gate.versionMax) {
+      await this.#gate.opened;
       this.checkWritable();
     }
     if (this.#wal.failure !== undefined) this.#leaveFailedLog(this.#wal.failure);
@@ -195,6 +201,27 @@ export class WritePath {
     } catch (err) {
       this.#options.log(`Cannot remove the flushed log ${walFile}: ${errorMessage(err)}`);
     }
+  }
+
+  /**
+   * Holds writes of a version at or below `versionMax` out of the memtable
+   * until the returned function is called: while a compaction that dropped
+   * tombstones up to that version installs its tables (background.ts). Such
+   * a write then lands after them, as if it had come a moment later. Newer
+   * writes go on meanwhile.
+   */
+  holdOldWrites(versionMax: bigint): () => void {
+    assert(this.#gate === undefined, 'One compaction installs at a time');
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    const gate = { versionMax, opened };
+    this.#gate = gate;
+    return () => {
+      if (this.#gate === gate) this.#gate = undefined;
+      open();
+    };
   }
 
   /** Wakes the writers waiting for room: a flush made some, failed, or the engine closes. */

@@ -19,6 +19,8 @@ export class Memtable {
   readonly walNumber: number;
   #frozen = false;
   #maxVersion = 0n;
+  /** The smallest version put here (superseded ones included, so at most the true minimum); undefined while empty. */
+  #minVersion: bigint | undefined;
 
   /** `walNumber`: the log holding this memtable's writes; it may go once the memtable is flushed. */
   constructor(walNumber: number) {
@@ -42,10 +44,21 @@ export class Memtable {
     return this.#maxVersion;
   }
 
+  /**
+   * A lower bound on the versions held here (undefined while empty): a
+   * compaction may drop a tombstone only below it (lsm/background.ts).
+   */
+  get minVersion(): bigint | undefined {
+    return this.#minVersion;
+  }
+
   /** Keeps the entry unless a newer version of its key is already here. The entry's buffers are copied. */
   put(entry: Entry): void {
     assert(!this.#frozen, 'Write to a frozen memtable');
-    if (this.#list.upsert(entry) && entry.version > this.#maxVersion) this.#maxVersion = entry.version;
+    if (!this.#list.upsert(entry)) return;
+    const version = entry.version;
+    if (version > this.#maxVersion) this.#maxVersion = version;
+    if (this.#minVersion === undefined || version < this.#minVersion) this.#minVersion = version;
   }
 
   /** The stored version of `key` (views into the arena), or undefined. */

@@ -61,6 +61,7 @@ export class TableReader {
   readonly #compression: TableCompression;
   readonly #inflight = new Map<number, Promise<Block>>();
   #refs = 0;
+  #rawFileBytes: number | undefined;
   #closed = false;
   #released: Promise<void> | undefined;
 
@@ -152,6 +153,20 @@ export class TableReader {
   /** false: the table certainly does not hold `key`. */
   mayContain(key: Buffer): boolean {
     return this.#filter.mayContain(key);
+  }
+
+  /**
+   * The file's size were its data blocks stored raw: what its entries take
+   * in a table written without a codec (compaction sizes its outputs by it).
+   */
+  get rawFileBytes(): number {
+    if (this.#rawFileBytes === undefined) {
+      let bytes = this.fileBytes;
+      const index = this.#index;
+      for (let i = 0; i < index.blockCount; i++) bytes += index.decodedBytes(i) - index.blockBytes(i);
+      this.#rawFileBytes = Math.max(bytes, this.fileBytes);
+    }
+    return this.#rawFileBytes;
   }
 
   /** mayContain() with the key's bloomHash() computed once by the caller for every table it probes. */
