@@ -4,11 +4,13 @@
  *
  * Versions from one clock strictly increase, and a clock that observes a
  * version (from a peer's write or read answer) never stamps one below it.
- * Together these order two writes of one key correctly whenever the second
- * was sent after the first was answered, whichever nodes coordinated them
- * and however far their wall clocks differ: the second coordinator has
- * observed the first write's version through the replica that answered it,
- * or it stamps a later one from its own clock.
+ * That alone orders two writes of one key only when one clock saw both. Two
+ * writes through two nodes, the second sent after the first was answered,
+ * are ordered by the replicas instead (replica.ts): when their `ack` sets
+ * must share a replica (ack1 + ack2 > from), that replica knows the first
+ * version and answers the second with a conflict, and the coordinator stamps
+ * it again above. Writes whose ack sets may be disjoint have only their
+ * coordinators' clocks, so skew can order them wrongly (docs/api.md says so).
  *
  * Not safe against a peer whose clock runs far ahead: its versions drag
  * every node's clock forward. observe() refuses versions more than

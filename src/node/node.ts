@@ -33,7 +33,14 @@ import type { TransportKind } from '../cluster/transport/index.js';
 import { limits } from '../config/limits.js';
 import type { ServeOptions } from '../config/options.js';
 import { HttpServer } from '../http/index.js';
-import { acquireDirLock, type DirLock, type Engine, nodeVfs, openEngine } from '../storage/index.js';
+import {
+  acquireDirLock,
+  type DirLock,
+  type Engine,
+  nodeVfs,
+  openEngine,
+  versionPhysicalMs,
+} from '../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { type Log, lineLog } from '../util/log.js';
 import { type ClusterParts, clusterParts, isClusterNode } from './cluster-parts.js';
@@ -100,6 +107,7 @@ export class Node {
           offsetMs: clockOffsetMs,
         });
       }
+      seedClock(clock, engine, log);
       const metrics = new NodeMetrics(
         options.url,
         options.cluster.filter((url) => url !== options.url),
@@ -234,6 +242,23 @@ export class Node {
       await this.#lock.release();
     }
   }
+}
+
+/**
+ * Starts the clock at the newest version on disk: after a restart with the
+ * wall clock set back, new writes must not be stamped below what is stored,
+ * or a write answered 201 would lose to an older one. A version further
+ * ahead than the clock follows (its drift bound) is logged instead.
+ */
+function seedClock(clock: HybridClock, engine: Engine, log: Log): void {
+  const stored = engine.maxVersion?.() ?? 0n;
+  if (stored === 0n || clock.observe(stored)) return;
+  const aheadMs = versionPhysicalMs(stored) - clock.wallMs();
+  log.warn(
+    'clock.behind-data',
+    `The newest stored version is ${aheadMs} ms ahead of this node's clock: writes made before the clock catches up may be ordered below it`,
+    { aheadMs },
+  );
 }
 
 /** Resolves when `work` does or after `ms`, whichever comes first; `work` failing is ignored. */

@@ -76,6 +76,11 @@ export interface Engine {
    * without it keeps everything.
    */
   purge?(filter: PurgeFilter): Promise<void>;
+  /**
+   * The newest version stored (0n when empty), so that after a restart a
+   * clock set back does not stamp new writes below what is on disk.
+   */
+  maxVersion?(): bigint;
   stats(): EngineStats;
   /** Finishes in-flight work, makes data durable, releases files. */
   close(): Promise<void>;

@@ -151,6 +151,16 @@ export class LsmEngine implements Engine {
     await this.#background.compactFully(filter);
   }
 
+  maxVersion(): bigint {
+    let max = 0n;
+    for (const table of this.#versions.current.version.tables())
+      if (table.maxVersion > max) max = table.maxVersion;
+    for (const memtable of [this.#writes.memtable, ...this.#writes.frozen.map((f) => f.memtable)]) {
+      if (memtable.maxVersion > max) max = memtable.maxVersion;
+    }
+    return max;
+  }
+
   stats(): EngineStats {
     const cache = this.#cache.stats();
     const version = this.#versions.current.version;

@@ -70,6 +70,12 @@ export class MemoryEngine implements Engine {
     }
   }
 
+  maxVersion(): bigint {
+    let max = 0n;
+    for (const entry of this.#entries.values()) if (entry.version > max) max = entry.version;
+    return max;
+  }
+
   stats(): EngineStats {
     return {
       writes: this.#writes,

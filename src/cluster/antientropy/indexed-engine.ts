@@ -397,6 +397,10 @@ export class IndexedEngine implements Engine {
     });
   }
 
+  maxVersion(): bigint {
+    return this.#main.maxVersion?.() ?? 0n;
+  }
+
   stats(): EngineStats {
     return this.#main.stats();
   }
