@@ -90,6 +90,8 @@ export async function clusterParts(
   const vfs = context.vfs === undefined ? {} : { vfs: context.vfs };
   const birthVersion = await loadBirthVersion(options.dataDir, { engine: context.engine, clock, ...vfs });
   const aeLog = lineLog(log, 'anti-entropy');
+  // Made below, once the engine is open; moves may write before (a resumed move), so it is looked up when used.
+  let replicaOfNode: { noteStored(key: Buffer, version: bigint): void } | undefined;
   const engine = await IndexedEngine.open({
     main: context.engine,
     indexes: lsmIndexes(options.dataDir, { ...vfs, log: lineLog(log, 'engine') }),
@@ -141,7 +143,11 @@ export async function clusterParts(
       vfs: context.vfs ?? nodeVfs,
       engine,
       transport: membershipLinks(transport),
-      observe: (version) => clock.observe(version),
+      // Streamed entries: the clock moves past them, the replica's memory learns them.
+      observe: (version, key) => {
+        clock.observe(version);
+        replicaOfNode?.noteStored(key, version);
+      },
       now: () => clock.now(),
       log: (level, event, line) => log[level](event, line),
       bytesPerSecond: streamBytesPerSecondFromEnv(),
@@ -192,6 +198,7 @@ export async function clusterParts(
       if (isPeer(peer)) transport.peerSeen(peer);
     },
   });
+  replicaOfNode = replica;
   const antiEntropy = new AntiEntropy({
     selfUrl: options.url,
     ring: currentRing,
@@ -200,6 +207,7 @@ export async function clusterParts(
     intervalMs: options.antiEntropyIntervalMs,
     birthVersion,
     clock,
+    onStored: (key, version) => replica.noteStored(key, version),
     log: aeLog,
   });
   const hintFor = hintPolicy(options.url, hints, hintsLog);

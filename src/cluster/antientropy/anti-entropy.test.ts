@@ -74,10 +74,20 @@ describe('AntiEntropy', () => {
       await engines[i % 2]!.write(larger(i));
       await engines[(i + 1) % 2]!.write(smaller(i));
     }
-    const { nodes } = await simCluster(engines, { leafBits: 6 });
+    const stored: string[] = [];
+    const { nodes } = await simCluster(engines, {
+      leafBits: 6,
+      // What the node's replica memory learns of each entry pulled (cluster-parts.ts wires it so).
+      onStored: (k, version) => stored.push(`${k}@${version}`),
+    });
     const [result] = await nodes[0]!.antiEntropy.runOnce();
     assert.equal(result?.equal, false, 'the value hashes make the digests differ');
     assert.equal(result?.pulled, 10);
+    assert.equal(stored.length, 10);
+    assert.ok(
+      stored.every((s) => s.endsWith('@50')),
+      stored.join(','),
+    );
     assert.equal(result?.pushed, 10);
     for (let i = 0; i < 10; i++) {
       for (const engine of engines) assert.deepEqual(await engine.get(key(i)), larger(i));

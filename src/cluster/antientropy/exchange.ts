@@ -87,8 +87,8 @@ export interface ExchangeSettings {
    * version (a new node, or one that lost its disk). 0n: never.
    */
   readonly birthVersion: bigint;
-  /** Called with the version of every entry pulled (the node's clock observes it). */
-  readonly observe: (version: bigint) => void;
+  /** Called with every entry pulled and stored (the node's clock and the replica's memory learn it). */
+  readonly observe: (version: bigint, key: Buffer) => void;
   /** Checked between steps: true ends the exchange early (stop()). */
   readonly stopping: () => boolean;
 }
@@ -435,7 +435,7 @@ class _Copies {
       const entry = await this.#settings.transport.read(this.#peer, key, deadlineMs);
       if (entry === undefined) return;
       await this.#settings.engine.write(entry);
-      this.#settings.observe(entry.version);
+      this.#settings.observe(entry.version, entry.key);
       this.pulled++;
       this.#bytesPulled += entry.key.length + entry.value.length;
     });

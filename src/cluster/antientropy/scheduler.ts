@@ -64,6 +64,8 @@ export interface AntiEntropyOptions {
   readonly birthVersion?: bigint;
   /** Observes the version of every entry pulled, so the node's clock stays ahead of what it stores. */
   readonly clock?: Pick<HybridClock, 'observe'>;
+  /** Told of every entry pulled and stored (the replica's recent-writes memory learns it: replica.ts). */
+  readonly onStored?: (key: Buffer, version: bigint) => void;
   readonly log?: (line: string) => void;
 }
 
@@ -121,7 +123,7 @@ export class AntiEntropy {
     repairTimeoutMs: number;
     yieldEntries: number;
     birthVersion: bigint;
-    observe: (version: bigint) => void;
+    observe: (version: bigint, key: Buffer) => void;
   };
   readonly #log: (line: string) => void;
   #timer: NodeJS.Timeout | undefined;
@@ -162,7 +164,7 @@ export class AntiEntropy {
       repairTimeoutMs: options.repairTimeoutMs ?? limits.requestTimeoutMs,
       yieldEntries: options.yieldEntries ?? limits.antiEntropyYieldEntries,
       birthVersion: options.birthVersion ?? 0n,
-      observe: _observer(options.clock),
+      observe: _observer(options.clock, options.onStored),
     };
     this.#log = options.log ?? (() => {});
     if (typeof ring !== 'function') {
@@ -320,9 +322,12 @@ export class AntiEntropy {
   }
 }
 
-function _observer(clock: Pick<HybridClock, 'observe'> | undefined): (version: bigint) => void {
-  if (clock === undefined) return () => {};
-  return (version) => {
-    clock.observe(version);
+function _observer(
+  clock: Pick<HybridClock, 'observe'> | undefined,
+  onStored: ((key: Buffer, version: bigint) => void) | undefined,
+): (version: bigint, key: Buffer) => void {
+  return (version, key) => {
+    clock?.observe(version);
+    onStored?.(key, version);
   };
 }

@@ -60,8 +60,8 @@ export interface MoverOptions {
   readonly gossip: Gossip;
   readonly engine: Engine;
   readonly transport: MembershipLinks & { isUp(peer: string): boolean };
-  /** Every version streamed in moves the node's clock past it. */
-  readonly observe?: (version: bigint) => void;
+  /** Every entry streamed in and stored: the node's clock moves past it, the replica's memory learns it. */
+  readonly observe?: (version: bigint, key: Buffer) => void;
   /** A new version from the node's clock: the cleanup drops only versions at or below it. */
   readonly now?: () => bigint;
   /** This node was removed from the cluster: stop it (called once, after the trailing time). */

@@ -56,7 +56,8 @@ export interface MembershipServiceOptions {
   readonly vfs: Vfs;
   readonly engine: Engine;
   readonly transport: MembershipLinks & { isUp(peer: string): boolean };
-  readonly observe?: (version: bigint) => void;
+  /** Every entry streamed in and stored (the node's clock and the replica's memory learn it). */
+  readonly observe?: (version: bigint, key: Buffer) => void;
   /** A new version from the node's clock (the cleanup after a move drops only older ones). */
   readonly now?: () => bigint;
   /** Records for operators: `event` names what happened (membership.*). */

@@ -248,8 +248,8 @@ export interface StreamReceiverOptions {
   readonly engine: Engine;
   /** isUp: whether the transport sees the peer up (a source is given up only when not); without it, any source failing long enough is. */
   readonly transport: Pick<MembershipLinks, 'stream'> & { isUp?(peer: string): boolean };
-  /** Every version received moves the node's clock past it. */
-  readonly observe?: (version: bigint) => void;
+  /** Every entry received and stored: the node's clock moves past it, the replica's memory learns it. */
+  readonly observe?: (version: bigint, key: Buffer) => void;
   /** A source answered for another epoch: bring views in line with it (gossip.exchange). */
   readonly onStale?: (source: string) => Promise<unknown>;
   readonly bytesPerSecond?: number;
@@ -428,7 +428,7 @@ export class StreamReceiver {
       const slice = entries.slice(i, i + inFlight);
       await Promise.all(slice.map((entry) => engine.write(entry)));
       for (const entry of slice) {
-        observe?.(entry.version);
+        observe?.(entry.version, entry.key);
         transfer.keys++;
         transfer.bytes += entry.key.length + entry.value.length;
       }

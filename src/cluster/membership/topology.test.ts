@@ -107,11 +107,14 @@ describe('streaming', () => {
         await engines.get(url)!.write(valueEntry(key, BigInt(i + 1), key));
     }
     let pages = 0;
+    const observed = new Set<string>();
     const receiver = new StreamReceiver({
       selfUrl: e,
       view,
       rings: { current: topology.current!, future: topology.future! },
       engine: engines.get(e)!,
+      // The node's clock and its replica's memory learn every entry stored.
+      observe: (_version, key) => observed.add(key.toString()),
       transport: {
         stream: (peer, body) => {
           pages++;
@@ -134,6 +137,7 @@ describe('streaming', () => {
     }
     await cursor.close();
     assert.deepEqual(received.sort(), expected.map(String).sort());
+    assert.deepEqual([...observed].sort(), received);
     // Each key came from each of its three current replicas.
     assert.equal(progress.keys, expected.length * 3);
     for (const key of expected) {

@@ -88,3 +88,23 @@ test('Replica: scan pages hold at most limit entries and say whether more follow
   const exact = await replica.scan(Buffer.from('k3'), undefined, 2);
   assert.equal(exact.more, false, 'exactly limit entries left: nothing more');
 });
+
+test('Replica: an entry stored beside it (an anti-entropy pull, a stream) is known: a later write below it is a conflict', async () => {
+  const engine = new MemoryEngine();
+  const clock = new HybridClock({ wallMs: () => 1_000_000 });
+  const replica = createReplica(engine, clock, { clockSkewMaxMs: 1000 });
+  const key = Buffer.from('k');
+  // Written through the replica: its memory holds the key at v100.
+  assert.equal(
+    await replica.write(valueEntry(key, makeVersion(1_002_000, 0), Buffer.from('v100'))),
+    undefined,
+  );
+  // A pull stores v300 straight into the engine.
+  const pulled = valueEntry(key, makeVersion(1_004_000, 0), Buffer.from('v300'));
+  await engine.write(pulled);
+  replica.noteStored(pulled.key, pulled.version);
+  // A write at v200 must not be taken as the newest.
+  const between = valueEntry(key, makeVersion(1_003_000, 0), Buffer.from('v200'));
+  assert.equal(await replica.write(between), pulled.version);
+  assert.ok(clock.now() > pulled.version);
+});

@@ -137,6 +137,16 @@ export class Replica implements InternodeHandler {
     return conflict;
   }
 
+  /**
+   * An entry of `key` at `version` was stored without going through write()
+   * (an anti-entropy pull, a move's stream): the memory learns it, so that a
+   * later write below it is answered with a conflict, not taken as the newest.
+   */
+  noteStored(key: Buffer, version: bigint): void {
+    this.#clock.observe(version);
+    this.#recent.record(key, version);
+  }
+
   async read(key: Buffer): Promise<Entry | undefined> {
     this.#reads++;
     const entry = await this.#engine.get(key);

@@ -426,7 +426,10 @@ class _PeerLink {
       this.#encoder.append(message, id);
     } catch (err) {
       return Promise.reject(
-        new RingkvError('RINGKV_BAD_REQUEST', `Cannot encode a request to ${this.peer}: ${errorMessage(err)}`),
+        new RingkvError(
+          'RINGKV_BAD_REQUEST',
+          `Cannot encode a request to ${this.peer}: ${errorMessage(err)}`,
+        ),
       );
     }
     const promise = new Promise<unknown>((resolve, reject) => {
