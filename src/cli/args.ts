@@ -1,7 +1,8 @@
 /**
  * Flag parsing for every command: node:util parseArgs in strict mode (unknown
  * flags are errors), its errors turned into one-line RingkvError('RINGKV_CONFIG')
- * messages. parseFlags takes flags with values only; parseCommandLine also
+ * messages. A flag given twice is an error too (parseArgs would keep the
+ * last silently: `--data a --data b` would run on b). parseFlags takes flags with values only; parseCommandLine also
  * switches (flags without a value, such as --json) and positional arguments.
  */
 import { parseArgs } from 'node:util';
@@ -56,18 +57,29 @@ export function parseCommandLine<Name extends string, Switch extends string = ne
   for (const name of spec.flags) options[name] = { type: 'string' };
   for (const name of spec.switches ?? []) options[name] = { type: 'boolean' };
   const { min, max, synopsis } = spec.positionals ?? { min: 0, max: 0, synopsis: '' };
-  let parsed: { values: Record<string, string | boolean | undefined>; positionals: string[] };
+  let parsed: {
+    values: Record<string, string | boolean | undefined>;
+    positionals: string[];
+    tokens: { kind: string; name?: string }[];
+  };
   try {
     parsed = parseArgs({
       args: [...args],
       options,
       strict: true,
       allowPositionals: max > 0,
+      tokens: true,
     }) as typeof parsed;
   } catch (err) {
     // parseArgs messages end with a period and are sometimes followed by hints; keep the first sentence.
     const message = errorMessage(err).split(/\.(\s|$)/)[0]!;
     throw new RingkvError('RINGKV_CONFIG', message, { cause: err });
+  }
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option' || token.name === undefined) continue;
+    if (seen.has(token.name)) throw new RingkvError('RINGKV_CONFIG', `Option '--${token.name}' is given twice`);
+    seen.add(token.name);
   }
   const help = parsed.values.help === true;
   const flags: Record<string, string | boolean | undefined> = { help };

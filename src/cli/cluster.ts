@@ -64,6 +64,8 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
   const nodeCount = wholeNumber(flags.nodes ?? '3', '--nodes', 1, NODES_MAX);
   const basePort = wholeNumber(flags['base-port'] ?? '8080', '--base-port', 1, 65_536 - nodeCount);
   const dataDir = flags.data ?? './data';
+  // An empty --data would put the nodes' directories in the working directory.
+  if (dataDir === '') throw new RingkvError('RINGKV_CONFIG', 'Missing --data: an empty path');
   const passed: string[] = [];
   for (const name of PASSED_FLAGS) {
     const value = flags[name];

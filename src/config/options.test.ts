@@ -70,6 +70,26 @@ describe('serveOptions', () => {
     assert.deepEqual([options.logLevel, options.logFormat, options.slowRequestMs], ['debug', 'pretty', 0]);
   });
 
+  it('takes values up to 256 MiB on a single node, and in a cluster only what one internode frame carries', () => {
+    const big = String(100 * 1024 * 1024);
+    assert.equal(serveOptions({ ...base, 'max-value-bytes': big }).valueBytesMax, 100 * 1024 * 1024);
+    const cluster = { ...base, cluster: 'http://127.0.0.1:8080,http://127.0.0.1:8081' };
+    const most = limits.internodeFrameBytesMax - limits.keyBytesHardMax - 64;
+    assert.equal(serveOptions({ ...cluster, 'max-value-bytes': String(most) }).valueBytesMax, most);
+    for (const flags of [
+      { ...cluster, 'max-value-bytes': String(most + 1) },
+      { ...base, join: 'http://127.0.0.1:8081', 'max-value-bytes': big },
+    ]) {
+      assert.throws(
+        () => serveOptions(flags),
+        (err) =>
+          isRingkvError(err, 'RINGKV_CONFIG') &&
+          err.message ===
+            `Bad --max-value-bytes: at most ${most} in a cluster (a value crosses to its replicas in one internode frame)`,
+      );
+    }
+  });
+
   it('refuses an unknown log level, log format or codec, naming the choices', () => {
     for (const [flag, value] of [
       ['log-level', 'verbose'],

@@ -121,6 +121,19 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
   if (replace !== undefined && join === undefined)
     throw configError('Bad --replace: it needs --join ANY_MEMBER');
   if (replace === self.url) throw configError(`Bad --replace: ${replace} is this node; name the dead member`);
+  const valueBytesMax = integer(flags['max-value-bytes'], 'max-value-bytes', {
+    fallback: limits.valueBytesMax,
+    min: 1,
+    max: limits.valueBytesHardMax,
+  });
+  // In a cluster every value crosses to its replicas in one internode frame (and so do repairs and
+  // hints): a larger one would be stored here and nowhere else, for good.
+  const clusterValueBytesMax = limits.internodeFrameBytesMax - limits.keyBytesHardMax - 64;
+  if ((cluster.length > 1 || join !== undefined) && valueBytesMax > clusterValueBytesMax) {
+    throw configError(
+      `Bad --max-value-bytes: at most ${clusterValueBytesMax} in a cluster (a value crosses to its replicas in one internode frame)`,
+    );
+  }
   return Object.freeze({
     url: self.url,
     host: self.host,
@@ -141,11 +154,7 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
       // The anti-entropy index stores each key after its 4-byte hash.
       max: limits.keyBytesHardMax - 4,
     }),
-    valueBytesMax: integer(flags['max-value-bytes'], 'max-value-bytes', {
-      fallback: limits.valueBytesMax,
-      min: 1,
-      max: limits.valueBytesHardMax,
-    }),
+    valueBytesMax,
     memtableBytesMax: integer(flags['memtable-bytes'], 'memtable-bytes', {
       fallback: limits.memtableBytesMax,
       min: 4 * KiB,

@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isRingkvError } from '../util/errors.js';
+import { parseCommandLine, parseFlags } from './args.js';
+
+describe('parseCommandLine', () => {
+  it('refuses a flag or a switch given twice, rather than keep one of them', () => {
+    for (const args of [
+      ['--data', 'a', '--data', 'b'],
+      ['--data=a', '--data', 'a'],
+      ['--json', '--json'],
+    ]) {
+      assert.throws(
+        () => parseCommandLine(args, { flags: ['data'], switches: ['json'] }),
+        (err) =>
+          isRingkvError(err, 'RINGKV_CONFIG') && /^Option '--(data|json)' is given twice$/.test(err.message),
+        args.join(' '),
+      );
+    }
+  });
+
+  it('takes each flag once, and -- ends the flags', () => {
+    assert.deepEqual(parseFlags(['--data', 'a', '--url', 'u'], ['data', 'url']), {
+      data: 'a',
+      url: 'u',
+      help: false,
+    });
+    const line = parseCommandLine(['--data', 'a', '--', '--data'], {
+      flags: ['data'],
+      positionals: { min: 1, max: 1, synopsis: 'KEY' },
+    });
+    assert.deepEqual(line.positionals, ['--data']);
+  });
+});
