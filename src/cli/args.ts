@@ -78,7 +78,8 @@ export function parseCommandLine<Name extends string, Switch extends string = ne
   const seen = new Set<string>();
   for (const token of parsed.tokens) {
     if (token.kind !== 'option' || token.name === undefined) continue;
-    if (seen.has(token.name)) throw new RingkvError('RINGKV_CONFIG', `Option '--${token.name}' is given twice`);
+    if (seen.has(token.name))
+      throw new RingkvError('RINGKV_CONFIG', `Option '--${token.name}' is given twice`);
     seen.add(token.name);
   }
   const help = parsed.values.help === true;
