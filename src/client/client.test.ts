@@ -5,9 +5,10 @@
  * runs the client against real nodes.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { answer, type Handler } from '../../test/support/answers.js';
 import { freePort } from '../../test/support/ports.js';
 import { isRingkvError } from '../util/errors.js';
 import {
@@ -18,8 +19,6 @@ import {
   TimeoutError,
   UnavailableError,
 } from './index.js';
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 interface StandIn {
   readonly url: string;
@@ -47,16 +46,6 @@ async function standIn(handler: Handler): Promise<StandIn> {
   server.on('connection', () => node.connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return Object.assign(node, { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
-}
-
-function answer(status: number, body = '', headers: Record<string, string> = {}): Handler {
-  return (req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(status, { 'content-type': 'text/plain', ...headers });
-      res.end(body);
-    });
-  };
 }
 
 /** A range answer as a node writes it: one chunk per entry, key '\n' value. */

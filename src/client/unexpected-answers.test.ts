@@ -7,7 +7,7 @@
  * checks run `ringkv` against them.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import {
   type AddressInfo,
   createServer as createNetServer,
@@ -15,11 +15,10 @@ import {
   type Socket,
 } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { answer, type Handler } from '../../test/support/answers.js';
 import { ringkv } from '../../test/support/cli.js';
 import { isRingkvError } from '../util/errors.js';
 import { BadRequestError, RingkvClient, ServerError } from './index.js';
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 interface StandIn {
   readonly url: string;
@@ -66,16 +65,6 @@ async function rawStandIn(reply: (socket: Socket) => void): Promise<StandIn> {
     });
   });
   return { url: await listen(server), seen };
-}
-
-function answer(status: number, body = '', headers: Record<string, string> = {}): Handler {
-  return (req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(status, { 'content-type': 'text/plain', ...headers });
-      res.end(body);
-    });
-  };
 }
 
 /** A healthy node: 200 with a value (a range of one entry, a status document), 201, 202. */
