@@ -16,7 +16,9 @@
  * - Back-pressure: next() builds one batch and a peer's next page is asked
  *   for only once its previous page is used up, so pages are pulled as fast
  *   as the HTTP answer drains. Memory: one page per node (`pageEntries`, and
- *   a page is cut at the frame limit) plus one local batch.
+ *   a peer cuts a page at about one frame of bytes) plus one local batch,
+ *   and a batch handed out holds at most `batchEntriesMax` entries and about
+ *   `batchBytesMax` bytes (a batch keeps the pages it took entries from).
  * - Pages of a peer are asked for from just after the last key received (the
  *   key with a 0 byte appended is the next possible key).
  */
@@ -40,6 +42,8 @@ export interface ClusterScanOptions {
   readonly timeoutMs: number;
   /** Entries per batch handed out by next(). */
   readonly batchEntriesMax: number;
+  /** ...and about this many key and value bytes (one entry more than fits goes in, so that a batch is never empty). */
+  readonly batchBytesMax: number;
 }
 
 interface _Source {
@@ -65,7 +69,8 @@ export class ClusterScanCursor implements EntryCursor {
     if (this.#closed) return undefined;
     const sources = this.#sources ?? this.#open();
     const batch: Entry[] = [];
-    while (batch.length < this.#options.batchEntriesMax) {
+    let bytes = 0;
+    while (batch.length < this.#options.batchEntriesMax && bytes < this.#options.batchBytesMax) {
       await _fillAll(sources);
       if (this.#closed) return undefined;
       let smallest: Buffer | undefined;
@@ -85,6 +90,7 @@ export class ClusterScanCursor implements EntryCursor {
         }
       }
       batch.push(best!);
+      bytes += best!.key.length + best!.value.length;
     }
     return batch.length > 0 ? batch : undefined;
   }

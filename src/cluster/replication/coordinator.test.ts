@@ -10,9 +10,18 @@ import {
   type TestNode,
   testRing,
 } from '../../../test/support/in-process-cluster.js';
-import { type Entry, EntryKind, isLive, tombstoneEntry, valueEntry } from '../../storage/index.js';
+import { limits } from '../../config/limits.js';
+import {
+  type Entry,
+  EntryKind,
+  isLive,
+  MemoryEngine,
+  tombstoneEntry,
+  valueEntry,
+} from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
-import type { Replica } from './replica.js';
+import { HybridClock } from '../clock.js';
+import { createReplica, type Replica } from './replica.js';
 
 const Q = { ack: 2, from: 3 };
 const K = Buffer.from('key');
@@ -364,6 +373,40 @@ describe('ClusterStore', () => {
       got.map((e) => [e.key.toString(), e.version, e.kind]),
       want.map((e) => [e.key.toString(), e.version, e.kind]),
     );
+  });
+
+  test('a cluster range of large values hands out batches of about scanBatchBytesMax, every key once', async () => {
+    const all = cluster({ nodes: 3 });
+    const value = Buffer.alloc(100 * 1024, 7);
+    for (let i = 0; i < 30; i++) {
+      const key = Buffer.from(`big${String(i).padStart(2, '0')}`);
+      for (const node of all) await node.engine.write(valueEntry(key, BigInt(100 + i), value));
+    }
+    const cursor = all[0]!.store.scanCluster({ start: Buffer.from('big') });
+    const keys: string[] = [];
+    try {
+      for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
+        const bytes = batch.reduce((sum, e) => sum + e.key.length + e.value.length, 0);
+        // At most one entry past the bound.
+        assert.ok(bytes < limits.scanBatchBytesMax + value.length + 16, `a batch of ${bytes} bytes`);
+        keys.push(...batch.map((e) => e.key.toString()));
+      }
+    } finally {
+      await cursor.close();
+    }
+    assert.equal(keys.length, 30);
+    assert.equal(new Set(keys).size, 30);
+  });
+
+  test('a peer cuts a range page at about one frame of bytes', async () => {
+    const engine = new MemoryEngine();
+    const replica = createReplica(engine, new HybridClock(), { clockSkewMaxMs: 1000 });
+    const value = Buffer.alloc(3 * 1024 * 1024, 1);
+    for (let i = 0; i < 5; i++) await engine.write(valueEntry(Buffer.from(`v${i}`), BigInt(10 + i), value));
+    const page = await replica.scan(Buffer.from('v'), undefined, 128);
+    // 3 entries pass one frame (8 MiB and a little): the page ends there, and says more follow.
+    assert.equal(page.entries.length, 3);
+    assert.equal(page.more, true);
   });
 
   test('a cluster range with a node down is refused before the first entry', async () => {

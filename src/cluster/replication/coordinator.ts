@@ -218,6 +218,7 @@ export class ClusterStore implements Store {
       pageEntries: this.#scanPageEntries,
       timeoutMs: this.#requestTimeoutMs,
       batchEntriesMax: limits.scanBatchEntriesMax,
+      batchBytesMax: limits.scanBatchBytesMax,
     });
   }
 

@@ -158,12 +158,15 @@ export class Replica implements InternodeHandler {
     this.#scans++;
     const cursor = this.#engine.scan({ start, end });
     const entries: Entry[] = [];
+    let bytes = 0;
     try {
       for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
         for (const entry of batch) {
-          // One more than asked exists: the page is full and more follow.
-          if (entries.length === limit) return { entries, more: true };
+          // One more than asked exists (or a frame's worth of bytes is in): the page is full and more follow.
+          if (entries.length === limit || bytes >= limits.internodeFrameBytesMax)
+            return { entries, more: true };
           entries.push(entry);
+          bytes += entry.key.length + entry.value.length;
         }
       }
     } finally {
