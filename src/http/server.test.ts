@@ -547,6 +547,15 @@ for (const fastPath of [true, false])
       });
     });
 
+    it('answers a range asked with HTTP/1.0 (no chunks) 505 with the reason', async () => {
+      const port = await start(new ScriptedStore(1));
+      const { conn } = await open(port);
+      await conn.write('GET /v0/entities?start=a HTTP/1.0\r\n\r\n');
+      const answer = await conn.readAnswer();
+      assert.equal(answer.status, 505);
+      assert.equal(answer.body.toString(), 'A range is answered in chunks: ask with HTTP/1.1');
+    });
+
     describe('requests the parser refuses', () => {
       // Each on a connection of its own: every one of them closes it.
       const cases: [string, string | Buffer, number, RegExp][] = [

@@ -20,7 +20,7 @@ import type { EntryCursor } from '../../storage/index.js';
 import { isLive } from '../../storage/index.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 import { parseRangeParams, type RangeParams } from '../params.js';
-import { NodeReply, type RouteContext, sendError } from './context.js';
+import { NodeReply, type RouteContext, sendError, sendText } from './context.js';
 import { type RangeEncoding, rangeEncoding } from './range-format.js';
 
 /** Resolves once the answer is finished or abandoned and the cursor is closed; never rejects. */
@@ -30,6 +30,12 @@ export async function handleEntities(
   res: ServerResponse,
 ): Promise<void> {
   ctx.counters.range++;
+  // A range is streamed in chunks (API.md), which HTTP/1.0 has not: its entries would run
+  // together, and an answer cut short would look whole.
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) {
+    sendText(ctx, new NodeReply(res), 505, 'A range is answered in chunks: ask with HTTP/1.1');
+    return;
+  }
   let cursor: EntryCursor;
   let encoding: RangeEncoding;
   try {
