@@ -14,7 +14,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { NODE_TUNING_FLAG_NAMES } from '../config/options.js';
+import { NODE_TUNING_FLAG_NAMES, type ServeFlags, serveOptions } from '../config/options.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseFlags } from './args.js';
 
@@ -72,6 +72,11 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
     if (value !== undefined) passed.push(`--${name}`, value);
   }
   const urls = Array.from({ length: nodeCount }, (_, i) => `http://127.0.0.1:${basePort + i}`);
+  // The nodes' flags checked here, as the nodes will: a bad one is this command's one-line usage
+  // error (exit 2), not one line per node and a cluster stopped.
+  const serveFlags: ServeFlags = { url: urls[0], data: join(dataDir, 'node-0'), cluster: urls.join(',') };
+  for (const name of PASSED_FLAGS) (serveFlags as Record<string, string | undefined>)[name] = flags[name];
+  serveOptions(serveFlags);
   const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
   let stopping = false;

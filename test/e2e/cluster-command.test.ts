@@ -123,6 +123,21 @@ describe('ringkv cluster', () => {
     assert.ok(await waitGone(survivor), 'the other node was not stopped');
   });
 
+  it('refuses a bad node flag, an empty --data and a flag given twice with one line, starting no node', async () => {
+    const dir = await makeTempDir();
+    for (const [args, message] of [
+      [['--sync', 'maybe', '--data', dir], /^ringkv: Bad --sync: expected on or off, got "maybe"$/],
+      [['--data', ''], /^ringkv: Missing --data: an empty path$/],
+      [['--nodes', '1', '--nodes', '2', '--data', dir], /^ringkv: Option '--nodes' is given twice$/],
+    ] as const) {
+      const result = await runCli(['cluster', '--base-port', '25900', ...args]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr.trim(), message);
+      assert.equal(result.stderr.trim().split('\n').length, 1, result.stderr);
+      assert.ok(!existsSync(join(dir, 'node-0')), 'no node was started');
+    }
+  });
+
   it('refuses a bad --nodes with one line', async () => {
     const result = await runCli(['cluster', '--nodes', '0']);
     assert.equal(result.code, 2);
