@@ -63,6 +63,7 @@ interface RawQuery {
   ready: string | undefined;
   trace: string | undefined;
   format: string | undefined;
+  dir: string | undefined;
 }
 
 /** Largest number of digits in ack, from and ttl: 10^15 - 1 < 2^53. */
@@ -127,6 +128,21 @@ export function parseHealthParams(url: string): { readonly ready: boolean } {
   const raw = scanQuery(url);
   if (raw.ready === undefined) return { ready: false };
   return { ready: flagOn(raw.ready, 'ready') };
+}
+
+/**
+ * The `dir` of POST /v0/admin/snapshot, decoded as every parameter is
+ * (a malformed escape or text that is not UTF-8 is 400, so `%ff` is refused
+ * rather than turned into U+FFFD); undefined when absent.
+ */
+export function parseSnapshotDir(url: string): string | undefined {
+  const raw = scanQuery(url).dir;
+  if (raw === undefined) return undefined;
+  try {
+    return decodeText(raw);
+  } catch (err) {
+    throw badRequest(`Bad dir: ${(err as Error).message}`);
+  }
 }
 
 /** A flag parameter that is either absent or exactly `1`: true, or RINGKV_BAD_REQUEST naming it. */
@@ -230,6 +246,7 @@ function scanQuery(url: string): RawQuery {
     ready: undefined,
     trace: undefined,
     format: undefined,
+    dir: undefined,
   };
   const q = url.indexOf('?');
   if (q === -1) return raw;
@@ -282,6 +299,9 @@ function assign(raw: RawQuery, name: string, value: string): void {
       break;
     case 'format':
       raw.format ??= value;
+      break;
+    case 'dir':
+      raw.dir ??= value;
       break;
   }
 }

@@ -12,7 +12,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { isAbsolute } from 'node:path';
 import { errorMessage, RingkvError } from '../../util/errors.js';
-import { decodeComponent } from '../params.js';
+import { parseSnapshotDir } from '../params.js';
 import { NodeReply, type RouteContext, sendError, sendJson, sendText } from './context.js';
 
 export const SNAPSHOT_PATH = '/v0/admin/snapshot';
@@ -33,7 +33,7 @@ export function handleSnapshot(
   req.resume();
   let dir: string | undefined;
   try {
-    dir = dirParam(req.url!);
+    dir = parseSnapshotDir(req.url!);
   } catch (err) {
     sendError(ctx, reply, err);
     return;
@@ -51,27 +51,6 @@ export function handleSnapshot(
     (info) => sendJson(ctx, reply, 200, JSON.stringify(info)),
     (err: unknown) => sendError(ctx, reply, err instanceof RingkvError ? err : wrapped(target, err)),
   );
-}
-
-/**
- * The first `dir` of the query, decoded as every parameter is (params.ts:
- * form-urlencoded, and a malformed escape or text that is not UTF-8 is 400),
- * so that `%ff` is refused rather than turned into U+FFFD.
- */
-function dirParam(url: string): string | undefined {
-  const q = url.indexOf('?');
-  if (q === -1) return undefined;
-  for (const pair of url.slice(q + 1).split('&')) {
-    const eq = pair.indexOf('=');
-    const name = eq === -1 ? pair : pair.slice(0, eq);
-    if (name !== 'dir' && decodeComponent(name).toString('utf8') !== 'dir') continue;
-    try {
-      return decodeComponent(eq === -1 ? '' : pair.slice(eq + 1)).toString('utf8');
-    } catch (err) {
-      throw new RingkvError('RINGKV_BAD_REQUEST', `Bad dir: ${errorMessage(err)}`, { cause: err });
-    }
-  }
-  return undefined;
 }
 
 /**
