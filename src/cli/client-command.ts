@@ -20,7 +20,7 @@ import { type Command, EXIT } from './command.js';
 export const URL_DEFAULT = 'http://127.0.0.1:8080';
 const TIMEOUT_MS_DEFAULT = 10_000;
 /** The longest --timeout: the longest delay a Node.js timer holds (2^31 - 1 ms, about 24.8 days). */
-const TIMEOUT_MS_MAX = 2 ** 31 - 1;
+export const TIMEOUT_MS_MAX = 2 ** 31 - 1;
 
 /** Help lines for the flags every client command takes. */
 export const CONNECTION_FLAGS_USAGE = `  --url URL,...    the node to ask (default ${URL_DEFAULT}); with several, each in turn
