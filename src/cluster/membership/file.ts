@@ -44,3 +44,44 @@ export async function saveMembership(vfs: Vfs, dataDir: string, view: Membership
     throw new RingkvError('RINGKV_IO', `Cannot write ${path}: ${errorMessage(err)}`, { cause: err });
   }
 }
+
+/**
+ * The CLEANUP_DUE file: present from a move's end until this node's cleanup
+ * (mover.ts) has run, so that a node restarted in between (the cleanup waits
+ * out the trailing time first) still drops what it no longer holds. A
+ * marker left behind costs one extra cleanup, never data: the cleanup only
+ * drops ranges the current view does not give this node.
+ */
+export const CLEANUP_DUE_FILE = 'CLEANUP_DUE';
+
+/** Whether the marker is there (a damaged one counts: it holds nothing the cleanup needs). */
+export async function loadCleanupDue(vfs: Vfs, dataDir: string): Promise<boolean> {
+  try {
+    await vfs.stat(join(dataDir, CLEANUP_DUE_FILE));
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new RingkvError(
+      'RINGKV_IO',
+      `Cannot read ${join(dataDir, CLEANUP_DUE_FILE)}: ${errorMessage(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}
+
+/** Sets (the epoch of the view whose cleanup is due) or clears the marker. */
+export async function markCleanupDue(vfs: Vfs, dataDir: string, epoch: bigint | undefined): Promise<void> {
+  const path = join(dataDir, CLEANUP_DUE_FILE);
+  try {
+    if (epoch !== undefined) {
+      await replaceFileDurably(vfs, dataDir, path, Buffer.from(`${epoch}\n`));
+      return;
+    }
+    await vfs.remove(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw new RingkvError('RINGKV_IO', `Cannot write ${path}: ${errorMessage(err)}`, { cause: err });
+  }
+}

@@ -19,8 +19,9 @@
  *              u16 token length, token (UTF-8; 0: the URL itself)
  *   ..   4   CRC-32 of every byte before it
  *
- *   STREAM request:  u64 epoch, u16 + target URL, varint + start key, u32 limit (entries)
- *   STREAM answer:   u8 flags (bit 0: more), u64 epoch, u64 estimated bytes,
+ *   STREAM request:  u64 epoch, u64 view digest, u16 + target URL, varint + start key,
+ *                    u32 limit (entries)
+ *   STREAM answer:   u8 flags (bit 0: more), u64 epoch, u64 view digest, u64 estimated bytes,
  *                    varint + coveredThrough key, u32 count, count entries (storage entry codec)
  *   MOVE request:    u8 kind (1 progress, 2 decommission, 3 remove, 4 cancel), argument (UTF-8)
  *   MOVE answer:     a JSON object (UTF-8)
@@ -111,6 +112,8 @@ export function decodeMembership(buf: Buffer): Membership | string {
 export interface StreamRequest {
   /** The epoch of the view the move is computed from: both sides must hold it. */
   readonly epoch: bigint;
+  /** That view's digest (membership.ts's viewDigest): two views can share an epoch. */
+  readonly view: bigint;
   /** The node the entries are for (a future owner). */
   readonly target: string;
   readonly start: Buffer;
@@ -118,7 +121,9 @@ export interface StreamRequest {
 }
 
 export interface StreamPage {
+  /** The source's view: the request's when the page holds entries. */
   readonly epoch: bigint;
+  readonly view: bigint;
   readonly more: boolean;
   /** The source's estimate of the whole transfer's bytes (keys and values), for progress. */
   readonly estimatedBytes: number;
@@ -130,10 +135,11 @@ export interface StreamPage {
 export function encodeStreamRequest(request: StreamRequest): Buffer {
   const target = Buffer.from(request.target, 'utf8');
   const buf = Buffer.alloc(
-    8 + 2 + target.length + varintBytes(request.start.length) + request.start.length + 4,
+    16 + 2 + target.length + varintBytes(request.start.length) + request.start.length + 4,
   );
   buf.writeBigUInt64BE(request.epoch, 0);
-  let at = _writeShortBytes(buf, 8, target);
+  buf.writeBigUInt64BE(request.view, 8);
+  let at = _writeShortBytes(buf, 16, target);
   at = writeVarint(buf, at, request.start.length);
   at += request.start.copy(buf, at);
   buf.writeUInt32BE(request.limit, at);
@@ -141,23 +147,25 @@ export function encodeStreamRequest(request: StreamRequest): Buffer {
 }
 
 export function decodeStreamRequest(buf: Buffer): StreamRequest {
-  if (buf.length < 15) throw _bad('stream request too short');
+  if (buf.length < 23) throw _bad('stream request too short');
   const epoch = buf.readBigUInt64BE(0);
-  const target = _readShortString(buf, 8, buf.length);
+  const view = buf.readBigUInt64BE(8);
+  const target = _readShortString(buf, 16, buf.length);
   if (target === undefined) throw _bad('bad stream target');
   const start = _readBytes(buf, target[1]);
   if (start === undefined || start[1] + 4 !== buf.length) throw _bad('bad stream start');
-  return { epoch, target: target[0], start: start[0], limit: buf.readUInt32BE(start[1]) };
+  return { epoch, view, target: target[0], start: start[0], limit: buf.readUInt32BE(start[1]) };
 }
 
 export function encodeStreamPage(page: StreamPage): Buffer {
-  let bytes = 17 + varintBytes(page.coveredThrough.length) + page.coveredThrough.length + 4;
+  let bytes = 25 + varintBytes(page.coveredThrough.length) + page.coveredThrough.length + 4;
   for (const entry of page.entries) bytes += encodedEntryBytes(entry);
   const buf = Buffer.alloc(bytes);
   buf[0] = page.more ? 1 : 0;
   buf.writeBigUInt64BE(page.epoch, 1);
-  buf.writeBigUInt64BE(BigInt(Math.max(0, Math.round(page.estimatedBytes))), 9);
-  let at = writeVarint(buf, 17, page.coveredThrough.length);
+  buf.writeBigUInt64BE(page.view, 9);
+  buf.writeBigUInt64BE(BigInt(Math.max(0, Math.round(page.estimatedBytes))), 17);
+  let at = writeVarint(buf, 25, page.coveredThrough.length);
   at += page.coveredThrough.copy(buf, at);
   buf.writeUInt32BE(page.entries.length, at);
   at += 4;
@@ -166,8 +174,8 @@ export function encodeStreamPage(page: StreamPage): Buffer {
 }
 
 export function decodeStreamPage(buf: Buffer): StreamPage {
-  if (buf.length < 22 || buf[0]! > 1) throw _bad('bad stream page header');
-  const covered = _readBytes(buf, 17);
+  if (buf.length < 30 || buf[0]! > 1) throw _bad('bad stream page header');
+  const covered = _readBytes(buf, 25);
   if (covered === undefined || covered[1] + 4 > buf.length) throw _bad('bad stream page key');
   const decoded = decodeEntries(buf, covered[1]);
   if (typeof decoded === 'string') throw _bad(`stream page ${decoded}`);
@@ -175,7 +183,8 @@ export function decodeStreamPage(buf: Buffer): StreamPage {
   return {
     more: buf[0] === 1,
     epoch: buf.readBigUInt64BE(1),
-    estimatedBytes: Number(buf.readBigUInt64BE(9)),
+    view: buf.readBigUInt64BE(9),
+    estimatedBytes: Number(buf.readBigUInt64BE(17)),
     coveredThrough: covered[0],
     entries: decoded.entries,
   };

@@ -242,10 +242,17 @@ describe('membership: the bytes', () => {
   });
 
   test('STREAM and MOVE bodies round-trip', () => {
-    const request = { epoch: 7n, target: d, start: Buffer.from('key-1'), limit: 512 };
+    const request = {
+      epoch: 7n,
+      view: 0xfedcba9876543210n,
+      target: d,
+      start: Buffer.from('key-1'),
+      limit: 512,
+    };
     assert.deepEqual(decodeStreamRequest(encodeStreamRequest(request)), request);
     const page = {
       epoch: 7n,
+      view: 0x0123456789abcdefn,
       more: true,
       estimatedBytes: 123_456,
       coveredThrough: Buffer.from('key-9'),

@@ -32,6 +32,7 @@
  * oldest dropped first), so that a removed node that comes back learns it
  * was removed rather than being unknown.
  */
+import { createHash } from 'node:crypto';
 import { compareBytes } from '../../util/bytes.js';
 import { RingkvError } from '../../util/errors.js';
 import { encodeMembership } from './format.js';
@@ -93,6 +94,33 @@ export function bootstrapMembership(urls: readonly string[]): Membership {
 export function compareMemberships(a: Membership, b: Membership): number {
   if (a.epoch !== b.epoch) return a.epoch > b.epoch ? 1 : -1;
   return compareBytes(encodeMembership(a), encodeMembership(b));
+}
+
+/** Whether two views are the same view: equal epochs are not enough (two changes made at once share one). */
+export function sameView(a: Membership, b: Membership): boolean {
+  return a === b || compareMemberships(a, b) === 0;
+}
+
+const digests = new WeakMap<Membership, bigint>();
+
+/**
+ * A view's identity on the wire: 64 bits of a SHA-256 of its encoding. A
+ * move's messages carry it beside the epoch, so that a node holding another
+ * view of the same epoch (a change that lost the merge) is never taken for
+ * one holding the move's view.
+ */
+export function viewDigest(view: Membership): bigint {
+  let digest = digests.get(view);
+  if (digest === undefined) {
+    digest = createHash('sha256').update(encodeMembership(view)).digest().readBigUInt64BE(0);
+    digests.set(view, digest);
+  }
+  return digest;
+}
+
+/** viewDigest as 16 hex digits, for JSON answers. */
+export function viewDigestHex(view: Membership): string {
+  return viewDigest(view).toString(16).padStart(16, '0');
 }
 
 /** The view that wins (module comment): one of the two, whole. */

@@ -12,7 +12,8 @@
  * 2. The *completer*, the first normal member of the current ring (by URL)
  *    that this node sees up, itself included, asks every new owner for its
  *    progress every pollIntervalMs, and once all of them have streamed
- *    everything for this epoch it makes the flip (membership.ts's
+ *    everything for this very view (its epoch and digest: two changes made
+ *    at once share an epoch) it makes the flip (membership.ts's
  *    flipped()) and pushes it. Two nodes that both take themselves for the
  *    completer make the same flip from the same view: byte for byte the same
  *    new view, so nothing conflicts.
@@ -27,7 +28,9 @@
  *    streamed in for nothing; and whatever an earlier cleanup that did not
  *    run left. Only versions written before the cleanup starts go, and none
  *    at all if the membership changed meanwhile (a new move may hand those
- *    ranges back). Keys written with a `from` above R keep R copies.
+ *    ranges back). Keys written with a `from` above R keep R copies. A
+ *    marker in the data directory (file.ts's CLEANUP_DUE) lasts until the
+ *    cleanup is done, so that a node restarted before it ran does it then.
  *
  * Operators' requests arrive as internode MOVE messages (handleMove):
  * decommission (of the node that receives it), remove (of a dead node),
@@ -49,6 +52,8 @@ import {
   MemberState,
   type Membership,
   moveUnderWay,
+  sameView,
+  viewDigestHex,
   withLeaving,
 } from './membership.js';
 import { type ReceiveProgress, StreamReceiver } from './streaming.js';
@@ -64,6 +69,10 @@ export interface MoverOptions {
   readonly observe?: (version: bigint, key: Buffer) => void;
   /** A new version from the node's clock: the cleanup drops only versions at or below it. */
   readonly now?: () => bigint;
+  /** A cleanup was due when the node stopped (file.ts's CLEANUP_DUE): it is redone at start. */
+  readonly cleanupDue?: boolean;
+  /** Records that a cleanup is due for the view of `epoch`, or (undefined) that none is. */
+  readonly markCleanupDue?: (epoch: bigint | undefined) => Promise<void>;
   /** This node was removed from the cluster: stop it (called once, after the trailing time). */
   readonly onRemoved?: () => void;
   /** One line per event an operator should see. */
@@ -156,7 +165,18 @@ export class Mover {
   start(): void {
     if (this.#running) return;
     this.#running = true;
-    this.#changed(this.#topology.view, EMPTY_MEMBERSHIP);
+    const view = this.#topology.view;
+    this.#changed(view, EMPTY_MEMBERSHIP);
+    if (
+      this.#options.cleanupDue === true &&
+      !moveUnderWay(view) &&
+      this.#topology.member(this.#selfUrl)?.state === MemberState.Normal
+    ) {
+      this.#log(
+        `A cleanup was due when this node stopped: it runs in ${this.#trailingMs() + CLEANUP_MARGIN_MS} ms`,
+      );
+      this.#scheduleCleanup(view);
+    }
     this.#schedule();
   }
 
@@ -234,7 +254,7 @@ export class Mover {
       state: self === undefined ? 'unknown' : MEMBER_STATE_NAMES[self.state],
       move: moveUnderWay(view) ? describeMove(view) : null,
       members: Object.fromEntries(view.members.map((m) => [m.url, MEMBER_STATE_NAMES[m.state]])),
-      receiving: receiver !== undefined && receiver.epoch === view.epoch ? receiver.progress() : null,
+      receiving: receiver !== undefined && sameView(receiver.view, view) ? receiver.progress() : null,
     };
   }
 
@@ -257,7 +277,7 @@ export class Mover {
         `Membership epoch ${view.epoch}: ${moveUnderWay(view) ? `move under way (${describeMove(view)})` : 'no move under way'}`,
       );
     }
-    if (this.#receiver !== undefined && this.#receiver.epoch !== view.epoch) {
+    if (this.#receiver !== undefined && !sameView(this.#receiver.view, view)) {
       this.#receiver.abort();
       this.#receiver = undefined;
     }
@@ -287,6 +307,7 @@ export class Mover {
   /** Once the trailing time is over, drops what the move's end left here that this node no longer holds. */
   #scheduleCleanup(view: Membership): void {
     const lost = unheldRanges(this.#selfUrl, view);
+    this.#markCleanupDue(lost.length === 0 ? undefined : view.epoch);
     if (lost.length === 0) return;
     const share = lost.reduce((sum, bound, i) => sum + (i % 2 === 0 ? -bound : bound), 0) / 2 ** 32;
     this.#cleanup = { epoch: String(view.epoch), state: 'scheduled', ranges: lost.length / 2, share };
@@ -312,6 +333,7 @@ export class Mover {
     try {
       await engine.purge({ hashRanges: lost, versionMax: this.#options.now() });
       this.#cleanup = { ...base, state: 'done', ms: Date.now() - startedMs };
+      this.#markCleanupDue(undefined);
       this.#log(
         `Cleanup for epoch ${view.epoch}: dropped the keys of ${lost.length / 2} ranges (${(share * 100).toFixed(1)}% of the hash space) this node no longer holds, in ${Date.now() - startedMs} ms`,
       );
@@ -341,7 +363,7 @@ export class Mover {
     this.#receiver = receiver;
     // Everyone that can be reached holds this view before anything is streamed: none writes without this node.
     await gossip.exchangeAll();
-    if (this.#receiver !== receiver || topology.epoch !== view.epoch) return;
+    if (this.#receiver !== receiver || !sameView(topology.view, view)) return;
     this.#log(`Streaming this node's new ranges for the move of epoch ${view.epoch} (${describeMove(view)})`);
     await receiver.run();
     if (!receiver.done) return;
@@ -372,10 +394,12 @@ export class Mover {
       const answers = await Promise.all(owners.map((url) => this.#progressOf(url)));
       if (this.#topology.view !== view) return;
       this.#owners = new Map(owners.map((url, i) => [url, answers[i]!]));
-      const done = answers.every((a) => 'done' in a && a.done && a.epoch === String(view.epoch));
+      // Done for this very view: a new owner that streamed for another view of the same epoch does not count.
+      const digest = viewDigestHex(view);
+      const done = answers.every((a) => 'done' in a && a.done && a.view === digest);
       if (!done) return;
       const next = await this.#options.gossip.propose((v) => {
-        if (v.epoch !== view.epoch)
+        if (!sameView(v, view))
           throw new RingkvError('RINGKV_UNAVAILABLE', 'The membership changed meanwhile');
         return flipped(v);
       });
@@ -411,6 +435,13 @@ export class Mover {
     } catch (err) {
       return { error: errorMessage(err) };
     }
+  }
+
+  /** Keeps the CLEANUP_DUE marker in step; a failure to is logged (it costs a cleanup, or one skipped on a restart). */
+  #markCleanupDue(epoch: bigint | undefined): void {
+    this.#options.markCleanupDue?.(epoch).catch((err: unknown) => {
+      this.#log(`Cannot record whether a cleanup is due: ${errorMessage(err)}`);
+    });
   }
 
   #trailingMs(): number {

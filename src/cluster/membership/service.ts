@@ -22,7 +22,7 @@
 import type { Engine, Vfs } from '../../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import type { MembershipLinks } from '../transport/index.js';
-import { loadMembership, saveMembership } from './file.js';
+import { loadCleanupDue, loadMembership, markCleanupDue, saveMembership } from './file.js';
 import { decodeMembership, encodeMembership } from './format.js';
 import { answersExchange, Gossip } from './gossip.js';
 import {
@@ -87,6 +87,7 @@ export class MembershipService {
     start: MembershipStart,
     options: MembershipServiceOptions,
     join: { readonly replaces?: string } | undefined,
+    cleanupDue = false,
   ) {
     this.#start = start;
     this.#options = options;
@@ -109,6 +110,8 @@ export class MembershipService {
       ...(options.now === undefined ? {} : { now: options.now }),
       ...(options.onRemoved === undefined ? {} : { onRemoved: options.onRemoved }),
       ...(options.bytesPerSecond === undefined ? {} : { bytesPerSecond: options.bytesPerSecond }),
+      cleanupDue,
+      markCleanupDue: (epoch) => markCleanupDue(options.vfs, start.dataDir, epoch),
     });
     this.source = new StreamSource({
       selfUrl: start.selfUrl,
@@ -134,7 +137,8 @@ export class MembershipService {
       }
       const joining = self === undefined && start.join !== undefined ? joinOf(start) : undefined;
       if (self === undefined && joining === undefined) throw notMemberError(selfUrl, stored.epoch);
-      return new MembershipService(stored, start, options, joining);
+      const due = await loadCleanupDue(options.vfs, start.dataDir);
+      return new MembershipService(stored, start, options, joining, due);
     }
     if (start.join !== undefined) {
       const view = await fetchView(options.transport, start.join);
@@ -238,9 +242,9 @@ export class MembershipService {
   }
 
   #sharesOf(view: Membership): _Shares {
-    if (this.#shares?.epoch !== view.epoch) {
+    if (this.#shares?.view !== view) {
       this.#shares = {
-        epoch: view.epoch,
+        view,
         current: this.topology.current?.primaryShares() ?? new Map(),
         future: moveUnderWay(view) ? this.topology.future?.primaryShares() : undefined,
       };
@@ -249,9 +253,9 @@ export class MembershipService {
   }
 }
 
-/** Each member's share of the current ring (and of the future one during a move), for one epoch. */
+/** Each member's share of the current ring (and of the future one during a move), for one view. */
 interface _Shares {
-  readonly epoch: bigint;
+  readonly view: Membership;
   readonly current: Map<string, number>;
   readonly future: Map<string, number> | undefined;
 }

@@ -19,9 +19,11 @@
  * topology.ts), so once every transfer has passed the end of its source's
  * store, T holds every write its ranges got.
  *
- * Paging: a STREAM request names the epoch of the move's view (both sides
- * must hold it: a source with another epoch answers an empty page carrying
- * its own, and the receiver exchanges views with it and asks again), the
+ * Paging: a STREAM request names the move's view by its epoch and digest
+ * (both sides must hold it: a source with another view answers an empty page
+ * carrying its own, and the receiver exchanges views with it and asks again;
+ * the digest tells apart two views of one epoch, a change that lost the
+ * merge and the one that won), the
  * receiver, and a start key. The source scans its store from there, examines
  * at most examineMax entries and answers up to entriesMax entries or about
  * bytesMax bytes, with the last key examined; the next request starts just
@@ -54,7 +56,7 @@ import { ScanPacer } from '../antientropy/index.js';
 import type { Ring } from '../ring/index.js';
 import type { MembershipLinks } from '../transport/index.js';
 import { decodeStreamPage, decodeStreamRequest, encodeStreamPage, encodeStreamRequest } from './format.js';
-import { currentMembers, type Membership } from './membership.js';
+import { currentMembers, type Membership, viewDigest, viewDigestHex } from './membership.js';
 import { replicationFactor, type Topology } from './topology.js';
 
 /** The rings a move's keys are chosen by. */
@@ -105,7 +107,7 @@ export class StreamSource {
   readonly #yieldEntries: number;
   /** The page being served; the next one waits for it. */
   #queue: Promise<unknown> = Promise.resolve();
-  /** "epoch target" -> share of this node's store the transfer takes. */
+  /** "view digest, target" -> share of this node's store the transfer takes. */
   readonly #shares = new Map<string, number>();
   #pages = 0;
   #entries = 0;
@@ -125,7 +127,7 @@ export class StreamSource {
   handle(body: Buffer): Promise<Buffer> {
     const request = decodeStreamRequest(body);
     const answer = this.#queue.then(() =>
-      this.#page(request.epoch, request.target, request.start, request.limit),
+      this.#page(request.epoch, request.view, request.target, request.start, request.limit),
     );
     this.#queue = answer.catch(() => undefined);
     return answer;
@@ -135,14 +137,16 @@ export class StreamSource {
     return { pages: this.#pages, entries: this.#entries, bytes: this.#bytes };
   }
 
-  async #page(epoch: bigint, target: string, start: Buffer, limit: number): Promise<Buffer> {
+  async #page(epoch: bigint, view: bigint, target: string, start: Buffer, limit: number): Promise<Buffer> {
     const topology = this.#topology;
     const current = topology.current;
     const future = topology.future;
-    if (topology.epoch !== epoch || current === undefined || future === undefined) {
+    const held = viewDigest(topology.view);
+    if (topology.epoch !== epoch || held !== view || current === undefined || future === undefined) {
       // Not the move the receiver streams for: it exchanges views with this node and asks again.
       return encodeStreamPage({
         epoch: topology.epoch,
+        view: held,
         more: true,
         estimatedBytes: 0,
         coveredThrough: Buffer.alloc(0),
@@ -182,16 +186,17 @@ export class StreamSource {
     this.#bytes += bytes;
     return encodeStreamPage({
       epoch,
+      view,
       more,
-      estimatedBytes: this.#estimate(rings, epoch, target),
+      estimatedBytes: this.#estimate(rings, view, target),
       coveredThrough,
       entries,
     });
   }
 
   /** The transfer's expected bytes: its share of sampled keys times this store's size. */
-  #estimate(rings: MoveRings, epoch: bigint, target: string): number {
-    const cacheKey = `${epoch} ${target}`;
+  #estimate(rings: MoveRings, view: bigint, target: string): number {
+    const cacheKey = `${view} ${target}`;
     let share = this.#shares.get(cacheKey);
     if (share === undefined) {
       let held = 0;
@@ -227,6 +232,8 @@ export interface TransferProgress {
 
 export interface ReceiveProgress {
   readonly epoch: string;
+  /** The move's view digest (viewDigestHex): the completer flips only for its own view. */
+  readonly view: string;
   readonly done: boolean;
   readonly startedAtMs: number;
   readonly doneAtMs?: number;
@@ -298,6 +305,11 @@ export class StreamReceiver {
     return this.#options.view.epoch;
   }
 
+  /** The view of the move this receiver streams for. */
+  get view(): Membership {
+    return this.#options.view;
+  }
+
   get done(): boolean {
     return this.#doneAtMs !== undefined;
   }
@@ -327,6 +339,7 @@ export class StreamReceiver {
     }
     return {
       epoch: String(this.epoch),
+      view: viewDigestHex(this.#options.view),
       done: this.done,
       startedAtMs: this.#startedAtMs,
       ...(this.#doneAtMs === undefined ? {} : { doneAtMs: this.#doneAtMs }),
@@ -353,12 +366,14 @@ export class StreamReceiver {
     let start: Buffer = Buffer.alloc(0);
     let failingSinceMs: number | undefined;
     let storeFailureLogged = false;
+    const view = viewDigest(options.view);
     transfer.state = 'streaming';
     while (!this.#aborted) {
       let page: ReturnType<typeof decodeStreamPage>;
       try {
         const body = encodeStreamRequest({
           epoch: this.epoch,
+          view,
           target: options.selfUrl,
           start,
           limit: this.#pageLimit(transfer),
@@ -386,7 +401,8 @@ export class StreamReceiver {
         continue;
       }
       failingSinceMs = undefined;
-      if (page.epoch === this.epoch) {
+      const sameView = page.epoch === this.epoch && page.view === view;
+      if (sameView) {
         // Written before the next page is asked for: the transfer's position only moves past stored entries.
         try {
           await this.#apply(page.entries, transfer);
@@ -404,8 +420,11 @@ export class StreamReceiver {
       }
       storeFailureLogged = false;
       transfer.error = undefined;
-      if (page.epoch !== this.epoch) {
-        transfer.error = `source holds membership epoch ${page.epoch}, this move is epoch ${this.epoch}`;
+      if (!sameView) {
+        transfer.error =
+          page.epoch === this.epoch
+            ? `source holds another view of membership epoch ${page.epoch} (a change made at the same time)`
+            : `source holds membership epoch ${page.epoch}, this move is epoch ${this.epoch}`;
         await options.onStale?.(transfer.source);
         await sleep(retryMs);
         continue;

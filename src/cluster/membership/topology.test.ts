@@ -3,12 +3,14 @@ import { describe, test } from 'node:test';
 import { type Engine, type Entry, MemoryEngine, valueEntry } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
 import { hash32 } from '../ring/index.js';
-import { encodeStreamRequest } from './format.js';
+import { decodeStreamPage, encodeStreamRequest } from './format.js';
 import {
   bootstrapMembership,
   cancelled,
   flipped,
   type Membership,
+  viewDigest,
+  viewDigestHex,
   withJoining,
   withLeaving,
 } from './membership.js';
@@ -273,11 +275,59 @@ describe('streaming', () => {
   test('a source holding another epoch answers an empty page with its own; the receiver asks again', async () => {
     const view = withJoining(bootstrapMembership([a, b, c]), d);
     const { sources } = cluster(cancelled(view));
-    const page = await sources
-      .get(a)!
-      .handle(encodeStreamRequest({ epoch: view.epoch, target: d, start: Buffer.alloc(0), limit: 10 }));
+    const page = decodeStreamPage(
+      await sources.get(a)!.handle(
+        encodeStreamRequest({
+          epoch: view.epoch,
+          view: viewDigest(view),
+          target: d,
+          start: Buffer.alloc(0),
+          limit: 10,
+        }),
+      ),
+    );
     // epoch 3 (cancelled) against the request's 2: an empty page that names epoch 3.
-    assert.equal(page.readBigUInt64BE(1), 3n);
+    assert.equal(page.epoch, 3n);
+    assert.equal(page.view, viewDigest(cancelled(view)));
+    assert.equal(page.entries.length, 0);
+  });
+
+  test('a source holding another view of the same epoch sends nothing: the receiver exchanges views and waits', async () => {
+    // Two changes made at once from one view: a leaves in one, b in the other; both are epoch 2.
+    const base = bootstrapMembership([a, b, c, d, e]);
+    const ours = withLeaving(base, a, { dead: false });
+    const theirs = withLeaving(base, b, { dead: false });
+    assert.equal(ours.epoch, theirs.epoch);
+    assert.notEqual(viewDigest(ours), viewDigest(theirs));
+    // The sources hold the other view; each has every key, so any page served would carry entries.
+    const { sources, engines } = cluster(theirs);
+    for (const engine of engines.values()) {
+      for (const [i, key] of keys.entries()) await engine.write(valueEntry(key, BigInt(i + 1), key));
+    }
+    const topology = new Topology(ours, VNODES);
+    const target = new MemoryEngine();
+    let stale = 0;
+    const receiver = new StreamReceiver({
+      selfUrl: c,
+      view: ours,
+      rings: { current: topology.current!, future: topology.future! },
+      engine: target,
+      transport: { stream: (peer, body) => sources.get(peer)!.handle(body), isUp: () => true },
+      onStale: async () => {
+        if (++stale >= 8) receiver.abort();
+      },
+      retryMs: 1,
+    });
+    await receiver.run();
+    assert.ok(stale >= 8, `asked the sources to exchange views ${stale} times`);
+    assert.ok(!receiver.done, 'not done: no source held the move of its view');
+    assert.deepEqual(await keysOf(target), []);
+    const progress = receiver.progress();
+    assert.equal(progress.view, viewDigestHex(ours));
+    assert.ok(
+      progress.transfers.every((t) => t.error?.includes('another view of membership epoch 2')),
+      JSON.stringify(progress.transfers),
+    );
   });
 });
 
