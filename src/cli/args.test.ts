@@ -31,4 +31,22 @@ describe('parseCommandLine', () => {
     });
     assert.deepEqual(line.positionals, ['--data']);
   });
+
+  it("takes a negative number as a flag's value, for the flag's own check to refuse", () => {
+    const line = parseCommandLine(['--timeout', '-1', '--port', '-5', '--', '-7'], {
+      flags: ['timeout', 'port'],
+      positionals: { min: 1, max: 1, synopsis: 'KEY' },
+    });
+    assert.deepEqual([line.flags.timeout, line.flags.port, line.positionals], ['-1', '-5', ['-7']]);
+    // A value that looks like another flag is still refused (a value forgotten before it).
+    assert.throws(
+      () => parseFlags(['--data', '--url', 'u'], ['data', 'url']),
+      (err) => isRingkvError(err, 'RINGKV_CONFIG') && err.message.includes("'--data"),
+    );
+    // A switch takes no value: a negative number after it is no flag's.
+    assert.throws(
+      () => parseCommandLine(['--json', '-1'], { flags: ['data'], switches: ['json'] }),
+      (err) => isRingkvError(err, 'RINGKV_CONFIG'),
+    );
+  });
 });

@@ -2,8 +2,10 @@
  * Flag parsing for every command: node:util parseArgs in strict mode (unknown
  * flags are errors), its errors turned into one-line RingkvError('RINGKV_CONFIG')
  * messages. A flag given twice is an error too (parseArgs would keep the
- * last silently: `--data a --data b` would run on b). parseFlags takes flags with values only; parseCommandLine also
- * switches (flags without a value, such as --json) and positional arguments.
+ * last silently: `--data a --data b` would run on b). A negative number
+ * after a flag is its value (`--timeout -1`), for the flag's own check.
+ * parseFlags takes flags with values only; parseCommandLine also switches
+ * (flags without a value, such as --json) and positional arguments.
  */
 import { parseArgs } from 'node:util';
 import { errorMessage, RingkvError } from '../util/errors.js';
@@ -64,7 +66,7 @@ export function parseCommandLine<Name extends string, Switch extends string = ne
   };
   try {
     parsed = parseArgs({
-      args: [...args],
+      args: negativeNumbersJoined(args, spec.flags),
       options,
       strict: true,
       allowPositionals: max > 0,
@@ -99,4 +101,28 @@ export function parseCommandLine<Name extends string, Switch extends string = ne
     switches: switches as CommandLine<Name, Switch>['switches'],
     positionals: parsed.positionals,
   };
+}
+
+/**
+ * `--flag -5` as `--flag=-5`. parseArgs calls a value that starts with '-'
+ * ambiguous (it may be the next flag, the value forgotten), which says
+ * nothing of what the flag takes. No flag is spelled '-' and a digit, so a
+ * negative number is the flag's value, and the flag's own check refuses it
+ * naming what it expects (`Bad --timeout: expected a positive integer`).
+ */
+function negativeNumbersJoined(args: readonly string[], flags: readonly string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    const next = args[i + 1];
+    // After `--` every argument is positional.
+    if (arg === '--') return [...joined, ...args.slice(i)];
+    if (arg.startsWith('--') && flags.includes(arg.slice(2)) && next !== undefined && /^-[0-9]/.test(next)) {
+      joined.push(`${arg}=${next}`);
+      i++;
+    } else {
+      joined.push(arg);
+    }
+  }
+  return joined;
 }

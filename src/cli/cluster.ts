@@ -14,6 +14,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkDistinctEndpoints } from '../config/endpoints.js';
 import { NODE_TUNING_FLAG_NAMES, type ServeFlags, serveOptions } from '../config/options.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseFlags } from './args.js';
@@ -76,7 +77,7 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
   // error (exit 2), not one line per node and a cluster stopped.
   const serveFlags: ServeFlags = { url: urls[0], data: join(dataDir, 'node-0'), cluster: urls.join(',') };
   for (const name of PASSED_FLAGS) (serveFlags as Record<string, string | undefined>)[name] = flags[name];
-  serveOptions(serveFlags);
+  await checkDistinctEndpoints(serveOptions(serveFlags).cluster);
   const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
   let stopping = false;

@@ -16,6 +16,7 @@
  */
 import { transportKindFromEnv } from '../cluster/transport/index.js';
 import { BLOCK_COMPRESSIONS, DEFAULT_BLOCK_COMPRESSION } from '../config/compression.js';
+import { checkDistinctEndpoints } from '../config/endpoints.js';
 import { limits } from '../config/limits.js';
 import {
   clockOffsetFromEnv,
@@ -59,6 +60,8 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
     return;
   }
   const options = serveOptions(flags);
+  // Before anything is written: a node listed twice under two spellings would be its own peer.
+  await checkDistinctEndpoints(options.cluster);
   const log = createLog({
     node: options.url,
     level: options.logLevel,

@@ -129,6 +129,13 @@ export const limits = {
   /** ...and at most about this many bytes. */
   scanBatchBytesMax: 256 * KiB,
 
+  /**
+   * Start-up: how long the host names in --cluster get to resolve (all at
+   * once) before those still unresolved are compared by spelling alone
+   * (config/endpoints.ts). getaddrinfo against a DNS server that does not
+   * answer retries for tens of seconds; a node must not wait that long to start.
+   */
+  clusterLookupTimeoutMs: 2_000,
   /** Coordinator deadline for a request's replicas (default; --request-timeout): past it, 504. */
   requestTimeoutMs: 1000,
   /** How often anti-entropy compares a node's ranges with its replicas (default; 0 turns it off). */

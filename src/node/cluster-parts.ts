@@ -39,6 +39,7 @@ import { type ServeOptions, streamBytesPerSecondFromEnv } from '../config/option
 import { type Engine, nodeVfs, type Vfs } from '../storage/index.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { type Log, lineLog } from '../util/log.js';
+import { refuseSingleNodeData } from './single-node-data.js';
 
 /** The client side of the internode links, as a node uses it. */
 export type ClusterTransport = Transport & PeerLinks & { stats(): TransportStats };
@@ -88,6 +89,10 @@ export async function clusterParts(
   const { clock, log } = context;
   const hintsLog = lineLog(log, 'hints');
   const vfs = context.vfs === undefined ? {} : { vfs: context.vfs };
+  // --cluster on a single node's directory: before BIRTH and MEMBERSHIP are written, which would hide it.
+  if (options.join === undefined) {
+    await refuseSingleNodeData(options.dataDir, { engine: context.engine, vfs: context.vfs ?? nodeVfs });
+  }
   const birthVersion = await loadBirthVersion(options.dataDir, { engine: context.engine, clock, ...vfs });
   const aeLog = lineLog(log, 'anti-entropy');
   // Made below, once the engine is open; moves may write before (a resumed move), so it is looked up when used.

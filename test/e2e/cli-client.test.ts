@@ -87,6 +87,18 @@ describe('ringkv client commands on a 2-node cluster', () => {
     assertFailed(await ringkv(['get', 'acked', '--from', '3', ...url]), 2, /^ringkv: Bad request: 400 /);
     assertFailed(await ringkv(['get', 'acked', '--ack', '0', ...url]), 2, /Bad --ack/);
     assertFailed(await ringkv(['put', 'k', 'v', '--ttl', '1s', ...url]), 2, /Bad --ttl/);
+    // A negative number is the flag's value, refused by the flag's own check (not parseArgs' "ambiguous").
+    for (const [flag, command] of [
+      ['--timeout', ['get', 'k']],
+      ['--ack', ['get', 'k']],
+      ['--ttl', ['put', 'k', 'v']],
+    ] as const) {
+      assertFailed(
+        await ringkv([...command, flag, '-1', ...url]),
+        2,
+        new RegExp(`^ringkv: Bad ${flag}: expected a positive integer, got "-1"$`),
+      );
+    }
     assertFailed(await ringkv(['get', 'k'.repeat(2_000), ...url]), 2, /414/);
   });
 

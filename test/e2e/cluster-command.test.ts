@@ -123,12 +123,20 @@ describe('ringkv cluster', () => {
     assert.ok(await waitGone(survivor), 'the other node was not stopped');
   });
 
-  it('refuses a bad node flag, an empty --data and a flag given twice with one line, starting no node', async () => {
+  it('refuses a bad node flag, an empty --data, a flag given twice and a negative number with one line, starting no node', async () => {
     const dir = await makeTempDir();
     for (const [args, message] of [
       [['--sync', 'maybe', '--data', dir], /^ringkv: Bad --sync: expected on or off, got "maybe"$/],
       [['--data', ''], /^ringkv: Missing --data: an empty path$/],
       [['--nodes', '1', '--nodes', '2', '--data', dir], /^ringkv: Option '--nodes' is given twice$/],
+      [
+        ['--nodes', '-2', '--data', dir],
+        /^ringkv: Bad --nodes: expected a whole number in 1\.\.64, got "-2"$/,
+      ],
+      [
+        ['--request-timeout', '-1', '--data', dir],
+        /^ringkv: Bad --request-timeout: expected a whole number, got "-1"$/,
+      ],
     ] as const) {
       const result = await runCli(['cluster', '--base-port', '25900', ...args]);
       assert.equal(result.code, 2, result.stderr);

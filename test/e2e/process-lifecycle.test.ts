@@ -20,7 +20,7 @@ import {
   startNode,
   stopNode,
 } from '../support/node-process.js';
-import { freePort } from '../support/ports.js';
+import { freePort, freePorts } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
 /** One line on stderr, nothing that looks like a stack trace. */
@@ -98,6 +98,37 @@ describe('ringkv serve as a process', () => {
       ]);
       assert.equal(result.code, 2);
       assertOneLine(result.stderr, /Bad --compression: expected lz4, deflate, none, got "zstd"/);
+    });
+
+    it('refuses a negative number with exit 2, naming the flag and what it takes', async () => {
+      const dir = await makeTempDir();
+      for (const flag of ['--request-timeout', '--anti-entropy-interval']) {
+        const result = await runCli(['serve', '--url', 'http://127.0.0.1:1', '--data', dir, flag, '-5']);
+        assert.equal(result.code, 2, result.stderr);
+        assertOneLine(result.stderr, new RegExp(`^ringkv: Bad ${flag}: expected a whole number, got "-5"$`));
+      }
+    });
+
+    it('refuses a --cluster that names one node twice under two spellings, with exit 2', async () => {
+      const [port, other] = await freePorts(2);
+      const self = `http://127.0.0.1:${port}`;
+      for (const alias of [`http://localhost:${port}`, `http://[::ffff:127.0.0.1]:${port}`]) {
+        const result = await runCli([
+          'serve',
+          '--url',
+          self,
+          '--data',
+          await makeTempDir(),
+          '--cluster',
+          `${self},http://127.0.0.1:${other},${alias}`,
+        ]);
+        assert.equal(result.code, 2, result.stderr);
+        const spelled = new URL(alias).origin;
+        assert.equal(
+          result.stderr,
+          `ringkv: Bad --cluster: ${self} and ${spelled} are the same node (both reach 127.0.0.1 port ${port})\n`,
+        );
+      }
     });
 
     it('prints usage for --help and exits 0', async () => {

@@ -5,10 +5,12 @@
  * first moment), without child processes.
  */
 import assert from 'node:assert/strict';
+import { readdir } from 'node:fs/promises';
 import { after, describe, it } from 'node:test';
-import { serveOptions } from '../../src/config/options.js';
+import { type ServeFlags, serveOptions } from '../../src/config/options.js';
 import { Node } from '../../src/node/index.js';
-import { silentLog } from '../../src/util/log.js';
+import { isRingkvError } from '../../src/util/errors.js';
+import { createLog, type Log, silentLog } from '../../src/util/log.js';
 import { storeStatus } from '../support/cluster.js';
 import { entityPath, httpRequest, RawConnection } from '../support/http-client.js';
 import { freePorts } from '../support/ports.js';
@@ -21,11 +23,33 @@ describe('Node, in-process', () => {
     await removeTempDirs();
   });
 
-  async function start(url: string, cluster: readonly string[], dataDir: string): Promise<Node> {
-    const options = serveOptions({ url, data: dataDir, cluster: cluster.join(','), sync: 'off' });
-    const node = await Node.start(options, { log: silentLog });
+  async function start(
+    url: string,
+    cluster: readonly string[],
+    dataDir: string,
+    more: { flags?: ServeFlags; log?: Log } = {},
+  ): Promise<Node> {
+    const options = serveOptions({
+      url,
+      data: dataDir,
+      cluster: cluster.join(','),
+      sync: 'off',
+      ...more.flags,
+    });
+    const node = await Node.start(options, { log: more.log ?? silentLog });
     running.add(node);
     return node;
+  }
+
+  /** A JSON log whose records the test reads. */
+  function recordingLog(url: string): { log: Log; records: Record<string, unknown>[] } {
+    const records: Record<string, unknown>[] = [];
+    const log = createLog({
+      node: url,
+      format: 'json',
+      sink: { write: (line) => records.push(JSON.parse(line) as Record<string, unknown>) },
+    });
+    return { log, records };
   }
 
   async function stop(node: Node): Promise<void> {
@@ -99,5 +123,56 @@ describe('Node, in-process', () => {
     assert.equal(await open.waitClosed(2000), true);
     await stopping;
     await stop(a!);
+  });
+
+  it('a member restarted with --join logs once that --join was ignored, with its epoch', async () => {
+    const ports = await freePorts(2);
+    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+    const dirs = [await makeTempDir(), await makeTempDir()];
+    const [a, b] = await Promise.all(urls.map((url, i) => start(url, urls, dirs[i]!)));
+    await stop(b!);
+    const { log, records } = recordingLog(urls[1]!);
+    const again = await start(urls[1]!, [], dirs[1]!, { flags: { cluster: undefined, join: urls[0]! }, log });
+    const ignored = records.filter((r) => r.event === 'membership.join-ignored');
+    assert.equal(ignored.length, 1, JSON.stringify(records));
+    assert.equal(ignored[0]!.level, 'info');
+    assert.equal(
+      ignored[0]!.msg,
+      `--join ${urls[0]} was ignored: this node is already a member of the cluster (normal, epoch 1)`,
+    );
+    assert.equal(again.clusterSize, 2);
+    await stop(again);
+    await stop(a!);
+  });
+
+  it("refuses --cluster on a directory that holds a single node's keys, and leaves it as it was", async () => {
+    const ports = await freePorts(2);
+    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+    const dir = await makeTempDir();
+    const alone = await start(urls[0]!, [urls[0]!], dir);
+    const put = await httpRequest(`${urls[0]}${entityPath('k')}`, { method: 'PUT', body: 'v' });
+    assert.equal(put.status, 201);
+    await stop(alone);
+
+    await assert.rejects(
+      start(urls[0]!, urls, dir),
+      (err) =>
+        isRingkvError(err, 'RINGKV_CONFIG') &&
+        err.message ===
+          `Data directory ${dir} holds a single node's keys (it ran without --cluster): --cluster starts a new cluster on an empty directory only, since the other nodes would not hold these keys; to bring them into a cluster, export them from this node alone (ringkv export) and import them into the cluster (ringkv import)`,
+    );
+    // Nothing of a cluster's written (the engine's own files aside): the node starts alone again, with its keys.
+    const written = (await readdir(dir)).filter((name) =>
+      ['MEMBERSHIP', 'BIRTH', 'aae', 'hints'].includes(name),
+    );
+    assert.deepEqual(written, []);
+    const back = await start(urls[0]!, [urls[0]!], dir);
+    assert.equal((await httpRequest(`${urls[0]}${entityPath('k')}`)).body.toString(), 'v');
+    await stop(back);
+
+    // A single node that stored nothing has nothing to lose: it starts in the cluster.
+    const empty = await makeTempDir();
+    await stop(await start(urls[0]!, [urls[0]!], empty));
+    await stop(await start(urls[0]!, urls, empty));
   });
 });

@@ -6,8 +6,9 @@
  * The view a node starts from (open()), in this order:
  * 1. The MEMBERSHIP file in its data directory, when there is one: a
  *    restarted node uses what it stored. A `--cluster` list that disagrees
- *    with it is reported in one line and not followed; a node the stored
- *    view says was removed does not start.
+ *    with it is reported in one line and not followed, and so is a `--join`
+ *    of a node the view lists already; a node the stored view says was
+ *    removed does not start.
  * 2. With `--join ANY_MEMBER` (no file yet): the member's view, fetched over
  *    the internode protocol. Once the node listens, start() proposes it as
  *    joining (with `--replace DEAD`, joining in the dead member's place).
@@ -133,6 +134,15 @@ export class MembershipService {
           'warn',
           'membership.mismatch',
           `--cluster lists ${start.cluster.join(',')} but the stored membership (epoch ${stored.epoch}) has ${listed.join(',')}: the stored membership is used (--cluster only starts a new cluster; members join with --join and leave with ringkv decommission or remove)`,
+        );
+      }
+      if (self !== undefined && start.join !== undefined) {
+        // A member restarted with the --join it was first started with (a service definition kept as
+        // it was): nothing to join, but say so, or the flag looks followed.
+        options.log(
+          'info',
+          'membership.join-ignored',
+          `--join ${start.join}${start.replace === undefined ? '' : ` --replace ${start.replace}`} was ignored: this node is already a member of the cluster (${MEMBER_STATE_NAMES[self.state]}, epoch ${stored.epoch})`,
         );
       }
       const joining = self === undefined && start.join !== undefined ? joinOf(start) : undefined;
