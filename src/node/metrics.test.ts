@@ -35,8 +35,8 @@ function httpServer(engine: MemoryEngine): HttpServer {
   });
 }
 
-/** Parts whose stats() answer what the test says. */
-function standInParts(): ClusterParts {
+/** Parts whose stats() answer what the test says; the members other than SELF are `peers()`. */
+function standInParts(peers: () => string[] = () => [B, C]): ClusterParts {
   const coordinator = {
     gets: 7,
     puts: 5,
@@ -91,6 +91,7 @@ function standInParts(): ClusterParts {
       }),
     },
     membership: {
+      peers,
       topology: { view: { epoch: 7n }, future: {} },
       status: () => ({ members: [{ state: 'normal' }, { state: 'normal' }, { state: 'joining' }] }),
       mover: {
@@ -105,7 +106,7 @@ describe('NodeMetrics', () => {
   it('a node on its own: requests by operation and status, engine figures, readiness, process figures', async () => {
     const engine = new MemoryEngine();
     const server = httpServer(engine);
-    const metrics = new NodeMetrics(SELF, []);
+    const metrics = new NodeMetrics(SELF);
     let ready = false;
     metrics.watch({ server, engine, parts: undefined, ready: () => ready });
     await engine.write(valueEntry(Buffer.from('k'), 1n, Buffer.from('v')));
@@ -159,7 +160,7 @@ describe('NodeMetrics', () => {
   it('a cluster node: coordinator outcomes, peers, round trips, hints and anti-entropy from their parts', async () => {
     const engine = new MemoryEngine();
     const server = httpServer(engine);
-    const metrics = new NodeMetrics(SELF, [B, C]);
+    const metrics = new NodeMetrics(SELF);
     metrics.watch({ server, engine, parts: standInParts(), ready: () => true });
     for (const rttMs of [0, 1, 1, 30]) metrics.observeRtt(B, rttMs);
     metrics.observeRtt('http://elsewhere:9', 1);
@@ -213,6 +214,44 @@ describe('NodeMetrics', () => {
     await engine.close();
   });
 
+  it('peer series follow the membership: a member that joins appears, a removed one disappears', async () => {
+    const engine = new MemoryEngine();
+    let members = [B];
+    const metrics = new NodeMetrics(SELF);
+    metrics.watch({
+      server: httpServer(engine),
+      engine,
+      parts: standInParts(() => members),
+      ready: () => true,
+    });
+    metrics.observeRtt(B, 1);
+    let text = await metrics.exposition();
+    let samples = parseSamples(text);
+    assert.equal(sampleValue(samples, 'ringkv_peer_up', { peer: B }), 1);
+    assert.doesNotMatch(text, new RegExp(`peer="${C}"`), 'not a member yet');
+
+    // C joins (with --join, so never in this node's --cluster): its series appear, round trips included.
+    members = [B, C];
+    metrics.observeRtt(C, 2);
+    samples = parseSamples(await metrics.exposition());
+    assert.equal(sampleValue(samples, 'ringkv_peer_up', { peer: C }), 0);
+    assert.equal(sampleValue(samples, 'ringkv_peer_state', { peer: C, state: 'down' }), 1);
+    assert.equal(sampleValue(samples, 'ringkv_peer_link_failures_total', { peer: C }), 5);
+    assert.equal(sampleValue(samples, 'ringkv_peer_rtt_seconds_count', { peer: C }), 1);
+    assert.equal(sampleValue(samples, 'ringkv_hints_pending', { peer: C }), 12);
+    assert.equal(sampleValue(samples, 'ringkv_hints_delivered_total', { peer: C }), 0);
+
+    // B is removed: no series of it is left, not even ringkv_peer_up 0 (a false alert), nor after a late heartbeat.
+    members = [C];
+    text = await metrics.exposition();
+    assert.doesNotMatch(text, new RegExp(`peer="${B}"`));
+    metrics.observeRtt(B, 1);
+    text = await metrics.exposition();
+    assert.doesNotMatch(text, new RegExp(`peer="${B}"`));
+    assert.equal(sampleValue(parseSamples(text), 'ringkv_peer_rtt_seconds_count', { peer: C }), 1);
+    await engine.close();
+  });
+
   it('passes promtool check metrics', async (t) => {
     const missing = promtoolMissing();
     if (missing !== undefined) {
@@ -220,7 +259,7 @@ describe('NodeMetrics', () => {
       return;
     }
     const engine = new MemoryEngine();
-    const metrics = new NodeMetrics(SELF, [B, C]);
+    const metrics = new NodeMetrics(SELF);
     metrics.watch({ server: httpServer(engine), engine, parts: standInParts(), ready: () => true });
     metrics.observeRtt(B, 1);
     const check = promtoolCheck(await metrics.exposition());

@@ -9,10 +9,15 @@
  * fed by the transport's clock samples). Process figures come from
  * prom-client (process-metrics.ts).
  *
+ * The peer series follow the membership, read at each scrape: a member that
+ * joins appears (its round-trip histogram made on first use), and one that
+ * is removed disappears, histogram and all, rather than stay at
+ * ringkv_peer_up 0 as a false alert.
+ *
  * The series, all named ringkv_*, are listed in README.md ("Operating a
  * cluster") and docs/api.md.
  *
- *   const metrics = new NodeMetrics(url, peers);
+ *   const metrics = new NodeMetrics(url);
  *   ...clusterParts(options, { onClockSample: (peer, _skew, rttMs) => metrics.observeRtt(peer, rttMs) })
  *   metrics.watch({ server, engine, parts, ready: () => node.ready });
  *   const text = await metrics.exposition();
@@ -167,22 +172,27 @@ const ANTI_ENTROPY_COUNTERS: readonly CounterRow<AntiEntropyStats>[] = [
 
 export class NodeMetrics {
   readonly #nodeUrl: string;
-  readonly #peers: readonly string[];
-  /** Heartbeat round trips per peer, seconds. */
+  /** Heartbeat round trips per peer, seconds; those of peers no longer members are dropped at each scrape. */
   readonly #rtt = new Map<string, Histogram>();
   #sources: MetricsSources | undefined;
 
-  /** `peers`: the other nodes of the cluster (none for a node on its own). */
-  constructor(nodeUrl: string, peers: readonly string[]) {
+  constructor(nodeUrl: string) {
     this.#nodeUrl = nodeUrl;
-    this.#peers = peers;
-    for (const peer of peers) this.#rtt.set(peer, new Histogram(LATENCY_BOUNDS_SECONDS));
     startProcessMetrics();
   }
 
   /** A heartbeat's round trip to `peer` (the transport measures it in whole milliseconds). */
   observeRtt(peer: string, rttMs: number): void {
-    this.#rtt.get(peer)?.observe(rttMs / 1000);
+    this.#rttOf(peer).observe(rttMs / 1000);
+  }
+
+  #rttOf(peer: string): Histogram {
+    let histogram = this.#rtt.get(peer);
+    if (histogram === undefined) {
+      histogram = new Histogram(LATENCY_BOUNDS_SECONDS);
+      this.#rtt.set(peer, histogram);
+    }
+    return histogram;
   }
 
   /** The parts to read at scrape time, once the node has them. */
@@ -261,9 +271,11 @@ export class NodeMetrics {
     text.gauge('ringkv_coordinator_read_repairs_in_flight', 'Read repairs under way', [
       { value: coordinator.readRepairsInFlight },
     ]);
-    this.#writePeers(text, parts);
+    // The members other than this node, as of now: a handful of URLs, read once per scrape.
+    const peers = parts.membership.peers();
+    this.#writePeers(text, parts, peers);
     this.#writeMembership(text, parts);
-    this.#writeHints(text, parts);
+    this.#writeHints(text, parts, peers);
     this.#writeAntiEntropy(text, parts);
   }
 
@@ -315,9 +327,11 @@ export class NodeMetrics {
     );
   }
 
-  #writePeers(text: PrometheusText, parts: ClusterParts): void {
+  #writePeers(text: PrometheusText, parts: ClusterParts, peers: readonly string[]): void {
     writeCounters(text, TRANSPORT_COUNTERS, parts.transport.stats());
-    const links = this.#peers.map((peer) => ({ peer, status: parts.transport.peerStatus(peer) }));
+    // A removed member's round trips go with it (a late heartbeat may make them again: dropped next time).
+    for (const peer of this.#rtt.keys()) if (!peers.includes(peer)) this.#rtt.delete(peer);
+    const links = peers.map((peer) => ({ peer, status: parts.transport.peerStatus(peer) }));
     text.gauge(
       'ringkv_peer_up',
       '1 while requests are sent to the peer, 0 while it is down or leaving',
@@ -348,14 +362,14 @@ export class NodeMetrics {
     text.histogram(
       'ringkv_peer_rtt_seconds',
       'Heartbeat (PING/PONG) round trips to the peer, measured in whole milliseconds',
-      [...this.#rtt].map(([peer, histogram]) => ({ labels: { peer }, histogram })),
+      peers.map((peer) => ({ labels: { peer }, histogram: this.#rttOf(peer) })),
     );
   }
 
-  #writeHints(text: PrometheusText, parts: ClusterParts): void {
+  #writeHints(text: PrometheusText, parts: ClusterParts, peers: readonly string[]): void {
     const hints = parts.hints.stats();
     const perPeer = (value: (peer: string) => number) =>
-      this.#peers.map((peer) => ({ labels: { peer }, value: value(peer) }));
+      peers.map((peer) => ({ labels: { peer }, value: value(peer) }));
     text.gauge(
       'ringkv_hints_pending',
       'Hints on disk waiting for their peer',

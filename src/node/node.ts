@@ -108,10 +108,7 @@ export class Node {
         });
       }
       seedClock(clock, engine, log);
-      const metrics = new NodeMetrics(
-        options.url,
-        options.cluster.filter((url) => url !== options.url),
-      );
+      const metrics = new NodeMetrics(options.url);
       parts = (await isClusterNode(options))
         ? await clusterParts(options, {
             engine,

@@ -80,6 +80,11 @@ export class DeadlineTimer {
     return this.#count;
   }
 
+  /** The time deadlines are checked against (Date.now unless given). */
+  nowMs(): number {
+    return this.#nowMs();
+  }
+
   add(item: Expirable): void {
     assert(item.bucket === -1, 'item already has a deadline');
     // Bucket k holds deadlines in ((k - 1) * res, k * res]: due once k * res <= now. One

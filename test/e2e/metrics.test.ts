@@ -5,13 +5,16 @@
  * node:http); every peer is up, round trips are measured; a stopped node
  * turns to 0 on the others, hints for it pile up and are delivered when it
  * is back; a real scrape passes `promtool check metrics` (skipped, with the
- * reason, where promtool is missing).
+ * reason, where promtool is missing). The peer series follow the membership:
+ * a node that joins (with --join, in no one's --cluster) shows on every node
+ * and sees every one, and a removed node's series go away.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startCluster, type TestCluster } from '../support/cluster.js';
 import { entityPath, httpRequest, RawConnection } from '../support/http-client.js';
-import { killAllStarted, sleep, startNode, stopNode } from '../support/node-process.js';
+import { testNodes, waitMembers } from '../support/membership.js';
+import { killAllStarted, killNode, runCli, sleep, startNode, stopNode } from '../support/node-process.js';
 import {
   helpNames,
   parseSamples,
@@ -79,6 +82,12 @@ function requests(samples: Samples, op: string, code: string): number | undefine
     total,
   );
   return total;
+}
+
+/** The series labelled with `peer`, by their sample keys. */
+function seriesOf(samples: Samples, peer: string): string[] {
+  const label = JSON.stringify(['peer', peer]);
+  return [...samples.keys()].filter((key) => key.includes(label));
 }
 
 function checkWithPromtool(t: { skip(reason: string): void }, text: string): void {
@@ -235,5 +244,39 @@ describe('/metrics, a 3-node cluster', () => {
     assert.equal(sampleValue(samples, 'ringkv_hints_delivered_total', { peer: stopped }), HINTED);
     assert.equal(sampleValue(samples, 'ringkv_hints_pending', { peer: stopped }), 0);
     assert.ok((sampleValue(samples, 'ringkv_peer_link_failures_total', { peer: stopped }) ?? 0) >= 1);
+  });
+});
+
+describe('/metrics, peers as members join and are removed', () => {
+  it('a joined node shows on every node and sees every one; a removed one leaves no series', async () => {
+    const { urls, start } = await testNodes(3, { args: ['--sync', 'off'], dirPrefix: 'ringkv-metrics-' });
+    const first = await Promise.all([0, 1].map((i) => start(i, ['--cluster', urls.slice(0, 2).join(',')])));
+    await start(2, ['--join', urls[0]!]);
+    for (const url of urls) await waitMembers(url, { normal: urls }, 60_000);
+    for (const url of urls) {
+      const peers = urls.filter((other) => other !== url);
+      const samples = await scrapeUntil(url, (s) =>
+        peers.every((peer) => sampleValue(s, 'ringkv_peer_up', { peer }) === 1),
+      );
+      for (const peer of peers) {
+        assert.equal(sampleValue(samples, 'ringkv_peer_up', { peer }), 1, `${url} sees ${peer}`);
+        assert.ok(sampleValue(samples, 'ringkv_peer_rtt_seconds_count', { peer }) !== undefined);
+        assert.equal(sampleValue(samples, 'ringkv_hints_pending', { peer }), 0);
+      }
+    }
+
+    // Node 1, in node 0's --cluster, dies and is removed: its series go, rather than stay at ringkv_peer_up 0.
+    const gone = urls[1]!;
+    const left = [urls[0]!, urls[2]!];
+    await killNode(first[1]!);
+    const removed = await runCli(['remove', '--url', urls[0]!, gone], 60_000);
+    assert.equal(removed.code, 0, `${removed.stdout}${removed.stderr}`);
+    for (const url of left) {
+      await waitMembers(url, { normal: left }, 60_000);
+      const samples = await scrapeUntil(url, (s) => seriesOf(s, gone).length === 0);
+      assert.deepEqual(seriesOf(samples, gone), [], `${url} still has series of the removed ${gone}`);
+      const peer = left.find((other) => other !== url)!;
+      assert.equal(sampleValue(samples, 'ringkv_peer_up', { peer }), 1, `${url} sees ${peer}`);
+    }
   });
 });

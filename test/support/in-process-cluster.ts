@@ -136,6 +136,8 @@ export interface TestClusterOptions {
   readonly windowMs?: number;
   /** Wraps each node's replica, e.g. to script its answers. */
   readonly wrapReplica?: (url: string, replica: Replica) => InternodeHandler;
+  /** Each node's coordinator log lines. */
+  readonly log?: (url: string, line: string) => void;
 }
 
 /** The ring makeTestCluster builds for `count` nodes. */
@@ -179,6 +181,7 @@ export function makeTestCluster(options: TestClusterOptions): TestNode[] {
       ...(options.conflictRetriesMax === undefined ? {} : { conflictRetriesMax: options.conflictRetriesMax }),
       ...(options.scanPageEntries === undefined ? {} : { scanPageEntries: options.scanPageEntries }),
       ...(options.readHedgeMs === undefined ? {} : { readHedgeMs: options.readHedgeMs }),
+      ...(options.log === undefined ? {} : { log: (line: string) => options.log?.(url, line) }),
     });
     nodes.push(Object.assign(node, { url, engine, clock, replica, store, transport }));
   }

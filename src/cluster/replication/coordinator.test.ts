@@ -19,8 +19,9 @@ import {
   tombstoneEntry,
   valueEntry,
 } from '../../storage/index.js';
-import { RingkvError } from '../../util/errors.js';
+import { CorruptionError, isRingkvError, RingkvError } from '../../util/errors.js';
 import { HybridClock } from '../clock.js';
+import { Receipt } from '../receipt.js';
 import { createReplica, type Replica } from './replica.js';
 
 const Q = { ack: 2, from: 3 };
@@ -202,6 +203,83 @@ describe('ClusterStore', () => {
       'the damaged replica got the newest version written back',
     );
     assert.equal((a.store.status().coordinator as { readRepairs: number }).readRepairs, 1);
+  });
+
+  /** Makes `node`'s own copy unreadable, as a damaged SSTable block would. */
+  function damageLocalCopy(node: TestNode): void {
+    (node.replica as { read: Replica['read'] }).read = () =>
+      Promise.reject(new CorruptionError('/var/lib/ringkv/000123.sst', 4096, 'block checksum mismatch'));
+  }
+
+  /** A key whose first replica on the ring of `count` nodes is `url`. */
+  function keyOwnedBy(url: string, count: number): Buffer {
+    const ring = testRing(count);
+    for (let i = 0; i < 1000; i++) {
+      const key = Buffer.from(`k${i}`);
+      if (ring.replicas(key, 1)[0] === url) return key;
+    }
+    assert.fail(`no key owned by ${url}`);
+  }
+
+  test('a damaged own copy and no other replica to ask: the damage itself (503, as on a node on its own), no receipt', async () => {
+    const [a] = cluster({ nodes: 3 }) as [TestNode];
+    damageLocalCopy(a);
+    const receipt = new Receipt();
+    const err = await a.store
+      .get(keyOwnedBy(a.url, 3), { ack: 1, from: 1, receipt })
+      .catch((e: unknown) => e);
+    // http/errors.ts answers it 503 with no detail and logs the file and offset.
+    assert.ok(err instanceof CorruptionError, String(err));
+    assert.equal(receipt.sealed, false, 'docs/api.md: no receipt on this 503');
+    assert.equal((a.store.status().coordinator as { notEnoughReplicas: number }).notEnoughReplicas, 0);
+  });
+
+  test('a damaged copy among other failures: 504 whose reason says only "a damaged file"; the log names it', async () => {
+    const lines: string[] = [];
+    const all = cluster({ nodes: 3, log: (url, line) => lines.push(`${url} ${line}`) });
+    const a = all[0]!;
+    damageLocalCopy(a);
+    const key = keyOwnedBy(a.url, 3);
+    const other = testRing(3).replicas(key, 2)[1]!;
+    a.transport.down.add(other);
+    const err = await a.store.get(key, { ack: 1, from: 2 }).catch((e: unknown) => e);
+    assert.ok(isRingkvError(err, 'RINGKV_NOT_ENOUGH_REPLICAS'), String(err));
+    assert.equal(
+      err.message,
+      `Only 0 of 1 required replicas answered; 2 failed: ${a.url}: RINGKV_CORRUPTION: a damaged file; ${other}: Peer ${other} is down`,
+    );
+    assert.ok(
+      lines.some(
+        (line) => line.startsWith(a.url) && line.includes('/var/lib/ringkv/000123.sst at offset 4096'),
+      ),
+      `the node's log names the file: ${lines.join(' | ')}`,
+    );
+  });
+
+  test('504 at the deadline after one replica failed (disk full) and another hung: the reason names the disk-full one', async () => {
+    const [a, b, c] = cluster({
+      nodes: 3,
+      requestTimeoutMs: 30,
+      wrapReplica: (url, replica) =>
+        url === 'http://node-1:1'
+          ? {
+              read: (key) => replica.read(key),
+              scan: (start, end, limit) => replica.scan(start, end, limit),
+              write: () =>
+                Promise.reject(
+                  new RingkvError('RINGKV_NO_SPACE', 'Disk full: WAL write failed: /data/000012.log: ENOSPC'),
+                ),
+            }
+          : replica,
+    }) as [TestNode, TestNode, TestNode];
+    assert.equal(b.url, 'http://node-1:1');
+    a.transport.held.add(c.url);
+    await whileKeptAlive(async () => {
+      await assert.rejects(a.store.put(K, Buffer.from('v'), Q), {
+        code: 'RINGKV_NOT_ENOUGH_REPLICAS',
+        message: `Only 1 of 2 required replicas answered within 30 ms; 1 failed: ${b.url}: Disk full: WAL write failed: /data/000012.log: ENOSPC`,
+      });
+    });
   });
 
   test('a slow replica: after readHedgeMs the rest are asked; its late answer still repairs', async () => {

@@ -15,6 +15,10 @@
  * - When every replica asked has answered (late ones too), the answers go
  *   to `repair` (read-repair.ts). A replica that could not read its copy (a
  *   damaged block) counts there as one that answered none.
+ * - A read whose only replica is this node, and whose copy it cannot read,
+ *   fails with that damage itself (503, as on a node on its own: the client
+ *   is told no more, the node's log names the file), not with a 504, and
+ *   with no receipt: no other replica could have answered.
  * - A traced read's receipt records the answers counted for the reply, is
  *   sealed with the reply, and learns the repair's outcome when it is made.
  *
@@ -24,7 +28,7 @@ import { limits } from '../../config/limits.js';
 import type { Entry } from '../../storage/index.js';
 import { newer } from '../../storage/index.js';
 import { expireAt } from '../../util/deadlines.js';
-import { isRingkvError } from '../../util/errors.js';
+import { isRingkvError, type RingkvError } from '../../util/errors.js';
 import type { Receipt } from '../receipt.js';
 import { type CoordinatorContext, readReplica } from './coordinator-context.js';
 import type { ReadAnswer, RepairOutcome } from './read-repair.js';
@@ -66,6 +70,8 @@ export class ReadRounds {
       let newest: Entry | undefined;
       let asked = 0;
       let settled = 0;
+      /** This node's copy could not be read (a damaged file). */
+      let ownDamage: RingkvError | undefined;
       const tally = new Tally({
         needed: ack,
         total: candidates.length,
@@ -75,6 +81,10 @@ export class ReadRounds {
         onDone: (err) => {
           deadlines.remove(hedge);
           deadlines.remove(lateHedge);
+          if (err !== undefined && ownDamage !== undefined && candidates.length === 1) {
+            reject(ownDamage);
+            return;
+          }
           if (receipt !== undefined) receipt.sealRead(newest, candidates.slice(0, asked));
           if (err === undefined) resolve(newest);
           else reject(err);
@@ -104,7 +114,10 @@ export class ReadRounds {
           (err: unknown) => {
             context.replicaFailed(peer, err);
             // A replica that cannot read its copy (a damaged block) gets the newest one written back.
-            if (isRingkvError(err, 'RINGKV_CORRUPTION')) answers.push({ peer, entry: undefined });
+            if (isRingkvError(err, 'RINGKV_CORRUPTION')) {
+              answers.push({ peer, entry: undefined });
+              if (peer === context.selfUrl) ownDamage = err;
+            }
             if (!tally.done) receipt?.readFailed(peer);
             tally.fail(peer, err);
             // A replacement for the failed replica, while the reply still needs one.

@@ -6,12 +6,23 @@
  * costs no time per request. Answers after that are ignored here; callers
  * handle late ones themselves.
  *
+ * The 504's message lists the first failures (at most three), in words a
+ * client may see: a damaged file, an I/O error or an internal error is named
+ * by its code and a short phrase, never by its text (which names files; the
+ * coordinator logs it whole). At the deadline it lists those that came
+ * before it: the transport expires the same deadline on its own timer, and a
+ * failure past the deadline ends the round as the deadline does, so the
+ * message is the same whichever timer runs first.
+ *
  *   const tally = new Tally({ needed: 2, total: 3, deadlineMs, timeoutMs, deadlines, onDone });
  *   tally.succeed(); tally.fail(peer, err); // onDone() runs once, then tally.done
  */
 
 import { type DeadlineTimer, Expirable } from '../../util/deadlines.js';
-import { errorMessage, RingkvError } from '../../util/errors.js';
+import { type ErrorCode, isRingkvError, RingkvError } from '../../util/errors.js';
+
+/** Failures listed in a 504's message at most. */
+const REASONS_MAX = 3;
 
 export class Tally extends Expirable {
   done = false;
@@ -50,25 +61,19 @@ export class Tally extends Expirable {
   }
 
   fail(peer: string, err: unknown): void {
-    this.#failures++;
-    if (this.#reasons.length < 3) this.#reasons.push(`${peer}: ${errorMessage(err)}`);
-    if (this.#total - this.#failures < this.#needed) {
-      this.finish(
-        new RingkvError(
-          'RINGKV_NOT_ENOUGH_REPLICAS',
-          `Only ${this.#successes} of ${this.#needed} required replicas answered; ${this.#failures} failed: ${this.#reasons.join('; ')}`,
-        ),
-      );
+    if (this.done) return;
+    // Past the deadline (the transport's timeout of it, or any answer racing it): the deadline's 504.
+    if (this.#deadlines.nowMs() >= this.deadlineMs) {
+      this.expire();
+      return;
     }
+    this.#failures++;
+    if (this.#reasons.length < REASONS_MAX) this.#reasons.push(`${peer}: ${failureReason(err)}`);
+    if (this.#total - this.#failures < this.#needed) this.#notEnough('');
   }
 
   expire(): void {
-    this.finish(
-      new RingkvError(
-        'RINGKV_NOT_ENOUGH_REPLICAS',
-        `Only ${this.#successes} of ${this.#needed} required replicas answered within ${this.#timeoutMs} ms`,
-      ),
-    );
+    this.#notEnough(` within ${this.#timeoutMs} ms`);
   }
 
   /** Ends the round early, e.g. on a write's conflict; later calls do nothing. */
@@ -78,4 +83,36 @@ export class Tally extends Expirable {
     this.#deadlines.remove(this);
     this.#onDone(err, conflict);
   }
+
+  #notEnough(within: string): void {
+    const failed = this.#failures === 0 ? '' : `; ${this.#failures} failed: ${this.#reasons.join('; ')}`;
+    this.finish(
+      new RingkvError(
+        'RINGKV_NOT_ENOUGH_REPLICAS',
+        `Only ${this.#successes} of ${this.#needed} required replicas answered${within}${failed}`,
+      ),
+    );
+  }
+}
+
+/** Codes whose messages are written for clients (a full disk, a peer down, a timeout...): kept whole. */
+const TOLD_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'RINGKV_NO_SPACE',
+  'RINGKV_UNAVAILABLE',
+  'RINGKV_TIMEOUT',
+  'RINGKV_CLOSED',
+  'RINGKV_UNAUTHORIZED',
+  'RINGKV_BAD_REQUEST',
+  'RINGKV_KEY_TOO_LONG',
+  'RINGKV_VALUE_TOO_LARGE',
+  'RINGKV_NOT_ENOUGH_REPLICAS',
+]);
+
+/** A replica's failure as a 504 may tell it: as http/errors.ts would answer it, without paths or raw texts. */
+function failureReason(err: unknown): string {
+  if (!isRingkvError(err)) return 'Internal error';
+  if (TOLD_CODES.has(err.code)) return err.message;
+  if (err.code === 'RINGKV_CORRUPTION') return `${err.code}: a damaged file`;
+  if (err.code === 'RINGKV_IO') return `${err.code}: an I/O error`;
+  return `${err.code}: an internal error`;
 }

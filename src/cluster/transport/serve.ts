@@ -81,13 +81,18 @@ export function pong(handler: InternodeHandler): Message {
   return wallMs === undefined ? { type: MessageType.Pong } : { type: MessageType.Pong, wallMs };
 }
 
+/**
+ * A handler's failure as an ERROR answer. An unexpected one (a bug) is
+ * reported to this node (onError: its log) and crosses the wire without its
+ * text, which could reach a client in a coordinator's 504.
+ */
 export function errorAnswer(err: unknown, limits: Pick<ServeLimits, 'onError'>): Message {
   if (isRingkvError(err)) return { type: MessageType.Error, code: err.code, message: err.message };
   limits.onError?.(err);
   return {
     type: MessageType.Error,
     code: 'RINGKV_UNAVAILABLE',
-    message: `Internal error: ${err instanceof Error ? err.message : String(err)}`,
+    message: "Internal error: see that node's log",
   };
 }
 
