@@ -47,6 +47,12 @@ export class ClockSkewMonitor {
     }
   }
 
+  /** The peer left the cluster: its sample goes, and it is no longer named beyond the bound. */
+  forget(peer: string): void {
+    this.#samples.delete(peer);
+    this.#beyond.delete(peer);
+  }
+
   /** Peers whose last sample was beyond the bound. */
   get beyond(): readonly string[] {
     return [...this.#beyond];

@@ -113,6 +113,13 @@ export async function clusterParts(
   let membership: MembershipService | undefined;
   const isPeer = (url: string): boolean => url !== options.url && membership?.topology.isMember(url) === true;
   const skew = new ClockSkewMonitor({ boundMs: options.clockSkewMaxMs, log: lineLog(log, 'clock.skew') });
+  // A node that left the cluster (removed, or its join cancelled) is forgotten once its link is down,
+  // rather than probed forever; until then it is still used (a removed node serves out the trailing time).
+  const forgetIfGone = (peer: string): void => {
+    if (membership === undefined || peer === options.url || isPeer(peer) || transport.isUp(peer)) return;
+    transport.forget(peer);
+    skew.forget(peer);
+  };
   // The transport tells the handoff when a peer is back; the handoff needs the transport first.
   let handoff: HintedHandoff | undefined;
   const makeTransport =
@@ -130,6 +137,7 @@ export async function clusterParts(
     },
     onPeerDown: (peer, cause) => {
       if (membership !== undefined) log.warn('peer.down', `Peer ${peer} is down: ${cause.message}`, { peer });
+      forgetIfGone(peer);
     },
     onClockSample: (peer, skewMs, rttMs) => {
       skew.sample(peer, skewMs, rttMs);
@@ -161,6 +169,9 @@ export async function clusterParts(
   );
   const topology = membership.topology;
   engine.watchRing(() => topology.current);
+  topology.onChange((_view, previous) => {
+    for (const { url } of previous.members) forgetIfGone(url);
+  });
   if (options.clusterSecret === undefined) {
     log.warn(
       'config.no-secret',

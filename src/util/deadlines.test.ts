@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import net, { type AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeadlineTimer, type Expirable, expireAt } from './deadlines.js';
@@ -138,4 +139,52 @@ test('a deadline that is not a number expires on the next tick', async () => {
   assert.equal(expired.length, 1);
   assert.equal(timer.size, 0);
   timer.close();
+});
+
+test('a late tick (the loop was blocked) expires after the I/O that arrived meanwhile, and runningMs() leaves the pause out', async () => {
+  const timer = new DeadlineTimer({ resolutionMs: 10 });
+  // An echo server that blocks the (shared) loop right after answering: the echo waits unread.
+  const server = net.createServer((socket) => {
+    socket.on('data', (data) => {
+      socket.write(data);
+      const until = Date.now() + 300;
+      while (Date.now() < until) {
+        // the event loop is blocked
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const client = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+  try {
+    const order: string[] = [];
+    const read = new Promise<void>((resolve) =>
+      client.once('data', () => {
+        order.push('read');
+        resolve();
+      }),
+    );
+    const expired = new Promise<void>((resolve) =>
+      timer.add(
+        expireAt(Date.now() + 50, () => {
+          order.push('expired');
+          resolve();
+        }),
+      ),
+    );
+    const startedMs = Date.now();
+    client.write('x');
+    await Promise.all([read, expired]);
+    assert.deepEqual(
+      order,
+      ['read', 'expired'],
+      'the answer is read before the deadline that passed meanwhile expires',
+    );
+    const pausedMs = Date.now() - timer.runningMs();
+    assert.ok(pausedMs >= 250 && pausedMs <= Date.now() - startedMs, `pause left out: ${pausedMs} ms`);
+  } finally {
+    timer.close();
+    client.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });

@@ -18,6 +18,14 @@
  * where V8 allocates such a collection's rehashed tables; at a few thousand
  * requests per second that garbage brought a full collection every few
  * seconds (docs/performance.md, "In-flight collections").
+ *
+ * A tick that comes late (this node's event loop was blocked: a long
+ * synchronous task, a GC pause) does its work one turn later, from
+ * setImmediate. Timers run before the loop reads its sockets, so answers
+ * that arrived during the pause are still unread on the late tick: they are
+ * read first, and the requests they answer are settled rather than expired.
+ * The pauses are summed (runningMs()), so that a silence measured on them
+ * leaves this node's own pauses out: a peer is not judged hung for them.
  */
 import { assert } from './assert.js';
 
@@ -60,15 +68,21 @@ const SLOT_MASK = SLOTS - 1;
 export class DeadlineTimer {
   readonly #resolutionMs: number;
   readonly #nowMs: () => number;
-  /** Called on every tick with the current time (e.g. to spot hung connections). */
-  readonly #onTick: ((nowMs: number) => void) | undefined;
+  /** Called on every tick, after the expiries (e.g. to spot hung connections). */
+  readonly #onTick: (() => void) | undefined;
   readonly #slots: (Expirable | undefined)[] = new Array<Expirable | undefined>(SLOTS).fill(undefined);
   /** The last bucket a tick expired; add() files into later ones only. */
   #lastDue: number;
   #count = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** When the last tick ran, or the timer started. */
+  #lastTickMs = 0;
+  /** The time ticks found the event loop blocked, summed. */
+  #pausedMs = 0;
+  /** The work of a late tick, waiting for the socket reads of this turn. */
+  #deferred: NodeJS.Immediate | undefined;
 
-  constructor(options: { resolutionMs: number; nowMs?: () => number; onTick?: (nowMs: number) => void }) {
+  constructor(options: { resolutionMs: number; nowMs?: () => number; onTick?: () => void }) {
     assert(options.resolutionMs >= 1, `resolutionMs must be at least 1: ${options.resolutionMs}`);
     this.#resolutionMs = options.resolutionMs;
     this.#nowMs = options.nowMs ?? Date.now;
@@ -83,6 +97,15 @@ export class DeadlineTimer {
   /** The time deadlines are checked against (Date.now unless given). */
   nowMs(): number {
     return this.#nowMs();
+  }
+
+  /**
+   * The clock (nowMs) less the pauses of the event loop the ticks found:
+   * time this node was running. Pauses are found while items wait (the timer
+   * runs), the only time a silence is measured.
+   */
+  runningMs(): number {
+    return this.#nowMs() - this.#pausedMs;
   }
 
   add(item: Expirable): void {
@@ -101,6 +124,7 @@ export class DeadlineTimer {
     item.bucket = bucket;
     this.#count++;
     if (this.#timer === undefined) {
+      this.#lastTickMs = this.#nowMs();
       this.#timer = setInterval(() => this.#tick(), this.#resolutionMs);
       this.#timer.unref();
     }
@@ -116,6 +140,8 @@ export class DeadlineTimer {
   close(): void {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    if (this.#deferred !== undefined) clearImmediate(this.#deferred);
+    this.#deferred = undefined;
     // Dropped items are unfiled, so that a later remove() of one is a no-op.
     for (let slot = 0; slot < SLOTS; slot++) {
       let item = this.#slots[slot];
@@ -132,7 +158,29 @@ export class DeadlineTimer {
   }
 
   #tick(): void {
+    // A late tick's work is waiting for this turn's reads already.
+    if (this.#deferred !== undefined) return;
     const now = this.#nowMs();
+    // A tick runs one resolution after the last: later by more than another, the loop was blocked.
+    const lateMs = now - this.#lastTickMs - this.#resolutionMs;
+    this.#lastTickMs = now;
+    if (lateMs <= this.#resolutionMs) {
+      this.#run(now);
+      return;
+    }
+    this.#pausedMs += lateMs;
+    this.#deferred = setImmediate(() => {
+      this.#deferred = undefined;
+      const at = this.#nowMs();
+      // Deferred once only (a turn is bounded); blocked again meanwhile, that pause is left out too.
+      this.#pausedMs += Math.max(0, at - this.#lastTickMs - this.#resolutionMs);
+      this.#lastTickMs = at;
+      this.#run(at);
+    });
+  }
+
+  /** Expires the buckets due by `now`, then tells onTick. */
+  #run(now: number): void {
     const due = Math.floor(now / this.#resolutionMs);
     const expired: Expirable[] = [];
     // The buckets since the last tick, at most one revolution: each slot once.
@@ -153,7 +201,7 @@ export class DeadlineTimer {
     this.#lastDue = due;
     this.#count -= expired.length;
     for (const item of expired) item.expire();
-    this.#onTick?.(now);
+    this.#onTick?.();
     if (this.#count === 0 && this.#timer !== undefined) {
       clearInterval(this.#timer);
       this.#timer = undefined;

@@ -272,6 +272,8 @@ export class SimLinks implements ClusterTransport {
 
   peerLeaving(_peer: string): void {}
 
+  forget(_peer: string): void {}
+
   async announceLeaving(_deadlineMs: number): Promise<void> {}
 
   peerStatus(peer: string): PeerStatus {

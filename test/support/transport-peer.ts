@@ -4,7 +4,7 @@
  * the handler slow, hang or fail. Not used outside tests.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { InternodeHandler, ScanPage } from '../../src/cluster/transport/contract.js';
 import {
   attachInternode,
@@ -122,6 +122,49 @@ export async function startPeer(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Blocks the event loop for `ms` right after the peer's next socket write
+ * (with `key`: the next one after a read of that key reached its handler).
+ * Client and peer share this process, so the answer just written waits
+ * unread in the client's socket buffer meanwhile: the client's node seems
+ * to pause (a GC, a long synchronous task) while its peer answers in time.
+ * Returns the undo, for a pause that did not happen.
+ */
+export function pauseAfterNextAnswer(peer: TestPeer, ms: number, key?: string): () => void {
+  const proto = net.Socket.prototype as unknown as Record<
+    '_write' | '_writev',
+    (...args: unknown[]) => unknown
+  >;
+  const original = { _write: proto._write, _writev: proto._writev };
+  const read = peer.handler.read;
+  let armed = key === undefined;
+  const restore = (): void => {
+    proto._write = original._write;
+    proto._writev = original._writev;
+    peer.handler.read = read;
+  };
+  if (key !== undefined) {
+    peer.handler.read = (k: Buffer) => {
+      if (k.toString('latin1') === key) armed = true;
+      return read.call(peer.handler, k);
+    };
+  }
+  for (const name of ['_write', '_writev'] as const) {
+    proto[name] = function (this: net.Socket, ...args: unknown[]) {
+      const result = original[name].apply(this, args);
+      if (armed && this.localPort === peer.port) {
+        restore();
+        const until = Date.now() + ms;
+        while (Date.now() < until) {
+          // the event loop is blocked
+        }
+      }
+      return result;
+    };
+  }
+  return restore;
 }
 
 /** A port nothing listens on (bound, then released). */

@@ -10,7 +10,14 @@ import { after, describe, test } from 'node:test';
 import type { PeerLinks, Transport, TransportStats } from '../../src/cluster/transport/contract.js';
 import { type Entry, tombstoneEntry, valueEntry } from '../../src/storage/entry/entry.js';
 import { isRingkvError, RingkvError } from '../../src/util/errors.js';
-import { closedPort, sleep, startPeer, TestHandler, type TestPeer } from './transport-peer.js';
+import {
+  closedPort,
+  pauseAfterNextAnswer,
+  sleep,
+  startPeer,
+  TestHandler,
+  type TestPeer,
+} from './transport-peer.js';
 
 export interface TransportUnderTest extends Transport, PeerLinks {
   stats(): TransportStats;
@@ -21,6 +28,7 @@ export interface CreateOptions {
   selfUrl?: string;
   probeIntervalMs?: number;
   quarantineMs?: number;
+  unresponsiveMs?: number;
   onPeerUp?: (peer: string) => void;
 }
 
@@ -388,6 +396,73 @@ export function transportSuite(name: string, options: TransportSuiteOptions): vo
       assert.equal(p.handler.calls, 0, 'nothing reached the handler');
       const t = transport({ secret: 'correct horse' });
       assert.deepEqual(await t.antiEntropy(p.url, Buffer.from('x'), later()), Buffer.from('answer:x'));
+    });
+
+    test('a long anti-entropy request does not make a quiet peer look unresponsive', async () => {
+      const p = await peer({ handler: new TestHandler({ serveAntiEntropy: true }) });
+      const t = transport({ unresponsiveMs: 300, probeIntervalMs: 100 });
+      assert.equal(await t.read(p.url, Buffer.from('a'), later()), undefined);
+      // Its answer takes as long as the peer's paced store scan: here, forever.
+      p.handler.hang.add('digest');
+      let failed: unknown;
+      t.antiEntropy(p.url, Buffer.from('digest'), later()).catch((err: unknown) => {
+        failed = err;
+      });
+      await sleep(900);
+      // Three silence periods passed with only the anti-entropy request waiting: the peer stayed up.
+      assert.equal(failed, undefined);
+      assert.equal(t.isUp(p.url), true);
+      await p.handler.engine.write(valueEntry(Buffer.from('a'), 1n, Buffer.from('x')));
+      assert.deepEqual((await t.read(p.url, Buffer.from('a'), later()))?.value, Buffer.from('x'));
+      assert.equal(t.peerStatus(p.url).failures, 0);
+    });
+
+    test("a pause of this node's event loop past the silence bound (and past the deadline): the answer that waited unread is delivered", async () => {
+      const p = await peer();
+      const t = transport({ unresponsiveMs: 200, probeIntervalMs: LONG_MS });
+      await p.handler.engine.write(valueEntry(Buffer.from('k'), 1n, Buffer.from('v')));
+      assert.deepEqual((await t.read(p.url, Buffer.from('k'), later()))?.value, Buffer.from('v'));
+      // The peer answers at once; then the loop is blocked for three silence bounds.
+      for (const deadlineMs of [LONG_MS, 300]) {
+        const undo = pauseAfterNextAnswer(p, 600, 'k');
+        try {
+          const answer = await t.read(p.url, Buffer.from('k'), Date.now() + deadlineMs);
+          assert.deepEqual(answer?.value, Buffer.from('v'), `deadline in ${deadlineMs} ms`);
+        } finally {
+          undo();
+        }
+      }
+      assert.ok(t.isUp(p.url), 'the peer is not taken for hung');
+      assert.equal(t.peerStatus(p.url).failures, 0);
+      assert.equal(t.stats().timeouts, 0);
+      assert.deepEqual((await t.read(p.url, Buffer.from('k'), later()))?.value, Buffer.from('v'));
+    });
+
+    test('forget(): the link closes, requests in flight reject with RINGKV_UNAVAILABLE, probes stop; a later request starts afresh', async () => {
+      const p = await peer();
+      const t = transport({ probeIntervalMs: 20, quarantineMs: 20 });
+      p.handler.hang.add('stuck');
+      const inFlight = t.read(p.url, Buffer.from('stuck'), later());
+      for (let i = 0; i < 100 && p.handler.calls < 1; i++) await sleep(5);
+      t.forget(p.url);
+      const err = await rejectsWith(inFlight, 'RINGKV_UNAVAILABLE');
+      assert.match(err.message, /forgotten/);
+      assert.deepEqual(t.peerStatus(p.url), { state: 'up', failures: 0 });
+      // Back in use (say it joined again): a new link.
+      await p.handler.engine.write(valueEntry(Buffer.from('k'), 1n, Buffer.from('v')));
+      assert.deepEqual((await t.read(p.url, Buffer.from('k'), later()))?.value, Buffer.from('v'));
+
+      // A dead peer is probed every 20 ms until forgotten, then never.
+      const dead = `http://127.0.0.1:${await closedPort()}`;
+      await rejectsWith(t.read(dead, Buffer.from('k'), later()), 'RINGKV_UNAVAILABLE');
+      const failedBefore = t.stats().connectFailures;
+      for (let i = 0; i < 100 && t.stats().connectFailures < failedBefore + 2; i++) await sleep(10);
+      assert.ok(t.stats().connectFailures >= failedBefore + 2, 'probed while remembered');
+      t.forget(dead);
+      const attempts = t.stats().connectAttempts;
+      await sleep(200);
+      assert.equal(t.stats().connectAttempts, attempts, 'no probe once forgotten');
+      assert.ok(t.isUp(dead));
     });
 
     test('close() rejects requests in flight and later calls with RINGKV_CLOSED', async () => {

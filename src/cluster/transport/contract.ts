@@ -128,6 +128,13 @@ export interface PeerLinks {
   peerLeaving(peer: string): void;
   /** Tells every peer with an open link that this node is leaving; resolves once each answered or at the deadline. */
   announceLeaving(deadlineMs: number): Promise<void>;
+  /**
+   * Drops all that is kept for the peer (it left the cluster): its link
+   * closes, its probes and timers stop, requests waiting on it reject with
+   * RINGKV_UNAVAILABLE. A later request to it starts afresh, as to a peer
+   * never seen.
+   */
+  forget(peer: string): void;
   peerStatus(peer: string): PeerStatus;
 }
 

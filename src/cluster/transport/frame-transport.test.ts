@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, describe, test } from 'node:test';
-import { sleep, startPeer, TestHandler, type TestPeer } from '../../../test/support/transport-peer.js';
+import {
+  pauseAfterNextAnswer,
+  sleep,
+  startPeer,
+  TestHandler,
+  type TestPeer,
+} from '../../../test/support/transport-peer.js';
 import { transportSuite } from '../../../test/support/transport-suite.js';
 import { valueEntry } from '../../storage/index.js';
 import { isRingkvError } from '../../util/errors.js';
@@ -299,22 +305,18 @@ describe('FrameTransport: binary protocol specifics', () => {
     assert.equal(t.stats().connectFailures, 0, 'leaving is not a failed connection');
   });
 
-  test('a long anti-entropy request does not make a quiet peer look unresponsive', async () => {
-    const p = await peer({ handler: new TestHandler({ serveAntiEntropy: true }) });
-    const t = transport({ unresponsiveMs: 300, probeIntervalMs: 100 });
-    await t.ping(p.url, Date.now() + 5000);
-    // Its answer takes as long as the peer's paced store scan: here, forever.
-    p.handler.hang.add('digest');
-    let failed: unknown;
-    t.antiEntropy(p.url, Buffer.from('digest'), Date.now() + 60_000).catch((err: unknown) => {
-      failed = err;
-    });
-    await sleep(900);
-    // Three silence periods passed with only the anti-entropy request waiting: the link stayed open.
-    assert.equal(failed, undefined);
-    assert.equal(t.isUp(p.url), true);
-    await p.handler.engine.write(valueEntry(Buffer.from('a'), 1n, Buffer.from('x')));
-    assert.deepEqual((await t.read(p.url, Buffer.from('a'), Date.now() + 5000))?.value, Buffer.from('x'));
+  test("a pause of this node's event loop past the handshake timeout: the peer's 101 that waited unread opens the link", async () => {
+    const p = await peer();
+    const t = transport({ connectTimeoutMs: 200, probeIntervalMs: 60_000 });
+    const undo = pauseAfterNextAnswer(p, 600);
+    try {
+      await t.connect([p.url]);
+    } finally {
+      undo();
+    }
+    assert.ok(t.isUp(p.url), 'the handshake was not given up as timed out');
+    assert.equal(t.stats().connectFailures, 0);
+    assert.equal(await t.read(p.url, Buffer.from('k'), Date.now() + 5000), undefined);
   });
 
   test('a peer that stops answering on an open connection is marked down instead of timing out each request', async () => {

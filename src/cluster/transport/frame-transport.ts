@@ -44,7 +44,13 @@
  * stopped process keeps its sockets open), so that peer too fails fast.
  * Anti-entropy and stream requests do not count as waiting: answering one
  * takes a paced scan of the peer's store, seconds long, with nothing else to
- * send meanwhile on a quiet link.
+ * send meanwhile on a quiet link. The silence is measured over the time this
+ * node ran (DeadlineTimer.runningMs()): a pause of its own event loop (a GC,
+ * a long synchronous task) is not the peer's silence, and the tick that
+ * follows one reads the answers that arrived meanwhile before it judges.
+ *
+ * forget() drops a peer (one that left the cluster): its link closes, its
+ * probes stop, and a later request starts afresh as for a peer never seen.
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
@@ -154,8 +160,9 @@ export class FrameTransport implements Transport, PeerLinks, MembershipLinks {
     };
     this.#deadlines = new DeadlineTimer({
       resolutionMs: options.timerResolutionMs ?? limits.internodeTimerResolutionMs,
-      onTick: (nowMs) => {
-        for (const link of this.#links.values()) link.checkResponsive(nowMs);
+      onTick: () => {
+        const runningMs = this.#deadlines.runningMs();
+        for (const link of this.#links.values()) link.checkResponsive(runningMs);
       },
     });
     const heartbeatMs = options.heartbeatMs ?? limits.internodeHeartbeatMs;
@@ -249,6 +256,13 @@ export class FrameTransport implements Transport, PeerLinks, MembershipLinks {
         link.request({ type: MessageType.Leaving, node: self }, deadlineMs).catch(() => undefined),
       );
     await Promise.all(told);
+  }
+
+  forget(peer: string): void {
+    const link = this.#links.get(peer);
+    if (link === undefined) return;
+    this.#links.delete(peer);
+    link.close(new RingkvError('RINGKV_UNAVAILABLE', `Peer ${peer} was forgotten (it left the cluster)`));
   }
 
   peerStatus(peer: string): PeerStatus {
@@ -351,8 +365,9 @@ class _PeerLink {
   #skewMs: number | undefined;
   #rttMs: number | undefined;
   #sampledAtMs = 0;
+  /** When the link last received anything, on the deadline timer's running clock (as #waitingSinceMs). */
   #lastReceiveMs = 0;
-  /** Since when requests that expect a prompt answer (all but anti-entropy) have been waiting. */
+  /** Since when requests that expect a prompt answer (all but anti-entropy and stream) have been waiting. */
   #waitingSinceMs = 0;
   /** Pending requests that expect a prompt answer. */
   #promptPending = 0;
@@ -441,7 +456,8 @@ class _PeerLink {
         resolve,
         reject,
       });
-      if (!isSlowRequest(message.type) && this.#promptPending++ === 0) this.#waitingSinceMs = now;
+      if (!isSlowRequest(message.type) && this.#promptPending++ === 0)
+        this.#waitingSinceMs = this.#deadlines.runningMs();
       this.#pending.add(pending);
       this.#deadlines.add(pending);
     });
@@ -458,10 +474,10 @@ class _PeerLink {
     pending.reject(new RingkvError('RINGKV_TIMEOUT', `Peer ${this.peer} did not answer in time`));
   }
 
-  /** Closes a connection that has requests waiting and has been silent too long. */
-  checkResponsive(nowMs: number): void {
+  /** Closes a connection that has requests waiting and has been silent too long (`runningMs`: DeadlineTimer.runningMs()). */
+  checkResponsive(runningMs: number): void {
     if ((this.state !== 'open' && this.state !== 'leaving') || this.#promptPending === 0) return;
-    const silentMs = nowMs - Math.max(this.#lastReceiveMs, this.#waitingSinceMs);
+    const silentMs = runningMs - Math.max(this.#lastReceiveMs, this.#waitingSinceMs);
     if (silentMs > this.#settings.unresponsiveMs) {
       this.#fail(new RingkvError('RINGKV_TIMEOUT', `Peer ${this.peer} sent nothing for ${silentMs} ms`));
     }
@@ -534,8 +550,8 @@ class _PeerLink {
     );
   }
 
-  close(): void {
-    const err = new RingkvError('RINGKV_CLOSED', 'Transport is closed');
+  /** Ends the link for good (the transport closed, or forgot the peer): what waits rejects with `err`. */
+  close(err: RingkvError = new RingkvError('RINGKV_CLOSED', 'Transport is closed')): void {
     this.state = 'closed';
     this.#health.close();
     this.#attempt?.destroy();
@@ -569,9 +585,14 @@ class _PeerLink {
       agent: false,
     });
     this.#attempt = request;
-    // One timer per attempt is fine: attempts are at most one per probe interval.
+    // One timer per attempt is fine: attempts are at most one per probe interval. It gives up a turn
+    // later: timers run before the loop reads its sockets, and after a pause of this node's loop the
+    // answer may be waiting unread.
     const timer = setTimeout(() => {
-      request.destroy(new RingkvError('RINGKV_TIMEOUT', `Internode handshake with ${this.peer} timed out`));
+      setImmediate(() => {
+        if (this.#attempt !== request) return;
+        request.destroy(new RingkvError('RINGKV_TIMEOUT', `Internode handshake with ${this.peer} timed out`));
+      });
     }, this.#settings.connectTimeoutMs);
     timer.unref();
     const settle = (): boolean => {
@@ -625,7 +646,7 @@ class _PeerLink {
     this.state = 'open';
     this.#health.recovered();
     this.#socket = socket;
-    this.#lastReceiveMs = Date.now();
+    this.#lastReceiveMs = this.#deadlines.runningMs();
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     const decoder = new FrameDecoder(this.#settings.frameBytesMax, (type, id, body) =>
@@ -633,7 +654,7 @@ class _PeerLink {
     );
     const receive = (chunk: Buffer): void => {
       if (this.#socket !== socket) return;
-      this.#lastReceiveMs = Date.now();
+      this.#lastReceiveMs = this.#deadlines.runningMs();
       try {
         decoder.push(chunk);
       } catch (err) {

@@ -9,6 +9,12 @@
  * Its PeerLinks side: connect() pings each peer; a request to a peer marked
  * down after the quarantine waits for a probe (a ping) started then, or for
  * the one under way; LEAVING is a POST; no heartbeats, so no clock skew.
+ *
+ * As over the binary protocol, a peer with prompt requests waiting (all but
+ * anti-entropy and stream) that sends nothing for `unresponsiveMs` of this
+ * node's running time is marked down, and a connection lost before its
+ * answer ended fails the request with RINGKV_UNAVAILABLE and marks the peer
+ * down. forget() drops a peer: its requests fail, its probes stop.
  */
 import http from 'node:http';
 import { limits } from '../../config/limits.js';
@@ -33,6 +39,7 @@ import {
   encodeBody,
   FRAME_HEADER_BYTES,
   HTTP_PATH_PREFIX,
+  isSlowRequest,
   MessageType,
   NODE_HEADER,
   PROOF_HEADER,
@@ -70,18 +77,30 @@ interface _Settings {
 
 type _Parse = (status: number, body: Buffer) => unknown;
 
+/** A request to send: `type` is the message's (format.ts), which tells whether its answer is prompt. */
+interface _Spec {
+  readonly type: number;
+  readonly method: string;
+  readonly path: string;
+  readonly body?: Buffer;
+  readonly deadlineMs: number;
+}
+
 /** One request waiting for its answer. */
 class _HttpPending extends Expirable {
   request: http.ClientRequest | undefined;
   retried = false;
   readonly deadlineMs: number;
+  /** An anti-entropy or stream request: its answer may take seconds, so it is not waited on as prompt. */
+  readonly slow: boolean;
   readonly peer: _HttpPeer;
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: Error) => void;
 
-  constructor(fields: Pick<_HttpPending, 'deadlineMs' | 'peer' | 'resolve' | 'reject'>) {
+  constructor(fields: Pick<_HttpPending, 'deadlineMs' | 'slow' | 'peer' | 'resolve' | 'reject'>) {
     super();
     this.deadlineMs = fields.deadlineMs;
+    this.slow = fields.slow;
     this.peer = fields.peer;
     this.resolve = fields.resolve;
     this.reject = fields.reject;
@@ -102,9 +121,14 @@ interface _HttpPeer {
   epoch: number;
   /** The probe under way: resolves to whether it brought the peer back. */
   probing: Promise<boolean> | undefined;
+  /** Its request, cut if the peer is forgotten. */
+  probe: http.ClientRequest | undefined;
   readonly pending: Set<_HttpPending>;
+  /** Pending requests that expect a prompt answer (not slow). */
+  promptPending: number;
   proof: string | undefined;
   proofMadeMs: number;
+  /** When an answer last brought bytes, and since when prompt requests wait: DeadlineTimer.runningMs(). */
   lastReceiveMs: number;
   waitingSinceMs: number;
   expire(pending: _HttpPending): void;
@@ -139,7 +163,7 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
     });
     this.#deadlines = new DeadlineTimer({
       resolutionMs: options.timerResolutionMs ?? limits.internodeTimerResolutionMs,
-      onTick: (nowMs) => this.#checkResponsive(nowMs),
+      onTick: () => this.#checkResponsive(this.#deadlines.runningMs()),
     });
   }
 
@@ -153,16 +177,20 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
       );
     }
     const body = encodeBody({ type: MessageType.Write, entry });
-    return this.#request(peer, { method: 'POST', path: 'write', body, deadlineMs }, _parseWrite) as Promise<
-      bigint | undefined
-    >;
+    return this.#request(
+      peer,
+      { type: MessageType.Write, method: 'POST', path: 'write', body, deadlineMs },
+      _parseWrite,
+    ) as Promise<bigint | undefined>;
   }
 
   read(peer: string, key: Buffer, deadlineMs: number): Promise<Entry | undefined> {
     const path = `read?key=${key.toString('base64url')}`;
-    return this.#request(peer, { method: 'GET', path, deadlineMs }, _parseEntry) as Promise<
-      Entry | undefined
-    >;
+    return this.#request(
+      peer,
+      { type: MessageType.Read, method: 'GET', path, deadlineMs },
+      _parseEntry,
+    ) as Promise<Entry | undefined>;
   }
 
   scan(
@@ -174,7 +202,11 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
   ): Promise<ScanPage> {
     let path = `scan?start=${start.toString('base64url')}&limit=${limit}`;
     if (end !== undefined) path += `&end=${end.toString('base64url')}`;
-    return this.#request(peer, { method: 'GET', path, deadlineMs }, _parseBatch) as Promise<ScanPage>;
+    return this.#request(
+      peer,
+      { type: MessageType.Scan, method: 'GET', path, deadlineMs },
+      _parseBatch,
+    ) as Promise<ScanPage>;
   }
 
   antiEntropy(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
@@ -185,36 +217,40 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
     }
     return this.#request(
       peer,
-      { method: 'POST', path: 'anti-entropy', body, deadlineMs },
+      { type: MessageType.AntiEntropy, method: 'POST', path: 'anti-entropy', body, deadlineMs },
       _parseAntiEntropy,
     ) as Promise<Buffer>;
   }
 
   membership(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
-    return this.#opaque(peer, 'membership', body, deadlineMs);
+    return this.#opaque(peer, MessageType.Membership, 'membership', body, deadlineMs);
   }
 
   stream(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
-    return this.#opaque(peer, 'stream', body, deadlineMs);
+    return this.#opaque(peer, MessageType.Stream, 'stream', body, deadlineMs);
   }
 
   move(peer: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
-    return this.#opaque(peer, 'move', body, deadlineMs);
+    return this.#opaque(peer, MessageType.Move, 'move', body, deadlineMs);
   }
 
-  #opaque(peer: string, path: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
+  #opaque(peer: string, type: number, path: string, body: Buffer, deadlineMs: number): Promise<Buffer> {
     if (FRAME_HEADER_BYTES + body.length > this.#settings.frameBytesMax) {
       return Promise.reject(new RingkvError('RINGKV_BAD_REQUEST', `Request too large: ${body.length} bytes`));
     }
     return this.#request(
       peer,
-      { method: 'POST', path, body, deadlineMs },
+      { type, method: 'POST', path, body, deadlineMs },
       _parseAntiEntropy,
     ) as Promise<Buffer>;
   }
 
   ping(peer: string, deadlineMs: number): Promise<void> {
-    return this.#request(peer, { method: 'GET', path: 'ping', deadlineMs }, _parseEmpty) as Promise<void>;
+    return this.#request(
+      peer,
+      { type: MessageType.Ping, method: 'GET', path: 'ping', deadlineMs },
+      _parseEmpty,
+    ) as Promise<void>;
   }
 
   isUp(peer: string): boolean {
@@ -257,11 +293,25 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
     const told = [...this.#peers.values()]
       .filter((peer) => peer.up)
       .map((peer) =>
-        this.#request(peer.url, { method: 'POST', path: 'leaving', body, deadlineMs }, _parseEmpty).catch(
-          () => undefined,
-        ),
+        this.#request(
+          peer.url,
+          { type: MessageType.Leaving, method: 'POST', path: 'leaving', body, deadlineMs },
+          _parseEmpty,
+        ).catch(() => undefined),
       );
     await Promise.all(told);
+  }
+
+  forget(url: string): void {
+    const peer = this.#peers.get(url);
+    if (peer === undefined) return;
+    this.#peers.delete(url);
+    peer.health.close();
+    peer.probe?.destroy();
+    this.#rejectAll(
+      peer,
+      new RingkvError('RINGKV_UNAVAILABLE', `Peer ${url} was forgotten (it left the cluster)`),
+    );
   }
 
   peerStatus(url: string): PeerStatus {
@@ -305,13 +355,15 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
       health: new PeerHealth(url, this.#settings, () => void this.#probe(peer)),
       epoch: 0,
       probing: undefined,
+      probe: undefined,
       pending: new Set(),
+      promptPending: 0,
       proof: undefined,
       proofMadeMs: 0,
       lastReceiveMs: 0,
       waitingSinceMs: 0,
       expire: (pending) => {
-        if (!peer.pending.delete(pending)) return;
+        if (!_take(peer, pending)) return;
         this.#counters.timeouts++;
         pending.request?.destroy();
         pending.reject(new RingkvError('RINGKV_TIMEOUT', `Peer ${url} did not answer in time`));
@@ -321,11 +373,7 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
     return peer;
   }
 
-  #request(
-    url: string,
-    spec: { method: string; path: string; body?: Buffer; deadlineMs: number },
-    parse: _Parse,
-  ): Promise<unknown> {
+  #request(url: string, spec: _Spec, parse: _Parse): Promise<unknown> {
     if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Transport is closed'));
     const peer = this.#peer(url);
     if (peer instanceof RingkvError) return Promise.reject(peer);
@@ -352,15 +400,16 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
       return Promise.reject(new RingkvError('RINGKV_UNAVAILABLE', `Too many requests in flight to ${url}`));
     }
     return new Promise((resolve, reject) => {
-      const pending = new _HttpPending({ deadlineMs: spec.deadlineMs, peer, resolve, reject });
-      if (peer.pending.size === 0) peer.waitingSinceMs = now;
+      const slow = isSlowRequest(spec.type);
+      const pending = new _HttpPending({ deadlineMs: spec.deadlineMs, slow, peer, resolve, reject });
+      if (!slow && peer.promptPending++ === 0) peer.waitingSinceMs = this.#deadlines.runningMs();
       peer.pending.add(pending);
       this.#deadlines.add(pending);
       this.#send(pending, spec, parse);
     });
   }
 
-  #send(pending: _HttpPending, spec: { method: string; path: string; body?: Buffer }, parse: _Parse): void {
+  #send(pending: _HttpPending, spec: _Spec, parse: _Parse): void {
     const peer = pending.peer;
     const headers: http.OutgoingHttpHeaders = {};
     const proof = this.#proof(peer);
@@ -381,11 +430,23 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
       headers,
     });
     pending.request = request;
+    // The connection ended before the answer did (the peer died or cut it): as a lost link, not a timeout.
+    const cut = (): void => {
+      if (pending.request !== request || !peer.pending.has(pending)) return;
+      this.#markDown(
+        peer,
+        new RingkvError('RINGKV_UNAVAILABLE', `Connection to ${peer.url} lost mid-answer`),
+      );
+    };
+    let answer: http.IncomingMessage | undefined;
     request.on('response', (response) => {
+      answer = response;
       const chunks: Buffer[] = [];
       let bytes = 0;
+      response.on('aborted', cut);
+      response.on('error', cut);
       response.on('data', (chunk: Buffer) => {
-        peer.lastReceiveMs = Date.now();
+        peer.lastReceiveMs = this.#deadlines.runningMs();
         bytes += chunk.length;
         if (bytes > this.#settings.frameBytesMax) {
           request.destroy(new RingkvError('RINGKV_PROTOCOL', `Answer from ${peer.url} too large`));
@@ -394,7 +455,7 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
         chunks.push(chunk);
       });
       response.on('end', () => {
-        peer.lastReceiveMs = Date.now();
+        peer.lastReceiveMs = this.#deadlines.runningMs();
         if (!this.#settle(pending)) return;
         const body = Buffer.concat(chunks, bytes);
         const status = response.statusCode ?? 0;
@@ -420,12 +481,16 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
           : new RingkvError('RINGKV_UNAVAILABLE', `Cannot reach ${peer.url}: ${err.message}`, { cause: err }),
       );
     });
+    // Closed with the answer incomplete and no error said why (the peer closed the connection).
+    request.on('close', () => {
+      if (answer?.complete !== true) cut();
+    });
     request.end(spec.body);
   }
 
   /** Removes a finished request from its peer; false when it had already timed out or failed. */
   #settle(pending: _HttpPending): boolean {
-    if (!pending.peer.pending.delete(pending)) return false;
+    if (!_take(pending.peer, pending)) return false;
     this.#deadlines.remove(pending);
     pending.request = undefined;
     return true;
@@ -470,18 +535,26 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
         headers,
         timeout: this.#settings.probeIntervalMs * 4,
       });
+      peer.probe = request;
       const failed = (cause: RingkvError, timedOut = false): void => {
-        this.#counters.connectFailures++;
         peer.probing = undefined;
+        peer.probe = undefined;
+        // Forgotten meanwhile: its probe was cut, not refused.
+        if (this.#peers.get(peer.url) !== peer) {
+          resolve(false);
+          return;
+        }
+        this.#counters.connectFailures++;
         peer.health.failed(timedOut ? new RingkvError('RINGKV_TIMEOUT', cause.message, { cause }) : cause);
         resolve(false);
       };
       request.on('response', (response) => {
         response.resume();
-        if (response.statusCode === 204 && peer.epoch === epoch) {
+        if (response.statusCode === 204 && peer.epoch === epoch && this.#peers.get(peer.url) === peer) {
           peer.up = true;
           peer.health.recovered();
           peer.probing = undefined;
+          peer.probe = undefined;
           resolve(true);
           this.#settings.onPeerUp?.(peer.url);
           return;
@@ -496,9 +569,17 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
         );
       });
       let timedOut = false;
+      let answered = false;
+      request.on('response', () => {
+        answered = true;
+      });
+      // A turn later: after a pause of this node's loop, the answer may be waiting unread.
       request.on('timeout', () => {
-        timedOut = true;
-        request.destroy(new Error('probe timed out'));
+        setImmediate(() => {
+          if (answered) return;
+          timedOut = true;
+          request.destroy(new Error('probe timed out'));
+        });
       });
       request.on('error', (err) => {
         failed(
@@ -514,6 +595,7 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
   #rejectAll(peer: _HttpPeer, err: RingkvError): void {
     const pending = [...peer.pending];
     peer.pending.clear();
+    peer.promptPending = 0;
     for (const p of pending) {
       this.#deadlines.remove(p);
       p.request?.destroy();
@@ -521,10 +603,11 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
     }
   }
 
-  #checkResponsive(nowMs: number): void {
+  /** Marks down a peer that has prompt requests waiting and has been silent too long (`runningMs`: DeadlineTimer.runningMs()). */
+  #checkResponsive(runningMs: number): void {
     for (const peer of this.#peers.values()) {
-      if (!peer.up || peer.pending.size === 0) continue;
-      const silentMs = nowMs - Math.max(peer.lastReceiveMs, peer.waitingSinceMs);
+      if (!peer.up || peer.promptPending === 0) continue;
+      const silentMs = runningMs - Math.max(peer.lastReceiveMs, peer.waitingSinceMs);
       if (silentMs > this.#settings.unresponsiveMs) {
         this.#markDown(
           peer,
@@ -533,6 +616,13 @@ export class HttpTransport implements Transport, PeerLinks, MembershipLinks {
       }
     }
   }
+}
+
+/** Removes a request from its peer's pending ones; false when it was not there (timed out, failed). */
+function _take(peer: _HttpPeer, pending: _HttpPending): boolean {
+  if (!peer.pending.delete(pending)) return false;
+  if (!pending.slow) peer.promptPending--;
+  return true;
 }
 
 /** `probe`'s outcome, or a RINGKV_TIMEOUT rejection at `deadlineMs` if it comes later. */
