@@ -11,6 +11,11 @@
  *
  * Each case checks its own requests: the nodes' counters are read before and
  * after it, so every case passes alone and in any order.
+ *
+ * And a TTL under the same skew (API.md, Guarantees): the expiry is A's clock
+ * plus the TTL, judged by the node that answers a read against its own clock,
+ * so B and C, a second behind A, serve the value past its TTL, but never once
+ * the TTL plus --max-clock-skew (here the skew itself) has passed.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -100,6 +105,30 @@ describe('3-node cluster with 1 s of clock skew', () => {
 
   it('the later of two writes wins, through A then B and through B then A (from=3); no request failed', async () => {
     await noRequestFailed(() => alternate(['skewed-0', 'skewed-1', 'skewed-2'], {}));
+  });
+
+  it('a value with a ttl written through A reads as absent through B and C once ttl + the skew have passed', async () => {
+    const [a, b, c] = cluster.urls as [string, string, string];
+    const ttlMs = 1000;
+    const sentMs = Date.now();
+    const put = await httpRequest(`${a}${entityPath('ttl-skewed', { ttl: ttlMs })}`, {
+      method: 'PUT',
+      body: 'x',
+    });
+    assert.equal(put.status, 201);
+    const answeredMs = Date.now();
+    // Past the ttl on B's clock, not on A's: A stamped its expiry at sentMs + SKEW_MS + ttlMs or later.
+    await new Promise((resolve) => setTimeout(resolve, answeredMs + ttlMs + 200 - Date.now()));
+    const lagging = await httpRequest(`${b}${entityPath('ttl-skewed')}`);
+    // Only a GET answered before that expiry shows the lag (a stalled machine may answer later).
+    if (Date.now() < sentMs + SKEW_MS + ttlMs) {
+      assert.equal(lagging.status, 200, 'B, a second behind A, still serves the value past its ttl');
+    }
+    await new Promise((resolve) => setTimeout(resolve, answeredMs + ttlMs + SKEW_MS + 50 - Date.now()));
+    for (const node of [b, c]) {
+      const get = await httpRequest(`${node}${entityPath('ttl-skewed')}`);
+      assert.equal(get.status, 404, `${node} serves the value once ttl + --max-clock-skew have passed`);
+    }
   });
 
   it("also when B is no replica of the key and never sees A's write (from=2); no request failed", async () => {

@@ -96,6 +96,32 @@ describe('AntiEntropy', () => {
     assert.equal(again?.equal, true);
   });
 
+  it('one value of one version with two expiries: the pair converges on the later one, copied both ways', async () => {
+    const engines = [new MemoryEngine(), new MemoryEngine()];
+    await writeAll(
+      engines,
+      Array.from({ length: 100 }, (_, i) => value(i, 40n)),
+    );
+    // Two coordinators stamped version 50 for one value, one with a ttl and one without (or a longer one).
+    const later = (i: number) =>
+      valueEntry(key(i), 50n, Buffer.from(`v-${i}`), i < 5 ? 0 : 2_000_000_000_000);
+    const earlier = (i: number) => valueEntry(key(i), 50n, Buffer.from(`v-${i}`), 1_900_000_000_000);
+    for (let i = 0; i < 10; i++) {
+      await engines[i % 2]!.write(later(i));
+      await engines[(i + 1) % 2]!.write(earlier(i));
+    }
+    const { nodes } = await simCluster(engines, { leafBits: 6 });
+    const [result] = await nodes[0]!.antiEntropy.runOnce();
+    assert.equal(result?.equal, false, 'the value hashes, which cover the expiry, make the digests differ');
+    assert.equal(result?.pulled, 10);
+    assert.equal(result?.pushed, 10);
+    for (let i = 0; i < 10; i++) {
+      for (const engine of engines) assert.deepEqual(await engine.get(key(i)), later(i));
+    }
+    const [again] = await nodes[0]!.antiEntropy.runOnce();
+    assert.equal(again?.equal, true);
+  });
+
   it('a node that missed writes and deletes converges where writes targeted it, and newer local versions go out', async () => {
     const engines = [new MemoryEngine(), new MemoryEngine(), new MemoryEngine()];
     const base = Array.from({ length: 200 }, (_, i) => value(i, 10n));

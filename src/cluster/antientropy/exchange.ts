@@ -19,7 +19,7 @@
  *          engine write, which keeps the newest version anyway, and the
  *          clock observes its version);
  *        - same version and kind, different value hashes: both (pull and
- *          push), since each engine keeps the larger value of the two;
+ *          push), since each engine keeps the same one of the two;
  *        - same version, kind and value hash: nothing;
  *        - only here: pushed when the peer comes before this node in the
  *          key's replica list (aheadOfPeer), else left alone;
@@ -37,9 +37,10 @@
  * "Newer" is compareVersions' order: the larger version, and at equal
  * versions a tombstone over a value. Two values with the same version
  * (two coordinators stamping one version for one key: a hybrid clock
- * carries no node id) are told apart by their value hashes; which one wins
- * is again compareVersions' (the larger bytes), decided by each engine as
- * the copies arrive, so the pair ends up holding the larger one.
+ * carries no node id) are told apart by their value hashes, and so are two
+ * expiries of one value; which one wins is again compareVersions' (the
+ * larger bytes, then the later expiry), decided by each engine as the
+ * copies arrive, so the pair ends up holding the winner.
  */
 import type { Entry } from '../../storage/index.js';
 import { EntryKind, tombstoneEntry } from '../../storage/index.js';
@@ -361,7 +362,7 @@ async function _onlyThere(
 /**
  * A key both sides hold: the newer one is copied to the other side. At one
  * version and kind with different value hashes neither summary says which
- * value is larger: each side gets the other's, and its engine keeps the larger.
+ * entry wins (compareVersions): each side gets the other's, and its engine keeps the winner.
  */
 async function _reconcile(entry: KeySummary, remote: KeySummary, copies: _Copies): Promise<void> {
   copies.markHandled(remote.key);

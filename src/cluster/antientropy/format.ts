@@ -6,7 +6,7 @@
  *
  *   request:
  *   0   u8   kind: 1 DIGEST, 2 SUMMARY, 3 ARCS
- *   1   u8   format version (2)
+ *   1   u8   format version (3)
  *   2   u8   leafBits (1..16)
  *   3   u8   replication factor R
  *   4   varint + bytes: the requester's node URL (UTF-8)
@@ -38,8 +38,11 @@ import { DIGEST_WORDS, LeafDigests } from './merkle.js';
 /** On-wire values: never renumber. */
 export const RequestKind = { Digest: 1, Summary: 2, Arcs: 3 } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
-/** The layout drawn above; a new layout takes the next number. */
-export const AE_FORMAT_VERSION = 2;
+/**
+ * The layout drawn above; a new layout, or a new meaning of the hashes peers
+ * compare (3: value hashes cover the expiry), takes the next number.
+ */
+export const AE_FORMAT_VERSION = 3;
 
 interface _Common {
   readonly leafBits: number;

@@ -20,7 +20,8 @@
  * the new entry is newer (version, then a tombstone over a value), the index
  * takes it and its arc's digest loses old's hashes and gains the new ones.
  * At old's version and kind with another value hash, the store kept the
- * larger value of the two (compareVersions), which may be either: the index
+ * winner of the two (compareVersions: the larger value, then the later
+ * expiry; valueHash covers both), which may be either: the index
  * takes the hash of the store's entry if it is not the one held. The index
  * part never fails the write: a failure there is logged and rebuilds the
  * index.

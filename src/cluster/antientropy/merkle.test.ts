@@ -35,7 +35,7 @@ describe('Merkle digests', () => {
     assert.deepEqual(diffLeaves(MerkleTree.of(forward), MerkleTree.of(backward)), []);
   });
 
-  it('find exactly the buckets whose contents differ: a key, a version, a kind or a value', () => {
+  it('find exactly the buckets whose contents differ: a key, a version, a kind, a value or an expiry', () => {
     const a = new LeafDigests(6);
     const b = new LeafDigests(6);
     for (const e of entries) a.add(e);
@@ -44,6 +44,7 @@ describe('Merkle digests', () => {
       [10, 'version'],
       [21, 'kind'],
       [33, 'value'],
+      [46, 'expiry'],
     ]);
     for (const [i, e] of entries.entries()) {
       const how = changed.get(i);
@@ -51,6 +52,7 @@ describe('Merkle digests', () => {
       if (how === 'version') b.add({ ...e, version: e.version + 1n });
       else if (how === 'kind') b.add(tombstoneEntry(e.key, e.version));
       else if (how === 'value') b.add({ ...e, value: Buffer.from('w') });
+      else if (how === 'expiry') b.add({ ...e, expiresAtMs: 1_900_000_000_000 });
       else b.add(e);
     }
     const expected = [...new Set([...changed.keys()].map((i) => bucketOf(entries[i]!.key, 6)))].sort(
@@ -58,6 +60,16 @@ describe('Merkle digests', () => {
     );
     assert.deepEqual(diffLeaves(MerkleTree.of(a), MerkleTree.of(b)), expected);
     assert.notDeepEqual(MerkleTree.of(a).root(), MerkleTree.of(b).root());
+  });
+});
+
+describe('valueHash', () => {
+  it('tells apart two expiries of one value, and no expiry from any', () => {
+    const at = (expiresAtMs: number) => valueEntry(Buffer.from('k'), 7n, Buffer.from('v'), expiresAtMs);
+    const hashes = [0, 1, 1_900_000_000_000, 1_900_000_000_001, 2 ** 48 - 1].map((ms) => valueHash(at(ms)));
+    assert.equal(new Set(hashes).size, hashes.length, hashes.join(' '));
+    assert.equal(valueHash(at(5_000)), valueHash(at(5_000)));
+    assert.equal(valueHash(tombstoneEntry(Buffer.from('k'), 7n)), 0);
   });
 });
 

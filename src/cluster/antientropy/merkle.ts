@@ -37,13 +37,23 @@ export function bucketOf(key: Uint8Array, leafBits: number): number {
   return hash32(key) >>> (32 - leafBits);
 }
 
+const _expiry = Buffer.alloc(6);
+
 /**
- * A 32-bit hash of an entry's value (0 for a tombstone): it tells apart two
- * values stamped with one version (by two coordinators), which the version
- * and kind alone cannot.
+ * A 32-bit hash of an entry's value and expiry (0 for a tombstone): it tells
+ * apart two writes stamped with one version (by two coordinators) whose
+ * values differ, or whose expiries do (compareVersions breaks both ties),
+ * which the version and kind alone cannot. On-wire meaning (format.ts's
+ * version): a value that never expires hashes its bytes; one that expires
+ * then hashes its expiry (u48 BE) with that hash as the seed, so that the
+ * value is not copied to be hashed with it.
  */
-export function valueHash(entry: Pick<Entry, 'kind' | 'value'>): number {
-  return entry.kind === EntryKind.Tombstone ? 0 : hash32(entry.value, VALUE_HASH_SEED);
+export function valueHash(entry: Pick<Entry, 'kind' | 'value' | 'expiresAtMs'>): number {
+  if (entry.kind === EntryKind.Tombstone) return 0;
+  const bytes = hash32(entry.value, VALUE_HASH_SEED);
+  if (entry.expiresAtMs === 0) return bytes;
+  _expiry.writeUIntBE(entry.expiresAtMs, 0, 6);
+  return hash32(_expiry, bytes);
 }
 
 let _scratch = Buffer.alloc(256);
@@ -100,7 +110,7 @@ export class LeafDigests {
   }
 
   /** Folds one entry into a bucket the caller computed with bucketOf(). */
-  addTo(bucket: number, entry: Pick<Entry, 'key' | 'version' | 'kind' | 'value'>): void {
+  addTo(bucket: number, entry: Pick<Entry, 'key' | 'version' | 'kind' | 'value' | 'expiresAtMs'>): void {
     entryHashes(entry.key, entry.version, entry.kind, valueHash(entry), _hashes);
     this.addHashes(bucket, 1, _hashes[0]!, _hashes[1]!);
   }

@@ -4,8 +4,10 @@
  * between a clean close and the next start, which reads it and deletes it.
  * All integers big-endian.
  *
- *   0   8   magic "RKVTREE" then the format's digit, "2": digests of
- *           (key, version, kind, value hash); "1" (no value hash) is rebuilt
+ *   0   8   magic "RKVTREE" then the format's digit, "3": digests of
+ *           (key, version, kind, value hash of the value and its expiry);
+ *           "1" (no value hash) and "2" (a value hash without the expiry)
+ *           are rebuilt, and so is the index they describe
  *   8   u32 index slot (0 or 1: the directory aae/index-<slot> it describes)
  *   12  u32 ring fingerprint (Ring.fingerprint) the digests were computed for
  *   16  u32 P, the ring's points
@@ -19,7 +21,7 @@ import { errorMessage, RingkvError } from '../../util/errors.js';
 import { DIGEST_WORDS } from './merkle.js';
 
 /** The last byte is the format: a tree of another one does not sum what this build sums. */
-const MAGIC = Buffer.from('RKVTREE2', 'latin1');
+const MAGIC = Buffer.from('RKVTREE3', 'latin1');
 const HEADER_BYTES = 20;
 
 export interface TreeContents {

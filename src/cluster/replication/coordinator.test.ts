@@ -343,6 +343,21 @@ describe('ClusterStore', () => {
     }
   });
 
+  test('a read repairs one version and value held with an earlier expiry: every replica ends with the later one', async () => {
+    const [a, b, c] = cluster({ nodes: 3 }) as [TestNode, TestNode, TestNode];
+    // Two coordinators stamped version 10 for one value, one with a ttl: b holds that, a and c the other.
+    const lasting = valueEntry(K, 10n, Buffer.from('v'));
+    await b.engine.write(valueEntry(K, 10n, Buffer.from('v'), Date.now() + 60_000));
+    for (const node of [a, c]) await node.engine.write(lasting);
+    const read = await a.store.get(K, { ack: 3, from: 3 });
+    assert.equal(read?.expiresAtMs, 0, 'the winner: no expiry is later than any');
+    assert.ok(
+      await eventually(async () => (await b.engine.get(K))?.expiresAtMs === 0),
+      'the replica with the ttl repaired',
+    );
+    assert.equal((a.store.status().coordinator as { readRepairs: number }).readRepairs, 1);
+  });
+
   test('writes and reads through skewed nodes: each read returns the write answered before it', async () => {
     const all = cluster({ nodes: 3, offsetsMs: [1000, 0, -1000] });
     for (let i = 0; i < 30; i++) {

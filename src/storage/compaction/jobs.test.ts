@@ -131,6 +131,46 @@ describe('flush and compaction jobs (property)', () => {
   });
 });
 
+describe('a compaction of one version and value with two expiries', () => {
+  const tmp = tempDir();
+  after(() => tmp.remove());
+  let fileNumber = 1;
+
+  it('keeps the later one, whichever table holds it; no expiry is the latest', () => {
+    const version = makeVersion(NOW_MS, 0);
+    const at = (expiresAtMs: number) => valueEntry(Buffer.from('k'), version, Buffer.from('v'), expiresAtMs);
+    for (const [a, b, kept] of [
+      [NOW_MS + 5_000, 0, 0],
+      [NOW_MS + 5_000, NOW_MS + 6_000, NOW_MS + 6_000],
+    ]) {
+      for (const order of [
+        [a!, b!],
+        [b!, a!],
+      ]) {
+        const inputs = order.map((expiresAtMs) => {
+          const n = fileNumber++;
+          writeTable(filePath(tmp.dir, n, 'sst'), [at(expiresAtMs)], WRITER, n);
+          return n;
+        });
+        const result = runCompaction({
+          kind: 'compaction',
+          dir: tmp.dir,
+          inputs,
+          outputFileNumbers: [fileNumber++],
+          tableBytesTarget: 1024,
+          bottom: true,
+          obsoleteBelowVersion: 1n << 64n,
+          nowMs: NOW_MS,
+          tombstoneGraceMs: GRACE_MS,
+          writer: WRITER,
+        });
+        const out = result.tables.flatMap((t) => [...scanTableSync(filePath(tmp.dir, t.fileNumber, 'sst'))]);
+        assert.deepEqual(out.map(plain), [plain(at(kept!))], `tables expiring at ${order.join(', ')}`);
+      }
+    }
+  });
+});
+
 describe('compaction output file numbers', () => {
   const tmp = tempDir();
   after(() => tmp.remove());

@@ -41,12 +41,31 @@ export function tombstoneEntry(key: Buffer, version: bigint): Entry {
  * Orders two versions of the same key: >0 when `a` is newer. Ties on the
  * version number (two coordinators stamping the same value) are broken the
  * same way on every replica so that they converge: a tombstone beats a value,
- * then the larger value bytes win.
+ * then the larger value bytes win, then the later expiry (compareExpiries).
+ * Only identical entries compare 0.
  */
 export function compareVersions(a: Entry, b: Entry): number {
   if (a.version !== b.version) return a.version > b.version ? 1 : -1;
   if (a.kind !== b.kind) return a.kind === EntryKind.Tombstone ? 1 : -1;
-  return compareBytes(a.value, b.value);
+  const byValue = compareBytes(a.value, b.value);
+  return byValue !== 0 ? byValue : compareExpiries(a.expiresAtMs, b.expiresAtMs);
+}
+
+/**
+ * The tie-break of one version and value written with two expiries (with a
+ * TTL and without, say): >0 when `a` expires later, 0 (never) latest of
+ * all. Any fixed rule converges; the later expiry wins because (1) a write's
+ * value then never vanishes before that write asked, and (2) the winner
+ * outlives the loser on every replica, so the outcome does not hang on
+ * anti-entropy coming before compactions drop expired values: were the
+ * earlier expiry to win, a replica still holding the other would copy it
+ * back, live, to the replicas that had dropped the expired winner.
+ */
+export function compareExpiries(a: number, b: number): number {
+  if (a === b) return 0;
+  if (a === 0) return 1;
+  if (b === 0) return -1;
+  return a > b ? 1 : -1;
 }
 
 /** The newer of two versions of one key (either may be missing). */

@@ -16,7 +16,12 @@ const entryArb = (key?: Buffer) =>
       key: key === undefined ? keyArb : fc.constant(key),
       tombstone: fc.boolean(),
       version: versionArb,
-      expiresAtMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 2 ** 48 - 1 })),
+      // A few small expiries too, so that one version and value occurs with two of them.
+      expiresAtMs: fc.oneof(
+        fc.constant(0),
+        fc.integer({ min: 1, max: 2 }),
+        fc.integer({ min: 1, max: 2 ** 48 - 1 }),
+      ),
       value: fc.uint8Array({ maxLength: 300 }).map((bytes) => Buffer.from(bytes.map((b) => b & 1))),
     })
     .map(
@@ -78,6 +83,24 @@ describe('RecordView (property)', () => {
       }),
       propertyParams({ numRuns: 2000 }),
     );
+  });
+
+  it('at one version and value, the later expiry is newer, and no expiry newer than any', () => {
+    const at = (expiresAtMs: number, offset: number) =>
+      parsed(
+        encodeAt(valueEntry(Buffer.from('k'), 7n, Buffer.from('v'), expiresAtMs), offset),
+        offset,
+        Infinity,
+      );
+    for (const [a, b] of [
+      [0, 5_000],
+      [6_000, 5_000],
+      [0, 2 ** 48 - 1],
+    ] as const) {
+      assert.ok(at(a, 1).compareVersion(at(b, 2)) > 0, `${a} over ${b}`);
+      assert.ok(at(b, 2).compareVersion(at(a, 1)) < 0, `${b} under ${a}`);
+    }
+    assert.equal(at(5_000, 1).compareVersion(at(5_000, 2)), 0);
   });
 
   it('names what is wrong with bytes that are not a whole record', () => {

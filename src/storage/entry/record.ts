@@ -21,7 +21,7 @@
  *   }
  */
 import { compareRange } from '../../util/bytes.js';
-import { EMPTY, type Entry, EntryKind } from './entry.js';
+import { compareExpiries, EMPTY, type Entry, EntryKind } from './entry.js';
 import { LOGICAL_BITS } from './version.js';
 
 /** Bytes before the key's length: kind, version, expiresAtMs (codec.ts). */
@@ -96,13 +96,15 @@ export class RecordView {
 
   /**
    * Orders two versions of one key as compareVersions (entry.ts) does: the
-   * larger version, then a tombstone over a value, then the larger value bytes.
+   * larger version, then a tombstone over a value, then the larger value
+   * bytes, then the later expiry (compareExpiries).
    */
   compareVersion(other: RecordView): number {
     if (this.versionHigh !== other.versionHigh) return this.versionHigh > other.versionHigh ? 1 : -1;
     if (this.versionLow !== other.versionLow) return this.versionLow > other.versionLow ? 1 : -1;
     if (this.kind !== other.kind) return this.kind === EntryKind.Tombstone ? 1 : -1;
-    return compareRange(this.buf, this.valueStart, this.end, other.buf, other.valueStart, other.end);
+    const byValue = compareRange(this.buf, this.valueStart, this.end, other.buf, other.valueStart, other.end);
+    return byValue !== 0 ? byValue : compareExpiries(this.expiresAtMs, other.expiresAtMs);
   }
 
   /** The record as an Entry whose key and value are views into `buf`. */

@@ -97,6 +97,31 @@ describe('mergeCursors', () => {
     }
   });
 
+  it('at an equal version and value, the later expiry wins (no expiry the latest), from any source', async () => {
+    const at = (expiresAtMs: number) => valueEntry(Buffer.from('k'), 3n, Buffer.from('v'), expiresAtMs);
+    for (const [a, b, kept] of [
+      [5_000, 0, 0],
+      [5_000, 6_000, 6_000],
+    ]) {
+      for (const order of [
+        [a, b],
+        [b, a],
+      ]) {
+        const { entries } = await drain(
+          mergeCursors(
+            order.map((expiresAtMs) => new ArrayCursor([at(expiresAtMs!)])),
+            WIDE,
+          ),
+        );
+        assert.deepEqual(
+          entries.map((e) => e.expiresAtMs),
+          [kept],
+          `sources expiring at ${order.join(', ')}`,
+        );
+      }
+    }
+  });
+
   it('keep() sees only the newest version: a dropped tombstone hides the older values under it', async () => {
     const seen: string[] = [];
     const merged = mergeCursors(

@@ -16,7 +16,12 @@ const writeArb = fc.record({
   version: fc.bigInt({ min: 0n, max: 5n }),
   tombstone: fc.boolean(),
   value: fc.uint8Array({ maxLength: 3 }).map((b) => Buffer.from(b)),
+  // A few expiries, so that one version and value arrives with two of them.
+  expiresAtMs: fc.constantFrom(0, 1, 2),
 });
+
+const show = (e: Entry) =>
+  `${e.key.toString('hex')}@${e.version}/${e.kind}/${e.value.toString('hex')}/${e.expiresAtMs}`;
 
 describe('ArenaSkipList (property)', () => {
   it('keeps the newest version of each key, in key order, and finds and seeks as a sorted map', () => {
@@ -30,7 +35,7 @@ describe('ArenaSkipList (property)', () => {
           for (const w of writes) {
             const entry = w.tombstone
               ? tombstoneEntry(w.key, w.version)
-              : valueEntry(w.key, w.version, w.value);
+              : valueEntry(w.key, w.version, w.value, w.expiresAtMs);
             const id = w.key.toString('hex');
             const known = model.get(id);
             const newer = known === undefined || compareVersions(entry, known) > 0;
@@ -40,13 +45,9 @@ describe('ArenaSkipList (property)', () => {
           const sorted = [...model.values()].sort((a, b) => compareBytes(a.key, b.key));
           const walked: string[] = [];
           for (let node = list.next(0); node !== 0; node = list.next(node)) {
-            const e = list.entryAt(node);
-            walked.push(`${e.key.toString('hex')}@${e.version}/${e.kind}/${e.value.toString('hex')}`);
+            walked.push(show(list.entryAt(node)));
           }
-          assert.deepEqual(
-            walked,
-            sorted.map((e) => `${e.key.toString('hex')}@${e.version}/${e.kind}/${e.value.toString('hex')}`),
-          );
+          assert.deepEqual(walked, sorted.map(show));
           assert.equal(list.count, sorted.length);
           for (const probe of [...probes, ...sorted.map((e) => e.key)]) {
             const found = list.find(probe);
@@ -61,5 +62,21 @@ describe('ArenaSkipList (property)', () => {
       ),
       propertyParams({ numRuns: 300 }),
     );
+  });
+
+  it('keeps the later expiry of one version and value, whichever arrives first; no expiry is the latest', () => {
+    const key = Buffer.from('k');
+    const at = (expiresAtMs: number) => valueEntry(key, 7n, Buffer.from('v'), expiresAtMs);
+    for (const [first, second, kept] of [
+      [5_000, 0, 0],
+      [0, 5_000, 0],
+      [5_000, 6_000, 6_000],
+      [6_000, 5_000, 6_000],
+    ] as const) {
+      const list = new ArenaSkipList();
+      assert.equal(list.upsert(at(first)), true);
+      assert.equal(list.upsert(at(second)), second === kept, `${second} after ${first}`);
+      assert.equal(list.entryAt(list.find(key)).expiresAtMs, kept, `${first} then ${second}`);
+    }
   });
 });
