@@ -264,6 +264,20 @@ export const limits = {
   hintDownRetryMs: 10_000,
   /** Hints: each delivery write has this long (the coordinator's default deadline). */
   hintWriteTimeoutMs: 1000,
+  /**
+   * Hints: a hint is kept and handed over only while its version's physical
+   * time is younger than tombstoneGraceMs less a margin, a tenth of the grace
+   * but at most this (hintAgeMaxMs in hints/hint-store.ts). Past the grace a
+   * replica may have dropped the tombstone that shadows a hint's value, which
+   * would come back (the grace contract, storage/lsm/background.ts). The
+   * margin covers what lies between the coordinator's check and the
+   * replica's: the replica ages the tombstone by its own wall clock (within
+   * clockSkewMaxMs of the coordinator's), a hint checked when read is
+   * written up to hintWriteTimeoutMs later, and a version may run a little
+   * ahead of its coordinator's wall clock. An hour is far above those and
+   * takes 4% off a day's grace; a tenth keeps a short grace (tests) useful.
+   */
+  hintGraceMarginMsMax: 60 * 60 * 1000,
 
   /**
    * Anti-entropy: the key-hash space is cut into 2^leafBits buckets, the leaves
@@ -451,6 +465,11 @@ assert(
 );
 assert(limits.hintBytesPerPeerMax <= limits.hintBytesTotalMax, 'one peer fits the total hint budget');
 assert(limits.hintSegmentBytesMax <= limits.hintBytesPerPeerMax, 'a hint file fits the per-peer budget');
+assert(
+  Math.min(limits.tombstoneGraceMs / 10, limits.hintGraceMarginMsMax) >
+    limits.clockSkewMaxMs + limits.hintWriteTimeoutMs,
+  'a hint is dropped before a replica may collect its tombstone, skew and delivery time included',
+);
 assert(
   limits.antiEntropyLeafBits >= 1 && limits.antiEntropyLeafBits <= 16,
   'leaf count fits a digest answer',

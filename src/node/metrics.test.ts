@@ -73,6 +73,7 @@ function standInParts(peers: () => string[] = () => [B, C]): ClusterParts {
         deliveredByPeer: { [B]: 30 },
         added: 42,
         dropped: 0,
+        tooOld: 3,
       }),
     },
     handoff: { stats: () => ({ rounds: 11, failedBatches: 2, forgotten: 7 }) },
@@ -193,6 +194,7 @@ describe('NodeMetrics', () => {
     assert.equal(value('ringkv_hints_pending_bytes', { peer: C }), 3400);
     assert.equal(value('ringkv_hints_delivered_total', { peer: B }), 30);
     assert.equal(value('ringkv_hints_delivered_total', { peer: C }), 0);
+    assert.equal(value('ringkv_hints_too_old_total'), 3);
     assert.equal(value('ringkv_hint_handoff_forgotten_total'), 7);
 
     assert.equal(value('ringkv_antientropy_rounds_total'), 4);

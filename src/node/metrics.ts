@@ -142,6 +142,11 @@ const TRANSPORT_COUNTERS: readonly CounterRow<TransportStats>[] = [
 const HINT_COUNTERS: readonly CounterRow<HintStoreStats>[] = [
   ['ringkv_hints_added_total', 'Hints stored for peers that missed a write', 'added'],
   ['ringkv_hints_dropped_total', 'Hints not stored: the per-peer or total bound was reached', 'dropped'],
+  [
+    'ringkv_hints_too_old_total',
+    'Hints of values dropped as older than the tombstone grace allows (not stored, or not delivered)',
+    'tooOld',
+  ],
 ];
 
 const HANDOFF_COUNTERS: readonly CounterRow<HandoffStats>[] = [

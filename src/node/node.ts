@@ -18,8 +18,9 @@
  * requests, routing reads to the other replicas), and stay leaving at least
  * limits.shutdownLeavingMinMs so that connections in use get their 503 and
  * close; then let requests finish (grace) while the anti-entropy round under way ends;
- * then hand pending hints to the peers that are reachable; then close the
- * hint files, the transport and the engine; release the lock.
+ * then hand pending hints to the peers that are reachable (a failure there
+ * is logged, and the stop goes on); then close the hint files, the transport
+ * and the engine; release the lock.
  *
  *   const node = await Node.start(options, { log });
  *   ...
@@ -39,6 +40,7 @@ import {
   type Engine,
   nodeVfs,
   openEngine,
+  type Vfs,
   versionPhysicalMs,
 } from '../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
@@ -59,6 +61,8 @@ export interface NodeSettings {
   readonly transportKind?: TransportKind;
   /** The membership says this node was removed from its cluster (decommissioned): the caller stops it. */
   readonly onRemoved?: () => void;
+  /** The file system of the cluster's files in the data directory: hints, BIRTH, the anti-entropy index (tests inject faults). */
+  readonly clusterVfs?: Vfs;
 }
 
 export class Node {
@@ -118,6 +122,7 @@ export class Node {
             hintHandoffIntervalMs: settings.hintHandoffIntervalMs ?? limits.hintHandoffIntervalMs,
             onClockSample: (peer, _skewMs, rttMs) => metrics.observeRtt(peer, rttMs),
             ...(settings.onRemoved === undefined ? {} : { onRemoved: settings.onRemoved }),
+            ...(settings.clusterVfs === undefined ? {} : { vfs: settings.clusterVfs }),
             onEngine: (e) => {
               indexed = e;
             },
@@ -222,21 +227,37 @@ export class Node {
         parts?.membership.stop(),
       ]);
       if (parts !== undefined) {
-        // Requests are finished, so no hint is added after this: hand what is pending to reachable peers.
-        const drained = await parts.handoff.drain(Date.now() + limits.shutdownHintDrainMs);
-        if (drained.delivered > 0 || drained.remaining > 0) {
-          this.#log.info(
-            'hints.shutdown',
-            `Hints handed off on shutdown: ${drained.delivered}; ${drained.remaining} left on disk for the next start`,
-            { delivered: drained.delivered, remaining: drained.remaining },
-          );
-        }
+        await this.#drainHints(parts);
         await parts.hints.close();
       }
       // Closes the transport (a cluster store) and the engine, making data durable.
       await this.#store.close();
     } finally {
       await this.#lock.release();
+    }
+  }
+
+  /**
+   * Requests are finished, so no hint is added after this: hands what is
+   * pending to reachable peers. A failure (a hint file that cannot be read)
+   * is logged and the shutdown goes on: what was not delivered stays on disk
+   * for the next start, and the store must still be closed and made durable.
+   */
+  async #drainHints(parts: ClusterParts): Promise<void> {
+    try {
+      const drained = await parts.handoff.drain(Date.now() + limits.shutdownHintDrainMs);
+      if (drained.delivered > 0 || drained.remaining > 0) {
+        this.#log.info(
+          'hints.shutdown',
+          `Hints handed off on shutdown: ${drained.delivered}; ${drained.remaining} left on disk for the next start`,
+          { delivered: drained.delivered, remaining: drained.remaining },
+        );
+      }
+    } catch (err) {
+      this.#log.warn(
+        'hints.shutdown-failed',
+        `Hints not handed off on shutdown: ${errorMessage(err)}; those pending stay on disk for the next start`,
+      );
     }
   }
 }

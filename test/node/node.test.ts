@@ -2,13 +2,16 @@
  * Nodes started in-process through the same Node class the CLI uses: start
  * order (ready only once every peer was tried), the restart guarantee, and
  * the stop order (leaving before closing, new connections refused from the
- * first moment), without child processes.
+ * first moment; a failed hint drain does not stop the rest), without child
+ * processes.
  */
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ServeFlags, serveOptions } from '../../src/config/options.js';
-import { Node } from '../../src/node/index.js';
+import { Node, type NodeSettings } from '../../src/node/index.js';
+import { FaultyVfs, nodeVfs } from '../../src/storage/index.js';
 import { isRingkvError } from '../../src/util/errors.js';
 import { createLog, type Log, silentLog } from '../../src/util/log.js';
 import { storeStatus } from '../support/cluster.js';
@@ -27,16 +30,17 @@ describe('Node, in-process', () => {
     url: string,
     cluster: readonly string[],
     dataDir: string,
-    more: { flags?: ServeFlags; log?: Log } = {},
+    more: { flags?: ServeFlags } & Partial<NodeSettings> = {},
   ): Promise<Node> {
+    const { flags, ...settings } = more;
     const options = serveOptions({
       url,
       data: dataDir,
       cluster: cluster.join(','),
       sync: 'off',
-      ...more.flags,
+      ...flags,
     });
-    const node = await Node.start(options, { log: more.log ?? silentLog });
+    const node = await Node.start(options, { log: silentLog, ...settings });
     running.add(node);
     return node;
   }
@@ -174,5 +178,51 @@ describe('Node, in-process', () => {
     const empty = await makeTempDir();
     await stop(await start(urls[0]!, [urls[0]!], empty));
     await stop(await start(urls[0]!, urls, empty));
+  });
+
+  it('a hint drain that fails is logged, and the stop still closes the hints and the store', async () => {
+    const ports = await freePorts(2);
+    const urls = ports.map((port) => `http://127.0.0.1:${port}`);
+    const dirs = [await makeTempDir(), await makeTempDir()];
+    const vfs = new FaultyVfs(nodeVfs);
+    const { log, records } = recordingLog(urls[0]!);
+    // Hints go only when the node stops: the schedule is an hour apart.
+    const settings = { clusterVfs: vfs, log, hintHandoffIntervalMs: 3_600_000 };
+    const [a, b] = await Promise.all([
+      start(urls[0]!, urls, dirs[0]!, settings),
+      start(urls[1]!, urls, dirs[1]!),
+    ]);
+    await stop(b!);
+    const put = await httpRequest(`${urls[0]}${entityPath('k', { ack: 1, from: 2 })}`, {
+      method: 'PUT',
+      body: 'v',
+    });
+    assert.equal(put.status, 201);
+    const pending = async (): Promise<number> => {
+      const hints = (await storeStatus(urls[0]!)).hints as { pending: Record<string, { entries: number }> };
+      return hints.pending[urls[1]!]?.entries ?? 0;
+    };
+    // The hint is written after the answer.
+    for (let i = 0; i < 100 && (await pending()) === 0; i++) await sleep(10);
+    const hinted = await pending();
+    assert.ok(hinted > 0, 'hints for b');
+
+    // The hint file can no longer be read: the drain fails.
+    const fault = vfs.inject({ op: 'open', path: /\.hint$/ });
+    await stop(a!);
+    assert.ok(fault.injected > 0);
+    assert.ok(
+      records.some((r) => r.event === 'hints.shutdown-failed'),
+      JSON.stringify(records.map((r) => r.event)),
+    );
+    // The lock was released, the store closed and the hint kept: the node starts again with both.
+    const again = await start(urls[0]!, urls, dirs[0]!, { hintHandoffIntervalMs: 3_600_000 });
+    assert.equal(await pending(), hinted);
+    // Closed cleanly: the anti-entropy index's digests were kept for this start, not rebuilt.
+    const tree = ((await storeStatus(urls[0]!)).antiEntropy as { tree: { rebuilds: number } }).tree;
+    assert.equal(tree.rebuilds, 0);
+    const get = await httpRequest(`${urls[0]}${entityPath('k', { ack: 1, from: 2 })}`);
+    assert.equal(get.body.toString(), 'v');
+    await stop(again);
   });
 });

@@ -94,7 +94,8 @@ const HINT_LOG_HEADER: LogHeader = {
 
 /** The result of checking a whole file: its records and where the intact part ends. */
 export interface HintFileCheck {
-  readonly entries: number;
+  /** The intact records' entries, in file order (keys and values are views into the file's bytes). */
+  readonly entries: readonly Entry[];
   /** Header and intact records from the start of the file. */
   readonly validBytes: number;
   /** Set when the damage is not a torn tail: the offset and what is wrong there. */
@@ -111,11 +112,11 @@ export interface HintFileCheck {
 export function checkHintFile(buf: Buffer): HintFileCheck {
   try {
     const { entries, validBytes } = parseRecordLog('hint file', buf, HINT_LOG_HEADER);
-    return { entries: entries.length, validBytes };
+    return { entries, validBytes };
   } catch (err) {
     if (!(err instanceof CorruptionError)) throw err;
     const detail = err.message.slice(err.message.indexOf(': ') + 2);
-    return { entries: 0, validBytes: 0, corruption: { offset: err.offset, detail } };
+    return { entries: [], validBytes: 0, corruption: { offset: err.offset, detail } };
   }
 }
 

@@ -5,12 +5,12 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TestHandler } from '../../../test/support/transport-peer.js';
-import { type Entry, valueEntry } from '../../storage/index.js';
+import { type Entry, makeVersion, tombstoneEntry, valueEntry } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
 import { SimTransport } from '../transport/sim-transport.js';
 import { peerDirName } from './format.js';
 import { type HandoffTransport, HintedHandoff } from './handoff.js';
-import { HintStore } from './hint-store.js';
+import { HintStore, type HintStoreOptions } from './hint-store.js';
 
 const A = 'http://sim-a:1';
 const B = 'http://sim-b:1';
@@ -20,10 +20,10 @@ after(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-async function setup(count: number, peers: readonly string[] = [A]) {
+async function setup(count: number, peers: readonly string[] = [A], options: HintStoreOptions = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'ringkv-handoff-'));
   dirs.push(dir);
-  const store = await HintStore.open(dir, { sync: false });
+  const store = await HintStore.open(dir, { sync: false, ...options });
   const handlers = new Map(peers.map((peer) => [peer, new TestHandler()]));
   const transport = new SimTransport(handlers, { seed: 3, delayMsMax: 1 });
   for (const peer of peers) {
@@ -32,8 +32,15 @@ async function setup(count: number, peers: readonly string[] = [A]) {
   return { dir, store, handlers, transport };
 }
 
+/** Versions of now: hints of values older than the tombstone grace are not kept. */
+const BASE_VERSION = makeVersion(Date.now(), 0);
+
 function entry(i: number): Entry {
-  return valueEntry(Buffer.from(`k${String(i).padStart(4, '0')}`), BigInt(10 + i), Buffer.from(`v${i}`));
+  return valueEntry(
+    Buffer.from(`k${String(i).padStart(4, '0')}`),
+    BASE_VERSION + BigInt(i),
+    Buffer.from(`v${i}`),
+  );
 }
 
 async function keysOf(handler: TestHandler): Promise<number> {
@@ -132,6 +139,39 @@ describe('HintedHandoff', () => {
     await handoff.runOnce();
     assert.equal(store.pending(A).entries, 0);
     assert.equal(await keysOf(handler), 12);
+    await store.close();
+    await transport.close();
+  });
+
+  it('leaves out hints too old to deliver, and drops them even while their peer is down', async () => {
+    let nowMs = Date.now();
+    const { store, transport } = await setup(12, [A, B], { ageMaxMs: 60_000, wallMs: () => nowMs });
+    const gone = tombstoneEntry(Buffer.from('gone'), BASE_VERSION);
+    await store.add(A, gone);
+    transport.setDown(B, true);
+    const written: string[] = [];
+    const counting: HandoffTransport = {
+      isUp: (peer) => transport.isUp(peer),
+      write: (peer, e, deadlineMs) => {
+        written.push(`${peer} ${e.key}`);
+        return transport.write(peer, e, deadlineMs);
+      },
+    };
+    const lines: string[] = [];
+    const handoff = new HintedHandoff({
+      store,
+      transport: counting,
+      batchEntriesMax: 5,
+      log: (l) => lines.push(l),
+    });
+    nowMs += 120_000;
+    await handoff.runOnce();
+    assert.deepEqual(written, [`${A} gone`], 'the tombstone alone; nothing to the peer that is down');
+    assert.deepEqual(store.peers(), []);
+    assert.equal(store.stats().tooOld, 24);
+    assert.equal(handoff.stats().delivered, 1);
+    assert.ok(lines.includes(`Delivered 1 hints to ${A}; dropped 12 too old to deliver`), lines.join('\n'));
+    assert.ok(lines.includes(`Dropped 12 hints for ${B}: too old to deliver`), lines.join('\n'));
     await store.close();
     await transport.close();
   });

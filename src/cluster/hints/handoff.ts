@@ -7,7 +7,10 @@
  * up (and, every `downRetryMs`, for those it does not, in case nothing else
  * brings them back), sends their hints oldest first:
  *   1. peek a batch (at most batchEntriesMax entries, about batchBytesMax bytes);
- *   2. write its entries with transport.write, at most inFlightMax at once;
+ *      the store leaves out hints too old to deliver (hint-store.ts);
+ *   2. write its entries with transport.write, at most inFlightMax at once
+ *      (none for a batch of hints all too old: it is acknowledged at once,
+ *      so that they go even while their peer is down);
  *   3. all succeeded: acknowledge the batch (the store drops it, and deletes a
  *      fully delivered file), go on with the next; any failed: stop this
  *      peer's round and retry the whole batch later. Writes are idempotent
@@ -142,13 +145,16 @@ export class HintedHandoff {
     this.#deliveries.add(delivery);
   }
 
-  /** Stops the schedule and waits for the round under way to finish its current batches. */
+  /**
+   * Stops the schedule and waits for the round under way to finish its
+   * current batches. A round that fails was the schedule's to report.
+   */
   async stop(): Promise<void> {
     this.#idle = true;
     this.#stopping = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
-    await Promise.all([this.#round, ...this.#deliveries]);
+    await Promise.allSettled([this.#round, ...this.#deliveries]);
   }
 
   /** One round now (tests; the schedule calls it too). Resolves when it is over. */
@@ -161,7 +167,9 @@ export class HintedHandoff {
 
   /**
    * Stops the schedule, then delivers what reachable peers take before
-   * `deadlineMs` (a Date.now() time); the rest stays on disk.
+   * `deadlineMs` (a Date.now() time); the rest stays on disk. Rejects when
+   * the store fails (a hint file that cannot be read), once no delivery is
+   * under way any more.
    */
   async drain(deadlineMs: number): Promise<DrainResult> {
     await this.stop();
@@ -217,7 +225,9 @@ export class HintedHandoff {
     };
     const workers: Promise<void>[] = [];
     for (let i = 0; i < Math.min(this.#peersConcurrentMax, due.length); i++) workers.push(worker());
-    await Promise.all(workers);
+    // Every worker ends before a failure is reported: the caller may close the store next.
+    const failed = (await Promise.allSettled(workers)).find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
   }
 
   /** Batches to one peer until none is left, one fails, the deadline passes, or (unless draining) stop(). */
@@ -227,6 +237,7 @@ export class HintedHandoff {
     this.#busy.add(peer);
     this.#lastTriedMs.set(peer, Date.now());
     let delivered = 0;
+    let tooOld = 0;
     try {
       if (!this.#isMember(peer)) {
         // It left the cluster: nobody will deliver these, and they hold the store's shared budget.
@@ -240,6 +251,11 @@ export class HintedHandoff {
       while ((draining || !this.#stopping) && Date.now() < untilMs) {
         const batch = await this.#store.peek(peer, this.#batchEntriesMax, this.#batchBytesMax);
         if (batch === undefined) return;
+        if (batch.entries.length === 0) {
+          await this.#store.acknowledge(batch);
+          tooOld += batch.tooOld;
+          continue;
+        }
         const deadlineMs = Math.min(untilMs, Date.now() + this.#writeTimeoutMs);
         if (!(await this.#send(batch, deadlineMs))) {
           this.#failedBatches++;
@@ -249,13 +265,18 @@ export class HintedHandoff {
         this.#batches++;
         this.#delivered += batch.entries.length;
         delivered += batch.entries.length;
+        tooOld += batch.tooOld;
       }
     } finally {
       this.#busy.delete(peer);
       // One line per delivery to a peer, not per batch.
-      if (delivered > 0) {
+      if (delivered > 0 || tooOld > 0) {
         const left = this.#store.pending(peer).entries;
-        this.#log(`Delivered ${delivered} hints to ${peer}${left > 0 ? `; ${left} still pending` : ''}`);
+        const done =
+          delivered === 0
+            ? `Dropped ${tooOld} hints for ${peer}: too old to deliver`
+            : `Delivered ${delivered} hints to ${peer}${tooOld > 0 ? `; dropped ${tooOld} too old to deliver` : ''}`;
+        this.#log(`${done}${left > 0 ? `; ${left} still pending` : ''}`);
       }
     }
   }

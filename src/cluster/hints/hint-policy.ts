@@ -3,9 +3,10 @@
  * (ClusterStore's onReplicaWriteFailed). A peer that was down, shutting
  * down, or did not answer in time (late replicas included) gets a hint; other failures (a
  * refused secret, a bad request) would fail the same way again. The request
- * does not wait for the hint; a hint that cannot be kept (budget full, disk
- * error) is counted by the hint store and logged here, at most once per
- * interval per kind. Anti-entropy and read repair cover what is dropped.
+ * does not wait for the hint; a hint that cannot be kept (budget full, a
+ * write too old to hint, disk error) is counted by the hint store and logged
+ * here, at most once per interval per kind. Anti-entropy and read repair
+ * cover what is dropped.
  *
  *   const store = new ClusterStore({ ..., onReplicaWriteFailed: hintPolicy(selfUrl, hints, log) });
  */
@@ -21,7 +22,7 @@ export function hintPolicy(
   hints: HintStore,
   log: (line: string) => void,
 ): (peer: string, entry: Entry, err: unknown) => void {
-  const lastLoggedMs = { dropped: 0, failed: 0 };
+  const lastLoggedMs = { dropped: 0, tooOld: 0, failed: 0 };
   const logAtMost = (kind: keyof typeof lastLoggedMs, line: string): void => {
     const nowMs = Date.now();
     if (nowMs - lastLoggedMs[kind] < HINT_LOG_INTERVAL_MS) return;
@@ -35,7 +36,12 @@ export function hintPolicy(
     if (!missed.some((code) => isRingkvError(err, code))) return;
     void hints.add(peer, entry).then(
       (kept) => {
-        if (!kept) logAtMost('dropped', `Hint for ${peer} dropped: the hint budget is full`);
+        if (kept) return;
+        if (hints.tooOld(entry)) {
+          logAtMost('tooOld', `Hint for ${peer} dropped: the write is older than hints are kept`);
+        } else {
+          logAtMost('dropped', `Hint for ${peer} dropped: the hint budget is full`);
+        }
       },
       (addErr: unknown) => {
         // Adds racing the shutdown's close are expected.

@@ -3,16 +3,19 @@ import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { limits } from '../../config/limits.js';
 import {
   type Entry,
   FaultyVfs,
   MemoryVfs,
+  makeVersion,
   seededRandom,
   tombstoneEntry,
   valueEntry,
 } from '../../storage/index.js';
 import { HINT_HEADER_BYTES, hintFileName, hintRecordBytes, peerDirName } from './format.js';
-import { HintStore } from './hint-store.js';
+import { HintStore, hintAgeMaxMs } from './hint-store.js';
 
 const A = 'http://127.0.0.1:9001';
 const B = 'http://127.0.0.1:9002';
@@ -28,10 +31,13 @@ after(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
+/** Versions of now: hints of values older than the tombstone grace are not kept. */
+const BASE_VERSION = makeVersion(Date.now(), 0);
+
 function entry(i: number): Entry {
   return i % 5 === 4
-    ? tombstoneEntry(Buffer.from(`key-${i}`), BigInt(1000 + i))
-    : valueEntry(Buffer.from(`key-${i}`), BigInt(1000 + i), Buffer.from(`value-${i}`.repeat(3)));
+    ? tombstoneEntry(Buffer.from(`key-${i}`), BASE_VERSION + BigInt(i))
+    : valueEntry(Buffer.from(`key-${i}`), BASE_VERSION + BigInt(i), Buffer.from(`value-${i}`.repeat(3)));
 }
 
 /** Every pending hint of a peer, peeked and acknowledged batch by batch. */
@@ -172,6 +178,82 @@ describe('HintStore', () => {
     await store.close();
   });
 
+  it('counts the batch being written against the per-peer budget', async () => {
+    const dir = await tempDir();
+    const one = hintRecordBytes(entry(0));
+    const store = await HintStore.open(dir, {
+      bytesPerPeerMax: 10 * one,
+      bytesTotalMax: 100 * one,
+      sync: false,
+    });
+    const first = Array.from({ length: 10 }, () => store.add(A, entry(0)));
+    // The write loop has taken the first ten: they are neither queued nor pending yet.
+    await nextTurn();
+    const second = Array.from({ length: 10 }, () => store.add(A, entry(0)));
+    assert.deepEqual(await Promise.all(first), Array(10).fill(true));
+    assert.deepEqual(await Promise.all(second), Array(10).fill(false));
+    assert.equal(store.pending(A).bytes, 10 * one);
+    assert.equal(store.stats().dropped, 10);
+    await store.close();
+  });
+
+  it('keeps no hint of a value older than its age bound; tombstones have none', async () => {
+    const dir = await tempDir();
+    let nowMs = Date.now();
+    const at = (ageMs: number, i: number, tombstone = false): Entry => {
+      const version = makeVersion(nowMs - ageMs, 0);
+      const k = Buffer.from(`old-${i}`);
+      return tombstone ? tombstoneEntry(k, version) : valueEntry(k, version, Buffer.from(`v${i}`));
+    };
+    const options = { ageMaxMs: 10_000, wallMs: () => nowMs, sync: false };
+    const store = await HintStore.open(dir, options);
+    // A write already too old is not stored; a tombstone of that age is.
+    assert.equal(await store.add(A, at(20_000, 0)), false);
+    assert.equal(await store.add(A, at(20_000, 1, true)), true);
+    assert.deepEqual([store.stats().tooOld, store.stats().dropped, store.pending(A).entries], [1, 0, 1]);
+    for (let i = 2; i < 5; i++) assert.equal(await store.add(A, at(0, i)), true);
+    const kept = at(0, 5, true);
+    assert.equal(await store.add(A, kept), true);
+    // They age while they wait: peek leaves the values out, and acknowledging drops them all.
+    nowMs += 15_000;
+    const batch = await store.peek(A, 100, 1 << 20);
+    assert.deepEqual(
+      batch?.entries.map((e) => e.key.toString()),
+      ['old-1', 'old-5'],
+    );
+    assert.equal(batch?.tooOld, 3);
+    await store.acknowledge(batch!);
+    assert.deepEqual(store.pending(A), { entries: 0, bytes: 0 });
+    assert.deepEqual([store.stats().tooOld, store.stats().delivered], [4, 2]);
+
+    // At open: a file of old values only is deleted; one with a tombstone too is kept, its values left out.
+    nowMs -= 15_000;
+    for (let i = 6; i < 9; i++) assert.equal(await store.add(A, at(0, i)), true);
+    assert.equal(await store.add(B, at(0, 9)), true);
+    assert.equal(await store.add(B, kept), true);
+    await store.close();
+    nowMs += 15_000;
+    const logs: string[] = [];
+    const reopened = await HintStore.open(dir, { ...options, log: (line) => logs.push(line) });
+    assert.deepEqual(reopened.peers(), [B]);
+    assert.deepEqual(await readdir(join(dir, peerDirName(A))), []);
+    assert.equal(reopened.stats().tooOld, 3);
+    assert.ok(
+      logs.some((line) => line.includes(`Dropped 3 hints for ${A}`)),
+      logs.join('\n'),
+    );
+    assert.deepEqual(await takeAll(reopened, B), [kept]);
+    assert.equal(reopened.stats().tooOld, 4);
+    await reopened.close();
+  });
+
+  it('ages hints against the tombstone grace less a margin', () => {
+    const hourMs = 60 * 60 * 1000;
+    assert.equal(hintAgeMaxMs(24 * hourMs), 23 * hourMs, 'an hour short of a day');
+    assert.equal(hintAgeMaxMs(3000), 2700, 'a tenth short of a short grace');
+    assert.ok(hintAgeMaxMs(limits.tombstoneGraceMs) < limits.tombstoneGraceMs);
+  });
+
   it('rotates files and deletes each once delivered', async () => {
     const dir = await tempDir();
     const one = hintRecordBytes(entry(0));
@@ -192,7 +274,7 @@ describe('HintStore', () => {
   it('hands a record larger than the batch byte bound out alone', async () => {
     const dir = await tempDir();
     const store = await HintStore.open(dir, { sync: false });
-    const big = valueEntry(Buffer.from('big'), 5n, Buffer.alloc(10_000, 1));
+    const big = valueEntry(Buffer.from('big'), BASE_VERSION, Buffer.alloc(10_000, 1));
     await store.add(A, big);
     await store.add(A, entry(1));
     const batch = await store.peek(A, 10, 100);

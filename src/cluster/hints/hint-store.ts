@@ -8,8 +8,17 @@
  *   in one event-loop turn share one write and one sync (group commit), one
  *   write in flight per peer. It resolves false, without writing, when the
  *   peer's or the store's byte budget is full: the hint is dropped and
- *   counted; anti-entropy and read repair cover what it carried. The
+ *   counted; anti-entropy and read repair cover what it carried. Bytes
+ *   being written count against the budget until they are pending. The
  *   entry's bytes are copied at once; the caller may reuse them.
+ * - A hint of a value older than ageMaxMs (by its version's physical time)
+ *   is never stored nor handed out: add() refuses it, open() deletes files
+ *   that hold nothing else, and peek() leaves such hints out of its batch
+ *   (acknowledge() drops them with it); each is counted (tooOld). Past the
+ *   tombstone grace a replica may have dropped the tombstone that shadows
+ *   the value, which would come back. Tombstones have no age limit: a late
+ *   one brings nothing back, and deletes what a replica that was away longer
+ *   than the grace still holds.
  * - peek() hands out the oldest undelivered hints of a peer, in append order,
  *   without removing them; acknowledge() removes them once delivered. One
  *   delivery per peer at a time: handoff.ts serializes them (asserted).
@@ -36,10 +45,12 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
 import {
   type Entry,
+  EntryKind,
   nodeVfs,
   truncateDurably,
   type Vfs,
   type VfsFile,
+  versionPhysicalMs,
   writeFully,
 } from '../../storage/index.js';
 import { assert } from '../../util/assert.js';
@@ -69,13 +80,29 @@ export interface HintStoreOptions {
   readonly log?: (line: string) => void;
   /** The file system (default: the real one). */
   readonly vfs?: Vfs;
+  /** Values whose version is older than this are not kept (default: hintAgeMaxMs of the tombstone grace). */
+  readonly ageMaxMs?: number;
+  /** Wall clock in ms, that versions are aged by (default Date.now; tests move it). */
+  readonly wallMs?: () => number;
+}
+
+/**
+ * The oldest a hint of a value may be, by its version, to be stored or
+ * delivered: the tombstone grace less a margin (limits.hintGraceMarginMsMax
+ * says why), so that a replica gets it while it still holds any tombstone
+ * newer than it.
+ */
+export function hintAgeMaxMs(tombstoneGraceMs: number): number {
+  return tombstoneGraceMs - Math.min(tombstoneGraceMs / 10, limits.hintGraceMarginMsMax);
 }
 
 /** Hints of one peer handed out by peek(), acknowledged as a whole. */
 export interface HintBatch {
   readonly peer: string;
-  /** In append order; keys and values are views into a buffer nothing reuses. */
+  /** In append order, hints too old to deliver left out; keys and values are views into a buffer nothing reuses. */
   readonly entries: readonly Entry[];
+  /** Hints of the batch's records left out as too old: acknowledge() drops them too. */
+  readonly tooOld: number;
   /** Record bytes (framing included) the batch frees once acknowledged. */
   readonly bytes: number;
   readonly segment: number;
@@ -101,6 +128,8 @@ export interface HintStoreStats {
   readonly added: number;
   readonly dropped: number;
   readonly droppedBytes: number;
+  /** Hints of values too old to deliver (ageMaxMs): refused by add(), deleted at open, or left out of a batch. */
+  readonly tooOld: number;
   readonly delivered: number;
   /** Of those, per peer (peers with none delivered since open are left out). */
   readonly deliveredByPeer: Record<string, number>;
@@ -142,7 +171,7 @@ interface _PeerHints {
   pendingBytes: number;
   /** Hints delivered to this peer since open. */
   delivered: number;
-  /** Bytes added but not yet written. */
+  /** Bytes added and not yet pending: queued, or in the write under way (they count against the budget). */
   queuedBytes: number;
   active: VfsFile | undefined;
   queue: _Queued | undefined;
@@ -160,6 +189,8 @@ export class HintStore {
   readonly #bytesPerPeerMax: number;
   readonly #bytesTotalMax: number;
   readonly #segmentBytesMax: number;
+  readonly #ageMaxMs: number;
+  readonly #wallMs: () => number;
   readonly #log: (line: string) => void;
   readonly #peers = new Map<string, _PeerHints>();
   readonly #corrupt: HintCorruption[] = [];
@@ -168,6 +199,7 @@ export class HintStore {
   #added = 0;
   #dropped = 0;
   #droppedBytes = 0;
+  #tooOld = 0;
   #delivered = 0;
   #reloaded = 0;
   #tornBytes = 0;
@@ -180,6 +212,9 @@ export class HintStore {
     this.#bytesPerPeerMax = options.bytesPerPeerMax ?? limits.hintBytesPerPeerMax;
     this.#bytesTotalMax = options.bytesTotalMax ?? limits.hintBytesTotalMax;
     this.#segmentBytesMax = options.segmentBytesMax ?? limits.hintSegmentBytesMax;
+    // Read at open, as the engine reads its grace.
+    this.#ageMaxMs = options.ageMaxMs ?? hintAgeMaxMs(limits.tombstoneGraceMs);
+    this.#wallMs = options.wallMs ?? (() => Date.now());
     this.#log = options.log ?? (() => {});
     assert(this.#bytesPerPeerMax <= this.#bytesTotalMax, 'per-peer hint budget above the total');
   }
@@ -191,9 +226,13 @@ export class HintStore {
     return store;
   }
 
-  /** Stores a hint for `peer`; false when it was dropped because a budget is full. */
+  /** Stores a hint for `peer`; false when it was dropped because a budget is full or it is too old. */
   add(peer: string, entry: Entry): Promise<boolean> {
     if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Hint store is closed'));
+    if (this.tooOld(entry)) {
+      this.#tooOld++;
+      return Promise.resolve(false);
+    }
     const bytes = hintRecordBytes(entry);
     const hints = this.#peer(peer);
     if (
@@ -221,6 +260,13 @@ export class HintStore {
     return queued.done.then(() => true);
   }
 
+  /** Whether a hint of `entry` is too old to be stored or delivered (ageMaxMs); a tombstone never is. */
+  tooOld(entry: Entry): boolean {
+    return (
+      entry.kind !== EntryKind.Tombstone && versionPhysicalMs(entry.version) < this.#wallMs() - this.#ageMaxMs
+    );
+  }
+
   /** Undelivered hints of `peer`. */
   pending(peer: string): HintPending {
     const hints = this.#peers.get(peer);
@@ -233,9 +279,10 @@ export class HintStore {
   }
 
   /**
-   * The oldest undelivered hints of `peer`: at most `entriesMax` entries and,
-   * beyond the first, about `bytesMax` bytes. Undefined when there are none.
-   * Call acknowledge() once they are delivered, or nothing to retry them later.
+   * The oldest undelivered hints of `peer`: at most `entriesMax` records and,
+   * beyond the first, about `bytesMax` bytes, those too old left out (the
+   * batch may hold no entry then). Undefined when there are none. Call
+   * acknowledge() once they are delivered, or nothing to retry them later.
    */
   async peek(peer: string, entriesMax: number, bytesMax: number): Promise<HintBatch | undefined> {
     assert(entriesMax >= 1 && bytesMax >= 1, 'a hint batch holds at least one entry');
@@ -257,7 +304,7 @@ export class HintStore {
     }
   }
 
-  /** Removes a delivered batch; deletes its file once every hint in it was delivered. */
+  /** Removes a delivered batch (and its hints too old to deliver); deletes its file once every hint in it was. */
   async acknowledge(batch: HintBatch): Promise<void> {
     const hints = this.#peers.get(batch.peer);
     const segment = hints?.segments[0];
@@ -266,11 +313,13 @@ export class HintStore {
       segment.sequence === batch.segment && hints.headOffset === batch.start,
       'acknowledged out of order',
     );
+    const records = batch.entries.length + batch.tooOld;
     hints.headOffset = batch.end;
-    hints.headEntries += batch.entries.length;
-    hints.pendingEntries -= batch.entries.length;
+    hints.headEntries += records;
+    hints.pendingEntries -= records;
     hints.pendingBytes -= batch.bytes;
     this.#totalBytes -= batch.bytes;
+    this.#tooOld += batch.tooOld;
     this.#delivered += batch.entries.length;
     hints.delivered += batch.entries.length;
     await this.#dropDelivered(hints);
@@ -315,6 +364,7 @@ export class HintStore {
       added: this.#added,
       dropped: this.#dropped,
       droppedBytes: this.#droppedBytes,
+      tooOld: this.#tooOld,
       delivered: this.#delivered,
       deliveredByPeer,
       reloaded: this.#reloaded,
@@ -401,7 +451,6 @@ export class HintStore {
 
   async #writeQueued(hints: _PeerHints, queued: _Queued): Promise<void> {
     const count = queued.records.length;
-    hints.queuedBytes -= queued.bytes;
     try {
       const segment = await this.#appendTarget(hints, queued.bytes);
       const data = count === 1 ? queued.records[0]! : Buffer.concat(queued.records, queued.bytes);
@@ -410,6 +459,8 @@ export class HintStore {
       if (this.#sync) await handle.datasync();
       segment.bytes += data.length;
       segment.entries += count;
+      // From queued to pending at once: the budget check in add() sees them all along.
+      hints.queuedBytes -= queued.bytes;
       hints.pendingEntries += count;
       hints.pendingBytes += queued.bytes;
       queued.resolve();
@@ -417,6 +468,7 @@ export class HintStore {
       // Nobody knows what reached the file: later records go to a new one, so
       // the damage stays a torn tail that the next open cuts off.
       this.#writeErrors++;
+      hints.queuedBytes -= queued.bytes;
       this.#totalBytes -= queued.bytes;
       const active = hints.active;
       hints.active = undefined;
@@ -487,21 +539,24 @@ export class HintStore {
       if (whole <= available) buf = await this.#read(segment.path, start, whole);
     }
     const entries: Entry[] = [];
+    let tooOld = 0;
     let offset = 0;
-    while (offset < buf.length && entries.length < entriesMax) {
+    while (offset < buf.length && entries.length + tooOld < entriesMax) {
       const read = readHintRecord(buf, offset, buf.length);
       if ('entry' in read) {
-        entries.push(read.entry);
+        if (this.tooOld(read.entry)) tooOld++;
+        else entries.push(read.entry);
         offset = read.end;
         continue;
       }
-      if (read.problem === 'incomplete' && entries.length > 0) break;
+      if (read.problem === 'incomplete' && offset > 0) break;
       await this.#setAside(hints, segment, start + offset, read.detail);
       return undefined;
     }
     return {
       peer: hints.peer,
       entries,
+      tooOld,
       bytes: offset,
       segment: segment.sequence,
       start,
@@ -596,6 +651,7 @@ export class HintStore {
       if (sequence !== undefined) sequences.push(sequence);
     }
     hints.nextSequence = sequenceMax + 1;
+    let tooOld = 0;
     for (const sequence of sequences.sort((a, b) => a - b)) {
       const path = join(hints.dir, hintFileName(sequence));
       const buf = await this.#vfs.readFile(path);
@@ -609,16 +665,29 @@ export class HintStore {
         this.#log(`Hint file ${path}: torn tail of ${buf.length - check.validBytes} bytes cut`);
         await truncateDurably(this.#vfs, path, check.validBytes);
       }
-      if (check.entries === 0) {
+      const entries = check.entries.length;
+      if (entries === 0) {
         await this.#remove(path);
         continue;
       }
-      hints.segments.push({ sequence, path, bytes: check.validBytes, entries: check.entries });
+      // A file of hints all too old goes now; others are left out as delivery reaches them.
+      if (check.entries.every((entry) => this.tooOld(entry))) {
+        this.#tooOld += entries;
+        tooOld += entries;
+        await this.#remove(path);
+        continue;
+      }
+      hints.segments.push({ sequence, path, bytes: check.validBytes, entries });
       const recordBytes = check.validBytes - HINT_HEADER_BYTES;
-      hints.pendingEntries += check.entries;
+      hints.pendingEntries += entries;
       hints.pendingBytes += recordBytes;
       this.#totalBytes += recordBytes;
-      this.#reloaded += check.entries;
+      this.#reloaded += entries;
+    }
+    if (tooOld > 0) {
+      this.#log(
+        `Dropped ${tooOld} hints for ${hints.peer}: older than hints are kept (${this.#ageMaxMs} ms)`,
+      );
     }
   }
 }
