@@ -19,7 +19,7 @@
  */
 
 import type { Entry } from './entry/entry.js';
-import type { PurgeFilter } from './purge.js';
+import type { PurgeFilter, PurgeOptions } from './purge.js';
 import type { SnapshotInfo } from './snapshot.js';
 
 export interface ScanRange {
@@ -73,9 +73,11 @@ export interface Engine {
    * Drops for good the entries the filter names (purge.ts), every version
    * of them written before the call; what is written meanwhile stays. The
    * cluster's cleanup of keys a node no longer holds. Optional: an engine
-   * without it keeps everything.
+   * without it keeps everything. Rejects with RINGKV_CLOSED if the engine
+   * closes first, or with the signal's reason once it aborts: then nothing
+   * is dropped.
    */
-  purge?(filter: PurgeFilter): Promise<void>;
+  purge?(filter: PurgeFilter, options?: PurgeOptions): Promise<void>;
   /**
    * The newest version stored (0n when empty), so that after a restart a
    * clock set back does not stamp new writes below what is on disk.

@@ -16,7 +16,7 @@ export type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 export * from './entry/index.js';
 export { LsmEngine, type LsmOpenOptions, type WalRecovery } from './lsm-engine.js';
 export { MemoryEngine } from './memory-engine.js';
-export { hashInRanges, type PurgeFilter, purged } from './purge.js';
+export { hashInRanges, type PurgeFilter, type PurgeOptions, purged } from './purge.js';
 export { type RestoreInfo, restoreSnapshot, type SnapshotInfo, SUMS_NAME } from './snapshot.js';
 // The native block reader, set aside and taken back by the engine bench.
 export { nativeBlockReaderStatus, useNativeBlockReader } from './sstable/index.js';

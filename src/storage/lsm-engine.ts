@@ -9,8 +9,9 @@
  *   lsm/version-set.ts   the current tables and the MANIFEST edits that change them
  *   lsm/cache-warmer.ts  the block cache refilled after open
  *
- * Close has one path: make no new work, let the work under way finish, close
- * the logs (each with its close record), the tables and the workers.
+ * Close has one path: make no new work, let the work under way finish (a
+ * compaction is stopped instead, its inputs kept: background.ts), close the
+ * logs (each with its close record), the tables and the workers.
  * crashForTest() takes the same path minus what makes data durable: the
  * workers are stopped first, so a flush or compaction under way is cut
  * short, and the logs get no close record, as a killed process leaves them.
@@ -25,7 +26,7 @@ import { ReadPath } from './lsm/read-path.js';
 import { type Recovered, recover, type WalRecovery } from './lsm/recovery.js';
 import { VersionSet } from './lsm/version-set.js';
 import { WritePath } from './lsm/write-path.js';
-import type { PurgeFilter } from './purge.js';
+import type { PurgeFilter, PurgeOptions } from './purge.js';
 import { type SnapshotInfo, writeSnapshot } from './snapshot.js';
 import type { BlockCache } from './sstable/index.js';
 import { isFsError, type Vfs } from './vfs/index.js';
@@ -146,9 +147,10 @@ export class LsmEngine implements Engine {
   }
 
   /** Flushes, then one full compaction that leaves out what the filter names (engine.ts). */
-  async purge(filter: PurgeFilter): Promise<void> {
+  async purge(filter: PurgeFilter, options: PurgeOptions = {}): Promise<void> {
+    options.signal?.throwIfAborted();
     await this.flush();
-    await this.#background.compactFully(filter);
+    await this.#background.compactFully(filter, options.signal);
   }
 
   maxVersion(): bigint {

@@ -6,7 +6,7 @@
 import { RingkvError } from '../util/errors.js';
 import type { Engine, EngineStats, EntryCursor, ScanRange } from './engine.js';
 import { type Entry, newer } from './entry/entry.js';
-import { type PurgeFilter, purged } from './purge.js';
+import { type PurgeFilter, type PurgeOptions, purged } from './purge.js';
 import type { SnapshotInfo } from './snapshot.js';
 
 const SCAN_BATCH = 64;
@@ -63,8 +63,9 @@ export class MemoryEngine implements Engine {
     throw new RingkvError('RINGKV_BAD_REQUEST', 'The in-memory engine keeps nothing on disk to snapshot');
   }
 
-  async purge(filter: PurgeFilter): Promise<void> {
+  async purge(filter: PurgeFilter, options: PurgeOptions = {}): Promise<void> {
     this.#checkOpen();
+    options.signal?.throwIfAborted();
     for (const [id, entry] of this.#entries) {
       if (purged(filter, entry.key, 0, entry.key.length, entry.version)) this.#entries.delete(id);
     }

@@ -21,6 +21,11 @@ export interface PurgeFilter {
   readonly hashPrefixed?: boolean;
 }
 
+export interface PurgeOptions {
+  /** Abandons the purge: it rejects with the signal's reason, nothing dropped (a node's shutdown). */
+  readonly signal?: AbortSignal;
+}
+
 /** Whether the entry whose key is buf[start, end) and whose version is `version` goes. */
 export function purged(
   filter: PurgeFilter,

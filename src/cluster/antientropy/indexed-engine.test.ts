@@ -16,6 +16,7 @@ import {
   tombstoneEntry,
   valueEntry,
 } from '../../storage/index.js';
+import { isRingkvError } from '../../util/errors.js';
 import { hash32, Ring } from '../ring/index.js';
 import { ArcDigests } from './arc-digests.js';
 import { lsmIndexes } from './index-store.js';
@@ -94,8 +95,8 @@ class Counting implements Engine {
   snapshot(dir: string) {
     return this.inner.snapshot(dir);
   }
-  purge(filter: Parameters<NonNullable<Engine['purge']>>[0]) {
-    return this.inner.purge!(filter);
+  purge(...args: Parameters<NonNullable<Engine['purge']>>) {
+    return this.inner.purge!(...args);
   }
   stats() {
     return this.inner.stats();
@@ -343,6 +344,7 @@ function hooked(
     write?: (entry: Entry) => Promise<void>;
     scan?: (range: { start: Buffer; end?: Buffer | undefined }) => EntryCursor;
     close?: () => Promise<void>;
+    purge?: NonNullable<Engine['purge']>;
   },
 ): Engine {
   const counting = new Counting(inner);
@@ -353,7 +355,7 @@ function hooked(
     flush: () => counting.flush(),
     compact: () => counting.compact(),
     snapshot: (dir) => counting.snapshot(dir),
-    purge: (filter) => counting.purge(filter),
+    purge: hooks.purge ?? ((filter, options) => counting.purge(filter, options)),
     stats: () => counting.stats(),
     close: hooks.close ?? (() => counting.close()),
   };
@@ -412,6 +414,51 @@ describe('IndexedEngine: failures and shutdown', () => {
     await engine.write(valueEntry(key(105), NOW + 6n, Buffer.from('y')));
     assert.deepEqual(await actual(engine, ring), expected);
     await engine.close();
+  });
+
+  it('close() abandons a purge under way: it rejects with RINGKV_CLOSED, no tree is saved, and the next start rebuilds', async () => {
+    const dir = await tempDir();
+    let started!: () => void;
+    const purging = new Promise<void>((resolve) => (started = resolve));
+    let abandoned = false;
+    const { engine } = await openOn(dir, {
+      main: (store) =>
+        hooked(store, {
+          // A purge as long as rewriting a large store: it ends when abandoned, or after 10 s.
+          purge: (_filter, options) =>
+            new Promise<void>((resolve, reject) => {
+              started();
+              const timer = setTimeout(resolve, 10_000);
+              options?.signal?.addEventListener('abort', () => {
+                clearTimeout(timer);
+                abandoned = true;
+                reject(options.signal?.reason);
+              });
+            }),
+        }),
+    });
+    for (let i = 0; i < 100; i++) await engine.write(valueEntry(key(i), NOW + 5n, Buffer.from('x')));
+    const outcome = (purge: Promise<void>) =>
+      purge.then(
+        () => 'done',
+        (err: unknown) => err,
+      );
+    const purge = outcome(engine.purge({ hashRanges: [0, 2 ** 31], versionMax: NOW + 5n }));
+    const queued = outcome(engine.purge({ hashRanges: [2 ** 31, 2 ** 32], versionMax: NOW + 5n }));
+    await purging;
+    await engine.close();
+    assert.ok(abandoned, "the store's purge was told to stop");
+    assert.ok(isRingkvError(await purge, 'RINGKV_CLOSED'), String(await purge));
+    assert.ok(isRingkvError(await queued, 'RINGKV_CLOSED'), String(await queued));
+    await assert.rejects(engine.purge({ hashRanges: [0, 1], versionMax: NOW }), { code: 'RINGKV_CLOSED' });
+    // The digests were out of date: no tree; the next start rebuilds the index from the store, which kept every key.
+    await assert.rejects(readFile(join(dir, 'aae', 'TREE')), { code: 'ENOENT' });
+    const again = await openOn(dir);
+    assert.equal(again.engine.treeStats().rebuilds, 1);
+    const expected = await fromScratch(again.main, ring);
+    assert.equal(expected.index.length, 100);
+    assert.deepEqual(await actual(again.engine, ring), expected);
+    await again.engine.close();
   });
 
   it('saves no tree when the store fails to close, and the next start rebuilds', async () => {

@@ -51,7 +51,10 @@
  * digested.
  *
  * Purge (cleanup after a move): the store's purge, the same ranges purged
- * from the index, then the digests recomputed from the index.
+ * from the index, then the digests recomputed from the index. Close does not
+ * wait for one (a full compaction of the store, as long as rewriting it): it
+ * is abandoned, rejected with RINGKV_CLOSED (a move's cleanup is redone at
+ * the next start), and no tree is saved, the digests being out of date.
  *
  * Example:
  *   const engine = await IndexedEngine.open({ main, indexes: lsmIndexes(dataDir), treeFile, log });
@@ -189,6 +192,8 @@ export class IndexedEngine implements Engine {
   readonly #purges: _PurgeJob[] = [];
   /** The purge under way: writes it would drop wait for it. */
   #purging: { filter: PurgeFilter; done: Promise<void> } | undefined;
+  /** Aborted at close: abandons the purge under way. */
+  readonly #stopping = new AbortController();
   /** Writes under way (store and index parts), with their key's hash. */
   readonly #writing = new InFlight();
   #closing = false;
@@ -273,7 +278,7 @@ export class IndexedEngine implements Engine {
 
   /** Stops the background work and closes the index, not the store (a start that failed closes that). */
   async abandon(): Promise<void> {
-    this.#closing = true;
+    this.#stop();
     this.#stopTimer();
     await this.#maintaining;
     await this.#index.close().catch(() => undefined);
@@ -392,6 +397,7 @@ export class IndexedEngine implements Engine {
 
   /** The store's purge, the same keys out of the index, then digests recomputed (module comment). */
   purge(filter: PurgeFilter): Promise<void> {
+    if (this.#closing) return Promise.reject(this.#stopping.signal.reason);
     return new Promise((resolve, reject) => {
       this.#purges.push({ filter, resolve, reject });
       this.#kick();
@@ -407,13 +413,14 @@ export class IndexedEngine implements Engine {
   }
 
   async close(): Promise<void> {
-    this.#closing = true;
+    this.#stop();
     this.#stopTimer();
+    // A purge under way is abandoned (module comment).
     await this.#maintaining;
     // Writes under way first: the index part of each must be in the index before it is flushed.
     await Promise.allSettled(this.#writing.matching(() => true));
     await Promise.allSettled(this.#chainTails.filter((tail) => tail !== undefined));
-    for (const job of this.#purges.splice(0)) job.reject(new Error('closed'));
+    for (const job of this.#purges.splice(0)) job.reject(this.#stopping.signal.reason);
     let persist =
       this.#state === 'ready' &&
       this.#treeFile !== undefined &&
@@ -604,8 +611,9 @@ export class IndexedEngine implements Engine {
     this.#purging = { filter: job.filter, done: new Promise<void>((resolve) => (finished = resolve)) };
     try {
       await Promise.allSettled(this.#writing.matching((hash) => hashInRanges(job.filter.hashRanges, hash)));
-      await this.#main.purge?.(job.filter);
-      await this.#index.purge?.({ ...job.filter, hashPrefixed: true });
+      const signal = this.#stopping.signal;
+      await this.#main.purge?.(job.filter, { signal });
+      await this.#index.purge?.({ ...job.filter, hashPrefixed: true }, { signal });
       job.resolve();
     } catch (err) {
       job.reject(err);
@@ -735,6 +743,12 @@ export class IndexedEngine implements Engine {
       this.rebuild(`the last rebuild failed (${errorMessage(err)})`);
     }, this.#rebuildRetryMs);
     this.#retryTimer.unref();
+  }
+
+  /** Close or abandon: nothing new starts; a purge under way, or asked for, is rejected. */
+  #stop(): void {
+    this.#closing = true;
+    this.#stopping.abort(new RingkvError('RINGKV_CLOSED', 'Engine closed before the purge finished'));
   }
 
   #stopTimer(): void {

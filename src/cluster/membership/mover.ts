@@ -30,7 +30,8 @@
  *    at all if the membership changed meanwhile (a new move may hand those
  *    ranges back). Keys written with a `from` above R keep R copies. A
  *    marker in the data directory (file.ts's CLEANUP_DUE) lasts until the
- *    cleanup is done, so that a node restarted before it ran does it then.
+ *    cleanup is done, so that a node restarted before it ran, or while it
+ *    ran (closing the engine abandons a purge), does it then.
  *
  * Operators' requests arrive as internode MOVE messages (handleMove):
  * decommission (of the node that receives it), remove (of a dead node),
@@ -38,7 +39,7 @@
  */
 import { limits } from '../../config/limits.js';
 import type { Engine } from '../../storage/index.js';
-import { errorMessage, RingkvError } from '../../util/errors.js';
+import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import type { MembershipLinks } from '../transport/index.js';
 import { decodeMoveRequest, MoveKind } from './format.js';
 import { answersExchange, type Gossip } from './gossip.js';
@@ -339,7 +340,11 @@ export class Mover {
       );
     } catch (err) {
       this.#cleanup = { ...base, state: 'failed', error: errorMessage(err) };
-      this.#log(`Cleanup for epoch ${view.epoch} failed: ${errorMessage(err)}; the data stays`);
+      this.#log(
+        isRingkvError(err, 'RINGKV_CLOSED')
+          ? `Cleanup for epoch ${view.epoch} stopped by the node's shutdown; it runs again at the next start`
+          : `Cleanup for epoch ${view.epoch} failed: ${errorMessage(err)}; the data stays`,
+      );
     }
   }
 

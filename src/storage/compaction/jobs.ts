@@ -20,11 +20,16 @@
  * Every output table is fsynced before the job reports it; the caller makes
  * it live by writing the manifest.
  *
+ * A compaction can be stopped from the engine's thread (its `stop` flag, read
+ * at every record): it then fails with RINGKV_CLOSED like any failed job,
+ * its outputs deleted and its inputs as they were. A full compaction rewrites
+ * the whole store, which the engine's close must not wait for.
+ *
  * Files go through a vfs: the worker's own nodeVfs, or, when jobs run
  * in-process (background.ts), the engine's.
  */
 import { assert } from '../../util/assert.js';
-import { CorruptionError, RingkvError } from '../../util/errors.js';
+import { CorruptionError, isRingkvError, RingkvError } from '../../util/errors.js';
 import { EntryKind } from '../entry/entry.js';
 import { RecordView } from '../entry/record.js';
 import { filePath } from '../files.js';
@@ -62,6 +67,8 @@ export interface CompactionJob {
   readonly writer: TableWriterOptions;
   /** Entries to drop for good (a full compaction of every table: no older version can resurface). */
   readonly purge?: PurgeFilter;
+  /** On a SharedArrayBuffer the engine keeps: nonzero stops the job at its next record (module comment). */
+  readonly stop?: Int32Array;
 }
 
 export type Job = FlushJob | CompactionJob;
@@ -123,6 +130,9 @@ export function runCompaction(job: CompactionJob, vfs: Vfs = nodeVfs): JobResult
     for (const n of job.inputs) sources.push(new TableRecordScan(filePath(job.dir, n, 'sst'), vfs));
     const merge = new RecordMerge(sources);
     for (let record = merge.next(); record !== undefined; record = merge.next()) {
+      if (job.stop !== undefined && Atomics.load(job.stop, 0) !== 0) {
+        throw new RingkvError('RINGKV_CLOSED', 'Compaction stopped');
+      }
       entriesIn++;
       if (job.bottom && isObsolete(record, job.nowMs, job.tombstoneGraceMs)) {
         // An older version of the key may sit outside the inputs (a late write, read-path.ts):
@@ -183,6 +193,8 @@ export interface JobError {
   readonly corruption?: { readonly file: string; readonly offset: number; readonly detail: string };
   /** The disk was full (ENOSPC, EDQUOT). */
   readonly noSpace?: boolean;
+  /** The job was stopped (its `stop` flag). */
+  readonly stopped?: boolean;
 }
 
 export function toJobError(err: unknown): JobError {
@@ -191,6 +203,7 @@ export function toJobError(err: unknown): JobError {
     return { message: err.message, corruption: { file: err.file, offset: err.offset, detail } };
   }
   const message = err instanceof Error ? err.message : String(err);
+  if (isRingkvError(err, 'RINGKV_CLOSED')) return { message, stopped: true };
   return isNoSpace(err) ? { message, noSpace: true } : { message };
 }
 
@@ -198,5 +211,6 @@ export function fromJobError(error: JobError): Error {
   if (error.corruption)
     return new CorruptionError(error.corruption.file, error.corruption.offset, error.corruption.detail);
   if (error.noSpace) return new RingkvError('RINGKV_NO_SPACE', error.message);
+  if (error.stopped) return new RingkvError('RINGKV_CLOSED', error.message);
   return new Error(error.message);
 }

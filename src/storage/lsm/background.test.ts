@@ -5,10 +5,12 @@
  * it in the live memtable, a frozen one, a level-0 table the compaction does
  * not read, or a write that comes in while it runs. And the output file
  * numbers a compaction reserves suffice whatever codec its inputs were
- * written with.
+ * written with. And close() does not wait for a full compaction: it stops
+ * it, and nothing changes.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { isRingkvError, RingkvError } from '../../util/errors.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { makeVersion } from '../entry/version.js';
 import { LsmEngine, type LsmOpenOptions } from '../lsm-engine.js';
@@ -279,6 +281,98 @@ describe('LSM compaction: reserved output file numbers', () => {
       // Cut near the target, as if the reservation had been sized for raw tables.
       assert.ok(none.tablesPerLevel[1]! >= 20, `${none.tablesPerLevel[1]} tables`);
       for (const i of [0, 777, 1499]) assert.deepEqual((await engine.get(key(i)))?.value, value);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('LSM compaction: stopped by close() or by its caller', () => {
+  const base = (vfs: HookedVfs): LsmOpenOptions => ({
+    dir: '/data',
+    vfs,
+    sync: false,
+    tableBytesTarget: 16 * 1024,
+    l0CompactionTrigger: 100,
+    levelBytesBase: 1 << 30,
+    log: () => {},
+  });
+  const KEYS = 2000;
+  const key = (i: number) => Buffer.from(`key${String(i).padStart(6, '0')}`);
+  const value = (i: number) => Buffer.from(`value-${i}-${'v'.repeat(100)}`);
+  /** Half the hash space, every version: a move's cleanup. */
+  const HALF = { hashRanges: [0, 2 ** 31], versionMax: 1n << 62n };
+
+  /** Four level-0 tables, every key in one of them; the store's table files. */
+  async function fourTables(engine: LsmEngine, vfs: HookedVfs): Promise<string[]> {
+    for (let t = 0; t < 4; t++) {
+      for (let i = t; i < KEYS; i += 4) await engine.write(valueEntry(key(i), makeVersion(T0, 0), value(i)));
+      await engine.flush();
+    }
+    assert.deepEqual(engine.stats().tablesPerLevel.slice(0, 2), [4, 0]);
+    return tableFiles(vfs);
+  }
+
+  async function tableFiles(vfs: HookedVfs): Promise<string[]> {
+    return (await vfs.list('/data')).filter((name) => name.endsWith('.sst')).sort();
+  }
+
+  async function everyKeyReads(engine: LsmEngine): Promise<void> {
+    for (let i = 0; i < KEYS; i++) assert.deepEqual((await engine.get(key(i)))?.value, value(i), `key ${i}`);
+  }
+
+  test('close() during a purge stops it: the purge rejects with RINGKV_CLOSED, its outputs are deleted, the tables and every key stay', async () => {
+    const vfs = new HookedVfs();
+    let engine = await LsmEngine.open(base(vfs));
+    const before = await fourTables(engine, vfs);
+    let outputs = 0;
+    let closing: Promise<void> | undefined;
+    vfs.onTable = (_path, flush) => {
+      // As the purge starts its second output table (of about a dozen): a node's shutdown.
+      if (!flush && ++outputs === 2) closing = engine.close();
+    };
+    await assert.rejects(engine.purge(HALF), (err) => isRingkvError(err, 'RINGKV_CLOSED'));
+    assert.ok(closing !== undefined, 'close() was called during the purge');
+    await closing;
+    assert.equal(outputs, 2, 'no output table was started after close()');
+    assert.deepEqual(await tableFiles(vfs), before, 'its outputs deleted, its inputs kept');
+
+    vfs.onTable = undefined;
+    engine = await LsmEngine.open(base(vfs));
+    try {
+      assert.deepEqual(engine.stats().tablesPerLevel.slice(0, 2), [4, 0]);
+      await everyKeyReads(engine);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test('a purge whose signal aborts stops with its reason; nothing changes, and the engine goes on', async () => {
+    const vfs = new HookedVfs();
+    const engine = await LsmEngine.open(base(vfs));
+    try {
+      const before = await fourTables(engine, vfs);
+      const abandon = new AbortController();
+      let outputs = 0;
+      vfs.onTable = (_path, flush) => {
+        if (!flush && ++outputs === 2) abandon.abort(new RingkvError('RINGKV_CLOSED', 'Abandoned by a test'));
+      };
+      await assert.rejects(engine.purge(HALF, { signal: abandon.signal }), /Abandoned by a test/);
+      assert.equal(outputs, 2, 'no output table was started after the abort');
+      assert.deepEqual(await tableFiles(vfs), before, 'its outputs deleted, its inputs kept');
+      assert.deepEqual(engine.stats().tablesPerLevel.slice(0, 2), [4, 0]);
+      assert.equal(engine.stats().compactionFailures, 0, 'not a background failure');
+      await everyKeyReads(engine);
+      // An aborted signal stops the next purge before it starts.
+      await assert.rejects(engine.purge(HALF, { signal: abandon.signal }), /Abandoned by a test/);
+      assert.equal(outputs, 2);
+
+      vfs.onTable = undefined;
+      await engine.purge(HALF);
+      assert.equal(engine.stats().tablesPerLevel[0], 0);
+      const kept = await Promise.all(Array.from({ length: KEYS }, (_, i) => engine.get(key(i))));
+      const count = kept.filter((entry) => entry !== undefined).length;
+      assert.ok(count > KEYS / 4 && count < (KEYS * 3) / 4, `about half the keys stay (${count})`);
     } finally {
       await engine.close();
     }

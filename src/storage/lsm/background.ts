@@ -45,6 +45,14 @@
  *
  * So no version that the engine held, or acknowledged, before the install
  * is ever shadowed by a record the install removes.
+ *
+ * Close does not wait for a compaction: a full one (compact(), a purge)
+ * rewrites the whole store, longer than a node's shutdown may take. The job
+ * under way is stopped at its next record (jobs.ts): it deletes its outputs,
+ * which no manifest lists (open deletes any a crash leaves), and its inputs
+ * stay as they were. A full compaction's caller is rejected with
+ * RINGKV_CLOSED; a purge's caller may also abandon it (its AbortSignal),
+ * nothing dropped. A flush under way is waited for: it writes one memtable.
  */
 import { assert } from '../../util/assert.js';
 import { RingkvError } from '../../util/errors.js';
@@ -97,6 +105,8 @@ export class Background {
   #flushBuffer: SharedArrayBuffer | undefined;
   #flushing: Promise<void> | undefined;
   #compacting: Promise<void> | undefined;
+  /** Stops the compaction job under way (its `stop` flag), if any. */
+  #stopJob: (() => void) | undefined;
   /** Failed flushes: while they keep failing, writers that must wait for a flush are refused. */
   readonly #flushRetry: BackgroundRetry;
   readonly #compactionRetry: BackgroundRetry;
@@ -182,11 +192,17 @@ export class Background {
   /**
    * Merges every table into the bottom level once the compaction under way
    * is done (compact()); with a purge filter, drops the entries it names.
+   * Rejects with RINGKV_CLOSED if the engine closes first, or with the
+   * signal's reason once it aborts; nothing is changed then (module comment).
    */
-  async compactFully(purge?: PurgeFilter): Promise<void> {
-    while (this.#compacting !== undefined) await this.#compacting.catch(() => {});
+  async compactFully(purge?: PurgeFilter, signal?: AbortSignal): Promise<void> {
+    while (this.#compacting !== undefined) {
+      signal?.throwIfAborted();
+      await settledOrAborted(this.#compacting, signal);
+    }
+    signal?.throwIfAborted();
     this.#open.check();
-    const run = this.#runFullCompaction(purge);
+    const run = this.#runFullCompaction(purge, signal);
     this.#compacting = run
       .catch(() => {})
       .finally(() => {
@@ -196,7 +212,11 @@ export class Background {
       });
     // A failure reaches the caller, who asked for this compaction; background compactions go on.
     await run.catch((err: unknown) => {
-      if (this.#open.closed) return;
+      signal?.throwIfAborted();
+      if (this.#open.closed) {
+        const message = 'Engine closed before the full compaction finished: nothing changed';
+        throw new RingkvError('RINGKV_CLOSED', message, { cause: err });
+      }
       throw err instanceof RingkvError && !isNoSpace(err)
         ? err
         : storageError(`Compaction failed in ${this.#options.dir}`, err);
@@ -217,13 +237,17 @@ export class Background {
     };
   }
 
-  /** At close: no retry runs from now on (nothing new starts either: the engine is marked closed). */
+  /**
+   * At close: no retry runs from now on (nothing new starts either: the
+   * engine is marked closed), and the compaction under way is stopped.
+   */
   stop(): void {
     this.#flushRetry.cancel();
     this.#compactionRetry.cancel();
+    this.#stopJob?.();
   }
 
-  /** Resolves once the flush and the compaction under way, if any, are done or failed. */
+  /** Resolves once the flush and the compaction under way, if any, are done, failed or stopped. */
   async settle(): Promise<void> {
     await this.#flushing?.catch(() => {});
     await this.#compacting?.catch(() => {});
@@ -268,12 +292,13 @@ export class Background {
   }
 
   /** A full compaction, planned again while late writes set it aside (module comment). */
-  async #runFullCompaction(purge: PurgeFilter | undefined): Promise<void> {
+  async #runFullCompaction(purge: PurgeFilter | undefined, signal: AbortSignal | undefined): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       this.#open.check();
+      signal?.throwIfAborted();
       const compaction = pickFullCompaction(this.#versions.current.version);
       if (compaction === undefined) return;
-      if (await this.#runCompaction(compaction, purge)) return;
+      if (await this.#runCompaction(compaction, purge, signal)) return;
       if (attempt >= FULL_COMPACTION_ATTEMPTS) {
         throw new RingkvError(
           'RINGKV_IO',
@@ -310,9 +335,9 @@ export class Background {
    * Runs one compaction and installs its result; rejects, with nothing
    * changed, if either fails. Resolves false, with nothing changed either,
    * when a write that came in meanwhile forbids installing it (module
-   * comment): the caller plans it again.
+   * comment): the caller plans it again. Close, or `signal`, stops the job.
    */
-  async #runCompaction(compaction: Compaction, purge?: PurgeFilter): Promise<boolean> {
+  async #runCompaction(compaction: Compaction, purge?: PurgeFilter, signal?: AbortSignal): Promise<boolean> {
     // Planned now, before any wait: the inputs are in the current tree, as is everything they are checked against.
     const state = this.#versions.current;
     const inputBytes = compaction.inputs.reduce((sum, t) => sum + t.fileBytes, 0);
@@ -327,20 +352,34 @@ export class Background {
     const startedMs = performance.now();
     const reserved = Math.ceil(rawInputBytes / this.#options.tableBytesTarget) * 2 + 2;
     const outputFileNumbers = this.#versions.newFileNumbers(reserved);
-    // The job deletes its outputs itself when it fails.
-    const result: JobResult = await this.#compactionWorker.run({
-      kind: 'compaction',
-      dir: this.#options.dir,
-      inputs: compaction.inputs.map((t) => t.fileNumber),
-      outputFileNumbers,
-      tableBytesTarget: this.#options.tableBytesTarget,
-      bottom: compaction.bottom,
-      obsoleteBelowVersion,
-      nowMs: this.#options.nowMs(),
-      tombstoneGraceMs: this.#options.tombstoneGraceMs,
-      writer: tableWriterOptions(this.#options, compaction.outputLevel),
-      ...(purge === undefined ? {} : { purge }),
-    });
+    // Shared with the worker, which reads it at every record.
+    const stop = new Int32Array(new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT));
+    const stopJob = (): void => {
+      Atomics.store(stop, 0, 1);
+    };
+    this.#stopJob = stopJob;
+    signal?.addEventListener('abort', stopJob);
+    let result: JobResult;
+    try {
+      // The job deletes its outputs itself when it fails or is stopped.
+      result = await this.#compactionWorker.run({
+        kind: 'compaction',
+        dir: this.#options.dir,
+        inputs: compaction.inputs.map((t) => t.fileNumber),
+        outputFileNumbers,
+        tableBytesTarget: this.#options.tableBytesTarget,
+        bottom: compaction.bottom,
+        obsoleteBelowVersion,
+        nowMs: this.#options.nowMs(),
+        tombstoneGraceMs: this.#options.tombstoneGraceMs,
+        writer: tableWriterOptions(this.#options, compaction.outputLevel),
+        ...(purge === undefined ? {} : { purge }),
+        stop,
+      });
+    } finally {
+      this.#stopJob = undefined;
+      signal?.removeEventListener('abort', stopJob);
+    }
     const removed = compaction.inputs.map((t) => t.fileNumber);
     const dropped = result.obsoleteVersionMax;
     let releaseWrites: (() => void) | undefined;
@@ -387,6 +426,23 @@ export class Background {
       await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
     }
   }
+}
+
+/** Resolves once `promise` settles or `signal` aborts, whichever is first. */
+function settledOrAborted(promise: Promise<unknown>, signal: AbortSignal | undefined): Promise<void> {
+  const settled = promise.then(
+    () => {},
+    () => {},
+  );
+  if (signal === undefined) return settled;
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    signal.addEventListener('abort', done);
+    void settled.then(done);
+  });
 }
 
 /** "2 tables, 1,024 entries, 65,536 bytes" */
