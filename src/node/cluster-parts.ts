@@ -35,11 +35,15 @@ import {
   type TransportKind,
   type TransportStats,
 } from '../cluster/transport/index.js';
+import { limits } from '../config/limits.js';
 import { type ServeOptions, streamBytesPerSecondFromEnv } from '../config/options.js';
 import { type Engine, nodeVfs, type Vfs } from '../storage/index.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { type Log, lineLog } from '../util/log.js';
 import { refuseSingleNodeData } from './single-node-data.js';
+
+/** A node gone from the membership is forgotten this long after the trailing ring stopped. */
+const FORGET_MARGIN_MS = 500;
 
 /** The client side of the internode links, as a node uses it. */
 export type ClusterTransport = Transport & PeerLinks & { stats(): TransportStats };
@@ -114,9 +118,11 @@ export async function clusterParts(
   const isPeer = (url: string): boolean => url !== options.url && membership?.topology.isMember(url) === true;
   const skew = new ClockSkewMonitor({ boundMs: options.clockSkewMaxMs, log: lineLog(log, 'clock.skew') });
   // A node that left the cluster (removed, or its join cancelled) is forgotten once its link is down,
-  // rather than probed forever; until then it is still used (a removed node serves out the trailing time).
+  // rather than probed forever. Not while the old ring trails: it still gets writes, and a forgotten
+  // peer counts as up until a connection to it fails, so a dead one would raise every write's `ack`.
   const forgetIfGone = (peer: string): void => {
     if (membership === undefined || peer === options.url || isPeer(peer) || transport.isUp(peer)) return;
+    if (membership.topology.trailing) return;
     transport.forget(peer);
     skew.forget(peer);
   };
@@ -170,7 +176,11 @@ export async function clusterParts(
   const topology = membership.topology;
   engine.watchRing(() => topology.current);
   topology.onChange((_view, previous) => {
-    for (const { url } of previous.members) forgetIfGone(url);
+    const gone = previous.members.map((m) => m.url);
+    // Once the trailing ring stopped getting writes.
+    setTimeout(() => {
+      for (const url of gone) forgetIfGone(url);
+    }, limits.ringTrailingMs + FORGET_MARGIN_MS).unref();
   });
   if (options.clusterSecret === undefined) {
     log.warn(

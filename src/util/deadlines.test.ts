@@ -188,3 +188,27 @@ test('a late tick (the loop was blocked) expires after the I/O that arrived mean
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
+
+test('a busy loop (every tick a few turns late) is not taken for pauses: runningMs() keeps up with the clock', async () => {
+  const timer = new DeadlineTimer({ resolutionMs: 10 });
+  // An item far away keeps the timer ticking.
+  timer.add(expireAt(Date.now() + 60_000, () => {}));
+  try {
+    const startedMs = Date.now();
+    const runningAtStart = timer.runningMs();
+    // 20 turns of 30 ms each: every tick comes 20-30 ms late.
+    for (let turn = 0; turn < 20; turn++) {
+      const until = Date.now() + 30;
+      while (Date.now() < until) {
+        // a busy turn
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const wallMs = Date.now() - startedMs;
+    const pausedMs = wallMs - (timer.runningMs() - runningAtStart);
+    // Before, each late tick counted: about two thirds of the time went missing.
+    assert.ok(pausedMs < wallMs / 2, `${pausedMs} of ${wallMs} ms taken for pauses`);
+  } finally {
+    timer.close();
+  }
+});

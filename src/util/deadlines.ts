@@ -63,6 +63,8 @@ export function expireAt(deadlineMs: number, expire: () => void): Expirable {
 
 /** Slots of the wheel (a power of two): one revolution is SLOTS resolutions. */
 const SLOTS = 1024;
+/** A tick this much late or more found the event loop paused (a long task, a GC); less is a busy loop. */
+const PAUSE_MIN_MS = 100;
 const SLOT_MASK = SLOTS - 1;
 
 export class DeadlineTimer {
@@ -168,15 +170,24 @@ export class DeadlineTimer {
       this.#run(now);
       return;
     }
-    this.#pausedMs += lateMs;
+    this.#notePause(lateMs);
     this.#deferred = setImmediate(() => {
       this.#deferred = undefined;
       const at = this.#nowMs();
       // Deferred once only (a turn is bounded); blocked again meanwhile, that pause is left out too.
-      this.#pausedMs += Math.max(0, at - this.#lastTickMs - this.#resolutionMs);
+      this.#notePause(at - this.#lastTickMs - this.#resolutionMs);
       this.#lastTickMs = at;
       this.#run(at);
     });
+  }
+
+  /**
+   * Leaves a pause out of runningMs() when it is long enough to be one: a
+   * busy loop makes every tick a few turns late, and counting those would
+   * slow runningMs() far behind the clock (a hung peer then found late).
+   */
+  #notePause(lateMs: number): void {
+    if (lateMs >= PAUSE_MIN_MS) this.#pausedMs += lateMs;
   }
 
   /** Expires the buckets due by `now`, then tells onTick. */

@@ -4,14 +4,20 @@
  * then the third is decommissioned and exits. After each, the first node
  * makes no more connection attempts to the node gone (it was probed four
  * times a second before), and neither its /metrics nor its clock skew in
- * /v0/status name it any more.
+ * /v0/status name it any more. While the old ring trails, writes keep
+ * answering 201: the dead node is not forgotten (a forgotten peer counts as
+ * up) before the ring stops sending it writes.
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { httpRequest } from '../support/http-client.js';
+import { limits } from '../../src/config/limits.js';
+import { entityPath, httpRequest } from '../support/http-client.js';
 import { testNodes, waitMembers } from '../support/membership.js';
 import { killAllStarted, killNode, runCli, sleep } from '../support/node-process.js';
 import { removeTempDirs } from '../support/temp-dir.js';
+
+/** The old ring's trailing time after a flip: a node gone is forgotten only after it. */
+const TRAILING_MS = limits.ringTrailingMs;
 
 interface StoreStatus {
   readonly transport: { readonly connectAttempts: number };
@@ -46,12 +52,32 @@ describe('membership: a node gone from the cluster is forgotten', () => {
     const removed = await runCli(['remove', '--url', urls[0]!, urls[3]!], 60_000);
     assert.equal(removed.code, 0, `${removed.stdout}${removed.stderr}`);
     await waitMembers(urls[0]!, { normal: urls.slice(0, 3) });
+    // While the old ring trails (5 s), writes still go to the dead node aside: none waits on it. With
+    // ack = from = 3, a write needs every live replica: the dead one counted as up would make it 504.
+    const statuses: number[] = [];
+    for (let i = 0; i < 100; i++) {
+      statuses.push(
+        (
+          await httpRequest(`${urls[0]!}${entityPath(`trailing-${i}`, { ack: 3, from: 3 })}`, {
+            method: 'PUT',
+            body: 'v',
+          })
+        ).status,
+      );
+    }
+    assert.deepEqual(
+      statuses.filter((status) => status !== 201),
+      [],
+      'writes in the trailing time answered other than 201',
+    );
+    await sleep(TRAILING_MS);
     assert.ok((await attemptsIn2s(urls[0]!)) <= 1, 'the removed node is still probed');
 
     const decommissioned = await runCli(['decommission', '--url', urls[2]!], 60_000);
     assert.equal(decommissioned.code, 0, `${decommissioned.stdout}${decommissioned.stderr}`);
     assert.deepEqual(await nodes[2]!.exited, { code: 0, signal: null });
     await waitMembers(urls[0]!, { normal: urls.slice(0, 2) });
+    await sleep(TRAILING_MS);
     assert.ok((await attemptsIn2s(urls[0]!)) <= 1, 'the decommissioned node is still probed');
 
     const metrics = (await httpRequest(`${urls[0]!}/metrics`)).body.toString();

@@ -103,6 +103,27 @@ test('the same 504 whichever timer fires first: a failure past the deadline ends
   assert.equal(second, first);
 });
 
+test('after a pause of the event loop, a failure read past the deadline before two successes still lets them make the quorum', () => {
+  let nowMs = 1000;
+  const timer = new DeadlineTimer({ resolutionMs: 1, nowMs: () => nowMs });
+  const calls: (RingkvError | undefined)[] = [];
+  const t = new Tally({
+    needed: 2,
+    total: 3,
+    deadlineMs: 1050,
+    timeoutMs: 50,
+    deadlines: timer,
+    onDone: (err) => calls.push(err),
+  });
+  // All three answered in time, during a pause; they are read after the deadline, the failure first.
+  nowMs = 1300;
+  t.fail('a', diskFull());
+  t.succeed();
+  t.succeed();
+  timer.close();
+  assert.deepEqual(calls, [undefined]);
+});
+
 test('reasons name damaged files, I/O and internal errors by code only: no path, no raw text', () => {
   const { t, calls } = tally(1, 3);
   t.fail('a', new CorruptionError('/var/lib/ringkv/000123.sst', 4096, 'block checksum mismatch'));

@@ -10,9 +10,9 @@
  * client may see: a damaged file, an I/O error or an internal error is named
  * by its code and a short phrase, never by its text (which names files; the
  * coordinator logs it whole). At the deadline it lists those that came
- * before it: the transport expires the same deadline on its own timer, and a
- * failure past the deadline ends the round as the deadline does, so the
- * message is the same whichever timer runs first.
+ * before it: the transport expires the same deadline on its own timer, and
+ * its timeout of a replica past the deadline ends the round as the deadline
+ * does, so the message is the same whichever timer runs first.
  *
  *   const tally = new Tally({ needed: 2, total: 3, deadlineMs, timeoutMs, deadlines, onDone });
  *   tally.succeed(); tally.fail(peer, err); // onDone() runs once, then tally.done
@@ -62,8 +62,10 @@ export class Tally extends Expirable {
 
   fail(peer: string, err: unknown): void {
     if (this.done) return;
-    // Past the deadline (the transport's timeout of it, or any answer racing it): the deadline's 504.
-    if (this.#deadlines.nowMs() >= this.deadlineMs) {
+    // The transport's own expiry of this deadline: the deadline's 504, whichever timer ran first.
+    // Other failures count as they come: after a pause of the event loop, answers that came in
+    // time are read in any order, and successes among them still make the quorum.
+    if (isRingkvError(err, 'RINGKV_TIMEOUT') && this.#deadlines.nowMs() >= this.deadlineMs) {
       this.expire();
       return;
     }
