@@ -247,6 +247,30 @@ describe('HintStore', () => {
     await reopened.close();
   });
 
+  it('keeps a hint of a value that has expired, however old: like a tombstone, it hides older versions', async () => {
+    const dir = await tempDir();
+    const nowMs = Date.now();
+    const store = await HintStore.open(dir, { ageMaxMs: 10_000, wallMs: () => nowMs, sync: false });
+    const version = makeVersion(nowMs - 20_000, 0);
+    const expired = {
+      ...valueEntry(Buffer.from('short'), version, Buffer.from('v')),
+      expiresAtMs: nowMs - 1,
+    };
+    const live = {
+      ...valueEntry(Buffer.from('long'), version, Buffer.from('v')),
+      expiresAtMs: nowMs + 60_000,
+    };
+    assert.equal(await store.add(A, expired), true);
+    // A value still live is aged as any other.
+    assert.equal(await store.add(A, live), false);
+    assert.deepEqual(
+      (await takeAll(store, A)).map((e) => e.key.toString()),
+      ['short'],
+    );
+    assert.equal(store.stats().tooOld, 1);
+    await store.close();
+  });
+
   it('ages hints against the tombstone grace less a margin', () => {
     const hourMs = 60 * 60 * 1000;
     assert.equal(hintAgeMaxMs(24 * hourMs), 23 * hourMs, 'an hour short of a day');

@@ -16,9 +16,9 @@
  *   that hold nothing else, and peek() leaves such hints out of its batch
  *   (acknowledge() drops them with it); each is counted (tooOld). Past the
  *   tombstone grace a replica may have dropped the tombstone that shadows
- *   the value, which would come back. Tombstones have no age limit: a late
- *   one brings nothing back, and deletes what a replica that was away longer
- *   than the grace still holds.
+ *   the value, which would come back. Tombstones, and values that have
+ *   expired, have no age limit: a late one brings nothing back, and hides
+ *   what a replica that was away longer than the grace still holds.
  * - peek() hands out the oldest undelivered hints of a peer, in append order,
  *   without removing them; acknowledge() removes them once delivered. One
  *   delivery per peer at a time: handoff.ts serializes them (asserted).
@@ -260,11 +260,17 @@ export class HintStore {
     return queued.done.then(() => true);
   }
 
-  /** Whether a hint of `entry` is too old to be stored or delivered (ageMaxMs); a tombstone never is. */
+  /**
+   * Whether a hint of `entry` is too old to be stored or delivered (ageMaxMs).
+   * A tombstone never is, nor a value that has expired: both hide older
+   * versions, and both are collected a grace after they took effect, so a
+   * late one brings nothing back, and dropping it could.
+   */
   tooOld(entry: Entry): boolean {
-    return (
-      entry.kind !== EntryKind.Tombstone && versionPhysicalMs(entry.version) < this.#wallMs() - this.#ageMaxMs
-    );
+    if (entry.kind === EntryKind.Tombstone) return false;
+    const nowMs = this.#wallMs();
+    if (entry.expiresAtMs !== 0 && entry.expiresAtMs <= nowMs) return false;
+    return versionPhysicalMs(entry.version) < nowMs - this.#ageMaxMs;
   }
 
   /** Undelivered hints of `peer`. */
