@@ -93,10 +93,8 @@ export async function clusterParts(
   const { clock, log } = context;
   const hintsLog = lineLog(log, 'hints');
   const vfs = context.vfs === undefined ? {} : { vfs: context.vfs };
-  // --cluster on a single node's directory: before BIRTH and MEMBERSHIP are written, which would hide it.
-  if (options.join === undefined) {
-    await refuseSingleNodeData(options.dataDir, { engine: context.engine, vfs: context.vfs ?? nodeVfs });
-  }
+  // --cluster or --join on a single node's directory: before BIRTH and MEMBERSHIP are written, which would hide it.
+  await refuseSingleNodeData(options.dataDir, { engine: context.engine, vfs: context.vfs ?? nodeVfs });
   const birthVersion = await loadBirthVersion(options.dataDir, { engine: context.engine, clock, ...vfs });
   const aeLog = lineLog(log, 'anti-entropy');
   // Made below, once the engine is open; moves may write before (a resumed move), so it is looked up when used.

@@ -1,6 +1,6 @@
 /**
  * A data directory a single node used (no --cluster, no --join) is not
- * taken into a new cluster by `--cluster`: refused, one line, exit 2, before
+ * taken into a cluster by `--cluster` or `--join`: refused, one line, exit 2, before
  * any file of a cluster's is written, so the node starts alone again as it was.
  *
  * Why refuse rather than warn and go on: its keys were written to this node
@@ -8,7 +8,8 @@
  * it: a quorum read could answer 404 for a stored key until anti-entropy
  * copied it, and a key whose first replicas (limits.antiEntropyReplicationFactorMax)
  * leave this node out would never be copied and would be dropped by the
- * cleanup after the next move. Refusing loses nothing; `ringkv export` on
+ * cleanup after the next move (a joining node's too: the cleanup after its
+ * join drops what falls outside its new ranges). Refusing loses nothing; `ringkv export` on
  * the node alone and `ringkv import` into the cluster place every key on its
  * replicas. It is also what docs/api.md says of --cluster: used once, on an
  * empty data directory.
@@ -33,7 +34,7 @@ export async function refuseSingleNodeData(
   if (await isEmpty(context.engine)) return;
   throw new RingkvError(
     'RINGKV_CONFIG',
-    `Data directory ${dataDir} holds a single node's keys (it ran without --cluster): --cluster starts a new cluster on an empty directory only, since the other nodes would not hold these keys; to bring them into a cluster, export them from this node alone (ringkv export) and import them into the cluster (ringkv import)`,
+    `Data directory ${dataDir} holds a single node's keys (it ran without --cluster or --join): a node starts a cluster (--cluster) or joins one (--join) on an empty directory only, since the other nodes would not hold these keys; to bring them into a cluster, export them from this node alone (ringkv export) and import them into the cluster (ringkv import)`,
   );
 }
 

@@ -149,7 +149,7 @@ describe('Node, in-process', () => {
     await stop(a!);
   });
 
-  it("refuses --cluster on a directory that holds a single node's keys, and leaves it as it was", async () => {
+  it("refuses --cluster and --join on a directory that holds a single node's keys, and leaves it as it was", async () => {
     const ports = await freePorts(2);
     const urls = ports.map((port) => `http://127.0.0.1:${port}`);
     const dir = await makeTempDir();
@@ -158,12 +158,15 @@ describe('Node, in-process', () => {
     assert.equal(put.status, 201);
     await stop(alone);
 
+    const refused = (err: unknown): boolean =>
+      isRingkvError(err, 'RINGKV_CONFIG') &&
+      err.message ===
+        `Data directory ${dir} holds a single node's keys (it ran without --cluster or --join): a node starts a cluster (--cluster) or joins one (--join) on an empty directory only, since the other nodes would not hold these keys; to bring them into a cluster, export them from this node alone (ringkv export) and import them into the cluster (ringkv import)`;
+    await assert.rejects(start(urls[0]!, urls, dir), refused);
+    // --join too (refused before the member is asked: none listens there).
     await assert.rejects(
-      start(urls[0]!, urls, dir),
-      (err) =>
-        isRingkvError(err, 'RINGKV_CONFIG') &&
-        err.message ===
-          `Data directory ${dir} holds a single node's keys (it ran without --cluster): --cluster starts a new cluster on an empty directory only, since the other nodes would not hold these keys; to bring them into a cluster, export them from this node alone (ringkv export) and import them into the cluster (ringkv import)`,
+      start(urls[0]!, [], dir, { flags: { cluster: undefined, join: urls[1]! } }),
+      refused,
     );
     // Nothing of a cluster's written (the engine's own files aside): the node starts alone again, with its keys.
     const written = (await readdir(dir)).filter((name) =>
