@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MemoryEngine, valueEntry } from '../../storage/index.js';
+import { MemoryEngine, type PurgeFilter, valueEntry } from '../../storage/index.js';
 import type { Gossip } from './gossip.js';
 import {
   bootstrapMembership,
@@ -110,10 +110,9 @@ describe('Mover, the cleanup after a move', () => {
   const keys = Array.from({ length: 500 }, (_, i) => Buffer.from(`key-${i}`));
 
   /** Node a of `view`, its store holding every key; records what it marks as due. */
-  async function nodeA(view: Membership, cleanupDue: boolean) {
+  async function nodeA(view: Membership, cleanupDue: boolean, engine = new MemoryEngine()) {
     // The default ring, as the cleanup computes its ranges with.
     const topology = new Topology(view);
-    const engine = new MemoryEngine();
     for (const [i, key] of keys.entries()) await engine.write(valueEntry(key, BigInt(i + 1), key));
     const marks: (bigint | undefined)[] = [];
     const sources = new Map(
@@ -186,5 +185,25 @@ describe('Mover, the cleanup after a move', () => {
     // Stopped before the cleanup ran: the marker stays, for the next start.
     assert.deepEqual(node.marks, [leaving.epoch + 1n]);
     assert.equal((await node.held()).length, keys.length);
+  });
+
+  test("a cleanup that ends after another move ended leaves that move's marker", async () => {
+    /** A purge that takes its time: another move ends while it runs. */
+    class SlowPurge extends MemoryEngine {
+      override async purge(filter: PurgeFilter): Promise<void> {
+        await sleep(600);
+        return super.purge(filter);
+      }
+    }
+    const node = await nodeA(five, true, new SlowPurge());
+    node.mover.start();
+    // The cleanup due at start runs after about a second; this move ends during its purge.
+    await sleep(1200);
+    const leaving = withLeaving(five, e, { dead: false });
+    node.topology.adopt(leaving);
+    node.topology.adopt(flipped(leaving));
+    await sleep(700);
+    await node.mover.stop();
+    assert.deepEqual(node.marks, [five.epoch, leaving.epoch + 1n]);
   });
 });

@@ -151,6 +151,8 @@ export class Mover {
   /** The last cleanup: what it dropped, or why it did not run. */
   #cleanup: Record<string, unknown> | null = null;
   #running = false;
+  /** The marker's writes (CLEANUP_DUE), one after the other. */
+  #marking: Promise<void> = Promise.resolve();
   #polling = false;
   #removed = false;
 
@@ -334,7 +336,8 @@ export class Mover {
     try {
       await engine.purge({ hashRanges: lost, versionMax: this.#options.now() });
       this.#cleanup = { ...base, state: 'done', ms: Date.now() - startedMs };
-      this.#markCleanupDue(undefined);
+      // A move that ended meanwhile marked its own cleanup, still due.
+      if (this.#topology.view === view) this.#markCleanupDue(undefined);
       this.#log(
         `Cleanup for epoch ${view.epoch}: dropped the keys of ${lost.length / 2} ranges (${(share * 100).toFixed(1)}% of the hash space) this node no longer holds, in ${Date.now() - startedMs} ms`,
       );
@@ -444,9 +447,14 @@ export class Mover {
 
   /** Keeps the CLEANUP_DUE marker in step; a failure to is logged (it costs a cleanup, or one skipped on a restart). */
   #markCleanupDue(epoch: bigint | undefined): void {
-    this.#options.markCleanupDue?.(epoch).catch((err: unknown) => {
-      this.#log(`Cannot record whether a cleanup is due: ${errorMessage(err)}`);
-    });
+    const mark = this.#options.markCleanupDue;
+    if (mark === undefined) return;
+    // In order: a mark and a clear made one after the other land in that order.
+    this.#marking = this.#marking
+      .then(() => mark(epoch))
+      .catch((err: unknown) => {
+        this.#log(`Cannot record whether a cleanup is due: ${errorMessage(err)}`);
+      });
   }
 
   #trailingMs(): number {
