@@ -15,34 +15,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { limits } from '../../src/config/limits.js';
-import { isLive, seededRandom } from '../../src/storage/index.js';
-import { silentLog } from '../../src/util/log.js';
-import { SimNetwork } from './sim-network.js';
-import { noneExercised, SimNode } from './sim-node.js';
-import { VirtualTime } from './virtual-time.js';
+import { isLive } from '../../src/storage/index.js';
+import { threeNodeSimulation } from './three-nodes.js';
 
 test('a hint older than the tombstone grace allows is dropped, not handed over: a deleted key stays deleted', async () => {
   const mutable = limits as { tombstoneGraceMs: number };
   const graceMs = mutable.tombstoneGraceMs;
   mutable.tombstoneGraceMs = 3000;
-  const time = new VirtualTime({ startMs: Date.UTC(2026, 0, 1), seed: 1 });
-  const urls = [0, 1, 2].map((i) => `http://sim-${i}:7000`);
-  const network = new SimNetwork(urls, { random: seededRandom(5), delayMsMax: 2, lossRate: 0 });
-  const [n0, n1, n2] = urls.map(
-    (url) =>
-      new SimNode({
-        url,
-        cluster: urls,
-        clockOffsetMs: 0,
-        sync: true,
-        memtableBytes: 65_536,
-        antiEntropyIntervalMs: 0,
-        hintHandoffIntervalMs: 200,
-        network,
-        log: silentLog,
-        exercised: noneExercised(),
-      }),
-  ) as [SimNode, SimNode, SimNode];
+  const { time, urls, nodes, run } = threeNodeSimulation();
+  const [n0, n1, n2] = nodes;
   const key = Buffer.from('k');
   const all = { ack: 2, from: 3 };
   /** What each replica holds of the key: a live value, or '-' (nothing, a tombstone). */
@@ -91,12 +72,10 @@ test('a hint older than the tombstone grace allows is dropped, not handed over: 
     }
     return { hinted, tooOldAtOpen, afterHandoff, reads, afterAntiEntropy: await held() };
   };
-  time.install();
   let result: Awaited<ReturnType<typeof scenario>>;
   try {
-    result = await time.run(scenario(), Number.POSITIVE_INFINITY);
+    result = await run(scenario);
   } finally {
-    time.uninstall();
     mutable.tombstoneGraceMs = graceMs;
   }
   assert.equal(result.hinted, 1, 'n0 kept a hint of v0 for n2');
