@@ -244,7 +244,7 @@ function summary(answer: NodeStatus): string {
     }
     rows.push([
       'hints',
-      `${entries} pending (${bytes(pendingBytes)}), ${hints.delivered ?? 0} delivered, ${hints.dropped ?? 0} dropped`,
+      `${entries} pending (${bytes(pendingBytes)}), ${hints.delivered ?? 0} delivered, ${hints.dropped ?? 0} dropped, ${hints.tooOld ?? 0} too old`,
     ]);
   }
   if (store.engine !== undefined) {

@@ -60,7 +60,7 @@ describe('status with hints pending', () => {
         const hints = summary.split('\n').find((line) => line.startsWith('hints'));
         assert.equal(
           hints,
-          `hints     ${after.entries} pending (${after.bytes} B), 0 delivered, 0 dropped`,
+          `hints     ${after.entries} pending (${after.bytes} B), 0 delivered, 0 dropped, 0 too old`,
           summary,
         );
         return;
