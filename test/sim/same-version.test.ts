@@ -42,9 +42,26 @@ async function held(
   return Promise.all(nodes.map(async (node) => show(await node.engine!.get(key))));
 }
 
+/** n1 loses power (before its request times out: no hints of its write), the partition heals, n1 is back. */
+async function n1RestartedHealed({ time, network, nodes }: ReturnType<typeof simulation>): Promise<void> {
+  nodes[1].crash(7);
+  await time.sleep(100);
+  network.heal();
+  await nodes[1].start();
+  await time.sleep(2000);
+}
+
+/** Two anti-entropy rounds of every node. */
+async function antiEntropyRounds(nodes: readonly SimNode[]): Promise<void> {
+  for (let round = 0; round < 2; round++) {
+    for (const node of nodes) await node.parts!.antiEntropy.runOnce();
+  }
+}
+
 test('one version stamped by two coordinators: replicas converge after hints and anti-entropy', async () => {
-  const { time, urls, network, nodes, run } = simulation();
-  const [n0, n1, n2] = nodes;
+  const sim = simulation();
+  const { time, urls, network, nodes, run } = sim;
+  const [n0, n1] = nodes;
   const replicas = await run(async () => {
     for (const node of nodes) await node.start();
     // Past every replica's start-up floor (its clock plus the maximum skew), so no write conflicts.
@@ -55,14 +72,8 @@ test('one version stamped by two coordinators: replicas converge after hints and
     void n1.store!.put(key, Buffer.from('b'), options).catch(() => undefined);
     await a;
     await time.sleep(500);
-    n1.crash(7);
-    await time.sleep(100);
-    network.heal();
-    await n1.start();
-    await time.sleep(2000);
-    for (let round = 0; round < 2; round++) {
-      for (const node of [n0, n1, n2]) await node.parts!.antiEntropy.runOnce();
-    }
+    await n1RestartedHealed(sim);
+    await antiEntropyRounds(nodes);
     return held(nodes, (entry) => `${entry?.version}:${entry?.value}`);
   });
   assert.equal(new Set(replicas.map((r) => r.split(':')[0])).size, 1, 'one version everywhere');
@@ -136,29 +147,17 @@ test('one version and value, with a ttl and without: hints bring every replica t
 });
 
 test('one version and value, with a ttl and without: anti-entropy brings every replica to the one without', async () => {
-  await oneValueTwoExpiries(async ({ time, network, nodes }) => {
-    const [n0, n1, n2] = nodes;
+  await oneValueTwoExpiries(async (sim) => {
     // n1 loses power before its request times out: no hints of its write; n0's hint gives it the ttl's.
-    n1.crash(7);
-    await time.sleep(100);
-    network.heal();
-    await n1.start();
-    await time.sleep(2000);
-    for (let round = 0; round < 2; round++) {
-      for (const node of [n0, n1, n2]) await node.parts!.antiEntropy.runOnce();
-    }
+    await n1RestartedHealed(sim);
+    await antiEntropyRounds(sim.nodes);
   });
 });
 
 test('one version and value, with a ttl and without: a read repairs every replica to the one without', async () => {
-  await oneValueTwoExpiries(async ({ time, network, nodes }) => {
-    const [n0, n1] = nodes;
-    n1.crash(7);
-    await time.sleep(100);
-    network.heal();
-    await n1.start();
-    await time.sleep(2000);
-    await n0.store!.get(key, { ack: 3, from: 3 });
-    await time.sleep(500);
+  await oneValueTwoExpiries(async (sim) => {
+    await n1RestartedHealed(sim);
+    await sim.nodes[0].store!.get(key, { ack: 3, from: 3 });
+    await sim.time.sleep(500);
   });
 });

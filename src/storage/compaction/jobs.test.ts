@@ -13,11 +13,31 @@ import { filePath } from '../files.js';
 import { scanTableSync } from '../sstable/index.js';
 import { fsError } from '../vfs/errors.js';
 import { isNoSpace, storageError } from '../vfs/index.js';
-import { fromJobError, runCompaction, runFlush, toJobError } from './jobs.js';
+import { type CompactionJob, fromJobError, runCompaction, runFlush, toJobError } from './jobs.js';
 
 const NOW_MS = 1_700_000_000_000;
 const GRACE_MS = 1000;
 const WRITER = { blockBytes: 512, bloomBitsPerKey: 10 };
+
+/** A compaction job of the tests: 1 KiB output tables, aged at NOW_MS with GRACE_MS. */
+function compactionJob(
+  dir: string,
+  inputs: number[],
+  outputFileNumbers: number[],
+  options: { bottom: boolean; obsoleteBelowVersion: bigint },
+): CompactionJob {
+  return {
+    kind: 'compaction',
+    dir,
+    inputs,
+    outputFileNumbers,
+    tableBytesTarget: 1024,
+    ...options,
+    nowMs: NOW_MS,
+    tombstoneGraceMs: GRACE_MS,
+    writer: WRITER,
+  };
+}
 
 // Few short keys, so that tables share keys; versions near NOW_MS, so that some tombstones are past the grace.
 const keyArb = fc.integer({ min: 0, max: 60 }).map((n) => Buffer.from(`k${n}`));
@@ -101,18 +121,12 @@ describe('flush and compaction jobs (property)', () => {
           const dropped = merged.filter((e) => bottom && obsolete(e) && e.version < bound);
           const expected = merged.filter((e) => !dropped.includes(e));
           const outputFileNumbers = Array.from({ length: 8 }, () => fileNumber++);
-          const result = runCompaction({
-            kind: 'compaction',
-            dir: tmp.dir,
-            inputs,
-            outputFileNumbers,
-            tableBytesTarget: 1024,
-            bottom,
-            obsoleteBelowVersion: bound,
-            nowMs: NOW_MS,
-            tombstoneGraceMs: GRACE_MS,
-            writer: WRITER,
-          });
+          const result = runCompaction(
+            compactionJob(tmp.dir, inputs, outputFileNumbers, {
+              bottom: bottom,
+              obsoleteBelowVersion: bound,
+            }),
+          );
           assert.equal(result.entriesIn, merged.length);
           assert.equal(result.entriesDropped, merged.length - expected.length);
           const droppedMax = dropped.reduce<bigint | undefined>(
@@ -152,18 +166,9 @@ describe('a compaction of one version and value with two expiries', () => {
           writeTable(filePath(tmp.dir, n, 'sst'), [at(expiresAtMs)], WRITER, n);
           return n;
         });
-        const result = runCompaction({
-          kind: 'compaction',
-          dir: tmp.dir,
-          inputs,
-          outputFileNumbers: [fileNumber++],
-          tableBytesTarget: 1024,
-          bottom: true,
-          obsoleteBelowVersion: 1n << 64n,
-          nowMs: NOW_MS,
-          tombstoneGraceMs: GRACE_MS,
-          writer: WRITER,
-        });
+        const result = runCompaction(
+          compactionJob(tmp.dir, inputs, [fileNumber++], { bottom: true, obsoleteBelowVersion: 1n << 64n }),
+        );
         const out = result.tables.flatMap((t) => [...scanTableSync(filePath(tmp.dir, t.fileNumber, 'sst'))]);
         assert.deepEqual(out.map(plain), [plain(at(kept!))], `tables expiring at ${order.join(', ')}`);
       }
@@ -180,18 +185,9 @@ describe('compaction output file numbers', () => {
       valueEntry(Buffer.from(`k${String(i).padStart(4, '0')}`), makeVersion(NOW_MS, 0), Buffer.alloc(100, 1)),
     );
     writeTable(filePath(tmp.dir, 1, 'sst'), entries, WRITER, 1);
-    const result = runCompaction({
-      kind: 'compaction',
-      dir: tmp.dir,
-      inputs: [1],
-      outputFileNumbers: [2, 3],
-      tableBytesTarget: 1024,
-      bottom: true,
-      obsoleteBelowVersion: 1n << 64n,
-      nowMs: NOW_MS,
-      tombstoneGraceMs: GRACE_MS,
-      writer: WRITER,
-    });
+    const result = runCompaction(
+      compactionJob(tmp.dir, [1], [2, 3], { bottom: true, obsoleteBelowVersion: 1n << 64n }),
+    );
     assert.deepEqual(
       result.tables.map((t) => t.fileNumber),
       [2, 3],
