@@ -11,7 +11,7 @@
  *   profile put|get CPU and heap profiles of a node under load, as flame graphs
  *   micro           hot helpers, current code vs candidates
  *   all             micro, engine, server, cluster, join, anti-entropy, profile put, profile get (default)
- *   check           quick self-test of the load generator's parts (no servers)
+ *   check           quick self-test of the load generator's parts (no ringkv servers)
  *   render FILE     flame graph SVG of an existing .cpuprofile/.heapprofile
  *
  * Settings come from BENCH_* environment variables (README.md). Results go
@@ -74,7 +74,7 @@ async function main() {
   const [mode = 'all', arg] = process.argv.slice(2);
   const stamp = makeStamp();
   if (mode === 'check') {
-    runSelfCheck();
+    await runSelfCheck();
     return 0;
   }
   if (mode === 'render') {

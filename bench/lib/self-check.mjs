@@ -1,12 +1,15 @@
 /**
- * `node run.mjs check`: a quick test of the measuring parts themselves, with
- * no server and no timing: the histogram's buckets and percentiles, the
- * response parser on every way a response can be split across socket reads,
- * the request template, the flame graph's weights, and the histograms read
- * from /metrics (parsed, subtracted, their quantiles). A benchmark is only
- * as good as its instruments.
+ * `node run.mjs check`: a quick test of the measuring parts themselves: the
+ * histogram's buckets and percentiles, the response parser on every way a
+ * response can be split across socket reads, the request template, the flame
+ * graph's weights, the histograms read from /metrics (parsed, subtracted,
+ * their quantiles), which window a rate step quotes, and (one second of load
+ * against an in-process server on 127.0.0.1 that never answers) how the load
+ * generator counts errors. A benchmark is only as good as its instruments.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { loadConfig, runLoad, statusRates, stepWindow } from '../load/driver.mjs';
 import { bucketHigh, bucketIndex, bucketLow, Histogram } from '../load/histogram.mjs';
 import { KEY_DIGITS, RequestTemplate } from '../load/request-template.mjs';
 import { ParseError, ResponseParser } from '../load/response-parser.mjs';
@@ -30,6 +33,13 @@ function checkHistogram() {
   within(h.percentile(50), 5000);
   within(h.percentile(99), 9900);
   assert.equal(h.percentile(100), 10000);
+  // The rank of a percentile is exact: 99.9% of 6,000 is the 5,994th value, not the 5,995th
+  // (0.999 * 6000 is 5994.000000000001 in floating point).
+  for (const n of [1000, 6000, 20000]) {
+    const tail = new Histogram();
+    for (let i = 0; i < n; i++) tail.record(i < n - n / 1000 ? 100 : 50000);
+    assert.equal(tail.percentile(99.9), 100, `p99.9 of ${n} values with ${n / 1000} slow ones`);
+  }
   const copy = Histogram.fromJSON(JSON.parse(JSON.stringify(h.toJSON())));
   assert.deepEqual(copy.summary(), h.summary());
   // Merging the halves of a set of values gives the histogram of the whole set.
@@ -199,7 +209,73 @@ function checkPromHistograms() {
   assert.equal(histogramQuantile(mergeSeries({}), 0.99), null, 'no pauses: no quantile');
 }
 
-export function runSelfCheck() {
+/** A rate step's reported figures come from a window that agrees with its verdict. */
+function checkStepWindow() {
+  const w = (pass, p99Ms, errorCount) => ({ pass, result: { latency: { p99Ms }, measured: { errorCount } } });
+  // Passed 2 of 3; the failed window (3 errors) has the middle p99.
+  const passing = [w(true, 4, 0), w(false, 6, 3), w(true, 8, 0)];
+  assert.deepEqual(stepWindow(passing, true), passing[2]);
+  // Failed 2 of 3 on errors, with low p99s; the passing window is in the middle.
+  const failing = [w(false, 2, 5), w(true, 5, 0), w(false, 7, 1)];
+  assert.equal(stepWindow(failing, false).pass, false);
+  // Of two that agree, the worse; of three, the middle.
+  assert.deepEqual(stepWindow([w(true, 9, 0), w(true, 3, 0)], true).result.latency.p99Ms, 9);
+  assert.deepEqual(stepWindow([w(true, 9, 0), w(false, 30, 0), w(true, 3, 0)], true).result.latency.p99Ms, 9);
+}
+
+/** Rates of /v0/status counters: per second between the snapshots, summed over the nodes. */
+function checkStatusRates() {
+  const snap = (atMs, user) => ({ atMs, body: user === null ? null : { cpu: { user, system: 0 } } });
+  const run = (start, end) => statusRates({ status: { start, end } }, { cpuUser: 'cpu.user' }).cpuUser;
+  assert.equal(run([snap(0, 100), snap(0, 100)], [snap(2000, 300), snap(2000, 500)]), 300);
+  // A node whose snapshot failed at one end: the sum over the others would be no rate at all.
+  assert.equal(run([snap(0, 100), snap(0, 100)], [snap(2000, 300), snap(2000, null)]), null);
+  assert.equal(run([snap(0, null), snap(0, 100)], [snap(2000, 300), snap(2000, 500)]), null);
+}
+
+/**
+ * One short load run against a server that accepts connections and never answers: every request
+ * due in the window is an error exactly once, and the timeline's slots (which the restart and join
+ * benches cut into windows) hold every one of them, the backlog left unsent at the end included.
+ */
+async function checkUnansweredLoad() {
+  const sockets = new Set();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const rate = 100;
+    const durationMs = 1000;
+    const result = await runLoad(
+      loadConfig({
+        targets: [{ host: '127.0.0.1', port: server.address().port }],
+        connections: 2,
+        rate,
+        warmupMs: 0,
+        durationMs,
+        timeoutMs: 300,
+        timelineMs: 100,
+      }),
+    );
+    const due = (rate * durationMs) / 1000;
+    assert.equal(result.measured.ok, 0);
+    assert.equal(result.measured.errorCount, due, 'each request due in the window is one error');
+    let inSlots = 0;
+    for (const slot of result.timeline.slots) {
+      const e = slot.errors;
+      inSlots += e.body + e.socket + e.parse + e.timeout + e.connect + e.unfinished;
+      for (const n of Object.values(e.status)) inSlots += n;
+    }
+    assert.equal(inSlots, due, 'the slots hold every error of the window');
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+export async function runSelfCheck() {
   checkHistogram();
   log('check: histogram ok');
   checkParser();
@@ -210,4 +286,10 @@ export function runSelfCheck() {
   log('check: flame graph ok');
   checkPromHistograms();
   log('check: /metrics histograms ok');
+  checkStatusRates();
+  log('check: status rates ok');
+  checkStepWindow();
+  log('check: rate step figures ok');
+  await checkUnansweredLoad();
+  log('check: load generator error accounting ok');
 }

@@ -101,18 +101,18 @@ function pick(body, paths) {
   return undefined;
 }
 
-/** Sum of a numeric status field over the status snapshots of all nodes (null when none has it). */
+/**
+ * Sum of a numeric status field over the status snapshots of all nodes; null unless every one has it
+ * (a node whose snapshot failed at one end of a window would turn the difference into nonsense).
+ */
 function sumField(snapshots, paths) {
   let total = 0;
-  let found = false;
   for (const snap of snapshots) {
     const v = pick(snap?.body, paths);
-    if (v !== undefined) {
-      total += v;
-      found = true;
-    }
+    if (v === undefined) return null;
+    total += v;
   }
-  return found ? total : null;
+  return snapshots.length > 0 ? total : null;
 }
 
 /** Per-second rates of cumulative /v0/status counters over the measured window. */
@@ -169,6 +169,19 @@ function stepRecord(result, pass, extra) {
 }
 
 /**
+ * The window whose figures a step reports: the median by p99 (of two, the worse) of its windows
+ * that agree with its verdict. Of all its windows, the median by p99 could be one that failed on
+ * errors alone (its p99 between the others'), and a passing step would quote that window's figures.
+ */
+export function stepWindow(windows, pass) {
+  const agreeing = windows.filter((w) => w.pass === pass);
+  const byP99 = (agreeing.length > 0 ? agreeing : windows).toSorted(
+    (a, b) => a.result.latency.p99Ms - b.result.latency.p99Ms,
+  );
+  return byP99[Math.floor(byP99.length / 2)];
+}
+
+/**
  * Finds the highest rate that passes. `base` is a loadConfig without `rate`;
  * `search` = { startRate, maxRate, precision, maxSteps, p99Ms, pauseMs };
  * `statusFields` maps names to /v0/status counters to report per step.
@@ -218,9 +231,7 @@ export async function rateSearch(label, base, search, statusFields = {}) {
       if (search.pauseMs > 0) await new Promise((r) => setTimeout(r, search.pauseMs));
     }
     const pass = passed >= majority;
-    // The step's figures are its median window's by p99 (of two, the worse): what the verdict rests on.
-    const byP99 = [...windows].sort((a, b) => a.result.latency.p99Ms - b.result.latency.p99Ms);
-    const median = byP99[Math.floor(byP99.length / 2)];
+    const median = stepWindow(windows, pass);
     const step = stepRecord(median.result, pass, {
       ...(median.rates ? { statusRates: median.rates } : {}),
       windows: windows.map((w) => ({

@@ -55,10 +55,15 @@ export class Histogram {
     return this.#count;
   }
 
-  /** The value at or below which `p` percent of recorded values lie (upper edge of its bucket, capped at max). */
+  /**
+   * The value at or below which `p` percent of recorded values lie (upper edge of its bucket, capped at
+   * max); `p` to 4 decimals.
+   */
   percentile(p) {
     if (this.#count === 0) return 0;
-    const rank = Math.max(1, Math.ceil((p / 100) * this.#count));
+    // In integers: (99.9 / 100) * 6000 is 5994.000000000001 in floating point, and its ceiling
+    // would report the next value up (for 1,000 values, p99.9 would be the max).
+    const rank = Math.max(1, Math.ceil((Math.round(p * 10000) * this.#count) / 1000000));
     let seen = 0;
     for (let i = 0; i < BUCKET_COUNT; i++) {
       seen += this.#counts[i];

@@ -603,10 +603,18 @@ async function runRate(config) {
       const slot = slotOf(conn.due);
       if (slot !== null) slot.errors.unfinished++;
     }
-    const firstUnsent = conn.inFlight ? conn.due + intervalMs : conn.due;
-    if (firstUnsent < endDue) {
-      const backlog = Math.ceil((endDue - Math.max(firstUnsent, measureStart)) / intervalMs);
-      if (backlog > 0) measured.errors.unfinished += backlog;
+    // The connection's later requests due in the window, never sent: each in its own slot too (the
+    // restart and join benches read their windows' errors from the slots). Bounded: at most the
+    // window over the interval.
+    let k = conn.seq + (conn.inFlight ? 1 : 0);
+    const dueOf = (seq) => t0 + (conn.index + seq * config.connections) * (1000 / config.rate);
+    // Past the warm-up at once (one step early, for rounding: the loop skips it).
+    if (dueOf(k) < measureStart) k = Math.max(k, Math.ceil((measureStart - dueOf(0)) / intervalMs) - 1);
+    for (; dueOf(k) < endDue; k++) {
+      if (dueOf(k) < measureStart) continue;
+      measured.errors.unfinished++;
+      const slot = slotOf(dueOf(k));
+      if (slot !== null) slot.errors.unfinished++;
     }
     conn.drop();
   }
