@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { EntryKind, valueEntry } from '../../src/storage/entry/entry.js';
 import { LsmEngine } from '../../src/storage/lsm-engine.js';
-import { FaultyVfs, MemoryVfs } from '../../src/storage/vfs/index.js';
+import {
+  FaultyVfs,
+  MemoryVfs,
+  type OpenMode,
+  type OpenOptions,
+  type VfsFile,
+} from '../../src/storage/vfs/index.js';
 import { isRingkvError } from '../../src/util/errors.js';
 import { faultTestOptions as options } from '../support/lsm-options.js';
 
@@ -181,4 +187,115 @@ describe('LSM engine: injected faults', () => {
       await reopened.close();
     });
   }
+});
+
+describe('LSM engine: a MANIFEST renamed into place whose directory fsync fails', () => {
+  /** Fails the directory fsync that follows the next rename of MANIFEST.tmp, once. */
+  function failDirSyncAfterManifestRename(vfs: FaultyVfs): void {
+    let renamed = false;
+    vfs.inject({
+      op: 'rename',
+      path: (path) => {
+        if (path.endsWith('MANIFEST.tmp')) renamed = true;
+        return false;
+      },
+    });
+    vfs.inject({ op: 'syncDir', path: () => renamed, times: 1 });
+  }
+
+  test('a flush: the table the renamed MANIFEST names is kept, and the store opens with every write', async () => {
+    const vfs = new FaultyVfs(new MemoryVfs());
+    const engine = await LsmEngine.open(options(vfs, { memtableBytesMax: 1 << 20 }));
+    for (let i = 0; i < 20; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+    failDirSyncAfterManifestRename(vfs);
+    await assert.rejects(engine.flush(), { code: 'RINGKV_IO' });
+    // Killed now: the MANIFEST on disk may be the new one.
+    await engine.crashForTest();
+    vfs.clear();
+    const reopened = await LsmEngine.open(options(vfs));
+    await readsBack(reopened, 0, 20);
+    await reopened.close();
+  });
+
+  test('a compaction: neither its outputs nor its inputs are deleted, and the store opens with every write', async () => {
+    const vfs = new FaultyVfs(new MemoryVfs());
+    const engine = await LsmEngine.open(options(vfs, { memtableBytesMax: 1 << 20, l0CompactionTrigger: 8 }));
+    for (let i = 0; i < 20; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+    await engine.flush();
+    for (let i = 20; i < 40; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+    await engine.flush();
+    failDirSyncAfterManifestRename(vfs);
+    await assert.rejects(engine.compact(), { code: 'RINGKV_IO' });
+    await engine.crashForTest();
+    vfs.clear();
+    const reopened = await LsmEngine.open(options(vfs));
+    await readsBack(reopened, 0, 40);
+    await reopened.close();
+  });
+
+  for (const damage of ['missing', 'damaged'] as const) {
+    test(`a MANIFEST naming a ${damage} table stops the open before any table it does not list is deleted`, async () => {
+      const vfs = new FaultyVfs(new MemoryVfs());
+      const engine = await LsmEngine.open(
+        options(vfs, { memtableBytesMax: 1 << 20, l0CompactionTrigger: 8 }),
+      );
+      for (let i = 0; i < 20; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+      await engine.flush();
+      await engine.close();
+      const [table] = (await vfs.list('/data')).filter((name) => name.endsWith('.sst'));
+      assert.ok(table !== undefined);
+      const bytes = await vfs.readFile(`/data/${table}`);
+      // A table the MANIFEST does not list, as a crash around a MANIFEST edit can leave one.
+      const copy = await vfs.open('/data/999999.sst', 'wx');
+      await copy.write(bytes, 0, bytes.length, 0);
+      await copy.close();
+      if (damage === 'missing') {
+        await vfs.remove(`/data/${table}`);
+      } else {
+        const listed = await vfs.open(`/data/${table}`, 'r+');
+        await listed.truncate(bytes.length - 1);
+        await listed.close();
+      }
+      await assert.rejects(LsmEngine.open(options(vfs)), (err: unknown) => {
+        assert.ok(isRingkvError(err, 'RINGKV_CORRUPTION'), String(err));
+        assert.ok(err.message.startsWith(`Corruption in /data/${table} at offset `), err.message);
+        return true;
+      });
+      assert.ok((await vfs.list('/data')).includes('999999.sst'), 'the unlisted table is kept');
+    });
+  }
+});
+
+/** A FaultyVfs that knows which files are open. */
+class OpenFilesVfs extends FaultyVfs {
+  readonly #open = new Set<VfsFile>();
+
+  get openFiles(): string[] {
+    return [...this.#open].map((file) => file.path);
+  }
+
+  override async open(path: string, mode: OpenMode, options?: OpenOptions): Promise<VfsFile> {
+    const file = await super.open(path, mode, options);
+    this.#open.add(file);
+    const close = file.close.bind(file);
+    file.close = async () => {
+      this.#open.delete(file);
+      await close();
+    };
+    return file;
+  }
+}
+
+test('an open that fails after it created its new log closes that log', async () => {
+  const vfs = new OpenFilesVfs(new MemoryVfs());
+  const engine = await LsmEngine.open(options(vfs, { memtableBytesMax: 1 << 20 }));
+  for (let i = 0; i < 10; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+  await engine.close();
+  const fault = vfs.inject({ op: 'rename', path: 'MANIFEST.tmp', times: 1 });
+  await assert.rejects(LsmEngine.open(options(vfs)), { code: 'EIO' });
+  assert.equal(fault.injected, 1);
+  assert.deepEqual(vfs.openFiles, []);
+  const reopened = await LsmEngine.open(options(vfs));
+  await readsBack(reopened, 0, 10);
+  await reopened.close();
 });

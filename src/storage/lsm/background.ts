@@ -62,6 +62,7 @@ import type { FlushJob, JobResult } from '../compaction/jobs.js';
 import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from '../compaction/picker.js';
 import type { EngineStats } from '../engine.js';
 import { filePath } from '../files.js';
+import { ManifestInDoubtError } from '../manifest/manifest-file.js';
 import type { TableInfo } from '../manifest/version.js';
 import type { Memtable } from '../memtable/memtable.js';
 import type { PurgeFilter } from '../purge.js';
@@ -279,7 +280,7 @@ export class Background {
         },
       )
       .catch(async (err: unknown) => {
-        await this.#removeTables(result.tables);
+        await this.#removeUnlisted(result.tables, err);
         throw err;
       });
     this.#flushes++;
@@ -402,7 +403,7 @@ export class Background {
           added: result.tables.map((table) => ({ level: compaction.outputLevel, table })),
         })
         .catch(async (err: unknown) => {
-          await this.#removeTables(result.tables);
+          await this.#removeUnlisted(result.tables, err);
           throw err;
         });
     } finally {
@@ -418,6 +419,17 @@ export class Background {
       await this.#options.vfs.remove(filePath(this.#options.dir, fileNumber, 'sst')).catch(() => {});
     }
     return true;
+  }
+
+  /**
+   * After a failed MANIFEST edit: deletes the tables it was to add, unless
+   * the MANIFEST on disk may name them (ManifestInDoubtError), in which case
+   * they stay for the next open, which deletes them if the MANIFEST it reads
+   * does not list them.
+   */
+  async #removeUnlisted(tables: readonly { fileNumber: number }[], err: unknown): Promise<void> {
+    if (err instanceof ManifestInDoubtError) return;
+    await this.#removeTables(tables);
   }
 
   /** Deletes tables a failed job wrote but no manifest lists. */

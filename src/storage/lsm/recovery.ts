@@ -71,12 +71,13 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
   await vfs.mkdir(dir);
   const manifest = await readManifest(dir, options.levelCount, vfs);
   let version = manifest?.version ?? Version.empty(options.levelCount);
-  const found = await tidyDirectory(options, version, manifest?.nextFileNumber ?? 1);
+  const found = await surveyDirectory(options, version, manifest?.nextFileNumber ?? 1);
 
   const home: TableHome = { dir, vfs, cache: new BlockCache(options.blockCacheBytes) };
   const flushWorker = jobRunner('ringkv-flush', vfs);
   const compactionWorker = jobRunner('ringkv-compaction', vfs);
   const readers = new Map<number, TableReader>();
+  let wal: WalWriter | undefined;
   try {
     // Every open settles before a failure is thrown, so that the catch below closes each reader that opened.
     const opening = await Promise.allSettled(
@@ -85,6 +86,9 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
       }),
     );
     for (const o of opening) if (o.status === 'rejected') throw o.reason;
+    // Only now: while a listed table is missing or damaged, the MANIFEST is not the whole truth,
+    // and the tables it does not list may hold what an operator needs.
+    for (const path of found.leftovers) await vfs.remove(path);
 
     // Replay the logs that may hold writes not yet in a table.
     const needed = found.logs.filter((number) => number >= (manifest?.logNumber ?? 0));
@@ -102,7 +106,7 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
 
     const walNumber = nextFileNumber++;
     // No live log competes for the disk yet: prefill without rests.
-    const wal = await WalWriter.create(filePath(dir, walNumber, 'log'), walOptions(options, { restMs: 0 }));
+    wal = await WalWriter.create(filePath(dir, walNumber, 'log'), walOptions(options, { restMs: 0 }));
     await writeManifest(dir, { version, nextFileNumber, logNumber: walNumber }, vfs);
     for (const number of found.logs) await vfs.remove(filePath(dir, number, 'log'));
     if (found.logs.length > 0) await vfs.syncDir(dir);
@@ -125,6 +129,8 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
       logs,
     };
   } catch (err) {
+    // The new log holds nothing yet: closed like any (the next open replays it empty and deletes it).
+    await wal?.close().catch(() => {});
     await Promise.all([...readers.values()].map((r) => r.close()));
     await flushWorker.terminate();
     await compactionWorker.terminate();
@@ -133,28 +139,19 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
 }
 
 /**
- * Lists the directory: deletes the tables `version` does not list and a
- * leftover MANIFEST.tmp, checks that every listed table is there, and finds
- * the logs (in number order) and the first file number not in use.
+ * Lists the directory: checks that every table `version` lists is there, and
+ * finds the logs (in number order), the first file number not in use, and
+ * the leftovers to delete once the listed tables opened (tables `version`
+ * does not list, a MANIFEST.tmp).
  */
-async function tidyDirectory(
+async function surveyDirectory(
   options: LsmOptions,
   version: Version,
   manifestNextFileNumber: number,
-): Promise<{ logs: number[]; nextFileNumber: number }> {
+): Promise<{ logs: number[]; nextFileNumber: number; leftovers: string[] }> {
   const { dir, vfs } = options;
   const names = await vfs.list(dir);
   const live = new Set(version.tables().map((t) => t.fileNumber));
-  const logs: number[] = [];
-  let highest = manifestNextFileNumber;
-  for (const name of names) {
-    const parsed = parseFileName(name);
-    if (parsed === undefined) continue;
-    highest = Math.max(highest, parsed.fileNumber + 1);
-    if (parsed.kind === 'sst' && !live.has(parsed.fileNumber)) await vfs.remove(join(dir, name));
-    if (parsed.kind === 'log') logs.push(parsed.fileNumber);
-  }
-  if (names.includes(`${MANIFEST_NAME}.tmp`)) await vfs.remove(join(dir, `${MANIFEST_NAME}.tmp`));
   for (const table of version.tables()) {
     if (!names.includes(filePath('', table.fileNumber, 'sst'))) {
       throw new CorruptionError(
@@ -164,8 +161,19 @@ async function tidyDirectory(
       );
     }
   }
+  const logs: number[] = [];
+  const leftovers: string[] = [];
+  let highest = manifestNextFileNumber;
+  for (const name of names) {
+    const parsed = parseFileName(name);
+    if (parsed === undefined) continue;
+    highest = Math.max(highest, parsed.fileNumber + 1);
+    if (parsed.kind === 'sst' && !live.has(parsed.fileNumber)) leftovers.push(join(dir, name));
+    if (parsed.kind === 'log') logs.push(parsed.fileNumber);
+  }
+  if (names.includes(`${MANIFEST_NAME}.tmp`)) leftovers.push(join(dir, `${MANIFEST_NAME}.tmp`));
   logs.sort((a, b) => a - b);
-  return { logs, nextFileNumber: highest };
+  return { logs, nextFileNumber: highest, leftovers };
 }
 
 /** Reads `numbers`' logs, oldest first, into one memtable; a damaged one stops the open with advice. */

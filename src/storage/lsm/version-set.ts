@@ -68,7 +68,9 @@ export class VersionSet {
    * synchronous step as the swap. `logNumber` (default: unchanged) is the
    * oldest log still needed once the edit is in. Rejects, with nothing
    * changed and the added tables' readers closed, if a table cannot be
-   * opened or the MANIFEST written; the caller removes those files.
+   * opened or the MANIFEST written; the caller removes those files, unless
+   * the rejection is a ManifestInDoubtError (the MANIFEST on disk may name
+   * them: the next open deletes them if the one it reads does not).
    */
   apply(edit: VersionEdit, options: { logNumber?: number; install?: () => void } = {}): Promise<void> {
     const next = this.#edits.then(() => this.#applyNow(edit, options.logNumber, options.install));

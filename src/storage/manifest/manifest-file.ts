@@ -14,8 +14,8 @@
  */
 import { join } from 'node:path';
 import { crc32 } from '../../util/bytes.js';
-import { CorruptionError } from '../../util/errors.js';
-import { isFsError, nodeVfs, replaceFileDurably, type Vfs } from '../vfs/index.js';
+import { CorruptionError, RingkvError } from '../../util/errors.js';
+import { isFsError, nodeVfs, replaceFileDurably, storageError, type Vfs } from '../vfs/index.js';
 import { type TableInfo, Version } from './version.js';
 
 /** On-disk format version: bump on any incompatible change, never reuse. */
@@ -124,7 +124,29 @@ export async function readManifest(
   return decodeManifest(path, data, levelCount);
 }
 
-/** Replaces dir/MANIFEST atomically and durably (through MANIFEST.tmp). */
+/**
+ * A MANIFEST write that failed after the new MANIFEST took the name (the
+ * directory's fsync failed): the new one is on disk now, and a power loss
+ * may bring back the old one. Every table either names must be kept.
+ */
+export class ManifestInDoubtError extends RingkvError {
+  override name = 'ManifestInDoubtError';
+}
+
+/**
+ * Replaces dir/MANIFEST atomically and durably (through MANIFEST.tmp).
+ * Rejects with ManifestInDoubtError when it fails after the rename.
+ */
 export async function writeManifest(dir: string, state: ManifestState, vfs: Vfs = nodeVfs): Promise<void> {
-  await replaceFileDurably(vfs, dir, join(dir, MANIFEST_NAME), encodeManifest(state));
+  const path = join(dir, MANIFEST_NAME);
+  let renamed = false;
+  try {
+    await replaceFileDurably(vfs, dir, path, encodeManifest(state), () => {
+      renamed = true;
+    });
+  } catch (err) {
+    if (!renamed) throw err;
+    const failed = storageError(`MANIFEST ${path} was replaced but not made durable`, err);
+    throw new ManifestInDoubtError(failed.code, failed.message, { cause: err });
+  }
 }

@@ -158,8 +158,18 @@ export async function truncateDurably(vfs: Vfs, path: string, length: number): P
  * fsyncs it, renames it over `path`, fsyncs the directory. A crash at any
  * moment leaves the old file or the new one, whole (and maybe the .tmp,
  * which the next replace overwrites).
+ *
+ * `onRenamed` is called once the new file holds the name: a failure after
+ * it (the directory's fsync) leaves the new file in place, and either file
+ * may be the one a power loss keeps.
  */
-export async function replaceFileDurably(vfs: Vfs, dir: string, path: string, data: Buffer): Promise<void> {
+export async function replaceFileDurably(
+  vfs: Vfs,
+  dir: string,
+  path: string,
+  data: Buffer,
+  onRenamed?: () => void,
+): Promise<void> {
   const tmp = `${path}.tmp`;
   const file = await vfs.open(tmp, 'w');
   try {
@@ -169,6 +179,7 @@ export async function replaceFileDurably(vfs: Vfs, dir: string, path: string, da
     await file.close();
   }
   await vfs.rename(tmp, path);
+  onRenamed?.();
   await vfs.syncDir(dir);
 }
 
