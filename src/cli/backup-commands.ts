@@ -12,7 +12,7 @@
  * brings back from the other replicas what was written after the snapshot.
  */
 import { resolve } from 'node:path';
-import { recordBirthVersion } from '../cluster/antientropy/index.js';
+import { birthFile } from '../cluster/antientropy/index.js';
 import { HybridClock } from '../cluster/clock.js';
 import { limits } from '../config/limits.js';
 import { nodeAddress } from '../config/options.js';
@@ -124,7 +124,8 @@ node on that directory with ringkv serve.
   --snapshot DIR   the snapshot (from ringkv snapshot)
   --data DIR       the data directory to build
 
-Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage.
+Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage (a
+--data that is not empty or cannot be made a directory).
 `,
   run: async (args) => {
     const line = parseCommandLine(args, {
@@ -140,14 +141,15 @@ Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage.
     const data = resolve(line.flags.data);
     let info: { tables: number; bytes: number };
     try {
-      info = await restoreSnapshot(nodeVfs, resolve(line.flags.snapshot), data, limits.levelCount);
+      info = await restoreSnapshot(nodeVfs, resolve(line.flags.snapshot), data, limits.levelCount, {
+        files: [birthFile(new HybridClock().now())],
+      });
     } catch (err) {
       const usage = err instanceof RingkvError && err.code === 'RINGKV_BAD_REQUEST';
       process.stderr.write(`ringkv: ${errorMessage(err).split('\n')[0]}\n`);
       process.exitCode = usage ? EXIT.usage : EXIT.notFound;
       return;
     }
-    await recordBirthVersion(data, new HybridClock().now());
     process.stdout.write(`ringkv: restored ${info.tables} tables (${info.bytes} bytes) into ${data}\n`);
     process.exitCode = EXIT.ok;
   },

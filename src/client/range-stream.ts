@@ -1,7 +1,10 @@
 /**
  * A range (GET /v0/entities) read as a stream of entries, straight off a TCP
- * socket with ResponseDecoder, because an entry's only frame is its HTTP
- * chunk (response-decoder.ts says why fetch cannot be used). One connection
+ * socket with ResponseDecoder (response-decoder.ts says why fetch cannot be
+ * used). It asks for ndjson, one entry per line: in the chunk form (an
+ * entry per chunk, `key` '\n' `value`) a key that holds a newline cannot be
+ * told from its value. An answer in chunks (a node that ignores Accept) is
+ * read as chunks. One connection
  * per range, `Connection: close`: a range is long, and one abandoned midway
  * cannot go back to a pool.
  *
@@ -36,6 +39,8 @@ import {
 } from './errors.js';
 import { type Key, target } from './query.js';
 import { type DecoderEvent, ResponseDecoder } from './response-decoder.js';
+
+const NDJSON_TYPE = 'application/x-ndjson';
 
 export interface RawEntry {
   readonly key: Buffer;
@@ -116,6 +121,10 @@ class RangeAnswer {
   #atEnd: DecoderEvent[] | undefined;
   /** The answer's status, once its head was read. */
   #status: number | undefined;
+  /** The answer is ndjson (what is asked for); otherwise chunks, as from a node that ignores Accept. */
+  #ndjson = false;
+  /** Bytes of an ndjson answer past the last whole line. */
+  #pending: Buffer = Buffer.alloc(0);
 
   constructor(node: string, path: string, plan: RangePlan) {
     const url = new URL(node);
@@ -127,7 +136,7 @@ class RangeAnswer {
     // Errors reach the reader through #reads; this listener only keeps one that comes before a read from being unhandled.
     this.#socket.on('error', () => {});
     this.#socket.write(
-      `GET ${path} HTTP/1.1\r\nhost: ${url.host}\r\naccept: application/octet-stream\r\nconnection: close\r\n\r\n`,
+      `GET ${path} HTTP/1.1\r\nhost: ${url.host}\r\naccept: ${NDJSON_TYPE}, application/octet-stream;q=0.5\r\nconnection: close\r\n\r\n`,
     );
     this.#reads = this.#socket[Symbol.asyncIterator]();
     this.#onAbort = () => this.#socket.destroy(plan.signal?.reason as Error);
@@ -138,11 +147,13 @@ class RangeAnswer {
     const event = await this.#next();
     if (event.kind !== 'head') throw this.#unreadable('Answer without a head');
     this.#status = event.status;
+    this.#ndjson = event.headers.get('content-type')?.split(';')[0]?.trim() === NDJSON_TYPE;
     return event.status;
   }
 
   /** The next entry of a 200 answer, or undefined at its end. */
   async entry(): Promise<RawEntry | undefined> {
+    if (this.#ndjson) return this.#line();
     const event = await this.#next();
     if (event.kind === 'end') return undefined;
     if (event.kind !== 'chunk') throw this.#unreadable('Unexpected second head');
@@ -150,6 +161,47 @@ class RangeAnswer {
     const newline = data.indexOf(0x0a);
     if (newline <= 0) throw this.#unreadable('Range entry without a key');
     return { key: data.subarray(0, newline), value: data.subarray(newline + 1) };
+  }
+
+  /**
+   * The next entry of an ndjson answer. Asked for first: in the chunk form
+   * (key, newline, value) a key that holds a newline cannot be told apart
+   * from its value, while JSON escapes it. Lines may span chunks.
+   */
+  async #line(): Promise<RawEntry | undefined> {
+    for (;;) {
+      const newline = this.#pending.indexOf(0x0a);
+      if (newline >= 0) {
+        const line = this.#pending.subarray(0, newline);
+        this.#pending = this.#pending.subarray(newline + 1);
+        return this.#parseLine(line);
+      }
+      const event = await this.#next();
+      if (event.kind === 'end') {
+        if (this.#pending.length > 0) throw this.#unreadable('Range line without its newline');
+        return undefined;
+      }
+      if (event.kind !== 'chunk') throw this.#unreadable('Unexpected second head');
+      this.#pending = this.#pending.length === 0 ? event.data : Buffer.concat([this.#pending, event.data]);
+    }
+  }
+
+  #parseLine(line: Buffer): RawEntry {
+    let record: unknown;
+    try {
+      record = JSON.parse(line.toString('utf8'));
+    } catch {
+      throw this.#unreadable('Range line that is not JSON');
+    }
+    const fields = (typeof record === 'object' && record !== null ? record : {}) as Record<string, unknown>;
+    const bytes = (name: 'key' | 'value'): Buffer => {
+      const text = fields[name];
+      if (typeof text !== 'string') throw this.#unreadable(`Range line without a "${name}" string`);
+      return Buffer.from(text, fields[`${name}Base64`] === true ? 'base64' : 'utf8');
+    };
+    const key = bytes('key');
+    if (key.length === 0) throw this.#unreadable('Range entry without a key');
+    return { key, value: bytes('value') };
   }
 
   /** The whole body as text: the reason of an answer that is not 200. */

@@ -8,7 +8,7 @@ import { isRingkvError } from '../util/errors.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from './entry/entry.js';
 import { LsmEngine } from './lsm-engine.js';
 import { restoreSnapshot, SUMS_NAME } from './snapshot.js';
-import { MemoryVfs, nodeVfs, type Vfs } from './vfs/index.js';
+import { FaultyVfs, MemoryVfs, nodeVfs, type Vfs } from './vfs/index.js';
 
 const LEVELS = 7;
 const key = (i: number) => Buffer.from(`key-${String(i).padStart(5, '0')}`);
@@ -122,6 +122,58 @@ describe('snapshot and restore', () => {
       restoreSnapshot(nodeVfs, join(base, 'snap'), join(base, 'data'), LEVELS),
       (err) => isRingkvError(err, 'RINGKV_BAD_REQUEST') && err.message.includes('not empty'),
     );
+  });
+
+  it('a restore that fails midway leaves the target empty, so that it can be run again', async () => {
+    const memory = new MemoryVfs();
+    const { engine, expected } = await filled(memory, '/data', 600);
+    const info = await engine.snapshot('/snap');
+    await engine.close();
+    assert.ok(info.tables >= 2, `${info.tables} tables`);
+    const vfs = new FaultyVfs(memory);
+    // The disk fills up after the first table, then while the MANIFEST goes in, then while BIRTH does.
+    for (const rule of [
+      { op: 'link', path: '/snap/', skip: 1, error: 'ENOSPC' },
+      { op: 'rename', path: '/restored/MANIFEST', error: 'ENOSPC' },
+      { op: 'write', path: '/restored/BIRTH', error: 'ENOSPC' },
+    ] as const) {
+      const fault = vfs.inject(rule);
+      await assert.rejects(
+        restoreSnapshot(vfs, '/snap', '/restored', LEVELS, {
+          files: [{ name: 'BIRTH', bytes: Buffer.from('born\n') }],
+        }),
+        (err) => (err as NodeJS.ErrnoException).code === 'ENOSPC',
+      );
+      fault.remove();
+      assert.deepEqual(await memory.list('/restored'), [], `after a fault on ${rule.op}`);
+    }
+    await restoreSnapshot(vfs, '/snap', '/restored', LEVELS, {
+      files: [{ name: 'BIRTH', bytes: Buffer.from('born\n') }],
+    });
+    assert.equal((await memory.readFile('/restored/BIRTH')).toString(), 'born\n');
+    const reopened = await LsmEngine.open({ dir: '/restored', vfs: memory, sync: false, log: () => {} });
+    assert.deepEqual(await dump(reopened), expected);
+    await reopened.close();
+  });
+
+  it('a snapshot that fails leaves its directory empty, so that it can be taken again', async () => {
+    const vfs = new FaultyVfs(new MemoryVfs());
+    const { engine, expected } = await filled(vfs, '/data', 300);
+    for (const path of ['/snap/MANIFEST', '/snap/SHA256SUMS']) {
+      const fault = vfs.inject({ op: 'rename', path, error: 'ENOSPC' });
+      await assert.rejects(
+        engine.snapshot('/snap'),
+        (err) => (err as NodeJS.ErrnoException).code === 'ENOSPC',
+      );
+      fault.remove();
+      assert.deepEqual(await vfs.list('/snap'), [], `after a fault on ${path}`);
+    }
+    await engine.snapshot('/snap');
+    await engine.close();
+    await restoreSnapshot(vfs, '/snap', '/restored', LEVELS);
+    const reopened = await LsmEngine.open({ dir: '/restored', vfs, sync: false, log: () => {} });
+    assert.deepEqual(await dump(reopened), expected);
+    await reopened.close();
   });
 
   it('works on the in-memory file system too (links there are names of one file)', async () => {

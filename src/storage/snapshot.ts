@@ -26,7 +26,7 @@ import { errorMessage, RingkvError } from '../util/errors.js';
 import { fileName, parseFileName } from './files.js';
 import { decodeManifest, encodeManifest, MANIFEST_NAME } from './manifest/manifest-file.js';
 import type { Version } from './manifest/version.js';
-import { isFsError, replaceFileDurably, type Vfs, writeFully } from './vfs/index.js';
+import { isFsError, replaceFileDurably, type Vfs, type VfsFile, writeFully } from './vfs/index.js';
 
 export const SUMS_NAME = 'SHA256SUMS';
 const CHUNK_BYTES = 1 << 20;
@@ -73,7 +73,9 @@ export async function writeSnapshot(
     await vfs.syncDir(outDir);
     await replaceFileDurably(vfs, outDir, join(outDir, SUMS_NAME), Buffer.from(sums.join('')));
   } catch (err) {
-    for (const name of written) await vfs.remove(join(outDir, name)).catch(() => {});
+    // replaceFileDurably's temporary files too: the directory is left empty, to be used again.
+    for (const name of [SUMS_NAME, `${SUMS_NAME}.tmp`, `${MANIFEST_NAME}.tmp`, ...written])
+      await vfs.remove(join(outDir, name)).catch(() => {});
     throw err;
   }
   return { dir: outDir, tables: tables.length, bytes, copied };
@@ -84,17 +86,25 @@ export interface RestoreInfo {
   readonly bytes: number;
 }
 
+export interface RestoreOptions {
+  /** Files written into the data directory, durably, before its MANIFEST (the node's BIRTH). */
+  readonly files?: readonly { readonly name: string; readonly bytes: Buffer }[];
+}
+
 /**
  * Builds `dataDir` (absent or empty) from the snapshot in `snapshotDir`,
  * after checking every file against SHA256SUMS and the manifest against the
  * files. A damaged or incomplete snapshot is refused (RINGKV_CORRUPTION,
- * naming the file) before anything is written.
+ * naming the file) before anything is written. The MANIFEST goes in last: a
+ * crash before it leaves tables an engine deletes at open, as unlisted. A
+ * failure removes what was written, so that the restore can be run again.
  */
 export async function restoreSnapshot(
   vfs: Vfs,
   snapshotDir: string,
   dataDir: string,
   levelCount: number,
+  options: RestoreOptions = {},
 ): Promise<RestoreInfo> {
   const sumsPath = join(snapshotDir, SUMS_NAME);
   let sumsText: string;
@@ -139,15 +149,38 @@ export async function restoreSnapshot(
     if (!sums.has(name))
       throw new RingkvError('RINGKV_CORRUPTION', `${manifestPath} lists ${name}, which ${sumsPath} does not`);
   }
-  await prepareEmptyDir(vfs, dataDir, 'restore');
-  let bytes = 0;
-  for (const table of tables) {
-    const name = fileName(table.fileNumber, 'sst');
-    await linkOrCopy(vfs, join(snapshotDir, name), join(dataDir, name));
-    bytes += table.fileBytes;
+  try {
+    await prepareEmptyDir(vfs, dataDir, 'restore');
+  } catch (err) {
+    if (err instanceof RingkvError) throw err;
+    // A file in its place or on its path, no permission, /proc: the target's fault, not the snapshot's.
+    throw new RingkvError('RINGKV_BAD_REQUEST', `Cannot restore into ${dataDir}: ${errorMessage(err)}`, {
+      cause: err,
+    });
   }
-  await vfs.syncDir(dataDir);
-  await replaceFileDurably(vfs, dataDir, join(dataDir, MANIFEST_NAME), encodeManifest(manifest));
+  // Names this restore created, or may have: replaceFileDurably's temporary ones too.
+  const written: string[] = [];
+  let bytes = 0;
+  try {
+    for (const table of tables) {
+      const name = fileName(table.fileNumber, 'sst');
+      await linkOrCopy(vfs, join(snapshotDir, name), join(dataDir, name));
+      written.push(name);
+      bytes += table.fileBytes;
+    }
+    await vfs.syncDir(dataDir);
+    for (const file of options.files ?? []) {
+      written.push(`${file.name}.tmp`, file.name);
+      await replaceFileDurably(vfs, dataDir, join(dataDir, file.name), file.bytes);
+    }
+    written.push(`${MANIFEST_NAME}.tmp`, MANIFEST_NAME);
+    await replaceFileDurably(vfs, dataDir, join(dataDir, MANIFEST_NAME), encodeManifest(manifest));
+  } catch (err) {
+    // The MANIFEST goes first: were the removal cut short, what is left is tables no MANIFEST lists.
+    for (const name of written.reverse()) await vfs.remove(join(dataDir, name)).catch(() => {});
+    await vfs.syncDir(dataDir).catch(() => {});
+    throw err;
+  }
   return { tables: tables.length, bytes };
 }
 
@@ -172,7 +205,14 @@ async function linkOrCopy(vfs: Vfs, from: string, to: string): Promise<boolean> 
     if (!isFsError(err, 'EXDEV') && !isFsError(err, 'EPERM') && !isFsError(err, 'ENOTSUP')) throw err;
   }
   const source = await vfs.open(from, 'r');
-  const target = await vfs.open(to, 'wx');
+  let target: VfsFile;
+  try {
+    target = await vfs.open(to, 'wx');
+  } catch (err) {
+    await source.close();
+    throw err;
+  }
+  let done = false;
   try {
     const chunk = Buffer.allocUnsafe(CHUNK_BYTES);
     for (let position = 0; ; ) {
@@ -182,9 +222,12 @@ async function linkOrCopy(vfs: Vfs, from: string, to: string): Promise<boolean> 
       position += read;
     }
     await target.sync();
+    done = true;
   } finally {
     await source.close();
     await target.close();
+    // A partial copy (a full disk) is not left for the caller to trip over.
+    if (!done) await vfs.remove(to).catch(() => {});
   }
   return true;
 }

@@ -57,6 +57,7 @@ describe('snapshot and restore', () => {
     ]);
     assert.equal(restored.code, 0, restored.stderr);
     assert.match(restored.stdout.toString(), /restored \d+ tables/);
+    assert.ok(readdirSync(join(base, 'restored')).includes('BIRTH'));
     const again = await startNode({ dataDir: join(base, 'restored') });
     for (const key of before) {
       const answer = await httpRequest(`${again.url}${entityPath(key)}`);
@@ -82,6 +83,15 @@ describe('snapshot and restore', () => {
     await stopNode(node);
     const into = await ringkv(['restore', '--snapshot', join(base, 'snap'), '--data', join(base, 'data')]);
     assert.equal(into.code, 2, into.stderr);
+    // A --data that cannot be a directory is bad usage too, not a damaged snapshot.
+    const file = join(base, 'a-file');
+    writeFileSync(file, 'x');
+    for (const target of [file, join(file, 'below'), '/proc/ringkv-restore']) {
+      const run = await ringkv(['restore', '--snapshot', join(base, 'snap'), '--data', target]);
+      assert.equal(run.code, 2, run.stderr);
+      assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+      assert.ok(run.stderr.includes(`Cannot restore into ${target}`), run.stderr);
+    }
 
     const table = readdirSync(join(base, 'snap')).find((name) => name.endsWith('.sst'))!;
     const path = join(base, 'snap', table);

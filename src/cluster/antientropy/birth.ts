@@ -54,12 +54,13 @@ export async function loadBirthVersion(
 }
 
 /**
- * Records `version` as the node's birth: for a data directory restored from
- * a snapshot, which misses what was written after it as a wiped one misses
- * everything, so that anti-entropy pulls those keys back.
+ * The BIRTH file that records `version` as the node's birth: for a data
+ * directory restored from a snapshot, which misses what was written after it
+ * as a wiped one misses everything, so that anti-entropy pulls those keys
+ * back. The restore writes it before the MANIFEST (storage/snapshot.ts).
  */
-export async function recordBirthVersion(dataDir: string, version: bigint): Promise<void> {
-  await _writeDurably(nodeVfs, dataDir, join(dataDir, BIRTH_FILE), `${HEADER}${version}\n`);
+export function birthFile(version: bigint): { name: string; bytes: Buffer } {
+  return { name: BIRTH_FILE, bytes: Buffer.from(`${HEADER}${version}\n`, 'latin1') };
 }
 
 function _parse(path: string, text: string): bigint {

@@ -6,7 +6,7 @@
  * AntiEntropy runs the requesting side on a schedule; AntiEntropyResponder
  * answers a peer's requests. docs/design/anti-entropy.md explains the design.
  */
-export { BIRTH_FILE, loadBirthVersion, recordBirthVersion } from './birth.js';
+export { BIRTH_FILE, birthFile, loadBirthVersion } from './birth.js';
 export type { AntiEntropyTransport, ExchangeResult } from './exchange.js';
 export { lsmIndexes } from './index-store.js';
 export {
