@@ -45,7 +45,7 @@ export interface Store {
   /**
    * The whole cluster's entries in [start, end): each key once, its newest
    * version across replicas. Left out by stores for which that equals
-   * scanLocal (a one-node cluster).
+   * scanLocal (a node on its own).
    */
   scanCluster?(range: ScanRange): EntryCursor;
   /** JSON-ready facts for /v0/status. */

@@ -160,8 +160,18 @@ describe('parseRangeParams', () => {
     rejectsWith('RINGKV_BAD_REQUEST', () => parseRangeParams('/v0/entities?start=a&scope=world', limits));
     rejectsWith('RINGKV_BAD_REQUEST', () => parseRangeParams('/v0/entities?start=%G0', limits));
     rejectsWith('RINGKV_KEY_TOO_LONG', () =>
-      parseRangeParams(`/v0/entities?start=${'a'.repeat(17)}`, limits),
+      parseRangeParams(`/v0/entities?start=${'a'.repeat(18)}`, limits),
     );
+    rejectsWith('RINGKV_KEY_TOO_LONG', () =>
+      parseRangeParams(`/v0/entities?start=a&end=${'a'.repeat(18)}`, limits),
+    );
+  });
+
+  it('takes a bound one byte over the longest key: the key after a longest one, to go on from it', () => {
+    const longest = 'k'.repeat(16);
+    const after = parseRangeParams(`/v0/entities?start=${longest}%00&end=${longest}%00`, limits);
+    assert.deepEqual(after.start, Buffer.from(`${longest}\0`));
+    assert.deepEqual(after.end, Buffer.from(`${longest}\0`));
   });
 });
 

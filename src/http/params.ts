@@ -102,8 +102,11 @@ export function parseEntityParams(url: string, limits: ParamLimits): EntityParam
 export function parseRangeParams(url: string, limits: ParamLimits): RangeParams {
   const raw = scanQuery(url);
   if (raw.start === undefined) throw badRequest('Missing start');
-  const start = decodeKey(raw.start, 'start', limits);
-  const end = raw.end === undefined ? undefined : decodeKey(raw.end, 'end', limits);
+  // A bound may be one byte longer than a key: the smallest key after a key K is K and a 0 byte,
+  // where a range cut short after K goes on (the client does so), K of the longest length included.
+  const bounds = { ...limits, keyBytesMax: limits.keyBytesMax + 1 };
+  const start = decodeKey(raw.start, 'start', bounds);
+  const end = raw.end === undefined ? undefined : decodeKey(raw.end, 'end', bounds);
   let scope: RangeScope = 'local';
   if (raw.scope !== undefined) {
     const text = decodeText(raw.scope);

@@ -556,6 +556,40 @@ for (const fastPath of [true, false])
       assert.equal(answer.body.toString(), 'A range is answered in chunks: ask with HTTP/1.1');
     });
 
+    it('answers scope=cluster from the cluster even when its ring has one node: a node joining it', async () => {
+      // The ring is one other node; this node holds only what it was streamed so far.
+      const store = new ScriptedStore(1);
+      const cursorOf = (keys: string[]): EntryCursor => {
+        let batch: Entry[] | undefined = keys.map((k, i) =>
+          valueEntry(Buffer.from(k), BigInt(i + 1), Buffer.from('v'), 0),
+        );
+        return {
+          next: async () => {
+            const out = batch;
+            batch = undefined;
+            return out;
+          },
+          close: async () => {},
+        };
+      };
+      const joining: Store = Object.assign(store, {
+        scanLocal: () => cursorOf(['b']),
+        scanCluster: () => cursorOf(['a', 'b', 'c']),
+      });
+      const port = await start(joining);
+      const cluster = await call(port, '/v0/entities?start=a&scope=cluster&format=ndjson');
+      assert.equal(cluster.status, 200);
+      assert.deepEqual(
+        cluster.body
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => (JSON.parse(line) as { key: string }).key),
+        ['a', 'b', 'c'],
+      );
+      const local = await call(port, '/v0/entities?start=a&format=ndjson');
+      assert.equal(local.body, '{"key":"b","value":"v"}\n');
+    });
+
     describe('requests the parser refuses', () => {
       // Each on a connection of its own: every one of them closes it.
       const cases: [string, string | Buffer, number, RegExp][] = [

@@ -6,6 +6,8 @@
  * real nodes do rarely (the leaving 503, resets, ranges cut short).
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { BadRequestError, RingkvClient, TimeoutError, UnavailableError } from '../../src/client/index.js';
 import { startCluster, type TestCluster } from '../support/cluster.js';
@@ -97,6 +99,28 @@ describe('RingkvClient on a 2-node cluster', () => {
       'from=2: every node holds every key',
     );
     assert.equal(await client.get(key(7), { encoding: 'utf8' }), value(7));
+  });
+
+  it('a range cut short right after a key of the longest length goes on at the next node', async () => {
+    const longest = `cut:${'k'.repeat(1020)}`;
+    await client.put(longest, 'long', { ack: 2 });
+    await client.put('cut;', 'next', { ack: 2 });
+    // A node that sends the longest key, then loses the connection.
+    const cut = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/octet-stream' });
+      res.write(`${longest}\nlong`, () => setTimeout(() => res.socket?.destroy(), 20));
+    });
+    await new Promise<void>((resolve) => cut.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (cut.address() as AddressInfo).port;
+      const failover = new RingkvClient({ nodes: [`http://127.0.0.1:${port}`, cluster.urls[0]!] });
+      const got: string[] = [];
+      for await (const entry of failover.scan('cut:', 'cut<', { encoding: 'utf8' })) got.push(entry.key);
+      assert.deepEqual(got, [longest, 'cut;']);
+    } finally {
+      cut.closeAllConnections();
+      cut.close();
+    }
   });
 
   it('bad parameters are BadRequestError with the status and the reason', async () => {

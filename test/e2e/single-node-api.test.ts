@@ -388,6 +388,16 @@ for (const client of CLIENTS)
         assert.deepEqual(answer.body, Buffer.concat([Buffer.from('bin/1\n'), value]));
       });
 
+      it('goes on just after a key of the longest length: its bytes and a 0 byte start the range', async () => {
+        // What a client sends to resume a range cut short right after such a key.
+        const longest = `${P}u/${'k'.repeat(1024 - Buffer.byteLength(`${P}u/`))}`;
+        assert.equal((await put(longest, 'long')).status, 201);
+        assert.equal((await put(`${P}v`, 'next')).status, 201);
+        assert.deepEqual(await range(rangePath(`${P}u/`, `${longest}\0`)), [`${longest}\nlong`]);
+        assert.deepEqual(await range(rangePath(`${longest}\0`)), [`${P}v\nnext`]);
+        assert.equal((await call(rangePath(`${longest}\0\0`))).status, 414);
+      });
+
       it('accepts scope=cluster on a one-node cluster and answers the same', async () => {
         const local = await call(rangePath(`${P}r/a`, `${P}r/e`));
         const cluster = await call(`${rangePath(`${P}r/a`, `${P}r/e`)}&scope=cluster`);

@@ -65,11 +65,12 @@ export async function handleEntities(
 
 function openCursor(ctx: RouteContext, params: RangeParams): EntryCursor {
   const range = { start: params.start, end: params.end };
-  if (params.scope === 'local' || ctx.store.clusterSize === 1) return ctx.store.scanLocal(range);
-  if (ctx.store.scanCluster === undefined) {
-    throw new RingkvError('RINGKV_UNAVAILABLE', 'Cluster ranges are not available on this node');
-  }
-  return ctx.store.scanCluster(range);
+  if (params.scope === 'local') return ctx.store.scanLocal(range);
+  // A store that has scanCluster is asked even when its ring has one node: that node may be
+  // another one (this node joining it, or leaving it), whose keys this one does not all hold.
+  if (ctx.store.scanCluster !== undefined) return ctx.store.scanCluster(range);
+  if (ctx.store.clusterSize === 1) return ctx.store.scanLocal(range);
+  throw new RingkvError('RINGKV_UNAVAILABLE', 'Cluster ranges are not available on this node');
 }
 
 async function stream(
