@@ -20,7 +20,14 @@ import { crc32 } from '../../util/bytes.js';
 import { type Entry, valueEntry } from '../entry/entry.js';
 import { BlockCache } from './cache.js';
 import { codecId, DICTIONARY_PIECE_BYTES, sampleDictionary, TableCompression } from './compression.js';
-import { COMPRESSED_BLOCK_TRAILER_BYTES, Codec, FOOTER_BYTES, Footer, sealSection } from './format.js';
+import {
+  COMPRESSED_BLOCK_TRAILER_BYTES,
+  Codec,
+  FOOTER_BYTES,
+  Footer,
+  INDEX_RECORD_FIXED_BYTES,
+  sealSection,
+} from './format.js';
 import { nativeBlockReader, useNativeBlockReader } from './native-reader.js';
 import { TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';
@@ -261,6 +268,48 @@ for (const readPath of READ_PATHS)
         });
       }
 
+      for (const compression of ['lz4', 'deflate'] as const) {
+        it(`${compression}: an index announcing more raw bytes than the codec can make of a block fails open()`, async () => {
+          const path = next();
+          const meta = writeTable(path, documentEntries(800), {
+            blockBytes: 1024,
+            bloomBitsPerKey: 10,
+            compression,
+          });
+          const { blocks } = await layoutOf(path);
+          const blockIndex = blocks.findIndex((b) => b.rawBytes > 0);
+          const block = blocks[blockIndex]!;
+          // Past what any codec output of this size decodes to (1032 bytes per byte at most), with every
+          // checksum and the lz4 size prefix agreeing: a decoder would size its output by it.
+          const claimed = block.bytes * 2000;
+          const bytes = readFileSync(path);
+          const footer = bytes.subarray(meta.fileBytes - FOOTER_BYTES);
+          const indexOffset = footer.readUInt32LE(Footer.indexOffset);
+          const crcAt = footer.readUInt32LE(Footer.filterOffset) - COMPRESSED_BLOCK_TRAILER_BYTES;
+          bytes.writeUInt32LE(
+            claimed,
+            rawBytesField(bytes.subarray(indexOffset, crcAt), blockIndex) + indexOffset,
+          );
+          bytes.writeUInt32LE(crc32(bytes.subarray(indexOffset, crcAt)), crcAt);
+          if (compression === 'lz4') {
+            const output = bytes.subarray(
+              block.offset,
+              block.offset + block.bytes - COMPRESSED_BLOCK_TRAILER_BYTES,
+            );
+            output.writeUInt32LE(claimed, 0);
+            bytes.writeUInt32LE(crc32(output), block.offset + output.length);
+          }
+          writeFileSync(path, bytes);
+          const refused = isCorruption(
+            path,
+            indexOffset,
+            new RegExp(`block ${blockIndex} decompresses to ${claimed}`),
+          );
+          await assert.rejects(TableReader.open(path, 8, new BlockCache(0)), refused);
+          assert.throws(() => [...scanTableSync(path)], refused);
+        });
+      }
+
       it('a footer naming an unknown codec fails open()', async () => {
         const path = next();
         const meta = writeTable(path, documentEntries(50), { ...SMALL_TABLE, compression: 'lz4' });
@@ -315,6 +364,14 @@ for (const readPath of READ_PATHS)
       assert.equal(new TableCompression(Codec.none).compress(Buffer.alloc(4096)), undefined);
     });
   });
+
+/** Where record `blockIndex`'s rawBytes lies in a version 2 index payload. */
+function rawBytesField(payload: Buffer, blockIndex: number): number {
+  let at = 4 + payload.readUInt32LE(0);
+  at += 2 + payload.readUInt16LE(at);
+  for (let i = 0; i < blockIndex; i++) at += INDEX_RECORD_FIXED_BYTES + payload.readUInt16LE(at);
+  return at + 2 + payload.readUInt16LE(at) + 12;
+}
 
 /** An LZ4 block of exactly `bytes` bytes: one sequence of literals ('a's), decoding to a little fewer. */
 function literalsOnlyBlock(bytes: number): Buffer {

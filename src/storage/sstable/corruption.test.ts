@@ -9,9 +9,10 @@ import {
   tempDir,
   writeTable,
 } from '../../../test/support/sstable-fixtures.js';
+import { crc32 } from '../../util/bytes.js';
 import { CorruptionError } from '../../util/errors.js';
 import { BlockCache } from './cache.js';
-import { FOOTER_BYTES, Footer } from './format.js';
+import { FOOTER_BYTES, Footer, SECTION_CRC_BYTES } from './format.js';
 import { TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';
 
@@ -112,6 +113,23 @@ describe('corrupt tables', () => {
       TableReader.open(filterPath, 2, new BlockCache(0)),
       isCorruption(filterPath, sections.filterOffset),
     );
+  });
+
+  it('an index whose block count its records cannot hold fails open(), naming the index', async () => {
+    // The section's crc recomputed: only the count is wrong, as a file written by a faulty writer would be.
+    for (const count of [0xffffffff, 0x10000000, layout.blockCount + 1]) {
+      const path = damaged((bytes) => {
+        const crcAt = sections.filterOffset - SECTION_CRC_BYTES;
+        bytes.writeUInt32LE(count, crcAt - 4);
+        bytes.writeUInt32LE(crc32(bytes.subarray(sections.indexOffset, crcAt)), crcAt);
+        return bytes;
+      });
+      await assert.rejects(
+        TableReader.open(path, 2, new BlockCache(0)),
+        isCorruption(path, sections.indexOffset, /index: /),
+      );
+      assert.throws(() => [...scanTableSync(path)], isCorruption(path, sections.indexOffset, /index: /));
+    }
   });
 
   it('a truncated file fails open() and scanTableSync', async () => {

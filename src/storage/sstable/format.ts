@@ -83,6 +83,18 @@ export const Codec = {
 } as const;
 export type CodecId = (typeof Codec)[keyof typeof Codec];
 const CODEC_IDS: readonly number[] = Object.values(Codec);
+/**
+ * The most raw bytes one byte of a codec's output can decode to: an index
+ * that announces more is damaged, and is refused before anything is sized
+ * by it (lz4-napi allocates the announced size before it decodes). LZ4: a
+ * match length's extension byte adds at most 255 bytes; DEFLATE: a 258-byte
+ * match takes at least two bits (zlib's 1032:1).
+ */
+export const CODEC_EXPANSION_MAX: Readonly<Record<CodecId, number>> = {
+  [Codec.none]: 0,
+  [Codec.lz4]: 255,
+  [Codec.deflate]: 1032,
+};
 /** The file's last 8 bytes. */
 export const MAGIC = Buffer.from('RKVTABLE', 'latin1');
 
@@ -415,6 +427,10 @@ export function decodeIndex(payload: Buffer, path: string, footer: DecodedFooter
   at = smallestStart + smallestBytes;
   if (at > end) fail('smallest key runs past the end');
   const smallestKey = payload.subarray(smallestStart, at);
+  // Each record takes at least its fixed bytes: a count past that is damage, refused before it sizes the arrays.
+  if (count > (end - at) / recordFixedBytes) {
+    fail(`${count} blocks cannot fit the ${end - at} bytes of records`);
+  }
   const lastKeys: Buffer[] = new Array(count);
   const offsets = new Float64Array(count);
   const bytes = new Uint32Array(count);
@@ -439,6 +455,9 @@ export function decodeIndex(payload: Buffer, path: string, footer: DecodedFooter
       if (raw < BLOCK_TRAILER_BYTES) fail(`block ${i} decompresses to ${raw} bytes, fewer than its trailer`);
       if (length <= COMPRESSED_BLOCK_TRAILER_BYTES) {
         fail(`compressed block ${i} is ${length} bytes, no more than its trailer`);
+      }
+      if (raw > (length - COMPRESSED_BLOCK_TRAILER_BYTES) * CODEC_EXPANSION_MAX[footer.codec]) {
+        fail(`block ${i} decompresses to ${raw} bytes, more than its codec makes of ${length} stored bytes`);
       }
     }
     offsets[i] = expectedOffset;

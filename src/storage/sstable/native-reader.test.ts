@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { crc32 as zlibCrc32 } from 'node:zlib';
 import fc from 'fast-check';
-import { compressSync as lz4Compress } from 'lz4-napi';
+import { compressSync as lz4Compress, uncompressSync as lz4Uncompress } from 'lz4-napi';
 import {
   documentEntries,
   isCorruption,
@@ -110,6 +110,53 @@ describe('native block reader', () => {
       );
       assert.ok(refused > 100, `only ${refused} damaged inputs were refused`);
       assert.throws(() => native.decodeLz4(Buffer.from([1, 0]), Buffer.alloc(0)), /size prefix missing/);
+    });
+
+    it('accepts and refuses exactly the inputs the event-loop decoder does, with the same bytes', () => {
+      // The event-loop path (compression.ts) takes lz4-napi's output when it is as long as the size
+      // prefix, and refuses anything else: the native decoder must agree on damaged input too.
+      const viaLoop = (input: Buffer, dictionary: Buffer): Buffer | undefined => {
+        try {
+          const out = dictionary.length > 0 ? lz4Uncompress(input, dictionary) : lz4Uncompress(input);
+          return out.length === input.readUInt32LE(0) ? out : undefined;
+        } catch {
+          return undefined;
+        }
+      };
+      const viaNative = (input: Buffer, dictionary: Buffer): Buffer | undefined => {
+        try {
+          return native.decodeLz4(input, dictionary);
+        } catch {
+          return undefined;
+        }
+      };
+      let accepted = 0;
+      let refused = 0;
+      fc.assert(
+        fc.property(
+          jsonish,
+          fc.uint8Array({ maxLength: 300 }),
+          fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 3 }),
+          fc.option(fc.nat()),
+          (raw, dict, flips, cut) => {
+            const dictionary = Buffer.from(dict);
+            const input = Buffer.from(
+              dictionary.length > 0 ? lz4Compress(raw, dictionary) : lz4Compress(raw),
+            );
+            // Damage after the size prefix only: a damaged prefix is refused before either decoder runs.
+            if (input.length > 4)
+              for (const [at, bits] of flips) input[4 + (at % (input.length - 4))]! ^= bits;
+            const damaged = cut === null ? input : input.subarray(0, 4 + (cut % (input.length - 3)));
+            const loop = viaLoop(damaged, dictionary);
+            const nat = viaNative(damaged, dictionary);
+            assert.deepEqual(nat, loop);
+            if (loop === undefined) refused++;
+            else accepted++;
+          },
+        ),
+        { numRuns: 1000 },
+      );
+      assert.ok(accepted > 100 && refused > 100, `${accepted} accepted, ${refused} refused`);
     });
 
     it('checks the crc zlib computes', () => {
