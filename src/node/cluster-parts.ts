@@ -17,6 +17,7 @@ import {
   IndexedEngine,
   loadBirthVersion,
   lsmIndexes,
+  type TreeFileStore,
   treeFileIn,
 } from '../cluster/antientropy/index.js';
 import type { HybridClock } from '../cluster/clock.js';
@@ -88,6 +89,8 @@ export async function clusterParts(
     readonly onRemoved?: () => void;
     /** Told the engine with its index once open, so that a start failing after it can abandon the index. */
     readonly onEngine?: (engine: IndexedEngine) => void;
+    /** The anti-entropy tree file as claimed before the store opened (claimTree); default: <data>/aae/TREE. */
+    readonly treeFile?: TreeFileStore;
   },
 ): Promise<ClusterParts> {
   const { clock, log } = context;
@@ -102,7 +105,7 @@ export async function clusterParts(
   const engine = await IndexedEngine.open({
     main: context.engine,
     indexes: lsmIndexes(options.dataDir, { ...vfs, log: lineLog(log, 'engine') }),
-    treeFile: treeFileIn(options.dataDir, context.vfs ?? nodeVfs),
+    treeFile: context.treeFile ?? treeFileIn(options.dataDir, context.vfs ?? nodeVfs),
     log: aeLog,
   });
   context.onEngine?.(engine);

@@ -26,7 +26,7 @@
  *   ...
  *   await node.stop();
  */
-import type { IndexedEngine } from '../cluster/antientropy/index.js';
+import { claimTree, type IndexedEngine, treeFileIn } from '../cluster/antientropy/index.js';
 import { HybridClock } from '../cluster/clock.js';
 import { LocalStore } from '../cluster/local-store.js';
 import type { Store } from '../cluster/store.js';
@@ -104,6 +104,9 @@ export class Node {
     let indexed: IndexedEngine | undefined;
     let parts: ClusterParts | undefined;
     try {
+      // Out of the directory before the store opens: if it refuses to, the remedy (a damaged log
+      // truncated) may drop writes the saved tree holds, and the next start must rebuild it.
+      const treeFile = await claimTree(treeFileIn(options.dataDir, settings.clusterVfs ?? nodeVfs));
       engine = await openStorage(options, log);
       const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
       if (clockOffsetMs !== 0) {
@@ -126,6 +129,7 @@ export class Node {
             onEngine: (e) => {
               indexed = e;
             },
+            treeFile,
           })
         : undefined;
       const store: Store = parts?.store ?? new LocalStore(engine, clock, { selfUrl: options.url });

@@ -13,6 +13,7 @@
  * stopped without waiting, since a dead process runs nothing more. start()
  * again recovers from what survived.
  */
+import { claimTree, treeFileIn } from '../../src/cluster/antientropy/index.js';
 import { HybridClock } from '../../src/cluster/clock.js';
 import type { ClusterStore } from '../../src/cluster/replication/index.js';
 import { serveOptions } from '../../src/config/options.js';
@@ -120,6 +121,8 @@ export class SimNode {
       'memtable-bytes': String(s.memtableBytes),
       'block-cache-bytes': String(256 * 1024),
     });
+    // As Node.start does: the anti-entropy tree file is claimed before the store opens.
+    const treeFile = await claimTree(treeFileIn(options.dataDir, vfs));
     const engine = await openEngine({
       dir: options.dataDir,
       sync: options.sync,
@@ -146,6 +149,7 @@ export class SimNode {
       hintHandoffIntervalMs: s.hintHandoffIntervalMs,
       vfs,
       createTransport: (settings) => s.network.linksFor(s.url, settings),
+      treeFile,
     });
     this.#life = { engine, parts };
     this.#state = 'up';

@@ -25,4 +25,4 @@ export {
   type AntiEntropyStats,
   defaultReplicationFactor,
 } from './scheduler.js';
-export { type TreeFileStore, treeFileIn } from './tree-file.js';
+export { claimTree, type TreeFileStore, treeFileIn } from './tree-file.js';

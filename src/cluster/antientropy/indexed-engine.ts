@@ -42,7 +42,8 @@
  * Nothing is written when the tree may have missed a write (an index update
  * failed or a rebuild is owed) or either engine failed to close. At start a
  * valid TREE whose ring matches is adopted and deleted (a crash after that
- * leaves none), unless writes came before the ring did (the saved digests
+ * leaves none; a node claims it before it opens the store: tree-file.ts's
+ * claimTree), unless writes came before the ring did (the saved digests
  * lack them: they are computed again from the index); otherwise the index is
  * rebuilt from the store, with one log line naming the file and why. A
  * rebuild also runs every verifyIntervalMs, so that drift (a bug, a file

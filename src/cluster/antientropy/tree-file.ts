@@ -13,6 +13,11 @@
  *   16  u32 P, the ring's points
  *   20  P x (u32 count, u32 h1, u32 h2): each arc's digest
  *   ..  u32 crc32 of every byte before it
+ *
+ * The file describes the store as it was closed, so a node takes it out of
+ * the directory (claimTree) before it opens the store: a start whose store
+ * refuses to open (a damaged write-ahead log) leaves no tree behind for the
+ * start after the operator's remedy, which may drop writes the tree holds.
  */
 import { join } from 'node:path';
 import { isFsError, nodeVfs, replaceFileDurably, type Vfs } from '../../storage/index.js';
@@ -114,5 +119,25 @@ export function treeFileIn(dataDir: string, vfs: Vfs = nodeVfs): TreeFileStore {
         if (!isFsError(err, 'ENOENT')) throw err;
       }
     },
+  };
+}
+
+/**
+ * Reads the file and removes it at once; the store returned hands those bytes
+ * to its first read() (IndexedEngine.open) and writes and removes the file as
+ * `store` does. Called before the store opens (module comment).
+ */
+export async function claimTree(store: TreeFileStore): Promise<TreeFileStore> {
+  let bytes = await store.read();
+  if (bytes !== undefined) await store.remove();
+  return {
+    path: store.path,
+    async read() {
+      const claimed = bytes;
+      bytes = undefined;
+      return claimed;
+    },
+    write: (next) => store.write(next),
+    remove: () => store.remove(),
   };
 }
