@@ -281,6 +281,42 @@ describe('IndexedEngine', () => {
     await engine.close();
   });
 
+  it('does not adopt a saved tree that counts entries when the store beside it is empty (its files gone, aae/ kept)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ringkv-aae-'));
+    dirs.push(dir);
+    const ring = new Ring(URLS, { vnodesPerNode: 64 });
+    const lines: string[] = [];
+    const open = async (main: Engine) => {
+      const engine = await IndexedEngine.open({
+        main,
+        indexes: lsmIndexes(dir),
+        treeFile: treeFileIn(dir),
+        log: (line) => lines.push(line),
+        verifyIntervalMs: 0,
+      });
+      engine.watchRing(() => ring);
+      await engine.settled();
+      return engine;
+    };
+    let engine = await open(new MemoryEngine());
+    for (let i = 0; i < 50; i++) await engine.write(valueEntry(key(i), 5n, Buffer.from('x'), 0));
+    await engine.close();
+
+    // The same aae/ beside a store that holds nothing: the tree is rebuilt, and counts nothing.
+    const empty = new MemoryEngine();
+    engine = await open(empty);
+    try {
+      assert.ok(
+        lines.some((l) => l.includes('the store is empty but the saved tree counts 50 entries')),
+        lines.join('\n'),
+      );
+      assert.equal(engine.treeStats().rebuilds, 1);
+      assert.deepEqual(await actual(engine, ring), await fromScratch(empty, ring));
+    } finally {
+      await engine.close();
+    }
+  });
+
   it('an exchange between agreeing replicas reads no entry; N differing keys read the differing buckets only', async () => {
     const keys = 4000;
     // Paced reads rest on unref'd timers (a node's server keeps its loop alive): this test keeps its own alive.

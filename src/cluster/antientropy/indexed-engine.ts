@@ -79,7 +79,7 @@ import { errorMessage, RingkvError } from '../../util/errors.js';
 import { InFlight } from '../../util/in-flight.js';
 import { hash32, type Ring } from '../ring/index.js';
 import { ArcDigests } from './arc-digests.js';
-import { valueHash } from './merkle.js';
+import { DIGEST_WORDS, valueHash } from './merkle.js';
 import { indexedValueHash, indexValue, ScanPacer } from './scan.js';
 import { decodeTree, encodeTree, type TreeFileStore } from './tree-file.js';
 
@@ -243,7 +243,12 @@ export class IndexedEngine implements Engine {
       reason = 'not kept on disk';
     } else {
       const read = decodeTree(await file.read());
-      if (read.ok) {
+      const counted = read.ok ? countedEntries(read.tree.words) : 0;
+      if (read.ok && counted > 0 && this.#main.maxVersion?.() === 0n) {
+        // The store lost its files while the tree stayed (a data directory wiped but for aae/):
+        // adopted, it would compare equal with the peers, and nothing would be copied back.
+        reason = `warning: the store is empty but the saved tree counts ${counted} entries`;
+      } else if (read.ok) {
         this.#slot = read.tree.slot;
         this.#index = await this.#indexes.open(this.#slot);
         this.#indexOpen = true;
@@ -252,10 +257,11 @@ export class IndexedEngine implements Engine {
         // From here a crash leaves no TREE: the next start rebuilds.
         await file.remove();
         return;
+      } else {
+        reason = read.reason;
+        // A file that is there but wrong is worth a warning; a missing one is an ordinary first start or crash.
+        if (read.damaged) reason = `warning: ${reason}`;
       }
-      reason = read.reason;
-      // A file that is there but wrong is worth a warning; a missing one is an ordinary first start or crash.
-      if (read.damaged) reason = `warning: ${reason}`;
     }
     await this.#indexes.clear(0);
     this.#index = await this.#indexes.open(0);
@@ -774,4 +780,11 @@ function _indexRecord(at: Buffer, entry: Entry, generation: number): Entry {
 /** Whether a purge with `filter` would drop a write of this hash and version. */
 function _purges(filter: PurgeFilter, hash: number, version: bigint): boolean {
   return version <= filter.versionMax && hashInRanges(filter.hashRanges, hash);
+}
+
+/** How many entries a saved tree's digests count (each arc's first word). */
+function countedEntries(words: Uint32Array): number {
+  let total = 0;
+  for (let i = 0; i < words.length; i += DIGEST_WORDS) total += words[i]!;
+  return total;
 }
