@@ -657,6 +657,75 @@ for (const fastPath of [true, false])
       }
     });
 
+    describe('a head over its bound, read in pieces', () => {
+      // Each piece is read on its own; the first stays under the bound (16 KiB here), so the
+      // parser overflows on a read that starts inside the line that is too long.
+      const cases: [string, string[], number][] = [
+        [
+          'a key far over the limit, the read that overflows holding the end of the head',
+          [`GET /v0/entity?id=${'k'.repeat(10_000)}`, `${'k'.repeat(30_000)} HTTP/1.1\r\nHost: x\r\n\r\n`],
+          414,
+        ],
+        [
+          'a key far over the limit, the read that overflows inside it',
+          [`GET /v0/entity?id=${'k'.repeat(10_000)}`, 'k'.repeat(20_000), ' HTTP/1.1\r\nHost: x\r\n\r\n'],
+          414,
+        ],
+        [
+          'a header far over the bound, the read that overflows inside its value',
+          [`GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nX-Filler: ${'y '.repeat(5_000)}`, 'y '.repeat(15_000)],
+          431,
+        ],
+      ];
+      for (const [name, pieces, status] of cases) {
+        it(`answers ${name} with ${status}`, async () => {
+          const port = await start(new ScriptedStore(1));
+          const { conn } = await open(port);
+          for (const piece of pieces) {
+            if (conn.ended) break;
+            await conn.write(piece).catch(() => {});
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+          const answer = await conn.readAnswer();
+          assert.equal(answer.status, status, answer.body.toString());
+          assert.equal(answer.headers.connection, 'close');
+        });
+      }
+    });
+
+    describe('a request cut short by the end of the client side', () => {
+      const cases: [string, string][] = [
+        ['a head', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n'],
+        ['a PUT body', 'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc'],
+        [
+          'a head behind an answered request',
+          'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\nGET /v0/entity?id=b HTT',
+        ],
+      ];
+      for (const [name, text] of cases) {
+        it(`answers ${name} 400 "Malformed request: Invalid EOF state", then closes`, async () => {
+          const port = await start(new ScriptedStore(1));
+          const { conn } = await open(port);
+          conn.socket.end(text);
+          let answer = await conn.readAnswer();
+          if (answer.status === 404) answer = await conn.readAnswer();
+          assert.equal(answer.status, 400);
+          assert.equal(answer.body.toString(), 'Malformed request: Invalid EOF state');
+          assert.equal(answer.headers.connection, 'close');
+          assert.ok(await conn.waitClosed(2000));
+        });
+      }
+
+      it('closes without an answer after whole requests and blank lines', async () => {
+        const port = await start(new ScriptedStore(1));
+        const { conn } = await open(port);
+        conn.socket.end('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n\r\n');
+        assert.equal((await conn.readAnswer()).status, 404);
+        assert.ok(await conn.waitClosed(2000));
+        await assert.rejects(conn.readAnswer(100), /closed before a whole answer/);
+      });
+    });
+
     describe('two Host headers', () => {
       it('answers 400 "Duplicate Host header" on any route, and closes the connection', async () => {
         const port = await start(new ScriptedStore(1));

@@ -434,20 +434,32 @@ function answerRaw(socket: Duplex, status: number, body: string): void {
 
 /**
  * Whether a head over the bound is mostly its request line (a long target,
- * so 414), judging by the bytes the parser read last: with no line end in
- * them it was still inside a line; starting with the request line, that line
- * is at least half the bound.
+ * so 414), judging by the bytes the parser read last (`packet`, which may
+ * start anywhere in the head) and where in them it stopped (`parsedBytes`).
+ * The parser counts a target's bytes as it ends, at the space before the
+ * version: stopped there, the target crossed the bound. A packet that starts
+ * with the request line: that line is unfinished or at least half the bound.
+ * One that starts inside a line and holds no line end: inside the target
+ * unless it holds a space or tab (a target has none: a header's).
  */
-function requestLineOverflowed(packet: Buffer | undefined, headBytesMax: number): boolean {
+function requestLineOverflowed(
+  packet: Buffer | undefined,
+  parsedBytes: number | undefined,
+  headBytesMax: number,
+): boolean {
   if (packet === undefined) return false;
+  if (parsedBytes !== undefined && packet.toString('latin1', parsedBytes, parsedBytes + 6) === ' HTTP/') {
+    return true;
+  }
   const lineEnd = packet.indexOf('\r\n');
-  if (lineEnd === -1) return true;
-  return /^[A-Z]+ \S/.test(packet.toString('latin1', 0, 16)) && lineEnd >= headBytesMax / 2;
+  if (/^[A-Z]+ \S/.test(packet.toString('latin1', 0, 16)))
+    return lineEnd === -1 || lineEnd >= headBytesMax / 2;
+  return lineEnd === -1 && !packet.includes(0x20) && !packet.includes(0x09);
 }
 
 /** node:http's 'clientError': the parser refused the request (module comment). */
 function answerClientError(
-  err: NodeJS.ErrnoException & { rawPacket?: Buffer; reason?: string },
+  err: NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number; reason?: string },
   socket: Duplex,
   headBytesMax: number,
   keyBytesMax: number,
@@ -458,7 +470,7 @@ function answerClientError(
       socket.destroy();
       return;
     case 'HPE_HEADER_OVERFLOW': {
-      const inRequestLine = requestLineOverflowed(err.rawPacket, headBytesMax);
+      const inRequestLine = requestLineOverflowed(err.rawPacket, err.bytesParsed, headBytesMax);
       answerRaw(
         socket,
         inRequestLine ? 414 : 431,

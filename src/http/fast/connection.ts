@@ -274,7 +274,7 @@ export class FastConnection {
     this.#bodyRefused = refused;
     if (this.#ended) {
       // The client will send nothing more: the body cannot arrive.
-      this.#close();
+      this.#cutShort();
       return;
     }
     if (this.#paused) {
@@ -295,7 +295,8 @@ export class FastConnection {
     }
     if (this.#ended) {
       // The client will send nothing more, so a partial request cannot complete.
-      this.#close();
+      if (this.#unread !== undefined && !onlyLineEnds(this.#unread, this.#at)) this.#cutShort();
+      else this.#close();
     } else if (answered || this.#unread === undefined) {
       // Idle, or a new partial head: the wait counts from now. A head that is
       // still arriving keeps its start, so dripping bytes does not extend it.
@@ -336,7 +337,7 @@ export class FastConnection {
     this.#ended = true;
     if (this.#phase === Phase.Body) {
       // The body can no longer arrive.
-      this.#close();
+      this.#cutShort();
     } else if (this.#phase === Phase.Head && !this.#writeBlocked) {
       this.#afterRequests(false);
     }
@@ -344,6 +345,11 @@ export class FastConnection {
 
   #timedOut(): void {
     this.#close(encodeResponse(408, undefined, '', CLOSE_LINES));
+  }
+
+  /** A request cut short by the client's end: answered as node:http's parser refuses it (server.ts). */
+  #cutShort(): void {
+    this.#close(encodeResponse(400, 'text/plain', 'Malformed request: Invalid EOF state', CLOSE_LINES));
   }
 
   /**
@@ -395,4 +401,10 @@ export interface ConnectionTimeouts {
   readonly headersMs: number;
   readonly requestMs: number;
   readonly socketIdleMs: number;
+}
+
+/** Whether buf[start..] is only CR and LF: the blank lines HTTP/1.1 allows between requests, no request. */
+function onlyLineEnds(buf: Buffer, start: number): boolean {
+  for (let i = start; i < buf.length; i++) if (buf[i] !== 0x0d && buf[i] !== 0x0a) return false;
+  return true;
 }
