@@ -199,9 +199,16 @@ async function waitDone(
   const deadlineMs = Date.now() + waitMs;
   let last = '';
   let unreachable: string | undefined;
+  /** The other members the last answer listed: asked when `url` does not answer. */
+  let others: string[] = [];
   while (Date.now() < deadlineMs) {
     try {
-      const answer = await progressOf(transport, url);
+      // The node asked may be gone for good (a leaving node stopped halfway, then given up as a
+      // source and removed), while the move completes: any member can tell.
+      const answer = await progressOfAny(transport, url, others);
+      others = Object.entries(answer.members)
+        .filter(([member, state]) => member !== url && state !== 'removed')
+        .map(([member]) => member);
       unreachable = undefined;
       if (done(answer)) {
         say(`move complete (epoch ${answer.epoch})`);
@@ -251,6 +258,26 @@ async function describeProgress(transport: MembershipLinks, answer: MoveProgress
     `${mib(sum((p) => p.bytes))} streamed, ~${mib(sum((p) => p.bytesLeft))} left` +
     (known.length < owners.length ? ` (${owners.length - known.length} new owner(s) not streaming yet)` : '')
   );
+}
+
+/** The progress answer of `url`, or failing that of the first of `others` that answers; rejects with `url`'s error. */
+async function progressOfAny(
+  transport: MembershipLinks,
+  url: string,
+  others: readonly string[],
+): Promise<MoveProgressAnswer> {
+  try {
+    return await progressOf(transport, url);
+  } catch (err) {
+    for (const other of others) {
+      try {
+        return await progressOf(transport, other);
+      } catch {
+        // The next one.
+      }
+    }
+    throw err;
+  }
 }
 
 async function progressOf(transport: MembershipLinks, url: string): Promise<MoveProgressAnswer> {

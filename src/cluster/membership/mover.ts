@@ -31,7 +31,9 @@
  *    ranges back). Keys written with a `from` above R keep R copies. A
  *    marker in the data directory (file.ts's CLEANUP_DUE) lasts until the
  *    cleanup is done, so that a node restarted before it ran, or while it
- *    ran (closing the engine abandons a purge), does it then.
+ *    ran (closing the engine abandons a purge), does it then. A node that
+ *    was down at the flip (its stored view has another current ring than
+ *    the one it learns as it starts) does it too.
  *
  * Operators' requests arrive as internode MOVE messages (handleMove):
  * decommission (of the node that receives it), remove (of a dead node),
@@ -120,6 +122,13 @@ export function unheldRanges(self: string, view: Membership): number[] {
   return subtractRanges([0, RING_SPAN], held);
 }
 
+/** Whether two views have the same current ring: the same members, each placed by the same token. */
+function sameCurrentRing(a: Membership, b: Membership): boolean {
+  const x = currentMembers(a);
+  const y = currentMembers(b);
+  return x.length === y.length && x.every((m, i) => m.url === y[i]!.url && m.token === y[i]!.token);
+}
+
 /** The ranges of `a` not in `b` (both sorted lists of [start, end) pairs). */
 export function subtractRanges(a: readonly number[], b: readonly number[]): number[] {
   const out: number[] = [];
@@ -155,11 +164,14 @@ export class Mover {
   #marking: Promise<void> = Promise.resolve();
   #polling = false;
   #removed = false;
+  /** The view the node started from (its stored one), before it caught up with the members. */
+  readonly #startView: Membership;
 
   constructor(options: MoverOptions) {
     this.#options = options;
     this.#selfUrl = options.selfUrl;
     this.#topology = options.topology;
+    this.#startView = options.topology.view;
     this.#log = options.log ?? (() => {});
     this.#topology.onChange((view, previous) => this.#changed(view, previous));
   }
@@ -170,13 +182,16 @@ export class Mover {
     this.#running = true;
     const view = this.#topology.view;
     this.#changed(view, EMPTY_MEMBERSHIP);
+    // A node that was down when the ring changed (a flip it missed) learned the new ring as it
+    // started: it holds ranges it handed over, as the nodes that saw the flip did until their cleanup.
+    const ringChanged = !sameCurrentRing(this.#startView, view);
     if (
-      this.#options.cleanupDue === true &&
+      (this.#options.cleanupDue === true || ringChanged) &&
       !moveUnderWay(view) &&
       this.#topology.member(this.#selfUrl)?.state === MemberState.Normal
     ) {
       this.#log(
-        `A cleanup was due when this node stopped: it runs in ${this.#trailingMs() + CLEANUP_MARGIN_MS} ms`,
+        `${ringChanged ? `The ring changed while this node was away (epoch ${this.#startView.epoch} -> ${view.epoch})` : 'A cleanup was due when this node stopped'}: it runs in ${this.#trailingMs() + CLEANUP_MARGIN_MS} ms`,
       );
       this.#scheduleCleanup(view);
     }
@@ -302,7 +317,10 @@ export class Mover {
     if (moveUnderWay(view) && newOwners(view).includes(this.#selfUrl) && this.#receiver === undefined) {
       void this.#receive(view);
     }
-    if (moveUnderWay(previous) && !moveUnderWay(view) && self?.state === MemberState.Normal) {
+    // A move ended, or (for a node that was cut off) the ring changed without this node seeing the move.
+    const ended =
+      moveUnderWay(previous) || (previous !== EMPTY_MEMBERSHIP && !sameCurrentRing(previous, view));
+    if (ended && !moveUnderWay(view) && self?.state === MemberState.Normal) {
       this.#scheduleCleanup(view);
     }
   }

@@ -82,6 +82,8 @@ export class MembershipService {
   /** Set when start() must propose this node as joining. */
   readonly #joinReplacing: { readonly replaces?: string } | undefined;
   #shares: _Shares | undefined;
+  /** Set when this node stored itself as joining: start() joins again if the members do not list it. */
+  #joinAgain: { readonly replaces?: string } | undefined;
 
   private constructor(
     view: Membership,
@@ -148,7 +150,11 @@ export class MembershipService {
       const joining = self === undefined && start.join !== undefined ? joinOf(start) : undefined;
       if (self === undefined && joining === undefined) throw notMemberError(selfUrl, stored.epoch);
       const due = await loadCleanupDue(options.vfs, start.dataDir);
-      return new MembershipService(stored, start, options, joining, due);
+      const service = new MembershipService(stored, start, options, joining, due);
+      // A join stored here may have lost the merge to a change made at the same time: start() makes
+      // it again if the members never heard of it, or the node could never join on this directory.
+      if (self?.state === MemberState.Joining && start.join !== undefined) service.#joinAgain = joinOf(start);
+      return service;
     }
     if (start.join !== undefined) {
       const view = await fetchView(options.transport, start.join);
@@ -188,6 +194,13 @@ export class MembershipService {
       findMember(this.topology.view, selfUrl)?.state !== MemberState.Joining
     ) {
       await this.#join(this.#joinReplacing.replaces);
+    } else if (this.#joinAgain !== undefined && findMember(this.topology.view, selfUrl) === undefined) {
+      this.#options.log(
+        'info',
+        'membership.join',
+        `The join this node stored is unknown to the cluster (epoch ${this.topology.epoch}; it lost to a change made at the same time): joining again`,
+      );
+      await this.#join(this.#joinAgain.replaces);
     }
     const self = findMember(this.topology.view, selfUrl);
     if (self === undefined) throw notMemberError(selfUrl, this.topology.epoch);
