@@ -6,14 +6,18 @@ import { RecentWrites } from './recent-writes.js';
 
 const k = (text: string) => Buffer.from(text);
 
-function recent(options: { entriesMax?: number; keyBytesMax?: number; initialFloor?: bigint } = {}) {
+function recent(
+  options: { entriesMax?: number; keyBytesMax?: number; initialFloor?: bigint; floorMax?: bigint } = {},
+) {
   const clock = { ms: 0 };
+  const floorMax = options.floorMax;
   const writes = new RecentWrites({
     windowMs: 3000,
     entriesMax: options.entriesMax ?? 100,
     keyBytesMax: options.keyBytesMax ?? 1 << 20,
     initialFloor: options.initialFloor ?? 0n,
     nowMs: () => clock.ms,
+    ...(floorMax === undefined ? {} : { floorMax: () => floorMax }),
   });
   return { writes, clock };
 }
@@ -27,6 +31,17 @@ describe('RecentWrites', () => {
     assert.equal(writes.record(k('a'), 11n), undefined);
     assert.equal(writes.known(k('a')), 11n);
     assert.equal(writes.record(k('b'), 1n), undefined, 'keys are judged apart');
+  });
+
+  test('a forgotten version past floorMax (a clock beyond the skew bound) raises the floor only to floorMax', () => {
+    const { writes, clock } = recent({ floorMax: 1000n });
+    writes.record(k('ahead'), 5000n);
+    writes.record(k('a'), 900n);
+    clock.ms = 4000;
+    // Both forgotten: the floor is 1000, not 5000, so other keys' writes above 1000 go through.
+    assert.equal(writes.record(k('b'), 2000n), undefined);
+    assert.equal(writes.record(k('c'), 950n), 1000n, 'below the capped floor: still a conflict');
+    assert.equal(writes.floor, 1000n);
   });
 
   test('an older write does not lower what is known', () => {

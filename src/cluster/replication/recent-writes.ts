@@ -17,7 +17,8 @@
  *   while the engine holds writes stamped up to the largest clock in the
  *   cluster, which is at most the maximum skew ahead of this node's clock.
  *   So the floor starts at now + skew (serve.ts), and writes stamped below it
- *   during the first moments conflict once and are re-stamped above.
+ *   during the first moments conflict once and are re-stamped above. It
+ *   never rises past now + skew either (`floorMax`).
  * - record() is synchronous: the check and the update happen in one step, so
  *   two writes of one key arriving together are judged against each other.
  *
@@ -38,6 +39,14 @@ import { assert } from '../../util/assert.js';
 
 export interface RecentWritesOptions {
   readonly windowMs: number;
+  /**
+   * The highest the floor may rise (default: no limit): the newest version a
+   * node within the skew bound can have stamped. A forgotten write stamped
+   * past it (a clock beyond the bound) would otherwise raise the floor over
+   * every key's writes until real time caught up, and each would conflict;
+   * its own key is still guarded by the replica's read-back of the store.
+   */
+  readonly floorMax?: () => bigint;
   readonly entriesMax: number;
   readonly keyBytesMax: number;
   /** Versions at or below this conflict from the start (see above). */
@@ -77,6 +86,7 @@ export class RecentWrites {
   #tail = 0;
   #keyBytes = 0;
   #floor: bigint;
+  readonly #floorMax: (() => bigint) | undefined;
   #lastWasNew = false;
 
   constructor(options: RecentWritesOptions) {
@@ -86,6 +96,7 @@ export class RecentWrites {
     this.#entriesMax = options.entriesMax;
     this.#keyBytesMax = options.keyBytesMax;
     this.#floor = options.initialFloor;
+    this.#floorMax = options.floorMax;
     this.#nowMs = options.nowMs ?? (() => performance.now());
   }
 
@@ -201,7 +212,11 @@ export class RecentWrites {
     this.#slots.delete(id);
     this.#keyBytes -= id.length;
     const version = this.#slotVersions[slot]!;
-    if (version > this.#floor) this.#floor = version;
+    if (version > this.#floor) {
+      const max = this.#floorMax?.();
+      if (max === undefined || version <= max) this.#floor = version;
+      else if (max > this.#floor) this.#floor = max;
+    }
     this.#slotIds[slot] = '';
     this.#slotSeqs[slot] = -1;
     this.#freeSlots.push(slot);

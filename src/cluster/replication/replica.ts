@@ -205,6 +205,7 @@ export function createReplica(
     entriesMax: limits.recentWritesMax,
     keyBytesMax: limits.recentWriteKeyBytesMax,
     initialFloor: makeVersion(clock.wallMs() + skewMs, 0),
+    floorMax: () => makeVersion(clock.wallMs() + skewMs, 0),
   });
   return new Replica({
     engine,
