@@ -57,7 +57,8 @@ or --timeout passed, 4 other failures (a 500, an answer cut short).
       process.stdout.write(snapshot.usage);
       return;
     }
-    if (line.flags.out === undefined) throw new RingkvError('RINGKV_CONFIG', 'Missing --out DIR');
+    // An empty path would resolve to the working directory: missing, as `serve --data ''` is.
+    if (!line.flags.out) throw new RingkvError('RINGKV_CONFIG', 'Missing --out DIR');
     // One node: a snapshot is of the node asked, so there is nothing to fail over to.
     const url = line.flags.url ?? URL_DEFAULT;
     if (url.includes(',')) {
@@ -136,8 +137,9 @@ Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage (a
       process.stdout.write(restore.usage);
       return;
     }
-    if (line.flags.snapshot === undefined) throw new RingkvError('RINGKV_CONFIG', 'Missing --snapshot DIR');
-    if (line.flags.data === undefined) throw new RingkvError('RINGKV_CONFIG', 'Missing --data DIR');
+    // Empty paths are missing ones, not the working directory.
+    if (!line.flags.snapshot) throw new RingkvError('RINGKV_CONFIG', 'Missing --snapshot DIR');
+    if (!line.flags.data) throw new RingkvError('RINGKV_CONFIG', 'Missing --data DIR');
     const data = resolve(line.flags.data);
     let info: { tables: number; bytes: number };
     try {

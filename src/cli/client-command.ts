@@ -31,9 +31,9 @@ export const CONNECTION_FLAGS_USAGE = `  --url URL,...    the node to ask (defau
 export const REPLICA_FLAGS_USAGE = `  --ack A          replicas that must answer (default: a quorum of --from)
   --from F         replicas of the key (default: the cluster's size)`;
 
-export const EXIT_CODES_USAGE = `Exit: 0 done, 1 not found, 2 bad usage or a request the node refused as bad
-(400, 413, 414), 3 unavailable (connection refused, 503, 504, timeout), 4 any other
-failure (another status, an answer that cannot be read).`;
+export const EXIT_CODES_USAGE = `Exit: 0 done, 1 not found (get only), 2 bad usage or a request the node refused
+as bad (400, 413, 414), 3 unavailable (connection refused, 503, 504, timeout), 4 any
+other failure (another status, an answer that cannot be read).`;
 
 const CONNECTION_FLAGS = ['url', 'timeout'] as const;
 type ConnectionFlag = (typeof CONNECTION_FLAGS)[number];

@@ -27,8 +27,8 @@ export const CLUSTER_USAGE = `Usage: ringkv cluster [--nodes 3] [--base-port 808
 
 These serve flags are passed to every node: --sync, --anti-entropy-interval,
 --max-key-bytes, --max-value-bytes, --memtable-bytes, --block-cache-bytes,
---request-timeout, --cluster-secret, --max-clock-skew, --log-level,
---log-format, --slow-request.
+--compression, --request-timeout, --cluster-secret, --max-clock-skew,
+--log-level, --log-format, --slow-request.
 
 Prints "cluster of N ready" and the URLs once every node answers /v0/status as
 its own process. A node that exits before (its port taken, its data directory

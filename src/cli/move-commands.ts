@@ -99,9 +99,11 @@ function moveCommand(spec: MoveCommandSpec): Command {
   return {
     usage: spec.usage,
     run: async (args) => {
-      const line = parseCommandLine(args, {
-        flags: ['url', 'cluster-secret', 'timeout'],
-        switches: ['no-wait'],
+      // cancel does not wait: --timeout and --no-wait are refused there rather than ignored.
+      const waits = spec.done !== undefined;
+      const line = parseCommandLine<'url' | 'cluster-secret' | 'timeout', 'no-wait'>(args, {
+        flags: waits ? ['url', 'cluster-secret', 'timeout'] : ['url', 'cluster-secret'],
+        switches: waits ? ['no-wait'] : [],
         positionals: spec.positionals,
       });
       if (line.flags.help) {

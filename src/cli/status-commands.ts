@@ -63,12 +63,14 @@ ${EXIT_CODES_USAGE}
   switches: ['json'],
   positionals: { min: 0, max: 1, synopsis: 'ringkv ring [KEY]' },
   run: async (client, { flags, switches, positionals }) => {
+    // Checked before the request, as every command's numbers are: a bad one is bad usage, node or not.
+    const fromFlag = positiveInteger(flags.from, 'from');
     const answer = await client.status();
     const membership = membershipOf(answer);
     const members = await withProgress(membersOf(answer, membership), membership);
     const ring = ringOfStatus(answer, membership);
     const key = positionals[0];
-    const from = positiveInteger(flags.from, 'from') ?? ring.nodes.length;
+    const from = fromFlag ?? ring.nodes.length;
     if (from > ring.nodes.length) {
       throw new RingkvError(
         'RINGKV_CONFIG',
