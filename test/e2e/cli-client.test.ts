@@ -12,20 +12,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type CliRun, ringkv } from '../support/cli.js';
+import { assertFailed, ringkv } from '../support/cli.js';
 import { startCluster, type TestCluster, waitPeerState } from '../support/cluster.js';
 import { killAllStarted, sleep, stopNode } from '../support/node-process.js';
 import { freePort } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
-
-/** A failure: the exit code, and one plain line on stderr matching `pattern`, no stack trace. */
-function assertFailed(run: CliRun, code: number, pattern: RegExp): void {
-  const lines = run.stderr.trimEnd().split('\n');
-  assert.equal(run.code, code, run.stderr);
-  assert.equal(lines.length, 1, `one line: ${run.stderr}`);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(run.stderr, /^\s+at /m);
-}
 
 describe('ringkv client commands on a 2-node cluster', () => {
   let cluster: TestCluster;

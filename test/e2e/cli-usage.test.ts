@@ -11,17 +11,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { NODE_TUNING_FLAG_NAMES } from '../../src/config/options.js';
-import { type CliRun, ringkv } from '../support/cli.js';
+import { assertFailed, ringkv } from '../support/cli.js';
 import { freePort } from '../support/ports.js';
-
-/** A failure: the exit code, and one plain line on stderr matching `pattern`, no stack trace. */
-function assertFailed(run: CliRun, code: number, pattern: RegExp): void {
-  const lines = run.stderr.trimEnd().split('\n');
-  assert.equal(run.code, code, run.stderr);
-  assert.equal(lines.length, 1, `one line: ${run.stderr}`);
-  assert.match(lines[0]!, pattern);
-  assert.doesNotMatch(run.stderr, /^\s+at /m);
-}
 
 describe('ringkv usage without a node', () => {
   it('ring checks --from before it asks the node: a bad one is exit 2 even when no node answers', async () => {

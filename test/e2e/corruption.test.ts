@@ -12,7 +12,7 @@ import { readdir, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { Ring } from '../../src/cluster/ring/index.js';
-import { rangeEntries, startCluster, storeStatus } from '../support/cluster.js';
+import { rangeEntries, startCluster, storeStatus, type TestCluster } from '../support/cluster.js';
 import { entityPath, httpRequest } from '../support/http-client.js';
 import { killAllStarted, killNode, runCli, sleep, startNode, stopNode } from '../support/node-process.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
@@ -108,6 +108,28 @@ test('after a clean stop, a damaged last WAL record refuses the start with the f
   assert.deepEqual(await stopNode(again), { code: 0, signal: null });
 });
 
+/**
+ * Damages the last write-ahead log record of stopped node `index`, checks that its start is refused
+ * with the remedy (truncate the log at that record), and applies it: that write is lost on this node.
+ */
+async function damageLastWriteAndTruncate(cluster: TestCluster, index: number): Promise<void> {
+  const { path, records } = await walRecords(cluster.nodes[index]!.dataDir);
+  const last = records[records.length - 1]!;
+  await flipByte(path, last + 8);
+  const refused = await runCli([
+    'serve',
+    '--url',
+    cluster.urls[index]!,
+    '--data',
+    cluster.nodes[index]!.dataDir,
+    '--cluster',
+    cluster.urls.join(','),
+  ]);
+  assert.notEqual(refused.code, 0);
+  assert.ok(refused.stderr.includes(`truncate ${path} to ${last} bytes`), refused.stderr);
+  await truncate(path, last);
+}
+
 test('in a cluster, the remedy works: the node starts and gets the write it lost back from its replica', async () => {
   const cluster = await startCluster({ count: 2, args: ['--anti-entropy-interval', '300'] });
   const [A, B] = [0, 1];
@@ -121,23 +143,7 @@ test('in a cluster, the remedy works: the node starts and gets the write it lost
   }
   assert.deepEqual(await stopNode(cluster.nodes[B]!), { code: 0, signal: null });
 
-  const dataDir = cluster.nodes[B]!.dataDir;
-  const { path, records } = await walRecords(dataDir);
-  const last = records[records.length - 1]!;
-  await flipByte(path, last + 8);
-  const refused = await runCli([
-    'serve',
-    '--url',
-    cluster.urls[B]!,
-    '--data',
-    dataDir,
-    '--cluster',
-    cluster.urls.join(','),
-  ]);
-  assert.notEqual(refused.code, 0);
-  assert.ok(refused.stderr.includes(`truncate ${path} to ${last} bytes`), refused.stderr);
-
-  await truncate(path, last);
+  await damageLastWriteAndTruncate(cluster, B);
   const again = await cluster.restart(B);
   const local = async () =>
     new Map((await rangeEntries(again.port, '/v0/entities?start=kept-&end=kept.')).entries);
@@ -181,23 +187,8 @@ test('in a cluster, after the remedy anti-entropy alone brings the lost write ba
     ((await storeStatus(cluster.urls[B]!)).antiEntropy as { tree: { state: string } }).tree.state;
   for (let attempt = 0; attempt < 100 && (await treeState()) !== 'ready'; attempt++) await sleep(100);
   assert.deepEqual(await stopNode(cluster.nodes[B]!), { code: 0, signal: null });
-  const dataDir = cluster.nodes[B]!.dataDir;
-  await readFile(join(dataDir, 'aae', 'TREE')); // the clean stop saved the tree
-
-  const { path, records } = await walRecords(dataDir);
-  const last = records[records.length - 1]!;
-  await flipByte(path, last + 8);
-  const refused = await runCli([
-    'serve',
-    '--url',
-    cluster.urls[B]!,
-    '--data',
-    dataDir,
-    '--cluster',
-    cluster.urls.join(','),
-  ]);
-  assert.notEqual(refused.code, 0);
-  await truncate(path, last);
+  await readFile(join(cluster.nodes[B]!.dataDir, 'aae', 'TREE')); // the clean stop saved the tree
+  await damageLastWriteAndTruncate(cluster, B);
   const again = await cluster.restart(B);
   // Only B's own range is read: nothing but a replica write (here, anti-entropy's) fills it.
   const local = async () =>

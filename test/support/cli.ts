@@ -4,6 +4,7 @@
  *
  *   const run = await ringkv(['put', 'k', '-', '--url', url], Buffer.from('v'));
  */
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { MAIN_SCRIPT } from './node-process.js';
 
@@ -32,4 +33,13 @@ export function ringkv(
       resolve({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(err).toString() });
     });
   });
+}
+
+/** A failure: the exit code, and one plain line on stderr matching `pattern`, no stack trace. */
+export function assertFailed(run: CliRun, code: number, pattern: RegExp): void {
+  const lines = run.stderr.trimEnd().split('\n');
+  assert.equal(run.code, code, run.stderr);
+  assert.equal(lines.length, 1, `one line: ${run.stderr}`);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(run.stderr, /^\s+at /m);
 }
