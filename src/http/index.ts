@@ -14,6 +14,7 @@ export {
 export { RequestMetrics, RequestOp } from './request-metrics.js';
 export type { Readiness } from './routes/health.js';
 export {
+  checkListenable,
   fastPathFromEnv,
   HttpServer,
   type HttpServerOptions,

@@ -494,6 +494,21 @@ function answerClientError(
   }
 }
 
+/**
+ * Rejects as listen() would (port in use, host not local, ...) by binding
+ * the address and letting it go at once. A node checks this before it opens
+ * its store: a start that cannot listen then writes nothing in its data
+ * directory and logs no record before its one-line error. The port may
+ * still be taken in between; listen() reports that the same way.
+ */
+export function checkListenable(port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(listenError(host, port, err)));
+    probe.listen({ port, host }, () => probe.close(() => resolve()));
+  });
+}
+
 function listenError(host: string, port: number, err: NodeJS.ErrnoException): RingkvError {
   const where = `${host}:${port}`;
   const reason =

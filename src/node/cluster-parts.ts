@@ -143,7 +143,10 @@ export async function clusterParts(
       handoff?.peerUp(peer);
     },
     onPeerDown: (peer, cause) => {
-      if (membership !== undefined) log.warn('peer.down', `Peer ${peer} is down: ${cause.message}`, { peer });
+      // The cause is the transport's refusal, which says "Peer URL is down: why" already for most failures.
+      const down = `Peer ${peer} is down`;
+      const msg = cause.message.startsWith(down) ? cause.message : `${down}: ${cause.message}`;
+      if (membership !== undefined) log.warn('peer.down', msg, { peer });
       forgetIfGone(peer);
     },
     onClockSample: (peer, skewMs, rttMs) => {

@@ -5,7 +5,8 @@
  * order in which they start and stop. The CLI (cli/serve.ts) keeps argv,
  * signals and messages; tests start nodes in-process through the same class.
  *
- * Start: the data directory is locked and the engine recovers its log; in a
+ * Start: the data directory is locked, the address is checked (a port in
+ * use is refused before anything is written), and the engine recovers its log; in a
  * cluster the parts are built (cluster-parts.ts); the HTTP server listens;
  * the hint handoff and anti-entropy loops start; then the node opens its link
  * to every peer at once (its handshake tells each peer it is back, so they
@@ -33,7 +34,7 @@ import type { Store } from '../cluster/store.js';
 import type { TransportKind } from '../cluster/transport/index.js';
 import { limits } from '../config/limits.js';
 import type { ServeOptions } from '../config/options.js';
-import { HttpServer } from '../http/index.js';
+import { checkListenable, HttpServer } from '../http/index.js';
 import {
   acquireDirLock,
   type DirLock,
@@ -104,6 +105,8 @@ export class Node {
     let indexed: IndexedEngine | undefined;
     let parts: ClusterParts | undefined;
     try {
+      // Before the store opens: a start refused for its port (in use, not local) changes nothing here.
+      await checkListenable(options.port, options.host);
       // Out of the directory before the store opens: if it refuses to, the remedy (a damaged log
       // truncated) may drop writes the saved tree holds, and the next start must rebuild it.
       const treeFile = await claimTree(treeFileIn(options.dataDir, settings.clusterVfs ?? nodeVfs));

@@ -128,6 +128,31 @@ describe('logs', () => {
     );
   });
 
+  it('peer.down says once that the peer is down and why: a hung peer, one that left', async () => {
+    const cluster = await startCluster({ count: 2, args: ['--sync', 'off'] });
+    const [a, b] = [cluster.nodes[0]!, cluster.nodes[1]!];
+    const peer = b.url;
+    await waitPeerState(a.url, peer, 'up');
+    // The nodes may have seen each other refuse while they started.
+    const downBefore = events(a.stderr, 'peer.down', { peer }).length;
+    const upBefore = events(a.stderr, 'peer.up', { peer }).length;
+    // Hung: found by the heartbeat after 2 s of silence.
+    pauseNode(b);
+    await until(() => events(a.stderr, 'peer.down', { peer }).length > downBefore, 6000);
+    resumeNode(b);
+    await until(() => events(a.stderr, 'peer.up', { peer }).length > upBefore, 6000);
+    await stopNode(b);
+    await until(() => events(a.stderr, 'peer.down', { peer }).length > downBefore + 1, 6000);
+    const down = events(a.stderr, 'peer.down', { peer })
+      .slice(downBefore)
+      .map((r) => r.msg);
+    assert.equal(down.length, 2, a.stderr);
+    assert.match(down[0]!, new RegExp(`^Peer ${peer} is down: .*sent nothing for \\d+ ms$`));
+    assert.equal(down[1], `Peer ${peer} is down: Peer ${peer} is leaving`);
+    for (const msg of down) assert.equal(msg.split(' is down').length, 2, msg);
+    assert.equal((await stopNode(a)).code, 0);
+  });
+
   it('--log-level warn keeps warnings only; --log-format pretty prints text lines', async () => {
     const quiet = await startNode({
       dataDir: await makeTempDir('ringkv-logs-'),

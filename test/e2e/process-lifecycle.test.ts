@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { entityPath, httpRequest, RawConnection } from '../support/http-client.js';
@@ -163,6 +163,31 @@ describe('ringkv serve as a process', () => {
     // The refused processes did not disturb the first one.
     assert.equal((await httpRequest(`${first.url}/v0/status`)).status, 200);
     assert.equal((await stopNode(first)).code, 0);
+  });
+
+  it('refuses a port in use in a cluster too with one line, before writing anything in the data directory', async () => {
+    const first = await startNode({ dataDir: await makeTempDir() });
+    try {
+      const dir = await makeTempDir();
+      const peer = `http://127.0.0.1:${await freePort()}`;
+      const result = await runCli([
+        'serve',
+        '--url',
+        first.url,
+        '--data',
+        dir,
+        '--cluster',
+        `${first.url},${peer}`,
+        '--log-format',
+        'json',
+      ]);
+      assert.notEqual(result.code, 0);
+      assertOneLine(result.stderr, /^ringkv: Cannot listen on 127\.0\.0\.1:\d+: the address is in use$/);
+      // Nothing of a cluster's (membership, hints, anti-entropy index) was made for a start that could not listen.
+      assert.deepEqual(await readdir(dir), []);
+    } finally {
+      assert.equal((await stopNode(first)).code, 0);
+    }
   });
 
   it('exits 0 on SIGTERM, releases the lock, and the data is readable after a restart', async () => {
