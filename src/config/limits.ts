@@ -14,11 +14,12 @@ export const limits = {
   /** API.md: a value larger than this gets 413 (default; --max-value-bytes). */
   valueBytesMax: 8 * MiB,
   /**
-   * The longest ttl a write takes: 20 years, in ms (Cassandra's bound too).
-   * An expiry is stored as ms since 1970 in 6 bytes, so an unbounded ttl
+   * The longest ttl kept: 1,000 years, in ms. API.md takes any positive
+   * integer as a ttl; a longer one is kept as this. An expiry is stored as
+   * ms since 1970 in 6 bytes (up to the year 10889), so an unbounded ttl
    * could not be written at all.
    */
-  ttlMsMax: 20 * 365 * 24 * 60 * 60 * 1000,
+  ttlMsMax: 1000 * 365 * 24 * 60 * 60 * 1000,
   /** Hard ceiling on any key any format accepts: a u16 length in SSTable blocks. */
   keyBytesHardMax: 64 * KiB - 1,
   /** Hard ceiling on a value: frames use u32 lengths; 256 MiB keeps one entry far below heap size. */

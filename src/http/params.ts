@@ -10,8 +10,10 @@
  * (a key is a string, compared as its UTF-8 bytes).
  *
  * Numbers (ack, from, ttl) are positive integers written in canonical decimal:
- * digits only, no sign, no leading zero ('01' is refused), at most 15 digits
- * so that every accepted value is exact as a double.
+ * digits only, no sign, no leading zero ('01' is refused). `ack` and `from`
+ * have at most 15 digits, so that every accepted value is exact as a double
+ * (a longer one is larger than any cluster anyway). A `ttl` may be any
+ * positive integer: one over limits.ttlMsMax is kept as that bound.
  *
  * Every failure is a RingkvError: RINGKV_BAD_REQUEST (400) or
  * RINGKV_KEY_TOO_LONG (414), with a short message for the response body.
@@ -90,10 +92,7 @@ export function parseEntityParams(url: string, limits: ParamLimits): EntityParam
   }
   const ack = raw.ack === undefined ? quorum(from) : positiveInteger(raw.ack, 'ack');
   if (ack > from) throw badRequest('Bad ack: larger than from');
-  const ttlMs = raw.ttl === undefined ? undefined : positiveInteger(raw.ttl, 'ttl');
-  if (ttlMs !== undefined && ttlMs > defaults.ttlMsMax) {
-    throw badRequest(`Bad ttl: over ${defaults.ttlMsMax} ms (20 years)`);
-  }
+  const ttlMs = raw.ttl === undefined ? undefined : ttlParam(raw.ttl);
   const trace = raw.trace !== undefined && flagOn(raw.trace, 'trace');
   return { key, ack, from, ttlMs, trace };
 }
@@ -106,7 +105,8 @@ export function parseRangeParams(url: string, limits: ParamLimits): RangeParams 
   // where a range cut short after K goes on (the client does so), K of the longest length included.
   const bounds = { ...limits, keyBytesMax: limits.keyBytesMax + 1 };
   const start = decodeKey(raw.start, 'start', bounds);
-  const end = raw.end === undefined ? undefined : decodeKey(raw.end, 'end', bounds);
+  // An empty end is a bound like any other: no key is below it, so the range is empty ([start, start)).
+  const end = raw.end === undefined ? undefined : raw.end === '' ? start : decodeKey(raw.end, 'end', bounds);
   let scope: RangeScope = 'local';
   if (raw.scope !== undefined) {
     const text = decodeText(raw.scope);
@@ -235,6 +235,24 @@ export function positiveInteger(raw: string, name: string): number {
     n = n * 10 + digit;
   }
   return n;
+}
+
+/**
+ * `ttl`: any positive integer in canonical decimal, however many digits;
+ * one over limits.ttlMsMax (or past what a double holds exactly) is that
+ * bound, the longest an expiry can be stored for.
+ *
+ *   ttlParam('5000') === 5000; ttlParam('9'.repeat(30)) === limits.ttlMsMax
+ */
+export function ttlParam(raw: string): number {
+  const text = raw.indexOf('%') === -1 && raw.indexOf('+') === -1 ? raw : decodeText(raw);
+  const length = text.length;
+  if (length === 0 || text.charCodeAt(0) === 0x30) throw badRequest('Bad ttl: not a positive integer');
+  for (let i = 0; i < length; i++) {
+    const digit = text.charCodeAt(i) - 0x30;
+    if (digit < 0 || digit > 9) throw badRequest('Bad ttl: not a positive integer');
+  }
+  return length > DIGITS_MAX ? defaults.ttlMsMax : Math.min(Number(text), defaults.ttlMsMax);
 }
 
 function scanQuery(url: string): RawQuery {

@@ -3,9 +3,10 @@
  * all are ready, signals forwarded, a member that dies takes the rest down.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { httpRequest } from '../support/http-client.js';
 import {
   killAllStarted,
@@ -98,6 +99,33 @@ describe('ringkv cluster', () => {
       signal: null,
     });
     for (const pid of pids) assert.ok(await waitGone(pid), `node process ${pid} still running`);
+  });
+
+  it('with its defaults: 3 nodes, data in ./data/node-<i>, until SIGINT; npm start runs it so', async () => {
+    const pkg = JSON.parse(
+      readFileSync(fileURLToPath(new URL('../../../package.json', import.meta.url)), 'utf8'),
+    );
+    assert.match(pkg.scripts.start, /bin\/ringkv cluster$/, 'npm start: the cluster command, no flags');
+    const base = (await freeConsecutivePorts(3))[0]!;
+    const cwd = await makeTempDir();
+    // Only the port is given (the default, 8080, may be taken); --nodes and --data are left out.
+    const cluster = spawnCli(['cluster', '--base-port', String(base)], { cwd });
+    const urls = await waitForUrls(cluster, 3);
+    assert.deepEqual(
+      urls,
+      [0, 1, 2].map((i) => `http://127.0.0.1:${base + i}`),
+    );
+    for (const [i, url] of urls.entries()) {
+      assert.deepEqual((await statusOf(url)).cluster, urls);
+      assert.ok(existsSync(join(cwd, 'data', `node-${i}`)), `${cwd}/data/node-${i}`);
+    }
+    const put = await httpRequest(`${urls[0]}/v0/entity?id=defaults`, { method: 'PUT', body: 'v' });
+    assert.equal(put.status, 201);
+    assert.equal((await httpRequest(`${urls[2]}/v0/entity?id=defaults&ack=3`)).body.toString(), 'v');
+    assert.deepEqual(await stopNode(cluster, { signal: 'SIGINT', timeoutMs: 15_000 }), {
+      code: 0,
+      signal: null,
+    });
   });
 
   it('stops the others and exits non-zero when a node dies', async () => {

@@ -240,41 +240,43 @@ describe('ringkv serve as a process', () => {
     assert.deepEqual(await stopNode(node, { timeoutMs: 10_000 }), { code: 0, signal: null });
   });
 
-  it('recovers every acknowledged write after kill -9', async () => {
-    const dir = await makeTempDir();
-    const node = await startNode({ dataDir: dir });
-    const acknowledged = new Map<string, string>();
-    let stop = false;
-    // Four writers keep PUTs in flight while the node is killed.
-    const writer = async (id: number) => {
-      for (let i = 0; !stop && i < 100_000; i++) {
-        const key = `kill-${id}-${i}`;
-        const value = `value ${id} ${i} ${'x'.repeat(i % 200)}`;
-        try {
-          const answer = await httpRequest(`${node.url}${entityPath(key)}`, { method: 'PUT', body: value });
-          if (answer.status === 201) acknowledged.set(key, value);
-        } catch {
-          return; // The node is gone.
+  for (const sync of ['on', 'off'])
+    it(`recovers every acknowledged write after kill -9, with --sync ${sync}`, async () => {
+      const dir = await makeTempDir();
+      // --sync off acknowledges once the write reached the operating system: that survives kill -9 too.
+      const node = await startNode({ dataDir: dir, args: ['--sync', sync] });
+      const acknowledged = new Map<string, string>();
+      let stop = false;
+      // Four writers keep PUTs in flight while the node is killed.
+      const writer = async (id: number) => {
+        for (let i = 0; !stop && i < 100_000; i++) {
+          const key = `kill-${id}-${i}`;
+          const value = `value ${id} ${i} ${'x'.repeat(i % 200)}`;
+          try {
+            const answer = await httpRequest(`${node.url}${entityPath(key)}`, { method: 'PUT', body: value });
+            if (answer.status === 201) acknowledged.set(key, value);
+          } catch {
+            return; // The node is gone.
+          }
         }
-      }
-    };
-    const writers = [0, 1, 2, 3].map(writer);
-    for (let attempt = 0; attempt < 200 && acknowledged.size < 400; attempt++) await sleep(25);
-    assert.ok(acknowledged.size >= 400, `only ${acknowledged.size} writes acknowledged`);
-    await killNode(node);
-    stop = true;
-    await Promise.all(writers);
-    const snapshot = new Map(acknowledged);
+      };
+      const writers = [0, 1, 2, 3].map(writer);
+      for (let attempt = 0; attempt < 200 && acknowledged.size < 400; attempt++) await sleep(25);
+      assert.ok(acknowledged.size >= 400, `only ${acknowledged.size} writes acknowledged`);
+      await killNode(node);
+      stop = true;
+      await Promise.all(writers);
+      const snapshot = new Map(acknowledged);
 
-    const again = await startNode({ dataDir: dir, port: node.port, readyTimeoutMs: 30_000 });
-    let missing = 0;
-    for (const [key, value] of snapshot) {
-      const read = await httpRequest(`${again.url}${entityPath(key)}`);
-      if (read.status !== 200 || read.body.toString() !== value) missing++;
-    }
-    assert.equal(missing, 0, `${missing} of ${snapshot.size} acknowledged writes lost`);
-    assert.equal((await stopNode(again)).code, 0);
-  });
+      const again = await startNode({ dataDir: dir, port: node.port, readyTimeoutMs: 30_000 });
+      let missing = 0;
+      for (const [key, value] of snapshot) {
+        const read = await httpRequest(`${again.url}${entityPath(key)}`);
+        if (read.status !== 200 || read.body.toString() !== value) missing++;
+      }
+      assert.equal(missing, 0, `${missing} of ${snapshot.size} acknowledged writes lost`);
+      assert.equal((await stopNode(again)).code, 0);
+    });
 
   it('starts right after a kill -9 whose process is not yet reaped (a zombie still holding its PID)', {
     skip: !existsSync('/proc/self/stat') && 'no /proc',

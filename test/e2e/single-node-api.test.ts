@@ -148,6 +148,15 @@ for (const client of CLIENTS)
         assert.equal((await get('short-lived')).body.toString(), 'back');
       });
 
+      it('takes any positive integer as a ttl, however long', async () => {
+        // 1,000 years, and more ms than a double holds exactly: both live now.
+        for (const ttl of ['31536000000000', '999999999999999', '31536000000000000000000']) {
+          const answer = await call(`/v0/entity?id=far-future&ttl=${ttl}`, { method: 'PUT', body: ttl });
+          assert.equal(answer.status, 201, `ttl=${ttl}: ${answer.body.toString()}`);
+          assert.equal((await get('far-future')).body.toString(), ttl);
+        }
+      });
+
       it('answers 405 to other methods, with an Allow header', async () => {
         for (const method of ['POST', 'PATCH', 'OPTIONS']) {
           // Framed by Content-Length: node:http sends an OPTIONS body without any framing.
@@ -375,8 +384,25 @@ for (const client of CLIENTS)
         ]);
       });
 
+      it('orders keys by their UTF-8 bytes, not by UTF-16 code units', async () => {
+        // U+FFFD is EF BF BD, U+10000 is F0 90 80 80; in UTF-16 the latter (D800 DC00) sorts first.
+        await put(`${P}o/\u{10000}`, 'astral');
+        await put(`${P}o/\uFFFD`, 'bmp');
+        await put(`${P}o/~`, 'ascii');
+        assert.deepEqual(await range(rangePath(`${P}o/`, `${P}o0`)), [
+          `${P}o/~\nascii`,
+          `${P}o/\uFFFD\nbmp`,
+          `${P}o/\u{10000}\nastral`,
+        ]);
+        // end is exclusive in the same order: [U+FFFD, U+10000) holds U+FFFD only.
+        assert.deepEqual(await range(rangePath(`${P}o/\uFFFD`, `${P}o/\u{10000}`)), [`${P}o/\uFFFD\nbmp`]);
+      });
+
       it('answers an empty range with an empty chunked body', async () => {
         assert.deepEqual(await range(rangePath(`${P}r/f`, `${P}r/g`)), []);
+        // An empty end: no key is below it.
+        assert.deepEqual(await range(`${rangePath(`${P}r/`)}&end=`), []);
+        assert.deepEqual(await range(`${rangePath(`${P}r/`)}&end=&scope=cluster`), []);
         assert.deepEqual(await range(rangePath(`${P}t`)), []);
       });
 

@@ -19,6 +19,8 @@ export interface ClusterOptions {
   readonly args?: readonly string[];
   /** Environment for node i. */
   readonly envFor?: (index: number) => Readonly<Record<string, string>> | undefined;
+  /** The --cluster list node i is given (default: every URL, in port order). */
+  readonly clusterFor?: (index: number, urls: readonly string[]) => readonly string[];
 }
 
 export interface TestCluster {
@@ -42,7 +44,7 @@ export async function startCluster(options: ClusterOptions): Promise<TestCluster
     return startNode({
       dataDir: dirs[index]!,
       port: ports[index]!,
-      cluster: urls,
+      cluster: options.clusterFor?.(index, urls) ?? urls,
       args: options.args ?? [],
       ...(env === undefined ? {} : { env }),
       ...(readiness === undefined ? {} : { readiness }),

@@ -147,6 +147,8 @@ export function spawnCli(
     gid?: number;
     wrap?: readonly string[];
     script?: string;
+    /** The working directory (default: this process's). */
+    cwd?: string;
     /** 'given' (default): UV_THREADPOOL_SIZE as bin/ringkv would set it, unless set; 'unset': only what `env` sets. */
     threadPoolEnv?: 'given' | 'unset';
   } = {},
@@ -166,6 +168,7 @@ export function spawnCli(
     // The thread pool bin/ringkv would give the node, unless the test or its caller set one.
     env: fields.threadPoolEnv === 'unset' ? env : threadPool.withThreadPoolSize(env),
     ...(fields.gid === undefined ? {} : { gid: fields.gid }),
+    ...(fields.cwd === undefined ? {} : { cwd: fields.cwd }),
   });
   const node = new NodeProcess(child, {
     url: fields.url ?? '',
