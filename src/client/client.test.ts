@@ -244,6 +244,33 @@ describe('RingkvClient (stand-in nodes)', () => {
       assert.deepEqual(rest.seen, ['GET /v0/entities?start=b%00&scope=cluster']);
     });
 
+    it('stops at an abort that comes after the node cut the range, without asking the next node', async () => {
+      const cut = await standIn((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.write('a\n1', () => setTimeout(() => res.socket?.destroy(), 10));
+      });
+      const rest = await standIn(rangeOf([['b', '2']]));
+      const controller = new AbortController();
+      const seen: string[] = [];
+      const client = new RingkvClient({ nodes: [cut.url, rest.url] });
+      await assert.rejects(
+        async () => {
+          for await (const entry of client.scan('a', undefined, {
+            signal: controller.signal,
+            encoding: 'utf8',
+          })) {
+            seen.push(entry.key);
+            // The cut reaches the client before the abort: the abort has no connection to destroy.
+            await new Promise((resolve) => setTimeout(resolve, 100));
+            controller.abort();
+          }
+        },
+        { name: 'AbortError' },
+      );
+      assert.deepEqual(seen, ['a']);
+      assert.deepEqual(rest.seen, []);
+    });
+
     it('gives typed errors: a bad parameter, no node, a stalled answer', async () => {
       const bad = await standIn(answer(400, 'Empty end'));
       await assert.rejects(collect(new RingkvClient({ nodes: bad.url }).scan('a', 'b')), BadRequestError);

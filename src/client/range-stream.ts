@@ -65,11 +65,14 @@ export interface RangePlan {
 
 /** Resolves each entry of the range in key order; see the module comment for failover. */
 export async function* streamRange(plan: RangePlan): AsyncGenerator<RawEntry, void, undefined> {
-  plan.signal?.throwIfAborted();
   let start: Key = plan.start;
   let failuresInARow = 0;
   let last: RequestErrorFields = { reason: 'No node to ask' };
   for (let attempt = 0; failuresInARow < plan.nodes.length; attempt++) {
+    // Before each attempt, not only the first: an abort that came while the
+    // last connection was already closed destroyed nothing, and a signal
+    // already aborted never fires its 'abort' event for the next one.
+    plan.signal?.throwIfAborted();
     const node = plan.nodes[attempt % plan.nodes.length]!;
     const path = target('/v0/entities', { start, end: plan.end, scope: plan.scope });
     const answer = new RangeAnswer(node, path, plan);
