@@ -12,10 +12,22 @@ import {
   makeVersion,
   seededRandom,
   tombstoneEntry,
+  type Vfs,
   valueEntry,
 } from '../../storage/index.js';
 import { HINT_HEADER_BYTES, hintFileName, hintRecordBytes, peerDirName } from './format.js';
 import { HintStore, hintAgeMaxMs } from './hint-store.js';
+
+/** `target` with some of its methods replaced (the others bound to it, private fields and all). */
+function delegate<T extends object>(target: T, overrides: Partial<Record<keyof T, unknown>>): T {
+  return new Proxy(target, {
+    get(obj, prop) {
+      if (Object.hasOwn(overrides, prop)) return overrides[prop as keyof T];
+      const value = Reflect.get(obj, prop, obj);
+      return typeof value === 'function' ? value.bind(obj) : value;
+    },
+  });
+}
 
 const A = 'http://127.0.0.1:9001';
 const B = 'http://127.0.0.1:9002';
@@ -353,6 +365,49 @@ describe('HintStore on the in-memory and fault-injecting vfs', () => {
     const taken = (await takeAll(reopened, A)).map(key);
     assert.ok(taken.includes(key(entry(0))) && taken.includes(key(entry(2))), taken.join(' '));
     await reopened.close();
+  });
+
+  it('a hint written to a file that delivery sets aside meanwhile goes to a new file, not lost', async () => {
+    const memory = new MemoryVfs();
+    // While `held` is set, an fdatasync waits for it: the write stays under way.
+    let held: Promise<void> | undefined;
+    const vfs = delegate(memory, {
+      open: async (path: string, mode: Parameters<Vfs['open']>[1]) => {
+        const file = await memory.open(path, mode);
+        return delegate(file, {
+          datasync: async () => {
+            await held;
+            await file.datasync();
+          },
+        });
+      },
+    });
+    const store = await HintStore.open('/node/hints', { vfs });
+    for (let i = 0; i < 3; i++) assert.equal(await store.add(A, entry(i)), true);
+    // Damage the second record, intact records after it: corruption, found as delivery reaches it.
+    const file = join('/node/hints', peerDirName(A), hintFileName(1));
+    const at = HINT_HEADER_BYTES + hintRecordBytes(entry(0)) + 12;
+    const handle = await memory.open(file, 'r+');
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, at);
+    byte[0] = byte[0]! ^ 0xff;
+    await handle.write(byte, 0, 1, at);
+    await handle.close();
+
+    let release!: () => void;
+    held = new Promise((resolve) => {
+      release = resolve;
+    });
+    const added = store.add(A, entry(3));
+    for (let i = 0; i < 3; i++) await nextTurn(); // its write is under way, to the damaged file
+    assert.equal(await store.peek(A, 10, 1 << 20), undefined, 'the damaged file is set aside');
+    assert.equal(store.stats().corruptFiles.length, 1);
+    held = undefined;
+    release();
+    assert.equal(await added, true);
+    assert.deepEqual(await takeAll(store, A), [entry(3)]);
+    assert.deepEqual(store.pending(A), { entries: 0, bytes: 0 });
+    await store.close();
   });
 
   it(`power loss at random moments, ${POWER_LOSS_RUNS} seeds from ${POWER_LOSS_SEED}: every acknowledged, undelivered hint is kept, opening never fails`, async () => {

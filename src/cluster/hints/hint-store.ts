@@ -29,6 +29,8 @@
  *   truncated), a file with corruption is renamed to *.hint.corrupt, reported
  *   through `log` and stats() with file and offset, and skipped, never fatal.
  *   Appends after a restart go to a new file; old files are only read.
+ *   Delivery sets a file aside the same way when it finds corruption in it;
+ *   a write under way to that file is written again to a new one.
  * - After close() (which waits for queued writes), add() rejects with RINGKV_CLOSED.
  *
  * - Files go through a vfs (default: the real file system), the engine's
@@ -174,6 +176,8 @@ interface _PeerHints {
   /** Bytes added and not yet pending: queued, or in the write under way (they count against the budget). */
   queuedBytes: number;
   active: VfsFile | undefined;
+  /** The file a write is under way to: #setAside leaves it to the writer to close. */
+  writing: VfsFile | undefined;
   queue: _Queued | undefined;
   /** The running write loop, if any: it takes queues until none is left. */
   flushing: Promise<void> | undefined;
@@ -431,6 +435,7 @@ export class HintStore {
         delivered: 0,
         queuedBytes: 0,
         active: undefined,
+        writing: undefined,
         queue: undefined,
         flushing: undefined,
         delivering: false,
@@ -457,12 +462,25 @@ export class HintStore {
 
   async #writeQueued(hints: _PeerHints, queued: _Queued): Promise<void> {
     const count = queued.records.length;
+    let handle: VfsFile | undefined;
     try {
       const segment = await this.#appendTarget(hints, queued.bytes);
       const data = count === 1 ? queued.records[0]! : Buffer.concat(queued.records, queued.bytes);
-      const handle = hints.active!;
-      await writeFully(handle, data, 0, data.length, segment.bytes);
-      if (this.#sync) await handle.datasync();
+      handle = hints.active!;
+      hints.writing = handle;
+      try {
+        await writeFully(handle, data, 0, data.length, segment.bytes);
+        if (this.#sync) await handle.datasync();
+      } finally {
+        hints.writing = undefined;
+      }
+      if (hints.active !== handle) {
+        // Delivery found corruption in this file meanwhile and set it aside (#setAside): these
+        // records would be lost in it, and counted pending with no file, so they go to a new one.
+        await handle.close().catch(() => undefined);
+        await this.#writeQueued(hints, queued);
+        return;
+      }
       segment.bytes += data.length;
       segment.entries += count;
       // From queued to pending at once: the budget check in add() sees them all along.
@@ -476,7 +494,8 @@ export class HintStore {
       this.#writeErrors++;
       hints.queuedBytes -= queued.bytes;
       this.#totalBytes -= queued.bytes;
-      const active = hints.active;
+      // The file written to, even when #setAside took it away meanwhile.
+      const active = hints.active ?? handle;
       hints.active = undefined;
       await active?.close().catch(() => undefined);
       queued.reject(
@@ -601,7 +620,8 @@ export class HintStore {
     if (hints.segments.length === 0) {
       const active = hints.active;
       hints.active = undefined;
-      await active?.close().catch(() => undefined);
+      // A write under way to it closes it once done, and writes its records again to a new file.
+      if (active !== hints.writing) await active?.close().catch(() => undefined);
     }
     await this.#quarantine(segment.path, offset, detail);
   }
