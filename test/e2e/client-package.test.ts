@@ -71,16 +71,22 @@ await client.put('k', 42);
 `,
     );
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-    const flags = ['--noEmit', '--strict', '--module', 'nodenext', '--moduleResolution', 'nodenext'];
-    const run = spawnSync(
-      process.execPath,
-      [tsc, ...flags, '--target', 'es2022', '--types', 'node', 'use.ts'],
-      {
-        cwd: consumer,
-        encoding: 'utf8',
-        timeout: 60_000,
-      },
-    );
-    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    // Today's resolution (package.json's exports), and the older one that reads only its top-level "types".
+    for (const [module, resolution] of [
+      ['nodenext', 'nodenext'],
+      ['esnext', 'node'],
+    ]) {
+      const flags = ['--noEmit', '--strict', '--module', module!, '--moduleResolution', resolution!];
+      const run = spawnSync(
+        process.execPath,
+        [tsc, ...flags, '--target', 'es2022', '--types', 'node', 'use.ts'],
+        {
+          cwd: consumer,
+          encoding: 'utf8',
+          timeout: 60_000,
+        },
+      );
+      assert.equal(run.status, 0, `--moduleResolution ${resolution}: ${run.stdout}${run.stderr}`);
+    }
   });
 });
