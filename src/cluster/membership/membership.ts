@@ -137,6 +137,17 @@ export function currentMembers(view: Membership): Member[] {
   return view.members.filter((m) => m.state === MemberState.Normal || m.state === MemberState.Leaving);
 }
 
+/**
+ * Whether two views have the same current ring: the same members, each placed
+ * by the same token (a URL can come back on an equal list with another
+ * token: removed, then joined with --replace).
+ */
+export function sameCurrentRing(a: Membership, b: Membership): boolean {
+  const x = currentMembers(a);
+  const y = currentMembers(b);
+  return x.length === y.length && x.every((m, i) => m.url === y[i]!.url && m.token === y[i]!.token);
+}
+
 /** Members of the future ring: normal and joining. */
 export function futureMembers(view: Membership): Member[] {
   return view.members.filter((m) => m.state === MemberState.Normal || m.state === MemberState.Joining);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MemoryEngine, type PurgeFilter, valueEntry } from '../../storage/index.js';
+import { MemoryEngine, type PurgeFilter, type PurgeOptions, valueEntry } from '../../storage/index.js';
 import type { Gossip } from './gossip.js';
 import {
   bootstrapMembership,
@@ -205,5 +205,55 @@ describe('Mover, the cleanup after a move', () => {
     await sleep(700);
     await node.mover.stop();
     assert.deepEqual(node.marks, [five.epoch, leaving.epoch + 1n]);
+  });
+});
+
+describe('Mover, a cleanup overtaken by a new move', () => {
+  test('a move that starts while the purge waits its turn keeps what this node streams in for it', async () => {
+    const five = bootstrapMembership([a, b, c, d, e]);
+    const keys = Array.from({ length: 500 }, (_, i) => Buffer.from(`key-${i}`));
+    /** A purge that waits for the engine (a compaction running) before it drops anything. */
+    class WaitingPurge extends MemoryEngine {
+      override async purge(filter: PurgeFilter, options?: PurgeOptions): Promise<void> {
+        await sleep(600);
+        return super.purge(filter, options);
+      }
+    }
+    const engine = new WaitingPurge();
+    const topology = new Topology(five);
+    for (const [i, key] of keys.entries()) await engine.write(valueEntry(key, BigInt(i + 1), key));
+    const mover = new Mover({
+      selfUrl: a,
+      topology,
+      gossip: { exchangeAll: async () => [], exchange: async () => true } as unknown as Gossip,
+      engine,
+      transport: {
+        membership: () => Promise.reject(new Error('not used')),
+        stream: () => Promise.reject(new Error('down')),
+        move: () => Promise.reject(new Error('not used')),
+        isUp: () => false,
+      },
+      now: () => 1n << 40n,
+      trailingMs: 10,
+      pollIntervalMs: 60_000,
+      cleanupDue: true,
+    });
+    mover.start();
+    // The cleanup due at start begins after about a second; e starts leaving while its purge waits.
+    await sleep(1200);
+    const leaving = withLeaving(five, e, { dead: false });
+    topology.adopt(leaving);
+    // a is a new owner of part of e's ranges: what it streams in keeps its (old) versions.
+    const gained = keys.filter(
+      (key) =>
+        !topology.current!.replicas(key, 3).includes(a) && topology.future!.replicas(key, 3).includes(a),
+    );
+    assert.ok(gained.length > 0);
+    for (const key of gained) await engine.write(valueEntry(key, 7n, key));
+    await sleep(700);
+    await mover.stop();
+    const lost = [];
+    for (const key of gained) if ((await engine.get(key)) === undefined) lost.push(key.toString());
+    assert.deepEqual(lost, [], 'streamed in for the new move, then dropped by the old cleanup');
   });
 });

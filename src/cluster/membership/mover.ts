@@ -28,7 +28,7 @@
  *    streamed in for nothing; and whatever an earlier cleanup that did not
  *    run left. Only versions written before the cleanup starts go, and none
  *    at all if the membership changed meanwhile (a new move may hand those
- *    ranges back). Keys written with a `from` above R keep R copies. A
+ *    ranges back); a change while it runs abandons it. Keys written with a `from` above R keep R copies. A
  *    marker in the data directory (file.ts's CLEANUP_DUE) lasts until the
  *    cleanup is done, so that a node restarted before it ran, or while it
  *    ran (closing the engine abandons a purge), does it then. A node that
@@ -55,6 +55,7 @@ import {
   MemberState,
   type Membership,
   moveUnderWay,
+  sameCurrentRing,
   sameView,
   viewDigestHex,
   withLeaving,
@@ -122,13 +123,6 @@ export function unheldRanges(self: string, view: Membership): number[] {
   return subtractRanges([0, RING_SPAN], held);
 }
 
-/** Whether two views have the same current ring: the same members, each placed by the same token. */
-function sameCurrentRing(a: Membership, b: Membership): boolean {
-  const x = currentMembers(a);
-  const y = currentMembers(b);
-  return x.length === y.length && x.every((m, i) => m.url === y[i]!.url && m.token === y[i]!.token);
-}
-
 /** The ranges of `a` not in `b` (both sorted lists of [start, end) pairs). */
 export function subtractRanges(a: readonly number[], b: readonly number[]): number[] {
   const out: number[] = [];
@@ -159,6 +153,8 @@ export class Mover {
   #cleanupTimer: NodeJS.Timeout | undefined;
   /** The last cleanup: what it dropped, or why it did not run. */
   #cleanup: Record<string, unknown> | null = null;
+  /** Abandons the purge under way: a membership change gives it up (it may hand those ranges back). */
+  #purging: AbortController | undefined;
   #running = false;
   /** The marker's writes (CLEANUP_DUE), one after the other. */
   #marking: Promise<void> = Promise.resolve();
@@ -290,6 +286,9 @@ export class Mover {
 
   #changed(view: Membership, previous: Membership): void {
     if (!this.#running) return;
+    // A purge waits its turn behind a running compaction, then compacts what was flushed meanwhile:
+    // entries a new move streams in (their versions are old) would go with the rest.
+    this.#purging?.abort(new RingkvError('RINGKV_UNAVAILABLE', 'the membership changed during it'));
     if (view !== previous && previous !== EMPTY_MEMBERSHIP) {
       this.#log(
         `Membership epoch ${view.epoch}: ${moveUnderWay(view) ? `move under way (${describeMove(view)})` : 'no move under way'}`,
@@ -351,8 +350,10 @@ export class Mover {
     if (engine.purge === undefined || this.#options.now === undefined) return;
     const startedMs = Date.now();
     this.#cleanup = { ...base, state: 'running' };
+    const abandon = new AbortController();
+    this.#purging = abandon;
     try {
-      await engine.purge({ hashRanges: lost, versionMax: this.#options.now() });
+      await engine.purge({ hashRanges: lost, versionMax: this.#options.now() }, { signal: abandon.signal });
       this.#cleanup = { ...base, state: 'done', ms: Date.now() - startedMs };
       // A move that ended meanwhile marked its own cleanup, still due.
       if (this.#topology.view === view) this.#markCleanupDue(undefined);
@@ -360,12 +361,21 @@ export class Mover {
         `Cleanup for epoch ${view.epoch}: dropped the keys of ${lost.length / 2} ranges (${(share * 100).toFixed(1)}% of the hash space) this node no longer holds, in ${Date.now() - startedMs} ms`,
       );
     } catch (err) {
+      if (abandon.signal.aborted) {
+        this.#cleanup = { ...base, state: 'skipped', reason: 'the membership changed during it' };
+        this.#log(
+          `Cleanup for epoch ${view.epoch} abandoned: the membership changed during it; the data stays`,
+        );
+        return;
+      }
       this.#cleanup = { ...base, state: 'failed', error: errorMessage(err) };
       this.#log(
         isRingkvError(err, 'RINGKV_CLOSED')
           ? `Cleanup for epoch ${view.epoch} stopped by the node's shutdown; it runs again at the next start`
           : `Cleanup for epoch ${view.epoch} failed: ${errorMessage(err)}; the data stays`,
       );
+    } finally {
+      if (this.#purging === abandon) this.#purging = undefined;
     }
   }
 

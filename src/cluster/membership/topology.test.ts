@@ -8,6 +8,7 @@ import {
   bootstrapMembership,
   cancelled,
   flipped,
+  MemberState,
   type Membership,
   viewDigest,
   viewDigestHex,
@@ -80,6 +81,30 @@ describe('Topology', () => {
     for (const key of keys.slice(0, 300)) {
       const expected = before.replicas(key, 3).map((url) => (url === c ? e : url));
       assert.deepEqual([...after.replicas(key, 3)].sort(), [...expected].sort());
+    }
+  });
+
+  test('a node that missed views adopts a ring with the same URLs but another token: placed by the new token', () => {
+    // d joins; c is removed, then comes back in d's place (taking d's token): the current ring lists
+    // a, b, c again, but c now stands where d stood. A node that was away all along adopts the last view.
+    const start = bootstrapMembership([a, b, c]);
+    const dJoined = flipped(withJoining(start, d));
+    const cRemoved = flipped(withLeaving(dJoined, c, { dead: true }));
+    const last = flipped(withJoining(cRemoved, c, { replaces: d }));
+    assert.deepEqual(
+      last.members.filter((m) => m.state === MemberState.Normal).map((m) => [m.url, m.token]),
+      [
+        [a, a],
+        [b, b],
+        [c, d],
+      ],
+    );
+    const away = new Topology(start, VNODES);
+    away.adopt(last);
+    const fresh = new Topology(last, VNODES);
+    for (const key of keys.slice(0, 300)) {
+      assert.deepEqual(away.replicas(key, 3), fresh.replicas(key, 3));
+      assert.deepEqual(away.replicas(key, 1), fresh.replicas(key, 1), `primary of ${key}`);
     }
   });
 });

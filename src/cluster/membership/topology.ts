@@ -30,6 +30,7 @@ import {
   MemberState,
   type Membership,
   moveUnderWay,
+  sameCurrentRing,
 } from './membership.js';
 
 const NONE: readonly string[] = Object.freeze([]);
@@ -131,9 +132,10 @@ export class Topology {
     if (view === previous) return;
     const before = this.#current;
     this.#view = view;
-    this.#current = _sameNodes(before, currentMembers(view))
-      ? before
-      : _ring(currentMembers(view), this.#options);
+    this.#current =
+      before !== undefined && sameCurrentRing(previous, view)
+        ? before
+        : _ring(currentMembers(view), this.#options);
     this.#future = moveUnderWay(view) ? _ring(futureMembers(view), this.#options) : undefined;
     if (before !== undefined && before !== this.#current) {
       this.#trailing = before;
@@ -169,10 +171,4 @@ function _ring(members: readonly Member[], options: TopologyOptions): Ring | und
       ...(tokens.size === 0 ? {} : { tokens }),
     },
   );
-}
-
-function _sameNodes(ring: Ring | undefined, members: readonly Member[]): boolean {
-  if (ring === undefined || ring.nodes.length !== members.length) return false;
-  // Tokens never change for a member that stays in the ring, so equal URLs mean an equal ring.
-  return members.every((m, i) => ring.nodes[i] === m.url);
 }
