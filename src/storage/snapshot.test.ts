@@ -25,6 +25,16 @@ async function dump(engine: LsmEngine): Promise<Map<string, string>> {
   return out;
 }
 
+/** Snapshots `engine` into /snap, closes it, restores /snap into /restored and checks it holds `expected`. */
+async function snapshotAndRestore(vfs: Vfs, engine: LsmEngine, expected: Map<string, string>): Promise<void> {
+  await engine.snapshot('/snap');
+  await engine.close();
+  await restoreSnapshot(vfs, '/snap', '/restored', LEVELS);
+  const reopened = await LsmEngine.open({ dir: '/restored', vfs, sync: false, log: () => {} });
+  assert.deepEqual(await dump(reopened), expected);
+  await reopened.close();
+}
+
 async function filled(
   vfs: Vfs,
   dir: string,
@@ -168,22 +178,12 @@ describe('snapshot and restore', () => {
       fault.remove();
       assert.deepEqual(await vfs.list('/snap'), [], `after a fault on ${path}`);
     }
-    await engine.snapshot('/snap');
-    await engine.close();
-    await restoreSnapshot(vfs, '/snap', '/restored', LEVELS);
-    const reopened = await LsmEngine.open({ dir: '/restored', vfs, sync: false, log: () => {} });
-    assert.deepEqual(await dump(reopened), expected);
-    await reopened.close();
+    await snapshotAndRestore(vfs, engine, expected);
   });
 
   it('works on the in-memory file system too (links there are names of one file)', async () => {
     const vfs = new MemoryVfs();
     const { engine, expected } = await filled(vfs, '/data', 600);
-    await engine.snapshot('/snap');
-    await engine.close();
-    await restoreSnapshot(vfs, '/snap', '/restored', LEVELS);
-    const reopened = await LsmEngine.open({ dir: '/restored', vfs, sync: false, log: () => {} });
-    assert.deepEqual(await dump(reopened), expected);
-    await reopened.close();
+    await snapshotAndRestore(vfs, engine, expected);
   });
 });

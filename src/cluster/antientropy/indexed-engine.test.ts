@@ -60,6 +60,20 @@ async function actual(engine: IndexedEngine, ring: Ring): Promise<{ words: numbe
   return { words: [...digests.words], index: index.sort() };
 }
 
+/** An index beside `main` in `dir`, with its tree file there, following `ring`, its lines kept in `lines`. */
+async function openBeside(main: Engine, dir: string, ring: Ring, lines: string[]): Promise<IndexedEngine> {
+  const engine = await IndexedEngine.open({
+    main,
+    indexes: lsmIndexes(dir),
+    treeFile: treeFileIn(dir),
+    log: (line) => lines.push(line),
+    verifyIntervalMs: 0,
+  });
+  engine.watchRing(() => ring);
+  await engine.settled();
+  return engine;
+}
+
 /** An engine that counts the entries read from it (scans and gets). */
 class Counting implements Engine {
   readonly inner: Engine;
@@ -207,16 +221,7 @@ describe('IndexedEngine', () => {
     const lines: string[] = [];
     const open = async () => {
       const main = await LsmEngine.open({ dir, sync: false });
-      const engine = await IndexedEngine.open({
-        main,
-        indexes: lsmIndexes(dir),
-        treeFile: treeFileIn(dir),
-        log: (line) => lines.push(line),
-        verifyIntervalMs: 0,
-      });
-      engine.watchRing(() => ring);
-      await engine.settled();
-      return { main, engine };
+      return { main, engine: await openBeside(main, dir, ring, lines) };
     };
     let { main, engine } = await open();
     for (let i = 0; i < 500; i++) {
@@ -286,18 +291,7 @@ describe('IndexedEngine', () => {
     dirs.push(dir);
     const ring = new Ring(URLS, { vnodesPerNode: 64 });
     const lines: string[] = [];
-    const open = async (main: Engine) => {
-      const engine = await IndexedEngine.open({
-        main,
-        indexes: lsmIndexes(dir),
-        treeFile: treeFileIn(dir),
-        log: (line) => lines.push(line),
-        verifyIntervalMs: 0,
-      });
-      engine.watchRing(() => ring);
-      await engine.settled();
-      return engine;
-    };
+    const open = (main: Engine) => openBeside(main, dir, ring, lines);
     let engine = await open(new MemoryEngine());
     for (let i = 0; i < 50; i++) await engine.write(valueEntry(key(i), 5n, Buffer.from('x'), 0));
     await engine.close();
