@@ -26,9 +26,11 @@
  * merge and the one that won), the
  * receiver, and a start key. The source scans its store from there, examines
  * at most examineMax entries and answers up to entriesMax entries or about
- * bytesMax bytes, with the last key examined; the next request starts just
- * after it. The source keeps no state between pages, so a receiver or a
- * source that restarts costs a page, not the transfer.
+ * bytesMax bytes (never more than fits one internode frame: an entry that
+ * would not fit waits for the next page), with the last key examined; the
+ * next request starts just after it. The source keeps no state between
+ * pages, so a source that restarts costs a page, not the transfer (a
+ * receiver that restarts starts its transfers over: mover.ts).
  *
  * Flow control, so that clients keep their latency while a move runs:
  * - a source serves one page at a time, whatever the number of receivers,
@@ -50,11 +52,12 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
-import type { Engine, Entry } from '../../storage/index.js';
+import { type Engine, type Entry, encodedEntryBytes } from '../../storage/index.js';
+import { varintBytes } from '../../util/bytes.js';
 import { errorMessage } from '../../util/errors.js';
 import { ScanPacer } from '../antientropy/index.js';
 import type { Ring } from '../ring/index.js';
-import type { MembershipLinks } from '../transport/index.js';
+import { FRAME_HEADER_BYTES, type MembershipLinks } from '../transport/index.js';
 import { decodeStreamPage, decodeStreamRequest, encodeStreamPage, encodeStreamRequest } from './format.js';
 import { currentMembers, type Membership, viewDigest, viewDigestHex } from './membership.js';
 import { replicationFactor, type Topology } from './topology.js';
@@ -76,6 +79,17 @@ export function streamedTo(rings: MoveRings, self: string, target: string, key: 
 const FIRST_PAGE_ENTRIES = 64;
 /** Later pages hold about this long of the flow-control budget. */
 const PAGE_SECONDS = 0.25;
+
+/**
+ * A page's entries take at most this many encoded bytes, so that the page
+ * fits one internode frame with its header and its last key (of at most
+ * keyBytesHardMax bytes). A page holds one entry at least: a maximal entry
+ * fits a frame (limits.ts).
+ */
+const PAGE_ENTRY_BYTES_MAX =
+  limits.internodeFrameBytesMax -
+  FRAME_HEADER_BYTES -
+  (25 + varintBytes(limits.keyBytesHardMax) + limits.keyBytesHardMax + 4);
 
 /** Keys sampled to estimate a transfer's share of a source's store (hashes spread them over the ring). */
 const ESTIMATE_SAMPLES = 4096;
@@ -157,6 +171,8 @@ export class StreamSource {
     const entriesMax = Math.max(1, Math.min(limit, this.#entriesMax));
     const entries: Entry[] = [];
     let bytes = 0;
+    /** The entries' encoded bytes (encodedEntryBytes). */
+    let encoded = 0;
     let examined = 0;
     let coveredThrough: Buffer = Buffer.alloc(0);
     let more = false;
@@ -165,11 +181,19 @@ export class StreamSource {
     try {
       scan: for (let batch = await cursor.next(); batch !== undefined; batch = await cursor.next()) {
         for (const entry of batch) {
+          const size = streamedTo(rings, this.#selfUrl, target, entry.key) ? encodedEntryBytes(entry) : -1;
+          if (size >= 0 && entries.length > 0 && encoded + size > PAGE_ENTRY_BYTES_MAX) {
+            // Past the frame limit the receiver drops the connection, so the page never gets through:
+            // this entry starts the next page (coveredThrough stays before it).
+            more = true;
+            break scan;
+          }
           examined++;
           coveredThrough = entry.key;
-          if (streamedTo(rings, this.#selfUrl, target, entry.key)) {
+          if (size >= 0) {
             entries.push(entry);
             bytes += entry.key.length + entry.value.length;
+            encoded += size;
           }
           if (entries.length >= entriesMax || bytes >= this.#bytesMax || examined >= this.#examineMax) {
             more = true;

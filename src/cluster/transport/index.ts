@@ -17,7 +17,7 @@ export type {
   Transport,
   TransportStats,
 } from './contract.js';
-export { decodeEntries, PROTOCOL, UPGRADE_PATH } from './format.js';
+export { decodeEntries, FRAME_HEADER_BYTES, PROTOCOL, UPGRADE_PATH } from './format.js';
 export { FrameTransport, type FrameTransportOptions } from './frame-transport.js';
 export { isInternodePath } from './http-endpoint.js';
 export { HttpTransport, type HttpTransportOptions } from './http-transport.js';
