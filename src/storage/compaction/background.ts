@@ -61,42 +61,58 @@ interface Pending {
 }
 
 export class BackgroundWorker implements JobRunner {
-  readonly #worker: Worker;
+  readonly #name: string;
+  readonly #script: URL;
+  /** Undefined once it died (out of memory, say) until the next job starts another. */
+  #worker: Worker | undefined;
   readonly #pending = new Map<number, Pending>();
   #nextId = 1;
-  #failure: Error | undefined;
+  #terminated = false;
 
-  constructor(name: string) {
-    this.#worker = new Worker(new URL('./worker.js', import.meta.url), { name });
-    this.#worker.unref();
-    this.#worker.on('message', (message: { id: number; result?: JobResult; error?: JobError }) => {
+  /** `script`: the worker's entry (tests give one that can die on request). */
+  constructor(name: string, script: URL = new URL('./worker.js', import.meta.url)) {
+    this.#name = name;
+    this.#script = script;
+    this.#worker = this.#start();
+  }
+
+  run(job: Job): Promise<JobResult> {
+    if (this.#terminated) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Background jobs stopped'));
+    // A worker that died failed its own jobs (the engine retries them); later jobs get a new one, or
+    // every flush and compaction would fail until the process restarts.
+    this.#worker ??= this.#start();
+    const worker = this.#worker;
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      worker.postMessage({ id, job });
+    });
+  }
+
+  async terminate(): Promise<void> {
+    this.#terminated = true;
+    await this.#worker?.terminate();
+  }
+
+  #start(): Worker {
+    const worker = new Worker(this.#script, { name: this.#name });
+    worker.unref();
+    worker.on('message', (message: { id: number; result?: JobResult; error?: JobError }) => {
       const pending = this.#pending.get(message.id);
       if (pending === undefined) return;
       this.#pending.delete(message.id);
       if (message.error !== undefined) pending.reject(fromJobError(message.error));
       else pending.resolve(reviveResult(message.result!));
     });
-    this.#worker.on('error', (err) => this.#failAll(err));
-    this.#worker.on('exit', () =>
-      this.#failAll(new RingkvError('RINGKV_CLOSED', 'Background worker exited')),
-    );
+    worker.on('error', (err) => this.#lost(worker, err));
+    worker.on('exit', () => this.#lost(worker, new RingkvError('RINGKV_CLOSED', 'Background worker exited')));
+    return worker;
   }
 
-  run(job: Job): Promise<JobResult> {
-    if (this.#failure) return Promise.reject(this.#failure);
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      this.#worker.postMessage({ id, job });
-    });
-  }
-
-  async terminate(): Promise<void> {
-    await this.#worker.terminate();
-  }
-
-  #failAll(err: Error): void {
-    this.#failure ??= err;
+  /** The worker died or was terminated: its jobs fail ('error' comes before 'exit'; the first tells why). */
+  #lost(worker: Worker, err: Error): void {
+    if (this.#worker !== worker) return;
+    this.#worker = undefined;
     for (const pending of this.#pending.values()) pending.reject(err);
     this.#pending.clear();
   }
