@@ -2,8 +2,9 @@
  * The dashboard's page, whole: markup, style and script in one answer, so
  * that it works with no build step and no network beyond the node. The
  * script polls /ui/cluster every two seconds and computes request rates and
- * p99 latency from the difference between two polls (counters from
- * /v0/status, the latency histogram from /metrics). It writes values with
+ * p99 latency of client requests from the difference between two polls
+ * (counters from /v0/status, the latency histogram from /metrics; a counter
+ * that went down was reset by a restart). It writes values with
  * textContent only: nothing a member returns is parsed as markup.
  */
 export const DASHBOARD_PAGE = `<!doctype html>
@@ -50,11 +51,12 @@ export const DASHBOARD_PAGE = `<!doctype html>
   </tr></thead>
   <tbody id="members"></tbody>
 </table>
-<footer>Requests/s and p99 cover the last poll interval (2 s). State is how the node above sees each member.</footer>
+<footer>Requests/s and p99 cover client requests (get, put, delete, range) over the last poll interval (2 s). State is how the node above sees each member.</footer>
 <script>
 "use strict";
 const LATENCY = "ringkv_http_request_duration_seconds_bucket";
 const POLL_MS = 2000;
+const CLIENT_OP = /[{,]op="(get|put|delete|range)"/;
 let previous = new Map();
 
 function fmtBytes(n) {
@@ -84,12 +86,21 @@ function requestTotal(status) {
   const r = status && status.requests;
   return r ? r.get + r.put + r.delete + r.range : undefined;
 }
-/** Cumulative counts per upper bound of the latency histogram, summed over its label sets. */
+/** How much a counter grew between two polls; one that went down was reset (the member restarted) and counts from 0. */
+function increase(before, after) {
+  return after >= before ? after - before : after;
+}
+/**
+ * Cumulative counts per upper bound of the latency histogram, summed over the
+ * client requests' label sets (the operations Requests/s counts): not the
+ * dashboard's own polls, scrapes and internode requests, which would set the
+ * p99 of a quiet node (a poll waits up to 1.5 s for a hung member).
+ */
 function latencyBuckets(text) {
   const buckets = new Map();
   if (typeof text !== "string") return buckets;
   for (const line of text.split("\\n")) {
-    if (!line.startsWith(LATENCY)) continue;
+    if (!line.startsWith(LATENCY + "{") || !CLIENT_OP.test(line)) continue;
     const le = /le="([^"]+)"/.exec(line);
     const value = Number(line.slice(line.lastIndexOf(" ") + 1));
     if (le === null || !Number.isFinite(value)) continue;
@@ -102,6 +113,8 @@ function latencyBuckets(text) {
 function p99Ms(before, after) {
   if (!before || after.size === 0) return undefined;
   const bounds = [...after.keys()].sort((a, b) => a - b);
+  // A member restarted between the polls counts from zero again: its counts since then are all of them.
+  if ((after.get(Infinity) || 0) < (before.get(Infinity) || 0)) before = new Map();
   const total = (after.get(Infinity) || 0) - (before.get(Infinity) || 0);
   if (total <= 0) return undefined;
   for (const bound of bounds) {
@@ -136,7 +149,7 @@ function render(view) {
     next.set(member.url, sample);
     let rate;
     if (before && sample.requests !== undefined && before.requests !== undefined && view.atMs > before.atMs) {
-      rate = (sample.requests - before.requests) / ((view.atMs - before.atMs) / 1000);
+      rate = increase(before.requests, sample.requests) / ((view.atMs - before.atMs) / 1000);
       rateTotal += rate;
       haveRate = true;
     }

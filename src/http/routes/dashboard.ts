@@ -5,9 +5,10 @@
  * `/ui/cluster` is gathered here, on the node, rather than in the browser:
  * the page then needs to reach one node only (as behind a load balancer),
  * no cross-origin rules are loosened, and a member the node cannot reach is
- * shown as such. For each member it holds how this node's links see it, its
- * own /v0/status and its /metrics text (each fetched with a short timeout),
- * or the error that stood in the way. Rates and percentiles are computed by
+ * shown as such. For each member (of the membership, as /metrics' peer
+ * series) it holds how this node's links see it, its own /v0/status and its
+ * /metrics text (each fetched with a short timeout and a size bound), or the
+ * error that stood in the way. Rates and percentiles are computed by
  * the page from the difference between two polls.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -63,8 +64,9 @@ interface MemberView {
 async function clusterView(
   ctx: RouteContext,
 ): Promise<{ node: string; atMs: number; members: MemberView[] }> {
-  const members = ctx.cluster.length > 0 ? ctx.cluster : [ctx.nodeUrl];
-  const links = peerLinks(ctx.store.status());
+  const store = ctx.store.status();
+  const members = membersOf(store) ?? (ctx.cluster.length > 0 ? ctx.cluster : [ctx.nodeUrl]);
+  const links = peerLinks(store);
   const views = await Promise.all(
     members.map(async (url): Promise<MemberView> => {
       const [status, metrics] = await Promise.all([
@@ -95,6 +97,21 @@ async function clusterView(
   return { node: ctx.nodeUrl, atMs: Date.now(), members: views };
 }
 
+/**
+ * The members as the node's membership holds them (removed ones left out),
+ * when it has one: not --cluster, which a node that joined later is in no
+ * one's list, and a node started with --join has none.
+ */
+function membersOf(status: unknown): string[] | undefined {
+  const members = (status as { membership?: { members?: unknown } } | undefined)?.membership?.members;
+  if (!Array.isArray(members)) return undefined;
+  const urls: string[] = [];
+  for (const member of members as { url?: unknown; state?: unknown }[]) {
+    if (typeof member?.url === 'string' && member.state !== 'removed') urls.push(member.url);
+  }
+  return urls.length > 0 ? urls : undefined;
+}
+
 /** The store's view of its peers' links, when it is a cluster store. */
 function peerLinks(status: unknown): Record<string, string> {
   const peers = (status as { peers?: unknown } | undefined)?.peers;
@@ -109,11 +126,26 @@ function peerLinks(status: unknown): Record<string, string> {
 /** A member's answer as text (a 503 of /v0/status still carries its JSON), or why there is none. */
 async function fetchText(url: string): Promise<{ text?: string; error?: string }> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(MEMBER_TIMEOUT_MS) });
-    const text = await response.text();
-    if (response.status !== 200 && response.status !== 503) return { error: `answered ${response.status}` };
-    if (text.length > METRICS_BYTES_MAX) return { error: 'answer too large' };
-    return { text };
+    const controller = new AbortController();
+    const signal = AbortSignal.any([controller.signal, AbortSignal.timeout(MEMBER_TIMEOUT_MS)]);
+    const response = await fetch(url, { signal });
+    if (response.status !== 200 && response.status !== 503) {
+      controller.abort();
+      return { error: `answered ${response.status}` };
+    }
+    // Read up to the bound and no further: a member that answers without end must not fill this node's memory.
+    const chunks: Uint8Array[] = [];
+    let bytes = 0;
+    for await (const chunk of response.body ?? []) {
+      bytes += chunk.byteLength;
+      if (bytes > METRICS_BYTES_MAX) break;
+      chunks.push(chunk);
+    }
+    if (bytes > METRICS_BYTES_MAX) {
+      controller.abort();
+      return { error: 'answer too large' };
+    }
+    return { text: Buffer.concat(chunks).toString() };
   } catch (err) {
     const cause = (err as { cause?: unknown }).cause;
     return { error: errorMessage(cause ?? err) };
