@@ -68,7 +68,7 @@ interface RawQuery {
   dir: string | undefined;
 }
 
-/** Largest number of digits in ack, from and ttl: 10^15 - 1 < 2^53. */
+/** Largest number of digits in ack and from (a ttl may have more: it is capped): 10^15 - 1 < 2^53. */
 const DIGITS_MAX = 15;
 
 /**
@@ -92,7 +92,7 @@ export function parseEntityParams(url: string, limits: ParamLimits): EntityParam
   }
   const ack = raw.ack === undefined ? quorum(from) : positiveInteger(raw.ack, 'ack');
   if (ack > from) throw badRequest('Bad ack: larger than from');
-  const ttlMs = raw.ttl === undefined ? undefined : ttlParam(raw.ttl);
+  const ttlMs = raw.ttl === undefined ? undefined : positiveInteger(raw.ttl, 'ttl', defaults.ttlMsMax);
   const trace = raw.trace !== undefined && flagOn(raw.trace, 'trace');
   return { key, ack, from, ttlMs, trace };
 }
@@ -218,14 +218,17 @@ function decodeKey(raw: string, name: string, limits: ParamLimits): Buffer {
 }
 
 /**
- * A positive integer in canonical decimal, else RINGKV_BAD_REQUEST.
+ * A positive integer in canonical decimal, else RINGKV_BAD_REQUEST. With
+ * `capAt`, any number of digits is taken and a value over `capAt` (or past
+ * what a double holds exactly) is `capAt`; without, at most 15 digits.
  *
  *   positiveInteger('3', 'ack') === 3; positiveInteger('03', 'ack') throws
+ *   positiveInteger('9'.repeat(30), 'ttl', limits.ttlMsMax) === limits.ttlMsMax
  */
-export function positiveInteger(raw: string, name: string): number {
+export function positiveInteger(raw: string, name: string, capAt?: number): number {
   const text = raw.indexOf('%') === -1 && raw.indexOf('+') === -1 ? raw : decodeText(raw);
   const length = text.length;
-  if (length === 0 || length > DIGITS_MAX || text.charCodeAt(0) === 0x30) {
+  if (length === 0 || (capAt === undefined && length > DIGITS_MAX) || text.charCodeAt(0) === 0x30) {
     throw badRequest(`Bad ${name}: not a positive integer`);
   }
   let n = 0;
@@ -234,25 +237,8 @@ export function positiveInteger(raw: string, name: string): number {
     if (digit < 0 || digit > 9) throw badRequest(`Bad ${name}: not a positive integer`);
     n = n * 10 + digit;
   }
-  return n;
-}
-
-/**
- * `ttl`: any positive integer in canonical decimal, however many digits;
- * one over limits.ttlMsMax (or past what a double holds exactly) is that
- * bound, the longest an expiry can be stored for.
- *
- *   ttlParam('5000') === 5000; ttlParam('9'.repeat(30)) === limits.ttlMsMax
- */
-export function ttlParam(raw: string): number {
-  const text = raw.indexOf('%') === -1 && raw.indexOf('+') === -1 ? raw : decodeText(raw);
-  const length = text.length;
-  if (length === 0 || text.charCodeAt(0) === 0x30) throw badRequest('Bad ttl: not a positive integer');
-  for (let i = 0; i < length; i++) {
-    const digit = text.charCodeAt(i) - 0x30;
-    if (digit < 0 || digit > 9) throw badRequest('Bad ttl: not a positive integer');
-  }
-  return length > DIGITS_MAX ? defaults.ttlMsMax : Math.min(Number(text), defaults.ttlMsMax);
+  if (capAt === undefined) return n;
+  return length > DIGITS_MAX ? capAt : Math.min(n, capAt);
 }
 
 function scanQuery(url: string): RawQuery {

@@ -37,6 +37,9 @@
 import { performance } from 'node:perf_hooks';
 import { assert } from '../../util/assert.js';
 
+/** Above any version (64 bits), for a memory with no floorMax. */
+const UNBOUNDED = 1n << 64n;
+
 export interface RecentWritesOptions {
   readonly windowMs: number;
   /**
@@ -87,6 +90,8 @@ export class RecentWrites {
   #keyBytes = 0;
   #floor: bigint;
   readonly #floorMax: (() => bigint) | undefined;
+  /** floorMax() as last read; no bound without it. */
+  #floorCap: bigint;
   #lastWasNew = false;
 
   constructor(options: RecentWritesOptions) {
@@ -97,6 +102,7 @@ export class RecentWrites {
     this.#keyBytesMax = options.keyBytesMax;
     this.#floor = options.initialFloor;
     this.#floorMax = options.floorMax;
+    this.#floorCap = options.floorMax === undefined ? UNBOUNDED : options.floorMax();
     this.#nowMs = options.nowMs ?? (() => performance.now());
   }
 
@@ -213,9 +219,11 @@ export class RecentWrites {
     this.#keyBytes -= id.length;
     const version = this.#slotVersions[slot]!;
     if (version > this.#floor) {
-      const max = this.#floorMax?.();
-      if (max === undefined || version <= max) this.#floor = version;
-      else if (max > this.#floor) this.#floor = max;
+      // The bound is read again only when a version passes the last reading (it only grows):
+      // about once per skew interval in steady writes, not once per write.
+      if (version > this.#floorCap && this.#floorMax !== undefined) this.#floorCap = this.#floorMax();
+      if (version <= this.#floorCap) this.#floor = version;
+      else if (this.#floorCap > this.#floor) this.#floor = this.#floorCap;
     }
     this.#slotIds[slot] = '';
     this.#slotSeqs[slot] = -1;
