@@ -157,8 +157,13 @@ export function decodeStreamRequest(buf: Buffer): StreamRequest {
   return { epoch, view, target: target[0], start: start[0], limit: buf.readUInt32BE(start[1]) };
 }
 
+/** A stream page's bytes besides its entries, when its last key examined is `keyBytes` long. */
+export function streamPageFixedBytes(keyBytes: number): number {
+  return 25 + varintBytes(keyBytes) + keyBytes + 4;
+}
+
 export function encodeStreamPage(page: StreamPage): Buffer {
-  let bytes = 25 + varintBytes(page.coveredThrough.length) + page.coveredThrough.length + 4;
+  let bytes = streamPageFixedBytes(page.coveredThrough.length);
   for (const entry of page.entries) bytes += encodedEntryBytes(entry);
   const buf = Buffer.alloc(bytes);
   buf[0] = page.more ? 1 : 0;

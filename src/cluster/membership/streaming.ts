@@ -53,12 +53,17 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
 import { type Engine, type Entry, encodedEntryBytes } from '../../storage/index.js';
-import { varintBytes } from '../../util/bytes.js';
 import { errorMessage } from '../../util/errors.js';
 import { ScanPacer } from '../antientropy/index.js';
 import type { Ring } from '../ring/index.js';
 import { FRAME_HEADER_BYTES, type MembershipLinks } from '../transport/index.js';
-import { decodeStreamPage, decodeStreamRequest, encodeStreamPage, encodeStreamRequest } from './format.js';
+import {
+  decodeStreamPage,
+  decodeStreamRequest,
+  encodeStreamPage,
+  encodeStreamRequest,
+  streamPageFixedBytes,
+} from './format.js';
 import { currentMembers, type Membership, viewDigest, viewDigestHex } from './membership.js';
 import { replicationFactor, type Topology } from './topology.js';
 
@@ -87,9 +92,7 @@ const PAGE_SECONDS = 0.25;
  * fits a frame (limits.ts).
  */
 const PAGE_ENTRY_BYTES_MAX =
-  limits.internodeFrameBytesMax -
-  FRAME_HEADER_BYTES -
-  (25 + varintBytes(limits.keyBytesHardMax) + limits.keyBytesHardMax + 4);
+  limits.internodeFrameBytesMax - FRAME_HEADER_BYTES - streamPageFixedBytes(limits.keyBytesHardMax);
 
 /** Keys sampled to estimate a transfer's share of a source's store (hashes spread them over the ring). */
 const ESTIMATE_SAMPLES = 4096;
