@@ -21,7 +21,7 @@
 import { assert } from '../../util/assert.js';
 import type { Ring } from '../ring/index.js';
 import { bitmapHas } from './format.js';
-import { DIGEST_WORDS, entryHashes, LeafDigests } from './merkle.js';
+import { countedEntries, DIGEST_WORDS, entryHashes, LeafDigests } from './merkle.js';
 import type { PairScope } from './scan.js';
 
 const RING_SPAN = 2 ** 32;
@@ -51,9 +51,7 @@ export class ArcDigests {
 
   /** Entries counted, every arc together. */
   count(): number {
-    let total = 0;
-    for (let i = 0; i < this.words.length; i += DIGEST_WORDS) total += this.words[i]!;
-    return total;
+    return countedEntries(this.words);
   }
 
   /** The pair's leaves: its shared arcs summed into the bucket of each arc's point. */

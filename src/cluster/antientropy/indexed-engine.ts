@@ -79,7 +79,7 @@ import { errorMessage, RingkvError } from '../../util/errors.js';
 import { InFlight } from '../../util/in-flight.js';
 import { hash32, type Ring } from '../ring/index.js';
 import { ArcDigests } from './arc-digests.js';
-import { DIGEST_WORDS, valueHash } from './merkle.js';
+import { countedEntries, valueHash } from './merkle.js';
 import { indexedValueHash, indexValue, ScanPacer } from './scan.js';
 import { decodeTree, encodeTree, type TreeFileStore } from './tree-file.js';
 
@@ -780,11 +780,4 @@ function _indexRecord(at: Buffer, entry: Entry, generation: number): Entry {
 /** Whether a purge with `filter` would drop a write of this hash and version. */
 function _purges(filter: PurgeFilter, hash: number, version: bigint): boolean {
   return version <= filter.versionMax && hashInRanges(filter.hashRanges, hash);
-}
-
-/** How many entries a saved tree's digests count (each arc's first word). */
-function countedEntries(words: Uint32Array): number {
-  let total = 0;
-  for (let i = 0; i < words.length; i += DIGEST_WORDS) total += words[i]!;
-  return total;
 }

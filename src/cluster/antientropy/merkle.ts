@@ -32,6 +32,13 @@ export const VALUE_HASH_SEED = 0x85ebca6b;
 /** Words per digest: count, h1, h2. */
 export const DIGEST_WORDS = 3;
 
+/** Entries counted by digests laid out `DIGEST_WORDS` words each (count first). */
+export function countedEntries(words: Uint32Array): number {
+  let total = 0;
+  for (let i = 0; i < words.length; i += DIGEST_WORDS) total += words[i]!;
+  return total;
+}
+
 /** The bucket of a key: the top `leafBits` bits of its ring hash. */
 export function bucketOf(key: Uint8Array, leafBits: number): number {
   return hash32(key) >>> (32 - leafBits);
@@ -126,9 +133,7 @@ export class LeafDigests {
 
   /** Entries folded in, all buckets together. */
   count(): number {
-    let total = 0;
-    for (let i = 0; i < this.words.length; i += DIGEST_WORDS) total += this.words[i]!;
-    return total;
+    return countedEntries(this.words);
   }
 }
 
