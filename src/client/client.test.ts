@@ -74,12 +74,14 @@ describe('RingkvClient (stand-in nodes)', () => {
     assert.equal(await client.get('missing'), undefined);
     assert.equal(await client.get('k', { encoding: 'utf8', ack: 2 }), 'v');
     await client.put(Buffer.from([0x6b, 0x0a]), 'x', { ttl: 500 });
+    await client.put('t', 'x', { ttl: 1e21 });
     await client.delete('k', { from: 3 });
     assert.deepEqual(node.seen, [
       'GET /v0/entity?id=a%20b%2F%C3%A9&ack=1&from=2',
       'GET /v0/entity?id=missing&ack=1&from=2',
       'GET /v0/entity?id=k&ack=2&from=2',
       'PUT /v0/entity?id=k%0A&ack=1&from=2&ttl=500',
+      'PUT /v0/entity?id=t&ack=1&from=2&ttl=1000000000000000000000',
       'DELETE /v0/entity?id=k&ack=1&from=3',
     ]);
   });

@@ -36,7 +36,12 @@ export function target(path: string, params: Readonly<Record<string, Key | numbe
   let query = '';
   for (const [name, value] of Object.entries(params)) {
     if (value === undefined) continue;
-    query += `${query === '' ? '?' : '&'}${name}=${typeof value === 'number' ? String(value) : encodeKey(value)}`;
+    query += `${query === '' ? '?' : '&'}${name}=${typeof value === 'number' ? numeral(value) : encodeKey(value)}`;
   }
   return `${path}${query}`;
+}
+
+/** A number as the server reads it: an integer in digits, even from 1e21 up, where String() turns to exponents. */
+function numeral(value: number): string {
+  return Number.isInteger(value) ? BigInt(value).toString() : String(value);
 }
