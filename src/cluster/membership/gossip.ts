@@ -26,6 +26,7 @@ import { decodeMembership, encodeMembership } from './format.js';
 import {
   compareMemberships,
   EMPTY_MEMBERSHIP,
+  holdsChange,
   liveMembers,
   MemberState,
   type Membership,
@@ -108,7 +109,12 @@ export class Gossip {
   /**
    * Makes a change to the held view (`change` builds the next view from it,
    * or throws RINGKV_BAD_REQUEST), adopts it and pushes it to every member.
-   * Rejects if a concurrent change won over it.
+   * Rejects (RINGKV_UNAVAILABLE) if, once the members answered, the view
+   * held does not hold the change: a concurrent change won over it, maybe
+   * followed already by one made on the winner (membership.ts's
+   * holdsChange). Resolving says only that no member that answered knew of
+   * a change that won: one that did not answer may still hold one, so what
+   * a node does (moves, cleanups) follows the view it holds, not this.
    */
   propose(change: (view: Membership) => Membership): Promise<Membership> {
     const made = this.#queue.then(async () => {
@@ -122,10 +128,10 @@ export class Gossip {
     return made.then(async (next) => {
       await this.push(next);
       const held = this.#topology.view;
-      if (held !== next && compareMemberships(held, next) > 0 && held.epoch === next.epoch) {
+      if (!holdsChange(held, next)) {
         throw new RingkvError(
           'RINGKV_UNAVAILABLE',
-          `A concurrent change of the membership won over this one (epoch ${next.epoch}); try again`,
+          `A concurrent change of the membership won over this one (epoch ${next.epoch}; the cluster is at epoch ${held.epoch}); try again`,
         );
       }
       return next;

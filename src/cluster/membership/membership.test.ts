@@ -22,6 +22,7 @@ import {
   EMPTY_MEMBERSHIP,
   flipped,
   futureMembers,
+  holdsChange,
   type Member,
   MemberState,
   type Membership,
@@ -214,6 +215,65 @@ describe('membership: the merge rule', () => {
       ),
       propertyParams({ numRuns: 300 }),
     );
+  });
+});
+
+describe('membership: whether a view holds a change', () => {
+  const start = bootstrapMembership([a, b, c, d]);
+  /** Every change that can be made to `view`. */
+  function changes(view: Membership): Membership[] {
+    const makes = [
+      ...[a, b, c, d].flatMap((url) => [
+        () => withLeaving(view, url, { dead: false }),
+        () => withLeaving(view, url, { dead: true }),
+      ]),
+      () => withJoining(view, e),
+      () => withJoining(view, e, { replaces: d }),
+      () => flipped(view),
+      () => cancelled(view),
+    ];
+    return makes.flatMap((make) => {
+      try {
+        return [make()];
+      } catch {
+        return [];
+      }
+    });
+  }
+  const changedUrls = (view: Membership) =>
+    view.members.filter((m) => m.since === view.epoch).map((m) => m.url);
+
+  test('two changes made at once from one view: a later view made on either holds it, not the other', () => {
+    let pairs = 0;
+    for (const from of [start, withLeaving(start, d, { dead: false }), withJoining(start, e)]) {
+      const made = changes(from);
+      for (const x of made) {
+        assert.ok(holdsChange(x, x));
+        assert.equal(holdsChange(from, x), false);
+        for (const y of made) {
+          if (compareMemberships(x, y) === 0) continue;
+          pairs++;
+          assert.equal(holdsChange(y, x), false);
+          const yOnly = !changedUrls(x).every((url) => changedUrls(y).includes(url));
+          for (const later of changes(y)) {
+            assert.ok(holdsChange(later, y));
+            for (const next of changes(later)) assert.ok(holdsChange(next, y));
+            // x changed a member y did not: every view made on y shows that member as it was.
+            if (yOnly) assert.equal(holdsChange(later, x), false);
+          }
+        }
+      }
+    }
+    assert.ok(pairs > 50, String(pairs));
+  });
+
+  test('a flip and a cancel of one move: a later view made on the cancel does not hold the flip', () => {
+    const moving = withJoining(start, e);
+    const flip = flipped(moving);
+    const cancel = cancelled(moving);
+    assert.equal(holdsChange(withLeaving(cancel, a, { dead: false }), flip), false);
+    assert.equal(holdsChange(withLeaving(flip, a, { dead: false }), cancel), false);
+    assert.ok(holdsChange(withLeaving(flip, a, { dead: false }), flip));
   });
 });
 

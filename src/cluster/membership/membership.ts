@@ -118,6 +118,38 @@ export function viewDigest(view: Membership): bigint {
   return digest;
 }
 
+/**
+ * Whether `view` holds the change that made `made`: it is `made`, or a later
+ * view made from it. Views name no parent, so a later one is judged by its
+ * members: each one `made` changed (its `since` is `made`'s epoch) is there
+ * as `made` left it or changed since, and no member changed at that epoch
+ * differs from `made`'s. A later view made from a concurrent change that won
+ * shows that change's members, or `made`'s ones as they were before it.
+ * (Two changes of the same members cannot be told apart once a later
+ * change changed those members again: such a view is taken to hold either.)
+ */
+export function holdsChange(view: Membership, made: Membership): boolean {
+  if (view.epoch <= made.epoch) return sameView(view, made);
+  const changed = made.members.filter((m) => m.since === made.epoch);
+  return (
+    changed.every((m) => {
+      const now = findMember(view, m.url);
+      return now !== undefined && (now.since > made.epoch || sameMember(now, m));
+    }) &&
+    view.members.every((m) => {
+      if (m.since !== made.epoch) return true;
+      const then = findMember(made, m.url);
+      return then !== undefined && sameMember(m, then);
+    })
+  );
+}
+
+function sameMember(x: Member, y: Member): boolean {
+  return (
+    x.url === y.url && x.state === y.state && x.dead === y.dead && x.token === y.token && x.since === y.since
+  );
+}
+
 /** viewDigest as 16 hex digits, for JSON answers. */
 export function viewDigestHex(view: Membership): string {
   return viewDigest(view).toString(16).padStart(16, '0');

@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isRingkvError } from '../../util/errors.js';
+import { Gossip } from './gossip.js';
+import {
+  bootstrapMembership,
+  compareMemberships,
+  flipped,
+  type Membership,
+  sameView,
+  withJoining,
+  withLeaving,
+} from './membership.js';
+import { Topology } from './topology.js';
+
+const [a, b, c, d, e] = ['http://a:1', 'http://b:1', 'http://c:1', 'http://d:1', 'http://e:1'] as const;
+
+/**
+ * Nodes whose gossip talks in process. What a node sends, to every peer
+ * (`hold(url)`) or to one (`hold(url, peer)`), can be held (a slow link) and
+ * let go later, so that the order in which views arrive is the test's.
+ */
+function nodes(urls: readonly string[], view: Membership) {
+  const gossips = new Map<string, Gossip>();
+  const held = new Map<string, (() => void)[]>();
+  for (const url of urls) {
+    gossips.set(
+      url,
+      new Gossip({
+        selfUrl: url,
+        topology: new Topology(view, { vnodesPerNode: 8 }),
+        transport: {
+          membership: async (peer, body) => {
+            const waiting = held.get(url) ?? held.get(`${url}>${peer}`);
+            if (waiting !== undefined) await new Promise<void>((resolve) => waiting.push(resolve));
+            const to = gossips.get(peer);
+            if (to === undefined) throw new Error(`${peer} is down`);
+            return to.receive(body);
+          },
+          isUp: (peer) => gossips.has(peer),
+        },
+        persist: async () => {},
+      }),
+    );
+  }
+  return {
+    node: (url: string) => gossips.get(url)!,
+    /** Holds what `url` sends (to `peer` only, if given) from now on. */
+    hold: (url: string, peer?: string) => held.set(peer === undefined ? url : `${url}>${peer}`, []),
+    /** Lets go of what was held meanwhile, and of what is sent from now on. */
+    release: (url: string, peer?: string) => {
+      const link = peer === undefined ? url : `${url}>${peer}`;
+      const waiting = held.get(link) ?? [];
+      held.delete(link);
+      for (const resolve of waiting) resolve();
+    },
+    /** Resolves once `count` messages are held from `url` (bounded: the test's own steps send them). */
+    sent: async (url: string, count: number, peer?: string) => {
+      const link = peer === undefined ? url : `${url}>${peer}`;
+      for (let i = 0; i < 100 && (held.get(link)?.length ?? 0) < count; i++) await new Promise(setImmediate);
+      assert.equal(held.get(link)?.length, count);
+    },
+  };
+}
+
+/** Two changes from `view` that conflict, ordered so that `winner` wins the merge. */
+function conflicting(view: Membership, x: (v: Membership) => Membership, y: (v: Membership) => Membership) {
+  return compareMemberships(y(view), x(view)) > 0 ? { loser: x, winner: y } : { loser: y, winner: x };
+}
+
+const unavailable = (err: unknown) => isRingkvError(err, 'RINGKV_UNAVAILABLE');
+
+describe('Gossip: two changes made at once from one view', () => {
+  const start = bootstrapMembership([a, b, c, d]);
+  const { loser, winner } = conflicting(
+    start,
+    (v) => withLeaving(v, c, { dead: false }),
+    (v) => withLeaving(v, d, { dead: false }),
+  );
+
+  test('the change that lost the merge is refused, the one that won is made, every node holds it', async () => {
+    const cluster = nodes([a, b, c, d], start);
+    const [lost, won] = await Promise.allSettled([
+      cluster.node(a).propose(loser),
+      cluster.node(b).propose(winner),
+    ]);
+    assert.equal(lost.status, 'rejected');
+    assert.ok(unavailable(lost.reason), String(lost.reason));
+    assert.equal(won.status, 'fulfilled');
+    assert.ok(sameView(won.value, winner(start)));
+    for (const url of [a, b, c, d]) assert.ok(sameView(cluster.node(url).view, won.value), url);
+  });
+
+  test('refused too when a later change made on the winner arrives during the push', async () => {
+    const cluster = nodes([a, b, c, d], start);
+    // a's link is slow: its change is made and stored, its push not yet delivered.
+    cluster.hold(a);
+    const lost = cluster.node(a).propose(loser);
+    await cluster.sent(a, 3);
+    assert.ok(sameView(cluster.node(a).view, loser(start)));
+    // Meanwhile b's change wins, and the move it started completes (the flip, one epoch later).
+    const won = await cluster.node(b).propose(winner);
+    const flip = await cluster.node(b).propose(flipped);
+    assert.equal(flip.epoch, won.epoch + 1n);
+    assert.ok(sameView(cluster.node(a).view, flip));
+    cluster.release(a);
+    await assert.rejects(lost, unavailable);
+    for (const url of [a, b, c, d]) assert.ok(sameView(cluster.node(url).view, flip), url);
+  });
+
+  test('a joining node whose join lost is told so, though the view it hears next is a later one', async () => {
+    const { loser: join, winner: other } = conflicting(
+      start,
+      (v) => withJoining(v, e),
+      (v) => withLeaving(v, d, { dead: false }),
+    );
+    const cluster = nodes([a, b, c, d, e], start);
+    cluster.hold(e);
+    const lost = cluster.node(e).propose(join);
+    await cluster.sent(e, 4);
+    await cluster.node(b).propose(other);
+    const flip = await cluster.node(b).propose(flipped);
+    // e is not among the members b pushes to: it hears of the flip only in the answers to its own push.
+    cluster.release(e);
+    await assert.rejects(lost, unavailable);
+    assert.ok(sameView(cluster.node(e).view, flip));
+  });
+
+  test('made when a later change made on it arrives during the push', async () => {
+    const cluster = nodes([a, b, c, d], start);
+    const mine = loser(start);
+    // a's push reaches b at once (b holds a's change and completes its move), d's answer comes late.
+    cluster.hold(a, d);
+    const made = cluster.node(a).propose(loser);
+    await cluster.sent(a, 1, d);
+    assert.ok(sameView(cluster.node(b).view, mine));
+    const flip = await cluster.node(b).propose(flipped);
+    assert.equal(flip.epoch, mine.epoch + 1n);
+    assert.ok(sameView(cluster.node(a).view, flip));
+    cluster.release(a, d);
+    assert.ok(sameView(await made, mine));
+  });
+});
