@@ -22,7 +22,7 @@ import {
 } from '../cluster/antientropy/index.js';
 import type { HybridClock } from '../cluster/clock.js';
 import { ClockSkewMonitor } from '../cluster/clock-skew.js';
-import { HintedHandoff, HintStore, hintPolicy } from '../cluster/hints/index.js';
+import { HintedHandoff, HintStore, hintPlacement, hintPolicy } from '../cluster/hints/index.js';
 import { loadMembership, MembershipService } from '../cluster/membership/index.js';
 import { ClusterStore, createReplica } from '../cluster/replication/index.js';
 import {
@@ -192,14 +192,6 @@ export async function clusterParts(
       'No --cluster-secret, so internode requests are unauthenticated (anyone who reaches this port can write any version of any key)',
     );
   }
-  handoff = new HintedHandoff({
-    store: hints,
-    transport,
-    intervalMs: context.hintHandoffIntervalMs,
-    // Hints of a node that left for good are dropped, not retried forever against the shared budget.
-    isMember: (peer) => topology.isMember(peer),
-    log: hintsLog,
-  });
   const currentRing = () => topology.current;
   const responder = new AntiEntropyResponder({ selfUrl: options.url, ring: currentRing, engine });
   const replica = createReplica(engine, clock, {
@@ -229,6 +221,22 @@ export async function clusterParts(
     },
   });
   replicaOfNode = replica;
+  handoff = new HintedHandoff({
+    store: hints,
+    // A hint rerouted to its key's current replicas may be for this node: its own replica takes it
+    // (should that fail, the hint is kept for this node, and handed to it the same way later).
+    transport: {
+      isUp: (peer) => peer === options.url || transport.isUp(peer),
+      write: (peer, entry, deadlineMs) =>
+        peer === options.url ? replica.write(entry) : transport.write(peer, entry, deadlineMs),
+    },
+    intervalMs: context.hintHandoffIntervalMs,
+    // Hints of a node that left for good are dropped, not retried forever against the shared budget.
+    isMember: (peer) => topology.isMember(peer),
+    // Where a write of the key goes now, as the coordinator picks it: the ring may have changed since.
+    placement: hintPlacement(topology),
+    log: hintsLog,
+  });
   const antiEntropy = new AntiEntropy({
     selfUrl: options.url,
     ring: currentRing,
@@ -252,8 +260,8 @@ export async function clusterParts(
     clockSkewMaxMs: options.clockSkewMaxMs,
     log: lineLog(log, 'coordinator'),
     // No hints for a node that left the cluster: it will not be back for them.
-    onReplicaWriteFailed: (peer, entry, err) => {
-      if (topology.isMember(peer)) hintFor(peer, entry, err);
+    onReplicaWriteFailed: (peer, entry, err, from) => {
+      if (topology.isMember(peer)) hintFor(peer, entry, err, from);
     },
     statusExtras: () => ({
       internodeProtocol: context.transportKind,

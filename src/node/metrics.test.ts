@@ -76,7 +76,7 @@ function standInParts(peers: () => string[] = () => [B, C]): ClusterParts {
         tooOld: 3,
       }),
     },
-    handoff: { stats: () => ({ rounds: 11, failedBatches: 2, forgotten: 7 }) },
+    handoff: { stats: () => ({ rounds: 11, failedBatches: 2, forgotten: 7, rerouted: 5 }) },
     antiEntropy: {
       stats: () => ({
         rounds: 4,
@@ -196,6 +196,7 @@ describe('NodeMetrics', () => {
     assert.equal(value('ringkv_hints_delivered_total', { peer: C }), 0);
     assert.equal(value('ringkv_hints_too_old_total'), 3);
     assert.equal(value('ringkv_hint_handoff_forgotten_total'), 7);
+    assert.equal(value('ringkv_hint_handoff_rerouted_total'), 5);
 
     assert.equal(value('ringkv_antientropy_rounds_total'), 4);
     assert.equal(value('ringkv_antientropy_keys_compared_total'), 120);

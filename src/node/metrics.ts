@@ -157,6 +157,11 @@ const HANDOFF_COUNTERS: readonly CounterRow<HandoffStats>[] = [
     'failedBatches',
   ],
   ['ringkv_hint_handoff_forgotten_total', 'Hints dropped because their peer left the cluster', 'forgotten'],
+  [
+    'ringkv_hint_handoff_rerouted_total',
+    "Hints handed to their key's current replicas because their peer no longer holds the key",
+    'rerouted',
+  ],
 ];
 
 const ANTI_ENTROPY_COUNTERS: readonly CounterRow<AntiEntropyStats>[] = [

@@ -44,6 +44,7 @@ export {
   type RecordRead,
   readRecord,
   recordBytes,
+  sealRecord,
 } from './wal/index.js';
 
 export interface EngineOptions {

@@ -7,10 +7,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { TestHandler } from '../../../test/support/transport-peer.js';
 import { type Entry, makeVersion, tombstoneEntry, valueEntry } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
+import type { ReplicaPlacement } from '../replication/index.js';
+import { Ring } from '../ring/index.js';
 import { SimTransport } from '../transport/sim-transport.js';
 import { peerDirName } from './format.js';
 import { type HandoffTransport, HintedHandoff } from './handoff.js';
 import { HintStore, type HintStoreOptions } from './hint-store.js';
+import { hintPlacement } from './placement.js';
 
 const A = 'http://sim-a:1';
 const B = 'http://sim-b:1';
@@ -251,5 +254,139 @@ describe('HintedHandoff', () => {
     assert.equal(handlers.get(A)!.calls, 0);
     await store.close();
     await transport.close();
+  });
+
+  describe('after a ring change', () => {
+    const [W, X, Y, Z] = ['http://sim-w:1', 'http://sim-x:1', 'http://sim-y:1', 'http://sim-z:1'];
+    /** Few points per node, so that a join moves many keys. */
+    const ringOf = (nodes: readonly string[]) => new Ring(nodes, { vnodesPerNode: 8 });
+
+    /** A placement whose ring the test changes, as the membership's Topology changes its own. */
+    function changingRing(nodes: readonly string[]) {
+      const state = { ring: ringOf(nodes) };
+      const placement: ReplicaPlacement = {
+        get nodes() {
+          return state.ring.nodes;
+        },
+        replicas: (key, from) => state.ring.replicas(key, from),
+      };
+      return { state, placement };
+    }
+
+    /** Keys k0000.. split by whether X is among their first `from` replicas on `before` and on `after`. */
+    function keysMoved(before: Ring, after: Ring, from: number) {
+      const stays: Entry[] = [];
+      const leaves: Entry[] = [];
+      for (let i = 0; i < 400 && (stays.length < 5 || leaves.length < 5); i++) {
+        const e = entry(i);
+        if (!before.replicas(e.key, from).includes(X)) continue;
+        if (after.replicas(e.key, from).includes(X)) stays.push(e);
+        else leaves.push(e);
+      }
+      assert.ok(stays.length >= 5 && leaves.length >= 5, "the join moves some of X's keys, not all");
+      return { stays, leaves };
+    }
+
+    async function handlerHas(handler: TestHandler, e: Entry): Promise<boolean> {
+      return (await handler.engine.get(e.key))?.version === e.version;
+    }
+
+    it("a hint for a peer that no longer holds its key goes to the key's current replicas, never to the peer", async () => {
+      const { store, handlers, transport } = await setup(0, [W, X, Y, Z]);
+      const { state, placement } = changingRing([W, X, Y]);
+      // Z joins: some keys X held are Z's now.
+      const { stays, leaves } = keysMoved(state.ring, ringOf([W, X, Y, Z]), 2);
+      // Hints for X of writes made with from=2, while X was down and W, X, Y the ring.
+      for (const e of [...stays, ...leaves]) assert.ok(await store.add(X, e, 2));
+      state.ring = ringOf([W, X, Y, Z]);
+      const lines: string[] = [];
+      const handoff = new HintedHandoff({
+        store,
+        transport,
+        placement: hintPlacement(placement),
+        log: (l) => lines.push(l),
+      });
+      await handoff.runOnce();
+
+      for (const e of leaves) {
+        assert.equal(
+          await handlerHas(handlers.get(X)!, e),
+          false,
+          `${e.key}: not on X, which no longer holds it`,
+        );
+        for (const owner of state.ring.replicas(e.key, 2)) {
+          assert.ok(
+            await handlerHas(handlers.get(owner)!, e),
+            `${e.key}: on its owner ${owner}, same version`,
+          );
+        }
+      }
+      for (const e of stays) assert.ok(await handlerHas(handlers.get(X)!, e), `${e.key}: X still holds it`);
+      assert.equal(handlers.get(X)!.calls, stays.length, 'X gets only the keys it still holds');
+      assert.deepEqual(store.peers(), []);
+      assert.equal(handoff.stats().delivered, stays.length);
+      assert.equal(handoff.stats().rerouted, leaves.length);
+      assert.equal(store.stats().deliveredByPeer[X], stays.length, 'delivered to X: only what X got');
+      assert.ok(
+        lines.includes(
+          `Delivered ${stays.length} hints to ${X}; handed ${leaves.length} hints for ${X} to their keys' current replicas: it no longer holds those keys`,
+        ),
+        lines.join('\n'),
+      );
+      await store.close();
+      await transport.close();
+    });
+
+    it('a new owner that is down gets a hint of its own, with the same `from`; the peer gets nothing', async () => {
+      const { store, handlers, transport } = await setup(0, [W, X, Y, Z]);
+      const { state, placement } = changingRing([W, X, Y]);
+      const { leaves } = keysMoved(state.ring, ringOf([W, X, Y, Z]), 2);
+      const toZ = leaves.filter((e) => ringOf([W, X, Y, Z]).replicas(e.key, 2).includes(Z));
+      assert.ok(toZ.length > 0);
+      for (const e of toZ) await store.add(X, e, 2);
+      state.ring = ringOf([W, X, Y, Z]);
+      // X is down as well: its hints that moved go anyway.
+      transport.setDown(X, true);
+      transport.setDown(Z, true);
+      const handoff = new HintedHandoff({ store, transport, placement: hintPlacement(placement) });
+      await handoff.runOnce();
+      assert.equal(store.pending(X).entries, 0, "X's hints went, though X is down");
+      assert.equal(store.pending(Z).entries, toZ.length, 'kept for Z');
+      assert.equal(handoff.stats().rerouted, toZ.length);
+
+      transport.setDown(Z, false);
+      await handoff.runOnce();
+      for (const e of toZ) assert.ok(await handlerHas(handlers.get(Z)!, e));
+      assert.deepEqual(store.peers(), []);
+      assert.equal(handlers.get(X)!.calls, 0);
+      // Z's hints were placed by from=2 too: Z holds them, so they were delivered, not moved again.
+      assert.equal(handoff.stats().delivered, toZ.length);
+      await store.close();
+      await transport.close();
+    });
+
+    it("places a hint by its write's `from`, and one that does not record it by the replication factor R", async () => {
+      const { store, handlers, transport } = await setup(0, [W, X, Y, Z]);
+      const { placement } = changingRing([W, X, Y, Z]);
+      const ring = ringOf([W, X, Y, Z]);
+      // Keys whose fourth replica is X: a write with from=4 went to X, R = 3 does not hold X.
+      const last = Array.from({ length: 400 }, (_, i) => entry(i))
+        .filter((e) => ring.replicas(e.key, 4)[3] === X)
+        .slice(0, 2);
+      assert.equal(last.length, 2);
+      await store.add(X, last[0]!, 4);
+      await store.add(X, last[1]!);
+      const handoff = new HintedHandoff({ store, transport, placement: hintPlacement(placement) });
+      await handoff.runOnce();
+      assert.ok(
+        await handlerHas(handlers.get(X)!, last[0]!),
+        'from=4: X is one of its nodes, the ring unchanged',
+      );
+      assert.equal(await handlerHas(handlers.get(X)!, last[1]!), false, 'no from: placed by R = 3');
+      for (const owner of ring.replicas(last[1]!.key, 3))
+        assert.ok(await handlerHas(handlers.get(owner)!, last[1]!));
+      await store.close();
+      await transport.close();
+    });
   });
 });

@@ -8,10 +8,19 @@
  * brings them back), sends their hints oldest first:
  *   1. peek a batch (at most batchEntriesMax entries, about batchBytesMax bytes);
  *      the store leaves out hints too old to deliver (hint-store.ts);
- *   2. write its entries with transport.write, at most inFlightMax at once
- *      (none for a batch of hints all too old: it is acknowledged at once,
- *      so that they go even while their peer is down);
- *   3. all succeeded: acknowledge the batch (the store drops it, and deletes a
+ *   2. place each hint by its key as the cluster is now (`placement`: the
+ *      nodes a write of the key with the hint's `from` goes to). The ring
+ *      may have changed since the hint was kept (a join, a decommission):
+ *      a peer that no longer holds the key must not get it (it would keep a
+ *      copy nobody maintains, which can come back as a resurrected delete
+ *      once the range is its again), and the key's owners now should;
+ *   3. write the hints the peer still holds with transport.write, at most
+ *      inFlightMax at once (none for a batch with no such hint: it goes
+ *      even while the peer is down);
+ *   4. then hand the others, with their own version, to their key's
+ *      current nodes instead (*rerouted*): a write to each that is up, and a
+ *      new hint (same `from`) for each that is down or fails;
+ *   5. all succeeded: acknowledge the batch (the store drops it, and deletes a
  *      fully delivered file), go on with the next; any failed: stop this
  *      peer's round and retry the whole batch later. Writes are idempotent
  *      (the newest version wins), so entries delivered twice are harmless.
@@ -51,6 +60,15 @@ export interface HintedHandoffOptions {
   readonly downRetryMs?: number;
   /** Whether a peer is still a member of the cluster: the hints of one that is not are dropped (default: every peer is). */
   readonly isMember?: (peer: string) => boolean;
+  /**
+   * The nodes a write of `key` made with `from` goes to now (its replicas
+   * and pending owners, the coordinator's choice); `from` is undefined when
+   * the hint does not record it, and the placement picks the cluster's
+   * replication factor then. Undefined: not known (no ring), the hint goes
+   * to its peer. Default: every hint goes to its peer. The transport must
+   * write to every node this names, this node included.
+   */
+  readonly placement?: (key: Uint8Array, from: number | undefined) => readonly string[] | undefined;
   readonly log?: (line: string) => void;
 }
 
@@ -63,6 +81,8 @@ export interface HandoffStats {
   readonly failedBatches: number;
   /** Hints dropped because their peer left the cluster. */
   readonly forgotten: number;
+  /** Hints whose peer no longer held their key, handed to its current nodes instead. */
+  readonly rerouted: number;
   readonly lastError: string | undefined;
 }
 
@@ -83,6 +103,7 @@ export class HintedHandoff {
   readonly #writeTimeoutMs: number;
   readonly #downRetryMs: number;
   readonly #isMember: (peer: string) => boolean;
+  readonly #placement: HintedHandoffOptions['placement'];
   readonly #log: (line: string) => void;
   /** Last time each peer was tried (ms), for the down-peer retry. */
   readonly #lastTriedMs = new Map<string, number>();
@@ -101,6 +122,7 @@ export class HintedHandoff {
   #batches = 0;
   #failedBatches = 0;
   #forgotten = 0;
+  #rerouted = 0;
   #lastError: string | undefined;
 
   constructor(options: HintedHandoffOptions) {
@@ -114,6 +136,7 @@ export class HintedHandoff {
     this.#writeTimeoutMs = options.writeTimeoutMs ?? limits.hintWriteTimeoutMs;
     this.#downRetryMs = options.downRetryMs ?? limits.hintDownRetryMs;
     this.#isMember = options.isMember ?? (() => true);
+    this.#placement = options.placement;
     this.#log = options.log ?? (() => {});
     assert(this.#intervalMs > 0, `hint handoff interval must be positive: ${this.#intervalMs}`);
     assert(
@@ -187,6 +210,7 @@ export class HintedHandoff {
       batches: this.#batches,
       failedBatches: this.#failedBatches,
       forgotten: this.#forgotten,
+      rerouted: this.#rerouted,
       lastError: this.#lastError,
     };
   }
@@ -237,6 +261,7 @@ export class HintedHandoff {
     this.#busy.add(peer);
     this.#lastTriedMs.set(peer, Date.now());
     let delivered = 0;
+    let rerouted = 0;
     let tooOld = 0;
     try {
       if (!this.#isMember(peer)) {
@@ -256,49 +281,121 @@ export class HintedHandoff {
           tooOld += batch.tooOld;
           continue;
         }
-        const deadlineMs = Math.min(untilMs, Date.now() + this.#writeTimeoutMs);
-        if (!(await this.#send(batch, deadlineMs))) {
+        const deadlineMs = () => Math.min(untilMs, Date.now() + this.#writeTimeoutMs);
+        const { held, moved } = this.#place(batch);
+        // The peer's own first: a batch it fails is retried whole, and its moved hints are not handed on twice.
+        const sent =
+          (held.length === 0 || (await this.#send(peer, held, deadlineMs()))) &&
+          (moved.length === 0 || (await this.#reroute(moved, deadlineMs())));
+        if (!sent) {
           this.#failedBatches++;
           return;
         }
-        await this.#store.acknowledge(batch);
+        await this.#store.acknowledge(batch, moved.length);
         this.#batches++;
-        this.#delivered += batch.entries.length;
-        delivered += batch.entries.length;
+        this.#delivered += held.length;
+        delivered += held.length;
+        this.#rerouted += moved.length;
+        rerouted += moved.length;
         tooOld += batch.tooOld;
       }
     } finally {
       this.#busy.delete(peer);
       // One line per delivery to a peer, not per batch.
-      if (delivered > 0 || tooOld > 0) {
+      if (delivered > 0 || rerouted > 0 || tooOld > 0) {
         const left = this.#store.pending(peer).entries;
-        const done =
-          delivered === 0
-            ? `Dropped ${tooOld} hints for ${peer}: too old to deliver`
-            : `Delivered ${delivered} hints to ${peer}${tooOld > 0 ? `; dropped ${tooOld} too old to deliver` : ''}`;
-        this.#log(`${done}${left > 0 ? `; ${left} still pending` : ''}`);
+        const parts = [];
+        if (delivered > 0) parts.push(`Delivered ${delivered} hints to ${peer}`);
+        if (rerouted > 0) {
+          parts.push(
+            `${parts.length === 0 ? 'Handed' : 'handed'} ${rerouted} hints for ${peer} to their keys' current replicas: it no longer holds those keys`,
+          );
+        }
+        if (tooOld > 0) {
+          parts.push(
+            parts.length === 0
+              ? `Dropped ${tooOld} hints for ${peer}: too old to deliver`
+              : `dropped ${tooOld} too old to deliver`,
+          );
+        }
+        if (left > 0) parts.push(`${left} still pending`);
+        this.#log(parts.join('; '));
       }
     }
   }
 
-  /** Writes a batch's entries, inFlightMax at once; false as soon as one failed (the others still settle). */
-  async #send(batch: HintBatch, deadlineMs: number): Promise<boolean> {
+  /** Splits a batch: hints its peer still holds (or whose placement is not known), and the others with their nodes now. */
+  #place(batch: HintBatch): { held: Entry[]; moved: _Moved[] } {
+    const held: Entry[] = [];
+    const moved: _Moved[] = [];
+    for (let i = 0; i < batch.entries.length; i++) {
+      const entry = batch.entries[i]!;
+      const from = batch.froms[i];
+      const nodes = this.#placement?.(entry.key, from);
+      if (nodes === undefined || nodes.length === 0 || nodes.includes(batch.peer)) held.push(entry);
+      else moved.push({ entry, from, nodes });
+    }
+    return { held, moved };
+  }
+
+  /** Writes entries to `peer`, inFlightMax at once; false as soon as one failed (the others still settle). */
+  #send(peer: string, entries: readonly Entry[], deadlineMs: number): Promise<boolean> {
+    return this.#eachAtMost(entries, (entry) => this.#write(peer, entry, deadlineMs));
+  }
+
+  /** One write; false when it failed (lastError says why). */
+  async #write(peer: string, entry: Entry, deadlineMs: number): Promise<boolean> {
+    try {
+      await this.#transport.write(peer, entry, deadlineMs);
+      return true;
+    } catch (err) {
+      this.#lastError = `${peer}: ${errorMessage(err)}`;
+      return false;
+    }
+  }
+
+  /**
+   * Hands hints to their key's current nodes: a write to each that is up,
+   * a hint (with the same `from`) for each that is down or fails. False
+   * when a hint could not be kept (the store failed): the batch is retried.
+   * A hint the store drops (its budget is full) is counted there; anti-entropy
+   * covers it, as for any dropped hint.
+   */
+  #reroute(moved: readonly _Moved[], deadlineMs: number): Promise<boolean> {
+    return this.#eachAtMost(moved, async ({ entry, from, nodes }) => {
+      for (const node of nodes) {
+        // One that is down, or fails, gets a hint, as a coordinator's failed replica write does.
+        if (this.#transport.isUp(node) && (await this.#write(node, entry, deadlineMs))) continue;
+        try {
+          await this.#store.add(node, entry, from);
+        } catch (err) {
+          this.#lastError = `${node}: ${errorMessage(err)}`;
+          return false;
+        }
+      }
+      return true;
+    });
+  }
+
+  /** Runs `task` on every item, inFlightMax at once; false as soon as one returned false (the others still settle). */
+  async #eachAtMost<T>(items: readonly T[], task: (item: T) => Promise<boolean>): Promise<boolean> {
     let next = 0;
     let failed = false;
     const worker = async (): Promise<void> => {
-      while (!failed && next < batch.entries.length) {
-        const entry = batch.entries[next++]!;
-        try {
-          await this.#transport.write(batch.peer, entry, deadlineMs);
-        } catch (err) {
-          failed = true;
-          this.#lastError = `${batch.peer}: ${errorMessage(err)}`;
-        }
+      while (!failed && next < items.length) {
+        if (!(await task(items[next++]!))) failed = true;
       }
     };
     const workers: Promise<void>[] = [];
-    for (let i = 0; i < Math.min(this.#inFlightMax, batch.entries.length); i++) workers.push(worker());
+    for (let i = 0; i < Math.min(this.#inFlightMax, items.length); i++) workers.push(worker());
     await Promise.all(workers);
     return !failed;
   }
+}
+
+/** A hint whose peer no longer holds its key, and the nodes that do now. */
+interface _Moved {
+  readonly entry: Entry;
+  readonly from: number | undefined;
+  readonly nodes: readonly string[];
 }

@@ -1,7 +1,8 @@
 /**
  * Which failed replica writes become hints: the coordinator's hook
  * (ClusterStore's onReplicaWriteFailed). A peer that was down, shutting
- * down, or did not answer in time (late replicas included) gets a hint; other failures (a
+ * down, or did not answer in time (late replicas included) gets a hint,
+ * which records the request's `from` (delivery places it by that); other failures (a
  * refused secret, a bad request) would fail the same way again. The request
  * does not wait for the hint; a hint that cannot be kept (budget full, a
  * write too old to hint, disk error) is counted by the hint store and logged
@@ -21,7 +22,7 @@ export function hintPolicy(
   selfUrl: string,
   hints: HintStore,
   log: (line: string) => void,
-): (peer: string, entry: Entry, err: unknown) => void {
+): (peer: string, entry: Entry, err: unknown, from?: number) => void {
   const lastLoggedMs = { dropped: 0, tooOld: 0, failed: 0 };
   const logAtMost = (kind: keyof typeof lastLoggedMs, line: string): void => {
     const nowMs = Date.now();
@@ -29,12 +30,12 @@ export function hintPolicy(
     lastLoggedMs[kind] = nowMs;
     log(line);
   };
-  return (peer, entry, err) => {
+  return (peer, entry, err, from) => {
     if (peer === selfUrl) return;
     // RINGKV_CLOSED: the peer was shutting down when the write reached it.
     const missed = ['RINGKV_UNAVAILABLE', 'RINGKV_TIMEOUT', 'RINGKV_CLOSED'] as const;
     if (!missed.some((code) => isRingkvError(err, code))) return;
-    void hints.add(peer, entry).then(
+    void hints.add(peer, entry, from).then(
       (kept) => {
         if (kept) return;
         if (hints.tooOld(entry)) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -7,15 +7,24 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
 import {
   type Entry,
+  encodeRecord,
   FaultyVfs,
   MemoryVfs,
   makeVersion,
+  recordBytes,
   seededRandom,
   tombstoneEntry,
   type Vfs,
   valueEntry,
 } from '../../storage/index.js';
-import { HINT_HEADER_BYTES, hintFileName, hintRecordBytes, peerDirName } from './format.js';
+import {
+  HINT_FORMAT_VERSION,
+  HINT_HEADER_BYTES,
+  HINT_MAGIC,
+  hintFileName,
+  hintRecordBytes,
+  peerDirName,
+} from './format.js';
 import { HintStore, hintAgeMaxMs } from './hint-store.js';
 
 /** `target` with some of its methods replaced (the others bound to it, private fields and all). */
@@ -108,6 +117,54 @@ describe('HintStore', () => {
     assert.equal(size, HINT_HEADER_BYTES + store.pending(A).bytes);
     assert.equal(store.pending(A).entries, 50);
     await store.close();
+  });
+
+  it("keeps each hint's `from`; reads a version-1 file, whose hints record none", async () => {
+    const dir = await tempDir();
+    // A file an older version wrote: header version 1, records of the entry alone.
+    const old = [entry(0), entry(1)];
+    const header = Buffer.alloc(HINT_HEADER_BYTES);
+    header.writeUInt32BE(HINT_MAGIC, 0);
+    header.writeUInt32BE(1, 4);
+    const records = old.map((e) => {
+      const record = Buffer.alloc(recordBytes(e));
+      encodeRecord(e, record, 0);
+      return record;
+    });
+    await mkdir(join(dir, peerDirName(A)), { recursive: true });
+    await writeFile(firstFile(dir, A), Buffer.concat([header, ...records]));
+
+    const store = await HintStore.open(dir);
+    assert.equal(store.pending(A).entries, 2);
+    await store.add(A, entry(2), 3);
+    await store.add(A, entry(3));
+    const froms: (number | undefined)[] = [];
+    const peeked: Entry[] = [];
+    for (let i = 0; i < 10; i++) {
+      const batch = await store.peek(A, 10, 1 << 20);
+      if (batch === undefined) break;
+      froms.push(...batch.froms);
+      peeked.push(
+        ...batch.entries.map((e) => ({ ...e, key: Buffer.from(e.key), value: Buffer.from(e.value) })),
+      );
+      await store.acknowledge(batch);
+    }
+    assert.deepEqual(peeked, [entry(0), entry(1), entry(2), entry(3)]);
+    assert.deepEqual(froms, [undefined, undefined, 3, undefined]);
+    assert.deepEqual(await readdir(join(dir, peerDirName(A))), [], 'delivered files are deleted');
+    await store.close();
+  });
+
+  it('writes new files in the current format version', async () => {
+    const dir = await tempDir();
+    const store = await HintStore.open(dir);
+    await store.add(A, entry(0), 2);
+    await store.close();
+    const bytes = await readFile(firstFile(dir, A));
+    assert.equal(bytes.readUInt32BE(4), HINT_FORMAT_VERSION);
+    assert.equal(HINT_FORMAT_VERSION, 2);
+    assert.equal(bytes.length, HINT_HEADER_BYTES + hintRecordBytes(entry(0)));
+    assert.equal(bytes.readUInt16BE(bytes.length - 2), 2, 'the record ends with its from');
   });
 
   it('cuts a torn tail on open and keeps the intact records', async () => {

@@ -3,7 +3,8 @@
  * handoff loop (handoff.ts) delivers them. format.ts owns the bytes.
  *
  * Contract:
- * - add() appends the entry to the peer's newest hint file and resolves once
+ * - add() appends the entry, with the `from` of the write it is of (what
+ *   delivery places it by: handoff.ts), to the peer's newest hint file and resolves once
  *   it is durable per the sync mode (sync on: fdatasync'ed). Adds that arrive
  *   in one event-loop turn share one write and one sync (group commit), one
  *   write in flight per peer. It resolves false, without writing, when the
@@ -62,6 +63,7 @@ import {
   encodeHintHeader,
   encodeHintRecord,
   HINT_CORRUPT_SUFFIX,
+  HINT_FORMAT_VERSION,
   HINT_HEADER_BYTES,
   HINT_RECORD_HEADER_BYTES,
   hintFileName,
@@ -103,6 +105,8 @@ export interface HintBatch {
   readonly peer: string;
   /** In append order, hints too old to deliver left out; keys and values are views into a buffer nothing reuses. */
   readonly entries: readonly Entry[];
+  /** The `from` of the write each entry is of, by index; undefined when not known (a version-1 file). */
+  readonly froms: readonly (number | undefined)[];
   /** Hints of the batch's records left out as too old: acknowledge() drops them too. */
   readonly tooOld: number;
   /** Record bytes (framing included) the batch frees once acknowledged. */
@@ -146,6 +150,8 @@ export interface HintStoreStats {
 interface _Segment {
   readonly sequence: number;
   readonly path: string;
+  /** Its format version (files of an older one are loaded at open, and only read). */
+  readonly version: number;
   /** Durable size: header plus records written (and synced with sync on). */
   bytes: number;
   entries: number;
@@ -230,8 +236,11 @@ export class HintStore {
     return store;
   }
 
-  /** Stores a hint for `peer`; false when it was dropped because a budget is full or it is too old. */
-  add(peer: string, entry: Entry): Promise<boolean> {
+  /**
+   * Stores a hint for `peer` of a write made with `from` (undefined: not
+   * known); false when it was dropped because a budget is full or it is too old.
+   */
+  add(peer: string, entry: Entry, from?: number): Promise<boolean> {
     if (this.#closed) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Hint store is closed'));
     if (this.tooOld(entry)) {
       this.#tooOld++;
@@ -248,7 +257,7 @@ export class HintStore {
       return Promise.resolve(false);
     }
     const record = Buffer.allocUnsafe(bytes);
-    encodeHintRecord(entry, record, 0);
+    encodeHintRecord(entry, from, record, 0);
     this.#added++;
     this.#totalBytes += bytes;
     hints.queuedBytes += bytes;
@@ -314,8 +323,12 @@ export class HintStore {
     }
   }
 
-  /** Removes a delivered batch (and its hints too old to deliver); deletes its file once every hint in it was. */
-  async acknowledge(batch: HintBatch): Promise<void> {
+  /**
+   * Removes a delivered batch (and its hints too old to deliver); deletes its
+   * file once every hint in it was. `rerouted`: how many of its entries went
+   * to other nodes than the peer (they are not counted as delivered to it).
+   */
+  async acknowledge(batch: HintBatch, rerouted = 0): Promise<void> {
     const hints = this.#peers.get(batch.peer);
     const segment = hints?.segments[0];
     assert(hints !== undefined && segment !== undefined, `no hints to acknowledge for ${batch.peer}`);
@@ -330,8 +343,8 @@ export class HintStore {
     hints.pendingBytes -= batch.bytes;
     this.#totalBytes -= batch.bytes;
     this.#tooOld += batch.tooOld;
-    this.#delivered += batch.entries.length;
-    hints.delivered += batch.entries.length;
+    this.#delivered += batch.entries.length - rerouted;
+    hints.delivered += batch.entries.length - rerouted;
     await this.#dropDelivered(hints);
   }
 
@@ -533,7 +546,13 @@ export class HintStore {
       await handle.close().catch(() => undefined);
       throw err;
     }
-    const segment: _Segment = { sequence, path, bytes: HINT_HEADER_BYTES, entries: 0 };
+    const segment: _Segment = {
+      sequence,
+      path,
+      version: HINT_FORMAT_VERSION,
+      bytes: HINT_HEADER_BYTES,
+      entries: 0,
+    };
     if (hints.segments.length === 0) {
       hints.headOffset = HINT_HEADER_BYTES;
       hints.headEntries = 0;
@@ -557,20 +576,25 @@ export class HintStore {
       start,
       Math.min(available, Math.max(bytesMax, HINT_RECORD_HEADER_BYTES)),
     );
-    const first = readHintRecord(buf, 0, buf.length);
+    const first = readHintRecord(buf, 0, buf.length, segment.version);
     if ('problem' in first && first.problem === 'incomplete' && buf.length >= HINT_RECORD_HEADER_BYTES) {
       // One record larger than bytesMax goes alone.
       const whole = HINT_RECORD_HEADER_BYTES + buf.readUInt32BE(0);
       if (whole <= available) buf = await this.#read(segment.path, start, whole);
     }
     const entries: Entry[] = [];
+    const froms: (number | undefined)[] = [];
     let tooOld = 0;
     let offset = 0;
     while (offset < buf.length && entries.length + tooOld < entriesMax) {
-      const read = readHintRecord(buf, offset, buf.length);
+      const read = readHintRecord(buf, offset, buf.length, segment.version);
       if ('entry' in read) {
-        if (this.tooOld(read.entry)) tooOld++;
-        else entries.push(read.entry);
+        if (this.tooOld(read.entry)) {
+          tooOld++;
+        } else {
+          entries.push(read.entry);
+          froms.push(read.from);
+        }
         offset = read.end;
         continue;
       }
@@ -581,6 +605,7 @@ export class HintStore {
     return {
       peer: hints.peer,
       entries,
+      froms,
       tooOld,
       bytes: offset,
       segment: segment.sequence,
@@ -703,7 +728,7 @@ export class HintStore {
         await this.#remove(path);
         continue;
       }
-      hints.segments.push({ sequence, path, bytes: check.validBytes, entries });
+      hints.segments.push({ sequence, path, version: check.version, bytes: check.validBytes, entries });
       const recordBytes = check.validBytes - HINT_HEADER_BYTES;
       hints.pendingEntries += entries;
       hints.pendingBytes += recordBytes;

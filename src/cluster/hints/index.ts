@@ -1,7 +1,8 @@
 /**
  * Hinted handoff: writes a replica missed are kept on disk per peer by the
  * coordinator (HintStore) and handed to the peer once it is back
- * (HintedHandoff). docs/formats/hints.md describes the files.
+ * (HintedHandoff), or to where its key lives now if the ring changed
+ * meanwhile (hintPlacement). docs/formats/hints.md describes the files.
  */
 export {
   type DrainResult,
@@ -19,3 +20,4 @@ export {
   type HintStoreOptions,
   type HintStoreStats,
 } from './hint-store.js';
+export { hintPlacement } from './placement.js';

@@ -51,7 +51,7 @@ import type { ReplicaPlacement } from './placement.js';
 import { ReadRepair } from './read-repair.js';
 import { ReadRounds } from './read-round.js';
 import { createReplica, type Replica } from './replica.js';
-import { WriteRounds } from './write-round.js';
+import { type ReplicaWriteFailed, WriteRounds } from './write-round.js';
 
 export interface ClusterStoreOptions {
   /** This node's URL, exactly as in the ring. */
@@ -76,8 +76,8 @@ export interface ClusterStoreOptions {
   readonly scanPageEntries?: number;
   /** One line per event worth an operator's attention. */
   readonly log?: (line: string) => void;
-  /** Every replica write that failed (before or after the reply), e.g. to keep a hint. */
-  readonly onReplicaWriteFailed?: (peer: string, entry: Entry, err: unknown) => void;
+  /** Every replica write that failed (before or after the reply), with the request's `from`, e.g. to keep a hint. */
+  readonly onReplicaWriteFailed?: ReplicaWriteFailed;
   /** More facts for status(), e.g. the internode server's counters. */
   readonly statusExtras?: () => Record<string, unknown>;
 }
@@ -91,7 +91,7 @@ export class ClusterStore implements Store {
   readonly #selfUrl: string;
   readonly #ring: ReplicaPlacement;
   readonly #context: CoordinatorContext;
-  readonly #onReplicaWriteFailed: ((peer: string, entry: Entry, err: unknown) => void) | undefined;
+  readonly #onReplicaWriteFailed: ReplicaWriteFailed | undefined;
   readonly #engine: Engine;
   readonly #clock: HybridClock;
   readonly #transport: StoreTransport;
@@ -277,7 +277,7 @@ export class ClusterStore implements Store {
     const deadlineMs = Date.now() + this.#requestTimeoutMs;
     const pending = this.#ring.pendingReplicas?.(key, options.from);
     if (pending === undefined || pending.length === 0) {
-      return this.#writes.write(make, replicas, options.ack, deadlineMs, options.receipt);
+      return this.#writes.write(make, replicas, options.ack, deadlineMs, options);
     }
     // Pending owners (placement.ts): those up are counted and raise `ack` by one each; the others get it aside.
     const counted = pending.filter((peer) => peer === this.#selfUrl || this.#transport.isUp(peer));
@@ -287,18 +287,18 @@ export class ClusterStore implements Store {
         ? make
         : (version: bigint): Entry => {
             const entry = make(version);
-            for (const peer of aside) this.#writeAside(peer, entry, deadlineMs);
+            for (const peer of aside) this.#writeAside(peer, entry, deadlineMs, options.from);
             return entry;
           };
     const targets = [...replicas, ...counted];
-    return this.#writes.write(stamp, targets, options.ack + counted.length, deadlineMs, options.receipt);
+    return this.#writes.write(stamp, targets, options.ack + counted.length, deadlineMs, options);
   }
 
   /** A write no answer waits for: its failure is counted and hinted like a late replica's. */
-  #writeAside(peer: string, entry: Entry, deadlineMs: number): void {
+  #writeAside(peer: string, entry: Entry, deadlineMs: number, from: number): void {
     writeReplica(this.#context, peer, entry, deadlineMs).catch((err: unknown) => {
       this.#replicaFailed(peer, err);
-      this.#onReplicaWriteFailed?.(peer, entry, err);
+      this.#onReplicaWriteFailed?.(peer, entry, err, from);
     });
   }
 

@@ -50,7 +50,9 @@ function setUp(options: { pending?: readonly string[] } = {}) {
     transport,
     replica: handlers.get(A) as Replica,
     requestTimeoutMs: 60_000,
-    onReplicaWriteFailed: (peer: string, _entry: Entry) => failed.push(peer),
+    // With the request's `from`: a hint is placed by it at delivery.
+    onReplicaWriteFailed: (peer: string, _entry: Entry, _err: unknown, from: number) =>
+      failed.push(`${peer} from=${from}`),
   });
   return { store, transport, engines, failed };
 }
@@ -101,6 +103,14 @@ describe('ClusterStore: pending owners', () => {
     transport.down.add(D);
     await store.put(K, Buffer.from('v'), Q);
     await store.delete(K, Q);
-    assert.ok(await eventually(() => failed.filter((url) => url === D).length === 2));
+    assert.ok(await eventually(() => failed.filter((f) => f === `${D} from=3`).length === 2));
+  });
+
+  test("a current replica's failed write is reported with the request's `from` too", async () => {
+    const { store, transport, failed } = setUp();
+    close = () => store.close();
+    transport.down.add(B);
+    await store.put(K, Buffer.from('v'), Q);
+    assert.ok(await eventually(() => failed.includes(`${B} from=3`)), failed.join(', '));
   });
 });

@@ -11,28 +11,33 @@
  *   observed: the `ack` answers already were conflict-free.
  * - Nothing is cancelled: replicas that answer after the reply still apply
  *   the write, and every failure (before or after the reply) is handed to
- *   `onReplicaWriteFailed` (hinted handoff hooks in there).
+ *   `onReplicaWriteFailed`, with the request's `from` (hinted handoff hooks
+ *   in there, and places the hint by it).
  * - A traced write's receipt (../receipt.ts) shows the last round: its
  *   version and the replicas' answers counted for the reply.
  *
- *   await writes.write((version) => valueEntry(key, version, value, 0), replicas, ack, deadlineMs, undefined);
+ *   await writes.write((version) => valueEntry(key, version, value, 0), replicas, ack, deadlineMs, { from });
  */
 import type { Entry } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
 import type { Receipt } from '../receipt.js';
+import type { ReplicaOptions } from '../store.js';
 import { type CoordinatorContext, writeReplica } from './coordinator-context.js';
 import { Tally } from './tally.js';
+
+/** A replica write failed: the peer, the entry, why, and the `from` of the request it was part of. */
+export type ReplicaWriteFailed = (peer: string, entry: Entry, err: unknown, from: number) => void;
 
 export class WriteRounds {
   readonly #context: CoordinatorContext;
   readonly #conflictRetriesMax: number;
-  readonly #onReplicaWriteFailed: ((peer: string, entry: Entry, err: unknown) => void) | undefined;
+  readonly #onReplicaWriteFailed: ReplicaWriteFailed | undefined;
 
   constructor(
     context: CoordinatorContext,
     options: {
       conflictRetriesMax: number;
-      onReplicaWriteFailed: ((peer: string, entry: Entry, err: unknown) => void) | undefined;
+      onReplicaWriteFailed: ReplicaWriteFailed | undefined;
     },
   ) {
     this.#context = context;
@@ -42,21 +47,22 @@ export class WriteRounds {
 
   /**
    * Writes the entry `make` builds for a version, re-stamped on conflicts;
-   * rejects with RINGKV_NOT_ENOUGH_REPLICAS. A `receipt` gets the last
-   * round's version and replicas.
+   * rejects with RINGKV_NOT_ENOUGH_REPLICAS. `request`: the client's
+   * `from` (failures are reported with it) and a traced request's receipt,
+   * which gets the last round's version and replicas.
    */
   async write(
     make: (version: bigint) => Entry,
     replicas: readonly string[],
     ack: number,
     deadlineMs: number,
-    receipt: Receipt | undefined,
+    request: Pick<ReplicaOptions, 'from' | 'receipt'>,
   ): Promise<void> {
     const clock = this.#context.clock;
     for (let attempt = 0; ; attempt++) {
       const entry = make(clock.now());
-      receipt?.beginWrite(entry.version);
-      const conflict = await this.#round(entry, replicas, ack, deadlineMs, receipt);
+      request.receipt?.beginWrite(entry.version);
+      const conflict = await this.#round(entry, replicas, ack, deadlineMs, request);
       if (conflict === undefined) return;
       if (!clock.observe(conflict)) {
         throw new RingkvError(
@@ -84,9 +90,10 @@ export class WriteRounds {
     replicas: readonly string[],
     ack: number,
     deadlineMs: number,
-    receipt: Receipt | undefined,
+    request: Pick<ReplicaOptions, 'from' | 'receipt'>,
   ): Promise<bigint | undefined> {
     const context = this.#context;
+    const receipt: Receipt | undefined = request.receipt;
     return new Promise((resolve, reject) => {
       const tally = new Tally({
         needed: ack,
@@ -118,7 +125,7 @@ export class WriteRounds {
           },
           (err: unknown) => {
             context.replicaFailed(peer, err);
-            this.#onReplicaWriteFailed?.(peer, entry, err);
+            this.#onReplicaWriteFailed?.(peer, entry, err, request.from);
             if (!tally.done) receipt?.wrote(peer, 'failed');
             tally.fail(peer, err);
           },

@@ -218,17 +218,21 @@ export function decodeClosePayload(buf: Buffer, start: number, end: number): Clo
 
 /**
  * Reads the record at `offset`, looking no further than `end`, as exactly
- * one entry (hint files). The entry's key and value are views into `buf`.
+ * one entry (hint files), followed by `trailerBytes` bytes that are the
+ * caller's to read (they end at the record's `end`). The entry's key and
+ * value are views into `buf`.
  */
-export function readRecord(buf: Buffer, offset: number, end: number): RecordRead {
+export function readRecord(buf: Buffer, offset: number, end: number, trailerBytes = 0): RecordRead {
   const framed = _checkFraming(buf, offset, end);
   if ('problem' in framed) return framed;
-  const decoded = decodeEntry(buf, framed.payloadStart, framed.payloadEnd);
+  const entryEnd = framed.payloadEnd - trailerBytes;
+  const decoded =
+    entryEnd > framed.payloadStart ? decodeEntry(buf, framed.payloadStart, entryEnd) : 'too short';
   if (typeof decoded === 'string') return { problem: 'entry', detail: `undecodable entry: ${decoded}` };
-  if (decoded[1] !== framed.payloadEnd) {
+  if (decoded[1] !== entryEnd) {
     return {
       problem: 'entry',
-      detail: `entry ends ${framed.payloadEnd - decoded[1]} bytes before its record`,
+      detail: `entry ends ${entryEnd - decoded[1]} bytes before its record${trailerBytes > 0 ? "'s trailer" : ''}`,
     };
   }
   return { entry: decoded[0], end: framed.payloadEnd };

@@ -12,6 +12,7 @@ export {
   type RecordRead,
   readRecord,
   recordBytes,
+  sealRecord,
   WAL_FORMAT_VERSION,
   WAL_MAGIC,
 } from './format.js';

@@ -167,6 +167,8 @@ export interface LogHeader {
   readonly name: string;
   /** Records are batches of one or more entries (the WAL) rather than exactly one (hint files). */
   readonly batched: boolean;
+  /** Unbatched records only: bytes after the entry in each payload, the file's own (default none). */
+  readonly trailerBytes?: number;
   readonly bytes: number;
   encode(): Buffer;
   /** Undefined when `buf` starts with an intact header; the reason otherwise. */
@@ -212,7 +214,7 @@ function _parseLog(file: string, buf: Buffer, header: LogHeader, wal: boolean): 
   while (offset < buf.length) {
     const read = header.batched
       ? readWalRecord(buf, offset, buf.length, closable)
-      : readRecord(buf, offset, buf.length);
+      : readRecord(buf, offset, buf.length, header.trailerBytes);
     if ('entries' in read) {
       for (const entry of read.entries) entries.push(entry);
       records++;
@@ -247,7 +249,7 @@ function _parseLog(file: string, buf: Buffer, header: LogHeader, wal: boolean): 
     }
     // Zeros to EOF (a log's unused prefill, or pages that never reached the disk): no search needed.
     if (_firstNonZero(buf, offset) === -1) break;
-    const intact = _findIntactRecord(buf, offset + 1, header.batched, closable);
+    const intact = _findIntactRecord(buf, offset + 1, header, closable);
     if (intact === 'undecided') {
       throw new CorruptionError(
         file,
@@ -335,9 +337,10 @@ const SEARCH_CHECKSUM_BYTES_PER_BYTE = 16;
 function _findIntactRecord(
   buf: Buffer,
   from: number,
-  batched: boolean,
+  header: LogHeader,
   closable: boolean,
 ): number | 'undecided' {
+  const trailer = header.batched ? 0 : (header.trailerBytes ?? 0);
   const last = buf.length - RECORD_HEADER_BYTES - PAYLOAD_BYTES_MIN;
   let checksumBudget = SEARCH_CHECKSUM_BYTES_PER_BYTE * Math.max(0, buf.length - from);
   for (let at = from; at <= last; at++) {
@@ -352,11 +355,12 @@ function _findIntactRecord(
       if (length !== CLOSE_PAYLOAD_BYTES) continue;
     } else if (kind !== EntryKind.Value && kind !== EntryKind.Tombstone) {
       continue;
-    } else if (batched) {
+    } else if (header.batched) {
       if (typeof decodeEntries(buf, payloadStart, payloadEnd) === 'string') continue;
     } else {
-      const decoded = decodeEntry(buf, payloadStart, payloadEnd);
-      if (typeof decoded === 'string' || decoded[1] !== payloadEnd) continue;
+      if (payloadEnd - trailer <= payloadStart) continue;
+      const decoded = decodeEntry(buf, payloadStart, payloadEnd - trailer);
+      if (typeof decoded === 'string' || decoded[1] !== payloadEnd - trailer) continue;
     }
     checksumBudget -= length;
     if (checksumBudget < 0) return 'undecided';
