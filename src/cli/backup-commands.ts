@@ -10,6 +10,14 @@
  * there; made absolute here). A restored directory is marked as born at the
  * restore (cluster/antientropy/birth.ts): in a cluster, anti-entropy then
  * brings back from the other replicas what was written after the snapshot.
+ *
+ * That holds only while the other replicas still keep the tombstones of keys
+ * deleted since the snapshot, that is, for a snapshot younger than the
+ * tombstone grace (limits.tombstoneGraceMs, which every node uses): past it
+ * the restored node's old values of those keys would spread back. `restore`
+ * refuses an older snapshot unless given --force, for the cases where no
+ * live replica is left to spread to (every node of a cluster restored from
+ * snapshots taken together, or a node of its own).
  */
 import { resolve } from 'node:path';
 import { birthFile } from '../cluster/antientropy/index.js';
@@ -30,13 +38,17 @@ import { type Command, EXIT } from './command.js';
  */
 const SNAPSHOT_TIMEOUT_MS_DEFAULT = 10 * 60_000;
 
+const HOUR_MS = 60 * 60 * 1000;
+/** The tombstone grace of every node (it is no flag): a snapshot older than it is refused. */
+const GRACE_HOURS = limits.tombstoneGraceMs / HOUR_MS;
+
 export const snapshot: Command = {
   usage: `Usage: ringkv snapshot --out DIR [--url URL] [--timeout MS]
 
 Asks the node to write a consistent snapshot of its data into DIR, a
 directory on the node's machine that is absent or empty: its tables
-(hard-linked on the same file system), a MANIFEST and SHA256SUMS (check it
-with sha256sum -c). It holds every write the node acknowledged before the
+(hard-linked on the same file system), a MANIFEST, SNAPSHOT (when it was
+taken) and SHA256SUMS (check it with sha256sum -c). It holds every write the node acknowledged before the
 command; the node keeps serving meanwhile. Prints what was written as JSON.
 
   --out DIR        where the snapshot goes (made absolute)
@@ -115,22 +127,30 @@ or --timeout passed, 4 other failures (a 500, an answer cut short).
 };
 
 export const restore: Command = {
-  usage: `Usage: ringkv restore --snapshot DIR --data DIR
+  usage: `Usage: ringkv restore --snapshot DIR --data DIR [--force]
 
 Builds a node's data directory (absent or empty) from a snapshot, after
 checking every file of it against its SHA256SUMS; a damaged or incomplete
 snapshot is refused, naming the file, and nothing is written. Then start the
 node on that directory with ringkv serve.
 
+A snapshot older than the tombstone grace (${GRACE_HOURS} h) is refused: restored
+into one node of a live cluster, it could bring back keys deleted since.
+
   --snapshot DIR   the snapshot (from ringkv snapshot)
   --data DIR       the data directory to build
+  --force          restore a snapshot older than the grace: for a whole
+                   cluster restored from snapshots taken together, or a node
+                   of its own, where no live replica holds newer deletes
 
 Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage (a
---data that is not empty or cannot be made a directory).
+--data that is not empty or cannot be made a directory, a snapshot older
+than the grace without --force).
 `,
   run: async (args) => {
     const line = parseCommandLine(args, {
       flags: ['snapshot', 'data'],
+      switches: ['force'],
       positionals: { min: 0, max: 0, synopsis: 'ringkv restore' },
     });
     if (line.flags.help) {
@@ -141,10 +161,14 @@ Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage (a
     if (!line.flags.snapshot) throw new RingkvError('RINGKV_CONFIG', 'Missing --snapshot DIR');
     if (!line.flags.data) throw new RingkvError('RINGKV_CONFIG', 'Missing --data DIR');
     const data = resolve(line.flags.data);
+    const snapshotDir = resolve(line.flags.snapshot);
+    const admit = (createdMs: number | undefined): void =>
+      admitSnapshotAge(snapshotDir, createdMs, line.switches.force);
     let info: { tables: number; bytes: number };
     try {
-      info = await restoreSnapshot(nodeVfs, resolve(line.flags.snapshot), data, limits.levelCount, {
+      info = await restoreSnapshot(nodeVfs, snapshotDir, data, limits.levelCount, {
         files: [birthFile(new HybridClock().now())],
+        admit,
       });
     } catch (err) {
       const usage = err instanceof RingkvError && err.code === 'RINGKV_BAD_REQUEST';
@@ -156,3 +180,30 @@ Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage (a
     process.exitCode = EXIT.ok;
   },
 };
+
+/**
+ * Refuses (RINGKV_BAD_REQUEST: exit 2) a snapshot older than the tombstone
+ * grace unless `force`; warns, on one line, about one whose age is unknown
+ * (written before snapshots recorded it) or that was restored by force.
+ */
+function admitSnapshotAge(dir: string, createdMs: number | undefined, force: boolean): void {
+  if (createdMs === undefined) {
+    process.stderr.write(
+      `ringkv: warning: ${dir} does not record when it was taken (an older snapshot), so its age is unknown: restore one node of a live cluster only from a snapshot younger than the tombstone grace (${GRACE_HOURS} h)\n`,
+    );
+    return;
+  }
+  const ageMs = Date.now() - createdMs;
+  if (ageMs <= limits.tombstoneGraceMs) return;
+  const age = `${(ageMs / HOUR_MS).toFixed(1)} h old (taken ${new Date(createdMs).toISOString()})`;
+  if (force) {
+    process.stderr.write(
+      `ringkv: warning: ${dir} is ${age}, past the tombstone grace (${GRACE_HOURS} h); restored as --force asks\n`,
+    );
+    return;
+  }
+  throw new RingkvError(
+    'RINGKV_BAD_REQUEST',
+    `Snapshot ${dir} is ${age}, older than the tombstone grace (${GRACE_HOURS} h): restored into one node of a live cluster it could bring back keys deleted since; --force restores it for a whole cluster restored from snapshots taken together (or a node of its own), else start the node empty and let the cluster fill it`,
+  );
+}

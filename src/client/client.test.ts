@@ -140,6 +140,25 @@ describe('RingkvClient (stand-in nodes)', () => {
     assert.equal(second.seen.length, 0);
   });
 
+  it('a 413 whose connection is cut before its reason is still the 413, not asked of the next node', async () => {
+    // As a node may do while an oversized value is still arriving: the head and part of the body, then a cut.
+    const cut = await standIn((req, res) => {
+      res.writeHead(413, { 'content-type': 'text/plain', 'content-length': 40 });
+      res.write('Value too large', () => req.socket.destroy());
+    });
+    const second = await standIn(answer(201));
+    const client = new RingkvClient({ nodes: [cut.url, second.url] });
+    await assert.rejects(client.put('k', 'v'), (err) => {
+      assert.ok(err instanceof BadRequestError, String(err));
+      assert.ok(isRingkvError(err, 'RINGKV_VALUE_TOO_LARGE'));
+      assert.equal(err.status, 413);
+      assert.equal(err.node, cut.url);
+      return true;
+    });
+    assert.equal(cut.seen.length, 1);
+    assert.equal(second.seen.length, 0);
+  });
+
   it('gives UnavailableError when every node refuses or is leaving', async () => {
     const leaving = await standIn(answer(503, 'Node is shutting down', { connection: 'close' }));
     const refused = `http://127.0.0.1:${await freePort()}`;

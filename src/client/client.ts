@@ -25,8 +25,11 @@
  * each node once. Every other answer is final: 504 means too few replicas
  * answered, and another coordinator would ask the same ones. Retrying a put
  * or delete elsewhere is safe: each is idempotent (the newer version wins).
- * An answer that cannot be read (not HTTP, a broken body) is final too:
- * ServerError RINGKV_PROTOCOL. A redirect is never followed (a node sends
+ * A refusal stands even when the connection breaks after its head, before
+ * its body: a node answers a value over its limit with 413 at once, and may
+ * cut the connection while the value is still being sent. An answer that
+ * cannot be read (not HTTP, a broken body) is final too: ServerError
+ * RINGKV_PROTOCOL. A redirect is never followed (a node sends
  * none; following one would store a value under another key, or on another
  * server): like any status the client does not expect, it is a ServerError.
  *
@@ -262,6 +265,13 @@ export class RingkvClient {
           answer = { node, status, body: Buffer.from(await response.arrayBuffer()) };
         } catch (err) {
           if (deadline.signal.aborted) throw deadline.signal.reason;
+          if (status !== undefined && isConnectionFailure(err) && isRefusal(status, call)) {
+            // The node answered, then the connection broke before the answer's body was read (a
+            // node may cut a connection on which an oversized value is still arriving, after
+            // its 413). The status alone is the answer: asking another node would not change it.
+            this.#answered(node);
+            throw errorForStatus(status, `Answer cut short: ${connectionFailureReason(err)}`, node);
+          }
           if (!isConnectionFailure(err)) throw answerFailure(err, node, status);
           last = { reason: connectionFailureReason(err), node, cause: err };
           continue;
@@ -272,9 +282,7 @@ export class RingkvClient {
           continue;
         }
         this.#answered(node);
-        const answered =
-          (answer.status >= 200 && answer.status < 300) || (answer.status === 404 && call.absentOk);
-        if (!answered) throw errorForStatus(answer.status, reason(), node);
+        if (isRefusal(answer.status, call)) throw errorForStatus(answer.status, reason(), node);
         return answer;
       }
       throw new UnavailableError('RINGKV_UNAVAILABLE', last);
@@ -292,6 +300,15 @@ export class RingkvClient {
   #answered(node: string): void {
     this.#preferred = this.nodes.indexOf(node);
   }
+}
+
+/**
+ * Whether `status` ends `call` with an error: anything but a 2xx, a 404 that
+ * answers a read, and a 503 (on which the client fails over).
+ */
+function isRefusal(status: number, call: Call): boolean {
+  const answered = (status >= 200 && status < 300) || (status === 404 && call.absentOk);
+  return !answered && status !== 503;
 }
 
 /** A call's signal: the caller's, and a timer that aborts it with a TimeoutError. */

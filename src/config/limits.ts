@@ -166,7 +166,9 @@ export const limits = {
   httpSocketIdleTimeoutMs: 120_000,
   /**
    * After a 413, the rest of the body is read and discarded (so the connection
-   * stays usable) up to this many bytes; past it the connection is closed.
+   * stays usable) up to this many bytes; past it the connection is closed. A
+   * body declared larger is answered with `Connection: close` and still read
+   * up to this, so that the client reads the 413 before the connection is cut.
    */
   httpDrainBytesMax: 64 * MiB,
   /** On shutdown, in-flight requests and range streams get this long before connections are cut. */

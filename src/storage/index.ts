@@ -17,7 +17,13 @@ export * from './entry/index.js';
 export { LsmEngine, type LsmOpenOptions, type WalRecovery } from './lsm-engine.js';
 export { MemoryEngine } from './memory-engine.js';
 export { hashInRanges, type PurgeFilter, type PurgeOptions, purged } from './purge.js';
-export { type RestoreInfo, restoreSnapshot, type SnapshotInfo, SUMS_NAME } from './snapshot.js';
+export {
+  type RestoreInfo,
+  restoreSnapshot,
+  SNAPSHOT_INFO_NAME,
+  type SnapshotInfo,
+  SUMS_NAME,
+} from './snapshot.js';
 // The native block reader, set aside and taken back by the engine bench.
 export { nativeBlockReaderStatus, useNativeBlockReader } from './sstable/index.js';
 // The file-system seam: the real file system, and the crashable and fault-injecting ones for tests.

@@ -48,6 +48,7 @@ export class LsmEngine implements Engine {
   readonly #recovery: readonly WalRecovery[];
   readonly #vfs: Vfs;
   readonly #dir: string;
+  readonly #nowMs: () => number;
 
   static async open(openOptions: LsmOpenOptions): Promise<LsmEngine> {
     const options = lsmOptions(openOptions);
@@ -60,6 +61,7 @@ export class LsmEngine implements Engine {
     this.#recovery = recovered.logs;
     this.#vfs = options.vfs;
     this.#dir = options.dir;
+    this.#nowMs = options.nowMs;
     this.#versions = new VersionSet({
       dir: options.dir,
       vfs: options.vfs,
@@ -128,11 +130,13 @@ export class LsmEngine implements Engine {
    * table meanwhile makes it start over on the new version.
    */
   async snapshot(outDir: string): Promise<SnapshotInfo> {
+    // Taken before the flush: the snapshot holds every write acknowledged before this time.
+    const createdMs = this.#nowMs();
     await this.flush();
     for (let attempt = 1; ; attempt++) {
       const state = this.#versions.current.ref();
       try {
-        return await writeSnapshot(this.#vfs, this.#dir, outDir, state.version);
+        return await writeSnapshot(this.#vfs, this.#dir, outDir, state.version, { createdMs });
       } catch (err) {
         if (!isFsError(err, 'ENOENT') || attempt >= SNAPSHOT_ATTEMPTS) throw err;
       } finally {

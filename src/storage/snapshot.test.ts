@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TINY } from '../../test/support/lsm-options.js';
 import { makeTempDir, removeTempDirs } from '../../test/support/temp-dir.js';
-import { isRingkvError } from '../util/errors.js';
+import { isRingkvError, RingkvError } from '../util/errors.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from './entry/entry.js';
 import { LsmEngine } from './lsm-engine.js';
 import { restoreSnapshot, SUMS_NAME } from './snapshot.js';
-import { FaultyVfs, MemoryVfs, nodeVfs, type Vfs } from './vfs/index.js';
+import { FaultyVfs, MemoryVfs, nodeVfs, replaceFileDurably, type Vfs } from './vfs/index.js';
 
 const LEVELS = 7;
 const key = (i: number) => Buffer.from(`key-${String(i).padStart(5, '0')}`);
@@ -68,14 +68,14 @@ describe('snapshot and restore', () => {
     assert.ok(info.tables > 0);
     assert.equal(info.copied, 0, 'same file system: hard links');
     const names = readdirSync(join(base, 'snap')).sort();
-    assert.ok(names.includes('MANIFEST') && names.includes(SUMS_NAME));
+    assert.ok(names.includes('MANIFEST') && names.includes(SUMS_NAME) && names.includes('SNAPSHOT'));
     assert.equal(names.filter((n) => n.endsWith('.sst')).length, info.tables);
-    // The sums are in sha256sum's format: one line per table and the manifest.
+    // The sums are in sha256sum's format: one line per table, the manifest and SNAPSHOT.
     const sums = readFileSync(join(base, 'snap', SUMS_NAME), 'utf8')
       .trim()
       .split('\n');
-    assert.equal(sums.length, info.tables + 1);
-    for (const line of sums) assert.match(line, /^[0-9a-f]{64} {2}(\d+\.sst|MANIFEST)$/);
+    assert.equal(sums.length, info.tables + 2);
+    for (const line of sums) assert.match(line, /^[0-9a-f]{64} {2}(\d+\.sst|MANIFEST|SNAPSHOT)$/);
     // The engine goes on (compactions, more writes) without touching the snapshot.
     for (let i = 0; i < 300; i++)
       await engine.write(valueEntry(key(i), BigInt(20_000 + i), Buffer.from('newer')));
@@ -179,6 +179,40 @@ describe('snapshot and restore', () => {
       assert.deepEqual(await vfs.list('/snap'), [], `after a fault on ${path}`);
     }
     await snapshotAndRestore(vfs, engine, expected);
+  });
+
+  it('records when it began, for the restore to judge before it writes anything', async () => {
+    const vfs = new MemoryVfs();
+    const startMs = Date.parse('2024-03-01T12:00:00.000Z');
+    const engine = await LsmEngine.open({
+      dir: '/data',
+      vfs,
+      sync: false,
+      log: () => {},
+      nowMs: () => startMs,
+    });
+    await engine.write(valueEntry(key(1), 1n, Buffer.from('v')));
+    await engine.snapshot('/snap');
+    await engine.close();
+    assert.equal(
+      (await vfs.readFile('/snap/SNAPSHOT')).toString(),
+      '{"created":"2024-03-01T12:00:00.000Z"}\n',
+    );
+    const seen: (number | undefined)[] = [];
+    const refuse = (createdMs: number | undefined) => {
+      seen.push(createdMs);
+      throw new RingkvError('RINGKV_BAD_REQUEST', 'Too old');
+    };
+    await assert.rejects(restoreSnapshot(vfs, '/snap', '/restored', LEVELS, { admit: refuse }), /Too old/);
+    assert.deepEqual(seen, [startMs]);
+    assert.ok(!(await vfs.list('/')).includes('restored'));
+    // A snapshot from before SNAPSHOT was written: no time, and it restores.
+    await vfs.remove('/snap/SNAPSHOT');
+    const sums = (await vfs.readFile('/snap/SHA256SUMS')).toString().replace(/.* {2}SNAPSHOT\n/, '');
+    await replaceFileDurably(vfs, '/snap', '/snap/SHA256SUMS', Buffer.from(sums));
+    const later: (number | undefined)[] = [];
+    await restoreSnapshot(vfs, '/snap', '/restored', LEVELS, { admit: (createdMs) => later.push(createdMs) });
+    assert.deepEqual(later, [undefined]);
   });
 
   it('works on the in-memory file system too (links there are names of one file)', async () => {

@@ -8,6 +8,9 @@
  *                 another file system)
  *   MANIFEST      that version, in the engine's own manifest format, with
  *                 no log to replay (logNumber past every table)
+ *   SNAPSHOT      JSON, {"created": "<ISO 8601 time>"}: when the snapshot
+ *                 began (before the memtable's flush), so that a restore
+ *                 can tell its age; snapshots from before it have none
  *   SHA256SUMS    "<sha256 hex>  <name>" per file, in the format of
  *                 `sha256sum -c`; written last, so a snapshot without it
  *                 is incomplete
@@ -29,6 +32,7 @@ import type { Version } from './manifest/version.js';
 import { isFsError, replaceFileDurably, type Vfs, type VfsFile, writeFully } from './vfs/index.js';
 
 export const SUMS_NAME = 'SHA256SUMS';
+export const SNAPSHOT_INFO_NAME = 'SNAPSHOT';
 const CHUNK_BYTES = 1 << 20;
 
 export interface SnapshotInfo {
@@ -40,17 +44,24 @@ export interface SnapshotInfo {
   readonly copied: number;
 }
 
+export interface WriteSnapshotOptions {
+  /** When the snapshot began (ms since 1970), recorded in SNAPSHOT. */
+  readonly createdMs: number;
+}
+
 /**
- * Writes the tables of `version` (files of `dataDir`) and its manifest into
- * `outDir`, which must not exist or be empty. When a table vanished
- * meanwhile (a compaction replaced it) it rejects with that ENOENT, having
- * removed what it wrote: the caller takes the current version and tries again.
+ * Writes the tables of `version` (files of `dataDir`), its manifest and
+ * SNAPSHOT into `outDir`, which must not exist or be empty. When a table
+ * vanished meanwhile (a compaction replaced it) it rejects with that ENOENT,
+ * having removed what it wrote: the caller takes the current version and
+ * tries again.
  */
 export async function writeSnapshot(
   vfs: Vfs,
   dataDir: string,
   outDir: string,
   version: Version,
+  options: WriteSnapshotOptions,
 ): Promise<SnapshotInfo> {
   await prepareEmptyDir(vfs, outDir, 'snapshot');
   const tables = version.tables();
@@ -68,13 +79,22 @@ export async function writeSnapshot(
     const manifest = encodeManifest({ version, nextFileNumber: past, logNumber: past });
     await replaceFileDurably(vfs, outDir, join(outDir, MANIFEST_NAME), manifest);
     written.push(MANIFEST_NAME);
+    const info = `${JSON.stringify({ created: new Date(options.createdMs).toISOString() })}\n`;
+    await replaceFileDurably(vfs, outDir, join(outDir, SNAPSHOT_INFO_NAME), Buffer.from(info));
+    written.push(SNAPSHOT_INFO_NAME);
     const sums: string[] = [];
     for (const name of written) sums.push(`${await sha256(vfs, join(outDir, name))}  ${name}\n`);
     await vfs.syncDir(outDir);
     await replaceFileDurably(vfs, outDir, join(outDir, SUMS_NAME), Buffer.from(sums.join('')));
   } catch (err) {
     // replaceFileDurably's temporary files too: the directory is left empty, to be used again.
-    for (const name of [SUMS_NAME, `${SUMS_NAME}.tmp`, `${MANIFEST_NAME}.tmp`, ...written])
+    for (const name of [
+      SUMS_NAME,
+      `${SUMS_NAME}.tmp`,
+      `${MANIFEST_NAME}.tmp`,
+      `${SNAPSHOT_INFO_NAME}.tmp`,
+      ...written,
+    ])
       await vfs.remove(join(outDir, name)).catch(() => {});
     throw err;
   }
@@ -89,6 +109,12 @@ export interface RestoreInfo {
 export interface RestoreOptions {
   /** Files written into the data directory, durably, before its MANIFEST (the node's BIRTH). */
   readonly files?: readonly { readonly name: string; readonly bytes: Buffer }[];
+  /**
+   * Called once the snapshot is checked, before anything is written, with
+   * when it was created (ms since 1970; undefined for a snapshot from before
+   * SNAPSHOT was written): it throws to refuse the snapshot.
+   */
+  readonly admit?: (createdMs: number | undefined) => void;
 }
 
 /**
@@ -149,6 +175,7 @@ export async function restoreSnapshot(
     if (!sums.has(name))
       throw new RingkvError('RINGKV_CORRUPTION', `${manifestPath} lists ${name}, which ${sumsPath} does not`);
   }
+  options.admit?.(sums.has(SNAPSHOT_INFO_NAME) ? await readCreated(vfs, snapshotDir) : undefined);
   try {
     await prepareEmptyDir(vfs, dataDir, 'restore');
   } catch (err) {
@@ -182,6 +209,21 @@ export async function restoreSnapshot(
     throw err;
   }
   return { tables: tables.length, bytes };
+}
+
+/** SNAPSHOT's creation time (its sum checked already), in ms since 1970. */
+async function readCreated(vfs: Vfs, snapshotDir: string): Promise<number> {
+  const path = join(snapshotDir, SNAPSHOT_INFO_NAME);
+  let created: unknown;
+  try {
+    created = (JSON.parse((await vfs.readFile(path)).toString('utf8')) as { created?: unknown }).created;
+  } catch (err) {
+    throw new RingkvError('RINGKV_CORRUPTION', `${path} is not JSON: ${errorMessage(err)}`, { cause: err });
+  }
+  const ms = typeof created === 'string' ? Date.parse(created) : Number.NaN;
+  if (Number.isNaN(ms))
+    throw new RingkvError('RINGKV_CORRUPTION', `${path} has no "created" time: ${JSON.stringify(created)}`);
+  return ms;
 }
 
 /** `dir` created if absent; refused unless empty. */
@@ -258,11 +300,11 @@ function parseSums(path: string, text: string): Map<string, string> {
     if (
       match === null ||
       name === undefined ||
-      (name !== MANIFEST_NAME && parseFileName(name)?.kind !== 'sst')
+      (name !== MANIFEST_NAME && name !== SNAPSHOT_INFO_NAME && parseFileName(name)?.kind !== 'sst')
     ) {
       throw new RingkvError(
         'RINGKV_CORRUPTION',
-        `${path}: line ${index + 1} is not "<sha256>  <table or MANIFEST>"`,
+        `${path}: line ${index + 1} is not "<sha256>  <table, MANIFEST or SNAPSHOT>"`,
       );
     }
     sums.set(name, match[1]!);

@@ -2,16 +2,33 @@
  * Backups on real processes: `ringkv snapshot` while writes go on, `ringkv
  * restore` into a new data directory, a node started on it serves every
  * write acknowledged before the snapshot (and none made after it); a damaged
- * snapshot is refused naming the file; bad targets are usage errors.
+ * snapshot is refused naming the file; bad targets are usage errors; a
+ * snapshot older than the tombstone grace is refused without --force.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ringkv } from '../support/cli.js';
 import { entityPath, httpRequest } from '../support/http-client.js';
 import { killAllStarted, startNode, stopNode } from '../support/node-process.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
+
+/** Rewrites the snapshot's SNAPSHOT file (null: removes it, as in a snapshot from before it), and its sum. */
+function editSnapshotInfo(dir: string, text: string | null): void {
+  const sumsPath = join(dir, 'SHA256SUMS');
+  const sums = readFileSync(sumsPath, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '' && !line.endsWith('  SNAPSHOT'));
+  if (text === null) {
+    unlinkSync(join(dir, 'SNAPSHOT'));
+  } else {
+    writeFileSync(join(dir, 'SNAPSHOT'), text);
+    sums.push(`${createHash('sha256').update(text).digest('hex')}  SNAPSHOT`);
+  }
+  writeFileSync(sumsPath, `${sums.join('\n')}\n`);
+}
 
 describe('snapshot and restore', () => {
   after(async () => {
@@ -113,5 +130,53 @@ describe('snapshot and restore', () => {
     const missing = await ringkv(['snapshot', '--url', 'http://127.0.0.1:1']);
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /Missing --out/);
+  });
+  it('a snapshot older than the tombstone grace is refused unless --force; one without a time restores with a warning', async () => {
+    const base = await makeTempDir('ringkv-backup-');
+    const node = await startNode({ dataDir: join(base, 'data') });
+    for (let i = 0; i < 50; i++) {
+      await httpRequest(`${node.url}${entityPath(`k${i}`)}`, { method: 'PUT', body: 'v' });
+    }
+    const snap = join(base, 'snap');
+    const before = Date.now();
+    assert.equal((await ringkv(['snapshot', '--url', node.url, '--out', snap])).code, 0);
+    await stopNode(node);
+    const created = Date.parse(
+      (JSON.parse(readFileSync(join(snap, 'SNAPSHOT'), 'utf8')) as { created: string }).created,
+    );
+    assert.ok(created >= before - 1_000 && created <= Date.now(), `created ${created}`);
+    const restore = (target: string, ...more: string[]) =>
+      ringkv(['restore', '--snapshot', snap, '--data', join(base, target), ...more]);
+
+    const fresh = await restore('fresh');
+    assert.equal(fresh.code, 0, fresh.stderr);
+    assert.equal(fresh.stderr, '');
+
+    editSnapshotInfo(
+      snap,
+      `${JSON.stringify({ created: new Date(Date.now() - 30 * 3_600_000).toISOString() })}\n`,
+    );
+    const old = await restore('old');
+    assert.equal(old.code, 2, old.stderr);
+    assert.equal(old.stderr.trim().split('\n').length, 1, old.stderr);
+    assert.match(
+      old.stderr,
+      /is 30\.0 h old .*older than the tombstone grace \(24 h\).*--force.*whole cluster/,
+    );
+    assert.ok(!readdirSync(base).includes('old') || readdirSync(join(base, 'old')).length === 0);
+
+    const forced = await restore('old', '--force');
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stderr, /warning: .* is 30\.0 h old/);
+    assert.ok(readdirSync(join(base, 'old')).includes('MANIFEST'));
+
+    editSnapshotInfo(snap, null);
+    const unknown = await restore('unknown');
+    assert.equal(unknown.code, 0, unknown.stderr);
+    assert.equal(unknown.stderr.trim().split('\n').length, 1, unknown.stderr);
+    assert.match(unknown.stderr, /warning: .*age is unknown/);
+    const again = await startNode({ dataDir: join(base, 'unknown') });
+    assert.equal((await httpRequest(`${again.url}${entityPath('k49')}`)).body.toString(), 'v');
+    await stopNode(again);
   });
 });

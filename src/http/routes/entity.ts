@@ -10,7 +10,10 @@
  * Content-Length, or once a chunked body passes the limit), and the rest of
  * the body is read and discarded so that the keep-alive connection can carry
  * the next request. Discarding is bounded (limits.httpDrainBytesMax): past it
- * the connection is closed instead.
+ * the connection is closed instead. A body declared past that bound is
+ * answered with `Connection: close`, and the body is still read (to the same
+ * bound) after the answer, so that the client reads the 413 before the
+ * connection is cut.
  *
  * getEntity, deleteEntity and putValue are shared with the fast path
  * (../fast/), which reads requests off the socket itself and calls them with
@@ -114,7 +117,7 @@ function putEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse,
   }
   const declared = contentLength(req);
   if (declared > ctx.valueBytesMax) {
-    if (declared > limits.httpDrainBytesMax) res.setHeader('connection', 'close');
+    if (declared > limits.httpDrainBytesMax) closeAfterAnswer(res);
     discardBody(req, 0);
     sendError(ctx, reply, tooLarge(ctx));
     return;
@@ -195,6 +198,20 @@ function discardBody(req: IncomingMessage, received: number): void {
     drained += chunk.length;
     if (drained > limits.httpDrainBytesMax) req.socket.destroy();
   });
+}
+
+/**
+ * Answers with `Connection: close`, and then half-closes the connection
+ * instead of cutting it: node:http ends such an answer by destroying the
+ * socket (destroySoon), and a socket closed with request bytes unread sends
+ * a reset, which may reach a client still sending the body before the
+ * client has read the answer (it sees EPIPE or ECONNRESET, not the 413).
+ * discardBody goes on reading, and cuts the connection past its bound.
+ */
+function closeAfterAnswer(res: ServerResponse): void {
+  res.setHeader('connection', 'close');
+  const socket = res.socket;
+  if (socket !== null) socket.destroySoon = () => socket.end();
 }
 
 /** The Content-Length header's value, or -1 when absent. Node has validated it already. */
