@@ -104,6 +104,15 @@ export const limits = {
    * through hints or anti-entropy before it can be dropped (default).
    */
   tombstoneGraceMs: 24 * 60 * 60 * 1000,
+  /**
+   * Compaction: when no level is over its size, a table is compacted for its
+   * tombstones and values with an expiry alone once they are all past the
+   * grace period and make up at least this share of its entries (Cassandra's
+   * default tombstone_threshold). Checked at least every
+   * compactionDroppableCheckMs, since time alone makes them droppable.
+   */
+  compactionDroppableShareMin: 0.2,
+  compactionDroppableCheckMs: 60_000,
 
   /**
    * Group commit: a batch closes once it holds this many bytes (a larger

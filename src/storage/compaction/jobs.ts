@@ -30,7 +30,7 @@
  */
 import { assert } from '../../util/assert.js';
 import { CorruptionError, isRingkvError, RingkvError } from '../../util/errors.js';
-import { EntryKind } from '../entry/entry.js';
+import { droppableFromMs } from '../entry/entry.js';
 import { RecordView } from '../entry/record.js';
 import { filePath } from '../files.js';
 import { RecordMerge } from '../iterator/record-merge.js';
@@ -83,9 +83,8 @@ export interface JobResult {
 
 /** A tombstone or expired value that no replica can still need: older than the grace period. */
 export function isObsolete(record: RecordView, nowMs: number, graceMs: number): boolean {
-  if (record.kind === EntryKind.Tombstone) return record.versionPhysicalMs + graceMs <= nowMs;
-  const expiresAtMs = record.expiresAtMs;
-  return expiresAtMs !== 0 && expiresAtMs + graceMs <= nowMs;
+  const fromMs = droppableFromMs(record.kind, record.versionPhysicalMs, record.expiresAtMs);
+  return fromMs >= 0 && fromMs + graceMs <= nowMs;
 }
 
 export function runFlush(job: FlushJob, vfs: Vfs = nodeVfs): JobResult {

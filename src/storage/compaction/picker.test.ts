@@ -2,14 +2,23 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type TableInfo, Version } from '../manifest/version.js';
 import {
+  type DroppableContext,
   keyRange,
   levelBytesTarget,
+  minVersionOutside,
+  NO_VERSION_BOUND,
   type PickerOptions,
   pickCompaction,
+  pickDroppableCompaction,
   pickFullCompaction,
 } from './picker.js';
 
-const OPTIONS: PickerOptions = { l0CompactionTrigger: 4, levelBytesBase: 1000, levelBytesMultiplier: 10 };
+const OPTIONS: PickerOptions = {
+  l0CompactionTrigger: 4,
+  levelBytesBase: 1000,
+  levelBytesMultiplier: 10,
+  droppableShareMin: 0.2,
+};
 const LEVELS = 4;
 
 function table(fileNumber: number, smallest: string, largest: string, fileBytes = 100): TableInfo {
@@ -194,5 +203,158 @@ describe('pickFullCompaction', () => {
 
     const middle = version([], [], [table(1, 'a', 'b'), table(2, 'c', 'd')]);
     assert.equal(pickFullCompaction(middle)!.outputLevel, 2);
+  });
+});
+
+describe('minVersionOutside', () => {
+  it('is the smallest minVersion of overlapping tables not among the inputs, and of the memtables', () => {
+    const input = { ...table(1, 'c', 'f'), minVersion: 50n };
+    const v = version(
+      [
+        { ...table(20, 'a', 'c'), minVersion: 40n },
+        { ...table(21, 'g', 'z'), minVersion: 5n },
+      ],
+      [input],
+      [{ ...table(2, 'e', 'h'), minVersion: 30n }],
+    );
+    // Table 21 does not meet [c, f]; the input itself does not count.
+    assert.equal(minVersionOutside(v, [input], undefined), 30n);
+    assert.equal(minVersionOutside(v, [input], 10n), 10n);
+    assert.equal(minVersionOutside(version([], [input]), [input], undefined), NO_VERSION_BOUND);
+  });
+});
+
+describe('pickDroppableCompaction', () => {
+  const NOW = 1_000_000;
+  const GRACE = 1000;
+  const context: DroppableContext = { nowMs: NOW, tombstoneGraceMs: GRACE, memtableMinVersion: undefined };
+
+  /** A table of 10 entries, `droppable` of them ageing from `fromMs`, their newest version 100. */
+  function withDroppable(
+    fileNumber: number,
+    smallest: string,
+    largest: string,
+    droppable: number,
+    fromMs = 0,
+  ) {
+    return {
+      ...table(fileNumber, smallest, largest),
+      minVersion: 50n,
+      maxVersion: 200n,
+      droppable: { entries: droppable, fromMs, versionMax: 100n },
+    };
+  }
+
+  it('picks nothing without a table whose droppable share reaches the minimum, all past the grace', () => {
+    assert.equal(pickDroppableCompaction(version([], [table(1, 'a', 'b')]), OPTIONS, context), undefined);
+    // 1 of 10 is below 20%.
+    assert.equal(
+      pickDroppableCompaction(version([], [withDroppable(1, 'a', 'b', 1)]), OPTIONS, context),
+      undefined,
+    );
+    // The last of them starts ageing one ms too late.
+    const young = version([], [withDroppable(1, 'a', 'b', 10, NOW - GRACE + 1)]);
+    assert.equal(pickDroppableCompaction(young, OPTIONS, context), undefined);
+    // Never, with an endless grace (the anti-entropy index's).
+    const endless = { ...context, tombstoneGraceMs: Number.POSITIVE_INFINITY };
+    assert.equal(
+      pickDroppableCompaction(version([], [withDroppable(1, 'a', 'b', 10)]), OPTIONS, endless),
+      undefined,
+    );
+  });
+
+  it('rewrites a table at the bottom of its range alone, in its own level, from exactly the minimum share', () => {
+    const v = version(
+      [],
+      [table(1, 'a', 'b')],
+      [withDroppable(2, 'c', 'd', 2, NOW - GRACE)],
+      [table(3, 'x', 'z')],
+    );
+    const compaction = pickDroppableCompaction(v, OPTIONS, context)!;
+    assert.equal(compaction.inputLevel, 2);
+    assert.equal(compaction.outputLevel, 2);
+    assert.deepEqual(files(compaction.inputs), [2]);
+    assert.deepEqual(files(compaction.picked), [2]);
+    assert.equal(compaction.bottom, true);
+    assert.equal(compaction.droppable, true);
+    // The last level too.
+    const last = pickDroppableCompaction(
+      version([], [], [], [withDroppable(3, 'a', 'b', 5)]),
+      OPTIONS,
+      context,
+    )!;
+    assert.deepEqual([last.inputLevel, last.outputLevel, ...files(last.inputs)], [3, 3, 3]);
+  });
+
+  it('merges a table with its next-level overlaps when a deeper level holds part of its range', () => {
+    const v = version(
+      [],
+      [withDroppable(1, 'c', 'f', 5)],
+      [table(2, 'a', 'b'), table(3, 'e', 'g')],
+      [table(4, 'f', 'h')],
+    );
+    const compaction = pickDroppableCompaction(v, OPTIONS, context)!;
+    assert.equal(compaction.inputLevel, 1);
+    assert.equal(compaction.outputLevel, 2);
+    assert.deepEqual(files(compaction.inputs), [1, 3]);
+    assert.equal(compaction.bottom, false);
+    assert.equal(compaction.droppable, true);
+  });
+
+  it('takes all of level 0 into level 1, as the level-0 trigger does', () => {
+    const v = version(
+      [table(21, 'a', 'c'), withDroppable(20, 'b', 'd', 10)],
+      [table(1, 'c', 'c'), table(2, 'x', 'y')],
+    );
+    const compaction = pickDroppableCompaction(v, OPTIONS, context)!;
+    assert.deepEqual([compaction.inputLevel, compaction.outputLevel], [0, 1]);
+    assert.deepEqual(files(compaction.inputs), [21, 20, 1]);
+  });
+
+  it('picks the largest droppable share first', () => {
+    const v = version(
+      [],
+      [withDroppable(1, 'a', 'b', 3), withDroppable(2, 'c', 'd', 9), withDroppable(3, 'e', 'f', 5)],
+    );
+    assert.deepEqual(files(pickDroppableCompaction(v, OPTIONS, context)!.inputs), [2]);
+  });
+
+  it('never rewrites in place what could not drop them all: an older version outside keeps them', () => {
+    const droppable = withDroppable(2, 'c', 'd', 10);
+    // A level-0 table meeting its range holds a version (100) not above its newest droppable one.
+    const olderAbove = version([{ ...table(20, 'a', 'c'), minVersion: 100n }], [], [droppable]);
+    assert.equal(pickDroppableCompaction(olderAbove, OPTIONS, context), undefined);
+    // Above it, nothing is in the way.
+    const newerAbove = version([{ ...table(20, 'a', 'c'), minVersion: 101n }], [], [droppable]);
+    assert.deepEqual(files(pickDroppableCompaction(newerAbove, OPTIONS, context)!.inputs), [2]);
+    // Tables apart from its range do not count; the memtables (no key range) do.
+    const apart = version([{ ...table(20, 'x', 'z'), minVersion: 1n }], [], [droppable]);
+    assert.deepEqual(files(pickDroppableCompaction(apart, OPTIONS, context)!.inputs), [2]);
+    assert.equal(
+      pickDroppableCompaction(apart, OPTIONS, { ...context, memtableMinVersion: 100n }),
+      undefined,
+    );
+    assert.deepEqual(
+      files(pickDroppableCompaction(apart, OPTIONS, { ...context, memtableMinVersion: 101n })!.inputs),
+      [2],
+    );
+  });
+
+  it('passes over a table it must not rewrite for the next one', () => {
+    const v = version(
+      [{ ...table(20, 'a', 'c'), minVersion: 1n }],
+      [],
+      [withDroppable(2, 'c', 'd', 10), withDroppable(3, 'e', 'f', 4)],
+    );
+    assert.deepEqual(files(pickDroppableCompaction(v, OPTIONS, context)!.inputs), [3]);
+  });
+
+  it('rewrites a table in place only when every version outside is above its newest droppable one', () => {
+    // Table 2's whole range is the bottom; an older version anywhere above it would keep some of them.
+    for (const minVersion of [1n, 99n, 100n, 101n, 1000n]) {
+      const v = version([{ ...table(20, 'c', 'c'), minVersion }], [], [withDroppable(2, 'c', 'd', 10)]);
+      const picked = pickDroppableCompaction(v, OPTIONS, context);
+      assert.equal(picked !== undefined, minVersion > 100n, `above: ${minVersion}`);
+    }
   });
 });

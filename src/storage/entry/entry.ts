@@ -79,6 +79,16 @@ export function isExpired(entry: Entry, nowMs: number): boolean {
   return entry.expiresAtMs !== 0 && entry.expiresAtMs <= nowMs;
 }
 
+/**
+ * When an entry's grace period starts, after which a compaction at the bottom
+ * of the tree may drop it (compaction/jobs.ts, isObsolete): a tombstone's
+ * version time, a value's expiry; -1 for a value that never expires.
+ */
+export function droppableFromMs(kind: number, versionPhysicalMs: number, expiresAtMs: number): number {
+  if (kind === EntryKind.Tombstone) return versionPhysicalMs;
+  return expiresAtMs === 0 ? -1 : expiresAtMs;
+}
+
 /** A value that has not expired: what a read returns as present. */
 export function isLive(entry: Entry, nowMs: number): boolean {
   return entry.kind === EntryKind.Value && !isExpired(entry, nowMs);

@@ -5,6 +5,13 @@
  * frozen; a compaction whenever the picker (compaction/picker.ts) finds one
  * due, after a flush or compaction or a retry.
  *
+ * Tombstones and values with an expiry become droppable as time passes, with
+ * no write to start a compaction: when no level is over its size, the picker
+ * is also asked for a table worth compacting for them alone (picker.ts, rule
+ * 4), and asked again every droppableCheckMs. Those compactions are paced:
+ * after one, the next waits as long as it took, so they take at most half of
+ * the compaction worker's time; size-based compactions do not wait.
+ *
  * A job that fails, on a damaged table or a full disk, changes nothing: it
  * is logged, counted and retried after a backoff (background-retry.ts), while
  * reads and writes go on. Writers that would wait for a failing flush are
@@ -59,7 +66,14 @@ import { RingkvError } from '../../util/errors.js';
 import { BackgroundRetry } from '../background-retry.js';
 import type { JobRunner } from '../compaction/background.js';
 import type { FlushJob, JobResult } from '../compaction/jobs.js';
-import { type Compaction, keyRange, pickCompaction, pickFullCompaction } from '../compaction/picker.js';
+import {
+  type Compaction,
+  keyRange,
+  minVersionOutside,
+  pickCompaction,
+  pickDroppableCompaction,
+  pickFullCompaction,
+} from '../compaction/picker.js';
 import type { EngineStats } from '../engine.js';
 import { filePath } from '../files.js';
 import { ManifestInDoubtError } from '../manifest/manifest-file.js';
@@ -82,9 +96,6 @@ export interface BackgroundInit {
   readonly flushWorker: JobRunner;
   readonly compactionWorker: JobRunner;
 }
-
-/** Above every version (a u64): nothing outside a compaction bounds what it may drop. */
-const NO_VERSION_BOUND = 1n << 64n;
 
 /** Full compactions (compact(), purge()) that late writes keep setting aside before one fails. */
 const FULL_COMPACTION_ATTEMPTS = 5;
@@ -113,6 +124,10 @@ export class Background {
   readonly #compactionRetry: BackgroundRetry;
   /** Per level, where its last compaction ended: the picker goes on from there (round robin). */
   readonly #pointers: (Buffer | undefined)[] = [];
+  /** The next look for droppable entries that time alone may have made due (module comment). */
+  #recheck: NodeJS.Timeout | undefined;
+  /** performance.now() before which no compaction for droppable entries starts (module comment). */
+  #droppableRestUntilMs = 0;
   #flushes = 0;
   #compactions = 0;
 
@@ -161,8 +176,9 @@ export class Background {
   /** Starts the compaction the picker finds due, if any, unless one runs or waits out its backoff. */
   scheduleCompaction(): void {
     if (this.#compacting !== undefined || this.#compactionRetry.waiting || this.#open.closed) return;
-    const compaction = pickCompaction(this.#versions.current.version, this.#options, this.#pointers);
+    const compaction = this.#pick();
     if (compaction === undefined) return;
+    const startedMs = performance.now();
     this.#compacting = this.#runCompaction(compaction)
       .then(
         () => this.#compactionRetry.succeeded(),
@@ -173,8 +189,41 @@ export class Background {
       )
       .finally(() => {
         this.#compacting = undefined;
+        if (compaction.droppable) {
+          const now = performance.now();
+          this.#droppableRestUntilMs = now + (now - startedMs);
+        }
         this.scheduleCompaction();
       });
+  }
+
+  /**
+   * A compaction due by size; else, unless pacing rests, one for a table's
+   * droppable entries. Either way, time alone may make some due later: a
+   * look is booked (module comment).
+   */
+  #pick(): Compaction | undefined {
+    const version = this.#versions.current.version;
+    const due = pickCompaction(version, this.#options, this.#pointers);
+    if (due !== undefined) return due;
+    const restMs = this.#droppableRestUntilMs - performance.now();
+    this.#lookAgainIn(restMs > 0 ? restMs : this.#options.droppableCheckMs);
+    if (restMs > 0) return undefined;
+    return pickDroppableCompaction(version, this.#options, {
+      nowMs: this.#options.nowMs(),
+      tombstoneGraceMs: this.#options.tombstoneGraceMs,
+      memtableMinVersion: this.#memtableMinVersion(),
+    });
+  }
+
+  #lookAgainIn(delayMs: number): void {
+    clearTimeout(this.#recheck);
+    this.#recheck = setTimeout(() => {
+      this.#recheck = undefined;
+      this.scheduleCompaction();
+    }, delayMs);
+    // A store at rest must not keep the process alive for it.
+    this.#recheck.unref();
   }
 
   /** Flushes every frozen memtable (flush()); rejects if a flush fails. */
@@ -243,6 +292,8 @@ export class Background {
    * engine is marked closed), and the compaction under way is stopped.
    */
   stop(): void {
+    clearTimeout(this.#recheck);
+    this.#recheck = undefined;
     this.#flushRetry.cancel();
     this.#compactionRetry.cancel();
     this.#stopJob?.();
@@ -315,19 +366,15 @@ export class Background {
    * Synchronous, so that it sees one state of the tree and the memtables.
    */
   #minVersionOutside(inputs: readonly TableInfo[]): bigint {
-    const version = this.#versions.current.version;
-    const inputNumbers = new Set(inputs.map((t) => t.fileNumber));
-    const [smallest, largest] = keyRange(inputs);
-    let min = NO_VERSION_BOUND;
-    for (let level = 0; level < version.levels.length; level++) {
-      for (const table of version.overlapping(level, smallest, largest)) {
-        if (!inputNumbers.has(table.fileNumber) && table.minVersion < min) min = table.minVersion;
-      }
-    }
-    const memtables = [this.#writes.memtable, ...this.#writes.frozen.map((f) => f.memtable)];
-    for (const memtable of memtables) {
+    return minVersionOutside(this.#versions.current.version, inputs, this.#memtableMinVersion());
+  }
+
+  /** The smallest version in the live and frozen memtables; undefined when they are empty. */
+  #memtableMinVersion(): bigint | undefined {
+    let min: bigint | undefined;
+    for (const memtable of [this.#writes.memtable, ...this.#writes.frozen.map((f) => f.memtable)]) {
       const memtableMin = memtable.minVersion;
-      if (memtableMin !== undefined && memtableMin < min) min = memtableMin;
+      if (memtableMin !== undefined && (min === undefined || memtableMin < min)) min = memtableMin;
     }
     return min;
   }
@@ -409,10 +456,13 @@ export class Background {
     } finally {
       releaseWrites?.();
     }
-    this.#pointers[compaction.inputLevel] = keyRange(compaction.picked)[1];
+    // The round robin by size goes on where it was.
+    if (!compaction.droppable) this.#pointers[compaction.inputLevel] = keyRange(compaction.picked)[1];
     this.#compactions++;
+    const why =
+      purge !== undefined ? ', purging' : compaction.droppable ? ', for tombstones and expired values' : '';
     this.#options.summary(
-      `Compacted ${compaction.inputs.length} tables (${inputBytes} bytes) of levels ${compaction.inputLevel}-${compaction.outputLevel} into ${describeTables(result.tables)} at level ${compaction.outputLevel} in ${Math.round(performance.now() - startedMs)} ms${purge === undefined ? '' : ', purging'}`,
+      `Compacted ${compaction.inputs.length} tables (${inputBytes} bytes) of levels ${compaction.inputLevel}-${compaction.outputLevel} into ${describeTables(result.tables)} at level ${compaction.outputLevel} in ${Math.round(performance.now() - startedMs)} ms${why}`,
     );
     for (const fileNumber of removed) {
       this.#cache.evictFile(fileNumber);

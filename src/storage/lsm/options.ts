@@ -42,6 +42,14 @@ export interface LsmOptions {
   readonly levelCount: number;
   readonly tableBytesTarget: number;
   readonly tombstoneGraceMs: number;
+  /**
+   * A table whose tombstones and values with an expiry are at least this
+   * share of its entries, all past the grace period, is compacted for them
+   * when no level is over its size (compaction/picker.ts).
+   */
+  readonly droppableShareMin: number;
+  /** How often the engine looks for such tables when nothing else starts a compaction. */
+  readonly droppableCheckMs: number;
   /** Wall clock for tombstone and expiry ageing in compaction. */
   readonly nowMs: () => number;
   /** First delay before a failed flush or compaction is tried again; it doubles per failure in a row. */
@@ -87,6 +95,8 @@ export function lsmOptions(options: LsmOpenOptions): LsmOptions {
     levelCount: limits.levelCount,
     tableBytesTarget: limits.tableBytesTarget,
     tombstoneGraceMs: limits.tombstoneGraceMs,
+    droppableShareMin: limits.compactionDroppableShareMin,
+    droppableCheckMs: limits.compactionDroppableCheckMs,
     nowMs: Date.now,
     backgroundRetryMinMs: limits.backgroundRetryMinMs,
     backgroundRetryMaxMs: limits.backgroundRetryMaxMs,

@@ -53,7 +53,12 @@ const SAMPLE: ManifestState = {
           maxVersion: 2n ** 64n - 1n,
         }),
       },
-      { level: 1, table: table(8, Buffer.from('cherry\n"'), Buffer.from('date\u00e9')) },
+      {
+        level: 1,
+        table: table(8, Buffer.from('cherry\n"'), Buffer.from('date\u00e9'), {
+          droppable: { entries: 5, fromMs: 1_700_000_000_123, versionMax: 2n ** 63n + 5n },
+        }),
+      },
       { level: 3, table: table(3, Buffer.from([0x0a, 0x0d]), Buffer.from([0x7b, 0x22])) },
     ],
   }),
@@ -107,6 +112,41 @@ describe('manifest encoding', () => {
       minVersion: '9007199254740993',
       maxVersion: '18446744073709551615',
     });
+    // Only a table holding something droppable carries the field.
+    assert.deepEqual(json.levels[1][1].droppable, {
+      entries: 5,
+      fromMs: 1_700_000_000_123,
+      versionMax: '9223372036854775813',
+    });
+  });
+
+  it('reads a manifest written before tables counted their droppable entries: none known', () => {
+    const body = Buffer.from(
+      JSON.stringify({
+        nextFileNumber: 3,
+        logNumber: 2,
+        levels: [
+          [],
+          [
+            {
+              file: 1,
+              bytes: 100,
+              entries: 4,
+              smallest: '61',
+              largest: '62',
+              minVersion: '1',
+              maxVersion: '2',
+            },
+          ],
+        ],
+      }),
+    );
+    const crc = crc32(body).toString(16).padStart(8, '0');
+    const data = Buffer.concat([Buffer.from(`ringkv-manifest 1\n${crc}\n`), body]);
+    const [only] = decodeManifest(PATH, data, LEVELS).version.tables();
+    assert.equal(only?.fileNumber, 1);
+    assert.equal(only?.droppable, undefined);
+    assert.equal('droppable' in only!, false);
   });
 
   it('decodes into more levels than were stored (the extra ones empty), and refuses more than it has', () => {

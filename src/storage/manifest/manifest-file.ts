@@ -10,7 +10,13 @@
  *   line 2   crc32 of the JSON body, 8 lowercase hex digits
  *   rest     JSON body: { nextFileNumber, logNumber, levels: [[table...]...] }
  *            table: { file, bytes, entries, smallest (hex), largest (hex),
- *                     minVersion, maxVersion (decimal strings) }
+ *                     minVersion, maxVersion (decimal strings), and, when the
+ *                     table holds tombstones or values with an expiry,
+ *                     droppable: { entries, fromMs, versionMax (decimal) } }
+ *
+ * `droppable` came later, with no new format version: a table listed without
+ * it has nothing known to drop (it is never picked for that), and a reader
+ * that does not know the field ignores it.
  */
 import { join } from 'node:path';
 import { crc32 } from '../../util/bytes.js';
@@ -39,6 +45,7 @@ interface TableJson {
   largest: string;
   minVersion: string;
   maxVersion: string;
+  droppable?: { entries: number; fromMs: number; versionMax: string };
 }
 
 export function encodeManifest(state: ManifestState): Buffer {
@@ -55,6 +62,15 @@ export function encodeManifest(state: ManifestState): Buffer {
           largest: t.largestKey.toString('hex'),
           minVersion: t.minVersion.toString(),
           maxVersion: t.maxVersion.toString(),
+          ...(t.droppable === undefined
+            ? {}
+            : {
+                droppable: {
+                  entries: t.droppable.entries,
+                  fromMs: t.droppable.fromMs,
+                  versionMax: t.droppable.versionMax.toString(),
+                },
+              }),
         }),
       ),
     ),
@@ -97,6 +113,15 @@ export function decodeManifest(path: string, data: Buffer, levelCount: number): 
         largestKey: Buffer.from(t.largest, 'hex'),
         minVersion: BigInt(t.minVersion),
         maxVersion: BigInt(t.maxVersion),
+        ...(t.droppable === undefined
+          ? {}
+          : {
+              droppable: {
+                entries: t.droppable.entries,
+                fromMs: t.droppable.fromMs,
+                versionMax: BigInt(t.droppable.versionMax),
+              },
+            }),
       })),
     );
     if (json.levels.length > levelCount)

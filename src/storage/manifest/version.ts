@@ -8,6 +8,7 @@
  */
 import { assert, INVARIANTS } from '../../util/assert.js';
 import { compareBytes } from '../../util/bytes.js';
+import type { DroppableStats } from '../sstable/writer.js';
 
 export interface TableInfo {
   readonly fileNumber: number;
@@ -17,6 +18,8 @@ export interface TableInfo {
   readonly largestKey: Buffer;
   readonly minVersion: bigint;
   readonly maxVersion: bigint;
+  /** Absent when the table holds nothing droppable, or was listed before tables counted it. */
+  readonly droppable?: DroppableStats;
 }
 
 export interface VersionEdit {

@@ -14,7 +14,10 @@ import {
 import { limits } from '../../config/limits.js';
 import { AssertionError } from '../../util/assert.js';
 import { isRingkvError } from '../../util/errors.js';
+import { encodedEntryBytes, encodeEntry } from '../entry/codec.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
+import { RecordView } from '../entry/record.js';
+import { makeVersion } from '../entry/version.js';
 import { FaultyVfs, MemoryVfs } from '../vfs/index.js';
 import { BLOCK_CACHE_OVERHEAD_BYTES, BlockCache } from './cache.js';
 import { TableReader } from './reader.js';
@@ -321,6 +324,45 @@ describe('TableWriter contract', () => {
       [...scanTableSync(path)].map((e) => e.key.toString()),
       ['k-00', 'k-01'],
     );
+  });
+});
+
+describe('TableWriter droppable stats', () => {
+  const tmp = tempDir();
+  after(() => tmp.remove());
+  const physical = (ms: number) => makeVersion(ms, 3);
+  // Values that never expire, tombstones and values with an expiry, with versions out of time order.
+  const entries = [
+    valueEntry(sampleKey(0), physical(9000), EMPTY),
+    tombstoneEntry(sampleKey(1), physical(5000)),
+    valueEntry(sampleKey(2), physical(1000), EMPTY, 7000),
+    tombstoneEntry(sampleKey(3), physical(6000)),
+    valueEntry(sampleKey(4), physical(8000), EMPTY, 2000),
+    valueEntry(sampleKey(5), physical(9500), EMPTY),
+  ];
+  // Tombstones from their version's time, values from their expiry; the newest of their versions.
+  const expected = { entries: 4, fromMs: 7000, versionMax: physical(8000) };
+
+  it('counts tombstones and values with an expiry, the latest time they start ageing, and their newest version', () => {
+    assert.deepEqual(writeTable(join(tmp.dir, '000030.sst'), entries, SMALL_TABLE, 30).droppable, expected);
+  });
+
+  it('counts the same for records added as they are encoded (flushes and compactions)', () => {
+    const writer = new TableWriter(join(tmp.dir, '000031.sst'), 31, SMALL_TABLE);
+    const record = new RecordView();
+    for (const entry of entries) {
+      const buf = Buffer.alloc(encodedEntryBytes(entry));
+      encodeEntry(entry, buf, 0);
+      assert.equal(record.parse(buf, 0, buf.length), undefined);
+      writer.addRecord(record);
+    }
+    assert.deepEqual(writer.finish().droppable, expected);
+  });
+
+  it('leaves them out of a table with nothing droppable', () => {
+    const meta = writeTable(join(tmp.dir, '000032.sst'), [entries[0]!, entries[5]!], SMALL_TABLE, 32);
+    assert.equal(meta.droppable, undefined);
+    assert.equal('droppable' in meta, false);
   });
 });
 

@@ -31,8 +31,9 @@ import { limits } from '../../config/limits.js';
 import { assert } from '../../util/assert.js';
 import { compareRange, copyBytes } from '../../util/bytes.js';
 import { encodedEntryBytes } from '../entry/codec.js';
-import type { Entry } from '../entry/entry.js';
+import { droppableFromMs, type Entry } from '../entry/entry.js';
 import type { RecordView } from '../entry/record.js';
+import { versionPhysicalMs } from '../entry/version.js';
 import { isFsError, nodeVfs, type Vfs, type VfsFile, writeFullySync } from '../vfs/index.js';
 import { BlockBuilder } from './block.js';
 import { bloomHash, buildBloomFilter } from './bloom.js';
@@ -57,6 +58,23 @@ export interface TableMeta {
   largestKey: Buffer;
   minVersion: bigint;
   maxVersion: bigint;
+  /** Absent when the table holds no tombstone and no value with an expiry. */
+  droppable?: DroppableStats;
+}
+
+/**
+ * What a compaction at the bottom of the tree could drop from a table once
+ * old enough: its tombstones and its values with an expiry. The engine
+ * rewrites a table for them alone when no level is over its size
+ * (compaction/picker.ts, pickDroppableCompaction).
+ */
+export interface DroppableStats {
+  /** Tombstones and values with an expiry. */
+  readonly entries: number;
+  /** The latest of their droppableFromMs (entry.ts): a grace period past it, all of them are obsolete. */
+  readonly fromMs: number;
+  /** The largest of their versions. */
+  readonly versionMax: bigint;
 }
 
 export interface TableWriterOptions {
@@ -92,6 +110,10 @@ export class TableWriter {
   #minVersionLow = 0;
   #maxVersionHigh = 0;
   #maxVersionLow = 0;
+  #droppable = 0;
+  #droppableFromMs = -1;
+  #droppableVersionHigh = 0;
+  #droppableVersionLow = 0;
   #hashes = new Uint32Array(1024);
   readonly #lastKeys: Buffer[] = [];
   readonly #blockOffsets: number[] = [];
@@ -140,7 +162,14 @@ export class TableWriter {
     this.#makeRoom(entryBytes);
     this.#block.add(entry, entryBytes);
     const version = entry.version;
-    this.#added(key, 0, key.length, Number(version >> 32n), Number(version & 0xffffffffn));
+    const high = Number(version >> 32n);
+    const low = Number(version & 0xffffffffn);
+    this.#added(key, 0, key.length, high, low);
+    this.#countDroppable(
+      droppableFromMs(entry.kind, versionPhysicalMs(version), entry.expiresAtMs),
+      high,
+      low,
+    );
   }
 
   /** add() for a record that is already encoded: its bytes are copied as they are (record.ts). */
@@ -149,6 +178,25 @@ export class TableWriter {
     this.#makeRoom(record.byteLength);
     this.#block.addRecord(record);
     this.#added(record.buf, record.keyStart, record.keyEnd, record.versionHigh, record.versionLow);
+    this.#countDroppable(
+      droppableFromMs(record.kind, record.versionPhysicalMs, record.expiresAtMs),
+      record.versionHigh,
+      record.versionLow,
+    );
+  }
+
+  /** Counts the entry just added if a compaction may drop it once old enough (DroppableStats). */
+  #countDroppable(fromMs: number, versionHigh: number, versionLow: number): void {
+    if (fromMs < 0) return;
+    this.#droppable++;
+    if (fromMs > this.#droppableFromMs) this.#droppableFromMs = fromMs;
+    if (
+      versionHigh > this.#droppableVersionHigh ||
+      (versionHigh === this.#droppableVersionHigh && versionLow > this.#droppableVersionLow)
+    ) {
+      this.#droppableVersionHigh = versionHigh;
+      this.#droppableVersionLow = versionLow;
+    }
   }
 
   #checkNext(key: Buffer, start: number, end: number): void {
@@ -260,6 +308,15 @@ export class TableWriter {
       largestKey: copyBytes(this.#lastKeys[this.#lastKeys.length - 1]!),
       minVersion,
       maxVersion,
+      ...(this.#droppable === 0
+        ? {}
+        : {
+            droppable: {
+              entries: this.#droppable,
+              fromMs: this.#droppableFromMs,
+              versionMax: joinVersion(this.#droppableVersionHigh, this.#droppableVersionLow),
+            },
+          }),
     };
   }
 
