@@ -71,8 +71,10 @@ export interface Engine {
   snapshot(dir: string): Promise<SnapshotInfo>;
   /**
    * Drops for good the entries the filter names (purge.ts), every version
-   * of them written before the call; what is written meanwhile stays. The
-   * cluster's cleanup of keys a node no longer holds. Optional: an engine
+   * of them written before the call, and those written before its turn
+   * comes (it waits for work under way, a compaction, say: a caller that
+   * must keep them abandons it with its signal); what is written after
+   * stays. The cluster's cleanup of keys a node no longer holds. Optional: an engine
    * without it keeps everything. Rejects with RINGKV_CLOSED if the engine
    * closes first, or with the signal's reason once it aborts: then nothing
    * is dropped.

@@ -491,6 +491,88 @@ describe('IndexedEngine: failures and shutdown', () => {
     await again.engine.close();
   });
 
+  /** A purge's outcome: 'done', or what it rejected with. */
+  const outcome = (purge: Promise<void>) =>
+    purge.then(
+      () => 'done',
+      (err: unknown) => err,
+    );
+  const ALL = { hashRanges: [0, 2 ** 32], versionMax: NOW + 10n };
+
+  it('a purge abandoned while it waits its turn drops nothing: what was written meanwhile stays, store and index alike', async () => {
+    const dir = await tempDir();
+    /** Set: the store's scans (a rebuild's) wait for it. */
+    let hold: Promise<void> | undefined;
+    let release!: () => void;
+    let scanning!: () => void;
+    const scanned = new Promise<void>((resolve) => (scanning = resolve));
+    const { main, engine } = await openOn(dir, {
+      main: (store) =>
+        hooked(store, {
+          scan: (range) => {
+            const cursor = store.scan(range);
+            const gate = hold;
+            if (gate === undefined) return cursor;
+            scanning();
+            return {
+              next: async () => {
+                await gate;
+                return cursor.next();
+              },
+              close: () => cursor.close(),
+            };
+          },
+        }),
+    });
+    for (let i = 0; i < 100; i++) await engine.write(valueEntry(key(i), NOW + 5n, Buffer.from('x')));
+    hold = new Promise<void>((resolve) => (release = resolve));
+    engine.rebuild('a long rebuild');
+    await scanned;
+    // Its turn comes after the rebuild; meanwhile the membership changes, and a new move streams keys in.
+    const abandon = new AbortController();
+    const purge = outcome(engine.purge(ALL, { signal: abandon.signal }));
+    for (let i = 100; i < 150; i++) await engine.write(valueEntry(key(i), NOW + 6n, Buffer.from('y')));
+    const reason = new Error('the membership changed');
+    abandon.abort(reason);
+    release();
+    assert.equal(await purge, reason);
+    const expected = await fromScratch(main, ring);
+    assert.equal(expected.index.length, 150, 'the store kept every key');
+    assert.deepEqual(await actual(engine, ring), expected);
+    await engine.close();
+  });
+
+  it("a purge abandoned while the store's part runs: that part is told to stop; if it ends all the same, the index follows", async () => {
+    const dir = await tempDir();
+    const reason = new Error('the membership changed');
+    let abandon = new AbortController();
+    /** Whether the store's purge heeds its signal, or ends as if the abort came too late for it. */
+    let heeds = true;
+    const { main, engine } = await openOn(dir, {
+      main: (store) =>
+        hooked(store, {
+          purge: async (filter, options) => {
+            // The caller abandons the purge once the store's part runs.
+            abandon.abort(reason);
+            if (heeds) options?.signal?.throwIfAborted();
+            await store.purge!(filter);
+          },
+        }),
+    });
+    for (let i = 0; i < 100; i++) await engine.write(valueEntry(key(i), NOW + 5n, Buffer.from('x')));
+    assert.equal(await outcome(engine.purge(ALL, { signal: abandon.signal })), reason);
+    let expected = await fromScratch(main, ring);
+    assert.equal(expected.index.length, 100, 'the store kept every key');
+    assert.deepEqual(await actual(engine, ring), expected);
+    heeds = false;
+    abandon = new AbortController();
+    assert.equal(await outcome(engine.purge(ALL, { signal: abandon.signal })), 'done');
+    expected = await fromScratch(main, ring);
+    assert.equal(expected.index.length, 0, 'the store dropped every key');
+    assert.deepEqual(await actual(engine, ring), expected, 'the index dropped them too');
+    await engine.close();
+  });
+
   it('saves no tree when the store fails to close, and the next start rebuilds', async () => {
     const dir = await tempDir();
     const { engine } = await openOn(dir, {

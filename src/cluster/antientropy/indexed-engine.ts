@@ -52,7 +52,13 @@
  * digested.
  *
  * Purge (cleanup after a move): the store's purge, the same ranges purged
- * from the index, then the digests recomputed from the index. Close does not
+ * from the index, then the digests recomputed from the index. It waits its
+ * turn behind the maintenance under way; from its start until it ends,
+ * writes it would drop wait for it. Its caller may abandon it (its
+ * AbortSignal: a membership change, whose new move may stream those ranges
+ * back in) while it waits its turn or while the store's part runs: it
+ * rejects, nothing dropped; once the store's part is done, the index's
+ * follows so that the two agree. Close does not
  * wait for one (a full compaction of the store, as long as rewriting it): it
  * is abandoned, rejected with RINGKV_CLOSED (a move's cleanup is redone at
  * the next start), and no tree is saved, the digests being out of date.
@@ -72,6 +78,7 @@ import {
   EntryKind,
   hashInRanges,
   type PurgeFilter,
+  type PurgeOptions,
   type ScanRange,
   type SnapshotInfo,
 } from '../../storage/index.js';
@@ -150,6 +157,8 @@ const CHAIN_SLOTS = 4096;
 
 interface _PurgeJob {
   readonly filter: PurgeFilter;
+  /** The caller's: abandons the purge while it waits its turn or while the store's part runs. */
+  readonly signal: AbortSignal | undefined;
   readonly resolve: () => void;
   readonly reject: (err: unknown) => void;
 }
@@ -403,10 +412,24 @@ export class IndexedEngine implements Engine {
   }
 
   /** The store's purge, the same keys out of the index, then digests recomputed (module comment). */
-  purge(filter: PurgeFilter): Promise<void> {
+  purge(filter: PurgeFilter, options: PurgeOptions = {}): Promise<void> {
     if (this.#closing) return Promise.reject(this.#stopping.signal.reason);
+    const signal = options.signal;
+    if (signal?.aborted === true) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      this.#purges.push({ filter, resolve, reject });
+      const job: _PurgeJob = { filter, signal, resolve, reject };
+      this.#purges.push(job);
+      // Abandoned before its turn (a rebuild may run long): out of the queue now, nothing dropped.
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const at = this.#purges.indexOf(job);
+          if (at < 0) return;
+          this.#purges.splice(at, 1);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
       this.#kick();
     });
   }
@@ -618,9 +641,11 @@ export class IndexedEngine implements Engine {
     this.#purging = { filter: job.filter, done: new Promise<void>((resolve) => (finished = resolve)) };
     try {
       await Promise.allSettled(this.#writing.matching((hash) => hashInRanges(job.filter.hashRanges, hash)));
-      const signal = this.#stopping.signal;
+      const stopping = this.#stopping.signal;
+      const signal = job.signal === undefined ? stopping : AbortSignal.any([stopping, job.signal]);
       await this.#main.purge?.(job.filter, { signal });
-      await this.#index.purge?.({ ...job.filter, hashPrefixed: true }, { signal });
+      // The store's keys are gone: the index follows them whatever the caller does now (only close stops it).
+      await this.#index.purge?.({ ...job.filter, hashPrefixed: true }, { signal: stopping });
       job.resolve();
     } catch (err) {
       job.reject(err);
