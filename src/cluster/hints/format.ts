@@ -151,15 +151,24 @@ export interface HintFileCheck {
 /**
  * Checks a hint file's bytes. A damaged record followed by no intact record
  * is a torn tail (cut at validBytes); one followed by an intact record, a
- * length no writer produces, or a bad header on a file that is not all zeros
- * is corruption. A file shorter than a header whose bytes are a prefix of
- * one (or zeros) is a torn create and holds nothing.
+ * length no writer produces, a matching checksum over a payload that is not
+ * one record of the header's version, or a bad header on a file that is not
+ * all zeros is corruption. A file shorter than a header whose bytes are a
+ * prefix of one (or zeros) is a torn create and holds nothing.
  */
 export function checkHintFile(buf: Buffer): HintFileCheck {
   // The header's version picks the record layout; a torn or wrong header is parseRecordLog's to judge.
   const version = checkHintHeader(buf) === undefined ? hintFileVersion(buf) : HINT_FORMAT_VERSION;
   try {
     const { entries, validBytes } = parseRecordLog('hint file', buf, _logHeader(version));
+    // A cut record whose checksum matches was written so, not torn: most likely a header whose
+    // version does not match its records (1 and 2 differ only in the `from`), which would cut them all.
+    const cut = validBytes >= HINT_HEADER_BYTES && validBytes < buf.length;
+    const read = cut ? readHintRecord(buf, validBytes, buf.length, version) : undefined;
+    if (read !== undefined && 'problem' in read && read.problem === 'entry') {
+      const detail = `${read.detail}, under a matching checksum (format version ${version}): written so, not torn`;
+      return { version, entries: [], validBytes: 0, corruption: { offset: validBytes, detail } };
+    }
     return { version, entries, validBytes };
   } catch (err) {
     if (!(err instanceof CorruptionError)) throw err;

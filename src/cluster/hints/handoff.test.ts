@@ -365,6 +365,36 @@ describe('HintedHandoff', () => {
       await transport.close();
     });
 
+    it('a batch retried after a rerouted hint could not be kept hands each hint to each node once', async () => {
+      const { store, handlers, transport } = await setup(0, [W, X, Y, Z]);
+      const moved = [entry(0), entry(1)];
+      for (const e of moved) await store.add(X, e, 2);
+      // The key is Y's and Z's now; both are down, and Z's hints cannot be kept (its disk fails) at first.
+      transport.setDown(Y, true);
+      transport.setDown(Z, true);
+      let zFails = true;
+      const add = store.add.bind(store);
+      store.add = (peer, e, from) =>
+        peer === Z && zFails ? Promise.reject(new RingkvError('RINGKV_IO', 'disk')) : add(peer, e, from);
+      const handoff = new HintedHandoff({ store, transport, placement: () => [Y, Z] });
+      for (let round = 0; round < 3; round++) await handoff.runOnce();
+      assert.equal(store.pending(X).entries, 2, 'kept for X while a hint for Z cannot be');
+      assert.equal(
+        store.pending(Y).entries,
+        2,
+        'one hint for Y per moved hint, however often the batch is tried',
+      );
+      zFails = false;
+      await handoff.runOnce();
+      assert.equal(store.pending(X).entries, 0);
+      assert.equal(store.pending(Y).entries, 2);
+      assert.equal(store.pending(Z).entries, 2);
+      assert.equal(handlers.get(X)!.calls, 0);
+      assert.equal(handoff.stats().rerouted, 2);
+      await store.close();
+      await transport.close();
+    });
+
     it("places a hint by its write's `from`, and one that does not record it by the replication factor R", async () => {
       const { store, handlers, transport } = await setup(0, [W, X, Y, Z]);
       const { placement } = changingRing([W, X, Y, Z]);

@@ -22,7 +22,8 @@
  *      new hint (same `from`) for each that is down or fails;
  *   5. all succeeded: acknowledge the batch (the store drops it, and deletes a
  *      fully delivered file), go on with the next; any failed: stop this
- *      peer's round and retry the whole batch later. Writes are idempotent
+ *      peer's round and retry the whole batch later (what was handed on to a
+ *      node already is not handed to it again). Writes are idempotent
  *      (the newest version wins), so entries delivered twice are harmless.
  * At most peersConcurrentMax peers are served at once, one round at a time.
  *
@@ -109,6 +110,12 @@ export class HintedHandoff {
   readonly #lastTriedMs = new Map<string, number>();
   /** Peers being delivered to: one delivery per peer at a time. */
   readonly #busy = new Set<string>();
+  /**
+   * Per peer, its batch being handed on (by where it starts) and the hints of it each node got
+   * or keeps: a batch retried after a failure does not hand them again (each would be one more
+   * hint in that node's budget, every round for as long as the failure lasts).
+   */
+  readonly #handedOn = new Map<string, { readonly at: string; readonly done: Set<string> }>();
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   /** Deliveries started by peerUp(), outside the rounds. */
@@ -269,6 +276,7 @@ export class HintedHandoff {
         const forgotten = await this.#store.forget(peer);
         this.#forgotten += forgotten;
         this.#lastTriedMs.delete(peer);
+        this.#handedOn.delete(peer);
         if (forgotten > 0)
           this.#log(`Dropped ${forgotten} hints for ${peer}: no longer a member of the cluster`);
         return;
@@ -286,11 +294,12 @@ export class HintedHandoff {
         // The peer's own first: a batch it fails is retried whole, and its moved hints are not handed on twice.
         const sent =
           (held.length === 0 || (await this.#send(peer, held, deadlineMs()))) &&
-          (moved.length === 0 || (await this.#reroute(moved, deadlineMs())));
+          (moved.length === 0 || (await this.#reroute(moved, deadlineMs(), this.#handedOnOf(batch))));
         if (!sent) {
           this.#failedBatches++;
           return;
         }
+        this.#handedOn.delete(peer);
         await this.#store.acknowledge(batch, moved.length);
         this.#batches++;
         this.#delivered += held.length;
@@ -338,6 +347,16 @@ export class HintedHandoff {
     return { held, moved };
   }
 
+  /** What of `batch` was handed on already: nothing, unless it is the one tried last for its peer. */
+  #handedOnOf(batch: HintBatch): Set<string> {
+    const at = `${batch.segment}:${batch.start}`;
+    const known = this.#handedOn.get(batch.peer);
+    if (known?.at === at) return known.done;
+    const done = new Set<string>();
+    this.#handedOn.set(batch.peer, { at, done });
+    return done;
+  }
+
   /** Writes entries to `peer`, inFlightMax at once; false as soon as one failed (the others still settle). */
   #send(peer: string, entries: readonly Entry[], deadlineMs: number): Promise<boolean> {
     return this.#eachAtMost(entries, (entry) => this.#write(peer, entry, deadlineMs));
@@ -359,19 +378,24 @@ export class HintedHandoff {
    * a hint (with the same `from`) for each that is down or fails. False
    * when a hint could not be kept (the store failed): the batch is retried.
    * A hint the store drops (its budget is full) is counted there; anti-entropy
-   * covers it, as for any dropped hint.
+   * covers it, as for any dropped hint. `done`: the (node, hint) pairs handed
+   * on already, skipped, and added to.
    */
-  #reroute(moved: readonly _Moved[], deadlineMs: number): Promise<boolean> {
+  #reroute(moved: readonly _Moved[], deadlineMs: number, done: Set<string>): Promise<boolean> {
     return this.#eachAtMost(moved, async ({ entry, from, nodes }) => {
       for (const node of nodes) {
+        const pair = `${node} ${entry.version} ${entry.key.toString('base64')}`;
+        if (done.has(pair)) continue;
         // One that is down, or fails, gets a hint, as a coordinator's failed replica write does.
-        if (this.#transport.isUp(node) && (await this.#write(node, entry, deadlineMs))) continue;
-        try {
-          await this.#store.add(node, entry, from);
-        } catch (err) {
-          this.#lastError = `${node}: ${errorMessage(err)}`;
-          return false;
+        if (!this.#transport.isUp(node) || !(await this.#write(node, entry, deadlineMs))) {
+          try {
+            await this.#store.add(node, entry, from);
+          } catch (err) {
+            this.#lastError = `${node}: ${errorMessage(err)}`;
+            return false;
+          }
         }
+        done.add(pair);
       }
       return true;
     });

@@ -18,6 +18,7 @@ import {
   valueEntry,
 } from '../../storage/index.js';
 import {
+  encodeHintRecord,
   HINT_FORMAT_VERSION,
   HINT_HEADER_BYTES,
   HINT_MAGIC,
@@ -221,6 +222,33 @@ describe('HintStore', () => {
       '0000000002.hint',
     ]);
     await reopened.close();
+  });
+
+  it("sets aside a file whose header's version does not match its records, rather than cut them as torn", async () => {
+    for (const [wrote, says] of [
+      [2, 1],
+      [1, 2],
+    ] as const) {
+      const dir = await tempDir();
+      const header = Buffer.alloc(HINT_HEADER_BYTES);
+      header.writeUInt32BE(HINT_MAGIC, 0);
+      header.writeUInt32BE(says, 4);
+      const records = [entry(0), entry(1)].map((e) => {
+        const record = Buffer.alloc(wrote === 1 ? recordBytes(e) : hintRecordBytes(e));
+        if (wrote === 1) encodeRecord(e, record, 0);
+        else encodeHintRecord(e, 3, record, 0);
+        return record;
+      });
+      await mkdir(join(dir, peerDirName(A)), { recursive: true });
+      await writeFile(firstFile(dir, A), Buffer.concat([header, ...records]));
+
+      const store = await HintStore.open(dir);
+      const label = `records of version ${wrote} under a header of version ${says}`;
+      assert.equal(store.stats().tornBytes, 0, label);
+      assert.equal(store.stats().corruptFiles[0]?.offset, HINT_HEADER_BYTES, label);
+      assert.deepEqual(await readdir(join(dir, peerDirName(A))), ['0000000001.hint.corrupt'], label);
+      await store.close();
+    }
   });
 
   it('drops and counts hints past the per-peer and total budgets', async () => {

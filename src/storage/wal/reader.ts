@@ -56,7 +56,7 @@
  *      record header or payload cut off by EOF, a checksum failure on the
  *      last record, and a last record with zeros inside it.
  * Hint files, which reuse the framing, have no close records and skip
- * rules 2 and 5 (parseRecordLog).
+ * rules 2 and 5 (parseRecordLog); their reader applies rule 2 itself.
  *
  * Why rule 4 looks at every byte offset after p, and not only where the bad
  * record says the next one starts: the length field is not covered by the
