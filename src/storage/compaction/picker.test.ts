@@ -357,4 +357,33 @@ describe('pickDroppableCompaction', () => {
       assert.equal(picked !== undefined, minVersion > 100n, `above: ${minVersion}`);
     }
   });
+
+  it('passes over each table it must not rewrite with a binary search per level, not a scan of the tree', () => {
+    // It runs on the event loop after every flush: 2000 tables held back by one older level-0 table
+    // must not cost a scan of every table for each (millions of key reads; seconds in a large store).
+    const count = 2000;
+    let keyReads = 0;
+    const counted = (t: TableInfo): TableInfo => {
+      const { smallestKey, largestKey, ...rest } = t;
+      return {
+        ...rest,
+        get smallestKey() {
+          keyReads++;
+          return smallestKey;
+        },
+        get largestKey() {
+          keyReads++;
+          return largestKey;
+        },
+      };
+    };
+    const key = (i: number) => `k${String(i).padStart(6, '0')}`;
+    const bottom = Array.from({ length: count }, (_, i) =>
+      counted(withDroppable(100 + i, key(2 * i), key(2 * i + 1), 10)),
+    );
+    const v = version([counted({ ...table(20, key(0), key(2 * count)), minVersion: 1n })], [], [], bottom);
+    keyReads = 0;
+    assert.equal(pickDroppableCompaction(v, OPTIONS, context), undefined);
+    assert.ok(keyReads < count * 100, `${keyReads} key reads for ${count} tables`);
+  });
 });

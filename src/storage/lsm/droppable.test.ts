@@ -5,15 +5,20 @@
  * compacts again. Once their droppable entries are past the grace period,
  * with no write to start anything, the engine rewrites those tables and the
  * space comes back; a table whose tombstones must stay is left alone rather
- * than rewritten again and again.
+ * than rewritten again and again, and a rewrite that a late older write
+ * overtakes is set aside. The counts come back from the worker thread and
+ * are kept through a crash and a snapshot.
  */
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { tempDir } from '../../../test/support/temp-dir.js';
 import { type Entry, EntryKind, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { makeVersion } from '../entry/version.js';
 import { LsmEngine, type LsmOpenOptions } from '../lsm-engine.js';
 import { decodeManifest } from '../manifest/manifest-file.js';
-import { MemoryVfs } from '../vfs/index.js';
+import { restoreSnapshot } from '../snapshot.js';
+import { MemoryVfs, nodeVfs, type OpenMode, type Vfs, type VfsFile } from '../vfs/index.js';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -22,17 +27,38 @@ const DIR = '/data';
 const VALUE = Buffer.alloc(100, 'v');
 
 interface Store {
-  readonly vfs: MemoryVfs;
+  readonly vfs: HookedVfs;
   readonly clock: { now: number };
   readonly engine: LsmEngine;
 }
 
+/** A MemoryVfs that tells a test when a compaction starts writing a table. */
+class HookedVfs extends MemoryVfs {
+  onCompactionTable: (() => void) | undefined;
+
+  override openSync(path: string, mode: OpenMode): VfsFile {
+    if (path.endsWith('.sst') && mode === 'wx' && new Error().stack?.includes('runCompaction') === true) {
+      this.onCompactionTable?.();
+    }
+    return super.openSync(path, mode);
+  }
+}
+
 /** `tableBytesTarget`: small, for many tables per level; by default each level-0 compaction writes one. */
 async function openStore(tableBytesTarget = 1 << 20): Promise<Store> {
-  const vfs = new MemoryVfs();
+  const vfs = new HookedVfs();
   const clock = { now: T0 };
-  const options: LsmOpenOptions = {
-    dir: DIR,
+  return { vfs, clock, engine: await LsmEngine.open(storeOptions(DIR, vfs, clock, tableBytesTarget)) };
+}
+
+function storeOptions(
+  dir: string,
+  vfs: Vfs,
+  clock: { now: number },
+  tableBytesTarget = 1 << 20,
+): LsmOpenOptions {
+  return {
+    dir,
     vfs,
     sync: false,
     tombstoneGraceMs: DAY_MS,
@@ -44,7 +70,6 @@ async function openStore(tableBytesTarget = 1 << 20): Promise<Store> {
     droppableCheckMs: 10,
     log: () => {},
   };
-  return { vfs, clock, engine: await LsmEngine.open(options) };
 }
 
 /** `count` rising keys from `first`: t000000, t000001, ... */
@@ -78,8 +103,8 @@ async function settled(engine: LsmEngine): Promise<void> {
 }
 
 /** The live tables as the MANIFEST on disk lists them. */
-async function manifestTables(vfs: MemoryVfs) {
-  const path = `${DIR}/MANIFEST`;
+async function manifestTables(vfs: Vfs, dir = DIR) {
+  const path = `${dir}/MANIFEST`;
   return decodeManifest(path, await vfs.readFile(path), 7).version.tables();
 }
 
@@ -206,6 +231,72 @@ describe('LSM compaction for droppable entries', () => {
       );
     } finally {
       await engine.close();
+    }
+  });
+
+  test('a table rewritten alone is set aside when an older version of a key it drops comes in meanwhile', async () => {
+    const { vfs, clock, engine } = await openStore();
+    try {
+      const deleted = keys(0, 10);
+      await flushed(
+        engine,
+        deleted.slice(0, 5).map((key) => tombstoneEntry(key, makeVersion(T0, 0))),
+      );
+      // A value after the tombstones in key order: the rewrite writes a table once it has dropped them.
+      const kept = valueEntry(Buffer.from('u'), makeVersion(T0, 0), VALUE);
+      await flushed(engine, [
+        ...deleted.slice(5).map((key) => tombstoneEntry(key, makeVersion(T0, 0))),
+        kept,
+      ]);
+      await settled(engine);
+      assert.equal(engine.stats().tablesPerLevel[1], 1);
+      const before = engine.stats().compactions;
+      let late: Promise<void> | undefined;
+      vfs.onCompactionTable = () => {
+        late ??= engine.write(valueEntry(deleted[0]!, makeVersion(T0 - 1000, 0), Buffer.from('old')));
+      };
+
+      clock.now = T0 + 2 * DAY_MS;
+      await waitFor('the rewrite ran', () => late !== undefined);
+      await late;
+      await settled(engine);
+      assert.equal(engine.stats().compactions, before, 'nothing installed');
+      assert.equal((await engine.get(deleted[0]!))?.kind, EntryKind.Tombstone);
+      await engine.flush();
+      await settled(engine);
+      assert.equal((await engine.get(deleted[0]!))?.kind, EntryKind.Tombstone);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  test('the counts come back from the worker thread, and survive a crash and a snapshot restore', async () => {
+    const tmp = await tempDir('ringkv-droppable-');
+    const clock = { now: T0 };
+    const dir = join(tmp.path, 'data');
+    const restored = join(tmp.path, 'restored');
+    let engine = await LsmEngine.open(storeOptions(dir, nodeVfs, clock));
+    try {
+      const deleted = keys(0, 100).map((key) => tombstoneEntry(key, makeVersion(T0, 0)));
+      await flushed(engine, deleted.slice(0, 50));
+      assert.equal((await manifestTables(nodeVfs, dir))[0]?.droppable?.entries, 50);
+      await flushed(engine, deleted.slice(50));
+      await settled(engine);
+      await engine.crashForTest();
+      engine = await LsmEngine.open(storeOptions(dir, nodeVfs, clock));
+      await engine.snapshot(join(tmp.path, 'snapshot'));
+      await engine.close();
+      await restoreSnapshot(nodeVfs, join(tmp.path, 'snapshot'), restored, 7);
+      const expected = { entries: 100, fromMs: T0, versionMax: makeVersion(T0, 0) };
+      assert.deepEqual((await manifestTables(nodeVfs, dir))[0]?.droppable, expected);
+      assert.deepEqual((await manifestTables(nodeVfs, restored))[0]?.droppable, expected);
+
+      clock.now = T0 + 2 * DAY_MS;
+      engine = await LsmEngine.open(storeOptions(restored, nodeVfs, clock));
+      await waitFor('level 1 is empty', () => engine.stats().tablesPerLevel[1] === 0);
+    } finally {
+      await engine.close();
+      await tmp.remove();
     }
   });
 });
