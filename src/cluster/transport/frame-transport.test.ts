@@ -15,6 +15,7 @@ import { makeProof } from './auth.js';
 import {
   decodeMessage,
   encodeFrame,
+  FRAME_HEADER_BYTES,
   type Message,
   MessageType,
   PROTOCOL,
@@ -264,6 +265,78 @@ describe('FrameTransport: binary protocol specifics', () => {
     assert.deepEqual(handler.leavingFrom, ['http://127.0.0.1:2']);
   });
 
+  test('a wrong cluster secret: RINGKV_UNAUTHORIZED for the request that tried, one down report, handshakes bounded by the quarantine', async () => {
+    const p = await peer({ secret: 'right' });
+    const down: string[] = [];
+    const t = transport({
+      secret: 'wrong',
+      quarantineMs: 50,
+      probeIntervalMs: 250,
+      onPeerDown: (url) => down.push(url),
+    });
+    const first = await t.read(p.url, Buffer.from('k'), Date.now() + 60_000).catch((e: unknown) => e);
+    assert.ok(isRingkvError(first, 'RINGKV_UNAUTHORIZED'), String(first));
+    const startedMs = Date.now();
+    for (let i = 0; i < 40; i++) {
+      const err = await t.read(p.url, Buffer.from('k'), Date.now() + 60_000).catch((e: unknown) => e);
+      assert.ok(isRingkvError(err), String(err));
+      assert.match((err as Error).message, /cluster secret proof/);
+      await sleep(5);
+    }
+    const elapsedMs = Date.now() - startedMs;
+    const attempts = t.stats().connectAttempts;
+    assert.ok(
+      attempts <= 2 + Math.ceil(elapsedMs / 50) + Math.ceil(elapsedMs / 250),
+      `${attempts} handshakes in ${elapsedMs} ms`,
+    );
+    assert.equal(p.internode.stats().handshakesRefused, attempts);
+    assert.deepEqual(down, [p.url], 'reported down once, not per refused handshake');
+  });
+
+  test('frames sent behind a refused handshake, in the same packet, are never served', async () => {
+    const p = await peer({ secret: 'k3y' });
+    const socket = net.connect(p.port, '127.0.0.1');
+    socket.on('error', () => {});
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
+    const write = encodeFrame(
+      { type: MessageType.Write, entry: valueEntry(Buffer.from('k'), 9n, Buffer.from('v')) },
+      1,
+    );
+    socket.write(
+      Buffer.concat([
+        Buffer.from(
+          `GET /v0/internode HTTP/1.1\r\nHost: 127.0.0.1:${p.port}\r\nConnection: Upgrade\r\nUpgrade: ${PROTOCOL}\r\n` +
+            `ringkv-proof: ${makeProof('wrong', p.url)}\r\n\r\n`,
+        ),
+        write,
+      ]),
+    );
+    await closed;
+    assert.match(answer, /^HTTP\/1\.1 403 /);
+    assert.equal(p.handler.calls, 0);
+    assert.equal(p.internode.stats().requests, 0);
+  });
+
+  test('frames of exactly the largest size are served; one byte more closes the connection', async () => {
+    const p = await peer({ frameBytesMax: 4096 });
+    const raw = await rawConnect(p.port, UPGRADE);
+    assert.equal(raw.status, 101);
+    raw.socket.write(
+      encodeFrame({ type: MessageType.Read, key: Buffer.alloc(4096 - FRAME_HEADER_BYTES, 1) }, 1),
+    );
+    for (let i = 0; i < 100 && raw.frames.length === 0; i++) await sleep(10);
+    assert.deepEqual(raw.frames, [{ id: 1, message: { type: MessageType.Entry, entry: undefined } }]);
+    raw.socket.write(
+      encodeFrame({ type: MessageType.Read, key: Buffer.alloc(4097 - FRAME_HEADER_BYTES, 1) }, 2),
+    );
+    await raw.closed;
+    assert.equal(raw.frames.length, 1);
+  });
+
   test('a hung peer (handshake timed out) is refused at once, without waiting on more handshakes, until it is seen', async () => {
     const held: net.Socket[] = [];
     const hung = net.createServer((socket) => {
@@ -345,5 +418,276 @@ describe('FrameTransport: binary protocol specifics', () => {
       );
     }
     assert.deepEqual(value, Buffer.from('x'));
+  });
+});
+
+/**
+ * A peer that answers the Upgrade with 101 (plus `afterHandshake`, in the
+ * same write) and then hands the socket to `onOpen`: for peers that misbehave
+ * after the handshake. Reads nothing past the handshake unless onOpen does.
+ */
+async function fakePeer(
+  onOpen: (socket: net.Socket, connection: number) => void,
+  afterHandshake: (connection: number) => Buffer = () => Buffer.alloc(0),
+): Promise<{ url: string; sockets: net.Socket[]; close(): Promise<void> }> {
+  const sockets: net.Socket[] = [];
+  const server = net.createServer((socket) => {
+    const connection = sockets.length;
+    sockets.push(socket);
+    socket.on('error', () => {});
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      socket.off('data', onData);
+      socket.pause();
+      socket.write(
+        Buffer.concat([
+          Buffer.from(
+            `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${PROTOCOL}\r\n\r\n`,
+          ),
+          afterHandshake(connection),
+        ]),
+      );
+      if (head.length > end + 4) socket.unshift(head.subarray(end + 4));
+      onOpen(socket, connection);
+    };
+    socket.on('data', onData);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    sockets,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** Frames a peer receives on `socket`, decoded, as they come. */
+function readFrames(socket: net.Socket): { id: number; message: Message | string }[] {
+  const frames: { id: number; message: Message | string }[] = [];
+  const decoder = new FrameDecoder(1 << 20, (type, id, body) =>
+    frames.push({ id, message: decodeMessage(type, body) }),
+  );
+  socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+  socket.resume();
+  return frames;
+}
+
+describe('FrameTransport: peers that misbehave after the handshake', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  after(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  });
+  async function fake(...args: Parameters<typeof fakePeer>): ReturnType<typeof fakePeer> {
+    const p = await fakePeer(...args);
+    cleanups.push(() => p.close());
+    return p;
+  }
+  function transport(options: ConstructorParameters<typeof FrameTransport>[0] = {}): FrameTransport {
+    const t = new FrameTransport(options);
+    cleanups.push(() => t.close());
+    return t;
+  }
+
+  test('a peer that accepts the link and then never answers is marked down by the heartbeat alone', async () => {
+    // It reads what it is sent (so nothing backs up) and writes nothing.
+    const p = await fake((socket) => socket.resume());
+    const down: string[] = [];
+    // A 1 ms timer resolution: a heartbeat's deadline and the silence bound fall due on the same tick.
+    const t = transport({
+      heartbeatMs: 20,
+      unresponsiveMs: 100,
+      timerResolutionMs: 1,
+      probeIntervalMs: 60_000,
+      onPeerDown: (peer) => down.push(peer),
+    });
+    await t.connect([p.url]);
+    assert.ok(t.isUp(p.url));
+    for (let i = 0; i < 300 && down.length === 0; i++) await sleep(10);
+    assert.deepEqual(down, [p.url], 'marked down');
+    assert.equal(t.isUp(p.url), false);
+  });
+
+  test('a flapping peer (each link accepted, then closed): requests fail fast, handshakes and up/down reports bounded by the quarantine', async () => {
+    const p = await fake((socket) => socket.end());
+    const events: string[] = [];
+    const t = transport({
+      quarantineMs: 50,
+      probeIntervalMs: 250,
+      onPeerUp: () => events.push('up'),
+      onPeerDown: () => events.push('down'),
+    });
+    const startedMs = Date.now();
+    let requests = 0;
+    while (Date.now() - startedMs < 500 && requests < 200) {
+      const err = await t.read(p.url, Buffer.from('k'), Date.now() + 60_000).catch((e: unknown) => e);
+      assert.ok(isRingkvError(err, 'RINGKV_UNAVAILABLE'), String(err));
+      requests++;
+      await sleep(5);
+    }
+    const elapsedMs = Date.now() - startedMs;
+    const allowed = 2 + Math.ceil(elapsedMs / 50) + Math.ceil(elapsedMs / 250);
+    assert.ok(
+      t.stats().connectAttempts <= allowed,
+      `${t.stats().connectAttempts} handshakes in ${elapsedMs} ms`,
+    );
+    assert.ok(events.length <= 2 * allowed, `${events.length} reports in ${elapsedMs} ms`);
+    assert.ok(requests > t.stats().connectAttempts, `${requests} requests`);
+  });
+
+  test('a bad frame length after a good answer: the answer is delivered, every other request on the link fails at once', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const p = await fake((socket) => {
+        const frames = readFrames(socket);
+        const check = setInterval(() => {
+          if (frames.length < 5) return;
+          clearInterval(check);
+          // One good answer, then a length too short to hold type and id: garbage.
+          socket.write(
+            Buffer.concat([
+              encodeFrame({ type: MessageType.Entry, entry: undefined }, frames[0]!.id),
+              Buffer.from([0, 0, 0, 2, 0xff, 0xff]),
+            ]),
+          );
+        }, 5);
+      });
+      const down: string[] = [];
+      const t = transport({ probeIntervalMs: 60_000, onPeerDown: (peer) => down.push(peer) });
+      const deadline = Date.now() + 60_000;
+      const results = await Promise.allSettled(
+        Array.from({ length: 5 }, (_, i) => t.read(p.url, Buffer.from(`k${i}`), deadline)),
+      );
+      assert.deepEqual(results[0], { status: 'fulfilled', value: undefined });
+      for (const result of results.slice(1)) {
+        assert.equal(result.status, 'rejected');
+        assert.ok(isRingkvError(result.reason, 'RINGKV_UNAVAILABLE'), String(result.reason));
+        assert.match((result.reason as Error).message, /frame length/);
+      }
+      assert.deepEqual(down, [p.url]);
+      assert.equal(t.isUp(p.url), false);
+      await sleep(20);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
+  test('a peer that announces a large frame and stalls: its link is presumed hung, requests fail without waiting for their deadline', async () => {
+    const p = await fake((socket) => {
+      const frames = readFrames(socket);
+      const check = setInterval(() => {
+        if (frames.length === 0) return;
+        clearInterval(check);
+        // A frame of nearly the largest size, of which only the header and a few bytes come.
+        const header = Buffer.alloc(FRAME_HEADER_BYTES + 10);
+        writeFrameHeader(header, 0, MessageType.Entry, frames[0]!.id, (1 << 20) - FRAME_HEADER_BYTES);
+        socket.write(header);
+      }, 5);
+    });
+    const t = transport({ frameBytesMax: 1 << 20, unresponsiveMs: 200, probeIntervalMs: 60_000 });
+    const err = await t.read(p.url, Buffer.from('k'), Date.now() + 60_000).catch((e: unknown) => e);
+    assert.ok(isRingkvError(err, 'RINGKV_UNAVAILABLE'), String(err));
+    assert.match((err as Error).message, /sent nothing for/);
+  });
+
+  test('garbage right behind the 101, in the same packet: the link ends down, and its last news is that', async () => {
+    const p = await fake(
+      () => {},
+      () => Buffer.from([0, 0, 0, 1, 0]),
+    );
+    const events: string[] = [];
+    const t = transport({
+      probeIntervalMs: 60_000,
+      onPeerUp: () => events.push('up'),
+      onPeerDown: () => events.push('down'),
+    });
+    await t.connect([p.url]);
+    await sleep(20);
+    assert.equal(t.isUp(p.url), false);
+    assert.equal(events.at(-1), 'down', events.join(', '));
+  });
+
+  test('after a reconnect, an answer carrying the id of a request made on the old link (or an unknown id) resolves nothing', async () => {
+    const oldIds: number[] = [];
+    const p = await fake((socket, connection) => {
+      const frames = readFrames(socket);
+      const check = setInterval(() => {
+        if (frames.length === 0) return;
+        clearInterval(check);
+        const id = frames[0]!.id;
+        if (connection === 0) {
+          oldIds.push(id);
+          socket.destroy();
+          return;
+        }
+        const stale = valueEntry(Buffer.from('k'), 1n, Buffer.from('stale'));
+        const fresh = valueEntry(Buffer.from('k'), 2n, Buffer.from('fresh'));
+        socket.write(
+          Buffer.concat([
+            encodeFrame({ type: MessageType.Entry, entry: stale }, 0x7fff_0000),
+            ...oldIds.map((old) => encodeFrame({ type: MessageType.Entry, entry: stale }, old)),
+            encodeFrame({ type: MessageType.Entry, entry: fresh }, id),
+          ]),
+        );
+      }, 5);
+    });
+    const t = transport({ probeIntervalMs: 60_000, quarantineMs: 1 });
+    const first = await t.read(p.url, Buffer.from('k'), Date.now() + 60_000).catch((e: unknown) => e);
+    assert.ok(isRingkvError(first, 'RINGKV_UNAVAILABLE'), String(first));
+    await sleep(5);
+    const second = await t.read(p.url, Buffer.from('k'), Date.now() + 60_000);
+    assert.deepEqual(second?.value, Buffer.from('fresh'));
+    assert.equal(oldIds.length, 1);
+  });
+
+  test('a peer that stops reading: requests are refused once the queue passes its bound, not buffered without end', async () => {
+    // Reads nothing after the handshake: its socket buffers fill, then the sender's.
+    const p = await fake(() => {});
+    const t = transport({ queuedBytesMax: 1 << 20, unresponsiveMs: 60_000, probeIntervalMs: 60_000 });
+    await t.connect([p.url]);
+    const value = Buffer.alloc(256 * 1024, 7);
+    const deadline = Date.now() + 60_000;
+    let refusal: unknown;
+    const accepted: Promise<unknown>[] = [];
+    for (let i = 0; i < 2000 && refusal === undefined; i++) {
+      const write = t.write(p.url, valueEntry(Buffer.from(`k${i}`), 1n, value), deadline);
+      accepted.push(write.catch((err: unknown) => err));
+      await Promise.race([write.catch((err: unknown) => (refusal = err)), sleep(1)]);
+    }
+    assert.ok(isRingkvError(refusal, 'RINGKV_UNAVAILABLE'), String(refusal));
+    assert.match((refusal as Error).message, /not keeping up/);
+    // What was accepted is still waiting (its peer is slow, not gone); closing fails it.
+    await t.close();
+    const settled = await Promise.all(accepted.slice(0, -1));
+    for (const err of settled) assert.ok(isRingkvError(err, 'RINGKV_CLOSED'), String(err));
+  });
+
+  test('a request whose deadline passes while the link is still opening rejects with RINGKV_TIMEOUT then', async () => {
+    let release: (() => void) | undefined;
+    const held = net.createServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () => {
+        release = () =>
+          socket.write(
+            `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${PROTOCOL}\r\n\r\n`,
+          );
+      });
+    });
+    await new Promise<void>((resolve) => held.listen(0, '127.0.0.1', () => resolve()));
+    cleanups.push(() => new Promise((resolve) => held.close(() => resolve())));
+    const url = `http://127.0.0.1:${(held.address() as net.AddressInfo).port}`;
+    const t = transport({ connectTimeoutMs: 60_000, probeIntervalMs: 60_000 });
+    const err = await t.read(url, Buffer.from('k'), Date.now() + 50).catch((e: unknown) => e);
+    assert.ok(isRingkvError(err, 'RINGKV_TIMEOUT'), String(err));
+    assert.ok(release !== undefined, 'the handshake was still waiting');
+    assert.equal(t.stats().timeouts, 1);
+    await t.close();
   });
 });

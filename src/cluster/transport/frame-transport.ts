@@ -533,7 +533,9 @@ class _PeerLink {
     this.#pingInFlight = true;
     const wallMs = this.#settings.wallMs;
     const sentMs = wallMs();
-    const deadlineMs = Date.now() + Math.max(intervalMs, this.#settings.unresponsiveMs);
+    // Past the silence bound by an interval: a ping that expired first would end the wait the
+    // silence is measured over, and the next ping start a new one, so a hung peer never be found.
+    const deadlineMs = Date.now() + this.#settings.unresponsiveMs + intervalMs;
     (this.request({ type: MessageType.Ping }, deadlineMs) as Promise<number | undefined>).then(
       (peerWallMs) => {
         this.#pingInFlight = false;
@@ -675,10 +677,12 @@ class _PeerLink {
       if (this.#socket === socket)
         this.#fail(new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} closed the connection`));
     });
-    if (head.length > 0) receive(head);
     this.#flush();
     this.#settled();
     this.#settings.onPeerUp?.(this.peer);
+    // Bytes that came with the 101, read once the link is up: a bad frame among them fails it,
+    // and the news of that failure must come after the news that it opened, not before.
+    if (head.length > 0) receive(head);
   }
 
   #settled(): void {
