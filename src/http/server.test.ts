@@ -251,6 +251,14 @@ for (const fastPath of [true, false])
       return { conn, errors };
     }
 
+    /** Requests answered with `status`, whatever their operation (/metrics). */
+    function answered(status: number): number {
+      return Object.values(RequestOp).reduce<number>(
+        (sum, op) => sum + server!.requestMetrics.count(op, status),
+        0,
+      );
+    }
+
     async function requestCounters(port: number): Promise<Record<string, unknown>> {
       const answer = await call(port, '/v0/status');
       // 503 while the node starts or leaves: the JSON is there all the same.
@@ -651,6 +659,10 @@ for (const fastPath of [true, false])
           assert.match(answer.body.toString(), reason);
           assert.equal(answer.headers.connection, 'close');
           assert.ok(await conn.waitClosed(2000));
+          // Answered, so counted: in /metrics and in /v0/status's responses.
+          assert.equal(answered(status), 1);
+          const responses = (await requestCounters(port)).responses as Record<string, number>;
+          assert.equal(responses[status], 1);
           assert.equal((await call(port, '/v0/health')).status, 200);
           assert.deepEqual(logged, []);
         });
@@ -713,6 +725,7 @@ for (const fastPath of [true, false])
           assert.equal(answer.body.toString(), 'Malformed request: Invalid EOF state');
           assert.equal(answer.headers.connection, 'close');
           assert.ok(await conn.waitClosed(2000));
+          assert.equal(answered(400), 1);
         });
       }
 

@@ -52,7 +52,7 @@ import { limits } from '../config/limits.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { FastPath } from './fast/fast-path.js';
 import { pathOf } from './params.js';
-import { RequestMetrics, requestOp, type SlowRequestReport } from './request-metrics.js';
+import { RequestMetrics, RequestOp, requestOp, type SlowRequestReport } from './request-metrics.js';
 import {
   NodeReply,
   RequestCounters,
@@ -156,10 +156,10 @@ export class HttpServer {
     );
     this.#server.setTimeout(limits.httpSocketIdleTimeoutMs);
     this.#server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) =>
-      answerClientError(err, socket, headBytesMax, options.keyBytesMax),
+      this.#countRefused(answerClientError(err, socket, headBytesMax, options.keyBytesMax)),
     );
     this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
-      answerRaw(socket, 400, 'CONNECT is not supported'),
+      this.#countRefused(answerRaw(socket, 400, 'CONNECT is not supported')),
     );
     const upgrade = options.upgrade;
     // Always listened for: without a listener Node 20 would route an upgrade as a plain request.
@@ -283,6 +283,16 @@ export class HttpServer {
     this.#fastPath?.stop();
     await closed;
     await Promise.all(this.#streams);
+  }
+
+  /**
+   * Counts a request refused before any route (the parser's refusals, CONNECT), answered straight
+   * on the socket: as `other`, with no latency to measure. `status` undefined: nothing was answered.
+   */
+  #countRefused(status: number | undefined): void {
+    if (status === undefined) return;
+    this.#ctx.counters.countResponse(status);
+    this.#ctx.requestMetrics.observe(RequestOp.Other, status, 0);
   }
 
   /** Handles `req` once every earlier request on its connection has been answered (module comment). */
@@ -421,15 +431,16 @@ const STATUS_TEXT: Record<number, string> = {
   431: 'Request Header Fields Too Large',
 };
 
-/** Writes a whole answer with a one-line text body straight to `socket`, then ends it. */
-function answerRaw(socket: Duplex, status: number, body: string): void {
+/** Writes a whole answer with a one-line text body straight to `socket`, then ends it; its status, if written. */
+function answerRaw(socket: Duplex, status: number, body: string): number | undefined {
   if (socket.destroyed || !socket.writable) {
     socket.destroy();
-    return;
+    return undefined;
   }
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Bad Request'}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
+  return status;
 }
 
 /**
@@ -457,40 +468,36 @@ function requestLineOverflowed(
   return lineEnd === -1 && !packet.includes(0x20) && !packet.includes(0x09);
 }
 
-/** node:http's 'clientError': the parser refused the request (module comment). */
+/** node:http's 'clientError': the parser refused the request (module comment); the status answered, if any. */
 function answerClientError(
   err: NodeJS.ErrnoException & { rawPacket?: Buffer; bytesParsed?: number; reason?: string },
   socket: Duplex,
   headBytesMax: number,
   keyBytesMax: number,
-): void {
+): number | undefined {
   switch (err.code) {
     case 'ECONNRESET':
     case 'EPIPE':
       socket.destroy();
-      return;
+      return undefined;
     case 'HPE_HEADER_OVERFLOW': {
       const inRequestLine = requestLineOverflowed(err.rawPacket, err.bytesParsed, headBytesMax);
-      answerRaw(
+      return answerRaw(
         socket,
         inRequestLine ? 414 : 431,
         inRequestLine
           ? `Request target too long: the head is over ${headBytesMax} bytes (a key is at most ${keyBytesMax} bytes)`
           : `Request head too large: over ${headBytesMax} bytes`,
       );
-      return;
     }
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
-      answerRaw(socket, 413, 'Chunk extensions too large');
-      return;
+      return answerRaw(socket, 413, 'Chunk extensions too large');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      answerRaw(socket, 408, 'Request not received in time');
-      return;
+      return answerRaw(socket, 408, 'Request not received in time');
     case 'HPE_INVALID_METHOD':
-      answerRaw(socket, 400, 'Malformed request: unknown method');
-      return;
+      return answerRaw(socket, 400, 'Malformed request: unknown method');
     default:
-      answerRaw(socket, 400, `Malformed request: ${err.reason ?? err.message}`);
+      return answerRaw(socket, 400, `Malformed request: ${err.reason ?? err.message}`);
   }
 }
 

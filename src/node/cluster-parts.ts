@@ -263,6 +263,7 @@ export async function clusterParts(
     onReplicaWriteFailed: (peer, entry, err, from) => {
       if (topology.isMember(peer)) hintFor(peer, entry, err, from);
     },
+    statusPeers: () => membership.peers(),
     statusExtras: () => ({
       internodeProtocol: context.transportKind,
       internodeServer: internode.stats(),

@@ -80,6 +80,11 @@ export interface ClusterStoreOptions {
   readonly onReplicaWriteFailed?: ReplicaWriteFailed;
   /** More facts for status(), e.g. the internode server's counters. */
   readonly statusExtras?: () => Record<string, unknown>;
+  /**
+   * The nodes whose links status() shows (this node left out): by default the current ring's; a
+   * membership's live members, so that a joining one shows too (it gets writes before it is on the ring).
+   */
+  readonly statusPeers?: () => readonly string[];
 }
 
 /** How often one peer's failures are logged at most: a dead peer must not flood the log. */
@@ -100,6 +105,7 @@ export class ClusterStore implements Store {
   readonly #scanPageEntries: number;
   readonly #log: (line: string) => void;
   readonly #statusExtras: (() => Record<string, unknown>) | undefined;
+  readonly #statusPeers: (() => readonly string[]) | undefined;
   readonly #deadlines = new DeadlineTimer({ resolutionMs: DEADLINE_RESOLUTION_MS });
   readonly #failureLog = new Map<string, { lastMs: number; suppressed: number }>();
   readonly #counters: CoordinatorCounters = {
@@ -143,6 +149,7 @@ export class ClusterStore implements Store {
     this.#scanPageEntries = options.scanPageEntries ?? limits.clusterScanPageEntries;
     this.#log = options.log ?? (() => undefined);
     this.#statusExtras = options.statusExtras;
+    this.#statusPeers = options.statusPeers;
     const context: CoordinatorContext = {
       selfUrl: this.#selfUrl,
       replica: this.#replica,
@@ -224,7 +231,7 @@ export class ClusterStore implements Store {
 
   status(): Record<string, unknown> {
     const peers: Record<string, 'up' | 'down' | 'leaving'> = {};
-    for (const node of this.#ring.nodes) {
+    for (const node of this.#statusPeers?.() ?? this.#ring.nodes) {
       if (node === this.#selfUrl) continue;
       peers[node] = this.#transport.peerStatus?.(node).state ?? (this.#transport.isUp(node) ? 'up' : 'down');
     }

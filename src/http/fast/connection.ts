@@ -344,12 +344,21 @@ export class FastConnection {
   }
 
   #timedOut(): void {
+    this.#countRefused(408);
     this.#close(encodeResponse(408, undefined, '', CLOSE_LINES));
   }
 
   /** A request cut short by the client's end: answered as node:http's parser refuses it (server.ts). */
   #cutShort(): void {
+    this.#countRefused(400);
     this.#close(encodeResponse(400, 'text/plain', 'Malformed request: Invalid EOF state', CLOSE_LINES));
+  }
+
+  /** Counted as node:http's parser refusals are (server.ts): `other`, with no latency. */
+  #countRefused(status: number): void {
+    const ctx = this.#host.ctx;
+    ctx.counters.countResponse(status);
+    ctx.requestMetrics.observe(RequestOp.Other, status, 0);
   }
 
   /**

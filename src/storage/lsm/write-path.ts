@@ -92,6 +92,8 @@ export class WritePath {
   /** Counts of the logs already deleted, so that stats() keeps counting them. */
   #retiredWalWrites = 0;
   #retiredWalSyncs = 0;
+  /** Logs of flushed memtables being closed and deleted: stats() counts them until they are retired. */
+  readonly #retiring = new Set<WalWriter>();
 
   constructor(init: WritePathInit) {
     this.#options = init.options;
@@ -179,6 +181,7 @@ export class WritePath {
   retireOldest(frozen: Frozen): void {
     assert(this.#frozen[0] === frozen, 'Flushes complete in order');
     this.#frozen.shift();
+    this.#retiring.add(frozen.wal);
   }
 
   /**
@@ -187,9 +190,6 @@ export class WritePath {
    * next open deletes: logged, not thrown.
    */
   async removeLog(frozen: Frozen): Promise<void> {
-    const stats = frozen.wal.stats();
-    this.#retiredWalWrites += stats.writes;
-    this.#retiredWalSyncs += stats.syncs;
     const walFile = filePath(this.#options.dir, frozen.memtable.walNumber, 'log');
     // A log that failed cannot be closed cleanly, and its writers were told why: it only goes.
     const failedBefore = frozen.wal.failure !== undefined;
@@ -200,6 +200,12 @@ export class WritePath {
       await this.#options.vfs.remove(walFile);
     } catch (err) {
       this.#options.log(`Cannot remove the flushed log ${walFile}: ${errorMessage(err)}`);
+    } finally {
+      // Counted after its close, whose fsync is one of its syncs.
+      const stats = frozen.wal.stats();
+      this.#retiredWalWrites += stats.writes;
+      this.#retiredWalSyncs += stats.syncs;
+      this.#retiring.delete(frozen.wal);
     }
   }
 
@@ -266,11 +272,18 @@ export class WritePath {
   }
 
   stats(): WriteStats {
-    const wal = this.#wal.stats();
+    // Every log not yet retired: the live one, the frozen memtables', those being deleted (counters never go down).
+    let walWrites = this.#retiredWalWrites;
+    let walSyncs = this.#retiredWalSyncs;
+    for (const wal of [this.#wal, ...this.#frozen.map((f) => f.wal), ...this.#retiring]) {
+      const stats = wal.stats();
+      walWrites += stats.writes;
+      walSyncs += stats.syncs;
+    }
     return {
       writes: this.#writes,
-      walSyncs: this.#retiredWalSyncs + wal.syncs,
-      walWrites: this.#retiredWalWrites + wal.writes,
+      walSyncs,
+      walWrites,
       memtableBytes: this.#memtable.bytes,
       immutableMemtables: this.#frozen.length,
       writeStalls: this.#writeStalls,
