@@ -24,3 +24,18 @@ test('a peer beyond the bound is named until a sample within it, or until it is 
   assert.equal(status.maxAbsSkewMs, 1200);
   skew.forget('http://127.0.0.1:9');
 });
+
+test('beyond the bound only when even the most favourable reading of the sample is; one line per crossing', () => {
+  const lines: string[] = [];
+  const skew = new ClockSkewMonitor({ boundMs: 1000, log: (line) => lines.push(line) });
+  skew.sample(B, 1100, 200); // 1100 - 100: at the bound, not past it
+  skew.sample(B, -1100, 200);
+  assert.deepEqual(skew.beyond, []);
+  skew.sample(B, -1101, 200);
+  assert.deepEqual(skew.beyond, [B], 'behind counts as well as ahead');
+  for (let i = 0; i < 5; i++) skew.sample(B, 4000 + i, 2);
+  assert.equal(lines.length, 1, 'logged once while it stays beyond');
+  skew.sample(B, 900, 2);
+  skew.sample(B, 800, 2);
+  assert.equal(lines.length, 2);
+});

@@ -14,16 +14,24 @@
  *
  * Not safe against a peer whose clock runs far ahead: its versions drag
  * every node's clock forward. observe() refuses versions more than
- * `maxDriftMs` ahead of local wall time rather than follow them.
+ * `maxDriftMs` ahead of local wall time rather than follow them. Within the
+ * skew bound versions come up to twice the skew ahead: a replica started
+ * lately answers conflicts at its wall clock plus the skew (its recent-writes
+ * floor, replica.ts), and that wall clock may itself be the skew ahead.
  */
 import { LOGICAL_MAX, makeVersion, versionLogical, versionPhysicalMs } from '../storage/index.js';
 
 export interface HybridClockOptions {
   /** Wall clock in ms; tests fake skew through it. */
   readonly wallMs?: () => number;
-  /** observe() ignores versions further ahead of the wall clock than this. */
+  /** observe() ignores versions further ahead of the wall clock than this (default: see DRIFT_MAX_MS). */
   readonly maxDriftMs?: number;
+  /** The cluster's --max-clock-skew: the default drift bound is at least twice it (see above). */
+  readonly clockSkewMaxMs?: number;
 }
+
+/** The least drift followed by default; also how far ahead a restarted node's stored versions are followed. */
+const DRIFT_MAX_MS = 60_000;
 
 export class HybridClock {
   readonly #wallMs: () => number;
@@ -33,7 +41,7 @@ export class HybridClock {
 
   constructor(options: HybridClockOptions = {}) {
     this.#wallMs = options.wallMs ?? Date.now;
-    this.#maxDriftMs = options.maxDriftMs ?? 60_000;
+    this.#maxDriftMs = options.maxDriftMs ?? Math.max(DRIFT_MAX_MS, 2 * (options.clockSkewMaxMs ?? 0));
   }
 
   /** A new version, larger than every version this clock stamped or observed. */

@@ -175,7 +175,7 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
     clockSkewMaxMs: integer(flags['max-clock-skew'], 'max-clock-skew', {
       fallback: limits.clockSkewMaxMs,
       min: 0,
-      max: 60_000, // the clock refuses to follow versions further ahead than this
+      max: 60_000, // the clock follows versions up to twice this ahead of its wall clock (clock.ts)
     }),
     logLevel: oneOf(flags['log-level'], 'log-level', LOG_LEVELS) ?? 'info',
     logFormat: oneOf(flags['log-format'], 'log-format', LOG_FORMATS),

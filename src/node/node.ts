@@ -111,7 +111,10 @@ export class Node {
       // truncated) may drop writes the saved tree holds, and the next start must rebuild it.
       const treeFile = await claimTree(treeFileIn(options.dataDir, settings.clusterVfs ?? nodeVfs));
       engine = await openStorage(options, log);
-      const clock = new HybridClock(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs });
+      const clock = new HybridClock({
+        clockSkewMaxMs: options.clockSkewMaxMs,
+        ...(clockOffsetMs === 0 ? {} : { wallMs: () => Date.now() + clockOffsetMs }),
+      });
       if (clockOffsetMs !== 0) {
         log.warn('clock.offset', `Wall clock offset by ${clockOffsetMs} ms (RINGKV_CLOCK_OFFSET_MS)`, {
           offsetMs: clockOffsetMs,

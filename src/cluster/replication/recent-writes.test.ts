@@ -80,10 +80,60 @@ describe('RecentWrites', () => {
     assert.equal(byBytes.floor, 1n);
   });
 
+  test('at the edge of the window a key is forgotten into the floor, so a write below it still conflicts', () => {
+    const { writes, clock } = recent();
+    writes.record(k('a'), 100n);
+    clock.ms = 2999;
+    assert.equal(writes.record(k('a'), 99n), 100n, 'still remembered');
+    clock.ms = 5999;
+    assert.equal(writes.record(k('b'), 101n), undefined);
+    assert.equal(writes.size, 1, 'a is forgotten exactly one window after its last write');
+    assert.equal(writes.floor, 100n);
+    assert.equal(writes.record(k('a'), 100n), 100n, 'at the floor: a conflict');
+  });
+
+  test('keys are told apart by their exact bytes, and a flood of distinct keys stays within the bound', () => {
+    const { writes } = recent({ entriesMax: 1000 });
+    // The same text in UTF-8 and in Latin-1, and keys that differ in one byte.
+    assert.equal(writes.record(Buffer.from('é', 'utf8'), 10n), undefined);
+    assert.equal(writes.record(Buffer.from('é', 'latin1'), 5n), undefined);
+    assert.equal(writes.record(Buffer.from([0, 1]), 7n), undefined);
+    assert.equal(writes.record(Buffer.from([0, 2]), 6n), undefined);
+    for (let i = 0; i < 50_000; i++) writes.record(k(`flood${i}`), BigInt(100 + i));
+    assert.equal(writes.size, 1000);
+    const floor = BigInt(100 + 50_000 - 1000 - 1);
+    assert.equal(writes.floor, floor, 'the newest forgotten version');
+    assert.equal(writes.record(k('flood0'), 150n), floor, 'a forgotten key still conflicts below it');
+  });
+
   test('the initial floor makes every older write conflict (after a restart)', () => {
     const { writes } = recent({ initialFloor: 1000n });
     assert.equal(writes.record(k('a'), 999n), 1000n);
     assert.equal(writes.record(k('b'), 1001n), undefined);
+  });
+
+  test('a key is unchecked from its first write until the store was read for it, and again once forgotten', () => {
+    const { writes, clock } = recent();
+    writes.record(k('a'), 10n);
+    const token = writes.lastUnchecked;
+    assert.notEqual(token, undefined, 'its first write');
+    writes.record(k('a'), 20n);
+    assert.equal(writes.lastUnchecked, token, 'a write before the store was read');
+    writes.learnStored(k('a'), 50n, token!);
+    assert.equal(writes.known(k('a')), 50n, 'the version found in the store is known');
+    assert.equal(writes.record(k('a'), 30n), 50n);
+    assert.equal(writes.lastUnchecked, undefined);
+    writes.learnStored(k('b'), 99n, token!);
+    assert.equal(writes.size, 1, 'a key not held learns nothing');
+    clock.ms = 4000;
+    writes.record(k('a'), 60n);
+    const again = writes.lastUnchecked;
+    assert.notEqual(again, undefined, 'forgotten, then written again');
+    // A read made before it was forgotten does not check the key remembered again.
+    writes.learnStored(k('a'), 55n, token!);
+    writes.record(k('a'), 61n);
+    assert.equal(writes.lastUnchecked, again);
+    assert.equal(writes.known(k('a')), 61n);
   });
 
   test('keeps its contract past the first capacities: many keys, and few keys rewritten often', () => {

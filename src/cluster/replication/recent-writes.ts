@@ -75,6 +75,11 @@ export class RecentWrites {
   #slotIds: string[] = [];
   #slotVersions = new BigUint64Array(CAPACITY_START);
   #slotSeqs = new Float64Array(CAPACITY_START);
+  /** 1 until the replica read the store for the key (learnStored): the store may hold a version the memory never saw. */
+  #slotUnchecked = new Uint8Array(CAPACITY_START);
+  /** Which time the slot was taken (counting from 1): tells a key remembered again from its earlier self. */
+  #slotBirths = new Float64Array(CAPACITY_START);
+  #births = 0;
   /** Slots given back, reused before the table grows. */
   #freeSlots: number[] = [];
   /**
@@ -92,7 +97,7 @@ export class RecentWrites {
   readonly #floorMax: (() => bigint) | undefined;
   /** floorMax() as last read; no bound without it. */
   #floorCap: bigint;
-  #lastWasNew = false;
+  #lastUnchecked: number | undefined;
 
   constructor(options: RecentWritesOptions) {
     assert(options.windowMs >= 1, `windowMs must be positive: ${options.windowMs}`);
@@ -117,7 +122,6 @@ export class RecentWrites {
     // latin1 maps each byte to one character: a compact, exact key for the map.
     const id = key.toString('latin1');
     let slot = this.#slots.get(id);
-    this.#lastWasNew = slot === undefined;
     let newest = this.#floor;
     let kept = version;
     if (slot !== undefined) {
@@ -128,6 +132,7 @@ export class RecentWrites {
       slot = this.#takeSlot(id);
       this.#keyBytes += id.length;
     }
+    this.#lastUnchecked = this.#slotUnchecked[slot] === 1 ? this.#slotBirths[slot] : undefined;
     this.#slotVersions[slot] = kept;
     this.#slotSeqs[slot] = this.#append(slot, nowMs);
     this.#forgetOverflow();
@@ -135,12 +140,28 @@ export class RecentWrites {
   }
 
   /**
-   * Whether the last record() met a key the memory did not hold: the first
-   * write of it since this process started or since the memory forgot it,
-   * so only the store can tell what came before (replica.ts).
+   * Whether the last record() met a key the memory has not checked against
+   * the store: the first write of it since this process started or since the
+   * memory forgot it, or a later one before the store was read for it.
+   * Only the store can tell what came before (replica.ts). Undefined when
+   * checked; else a token for learnStored().
    */
-  get lastWasNew(): boolean {
-    return this.#lastWasNew;
+  get lastUnchecked(): number | undefined {
+    return this.#lastUnchecked;
+  }
+
+  /**
+   * The store was read for `key` after a write of it, whose record() gave
+   * `token`: `version` (undefined: nothing stored) is the newest it held.
+   * The memory knows it from now on, and with it everything the store held
+   * before the key was remembered. A key forgotten since (and perhaps
+   * remembered again) is left alone: the read may predate what it forgot.
+   */
+  learnStored(key: Buffer, version: bigint | undefined, token: number): void {
+    const slot = this.#slots.get(key.toString('latin1'));
+    if (slot === undefined || this.#slotBirths[slot] !== token) return;
+    if (version !== undefined && version > this.#slotVersions[slot]!) this.#slotVersions[slot] = version;
+    this.#slotUnchecked[slot] = 0;
   }
 
   /** The version a write of `key` must exceed not to conflict. */
@@ -171,6 +192,12 @@ export class RecentWrites {
         const seqs = new Float64Array(2 * slot);
         seqs.set(this.#slotSeqs);
         this.#slotSeqs = seqs;
+        const unchecked = new Uint8Array(2 * slot);
+        unchecked.set(this.#slotUnchecked);
+        this.#slotUnchecked = unchecked;
+        const births = new Float64Array(2 * slot);
+        births.set(this.#slotBirths);
+        this.#slotBirths = births;
       }
       this.#slotIds.push(id);
     } else {
@@ -178,6 +205,8 @@ export class RecentWrites {
     }
     // No record is its newest yet (a reused slot's old records are stale).
     this.#slotSeqs[slot] = -1;
+    this.#slotUnchecked[slot] = 1;
+    this.#slotBirths[slot] = ++this.#births;
     this.#slots.set(id, slot);
     return slot;
   }

@@ -108,3 +108,53 @@ test('Replica: an entry stored beside it (an anti-entropy pull, a stream) is kno
   assert.equal(await replica.write(between), pulled.version);
   assert.ok(clock.now() > pulled.version);
 });
+
+test('Replica: writes of a key arriving while its store read-back is under way are judged against the store too', async () => {
+  const engine = new MemoryEngine();
+  const key = Buffer.from('k');
+  // Stored before this replica (re)started by a clock beyond the bound: above the recent-writes floor.
+  const held = valueEntry(key, makeVersion(1_030_000, 0), Buffer.from('v0'));
+  await engine.write(held);
+  const clock = new HybridClock({ wallMs: () => 1_000_000 });
+  const replica = createReplica(engine, clock, { clockSkewMaxMs: 1000 });
+  const first = valueEntry(key, makeVersion(1_010_000, 0), Buffer.from('v1'));
+  const second = valueEntry(key, makeVersion(1_020_000, 0), Buffer.from('v2'));
+  // The second arrives before the first's read-back: the memory then knows only the first.
+  const [one, two] = await Promise.all([replica.write(first), replica.write(second)]);
+  assert.equal(one, held.version);
+  assert.equal(two, held.version, 'the store holds a newer version: not acknowledged as conflict-free');
+  assert.deepEqual((await engine.get(key))?.value, Buffer.from('v0'));
+});
+
+test('Replica: a write at the version the store holds, which the store keeps over it (tie-break), is a conflict', async () => {
+  const engine = new MemoryEngine();
+  const key = Buffer.from('k');
+  const version = makeVersion(1_030_000, 0);
+  // Stamped by another coordinator at the same version before a restart; it wins the tie (larger bytes).
+  const held = valueEntry(key, version, Buffer.from('zz'));
+  await engine.write(held);
+  const clock = new HybridClock({ wallMs: () => 1_000_000 });
+  const replica = createReplica(engine, clock, { clockSkewMaxMs: 1000 });
+  assert.equal(await replica.write(valueEntry(key, version, Buffer.from('aa'))), version);
+  assert.deepEqual((await engine.get(key))?.value, Buffer.from('zz'), 'the store kept the other entry');
+  // The entry the store holds, delivered again (a hint, a repair), is no conflict; nor is one that wins the tie.
+  const other = Buffer.from('other');
+  const again = valueEntry(other, version, Buffer.from('b'));
+  await engine.write(again);
+  const fresh = createReplica(engine, clock, { clockSkewMaxMs: 1000 });
+  assert.equal(await fresh.write(again), undefined);
+  assert.equal(await fresh.write(valueEntry(Buffer.from('third'), version, Buffer.from('x'))), undefined);
+});
+
+test('Replica: a write stamped past the drift bound (a peer clock hours ahead) is stored and remembered, not followed', async () => {
+  const engine = new MemoryEngine();
+  const clock = new HybridClock({ wallMs: () => 1_000_000 });
+  const replica = createReplica(engine, clock, { clockSkewMaxMs: 1000 });
+  const ahead = valueEntry(Buffer.from('k'), makeVersion(1_000_000 + 3_600_000, 0), Buffer.from('ahead'));
+  assert.equal(await replica.write(ahead), undefined);
+  assert.ok(clock.now() < makeVersion(1_002_000, 0), 'the clock was not dragged an hour forward');
+  // A later write of the key is answered with that version: its coordinator cannot follow it (a 504, write-round.ts).
+  const later = valueEntry(Buffer.from('k'), makeVersion(1_002_000, 0), Buffer.from('later'));
+  assert.equal(await replica.write(later), ahead.version);
+  assert.equal(new HybridClock({ wallMs: () => 1_000_000 }).observe(ahead.version), false);
+});

@@ -37,11 +37,13 @@
  * the floor, which costs spurious retries, never a misordering.
  *
  * Beyond the memory: a write of a key the memory does not hold (the first
- * since a restart, or since the memory forgot it) is read back from the
- * store after it is applied; a newer version held there (written before a
- * restart, or longer ago than the window, under a skew past the bound) is
- * answered as a conflict too. A replica never acknowledges, as
- * conflict-free, a write it knows is older than what it holds. The read is
+ * since a restart, or since the memory forgot it), and any write of the key
+ * that arrives before that one's read-back ends, is read back from the
+ * store after it is applied; a newer entry held there (written before a
+ * restart, or longer ago than the window, under a skew past the bound; or
+ * one at the same version that wins the tie, compareVersions) is answered
+ * as a conflict too. A replica never acknowledges, as conflict-free, a
+ * write it knows is older than what it holds. The read is
  * cheap: the version just written sits in the memtable, and tables whose
  * newest version is older are skipped. Keys the memory holds need no read:
  * it already knows every write of them that came through here, and reading
@@ -54,7 +56,7 @@
  */
 import { limits } from '../../config/limits.js';
 import type { Engine, Entry } from '../../storage/index.js';
-import { makeVersion } from '../../storage/index.js';
+import { compareVersions, makeVersion } from '../../storage/index.js';
 import type { HybridClock } from '../clock.js';
 import type { InternodeHandler, ScanPage } from '../transport/index.js';
 import { RecentWrites } from './recent-writes.js';
@@ -118,15 +120,20 @@ export class Replica implements InternodeHandler {
     this.#clock.observe(entry.version);
     // INVARIANT: checked and recorded before the first await, so concurrent writes see each other.
     const remembered = this.#recent.record(entry.key, entry.version);
-    const unknownKey = this.#recent.lastWasNew;
+    const unchecked = this.#recent.lastUnchecked;
     await this.#engine.write(entry);
-    // A key the memory held was checked against it, and the memory is at least as new as any
-    // write of the key that came through here. A key it did not hold is read back from the
-    // store, once: the memory then learns the version found there.
-    const held = unknownKey ? await this.#engine.get(entry.key) : undefined;
+    // A key the memory checked against the store was judged by it: the memory is at least as
+    // new as any write of the key that came through here. Until then (a key it did not hold,
+    // and writes of it that arrive before the first read-back ends) each write is read back
+    // from the store, and the memory learns the version found there.
+    let held: Entry | undefined;
+    if (unchecked !== undefined) {
+      held = await this.#engine.get(entry.key);
+      this.#recent.learnStored(entry.key, held?.version, unchecked);
+    }
     let conflict = remembered;
-    if (held !== undefined && held.version > entry.version) {
-      this.#recent.record(entry.key, held.version);
+    // The store kept another entry over this one: a newer version, or the same one whose tie it won.
+    if (held !== undefined && compareVersions(held, entry) > 0) {
       this.#clock.observe(held.version);
       if (conflict === undefined || held.version > conflict) {
         conflict = held.version;
