@@ -128,7 +128,7 @@ function walkCached(state: TreeState, read: PointRead): boolean {
 async function readOnFromDisk(read: PointRead, state: TreeState): Promise<Entry | undefined> {
   try {
     do {
-      read.best = newer(read.best, await read.uncached!.get(read.key));
+      read.best = newer(read.best, await read.uncached!.getUncached(read.key));
       read.index++;
     } while (!walkCached(state, read));
     return read.best;

@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { propertyParams } from '../../../test/support/property.js';
 import { compareBytes } from '../../util/bytes.js';
+import { encodedEntryBytes } from '../entry/codec.js';
 import { compareVersions, type Entry, tombstoneEntry, valueEntry } from '../entry/entry.js';
 import { ArenaSkipList } from './arena-skiplist.js';
 
@@ -77,6 +78,58 @@ describe('ArenaSkipList (property)', () => {
       assert.equal(list.upsert(at(first)), true);
       assert.equal(list.upsert(at(second)), second === kept, `${second} after ${first}`);
       assert.equal(list.entryAt(list.find(key)).expiresAtMs, kept, `${first} then ${second}`);
+    }
+  });
+});
+
+describe('ArenaSkipList arena chunks', () => {
+  const CHUNK = 1024 * 1024;
+  /** A value entry whose encoded record is exactly `recordBytes` long (codec.ts), its bytes all `fill`. */
+  const sized = (key: string, version: bigint, recordBytes: number, fill: number): Entry => {
+    const keyBytes = Buffer.from(key);
+    let valueBytes = recordBytes - encodedEntryBytes(valueEntry(keyBytes, version, Buffer.alloc(0)));
+    // The value's length varint grows with it: shrink until the record is exact.
+    while (encodedEntryBytes(valueEntry(keyBytes, version, Buffer.alloc(valueBytes))) > recordBytes)
+      valueBytes--;
+    const entry = valueEntry(keyBytes, version, Buffer.alloc(valueBytes, fill));
+    assert.equal(encodedEntryBytes(entry), recordBytes);
+    return entry;
+  };
+
+  it('keeps records that fill a chunk exactly, would straddle its end, or exceed a chunk intact', () => {
+    const list = new ArenaSkipList();
+    const writes: Entry[] = [
+      sized('a', 1n, CHUNK, 1), // fills the first chunk to its last byte
+      sized('b', 1n, 40, 2), // starts the second
+      sized('c', 1n, CHUNK - 60, 3), // leaves 20 bytes free
+      sized('d', 1n, 21, 4), // one byte too many: a new chunk, not a straddle
+      sized('e', 1n, 3 * CHUNK + 5, 5), // larger than a chunk: one of its own
+      sized('f', 1n, 30, 6), // after it, a fresh chunk
+      sized('a', 2n, CHUNK - 100, 7), // a newer version of a key whose record sat alone
+      sized('', 1n, 20, 8), // the empty key, with a value
+      sized('b', 2n, 2 * CHUNK, 9), // a newer version larger than a chunk
+    ];
+    const expected = new Map<string, Entry>();
+    let recordBytes = 0;
+    for (const entry of writes) {
+      assert.equal(list.upsert(entry), true);
+      expected.set(entry.key.toString(), entry);
+      recordBytes += encodedEntryBytes(entry);
+      assert.equal(list.arenaBytes, recordBytes);
+    }
+    const sorted = [...expected.values()].sort((a, b) => compareBytes(a.key, b.key));
+    const walked: Entry[] = [];
+    for (let node = list.next(0); node !== 0; node = list.next(node)) walked.push(list.entryAt(node));
+    assert.deepEqual(walked.map(show), sorted.map(show));
+    for (const entry of sorted) {
+      const node = list.find(entry.key);
+      assert.notEqual(node, 0, `find ${entry.key.toString()}`);
+      const read = list.entryAt(node);
+      assert.ok(read.value.equals(entry.value), `value of ${entry.key.toString()}`);
+      assert.ok(list.keyAt(node).equals(entry.key));
+      assert.equal(list.encodedLength(node), encodedEntryBytes(entry));
+      const copy = Buffer.alloc(encodedEntryBytes(entry) + 2);
+      assert.equal(list.copyEncoded(node, copy, 1), copy.length - 1);
     }
   });
 });

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
 import { sampleKey } from '../../../test/support/sstable-fixtures.js';
 import { encodedEntryBytes } from '../entry/codec.js';
 import { valueEntry } from '../entry/entry.js';
@@ -89,5 +91,87 @@ describe('BlockCache', () => {
     cache.insert(1, second);
     assert.equal(cache.stats().bytes, second.buf.length + BLOCK_CACHE_OVERHEAD_BYTES);
     assert.equal(cache.lookup(1, 0), second);
+  });
+});
+
+describe('BlockCache (property)', () => {
+  const file = fc.integer({ min: 1, max: 3 });
+  const slot = fc.integer({ min: 0, max: 5 });
+  // Blocks of about 40 to 3,000 bytes against capacities of 0 to 12,000: some larger than the cache.
+  const valueBytes = fc.integer({ min: 0, max: 3000 });
+  const opArb = fc.oneof(
+    fc.record({ op: fc.constant('insert' as const), file, slot, valueBytes }),
+    fc.record({ op: fc.constant('insertCold' as const), file, slot, valueBytes }),
+    fc.record({ op: fc.constant('lookup' as const), file, slot }),
+    fc.record({ op: fc.constant('has' as const), file, slot }),
+    fc.record({ op: fc.constant('evictFile' as const), file }),
+  );
+
+  it('matches a model LRU by bytes, never holds more than its capacity, and counts hits and misses', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 12_000 }),
+        fc.array(opArb, { maxLength: 120 }),
+        (capacity, ops) => {
+          const cache = new BlockCache(capacity);
+          // Most recently used first.
+          let model: { file: number; offset: number; block: Block; charge: number }[] = [];
+          let hits = 0;
+          let misses = 0;
+          const bytes = () => model.reduce((sum, m) => sum + m.charge, 0);
+          const at = (file: number, offset: number) =>
+            model.findIndex((m) => m.file === file && m.offset === offset);
+          for (const o of ops) {
+            if (o.op === 'evictFile') {
+              cache.evictFile(o.file);
+              model = model.filter((m) => m.file !== o.file);
+            } else {
+              const offset = o.slot * 1000;
+              const i = at(o.file, offset);
+              if (o.op === 'lookup') {
+                const found = cache.lookup(o.file, offset);
+                if (i < 0) {
+                  misses++;
+                  assert.equal(found, undefined);
+                } else {
+                  hits++;
+                  const [m] = model.splice(i, 1);
+                  assert.equal(found, m!.block);
+                  model.unshift(m!);
+                }
+              } else if (o.op === 'has') {
+                assert.equal(cache.has(o.file, offset), i >= 0);
+              } else {
+                const block = blockAt(offset, o.valueBytes);
+                const node = {
+                  file: o.file,
+                  offset,
+                  block,
+                  charge: block.buf.length + BLOCK_CACHE_OVERHEAD_BYTES,
+                };
+                if (o.op === 'insert') {
+                  cache.insert(o.file, block);
+                  if (node.charge <= capacity) {
+                    if (i >= 0) model.splice(i, 1);
+                    model.unshift(node);
+                    while (bytes() > capacity) model.pop();
+                  }
+                } else {
+                  const fits = bytes() + node.charge <= capacity;
+                  assert.equal(cache.insertCold(o.file, block), fits);
+                  if (fits && i < 0) model.push(node);
+                }
+              }
+            }
+            assert.ok(cache.stats().bytes <= capacity, 'over capacity');
+            assert.deepEqual(cache.stats(), { hits, misses, bytes: bytes() });
+          }
+          for (const m of model) assert.ok(cache.has(m.file, m.offset));
+          for (const file of [1, 2, 3]) cache.evictFile(file);
+          assert.equal(cache.stats().bytes, 0);
+        },
+      ),
+      propertyParams({ numRuns: 300 }),
+    );
   });
 });

@@ -12,6 +12,7 @@ import {
   plain,
   SMALL_TABLE,
   sampleEntries,
+  sampleKey,
   tempDir,
   writeTable,
 } from '../../../test/support/sstable-fixtures.js';
@@ -339,6 +340,11 @@ for (const readPath of READ_PATHS)
         assert.equal(reader.entryCount, 60);
         assert.equal(reader.minVersion, 1000n);
         assert.equal(reader.maxVersion, 1059n);
+        // Its bloom filter is read as a filter: no key of the table ruled out, nearly every other one is.
+        for (const entry of sampleEntries(60)) assert.ok(reader.mayContain(entry.key));
+        let ruledOut = 0;
+        for (let i = 0; i < 1000; i++) if (!reader.mayContain(sampleKey(2 * i + 1))) ruledOut++;
+        assert.ok(ruledOut >= 950, `only ${ruledOut} of 1000 absent keys ruled out`);
       } finally {
         await reader.close();
       }

@@ -204,6 +204,18 @@ export class TableReader {
   }
 
   /**
+   * get() for a key whose block getCached() has just found not cached: reads
+   * the block (sharing a read in flight) without looking it up again, which
+   * would count that one miss twice in the cache's stats.
+   */
+  async getUncached(key: Buffer): Promise<Entry | undefined> {
+    this.#checkOpen();
+    const blockIndex = this.#index.findBlock(key);
+    if (blockIndex >= this.#index.blockCount) return undefined;
+    return (await this._readBlock(blockIndex)).find(key);
+  }
+
+  /**
    * Loads the table's data blocks into the cache ahead of need, reading them
    * in large sequential chunks (far cheaper than one pread per block), while
    * the cache has room; stops early when it is full or the table is closed.

@@ -20,7 +20,7 @@ import { RecordView } from '../entry/record.js';
 import { makeVersion } from '../entry/version.js';
 import { FaultyVfs, MemoryVfs } from '../vfs/index.js';
 import { BLOCK_CACHE_OVERHEAD_BYTES, BlockCache } from './cache.js';
-import { TableReader } from './reader.js';
+import { BLOCK_NOT_CACHED, TableReader } from './reader.js';
 import { scanTableSync } from './scanner.js';
 import { TableWriter } from './writer.js';
 
@@ -390,6 +390,22 @@ describe('block cache and reference counting', () => {
       await reader.close();
     }
     assert.equal(cache.stats().bytes, 0, 'a released reader leaves nothing in the cache');
+  });
+
+  it('reads a block getCached() found missing with one lookup in all', async () => {
+    const cache = new BlockCache(1 << 20);
+    const reader = await TableReader.open(path, 20, cache);
+    try {
+      const entry = entries[300]!;
+      assert.equal(reader.getCached(entry.key), BLOCK_NOT_CACHED);
+      assert.deepEqual(plain(await reader.getUncached(entry.key)), plain(entry));
+      assert.deepEqual(cache.stats(), { hits: 0, misses: 1, bytes: cache.stats().bytes });
+      assert.deepEqual(plain(reader.getCached(entry.key) as Entry | undefined), plain(entry));
+      assert.equal(cache.stats().hits, 1);
+      assert.equal(await reader.getUncached(Buffer.from([0xff, 0xff])), undefined, 'past the last key');
+    } finally {
+      await reader.close();
+    }
   });
 
   it('shares one read between concurrent misses on a block', async () => {
