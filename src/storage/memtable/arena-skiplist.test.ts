@@ -96,15 +96,33 @@ describe('ArenaSkipList arena chunks', () => {
     return entry;
   };
 
+  it('gives large records buffers of their own and keeps filling the chunk, so little is allocated beyond the records', () => {
+    const list = new ArenaSkipList();
+    // Small records between records larger than a chunk, and between records of 300 KB.
+    for (let i = 0; i < 10; i++) {
+      list.upsert(sized(`big${i}`, 1n, 2 * CHUNK, 1));
+      list.upsert(sized(`small${i}`, 1n, 100, 2));
+      list.upsert(sized(`mid${i}`, 1n, 300 * 1024, 3));
+    }
+    // The records, and at most the one chunk the small ones share.
+    assert.ok(
+      list.allocatedBytes <= list.arenaBytes + CHUNK,
+      `${list.allocatedBytes} bytes allocated for ${list.arenaBytes} bytes of records`,
+    );
+  });
+
   it('keeps records that fill a chunk exactly, would straddle its end, or exceed a chunk intact', () => {
     const list = new ArenaSkipList();
     const writes: Entry[] = [
-      sized('a', 1n, CHUNK, 1), // fills the first chunk to its last byte
-      sized('b', 1n, 40, 2), // starts the second
-      sized('c', 1n, CHUNK - 60, 3), // leaves 20 bytes free
-      sized('d', 1n, 21, 4), // one byte too many: a new chunk, not a straddle
+      sized('a', 1n, CHUNK, 1), // a chunk's size: a buffer of its own
+      sized('b', 1n, 40, 2), // starts the first chunk
+      sized('c', 1n, CHUNK / 4, 3), // the largest record a chunk takes
+      sized('g', 1n, CHUNK / 4 + 1, 10), // one byte more: a buffer of its own
+      ...[1, 2].map((n) => sized(`c${n}`, 1n, CHUNK / 4, 3 + n)),
+      sized('c3', 1n, CHUNK / 4 - 100, 11), // the chunk is now 60 bytes short of full
+      sized('d', 1n, 61, 4), // one byte too many: a new chunk, not a straddle
       sized('e', 1n, 3 * CHUNK + 5, 5), // larger than a chunk: one of its own
-      sized('f', 1n, 30, 6), // after it, a fresh chunk
+      sized('f', 1n, 30, 6), // after it, the same chunk as before
       sized('a', 2n, CHUNK - 100, 7), // a newer version of a key whose record sat alone
       sized('', 1n, 20, 8), // the empty key, with a value
       sized('b', 2n, 2 * CHUNK, 9), // a newer version larger than a chunk

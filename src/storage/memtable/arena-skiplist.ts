@@ -31,13 +31,22 @@ import { compareVersions, type Entry } from '../entry/entry.js';
 
 const LEVEL_MAX = 16;
 const CHUNK_BYTES = 1024 * 1024;
+/**
+ * A record larger than this gets a buffer of its own, and the chunk being
+ * filled stays current: otherwise the chunk's unused end would be left
+ * behind (up to a chunk per large record, uncounted by bytes), and every
+ * small record after a record larger than a chunk would start a new chunk.
+ */
+const RECORD_OWN_BUFFER_BYTES = CHUNK_BYTES / 4;
 const NODES_INITIAL = 4096;
 /** Typed-array bytes per node (12 fields of 4 bytes) plus its tower (~1.33 links of 4 bytes). */
 export const NODE_OVERHEAD_BYTES = 56;
 
 export class ArenaSkipList {
   readonly #chunks: Buffer[] = [];
-  #chunkUsed = CHUNK_BYTES;
+  /** The chunk small records are appended to (-1: none yet), and how much of it is used. */
+  #current = -1;
+  #chunkUsed = 0;
   #arenaBytes = 0;
 
   #capacity = NODES_INITIAL;
@@ -74,6 +83,12 @@ export class ArenaSkipList {
   /** Arena bytes used, superseded records included. */
   get arenaBytes(): number {
     return this.#arenaBytes;
+  }
+  /** Bytes of the buffers the records live in: arenaBytes, plus the unused ends of chunks. */
+  get allocatedBytes(): number {
+    let bytes = 0;
+    for (const chunk of this.#chunks) bytes += chunk.length;
+    return bytes;
   }
 
   /**
@@ -218,15 +233,20 @@ export class ArenaSkipList {
   /** Appends the encoded entry to the arena and points `node` at it. */
   #place(node: number, entry: Entry): void {
     const size = encodedEntryBytes(entry);
-    if (this.#chunkUsed + size > CHUNK_BYTES || this.#chunks.length === 0) {
-      this.#chunks.push(Buffer.allocUnsafeSlow(Math.max(CHUNK_BYTES, size)));
-      this.#chunkUsed = 0;
+    let chunkIndex: number;
+    if (size > RECORD_OWN_BUFFER_BYTES) {
+      chunkIndex = this.#chunks.push(Buffer.allocUnsafeSlow(size)) - 1;
+    } else {
+      if (this.#current < 0 || this.#chunkUsed + size > CHUNK_BYTES) {
+        this.#current = this.#chunks.push(Buffer.allocUnsafeSlow(CHUNK_BYTES)) - 1;
+        this.#chunkUsed = 0;
+      }
+      chunkIndex = this.#current;
     }
-    const chunkIndex = this.#chunks.length - 1;
     const chunk = this.#chunks[chunkIndex]!;
-    const offset = this.#chunkUsed;
+    const offset = chunkIndex === this.#current ? this.#chunkUsed : 0;
     const end = encodeEntry(entry, chunk, offset);
-    this.#chunkUsed = end;
+    if (chunkIndex === this.#current) this.#chunkUsed = end;
     this.#arenaBytes += end - offset;
     this.#chunkOf[node] = chunkIndex;
     this.#offsetOf[node] = offset;
