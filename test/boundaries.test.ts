@@ -52,9 +52,11 @@ const IS_TEST = (file: string) => file.endsWith('.test.ts');
 function importsOf(file: string): Import[] {
   const text = readFileSync(join(SRC, file), 'utf8');
   const found: Import[] = [];
-  const pattern = /^(?:import|export)[^'"]*?from\s+'([^']+)'|^import\s+'([^']+)'/gm;
+  // Static imports and re-exports, side-effect imports, and import('...') calls.
+  const pattern =
+    /^(?:import|export)[^'"]*?from\s+'([^']+)'|^import\s+'([^']+)'|\bimport\(\s*'([^']+)'\s*\)/gm;
   for (const match of text.matchAll(pattern)) {
-    const specifier = match[1] ?? match[2]!;
+    const specifier = match[1] ?? match[2] ?? match[3]!;
     const line = text.slice(0, match.index).split('\n').length;
     const target = specifier.startsWith('.')
       ? normalize(join(dirname(file), specifier))

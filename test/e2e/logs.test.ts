@@ -48,9 +48,13 @@ const events = (stderr: string, event: string, fields: Record<string, unknown> =
     (r) => r.event === event && Object.entries(fields).every(([key, value]) => r[key] === value),
   );
 
+/** Waits (bounded) until `check` holds; fails the test if it never does. */
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await sleep(25);
+  while (!check()) {
+    if (Date.now() >= deadline) assert.fail(`not within ${timeoutMs} ms: ${check}`);
+    await sleep(25);
+  }
 }
 
 describe('logs', () => {
@@ -90,7 +94,7 @@ describe('logs', () => {
     assert.equal(slowRecords.length, 1, a.stderr);
     assert.ok((slowRecords[0]!.ms as number) >= 200);
     assert.equal(slowRecords[0]!.level, 'warn');
-    await waitPeerState(a.url, peer, 'up');
+    assert.ok(await waitPeerState(a.url, peer, 'up'), `${a.url} sees ${peer} up`);
 
     const downBefore = events(a.stderr, 'peer.down', { peer }).length;
     const upBefore = events(a.stderr, 'peer.up', { peer }).length;
@@ -132,7 +136,7 @@ describe('logs', () => {
     const cluster = await startCluster({ count: 2, args: ['--sync', 'off'] });
     const [a, b] = [cluster.nodes[0]!, cluster.nodes[1]!];
     const peer = b.url;
-    await waitPeerState(a.url, peer, 'up');
+    assert.ok(await waitPeerState(a.url, peer, 'up'), `${a.url} sees ${peer} up`);
     // The nodes may have seen each other refuse while they started.
     const downBefore = events(a.stderr, 'peer.down', { peer }).length;
     const upBefore = events(a.stderr, 'peer.up', { peer }).length;

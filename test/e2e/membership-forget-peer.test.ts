@@ -49,6 +49,9 @@ describe('membership: a node gone from the cluster is forgotten', () => {
     await waitMembers(urls[0]!, { normal: urls });
 
     await killNode(nodes[3]!);
+    // While still a member, the dead node is probed: the count below can tell a forgotten peer.
+    const probedWhileMember = await attemptsIn2s(urls[0]!);
+    assert.ok(probedWhileMember > 1, `the dead member was probed ${probedWhileMember} times in 2 s`);
     const removed = await runCli(['remove', '--url', urls[0]!, urls[3]!], 60_000);
     assert.equal(removed.code, 0, `${removed.stdout}${removed.stderr}`);
     await waitMembers(urls[0]!, { normal: urls.slice(0, 3) });

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type ServeFlags, serveOptions } from '../../src/config/options.js';
@@ -71,6 +72,51 @@ describe('Node, in-process', () => {
     assert.equal((await httpRequest(`${url}${entityPath('k')}`)).body.toString(), 'v');
     await stop(node);
     await assert.rejects(httpRequest(`${url}/v0/health`));
+  });
+
+  it('answers ready=1 and /v0/status with 503 "starting" until every peer was tried, then 200 "ready"', async () => {
+    // A peer that accepts connections and never answers: its handshake is tried until it times out.
+    const accepted = new Set<Socket>();
+    const silent = createServer((socket) => {
+      accepted.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const [port] = await freePorts(1);
+      const url = `http://127.0.0.1:${port}`;
+      const peer = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+      let started = false;
+      const starting = start(url, [url, peer], await makeTempDir()).finally(() => {
+        started = true;
+      });
+      // Until start() resolves, every answer (once the node listens) is the 503.
+      const answers = new Set<string>();
+      let count = 0;
+      for (let attempt = 0; attempt < 2000 && !started; attempt++) {
+        for (const path of ['/v0/health?ready=1', '/v0/status']) {
+          const answer = await httpRequest(`${url}${path}`, { timeoutMs: 1000 }).catch(() => undefined);
+          if (answer === undefined || started) continue;
+          answers.add(`${path} ${answer.status} ${path === '/v0/status' ? '' : answer.body}`.trim());
+          count++;
+        }
+        await sleep(10);
+      }
+      const node = await starting;
+      assert.ok(count > 0, 'the node answered while it was starting');
+      assert.deepEqual([...answers].sort(), [
+        '/v0/health?ready=1 503 {"status":"starting"}',
+        '/v0/status 503',
+      ]);
+      assert.equal(node.ready, true);
+      const ready = await httpRequest(`${url}/v0/health?ready=1`);
+      assert.equal(`${ready.status} ${ready.body}`, '200 {"status":"ready"}');
+      assert.equal((await httpRequest(`${url}/v0/status`)).status, 200);
+      await stop(node);
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   it('two nodes: a node stopped and started again is used by the other from the first request', async () => {

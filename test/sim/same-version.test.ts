@@ -62,7 +62,8 @@ test('one version stamped by two coordinators: replicas converge after hints and
   const sim = simulation();
   const { time, urls, network, nodes, run } = sim;
   const [n0, n1] = nodes;
-  const replicas = await run(async () => {
+  const show = (entry: Entry | undefined) => `${entry?.version}:${entry?.value}`;
+  const { apart, replicas } = await run(async () => {
     for (const node of nodes) await node.start();
     // Past every replica's start-up floor (its clock plus the maximum skew), so no write conflicts.
     await time.sleep(1500);
@@ -72,10 +73,18 @@ test('one version stamped by two coordinators: replicas converge after hints and
     void n1.store!.put(key, Buffer.from('b'), options).catch(() => undefined);
     await a;
     await time.sleep(500);
+    const apart = await held(nodes, show);
     await n1RestartedHealed(sim);
     await antiEntropyRounds(nodes);
-    return held(nodes, (entry) => `${entry?.version}:${entry?.value}`);
+    return { apart, replicas: await held(nodes, show) };
   });
+  // The case itself: a on n0 and n2, b on n1, at one version (else the newer write simply wins).
+  assert.deepEqual(
+    apart.map((r) => r.split(':')[1]),
+    ['a', 'b', 'a'],
+    `n0, n1, n2 before healing: ${apart.join(' ')}`,
+  );
+  assert.equal(new Set(apart.map((r) => r.split(':')[0])).size, 1, `one version: ${apart.join(' ')}`);
   assert.equal(new Set(replicas.map((r) => r.split(':')[0])).size, 1, 'one version everywhere');
   assert.equal(new Set(replicas).size, 1, `replicas hold ${replicas.join(' ')}`);
   assert.ok(

@@ -138,10 +138,18 @@ export async function writeKeys(
   await Promise.all(Array.from({ length: 20 }, worker));
 }
 
-/** Resolves once the load has answered `more` requests more (bounded: 10 s, or the load's end). */
+/**
+ * Resolves once the load has answered `more` requests more; rejects if it has
+ * not within 10 s, or if the load ended first (the cluster stopped answering).
+ */
 export async function answersMore(load: Load, more: number): Promise<void> {
-  const target = load.answered + more;
+  const start = load.answered;
+  const target = start + more;
   for (let i = 0; i < 400 && load.answered < target && !load.finished; i++) await sleep(25);
+  if (load.answered < target) {
+    const why = load.finished ? 'before the load ended' : 'within 10 s';
+    throw new Error(`The load got ${load.answered - start} answers, not ${more}, ${why}`);
+  }
 }
 
 export interface TestNodes {
