@@ -70,6 +70,10 @@ export function verdict(data: CardData): Verdict {
     reasons.push(`${data.stats.probes.crashed} bad-input probes crashed a node`);
   if (data.crashes.length > 0) reasons.push(`${data.crashes.length} nodes crashed`);
   if (data.stats.findings.length > 0) reasons.push(`${data.stats.findings.length} findings`);
+  // Healed, with hints and anti-entropy given their time, the replicas must agree: a promise too.
+  if (!data.convergence.converged) reasons.push(`did not converge: ${data.convergence.detail}`);
+  if (typeof data.replicas !== 'string' && data.replicas.differing > 0)
+    reasons.push(`${data.replicas.differing} keys differ between the nodes' own copies`);
   return { pass: reasons.length === 0, reasons, staleAfterWipe, staleOther, wrong };
 }
 
