@@ -86,6 +86,13 @@ export function engineSuite(factory: EngineFactory): void {
         assert.equal((await engine.get(b('t')))?.value.toString(), 'b');
         await engine.write(tombstoneEntry(b('t'), 9n));
         assert.equal((await engine.get(b('t')))?.kind, EntryKind.Tombstone);
+        // The other arrival orders: the same winners, not the first or the last to arrive.
+        await engine.write(valueEntry(b('u'), 9n, b('a')));
+        await engine.write(valueEntry(b('u'), 9n, b('b')));
+        assert.equal((await engine.get(b('u')))?.value.toString(), 'b');
+        await engine.write(tombstoneEntry(b('v'), 9n));
+        await engine.write(valueEntry(b('v'), 9n, b('z')));
+        assert.equal((await engine.get(b('v')))?.kind, EntryKind.Tombstone);
         return undefined;
       }));
 

@@ -185,7 +185,6 @@ async function run(seed: number): Promise<void> {
 }
 
 test(`power loss at random moments, ${RUNS} seeds from ${FIRST_SEED}: recovery succeeds, every acknowledged write is kept, nothing wrong is served`, async (t) => {
-  let runs = 0;
   for (let seed = FIRST_SEED; seed < FIRST_SEED + RUNS; seed++) {
     try {
       await run(seed);
@@ -198,9 +197,9 @@ test(`power loss at random moments, ${RUNS} seeds from ${FIRST_SEED}: recovery s
         },
       );
     }
-    runs++;
   }
-  assert.equal(runs, RUNS);
+  // Without acknowledged writes the checks above hold of any engine, even one that refuses them all.
+  assert.ok(covered.acknowledged > 0, `none of ${covered.writes} writes was acknowledged`);
   t.diagnostic(
     `${RUNS * CRASHES} crashes: ${covered.opensCut} during an open; ${covered.tornLogs} torn logs cut at open; ` +
       `${covered.acknowledged} of ${covered.writes} writes acknowledged before their crash`,

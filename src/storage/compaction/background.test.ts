@@ -31,7 +31,17 @@ describe('BackgroundWorker', () => {
   it('after terminate() it refuses jobs, and the job under way is rejected as closed', async () => {
     const runner = new BackgroundWorker('test-worker', DYING);
     await runner.run(job('ok'));
+    const underWay = runner.run(job('hang')).then(
+      () => 'answered',
+      (err: unknown) => err,
+    );
     await runner.terminate();
+    // Settled by the time terminate() has: its caller is not left waiting on a worker that is gone.
+    const outcome = await Promise.race([
+      underWay,
+      new Promise((resolve) => setImmediate(() => resolve('still waiting'))),
+    ]);
+    assert.ok(isRingkvError(outcome, 'RINGKV_CLOSED'), String(outcome));
     await assert.rejects(runner.run(job('ok')), (err) => isRingkvError(err, 'RINGKV_CLOSED'));
   });
 });
