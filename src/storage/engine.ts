@@ -15,7 +15,7 @@
  *   order, newest version per key, tombstones and expired values included. A
  *   cursor hands out bounded batches; it must be closed.
  * - Every method may be called concurrently; calls after close() reject with
- *   RINGKV_CLOSED.
+ *   RINGKV_CLOSED (scan(), which returns its cursor at once, throws it).
  */
 
 import type { Entry } from './entry/entry.js';

@@ -178,11 +178,12 @@ export function engineSuite(factory: EngineFactory): void {
       }),
     );
 
-    test('calls after close reject with RINGKV_CLOSED', async () => {
+    test('calls after close reject with RINGKV_CLOSED (scan throws it)', async () => {
       const harness = await factory.create();
       await harness.engine.close();
       await assert.rejects(harness.engine.get(b('a')), { code: 'RINGKV_CLOSED' });
       await assert.rejects(harness.engine.write(valueEntry(b('a'), 1n, b('v'))), { code: 'RINGKV_CLOSED' });
+      assert.throws(() => harness.engine.scan({ start: b('') }), { code: 'RINGKV_CLOSED' });
       await harness.dispose();
     });
   });
