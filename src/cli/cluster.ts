@@ -8,14 +8,28 @@
  * stopped: a cluster missing a member is not what was asked for. One that
  * exits before it is ready (its port taken, its data directory locked) fails
  * the command (exit 1) without "ready". A node that exits 0 on its own once
- * ready left the cluster (ringkv decommission): the others go on.
+ * ready, and whose stored membership says it was removed, left the cluster
+ * (ringkv decommission): the others go on.
+ *
+ * Each node has an IPC channel to this process and stops (serve.ts) when it
+ * closes: a `cluster` killed with SIGKILL leaves no node running unowned.
+ * On a --data that holds a cluster already, the nodes started must be its
+ * members (checkStoredMembers).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import {
+  findMember,
+  liveMembers,
+  loadMembership,
+  MemberState,
+  type Membership,
+} from '../cluster/membership/index.js';
 import { checkDistinctEndpoints } from '../config/endpoints.js';
 import { NODE_TUNING_FLAG_NAMES, type ServeFlags, serveOptions } from '../config/options.js';
+import { nodeVfs } from '../storage/index.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseFlags } from './args.js';
 
@@ -32,7 +46,9 @@ These serve flags are passed to every node: --sync, --anti-entropy-interval,
 
 Prints "cluster of N ready" and the URLs once every node answers /v0/status as
 its own process. A node that exits before (its port taken, its data directory
-locked) stops the others: exit 1, without "ready".
+locked) stops the others: exit 1, without "ready"; so does one that dies or is
+stopped later, unless it left the cluster (ringkv decommission). On a --data
+that holds a cluster already, --nodes and --base-port must give its members.
 `;
 
 const PASSED_FLAGS = NODE_TUNING_FLAG_NAMES;
@@ -49,6 +65,7 @@ const STOP_TIMEOUT_MS = 15_000;
 interface Member {
   readonly name: string;
   readonly url: string;
+  readonly dataDir: string;
   readonly child: ChildProcess;
   exited: boolean;
   exitCode: number | null;
@@ -78,6 +95,7 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
   const serveFlags: ServeFlags = { url: urls[0], data: join(dataDir, 'node-0'), cluster: urls.join(',') };
   for (const name of PASSED_FLAGS) (serveFlags as Record<string, string | undefined>)[name] = flags[name];
   await checkDistinctEndpoints(serveOptions(serveFlags).cluster);
+  await checkStoredMembers(dataDir, urls);
   const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
   let stopping = false;
@@ -94,9 +112,18 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
       urls.join(','),
       ...passed,
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
-    const member: Member = { name: `node-${i}`, url, child, exited: false, exitCode: null, ready: false };
-    child.on('exit', (code, signal) => {
+    // The IPC channel is how a node learns that this process is gone (serve.ts).
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const member: Member = {
+      name: `node-${i}`,
+      url,
+      dataDir: join(dataDir, `node-${i}`),
+      child,
+      exited: false,
+      exitCode: null,
+      ready: false,
+    };
+    child.on('exit', async (code, signal) => {
       member.exited = true;
       member.exitCode = code;
       if (!stopping && !member.ready) {
@@ -106,10 +133,11 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
         );
         process.exitCode = 1;
         stop('SIGTERM');
-      } else if (!stopping && code === 0) {
+      } else if (!stopping && code === 0 && (await wasRemoved(member))) {
         logLine(`${member.name} (${url}) left the cluster (exit 0); the others go on`);
         if (members.every((m) => m.exited)) process.exit();
       } else if (!stopping) {
+        // Exit 0 of a member still listed: stopped by a signal from elsewhere, a member missing all the same.
         logLine(
           `${member.name} (${url}) exited unexpectedly (${signal ?? `code ${code}`}): stopping the cluster`,
         );
@@ -155,6 +183,39 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
   }
   if (stopping || members.some((m) => m.exited)) return;
   process.stdout.write(`ringkv: cluster of ${nodeCount} ready\n${urls.join('\n')}\n`);
+}
+
+/**
+ * Refuses (exit 2) to start other nodes than the members of the cluster
+ * --data holds already, as the newest membership stored in a node's
+ * directory lists them. A node that is not one has an empty directory, and
+ * `--cluster` would make it a cluster of its own, whose view of the same
+ * epoch the others would take (the larger wins) without a move: each would
+ * then drop the ranges it no longer holds, which the new nodes never got. A
+ * member left out would be down for good.
+ */
+async function checkStoredMembers(dataDir: string, urls: readonly string[]): Promise<void> {
+  let stored: { view: Membership; dir: string } | undefined;
+  for (let i = 0; i < urls.length; i++) {
+    const dir = join(dataDir, `node-${i}`);
+    // A damaged file is left to its node, which refuses it, naming it.
+    const view = await loadMembership(nodeVfs, dir).catch(() => undefined);
+    if (view !== undefined && (stored === undefined || view.epoch > stored.view.epoch))
+      stored = { view, dir };
+  }
+  if (stored === undefined) return;
+  const members = liveMembers(stored.view).map((m) => m.url);
+  if (members.length === urls.length && urls.every((url) => members.includes(url))) return;
+  throw new RingkvError(
+    'RINGKV_CONFIG',
+    `Refused: ${dataDir} holds a cluster of ${members.length} (${members.join(', ')}; stored in ${stored.dir}), and --nodes and --base-port give other nodes (${urls.join(', ')}): a node it lacks would start a cluster of its own. Start its members; grow or shrink it with ringkv serve --join and ringkv decommission`,
+  );
+}
+
+/** Whether the member's stored membership says it was removed: it left the cluster, and exited 0. */
+async function wasRemoved(member: Member): Promise<boolean> {
+  const view = await loadMembership(nodeVfs, member.dataDir).catch(() => undefined);
+  return view !== undefined && findMember(view, member.url)?.state === MemberState.Removed;
 }
 
 function waitExit(member: Member): Promise<void> {

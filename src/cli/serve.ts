@@ -2,7 +2,8 @@
  * `ringkv serve`: one node. The command turns argv into options, starts a
  * Node (node/node.ts owns the parts and their start and stop order), prints
  * one line when it is ready, and on SIGTERM or SIGINT stops it and exits 0,
- * or exits 1 if that takes longer than limits.shutdownForceMs.
+ * or exits 1 if that takes longer than limits.shutdownForceMs. Started by
+ * `ringkv cluster` (an IPC channel to it), it stops so too when that closes.
  *
  * Environment, for tests and diagnostics only: RINGKV_CLOCK_OFFSET_MS shifts
  * the node's wall clock (fake clock skew between nodes);
@@ -83,8 +84,9 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
       },
     );
   };
-  // 'removed': the cluster took this node out (ringkv decommission); it stops as on a signal and exits 0.
-  const stop = (signal: NodeJS.Signals | 'removed') => {
+  // 'removed': the cluster took this node out (ringkv decommission); 'parent-exited': the `ringkv cluster`
+  // that started it is gone. Either way it stops as on a signal and exits 0.
+  const stop = (signal: NodeJS.Signals | 'removed' | 'parent-exited') => {
     // A terminal's Ctrl-C reaches both `ringkv cluster` and its children; the forwarded copy is a repeat.
     if (stopping) return;
     stopping = true;
@@ -98,6 +100,12 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  // A node that `ringkv cluster` started has an IPC channel to it, which closes when that process is
+  // gone, killed with SIGKILL too: the node stops as on SIGTERM rather than run on, owned by nobody.
+  if (process.channel !== undefined) {
+    process.channel.unref();
+    process.once('disconnect', () => stop('parent-exited'));
+  }
   node = await Node.start(options, {
     log,
     clockOffsetMs: clockOffsetFromEnv(),

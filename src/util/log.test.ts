@@ -42,13 +42,14 @@ test('records below the level are dropped', () => {
   assert.equal(log.enabled('error'), true);
 });
 
-test('pretty prints time, level, event, message and fields on one line', () => {
+test('pretty prints time, level, node, event, message and fields on one line', () => {
   const { log, lines } = captured({ format: 'pretty' });
   log.warn('hints.dropped', 'Dropped 3 hints', { peer: 'http://b:1', count: 3 });
   assert.equal(lines.length, 1);
+  // The node's host and port: `ringkv cluster` puts several nodes' lines on one terminal.
   assert.match(
     lines[0]!,
-    /^\d\d:\d\d:\d\d\.\d{3} WARN {2}hints\.dropped\s+Dropped 3 hints {2}peer=http:\/\/b:1 count=3\n$/,
+    /^\d\d:\d\d:\d\d\.\d{3} WARN {2}127\.0\.0\.1:8080 hints\.dropped\s+Dropped 3 hints {2}peer=http:\/\/b:1 count=3\n$/,
   );
 });
 

@@ -4,7 +4,7 @@
  * name an operator can filter on: `node.ready`, `peer.down`, ...) and `msg`
  * (one human sentence), plus the event's own fields. `--log-format pretty`
  * (the default when stderr is a terminal) prints the same records as
- * aligned text instead.
+ * aligned text instead, the node's host and port on each line.
  *
  *   const log = createLog({ node: url, level: 'info', format: 'json' });
  *   log.info('peer.down', `Peer ${peer} is down`, { peer, cause });
@@ -104,7 +104,7 @@ function stderrSink(): LogSink {
 
 const PRETTY_SKIP = new Set(['time', 'level', 'node', 'event', 'msg']);
 
-/** Reformats each JSON record as `HH:MM:SS.mmm LEVEL event  msg key=value ...`. */
+/** Reformats each JSON record as `HH:MM:SS.mmm LEVEL host:port event  msg key=value ...`. */
 function prettySink(sink: LogSink): LogSink {
   return {
     write(line) {
@@ -119,12 +119,14 @@ function prettySink(sink: LogSink): LogSink {
       const level = String(record.level ?? '')
         .toUpperCase()
         .padEnd(5);
+      // The node on every line: `ringkv cluster` interleaves several nodes' lines on one terminal.
+      const node = typeof record.node === 'string' ? record.node.replace(/^https?:\/\//, '') : '';
       const extra = Object.entries(record)
         .filter(([key]) => !PRETTY_SKIP.has(key))
         .map(([key, value]) => `${key}=${typeof value === 'string' ? value : JSON.stringify(value)}`)
         .join(' ');
       sink.write(
-        `${time} ${level} ${String(record.event ?? '').padEnd(18)} ${record.msg ?? ''}${extra ? `  ${extra}` : ''}\n`,
+        `${time} ${level} ${node} ${String(record.event ?? '').padEnd(18)} ${record.msg ?? ''}${extra ? `  ${extra}` : ''}\n`,
       );
     },
   };
