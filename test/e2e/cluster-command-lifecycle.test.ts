@@ -10,28 +10,21 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { httpRequest } from '../support/http-client.js';
 import {
+  isRunning,
   killAllStarted,
   type NodeProcess,
   runCli,
   sleep,
   spawnCli,
   stopNode,
+  waitClusterUrls,
+  waitGone,
 } from '../support/node-process.js';
 import { freeConsecutivePorts } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
 /** Node processes the cluster started, killed in `after` should a test leave one behind. */
 const nodePids: number[] = [];
-
-async function waitForUrls(cluster: NodeProcess, count: number): Promise<string[]> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    const urls = cluster.stdout.split('\n').filter((line) => line.startsWith('http://'));
-    if (urls.length === count) return urls;
-    if (cluster.exit !== undefined) throw new Error(`cluster exited: ${cluster.stderr}`);
-    await sleep(50);
-  }
-  throw new Error(`cluster did not print ${count} URLs: ${cluster.stdout} ${cluster.stderr}`);
-}
 
 async function pidOf(url: string): Promise<number> {
   const answer = await httpRequest(`${url}/v0/status`);
@@ -41,20 +34,8 @@ async function pidOf(url: string): Promise<number> {
   return pid;
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Waits (at most 15 s: a node's shutdown is bounded by 10 s) for the process to be gone. */
-async function waitGone(pid: number): Promise<boolean> {
-  for (let attempt = 0; attempt < 300 && isRunning(pid); attempt++) await sleep(50);
-  return !isRunning(pid);
-}
+/** A node's shutdown is bounded by 10 s: waits at most 15 s for it to be gone. */
+const waitGoneLong = (pid: number): Promise<boolean> => waitGone(pid, 15_000);
 
 async function waitExit(cluster: NodeProcess): Promise<void> {
   for (let attempt = 0; attempt < 600 && cluster.exit === undefined; attempt++) await sleep(50);
@@ -85,10 +66,10 @@ describe('ringkv cluster: its nodes, its end', () => {
   it('killed with SIGKILL, it leaves no node running: each stops as on SIGTERM; pretty log lines name their node', async () => {
     const base = (await freeConsecutivePorts(2))[0]!;
     const cluster = spawnCli(clusterArgs(base, 2, await makeTempDir(), '--log-format', 'pretty'));
-    const urls = await waitForUrls(cluster, 2);
+    const urls = await waitClusterUrls(cluster, 2);
     const pids = [await pidOf(urls[0]!), await pidOf(urls[1]!)];
     process.kill(cluster.pid, 'SIGKILL');
-    for (const pid of pids) assert.ok(await waitGone(pid), `node process ${pid} still running`);
+    for (const pid of pids) assert.ok(await waitGoneLong(pid), `node process ${pid} still running`);
     // The nodes wrote to the stderr they were given, the test's pipe: each stopped cleanly.
     await cluster.closed;
     const stopped = cluster.stderr.split('\n').filter((line) => / node\.stopped /.test(line));
@@ -103,7 +84,7 @@ describe('ringkv cluster: its nodes, its end', () => {
   it('a node stopped from elsewhere (exit 0, still a member) stops the others: exit 1', async () => {
     const base = (await freeConsecutivePorts(2))[0]!;
     const cluster = spawnCli(clusterArgs(base, 2, await makeTempDir()));
-    const urls = await waitForUrls(cluster, 2);
+    const urls = await waitClusterUrls(cluster, 2);
     const victim = await pidOf(urls[0]!);
     const survivor = await pidOf(urls[1]!);
     process.kill(victim, 'SIGTERM');
@@ -114,17 +95,17 @@ describe('ringkv cluster: its nodes, its end', () => {
       /node-0 \(http:\/\/127\.0\.0\.1:\d+\) exited unexpectedly \(code 0\): stopping/,
     );
     assert.doesNotMatch(cluster.stderr, /left the cluster/);
-    assert.ok(await waitGone(survivor), 'the other node was not stopped');
+    assert.ok(await waitGoneLong(survivor), 'the other node was not stopped');
   });
 
   it('a node decommissioned left the cluster: the others go on', async () => {
     const base = (await freeConsecutivePorts(3))[0]!;
     const cluster = spawnCli(clusterArgs(base, 3, await makeTempDir()));
-    const urls = await waitForUrls(cluster, 3);
+    const urls = await waitClusterUrls(cluster, 3);
     const leaving = await pidOf(urls[2]!);
     const decommission = await runCli(['decommission', '--url', urls[2]!, '--timeout', '60000'], 70_000);
     assert.equal(decommission.code, 0, decommission.stderr);
-    assert.ok(await waitGone(leaving), 'the decommissioned node is still running');
+    assert.ok(await waitGoneLong(leaving), 'the decommissioned node is still running');
     for (let attempt = 0; attempt < 100 && !/left the cluster/.test(cluster.stderr); attempt++)
       await sleep(50);
     assert.match(
@@ -143,7 +124,7 @@ describe('ringkv cluster: its nodes, its end', () => {
     const base = (await freeConsecutivePorts(3))[0]!;
     const data = await makeTempDir();
     const first = spawnCli(clusterArgs(base, 2, data));
-    await waitForUrls(first, 2);
+    await waitClusterUrls(first, 2);
     assert.deepEqual(await stopNode(first, { signal: 'SIGTERM', timeoutMs: 15_000 }), {
       code: 0,
       signal: null,
@@ -168,7 +149,7 @@ describe('ringkv cluster: its nodes, its end', () => {
     assert.ok(!existsSync(join(data, 'node-2')), 'node-2 was started');
     // Its own members start again.
     const again = spawnCli(clusterArgs(base, 2, data));
-    assert.deepEqual(await waitForUrls(again, 2), [
+    assert.deepEqual(await waitClusterUrls(again, 2), [
       `http://127.0.0.1:${base}`,
       `http://127.0.0.1:${base + 1}`,
     ]);

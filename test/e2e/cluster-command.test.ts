@@ -10,25 +10,15 @@ import { fileURLToPath } from 'node:url';
 import { httpRequest } from '../support/http-client.js';
 import {
   killAllStarted,
-  type NodeProcess,
   runCli,
   sleep,
   spawnCli,
   stopNode,
+  waitClusterUrls,
+  waitGone,
 } from '../support/node-process.js';
 import { freeConsecutivePorts } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
-
-/** Waits (bounded) until the cluster printed its URLs; returns them. */
-async function waitForUrls(cluster: NodeProcess, count: number): Promise<string[]> {
-  for (let attempt = 0; attempt < 300; attempt++) {
-    const urls = cluster.stdout.split('\n').filter((line) => line.startsWith('http://'));
-    if (urls.length === count) return urls;
-    if (cluster.exit !== undefined) throw new Error(`cluster exited: ${cluster.stderr}`);
-    await sleep(50);
-  }
-  throw new Error(`cluster did not print ${count} URLs: ${cluster.stdout} ${cluster.stderr}`);
-}
 
 interface Status {
   node: string;
@@ -41,20 +31,6 @@ async function statusOf(url: string): Promise<Status> {
   const answer = await httpRequest(`${url}/v0/status`);
   assert.equal(answer.status, 200);
   return JSON.parse(answer.body.toString()) as Status;
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function waitGone(pid: number): Promise<boolean> {
-  for (let attempt = 0; attempt < 100 && isRunning(pid); attempt++) await sleep(50);
-  return !isRunning(pid);
 }
 
 describe('ringkv cluster', () => {
@@ -81,7 +57,7 @@ describe('ringkv cluster', () => {
       '--anti-entropy-interval',
       '0',
     ]);
-    const urls = await waitForUrls(cluster, 2);
+    const urls = await waitClusterUrls(cluster, 2);
     assert.deepEqual(urls, [`http://127.0.0.1:${base}`, `http://127.0.0.1:${base + 1}`]);
     const pids: number[] = [];
     for (const [i, url] of urls.entries()) {
@@ -110,7 +86,7 @@ describe('ringkv cluster', () => {
     const cwd = await makeTempDir();
     // Only the port is given (the default, 8080, may be taken); --nodes and --data are left out.
     const cluster = spawnCli(['cluster', '--base-port', String(base)], { cwd });
-    const urls = await waitForUrls(cluster, 3);
+    const urls = await waitClusterUrls(cluster, 3);
     assert.deepEqual(
       urls,
       [0, 1, 2].map((i) => `http://127.0.0.1:${base + i}`),
@@ -139,7 +115,7 @@ describe('ringkv cluster', () => {
       '--data',
       await makeTempDir(),
     ]);
-    const urls = await waitForUrls(cluster, 2);
+    const urls = await waitClusterUrls(cluster, 2);
     const victim = (await statusOf(urls[0]!)).pid;
     const survivor = (await statusOf(urls[1]!)).pid;
     process.kill(victim, 'SIGKILL');

@@ -328,3 +328,30 @@ export async function runCli(
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Whether a process with this PID exists (signal 0 tests, sends nothing). */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits, polling every 50 ms for at most `timeoutMs`, for the process to be gone; whether it is. */
+export async function waitGone(pid: number, timeoutMs = 5000): Promise<boolean> {
+  for (let waited = 0; waited < timeoutMs && isRunning(pid); waited += 50) await sleep(50);
+  return !isRunning(pid);
+}
+
+/** Waits (at most 15 s) until `ringkv cluster` printed its `count` URLs; returns them. */
+export async function waitClusterUrls(cluster: NodeProcess, count: number): Promise<string[]> {
+  for (let attempt = 0; attempt < 300; attempt++) {
+    const urls = cluster.stdout.split('\n').filter((line) => line.startsWith('http://'));
+    if (urls.length === count) return urls;
+    if (cluster.exit !== undefined) throw new Error(`cluster exited: ${cluster.stderr}`);
+    await sleep(50);
+  }
+  throw new Error(`cluster did not print ${count} URLs: ${cluster.stdout} ${cluster.stderr}`);
+}

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { faultTestOptions } from '../../../test/support/lsm-options.js';
 import { valueEntry } from '../entry/entry.js';
 import { LsmEngine } from '../lsm-engine.js';
 import { FaultyVfs, MemoryVfs } from '../vfs/index.js';
@@ -13,15 +14,7 @@ import { FaultyVfs, MemoryVfs } from '../vfs/index.js';
 describe('WritePath stats', () => {
   test('log writes and syncs never go down across a rotation, a held flush and its end', async () => {
     const vfs = new FaultyVfs(new MemoryVfs());
-    const engine = await LsmEngine.open({
-      dir: '/data',
-      sync: true,
-      vfs,
-      memtableBytesMax: 4096,
-      backgroundRetryMinMs: 5,
-      backgroundRetryMaxMs: 20,
-      log: () => {},
-    });
+    const engine = await LsmEngine.open(faultTestOptions(vfs));
     // Flushes fail (and are retried) while this holds: a frozen memtable and its log stay.
     const noTables = vfs.inject({ op: 'write', path: /\.sst$/ });
     let last = engine.stats();
