@@ -105,6 +105,34 @@ describe('Mover, the completer', () => {
   });
 });
 
+/**
+ * A mover of node a for the cleanup tests: no completer (peers down, polls a minute apart), a
+ * clock far past every version written, a short trail; `stream` answers its STREAM requests.
+ */
+function cleanupMover(
+  topology: Topology,
+  engine: MemoryEngine,
+  stream: (peer: string, body: Buffer) => Promise<Buffer>,
+  options: Pick<ConstructorParameters<typeof Mover>[0], 'cleanupDue' | 'markCleanupDue'>,
+): Mover {
+  return new Mover({
+    selfUrl: a,
+    topology,
+    gossip: { exchangeAll: async () => [], exchange: async () => true } as unknown as Gossip,
+    engine,
+    transport: {
+      membership: () => Promise.reject(new Error('not used')),
+      stream,
+      move: () => Promise.reject(new Error('not used')),
+      isUp: () => false,
+    },
+    now: () => 1n << 40n,
+    trailingMs: 10,
+    pollIntervalMs: 60_000,
+    ...options,
+  });
+}
+
 describe('Mover, the cleanup after a move', () => {
   const five = bootstrapMembership([a, b, c, d, e]);
   const keys = Array.from({ length: 500 }, (_, i) => Buffer.from(`key-${i}`));
@@ -125,20 +153,7 @@ describe('Mover, the cleanup after a move', () => {
         }),
       ]),
     );
-    const mover = new Mover({
-      selfUrl: a,
-      topology,
-      gossip: { exchangeAll: async () => [], exchange: async () => true } as unknown as Gossip,
-      engine,
-      transport: {
-        membership: () => Promise.reject(new Error('not used')),
-        stream: (peer, body) => sources.get(peer)!.handle(body),
-        move: () => Promise.reject(new Error('not used')),
-        isUp: () => false,
-      },
-      now: () => 1n << 40n,
-      trailingMs: 10,
-      pollIntervalMs: 60_000,
+    const mover = cleanupMover(topology, engine, (peer, body) => sources.get(peer)!.handle(body), {
       cleanupDue,
       markCleanupDue: async (epoch) => {
         marks.push(epoch);
@@ -222,20 +237,7 @@ describe('Mover, a cleanup overtaken by a new move', () => {
     const engine = new WaitingPurge();
     const topology = new Topology(five);
     for (const [i, key] of keys.entries()) await engine.write(valueEntry(key, BigInt(i + 1), key));
-    const mover = new Mover({
-      selfUrl: a,
-      topology,
-      gossip: { exchangeAll: async () => [], exchange: async () => true } as unknown as Gossip,
-      engine,
-      transport: {
-        membership: () => Promise.reject(new Error('not used')),
-        stream: () => Promise.reject(new Error('down')),
-        move: () => Promise.reject(new Error('not used')),
-        isUp: () => false,
-      },
-      now: () => 1n << 40n,
-      trailingMs: 10,
-      pollIntervalMs: 60_000,
+    const mover = cleanupMover(topology, engine, () => Promise.reject(new Error('down')), {
       cleanupDue: true,
     });
     mover.start();
