@@ -186,18 +186,10 @@ export class RecentWrites {
     if (slot === undefined) {
       slot = this.#slotIds.length;
       if (slot === this.#slotVersions.length) {
-        const versions = new BigUint64Array(2 * slot);
-        versions.set(this.#slotVersions);
-        this.#slotVersions = versions;
-        const seqs = new Float64Array(2 * slot);
-        seqs.set(this.#slotSeqs);
-        this.#slotSeqs = seqs;
-        const unchecked = new Uint8Array(2 * slot);
-        unchecked.set(this.#slotUnchecked);
-        this.#slotUnchecked = unchecked;
-        const births = new Float64Array(2 * slot);
-        births.set(this.#slotBirths);
-        this.#slotBirths = births;
+        this.#slotVersions = doubled(this.#slotVersions, (n) => new BigUint64Array(n));
+        this.#slotSeqs = doubled(this.#slotSeqs, (n) => new Float64Array(n));
+        this.#slotUnchecked = doubled(this.#slotUnchecked, (n) => new Uint8Array(n));
+        this.#slotBirths = doubled(this.#slotBirths, (n) => new Float64Array(n));
       }
       this.#slotIds.push(id);
     } else {
@@ -294,4 +286,14 @@ export class RecentWrites {
     this.#recordAtMs = atMs;
     this.#tail = next;
   }
+}
+
+/** A typed array of twice the length holding `old` at its start (the slot table grows by doubling). */
+function doubled<T extends { readonly length: number; set(source: T): void }>(
+  old: T,
+  make: (length: number) => T,
+): T {
+  const next = make(2 * old.length);
+  next.set(old);
+  return next;
 }
