@@ -7,7 +7,7 @@
  */
 import { assert } from '../util/assert.js';
 import { compareBytes } from '../util/bytes.js';
-import type { TableInfo, Version } from './manifest/version.js';
+import { firstEndingAtOrAfter, type TableInfo, type Version } from './manifest/version.js';
 import type { TableReader } from './sstable/index.js';
 
 export class TreeState {
@@ -48,14 +48,7 @@ export class TreeState {
   /** The table of level >= 1 whose range holds `key`, by binary search. */
   tableFor(level: number, key: Buffer): TableInfo | undefined {
     const tables = this.version.levels[level]!;
-    let lo = 0;
-    let hi = tables.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareBytes(tables[mid]!.largestKey, key) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    const table = tables[lo];
+    const table = tables[firstEndingAtOrAfter(tables, key)];
     return table !== undefined && compareBytes(table.smallestKey, key) <= 0 ? table : undefined;
   }
 }

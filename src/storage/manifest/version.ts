@@ -74,13 +74,7 @@ export class Version {
     }
     // Sorted and disjoint (module comment): a binary search, as the compaction picker asks this of
     // every table it passes over, on the event loop.
-    let lo = 0;
-    let hi = tables.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareBytes(tables[mid]!.largestKey, smallest) < 0) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = firstEndingAtOrAfter(tables, smallest);
     let end = lo;
     while (end < tables.length && compareBytes(tables[end]!.smallestKey, largest) <= 0) end++;
     return tables.slice(lo, end);
@@ -97,4 +91,20 @@ export class Version {
       }
     }
   }
+}
+
+/**
+ * In a level's sorted, disjoint tables (level 1 and deeper), the index of the
+ * first whose largest key is at or after `key` (tables.length if none): the
+ * only one that may hold it.
+ */
+export function firstEndingAtOrAfter(tables: readonly TableInfo[], key: Buffer): number {
+  let lo = 0;
+  let hi = tables.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareBytes(tables[mid]!.largestKey, key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
