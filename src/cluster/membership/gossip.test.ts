@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isRingkvError } from '../../util/errors.js';
+import { encodeMembership } from './format.js';
 import { Gossip } from './gossip.js';
 import {
   bootstrapMembership,
   compareMemberships,
   flipped,
   type Membership,
+  rivalFirstViews,
   sameView,
   withJoining,
   withLeaving,
@@ -139,5 +141,69 @@ describe('Gossip: two changes made at once from one view', () => {
     assert.ok(sameView(cluster.node(a).view, flip));
     cluster.release(a, d);
     assert.ok(sameView(await made, mine));
+  });
+});
+
+describe('Gossip: rival first views (two --cluster lists)', () => {
+  const ours = bootstrapMembership([a, b, c]);
+  const theirs = bootstrapMembership([a, b, c, d]);
+
+  /** A node holding `view`, whose peers answer with the views `answers` gives them. */
+  function node(view: Membership, answers: ReadonlyMap<string, Membership>) {
+    const reported: { view: Membership; peer: string | undefined }[] = [];
+    const gossip = new Gossip({
+      selfUrl: a,
+      topology: new Topology(view, { vnodesPerNode: 8 }),
+      transport: {
+        membership: async (peer) => {
+          const answer = answers.get(peer);
+          if (answer === undefined) throw new Error(`${peer} is down`);
+          return encodeMembership(answer);
+        },
+        isUp: (peer) => answers.has(peer),
+      },
+      persist: async () => {},
+      onRivalView: (rival, peer) => reported.push({ view: rival, peer }),
+    });
+    return { gossip, reported };
+  }
+
+  test('neither replaces the other, whichever would win the merge', async () => {
+    assert.ok(rivalFirstViews(ours, theirs));
+    assert.ok(!rivalFirstViews(ours, bootstrapMembership([c, b, a])));
+    for (const [held, offered] of [
+      [ours, theirs],
+      [theirs, ours],
+    ] as const) {
+      const { gossip, reported } = node(held, new Map());
+      assert.equal(await gossip.offer(offered), held);
+      assert.equal(gossip.view, held);
+      assert.equal(gossip.stats().rivalViews, 1);
+      assert.deepEqual(reported, [{ view: offered, peer: undefined }]);
+    }
+  });
+
+  test('a peer that answers with one is remembered until it answers with another view', async () => {
+    const answers = new Map([
+      [b, ours],
+      [c, theirs],
+    ]);
+    const { gossip, reported } = node(ours, answers);
+    assert.deepEqual(await gossip.exchangeAll(), [b, c]);
+    assert.equal(gossip.view, ours);
+    assert.deepEqual([...gossip.rivals().keys()], [c]);
+    assert.ok(sameView(gossip.rivals().get(c)!, theirs));
+    assert.equal(reported.length, 1);
+    assert.equal(reported[0]!.peer, c);
+    answers.set(c, ours);
+    await gossip.exchange(c);
+    assert.equal(gossip.rivals().size, 0);
+  });
+
+  test('a change made from either first view wins over both as usual', async () => {
+    const { gossip } = node(ours, new Map());
+    const change = withJoining(theirs, e);
+    assert.equal(await gossip.offer(change), change);
+    assert.equal(gossip.stats().rivalViews, 0);
   });
 });

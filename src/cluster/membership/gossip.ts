@@ -10,7 +10,9 @@
  * Every view heard of, from whatever source, goes through offer(): merged
  * with the held one (membership.ts's rule) and, when it wins, written to the
  * MEMBERSHIP file *before* the topology adopts it, so a restarted node never
- * goes back to an older view. Offers are applied one at a time.
+ * goes back to an older view. Offers are applied one at a time. A rival
+ * first view (membership.ts) is never taken: it is counted, remembered by
+ * the peer that answered with it, and reported (onRivalView).
  *
  * The internode link carries the cluster secret's proof when one is set, so
  * only nodes (and operators) that know it can change the membership.
@@ -30,6 +32,7 @@ import {
   liveMembers,
   MemberState,
   type Membership,
+  rivalFirstViews,
 } from './membership.js';
 import type { Topology } from './topology.js';
 
@@ -41,6 +44,8 @@ export interface GossipOptions {
   readonly persist: (view: Membership) => Promise<void>;
   readonly intervalMs?: number;
   readonly requestTimeoutMs?: number;
+  /** A rival first view was offered and not taken; `peer` is the one that answered with it (undefined: it sent it). */
+  readonly onRivalView?: (view: Membership, peer: string | undefined) => void;
 }
 
 export interface GossipStats {
@@ -50,6 +55,8 @@ export interface GossipStats {
   readonly adopted: number;
   /** The last exchange that failed (a peer down, most often), if any. */
   readonly lastError: string | undefined;
+  /** Rival first views offered and not taken (membership.ts). */
+  readonly rivalViews: number;
 }
 
 export class Gossip {
@@ -59,6 +66,9 @@ export class Gossip {
   readonly #persist: (view: Membership) => Promise<void>;
   readonly #intervalMs: number;
   readonly #requestTimeoutMs: number;
+  readonly #onRivalView: GossipOptions['onRivalView'];
+  /** Peers whose last answer was a rival first view, and that view. */
+  readonly #rivals = new Map<string, Membership>();
   /** The offer being applied; the next one waits for it. */
   #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
@@ -68,6 +78,7 @@ export class Gossip {
   #pushes = 0;
   #adopted = 0;
   #lastError: string | undefined;
+  #rivalViews = 0;
 
   constructor(options: GossipOptions) {
     this.#selfUrl = options.selfUrl;
@@ -76,6 +87,7 @@ export class Gossip {
     this.#persist = options.persist;
     this.#intervalMs = options.intervalMs ?? limits.membershipGossipIntervalMs;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? limits.membershipRequestTimeoutMs;
+    this.#onRivalView = options.onRivalView;
   }
 
   get view(): Membership {
@@ -83,12 +95,19 @@ export class Gossip {
   }
 
   /**
-   * Merges a view heard of; persists and adopts it when it wins. Resolves to
-   * the view held afterwards.
+   * Merges a view heard of (from `peer`'s answer, when known); persists and
+   * adopts it when it wins. Resolves to the view held afterwards.
    */
-  offer(view: Membership): Promise<Membership> {
+  offer(view: Membership, peer?: string): Promise<Membership> {
     const applied = this.#queue.then(async () => {
       const held = this.#topology.view;
+      if (peer !== undefined) this.#rivals.delete(peer);
+      if (rivalFirstViews(view, held)) {
+        this.#rivalViews++;
+        if (peer !== undefined) this.#rivals.set(peer, view);
+        this.#onRivalView?.(view, peer);
+        return held;
+      }
       if (compareMemberships(view, held) <= 0) return held;
       await this.#persist(view);
       this.#topology.adopt(view);
@@ -165,7 +184,7 @@ export class Gossip {
       const theirs = decodeMembership(answer);
       if (typeof theirs === 'string')
         throw new RingkvError('RINGKV_PROTOCOL', `Bad membership answer: ${theirs}`);
-      await this.offer(theirs);
+      await this.offer(theirs, peer);
       return true;
     } catch (err) {
       this.#failedExchanges++;
@@ -181,6 +200,11 @@ export class Gossip {
       .filter((url) => url !== this.#selfUrl);
     const answered = await Promise.all(peers.map((peer) => this.exchange(peer)));
     return peers.filter((_, i) => answered[i]);
+  }
+
+  /** Peers whose last answer was a rival first view (membership.ts), with that view. */
+  rivals(): ReadonlyMap<string, Membership> {
+    return this.#rivals;
   }
 
   start(): void {
@@ -203,6 +227,7 @@ export class Gossip {
       pushes: this.#pushes,
       adopted: this.#adopted,
       lastError: this.#lastError,
+      rivalViews: this.#rivalViews,
     };
   }
 

@@ -28,6 +28,14 @@
  * one. The losing change is simply not made: the node that made it sees so
  * in the merged view and reports it (or tries again on the new view).
  *
+ * One exception: two different views of epoch 1 are two first views, of
+ * nodes started with different `--cluster` lists, and neither replaces the
+ * other (rivalFirstViews). Taking one over the other would change the ring
+ * with no move: keys would be read from nodes that never held them, and
+ * dropped by those that did. A node refuses to start beside a rival first
+ * view (service.ts); running nodes that meet one keep their own and report
+ * it. A change made from either view (epoch 2) wins over both as usual.
+ *
  * Removed members stay in the view (at most REMOVED_KEPT_MAX of them, the
  * oldest dropped first), so that a removed node that comes back learns it
  * was removed rather than being unknown.
@@ -153,6 +161,14 @@ function sameMember(x: Member, y: Member): boolean {
 /** viewDigest as 16 hex digits, for JSON answers. */
 export function viewDigestHex(view: Membership): string {
   return viewDigest(view).toString(16).padStart(16, '0');
+}
+
+/**
+ * Whether `a` and `b` are two different first views (epoch 1) of a cluster:
+ * neither replaces the other (module comment).
+ */
+export function rivalFirstViews(a: Membership, b: Membership): boolean {
+  return a.epoch === 1n && b.epoch === 1n && !sameView(a, b);
 }
 
 /** The view that wins (module comment): one of the two, whole. */

@@ -15,11 +15,19 @@
  *    A node the fetched view already lists (a join that was interrupted, or
  *    a node that lost its disk) takes up its place instead.
  * 3. Otherwise `--cluster`: the bootstrap view, epoch 1, every node normal.
+ *    The other listed nodes that answer are asked for their views first: a
+ *    rival first view (membership.ts: a running cluster formed with another
+ *    list) is refused, and so is a later view that does not list this node.
+ *    The view is stored only once start() found no rival either, so a
+ *    refused start leaves nothing behind and the same directory can --join.
  *
  * start(), before the node reports ready: an exchange with every live member
  * (a node that was away catches up before it serves), the join proposal if
- * any, then gossip and the mover run.
+ * any, then gossip and the mover run. A node that meets a rival first view
+ * there does not start if it was never started before, and says so in one
+ * record (membership.rival-view) if it was.
  */
+import { limits } from '../../config/limits.js';
 import type { Engine, Vfs } from '../../storage/index.js';
 import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import type { MembershipLinks } from '../transport/index.js';
@@ -36,6 +44,8 @@ import {
   MemberState,
   type Membership,
   moveUnderWay,
+  rivalFirstViews,
+  viewDigest,
   withJoining,
 } from './membership.js';
 import { Mover } from './mover.js';
@@ -84,6 +94,10 @@ export class MembershipService {
   #shares: _Shares | undefined;
   /** Set when this node stored itself as joining: start() joins again if the members do not list it. */
   #joinAgain: { readonly replaces?: string } | undefined;
+  /** A first view not stored yet (open(), case 3): start() stores it once no member holds a rival one. */
+  #firstView: Membership | undefined;
+  /** Rival first views reported already (by viewDigest), so that gossip's rounds do not repeat the record. */
+  readonly #rivalsReported = new Set<bigint>();
 
   private constructor(
     view: Membership,
@@ -101,6 +115,7 @@ export class MembershipService {
       topology: this.topology,
       transport: options.transport,
       persist: (next) => saveMembership(options.vfs, start.dataDir, next),
+      onRivalView: (view, peer) => this.#reportRival(view, peer),
     });
     this.mover = new Mover({
       selfUrl: start.selfUrl,
@@ -167,8 +182,10 @@ export class MembershipService {
       return new MembershipService(view, start, options, joinOf(start));
     }
     const view = bootstrapMembership(start.cluster);
-    await saveMembership(options.vfs, start.dataDir, view);
-    return new MembershipService(view, start, options, undefined);
+    await refuseOtherViews(options.transport, view, selfUrl);
+    const service = new MembershipService(view, start, options, undefined);
+    service.#firstView = view;
+    return service;
   }
 
   /** The internode MEMBERSHIP, STREAM and MOVE handlers. */
@@ -189,6 +206,17 @@ export class MembershipService {
   async start(): Promise<void> {
     await this.gossip.exchangeAll();
     const selfUrl = this.#start.selfUrl;
+    const [rival] = this.gossip.rivals();
+    if (rival !== undefined && this.#firstView !== undefined && this.topology.view === this.#firstView) {
+      throw rivalError(rival[0], rival[1]);
+    }
+    if (this.#firstView !== undefined) {
+      // Stored now, unless a later view was adopted (and stored) meanwhile.
+      if (this.topology.view === this.#firstView) {
+        await saveMembership(this.#options.vfs, this.#start.dataDir, this.#firstView);
+      }
+      this.#firstView = undefined;
+    }
     if (
       this.#joinReplacing !== undefined &&
       findMember(this.topology.view, selfUrl)?.state !== MemberState.Joining
@@ -233,6 +261,19 @@ export class MembershipService {
       gossip: this.gossip.stats(),
       streamed: this.source.stats(),
     };
+  }
+
+  /** Gossip's onRivalView: one record per rival view, on running nodes (a first start refuses instead). */
+  #reportRival(view: Membership, peer: string | undefined): void {
+    if (this.#firstView !== undefined) return;
+    const digest = viewDigest(view);
+    if (this.#rivalsReported.has(digest)) return;
+    this.#rivalsReported.add(digest);
+    this.#options.log(
+      'warn',
+      'membership.rival-view',
+      `${peer ?? 'A peer'} holds another first view of the cluster (epoch 1, members ${memberList(view)}; this node's: ${memberList(this.topology.view)}), started with another --cluster list: it is not taken. Nodes of a new cluster need the same --cluster list; a node added to a running cluster starts with --join ANY_MEMBER`,
+    );
   }
 
   async #join(replaces: string | undefined): Promise<void> {
@@ -312,6 +353,55 @@ async function fetchView(transport: MembershipLinks, member: string): Promise<Me
     );
   }
   return view;
+}
+
+/**
+ * A first start's check (open(), case 3): asks the other nodes `first` lists
+ * for their views, at once, and refuses a rival first view, or a later view
+ * that does not list this node (it was made without it: it must join) or
+ * lists it removed. Nodes that do not answer (not started yet) are skipped;
+ * start()'s exchange meets those that start at the same time.
+ */
+async function refuseOtherViews(
+  transport: MembershipLinks,
+  first: Membership,
+  selfUrl: string,
+): Promise<void> {
+  const peers = first.members.map((m) => m.url).filter((url) => url !== selfUrl);
+  const views = await Promise.all(
+    peers.map(async (peer) => {
+      try {
+        const body = await transport.membership(
+          peer,
+          encodeMembership(EMPTY_MEMBERSHIP),
+          Date.now() + limits.membershipRequestTimeoutMs,
+        );
+        const view = decodeMembership(body);
+        return typeof view === 'string' ? undefined : view;
+      } catch {
+        return undefined;
+      }
+    }),
+  );
+  views.forEach((view, i) => {
+    if (view === undefined || view.epoch === 0n) return;
+    if (rivalFirstViews(view, first)) throw rivalError(peers[i]!, view);
+    if (view.epoch === 1n) return;
+    const self = findMember(view, selfUrl);
+    if (self === undefined) throw notMemberError(selfUrl, view.epoch);
+    if (self.state === MemberState.Removed) throw removedError(selfUrl, self.since);
+  });
+}
+
+function rivalError(peer: string, view: Membership): RingkvError {
+  return new RingkvError(
+    'RINGKV_CONFIG',
+    `${peer} holds another first view of the cluster (epoch 1, members ${memberList(view)}): it was started with another --cluster list. Start the nodes of a new cluster with the same --cluster list; to add this node to that cluster, start it with --join ${peer}`,
+  );
+}
+
+function memberList(view: Membership): string {
+  return view.members.map((m) => m.url).join(',');
 }
 
 function removedError(url: string, epoch: bigint): RingkvError {

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type Engine, MemoryVfs } from '../../storage/index.js';
+import { isRingkvError } from '../../util/errors.js';
+import { loadMembership, saveMembership } from './file.js';
+import { encodeMembership } from './format.js';
+import { bootstrapMembership, flipped, type Membership, withJoining, withLeaving } from './membership.js';
+import { MembershipService } from './service.js';
+
+const [a, b, c, d, e] = ['http://a:1', 'http://b:1', 'http://c:1', 'http://d:1', 'http://e:1'] as const;
+const DIR = '/data';
+
+/**
+ * A node `self` started with `--cluster list`, whose peers answer a
+ * membership exchange with `answer(peer, call)` (call counts from 1 per
+ * peer; undefined: the peer is down). Nothing else is reached: the start
+ * ends before the mover runs, or the test stops the service.
+ */
+async function node(
+  self: string,
+  list: readonly string[],
+  answer: (peer: string, call: number) => Membership | undefined,
+  stored?: Membership,
+) {
+  const vfs = new MemoryVfs();
+  await vfs.mkdir(DIR);
+  if (stored !== undefined) await saveMembership(vfs, DIR, stored);
+  const calls = new Map<string, number>();
+  const records: { event: string; line: string }[] = [];
+  const refused = async () => {
+    throw new Error('not reached in these tests');
+  };
+  const open = () =>
+    MembershipService.open(
+      { selfUrl: self, dataDir: DIR, cluster: list },
+      {
+        vfs,
+        engine: {} as Engine,
+        transport: {
+          membership: async (peer) => {
+            const call = (calls.get(peer) ?? 0) + 1;
+            calls.set(peer, call);
+            const view = answer(peer, call);
+            if (view === undefined) throw new Error(`${peer} is down`);
+            return encodeMembership(view);
+          },
+          stream: refused,
+          move: refused,
+          isUp: () => true,
+        },
+        log: (_level, event, line) => records.push({ event, line }),
+      },
+    );
+  return { vfs, records, open };
+}
+
+const isConfig = (pattern: RegExp) => (err: unknown) =>
+  isRingkvError(err, 'RINGKV_CONFIG') && pattern.test((err as Error).message);
+
+describe('MembershipService: a first start beside other views', () => {
+  const three = [a, b, c];
+  const four = [a, b, c, d];
+
+  test('a rival first view answered before the start is refused, naming its node, and nothing is stored', async () => {
+    const { vfs, open } = await node(d, four, (peer) =>
+      peer === b ? bootstrapMembership(three) : undefined,
+    );
+    await assert.rejects(
+      open(),
+      isConfig(
+        /^http:\/\/b:1 holds another first view of the cluster \(epoch 1, members .*\): .*--join http:\/\/b:1$/,
+      ),
+    );
+    assert.equal(await loadMembership(vfs, DIR), undefined);
+  });
+
+  test('one met first in the start exchange (its node started at the same time) is refused too', async () => {
+    const { vfs, open } = await node(d, four, (peer, call) =>
+      peer === c && call > 1 ? bootstrapMembership(three) : undefined,
+    );
+    const service = await open();
+    await assert.rejects(service.start(), isConfig(/^http:\/\/c:1 holds another first view/));
+    assert.equal(await loadMembership(vfs, DIR), undefined);
+  });
+
+  test('a later view that leaves this node out, or removed it, is refused before anything is stored', async () => {
+    const joined = flipped(withJoining(bootstrapMembership(three), e));
+    const out = await node(d, four, () => joined);
+    await assert.rejects(out.open(), isConfig(/^This node \(http:\/\/d:1\) is not a member .* --join/));
+    assert.equal(await loadMembership(out.vfs, DIR), undefined);
+
+    const removed = flipped(withLeaving(bootstrapMembership(four), d, { dead: true }));
+    const gone = await node(d, four, () => removed);
+    await assert.rejects(gone.open(), isConfig(/^This node \(http:\/\/d:1\) was removed from the cluster/));
+  });
+
+  test('the same first view, or none, lets it start, and its view is stored only once started', async () => {
+    const { vfs, open } = await node(d, four, (peer) => (peer === a ? bootstrapMembership(four) : undefined));
+    const service = await open();
+    assert.equal(await loadMembership(vfs, DIR), undefined);
+    await service.start();
+    await service.stop();
+    assert.deepEqual(await loadMembership(vfs, DIR), bootstrapMembership(four));
+  });
+
+  test('a node that was started before keeps its stored view beside a rival, and logs it once', async () => {
+    const { records, open } = await node(
+      a,
+      three,
+      () => bootstrapMembership(four),
+      bootstrapMembership(three),
+    );
+    const service = await open();
+    await service.start();
+    await service.gossip.exchangeAll();
+    await service.stop();
+    assert.deepEqual(service.topology.view, bootstrapMembership(three));
+    const rival = records.filter((r) => r.event === 'membership.rival-view');
+    assert.equal(rival.length, 1, JSON.stringify(records));
+    assert.match(
+      rival[0]!.line,
+      /another first view of the cluster \(epoch 1, members http:\/\/a:1,http:\/\/b:1,http:\/\/c:1,http:\/\/d:1;/,
+    );
+    assert.equal(service.gossip.stats().rivalViews, 4);
+  });
+});
