@@ -189,10 +189,10 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
  * Refuses (exit 2) to start other nodes than the members of the cluster
  * --data holds already, as the newest membership stored in a node's
  * directory lists them. A node that is not one has an empty directory, and
- * `--cluster` would make it a cluster of its own, whose view of the same
- * epoch the others would take (the larger wins) without a move: each would
- * then drop the ranges it no longer holds, which the new nodes never got. A
- * member left out would be down for good.
+ * `--cluster` would give it a first view of its own, which the members never
+ * take (membership.ts): it refuses to start if it meets them, and runs apart
+ * from them if it starts before they listen. A member left out would be
+ * down for good.
  */
 async function checkStoredMembers(dataDir: string, urls: readonly string[]): Promise<void> {
   let stored: { view: Membership; dir: string } | undefined;

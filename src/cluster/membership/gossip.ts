@@ -118,6 +118,21 @@ export class Gossip {
     return applied;
   }
 
+  /**
+   * Persists `view` if it is still the one held (a first view, stored once
+   * the start found no rival), in turn with offers: a later view adopted
+   * meanwhile is never overwritten by it. Resolves to whether it was.
+   */
+  persistHeld(view: Membership): Promise<boolean> {
+    const stored = this.#queue.then(async () => {
+      if (this.#topology.view !== view) return false;
+      await this.#persist(view);
+      return true;
+    });
+    this.#queue = stored.catch(() => undefined);
+    return stored;
+  }
+
   /** The internode MEMBERSHIP handler: merge the peer's view, answer with the one held after. */
   async receive(body: Buffer): Promise<Buffer> {
     const view = decodeMembership(body);

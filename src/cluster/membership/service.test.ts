@@ -21,8 +21,8 @@ async function node(
   list: readonly string[],
   answer: (peer: string, call: number) => Membership | undefined,
   stored?: Membership,
+  vfs: MemoryVfs = new MemoryVfs(),
 ) {
-  const vfs = new MemoryVfs();
   await vfs.mkdir(DIR);
   if (stored !== undefined) await saveMembership(vfs, DIR, stored);
   const calls = new Map<string, number>();
@@ -101,6 +101,44 @@ describe('MembershipService: a first start beside other views', () => {
     await service.start();
     await service.stop();
     assert.deepEqual(await loadMembership(vfs, DIR), bootstrapMembership(four));
+  });
+
+  test('a later view adopted while the first view is being stored is the one left stored', async () => {
+    // The first write of MEMBERSHIP (the first view's, in start()) waits until a later view is pushed.
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reached!: () => void;
+    const storing = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let first = true;
+    class GatedVfs extends MemoryVfs {
+      override async open(...args: Parameters<MemoryVfs['open']>) {
+        if (first && args[0].endsWith('MEMBERSHIP.tmp')) {
+          first = false;
+          reached();
+          await released;
+        }
+        return super.open(...args);
+      }
+    }
+    const { vfs, open } = await node(d, four, () => undefined, undefined, new GatedVfs());
+    const service = await open();
+    const started = service.start();
+    await storing;
+    const later = flipped(withJoining(bootstrapMembership(four), e));
+    const pushed = service.handlers.membership(encodeMembership(later));
+    // Unordered, the push is adopted and stored during the first view's write; in turn, it waits for it.
+    for (let i = 0; i < 100 && service.topology.epoch !== later.epoch; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    release();
+    await Promise.all([started, pushed]);
+    await service.stop();
+    assert.deepEqual(service.topology.view, later);
+    assert.deepEqual(await loadMembership(vfs, DIR), later);
   });
 
   test('a node that was started before keeps its stored view beside a rival, and logs it once', async () => {

@@ -19,7 +19,7 @@
  *    rival first view (membership.ts: a running cluster formed with another
  *    list) is refused, and so is a later view that does not list this node.
  *    The view is stored only once start() found no rival either, so a
- *    refused start leaves nothing behind and the same directory can --join.
+ *    refused start stores no membership and the same directory can --join.
  *
  * start(), before the node reports ready: an exchange with every live member
  * (a node that was away catches up before it serves), the join proposal if
@@ -211,10 +211,9 @@ export class MembershipService {
       throw rivalError(rival[0], rival[1]);
     }
     if (this.#firstView !== undefined) {
-      // Stored now, unless a later view was adopted (and stored) meanwhile.
-      if (this.topology.view === this.#firstView) {
-        await saveMembership(this.#options.vfs, this.#start.dataDir, this.#firstView);
-      }
+      // Stored now, unless a later view was adopted (and stored) meanwhile: in turn with gossip's
+      // offers, or one adopted during the write could be overwritten by this older view.
+      await this.gossip.persistHeld(this.#firstView);
       this.#firstView = undefined;
     }
     if (
