@@ -11,19 +11,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { testNodes, waitMembers, waitMembership, writeKeys } from '../support/membership.js';
-import { killAllStarted, runCli, spawnCli, stopNode } from '../support/node-process.js';
+import { killAllStarted, runCli, stopNode } from '../support/node-process.js';
 import { removeTempDirs } from '../support/temp-dir.js';
 
 const SECRET = ['--cluster-secret', 'moves-need-this'];
 const ARGS = ['--sync', 'off', '--log-format', 'json', ...SECRET];
-
-/** Runs `ringkv serve` to its exit (a start that must fail). */
-async function failedStart(args: readonly string[]): Promise<{ code: number | null; stderr: string }> {
-  const node = spawnCli(['serve', ...args]);
-  const exit = await node.exited;
-  await node.closed;
-  return { code: exit.code, stderr: node.stderr };
-}
 
 describe('membership: operators', () => {
   after(async () => {
@@ -42,7 +34,7 @@ describe('membership: operators', () => {
     const denied = await runCli(['decommission', '--url', urls[1]!]);
     assert.equal(denied.code, 2, denied.stderr);
     assert.match(denied.stderr, /refused the cluster secret proof/);
-    const joinDenied = await failedStart(['--url', urls[3]!, '--data', dirs[3]!, '--join', urls[0]!]);
+    const joinDenied = await runCli(['serve', '--url', urls[3]!, '--data', dirs[3]!, '--join', urls[0]!]);
     assert.equal(joinDenied.code, 2);
     assert.equal(joinDenied.stderr.trim().split('\n').length, 1, joinDenied.stderr);
     assert.match(
@@ -64,7 +56,7 @@ describe('membership: operators', () => {
     assert.match(cancelled.stdout, /move cancelled .*joining/);
     assert.deepEqual(await joining.exited, { code: 0, signal: null });
     await waitMembers(urls[0]!, { normal: three });
-    const again = await failedStart(['--url', urls[3]!, '--data', dirs[3]!, ...SECRET]);
+    const again = await runCli(['serve', '--url', urls[3]!, '--data', dirs[3]!, ...SECRET]);
     assert.equal(again.code, 2);
     assert.equal(again.stderr.trim().split('\n').length, 1, again.stderr);
     assert.match(again.stderr, /^ringkv: This node \(.*\) was removed from the cluster at epoch \d+/);
@@ -83,7 +75,7 @@ describe('membership: operators', () => {
     const bytes = await readFile(file);
     bytes[bytes.length - 10]! ^= 0xff;
     await writeFile(file, bytes);
-    const damaged = await failedStart(['--url', urls[2]!, '--data', dirs[2]!, ...SECRET]);
+    const damaged = await runCli(['serve', '--url', urls[2]!, '--data', dirs[2]!, ...SECRET]);
     assert.equal(damaged.code, 1);
     assert.equal(damaged.stderr.trim().split('\n').length, 1, damaged.stderr);
     assert.ok(damaged.stderr.includes(`Damaged membership file ${file}`), damaged.stderr);

@@ -12,26 +12,11 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { membershipOf, testNodes, waitMembers, writeKeys } from '../support/membership.js';
-import { killAllStarted, killNode, sleep, spawnCli } from '../support/node-process.js';
+import { killAllStarted, runCli } from '../support/node-process.js';
 import { removeTempDirs } from '../support/temp-dir.js';
 
 const ARGS = ['--sync', 'off', '--log-format', 'json'];
 const KEYS = 300;
-
-/** Runs `ringkv serve` to its exit, killing it if it is still running after `timeoutMs`. */
-async function failedStart(
-  args: readonly string[],
-  timeoutMs: number,
-): Promise<{ code: number | null; stderr: string }> {
-  const node = spawnCli(['serve', ...args]);
-  const timedOut = await Promise.race([node.exited.then(() => false), sleep(timeoutMs).then(() => true)]);
-  if (timedOut) {
-    await killNode(node);
-    assert.fail(`the node did not refuse to start within ${timeoutMs} ms: ${node.stderr}`);
-  }
-  await node.closed;
-  return { code: node.exit!.code, stderr: node.stderr };
-}
 
 describe('membership: a second first view', () => {
   after(async () => {
@@ -46,8 +31,9 @@ describe('membership: a second first view', () => {
     await waitMembers(urls[0]!, { normal: three });
     await writeKeys(three, { count: KEYS, prefix: 'k', value: (i) => `v${i}` });
 
-    const refused = await failedStart(
-      ['--url', urls[3]!, '--data', dirs[3]!, ...ARGS, '--cluster', urls.join(',')],
+    // Killed if it has not refused to start within 20 s (it would then be running: code null).
+    const refused = await runCli(
+      ['serve', '--url', urls[3]!, '--data', dirs[3]!, ...ARGS, '--cluster', urls.join(',')],
       20_000,
     );
     assert.equal(refused.code, 2, refused.stderr);
