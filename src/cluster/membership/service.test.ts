@@ -94,6 +94,22 @@ describe('MembershipService: a first start beside other views', () => {
     await assert.rejects(gone.open(), isConfig(/^This node \(http:\/\/d:1\) was removed from the cluster/));
   });
 
+  test('peers that lag behind the latest view answered do not refuse the start', async () => {
+    // a, b, c formed the cluster; d joined it (epoch 3), then lost its disk and is started with
+    // --cluster a,b,c,d. b and c have not heard of the flip yet: b's first view is a rival of d's.
+    const later = flipped(withJoining(bootstrapMembership(three), d));
+    const lagging = new Map<string, Membership>([
+      [a, later],
+      [b, bootstrapMembership(three)],
+      [c, withJoining(bootstrapMembership(three), d)],
+    ]);
+    const { open } = await node(d, four, (peer) => lagging.get(peer));
+    const service = await open();
+    await service.start();
+    await service.stop();
+    assert.deepEqual(service.topology.view, later);
+  });
+
   test('the same first view, or none, lets it start, and its view is stored only once started', async () => {
     const { vfs, open } = await node(d, four, (peer) => (peer === a ? bootstrapMembership(four) : undefined));
     const service = await open();

@@ -36,6 +36,7 @@ import { decodeMembership, encodeMembership } from './format.js';
 import { answersExchange, Gossip } from './gossip.js';
 import {
   bootstrapMembership,
+  compareMemberships,
   describeMove,
   EMPTY_MEMBERSHIP,
   findMember,
@@ -356,10 +357,11 @@ async function fetchView(transport: MembershipLinks, member: string): Promise<Me
 
 /**
  * A first start's check (open(), case 3): asks the other nodes `first` lists
- * for their views, at once, and refuses a rival first view, or a later view
- * that does not list this node (it was made without it: it must join) or
- * lists it removed. Nodes that do not answer (not started yet) are skipped;
- * start()'s exchange meets those that start at the same time.
+ * for their views, at once. If the latest view answered is a first view, it
+ * refuses a rival one; if it is a later view, it refuses it when it does not
+ * list this node (it was made without it: it must join) or lists it removed.
+ * Nodes that do not answer (not started yet) are skipped; start()'s exchange
+ * meets those that start at the same time.
  */
 async function refuseOtherViews(
   transport: MembershipLinks,
@@ -382,14 +384,20 @@ async function refuseOtherViews(
       }
     }),
   );
-  views.forEach((view, i) => {
-    if (view === undefined || view.epoch === 0n) return;
-    if (rivalFirstViews(view, first)) throw rivalError(peers[i]!, view);
-    if (view.epoch === 1n) return;
-    const self = findMember(view, selfUrl);
-    if (self === undefined) throw notMemberError(selfUrl, view.epoch);
-    if (self.state === MemberState.Removed) throw removedError(selfUrl, self.since);
-  });
+  // Judged by the latest view answered: a peer that lags behind it takes it from the others soon.
+  let latest: Membership | undefined;
+  for (const view of views) {
+    if (view !== undefined && (latest === undefined || compareMemberships(view, latest) > 0)) latest = view;
+  }
+  if (latest === undefined || latest.epoch === 0n) return;
+  if (latest.epoch === 1n) {
+    const rival = views.findIndex((view) => view !== undefined && rivalFirstViews(view, first));
+    if (rival >= 0) throw rivalError(peers[rival]!, views[rival]!);
+    return;
+  }
+  const self = findMember(latest, selfUrl);
+  if (self === undefined) throw notMemberError(selfUrl, latest.epoch);
+  if (self.state === MemberState.Removed) throw removedError(selfUrl, self.since);
 }
 
 function rivalError(peer: string, view: Membership): RingkvError {
