@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -284,6 +284,60 @@ describe('IndexedEngine', () => {
     );
     assert.deepEqual(await actual(engine, ring), expected);
     await engine.close();
+  });
+
+  it('rebuilds the index, naming the file, when the index a valid saved tree describes is damaged', async () => {
+    const ring = new Ring(URLS, { vnodesPerNode: 64 });
+    // What a stopped node's disk can suffer: the index's MANIFEST emptied, or a table's footer changed.
+    const damages: [string, (slotDir: string) => Promise<string>][] = [
+      [
+        'an empty MANIFEST',
+        async (slotDir) => {
+          await writeFile(join(slotDir, 'MANIFEST'), '');
+          return join(slotDir, 'MANIFEST');
+        },
+      ],
+      [
+        'a flipped footer byte',
+        async (slotDir) => {
+          const table = (await readdir(slotDir)).find((name) => name.endsWith('.sst'));
+          assert.ok(table !== undefined, `a table in ${slotDir}`);
+          const bytes = await readFile(join(slotDir, table));
+          bytes[bytes.length - 20] = bytes[bytes.length - 20]! ^ 0xff;
+          await writeFile(join(slotDir, table), bytes);
+          return join(slotDir, table);
+        },
+      ],
+    ];
+    for (const [what, damage] of damages) {
+      const dir = await mkdtemp(join(tmpdir(), 'ringkv-aae-'));
+      dirs.push(dir);
+      const lines: string[] = [];
+      let main = await LsmEngine.open({ dir, sync: false });
+      let engine = await openBeside(main, dir, ring, lines);
+      for (let i = 0; i < 200; i++) await engine.write(valueEntry(key(i), 5n, Buffer.from('x'), 0));
+      await engine.close();
+      const tree = await readFile(join(dir, 'aae', 'TREE'));
+      const slotDir = join(dir, 'aae', `index-${tree.readUInt32BE(8)}`);
+      const damaged = await damage(slotDir);
+
+      lines.length = 0;
+      main = await LsmEngine.open({ dir, sync: false });
+      engine = await openBeside(main, dir, ring, lines).catch(async (err: unknown) => {
+        await main.close();
+        throw err;
+      });
+      try {
+        assert.ok(
+          lines.some((l) => l.startsWith('warning: ') && l.includes(damaged)),
+          `${what}: a warning names ${damaged}: ${lines.join('\n')}`,
+        );
+        assert.equal(engine.treeStats().rebuilds, 1, what);
+        assert.deepEqual(await actual(engine, ring), await fromScratch(main, ring), what);
+      } finally {
+        await engine.close();
+      }
+    }
   });
 
   it('does not adopt a saved tree that counts entries when the store beside it is empty (its files gone, aae/ kept)', async () => {

@@ -44,8 +44,9 @@
  * valid TREE whose ring matches is adopted and deleted (a crash after that
  * leaves none; a node claims it before it opens the store: tree-file.ts's
  * claimTree), unless writes came before the ring did (the saved digests
- * lack them: they are computed again from the index); otherwise the index is
- * rebuilt from the store, with one log line naming the file and why. A
+ * lack them: they are computed again from the index); otherwise (no TREE, a
+ * damaged one, or an index of it that is damaged and does not open) the
+ * index is rebuilt from the store, with one log line naming the file and why. A
  * rebuild also runs every verifyIntervalMs, so that drift (a bug, a file
  * damaged under it) does not last; one that fails is tried again after
  * rebuildRetryMs, and until one succeeds the half-built index is never
@@ -82,7 +83,7 @@ import {
   type ScanRange,
   type SnapshotInfo,
 } from '../../storage/index.js';
-import { errorMessage, RingkvError } from '../../util/errors.js';
+import { errorMessage, isRingkvError, RingkvError } from '../../util/errors.js';
 import { InFlight } from '../../util/in-flight.js';
 import { hash32, type Ring } from '../ring/index.js';
 import { ArcDigests } from './arc-digests.js';
@@ -258,14 +259,22 @@ export class IndexedEngine implements Engine {
         // adopted, it would compare equal with the peers, and nothing would be copied back.
         reason = `warning: the store is empty but the saved tree counts ${counted} entries`;
       } else if (read.ok) {
-        this.#slot = read.tree.slot;
-        this.#index = await this.#indexes.open(this.#slot);
-        this.#indexOpen = true;
-        this.#loaded = { fingerprint: read.tree.ringFingerprint, words: read.tree.words };
-        await this.#indexes.clear(this.#slot === 0 ? 1 : 0);
-        // From here a crash leaves no TREE: the next start rebuilds.
-        await file.remove();
-        return;
+        const index = await this.#indexes.open(read.tree.slot).catch((err: unknown) => {
+          // The index is the store's copy: a damaged one is rebuilt (below), not a reason to stay down.
+          if (!isRingkvError(err, 'RINGKV_CORRUPTION')) throw err;
+          return `warning: the index it describes cannot be opened: ${errorMessage(err)}`;
+        });
+        if (typeof index !== 'string') {
+          this.#slot = read.tree.slot;
+          this.#index = index;
+          this.#indexOpen = true;
+          this.#loaded = { fingerprint: read.tree.ringFingerprint, words: read.tree.words };
+          await this.#indexes.clear(this.#slot === 0 ? 1 : 0);
+          // From here a crash leaves no TREE: the next start rebuilds.
+          await file.remove();
+          return;
+        }
+        reason = index;
       } else {
         reason = read.reason;
         // A file that is there but wrong is worth a warning; a missing one is an ordinary first start or crash.
