@@ -206,10 +206,20 @@ describe('snapshot and restore', () => {
     await assert.rejects(restoreSnapshot(vfs, '/snap', '/restored', LEVELS, { admit: refuse }), /Too old/);
     assert.deepEqual(seen, [startMs]);
     assert.ok(!(await vfs.list('/')).includes('restored'));
-    // A snapshot from before SNAPSHOT was written: no time, and it restores.
-    await vfs.remove('/snap/SNAPSHOT');
+    // SHA256SUMS cut short by its last line: SNAPSHOT is there, unlisted, and its time must not be skipped.
     const sums = (await vfs.readFile('/snap/SHA256SUMS')).toString().replace(/.* {2}SNAPSHOT\n/, '');
     await replaceFileDurably(vfs, '/snap', '/snap/SHA256SUMS', Buffer.from(sums));
+    await assert.rejects(
+      restoreSnapshot(vfs, '/snap', '/restored', LEVELS, { admit: refuse }),
+      (err) =>
+        isRingkvError(err, 'RINGKV_CORRUPTION') &&
+        err.message.includes('/snap/SHA256SUMS') &&
+        /does not list SNAPSHOT/.test(err.message),
+    );
+    assert.deepEqual(seen, [startMs], 'refused before its age is judged');
+    assert.ok(!(await vfs.list('/')).includes('restored'));
+    // A snapshot from before SNAPSHOT was written: no time, and it restores.
+    await vfs.remove('/snap/SNAPSHOT');
     const later: (number | undefined)[] = [];
     await restoreSnapshot(vfs, '/snap', '/restored', LEVELS, { admit: (createdMs) => later.push(createdMs) });
     assert.deepEqual(later, [undefined]);

@@ -165,6 +165,13 @@ export async function restoreSnapshot(
       );
     }
   }
+  // SNAPSHOT is the last line: sums cut short there would read as a snapshot too old to know its age.
+  if (!sums.has(SNAPSHOT_INFO_NAME) && (await exists(vfs, join(snapshotDir, SNAPSHOT_INFO_NAME)))) {
+    throw new RingkvError(
+      'RINGKV_CORRUPTION',
+      `${sumsPath} does not list ${SNAPSHOT_INFO_NAME}, which is in the snapshot: the sums are cut short`,
+    );
+  }
   const manifestPath = join(snapshotDir, MANIFEST_NAME);
   if (!sums.has(MANIFEST_NAME))
     throw new RingkvError('RINGKV_CORRUPTION', `${sumsPath} does not list ${MANIFEST_NAME}`);
@@ -209,6 +216,16 @@ export async function restoreSnapshot(
     throw err;
   }
   return { tables: tables.length, bytes };
+}
+
+async function exists(vfs: Vfs, path: string): Promise<boolean> {
+  try {
+    await vfs.stat(path);
+    return true;
+  } catch (err) {
+    if (isFsError(err, 'ENOENT')) return false;
+    throw new RingkvError('RINGKV_IO', `Cannot read ${path}: ${errorMessage(err)}`, { cause: err });
+  }
 }
 
 /** SNAPSHOT's creation time (its sum checked already), in ms since 1970. */
