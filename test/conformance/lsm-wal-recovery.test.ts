@@ -206,6 +206,30 @@ describe('LSM engine: write-ahead logs at open', () => {
     }
   });
 
+  test('a log emptied on disk is read as holding no writes, and the start says so, naming it', async () => {
+    const dir = await tempDir();
+    try {
+      const lines: string[] = [];
+      let engine = await LsmEngine.open(options(dir.path, lines));
+      await writeAll(engine, WRITES);
+      await engine.close();
+      const { path } = await logWithRecords(dir.path);
+      await truncate(path, 0);
+
+      engine = await LsmEngine.open(options(dir.path, lines));
+      try {
+        assert.equal(await liveValue(engine, 'b'), undefined, 'its writes are gone');
+        assert.deepEqual(lines, [
+          `Recovery: ${path} has no complete header (a crash while it was created, or a file emptied on disk): read as holding no writes`,
+        ]);
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      await dir.remove();
+    }
+  });
+
   test('after a crash with nothing torn, every write is replayed and nothing is logged', async () => {
     const dir = await tempDir();
     try {

@@ -113,6 +113,14 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
 
     // Logged once the open succeeded: a refused open prints only why.
     for (const log of logs) {
+      if (log.cutOffset === 0) {
+        // Read as empty (wal/reader.ts): only a crash inside its creation leaves this legitimately,
+        // but a log emptied on disk looks the same, and its writes would go unmentioned.
+        options.log(
+          `Recovery: ${log.file} has no complete header (a crash while it was created, or a file emptied on disk): read as holding no writes`,
+        );
+        continue;
+      }
       if (log.cutRecords === 0) continue;
       options.log(
         `Recovery: ${log.file} was not closed cleanly (a crash or kill): cut its torn last record, ${log.cutBytes} bytes at offset ${log.cutOffset}; the ${log.entries} writes before it were replayed`,
