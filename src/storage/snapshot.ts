@@ -122,7 +122,8 @@ export interface RestoreOptions {
  * after checking every file against SHA256SUMS and the manifest against the
  * files. A damaged or incomplete snapshot is refused (RINGKV_CORRUPTION,
  * naming the file) before anything is written. The MANIFEST goes in last: a
- * crash before it leaves tables an engine deletes at open, as unlisted. A
+ * crash before it leaves tables with no MANIFEST, which an engine refuses to
+ * open (naming the missing MANIFEST), never taken for a node's data. A
  * failure removes what was written, so that the restore can be run again.
  */
 export async function restoreSnapshot(

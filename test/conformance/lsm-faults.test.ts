@@ -264,6 +264,31 @@ describe('LSM engine: a MANIFEST renamed into place whose directory fsync fails'
       assert.ok((await vfs.list('/data')).includes('999999.sst'), 'the unlisted table is kept');
     });
   }
+
+  test('a directory of tables with no MANIFEST is refused, naming it, and no table is deleted', async () => {
+    const vfs = new FaultyVfs(new MemoryVfs());
+    const engine = await LsmEngine.open(options(vfs, { memtableBytesMax: 1 << 20 }));
+    for (let i = 0; i < 20; i++) await engine.write(valueEntry(key(i), BigInt(i + 1), value(i)));
+    await engine.flush();
+    await engine.close();
+    const tables = (await vfs.list('/data')).filter((name) => name.endsWith('.sst'));
+    assert.ok(tables.length > 0);
+    // A MANIFEST lost (or a restore cut short before it): the tables hold every acknowledged write.
+    await vfs.remove('/data/MANIFEST');
+    await assert.rejects(LsmEngine.open(options(vfs)), (err: unknown) => {
+      assert.ok(isRingkvError(err, 'RINGKV_CORRUPTION'), String(err));
+      assert.match(
+        err.message,
+        /^Corruption in \/data\/MANIFEST at offset 0: missing, but the directory holds \d+ tables?/,
+      );
+      return true;
+    });
+    assert.deepEqual(
+      (await vfs.list('/data')).filter((name) => name.endsWith('.sst')),
+      tables,
+      'every table is kept',
+    );
+  });
 });
 
 /** A FaultyVfs that knows which files are open. */

@@ -72,6 +72,17 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
   const manifest = await readManifest(dir, options.levelCount, vfs);
   let version = manifest?.version ?? Version.empty(options.levelCount);
   const found = await surveyDirectory(options, version, manifest?.nextFileNumber ?? 1);
+  if (manifest === undefined && found.leftovers.some((path) => path.endsWith('.sst'))) {
+    // An engine writes its MANIFEST at its first open, before any table: tables with none are not
+    // leftovers of this engine's own edits but a MANIFEST lost (or a restore cut short before it).
+    // Deleting them would lose every write they hold.
+    const tables = found.leftovers.filter((path) => path.endsWith('.sst')).length;
+    throw new CorruptionError(
+      join(dir, MANIFEST_NAME),
+      0,
+      `missing, but the directory holds ${tables} table${tables === 1 ? '' : 's'} (nothing was deleted): the MANIFEST was lost, or a restore was cut short before writing it. Restore the node from a snapshot into an empty directory, or move the directory aside and start the node on an empty one (its replicas copy its data back; a one-node cluster has no other copy)`,
+    );
+  }
 
   const home: TableHome = { dir, vfs, cache: new BlockCache(options.blockCacheBytes) };
   const flushWorker = jobRunner('ringkv-flush', vfs);
