@@ -164,7 +164,12 @@ describe('LSM engine: failed background work', () => {
 
       // The cause gone, a retry flushes, and writes are taken again.
       await Promise.all(blockers.map((path) => unlink(path)));
-      await until('a flush after the repair', () => engine.stats().flushes >= 1);
+      // Every memtable frozen meanwhile flushed: one whose last attempt failed before the repair
+      // waits for its retry, and until then a writer that would wait for it is still refused.
+      await until('the frozen memtables flushed after the repair', () => {
+        const stats = engine.stats();
+        return stats.flushes >= 1 && stats.immutableMemtables === 0 && stats.backgroundError === undefined;
+      });
       await writeBatch(engine, 'g', 100);
       await engine.flush();
       assert.equal(engine.stats().backgroundError, undefined);
