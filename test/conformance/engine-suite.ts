@@ -26,7 +26,7 @@ export interface EngineFactory {
 const b = (s: string) => Buffer.from(s, 'utf8');
 
 export async function scanAll(
-  engine: Engine,
+  engine: Pick<Engine, 'scan'>,
   start: Buffer = Buffer.alloc(0),
   end?: Buffer,
 ): Promise<Entry[]> {

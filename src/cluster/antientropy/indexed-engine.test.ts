@@ -16,13 +16,13 @@ import {
   tombstoneEntry,
   valueEntry,
 } from '../../storage/index.js';
-import { isRingkvError } from '../../util/errors.js';
+import { isRingkvError, RingkvError } from '../../util/errors.js';
 import { hash32, Ring } from '../ring/index.js';
 import { ArcDigests } from './arc-digests.js';
 import { lsmIndexes } from './index-store.js';
 import { IndexedEngine, indexKey } from './indexed-engine.js';
 import { valueHash } from './merkle.js';
-import { indexedValueHash } from './scan.js';
+import { indexedValueHash, summaryPage } from './scan.js';
 import { treeFileIn } from './tree-file.js';
 
 const dirs: string[] = [];
@@ -338,6 +338,101 @@ describe('IndexedEngine', () => {
         await engine.close();
       }
     }
+  });
+
+  it('rebuilds the index, once and naming the file, when a read of it finds a damaged data block while the node runs', async () => {
+    const ring = new Ring(URLS, { vnodesPerNode: 64 });
+    const dir = await mkdtemp(join(tmpdir(), 'ringkv-aae-'));
+    dirs.push(dir);
+    const lines: string[] = [];
+    let main = await LsmEngine.open({ dir, sync: false });
+    let engine = await openBeside(main, dir, ring, lines);
+    for (let i = 0; i < 200; i++) await engine.write(valueEntry(key(i), 5n, Buffer.from('x'), 0));
+    /** Closes, then flips a byte of the first data block of a table of the saved tree's index. */
+    const closeAndDamage = async (): Promise<string> => {
+      await engine.close();
+      const tree = await readFile(join(dir, 'aae', 'TREE'));
+      const slotDir = join(dir, 'aae', `index-${tree.readUInt32BE(8)}`);
+      const table = (await readdir(slotDir)).find((name) => name.endsWith('.sst'));
+      assert.ok(table !== undefined, `a table in ${slotDir}`);
+      const bytes = await readFile(join(slotDir, table));
+      bytes[10] = bytes[10]! ^ 0xff;
+      await writeFile(join(slotDir, table), bytes);
+      return join(slotDir, table);
+    };
+    const reopen = async () => {
+      lines.length = 0;
+      main = await LsmEngine.open({ dir, sync: false });
+      engine = await openBeside(main, dir, ring, lines);
+      // The footer and MANIFEST are sound: the saved tree is adopted.
+      assert.equal(engine.treeStats().rebuilds, 0, lines.join('\n'));
+    };
+
+    // A responder's summary pages over every hash: two under way together fail, and one rebuild follows.
+    let damaged = await closeAndDamage();
+    await reopen();
+    assert.equal(engine.state, 'ready');
+    const page = () =>
+      summaryPage(engine.index, [0, 2 ** 32], Buffer.alloc(0), {
+        entriesMax: 1000,
+        bytesMax: 1 << 20,
+        yieldEntries: 1000,
+      });
+    const reads = await Promise.allSettled([page(), page()]);
+    for (const read of reads) {
+      assert.ok(read.status === 'rejected' && isRingkvError(read.reason, 'RINGKV_CORRUPTION'), String(read));
+    }
+    await engine.settled();
+    assert.equal(engine.treeStats().rebuilds, 1, lines.join('\n'));
+    assert.ok(engine.treeStats().lastRebuildReason?.includes(damaged), engine.treeStats().lastRebuildReason);
+    assert.ok(
+      lines.some((l) => l.startsWith('warning: ') && l.includes(damaged)),
+      `a warning names ${damaged}: ${lines.join('\n')}`,
+    );
+    assert.deepEqual(await actual(engine, ring), await fromScratch(main, ring));
+    assert.equal((await page()).page.summaries.length, 200);
+    assert.equal(engine.treeStats().rebuilds, 1);
+
+    // Digests for a new ring read the whole index: the damage found there rebuilds it too.
+    damaged = await closeAndDamage();
+    await reopen();
+    const other = new Ring(URLS, { vnodesPerNode: 32 });
+    engine.watchRing(() => other);
+    await engine.settled();
+    assert.equal(engine.treeStats().rebuilds, 1, lines.join('\n'));
+    assert.ok(engine.treeStats().lastRebuildReason?.includes(damaged), engine.treeStats().lastRebuildReason);
+    assert.deepEqual(await actual(engine, other), await fromScratch(main, other));
+    await engine.close();
+  });
+
+  it('a read of the index that fails with an error other than damage does not rebuild it', async () => {
+    const ring = new Ring(URLS, { vnodesPerNode: 64 });
+    let failScans = false;
+    const engine = await IndexedEngine.open({
+      main: new MemoryEngine(),
+      indexes: memoryIndexes((index) =>
+        hooked(index, {
+          scan: (range) => {
+            if (!failScans) return index.scan(range);
+            return {
+              next: () => Promise.reject(new RingkvError('RINGKV_IO', 'EIO: simulated read error')),
+              close: async () => {},
+            };
+          },
+        }),
+      ),
+      verifyIntervalMs: 0,
+    });
+    engine.watchRing(() => ring);
+    for (let i = 0; i < 20; i++) await engine.write(valueEntry(key(i), 5n, Buffer.from('x'), 0));
+    await engine.settled();
+    const rebuilds = engine.treeStats().rebuilds;
+    failScans = true;
+    await assert.rejects(scanAll(engine.index), { code: 'RINGKV_IO' });
+    await engine.settled();
+    assert.equal(engine.treeStats().rebuilds, rebuilds);
+    assert.equal(engine.state, 'ready');
+    await engine.close();
   });
 
   it('does not adopt a saved tree that counts entries when the store beside it is empty (its files gone, aae/ kept)', async () => {

@@ -47,10 +47,12 @@
  * lack them: they are computed again from the index); otherwise (no TREE, a
  * damaged one, or an index of it that is damaged and does not open) the
  * index is rebuilt from the store, with one log line naming the file and why. A
- * rebuild also runs every verifyIntervalMs, so that drift (a bug, a file
- * damaged under it) does not last; one that fails is tried again after
- * rebuildRetryMs, and until one succeeds the half-built index is never
- * digested.
+ * rebuild also runs when a read of the index (an exchange's, a responder's, a
+ * digest computation's) finds it damaged (RINGKV_CORRUPTION, naming the file
+ * and offset: a warning), once for that index, and every verifyIntervalMs, so
+ * that drift (a bug, a file damaged under it) does not last; one that fails
+ * is tried again after rebuildRetryMs, and until one succeeds the half-built
+ * index is never digested.
  *
  * Purge (cleanup after a move): the store's purge, the same ranges purged
  * from the index, then the digests recomputed from the index. It waits its
@@ -199,6 +201,8 @@ export class IndexedEngine implements Engine {
   readonly #held: string[] = [];
   #maintaining: Promise<void> | undefined;
   #rebuildReason: string | undefined;
+  /** The index whose damage a read found: a rebuild is asked for, and replaces it. */
+  #damaged: Engine | undefined;
   #digestAgain = false;
   readonly #purges: _PurgeJob[] = [];
   /** The purge under way: writes it would drop wait for it. */
@@ -314,6 +318,16 @@ export class IndexedEngine implements Engine {
     else this.#held.push(line);
   }
 
+  /**
+   * A read of `index` failed: a damaged one is rebuilt, once (later reads of it,
+   * or of an index a rebuild replaced, ask for nothing more). Other errors are the caller's.
+   */
+  #indexReadFailed(index: Engine, err: unknown): void {
+    if (!isRingkvError(err, 'RINGKV_CORRUPTION') || index !== this.#index || index === this.#damaged) return;
+    this.#damaged = index;
+    this.rebuild(`warning: a read of the index failed: ${errorMessage(err)}`);
+  }
+
   /** Starts a full rebuild from the store (after what is under way); the reason is logged. */
   rebuild(reason: string): void {
     if (this.#closing) return;
@@ -343,9 +357,26 @@ export class IndexedEngine implements Engine {
     return undefined;
   }
 
-  /** The index, for exchanges' range reads (only while ready). */
-  get index(): Engine {
-    return this.#index;
+  /**
+   * The index, for exchanges' range reads (only while ready). A read that
+   * finds it damaged (RINGKV_CORRUPTION) starts a rebuild: exchanges that
+   * read it would otherwise fail every round until the next verification.
+   */
+  get index(): Pick<Engine, 'scan'> {
+    const index = this.#index;
+    return {
+      scan: (range) => {
+        const cursor = index.scan(range);
+        return {
+          next: () =>
+            cursor.next().catch((err: unknown) => {
+              this.#indexReadFailed(index, err);
+              throw err;
+            }),
+          close: () => cursor.close(),
+        };
+      },
+    };
   }
 
   /** Counts entries an exchange read (index entries, store reads). */
@@ -637,7 +668,14 @@ export class IndexedEngine implements Engine {
         continue;
       }
       this.#digestAgain = false;
-      await this.#digest(ring);
+      const index = this.#index;
+      try {
+        await this.#digest(ring);
+      } catch (err) {
+        // Otherwise each exchange would ask for these digests again, and read the damage again.
+        this.#indexReadFailed(index, err);
+        throw err;
+      }
     }
   }
 
@@ -682,6 +720,7 @@ export class IndexedEngine implements Engine {
     this.#loaded = undefined;
     this.#index = target;
     this.#slot = slot;
+    this.#damaged = undefined;
     // Updates that began on the previous index finish before it closes; later ones use the new one.
     await Promise.allSettled(this.#active.matching(() => true));
     // From here every write reaches the new index, or its failure sets this again.

@@ -106,7 +106,7 @@ function _bounds(ranges: readonly number[], i: number): { start: Buffer; end: Bu
  * with look-ahead. Counts what it read.
  */
 export class RangeEntries {
-  readonly #index: Engine;
+  readonly #index: Pick<Engine, 'scan'>;
   readonly #ranges: readonly number[];
   readonly #from: Buffer;
   readonly #yieldEntries: number;
@@ -119,7 +119,7 @@ export class RangeEntries {
   /** Index entries read. */
   read = 0;
 
-  constructor(index: Engine, ranges: readonly number[], from: Buffer, yieldEntries: number) {
+  constructor(index: Pick<Engine, 'scan'>, ranges: readonly number[], from: Buffer, yieldEntries: number) {
     this.#index = index;
     this.#ranges = ranges;
     this.#from = from;
@@ -224,7 +224,7 @@ export function summaryOf(indexEntry: Entry): KeySummary {
  * index position of the last entry listed. Resolves with the entries read.
  */
 export async function summaryPage(
-  index: Engine,
+  index: Pick<Engine, 'scan'>,
   ranges: readonly number[],
   start: Buffer,
   limits: SummaryLimits,
