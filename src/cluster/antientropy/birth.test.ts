@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { MemoryEngine, MemoryVfs, seededRandom, valueEntry } from '../../storage/index.js';
+import { isRingkvError } from '../../util/errors.js';
 import { BIRTH_FILE, loadBirthVersion } from './birth.js';
 
 const dirs: string[] = [];
@@ -32,7 +33,7 @@ describe('loadBirthVersion', () => {
     const dir = await tempDir();
     const clock = countingClock();
     assert.equal(await loadBirthVersion(dir, { engine: new MemoryEngine(), clock }), 1000n);
-    assert.equal(await readFile(join(dir, BIRTH_FILE), 'latin1'), 'ringkv-birth 1\n1000\n');
+    assert.equal(await readFile(join(dir, BIRTH_FILE), 'latin1'), 'ringkv-birth 2\n1000\n5aa592e2\n');
     // Restarted (the engine holds data by now): the recorded version, no new one.
     const engine = new MemoryEngine();
     await engine.write(valueEntry(Buffer.from('k'), 5n, Buffer.from('v')));
@@ -50,14 +51,43 @@ describe('loadBirthVersion', () => {
     assert.equal(await loadBirthVersion(dir, { engine: new MemoryEngine(), clock }), 0n, 'recorded');
   });
 
-  it('a damaged file stops the node with RINGKV_CORRUPTION', async () => {
+  it('a damaged file stops the node with RINGKV_CORRUPTION, naming it', async () => {
     const dir = await tempDir();
-    for (const text of ['ringkv-birth 1\n12x\n', 'garbage', `ringkv-birth 1\n${2n ** 64n}\n`]) {
-      await writeFile(join(dir, BIRTH_FILE), text);
-      await assert.rejects(loadBirthVersion(dir, { engine: new MemoryEngine(), clock: countingClock() }), {
-        code: 'RINGKV_CORRUPTION',
-      });
+    const path = join(dir, BIRTH_FILE);
+    for (const text of [
+      'ringkv-birth 1\n12x\n',
+      'garbage',
+      `ringkv-birth 1\n${2n ** 64n}\n`,
+      // A digit changed on disk: still a version, but not the one written.
+      'ringkv-birth 2\n1900\n5aa592e2\n',
+      'ringkv-birth 2\n1000\n',
+      'ringkv-birth 1\n1000\n5aa592e2\n',
+    ]) {
+      await writeFile(path, text);
+      await assert.rejects(
+        loadBirthVersion(dir, { engine: new MemoryEngine(), clock: countingClock() }),
+        (err: unknown) => isRingkvError(err, 'RINGKV_CORRUPTION') && err.message.startsWith(`Bad ${path}: `),
+        JSON.stringify(text),
+      );
     }
+  });
+
+  it('a digit changed on disk in the file it wrote is found by the checksum', async () => {
+    const dir = await tempDir();
+    const path = join(dir, BIRTH_FILE);
+    assert.equal(await loadBirthVersion(dir, { engine: new MemoryEngine(), clock: countingClock() }), 1000n);
+    await writeFile(path, (await readFile(path, 'latin1')).replace('1000', '1900'));
+    await assert.rejects(
+      loadBirthVersion(dir, { engine: new MemoryEngine(), clock: countingClock() }),
+      (err: unknown) =>
+        isRingkvError(err, 'RINGKV_CORRUPTION') && err.message.startsWith(`Bad ${path}: checksum mismatch`),
+    );
+  });
+
+  it('a file of version 1 (no checksum) still reads', async () => {
+    const dir = await tempDir();
+    await writeFile(join(dir, BIRTH_FILE), 'ringkv-birth 1\n1234\n');
+    assert.equal(await loadBirthVersion(dir, { engine: new MemoryEngine(), clock: countingClock() }), 1234n);
   });
 
   it('goes through the given vfs, durably: a power loss right after keeps the version', async () => {

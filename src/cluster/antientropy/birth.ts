@@ -7,7 +7,11 @@
  * cluster has no older keys to pull, so this is the one case where keys may
  * reach a node no write of them was sent to (docs/design/anti-entropy.md).
  *
- *   file BIRTH:  "ringkv-birth 1\n" <version, decimal> "\n"
+ *   file BIRTH:  "ringkv-birth 2\n" <version, decimal> "\n" <CRC-32 of what precedes, 8 hex digits> "\n"
+ *
+ * Version 1 files (no checksum line) still read. A version 2 file whose
+ * checksum does not match is corruption: a digit changed on disk would
+ * otherwise change the version silently.
  *
  * Rules, decided once at start-up:
  * - BIRTH present: its version, whatever the engine holds.
@@ -22,11 +26,11 @@
  */
 import { join } from 'node:path';
 import { type Engine, nodeVfs, replaceFileDurably, type Vfs } from '../../storage/index.js';
+import { crc32 } from '../../util/bytes.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 
 /** Name of the file in the data directory. */
 export const BIRTH_FILE = 'BIRTH';
-const HEADER = 'ringkv-birth 1\n';
 
 export async function loadBirthVersion(
   dataDir: string,
@@ -49,7 +53,7 @@ export async function loadBirthVersion(
   }
   if (text !== undefined) return _parse(path, text);
   const version = (await _isEmpty(options.engine)) ? options.clock.now() : 0n;
-  await _writeDurably(vfs, dataDir, path, `${HEADER}${version}\n`);
+  await _writeDurably(vfs, dataDir, path, birthFile(version).bytes);
   return version;
 }
 
@@ -60,16 +64,31 @@ export async function loadBirthVersion(
  * back. The restore writes it before the MANIFEST (storage/snapshot.ts).
  */
 export function birthFile(version: bigint): { name: string; bytes: Buffer } {
-  return { name: BIRTH_FILE, bytes: Buffer.from(`${HEADER}${version}\n`, 'latin1') };
+  const body = `ringkv-birth 2\n${version}\n`;
+  return { name: BIRTH_FILE, bytes: Buffer.from(`${body}${_checksum(body)}\n`, 'latin1') };
+}
+
+function _checksum(body: string): string {
+  return crc32(Buffer.from(body, 'latin1')).toString(16).padStart(8, '0');
 }
 
 function _parse(path: string, text: string): bigint {
-  const match = /^ringkv-birth 1\n(0|[1-9][0-9]{0,19})\n$/.exec(text);
-  const version = match === null ? undefined : BigInt(match[1]!);
+  const remedy = 'delete it to treat this node as never having lost data';
+  const match = /^(ringkv-birth ([12])\n(0|[1-9][0-9]{0,19})\n)(?:([0-9a-f]{8})\n)?$/.exec(text);
+  // Version 1 has no checksum line; version 2 must have one.
+  const wellFormed = match !== null && (match[2] === '1') === (match[4] === undefined);
+  const version = wellFormed ? BigInt(match[3]!) : undefined;
   if (version === undefined || version >= 2n ** 64n) {
     throw new RingkvError(
       'RINGKV_CORRUPTION',
-      `Bad ${path}: expected "ringkv-birth 1" and a version; delete it to treat this node as never having lost data`,
+      `Bad ${path}: expected "ringkv-birth 2", a version and its checksum; ${remedy}`,
+    );
+  }
+  const stored = match![4];
+  if (stored !== undefined && stored !== _checksum(match![1]!)) {
+    throw new RingkvError(
+      'RINGKV_CORRUPTION',
+      `Bad ${path}: checksum mismatch (stored ${stored}, computed ${_checksum(match![1]!)}); ${remedy}`,
     );
   }
   return version;
@@ -88,9 +107,9 @@ async function _isEmpty(engine: Engine): Promise<boolean> {
 }
 
 /** Write a temporary file, fsync it, rename it over, fsync the directory: once per data directory. */
-async function _writeDurably(vfs: Vfs, dir: string, path: string, text: string): Promise<void> {
+async function _writeDurably(vfs: Vfs, dir: string, path: string, bytes: Buffer): Promise<void> {
   try {
-    await replaceFileDurably(vfs, dir, path, Buffer.from(text, 'latin1'));
+    await replaceFileDurably(vfs, dir, path, bytes);
   } catch (err) {
     throw new RingkvError('RINGKV_IO', `Cannot write ${path}: ${errorMessage(err)}`, { cause: err });
   }
