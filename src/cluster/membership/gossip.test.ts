@@ -8,7 +8,7 @@ import {
   compareMemberships,
   flipped,
   type Membership,
-  rivalFirstViews,
+  rivalViews,
   sameView,
   withJoining,
   withLeaving,
@@ -169,8 +169,8 @@ describe('Gossip: rival first views (two --cluster lists)', () => {
   }
 
   test('neither replaces the other, whichever would win the merge', async () => {
-    assert.ok(rivalFirstViews(ours, theirs));
-    assert.ok(!rivalFirstViews(ours, bootstrapMembership([c, b, a])));
+    assert.ok(rivalViews(ours, theirs) && rivalViews(theirs, ours));
+    assert.ok(!rivalViews(ours, bootstrapMembership([c, b, a])));
     for (const [held, offered] of [
       [ours, theirs],
       [theirs, ours],
@@ -200,10 +200,33 @@ describe('Gossip: rival first views (two --cluster lists)', () => {
     assert.equal(gossip.rivals().size, 0);
   });
 
-  test('a change made from either first view wins over both as usual', async () => {
-    const { gossip } = node(ours, new Map());
-    const change = withJoining(theirs, e);
-    assert.equal(await gossip.offer(change), change);
-    assert.equal(gossip.stats().rivalViews, 0);
+  test('a later view made from the rival first view is not taken either, by a node still at its first view', async () => {
+    // Made through a node of the other list (a join through d, say): taking it would put d in the
+    // ring with no data moved, just as taking the rival first view itself would.
+    for (const [held, later] of [
+      [ours, withJoining(theirs, e)],
+      [ours, flipped(withJoining(theirs, e))],
+      [theirs, withJoining(ours, e)],
+      [theirs, flipped(withLeaving(ours, c, { dead: true }))],
+    ] as const) {
+      const { gossip, reported } = node(held, new Map());
+      assert.equal(await gossip.offer(later), held, `epoch ${later.epoch}`);
+      assert.equal(gossip.stats().rivalViews, 1);
+      assert.equal(reported.length, 1);
+    }
+  });
+
+  test('a later view made from its own first view is taken as usual, whatever changed since', async () => {
+    const start = bootstrapMembership([a, b, c, d]);
+    for (const later of [
+      withJoining(start, e),
+      flipped(withJoining(start, e)),
+      flipped(withLeaving(start, d, { dead: true })),
+      withLeaving(flipped(withJoining(start, e)), a, { dead: false }),
+    ]) {
+      const { gossip } = node(start, new Map());
+      assert.equal(await gossip.offer(later), later, `epoch ${later.epoch}`);
+      assert.equal(gossip.stats().rivalViews, 0);
+    }
   });
 });

@@ -32,7 +32,7 @@ import {
   liveMembers,
   MemberState,
   type Membership,
-  rivalFirstViews,
+  rivalViews,
 } from './membership.js';
 import type { Topology } from './topology.js';
 
@@ -44,7 +44,7 @@ export interface GossipOptions {
   readonly persist: (view: Membership) => Promise<void>;
   readonly intervalMs?: number;
   readonly requestTimeoutMs?: number;
-  /** A rival first view was offered and not taken; `peer` is the one that answered with it (undefined: it sent it). */
+  /** A rival view (membership.ts) was offered and not taken; `peer` is the one that answered with it (undefined: it sent it). */
   readonly onRivalView?: (view: Membership, peer: string | undefined) => void;
 }
 
@@ -55,7 +55,7 @@ export interface GossipStats {
   readonly adopted: number;
   /** The last exchange that failed (a peer down, most often), if any. */
   readonly lastError: string | undefined;
-  /** Rival first views offered and not taken (membership.ts). */
+  /** Rival views offered and not taken (membership.ts). */
   readonly rivalViews: number;
 }
 
@@ -67,7 +67,7 @@ export class Gossip {
   readonly #intervalMs: number;
   readonly #requestTimeoutMs: number;
   readonly #onRivalView: GossipOptions['onRivalView'];
-  /** Peers whose last answer was a rival first view, and that view. */
+  /** Peers whose last answer was a rival view, and that view. */
   readonly #rivals = new Map<string, Membership>();
   /** The offer being applied; the next one waits for it. */
   #queue: Promise<unknown> = Promise.resolve();
@@ -102,7 +102,7 @@ export class Gossip {
     const applied = this.#queue.then(async () => {
       const held = this.#topology.view;
       if (peer !== undefined) this.#rivals.delete(peer);
-      if (rivalFirstViews(view, held)) {
+      if (rivalViews(held, view)) {
         this.#rivalViews++;
         if (peer !== undefined) this.#rivals.set(peer, view);
         this.#onRivalView?.(view, peer);
@@ -217,7 +217,7 @@ export class Gossip {
     return peers.filter((_, i) => answered[i]);
   }
 
-  /** Peers whose last answer was a rival first view (membership.ts), with that view. */
+  /** Peers whose last answer was a rival view (membership.ts), with that view. */
   rivals(): ReadonlyMap<string, Membership> {
     return this.#rivals;
   }

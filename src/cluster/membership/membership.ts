@@ -30,11 +30,12 @@
  *
  * One exception: two different views of epoch 1 are two first views, of
  * nodes started with different `--cluster` lists, and neither replaces the
- * other (rivalFirstViews). Taking one over the other would change the ring
- * with no move: keys would be read from nodes that never held them, and
- * dropped by those that did. A node refuses to start beside a rival first
- * view (service.ts); running nodes that meet one keep their own and report
- * it. A change made from either view (epoch 2) wins over both as usual.
+ * other (rivalViews). Taking one over the other would change the ring with
+ * no move: keys would be read from nodes that never held them, and dropped
+ * by those that did. Nor does a node still at its first view take a later
+ * view made from a rival one (a change made through a node of the other
+ * list), for the same reason. A node refuses to start beside a rival view
+ * (service.ts); running nodes that meet one keep their own and report it.
  *
  * Removed members stay in the view (at most REMOVED_KEPT_MAX of them, the
  * oldest dropped first), so that a removed node that comes back learns it
@@ -164,11 +165,24 @@ export function viewDigestHex(view: Membership): string {
 }
 
 /**
- * Whether `a` and `b` are two different first views (epoch 1) of a cluster:
- * neither replaces the other (module comment).
+ * Whether `view` is a rival of `held` (module comment): `held` is a first
+ * view (epoch 1), and `view` is another first view, or a later view that
+ * cannot have been made from `held`. Views name no parent, so a later one
+ * is judged by its members: those untouched since epoch 1 (`since` 1) must
+ * be `held`'s, as `held` has them, and each of `held`'s members must still
+ * be there (removed ones are dropped only past REMOVED_KEPT_MAX of them).
  */
-export function rivalFirstViews(a: Membership, b: Membership): boolean {
-  return a.epoch === 1n && b.epoch === 1n && !sameView(a, b);
+export function rivalViews(held: Membership, view: Membership): boolean {
+  if (held.epoch !== 1n || view.epoch < 1n) return false;
+  if (view.epoch === 1n) return !sameView(held, view);
+  const untouchedElsewhere = view.members.some((m) => {
+    if (m.since !== 1n) return false;
+    const ours = findMember(held, m.url);
+    return ours === undefined || !sameMember(m, ours);
+  });
+  if (untouchedElsewhere) return true;
+  const removed = view.members.filter((m) => m.state === MemberState.Removed).length;
+  return removed < REMOVED_KEPT_MAX && held.members.some((m) => findMember(view, m.url) === undefined);
 }
 
 /** The view that wins (module comment): one of the two, whole. */

@@ -94,6 +94,19 @@ describe('MembershipService: a first start beside other views', () => {
     await assert.rejects(gone.open(), isConfig(/^This node \(http:\/\/d:1\) was removed from the cluster/));
   });
 
+  test('a later view made from a rival first view is refused, though it lists this node', async () => {
+    // The cluster was formed as a, b, c, e; d joined it, lost its disk, and is started with the wrong list.
+    const theirs = flipped(withJoining(bootstrapMembership([a, b, c, e]), d));
+    const { vfs, open } = await node(d, four, () => theirs);
+    await assert.rejects(
+      open(),
+      isConfig(
+        /^http:\/\/a:1 holds a membership made from another first view of the cluster \(epoch 3, members .*\): .*--join http:\/\/a:1$/,
+      ),
+    );
+    assert.equal(await loadMembership(vfs, DIR), undefined);
+  });
+
   test('peers that lag behind the latest view answered do not refuse the start', async () => {
     // a, b, c formed the cluster; d joined it (epoch 3), then lost its disk and is started with
     // --cluster a,b,c,d. b and c have not heard of the flip yet: b's first view is a rival of d's.
@@ -173,7 +186,7 @@ describe('MembershipService: a first start beside other views', () => {
     assert.equal(rival.length, 1, JSON.stringify(records));
     assert.match(
       rival[0]!.line,
-      /another first view of the cluster \(epoch 1, members http:\/\/a:1,http:\/\/b:1,http:\/\/c:1,http:\/\/d:1;/,
+      /another first view of the cluster \(epoch 1, members http:\/\/a:1,http:\/\/b:1,http:\/\/c:1,http:\/\/d:1\), started with another --cluster list than this node's first view \(members http:\/\/a:1,http:\/\/b:1,http:\/\/c:1\): it is not taken/,
     );
     assert.equal(service.gossip.stats().rivalViews, 4);
   });

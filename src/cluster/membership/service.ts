@@ -16,14 +16,14 @@
  *    a node that lost its disk) takes up its place instead.
  * 3. Otherwise `--cluster`: the bootstrap view, epoch 1, every node normal.
  *    The other listed nodes that answer are asked for their views first: a
- *    rival first view (membership.ts: a running cluster formed with another
- *    list) is refused, and so is a later view that does not list this node.
+ *    rival view (membership.ts: a running cluster formed with another list)
+ *    is refused, and so is a later view that does not list this node.
  *    The view is stored only once start() found no rival either, so a
  *    refused start stores no membership and the same directory can --join.
  *
  * start(), before the node reports ready: an exchange with every live member
  * (a node that was away catches up before it serves), the join proposal if
- * any, then gossip and the mover run. A node that meets a rival first view
+ * any, then gossip and the mover run. A node that meets a rival view
  * there does not start if it was never started before, and says so in one
  * record (membership.rival-view) if it was.
  */
@@ -45,7 +45,7 @@ import {
   MemberState,
   type Membership,
   moveUnderWay,
-  rivalFirstViews,
+  rivalViews,
   viewDigest,
   withJoining,
 } from './membership.js';
@@ -97,7 +97,7 @@ export class MembershipService {
   #joinAgain: { readonly replaces?: string } | undefined;
   /** A first view not stored yet (open(), case 3): start() stores it once no member holds a rival one. */
   #firstView: Membership | undefined;
-  /** Rival first views reported already (by viewDigest), so that gossip's rounds do not repeat the record. */
+  /** Rival views reported already (by viewDigest), so that gossip's rounds do not repeat the record. */
   readonly #rivalsReported = new Set<bigint>();
 
   private constructor(
@@ -272,7 +272,7 @@ export class MembershipService {
     this.#options.log(
       'warn',
       'membership.rival-view',
-      `${peer ?? 'A peer'} holds another first view of the cluster (epoch 1, members ${memberList(view)}; this node's: ${memberList(this.topology.view)}), started with another --cluster list: it is not taken. Nodes of a new cluster need the same --cluster list; a node added to a running cluster starts with --join ANY_MEMBER`,
+      `${peer ?? 'A peer'} holds ${rivalDescription(view)}, started with another --cluster list than this node's first view (members ${memberList(this.topology.view)}): it is not taken. Nodes of a new cluster need the same --cluster list; a node added to a running cluster starts with --join ANY_MEMBER`,
     );
   }
 
@@ -359,7 +359,8 @@ async function fetchView(transport: MembershipLinks, member: string): Promise<Me
  * A first start's check (open(), case 3): asks the other nodes `first` lists
  * for their views, at once. If the latest view answered is a first view, it
  * refuses a rival one; if it is a later view, it refuses it when it does not
- * list this node (it was made without it: it must join) or lists it removed.
+ * list this node (it was made without it: it must join), lists it removed,
+ * or was made from a rival first view.
  * Nodes that do not answer (not started yet) are skipped; start()'s exchange
  * meets those that start at the same time.
  */
@@ -385,26 +386,34 @@ async function refuseOtherViews(
     }),
   );
   // Judged by the latest view answered: a peer that lags behind it takes it from the others soon.
-  let latest: Membership | undefined;
-  for (const view of views) {
-    if (view !== undefined && (latest === undefined || compareMemberships(view, latest) > 0)) latest = view;
-  }
+  let at = -1;
+  views.forEach((view, i) => {
+    if (view !== undefined && (at < 0 || compareMemberships(view, views[at]!) > 0)) at = i;
+  });
+  const latest = views[at];
   if (latest === undefined || latest.epoch === 0n) return;
   if (latest.epoch === 1n) {
-    const rival = views.findIndex((view) => view !== undefined && rivalFirstViews(view, first));
+    const rival = views.findIndex((view) => view !== undefined && rivalViews(first, view));
     if (rival >= 0) throw rivalError(peers[rival]!, views[rival]!);
     return;
   }
   const self = findMember(latest, selfUrl);
   if (self === undefined) throw notMemberError(selfUrl, latest.epoch);
   if (self.state === MemberState.Removed) throw removedError(selfUrl, self.since);
+  if (rivalViews(first, latest)) throw rivalError(peers[at]!, latest);
 }
 
 function rivalError(peer: string, view: Membership): RingkvError {
   return new RingkvError(
     'RINGKV_CONFIG',
-    `${peer} holds another first view of the cluster (epoch 1, members ${memberList(view)}): it was started with another --cluster list. Start the nodes of a new cluster with the same --cluster list; to add this node to that cluster, start it with --join ${peer}`,
+    `${peer} holds ${rivalDescription(view)}: it was started with another --cluster list. Start the nodes of a new cluster with the same --cluster list; to add this node to that cluster, start it with --join ${peer}`,
   );
+}
+
+function rivalDescription(view: Membership): string {
+  return view.epoch === 1n
+    ? `another first view of the cluster (epoch 1, members ${memberList(view)})`
+    : `a membership made from another first view of the cluster (epoch ${view.epoch}, members ${memberList(view)})`;
 }
 
 function memberList(view: Membership): string {
