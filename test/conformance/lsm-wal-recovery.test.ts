@@ -230,6 +230,31 @@ describe('LSM engine: write-ahead logs at open', () => {
     }
   });
 
+  test('an emptied log followed by one that holds writes is refused, naming it: only the newest log can be torn in its creation', async () => {
+    const dir = await tempDir();
+    try {
+      const lines: string[] = [];
+      const engine = await LsmEngine.open(options(dir.path, lines));
+      await writeAll(engine, WRITES);
+      await engine.close();
+      const { path } = await logWithRecords(dir.path);
+      // A later log that holds writes (as after the memtable moved to a new log), then the older one emptied.
+      const number = Number(/(\d+)\.log$/.exec(path)![1]);
+      await writeFile(join(dir.path, `${String(number + 1000).padStart(6, '0')}.log`), await readFile(path));
+      await truncate(path, 0);
+
+      await assert.rejects(LsmEngine.open(options(dir.path, lines)), (err: unknown) => {
+        assert.ok(err instanceof CorruptionError, String(err));
+        assert.equal(err.file, path);
+        assert.match(err.message, /no complete header, yet a later log holds writes/);
+        assert.match(err.message, /move it out of the data directory/);
+        return true;
+      });
+    } finally {
+      await dir.remove();
+    }
+  });
+
   test('after a crash with nothing torn, every write is replayed and nothing is logged', async () => {
     const dir = await tempDir();
     try {

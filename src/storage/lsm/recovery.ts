@@ -104,6 +104,19 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
     // Replay the logs that may hold writes not yet in a table.
     const needed = found.logs.filter((number) => number >= (manifest?.logNumber ?? 0));
     const { recovered, logs } = await replayLogs(options, needed);
+    // Only the newest log can be torn in its creation: a log is made once the one before it is whole
+    // (a new memtable, an open), and writes reach it only once it is the log an open left needed.
+    const emptied = logs.findIndex(
+      (log, i) => log.cutOffset === 0 && logs.slice(i + 1).some((later) => later.entries > 0),
+    );
+    if (emptied >= 0) {
+      const { file } = logs[emptied]!;
+      throw new CorruptionError(
+        file,
+        0,
+        `no complete header, yet a later log holds writes: it was emptied or damaged on disk; to recover, move it out of the data directory and restart: the node then lacks its writes, and anti-entropy and read repair copy them back from the other replicas (a one-node cluster has no other copy)`,
+      );
+    }
     let nextFileNumber = found.nextFileNumber;
     if (recovered.count > 0) {
       const fileNumber = nextFileNumber++;
