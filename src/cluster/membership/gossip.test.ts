@@ -8,6 +8,7 @@ import {
   compareMemberships,
   flipped,
   type Membership,
+  REMOVED_KEPT_MAX,
   rivalViews,
   sameView,
   withJoining,
@@ -228,5 +229,21 @@ describe('Gossip: rival first views (two --cluster lists)', () => {
       assert.equal(await gossip.offer(later), later, `epoch ${later.epoch}`);
       assert.equal(gossip.stats().rivalViews, 0);
     }
+  });
+
+  test('so is one that dropped a removed member of the first view, then let a removed node join again', async () => {
+    // d is removed, and dropped from the view past REMOVED_KEPT_MAX removed members; one of those
+    // joins again with its URL, so fewer than REMOVED_KEPT_MAX are removed. b was down all along.
+    const start = bootstrapMembership([a, b, c, d]);
+    let later = flipped(withLeaving(start, d, { dead: true }));
+    for (let i = 0; i < REMOVED_KEPT_MAX; i++) {
+      const url = `http://x:${i}`;
+      later = flipped(withLeaving(flipped(withJoining(later, url)), url, { dead: true }));
+    }
+    later = withJoining(later, 'http://x:0');
+    assert.ok(!later.members.some((m) => m.url === d));
+    const { gossip } = node(start, new Map());
+    assert.equal(await gossip.offer(later), later);
+    assert.equal(gossip.stats().rivalViews, 0);
   });
 });

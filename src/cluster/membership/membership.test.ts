@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { propertyParams } from '../../../test/support/property.js';
-import { isRingkvError } from '../../util/errors.js';
+import { isRingkvError, RingkvError } from '../../util/errors.js';
 import {
   decodeMembership,
   decodeMoveRequest,
@@ -20,6 +20,7 @@ import {
   compareMemberships,
   currentMembers,
   EMPTY_MEMBERSHIP,
+  findMember,
   flipped,
   futureMembers,
   holdsChange,
@@ -29,6 +30,7 @@ import {
   mergeMemberships,
   moveUnderWay,
   REMOVED_KEPT_MAX,
+  rivalViews,
   withJoining,
   withLeaving,
 } from './membership.js';
@@ -274,6 +276,139 @@ describe('membership: whether a view holds a change', () => {
     assert.equal(holdsChange(withLeaving(cancel, a, { dead: false }), flip), false);
     assert.equal(holdsChange(withLeaving(flip, a, { dead: false }), cancel), false);
     assert.ok(holdsChange(withLeaving(flip, a, { dead: false }), flip));
+  });
+});
+
+describe('membership: rival views (a node still at its first view)', () => {
+  interface Step {
+    readonly kind: number;
+    readonly pick: number;
+    readonly other: number;
+  }
+  const stepArb: fc.Arbitrary<Step> = fc.record({
+    kind: fc.integer({ min: 0, max: 8 }),
+    pick: fc.nat(),
+    other: fc.nat(),
+  });
+  const stepsArb = fc.array(stepArb, { maxLength: 60, size: 'max' });
+  const firstArb = fc
+    .uniqueArray(fc.integer({ min: 1, max: 9 }), { minLength: 1, maxLength: 5 })
+    .map((ports) => bootstrapMembership(ports.map((port) => `http://n:${port}`)));
+  /** Not in any first view firstArb makes, nor among the URLs history() makes up. */
+  const outsider = 'http://n:99';
+
+  /**
+   * Every view of a legitimate history made from `first`, in order: joins (of new URLs, and of
+   * removed ones again), replaces, decommissions, removes, flips, cancels, two changes made at once
+   * (either wins), and runs of joins and removes past REMOVED_KEPT_MAX removed members. Steps that
+   * cannot be made on the view they meet are skipped.
+   */
+  function history(first: Membership, steps: readonly Step[]): Membership[] {
+    const views = [first];
+    let view = first;
+    let fresh = 0;
+    const newUrl = () => `http://x:${++fresh}`;
+    const pickOf = (v: Membership, state: MemberState, pick: number) => {
+      const urls = v.members.filter((m) => m.state === state).map((m) => m.url);
+      if (urls.length === 0) throw new RingkvError('RINGKV_BAD_REQUEST', 'none to pick');
+      return urls[pick % urls.length]!;
+    };
+    const change = (v: Membership, { kind, pick, other }: Step): Membership => {
+      switch (kind) {
+        case 0:
+          return withJoining(v, newUrl());
+        case 1: {
+          // A removed node joins again with its URL, placed by it or by the dead member it replaces.
+          const url = pickOf(v, MemberState.Removed, pick);
+          return other % 2 === 0
+            ? withJoining(v, url)
+            : withJoining(v, url, { replaces: pickOf(v, MemberState.Normal, other) });
+        }
+        case 2:
+          return withJoining(v, newUrl(), { replaces: pickOf(v, MemberState.Normal, pick) });
+        case 3:
+        case 4:
+          return withLeaving(v, pickOf(v, MemberState.Normal, pick), { dead: kind === 4 });
+        case 5:
+          return flipped(v);
+        default:
+          return cancelled(v);
+      }
+    };
+    for (const step of steps) {
+      try {
+        if (step.kind === 7) {
+          for (let i = 0; i <= step.pick % 40; i++) {
+            const url = newUrl();
+            for (const next of [
+              (v: Membership) => withJoining(v, url),
+              flipped,
+              (v: Membership) => withLeaving(v, url, { dead: true }),
+              flipped,
+            ]) {
+              view = next(view);
+              views.push(view);
+            }
+          }
+        } else if (step.kind === 8) {
+          const x = change(view, { ...step, kind: step.pick % 7 });
+          const y = change(view, { ...step, kind: step.other % 7 });
+          views.push(x, y);
+          view = mergeMemberships(x, y);
+        } else {
+          view = change(view, step);
+          views.push(view);
+        }
+      } catch (err) {
+        if (!isRingkvError(err, 'RINGKV_BAD_REQUEST')) throw err;
+      }
+    }
+    return views;
+  }
+
+  test('a node down since its first view takes a view made after a dropped removed member and a removed one joining again', () => {
+    const first = bootstrapMembership([a, b, c]);
+    let view = flipped(withLeaving(first, c, { dead: true }));
+    for (let i = 0; i < REMOVED_KEPT_MAX; i++) {
+      const url = `http://x:${i}`;
+      view = flipped(withLeaving(flipped(withJoining(view, url)), url, { dead: true }));
+    }
+    view = withJoining(view, 'http://x:5');
+    assert.equal(findMember(view, c), undefined);
+    assert.equal(view.members.filter((m) => m.state === MemberState.Removed).length, REMOVED_KEPT_MAX - 1);
+    assert.equal(rivalViews(first, view), false);
+  });
+
+  test('property: no view of a legitimate history is a rival of its first view', () => {
+    fc.assert(
+      fc.property(firstArb, stepsArb, (first, steps) => {
+        for (const view of history(first, steps)) {
+          assert.equal(
+            rivalViews(first, view),
+            false,
+            `epoch ${view.epoch}: ${JSON.stringify(states(view))}`,
+          );
+        }
+      }),
+      propertyParams({ numRuns: 200 }),
+    );
+  });
+
+  test('property: views of a history made from another first list are rivals, while their members tell', () => {
+    fc.assert(
+      fc.property(firstArb, stepsArb, (first, steps) => {
+        // Their list has one node more, which stays untouched: every view of theirs shows it at epoch 1.
+        const theirs = bootstrapMembership([...first.members.map((m) => m.url), outsider]);
+        const keep = (view: Membership) => findMember(view, outsider)?.since === 1n;
+        for (const view of history(theirs, steps).filter(keep)) assert.ok(rivalViews(first, view));
+        // Their list has one node less: a view lacks it, unless it could have dropped it as removed.
+        for (const view of history(first, steps)) {
+          const changed = view.members.filter((m) => m.since !== 1n).length;
+          if (changed < REMOVED_KEPT_MAX) assert.ok(rivalViews(theirs, view), `epoch ${view.epoch}`);
+        }
+      }),
+      propertyParams({ numRuns: 100 }),
+    );
   });
 });
 

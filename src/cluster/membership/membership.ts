@@ -170,7 +170,8 @@ export function viewDigestHex(view: Membership): string {
  * cannot have been made from `held`. Views name no parent, so a later one
  * is judged by its members: those untouched since epoch 1 (`since` 1) must
  * be `held`'s, as `held` has them, and each of `held`'s members must still
- * be there (removed ones are dropped only past REMOVED_KEPT_MAX of them).
+ * be there (removed ones are dropped only past REMOVED_KEPT_MAX of them, so
+ * only a view with that many members changed since epoch 1 may lack one).
  */
 export function rivalViews(held: Membership, view: Membership): boolean {
   if (held.epoch !== 1n || view.epoch < 1n) return false;
@@ -181,8 +182,11 @@ export function rivalViews(held: Membership, view: Membership): boolean {
     return ours === undefined || !sameMember(m, ours);
   });
   if (untouchedElsewhere) return true;
-  const removed = view.members.filter((m) => m.state === MemberState.Removed).length;
-  return removed < REMOVED_KEPT_MAX && held.members.some((m) => findMember(view, m.url) === undefined);
+  // A member of held is missing once dropped as the oldest of more than REMOVED_KEPT_MAX removed ones.
+  // From then on at least that many members changed since epoch 1, though fewer may be removed: a
+  // removed one that joins again (the same URL) is no longer counted as removed.
+  const changed = view.members.filter((m) => m.since !== 1n).length;
+  return changed < REMOVED_KEPT_MAX && held.members.some((m) => findMember(view, m.url) === undefined);
 }
 
 /** The view that wins (module comment): one of the two, whole. */
