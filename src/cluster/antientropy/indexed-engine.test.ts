@@ -120,6 +120,12 @@ class Counting implements Engine {
   }
 }
 
+/** The index directory the saved tree of `dir` describes (its slot: the u32 at offset 8 of aae/TREE). */
+async function savedIndexDir(dir: string): Promise<string> {
+  const tree = await readFile(join(dir, 'aae', 'TREE'));
+  return join(dir, 'aae', `index-${tree.readUInt32BE(8)}`);
+}
+
 describe('IndexedEngine', () => {
   it('keeps the index and the arc digests equal to a from-scratch computation under concurrent writes (several values of one version among them), ring changes, rebuilds and purges (property)', async () => {
     const op = fc.oneof(
@@ -317,8 +323,7 @@ describe('IndexedEngine', () => {
       let engine = await openBeside(main, dir, ring, lines);
       for (let i = 0; i < 200; i++) await engine.write(valueEntry(key(i), 5n, Buffer.from('x'), 0));
       await engine.close();
-      const tree = await readFile(join(dir, 'aae', 'TREE'));
-      const slotDir = join(dir, 'aae', `index-${tree.readUInt32BE(8)}`);
+      const slotDir = await savedIndexDir(dir);
       const damaged = await damage(slotDir);
 
       lines.length = 0;
@@ -351,8 +356,7 @@ describe('IndexedEngine', () => {
     /** Closes, then flips a byte of the first data block of a table of the saved tree's index. */
     const closeAndDamage = async (): Promise<string> => {
       await engine.close();
-      const tree = await readFile(join(dir, 'aae', 'TREE'));
-      const slotDir = join(dir, 'aae', `index-${tree.readUInt32BE(8)}`);
+      const slotDir = await savedIndexDir(dir);
       const table = (await readdir(slotDir)).find((name) => name.endsWith('.sst'));
       assert.ok(table !== undefined, `a table in ${slotDir}`);
       const bytes = await readFile(join(slotDir, table));
