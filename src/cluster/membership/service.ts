@@ -328,14 +328,24 @@ function joinOf(start: MembershipStart): { readonly replaces?: string } {
   return start.replace === undefined ? {} : { replaces: start.replace };
 }
 
+/**
+ * `peer`'s view, asked with an empty one (which changes nothing there):
+ * undefined if the answer is not a view. Rejects if the peer does not answer.
+ */
+async function askView(
+  transport: MembershipLinks,
+  peer: string,
+  timeoutMs: number,
+): Promise<Membership | undefined> {
+  const body = await transport.membership(peer, encodeMembership(EMPTY_MEMBERSHIP), Date.now() + timeoutMs);
+  const view = decodeMembership(body);
+  return typeof view === 'string' ? undefined : view;
+}
+
 async function fetchView(transport: MembershipLinks, member: string): Promise<Membership> {
-  let body: Buffer;
+  let view: Membership | undefined;
   try {
-    body = await transport.membership(
-      member,
-      encodeMembership(EMPTY_MEMBERSHIP),
-      Date.now() + FETCH_TIMEOUT_MS,
-    );
+    view = await askView(transport, member, FETCH_TIMEOUT_MS);
   } catch (err) {
     throw new RingkvError(
       'RINGKV_CONFIG',
@@ -345,8 +355,7 @@ async function fetchView(transport: MembershipLinks, member: string): Promise<Me
       },
     );
   }
-  const view = decodeMembership(body);
-  if (typeof view === 'string' || view.members.length === 0) {
+  if (view === undefined || view.members.length === 0) {
     throw new RingkvError(
       'RINGKV_CONFIG',
       `--join ${member} answered no membership: is it a member of a cluster?`,
@@ -371,19 +380,7 @@ async function refuseOtherViews(
 ): Promise<void> {
   const peers = first.members.map((m) => m.url).filter((url) => url !== selfUrl);
   const views = await Promise.all(
-    peers.map(async (peer) => {
-      try {
-        const body = await transport.membership(
-          peer,
-          encodeMembership(EMPTY_MEMBERSHIP),
-          Date.now() + limits.membershipRequestTimeoutMs,
-        );
-        const view = decodeMembership(body);
-        return typeof view === 'string' ? undefined : view;
-      } catch {
-        return undefined;
-      }
-    }),
+    peers.map((peer) => askView(transport, peer, limits.membershipRequestTimeoutMs).catch(() => undefined)),
   );
   // Judged by the latest view answered: a peer that lags behind it takes it from the others soon.
   let at = -1;

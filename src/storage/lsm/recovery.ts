@@ -72,11 +72,11 @@ export async function recover(options: LsmOptions): Promise<Recovered> {
   const manifest = await readManifest(dir, options.levelCount, vfs);
   let version = manifest?.version ?? Version.empty(options.levelCount);
   const found = await surveyDirectory(options, version, manifest?.nextFileNumber ?? 1);
-  if (manifest === undefined && found.leftovers.some((path) => path.endsWith('.sst'))) {
-    // An engine writes its MANIFEST at its first open, before any table: tables with none are not
-    // leftovers of this engine's own edits but a MANIFEST lost (or a restore cut short before it).
-    // Deleting them would lose every write they hold.
-    const tables = found.leftovers.filter((path) => path.endsWith('.sst')).length;
+  // An engine writes its MANIFEST at its first open, before any table: tables with none are not
+  // leftovers of this engine's own edits but a MANIFEST lost (or a restore cut short before it).
+  // Deleting them would lose every write they hold.
+  const tables = manifest === undefined ? found.leftovers.filter((path) => path.endsWith('.sst')).length : 0;
+  if (tables > 0) {
     throw new CorruptionError(
       join(dir, MANIFEST_NAME),
       0,
