@@ -5,8 +5,10 @@
  * one at once.
  *
  * The load is a client with the list of nodes (support/load-client.ts): when
- * a node refuses the connection or answers the leaving 503 with
- * `Connection: close`, it sends the request to the next node. Those
+ * a node refuses the connection, answers the leaving 503 with
+ * `Connection: close`, or closes a connection just opened before its first
+ * answer (accepted by the kernel as the listener closed), it sends the
+ * request to the next node, as RingkvClient does. Those
  * failovers are counted and must fall only on the node being restarted,
  * while it is; every other outcome must be the expected answer, and at the
  * end every key reads back, with all three replicas asked, at a value it may

@@ -12,8 +12,11 @@
  *   each key must have is known (see below).
  * - Request n of a worker goes first to node (w + n) % urls.length, over that
  *   worker's keep-alive connection to it (one per worker and node).
- * - Failover: when a node refuses the connection, or answers 503 with
- *   `Connection: close` (a node that is leaving), the request goes to the next
+ * - Failover: when a node refuses the connection, answers 503 with
+ *   `Connection: close` (a node that is leaving), or closes a connection just
+ *   opened before answering its first request (`reset`: the kernel accepted it
+ *   into the backlog of a listener that was closing; RingkvClient fails over
+ *   on it too), the request goes to the next
  *   node of the list, and so on once round the list. Those are *failovers*:
  *   counted, not answers, not failures. A node that refused a connection is
  *   passed over for AVOID_MS before it is tried again.
@@ -71,7 +74,7 @@ export interface LoadOptions {
   readonly onResult?: (result: LoadResult) => void;
 }
 
-export type FailoverKind = 'refused' | 'leaving';
+export type FailoverKind = 'refused' | 'leaving' | 'reset';
 export type FailureKind = 'status' | 'value' | 'no-answer' | 'timeout' | 'unavailable';
 
 export interface LoadEvent {
@@ -431,7 +434,9 @@ export class Load {
         (sentMs >= this.#phaseSinceMs
           ? `${sentMs - this.#phaseSinceMs} ms into the phase)`
           : `sent ${this.#phaseSinceMs - sentMs} ms before the phase began)`);
-      return { outcome: 'failed', kind: /timed out/i.test(detail) ? 'timeout' : 'no-answer', detail };
+      const timedOut = /timed out/i.test(detail);
+      if (!timedOut && history.carried === 0) return { outcome: 'failover', kind: 'reset', detail };
+      return { outcome: 'failed', kind: timedOut ? 'timeout' : 'no-answer', detail };
     }
   }
 }
