@@ -222,13 +222,15 @@ export const limits = {
   /** Shutdown: peers get this long to acknowledge that this node is leaving before it stops serving. */
   shutdownAnnounceMs: 500,
   /**
-   * Shutdown: the node stays leaving at least this long before it closes idle
-   * client connections, so that every connection in use carries one more
-   * request, answered 503 with Connection: close, and is closed cleanly. A
-   * connection closed while idle races a request the client may be sending
-   * on it: that request sees a reset. Within shutdownAnnounceMs.
+   * Shutdown: an idle client connection is closed only once the node has been
+   * leaving this long. Until then a request on it is answered 503 with
+   * Connection: close, and the connection closes cleanly after that answer.
+   * Closing a connection while it is idle races a request the client may be
+   * sending on it, and that request sees a reset. So every connection used at
+   * least this often gets the 503. A node with no client connection open does
+   * not wait.
    */
-  shutdownLeavingMinMs: 300,
+  shutdownIdleCloseMs: 1_000,
   /** Internode: an Upgrade handshake that has not completed by then counts as a failed attempt (default). */
   internodeConnectTimeoutMs: 1000,
   /**
@@ -443,7 +445,7 @@ assert(
   'a full dictionary is an eighth of the half of the held-back blocks it is sampled from',
 );
 assert(limits.backgroundRetryMinMs <= limits.backgroundRetryMaxMs, 'the retry backoff grows');
-assert(limits.shutdownLeavingMinMs <= limits.shutdownAnnounceMs, 'leaving fits the announcement budget');
+assert(limits.shutdownIdleCloseMs < limits.shutdownGraceMs, 'idle connections close within the grace period');
 assert(limits.shutdownGraceMs < limits.shutdownForceMs, 'connections are cut before the forced exit');
 assert(
   limits.shutdownAnnounceMs +

@@ -10,6 +10,7 @@ import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { RawConnection } from '../../test/support/http-client.js';
 import type { PutOptions, ReplicaOptions, Store } from '../cluster/store.js';
+import { limits } from '../config/limits.js';
 import type { Entry, EntryCursor, ScanRange } from '../storage/index.js';
 import { valueEntry } from '../storage/index.js';
 import { CorruptionError, RingkvError } from '../util/errors.js';
@@ -532,6 +533,32 @@ for (const fastPath of [true, false])
         assert.ok(await conn.waitClosed(2000));
         await closed;
         await assert.rejects(call(port, '/v0/health'));
+        server = undefined;
+      });
+      it('close() keeps idle connections open until the node has been leaving for a while: a request sent meanwhile gets 503, not a reset', async () => {
+        const port = await start(new ScriptedStore(1));
+        const { conn: used, errors } = await open(port);
+        const { conn: left } = await open(port);
+        for (const conn of [used, left]) {
+          await conn.write('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n');
+          assert.equal((await conn.readAnswer()).status, 404);
+        }
+        server!.beginLeaving();
+        server!.stopAccepting();
+        const closed = server!.close(5000);
+        // Past several of close()'s sweeps (every 50 ms): a client may be sending on an idle
+        // connection right now, and closing it would reset that request.
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(used.ended, false, 'an idle connection is still open 200 ms into leaving');
+        await used.write('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n');
+        const refused = await used.readAnswer();
+        assert.equal(refused.status, 503);
+        assert.equal(refused.headers.connection, 'close');
+        assert.ok(await used.waitClosed(2000));
+        assert.deepEqual(errors, [], 'closed after its answer, without a reset');
+        // A connection left idle is closed once the node has been leaving that long, and close() ends.
+        assert.ok(await left.waitClosed(limits.shutdownIdleCloseMs + 2000));
+        await closed;
         server = undefined;
       });
     });

@@ -33,9 +33,10 @@
  *   (their connections close), while health, status and the internode paths
  *   and upgrades are still served on open connections, so that clients and
  *   peers move away while the node hands over what it must; stopAccepting(),
- *   called with it, refuses new connections. close() then closes idle
- *   connections, lets in-flight requests and range streams finish for a
- *   grace period, and cuts what is left.
+ *   called with it, refuses new connections. close() then lets in-flight
+ *   requests and range streams finish for a grace period, closes idle
+ *   connections once the node has been leaving limits.shutdownIdleCloseMs,
+ *   and cuts what is left.
  *
  *   const server = new HttpServer({ store, nodeUrl, cluster, keyBytesMax, valueBytesMax, log });
  *   await server.listen(8080, '127.0.0.1');
@@ -117,6 +118,8 @@ export class HttpServer {
   readonly #streams = new Set<Promise<void>>();
   /** Set by stopAccepting(): resolves on the server's 'close' (listener closed, no connection left). */
   #serverClosed: Promise<void> | undefined;
+  /** When beginLeaving() was called (performance.now()): close() holds idle connections until shutdownIdleCloseMs after. */
+  #leavingSinceMs: number | undefined;
 
   constructor(options: HttpServerOptions) {
     this.#ctx = {
@@ -236,6 +239,7 @@ export class HttpServer {
    */
   beginLeaving(): void {
     this.#ctx.leaving = true;
+    this.#leavingSinceMs ??= performance.now();
   }
 
   /**
@@ -255,16 +259,25 @@ export class HttpServer {
 
   /**
    * Stops accepting connections, closes idle keep-alive ones, and lets
-   * requests in flight finish (their answers say `connection: close`). After
-   * `graceMs`, the remaining connections are cut. Resolves once every range
-   * stream has closed its cursor.
+   * requests in flight finish (their answers say `connection: close`). Idle
+   * connections are closed once the node has been leaving
+   * limits.shutdownIdleCloseMs (at once without beginLeaving()): until then
+   * a request on one is answered 503 and the connection closes after it,
+   * where closing it idle could reset a request on its way. After `graceMs`,
+   * the remaining connections are cut. Resolves once every range stream has
+   * closed its cursor.
    */
   async close(graceMs: number): Promise<void> {
     if (this.#ctx.closing) return;
     this.#ctx.closing = true;
-    // After stopAccepting() the listener is closed already: 'close' comes once the last connection ends.
-    const closed = this.#serverClosed ?? new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    // net.Server's close, not node:http's, which would close the idle connections at once.
+    this.stopAccepting();
+    // 'close' comes once the listener is closed and the last connection has ended.
+    const closed = this.#serverClosed!;
+    const idleCloseAtMs =
+      this.#leavingSinceMs === undefined ? 0 : this.#leavingSinceMs + limits.shutdownIdleCloseMs;
     const closeIdle = () => {
+      if (performance.now() < idleCloseAtMs) return;
       this.#server.closeIdleConnections();
       this.#fastPath?.closeIdle();
     };

@@ -16,9 +16,10 @@
  * Stop, within API.md's 10 s: leave first (new client requests get 503 and
  * Connection: close; /v0/health?ready=1 answers 503; new connections are
  * refused; every peer with a link is told LEAVING and stops sending new
- * requests, routing reads to the other replicas), and stay leaving at least
- * limits.shutdownLeavingMinMs so that connections in use get their 503 and
- * close; then let requests finish (grace) while the anti-entropy round under way ends;
+ * requests, routing reads to the other replicas); then let requests finish
+ * (grace) while the anti-entropy round under way ends, client connections in
+ * use getting their 503 and closing, idle ones closed once the node has been
+ * leaving limits.shutdownIdleCloseMs;
  * then hand pending hints to the peers that are reachable (a failure there
  * is logged, and the stop goes on); then close the hint files, the transport
  * and the engine; release the lock.
@@ -224,10 +225,7 @@ export class Node {
       // reset when the listener closes, so the listener closes before clients told 503 reconnect.
       server.stopAccepting();
       parts?.internode.leave();
-      const leftMinMs = new Promise((resolve) => setTimeout(resolve, limits.shutdownLeavingMinMs));
       await parts?.transport.announceLeaving(Date.now() + limits.shutdownAnnounceMs);
-      // The open connections get their 503s meanwhile.
-      await leftMinMs;
       // Upgraded internode sockets keep the HTTP server from closing: end them alongside.
       // The anti-entropy round under way ends meanwhile (or when the transport closes, below).
       await Promise.all([
