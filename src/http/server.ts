@@ -89,6 +89,8 @@ export interface HttpServerOptions {
   readonly upgrade?: UpgradeHandler | undefined;
   /** Answers requests whose path starts with /v0/internode; without it they are 400. */
   readonly internode?: RequestHandler | undefined;
+  /** The node's wall clock, which TTLs expire by (default Date.now; the node passes its clock's). */
+  readonly wallMs?: (() => number) | undefined;
   /** Whether plain entity requests take the fast path (default true). */
   readonly fastPath?: boolean | undefined;
   /** Whether the node is ready for client requests, for /v0/health?ready=1 (default: always ready). */
@@ -137,6 +139,7 @@ export class HttpServer {
       nodeUrl: options.nodeUrl,
       cluster: options.cluster,
       startedAtMs: Date.now(),
+      wallMs: options.wallMs ?? Date.now,
       log: options.log,
       leaving: false,
       closing: false,

@@ -150,6 +150,8 @@ export class Node {
         keyBytesMax: options.keyBytesMax,
         valueBytesMax: options.valueBytesMax,
         log: lineLog(log, 'http'),
+        // TTLs are stamped with this clock (coordinator, LocalStore): reads judge them by it too.
+        wallMs: () => clock.wallMs(),
         fastPath: settings.fastPath ?? true,
         readiness: () => (node?.ready === true ? 'ready' : 'starting'),
         metrics: () => metrics.exposition(),

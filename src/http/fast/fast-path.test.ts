@@ -484,6 +484,7 @@ describe('fast path timeouts', () => {
       nodeUrl: 'http://127.0.0.1:1',
       cluster: ['http://127.0.0.1:1'],
       startedAtMs: Date.now(),
+      wallMs: Date.now,
       log: () => undefined,
       leaving: false,
       closing: false,

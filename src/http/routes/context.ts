@@ -72,6 +72,11 @@ export interface RouteContext {
   readonly nodeUrl: string;
   readonly cluster: readonly string[];
   readonly startedAtMs: number;
+  /**
+   * The node's wall clock (its HybridClock's): what a TTL's expiry was stamped
+   * with, so what reads judge it by. Date.now() moved by RINGKV_CLOCK_OFFSET_MS.
+   */
+  readonly wallMs: () => number;
   readonly log: (line: string) => void;
   /**
    * Set when the node starts leaving (before closing): new client requests

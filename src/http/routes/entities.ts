@@ -87,7 +87,7 @@ async function stream(
   while (batch !== undefined) {
     // A batch of tombstones writes nothing, so check here too that someone still listens.
     if (res.destroyed) return;
-    const nowMs = Date.now();
+    const nowMs = ctx.wallMs();
     for (const entry of batch) {
       if (!isLive(entry, nowMs)) continue;
       if (!res.write(encode(entry)) && !(await drained(res))) return;

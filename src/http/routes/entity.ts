@@ -76,7 +76,8 @@ export function getEntity(ctx: RouteContext, url: string, reply: Reply): void {
   ctx.store.get(params.key, storeOptions(params, receipt)).then(
     (entry) => {
       const headers = receiptHeaders(receipt);
-      if (entry !== undefined && isLive(entry, Date.now())) sendBytes(ctx, reply, 200, entry.value, headers);
+      if (entry !== undefined && isLive(entry, ctx.wallMs()))
+        sendBytes(ctx, reply, 200, entry.value, headers);
       else sendText(ctx, reply, 404, 'Not found', headers);
     },
     (err: unknown) => sendError(ctx, reply, err, receiptHeaders(receipt)),
