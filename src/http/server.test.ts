@@ -664,6 +664,18 @@ for (const fastPath of [true, false])
         ],
         ['CONNECT', 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: x\r\n\r\n', 400, /^CONNECT is not supported$/],
         [
+          'an HTTP/1.1 request without Host',
+          'GET /v0/entity?id=a HTTP/1.1\r\n\r\n',
+          400,
+          /^Missing Host header$/,
+        ],
+        [
+          'a PUT without Host',
+          'PUT /v0/entity?id=a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc',
+          400,
+          /^Missing Host header$/,
+        ],
+        [
           'a key far over the limit (the head over its bound inside the request line)',
           `GET /v0/entity?id=${'k'.repeat(40_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
           414,
@@ -694,6 +706,24 @@ for (const fastPath of [true, false])
           assert.deepEqual(logged, []);
         });
       }
+    });
+
+    describe('an Expect other than 100-continue', () => {
+      it('answers 417 with a reason, drops the body, and keeps the connection', async () => {
+        const store = new ScriptedStore(1);
+        const port = await start(store);
+        const { conn } = await open(port);
+        await conn.write(
+          'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\nContent-Length: 3\r\n\r\nabc' +
+            'GET /v0/entity?id=b HTTP/1.1\r\nHost: x\r\n\r\n',
+        );
+        const refused = await conn.readAnswer(2000);
+        assert.equal(refused.status, 417);
+        assert.equal(refused.body.toString(), 'Unsupported Expect header: only 100-continue');
+        assert.equal((await conn.readAnswer(2000)).status, 404);
+        assert.deepEqual(store.calls, ['get b ack=1 from=1']);
+        assert.equal(answered(417), 1);
+      });
     });
 
     describe('a head over its bound, read in pieces', () => {
@@ -755,6 +785,35 @@ for (const fastPath of [true, false])
           assert.equal(answered(400), 1);
         });
       }
+
+      it('answers whole requests sent before the client ended its side, the last with close', async () => {
+        const store = new ScriptedStore(1);
+        // Slower than the client's end: node:http has seen it by the time the answers are due.
+        store.onPut = () => new Promise((resolve) => setTimeout(resolve, 50));
+        store.onGet = () => new Promise((resolve) => setTimeout(() => resolve(undefined), 50));
+        const port = await start(store);
+        const { conn } = await open(port);
+        conn.socket.end(
+          'PUT /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nv' +
+            'DELETE /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n' +
+            'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n',
+        );
+        const statuses: number[] = [];
+        let last = await conn.readAnswer(2000);
+        statuses.push(last.status);
+        for (let i = 0; i < 2; i++) {
+          last = await conn.readAnswer(2000);
+          statuses.push(last.status);
+        }
+        assert.deepEqual(statuses, [201, 202, 404]);
+        assert.equal(last.headers.connection, 'close');
+        assert.ok(await conn.waitClosed(2000));
+        assert.deepEqual(store.calls, [
+          'put a=v ack=1 from=1 ttl=undefined',
+          'delete a ack=1 from=1',
+          'get a ack=1 from=1',
+        ]);
+      });
 
       it('closes without an answer after whole requests and blank lines', async () => {
         const port = await start(new ScriptedStore(1));

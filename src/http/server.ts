@@ -19,7 +19,12 @@
  *   (`readiness`). /metrics is written by the caller too (`metrics`); every
  *   answered request is counted and timed for it (request-metrics.ts).
  * - A request with two Host headers is 400 (RFC 9112 requires it; node:http
- *   keeps the first and drops the rest silently).
+ *   keeps the first and drops the rest silently), and so is an HTTP/1.1 one
+ *   with none, with a reason (node:http's own 400 for it has no body). An
+ *   Expect other than 100-continue is 417 with a reason too.
+ * - A client that half-closes after its requests gets every answer, the
+ *   last with `connection: close` (node:http's default would end the socket
+ *   at once and drop the answers still due), as on the fast path.
  * - A request node:http's parser refuses (a malformed head, an unknown
  *   method, a head over the limit) gets its status with a one-line reason
  *   and the connection closed; node:http's own answers have no body. A head
@@ -157,12 +162,21 @@ export class HttpServer {
         requestTimeout: limits.httpRequestTimeoutMs,
         keepAliveTimeout: limits.httpKeepAliveTimeoutMs,
         noDelay: true,
+        // Checked in #handle, to answer with a reason (node:http's 400 has no body).
+        requireHostHeader: false,
       },
-      (req, res) => this.#onRequest(req, res),
+      (req, res) => this.#onRequest(req, res, (q, r) => this.#handle(q, r)),
     );
     this.#server.setTimeout(limits.httpSocketIdleTimeoutMs);
+    // Requests sent before the client ended its side are answered, as the fast path does: by
+    // default node:http ends the socket at the client's end, and answers still due are lost.
+    (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) =>
       this.#countRefused(answerClientError(err, socket, headBytesMax, options.keyBytesMax)),
+    );
+    // Without this listener node:http answers 417 with no body.
+    this.#server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+      this.#onRequest(req, res, (q, r) => this.#refuseExpectation(q, r)),
     );
     this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
       this.#countRefused(answerRaw(socket, 400, 'CONNECT is not supported')),
@@ -312,14 +326,17 @@ export class HttpServer {
   }
 
   /** Handles `req` once every earlier request on its connection has been answered (module comment). */
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+  #onRequest(req: IncomingMessage, res: ServerResponse, handle: RequestHandler): void {
     const socket = req.socket as Socket & { [IN_ORDER]?: _InOrder };
     let queue = socket[IN_ORDER];
     if (queue === undefined) {
-      queue = { busy: false, waiting: [] };
-      socket[IN_ORDER] = queue;
+      const created: _InOrder = { busy: false, waiting: [], last: undefined };
+      socket.once('end', () => closeAfterLast(created));
+      socket[IN_ORDER] = created;
+      queue = created;
     }
     const line = queue;
+    line.last = res;
     const run = (): void => {
       line.busy = true;
       // 'close' follows the answer's last byte, or the connection's end: either way the next may go.
@@ -328,7 +345,7 @@ export class HttpServer {
         if (next !== undefined) next();
         else line.busy = false;
       });
-      this.#handle(req, res);
+      handle(req, res);
     };
     if (line.busy) line.waiting.push(run);
     else run();
@@ -345,8 +362,9 @@ export class HttpServer {
       ctx.requestMetrics.observe(op, res.statusCode, (performance.now() - startMs) / 1000),
     );
     try {
-      if (hasDuplicateHost(req.rawHeaders)) {
-        answerAfterBody(req, () => sendText(ctx, closingReply(res), 400, DUPLICATE_HOST));
+      const hostProblem = hostHeaderProblem(req);
+      if (hostProblem !== undefined) {
+        answerAfterBody(req, () => sendText(ctx, closingReply(res), 400, hostProblem));
       } else if (ctx.leaving && !servedWhileLeaving(path)) {
         answerAfterBody(req, () => sendLeaving(ctx, new NodeReply(res)));
       } else if (path === '/v0/entity') {
@@ -380,6 +398,17 @@ export class HttpServer {
     }
   }
 
+  /**
+   * A request whose Expect is not 100-continue (node:http's 'checkExpectation'): 417 with a
+   * reason; node:http reads and drops its body, and the connection carries on.
+   */
+  #refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
+    const ctx = this.#ctx;
+    const op = requestOp(pathOf(req.url!), req.method);
+    res.once('finish', () => ctx.requestMetrics.observe(op, res.statusCode, 0));
+    sendText(ctx, new NodeReply(res), 417, 'Unsupported Expect header: only 100-continue');
+  }
+
   #track(stream: Promise<void>): void {
     this.#streams.add(stream);
     // handleEntities never rejects; finally() only forgets it.
@@ -388,12 +417,24 @@ export class HttpServer {
 }
 
 const DUPLICATE_HOST = 'Duplicate Host header';
+const MISSING_HOST = 'Missing Host header';
 
 /** Per connection: whether a request is being handled, and those waiting behind it. */
 const IN_ORDER = Symbol('ringkv.inOrder');
 interface _InOrder {
   busy: boolean;
   readonly waiting: (() => void)[];
+  /** The answer to the newest request on the connection. */
+  last: ServerResponse | undefined;
+}
+
+/**
+ * The client ended its side: its last request's answer says `connection: close`
+ * (node:http ends the socket after it), as the fast path's does.
+ */
+function closeAfterLast(line: _InOrder): void {
+  const res = line.last;
+  if (res !== undefined && !res.headersSent && !res.writableEnded) res.setHeader('connection', 'close');
 }
 
 /** Paths still served while the node is leaving: the probes, the scrape, and what its peers need of it. */
@@ -405,12 +446,24 @@ function servedWhileLeaving(path: string): boolean {
 
 /** Whether the request has more than one Host header line. */
 function hasDuplicateHost(raw: readonly string[]): boolean {
+  return hostCount(raw) > 1;
+}
+
+function hostCount(raw: readonly string[]): number {
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host' && ++hosts > 1) return true;
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
   }
-  return false;
+  return hosts;
+}
+
+/** Why the request's Host headers are refused (RFC 9112: exactly one in HTTP/1.1, at most one before), if they are. */
+function hostHeaderProblem(req: IncomingMessage): string | undefined {
+  const hosts = hostCount(req.rawHeaders);
+  if (hosts > 1) return DUPLICATE_HOST;
+  if (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return MISSING_HOST;
+  return undefined;
 }
 
 /** A NodeReply whose answer closes the connection whatever the route asks. */
