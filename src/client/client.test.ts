@@ -159,6 +159,34 @@ describe('RingkvClient (stand-in nodes)', () => {
     assert.equal(second.seen.length, 0);
   });
 
+  it('an answer whose body is cut after its status is never sent to the next node', async () => {
+    // The node answered (the write is stored); only the reason text after the head is lost.
+    const cut = await standIn((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        const status = req.method === 'PUT' ? 201 : req.method === 'DELETE' ? 202 : 200;
+        res.writeHead(status, { 'content-type': 'text/plain', 'content-length': 40 });
+        res.write('Stor', () => req.socket.destroy());
+      });
+    });
+    // The next node would refuse a write (were one sent again) and answers a read.
+    const second = await standIn((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.method === 'GET') res.writeHead(200).end('v2');
+        else res.writeHead(504).end('Only 1 of 2 required replicas answered');
+      });
+    });
+    const client = new RingkvClient({ nodes: [cut.url, second.url] });
+    await client.put('k', 'v');
+    await client.delete('k');
+    assert.deepEqual(second.seen, [], 'no write was sent again');
+    // A value cut short is read again from the next node: a read is safe to repeat.
+    assert.equal(await client.get('k', { encoding: 'utf8' }), 'v2');
+    assert.equal(cut.seen.length, 3);
+    assert.equal(second.seen.length, 1);
+  });
+
   it('gives UnavailableError when every node refuses or is leaving', async () => {
     const leaving = await standIn(answer(503, 'Node is shutting down', { connection: 'close' }));
     const refused = `http://127.0.0.1:${await freePort()}`;
@@ -290,6 +318,26 @@ describe('RingkvClient (stand-in nodes)', () => {
       );
       assert.deepEqual(seen, ['a']);
       assert.deepEqual(rest.seen, []);
+    });
+
+    it('yields nothing more after an abort, not even entries already read off the connection', async () => {
+      const keys = Array.from({ length: 50 }, (_, i) => `k${String(i).padStart(2, '0')}`);
+      const chunks = keys.map((key) => `${(key.length + 2).toString(16)}\r\n${key}\nv\r\n`).join('');
+      // Every entry in one write straight to the socket, so that one read holds them all; the answer stays open.
+      const node = await standIn((_req, res) => {
+        res.socket!.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\ntransfer-encoding: chunked\r\n\r\n${chunks}`,
+        );
+      });
+      const controller = new AbortController();
+      const entries = new RingkvClient({ nodes: node.url }).scan('k', undefined, {
+        signal: controller.signal,
+        encoding: 'utf8',
+      });
+      assert.equal((await entries.next()).value?.key, 'k00');
+      controller.abort();
+      await assert.rejects(entries.next(), { name: 'AbortError' });
+      assert.equal((await entries.next()).done, true);
     });
 
     it('gives typed errors: a bad parameter, no node, a stalled answer', async () => {

@@ -25,11 +25,14 @@
  * each node once. Every other answer is final: 504 means too few replicas
  * answered, and another coordinator would ask the same ones. Retrying a put
  * or delete elsewhere is safe: each is idempotent (the newer version wins).
- * A refusal stands even when the connection breaks after its head, before
- * its body: a node answers a value over its limit with 413 at once, and may
- * cut the connection while the value is still being sent. An answer that
- * cannot be read (not HTTP, a broken body) is final too: ServerError
- * RINGKV_PROTOCOL. A redirect is never followed (a node sends
+ * Once a node's answer head (other than 503) has come, a put or delete is
+ * never sent again, even when the connection breaks before the body: the
+ * node has acted on it (a 201 whose body is cut stored the value), and a
+ * second write would carry a newer version over writes made since. A
+ * refusal's status stands too (a node answers a value over its limit with
+ * 413 at once, and may cut the connection while the value is still being
+ * sent). A value cut short is read again from the next node. An answer that cannot be read (not HTTP, a broken body) is final
+ * too: ServerError RINGKV_PROTOCOL. A redirect is never followed (a node sends
  * none; following one would store a value under another key, or on another
  * server): like any status the client does not expect, it is a ServerError.
  *
@@ -265,12 +268,13 @@ export class RingkvClient {
           answer = { node, status, body: Buffer.from(await response.arrayBuffer()) };
         } catch (err) {
           if (deadline.signal.aborted) throw deadline.signal.reason;
-          if (status !== undefined && isConnectionFailure(err) && isRefusal(status, call)) {
-            // The node answered, then the connection broke before the answer's body was read (a
-            // node may cut a connection on which an oversized value is still arriving, after
-            // its 413). The status alone is the answer: asking another node would not change it.
-            this.#answered(node);
-            throw errorForStatus(status, `Answer cut short: ${connectionFailureReason(err)}`, node);
+          if (status !== undefined && status !== 503 && isConnectionFailure(err)) {
+            // The node answered, then the connection broke before the answer's body was read.
+            const settled = cutShort(call, { node, status, body: Buffer.alloc(0) }, err);
+            if (settled !== undefined) {
+              this.#answered(node);
+              return settled;
+            }
           }
           if (!isConnectionFailure(err)) throw answerFailure(err, node, status);
           last = { reason: connectionFailureReason(err), node, cause: err };
@@ -309,6 +313,22 @@ export class RingkvClient {
 function isRefusal(status: number, call: Call): boolean {
   const answered = (status >= 200 && status < 300) || (status === 404 && call.absentOk);
   return !answered && status !== 503;
+}
+
+/**
+ * A call whose answer's body was cut after its head. A write is never sent
+ * again, since the node has acted on it: its 2xx stands (a 201 stored the
+ * value). A refusal ends the call with its error (a node may cut a
+ * connection on which an oversized value is still arriving, after its 413),
+ * and a read's 404 answers it. A value or document cut short is undefined:
+ * reading it again from the next node is safe.
+ */
+function cutShort(call: Call, answer: Answer, err: unknown): Answer | undefined {
+  if (isRefusal(answer.status, call)) {
+    throw errorForStatus(answer.status, `Answer cut short: ${connectionFailureReason(err)}`, answer.node);
+  }
+  if (call.method === 'GET' && answer.status !== 404) return undefined;
+  return answer;
 }
 
 /** A call's signal: the caller's, and a timer that aborts it with a TimeoutError. */

@@ -86,6 +86,8 @@ export async function* streamRange(plan: RangePlan): AsyncGenerator<RawEntry, vo
       if (status !== 200) throw errorForStatus(status, await answer.text(), node);
       plan.onAnswer(node);
       for (;;) {
+        // Entries already read off the connection are held in memory, and an abort stops those too.
+        plan.signal?.throwIfAborted();
         const entry = await answer.entry();
         if (entry === undefined) return;
         failuresInARow = 0;
