@@ -58,7 +58,8 @@ command; the node keeps serving meanwhile. Prints what was written as JSON.
                    takes a while; at most ${TIMEOUT_MS_MAX}); the node may still finish it
 
 Exit: 0 done, 2 bad usage or a directory the node refused, 3 node unavailable
-or --timeout passed, 4 other failures (a 500, an answer cut short).
+or --timeout passed, 4 other failures (a 500, an answer cut short, a 200 that
+is not a snapshot report).
 `,
   run: async (args) => {
     const line = parseCommandLine(args, {
@@ -112,6 +113,14 @@ or --timeout passed, 4 other failures (a 500, an answer cut short).
       return;
     }
     if (answer.status === 200) {
+      if (!isSnapshotReport(text)) {
+        // Another server on the port: saying "done" would leave the operator with no backup.
+        process.stderr.write(
+          `ringkv: Failed: ${base} answered 200 but not with a snapshot report: ${JSON.stringify(text.split('\n')[0]!.slice(0, 200)).slice(1, -1)}\n`,
+        );
+        process.exitCode = EXIT.failed;
+        return;
+      }
       process.stdout.write(`${text}\n`);
       process.exitCode = EXIT.ok;
       return;
@@ -180,6 +189,19 @@ than the grace without --force).
     process.exitCode = EXIT.ok;
   },
 };
+
+/** Whether a 200's body is the node's account of a snapshot written: {"dir","tables","bytes",...}. */
+function isSnapshotReport(text: string): boolean {
+  let report: unknown;
+  try {
+    report = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  if (typeof report !== 'object' || report === null) return false;
+  const { dir, tables, bytes } = report as Record<string, unknown>;
+  return typeof dir === 'string' && Number.isInteger(tables) && Number.isInteger(bytes);
+}
 
 /**
  * Refuses (RINGKV_BAD_REQUEST: exit 2) a snapshot older than the tombstone

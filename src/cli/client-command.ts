@@ -74,7 +74,7 @@ export function clientCommand<Name extends string, Switch extends string = never
         process.exitCode = await spec.run(client, line);
       } catch (err) {
         if (isRingkvError(err, 'RINGKV_CONFIG')) throw err;
-        process.stderr.write(`ringkv: ${describe(err)}\n`);
+        process.stderr.write(`ringkv: ${describeFailure(err)}\n`);
         process.exitCode = exitCodeOf(err);
       }
     },
@@ -121,14 +121,15 @@ export async function output(data: string | Uint8Array): Promise<void> {
   if (!process.stdout.write(data)) await once(process.stdout, 'drain');
 }
 
-function exitCodeOf(err: unknown): number {
+/** The exit code of a failed request (EXIT). */
+export function exitCodeOf(err: unknown): number {
   if (err instanceof BadRequestError) return EXIT.usage;
   if (err instanceof UnavailableError || err instanceof TimeoutError) return EXIT.unavailable;
   return EXIT.failed;
 }
 
 /** One line: what kind of failure, then the error's own message (status, reason, node). */
-function describe(err: unknown): string {
+export function describeFailure(err: unknown): string {
   const kind =
     err instanceof BadRequestError
       ? 'Bad request'

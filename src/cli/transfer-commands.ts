@@ -21,7 +21,9 @@ import { isRingkvError, RingkvError } from '../util/errors.js';
 import {
   CONNECTION_FLAGS_USAGE,
   clientCommand,
+  describeFailure,
   EXIT_CODES_USAGE,
+  exitCodeOf,
   output,
   positiveInteger,
   REPLICA_FLAGS_USAGE,
@@ -70,7 +72,9 @@ export\` writes them; stdin without --file), each once --ack replicas have
 it, --concurrency writes at a time. A line that cannot be read stops the
 import: nothing after it is read, the writes already started finish, then
 it names the line and how many entries were imported (exit 2); what was
-stored stays. A --file that cannot be read is exit 2 too.
+stored stays. A write that fails stops it too, naming its line and the
+count (the exit code is that failure's). A --file that cannot be read is
+exit 2 too.
 
   --file FILE         read FILE instead of stdin
   --concurrency N     writes in flight (default ${IMPORT_CONCURRENCY_DEFAULT}, at most ${IMPORT_CONCURRENCY_MAX})
@@ -87,10 +91,21 @@ ${EXIT_CODES_USAGE}
       throw new RingkvError('RINGKV_CONFIG', `Bad --concurrency: at most ${IMPORT_CONCURRENCY_MAX}`);
     }
     const input = flags.file === undefined ? process.stdin : Readable.from(await fileChunks(flags.file));
-    const { stored, stop } = await importLines(client, createInterface({ input, crlfDelay: Infinity }), {
-      concurrency,
-      options: replicaOptions(flags),
-    });
+    const { stored, stop, failed } = await importLines(
+      client,
+      createInterface({ input, crlfDelay: Infinity }),
+      {
+        concurrency,
+        options: replicaOptions(flags),
+      },
+    );
+    if (failed !== undefined) {
+      // Which line and how many were stored: where to look, and what a second run will write again.
+      process.stderr.write(
+        `ringkv: ${describeFailure(failed.error)}; the write of line ${failed.line} failed, imported ${stored} entries before the import stopped\n`,
+      );
+      return exitCodeOf(failed.error);
+    }
     if (stop !== undefined) {
       // A line that cannot be read or a --file that cannot: bad usage, what was stored before stays.
       throw new RingkvError('RINGKV_CONFIG', `${stop.message}; imported ${stored} entries before it`, {
@@ -140,17 +155,17 @@ async function fileChunks(path: string): Promise<AsyncGenerator<Buffer>> {
  * Stores each line's entry, `concurrency` at a time; resolves once every
  * write started has settled, with how many were stored and, if the input
  * stopped early, why: a line that is not an entry, or a --file that cannot
- * be read (both RINGKV_CONFIG). Nothing past that point is read. A write
- * that failed rejects instead (it concerns an earlier line).
+ * be read (both RINGKV_CONFIG), or the first write that failed and its line.
+ * Nothing past that point is read.
  */
 async function importLines(
   client: RingkvClient,
   lines: AsyncIterable<string>,
   settings: { concurrency: number; options: { ack?: number; from?: number } },
-): Promise<{ stored: number; stop: RingkvError | undefined }> {
+): Promise<{ stored: number; stop: RingkvError | undefined; failed: FailedWrite | undefined }> {
   const inFlight = new Set<Promise<void>>();
   let stored = 0;
-  let failure: unknown;
+  let failed: FailedWrite | undefined;
   let stop: RingkvError | undefined;
   let lineNumber = 0;
   try {
@@ -158,18 +173,19 @@ async function importLines(
       lineNumber++;
       if (line.trim() === '') continue;
       const entry = parseLine(line, lineNumber);
+      const at = lineNumber;
       const write = client.put(entry.key, entry.value, settings.options).then(
         () => {
           stored++;
         },
-        (err: unknown) => {
-          failure ??= err;
+        (error: unknown) => {
+          failed ??= { error, line: at };
         },
       );
       const tracked = write.finally(() => inFlight.delete(tracked));
       inFlight.add(tracked);
       if (inFlight.size >= settings.concurrency) await Promise.race(inFlight);
-      if (failure !== undefined) break;
+      if (failed !== undefined) break;
     }
   } catch (err) {
     if (!isRingkvError(err, 'RINGKV_CONFIG')) throw err;
@@ -178,8 +194,13 @@ async function importLines(
     // Whatever stopped the reading, the writes already started settle before the command ends.
     await Promise.all(inFlight);
   }
-  if (failure !== undefined) throw failure;
-  return { stored, stop };
+  return { stored, stop, failed };
+}
+
+/** The first write of an import that failed, and the line it came from. */
+interface FailedWrite {
+  readonly error: unknown;
+  readonly line: number;
 }
 
 /** One export line as key and value bytes; a line that is not one is a usage error naming it. */

@@ -69,6 +69,21 @@ describe('import that stops', () => {
     }
   });
 
+  it('a write the node refuses (a key over 1,024 bytes: 414) names its line and the count stored, exit 2', async () => {
+    const url = cluster.urls[0]!;
+    const tooLong = JSON.stringify({ key: 'k'.repeat(2000), value: 'v' });
+    const input = [...lines('w414-', 3), tooLong, ...lines('w414-after-', 3)].join('\n');
+    const run = await ringkv(['import', '--concurrency', '1', '--url', url], input);
+    assert.equal(run.code, 2, run.stderr);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      /^ringkv: Bad request: 414 .*; the write of line 4 failed, imported 3 entries before the import stopped\n$/,
+    );
+    assert.equal(await storedCount(url, 'w414-', 3), 3);
+    assert.equal(await storedCount(url, 'w414-after-', 3), 0, 'lines after the failed one are not read');
+  });
+
   it('--file naming a directory is bad usage (exit 2), as put --file is', async () => {
     const url = cluster.urls[0]!;
     const dir = await makeTempDir();

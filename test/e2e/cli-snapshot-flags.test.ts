@@ -60,6 +60,24 @@ describe('snapshot flags and failures', () => {
     assert.equal(run.stdout, '');
   });
 
+  it('a 200 that is not a snapshot report (another server on the port) is a failure, exit 4, not success', async () => {
+    const html = '<html>hello</html>';
+    const url = await fakeNode((socket) => {
+      socket.end(
+        `HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: ${html.length}\r\n\r\n${html}`,
+      );
+    });
+    const out = join(await makeTempDir(), 'snap');
+    const run = await runCli(['snapshot', '--url', url, '--out', out, '--timeout', '5000']);
+    assert.equal(run.code, 4, run.stderr);
+    assert.equal(run.stderr.trim().split('\n').length, 1, run.stderr);
+    assert.match(
+      run.stderr.trimEnd(),
+      /^ringkv: Failed: .* answered 200 but not with a snapshot report: <html>hello<\/html>$/,
+    );
+    assert.equal(run.stdout, '');
+  });
+
   it('a bad --url or --timeout is bad usage: exit 2, one line', async () => {
     const out = join(await makeTempDir(), 'snap');
     for (const args of [

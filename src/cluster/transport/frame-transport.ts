@@ -616,7 +616,10 @@ class _PeerLink {
       this.#opened(socket, head);
     });
     request.once('response', (response) => {
-      response.resume();
+      // Only the status matters; the connection (agent: false, never reused) is closed rather than
+      // drained, so that a body that never ends (not a ringkv node) does not hold it open forever.
+      response.on('error', () => undefined);
+      response.destroy();
       if (!settle()) return;
       const status = response.statusCode ?? 0;
       this.#fail(
