@@ -726,6 +726,43 @@ for (const fastPath of [true, false])
       });
     });
 
+    describe('Expect: 100-continue', () => {
+      const expectHead = (target: string, bytes: number) =>
+        `PUT ${target} HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: ${bytes}\r\n\r\n`;
+
+      it('refuses a value over the limit, bad parameters and a leaving node before the body is sent', async () => {
+        const store = new ScriptedStore(1);
+        const port = await start(store);
+        const cases: [string, number, number, () => void][] = [
+          [`/v0/entity?id=a`, 9 * 1024 * 1024, 413, () => {}],
+          [`/v0/entity?id=a&ack=0`, 10, 400, () => {}],
+          [`/v0/entity?id=a`, 10, 503, () => server!.beginLeaving()],
+        ];
+        for (const [target, bytes, status, before] of cases) {
+          before();
+          const { conn } = await open(port);
+          await conn.write(expectHead(target, bytes));
+          // The final answer comes first, with no 100 (Continue): the client need not send the value.
+          const refused = await conn.readAnswer(2000);
+          assert.equal(refused.status, status, `${target}, ${bytes} bytes`);
+          assert.equal(refused.headers.connection, 'close');
+          assert.ok(await conn.waitClosed(2000));
+        }
+        assert.deepEqual(store.calls, []);
+      });
+
+      it('asks for the body of an acceptable PUT and stores it', async () => {
+        const store = new ScriptedStore(1);
+        const port = await start(store);
+        const { conn } = await open(port);
+        await conn.write(expectHead('/v0/entity?id=a', 3));
+        assert.equal((await conn.readAnswer(2000)).status, 100);
+        await conn.write('abc');
+        assert.equal((await conn.readAnswer(2000)).status, 201);
+        assert.deepEqual(store.calls, ['put a=abc ack=1 from=1 ttl=undefined']);
+      });
+    });
+
     describe('a head over its bound, read in pieces', () => {
       // Each piece is read on its own; the first stays under the bound (16 KiB here), so the
       // parser overflows on a read that starts inside the line that is too long.

@@ -21,7 +21,9 @@
  * - A request with two Host headers is 400 (RFC 9112 requires it; node:http
  *   keeps the first and drops the rest silently), and so is an HTTP/1.1 one
  *   with none, with a reason (node:http's own 400 for it has no body). An
- *   Expect other than 100-continue is 417 with a reason too.
+ *   Expect other than 100-continue is 417 with a reason too. A request with
+ *   100-continue that would be refused whatever its body gets its answer
+ *   before any 100, so that the client does not upload the value.
  * - A client that half-closes after its requests gets every answer, the
  *   last with `connection: close` (node:http's default would end the socket
  *   at once and drop the answers still due), as on the fast path.
@@ -69,7 +71,7 @@ import {
 } from './routes/context.js';
 import { handleDashboard, isDashboardPath } from './routes/dashboard.js';
 import { handleEntities } from './routes/entities.js';
-import { handleEntity } from './routes/entity.js';
+import { handleEntity, putRefusal } from './routes/entity.js';
 import { handleHealth, type Readiness } from './routes/health.js';
 import { handleMetrics } from './routes/metrics.js';
 import { handleSnapshot, SNAPSHOT_PATH } from './routes/snapshot.js';
@@ -173,6 +175,11 @@ export class HttpServer {
     (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#server.on('clientError', (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex) =>
       this.#countRefused(answerClientError(err, socket, headBytesMax, options.keyBytesMax)),
+    );
+    // Without this listener node:http sends 100 (Continue) at once, and the client uploads a value
+    // that is then refused (too large, bad parameters, a node leaving).
+    this.#server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) =>
+      this.#onRequest(req, res, (q, r) => this.#continueOrRefuse(q, r)),
     );
     // Without this listener node:http answers 417 with no body.
     this.#server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
@@ -396,6 +403,40 @@ export class HttpServer {
     } catch (err) {
       sendError(ctx, new NodeReply(res), err);
     }
+  }
+
+  /**
+   * A request with `Expect: 100-continue`: one that would be refused whatever
+   * its body is answered at once, with no 100 and `connection: close` (the
+   * client may then not send the body, which would otherwise be read as the
+   * next request); any other gets its 100 and is handled as usual.
+   */
+  #continueOrRefuse(req: IncomingMessage, res: ServerResponse): void {
+    const refuse = this.#refusalBeforeBody(req);
+    if (refuse === undefined) {
+      res.writeContinue();
+      this.#handle(req, res);
+      return;
+    }
+    const op = requestOp(pathOf(req.url!), req.method);
+    res.once('finish', () => this.#ctx.requestMetrics.observe(op, res.statusCode, 0));
+    refuse(closingReply(res));
+  }
+
+  /** The answer to a request that is refused whatever its body, if it is: see #handle. */
+  #refusalBeforeBody(req: IncomingMessage): ((reply: NodeReply) => void) | undefined {
+    const ctx = this.#ctx;
+    const path = pathOf(req.url!);
+    const hostProblem = hostHeaderProblem(req);
+    if (hostProblem !== undefined) return (reply) => sendText(ctx, reply, 400, hostProblem);
+    if (ctx.leaving && !servedWhileLeaving(path)) return (reply) => sendLeaving(ctx, reply);
+    if (path !== '/v0/entity' || req.method !== 'PUT') return undefined;
+    const err = putRefusal(ctx, req);
+    if (err === undefined) return undefined;
+    return (reply) => {
+      ctx.counters.put++;
+      sendError(ctx, reply, err);
+    };
   }
 
   /**

@@ -106,6 +106,20 @@ export function putValue(ctx: RouteContext, url: string, value: Buffer, reply: R
   if (params !== undefined) store(ctx, reply, params, value);
 }
 
+/**
+ * Why a PUT would be refused before its body is read: bad parameters, or a
+ * declared value over the limit. For a client that waits for 100
+ * (Continue) before sending the value, which it then need not send.
+ */
+export function putRefusal(ctx: RouteContext, req: IncomingMessage): unknown {
+  try {
+    parseEntityParams(req.url!, ctx.paramLimits);
+  } catch (err) {
+    return err;
+  }
+  return contentLength(req) > ctx.valueBytesMax ? tooLarge(ctx) : undefined;
+}
+
 function putEntity(ctx: RouteContext, req: IncomingMessage, res: ServerResponse, reply: Reply): void {
   let params: EntityParams;
   try {
