@@ -176,6 +176,27 @@ describe('a compaction of one version and value with two expiries', () => {
   });
 });
 
+describe('a value written after its expiry', () => {
+  const tmp = tempDir();
+  after(() => tmp.remove());
+
+  it('stays a grace period after its version, as a tombstone would: it hides older values on the other replicas', () => {
+    // A retry re-stamps the version but not the expiry, and a clock ahead stamps versions past the wall
+    // clock: the value expired before it took effect, and until replicas have exchanged it, it deletes.
+    const key = Buffer.from('k');
+    const written = makeVersion(NOW_MS - GRACE_MS / 2, 0);
+    const lateValue = valueEntry(key, written, Buffer.from('v'), NOW_MS - 2 * GRACE_MS);
+    writeTable(filePath(tmp.dir, 1, 'sst'), [lateValue], WRITER, 1);
+    const job = compactionJob(tmp.dir, [1], [2], { bottom: true, obsoleteBelowVersion: 1n << 64n });
+    const kept = runCompaction(job);
+    assert.equal(kept.entriesDropped, 0, 'dropped half a grace after its version');
+    assert.equal(kept.tables[0]?.droppable?.fromMs, NOW_MS - GRACE_MS / 2, 'counted from its version');
+    // A grace after its version, it goes.
+    const later = runCompaction({ ...job, inputs: [2], outputFileNumbers: [3], nowMs: NOW_MS + GRACE_MS });
+    assert.equal(later.entriesDropped, 1);
+  });
+});
+
 describe('compaction output file numbers', () => {
   const tmp = tempDir();
   after(() => tmp.remove());
@@ -201,7 +222,9 @@ describe('compaction output file numbers', () => {
 /** The rule isObsolete implements, stated on an Entry. */
 function obsolete(entry: Entry): boolean {
   if (entry.kind === EntryKind.Tombstone) return Number(entry.version >> 16n) + GRACE_MS <= NOW_MS;
-  return entry.expiresAtMs !== 0 && entry.expiresAtMs + GRACE_MS <= NOW_MS;
+  // A value counts from its expiry, or from its version if it was written already expired.
+  const fromMs = Math.max(entry.expiresAtMs, Number(entry.version >> 16n));
+  return entry.expiresAtMs !== 0 && fromMs + GRACE_MS <= NOW_MS;
 }
 
 describe('a job failure crossing from the worker', () => {

@@ -81,12 +81,16 @@ export function isExpired(entry: Entry, nowMs: number): boolean {
 
 /**
  * When an entry's grace period starts, after which a compaction at the bottom
- * of the tree may drop it (compaction/jobs.ts, isObsolete): a tombstone's
- * version time, a value's expiry; -1 for a value that never expires.
+ * of the tree may drop it (compaction/jobs.ts, isObsolete): when it took
+ * effect as a delete. A tombstone's version time; a value's expiry, or its
+ * version time if later (a value written already expired, by a retry that
+ * re-stamped its version or a clock ahead, deletes from its version on, and
+ * replicas exchange a write within the grace of its version); -1 for a value
+ * that never expires.
  */
 export function droppableFromMs(kind: number, versionPhysicalMs: number, expiresAtMs: number): number {
   if (kind === EntryKind.Tombstone) return versionPhysicalMs;
-  return expiresAtMs === 0 ? -1 : expiresAtMs;
+  return expiresAtMs === 0 ? -1 : Math.max(expiresAtMs, versionPhysicalMs);
 }
 
 /** A value that has not expired: what a read returns as present. */
