@@ -138,3 +138,32 @@ describe('StreamSource pages', () => {
     assert.equal((await engine.get(third!))?.value.toString(), 'after');
   });
 });
+
+describe('streamedTo', () => {
+  test('a node that moves up a key list gets the key from every source ahead of its old place', () => {
+    const members = [a, b, c, d];
+    let checked = 0;
+    for (let i = 0; i < 2000; i++) {
+      const key = Buffer.from(`moved-${i}`);
+      const before = rings.current.replicas(key, 3);
+      const after = rings.future.replicas(key, 3);
+      // A write with `from` f reached before[0..f); after the move a read asks after[0..f).
+      for (let f = 1; f <= 3; f++) {
+        for (const target of after.slice(0, f).filter((url) => !before.slice(0, f).includes(url))) {
+          for (const source of before.slice(0, f)) {
+            checked++;
+            assert.ok(streamedTo(rings, source, target, key), `${key} from=${f}: ${source} -> ${target}`);
+          }
+        }
+      }
+      // Nothing goes to a node no write of the key could have skipped, nor from one that holds none.
+      for (const source of members.filter((url) => !before.includes(url))) {
+        for (const target of members) assert.ok(!streamedTo(rings, source, target, key));
+      }
+      for (const target of members.filter((url) => !after.includes(url))) {
+        for (const source of members) assert.ok(!streamedTo(rings, source, target, key));
+      }
+    }
+    assert.ok(checked > 1000, `${checked} pairs checked`);
+  });
+});

@@ -9,6 +9,13 @@
  *
  *   S in C.replicas(k, R)  and  T in F.replicas(k, R)  and  T not in C.replicas(k, R)
  *
+ * and, since a key written with a `from` below R is on only the first
+ * `from` of its list, every key for which some f <= R has
+ *
+ *   S in C.replicas(k, f)  and  T in F.replicas(k, f)  and  T not in C.replicas(k, f)
+ *
+ * (T moves up the key's list as a member leaves: a node that was its third
+ * replica becomes its second, and a write with from=2 never reached it);
  * tombstones included (a delete is a version), at the version it holds. T
  * pulls from *every* live current replica of its keys, not from one: a
  * write answered with `ack` of `from` may be missing from the others, and
@@ -76,8 +83,14 @@ export interface MoveRings {
 /** Whether the source `self` sends key `key` to `target` (module comment). */
 export function streamedTo(rings: MoveRings, self: string, target: string, key: Uint8Array): boolean {
   const current = rings.current.replicas(key, replicationFactor(rings.current.nodes.length));
-  if (!current.includes(self) || current.includes(target)) return false;
-  return rings.future.replicas(key, replicationFactor(rings.future.nodes.length)).includes(target);
+  const future = rings.future.replicas(key, replicationFactor(rings.future.nodes.length));
+  const source = current.indexOf(self);
+  const after = future.indexOf(target);
+  if (source < 0 || after < 0) return false;
+  const before = current.indexOf(target);
+  if (before < 0) return true;
+  // The target moves up the key's list: a write with a `from` between its two places skipped it.
+  return Math.max(source, after) < Math.min(before, current.length, future.length);
 }
 
 /** A transfer's first page, before its entries' size is known. */
