@@ -12,8 +12,9 @@
  * Latency runs from the request's head having been read to its answer
  * having been handed to the socket (a range: to its last chunk). Requests
  * whose connection went away before an answer are not counted. Those
- * refused before any route (a malformed head, one cut short, CONNECT) are
- * `other`, observed as 0 s: there is no head read to time from.
+ * refused before any route (a malformed head, one cut short, CONNECT, an
+ * Upgrade refused) are `other`, observed as 0 s: there is no head read to
+ * time from. An internode handshake answered 101 is `internode`, also 0 s.
  *
  *   metrics.observe(RequestOp.Get, 200, (performance.now() - startMs) / 1000);
  */

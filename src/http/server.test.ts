@@ -382,6 +382,57 @@ for (const fastPath of [true, false])
         const port = await start(new ScriptedStore(1));
         assert.equal((await call(port, '/metrics')).status, 400);
       });
+
+      it('counts upgrades: refused ones as other, a handshake by the status the hook answered', async () => {
+        const statuses = [101, 403];
+        const port = await start(new ScriptedStore(1), {
+          upgrade: (_req, socket) => {
+            const status = statuses.shift()!;
+            socket.end(`HTTP/1.1 ${status} X\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+            return status;
+          },
+        });
+        const upgrade = 'connection: upgrade\r\nupgrade: ringkv\r\n\r\n';
+        for (const [head, status] of [
+          [`GET /v0/internode HTTP/1.1\r\nhost: x\r\n${upgrade}`, 101],
+          [`GET /v0/internode HTTP/1.1\r\nhost: x\r\n${upgrade}`, 403],
+          [`GET /v0/internode HTTP/1.1\r\nhost: x\r\nhost: y\r\n${upgrade}`, 400],
+        ] as const) {
+          const { conn } = await open(port);
+          await conn.write(head);
+          assert.equal((await conn.readAnswer()).status, status);
+        }
+        const metrics = server!.requestMetrics;
+        assert.equal(metrics.count(RequestOp.Internode, 101), 1);
+        assert.equal(metrics.count(RequestOp.Other, 403), 1);
+        assert.equal(metrics.count(RequestOp.Other, 400), 1);
+        const counters = await requestCounters(port);
+        assert.equal(counters.internode, 1);
+        const responses = counters.responses as Record<string, number>;
+        assert.deepEqual([responses['101'], responses['403'], responses['400']], [1, 1, 1]);
+      });
+
+      it('counts dashboard pages as dashboard in /v0/status, not as status requests', async () => {
+        const port = await start(new ScriptedStore(1));
+        for (const path of ['/', '/ui']) assert.equal((await call(port, path)).status, 200);
+        const counters = await requestCounters(port);
+        // The status request that read them is the only one.
+        assert.equal(counters.status, 1);
+        assert.equal(counters.dashboard, 2);
+        assert.equal(server!.requestMetrics.count(RequestOp.Dashboard, 200), 2);
+      });
+
+      it('counts an upgrade refused for want of a hook as other', async () => {
+        const port = await start(new ScriptedStore(1));
+        const { conn } = await open(port);
+        await conn.write(
+          'GET /v0/status HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n',
+        );
+        const answer = await conn.readAnswer();
+        assert.equal(answer.status, 400);
+        assert.equal(answer.body.toString(), 'Upgrade not supported');
+        assert.equal(server!.requestMetrics.count(RequestOp.Other, 400), 1);
+      });
     });
 
     describe('leaving', () => {

@@ -80,7 +80,11 @@ import { handleStatus } from './routes/status.js';
 const KiB = 1024;
 const INTERNODE_PREFIX = '/v0/internode';
 
-export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+/**
+ * Takes an Upgrade request and answers it on `socket`; returns the status it
+ * answered (101 once switched), for the request counts (anything else: not counted).
+ */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer) => unknown;
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
 
 export interface HttpServerOptions {
@@ -192,9 +196,9 @@ export class HttpServer {
     // Always listened for: without a listener Node 20 would route an upgrade as a plain request.
     // Upgrades are internode handshakes: still taken while leaving, refused once closing.
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (hasDuplicateHost(req.rawHeaders)) refuseUpgrade(socket, DUPLICATE_HOST);
-      else if (upgrade !== undefined && !this.#ctx.closing) upgrade(req, socket, head);
-      else refuseUpgrade(socket, 'Upgrade not supported');
+      if (hasDuplicateHost(req.rawHeaders)) this.#countRefused(answerRaw(socket, 400, DUPLICATE_HOST));
+      else if (upgrade !== undefined && !this.#ctx.closing) this.#countUpgrade(upgrade(req, socket, head));
+      else this.#countRefused(answerRaw(socket, 400, 'Upgrade not supported'));
     });
     this.#fastPath =
       options.fastPath === false
@@ -330,6 +334,18 @@ export class HttpServer {
     if (status === undefined) return;
     this.#ctx.counters.countResponse(status);
     this.#ctx.requestMetrics.observe(RequestOp.Other, status, 0);
+  }
+
+  /** Counts the hook's answer to an Upgrade: a handshake taken is `internode`, one refused is refused before any route. */
+  #countUpgrade(status: unknown): void {
+    if (typeof status !== 'number') return;
+    if (status !== 101) {
+      this.#countRefused(status);
+      return;
+    }
+    this.#ctx.counters.internode++;
+    this.#ctx.counters.countResponse(status);
+    this.#ctx.requestMetrics.observe(RequestOp.Internode, status, 0);
   }
 
   /** Handles `req` once every earlier request on its connection has been answered (module comment). */
@@ -527,10 +543,6 @@ function answerAfterBody(req: IncomingMessage, answer: () => void): void {
     if (drained > limits.httpDrainBytesMax) req.socket.destroy();
   });
   req.on('end', answer);
-}
-
-function refuseUpgrade(socket: Duplex, body: string): void {
-  answerRaw(socket, 400, body);
 }
 
 const STATUS_TEXT: Record<number, string> = {

@@ -82,26 +82,23 @@ export class InternodeServer {
     this.#onPeerSeen = options.onPeerSeen;
   }
 
-  /** For a node:http Server's 'upgrade' event (a bound function: pass it as is). */
-  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+  /** For a node:http Server's 'upgrade' event (a bound function: pass it as is); returns the status answered. */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): number => {
     const path = (req.url ?? '').split('?', 1)[0];
     if (
       path !== UPGRADE_PATH ||
       req.headers.upgrade?.toLowerCase() !== PROTOCOL ||
       !(socket instanceof Socket)
     ) {
-      this.#refuse(socket, 400, 'Unsupported upgrade');
-      return;
+      return this.#refuse(socket, 400, 'Unsupported upgrade');
     }
     if (this.#closed || this.#leaving) {
-      this.#refuse(socket, 503, 'Node is shutting down');
-      return;
+      return this.#refuse(socket, 503, 'Node is shutting down');
     }
     const proof = req.headers[PROOF_HEADER];
     const verdict = this.#checker.check(Array.isArray(proof) ? proof[0] : proof, req.headers.host, true);
     if (verdict !== 'accepted') {
-      this.#refuse(socket, verdict === 'missing' ? 401 : 403, `Internode proof ${verdict}`);
-      return;
+      return this.#refuse(socket, verdict === 'missing' ? 401 : 403, `Internode proof ${verdict}`);
     }
     const sender = req.headers[NODE_HEADER];
     if (typeof sender === 'string') this.#onPeerSeen?.(sender);
@@ -116,6 +113,7 @@ export class InternodeServer {
     this.#connections.add(connection);
     void connection.closed.then(() => this.#connections.delete(connection));
     if (head.length > 0) connection.receive(head);
+    return 101;
   };
 
   /**
@@ -178,12 +176,13 @@ export class InternodeServer {
     for (const connection of this.#connections) connection.destroy();
   }
 
-  #refuse(socket: Duplex, status: number, message: string): void {
+  #refuse(socket: Duplex, status: number, message: string): number {
     this.#handshakesRefused++;
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
         `Content-Length: ${Buffer.byteLength(message)}\r\n\r\n${message}`,
     );
+    return status;
   }
 }
 

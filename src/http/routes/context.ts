@@ -22,6 +22,8 @@ export class RequestCounters {
   status = 0;
   health = 0;
   metrics = 0;
+  /** The dashboard's page and its /ui/cluster polls (each poll also asks every member's /v0/status). */
+  dashboard = 0;
   internode = 0;
   /** Requests answered 400 for an unknown path or method. */
   unknown = 0;
@@ -50,6 +52,7 @@ export class RequestCounters {
       status: this.status,
       health: this.health,
       metrics: this.metrics,
+      dashboard: this.dashboard,
       internode: this.internode,
       unknown: this.unknown,
       internalErrors: this.internalErrors,

@@ -33,7 +33,7 @@ export function handleDashboard(
 ): void {
   if (!onlyGet(ctx, req, res)) return;
   const reply = new NodeReply(res);
-  ctx.counters.status++;
+  ctx.counters.dashboard++;
   if (path !== '/ui/cluster') {
     ctx.counters.countResponse(200);
     res.writeHead(200, {
