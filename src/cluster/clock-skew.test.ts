@@ -12,6 +12,8 @@ test('a peer beyond the bound is named until a sample within it, or until it is 
   skew.sample(C, 1200, 600); // within the bound once half the round trip is allowed for
   assert.deepEqual(skew.beyond, [B]);
   assert.equal(lines.length, 1);
+  // A warning (lineLog logs it at warn): writes through the two nodes may be misordered.
+  assert.match(lines[0]!, /^Warning: Clock of http:\/\/127\.0\.0\.1:2 differs/);
   skew.sample(B, 20, 2);
   assert.deepEqual(skew.beyond, []);
   assert.match(lines[1]!, /back within/);

@@ -38,8 +38,9 @@ export class ClockSkewMonitor {
     if (beyond === this.#beyond.has(peer)) return;
     if (beyond) {
       this.#beyond.add(peer);
+      // "Warning: " makes it a warn line (lineLog): writes may be misordered until the clocks agree.
       this.#log(
-        `Clock of ${peer} differs from this node's by ${skewMs} ms (round trip ${rttMs} ms), beyond --max-clock-skew ${this.#boundMs} ms: writes through the two nodes may be misordered; fix the clocks (NTP)`,
+        `Warning: Clock of ${peer} differs from this node's by ${skewMs} ms (round trip ${rttMs} ms), beyond --max-clock-skew ${this.#boundMs} ms: writes through the two nodes may be misordered; fix the clocks (NTP)`,
       );
     } else {
       this.#beyond.delete(peer);
