@@ -802,6 +802,26 @@ for (const fastPath of [true, false])
         assert.deepEqual(store.calls, []);
       });
 
+      it('acts on no request pipelined behind a refusal that closes the connection', async () => {
+        const store = new ScriptedStore(1);
+        const port = await start(store);
+        const heads = [
+          // Refused before any 100; this client sent its value anyway, and a DELETE behind it.
+          `${expectHead('/v0/entity?id=a&ack=0', 3)}abc`,
+          'GET /v0/entity?id=a HTTP/1.1\r\n\r\n',
+        ];
+        for (const head of heads) {
+          const { conn } = await open(port);
+          await conn.write(`${head}DELETE /v0/entity?id=b HTTP/1.1\r\nHost: x\r\n\r\n`);
+          const refused = await conn.readAnswer(2000);
+          assert.equal(refused.status, 400);
+          assert.equal(refused.headers.connection, 'close');
+          assert.ok(await conn.waitClosed(2000));
+        }
+        // The DELETE is never answered: done anyway, a client retrying it could delete a later write.
+        assert.deepEqual(store.calls, []);
+      });
+
       it('asks for the body of an acceptable PUT and stores it', async () => {
         const store = new ScriptedStore(1);
         const port = await start(store);

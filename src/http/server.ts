@@ -36,6 +36,7 @@
  *   order, as the fast path does: node:http emits each as soon as its head
  *   is parsed, and a DELETE right behind a PUT would otherwise be stored
  *   first (a PUT is stored once its body has arrived), losing the delete.
+ *   Those behind an answer that closed the connection are not acted on.
  * - Shutdown has three steps. beginLeaving() makes new client requests 503
  *   (their connections close), while health, status and the internode paths
  *   and upgrades are still served on open connections, so that clients and
@@ -364,6 +365,12 @@ export class HttpServer {
       line.busy = true;
       // 'close' follows the answer's last byte, or the connection's end: either way the next may go.
       res.once('close', () => {
+        // An answer that closed the connection (node:http has ended the socket) was the last: those
+        // pipelined behind it would never be answered, so they are not acted on (line stays busy).
+        if (socket.writableEnded) {
+          line.waiting.length = 0;
+          return;
+        }
         const next = line.waiting.shift();
         if (next !== undefined) next();
         else line.busy = false;
