@@ -274,6 +274,13 @@ export const limits = {
   hintPeersConcurrentMax: 4,
   /** Hints: how often the handoff loop looks for peers to deliver to (default). */
   hintHandoffIntervalMs: 1000,
+  /**
+   * Hints: a scheduled handoff round serves one peer at most this long, then
+   * moves on; the next round goes on where it stopped. Rounds do not
+   * overlap, so without it a slow peer's long backlog would hold up the
+   * other peers' hints until all of it was delivered.
+   */
+  hintPeerRoundMsMax: 10_000,
   /** Hints: a peer the transport reports down is still tried this often (in case no probe brings it back). */
   hintDownRetryMs: 10_000,
   /** Hints: each delivery write has this long (the coordinator's default deadline). */

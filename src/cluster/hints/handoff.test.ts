@@ -230,6 +230,46 @@ describe('HintedHandoff', () => {
     await transport.close();
   });
 
+  it("a slow peer's long backlog does not hold up the next rounds: another peer's new hint goes meanwhile", async () => {
+    const { store, transport } = await setup(60, [A, B]);
+    // B's hints are taken out of the way: B gets one new hint once A's delivery is under way.
+    for (let i = 0; i < 60; i++) {
+      const batch = await store.peek(B, 100, 1 << 20);
+      if (batch === undefined) break;
+      await store.acknowledge(batch);
+    }
+    let pendingForAWhenBGotIt: number | undefined;
+    const slow: HandoffTransport = {
+      isUp: () => true,
+      write: async (peer) => {
+        if (peer === A)
+          await sleep(20); // 60 hints, one at a time: about 1.2 s in all
+        else pendingForAWhenBGotIt ??= store.pending(A).entries;
+      },
+    };
+    const handoff = new HintedHandoff({
+      store,
+      transport: slow,
+      intervalMs: 10,
+      batchEntriesMax: 2,
+      inFlightMax: 1,
+      peerRoundMsMax: 100,
+    });
+    handoff.start();
+    for (let i = 0; i < 100 && store.pending(A).entries === 60; i++) await sleep(5);
+    assert.ok(store.pending(A).entries < 60, "A's delivery started");
+    assert.equal(await store.add(B, entry(0)), true);
+    for (let i = 0; i < 600 && pendingForAWhenBGotIt === undefined; i++) await sleep(5);
+    await handoff.stop();
+    assert.notEqual(pendingForAWhenBGotIt, undefined, 'B got its hint');
+    assert.ok(
+      pendingForAWhenBGotIt! > 0,
+      `B waited for all of A's backlog (A had ${pendingForAWhenBGotIt} left)`,
+    );
+    await store.close();
+    await transport.close();
+  });
+
   it('drain delivers to reachable peers before the deadline and keeps the rest on disk', async () => {
     const { dir, store, handlers, transport } = await setup(6, [A, B]);
     transport.setDown(B, true);

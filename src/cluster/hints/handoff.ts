@@ -26,6 +26,10 @@
  *      node already is not handed to it again). Writes are idempotent
  *      (the newest version wins), so entries delivered twice are harmless.
  * At most peersConcurrentMax peers are served at once, one round at a time.
+ * A round serves each peer for at most peerRoundMsMax, then moves on (the
+ * next round goes on where it stopped): the next round waits for this one,
+ * so a slow peer with a long backlog would otherwise hold up every other
+ * peer's hints for as long as its own took.
  *
  * drain(deadlineMs), for shutdown: stops the schedule, lets the round under
  * way finish its batch, then delivers to every peer with hints until the
@@ -59,6 +63,8 @@ export interface HintedHandoffOptions {
   readonly peersConcurrentMax?: number;
   readonly writeTimeoutMs?: number;
   readonly downRetryMs?: number;
+  /** A scheduled round's delivery to one peer goes on at most this long (default limits.hintPeerRoundMsMax). */
+  readonly peerRoundMsMax?: number;
   /** Whether a peer is still a member of the cluster: the hints of one that is not are dropped (default: every peer is). */
   readonly isMember?: (peer: string) => boolean;
   /**
@@ -103,6 +109,7 @@ export class HintedHandoff {
   readonly #peersConcurrentMax: number;
   readonly #writeTimeoutMs: number;
   readonly #downRetryMs: number;
+  readonly #peerRoundMsMax: number;
   readonly #isMember: (peer: string) => boolean;
   readonly #placement: HintedHandoffOptions['placement'];
   readonly #log: (line: string) => void;
@@ -142,12 +149,16 @@ export class HintedHandoff {
     this.#peersConcurrentMax = options.peersConcurrentMax ?? limits.hintPeersConcurrentMax;
     this.#writeTimeoutMs = options.writeTimeoutMs ?? limits.hintWriteTimeoutMs;
     this.#downRetryMs = options.downRetryMs ?? limits.hintDownRetryMs;
+    this.#peerRoundMsMax = options.peerRoundMsMax ?? limits.hintPeerRoundMsMax;
     this.#isMember = options.isMember ?? (() => true);
     this.#placement = options.placement;
     this.#log = options.log ?? (() => {});
     assert(this.#intervalMs > 0, `hint handoff interval must be positive: ${this.#intervalMs}`);
     assert(
-      this.#batchEntriesMax >= 1 && this.#inFlightMax >= 1 && this.#peersConcurrentMax >= 1,
+      this.#batchEntriesMax >= 1 &&
+        this.#inFlightMax >= 1 &&
+        this.#peersConcurrentMax >= 1 &&
+        this.#peerRoundMsMax > 0,
       'bounds >= 1',
     );
   }
@@ -251,7 +262,9 @@ export class HintedHandoff {
     const worker = async (): Promise<void> => {
       while (next < due.length) {
         const peer = due[next++]!;
-        await this.#deliver(peer, untilMs, draining);
+        // A drain has its own deadline; a scheduled round moves on after a slice per peer.
+        const sliceEndMs = draining ? Number.POSITIVE_INFINITY : Date.now() + this.#peerRoundMsMax;
+        await this.#deliver(peer, untilMs, draining, sliceEndMs);
       }
     };
     const workers: Promise<void>[] = [];
@@ -261,8 +274,17 @@ export class HintedHandoff {
     if (failed !== undefined) throw failed.reason;
   }
 
-  /** Batches to one peer until none is left, one fails, the deadline passes, or (unless draining) stop(). */
-  async #deliver(peer: string, untilMs: number, draining: boolean): Promise<void> {
+  /**
+   * Batches to one peer until none is left, one fails, the deadline passes,
+   * (unless draining) stop(), or sliceEndMs passes. The slice only stops
+   * taking new batches: unlike untilMs, it never cuts a write's deadline.
+   */
+  async #deliver(
+    peer: string,
+    untilMs: number,
+    draining: boolean,
+    sliceEndMs = Number.POSITIVE_INFINITY,
+  ): Promise<void> {
     // One delivery per peer: a round's worker can reach a peer that peerUp() started on meanwhile.
     if (this.#busy.has(peer)) return;
     this.#busy.add(peer);
@@ -281,7 +303,7 @@ export class HintedHandoff {
           this.#log(`Dropped ${forgotten} hints for ${peer}: no longer a member of the cluster`);
         return;
       }
-      while ((draining || !this.#stopping) && Date.now() < untilMs) {
+      while ((draining || !this.#stopping) && Date.now() < Math.min(untilMs, sliceEndMs)) {
         const batch = await this.#store.peek(peer, this.#batchEntriesMax, this.#batchBytesMax);
         if (batch === undefined) return;
         if (batch.entries.length === 0) {

@@ -224,6 +224,30 @@ describe('HintStore', () => {
     await reopened.close();
   });
 
+  it('numbers files after forget() above every file of the peer: a set-aside file is never overwritten', async () => {
+    const dir = await tempDir();
+    const peerDir = join(dir, peerDirName(A));
+    /** Three hints in a new file, the second damaged, delivery reaching it: the file is set aside. */
+    const addAndSpoil = async (store: HintStore): Promise<void> => {
+      for (let i = 0; i < 3; i++) assert.equal(await store.add(A, entry(i)), true);
+      const [name] = (await readdir(peerDir)).filter((n) => n.endsWith('.hint'));
+      const bytes = await readFile(join(peerDir, name!));
+      bytes[HINT_HEADER_BYTES + hintRecordBytes(entry(0)) + 12]! ^= 0xff;
+      await writeFile(join(peerDir, name!), bytes);
+      assert.equal(await store.peek(A, 10, 1 << 20), undefined);
+    };
+    const store = await HintStore.open(dir, { sync: false });
+    await addAndSpoil(store);
+    assert.equal(await store.add(A, entry(7)), true);
+    assert.equal(await store.forget(A), 1);
+    // The peer is back (say it rejoined): its new hints must not take a number its directory holds.
+    await addAndSpoil(store);
+    assert.equal(store.stats().corruptFiles.length, 2);
+    const corrupt = (await readdir(peerDir)).filter((n) => n.endsWith('.hint.corrupt'));
+    assert.equal(corrupt.length, 2, `both set-aside files kept: ${corrupt.join(' ')}`);
+    await store.close();
+  });
+
   it("sets aside a file whose header's version does not match its records, rather than cut them as torn", async () => {
     for (const [wrote, says] of [
       [2, 1],

@@ -188,7 +188,8 @@ interface _PeerHints {
   /** The running write loop, if any: it takes queues until none is left. */
   flushing: Promise<void> | undefined;
   delivering: boolean;
-  nextSequence: number;
+  /** The next file's number; shared with the peer's state before a forget() (#peer says why). */
+  readonly sequence: { next: number };
   dirReady: boolean;
 }
 
@@ -204,6 +205,8 @@ export class HintStore {
   readonly #log: (line: string) => void;
   readonly #peers = new Map<string, _PeerHints>();
   readonly #corrupt: HintCorruption[] = [];
+  /** Sequence counters of forgotten peers, taken up if they get hints again. */
+  readonly #forgottenSequences = new Map<string, { next: number }>();
   #totalBytes = 0;
   #closed = false;
   #added = 0;
@@ -399,7 +402,8 @@ export class HintStore {
 
   /**
    * Deletes every hint of `peer` (it left the cluster and will not be back
-   * for them): its files go once the write under way ended. Returns how many
+   * for them): its files go once the write under way ended; set-aside files
+   * stay, and later hints for it number their files above them. Returns how many
    * undelivered hints went. The caller makes sure no delivery to the peer is
    * under way (handoff.ts calls it in place of one).
    */
@@ -407,8 +411,9 @@ export class HintStore {
     const hints = this.#peers.get(peer);
     if (hints === undefined || this.#closed) return 0;
     assert(!hints.delivering, `no delivery to ${peer} while its hints are forgotten`);
-    // Adds from now on (there should be none) start afresh.
+    // Adds from now on (there should be none) start afresh, numbering on from these files.
     this.#peers.delete(peer);
+    this.#forgottenSequences.set(peer, hints.sequence);
     await hints.flushing;
     const active = hints.active;
     hints.active = undefined;
@@ -452,9 +457,12 @@ export class HintStore {
         queue: undefined,
         flushing: undefined,
         delivering: false,
-        nextSequence: 1,
+        // After a forget() its directory may still hold set-aside files, and files the forget (or a
+        // write it waits for) has not deleted yet: new numbers go on above them, never reused.
+        sequence: this.#forgottenSequences.get(peer) ?? { next: 1 },
         dirReady: false,
       };
+      this.#forgottenSequences.delete(peer);
       this.#peers.set(peer, hints);
     }
     return hints;
@@ -532,7 +540,7 @@ export class HintStore {
       await this.#vfs.mkdir(hints.dir);
       hints.dirReady = true;
     }
-    const sequence = hints.nextSequence++;
+    const sequence = hints.sequence.next++;
     const path = join(hints.dir, hintFileName(sequence));
     const handle = await this.#vfs.open(path, 'wx');
     try {
@@ -701,7 +709,7 @@ export class HintStore {
       sequenceMax = Math.max(sequenceMax, sequence ?? 0, corrupt ?? 0);
       if (sequence !== undefined) sequences.push(sequence);
     }
-    hints.nextSequence = sequenceMax + 1;
+    hints.sequence.next = sequenceMax + 1;
     let tooOld = 0;
     for (const sequence of sequences.sort((a, b) => a - b)) {
       const path = join(hints.dir, hintFileName(sequence));
