@@ -726,6 +726,37 @@ describe('IndexedEngine: failures and shutdown', () => {
     await engine.close();
   });
 
+  it("an index purge that fails after the store's part rebuilds the index, so no purged key stays in the digests", async () => {
+    const dir = await tempDir();
+    const store = await LsmEngine.open({ dir, sync: false });
+    const lsm = lsmIndexes(dir);
+    let failPurge = true;
+    // The index's purge fails once (a full disk, say), after the store's has dropped the keys.
+    const indexes = {
+      clear: (slot: 0 | 1) => lsm.clear(slot),
+      open: async (slot: 0 | 1) => {
+        const index = await lsm.open(slot);
+        return hooked(index, {
+          purge: async (filter, options) => {
+            if (!failPurge) return index.purge!(filter, options);
+            failPurge = false;
+            throw new RingkvError('RINGKV_IO', 'index purge failed');
+          },
+        });
+      },
+    };
+    const engine = await IndexedEngine.open({ main: store, indexes, verifyIntervalMs: 0 });
+    engine.watchRing(() => ring);
+    await engine.settled();
+    for (let i = 0; i < 50; i++) await engine.write(valueEntry(key(i), NOW + 5n, Buffer.from('x')));
+    const failed = await outcome(engine.purge(ALL));
+    assert.ok(isRingkvError(failed, 'RINGKV_IO'), String(failed));
+    const expected = await fromScratch(store, ring);
+    assert.equal(expected.index.length, 0, "the store's part dropped every key");
+    assert.deepEqual(await actual(engine, ring), expected, 'the index and digests follow the store');
+    await engine.close();
+  });
+
   it('saves no tree when the store fails to close, and the next start rebuilds', async () => {
     const dir = await tempDir();
     const { engine } = await openOn(dir, {

@@ -61,7 +61,8 @@
  * AbortSignal: a membership change, whose new move may stream those ranges
  * back in) while it waits its turn or while the store's part runs: it
  * rejects, nothing dropped; once the store's part is done, the index's
- * follows so that the two agree. Close does not
+ * follows so that the two agree (if that part fails, the index is rebuilt
+ * from the store). Close does not
  * wait for one (a full compaction of the store, as long as rewriting it): it
  * is abandoned, rejected with RINGKV_CLOSED (a move's cleanup is redone at
  * the next start), and no tree is saved, the digests being out of date.
@@ -692,7 +693,9 @@ export class IndexedEngine implements Engine {
       const signal = job.signal === undefined ? stopping : AbortSignal.any([stopping, job.signal]);
       await this.#main.purge?.(job.filter, { signal });
       // The store's keys are gone: the index follows them whatever the caller does now (only close stops it).
-      await this.#index.purge?.({ ...job.filter, hashPrefixed: true }, { signal: stopping });
+      await this.#index
+        .purge?.({ ...job.filter, hashPrefixed: true }, { signal: stopping })
+        .catch((err: unknown) => this.#indexPurgeFailed(err));
       job.resolve();
     } catch (err) {
       job.reject(err);
@@ -700,6 +703,17 @@ export class IndexedEngine implements Engine {
       this.#purging = undefined;
       finished();
     }
+  }
+
+  /**
+   * The store's part of a purge is done and the index's failed: the index
+   * holds keys the store dropped, so it is rebuilt (and no tree is saved
+   * meanwhile); then the error goes to the purge's caller.
+   */
+  #indexPurgeFailed(err: unknown): never {
+    this.#drifted = true;
+    this.rebuild(`the index's part of a purge failed: ${errorMessage(err)}`);
+    throw err;
   }
 
   /** The index afresh from the store, in the other slot; then digests (by #maintain). */
