@@ -298,7 +298,14 @@ export class ClusterStore implements Store {
             return entry;
           };
     const targets = [...replicas, ...counted];
-    return this.#writes.write(stamp, targets, options.ack + counted.length, deadlineMs, options);
+    return this.#writes.write(
+      stamp,
+      targets,
+      options.ack + counted.length,
+      deadlineMs,
+      options,
+      counted.length,
+    );
   }
 
   /** A write no answer waits for: its failure is counted and hinted like a late replica's. */

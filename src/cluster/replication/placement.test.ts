@@ -114,3 +114,20 @@ describe('ClusterStore: pending owners', () => {
     assert.ok(await eventually(() => failed.includes(`${B} from=3`)), failed.join(', '));
   });
 });
+
+describe('ClusterStore: a 504 during a move', () => {
+  test("its reason tells the client's ack apart from the pending owner's raise", async () => {
+    const { store, transport } = setUp();
+    transport.down.add(B);
+    transport.down.add(C);
+    // 3 needed: the client's ack of 2, plus one for D, which must not make the client think it asked for 3.
+    try {
+      await assert.rejects(store.put(K, Buffer.from('v'), Q), (err: Error) => {
+        assert.match(err.message, /^Only \d of 3 required replicas answered \(ack 2, plus 1 pending owner/);
+        return true;
+      });
+    } finally {
+      await store.close();
+    }
+  });
+});

@@ -28,6 +28,8 @@ export class Tally extends Expirable {
   done = false;
   readonly deadlineMs: number;
   readonly #needed: number;
+  /** Of `needed`, those a move's pending owners added to the client's ack (for the 504's message). */
+  readonly #raised: number;
   readonly #total: number;
   readonly #timeoutMs: number;
   readonly #deadlines: DeadlineTimer;
@@ -38,6 +40,8 @@ export class Tally extends Expirable {
 
   constructor(fields: {
     needed: number;
+    /** Of `needed`, the pending owners' raise (coordinator.ts): the 504 tells it apart from the client's ack. */
+    raised?: number;
     total: number;
     deadlineMs: number;
     /** For the 504's message only. */
@@ -47,6 +51,7 @@ export class Tally extends Expirable {
   }) {
     super();
     this.#needed = fields.needed;
+    this.#raised = fields.raised ?? 0;
     this.#total = fields.total;
     this.deadlineMs = fields.deadlineMs;
     this.#timeoutMs = fields.timeoutMs;
@@ -88,10 +93,15 @@ export class Tally extends Expirable {
 
   #notEnough(within: string): void {
     const failed = this.#failures === 0 ? '' : `; ${this.#failures} failed: ${this.#reasons.join('; ')}`;
+    const raised = this.#raised;
+    const why =
+      raised === 0
+        ? ''
+        : ` (ack ${this.#needed - raised}, plus ${raised} pending owner${raised === 1 ? '' : 's'}: the ring is changing)`;
     this.finish(
       new RingkvError(
         'RINGKV_NOT_ENOUGH_REPLICAS',
-        `Only ${this.#successes} of ${this.#needed} required replicas answered${within}${failed}`,
+        `Only ${this.#successes} of ${this.#needed} required replicas answered${why}${within}${failed}`,
       ),
     );
   }

@@ -49,7 +49,8 @@ export class WriteRounds {
    * Writes the entry `make` builds for a version, re-stamped on conflicts;
    * rejects with RINGKV_NOT_ENOUGH_REPLICAS. `request`: the client's
    * `from` (failures are reported with it) and a traced request's receipt,
-   * which gets the last round's version and replicas.
+   * which gets the last round's version and replicas. `raised`: how much
+   * of `ack` pending owners added (a 504 says so).
    */
   async write(
     make: (version: bigint) => Entry,
@@ -57,12 +58,13 @@ export class WriteRounds {
     ack: number,
     deadlineMs: number,
     request: Pick<ReplicaOptions, 'from' | 'receipt'>,
+    raised = 0,
   ): Promise<void> {
     const clock = this.#context.clock;
     for (let attempt = 0; ; attempt++) {
       const entry = make(clock.now());
       request.receipt?.beginWrite(entry.version);
-      const conflict = await this.#round(entry, replicas, ack, deadlineMs, request);
+      const conflict = await this.#round(entry, replicas, ack, deadlineMs, request, raised);
       if (conflict === undefined) return;
       if (!clock.observe(conflict)) {
         throw new RingkvError(
@@ -91,12 +93,14 @@ export class WriteRounds {
     ack: number,
     deadlineMs: number,
     request: Pick<ReplicaOptions, 'from' | 'receipt'>,
+    raised: number,
   ): Promise<bigint | undefined> {
     const context = this.#context;
     const receipt: Receipt | undefined = request.receipt;
     return new Promise((resolve, reject) => {
       const tally = new Tally({
         needed: ack,
+        raised,
         total: replicas.length,
         deadlineMs,
         deadlines: context.deadlines,
