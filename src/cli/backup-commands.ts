@@ -13,9 +13,10 @@
  *
  * That holds only while the other replicas still keep the tombstones of keys
  * deleted since the snapshot, that is, for a snapshot younger than the
- * tombstone grace (limits.tombstoneGraceMs, which every node uses): past it
- * the restored node's old values of those keys would spread back. `restore`
- * refuses an older snapshot unless given --force, for the cases where no
+ * tombstone grace (limits.tombstoneGraceMs, which every node uses) by a
+ * margin (AGE_MAX_MS): past it the restored node's old values of those keys
+ * would spread back. `restore` refuses an older snapshot unless given
+ * --force, for the cases where no
  * live replica is left to spread to (every node of a cluster restored from
  * snapshots taken together, or a node of its own).
  */
@@ -39,8 +40,20 @@ import { type Command, EXIT } from './command.js';
 const SNAPSHOT_TIMEOUT_MS_DEFAULT = 10 * 60_000;
 
 const HOUR_MS = 60 * 60 * 1000;
-/** The tombstone grace of every node (it is no flag): a snapshot older than it is refused. */
+/** The tombstone grace of every node (it is no flag). */
 const GRACE_HOURS = limits.tombstoneGraceMs / HOUR_MS;
+/**
+ * The oldest snapshot restored without --force: the grace less the margin
+ * hints keep (limits.hintGraceMarginMsMax). A delete made after the snapshot
+ * began may carry a version up to the clock skew older than it (another
+ * coordinator's clock), and the restored node first compares with a
+ * replica some time after the restore: at the grace itself, that replica
+ * may have dropped the tombstone already, and the old value would spread.
+ */
+const AGE_MAX_MS =
+  limits.tombstoneGraceMs - Math.min(limits.tombstoneGraceMs / 10, limits.hintGraceMarginMsMax);
+const AGE_MAX_HOURS = +(AGE_MAX_MS / HOUR_MS).toFixed(2);
+const AGE_MAX = `${AGE_MAX_HOURS} h (the tombstone grace, ${GRACE_HOURS} h, less a margin for clock skew and start-up)`;
 
 export const snapshot: Command = {
   usage: `Usage: ringkv snapshot --out DIR [--url URL] [--timeout MS]
@@ -143,18 +156,19 @@ checking every file of it against its SHA256SUMS; a damaged or incomplete
 snapshot is refused, naming the file, and nothing is written. Then start the
 node on that directory with ringkv serve.
 
-A snapshot older than the tombstone grace (${GRACE_HOURS} h) is refused: restored
-into one node of a live cluster, it could bring back keys deleted since.
+A snapshot older than ${AGE_MAX_HOURS} h is refused (the tombstone grace, ${GRACE_HOURS} h, less
+a margin for clock skew and the node's start): restored into one node of a
+live cluster, it could bring back keys deleted since. Start the node soon after.
 
   --snapshot DIR   the snapshot (from ringkv snapshot)
   --data DIR       the data directory to build
-  --force          restore a snapshot older than the grace: for a whole
+  --force          restore a snapshot older than that: for a whole
                    cluster restored from snapshots taken together, or a node
                    of its own, where no live replica holds newer deletes
 
 Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage (a
 --data that is not empty or cannot be made a directory, a snapshot older
-than the grace without --force).
+than ${AGE_MAX_HOURS} h without --force).
 `,
   run: async (args) => {
     const line = parseCommandLine(args, {
@@ -204,28 +218,28 @@ function isSnapshotReport(text: string): boolean {
 }
 
 /**
- * Refuses (RINGKV_BAD_REQUEST: exit 2) a snapshot older than the tombstone
- * grace unless `force`; warns, on one line, about one whose age is unknown
+ * Refuses (RINGKV_BAD_REQUEST: exit 2) a snapshot older than AGE_MAX_MS
+ * unless `force`; warns, on one line, about one whose age is unknown
  * (written before snapshots recorded it) or that was restored by force.
  */
 function admitSnapshotAge(dir: string, createdMs: number | undefined, force: boolean): void {
   if (createdMs === undefined) {
     process.stderr.write(
-      `ringkv: warning: ${dir} does not record when it was taken (an older snapshot), so its age is unknown: restore one node of a live cluster only from a snapshot younger than the tombstone grace (${GRACE_HOURS} h)\n`,
+      `ringkv: warning: ${dir} does not record when it was taken (an older snapshot), so its age is unknown: restore one node of a live cluster only from a snapshot younger than ${AGE_MAX}\n`,
     );
     return;
   }
   const ageMs = Date.now() - createdMs;
-  if (ageMs <= limits.tombstoneGraceMs) return;
+  if (ageMs <= AGE_MAX_MS) return;
   const age = `${(ageMs / HOUR_MS).toFixed(1)} h old (taken ${new Date(createdMs).toISOString()})`;
   if (force) {
     process.stderr.write(
-      `ringkv: warning: ${dir} is ${age}, past the tombstone grace (${GRACE_HOURS} h); restored as --force asks\n`,
+      `ringkv: warning: ${dir} is ${age}, older than ${AGE_MAX}; restored as --force asks\n`,
     );
     return;
   }
   throw new RingkvError(
     'RINGKV_BAD_REQUEST',
-    `Snapshot ${dir} is ${age}, older than the tombstone grace (${GRACE_HOURS} h): restored into one node of a live cluster it could bring back keys deleted since; --force restores it for a whole cluster restored from snapshots taken together (or a node of its own), else start the node empty and let the cluster fill it`,
+    `Snapshot ${dir} is ${age}, older than ${AGE_MAX}: restored into one node of a live cluster it could bring back keys deleted since; --force restores it for a whole cluster restored from snapshots taken together (or a node of its own), else start the node empty and let the cluster fill it`,
   );
 }
