@@ -204,11 +204,17 @@ class _PeerSource implements _Source {
         { cause: err },
       );
     }
+    const last = page.entries.at(-1);
+    if (last === undefined && page.more) {
+      // Nothing to go on from: ending here would answer a range short and look complete.
+      throw new RingkvError(
+        'RINGKV_NOT_ENOUGH_REPLICAS',
+        `A cluster range needs every node: ${this.#peer}: answered an empty page that says more follow`,
+      );
+    }
     this.#page = page.entries;
     this.#index = 0;
-    const last = page.entries.at(-1);
-    // A page without entries cannot say where to go on from: treat it as the end.
-    this.#more = page.more && last !== undefined;
+    this.#more = page.more;
     if (last !== undefined) this.#start = Buffer.concat([last.key, _ZERO]);
   }
 
