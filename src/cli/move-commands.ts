@@ -8,7 +8,8 @@
  * printing the new owners' streaming progress as it goes; --no-wait returns
  * once the move has started. A move whose node dies halfway stays under
  * way, the cluster serving meanwhile: start the node again to resume it, or
- * cancel it.
+ * cancel it. Run again, decommission and remove take up the same move under
+ * way, or say the node was removed already (exit 0), rather than refuse it.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -32,6 +33,9 @@ const STATUS_TIMEOUT_MS = 2000;
 const COMMON_USAGE = `  --cluster-secret TEXT  the cluster's secret, if it has one (or RINGKV_CLUSTER_SECRET)
   --timeout MS           give up waiting after MS milliseconds (default ${WAIT_MS_DEFAULT}); the move goes on
   --no-wait              return once the move has started
+
+Run again (after --timeout or --no-wait), it waits for the same move under
+way, or says the node is removed already (exit 0).
 
 Exit: 0 done, 2 bad usage or a change the cluster refused (another move under
 way, not a member, a wrong secret, a single node with no cluster, ...), 3 the node
@@ -126,14 +130,10 @@ function moveCommand(spec: MoveCommandSpec): Command {
               Date.now() + REQUEST_TIMEOUT_MS,
             )
           ).toString('utf8'),
-        ) as { epoch: string; move?: string; cancelled?: string };
-        say(
-          spec.done === undefined
-            ? `move cancelled (epoch ${started.epoch}): ${started.cancelled}`
-            : `move started (epoch ${started.epoch}): ${started.move}`,
-        );
+        ) as MoveStarted;
+        say(startedLine(started, spec.argument(url, positional)));
         process.exitCode =
-          spec.done === undefined || line.switches['no-wait']
+          spec.done === undefined || line.switches['no-wait'] || started.already === 'done'
             ? EXIT.ok
             : await waitDone(transport, url, (answer) => spec.done!(answer, url, positional), waitMs);
       } catch (err) {
@@ -150,6 +150,22 @@ function moveCommand(spec: MoveCommandSpec): Command {
       }
     },
   };
+}
+
+/** The node's answer to a change; `already` when the same change was made before (a command run again). */
+interface MoveStarted {
+  readonly epoch: string;
+  readonly move?: string | null;
+  readonly cancelled?: string;
+  readonly already?: 'under way' | 'done';
+}
+
+function startedLine(started: MoveStarted, leaving: string): string {
+  if (started.cancelled !== undefined) return `move cancelled (epoch ${started.epoch}): ${started.cancelled}`;
+  if (started.already === 'done') return `${leaving} already removed (epoch ${started.epoch})`;
+  if (started.already === 'under way')
+    return `move already under way (epoch ${started.epoch}): ${started.move}`;
+  return `move started (epoch ${started.epoch}): ${started.move}`;
 }
 
 /** Whether `err`, or an error it was caused by (the transport wraps them: "Peer ... is down: ..."), has `code`. */
@@ -233,7 +249,7 @@ async function waitDone(
     await sleep(POLL_MS);
   }
   process.stderr.write(
-    `ringkv: the move is not complete after ${waitMs} ms${unreachable === undefined ? '' : ` (${url}: ${unreachable})`}; it goes on: restart any node of it that died, or cancel it (ringkv cancel)\n`,
+    `ringkv: the move is not complete after ${waitMs} ms${unreachable === undefined ? '' : ` (${url}: ${unreachable})`}; it goes on: run the command again to wait for it, restart any node of it that died, or cancel it (ringkv cancel)\n`,
   );
   return EXIT.unavailable;
 }

@@ -24,6 +24,7 @@ import {
   flipped,
   futureMembers,
   holdsChange,
+  leavingAlready,
   type Member,
   MemberState,
   type Membership,
@@ -115,6 +116,19 @@ describe('membership: the model', () => {
       currentMembers(flipped(dead)).map((m) => m.url),
       [a, b],
     );
+  });
+
+  test('leavingAlready: the same leave asked again is under way or done; any other change is not', () => {
+    const start = bootstrapMembership([a, b, c, d]);
+    assert.equal(leavingAlready(start, c, { dead: true }), undefined);
+    const removing = withLeaving(start, c, { dead: true });
+    assert.equal(leavingAlready(removing, c, { dead: true }), 'under way');
+    // A decommission of a node being removed is another change, and so is a leave within a replace.
+    assert.equal(leavingAlready(removing, c, { dead: false }), undefined);
+    assert.equal(leavingAlready(removing, d, { dead: true }), undefined);
+    assert.equal(leavingAlready(flipped(removing), c, { dead: false }), 'done');
+    assert.equal(leavingAlready(withJoining(start, e, { replaces: c }), c, { dead: true }), undefined);
+    assert.equal(leavingAlready(cancelled(removing), c, { dead: true }), undefined);
   });
 
   test("replace: the new node joins with the dead node's token, which leaves as dead", () => {

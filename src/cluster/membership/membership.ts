@@ -283,6 +283,27 @@ export function withLeaving(view: Membership, url: string, options: { dead: bool
   );
 }
 
+/**
+ * Whether the change withLeaving(view, url, { dead }) asks for is made
+ * already: 'under way' when the move under way is that one member leaving
+ * (in the same way), 'done' when it is removed. An operator's command run
+ * again (after its wait timed out) then takes it up rather than being
+ * refused. Undefined otherwise.
+ */
+export function leavingAlready(
+  view: Membership,
+  url: string,
+  options: { dead: boolean },
+): 'under way' | 'done' | undefined {
+  const member = findMember(view, url);
+  if (member?.state === MemberState.Removed) return 'done';
+  if (member?.state !== MemberState.Leaving || member.dead !== options.dead) return undefined;
+  const moving = view.members.filter(
+    (m) => m.state === MemberState.Joining || m.state === MemberState.Leaving,
+  );
+  return moving.length === 1 ? 'under way' : undefined;
+}
+
 /** The end of a move: joining members become normal, leaving ones removed, at once. */
 export function flipped(view: Membership): Membership {
   if (!moveUnderWay(view)) throw badChange('No move under way to complete');

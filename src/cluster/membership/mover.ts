@@ -51,6 +51,7 @@ import {
   describeMove,
   EMPTY_MEMBERSHIP,
   flipped,
+  leavingAlready,
   MEMBER_STATE_NAMES,
   MemberState,
   type Membership,
@@ -220,6 +221,8 @@ export class Mover {
             `Decommission is asked of the node that leaves: this is ${this.#selfUrl}, not ${request.argument}`,
           );
         }
+        answer = this.#leavingAlready(this.#selfUrl, { dead: false });
+        if (answer !== undefined) break;
         const view = await gossip.propose((v) => withLeaving(v, this.#selfUrl, { dead: false }));
         this.#log(
           `Decommissioning ${this.#selfUrl} (epoch ${view.epoch}): its ranges stream to their new owners`,
@@ -235,6 +238,8 @@ export class Mover {
             `${dead} cannot remove itself: decommission it instead`,
           );
         }
+        answer = this.#leavingAlready(dead, { dead: true });
+        if (answer !== undefined) break;
         if (await answersExchange(this.#options.transport, dead)) {
           throw new RingkvError(
             'RINGKV_BAD_REQUEST',
@@ -255,6 +260,18 @@ export class Mover {
       }
     }
     return Buffer.from(JSON.stringify(answer));
+  }
+
+  /**
+   * The answer to a decommission or remove that is made already (membership.ts's
+   * leavingAlready): the same command run again after its wait timed out takes up
+   * the move, or learns it is done, rather than being refused. Undefined otherwise.
+   */
+  #leavingAlready(url: string, options: { dead: boolean }): Record<string, string | null> | undefined {
+    const view = this.#topology.view;
+    const already = leavingAlready(view, url, options);
+    if (already === undefined) return undefined;
+    return { epoch: String(view.epoch), move: moveUnderWay(view) ? describeMove(view) : null, already };
   }
 
   /** This node's answer to a progress request. */
