@@ -29,6 +29,13 @@ async function writeAll(engine: LsmEngine, entries: Entry[]): Promise<void> {
   for (const entry of entries) await engine.write(entry);
 }
 
+/** WRITES through an engine on `dir`, which is then closed cleanly or left as a crash leaves it. */
+async function writeThenEnd(dir: string, lines: string[], end: 'close' | 'crash'): Promise<void> {
+  const engine = await LsmEngine.open(options(dir, lines));
+  await writeAll(engine, WRITES);
+  if (end === 'close') await engine.close();
+  else await engine.crashForTest();
+}
 /** The one log that holds records (the others are empty or spares), and where its records start. */
 async function logWithRecords(dir: string): Promise<{ path: string; records: number[] }> {
   const found: { path: string; records: number[] }[] = [];
@@ -69,9 +76,7 @@ describe('LSM engine: write-ahead logs at open', () => {
     const dir = await tempDir();
     try {
       const lines: string[] = [];
-      const engine = await LsmEngine.open(options(dir.path, lines));
-      await writeAll(engine, WRITES);
-      await engine.close();
+      await writeThenEnd(dir.path, lines, 'close');
       const { path, records } = await logWithRecords(dir.path);
       assert.equal(records.length, WRITES.length);
       const last = records[records.length - 1]!;
@@ -145,10 +150,8 @@ describe('LSM engine: write-ahead logs at open', () => {
     const dir = await tempDir();
     try {
       const lines: string[] = [];
-      let engine = await LsmEngine.open(options(dir.path, lines));
-      await writeAll(engine, WRITES);
-      await engine.close();
-      engine = await LsmEngine.open(options(dir.path, lines));
+      await writeThenEnd(dir.path, lines, 'close');
+      const engine = await LsmEngine.open(options(dir.path, lines));
       try {
         assert.equal(await liveValue(engine, 'a'), undefined, 'the acknowledged DELETE holds');
         assert.equal(await liveValue(engine, 'b'), 'v2');
@@ -169,15 +172,13 @@ describe('LSM engine: write-ahead logs at open', () => {
     const dir = await tempDir();
     try {
       const lines: string[] = [];
-      let engine = await LsmEngine.open(options(dir.path, lines));
-      await writeAll(engine, WRITES);
-      await engine.crashForTest();
+      await writeThenEnd(dir.path, lines, 'crash');
       const { path, records } = await logWithRecords(dir.path);
       const last = records[records.length - 1]!;
       // What a crash in the middle of the last write leaves: its payload never fully reached the disk.
       await flipByte(path, last + RECORD_HEADER_BYTES);
 
-      engine = await LsmEngine.open(options(dir.path, lines));
+      const engine = await LsmEngine.open(options(dir.path, lines));
       try {
         assert.equal(await liveValue(engine, 'a'), 'v1', 'the torn DELETE is gone');
         assert.equal(await liveValue(engine, 'b'), 'v2');
@@ -210,13 +211,11 @@ describe('LSM engine: write-ahead logs at open', () => {
     const dir = await tempDir();
     try {
       const lines: string[] = [];
-      let engine = await LsmEngine.open(options(dir.path, lines));
-      await writeAll(engine, WRITES);
-      await engine.close();
+      await writeThenEnd(dir.path, lines, 'close');
       const { path } = await logWithRecords(dir.path);
       await truncate(path, 0);
 
-      engine = await LsmEngine.open(options(dir.path, lines));
+      const engine = await LsmEngine.open(options(dir.path, lines));
       try {
         assert.equal(await liveValue(engine, 'b'), undefined, 'its writes are gone');
         assert.deepEqual(lines, [
@@ -234,9 +233,7 @@ describe('LSM engine: write-ahead logs at open', () => {
     const dir = await tempDir();
     try {
       const lines: string[] = [];
-      const engine = await LsmEngine.open(options(dir.path, lines));
-      await writeAll(engine, WRITES);
-      await engine.close();
+      await writeThenEnd(dir.path, lines, 'close');
       const { path } = await logWithRecords(dir.path);
       // A later log that holds writes (as after the memtable moved to a new log), then the older one emptied.
       const number = Number(/(\d+)\.log$/.exec(path)![1]);
@@ -259,10 +256,8 @@ describe('LSM engine: write-ahead logs at open', () => {
     const dir = await tempDir();
     try {
       const lines: string[] = [];
-      let engine = await LsmEngine.open(options(dir.path, lines));
-      await writeAll(engine, WRITES);
-      await engine.crashForTest();
-      engine = await LsmEngine.open(options(dir.path, lines));
+      await writeThenEnd(dir.path, lines, 'crash');
+      const engine = await LsmEngine.open(options(dir.path, lines));
       try {
         assert.equal(await liveValue(engine, 'a'), undefined);
         assert.equal(await liveValue(engine, 'b'), 'v2');
@@ -280,9 +275,7 @@ describe('LSM engine: write-ahead logs at open', () => {
   test('after a crash, a damaged record followed by data is refused like any corruption', async () => {
     const dir = await tempDir();
     try {
-      const engine = await LsmEngine.open(options(dir.path, []));
-      await writeAll(engine, WRITES);
-      await engine.crashForTest();
+      await writeThenEnd(dir.path, [], 'crash');
       const { path, records } = await logWithRecords(dir.path);
       await flipByte(path, records[1]! + RECORD_HEADER_BYTES);
       await assert.rejects(LsmEngine.open(options(dir.path, [])), (err: unknown) => {
