@@ -392,11 +392,9 @@ export class HttpServer {
       ctx.requestMetrics.observe(op, res.statusCode, (performance.now() - startMs) / 1000),
     );
     try {
-      const hostProblem = hostHeaderProblem(req);
-      if (hostProblem !== undefined) {
-        answerAfterBody(req, () => sendText(ctx, closingReply(res), 400, hostProblem));
-      } else if (ctx.leaving && !servedWhileLeaving(path)) {
-        answerAfterBody(req, () => sendLeaving(ctx, new NodeReply(res)));
+      const refuse = this.#refusalOfAny(req, path);
+      if (refuse !== undefined) {
+        answerAfterBody(req, () => refuse(closingReply(res)));
       } else if (path === '/v0/entity') {
         handleEntity(ctx, req, res);
       } else if (path === '/v0/entities' && req.method === 'GET') {
@@ -446,13 +444,21 @@ export class HttpServer {
     refuse(closingReply(res));
   }
 
-  /** The answer to a request that is refused whatever its body, if it is: see #handle. */
-  #refusalBeforeBody(req: IncomingMessage): ((reply: NodeReply) => void) | undefined {
+  /** The answer to a request refused before any route (its Host headers, a node leaving), if it is. */
+  #refusalOfAny(req: IncomingMessage, path: string): ((reply: NodeReply) => void) | undefined {
     const ctx = this.#ctx;
-    const path = pathOf(req.url!);
     const hostProblem = hostHeaderProblem(req);
     if (hostProblem !== undefined) return (reply) => sendText(ctx, reply, 400, hostProblem);
     if (ctx.leaving && !servedWhileLeaving(path)) return (reply) => sendLeaving(ctx, reply);
+    return undefined;
+  }
+
+  /** The answer to a request that is refused whatever its body, if it is: #refusalOfAny's, or a PUT's. */
+  #refusalBeforeBody(req: IncomingMessage): ((reply: NodeReply) => void) | undefined {
+    const ctx = this.#ctx;
+    const path = pathOf(req.url!);
+    const refuse = this.#refusalOfAny(req, path);
+    if (refuse !== undefined) return refuse;
     if (path !== '/v0/entity' || req.method !== 'PUT') return undefined;
     const err = putRefusal(ctx, req);
     if (err === undefined) return undefined;
