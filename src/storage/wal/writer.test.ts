@@ -48,6 +48,8 @@ class ProbeFile implements WalFile {
   readonly writePositions: number[] = [];
   datasyncs = 0;
   syncs = 0;
+  /** Every call in order: 'write', 'datasync' or 'sync'. */
+  readonly calls: string[] = [];
   /** Index of the write() call (0 = header) that throws. */
   failWriteAt = -1;
   failDatasync = false;
@@ -63,6 +65,7 @@ class ProbeFile implements WalFile {
 
   async write(buffer: Buffer, offset: number, length: number, position: number): Promise<number> {
     const index = this.writeLengths.length;
+    this.calls.push('write');
     this.writeLengths.push(length);
     this.writePositions.push(position);
     if (index === this.failWriteAt) throw new Error('EIO: injected write failure');
@@ -73,12 +76,14 @@ class ProbeFile implements WalFile {
 
   async datasync(): Promise<void> {
     this.datasyncs++;
+    this.calls.push('datasync');
     if (this.failDatasync) throw new Error('EIO: injected fdatasync failure');
     await this.#inner.datasync();
   }
 
   async sync(): Promise<void> {
     this.syncs++;
+    this.calls.push('sync');
     await this.#inner.sync();
   }
 
@@ -254,9 +259,32 @@ describe('WalWriter', () => {
     assert.equal(probe.syncs, syncsAfterCreate);
     // Acknowledged records are in the file before close: readable by another reader now.
     assert.deepEqual((await readWal(path, { repair: false })).entries, entries);
+    const callsBeforeClose = probe.calls.length;
     await wal.close();
-    assert.equal(wal.stats().syncs, 1, 'close fsyncs whatever the mode');
+    assert.equal(wal.stats().syncs, 2, 'close syncs the records, then the close record');
     assert.equal(probe.syncs, syncsAfterCreate + 1);
+    // The records are durable before the close record is written: a power cut
+    // must never keep the close record and lose a record before it.
+    assert.deepEqual(probe.calls.slice(callsBeforeClose), ['datasync', 'write', 'sync']);
+  });
+
+  test('sync off: a log with no records is closed with one sync; a failed sync of the records fails close', async () => {
+    const empty = await createProbed(freshPath(), { sync: false });
+    const callsBeforeClose = empty.probe.calls.length;
+    await empty.wal.close();
+    assert.deepEqual(empty.probe.calls.slice(callsBeforeClose), ['write', 'sync']);
+
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: false });
+    await wal.append(valueEntry(Buffer.from('k'), 1n, Buffer.from('v')));
+    probe.failDatasync = true;
+    const err = await rejectsWithCode(wal.close(), 'RINGKV_IO');
+    assert.match(err.message, /fdatasync/);
+    assert.equal(
+      (await readWal(path, { repair: false })).closed,
+      false,
+      'no close record after a failed sync',
+    );
   });
 
   test('batches respect batchBytesMax; a larger entry goes alone', async () => {

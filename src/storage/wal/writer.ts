@@ -21,8 +21,9 @@
  *   failed: after a failed write or fsync nobody knows what reached the disk,
  *   so nothing may be appended after it. The engine moves on to a new log
  *   when the disk was full (lsm/write-path.ts).
- * - close() writes what is queued, then the close record (format.ts), fsyncs
- *   (whatever the sync mode), closes the file; later appends reject with
+ * - close() writes what is queued, then (sync off: after one fdatasync, so
+ *   that the records are durable before it) the close record (format.ts),
+ *   fsyncs (whatever the sync mode), closes the file; later appends reject with
  *   RINGKV_CLOSED. The close record is what tells a reader that the log was
  *   closed rather than cut short by a crash, so that damage to any record
  *   in it is corruption, never a torn tail (reader.ts). A writer that failed
@@ -110,7 +111,7 @@ export interface WalWriterStats {
   readonly records: number;
   /** write() calls for batches (the close record's is not counted). */
   readonly writes: number;
-  /** fdatasync/fsync calls after the header: one per batch with sync on, plus one at close. */
+  /** fdatasync/fsync calls after the header: one per batch with sync on, plus one at close (two with sync off and records). */
   readonly syncs: number;
 }
 
@@ -256,33 +257,42 @@ export class WalWriter {
       throw this.#failed;
     }
     if (closeRecord) {
+      // With sync off the records are in the page cache only: make them durable
+      // before the close record, so that a power cut can never keep the close
+      // record and lose a record before it (that would read as corruption,
+      // not as a torn tail).
+      if (!this.#sync && this.#writes > 0) {
+        await this.#closeStep('fdatasync', () => this.#file.datasync());
+        this.#syncs++;
+      }
       // Every appended entry is written now: the loop only ends with the queue empty, or failed.
       const record = encodeCloseRecord({
         recordsEnd: this.#writtenBytes,
         batches: this.#writes,
         entries: this.#records,
       });
-      try {
-        await writeFully(this.#file, record, 0, record.length, this.#writtenBytes);
-        this.#writtenBytes += record.length;
-      } catch (err) {
-        this.#failed = this.#ioError('write', err);
-        await this.#file.close().catch(() => undefined);
-        throw this.#failed;
-      }
+      await this.#closeStep('write', () =>
+        writeFully(this.#file, record, 0, record.length, this.#writtenBytes),
+      );
+      this.#writtenBytes += record.length;
     }
-    try {
-      await this.#file.sync();
-      this.#syncs++;
-    } catch (err) {
-      this.#failed = this.#ioError('fsync', err);
-      await this.#file.close().catch(() => undefined);
-      throw this.#failed;
-    }
+    await this.#closeStep('fsync', () => this.#file.sync());
+    this.#syncs++;
     try {
       await this.#file.close();
     } catch (err) {
       throw this.#ioError('close', err);
+    }
+  }
+
+  /** One I/O step of close(): if it fails, the writer is failed and its file closed. */
+  async #closeStep(operation: string, step: () => Promise<unknown>): Promise<void> {
+    try {
+      await step();
+    } catch (err) {
+      this.#failed = this.#ioError(operation, err);
+      await this.#file.close().catch(() => undefined);
+      throw this.#failed;
     }
   }
 
