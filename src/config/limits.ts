@@ -160,8 +160,22 @@ export const limits = {
   httpHeadersTimeoutMs: 10_000,
   /** ...and this long for the whole request: 8 MiB at ~300 KiB/s. */
   httpRequestTimeoutMs: 30_000,
+  /**
+   * What a PUT's declared Content-Length reserves before its bytes come; the
+   * buffer then doubles as they arrive (http/sized-body.ts), so that heads
+   * declaring large values cannot reserve memory they never send.
+   */
+  httpBodyFirstBytes: 64 * KiB,
   /** An idle keep-alive connection is closed after this. */
   httpKeepAliveTimeoutMs: 5_000,
+  /**
+   * How often the head, request and keep-alive deadlines above are checked,
+   * on both request paths (node:http's connectionsCheckingInterval, the fast
+   * path's sweep): a deadline is enforced up to this late. node:http's own
+   * default, 30 s, would let a client that trickles its head hold the
+   * connection for 40 s rather than 10.
+   */
+  httpTimeoutCheckMs: 1_000,
   /**
    * Client requests slower than this get a log record (--slow-request):
    * well above a healthy p99 (a few ms), at the scale of the request

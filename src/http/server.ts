@@ -20,7 +20,10 @@
  *   answered request is counted and timed for it (request-metrics.ts).
  * - A request with two Host headers is 400 (RFC 9112 requires it; node:http
  *   keeps the first and drops the rest silently), and so is an HTTP/1.1 one
- *   with none, with a reason (node:http's own 400 for it has no body). An
+ *   with none, with a reason (node:http's own 400 for it has no body); one
+ *   whose Transfer-Encoding is other than chunked alone is 400 too (llhttp
+ *   would pass on a `gzip, chunked` body still gzipped), and one of another
+ *   HTTP version than 1.0 or 1.1 (which llhttp takes) is 400. An
  *   Expect other than 100-continue is 417 with a reason too. A request with
  *   100-continue that would be refused whatever its body gets its answer
  *   before any 100, so that the client does not upload the value.
@@ -168,6 +171,7 @@ export class HttpServer {
         headersTimeout: limits.httpHeadersTimeoutMs,
         requestTimeout: limits.httpRequestTimeoutMs,
         keepAliveTimeout: limits.httpKeepAliveTimeoutMs,
+        connectionsCheckingInterval: limits.httpTimeoutCheckMs,
         noDelay: true,
         // Checked in #handle, to answer with a reason (node:http's 400 has no body).
         requireHostHeader: false,
@@ -175,6 +179,10 @@ export class HttpServer {
       (req, res) => this.#onRequest(req, res, (q, r) => this.#handle(q, r)),
     );
     this.#server.setTimeout(limits.httpSocketIdleTimeoutMs);
+    // node:http keeps only the first 2,000 headers in rawHeaders by default, and the Host and
+    // Transfer-Encoding checks read rawHeaders: a second Host or a `gzip, chunked` after 2,000
+    // filler lines would pass them. The head's size is bounded by maxHeaderSize already.
+    this.#server.maxHeadersCount = 0;
     // Requests sent before the client ended its side are answered, as the fast path does: by
     // default node:http ends the socket at the client's end, and answers still due are lost.
     (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
@@ -447,8 +455,11 @@ export class HttpServer {
   /** The answer to a request refused before any route (its Host headers, a node leaving), if it is. */
   #refusalOfAny(req: IncomingMessage, path: string): ((reply: NodeReply) => void) | undefined {
     const ctx = this.#ctx;
+    // llhttp takes HTTP/2.0 and a request line with no version (HTTP/0.9) as if they were HTTP/1.x.
+    if (req.httpVersionMajor !== 1) return (reply) => sendText(ctx, reply, 400, UNSUPPORTED_VERSION);
     const hostProblem = hostHeaderProblem(req);
     if (hostProblem !== undefined) return (reply) => sendText(ctx, reply, 400, hostProblem);
+    if (hasOtherTransferCoding(req.rawHeaders)) return (reply) => sendText(ctx, reply, 400, OTHER_CODING);
     if (ctx.leaving && !servedWhileLeaving(path)) return (reply) => sendLeaving(ctx, reply);
     return undefined;
   }
@@ -488,6 +499,9 @@ export class HttpServer {
 
 const DUPLICATE_HOST = 'Duplicate Host header';
 const MISSING_HOST = 'Missing Host header';
+/** As llhttp's own refusal of HTTP/1.2 (`Invalid HTTP version`): a 4xx, the request is the client's fault. */
+const UNSUPPORTED_VERSION = 'Malformed request: unsupported HTTP version, use HTTP/1.1';
+const OTHER_CODING = 'Unsupported Transfer-Encoding: only chunked is taken, alone';
 
 /** Per connection: whether a request is being handled, and those waiting behind it. */
 const IN_ORDER = Symbol('ringkv.inOrder');
@@ -534,6 +548,22 @@ function hostHeaderProblem(req: IncomingMessage): string | undefined {
   if (hosts > 1) return DUPLICATE_HOST;
   if (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor === 1) return MISSING_HOST;
   return undefined;
+}
+
+/**
+ * Whether the request's Transfer-Encoding is anything but `chunked` alone. llhttp refuses a
+ * coding list that does not end in chunked, but takes `gzip, chunked` and hands over the body
+ * still gzipped, which would be stored as the value: RFC 9112 has a server refuse a coding it
+ * does not apply. The body is still framed by its chunks, so it can be read and dropped.
+ */
+function hasOtherTransferCoding(raw: readonly string[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
+      if (raw[i + 1]!.trim().toLowerCase() !== 'chunked') return true;
+    }
+  }
+  return false;
 }
 
 /** A NodeReply whose answer closes the connection whatever the route asks. */

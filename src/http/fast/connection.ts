@@ -28,6 +28,7 @@ import {
   sendLeaving,
 } from '../routes/context.js';
 import { deleteEntity, getEntity, putValue } from '../routes/entity.js';
+import { SizedBody } from '../sized-body.js';
 import { HAND_OVER, Method, NEED_MORE, parseRequestHead } from './request-head.js';
 import { CLOSE_LINES, encodeResponse, headerLines } from './response.js';
 
@@ -71,8 +72,7 @@ export class FastConnection {
   #bodyTarget = '';
   /** ...and whether it is to be refused: its head arrived while the node was leaving. */
   #bodyRefused = false;
-  #body: Buffer | undefined;
-  #bodyFilled = 0;
+  #body: SizedBody | undefined;
   /** write() returned false: read no further request until 'drain'. */
   #writeBlocked = false;
   #paused = false;
@@ -187,15 +187,14 @@ export class FastConnection {
   #receive(chunk: Buffer): void {
     if (this.#phase === Phase.Body) {
       const body = this.#body!;
-      const used = chunk.copy(body, this.#bodyFilled);
-      this.#bodyFilled += used;
-      if (this.#bodyFilled < body.length) return;
+      const used = body.fill(chunk);
+      if (!body.complete) return;
       this.#body = undefined;
       if (used < chunk.length) {
         this.#unread = chunk.subarray(used);
         this.#at = 0;
       }
-      this.#answer(Method.Put, this.#bodyTarget, body, this.#bodyRefused);
+      this.#answer(Method.Put, this.#bodyTarget, body.value(), this.#bodyRefused);
       return;
     }
     if (this.#unread === undefined) {
@@ -239,15 +238,14 @@ export class FastConnection {
             this.#handOver(unread.subarray(requestStart));
             return;
           }
-          // A buffer of the value's own size, so the store keeps no view into a socket read.
-          value = Buffer.allocUnsafe(length);
-          const available = Math.min(length, unread.length - at);
-          unread.copy(value, 0, at, at + available);
-          at += available;
-          if (available < length) {
-            this.#enterBody(head.target, value, available, refused);
+          // A buffer of the value's own, so the store keeps no view into a socket read.
+          const body = new SizedBody(length);
+          at += body.fill(unread, at);
+          if (!body.complete) {
+            this.#enterBody(head.target, body, refused);
             return;
           }
+          value = body.value();
         }
         if (at < unread.length) this.#at = at;
         else this.#unread = undefined;
@@ -264,12 +262,11 @@ export class FastConnection {
    * A PUT whose body has not all arrived. The body's deadline counts from
    * the request's start (#sinceMs is left as it is).
    */
-  #enterBody(target: string, body: Buffer, filled: number, refused: boolean): void {
+  #enterBody(target: string, body: SizedBody, refused: boolean): void {
     this.#unread = undefined;
     this.#at = 0;
     this.#phase = Phase.Body;
     this.#body = body;
-    this.#bodyFilled = filled;
     this.#bodyTarget = target;
     this.#bodyRefused = refused;
     if (this.#ended) {
@@ -345,7 +342,8 @@ export class FastConnection {
 
   #timedOut(): void {
     this.#countRefused(408);
-    this.#close(encodeResponse(408, undefined, '', CLOSE_LINES));
+    // As node:http's refusal is answered (server.ts), with its reason.
+    this.#close(encodeResponse(408, 'text/plain', 'Request not received in time', CLOSE_LINES));
   }
 
   /** A request cut short by the client's end: answered as node:http's parser refuses it (server.ts). */

@@ -20,6 +20,7 @@
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { limits } from '../../config/limits.js';
 import type { RouteContext } from '../routes/context.js';
 import { type ConnectionHost, type ConnectionTimeouts, FastConnection } from './connection.js';
 import { keepAliveLines } from './response.js';
@@ -28,8 +29,6 @@ export interface FastPathOptions {
   readonly headBytesMax: number;
   readonly timeouts: ConnectionTimeouts;
 }
-
-const SWEEP_INTERVAL_MS = 1000;
 
 export class FastPath implements ConnectionHost {
   readonly ctx: RouteContext;
@@ -53,7 +52,7 @@ export class FastPath implements ConnectionHost {
     this.#server = server;
     this.#nodeListener = nodeListener;
     this.#timeouts = options.timeouts;
-    this.#sweep = setInterval(() => this.#checkTimeouts(), SWEEP_INTERVAL_MS).unref();
+    this.#sweep = setInterval(() => this.#checkTimeouts(), limits.httpTimeoutCheckMs).unref();
   }
 
   /** Puts the fast path in front of `server`'s connections; undefined if it cannot. */

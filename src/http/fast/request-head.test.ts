@@ -117,6 +117,20 @@ describe('parseRequestHead', () => {
     assert.equal(parse('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r'), NEED_MORE);
   });
 
+  it('hands over an unfinished head at once when no request it takes starts so', () => {
+    for (const text of [
+      '\x16\x03\x01',
+      'get /v0/entity?id=a',
+      'POST /v0/entity?id=a HTTP/1.1\r\n',
+      'GET /v0/entities',
+    ]) {
+      assert.equal(parse(text), HAND_OVER, JSON.stringify(text));
+    }
+    for (const text of ['', 'G', 'DELE', 'PUT /v0/ent', 'GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n']) {
+      assert.equal(parse(text), NEED_MORE, JSON.stringify(text));
+    }
+  });
+
   it('hands over a head longer than the limit, finished or not', () => {
     const long = `GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`;
     assert.equal(parseRequestHead(Buffer.from(long), 0, 100), HAND_OVER);

@@ -12,7 +12,8 @@
  * `Connection: keep-alive` if any. Handed over: any other method, path or
  * version, Transfer-Encoding, Expect, Upgrade, Proxy-Connection, any other
  * Connection, a bare CR or LF, folded lines, no Host or two (server.ts
- * answers two with 400), or a head longer than the server's header limit.
+ * answers two with 400), or a head longer than the server's header limit;
+ * an unfinished head as soon as its first bytes show it is none of these.
  * Whatever it takes, node:http takes too (a property test sends the heads
  * it takes to node:http).
  */
@@ -80,8 +81,13 @@ export function parseRequestHead(
 ): RequestHead | typeof NEED_MORE | typeof HAND_OVER {
   const blank = buf.indexOf(HEAD_END, start);
   if (blank < 0) {
-    // A head ending its lines in bare LF (or CR) never shows CRLFCRLF: node:http refuses it at once.
-    return buf.length - start > headBytesMax || hasBareLineEnd(buf, start) ? HAND_OVER : NEED_MORE;
+    // Bytes that cannot start a request taken here (another method or path, or not HTTP at all: a
+    // TLS handshake), and a head ending its lines in bare LF (or CR), which never shows CRLFCRLF,
+    // go to node:http at once: it refuses a malformed one there and then, rather than at the
+    // head's deadline.
+    return !mayStartTaken(buf, start) || buf.length - start > headBytesMax || hasBareLineEnd(buf, start)
+      ? HAND_OVER
+      : NEED_MORE;
   }
   const headEnd = blank + HEAD_END.length;
   if (headEnd - start > headBytesMax) return HAND_OVER;
@@ -162,6 +168,21 @@ export function parseRequestHead(
   if (contentLength < 0) contentLength = 0;
   else if (contentLength > 0 && method !== Method.Put) return HAND_OVER;
   return { method, target: buf.toString('latin1', targetStart, targetEnd), contentLength, headEnd };
+}
+
+/** How every request line taken starts. */
+const TAKEN_STARTS = [GET, PUT, DELETE].map((method) => Buffer.concat([method, PATH]));
+
+/** Whether buf[start..] (all of it, or as much as there is) is how a taken request line starts. */
+function mayStartTaken(buf: Buffer, start: number): boolean {
+  const length = buf.length - start;
+  for (const prefix of TAKEN_STARTS) {
+    const end = Math.min(length, prefix.length);
+    let i = 0;
+    while (i < end && buf[start + i] === prefix[i]) i++;
+    if (i === end) return true;
+  }
+  return false;
 }
 
 /** Whether an LF without a CR before it, or a CR with something other than LF after it, is in buf[start..]. */

@@ -24,6 +24,7 @@ import { limits } from '../../config/limits.js';
 import { EMPTY, isLive } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
 import { type EntityParams, parseEntityParams } from '../params.js';
+import { SizedBody } from '../sized-body.js';
 import {
   NodeReply,
   type Reply,
@@ -156,14 +157,13 @@ function readSizedBody(
   params: EntityParams,
   declared: number,
 ): void {
-  const value = Buffer.allocUnsafe(declared);
-  let offset = 0;
+  const body = new SizedBody(declared);
   // INVARIANT: Node's parser hands over exactly Content-Length bytes before 'end'.
   req.on('data', (chunk: Buffer) => {
-    offset += chunk.copy(value, offset);
+    body.fill(chunk);
   });
   req.on('end', () => {
-    if (offset === declared) store(ctx, reply, params, value);
+    if (body.complete) store(ctx, reply, params, body.value());
     else sendText(ctx, reply, 400, 'Body shorter than Content-Length');
   });
 }
