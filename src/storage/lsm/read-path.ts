@@ -48,7 +48,13 @@ export class ReadPath {
     for (let i = frozen.length - 1; i >= 0; i--) best = newer(best, frozen[i]!.memtable.get(key));
     const state = this.#versions.current;
     const read = new PointRead(key, best);
-    if (walkCached(state, read)) return Promise.resolve(read.best);
+    try {
+      if (walkCached(state, read)) return Promise.resolve(read.best);
+    } catch (err) {
+      // A cached block whose entry is damaged (its crc held, so it was cached) throws as the walk
+      // meets it: the caller gets that as a rejection, as from a block read from disk.
+      return Promise.reject(err);
+    }
     return readOnFromDisk(read, state.ref());
   }
 

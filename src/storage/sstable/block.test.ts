@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { plain, sampleEntries, sampleKey } from '../../../test/support/sstable-fixtures.js';
+import { INVARIANTS } from '../../util/assert.js';
 import { CorruptionError } from '../../util/errors.js';
 import { encodedEntryBytes } from '../entry/codec.js';
 import { type Entry, valueEntry } from '../entry/entry.js';
@@ -91,6 +92,27 @@ describe('BlockBuilder and Block', () => {
         () => Block.decode(damaged, '/data/000007.sst', 4096),
         (err: unknown) =>
           err instanceof CorruptionError && err.file === '/data/000007.sst' && err.offset === 4096,
+      );
+    }
+  });
+
+  it('with RINGKV_INVARIANTS, a block whose keys are out of order (its crc right) is corruption naming the file', (t) => {
+    if (!INVARIANTS) {
+      t.skip('RINGKV_INVARIANTS is not set: the order is not checked');
+      return;
+    }
+    // As a faulty or hostile writer would leave it: the order is the file's fault, not the reader's.
+    for (const keys of [
+      [entries[1]!, entries[0]!],
+      [entries[0]!, entries[2]!, entries[2]!],
+    ]) {
+      assert.throws(
+        () => Block.decode(buildBlock(keys), '/data/000007.sst', 4096),
+        (err: unknown) =>
+          err instanceof CorruptionError &&
+          err.file === '/data/000007.sst' &&
+          err.offset === 4096 &&
+          /not after the key before it/.test(err.message),
       );
     }
   });

@@ -259,10 +259,13 @@ export class Block {
     return new CorruptionError(this.path, this.fileOffset, `data block, byte ${offsetInBlock}: ${detail}`);
   }
 
+  /** With RINGKV_INVARIANTS: keys strictly ascending. Keys out of order are the file's fault: corruption. */
   #checkOrder(): void {
     for (let i = 1; i < this.entryCount; i++) {
       const previous = this.entryAt(i - 1).key;
-      assert(this.compareKey(i, previous) > 0, 'block keys must be strictly ascending');
+      if (this.compareKey(i, previous) <= 0) {
+        throw this.#corrupt(this.#entryStart(i), `entry ${i}'s key is not after the key before it`);
+      }
     }
   }
 }
