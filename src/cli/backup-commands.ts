@@ -19,12 +19,17 @@
  * --force, for the cases where no
  * live replica is left to spread to (every node of a cluster restored from
  * snapshots taken together, or a node of its own).
+ *
+ * A snapshot dated in the future of the restoring machine's clock by more
+ * than the cluster's clock skew bound (--max-clock-skew, as given to serve)
+ * cannot be judged against that age: the clock that dated it was wrong, by
+ * an unknown amount. It is refused too, unless --force.
  */
 import { resolve } from 'node:path';
 import { birthFile } from '../cluster/antientropy/index.js';
 import { HybridClock } from '../cluster/clock.js';
 import { limits } from '../config/limits.js';
-import { nodeAddress } from '../config/options.js';
+import { clockSkewMaxMs, nodeAddress } from '../config/options.js';
 import { nodeVfs, restoreSnapshot } from '../storage/index.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseCommandLine } from './args.js';
@@ -59,7 +64,8 @@ export const snapshot: Command = {
   usage: `Usage: ringkv snapshot --out DIR [--url URL] [--timeout MS]
 
 Asks the node to write a consistent snapshot of its data into DIR, a
-directory on the node's machine that is absent or empty: its tables
+directory on the node's machine that is absent or empty, and outside the
+node's own data directory (symlinks and .. resolved): its tables
 (hard-linked on the same file system), a MANIFEST, SNAPSHOT (when it was
 taken) and SHA256SUMS (check it with sha256sum -c). It holds every write the node acknowledged before the
 command; the node keeps serving meanwhile. Prints what was written as JSON.
@@ -70,7 +76,8 @@ command; the node keeps serving meanwhile. Prints what was written as JSON.
                    (default ${SNAPSHOT_TIMEOUT_MS_DEFAULT}, 10 minutes, as a big node's snapshot
                    takes a while; at most ${TIMEOUT_MS_MAX}); the node may still finish it
 
-Exit: 0 done, 2 bad usage or a directory the node refused, 3 node unavailable
+Exit: 0 done, 2 bad usage or a directory the node refused (one not empty or
+inside its data directory), 3 node unavailable
 or --timeout passed, 4 other failures (a 500, an answer cut short, a 200 that
 is not a snapshot report).
 `,
@@ -149,7 +156,7 @@ is not a snapshot report).
 };
 
 export const restore: Command = {
-  usage: `Usage: ringkv restore --snapshot DIR --data DIR [--force]
+  usage: `Usage: ringkv restore --snapshot DIR --data DIR [--max-clock-skew MS] [--force]
 
 Builds a node's data directory (absent or empty) from a snapshot, after
 checking every file of it against its SHA256SUMS; a damaged or incomplete
@@ -159,20 +166,25 @@ node on that directory with ringkv serve.
 A snapshot older than ${AGE_MAX_HOURS} h is refused (the tombstone grace, ${GRACE_HOURS} h, less
 a margin for clock skew and the node's start): restored into one node of a
 live cluster, it could bring back keys deleted since. Start the node soon after.
+A snapshot dated more than the cluster's clock skew bound in the future of
+this machine's clock is refused too: its age cannot be judged.
 
-  --snapshot DIR   the snapshot (from ringkv snapshot)
-  --data DIR       the data directory to build
-  --force          restore a snapshot older than that: for a whole
-                   cluster restored from snapshots taken together, or a node
-                   of its own, where no live replica holds newer deletes
+  --snapshot DIR        the snapshot (from ringkv snapshot)
+  --data DIR            the data directory to build
+  --max-clock-skew MS   the cluster's clock skew bound, as given to serve
+                        (default ${limits.clockSkewMaxMs}): how far in the future a snapshot may be dated
+  --force               restore a snapshot older than that, or dated further
+                        in the future: for a whole cluster restored from
+                        snapshots taken together, or a node of its own, where
+                        no live replica holds newer deletes
 
 Exit: 0 done, 1 the snapshot is damaged or cannot be read, 2 bad usage (a
 --data that is not empty or cannot be made a directory, a snapshot older
-than ${AGE_MAX_HOURS} h without --force).
+than ${AGE_MAX_HOURS} h or dated in the future without --force).
 `,
   run: async (args) => {
     const line = parseCommandLine(args, {
-      flags: ['snapshot', 'data'],
+      flags: ['snapshot', 'data', 'max-clock-skew'],
       switches: ['force'],
       positionals: { min: 0, max: 0, synopsis: 'ringkv restore' },
     });
@@ -185,8 +197,9 @@ than ${AGE_MAX_HOURS} h without --force).
     if (!line.flags.data) throw new RingkvError('RINGKV_CONFIG', 'Missing --data DIR');
     const data = resolve(line.flags.data);
     const snapshotDir = resolve(line.flags.snapshot);
+    const skewMaxMs = clockSkewMaxMs(line.flags['max-clock-skew']);
     const admit = (createdMs: number | undefined): void =>
-      admitSnapshotAge(snapshotDir, createdMs, line.switches.force);
+      admitSnapshotAge(snapshotDir, createdMs, { force: line.switches.force, skewMaxMs });
     let info: { tables: number; bytes: number };
     try {
       info = await restoreSnapshot(nodeVfs, snapshotDir, data, limits.levelCount, {
@@ -218,18 +231,39 @@ function isSnapshotReport(text: string): boolean {
 }
 
 /**
- * Refuses (RINGKV_BAD_REQUEST: exit 2) a snapshot older than AGE_MAX_MS
- * unless `force`; warns, on one line, about one whose age is unknown
- * (written before snapshots recorded it) or that was restored by force.
+ * Refuses (RINGKV_BAD_REQUEST: exit 2) a snapshot older than AGE_MAX_MS,
+ * or dated more than `skewMaxMs` in the future, unless `force`; warns, on
+ * one line, about one whose age is unknown (written before snapshots
+ * recorded it) or that was restored by force.
  */
-function admitSnapshotAge(dir: string, createdMs: number | undefined, force: boolean): void {
+function admitSnapshotAge(
+  dir: string,
+  createdMs: number | undefined,
+  options: { readonly force: boolean; readonly skewMaxMs: number },
+): void {
+  const force = options.force;
   if (createdMs === undefined) {
     process.stderr.write(
       `ringkv: warning: ${dir} does not record when it was taken (an older snapshot), so its age is unknown: restore one node of a live cluster only from a snapshot younger than ${AGE_MAX}\n`,
     );
     return;
   }
-  const ageMs = Date.now() - createdMs;
+  const nowMs = Date.now();
+  const ageMs = nowMs - createdMs;
+  if (-ageMs > options.skewMaxMs) {
+    // The clock that dated it was ahead by an unknown amount: its true age may be past AGE_MAX_MS.
+    const ahead = `taken ${new Date(createdMs).toISOString()}, ${-ageMs} ms in the future of this machine's clock (${new Date(nowMs).toISOString()}), more than the ${options.skewMaxMs} ms clock skew bound (--max-clock-skew)`;
+    if (force) {
+      process.stderr.write(
+        `ringkv: warning: ${dir} was ${ahead}, so its age is unknown; restored as --force asks\n`,
+      );
+      return;
+    }
+    throw new RingkvError(
+      'RINGKV_BAD_REQUEST',
+      `Snapshot ${dir} was ${ahead}: the clock that dated it, or this one, is wrong, so whether it is younger than ${AGE_MAX} cannot be told; fix the clock, or --force restores it for a whole cluster restored from snapshots taken together (or a node of its own)`,
+    );
+  }
   if (ageMs <= AGE_MAX_MS) return;
   const age = `${(ageMs / HOUR_MS).toFixed(1)} h old (taken ${new Date(createdMs).toISOString()})`;
   if (force) {

@@ -278,6 +278,15 @@ export const limits = {
    * the newest version wins).
    */
   hintSegmentBytesMax: 1 * MiB,
+  /**
+   * Hints: damaged hint files set aside (*.hint.corrupt) kept per peer, for
+   * the operator to look at; past it the oldest is deleted, with a log line.
+   * Their hints are lost either way (anti-entropy repairs what they carried),
+   * so they are not counted against the hint budgets, which would let damage
+   * crowd out live hints; this bounds them instead: 4 files of about a
+   * segment (1 MiB plus one batch) each, about 4 MiB a peer.
+   */
+  hintCorruptFilesPerPeerMax: 4,
   /** Hints: entries per delivery batch; a batch is acknowledged (dropped from disk) as a whole. */
   hintBatchEntriesMax: 256,
   /** Hints: about this many bytes per delivery batch (one larger entry goes alone). */
@@ -409,6 +418,21 @@ export const limits = {
    * cut at the frame limit, so a node's buffered page holds at most ~8 MiB.
    */
   clusterScanPageEntries: 128,
+  /**
+   * Cluster ranges a node coordinates at once (scope=cluster); one more is
+   * answered 503 with Retry-After (clusterScanRetryAfterS) and opens nothing.
+   * Each holds a page per node and its answer's socket until it finishes,
+   * fails, its client goes away, or its socket moves nothing for
+   * httpSocketIdleTimeoutMs (a reader that stopped). Memory: a page is 128
+   * entries, so with 1 KiB values 16 ranges over 5 nodes hold about
+   * 16 * 5 * 128 KiB = 10 MiB; pages of large values are cut at the frame
+   * (~8 MiB), so at worst 16 * 5 * 8 MiB = 640 MiB, which is why the bound
+   * is not higher. Reads and writes do not queue behind ranges, so a refused
+   * range is retried, not waited for.
+   */
+  clusterScansMax: 16,
+  /** Seconds a client refused for clusterScansMax is told to wait (Retry-After). */
+  clusterScanRetryAfterS: 1,
 
   /**
    * Membership: every node exchanges its view with one random peer this
@@ -486,6 +510,8 @@ assert(
   'the recent-writes window must exceed the clock skew with margin',
 );
 assert(limits.streamPageBytesMax < limits.internodeFrameBytesMax, 'a stream page fits a frame');
+assert(limits.clusterScansMax >= 1, 'a node takes at least one cluster range');
+assert(limits.clusterScanRetryAfterS >= 1, 'Retry-After is whole seconds');
 assert(
   limits.membershipGossipIntervalMs * 3 <= limits.ringTrailingMs,
   'a node that missed the push of a flip hears of it by gossip before the old ring stops getting writes',
@@ -500,6 +526,7 @@ assert(
 );
 assert(limits.hintBytesPerPeerMax <= limits.hintBytesTotalMax, 'one peer fits the total hint budget');
 assert(limits.hintSegmentBytesMax <= limits.hintBytesPerPeerMax, 'a hint file fits the per-peer budget');
+assert(limits.hintCorruptFilesPerPeerMax >= 1, 'the newest damaged hint file is kept to look at');
 assert(
   Math.min(limits.tombstoneGraceMs / 10, limits.hintGraceMarginMsMax) >
     limits.clockSkewMaxMs + limits.hintWriteTimeoutMs,

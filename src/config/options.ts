@@ -172,11 +172,7 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
       max: 10 * 60 * 1000,
     }),
     clusterSecret: secret(flags['cluster-secret']),
-    clockSkewMaxMs: integer(flags['max-clock-skew'], 'max-clock-skew', {
-      fallback: limits.clockSkewMaxMs,
-      min: 0,
-      max: 60_000, // the clock follows versions up to twice this ahead of its wall clock (clock.ts)
-    }),
+    clockSkewMaxMs: clockSkewMaxMs(flags['max-clock-skew']),
     logLevel: oneOf(flags['log-level'], 'log-level', LOG_LEVELS) ?? 'info',
     logFormat: oneOf(flags['log-format'], 'log-format', LOG_FORMATS),
     slowRequestMs: integer(flags['slow-request'], 'slow-request', {
@@ -301,6 +297,15 @@ interface IntegerRule {
   readonly fallback: number;
   readonly min: number;
   readonly max: number;
+}
+
+/** --max-clock-skew MS, for serve and for restore: limits.clockSkewMaxMs when absent. */
+export function clockSkewMaxMs(value: string | undefined): number {
+  return integer(value, 'max-clock-skew', {
+    fallback: limits.clockSkewMaxMs,
+    min: 0,
+    max: 60_000, // the clock follows versions up to twice this ahead of its wall clock (clock.ts)
+  });
 }
 
 function integer(value: string | undefined, flag: string, rule: IntegerRule): number {

@@ -5,7 +5,7 @@
  * with the fast path in front of node:http, and node:http alone.
  */
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { type ClientRequest, type IncomingMessage, request } from 'node:http';
 import { connect } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { RawConnection } from '../../test/support/http-client.js';
@@ -674,6 +674,144 @@ for (const fastPath of [true, false])
       );
       const local = await call(port, '/v0/entities?start=a&format=ndjson');
       assert.equal(local.body, '{"key":"b","value":"v"}\n');
+    });
+
+    describe('cluster ranges at once (limits.clusterScansMax)', () => {
+      /** A cluster range cursor the test ends: by `finish`, by `fail`, or endless (`endless`: a client that stops reading). */
+      class HeldCursor implements EntryCursor {
+        #release: ((how: 'finish' | 'fail') => void) | undefined;
+        #sent = false;
+        closed = false;
+        constructor(readonly endless: boolean) {}
+        async next(): Promise<Entry[] | undefined> {
+          if (this.endless) {
+            // 64 KiB a batch, for ever: the answer fills the socket and waits for the client.
+            return Array.from({ length: 64 }, (_, i) =>
+              valueEntry(Buffer.from(`k${i}`), 1n, Buffer.alloc(1024, 0x61), 0),
+            );
+          }
+          if (!this.#sent) {
+            this.#sent = true;
+            return [valueEntry(Buffer.from('a'), 1n, Buffer.from('v'), 0)];
+          }
+          const how = await new Promise<'finish' | 'fail'>((resolve) => {
+            this.#release = resolve;
+          });
+          if (how === 'fail') throw new RingkvError('RINGKV_NOT_ENOUGH_REPLICAS', 'A peer went away');
+          return undefined;
+        }
+        end(how: 'finish' | 'fail'): void {
+          this.#release?.(how);
+        }
+        async close(): Promise<void> {
+          this.closed = true;
+        }
+      }
+
+      /** Opens a cluster range and resolves once its head is in: the request, and the answer's status and headers. */
+      function openRange(
+        port: number,
+      ): Promise<{ req: ClientRequest; res: IncomingMessage; body: Promise<string> }> {
+        return new Promise((resolve, reject) => {
+          const req = request(
+            { host: '127.0.0.1', port, path: '/v0/entities?start=a&scope=cluster', agent: false },
+            (res) => {
+              const body = new Promise<string>((done) => {
+                let text = '';
+                res.setEncoding('utf8');
+                res.on('data', (chunk: string) => {
+                  text += chunk;
+                });
+                res.on('end', () => done(text));
+                res.on('error', () => done(text));
+                res.on('aborted', () => done(text));
+              });
+              resolve({ req, res, body });
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+      }
+
+      async function openScans(port: number): Promise<number> {
+        const status = await call(port, '/v0/status');
+        return (JSON.parse(status.body) as { requests: { clusterScansOpen: number } }).requests
+          .clusterScansOpen;
+      }
+
+      async function until(what: string, check: () => Promise<boolean>): Promise<void> {
+        const deadline = Date.now() + 5000;
+        while (!(await check())) {
+          assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+
+      it('answers 503 with Retry-After past the bound, and a range that finishes, fails, is dropped by its client or idles out frees its place', async () => {
+        const cursors: HeldCursor[] = [];
+        let nextEndless = false;
+        const store = Object.assign(new ScriptedStore(3), {
+          scanCluster: () => {
+            const cursor = new HeldCursor(nextEndless);
+            cursors.push(cursor);
+            return cursor;
+          },
+        });
+        const port = await start(store, { clusterScansMax: 2, socketIdleTimeoutMs: 500 });
+
+        /** Opens ranges until the bound, and checks that one more is refused (and opens no cursor). */
+        const fill = async (endless: boolean[]): Promise<{ req: ClientRequest; res: IncomingMessage }[]> => {
+          const opened = [];
+          for (const e of endless) {
+            nextEndless = e;
+            const range = await openRange(port);
+            assert.equal(range.res.statusCode, 200);
+            // An endless range's client stops reading: its answer fills the socket and waits.
+            if (e) range.res.pause();
+            opened.push(range);
+          }
+          const before = cursors.length;
+          const refused = await call(port, '/v0/entities?start=a&scope=cluster');
+          assert.equal(refused.status, 503);
+          assert.equal(refused.headers['retry-after'], '1');
+          assert.match(
+            refused.body,
+            /^Too many cluster ranges under way on this node: 2 \(the most at once\)/,
+          );
+          assert.equal(cursors.length, before, 'a refused range opens no cursor');
+          return opened;
+        };
+
+        // Finished and failed.
+        await fill([false, false]);
+        assert.equal(await openScans(port), 2);
+        cursors[0]!.end('finish');
+        cursors[1]!.end('fail');
+        await until('both are released', async () => (await openScans(port)) === 0);
+        assert.ok(cursors[0]!.closed && cursors[1]!.closed);
+
+        // A client that goes away, and one that stops reading until the socket idles out.
+        const [dropped] = await fill([true, true]);
+        dropped!.req.destroy();
+        await until('the dropped one is released', async () => (await openScans(port)) === 1);
+        nextEndless = false;
+        const admitted = await openRange(port);
+        assert.equal(admitted.res.statusCode, 200);
+        cursors.at(-1)!.end('finish');
+        assert.equal(await admitted.body, 'a\nv');
+        // The stalled one (the second endless range) idles out after 500 ms of no progress.
+        await until('the stalled one idles out', async () => (await openScans(port)) === 0);
+        assert.ok(cursors.every((cursor) => cursor.closed));
+        // The whole bound is free again.
+        await fill([false, false]);
+        for (const cursor of cursors.slice(-2)) cursor.end('finish');
+        await until('all are released', async () => (await openScans(port)) === 0);
+        const counters = JSON.parse((await call(port, '/v0/status')).body).requests;
+        assert.equal(counters.clusterScansRefused, 3);
+        // A range of this node only is not a cluster range: not counted (this store has no local one).
+        assert.equal((await call(port, '/v0/entities?start=a')).body, 'Engine is closed');
+      });
     });
 
     describe('requests the parser refuses', () => {

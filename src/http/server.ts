@@ -116,6 +116,10 @@ export interface HttpServerOptions {
   readonly snapshot?: ((dir: string) => Promise<unknown>) | undefined;
   /** Client requests (get, put, delete) slower than `slowMs` are told to `onSlow` (the node logs them). */
   readonly slowRequests?: { readonly slowMs: number; readonly onSlow: SlowRequestReport } | undefined;
+  /** Cluster ranges under way at once; more are answered 503 (default limits.clusterScansMax; tests set fewer). */
+  readonly clusterScansMax?: number | undefined;
+  /** A connection that moves no bytes this long is closed (default limits.httpSocketIdleTimeoutMs; tests set less). */
+  readonly socketIdleTimeoutMs?: number | undefined;
 }
 
 /** The fast path's setting from the environment: on unless RINGKV_HTTP_FAST_PATH=off. */
@@ -158,7 +162,9 @@ export class HttpServer {
       log: options.log,
       leaving: false,
       closing: false,
+      clusterScansMax: options.clusterScansMax ?? limits.clusterScansMax,
     };
+    const socketIdleTimeoutMs = options.socketIdleTimeoutMs ?? limits.httpSocketIdleTimeoutMs;
     this.#internode = options.internode;
     this.#readiness = options.readiness ?? (() => 'ready');
     this.#metrics = options.metrics;
@@ -178,7 +184,7 @@ export class HttpServer {
       },
       (req, res) => this.#onRequest(req, res, (q, r) => this.#handle(q, r)),
     );
-    this.#server.setTimeout(limits.httpSocketIdleTimeoutMs);
+    this.#server.setTimeout(socketIdleTimeoutMs);
     // node:http keeps only the first 2,000 headers in rawHeaders by default, and the Host and
     // Transfer-Encoding checks read rawHeaders: a second Host or a `gzip, chunked` after 2,000
     // filler lines would pass them. The head's size is bounded by maxHeaderSize already.
@@ -218,7 +224,7 @@ export class HttpServer {
               keepAliveMs: limits.httpKeepAliveTimeoutMs,
               headersMs: limits.httpHeadersTimeoutMs,
               requestMs: limits.httpRequestTimeoutMs,
-              socketIdleMs: limits.httpSocketIdleTimeoutMs,
+              socketIdleMs: socketIdleTimeoutMs,
             },
           });
   }

@@ -49,6 +49,7 @@ import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { type Log, lineLog } from '../util/log.js';
 import { type ClusterParts, clusterParts, isClusterNode } from './cluster-parts.js';
 import { NodeMetrics } from './metrics.js';
+import { refuseInsideDataDir } from './snapshot-target.js';
 
 export interface NodeSettings {
   /** Records of what an operator needs to know (util/log.ts); every record carries the node's URL. */
@@ -155,7 +156,10 @@ export class Node {
         fastPath: settings.fastPath ?? true,
         readiness: () => (node?.ready === true ? 'ready' : 'starting'),
         metrics: () => metrics.exposition(),
-        snapshot: (dir) => (parts?.engine ?? engine)!.snapshot(dir),
+        snapshot: async (dir) => {
+          await refuseInsideDataDir(dir, options.dataDir);
+          return (parts?.engine ?? engine)!.snapshot(dir);
+        },
         slowRequests: {
           slowMs: options.slowRequestMs,
           onSlow: (op, status, ms) =>

@@ -2,7 +2,8 @@
  * Backups on real processes: `ringkv snapshot` while writes go on, `ringkv
  * restore` into a new data directory, a node started on it serves every
  * write acknowledged before the snapshot (and none made after it); a damaged
- * snapshot is refused naming the file; bad targets are usage errors; a
+ * snapshot is refused naming the file; bad targets (a snapshot into the
+ * node's own data directory among them) are usage errors; a
  * snapshot older than the tombstone grace (less its margin) is refused
  * without --force.
  */
@@ -98,6 +99,21 @@ describe('snapshot and restore', () => {
     const again = await ringkv(['snapshot', '--url', node.url, '--out', join(base, 'snap')]);
     assert.equal(again.code, 2, again.stderr);
     assert.match(again.stderr, /not empty/);
+    // Into the node's own data directory (here spelled through `..`): refused, exit 2, nothing made.
+    const inside = await ringkv([
+      'snapshot',
+      '--url',
+      node.url,
+      '--out',
+      `${join(base, 'data')}/x/../snap-in-data`,
+    ]);
+    assert.equal(inside.code, 2, inside.stderr);
+    assert.equal(inside.stderr.trim().split('\n').length, 1, inside.stderr);
+    assert.match(
+      inside.stderr,
+      /Snapshot failed: 400 Bad dir: .*snap-in-data is inside the node's data directory/,
+    );
+    assert.ok(!readdirSync(join(base, 'data')).includes('snap-in-data'));
     await stopNode(node);
     const into = await ringkv(['restore', '--snapshot', join(base, 'snap'), '--data', join(base, 'data')]);
     assert.equal(into.code, 2, into.stderr);

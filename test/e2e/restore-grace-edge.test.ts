@@ -66,4 +66,42 @@ describe('restore: the tombstone grace edge', () => {
     assert.equal(admitted.code, 0, admitted.stderr);
     assert.equal(admitted.stderr, '');
   });
+
+  it('refuses a snapshot dated in the future beyond the clock skew bound unless --force, naming both times', async () => {
+    assert.equal(limits.clockSkewMaxMs, 1000, 'the dates below assume a 1 s default skew bound');
+    const base = await makeTempDir('ringkv-restore-future-');
+    const restore = (snapshot: string, target: string, ...more: string[]) =>
+      ringkv(['restore', '--snapshot', snapshot, '--data', join(base, target), ...more]);
+
+    const ahead = await snapshotAged(base, 'ahead', -HOUR_MS);
+    const refused = await restore(ahead, 'ahead-restored');
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+    assert.match(
+      refused.stderr,
+      /taken \d{4}-\d\d-\d\dT[\d:.]+Z, .*in the future of this machine's clock \(\d{4}-\d\d-\d\dT[\d:.]+Z\).*more than the 1000 ms clock skew bound/,
+    );
+    assert.ok(
+      !readdirSync(base).includes('ahead-restored') || readdirSync(join(base, 'ahead-restored')).length === 0,
+    );
+    const forced = await restore(ahead, 'ahead-restored', '--force');
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.match(forced.stderr, /warning: .*in the future.*restored as --force asks/);
+
+    // Within the bound (a clock a little ahead of this one): restored as is.
+    const slightly = await snapshotAged(base, 'slightly', -500);
+    const admitted = await restore(slightly, 'slightly-restored');
+    assert.equal(admitted.code, 0, admitted.stderr);
+    assert.equal(admitted.stderr, '');
+
+    // The bound is the cluster's, as given to serve: --max-clock-skew widens it.
+    const half = await snapshotAged(base, 'half-minute', -30_000);
+    assert.equal((await restore(half, 'half-default')).code, 2);
+    const wider = await restore(half, 'half-wider', '--max-clock-skew', '60000');
+    assert.equal(wider.code, 0, wider.stderr);
+    assert.equal(wider.stderr, '');
+    const bad = await restore(half, 'half-bad', '--max-clock-skew', 'soon');
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /max-clock-skew/);
+  });
 });

@@ -224,6 +224,33 @@ describe('HintStore', () => {
     await reopened.close();
   });
 
+  it('keeps at most limits.hintCorruptFilesPerPeerMax set-aside files per peer, deleting the oldest with a log line', async () => {
+    const dir = await tempDir();
+    const peerDir = join(dir, peerDirName(A));
+    const logs: string[] = [];
+    const store = await HintStore.open(dir, { sync: false, log: (line) => logs.push(line) });
+    const kept = limits.hintCorruptFilesPerPeerMax;
+    for (let round = 0; round < kept + 2; round++) {
+      for (let i = 0; i < 3; i++) assert.equal(await store.add(A, entry(i)), true);
+      const [name] = (await readdir(peerDir)).filter((n) => n.endsWith('.hint'));
+      const bytes = await readFile(join(peerDir, name!));
+      bytes[HINT_HEADER_BYTES + hintRecordBytes(entry(0)) + 12]! ^= 0xff;
+      await writeFile(join(peerDir, name!), bytes);
+      assert.equal(await store.peek(A, 10, 1 << 20), undefined);
+    }
+    const corrupt = (await readdir(peerDir)).filter((n) => n.endsWith('.hint.corrupt')).sort();
+    assert.equal(corrupt.length, kept, corrupt.join(' '));
+    // The newest are kept: files are numbered in order, one per round here.
+    assert.deepEqual(
+      corrupt,
+      Array.from({ length: kept }, (_, i) => `${String(i + 3).padStart(10, '0')}.hint.corrupt`),
+    );
+    const deleted = logs.filter((line) => line.includes('Deleted set-aside hint file'));
+    assert.equal(deleted.length, 2, logs.join('\n'));
+    assert.ok(deleted[0]!.includes('0000000001.hint.corrupt'), deleted[0]);
+    await store.close();
+  });
+
   it('numbers files after forget() above every file of the peer: a set-aside file is never overwritten', async () => {
     const dir = await tempDir();
     const peerDir = join(dir, peerDirName(A));

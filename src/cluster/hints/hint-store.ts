@@ -29,6 +29,8 @@
  * - open() reloads every peer's files: a torn tail is cut (and the file
  *   truncated), a file with corruption is renamed to *.hint.corrupt, reported
  *   through `log` and stats() with file and offset, and skipped, never fatal.
+ *   At most limits.hintCorruptFilesPerPeerMax such files are kept per peer
+ *   (the newest); older ones are deleted, with a log line.
  *   Appends after a restart go to a new file; old files are only read.
  *   Delivery sets a file aside the same way when it finds corruption in it;
  *   a write under way to that file is written again to a new one.
@@ -43,7 +45,7 @@
  *   const hints = await HintStore.open(join(dataDir, 'hints'), { sync: true });
  *   await hints.add('http://10.0.0.2:8080', entry); // the replica's write failed
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
 import {
@@ -666,6 +668,35 @@ export class HintStore {
       await this.#vfs.rename(path, path.slice(0, -'.hint'.length) + HINT_CORRUPT_SUFFIX);
     } catch (err) {
       this.#log(`Cannot set aside hint file ${path}: ${errorMessage(err)}`);
+    }
+    await this.#pruneSetAside(dirname(path));
+  }
+
+  /**
+   * Deletes the oldest set-aside files of a peer's directory beyond
+   * limits.hintCorruptFilesPerPeerMax, one log line each: repeated damage
+   * must not fill the disk with files whose hints are lost anyway.
+   */
+  async #pruneSetAside(peerDir: string): Promise<void> {
+    let names: string[];
+    try {
+      names = await this.#vfs.list(peerDir);
+    } catch (err) {
+      this.#log(`Cannot list hint directory ${peerDir}: ${errorMessage(err)}`);
+      return;
+    }
+    // Names are zero-padded sequence numbers: sorted, oldest first.
+    const setAside = names.filter((name) => name.endsWith(HINT_CORRUPT_SUFFIX)).sort();
+    for (const name of setAside.slice(0, Math.max(0, setAside.length - limits.hintCorruptFilesPerPeerMax))) {
+      const path = join(peerDir, name);
+      try {
+        await this.#vfs.remove(path);
+        this.#log(
+          `Deleted set-aside hint file ${path}: more than ${limits.hintCorruptFilesPerPeerMax} damaged hint files for this peer, the newest kept`,
+        );
+      } catch (err) {
+        this.#log(`Cannot delete set-aside hint file ${path}: ${errorMessage(err)}`);
+      }
     }
   }
 

@@ -488,6 +488,7 @@ describe('fast path timeouts', () => {
       log: () => undefined,
       leaving: false,
       closing: false,
+      clusterScansMax: 64,
     };
     http = createServer((_req, res) => res.writeHead(418).end());
     fastPath = FastPath.install(http, ctx, {

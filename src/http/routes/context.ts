@@ -37,6 +37,10 @@ export class RequestCounters {
   fastPath = 0;
   /** Connections the fast path passed to node:http (a request it does not take). */
   fastPathHandovers = 0;
+  /** Cluster ranges (scope=cluster) under way: at most RouteContext.clusterScansMax. */
+  clusterScansOpen = 0;
+  /** Cluster ranges answered 503 because clusterScansMax were under way. */
+  clusterScansRefused = 0;
   readonly #responses = new Map<number, number>();
 
   countResponse(status: number): void {
@@ -60,6 +64,8 @@ export class RequestCounters {
       refusedLeaving: this.refusedLeaving,
       fastPath: this.fastPath,
       fastPathHandovers: this.fastPathHandovers,
+      clusterScansOpen: this.clusterScansOpen,
+      clusterScansRefused: this.clusterScansRefused,
       responses: Object.fromEntries([...this.#responses].sort((a, b) => a[0] - b[0])),
     };
   }
@@ -89,6 +95,8 @@ export interface RouteContext {
   leaving: boolean;
   /** Set when the server starts closing: answers then tell the client to close the connection (as while leaving). */
   closing: boolean;
+  /** Cluster ranges this node coordinates at once (limits.clusterScansMax); more are answered 503. */
+  readonly clusterScansMax: number;
 }
 
 /**

@@ -14,8 +14,16 @@
  * the range still gets a proper status. A failure after that can only cut the
  * answer short: the connection is destroyed, which a client sees as a chunked
  * body without its final empty chunk.
+ *
+ * Cluster ranges (scope=cluster) each hold a page per node until they end,
+ * so at most ctx.clusterScansMax run at once on a node: one more is answered
+ * 503 with Retry-After and opens nothing (a client may try another node). A
+ * range gives its place back once its cursor is closed, however it ended:
+ * finished, failed, its client gone, or its socket closed for idling
+ * (limits.httpSocketIdleTimeoutMs), which ends the wait for 'drain'.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { limits } from '../../config/limits.js';
 import type { EntryCursor } from '../../storage/index.js';
 import { isLive } from '../../storage/index.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
@@ -38,11 +46,21 @@ export async function handleEntities(
   }
   let cursor: EntryCursor;
   let encoding: RangeEncoding;
+  let holdsPlace = false;
   try {
     const params = parseRangeParams(req.url!, ctx.paramLimits);
     encoding = rangeEncoding(params.format, req.headers.accept);
+    if (isClusterScan(ctx, params)) {
+      if (ctx.counters.clusterScansOpen >= ctx.clusterScansMax) {
+        refuseClusterScan(ctx, res);
+        return;
+      }
+      ctx.counters.clusterScansOpen++;
+      holdsPlace = true;
+    }
     cursor = openCursor(ctx, params);
   } catch (err) {
+    if (holdsPlace) ctx.counters.clusterScansOpen--;
     sendError(ctx, new NodeReply(res), err);
     return;
   }
@@ -60,7 +78,24 @@ export async function handleEntities(
     await cursor
       .close()
       .catch((err: unknown) => ctx.log(`Closing a range cursor failed: ${errorMessage(err)}`));
+    if (holdsPlace) ctx.counters.clusterScansOpen--;
   }
+}
+
+/** Whether openCursor() opens a range across the cluster (a page per node held), which takes a place. */
+function isClusterScan(ctx: RouteContext, params: RangeParams): boolean {
+  return params.scope !== 'local' && ctx.store.scanCluster !== undefined;
+}
+
+function refuseClusterScan(ctx: RouteContext, res: ServerResponse): void {
+  ctx.counters.clusterScansRefused++;
+  sendText(
+    ctx,
+    new NodeReply(res),
+    503,
+    `Too many cluster ranges under way on this node: ${ctx.clusterScansMax} (the most at once); retry later or on another node`,
+    ['retry-after', String(limits.clusterScanRetryAfterS)],
+  );
 }
 
 function openCursor(ctx: RouteContext, params: RangeParams): EntryCursor {

@@ -8,8 +8,8 @@
  * is killed by its PID in `after`.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { entityPath, httpRequest } from '../../../test/support/http-client.js';
 import { killAllStarted, type NodeProcess, startNode } from '../../../test/support/node-process.js';
@@ -127,6 +127,35 @@ describe('POST /v0/admin/snapshot: unusable directories', () => {
     const ok = await snapshot(encodeURIComponent(replacement));
     assert.equal(ok.status, 200, ok.body);
     assert.ok(existsSync(join(replacement, 'SHA256SUMS')));
+    assertNoIoLogged();
+  });
+
+  it('a directory inside the node data directory is 400 naming both, however it is spelled, and nothing is created', async () => {
+    const data = join(base, 'data');
+    const link = join(base, 'link-to-data');
+    symlinkSync(data, link);
+    const outside = join(base, 'outside');
+    mkdirSync(outside);
+    const before = readdirSync(data).sort();
+    for (const dir of [
+      data,
+      join(data, 'snap'),
+      join(data, 'deeper', 'snap'),
+      join(link, 'snap'),
+      // Lexically outside the data directory, physically inside it: `..` of a symlinked directory.
+      `${join(link, 'snap')}/../x`,
+      `${outside}/../data/snap`,
+    ]) {
+      const answer = await snapshot(encodeURIComponent(dir));
+      assert.equal(answer.status, 400, `${dir}: ${answer.body}`);
+      assert.match(answer.body, /inside the node's data directory/, answer.body);
+      // Named with its `..` resolved (the path the node would have written to).
+      assert.ok(answer.body.includes(resolve(dir)), answer.body);
+    }
+    assert.deepEqual(readdirSync(data).sort(), before);
+    // Beside the data directory, reached through the same symlink's parent: admitted.
+    const beside = await snapshot(encodeURIComponent(join(link, '..', 'beside-data')));
+    assert.equal(beside.status, 200, beside.body);
     assertNoIoLogged();
   });
 

@@ -10,7 +10,7 @@
  * networks where clients you do not trust can reach it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import { errorMessage, RingkvError } from '../../util/errors.js';
 import { parseSnapshotDir } from '../params.js';
 import { NodeReply, type RouteContext, sendError, sendJson, sendText } from './context.js';
@@ -46,7 +46,8 @@ export function handleSnapshot(
     sendText(ctx, reply, 400, `Bad dir: ${JSON.stringify(dir)} contains a NUL byte`);
     return;
   }
-  const target = dir;
+  // `..` resolved once, here: the node's check of the directory and its writes into it then agree.
+  const target = resolve(dir);
   snapshot(target).then(
     (info) => sendJson(ctx, reply, 200, JSON.stringify(info)),
     (err: unknown) => sendError(ctx, reply, err instanceof RingkvError ? err : wrapped(target, err)),
