@@ -17,6 +17,7 @@
  * members (checkStoredMembers).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +29,7 @@ import {
   type Membership,
 } from '../cluster/membership/index.js';
 import { checkDistinctEndpoints } from '../config/endpoints.js';
-import { NODE_TUNING_FLAG_NAMES, type ServeFlags, serveOptions } from '../config/options.js';
+import { NODE_TUNING_FLAG_NAMES, nodeEnvSettings, type ServeFlags, serveOptions } from '../config/options.js';
 import { nodeVfs } from '../storage/index.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseFlags } from './args.js';
@@ -87,7 +88,8 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
   const passed: string[] = [];
   for (const name of PASSED_FLAGS) {
     const value = flags[name];
-    if (value !== undefined) passed.push(`--${name}`, value);
+    // One argument: a value that starts with '-' (a secret may) is the flag's, not taken for another flag.
+    if (value !== undefined) passed.push(`--${name}=${value}`);
   }
   const urls = Array.from({ length: nodeCount }, (_, i) => `http://127.0.0.1:${basePort + i}`);
   // The nodes' flags checked here, as the nodes will: a bad one is this command's one-line usage
@@ -95,6 +97,9 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
   const serveFlags: ServeFlags = { url: urls[0], data: join(dataDir, 'node-0'), cluster: urls.join(',') };
   for (const name of PASSED_FLAGS) (serveFlags as Record<string, string | undefined>)[name] = flags[name];
   await checkDistinctEndpoints(serveOptions(serveFlags).cluster);
+  // The nodes inherit this environment: its knobs are checked here too.
+  nodeEnvSettings();
+  await checkDataDirs(dataDir, nodeCount);
   await checkStoredMembers(dataDir, urls);
   const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -210,6 +215,21 @@ async function checkStoredMembers(dataDir: string, urls: readonly string[]): Pro
     'RINGKV_CONFIG',
     `Refused: ${dataDir} holds a cluster of ${members.length} (${members.join(', ')}; stored in ${stored.dir}), and --nodes and --base-port give other nodes (${urls.join(', ')}): a node it lacks would start a cluster of its own. Start its members; grow or shrink it with ringkv serve --join and ringkv decommission`,
   );
+}
+
+/**
+ * Refuses (exit 1, as a node would) a --data, or a node's directory in it,
+ * that is there but not a directory: checked before any node starts, since
+ * the nodes before it would start and write their files first.
+ */
+async function checkDataDirs(dataDir: string, nodeCount: number): Promise<void> {
+  const dirs = [dataDir, ...Array.from({ length: nodeCount }, (_, i) => join(dataDir, `node-${i}`))];
+  for (const dir of dirs) {
+    const info = await stat(dir).catch(() => undefined);
+    if (info !== undefined && !info.isDirectory()) {
+      throw new RingkvError('RINGKV_IO', `Cannot use data directory ${dir}: not a directory`);
+    }
+  }
 }
 
 /** Whether the member's stored membership says it was removed: it left the cluster, and exited 0. */

@@ -19,12 +19,7 @@ import { transportKindFromEnv } from '../cluster/transport/index.js';
 import { BLOCK_COMPRESSIONS, DEFAULT_BLOCK_COMPRESSION } from '../config/compression.js';
 import { checkDistinctEndpoints } from '../config/endpoints.js';
 import { limits } from '../config/limits.js';
-import {
-  clockOffsetFromEnv,
-  hintHandoffIntervalFromEnv,
-  SERVE_FLAG_NAMES,
-  serveOptions,
-} from '../config/options.js';
+import { nodeEnvSettings, SERVE_FLAG_NAMES, serveOptions } from '../config/options.js';
 import { fastPathFromEnv } from '../http/index.js';
 import { Node } from '../node/index.js';
 import { nativeBlockReaderStatus } from '../storage/index.js';
@@ -61,8 +56,17 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
     return;
   }
   const options = serveOptions(flags);
-  // Before anything is written: a node listed twice under two spellings would be its own peer.
+  const fromEnv = nodeEnvSettings();
+  // Before anything is written: a node listed twice under two spellings would be its own peer, and
+  // one that joins through itself, or replaces itself or the member it joins through, cannot start.
   await checkDistinctEndpoints(options.cluster);
+  if (options.join !== undefined) {
+    await checkDistinctEndpoints([options.url, options.join], { flag: '--join' });
+    if (options.replace !== undefined) {
+      await checkDistinctEndpoints([options.url, options.replace], { flag: '--replace' });
+      await checkDistinctEndpoints([options.join, options.replace], { flag: '--replace' });
+    }
+  }
   const log = createLog({
     node: options.url,
     level: options.logLevel,
@@ -108,8 +112,7 @@ export async function serveCommand(args: readonly string[]): Promise<void> {
   }
   node = await Node.start(options, {
     log,
-    clockOffsetMs: clockOffsetFromEnv(),
-    hintHandoffIntervalMs: hintHandoffIntervalFromEnv(),
+    ...fromEnv,
     fastPath: fastPathFromEnv(),
     transportKind: transportKindFromEnv(),
     onRemoved: () => stop('removed'),

@@ -25,6 +25,15 @@ function refusedAs(message: string): (err: unknown) => boolean {
 }
 
 describe('checkDistinctEndpoints', () => {
+  it('names the flag it checks: --join or --replace against this node', async () => {
+    await assert.rejects(
+      checkDistinctEndpoints(['http://127.0.0.1:8080', 'http://localhost:8080'], { lookup, flag: '--join' }),
+      refusedAs(
+        'Bad --join: http://127.0.0.1:8080 and http://localhost:8080 are the same node (both reach 127.0.0.1 port 8080)',
+      ),
+    );
+  });
+
   it('refuses two spellings of one endpoint, naming both and what they reach', async () => {
     for (const [urls, reach] of [
       [['http://127.0.0.1:8080', 'http://localhost:8080'], '127.0.0.1 port 8080'],

@@ -5,7 +5,8 @@
  * listener, so the node would count itself as its own peer and wait on
  * itself for replicas it never sends (default writes answer 504). Checked
  * at start by `ringkv serve` and `ringkv cluster`, before anything is
- * written: a usage error, exit 2.
+ * written: a usage error, exit 2. `serve` checks --join and --replace so
+ * too against its own --url (and --replace against --join).
  *
  * Two URLs are one node when their ports are equal and their addresses
  * meet: a host name stands for every address node:dns lookup() gives it
@@ -38,6 +39,8 @@ export interface EndpointCheckOptions {
   readonly lookup?: AddressLookup;
   /** Default: limits.clusterLookupTimeoutMs. */
   readonly timeoutMs?: number;
+  /** The flag the refusal names (default --cluster): --join, --replace against this node's --url. */
+  readonly flag?: string;
 }
 
 /**
@@ -71,7 +74,7 @@ export async function checkDistinctEndpoints(
       if (other !== undefined && other !== url) {
         throw new RingkvError(
           'RINGKV_CONFIG',
-          `Bad --cluster: ${other} and ${url} are the same node (both reach ${endpoint})`,
+          `Bad ${options.flag ?? '--cluster'}: ${other} and ${url} are the same node (both reach ${endpoint})`,
         );
       }
       seen.set(endpoint, url);

@@ -147,6 +147,10 @@ describe('serveOptions', () => {
     ['a key limit past the format', { ...base, 'max-key-bytes': '65536' }],
     ['a zero request timeout', { ...base, 'request-timeout': '0' }],
     ['an empty secret', { ...base, 'cluster-secret': '' }],
+    [
+      'a --replace that is the --join member',
+      { ...base, join: 'http://127.0.0.1:8081', replace: 'http://127.0.0.1:8081/' },
+    ],
     ['a clock skew past a minute', { ...base, 'max-clock-skew': '60001' }],
   ];
   for (const [name, flags] of refused) {

@@ -121,6 +121,11 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
   if (replace !== undefined && join === undefined)
     throw configError('Bad --replace: it needs --join ANY_MEMBER');
   if (replace === self.url) throw configError(`Bad --replace: ${replace} is this node; name the dead member`);
+  if (replace !== undefined && replace === join) {
+    throw configError(
+      `Bad --replace: ${replace} is also --join; join through a live member to replace a dead one`,
+    );
+  }
   const valueBytesMax = integer(flags['max-value-bytes'], 'max-value-bytes', {
     fallback: limits.valueBytesMax,
     min: 1,
@@ -181,6 +186,19 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
       max: 10 * 60 * 1000,
     }),
   });
+}
+
+/** The numeric environment knobs of a node, each checked as a flag is (a bad one: RINGKV_CONFIG). */
+export function nodeEnvSettings(env: NodeJS.ProcessEnv = process.env): {
+  readonly clockOffsetMs: number;
+  readonly hintHandoffIntervalMs: number;
+  readonly streamBytesPerSecond: number;
+} {
+  return {
+    clockOffsetMs: clockOffsetFromEnv(env),
+    hintHandoffIntervalMs: hintHandoffIntervalFromEnv(env),
+    streamBytesPerSecond: streamBytesPerSecondFromEnv(env),
+  };
 }
 
 /**

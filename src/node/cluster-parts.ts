@@ -79,6 +79,8 @@ export async function clusterParts(
     readonly log: Log;
     readonly transportKind: TransportKind;
     readonly hintHandoffIntervalMs: number;
+    /** Flow control of the streaming in a move (default: RINGKV_STREAM_BYTES_PER_SEC, or limits.streamBytesPerSecondMax). */
+    readonly streamBytesPerSecond?: number;
     /** Also told each heartbeat's clock sample (the node's metrics keep the round trips). */
     readonly onClockSample?: (peer: string, skewMs: number, rttMs: number) => void;
     /** The data directory's file system, for the hints and the BIRTH file (default: the real one). */
@@ -173,7 +175,7 @@ export async function clusterParts(
       },
       now: () => clock.now(),
       log: (level, event, line) => log[level](event, line),
-      bytesPerSecond: streamBytesPerSecondFromEnv(),
+      bytesPerSecond: context.streamBytesPerSecond ?? streamBytesPerSecondFromEnv(),
       ...(context.onRemoved === undefined ? {} : { onRemoved: context.onRemoved }),
     },
   );
