@@ -612,6 +612,31 @@ for (const fastPath of [true, false])
         await closed;
         server = undefined;
       });
+      it('an internode handshake on a connection left open while closing is 503 with a reason, as internode.md says', async () => {
+        const upgraded: string[] = [];
+        const port = await start(new ScriptedStore(1), {
+          upgrade: (req, socket) => {
+            upgraded.push(req.url!);
+            socket.end('HTTP/1.1 101 Switching Protocols\r\nupgrade: ringkv\r\nconnection: upgrade\r\n\r\n');
+          },
+        });
+        const { conn } = await open(port);
+        await conn.write('GET /v0/entity?id=a HTTP/1.1\r\nHost: x\r\n\r\n');
+        assert.equal((await conn.readAnswer()).status, 404);
+        server!.beginLeaving();
+        server!.stopAccepting();
+        const closed = server!.close(5000);
+        await conn.write(
+          'GET /v0/internode HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: ringkv\r\n\r\n',
+        );
+        const refused = await conn.readAnswer();
+        assert.equal(refused.status, 503);
+        assert.match(refused.body.toString(), /shutting down/);
+        assert.deepEqual(upgraded, []);
+        assert.ok(await conn.waitClosed(2000));
+        await closed;
+        server = undefined;
+      });
     });
 
     describe('stopAccepting', () => {

@@ -212,8 +212,10 @@ export class HttpServer {
     // Upgrades are internode handshakes: still taken while leaving, refused once closing.
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (hasDuplicateHost(req.rawHeaders)) this.#countRefused(answerRaw(socket, 400, DUPLICATE_HOST));
-      else if (upgrade !== undefined && !this.#ctx.closing) this.#countUpgrade(upgrade(req, socket, head));
-      else this.#countRefused(answerRaw(socket, 400, 'Upgrade not supported'));
+      else if (upgrade === undefined) this.#countRefused(answerRaw(socket, 400, 'Upgrade not supported'));
+      // A handshake on a connection still open while closing: the peer retries elsewhere or later.
+      else if (this.#ctx.closing) this.#countRefused(answerRaw(socket, 503, 'Node is shutting down'));
+      else this.#countUpgrade(upgrade(req, socket, head));
     });
     this.#fastPath =
       options.fastPath === false

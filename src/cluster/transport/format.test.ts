@@ -139,6 +139,30 @@ describe('internode format', () => {
     assert.equal(frames.length, 1);
   });
 
+  test('a frame split over chunks reserves memory as its bytes come, not all at its header', () => {
+    const max = 8 << 20;
+    const received: { id: number; body: Buffer }[] = [];
+    const decoder = new FrameDecoder(max, (_type, id, body) =>
+      received.push({ id, body: Buffer.from(body) }),
+    );
+    const body = Buffer.alloc(max - FRAME_HEADER_BYTES, 5);
+    const frame = encodeFrame({ type: MessageType.AntiEntropy, body }, 7);
+    // A header announcing the largest frame, and a few bytes of it: the peer may send no more.
+    decoder.push(frame.subarray(0, 20));
+    assert.ok(decoder.reservedBytes <= 64 * 1024, `${decoder.reservedBytes} bytes reserved for 20 received`);
+    for (let at = 20; at < frame.length; at += 1 << 20) {
+      const end = Math.min(frame.length, at + (1 << 20));
+      decoder.push(frame.subarray(at, end));
+      if (end < frame.length)
+        assert.ok(decoder.reservedBytes <= 2 * end, `${decoder.reservedBytes} for ${end}`);
+    }
+    assert.equal(received.length, 1);
+    assert.equal(received[0]!.id, 7);
+    assert.ok(received[0]!.body.equals(body));
+    assert.equal(decoder.reservedBytes, 0);
+    assert.ok(decoder.idle);
+  });
+
   test('malformed bodies are refused with a reason, unknown types too', () => {
     assert.equal(typeof decodeMessage(0x10, Buffer.alloc(0)), 'string');
     assert.equal(typeof decodeMessage(MessageType.Scan, Buffer.from([0, 0, 0, 1, 2, 0])), 'string');

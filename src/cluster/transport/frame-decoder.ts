@@ -3,16 +3,22 @@
  * a frame split over many chunks and many frames in one chunk decode alike.
  *
  * Frames that lie whole inside a chunk are handed out as views into it (no
- * copy); a frame that straddles chunks is assembled in a buffer of its exact
- * size, allocated once its length is known. A length beyond `frameBytesMax`
- * (or too short to hold type and id) throws RINGKV_PROTOCOL before anything
- * is allocated: the caller closes the connection.
+ * copy); a frame that straddles chunks is assembled in a buffer that starts
+ * at 64 KiB (or what has arrived) and doubles as its bytes come, up to the
+ * frame's size: a peer that announces many large frames and sends nothing
+ * more reserves little (4 bytes must not hold 8 MiB). A length beyond
+ * `frameBytesMax` (or too short to hold type and id) throws RINGKV_PROTOCOL
+ * before anything is allocated: the caller closes the connection.
  *
  * The body handed to onFrame is only valid during the call: the callee
  * copies what it keeps (format.ts's decoders do).
  */
 import { RingkvError } from '../../util/errors.js';
+import { SizedBody } from '../../util/sized-body.js';
 import { FRAME_HEADER_BYTES, FRAME_LENGTH_MIN } from './format.js';
+
+/** A straddling frame's first buffer holds at most this much until more of it arrives. */
+const PARTIAL_BYTES_INITIAL = 64 * 1024;
 
 export type FrameListener = (type: number, id: number, body: Buffer) => void;
 
@@ -21,9 +27,8 @@ export class FrameDecoder {
   readonly #onFrame: FrameListener;
   /** Up to 3 bytes of a length field cut by a chunk boundary. */
   #carry: Buffer | undefined;
-  /** A frame being assembled across chunks, and how much of it has arrived. */
-  #partial: Buffer | undefined;
-  #partialBytes = 0;
+  /** A frame being assembled across chunks. */
+  #partial: SizedBody | undefined;
 
   constructor(frameBytesMax: number, onFrame: FrameListener) {
     this.#frameBytesMax = frameBytesMax;
@@ -35,17 +40,21 @@ export class FrameDecoder {
     return this.#carry === undefined && this.#partial === undefined;
   }
 
+  /** Bytes held for a frame being assembled (its buffer's size). */
+  get reservedBytes(): number {
+    return this.#partial?.reserved ?? 0;
+  }
+
   /** Feeds the next chunk of the stream; throws RINGKV_PROTOCOL on a bad frame length. */
   push(chunk: Buffer): void {
     let offset = 0;
     if (this.#partial !== undefined) {
       const partial = this.#partial;
-      const taken = chunk.copy(partial, this.#partialBytes, 0, partial.length - this.#partialBytes);
-      this.#partialBytes += taken;
-      if (this.#partialBytes < partial.length) return;
+      offset = partial.fill(chunk);
+      if (!partial.complete) return;
       this.#partial = undefined;
-      this.#emit(partial, 0, partial.length);
-      offset = taken;
+      const frame = partial.value();
+      this.#emit(frame, 0, frame.length);
     } else if (this.#carry !== undefined) {
       chunk = Buffer.concat([this.#carry, chunk]);
       this.#carry = undefined;
@@ -55,8 +64,8 @@ export class FrameDecoder {
     while (end - offset >= 4) {
       const frameBytes = 4 + this.#checkLength(chunk.readUInt32BE(offset));
       if (end - offset < frameBytes) {
-        const partial = Buffer.allocUnsafe(frameBytes);
-        this.#partialBytes = chunk.copy(partial, 0, offset, end);
+        const partial = new SizedBody(frameBytes, PARTIAL_BYTES_INITIAL);
+        partial.fill(chunk, offset);
         this.#partial = partial;
         return;
       }

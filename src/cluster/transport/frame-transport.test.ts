@@ -669,6 +669,44 @@ describe('FrameTransport: peers that misbehave after the handshake', () => {
     for (const err of settled) assert.ok(isRingkvError(err, 'RINGKV_CLOSED'), String(err));
   });
 
+  test('a peer that stops reading and answering is found hung by the heartbeat even once the send queue is full', async () => {
+    // Reads nothing after the handshake. The queue is filled with anti-entropy requests, which do
+    // not count as waiting, so only the heartbeat's PING can show that the peer is silent.
+    const p = await fake(() => {});
+    const down: string[] = [];
+    const t = transport({
+      queuedBytesMax: 1 << 20,
+      heartbeatMs: 400,
+      unresponsiveMs: 100,
+      timerResolutionMs: 1,
+      probeIntervalMs: 60_000,
+      onPeerDown: (peer) => down.push(peer),
+    });
+    await t.connect([p.url]);
+    const body = Buffer.alloc(4 << 20, 7);
+    const sent: Promise<unknown>[] = [];
+    // Until the socket buffers are full for good: many refusals in a row.
+    let refusals = 0;
+    let refusal: unknown;
+    for (let i = 0; i < 500 && refusals < 20 && down.length === 0; i++) {
+      const request = t.antiEntropy(p.url, body, Date.now() + 60_000);
+      const outcome = await Promise.race([request.catch((err: unknown) => err), sleep(2)]);
+      if (isRingkvError(outcome)) {
+        refusal = outcome;
+        refusals++;
+      } else {
+        sent.push(request.catch((err: unknown) => err));
+        refusals = 0;
+      }
+    }
+    assert.match(String(refusal), /not keeping up/);
+    for (let i = 0; i < 300 && down.length === 0; i++) await sleep(10);
+    assert.deepEqual(down, [p.url], 'marked down');
+    assert.equal(t.isUp(p.url), false);
+    for (const err of await Promise.all(sent))
+      assert.ok(isRingkvError(err, 'RINGKV_UNAVAILABLE'), String(err));
+  });
+
   test('a request whose deadline passes while the link is still opening rejects with RINGKV_TIMEOUT then', async () => {
     let release: (() => void) | undefined;
     const held = net.createServer((socket) => {

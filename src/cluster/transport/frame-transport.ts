@@ -396,7 +396,12 @@ class _PeerLink {
     });
   }
 
-  request(message: Message, deadlineMs: number): Promise<unknown> {
+  /**
+   * `heartbeat`: the link's own PING, exempt from the in-flight and queue bounds (one at a time,
+   * 9 bytes): refused once a peer that stopped reading has filled the queue, it would leave nothing
+   * waiting, and the silence check would never find the peer hung.
+   */
+  request(message: Message, deadlineMs: number, heartbeat = false): Promise<unknown> {
     if (this.#configError !== undefined) return Promise.reject(this.#configError);
     const now = Date.now();
     if (this.state === 'down') {
@@ -418,7 +423,7 @@ class _PeerLink {
         new RingkvError('RINGKV_TIMEOUT', `Deadline passed before sending to ${this.peer}`),
       );
     }
-    if (this.#pending.size >= this.#settings.inFlightMax) {
+    if (!heartbeat && this.#pending.size >= this.#settings.inFlightMax) {
       return Promise.reject(
         new RingkvError(
           'RINGKV_UNAVAILABLE',
@@ -427,7 +432,7 @@ class _PeerLink {
       );
     }
     const queued = this.#encoder.queuedBytes + (this.#socket?.writableLength ?? 0);
-    if (queued > this.#settings.queuedBytesMax) {
+    if (!heartbeat && queued > this.#settings.queuedBytesMax) {
       return Promise.reject(
         new RingkvError('RINGKV_UNAVAILABLE', `Peer ${this.peer} is not keeping up: ${queued} bytes queued`),
       );
@@ -536,7 +541,7 @@ class _PeerLink {
     // Past the silence bound by an interval: a ping that expired first would end the wait the
     // silence is measured over, and the next ping start a new one, so a hung peer never be found.
     const deadlineMs = Date.now() + this.#settings.unresponsiveMs + intervalMs;
-    (this.request({ type: MessageType.Ping }, deadlineMs) as Promise<number | undefined>).then(
+    (this.request({ type: MessageType.Ping }, deadlineMs, true) as Promise<number | undefined>).then(
       (peerWallMs) => {
         this.#pingInFlight = false;
         if (peerWallMs === undefined) return;

@@ -19,6 +19,8 @@
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { limits } from '../../config/limits.js';
+import { SizedBody } from '../../util/sized-body.js';
 import { RequestOp } from '../request-metrics.js';
 import {
   type ExtraHeaders,
@@ -28,7 +30,6 @@ import {
   sendLeaving,
 } from '../routes/context.js';
 import { deleteEntity, getEntity, putValue } from '../routes/entity.js';
-import { SizedBody } from '../sized-body.js';
 import { HAND_OVER, Method, NEED_MORE, parseRequestHead } from './request-head.js';
 import { CLOSE_LINES, encodeResponse, headerLines } from './response.js';
 
@@ -239,7 +240,7 @@ export class FastConnection {
             return;
           }
           // A buffer of the value's own, so the store keeps no view into a socket read.
-          const body = new SizedBody(length);
+          const body = new SizedBody(length, limits.httpBodyFirstBytes);
           at += body.fill(unread, at);
           if (!body.complete) {
             this.#enterBody(head.target, body, refused);

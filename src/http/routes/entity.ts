@@ -23,8 +23,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { limits } from '../../config/limits.js';
 import { EMPTY, isLive } from '../../storage/index.js';
 import { RingkvError } from '../../util/errors.js';
+import { SizedBody } from '../../util/sized-body.js';
 import { type EntityParams, parseEntityParams } from '../params.js';
-import { SizedBody } from '../sized-body.js';
 import {
   NodeReply,
   type Reply,
@@ -157,7 +157,7 @@ function readSizedBody(
   params: EntityParams,
   declared: number,
 ): void {
-  const body = new SizedBody(declared);
+  const body = new SizedBody(declared, limits.httpBodyFirstBytes);
   // INVARIANT: Node's parser hands over exactly Content-Length bytes before 'end'.
   req.on('data', (chunk: Buffer) => {
     body.fill(chunk);
