@@ -78,6 +78,16 @@ function firstFile(dir: string, peer: string): string {
   return join(dir, peerDirName(peer), hintFileName(1));
 }
 
+/** Three hints for A in a new file, the second damaged, delivery reaching it: the file is set aside. */
+async function addAndSpoil(store: HintStore, peerDir: string): Promise<void> {
+  for (let i = 0; i < 3; i++) assert.equal(await store.add(A, entry(i)), true);
+  const [name] = (await readdir(peerDir)).filter((n) => n.endsWith('.hint'));
+  const bytes = await readFile(join(peerDir, name!));
+  bytes[HINT_HEADER_BYTES + hintRecordBytes(entry(0)) + 12]! ^= 0xff;
+  await writeFile(join(peerDir, name!), bytes);
+  assert.equal(await store.peek(A, 10, 1 << 20), undefined);
+}
+
 describe('HintStore', () => {
   it('keeps hints across a reopen, in append order, per peer', async () => {
     const dir = await tempDir();
@@ -230,14 +240,7 @@ describe('HintStore', () => {
     const logs: string[] = [];
     const store = await HintStore.open(dir, { sync: false, log: (line) => logs.push(line) });
     const kept = limits.hintCorruptFilesPerPeerMax;
-    for (let round = 0; round < kept + 2; round++) {
-      for (let i = 0; i < 3; i++) assert.equal(await store.add(A, entry(i)), true);
-      const [name] = (await readdir(peerDir)).filter((n) => n.endsWith('.hint'));
-      const bytes = await readFile(join(peerDir, name!));
-      bytes[HINT_HEADER_BYTES + hintRecordBytes(entry(0)) + 12]! ^= 0xff;
-      await writeFile(join(peerDir, name!), bytes);
-      assert.equal(await store.peek(A, 10, 1 << 20), undefined);
-    }
+    for (let round = 0; round < kept + 2; round++) await addAndSpoil(store, peerDir);
     const corrupt = (await readdir(peerDir)).filter((n) => n.endsWith('.hint.corrupt')).sort();
     assert.equal(corrupt.length, kept, corrupt.join(' '));
     // The newest are kept: files are numbered in order, one per round here.
@@ -254,21 +257,12 @@ describe('HintStore', () => {
   it('numbers files after forget() above every file of the peer: a set-aside file is never overwritten', async () => {
     const dir = await tempDir();
     const peerDir = join(dir, peerDirName(A));
-    /** Three hints in a new file, the second damaged, delivery reaching it: the file is set aside. */
-    const addAndSpoil = async (store: HintStore): Promise<void> => {
-      for (let i = 0; i < 3; i++) assert.equal(await store.add(A, entry(i)), true);
-      const [name] = (await readdir(peerDir)).filter((n) => n.endsWith('.hint'));
-      const bytes = await readFile(join(peerDir, name!));
-      bytes[HINT_HEADER_BYTES + hintRecordBytes(entry(0)) + 12]! ^= 0xff;
-      await writeFile(join(peerDir, name!), bytes);
-      assert.equal(await store.peek(A, 10, 1 << 20), undefined);
-    };
     const store = await HintStore.open(dir, { sync: false });
-    await addAndSpoil(store);
+    await addAndSpoil(store, peerDir);
     assert.equal(await store.add(A, entry(7)), true);
     assert.equal(await store.forget(A), 1);
     // The peer is back (say it rejoined): its new hints must not take a number its directory holds.
-    await addAndSpoil(store);
+    await addAndSpoil(store, peerDir);
     assert.equal(store.stats().corruptFiles.length, 2);
     const corrupt = (await readdir(peerDir)).filter((n) => n.endsWith('.hint.corrupt'));
     assert.equal(corrupt.length, 2, `both set-aside files kept: ${corrupt.join(' ')}`);
