@@ -283,7 +283,8 @@ export class Node {
  * Starts the clock at the newest version on disk: after a restart with the
  * wall clock set back, new writes must not be stamped below what is stored,
  * or a write answered 201 would lose to an older one. A version further
- * ahead than the clock follows (its drift bound) is logged instead.
+ * ahead than the clock follows (its drift bound) is logged instead; a
+ * single node then stamps writes of such keys above them (local-store.ts).
  */
 function seedClock(clock: HybridClock, engine: Engine, log: Log): void {
   const stored = engine.maxVersion?.() ?? 0n;
