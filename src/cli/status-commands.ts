@@ -10,7 +10,7 @@
  * members, placed as the nodes place them): the same members give the same
  * replicas. During a move, each new owner's /v0/status gives its streaming.
  */
-import { type NodeStatus, RingkvClient } from '../client/index.js';
+import { type NodeStatus, RingkvClient, UnavailableError } from '../client/index.js';
 import { MemberState, type Member as RingMember, ringOf } from '../cluster/membership/index.js';
 import { Ring } from '../cluster/ring/index.js';
 import { RingkvError } from '../util/errors.js';
@@ -37,7 +37,7 @@ ${EXIT_CODES_USAGE}
   switches: ['json'],
   positionals: { min: 0, max: 0, synopsis: 'ringkv status' },
   run: async (client, { switches }) => {
-    const answer = await client.status();
+    const answer = await statusOf(client);
     await output(switches.json ? `${JSON.stringify(answer, null, 2)}\n` : summary(answer));
     return EXIT.ok;
   },
@@ -65,7 +65,7 @@ ${EXIT_CODES_USAGE}
   run: async (client, { flags, switches, positionals }) => {
     // Checked before the request, as every command's numbers are: a bad one is bad usage, node or not.
     const fromFlag = positiveInteger(flags.from, 'from');
-    const answer = await client.status();
+    const answer = await statusOf(client);
     const membership = membershipOf(answer);
     const members = await withProgress(membersOf(answer, membership), membership);
     const ring = ringOfStatus(answer, membership);
@@ -103,6 +103,34 @@ ${EXIT_CODES_USAGE}
     return EXIT.ok;
   },
 });
+
+/**
+ * The node's /v0/status. A node starting or leaving answers 503 with its
+ * whole status document, kilobytes on one line: the failure says what that
+ * means instead.
+ */
+async function statusOf(client: RingkvClient): Promise<NodeStatus> {
+  try {
+    return await client.status();
+  } catch (err) {
+    if (err instanceof UnavailableError && err.status === 503 && isNotReadyStatus(err.reason)) {
+      throw new UnavailableError('RINGKV_UNAVAILABLE', {
+        status: 503,
+        reason: 'not ready (starting or leaving)',
+        node: err.node,
+      });
+    }
+    throw err;
+  }
+}
+
+function isNotReadyStatus(text: string): boolean {
+  try {
+    return record(JSON.parse(text)).ready === false;
+  } catch {
+    return false;
+  }
+}
 
 interface Member {
   readonly url: string;

@@ -120,6 +120,19 @@ export interface NodeStatus {
   readonly [field: string]: unknown;
 }
 
+/** Whether a parsed /v0/status has the fields NodeStatus promises. */
+function isNodeStatus(value: unknown): value is NodeStatus {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const status = value as Record<string, unknown>;
+  return (
+    typeof status.node === 'string' &&
+    typeof status.ready === 'boolean' &&
+    Array.isArray(status.cluster) &&
+    status.cluster.every((url) => typeof url === 'string') &&
+    typeof status.clusterSize === 'number'
+  );
+}
+
 const TIMEOUT_MS_DEFAULT = 10_000;
 /** The longest delay setTimeout holds (2^31 - 1 ms, about 24.8 days): a longer one fires at once. */
 const TIMEOUT_MS_MAX = 2 ** 31 - 1;
@@ -225,8 +238,9 @@ export class RingkvClient {
   /** The /v0/status of the first node that answers 200 (a node starting or leaving answers 503). */
   async status(options: CallOptions = {}): Promise<NodeStatus> {
     const answer = await this.#call({ method: 'GET', path: '/v0/status', absentOk: false }, options);
+    let document: unknown;
     try {
-      return JSON.parse(answer.body.toString('utf8')) as NodeStatus;
+      document = JSON.parse(answer.body.toString('utf8'));
     } catch (err) {
       throw unreadableAnswer({
         status: answer.status,
@@ -235,6 +249,15 @@ export class RingkvClient {
         cause: err,
       });
     }
+    // Another server's JSON on the port (`{}`, `{"status":"ok"}`) is not taken for a node's status.
+    if (!isNodeStatus(document)) {
+      throw unreadableAnswer({
+        status: answer.status,
+        reason: 'Status answer is not a ringkv status',
+        node: answer.node,
+      });
+    }
+    return document;
   }
 
   #entityPath(key: Key, options: ReplicaOptions, ttl: number | undefined): string {

@@ -164,6 +164,24 @@ describe('answers a node does not give', () => {
     assert.deepEqual(next.seen, []);
   });
 
+  it("a status that is JSON but not a node's status document (another server on the port) is the unreadable-answer error", async () => {
+    for (const body of [
+      '{}',
+      'null',
+      '[1,2]',
+      '"up"',
+      '{"status":"ok"}',
+      '{"node":"x","ready":true,"cluster":"x","clusterSize":1}',
+    ]) {
+      const other = await standIn(answer(200, body));
+      await assert.rejects(
+        new RingkvClient({ nodes: other.url }).status(),
+        failure(ServerError, 'RINGKV_PROTOCOL', other.url, 200),
+        body,
+      );
+    }
+  });
+
   it('still fails over when a node closes the connection before any answer', async () => {
     const closer = await rawStandIn((socket) => socket.destroy());
     const next = await standIn(healthy);

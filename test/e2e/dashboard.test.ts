@@ -1,7 +1,8 @@
 /**
  * The dashboard in a real browser: headless Chromium (Debian's `chromium`,
  * driven by playwright-core) on a live 3-node cluster. The page must list
- * the three members up with their figures, then show a stopped node down.
+ * the three members up with their figures, then show a stopped node down,
+ * then, once the node it polls stops, nothing as live.
  * A screenshot of each moment is saved under test-output/ for a person to
  * look at. Skipped, with the reason, where Chromium is not installed
  * (.ci/run installs it).
@@ -13,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { startCluster, type TestCluster } from '../support/cluster.js';
 import { entityPath, httpRequest } from '../support/http-client.js';
-import { killAllStarted, stopNode } from '../support/node-process.js';
+import { killAllStarted, sleep, stopNode } from '../support/node-process.js';
 import { removeTempDirs } from '../support/temp-dir.js';
 
 const CHROMIUM = process.env.RINGKV_CHROMIUM ?? '/usr/bin/chromium';
@@ -26,11 +27,16 @@ describe('dashboard', { skip }, () => {
   let cluster: TestCluster;
   let browser: Browser;
   let page: Page;
+  /** What the page's Content-Security-Policy refused: its own script and style must not be. */
+  const refusedByPolicy: string[] = [];
 
   before(async () => {
     cluster = await startCluster({ count: 3, args: ['--sync', 'off'] });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1400, height: 500 } });
+    page.on('console', (message) => {
+      if (/Content.Security.Policy/i.test(message.text())) refusedByPolicy.push(message.text());
+    });
     mkdirSync(OUTPUT, { recursive: true });
   });
 
@@ -46,7 +52,17 @@ describe('dashboard', { skip }, () => {
     page.evaluate(
       `Object.fromEntries([...document.querySelectorAll('tbody tr')].map((row) => [row.dataset.member, row.dataset.state]))`,
     );
-  const waitUntil = (expression: string) => page.waitForFunction(expression, undefined, { timeout: 10_000 });
+  /**
+   * Polls `expression` in the page for up to 10 s. Not waitForFunction: that
+   * evaluates its text inside the page, which the page's policy forbids.
+   */
+  const waitUntil = async (expression: string): Promise<void> => {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      if ((await page.evaluate(expression)) === true) return;
+      await sleep(100);
+    }
+    assert.fail(`still false after 10 s: ${expression}`);
+  };
 
   it('shows every member up, with request rates, from any node', async () => {
     await page.goto(`${cluster.urls[0]}/`);
@@ -64,6 +80,7 @@ describe('dashboard', { skip }, () => {
     }
     await waitUntil(`Number(document.getElementById('total-rate').textContent) > 0`);
     await page.screenshot({ path: join(OUTPUT, 'dashboard-all-up.png') });
+    assert.deepEqual(refusedByPolicy, []);
   });
 
   it('shows a stopped node down, and why it cannot be reached', async () => {
@@ -86,5 +103,18 @@ describe('dashboard', { skip }, () => {
     assert.match(ui.body.toString(), /<title>ringkv<\/title>/);
     const post = await httpRequest(`${cluster.urls[0]}/ui/cluster`, { method: 'POST', body: '' });
     assert.equal(post.status, 405);
+  });
+
+  it('shows nothing as live once the node it polls stops answering', async () => {
+    await stopNode(cluster.nodes[0]!);
+    await waitUntil(`document.getElementById('updated').textContent.startsWith('failed')`);
+    await waitUntil(
+      `[...document.querySelectorAll('tbody tr')].every((row) => row.dataset.state === 'unknown')`,
+    );
+    assert.equal(Object.keys(await shownStates()).length, 3, 'the last rows stay, for reference');
+    assert.equal(await page.textContent('#members-up'), '–');
+    assert.equal(await page.textContent('#total-rate'), '–');
+    assert.equal(await page.textContent('tbody tr .state span'), 'unknown');
+    await page.screenshot({ path: join(OUTPUT, 'dashboard-node-gone.png') });
   });
 });

@@ -190,9 +190,15 @@ export function sendBytes(
 }
 
 /** A JSON answer (`body` already serialized). */
-export function sendJson(ctx: RouteContext, reply: Reply, status: number, body: string): void {
+export function sendJson(
+  ctx: RouteContext,
+  reply: Reply,
+  status: number,
+  body: string,
+  headers?: readonly string[],
+): void {
   ctx.counters.countResponse(status);
-  reply.send(status, JSON_TYPE, body, ctx.closing);
+  reply.send(status, JSON_TYPE, body, ctx.closing, headers);
 }
 
 /**

@@ -20,6 +20,7 @@ function pageFunctions(): PageFunctions {
   const context = createContext({
     document: { getElementById: () => ({ textContent: '' }) },
     fetch: () => new Promise(() => {}),
+    AbortSignal,
     setTimeout: () => 0,
   });
   runInContext(script, context);

@@ -187,13 +187,39 @@ function render(view) {
   document.getElementById("total-hints").textContent = String(hintsTotal);
   document.getElementById("total-disk").textContent = fmtBytes(diskTotal);
 }
+/**
+ * A poll that failed leaves the last rows for reference, but nothing on the
+ * page may still read as live: every state becomes unknown, the totals are
+ * cleared, and the next rates start from the next answer.
+ */
+function showFailed(why) {
+  document.getElementById("updated").textContent = "failed: " + why;
+  for (const row of document.querySelectorAll("#members tr")) {
+    row.dataset.state = "unknown";
+    const state = row.querySelector("td.state");
+    state.className = "state unknown";
+    state.firstChild.textContent = "unknown";
+  }
+  for (const id of ["members-up", "total-rate", "total-hints", "total-disk"]) document.getElementById(id).textContent = "–";
+  previous = new Map();
+}
 async function poll() {
   try {
-    const response = await fetch("/ui/cluster", { cache: "no-store" });
-    if (response.ok) render(await response.json());
-    else document.getElementById("updated").textContent = "failed: " + response.status;
+    // The node answers within its 1.5 s per member; one that does not is as good as down.
+    const response = await fetch("/ui/cluster", { cache: "no-store", signal: AbortSignal.timeout(POLL_MS * 3) });
+    if (!response.ok) showFailed("the node answered " + response.status);
+    else {
+      let view;
+      try {
+        view = await response.json();
+      } catch (err) {
+        view = undefined;
+      }
+      if (view && Array.isArray(view.members)) render(view);
+      else showFailed("the node's answer is not a cluster view");
+    }
   } catch (err) {
-    document.getElementById("updated").textContent = "failed: node unreachable";
+    showFailed("node unreachable");
   }
   setTimeout(poll, POLL_MS);
 }

@@ -11,6 +11,7 @@
  * error that stood in the way. Rates and percentiles are computed by
  * the page from the difference between two polls.
  */
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage } from '../../util/errors.js';
 import { NodeReply, onlyGet, type RouteContext, sendJson, sendText } from './context.js';
@@ -40,14 +41,46 @@ export function handleDashboard(
       'content-type': 'text/html; charset=utf-8',
       'content-length': Buffer.byteLength(DASHBOARD_PAGE),
       'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': DASHBOARD_POLICY,
+      'referrer-policy': 'no-referrer',
     });
     res.end(DASHBOARD_PAGE);
     return;
   }
   void clusterView(ctx).then(
-    (view) => sendJson(ctx, reply, 200, JSON.stringify(view)),
+    // Live figures: a cache (or the browser's back button) must not show an old view as the current one.
+    (view) =>
+      sendJson(ctx, reply, 200, JSON.stringify(view), [
+        'cache-control',
+        'no-store',
+        'x-content-type-options',
+        'nosniff',
+      ]),
     (err: unknown) => sendText(ctx, reply, 500, `Cannot gather the cluster view: ${errorMessage(err)}`),
   );
+}
+
+/**
+ * The page needs nothing but its own inline style and script and fetches
+ * from its node: anything else (a script or image a member's text might
+ * smuggle into the markup, a form, a frame around it) is refused.
+ */
+const DASHBOARD_POLICY = [
+  "default-src 'none'",
+  `script-src '${inlineHash('script')}'`,
+  `style-src '${inlineHash('style')}'`,
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** The CSP hash of the page's one inline <script> or <style>. */
+function inlineHash(tag: 'script' | 'style'): string {
+  const body = new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(DASHBOARD_PAGE)?.[1];
+  if (body === undefined) throw new Error(`The dashboard page has no <${tag}>`);
+  return `sha256-${createHash('sha256').update(body).digest('base64')}`;
 }
 
 interface MemberView {
@@ -81,6 +114,11 @@ async function clusterView(
         } catch {
           statusError = 'the status is not JSON';
         }
+        // Another server's JSON would show as a member with no figures, as if it were one.
+        if (statusError === undefined && !isNodeStatus(parsed)) {
+          parsed = undefined;
+          statusError = 'the status is not a ringkv status';
+        }
       }
       const self = url === ctx.nodeUrl;
       return {
@@ -110,6 +148,13 @@ function membersOf(status: unknown): string[] | undefined {
     if (typeof member?.url === 'string' && member.state !== 'removed') urls.push(member.url);
   }
   return urls.length > 0 ? urls : undefined;
+}
+
+/** Whether a member's /v0/status is a node's: an object naming the node and whether it is ready. */
+function isNodeStatus(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const status = value as { node?: unknown; ready?: unknown };
+  return typeof status.node === 'string' && typeof status.ready === 'boolean';
 }
 
 /** The store's view of its peers' links, when it is a cluster store. */
