@@ -17,7 +17,6 @@
  * members (checkStoredMembers).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { stat } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -225,8 +224,8 @@ async function checkStoredMembers(dataDir: string, urls: readonly string[]): Pro
 async function checkDataDirs(dataDir: string, nodeCount: number): Promise<void> {
   const dirs = [dataDir, ...Array.from({ length: nodeCount }, (_, i) => join(dataDir, `node-${i}`))];
   for (const dir of dirs) {
-    const info = await stat(dir).catch(() => undefined);
-    if (info !== undefined && !info.isDirectory()) {
+    const info = await nodeVfs.stat(dir).catch(() => undefined);
+    if (info !== undefined && !info.isDirectory) {
       throw new RingkvError('RINGKV_IO', `Cannot use data directory ${dir}: not a directory`);
     }
   }

@@ -160,7 +160,7 @@ export class Node {
         readiness: () => (node?.ready === true ? 'ready' : 'starting'),
         metrics: () => metrics.exposition(),
         snapshot: async (dir) => {
-          await refuseInsideDataDir(dir, options.dataDir);
+          await refuseInsideDataDir(nodeVfs, dir, options.dataDir);
           return (parts?.engine ?? engine)!.snapshot(dir);
         },
         slowRequests: {

@@ -8,13 +8,13 @@
  *
  * The comparison is between physical paths: symlinks followed and `..`
  * resolved. A snapshot directory usually does not exist yet, so its deepest
- * existing ancestor is resolved (fs.realpath) and the rest appended.
+ * existing ancestor is resolved (realpath) and the rest appended.
  *
- *   await refuseInsideDataDir('/data/node-0/../node-0/snap', '/data/node-0')
+ *   await refuseInsideDataDir(nodeVfs, '/data/node-0/../node-0/snap', '/data/node-0')
  *   // throws RINGKV_BAD_REQUEST: ... inside the node's data directory ...
  */
-import { realpath } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
+import type { Vfs } from '../storage/index.js';
 import { RingkvError } from '../util/errors.js';
 
 /**
@@ -22,9 +22,9 @@ import { RingkvError } from '../util/errors.js';
  * `dir` (absolute, `..` already resolved by the caller) is `dataDir` or
  * lies inside it once symlinks are followed.
  */
-export async function refuseInsideDataDir(dir: string, dataDir: string): Promise<void> {
-  const data = await physicalPath(dataDir);
-  const target = await physicalPath(dir);
+export async function refuseInsideDataDir(vfs: Vfs, dir: string, dataDir: string): Promise<void> {
+  const data = await physicalPath(vfs, dataDir);
+  const target = await physicalPath(vfs, dir);
   if (target !== data && !target.startsWith(data.endsWith(sep) ? data : data + sep)) return;
   const resolved = target === dir ? '' : ` (which resolves to ${target})`;
   throw new RingkvError(
@@ -39,11 +39,11 @@ export async function refuseInsideDataDir(dir: string, dataDir: string): Promise
  * resolved (missing, not a directory, no permission) is passed over for its
  * parent: what is left to append does not exist yet, so holds no symlink.
  */
-async function physicalPath(path: string): Promise<string> {
+async function physicalPath(vfs: Vfs, path: string): Promise<string> {
   const rest: string[] = [];
   for (let at = path; ; at = dirname(at)) {
     try {
-      return join(await realpath(at), ...rest);
+      return join(await vfs.realpath(at), ...rest);
     } catch {
       if (dirname(at) === at) return join(at, ...rest);
       rest.unshift(basename(at));

@@ -148,6 +148,10 @@ export function vfsSuite(factory: VfsFactory): void {
         assert.equal(await code(vfs.mkdir(join(dir, 'y', 'z'))), 'ENOTDIR');
         assert.equal(await code(vfs.list(join(dir, 'nothing'))), 'ENOENT');
         assert.equal(await code(vfs.stat(join(dir, 'nothing'))), 'ENOENT');
+        const real = await vfs.realpath(join(dir, 'p'));
+        assert.equal(await vfs.realpath(`${join(dir, 'p', 'q')}/..`), real);
+        assert.ok(real.endsWith('/p'), real);
+        assert.equal(await code(vfs.realpath(join(dir, 'nothing'))), 'ENOENT');
         assert.equal(await code(vfs.readFile(join(dir, 'nothing'))), 'ENOENT');
 
         await vfs.remove(join(dir, 'y'));

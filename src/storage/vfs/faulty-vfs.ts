@@ -29,6 +29,7 @@ export type FaultOp =
   | 'truncate'
   | 'readFile'
   | 'stat'
+  | 'realpath'
   | 'list'
   | 'mkdir'
   | 'rename'
@@ -102,6 +103,7 @@ const SYSCALLS: Record<FaultOp, string> = {
   truncate: 'ftruncate',
   readFile: 'open',
   stat: 'stat',
+  realpath: 'realpath',
   list: 'scandir',
   mkdir: 'mkdir',
   rename: 'rename',
@@ -228,6 +230,11 @@ export class FaultyVfs implements Vfs {
   async stat(path: string): Promise<VfsStat> {
     this._check('stat', path);
     return this.inner.stat(path);
+  }
+
+  async realpath(path: string): Promise<string> {
+    this._check('realpath', path);
+    return this.inner.realpath(path);
   }
 
   async list(dir: string): Promise<string[]> {

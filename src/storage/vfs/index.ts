@@ -94,6 +94,8 @@ export interface Vfs {
   /** The whole file. */
   readFile(path: string): Promise<Buffer>;
   stat(path: string): Promise<VfsStat>;
+  /** The path with symlinks followed and `.`/`..` resolved; ENOENT when it does not exist. */
+  realpath(path: string): Promise<string>;
   /** The names in a directory (not '.' and '..'), in no particular order. */
   list(dir: string): Promise<string[]>;
   /** Creates `dir` and any missing parent, and fsyncs each parent it added a name to. */

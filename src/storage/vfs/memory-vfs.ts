@@ -369,6 +369,13 @@ export class MemoryVfs implements Vfs {
     return this._complete({ size, isDirectory: node.kind === 'dir', mtimeMs: node.mtimeMs });
   }
 
+  /** No symlinks here: the path normalised, once it is there. */
+  async realpath(path: string): Promise<string> {
+    this._checkRunning('realpath', path);
+    if (this.#lookup(path, 'realpath') === undefined) throw fsError('ENOENT', 'realpath', path);
+    return this._complete(posix.resolve('/', path));
+  }
+
   async list(dir: string): Promise<string[]> {
     this._checkRunning('scandir', dir);
     const node = this.#lookup(dir, 'scandir');

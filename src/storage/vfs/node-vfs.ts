@@ -24,7 +24,7 @@ import {
   write,
   writeSync,
 } from 'node:fs';
-import { link, mkdir, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fsError } from './errors.js';
 import type { OpenMode, OpenOptions, Vfs, VfsFile, VfsStat } from './index.js';
@@ -138,6 +138,10 @@ export class NodeVfs implements Vfs {
   async stat(path: string): Promise<VfsStat> {
     const stats = await stat(path);
     return { size: stats.size, isDirectory: stats.isDirectory(), mtimeMs: stats.mtimeMs };
+  }
+
+  realpath(path: string): Promise<string> {
+    return realpath(path);
   }
 
   list(dir: string): Promise<string[]> {
