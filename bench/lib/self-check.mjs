@@ -3,9 +3,10 @@
  * histogram's buckets and percentiles, the response parser on every way a
  * response can be split across socket reads, the request template, the flame
  * graph's weights, the histograms read from /metrics (parsed, subtracted,
- * their quantiles), which window a rate step quotes, and (one second of load
- * against an in-process server on 127.0.0.1 that never answers) how the load
- * generator counts errors. A benchmark is only as good as its instruments.
+ * their quantiles, a tails window's figures per node), which window a rate
+ * step quotes, and (short loads against an in-process server on 127.0.0.1
+ * that never answers) how the load generator counts errors and which
+ * requests its send lag covers. A benchmark is only as good as its instruments.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -14,6 +15,7 @@ import { bucketHigh, bucketIndex, bucketLow, Histogram } from '../load/histogram
 import { KEY_DIGITS, RequestTemplate } from '../load/request-template.mjs';
 import { ParseError, ResponseParser } from '../load/response-parser.mjs';
 import { cpuProfileTree, renderFlameGraph } from '../profile/flamegraph.mjs';
+import { nodeFigures } from '../server/tails.mjs';
 import { diffHistograms, histogramQuantile, mergeSeries, parseHistograms } from './prom-histograms.mjs';
 import { log } from './stats.mjs';
 
@@ -209,6 +211,39 @@ function checkPromHistograms() {
   assert.equal(histogramQuantile(mergeSeries({}), 0.99), null, 'no pauses: no quantile');
 }
 
+/**
+ * A node's tail figures need both of its snapshots: with the start's histograms missing (a status or
+ * /metrics read that failed), the end's counts since the node started are no window's figures.
+ */
+function checkTailNodeFigures() {
+  const text = (gcCount, gcSeconds) =>
+    [
+      `ringkv_nodejs_gc_duration_seconds_bucket{le="0.001",kind="minor"} ${gcCount}`,
+      `ringkv_nodejs_gc_duration_seconds_bucket{le="+Inf",kind="minor"} ${gcCount}`,
+      `ringkv_nodejs_gc_duration_seconds_sum{kind="minor"} ${gcSeconds}`,
+      `ringkv_nodejs_gc_duration_seconds_count{kind="minor"} ${gcCount}`,
+    ].join('\n');
+  const names = ['ringkv_nodejs_gc_duration_seconds'];
+  const snap = (gcCount, gcSeconds) => ({
+    atMs: 0,
+    body: { histograms: parseHistograms(text(gcCount, gcSeconds), names) },
+  });
+  // 10,000 pauses since the node started, 20 of them in this 2 s window.
+  const both = nodeFigures(snap(9980, 9.98), snap(10000, 10), 2, 'get');
+  assert.equal(both.gcPerS, 10);
+  assert.ok(Math.abs(both.gcShare - 0.01) < 1e-9);
+  for (const [start, end] of [
+    [{ atMs: 0, body: null }, snap(10000, 10)],
+    [{ atMs: 0, body: { histograms: null } }, snap(10000, 10)],
+    [undefined, snap(10000, 10)],
+    [snap(9980, 9.98), { atMs: 0, body: null }],
+  ]) {
+    const figures = nodeFigures(start, end, 2, 'get');
+    assert.deepEqual(Object.keys(figures).sort(), Object.keys(both).sort());
+    for (const [k, v] of Object.entries(figures)) assert.equal(v, null, `${k} without both snapshots`);
+  }
+}
+
 /** A rate step's reported figures come from a window that agrees with its verdict. */
 function checkStepWindow() {
   const w = (pass, p99Ms, errorCount) => ({ pass, result: { latency: { p99Ms }, measured: { errorCount } } });
@@ -233,12 +268,8 @@ function checkStatusRates() {
   assert.equal(run([snap(0, null), snap(0, 100)], [snap(2000, 300), snap(2000, 500)]), null);
 }
 
-/**
- * One short load run against a server that accepts connections and never answers: every request
- * due in the window is an error exactly once, and the timeline's slots (which the restart and join
- * benches cut into windows) hold every one of them, the backlog left unsent at the end included.
- */
-async function checkUnansweredLoad() {
+/** Runs `fn(port)` with a server on 127.0.0.1 that accepts connections and never answers. */
+async function withSilentServer(fn) {
   const sockets = new Set();
   const server = net.createServer((socket) => {
     sockets.add(socket);
@@ -246,11 +277,25 @@ async function checkUnansweredLoad() {
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
+    return await fn(server.address().port);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+}
+
+/**
+ * One short load run against a server that accepts connections and never answers: every request
+ * due in the window is an error exactly once, and the timeline's slots (which the restart and join
+ * benches cut into windows) hold every one of them, the backlog left unsent at the end included.
+ */
+async function checkUnansweredLoad() {
+  await withSilentServer(async (port) => {
     const rate = 100;
     const durationMs = 1000;
     const result = await runLoad(
       loadConfig({
-        targets: [{ host: '127.0.0.1', port: server.address().port }],
+        targets: [{ host: '127.0.0.1', port }],
         connections: 2,
         rate,
         warmupMs: 0,
@@ -269,10 +314,30 @@ async function checkUnansweredLoad() {
       for (const n of Object.values(e.status)) inSlots += n;
     }
     assert.equal(inSlots, due, 'the slots hold every error of the window');
-  } finally {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((resolve) => server.close(resolve));
-  }
+  });
+}
+
+/**
+ * sendLag, the generator's own lateness, is that of the measured window, as the latencies are. Against
+ * a server that never answers, each connection sends one request on its timer, due in the warm-up;
+ * the rest leave after a reconnect (a timeout's) or never: no request of the window left on a timer.
+ */
+async function checkSendLagWindow() {
+  await withSilentServer(async (port) => {
+    const result = await runLoad(
+      loadConfig({
+        targets: [{ host: '127.0.0.1', port }],
+        connections: 2,
+        rate: 100,
+        warmupMs: 200,
+        durationMs: 100,
+        timeoutMs: 400,
+      }),
+    );
+    assert.equal(result.measured.sent, 0);
+    assert.equal(result.measured.errorCount, 10, 'the 10 requests due in the window are errors');
+    assert.equal(result.sendLag.count, 0, 'no send lag from requests due in the warm-up');
+  });
 }
 
 export async function runSelfCheck() {
@@ -290,6 +355,10 @@ export async function runSelfCheck() {
   log('check: status rates ok');
   checkStepWindow();
   log('check: rate step figures ok');
+  checkTailNodeFigures();
+  log('check: tail figures per node ok');
   await checkUnansweredLoad();
   log('check: load generator error accounting ok');
+  await checkSendLagWindow();
+  log('check: load generator send lag ok');
 }

@@ -59,9 +59,27 @@ function machineTimes() {
   }
 }
 
-/** What one node did in one window, from its two snapshots; `op` is the request kind measured. */
-function nodeFigures(start, end, seconds, op) {
-  const diff = diffHistograms(start?.body?.histograms, end?.body?.histograms);
+/** A node's figures when a window cannot give them. */
+const NO_NODE_FIGURES = Object.freeze({
+  eventLoopDelayP99Ms: null,
+  requestP99Ms: null,
+  gcPauseP99Ms: null,
+  gcPauseMaxBucketMs: null,
+  gcPerS: null,
+  majorGcPerS: null,
+  gcShare: null,
+});
+
+/**
+ * What one node did in one window, from its two snapshots; `op` is the request kind measured. None
+ * when either snapshot lacks its histograms: subtracted from nothing, the end's counts would be the
+ * node's whole life since it started, quoted as the window's.
+ */
+export function nodeFigures(start, end, seconds, op) {
+  const startHistograms = start?.body?.histograms;
+  const endHistograms = end?.body?.histograms;
+  if (!startHistograms || !endHistograms) return { ...NO_NODE_FIGURES };
+  const diff = diffHistograms(startHistograms, endHistograms);
   // The node's own time for the requests it coordinated: from their head read to their answer written.
   const requests = mergeSeries(diff[REQUEST], (labels) => labels.includes(`op="${op}"`));
   const loop = mergeSeries(diff[EVENT_LOOP]);
