@@ -47,6 +47,28 @@ describe('LocalStore', () => {
     assert.equal(versionPhysicalMs(c!.version), T, 'the clock was not dragged to the stored version');
   });
 
+  test('a key stamped above the stored versions is still read while the clock is below what it holds', async () => {
+    const later = T + 10 * 60_000;
+    const engine = new MemoryEngine();
+    // The old run's one write, and so the newest version stored: (later, 0).
+    await new LocalStore(engine, new HybridClock({ wallMs: () => later })).put(
+      Buffer.from('a'),
+      Buffer.from('old'),
+      ONE,
+    );
+    let wallMs = T;
+    const store = new LocalStore(engine, new HybridClock({ wallMs: () => wallMs }));
+    // Stamped above the stored version, one above the other: (later, 1), then (later, 2).
+    await store.put(Buffer.from('a'), Buffer.from('first'), ONE);
+    await store.put(Buffer.from('a'), Buffer.from('second'), ONE);
+    // The wall clock reaches the old run's millisecond: the clock stamps (later, 0) for another key,
+    // then (later, 1), above the newest version the store opened with but below what 'a' holds now.
+    wallMs = later;
+    await store.put(Buffer.from('b'), Buffer.from('v'), ONE);
+    await store.put(Buffer.from('a'), Buffer.from('third'), ONE);
+    assert.equal((await store.get(Buffer.from('a'), ONE))?.value.toString(), 'third');
+  });
+
   test('a key held at the largest version there is refuses a write instead of wrapping below it', async () => {
     const engine = new MemoryEngine();
     await engine.write(valueEntry(Buffer.from('x'), VERSION_MAX, Buffer.from('end')));

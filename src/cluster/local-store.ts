@@ -12,10 +12,11 @@
  *
  * The clock starts at the newest stored version only within its drift bound
  * (node.ts seedClock): restarted with its wall clock set back further, it
- * stamps below what the old run stored. Until it passes that version each
- * write reads its key first and is stamped above the version held there, so
- * a write answered now is never hidden by an older one. The clock itself is
- * not dragged ahead: the stored version may come from a wrong clock.
+ * stamps below what the old run stored. Until it passes that version (and
+ * any stamped above it since) each write reads its key first and is stamped
+ * above the version held there, so a write answered now is never hidden by
+ * an older one. The clock itself is not dragged ahead: the stored version
+ * may come from a wrong clock.
  */
 import type { Engine, Entry, EntryCursor, ScanRange } from '../storage/index.js';
 import { tombstoneEntry, VERSION_MAX, valueEntry } from '../storage/index.js';
@@ -30,8 +31,11 @@ export class LocalStore implements Store {
   readonly #engine: Engine;
   readonly #clock: HybridClock;
   readonly #selfUrl: string;
-  /** The newest version stored when the store opened: writes stamped at or below it check their key. */
-  readonly #storedMax: bigint;
+  /**
+   * The newest version stored when the store opened, or stamped above it since: writes the clock
+   * stamps at or below it check their key.
+   */
+  #storedMax: bigint;
 
   /** `selfUrl`: this node's URL, for receipts ('local' when left out). */
   constructor(engine: Engine, clock: HybridClock, options: { readonly selfUrl?: string } = {}) {
@@ -97,7 +101,10 @@ export class LocalStore implements Store {
         `The key holds version ${held.version}, the largest there is`,
       );
     }
-    return held.version + 1n;
+    const stamped = held.version + 1n;
+    // Above what the store opened with, perhaps: the clock may reach it before this key's version.
+    if (stamped > this.#storedMax) this.#storedMax = stamped;
+    return stamped;
   }
 
   #wrote(receipt: Receipt, version: bigint): void {

@@ -162,7 +162,7 @@ export const limits = {
   httpRequestTimeoutMs: 30_000,
   /**
    * What a PUT's declared Content-Length reserves before its bytes come; the
-   * buffer then doubles as they arrive (http/sized-body.ts), so that heads
+   * buffer then doubles as they arrive (util/sized-body.ts), so that heads
    * declaring large values cannot reserve memory they never send.
    */
   httpBodyFirstBytes: 64 * KiB,

@@ -837,6 +837,68 @@ for (const fastPath of [true, false])
         // A range of this node only is not a cluster range: not counted (this store has no local one).
         assert.equal((await call(port, '/v0/entities?start=a')).body, 'Engine is closed');
       });
+
+      it('gives the place back for a range that fails before its cursor opens, and for one whose client leaves before its first byte', async () => {
+        let opening: 'throw' | 'held' = 'throw';
+        const held: { release: () => void; closed: boolean }[] = [];
+        const store = Object.assign(new ScriptedStore(3), {
+          scanCluster: (): EntryCursor => {
+            if (opening === 'throw') throw new RingkvError('RINGKV_NOT_ENOUGH_REPLICAS', 'A peer is down');
+            let release: (() => void) | undefined;
+            const first = new Promise<void>((resolve) => {
+              release = resolve;
+            });
+            const cursor = { release: () => release!(), closed: false };
+            held.push(cursor);
+            let sent = false;
+            return {
+              // One entry once released, then the end.
+              next: async () => {
+                await first;
+                if (sent) return undefined;
+                sent = true;
+                return [valueEntry(Buffer.from('a'), 1n, Buffer.from('v'), 0)];
+              },
+              close: async () => {
+                cursor.closed = true;
+              },
+            };
+          },
+        });
+        const port = await start(store, { clusterScansMax: 1 });
+
+        // Thrown as the cursor opens: answered with its error every time, never refused for the bound.
+        for (let i = 0; i < 3; i++) {
+          const failed = await call(port, '/v0/entities?start=a&scope=cluster');
+          assert.equal(failed.status, 504, failed.body);
+        }
+        assert.equal(await openScans(port), 0);
+
+        // Its client leaves while the first page is awaited: the place is held until the cursor answers
+        // and closes, then given back.
+        opening = 'held';
+        const leaving = request({
+          host: '127.0.0.1',
+          port,
+          path: '/v0/entities?start=a&scope=cluster',
+          agent: false,
+        });
+        leaving.on('error', () => undefined);
+        leaving.end();
+        await until('the range is open', async () => (await openScans(port)) === 1);
+        leaving.destroy();
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        held[0]!.release();
+        await until('the place is given back', async () => (await openScans(port)) === 0);
+        assert.ok(held[0]!.closed);
+        // The bound is whole again: one more range opens and is answered.
+        const next = openRange(port);
+        await until('the next range is open', async () => held.length === 2);
+        held[1]!.release();
+        const answered = await next;
+        assert.equal(answered.res.statusCode, 200);
+        assert.equal(await answered.body, 'a\nv');
+      });
     });
 
     describe('requests the parser refuses', () => {

@@ -58,7 +58,7 @@ export interface NodeSettings {
   readonly clockOffsetMs?: number;
   /** How often hints are handed off (default limits.hintHandoffIntervalMs). */
   readonly hintHandoffIntervalMs?: number;
-  /** Bytes per second taken from sources when streaming new ranges in a move (default limits.streamBytesPerSecondMax). */
+  /** Bytes per second taken from sources when streaming new ranges in a move (default: RINGKV_STREAM_BYTES_PER_SEC, or limits.streamBytesPerSecondMax). */
   readonly streamBytesPerSecond?: number;
   /** Whether plain entity requests take the HTTP fast path (default true). */
   readonly fastPath?: boolean;
@@ -133,7 +133,9 @@ export class Node {
             log,
             transportKind: settings.transportKind ?? 'frame',
             hintHandoffIntervalMs: settings.hintHandoffIntervalMs ?? limits.hintHandoffIntervalMs,
-            streamBytesPerSecond: settings.streamBytesPerSecond ?? limits.streamBytesPerSecondMax,
+            ...(settings.streamBytesPerSecond === undefined
+              ? {}
+              : { streamBytesPerSecond: settings.streamBytesPerSecond }),
             onClockSample: (peer, _skewMs, rttMs) => metrics.observeRtt(peer, rttMs),
             ...(settings.onRemoved === undefined ? {} : { onRemoved: settings.onRemoved }),
             ...(settings.clusterVfs === undefined ? {} : { vfs: settings.clusterVfs }),
