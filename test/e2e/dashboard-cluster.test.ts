@@ -96,14 +96,12 @@ describe('/ui/cluster, a member that answers garbage', () => {
       cluster: [url, fakeUrl],
       args: ['--sync', 'off'],
     });
-    const startedMs = Date.now();
     const view = await clusterView(url);
-    const tookMs = Date.now() - startedMs;
     const member = view.members.find((m) => m.url === fakeUrl);
     assert.ok(member !== undefined);
     assert.equal(member.statusError, 'the status is not JSON');
+    // Cut at the size bound, not by the member timeout (which would read 'timed out'): no wall-clock bound needed.
     assert.equal(member.metricsError, 'answer too large');
-    assert.ok(tookMs < 1500, `/ui/cluster took ${tookMs} ms`);
     // The bound is 4 MiB; what the fake wrote past it is the sockets' buffers, not a read to the end.
     assert.ok(metricsBytesSent < 64 << 20, `the node read ${metricsBytesSent} bytes`);
   });
