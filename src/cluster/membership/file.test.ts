@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { MemoryVfs } from '../../storage/index.js';
+import { MemoryVfs, replaceFileDurably } from '../../storage/index.js';
 import {
   CLEANUP_DUE_FILE,
   loadCleanupDue,
@@ -10,6 +10,7 @@ import {
   markCleanupDue,
   saveMembership,
 } from './file.js';
+import { encodeMembership, MEMBERSHIP_FORMAT_VERSION } from './format.js';
 import { bootstrapMembership } from './membership.js';
 
 describe('membership files', () => {
@@ -36,5 +37,23 @@ describe('membership files', () => {
     await markCleanupDue(vfs, '/data', undefined);
     assert.equal(await loadCleanupDue(vfs, '/data'), false);
     await markCleanupDue(vfs, '/data', undefined);
+  });
+});
+
+describe('membership files of another format version', () => {
+  test('a file from a later version is refused naming its version, whatever its layout', async () => {
+    const vfs = new MemoryVfs();
+    await vfs.mkdir('/data');
+    const v1 = encodeMembership(bootstrapMembership(['http://a:1', 'http://b:1']));
+    // A later layout: the same header, a field more, and its checksum elsewhere (here: none at the end).
+    const later = Buffer.concat([v1.subarray(0, v1.length - 4), Buffer.from([0, 0, 0, 7, 1, 2])]);
+    later[4] = MEMBERSHIP_FORMAT_VERSION + 1;
+    await replaceFileDurably(vfs, '/data', join('/data', MEMBERSHIP_FILE), later);
+    await assert.rejects(
+      loadMembership(vfs, '/data'),
+      new RegExp(
+        `Damaged membership file /data/MEMBERSHIP: unknown format version ${MEMBERSHIP_FORMAT_VERSION + 1}`,
+      ),
+    );
   });
 });

@@ -9,14 +9,14 @@
  *   view:
  *   0    4   magic "RKVM"
  *   4    1   format version (1)
- *   5    8   epoch, u64
- *   13   2   member count N, u16
+ *   5    8   epoch, u64, at most EPOCH_MAX (0 only for the empty view)
+ *   13   2   member count N, u16, at most MEMBERS_MAX
  *   15   ..  N members, sorted by URL:
  *              u8 state (1 joining, 2 normal, 3 leaving, 4 removed)
  *              u8 flags (bit 0: dead)
- *              u64 since (epoch of its last state change)
- *              u16 URL length, URL (UTF-8)
- *              u16 token length, token (UTF-8; 0: the URL itself)
+ *              u64 since (epoch of its last state change, 1..epoch)
+ *              u16 URL length, URL (UTF-8; spelled as nodeAddress() spells it)
+ *              u16 token length, token (UTF-8; 0: the URL itself; else spelled so too)
  *   ..   4   CRC-32 of every byte before it
  *
  *   STREAM request:  u64 epoch, u64 view digest, u16 + target URL, varint + start key,
@@ -30,6 +30,8 @@
  * coveredThrough (inclusive; through the last key when `more` is clear).
  * Decoded keys, values and strings are copies: nothing pins a socket buffer.
  */
+
+import { nodeAddress } from '../../config/options.js';
 import { type Entry, encodedEntryBytes, encodeEntry } from '../../storage/index.js';
 import { copyBytes, crc32, readVarint, varintBytes, writeVarint } from '../../util/bytes.js';
 import { RingkvError } from '../../util/errors.js';
@@ -43,6 +45,12 @@ const HEADER_BYTES = 15;
 const CRC_BYTES = 4;
 /** A URL or token is at most this long (a LEAVING body's bound too). */
 const URL_BYTES_MAX = 2048;
+/**
+ * A view's epoch is at most this (2^53 - 1): one change at a time, no cluster
+ * comes near it, and a view beyond it (a peer's bug or damage the checksum
+ * missed) would win every merge while leaving no room for the next change.
+ */
+export const EPOCH_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** On-wire values: never renumber. */
 export const MoveKind = { Progress: 1, Decommission: 2, Remove: 3, Cancel: 4 } as const;
@@ -74,12 +82,17 @@ export function encodeMembership(view: Membership): Buffer {
 export function decodeMembership(buf: Buffer): Membership | string {
   if (buf.length < HEADER_BYTES + CRC_BYTES) return `${buf.length} bytes, shorter than a header`;
   if (!buf.subarray(0, 4).equals(MAGIC)) return 'not a membership (bad magic)';
+  // Before the checksum: another version may lay out its bytes (and its checksum) otherwise.
+  if (buf[4] !== MEMBERSHIP_FORMAT_VERSION) {
+    return `unknown format version ${buf[4]} (this node reads version ${MEMBERSHIP_FORMAT_VERSION})`;
+  }
   const body = buf.length - CRC_BYTES;
   if (crc32(buf.subarray(0, body)) !== buf.readUInt32BE(body)) return 'checksum mismatch';
-  if (buf[4] !== MEMBERSHIP_FORMAT_VERSION) return `unknown format version ${buf[4]}`;
   const epoch = buf.readBigUInt64BE(5);
+  if (epoch > EPOCH_MAX) return `epoch ${epoch}, more than ${EPOCH_MAX}`;
   const count = buf.readUInt16BE(13);
   if (count > MEMBERS_MAX) return `${count} members, more than ${MEMBERS_MAX}`;
+  if (epoch === 0n && count > 0) return `${count} members at epoch 0`;
   const members: Member[] = [];
   let at = HEADER_BYTES;
   for (let i = 0; i < count; i++) {
@@ -89,10 +102,15 @@ export function decodeMembership(buf: Buffer): Membership | string {
     if (state < MemberState.Joining || state > MemberState.Removed) return `member ${i}: bad state ${state}`;
     if (flags > 1) return `member ${i}: unknown flags ${flags}`;
     const since = buf.readBigUInt64BE(at + 2);
+    if (since < 1n || since > epoch) return `member ${i}: changed at epoch ${since}, outside 1..${epoch}`;
     const url = _readShortString(buf, at + 10, body);
-    if (url === undefined || url[0] === '') return `member ${i}: bad URL`;
+    if (url === undefined) return `member ${i}: bad URL`;
+    if (!_normalUrl(url[0])) return `member ${i}: URL ${JSON.stringify(url[0])} is not spelled as a node URL`;
     const token = _readShortString(buf, url[1], body);
     if (token === undefined) return `member ${i}: bad token`;
+    if (token[0] !== '' && !_normalUrl(token[0])) {
+      return `member ${i}: token ${JSON.stringify(token[0])} is not spelled as a node URL`;
+    }
     at = token[1];
     const previous = members[members.length - 1];
     if (previous !== undefined && !(previous.url < url[0]))
@@ -222,6 +240,15 @@ function _readShortString(buf: Buffer, at: number, end: number): [string, number
   const length = buf.readUInt16BE(at);
   if (length > URL_BYTES_MAX || at + 2 + length > end) return undefined;
   return [buf.toString('utf8', at + 2, at + 2 + length), at + 2 + length];
+}
+
+/** Whether `url` is a node URL spelled as every node spells it (config/options.ts's nodeAddress). */
+function _normalUrl(url: string): boolean {
+  try {
+    return nodeAddress(url, 'member URL').url === url;
+  } catch {
+    return false;
+  }
 }
 
 function _readBytes(buf: Buffer, at: number): [Buffer, number] | undefined {

@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { propertyParams } from '../../../test/support/property.js';
+import { MemoryVfs } from '../../storage/index.js';
 import { isRingkvError } from '../../util/errors.js';
-import { encodeMembership } from './format.js';
+import { loadMembership, saveMembership } from './file.js';
+import { EPOCH_MAX, encodeMembership } from './format.js';
 import { Gossip } from './gossip.js';
 import {
   bootstrapMembership,
   compareMemberships,
   flipped,
+  MemberState,
   type Membership,
   REMOVED_KEPT_MAX,
   rivalViews,
@@ -245,5 +250,139 @@ describe('Gossip: rival first views (two --cluster lists)', () => {
     const { gossip } = node(start, new Map());
     assert.equal(await gossip.offer(later), later);
     assert.equal(gossip.stats().rivalViews, 0);
+  });
+});
+
+describe('Gossip: bytes that are not a valid view', () => {
+  const held = flipped(withJoining(bootstrapMembership([a, b, c]), d));
+  /** Views that would win the merge over `held`, were they valid. */
+  const invalid: [string, Membership][] = [
+    ['the largest epoch', { ...held, epoch: 2n ** 64n - 1n }],
+    ['an epoch past EPOCH_MAX', { ...held, epoch: EPOCH_MAX + 1n }],
+    [
+      'a member changed after the epoch',
+      { epoch: held.epoch + 1n, members: held.members.map((m) => ({ ...m, since: held.epoch + 2n })) },
+    ],
+    [
+      'this node spelled otherwise (and so not listed)',
+      {
+        epoch: held.epoch + 1n,
+        members: [
+          ...held.members.filter((m) => m.url !== a),
+          { ...held.members[0]!, url: 'http://A:1' },
+        ].sort((x, y) => (x.url < y.url ? -1 : 1)),
+      },
+    ],
+    [
+      'this node twice, under two spellings',
+      {
+        epoch: held.epoch + 1n,
+        members: [...held.members, { ...held.members[0]!, url: `${a}/`, state: MemberState.Removed }].sort(
+          (x, y) => (x.url < y.url ? -1 : 1),
+        ),
+      },
+    ],
+  ];
+
+  function node(answer?: Buffer) {
+    const stored: Membership[] = [];
+    const refusals: { reason: string; peer: string | undefined }[] = [];
+    const gossip = new Gossip({
+      selfUrl: a,
+      topology: new Topology(held, { vnodesPerNode: 8 }),
+      transport: {
+        membership: async () => {
+          if (answer === undefined) throw new Error('down');
+          return answer;
+        },
+        isUp: () => true,
+      },
+      persist: async (view) => {
+        stored.push(view);
+      },
+      onRefused: (reason, peer) => refusals.push({ reason, peer }),
+    });
+    return { gossip, stored, refusals };
+  }
+
+  for (const [what, view] of invalid) {
+    test(`one with ${what} is refused when received, and when answered: never adopted nor stored`, async () => {
+      const bytes = encodeMembership(view);
+      const receiver = node();
+      await assert.rejects(receiver.gossip.receive(bytes), (err: unknown) =>
+        isRingkvError(err, 'RINGKV_PROTOCOL'),
+      );
+      assert.equal(receiver.gossip.view, held);
+      assert.deepEqual(receiver.stored, []);
+      assert.equal(receiver.refusals.length, 1);
+      assert.equal(receiver.refusals[0]!.peer, undefined);
+      assert.equal(receiver.gossip.stats().refusedViews, 1);
+
+      const asker = node(bytes);
+      assert.equal(await asker.gossip.exchange(b), false);
+      assert.equal(asker.gossip.view, held);
+      assert.deepEqual(asker.stored, []);
+      assert.deepEqual(
+        asker.refusals.map((r) => r.peer),
+        [b],
+      );
+      // The node still makes changes.
+      assert.equal(
+        (await asker.gossip.propose((v) => withLeaving(v, d, { dead: false }))).epoch,
+        held.epoch + 1n,
+      );
+    });
+  }
+});
+
+describe('Gossip: views heard in any order, stored, and heard again after a restart', () => {
+  const start = bootstrapMembership([a, b, c, d]);
+  const joined = withJoining(start, e);
+  const flip = flipped(joined);
+  const leaveD = withLeaving(flip, d, { dead: false });
+  const leaveC = withLeaving(flip, c, { dead: true });
+  /** A history with two changes made at once (epoch 4) and each one's move completed. */
+  const history = [start, joined, flip, leaveD, leaveC, flipped(leaveD), flipped(leaveC)];
+  const latest = history.reduce((x, y) => (compareMemberships(x, y) >= 0 ? x : y));
+
+  async function node(vfs: MemoryVfs): Promise<Gossip> {
+    const view = (await loadMembership(vfs, '/data')) ?? start;
+    return new Gossip({
+      selfUrl: a,
+      topology: new Topology(view, { vnodesPerNode: 8 }),
+      transport: { membership: async () => Promise.reject(new Error('down')), isUp: () => false },
+      persist: (next) => saveMembership(vfs, '/data', next),
+    });
+  }
+
+  test('property: every node ends at the same view, stored; no stale view undoes it, before or after a restart', async () => {
+    const order = fc.array(fc.constantFrom(...history.map((_, i) => i)), { minLength: 1, maxLength: 20 });
+    await fc.assert(
+      fc.asyncProperty(order, order, async (first, again) => {
+        const vfs = new MemoryVfs();
+        await vfs.mkdir('/data');
+        let gossip = await node(vfs);
+        for (const i of first) await gossip.offer(history[i]!);
+        const best = first.map((i) => history[i]!).reduce((x, y) => (compareMemberships(x, y) >= 0 ? x : y));
+        assert.ok(sameView(gossip.view, best));
+        // A node that heard nothing but `start` stores nothing: it is still at its first view.
+        const stored = await loadMembership(vfs, '/data');
+        assert.ok(stored === undefined ? sameView(best, start) : sameView(stored, best));
+        // Restarted from its file, it hears every view again, stale ones included, then the rest.
+        gossip = await node(vfs);
+        for (const i of [...again, ...first]) await gossip.offer(history[i]!);
+        const after = [...first, ...again]
+          .map((i) => history[i]!)
+          .reduce((x, y) => (compareMemberships(x, y) >= 0 ? x : y));
+        assert.ok(sameView(gossip.view, after));
+        const reloaded = await loadMembership(vfs, '/data');
+        assert.ok(reloaded === undefined ? sameView(after, start) : sameView(reloaded, after));
+        // Hearing them all leaves every node at the latest one.
+        for (const view of history) await gossip.offer(view);
+        assert.ok(sameView(gossip.view, latest));
+        assert.ok(sameView((await loadMembership(vfs, '/data'))!, latest));
+      }),
+      propertyParams({ numRuns: 100 }),
+    );
   });
 });

@@ -12,7 +12,9 @@
  * MEMBERSHIP file *before* the topology adopts it, so a restarted node never
  * goes back to an older view. Offers are applied one at a time. A rival
  * first view (membership.ts) is never taken: it is counted, remembered by
- * the peer that answered with it, and reported (onRivalView).
+ * the peer that answered with it, and reported (onRivalView). Bytes that
+ * are not a valid view (format.ts) are refused before any of that: counted
+ * and reported (onRefused), never adopted nor stored.
  *
  * The internode link carries the cluster secret's proof when one is set, so
  * only nodes (and operators) that know it can change the membership.
@@ -46,6 +48,11 @@ export interface GossipOptions {
   readonly requestTimeoutMs?: number;
   /** A rival view (membership.ts) was offered and not taken; `peer` is the one that answered with it (undefined: it sent it). */
   readonly onRivalView?: (view: Membership, peer: string | undefined) => void;
+  /**
+   * Bytes offered as a view were not one (format.ts's reason): refused, neither
+   * adopted nor stored. `peer` is the one that answered with them (undefined: it sent them).
+   */
+  readonly onRefused?: (reason: string, peer: string | undefined) => void;
 }
 
 export interface GossipStats {
@@ -57,6 +64,8 @@ export interface GossipStats {
   readonly lastError: string | undefined;
   /** Rival views offered and not taken (membership.ts). */
   readonly rivalViews: number;
+  /** Views received that were not valid ones (format.ts), refused. */
+  readonly refusedViews: number;
 }
 
 export class Gossip {
@@ -67,6 +76,7 @@ export class Gossip {
   readonly #intervalMs: number;
   readonly #requestTimeoutMs: number;
   readonly #onRivalView: GossipOptions['onRivalView'];
+  readonly #onRefused: GossipOptions['onRefused'];
   /** Peers whose last answer was a rival view, and that view. */
   readonly #rivals = new Map<string, Membership>();
   /** The offer being applied; the next one waits for it. */
@@ -79,6 +89,7 @@ export class Gossip {
   #adopted = 0;
   #lastError: string | undefined;
   #rivalViews = 0;
+  #refused = 0;
 
   constructor(options: GossipOptions) {
     this.#selfUrl = options.selfUrl;
@@ -88,6 +99,7 @@ export class Gossip {
     this.#intervalMs = options.intervalMs ?? limits.membershipGossipIntervalMs;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? limits.membershipRequestTimeoutMs;
     this.#onRivalView = options.onRivalView;
+    this.#onRefused = options.onRefused;
   }
 
   get view(): Membership {
@@ -136,7 +148,11 @@ export class Gossip {
   /** The internode MEMBERSHIP handler: merge the peer's view, answer with the one held after. */
   async receive(body: Buffer): Promise<Buffer> {
     const view = decodeMembership(body);
-    if (typeof view === 'string') throw new RingkvError('RINGKV_PROTOCOL', `Bad membership view: ${view}`);
+    if (typeof view === 'string') {
+      this.#refused++;
+      this.#onRefused?.(view, undefined);
+      throw new RingkvError('RINGKV_PROTOCOL', `Bad membership view: ${view}`);
+    }
     return encodeMembership(await this.offer(view));
   }
 
@@ -197,8 +213,11 @@ export class Gossip {
         Date.now() + this.#requestTimeoutMs,
       );
       const theirs = decodeMembership(answer);
-      if (typeof theirs === 'string')
+      if (typeof theirs === 'string') {
+        this.#refused++;
+        this.#onRefused?.(theirs, peer);
         throw new RingkvError('RINGKV_PROTOCOL', `Bad membership answer: ${theirs}`);
+      }
       await this.offer(theirs, peer);
       return true;
     } catch (err) {
@@ -243,6 +262,7 @@ export class Gossip {
       adopted: this.#adopted,
       lastError: this.#lastError,
       rivalViews: this.#rivalViews,
+      refusedViews: this.#refused,
     };
   }
 

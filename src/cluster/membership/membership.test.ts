@@ -8,6 +8,7 @@ import {
   decodeMoveRequest,
   decodeStreamPage,
   decodeStreamRequest,
+  EPOCH_MAX,
   encodeMembership,
   encodeMoveRequest,
   encodeStreamPage,
@@ -25,6 +26,7 @@ import {
   futureMembers,
   holdsChange,
   leavingAlready,
+  MEMBERS_MAX,
   type Member,
   MemberState,
   type Membership,
@@ -49,24 +51,35 @@ function refused(make: () => unknown, pattern: RegExp): void {
   );
 }
 
-/** Any valid view: distinct sorted URLs, any states and epochs. */
-const memberArb: fc.Arbitrary<Member> = fc
-  .record({
-    port: fc.integer({ min: 1, max: 40 }),
-    state: fc.constantFrom(MemberState.Joining, MemberState.Normal, MemberState.Leaving, MemberState.Removed),
-    dead: fc.boolean(),
-    token: fc.option(fc.integer({ min: 1, max: 40 }), { nil: undefined }),
-    since: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
-  })
-  .map(({ port, state, dead, token, since }) => {
-    const url = `http://n:${port}`;
-    return { url, state, dead, token: token === undefined ? url : `http://n:${token}`, since };
-  });
+/** Any valid view: distinct sorted URLs, any states and epochs, each member changed at one of its epochs. */
+const memberArb = (epoch: bigint): fc.Arbitrary<Member> =>
+  fc
+    .record({
+      port: fc.integer({ min: 1, max: 40 }),
+      state: fc.constantFrom(
+        MemberState.Joining,
+        MemberState.Normal,
+        MemberState.Leaving,
+        MemberState.Removed,
+      ),
+      dead: fc.boolean(),
+      token: fc.option(fc.integer({ min: 1, max: 40 }), { nil: undefined }),
+      since: fc.bigInt({ min: 1n, max: epoch }),
+    })
+    .map(({ port, state, dead, token, since }) => {
+      const url = `http://n:${port}`;
+      return { url, state, dead, token: token === undefined ? url : `http://n:${token}`, since };
+    });
 const viewArb: fc.Arbitrary<Membership> = fc
-  .record({
-    epoch: fc.bigInt({ min: 0n, max: 6n }),
-    members: fc.uniqueArray(memberArb, { selector: (m) => m.url, maxLength: 6 }),
-  })
+  .oneof(
+    fc.constant(EMPTY_MEMBERSHIP),
+    fc.bigInt({ min: 1n, max: 6n }).chain((epoch) =>
+      fc.record({
+        epoch: fc.constant(epoch),
+        members: fc.uniqueArray(memberArb(epoch), { selector: (m) => m.url, maxLength: 6 }),
+      }),
+    ),
+  )
   .map(({ epoch, members }) => ({ epoch, members: [...members].sort((x, y) => (x.url < y.url ? -1 : 1)) }));
 
 describe('membership: the model', () => {
@@ -448,6 +461,89 @@ describe('membership: the bytes', () => {
     for (let length = 0; length < bytes.length; length++) {
       assert.equal(typeof decodeMembership(bytes.subarray(0, length)), 'string', `cut at ${length}`);
     }
+  });
+
+  test('property: a view with an absurd epoch or since, or a member URL spelled otherwise, is refused', () => {
+    /** Ways to spell a member's URL that a node never spells it (nodeAddress() would respell them). */
+    const respelled = (url: string): string[] => {
+      const { hostname, port } = new URL(url);
+      return [
+        `http://${hostname.toUpperCase()}:${port}`,
+        `${url}/`,
+        `http://${hostname}:0${port}`,
+        `HTTP://${hostname}:${port}`,
+        `http://${hostname}`,
+        `https://${hostname}:${port}`,
+        `http://${hostname}:${port}/x`,
+        ` ${url}`,
+      ];
+    };
+    const sorted = (members: Member[]) => [...members].sort((x, y) => (x.url < y.url ? -1 : 1));
+    const absurd = fc.oneof(
+      // Epochs past EPOCH_MAX (up to the u64 maximum), whatever the members.
+      fc
+        .tuple(viewArb, fc.bigInt({ min: EPOCH_MAX + 1n, max: 2n ** 64n - 1n }))
+        .map(([view, epoch]) => ({ ...view, epoch })),
+      // Members at epoch 0 (only the empty view has it).
+      viewArb
+        .filter((view) => view.members.length > 0)
+        .map((view) => ({ ...view, epoch: 0n, members: view.members.map((m) => ({ ...m, since: 0n })) })),
+      // A member changed at epoch 0 or after the view's epoch.
+      fc
+        .tuple(
+          viewArb.filter((view) => view.members.length > 0),
+          fc.nat(),
+          fc.oneof(fc.constant(0n), fc.bigInt({ min: 1n, max: 2n ** 64n - 1n })),
+        )
+        .map(([view, at, more]) => {
+          const i = at % view.members.length;
+          const since =
+            more === 0n ? 0n : view.epoch + more > 2n ** 64n - 1n ? 2n ** 64n - 1n : view.epoch + more;
+          return { ...view, members: view.members.map((m, j) => (j === i ? { ...m, since } : m)) };
+        }),
+      // A member's URL (or token) spelled otherwise, beside the others or beside its own spelling.
+      fc
+        .tuple(
+          viewArb.filter((view) => view.members.length > 0),
+          fc.nat(),
+          fc.nat(),
+          fc.constantFrom('url', 'token', 'both'),
+        )
+        .map(([view, at, how, what]) => {
+          const i = at % view.members.length;
+          const member = view.members[i]!;
+          const spellings = respelled(member.url);
+          const url = spellings[how % spellings.length]!;
+          const changed = what === 'token' ? { ...member, token: url } : { ...member, url };
+          const others = what === 'both' ? view.members : view.members.filter((_, j) => j !== i);
+          return { ...view, members: sorted([...others, changed]) };
+        }),
+    );
+    fc.assert(
+      fc.property(absurd, (view) => {
+        const decoded = decodeMembership(encodeMembership(view));
+        assert.equal(
+          typeof decoded,
+          'string',
+          `taken: ${JSON.stringify(view, (_, v) => (typeof v === 'bigint' ? String(v) : v))}`,
+        );
+      }),
+      propertyParams({ numRuns: 300 }),
+    );
+    // And the edges that stay valid.
+    const edge = {
+      epoch: EPOCH_MAX,
+      members: [{ url: a, state: MemberState.Normal, dead: false, token: a, since: EPOCH_MAX }],
+    };
+    assert.deepEqual(decodeMembership(encodeMembership(edge)), edge);
+  });
+
+  test(`a join past ${MEMBERS_MAX} members is refused: a view every node can decode is all it makes`, () => {
+    const urls = Array.from({ length: MEMBERS_MAX - 1 }, (_, i) => `http://n:${i + 1}`);
+    const full = withJoining(bootstrapMembership(urls), 'http://n:9999');
+    assert.equal(full.members.length, MEMBERS_MAX);
+    assert.deepEqual(decodeMembership(encodeMembership(full)), full);
+    refused(() => withJoining(flipped(full), 'http://m:1'), /cannot join: the membership lists 1024 members/);
   });
 
   test('STREAM and MOVE bodies round-trip', () => {

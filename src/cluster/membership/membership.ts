@@ -240,7 +240,8 @@ export function describeMove(view: Membership): string {
 /**
  * `url` joins: a new member in state joining, placed by its own URL, or by
  * the token of `replaces` (a dead member, which leaves in the same change).
- * Refused while another move is under way, or when `url` is already a member.
+ * Refused while another move is under way, when `url` is already a member,
+ * or when the view would list more than MEMBERS_MAX members.
  */
 export function withJoining(view: Membership, url: string, options: { replaces?: string } = {}): Membership {
   refuseDuringMove(view, `${url} cannot join`);
@@ -259,7 +260,14 @@ export function withJoining(view: Membership, url: string, options: { replaces?:
     );
   }
   members.push({ url, state: MemberState.Joining, dead: false, token, since: epoch });
-  return _view(epoch, members);
+  const next = _view(epoch, members);
+  // A view of more members could be stored here, and would be refused by every peer and by this node's restart.
+  if (next.members.length > MEMBERS_MAX) {
+    throw badChange(
+      `${url} cannot join: the membership lists ${MEMBERS_MAX} members already, the most it can`,
+    );
+  }
+  return next;
 }
 
 /**

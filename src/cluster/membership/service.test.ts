@@ -191,3 +191,22 @@ describe('MembershipService: a first start beside other views', () => {
     assert.equal(service.gossip.stats().rivalViews, 4);
   });
 });
+
+describe('MembershipService: a view that is not a valid one', () => {
+  test('is refused with one record naming its peer and why; the stored view stays', async () => {
+    const three = [a, b, c];
+    const stored = bootstrapMembership(three);
+    const absurd: Membership = { ...flipped(withJoining(stored, d)), epoch: 2n ** 64n - 1n };
+    const { vfs, records, open } = await node(a, three, () => absurd, stored);
+    const service = await open();
+    await service.start();
+    await service.gossip.exchangeAll();
+    await assert.rejects(service.handlers.membership(encodeMembership(absurd)));
+    await service.stop();
+    assert.deepEqual(service.topology.view, stored);
+    assert.deepEqual(await loadMembership(vfs, DIR), stored);
+    const refused = records.filter((r) => r.event === 'membership.refused');
+    assert.deepEqual(refused.map((r) => r.line.split(' ')[0]).sort(), ['A', b, c], JSON.stringify(records));
+    assert.match(refused[0]!.line, /epoch 18446744073709551615, more than 9007199254740991/);
+  });
+});

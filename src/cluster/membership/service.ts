@@ -80,6 +80,8 @@ export interface MembershipServiceOptions {
 
 /** A fetch of a member's view at start: short, one attempt (the operator runs the command again). */
 const FETCH_TIMEOUT_MS = 5000;
+/** Distinct refused views logged before the record of them starts over. */
+const REFUSED_REPORTED_MAX = 64;
 /** A join that loses a race with another change is proposed again this many times. */
 const JOIN_ATTEMPTS_MAX = 5;
 
@@ -99,6 +101,8 @@ export class MembershipService {
   #firstView: Membership | undefined;
   /** Rival views reported already (by viewDigest), so that gossip's rounds do not repeat the record. */
   readonly #rivalsReported = new Set<bigint>();
+  /** Reasons of refused views reported already (bounded), so that a peer sending one each round logs it once. */
+  readonly #refusedReported = new Set<string>();
 
   private constructor(
     view: Membership,
@@ -117,6 +121,7 @@ export class MembershipService {
       transport: options.transport,
       persist: (next) => saveMembership(options.vfs, start.dataDir, next),
       onRivalView: (view, peer) => this.#reportRival(view, peer),
+      onRefused: (reason, peer) => this.#reportRefused(reason, peer),
     });
     this.mover = new Mover({
       selfUrl: start.selfUrl,
@@ -273,6 +278,19 @@ export class MembershipService {
       'warn',
       'membership.rival-view',
       `${peer ?? 'A peer'} holds ${rivalDescription(view)}, started with another --cluster list than this node's first view (members ${memberList(this.topology.view)}): it is not taken. Nodes of a new cluster need the same --cluster list; a node added to a running cluster starts with --join ANY_MEMBER`,
+    );
+  }
+
+  /** Gossip's onRefused: one record per reason (a peer repeats its bad view every round). */
+  #reportRefused(reason: string, peer: string | undefined): void {
+    const key = `${peer ?? ''} ${reason}`;
+    if (this.#refusedReported.has(key)) return;
+    if (this.#refusedReported.size >= REFUSED_REPORTED_MAX) this.#refusedReported.clear();
+    this.#refusedReported.add(key);
+    this.#options.log(
+      'warn',
+      'membership.refused',
+      `${peer === undefined ? 'A peer sent' : `${peer} answered with`} a membership view that is not a valid one (${reason}): it is refused, not taken nor stored (held view: epoch ${this.topology.epoch})`,
     );
   }
 
