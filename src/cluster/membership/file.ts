@@ -11,7 +11,7 @@
 import { join } from 'node:path';
 import { replaceFileDurably, type Vfs } from '../../storage/index.js';
 import { errorMessage, RingkvError } from '../../util/errors.js';
-import { decodeMembership, encodeMembership } from './format.js';
+import { decodeMembership, encodeMembership, UNKNOWN_FORMAT_VERSION } from './format.js';
 import type { Membership } from './membership.js';
 
 export const MEMBERSHIP_FILE = 'MEMBERSHIP';
@@ -28,6 +28,13 @@ export async function loadMembership(vfs: Vfs, dataDir: string): Promise<Members
   }
   const view = decodeMembership(bytes);
   if (typeof view === 'string') {
+    // A file of another format version is whole: moving it away would throw away good state.
+    if (view.startsWith(UNKNOWN_FORMAT_VERSION)) {
+      throw new RingkvError(
+        'RINGKV_CONFIG',
+        `Membership file ${path}: ${view}; it was written by another version of ringkv: start the node with that version`,
+      );
+    }
     throw new RingkvError(
       'RINGKV_CORRUPTION',
       `Damaged membership file ${path}: ${view}; move it away and start the node with --join ANY_MEMBER to fetch the membership again`,

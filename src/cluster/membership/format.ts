@@ -52,6 +52,9 @@ const URL_BYTES_MAX = 2048;
  */
 export const EPOCH_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** How decodeMembership's refusal of another format version begins: not damage, another ringkv wrote it. */
+export const UNKNOWN_FORMAT_VERSION = 'unknown format version';
+
 /** On-wire values: never renumber. */
 export const MoveKind = { Progress: 1, Decommission: 2, Remove: 3, Cancel: 4 } as const;
 export type MoveKind = (typeof MoveKind)[keyof typeof MoveKind];
@@ -84,7 +87,7 @@ export function decodeMembership(buf: Buffer): Membership | string {
   if (!buf.subarray(0, 4).equals(MAGIC)) return 'not a membership (bad magic)';
   // Before the checksum: another version may lay out its bytes (and its checksum) otherwise.
   if (buf[4] !== MEMBERSHIP_FORMAT_VERSION) {
-    return `unknown format version ${buf[4]} (this node reads version ${MEMBERSHIP_FORMAT_VERSION})`;
+    return `${UNKNOWN_FORMAT_VERSION} ${buf[4]} (this node reads version ${MEMBERSHIP_FORMAT_VERSION})`;
   }
   const body = buf.length - CRC_BYTES;
   if (crc32(buf.subarray(0, body)) !== buf.readUInt32BE(body)) return 'checksum mismatch';
