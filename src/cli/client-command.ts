@@ -98,6 +98,23 @@ export function replicaOptions(flags: {
 }
 
 /**
+ * Refuses (exit 2) a range that can hold no key: an END at or before START
+ * (as bytes, the order keys have), an empty END among them. Leaving END out
+ * reads to the last key; an END that selects nothing is a mistake, not a
+ * request for nothing. `names`: how the command calls them.
+ */
+export function checkRange(start: string, end: string | undefined, names: readonly [string, string]): void {
+  if (end === undefined || Buffer.compare(Buffer.from(start), Buffer.from(end)) < 0) return;
+  const [startName, endName] = names;
+  throw new RingkvError(
+    'RINGKV_CONFIG',
+    end === ''
+      ? `Bad ${endName}: empty (leave it out to read to the last key)`
+      : `Bad ${endName}: ${JSON.stringify(end)} is not after ${startName} ${JSON.stringify(start)}, so the range holds no key`,
+  );
+}
+
+/**
  * A flag's value as a positive integer in canonical decimal, as the server
  * takes ack, from and ttl; with `max`, at most that.
  */

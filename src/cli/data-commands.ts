@@ -7,6 +7,7 @@ import { isUtf8 } from 'node:buffer';
 import { RingkvError } from '../util/errors.js';
 import {
   CONNECTION_FLAGS_USAGE,
+  checkRange,
   clientCommand,
   EXIT_CODES_USAGE,
   output,
@@ -111,6 +112,7 @@ ${EXIT_CODES_USAGE}
   positionals: { min: 1, max: 2, synopsis: 'ringkv scan START [END]' },
   run: async (client, { switches, positionals }) => {
     const [start, end] = positionals as [string, string | undefined];
+    checkRange(start, end, ['START', 'END']);
     const format = switches.json ? jsonLine : textLine;
     for await (const entry of client.scan(start, end, { scope: switches.local ? 'local' : 'cluster' })) {
       await output(format(entry.key, entry.value));

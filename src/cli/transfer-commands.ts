@@ -19,6 +19,7 @@ import type { RingkvClient } from '../client/index.js';
 import { isRingkvError, RingkvError } from '../util/errors.js';
 import {
   CONNECTION_FLAGS_USAGE,
+  checkRange,
   clientCommand,
   describeFailure,
   EXIT_CODES_USAGE,
@@ -62,6 +63,7 @@ ${EXIT_CODES_USAGE}
   flags: ['start', 'end'],
   positionals: { min: 0, max: 0, synopsis: 'ringkv export' },
   run: async (client, { flags }) => {
+    checkRange(flags.start ?? '', flags.end, ['--start', '--end']);
     let count = 0;
     for await (const entry of client.scan(flags.start ?? '', flags.end, { scope: 'cluster' })) {
       await output(jsonLine(entry.key, entry.value));
@@ -162,9 +164,11 @@ async function fileChunks(path: string): Promise<AsyncGenerator<Buffer>> {
   })();
 }
 
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
 /**
  * The input's lines, numbered from 1, without their LF (or CR LF), the last
- * one without its LF too. Read as the caller asks for the next line, so
+ * one without its LF too, the first without a UTF-8 byte order mark. Read as the caller asks for the next line, so
  * that at most one chunk and one line are held; a line longer than
  * `maxBytes` is a usage error naming it, thrown before more of it is held.
  */
@@ -178,7 +182,9 @@ async function* inputLines(
   /** The next line, its CR of a CR LF dropped; `bytes` is at most maxBytes + 1 long. */
   const line = (bytes: Buffer): { bytes: Buffer; number: number } => {
     number++;
-    const text = bytes.at(-1) === 0x0d ? bytes.subarray(0, -1) : bytes;
+    // A byte order mark that an editor put before the first line is not part of the entry.
+    const unmarked = number === 1 && bytes.subarray(0, 3).equals(UTF8_BOM) ? bytes.subarray(3) : bytes;
+    const text = unmarked.at(-1) === 0x0d ? unmarked.subarray(0, -1) : unmarked;
     if (text.length > maxBytes) parseError(number, `longer than ${maxBytes} bytes`);
     return { bytes: text, number };
   };

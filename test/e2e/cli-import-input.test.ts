@@ -75,6 +75,21 @@ describe('import input', () => {
     assert.deepEqual(puts, ['good']);
   });
 
+  it('a byte order mark before the first line is not part of its key', async () => {
+    const puts: string[] = [];
+    const url = await standIn((put) => {
+      puts.push(`${put.key}=${put.value}`);
+      put.answer();
+    });
+    const input = Buffer.concat([
+      Buffer.from([0xef, 0xbb, 0xbf]),
+      Buffer.from('{"key":"first","value":"v"}\r\n{"key":"second","value":"w"}\n'),
+    ]);
+    const run = await ringkv(['import', '--url', url], input);
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(puts, ['first=v', 'second=w']);
+  });
+
   it('a line longer than --max-line-bytes stops it naming the line; CR LF ends a line', async () => {
     const puts: string[] = [];
     const url = await standIn((put) => {

@@ -26,6 +26,37 @@ describe('ringkv usage without a node', () => {
     }
   });
 
+  it('scan and export refuse a range that can hold no key before asking: exit 2 even when no node answers', async () => {
+    const refused = `http://127.0.0.1:${await freePort()}`;
+    assertFailed(
+      await ringkv(['scan', 'b', 'a', '--url', refused]),
+      2,
+      /^ringkv: Bad END: "a" is not after START "b", so the range holds no key$/,
+    );
+    assertFailed(
+      await ringkv(['scan', 'a', 'a', '--url', refused]),
+      2,
+      /^ringkv: Bad END: "a" is not after START "a", so the range holds no key$/,
+    );
+    assertFailed(
+      await ringkv(['scan', 'a', '', '--url', refused]),
+      2,
+      /^ringkv: Bad END: empty \(leave it out to read to the last key\)$/,
+    );
+    assertFailed(
+      await ringkv(['export', '--end', '', '--url', refused]),
+      2,
+      /^ringkv: Bad --end: empty \(leave it out to read to the last key\)$/,
+    );
+    assertFailed(
+      await ringkv(['export', '--start', 'm', '--end', 'c', '--url', refused]),
+      2,
+      /^ringkv: Bad --end: "c" is not after --start "m", so the range holds no key$/,
+    );
+    // A range that holds keys goes on to ask the node: none answers here, exit 3.
+    assert.equal((await ringkv(['scan', 'a', 'b', '--url', refused])).code, 3);
+  });
+
   it('cancel takes no --timeout or --no-wait (it does not wait): exit 2', async () => {
     const refused = `http://127.0.0.1:${await freePort()}`;
     assertFailed(
