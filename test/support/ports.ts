@@ -1,6 +1,8 @@
 /** Free TCP ports on 127.0.0.1 for test nodes. */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Ports below the ephemeral range, where no outgoing connection takes its local port (Linux's range, read once). */
 const LISTEN_RANGE = listenRange();
@@ -40,7 +42,9 @@ export async function freeConsecutivePorts(count: number): Promise<number[]> {
     if (ports.at(-1)! > 65_535) continue;
     let free = true;
     for (const port of ports) free = free && (await portIsFree(port));
-    if (free) return ports;
+    // Free now, but another test file running beside this one (or this one, asking again before
+    // its nodes listen) may have been handed it a moment ago: taken only once it is reserved.
+    if (free && ports.every(reserve)) return ports;
   }
   throw new Error(`No ${count} consecutive free ports found`);
 }
@@ -74,4 +78,48 @@ export function portIsFree(port: number): Promise<boolean> {
     server.once('error', () => resolve(false));
     server.listen({ port, host: '127.0.0.1' }, () => server.close(() => resolve(true)));
   });
+}
+
+/** Where test processes reserve the ports they hand out: one file per port, holding its pid. */
+const RESERVATIONS = join(tmpdir(), 'ringkv-test-ports');
+/** This process's reservations, given back as it exits. */
+const reserved: string[] = [];
+process.once('exit', () => {
+  for (const path of reserved) rmSync(path, { force: true });
+});
+
+/**
+ * Reserves `port` for this process for its life, unless another live test
+ * process (or this one) has: a file created exclusively, so that two test
+ * files running at once never start nodes on one port. A reservation whose
+ * process is gone is taken over.
+ */
+function reserve(port: number): boolean {
+  const path = join(RESERVATIONS, String(port));
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      mkdirSync(RESERVATIONS, { recursive: true });
+      writeFileSync(path, String(process.pid), { flag: 'wx' });
+      reserved.push(path);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') return true; // cannot reserve: go on as before
+      const text = readFileSync(path, 'utf8').trim();
+      const owner = Number(text);
+      // Empty: its owner is writing its pid right now.
+      if (text === '' || owner === process.pid || isAlive(owner)) return false;
+      rmSync(path, { force: true });
+    }
+  }
+  return false;
+}
+
+function isAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
