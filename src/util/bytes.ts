@@ -22,7 +22,8 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
     if (diff !== 0) return diff;
   }
   if (inline === common) return a.length - b.length;
-  return Buffer.compare(a.subarray(inline), b.subarray(inline));
+  // Positional, not two subarrays: each view would be an allocation per comparison.
+  return bufferCompare.call(a, b, inline, b.length, inline, a.length);
 }
 
 /** Bytes an unsigned varint (LEB128) of `value` takes; value < 2^53. */
@@ -92,7 +93,7 @@ export function keyWord(key: Uint8Array, start: number, length: number, at: numb
  * For binary searches over keys packed in one buffer: the first 32 bytes are
  * compared in JavaScript, several times faster than a call into Buffer#compare
  * for short keys, and without allocating; only a longer common prefix goes to
- * Buffer.compare (two views). Positional ranges, like Buffer#compare's, because
+ * Buffer#compare (by position). Positional ranges, like Buffer#compare's, because
  * an options object per probe would be the allocation this exists to avoid.
  */
 export function compareRange(
@@ -112,5 +113,58 @@ export function compareRange(
     if (diff !== 0) return diff;
   }
   if (inline === common) return aBytes - bBytes;
-  return Buffer.compare(a.subarray(aStart + inline, aEnd), b.subarray(bStart + inline, bEnd));
+  return bufferCompare.call(a, b, bStart + inline, bEnd, aStart + inline, aEnd);
+}
+
+/** Buffer#compare, called on any Uint8Array: it compares ranges given by position, allocating nothing. */
+const bufferCompare = Buffer.prototype.compare as (
+  this: Uint8Array,
+  target: Uint8Array,
+  targetStart: number,
+  targetEnd: number,
+  sourceStart: number,
+  sourceEnd: number,
+) => number;
+
+/** Scratch for 64-bit conversions: DataView's BigInt accessors make no intermediate BigInts. */
+const u64 = new DataView(new ArrayBuffer(8));
+const U64_MAX = 0xffff_ffff_ffff_ffffn;
+
+/**
+ * Writes `value` (0 ≤ value < 2^64) big-endian at `offset`, as Buffer#writeBigUInt64BE
+ * does, but about three times faster: that one makes three BigInts per call
+ * (masks and shifts), garbage on every write path that stamps a version.
+ */
+export function writeU64BE(buf: Uint8Array, offset: number, value: bigint): void {
+  if (value < 0n || value > U64_MAX) throw new RangeError(`Not an unsigned 64-bit value: ${value}`);
+  if (offset < 0 || offset + 8 > buf.length)
+    throw new RangeError(`Offset ${offset} + 8 is outside 0..${buf.length}`);
+  u64.setBigUint64(0, value);
+  const high = u64.getUint32(0);
+  const low = u64.getUint32(4);
+  buf[offset] = high >>> 24;
+  buf[offset + 1] = high >>> 16;
+  buf[offset + 2] = high >>> 8;
+  buf[offset + 3] = high;
+  buf[offset + 4] = low >>> 24;
+  buf[offset + 5] = low >>> 16;
+  buf[offset + 6] = low >>> 8;
+  buf[offset + 7] = low;
+}
+
+/** The unsigned 64-bit value whose high and low 32 bits these are: one BigInt made (the result). */
+export function u64FromHalves(high: number, low: number): bigint {
+  u64.setUint32(0, high);
+  u64.setUint32(4, low);
+  return u64.getBigUint64(0);
+}
+
+/** Reads an unsigned 64-bit big-endian value at `offset` (as Buffer#readBigUInt64BE, making one BigInt). */
+export function readU64BE(buf: Uint8Array, offset: number): bigint {
+  if (offset < 0 || offset + 8 > buf.length)
+    throw new RangeError(`Offset ${offset} + 8 is outside 0..${buf.length}`);
+  return u64FromHalves(
+    buf[offset]! * 0x1000000 + ((buf[offset + 1]! << 16) | (buf[offset + 2]! << 8) | buf[offset + 3]!),
+    buf[offset + 4]! * 0x1000000 + ((buf[offset + 5]! << 16) | (buf[offset + 6]! << 8) | buf[offset + 7]!),
+  );
 }

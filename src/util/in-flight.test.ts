@@ -37,3 +37,44 @@ test('work is found by its tag until removed; slots are reused as the set grows 
   // Slots are reused: never more than the most ever under way at once, rounded up to a power of two.
   assert.ok(slotsSeen <= 1024, `slots used: ${slotsSeen}`);
 });
+
+test('a reserved slot counts as work under way at once, holds its work once filled, and ends with it', async () => {
+  const inFlight = new InFlight();
+  let finish!: () => void;
+  const slot = inFlight.reserve(7);
+  // Before fill(): found, as something already settled (the work has not started to wait on anything).
+  const early = inFlight.matching((tag) => tag === 7);
+  assert.equal(early.length, 1);
+  assert.equal(inFlight.size, 1);
+  const work = new Promise<void>((resolve) => (finish = resolve));
+  inFlight.fill(slot, work);
+  assert.deepEqual(
+    inFlight.matching((tag) => tag === 7),
+    [work],
+  );
+  assert.deepEqual(
+    inFlight.matching((tag) => tag !== 7),
+    [],
+  );
+  finish();
+  await work;
+  inFlight.remove(slot);
+  assert.equal(inFlight.size, 0);
+  assert.deepEqual(
+    inFlight.matching(() => true),
+    [],
+  );
+  // Work that ended (and removed its slot) before fill(): fill() files nothing, and a reuse of the slot is not disturbed.
+  const gone = inFlight.reserve(1);
+  inFlight.remove(gone);
+  inFlight.fill(gone, Promise.resolve());
+  assert.equal(inFlight.size, 0);
+  const other = Promise.resolve('other');
+  const reused = inFlight.add(other, 2);
+  assert.equal(reused, gone, 'the freed slot is reused');
+  inFlight.fill(gone, Promise.resolve('late'));
+  assert.deepEqual(
+    inFlight.matching(() => true),
+    [other],
+  );
+});

@@ -15,6 +15,8 @@
  *   await Promise.allSettled(inFlight.matching((hash) => hash < 1000));
  */
 const CAPACITY_INITIAL = 16;
+/** What a reserve()d slot holds until fill(). */
+const RESERVED: Promise<unknown> = Promise.resolve();
 
 export class InFlight {
   #work: (Promise<unknown> | undefined)[] = new Array<Promise<unknown> | undefined>(CAPACITY_INITIAL).fill(
@@ -36,6 +38,25 @@ export class InFlight {
     this.#work[slot] = work;
     this.#tags[slot] = tag;
     return slot;
+  }
+
+  /**
+   * A slot for work whose promise is not made yet: the work's own async
+   * function is what removes it, so it cannot be filed after it starts.
+   * fill() files the promise once the call returns; until then matching()
+   * gives a resolved promise for it. Between the two no other code runs.
+   *
+   *   const slot = inFlight.reserve(hash);
+   *   const work = this.#run(slot); // removes `slot` in its finally, after an await
+   *   inFlight.fill(slot, work);
+   */
+  reserve(tag: number): number {
+    return this.add(RESERVED, tag);
+  }
+
+  /** Files the work of a reserve()d slot; nothing if the work already ended and removed it. */
+  fill(slot: number, work: Promise<unknown>): void {
+    if (this.#work[slot] === RESERVED) this.#work[slot] = work;
   }
 
   remove(slot: number): void {

@@ -409,6 +409,48 @@ describe('IndexedEngine', () => {
     await engine.close();
   });
 
+  it('updates of one key, and of keys that share a chain slot, never overlap: the index ends as the store is', async () => {
+    const ring = new Ring(URLS, { vnodesPerNode: 64 });
+    // Index reads that take a random number of turns, so that updates left unchained would interleave.
+    let seed = 11;
+    const turns = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return (seed >>> 16) % 6; // the high bits: an LCG's low ones repeat in short cycles
+    };
+    const main = new MemoryEngine();
+    const engine = await IndexedEngine.open({
+      main,
+      indexes: memoryIndexes((index) =>
+        hooked(index, {
+          // The delay comes after the read: an update's read and its write are then turns apart.
+          get: async (k) => {
+            const found = await index.get(k);
+            for (let n = turns(); n > 0; n--) await new Promise((resolve) => setImmediate(resolve));
+            return found;
+          },
+        }),
+      ),
+      verifyIntervalMs: 0,
+    });
+    engine.watchRing(() => ring);
+    await engine.settled();
+    // Waves of writes, each sent a random number of turns after the one before, so that updates
+    // arrive while others of the key run and others wait: 2 keys, written at rising versions.
+    for (let wave = 0; wave < 20; wave++) {
+      const writes: Promise<void>[] = [];
+      for (let n = 0; n < 30; n++) {
+        const version = BigInt(wave * 100 + n + 1);
+        writes.push(engine.write(valueEntry(key(n % 2), version, Buffer.from(`w${wave}-${n}`), 0)));
+        for (let t = turns(); t > 3; t--) await new Promise((resolve) => setImmediate(resolve));
+      }
+      await Promise.all(writes);
+    }
+    await engine.settled();
+    assert.equal(engine.state, 'ready');
+    assert.deepEqual(await actual(engine, ring), await fromScratch(main, ring));
+    await engine.close();
+  });
+
   it('a read of the index that fails with an error other than damage does not rebuild it', async () => {
     const ring = new Ring(URLS, { vnodesPerNode: 64 });
     let failScans = false;
@@ -525,6 +567,7 @@ function hooked(
   inner: Engine,
   hooks: {
     write?: (entry: Entry) => Promise<void>;
+    get?: (key: Buffer) => Promise<Entry | undefined>;
     scan?: (range: { start: Buffer; end?: Buffer | undefined }) => EntryCursor;
     close?: () => Promise<void>;
     purge?: NonNullable<Engine['purge']>;
@@ -533,7 +576,7 @@ function hooked(
   const counting = new Counting(inner);
   return {
     write: hooks.write ?? ((entry) => counting.write(entry)),
-    get: (k) => counting.get(k),
+    get: hooks.get ?? ((k) => counting.get(k)),
     scan: hooks.scan ?? ((range) => counting.scan(range)),
     flush: () => counting.flush(),
     compact: () => counting.compact(),

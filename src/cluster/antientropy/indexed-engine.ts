@@ -194,6 +194,8 @@ export class IndexedEngine implements Engine {
    * key: no allocation per write (util/in-flight.ts says why that matters).
    */
   readonly #chainTails = new Array<Promise<void> | undefined>(CHAIN_SLOTS).fill(undefined);
+  /** Updates chained per slot and not yet done: the slot's tail is dropped when the last ends. */
+  readonly #chained = new Int32Array(CHAIN_SLOTS);
   /** Index updates past the lock check, with their key's hash. */
   readonly #active = new InFlight();
   #ringOf: () => Ring | undefined = () => undefined;
@@ -399,8 +401,19 @@ export class IndexedEngine implements Engine {
 
   // ---- Engine ----
 
-  async write(entry: Entry): Promise<void> {
+  /**
+   * Not an async function, nor is the path a write takes when no purge runs:
+   * each async frame and await is garbage on the busiest path there is.
+   */
+  write(entry: Entry): Promise<void> {
     const hash = hash32(entry.key);
+    if (this.#purging !== undefined) return this.#writeAfterPurges(entry, hash);
+    // close() waits for the writes under way; one that came later would miss the index it closes.
+    if (this.#closing) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Engine is closing'));
+    return this.#startWrite(entry, hash);
+  }
+
+  async #writeAfterPurges(entry: Entry, hash: number): Promise<void> {
     // A purge of the key's range waits for this write, or this write for the purge: both parts on one side of it.
     for (
       let p = this.#purging;
@@ -409,27 +422,33 @@ export class IndexedEngine implements Engine {
     ) {
       await p.done;
     }
-    // close() waits for the writes under way; one that came later would miss the index it closes.
     if (this.#closing) throw new RingkvError('RINGKV_CLOSED', 'Engine is closing');
-    const write = this.#writeBoth(entry, hash);
-    const slot = this.#writing.add(write, hash);
-    try {
-      await write;
-    } finally {
-      this.#writing.remove(slot);
-    }
+    return this.#startWrite(entry, hash);
   }
 
-  async #writeBoth(entry: Entry, hash: number): Promise<void> {
+  /** Both parts of a write, filed under #writing until they end: purges and close() wait for them. */
+  #startWrite(entry: Entry, hash: number): Promise<void> {
+    const slot = this.#writing.reserve(hash);
+    const write = this.#writeBoth(entry, hash, slot);
+    this.#writing.fill(slot, write);
+    return write;
+  }
+
+  async #writeBoth(entry: Entry, hash: number, slot: number): Promise<void> {
     try {
-      await this.#main.write(entry);
-    } catch (err) {
-      // A write can fail and still be kept (the memtable took it before the log failed:
-      // lsm/write-path.ts), so the index follows what the store holds, not what was asked.
-      await this.#indexed(entry, hash, true);
-      throw err;
+      try {
+        await this.#main.write(entry);
+      } catch (err) {
+        // A write can fail and still be kept (the memtable took it before the log failed:
+        // lsm/write-path.ts), so the index follows what the store holds, not what was asked.
+        await this.#indexed(entry, hash, true);
+        throw err;
+      }
+      await this.#indexed(entry, hash, false);
+    } finally {
+      // Always after an await above, so after #startWrite filed this write.
+      this.#writing.remove(slot);
     }
-    await this.#indexed(entry, hash, false);
   }
 
   get(key: Buffer): Promise<Entry | undefined> {
@@ -532,39 +551,42 @@ export class IndexedEngine implements Engine {
     const previous = this.#chainTails[slot];
     const run =
       previous === undefined
-        ? this.#update(entry, hash, fromStore)
-        : previous.then(() => this.#update(entry, hash, fromStore));
+        ? this.#update(entry, hash, fromStore, slot)
+        : previous.then(() => this.#update(entry, hash, fromStore, slot));
     this.#chainTails[slot] = run;
-    void run.then(() => {
-      if (this.#chainTails[slot] === run) this.#chainTails[slot] = undefined;
-    });
+    this.#chained[slot]!++;
     return run;
   }
 
   /** Never rejects: a failure is logged and rebuilds the index. */
-  async #update(entry: Entry, hash: number, fromStore: boolean): Promise<void> {
-    for (
-      let lock = this.#lock;
-      lock !== undefined && hash >= lock.start && hash < lock.end;
-      lock = this.#lock
-    ) {
-      await lock.released;
-    }
-    const work = this.#apply(entry, hash, fromStore);
-    const slot = this.#active.add(work, hash);
+  async #update(entry: Entry, hash: number, fromStore: boolean, chainSlot: number): Promise<void> {
     try {
-      await work;
-    } catch (err) {
-      this.#drifted = true;
-      if (!this.#closing) {
-        if (!this.#driftLogged) {
-          this.#driftLogged = true;
-          this.#say(`Anti-entropy index update failed (${errorMessage(err)}); rebuilding the index`);
+      for (
+        let lock = this.#lock;
+        lock !== undefined && hash >= lock.start && hash < lock.end;
+        lock = this.#lock
+      ) {
+        await lock.released;
+      }
+      const work = this.#apply(entry, hash, fromStore);
+      const slot = this.#active.add(work, hash);
+      try {
+        await work;
+      } catch (err) {
+        this.#drifted = true;
+        if (!this.#closing) {
+          if (!this.#driftLogged) {
+            this.#driftLogged = true;
+            this.#say(`Anti-entropy index update failed (${errorMessage(err)}); rebuilding the index`);
+          }
+          this.rebuild(`an index update failed: ${errorMessage(err)}`);
         }
-        this.rebuild(`an index update failed: ${errorMessage(err)}`);
+      } finally {
+        this.#active.remove(slot);
       }
     } finally {
-      this.#active.remove(slot);
+      // The last update chained on the slot has done its work: the next one need not wait for anything.
+      if (--this.#chained[chainSlot]! === 0) this.#chainTails[chainSlot] = undefined;
     }
   }
 

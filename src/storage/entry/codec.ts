@@ -14,7 +14,7 @@
  * Decoding returns views into the source buffer (no copies): the caller
  * decides what to keep and copies it (copyBytes) if the source is reused.
  */
-import { varintBytes, writeVarint } from '../../util/bytes.js';
+import { varintBytes, writeU64BE, writeVarint } from '../../util/bytes.js';
 import { EMPTY, type Entry } from './entry.js';
 import { ENTRY_FIXED_BYTES, RecordView } from './record.js';
 
@@ -33,7 +33,7 @@ export function encodedEntryBytes(entry: Entry): number {
 /** Encodes at `offset`; the caller sized `buf` with encodedEntryBytes. Returns the end offset. */
 export function encodeEntry(entry: Entry, buf: Buffer, offset: number): number {
   buf[offset] = entry.kind;
-  buf.writeBigUInt64BE(entry.version, offset + 1);
+  writeU64BE(buf, offset + 1, entry.version);
   buf.writeUIntBE(entry.expiresAtMs, offset + 9, 6);
   let at = writeVarint(buf, offset + ENTRY_FIXED_BYTES, entry.key.length);
   at += entry.key.copy(buf, at);

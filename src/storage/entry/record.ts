@@ -20,7 +20,7 @@
  *     // view.keyStart..view.keyEnd is the key, view.start..view.end the record
  *   }
  */
-import { compareRange } from '../../util/bytes.js';
+import { compareRange, u64FromHalves } from '../../util/bytes.js';
 import { compareExpiries, EMPTY, type Entry, EntryKind } from './entry.js';
 import { LOGICAL_BITS } from './version.js';
 
@@ -86,7 +86,7 @@ export class RecordView {
   }
 
   get version(): bigint {
-    return this.buf.readBigUInt64BE(this.start + 1);
+    return u64FromHalves(this.versionHigh, this.versionLow);
   }
 
   /** Sign of (this key - other's key). */

@@ -32,6 +32,9 @@ import type { OpenState } from './open-state.js';
 import { type LsmOptions, memtableRotateBytes, retryOptions, walOptions } from './options.js';
 import type { VersionSet } from './version-set.js';
 
+/** What a write that is not logged (an index's) resolves to: one promise for all of them. */
+const RESOLVED: Promise<void> = Promise.resolve();
+
 /** A memtable that takes no more writes, and the log that holds its writes until its table is installed. */
 export interface Frozen {
   readonly memtable: Memtable;
@@ -117,9 +120,29 @@ export class WritePath {
     return this.#frozen;
   }
 
-  /** Resolves once the entry is durable per the sync mode (engine.ts). */
-  async write(entry: Entry): Promise<void> {
-    this.checkWritable();
+  /**
+   * Resolves once the entry is durable per the sync mode (engine.ts). Not an
+   * async function: a write that need not wait (the usual one) makes no
+   * promise of its own beyond the log's, since each is garbage on the busiest path.
+   */
+  write(entry: Entry): Promise<void> {
+    try {
+      this.checkWritable();
+      if (this.#mustWait(entry)) return this.#writeAfterWaiting(entry);
+      return this.#put(entry) ?? RESOLVED;
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #mustWait(entry: Entry): boolean {
+    return (
+      this.#frozen.length >= this.#options.immutableMemtablesMax ||
+      (this.#gate !== undefined && entry.version <= this.#gate.versionMax)
+    );
+  }
+
+  async #writeAfterWaiting(entry: Entry): Promise<void> {
     while (this.#frozen.length >= this.#options.immutableMemtablesMax) {
       this.#checkFlushing();
       this.#writeStalls++;
@@ -130,6 +153,11 @@ export class WritePath {
       await this.#gate.opened;
       this.checkWritable();
     }
+    return this.#put(entry);
+  }
+
+  /** Into the memtable and the log; the log's promise when writes are logged. */
+  #put(entry: Entry): Promise<void> | undefined {
     if (this.#wal.failure !== undefined) this.#leaveFailedLog(this.#wal.failure);
     // No copy here: the memtable encodes the entry into its arena and the WAL
     // into its batch, so views into larger buffers are not kept.
