@@ -15,7 +15,7 @@ import {
   NOT_READY,
   RequestKind,
 } from './format.js';
-import { bucketOf, diffLeaves, LeafDigests, MerkleTree, valueHash } from './merkle.js';
+import { bucketOf, diffLeaves, entryHashes, LeafDigests, MerkleTree, valueHash } from './merkle.js';
 
 const entries = Array.from({ length: 500 }, (_, i) =>
   i % 4 === 0
@@ -60,6 +60,27 @@ describe('Merkle digests', () => {
     );
     assert.deepEqual(diffLeaves(MerkleTree.of(a), MerkleTree.of(b)), expected);
     assert.notDeepEqual(MerkleTree.of(a).root(), MerkleTree.of(b).root());
+  });
+});
+
+describe('entryHashes', () => {
+  it('gives the values every node sums (they cross the wire: a change would make every replica differ)', () => {
+    const out = new Uint32Array(2);
+    const hashes = (key: Buffer, version: bigint, kind: number, value: number): number[] => {
+      entryHashes(key, version, kind, value, out);
+      return [...out];
+    };
+    assert.deepEqual(hashes(Buffer.from(''), 0n, 1, 0), [3503106064, 1138469227]);
+    assert.deepEqual(
+      hashes(Buffer.from('user:42'), 0x0123456789abcdefn, 1, 0xdeadbeef),
+      [2794469416, 2972869641],
+    );
+    // A key longer than any before it (the scratch grows), the largest version.
+    assert.deepEqual(hashes(Buffer.from('k'.repeat(300)), (1n << 64n) - 1n, 2, 7), [3498770342, 1554119578]);
+    assert.deepEqual(
+      hashes(Buffer.from('user:42'), 0x0123456789abcdefn, 1, 0xdeadbeef),
+      [2794469416, 2972869641],
+    );
   });
 });
 

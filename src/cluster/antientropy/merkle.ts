@@ -22,6 +22,8 @@
  */
 import { type Entry, EntryKind } from '../../storage/index.js';
 import { assert } from '../../util/assert.js';
+import { writeU64BE } from '../../util/bytes.js';
+import { murmur3 } from '../../util/hash.js';
 import { hash32 } from '../ring/index.js';
 
 /** Seeds of the two per-entry hashes. On-wire meaning: never change (peers compare sums). */
@@ -81,12 +83,12 @@ export function entryHashes(
   if (_scratch.length < need) _scratch = Buffer.alloc(Math.max(need, 2 * _scratch.length));
   const scratch = _scratch;
   scratch.set(key, 0);
-  scratch.writeBigUInt64BE(version, key.length);
+  writeU64BE(scratch, key.length, version);
   scratch[key.length + 8] = kind;
   scratch.writeUInt32BE(value >>> 0, key.length + 9);
-  const bytes = scratch.subarray(0, need);
-  out[0] = hash32(bytes, ENTRY_HASH_SEED_1);
-  out[1] = hash32(bytes, ENTRY_HASH_SEED_2);
+  // The hash of scratch[0, need), read in place: a view of it would be garbage per write.
+  out[0] = murmur3(scratch, ENTRY_HASH_SEED_1, 0, need);
+  out[1] = murmur3(scratch, ENTRY_HASH_SEED_2, 0, need);
 }
 
 export class LeafDigests {
