@@ -10,6 +10,7 @@
  *   anti-entropy    3 nodes of 1M keys: idle CPU, cost of a repair by the number of differing keys, a wiped replica
  *   profile put|get CPU and heap profiles of a node under load, as flame graphs
  *   micro           hot helpers, current code vs candidates
+ *   replica-write   bytes allocated and CPU per replica write, in process (BENCH_BASELINE_ROOT: beside another build)
  *   all             micro, engine, server, cluster, join, anti-entropy, profile put, profile get (default)
  *   check           quick self-test of the load generator's parts (no ringkv servers)
  *   render FILE     flame graph SVG of an existing .cpuprofile/.heapprofile
@@ -18,6 +19,7 @@
  * to bench/results/<stamp>-<command>.{json,md}. Exit code 1 when a part failed.
  */
 import { runEngineBench } from './engine/engine-bench.mjs';
+import { runReplicaWriteBench } from './engine/replica-write-bench.mjs';
 import { makeStamp, writeResults } from './lib/results.mjs';
 import { runSelfCheck } from './lib/self-check.mjs';
 import { log } from './lib/stats.mjs';
@@ -30,7 +32,7 @@ import { runRestartBench } from './server/restart-bench.mjs';
 import { runServerBench } from './server/server-bench.mjs';
 
 const USAGE =
-  'usage: node run.mjs [engine|server|cluster|restart|join|anti-entropy|profile put|profile get|micro|all|check|render FILE]';
+  'usage: node run.mjs [engine|server|cluster|restart|join|anti-entropy|profile put|profile get|micro|replica-write|all|check|render FILE]';
 
 async function runMode(mode, arg, stamp) {
   const started = Date.now();
@@ -59,6 +61,9 @@ async function runMode(mode, arg, stamp) {
       break;
     case 'micro':
       outcome = await runMicroBench();
+      break;
+    case 'replica-write':
+      outcome = await runReplicaWriteBench();
       break;
     default:
       throw new Error(USAGE);

@@ -80,6 +80,9 @@ describe('RecordView (property)', () => {
         const [sa, sb] = [parsed(encodeAt(sameA, 1), 1, Infinity), parsed(encodeAt(sameB, 2), 2, Infinity)];
         assert.equal(Math.sign(sa.compareVersion(sb)), Math.sign(compareVersions(sameA, sameB)));
         assert.equal(Math.sign(sb.compareVersion(sa)), Math.sign(compareVersions(sameB, sameA)));
+        assert.equal(Math.sign(sa.compareVersionTo(sameB)), Math.sign(compareVersions(sameA, sameB)));
+        assert.equal(Math.sign(sb.compareVersionTo(sameA)), Math.sign(compareVersions(sameB, sameA)));
+        assert.equal(sa.compareVersionTo(sameA), 0);
       }),
       propertyParams({ numRuns: 2000 }),
     );

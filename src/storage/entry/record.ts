@@ -107,6 +107,15 @@ export class RecordView {
     return byValue !== 0 ? byValue : compareExpiries(this.expiresAtMs, other.expiresAtMs);
   }
 
+  /** compareVersion against an Entry of the same key, read in place: no Entry is made of the record. */
+  compareVersionTo(entry: Entry): number {
+    const version = this.version;
+    if (version !== entry.version) return version > entry.version ? 1 : -1;
+    if (this.kind !== entry.kind) return this.kind === EntryKind.Tombstone ? 1 : -1;
+    const byValue = compareRange(this.buf, this.valueStart, this.end, entry.value, 0, entry.value.length);
+    return byValue !== 0 ? byValue : compareExpiries(this.expiresAtMs, entry.expiresAtMs);
+  }
+
   /** The record as an Entry whose key and value are views into `buf`. */
   toEntry(): Entry {
     return {

@@ -27,7 +27,8 @@
 import { assert } from '../../util/assert.js';
 import { compareRange, keyWord, varintBytes } from '../../util/bytes.js';
 import { decodeEntry, encodedEntryBytes, encodeEntry } from '../entry/codec.js';
-import { compareVersions, type Entry } from '../entry/entry.js';
+import { EMPTY, type Entry } from '../entry/entry.js';
+import { RecordView } from '../entry/record.js';
 
 const LEVEL_MAX = 16;
 const CHUNK_BYTES = 1024 * 1024;
@@ -39,6 +40,8 @@ const CHUNK_BYTES = 1024 * 1024;
  */
 const RECORD_OWN_BUFFER_BYTES = CHUNK_BYTES / 4;
 const NODES_INITIAL = 4096;
+/** Reused to read a record in place (#compareToEntry); parse() overwrites all of its fields. */
+const _view = new RecordView();
 /** Typed-array bytes per node (12 fields of 4 bytes) plus its tower (~1.33 links of 4 bytes). */
 export const NODE_OVERHEAD_BYTES = 56;
 
@@ -106,7 +109,7 @@ export class ArenaSkipList {
     const node = this.#descend(key, w0, w1, w2, w3, prev);
     const found = links[this.#tower[node]!]!;
     if (found !== 0 && this.#compareNode(found, key, w0, w1, w2, w3) === 0) {
-      if (compareVersions(entry, this.entryAt(found)) <= 0) return false;
+      if (this.#compareToEntry(found, entry) >= 0) return false;
       this.#place(found, entry);
       return true;
     }
@@ -162,6 +165,17 @@ export class ArenaSkipList {
     const decoded = decodeEntry(chunk, offset, offset + this.#lengthOf[node]!);
     assert(typeof decoded !== 'string', 'Arena record does not decode');
     return decoded[0];
+  }
+
+  /** compareVersions(entry of `node`, `entry`), for a node of the entry's key, read in place: no Entry made. */
+  #compareToEntry(node: number, entry: Entry): number {
+    const chunk = this.#chunks[this.#chunkOf[node]!]!;
+    const offset = this.#offsetOf[node]!;
+    const bad = _view.parse(chunk, offset, offset + this.#lengthOf[node]!);
+    assert(bad === undefined, 'Arena record does not decode');
+    const order = _view.compareVersionTo(entry);
+    _view.buf = EMPTY; // not to pin the arena's chunk
+    return order;
   }
 
   /** The key of `node`: a view into the arena. */
