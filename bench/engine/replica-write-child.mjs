@@ -2,11 +2,12 @@
  * One measurement of the replica write path, in its own process (a fresh
  * heap): a node's store (LSM engine, sync on) under its anti-entropy index,
  * with digests kept for a 3-node ring, written through Replica.write as
- * internode writes arrive, 16 at a time. Prints one JSON line: writes/s,
+ * internode writes arrive, CONCURRENCY at a time (1: each write a log batch of
+ * its own, as at a node's moderate loads). Prints one JSON line: writes/s,
  * CPU µs per write, and (mode "alloc") the bytes allocated per write, counted
  * by V8's sampling heap profiler including objects already collected.
  *
- *   node replica-write-child.mjs ROOT alloc|cpu WRITES
+ *   node replica-write-child.mjs ROOT alloc|cpu WRITES CONCURRENCY
  * ROOT is the checkout whose dist/ is measured.
  */
 import fs from 'node:fs';
@@ -14,7 +15,7 @@ import inspector from 'node:inspector';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [root, mode, writesArg] = process.argv.slice(2);
+const [root, mode, writesArg, concurrencyArg] = process.argv.slice(2);
 const load = (file) => import(pathToFileURL(path.join(root, 'dist/src', file)).href);
 const storage = await load('storage/index.js');
 const { IndexedEngine } = await load('cluster/antientropy/indexed-engine.js');
@@ -26,7 +27,7 @@ const { HybridClock } = await load('cluster/clock.js');
 const { Ring } = await load('cluster/ring/index.js');
 
 const WRITES = Number(writesArg);
-const CONCURRENCY = 16;
+const CONCURRENCY = Number(concurrencyArg);
 const KEYS = 100_000;
 const dir = fs.mkdtempSync(path.join(process.env.BENCH_TMP ?? path.join(root, 'bench'), '.replica-write-'));
 try {

@@ -316,6 +316,21 @@ describe('WalWriter', () => {
     assert.deepEqual(await readBack(path), entries);
   });
 
+  test('a write() that makes no progress fails the batch (and the writer) instead of being asked again forever', async () => {
+    const path = freshPath();
+    const { wal, probe } = await createProbed(path, { sync: false });
+    // A writer that asked again would meet this bound's EIO, not hang the test.
+    probe.failWriteAt = 12;
+    probe.chunkBytesMax = 0;
+    await assert.rejects(wal.append(sampleEntries(1)[0]!), {
+      code: 'RINGKV_IO',
+      message: /WAL write failed: .*wrote 0 bytes/,
+    });
+    assert.equal(probe.writeLengths.length, 2, 'the header, then one try of the batch');
+    assert.ok(wal.failure !== undefined);
+    await assert.rejects(wal.close(), { code: 'RINGKV_IO' });
+  });
+
   test('a batch being written is never changed by later appends', async () => {
     const path = freshPath();
     const { wal, probe } = await createProbed(path, { sync: false });

@@ -50,7 +50,7 @@
  *   await wal.close();
  */
 import { dirname } from 'node:path';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { limits } from '../../config/limits.js';
 import { assert, INVARIANTS } from '../../util/assert.js';
 import { RingkvError } from '../../util/errors.js';
@@ -136,8 +136,13 @@ export class WalWriter {
   /** The newest queued batch, while it still takes entries. */
   #openBatch: Batch | undefined;
   readonly #spareBuffers: Buffer[] = [];
-  /** The running write loop, if any; close() waits for it. */
-  #loop: Promise<void> | undefined;
+  /** The write loop runs (module comment: one write in flight); close() waits for it to end. */
+  #looping = false;
+  /** close() waiting for the loop to end. */
+  readonly #loopEndWaiters: (() => void)[] = [];
+  /** The batch being written, and how many of its bytes are written so far. */
+  #writing: Batch | undefined;
+  #writingDone = 0;
   /** End of the records once everything queued is written (a prefilled file is longer). */
   #bytes: number;
   /** End of the records written so far: where the next batch goes. */
@@ -234,7 +239,11 @@ export class WalWriter {
     batch.entries++;
     this.#bytes += size;
     this.#records++;
-    this.#loop ??= this.#writeLoop();
+    if (!this.#looping) {
+      this.#looping = true;
+      // Let every append of this event-loop turn join the first batch.
+      setImmediate(this.#writeNext);
+    }
     return batch.done;
   }
 
@@ -251,7 +260,7 @@ export class WalWriter {
 
   async #closeOnce(closeRecord: boolean): Promise<void> {
     // The loop runs until the queue is empty, and no append can queue more now.
-    if (this.#loop !== undefined) await this.#loop;
+    if (this.#looping) await new Promise<void>((resolve) => this.#loopEndWaiters.push(resolve));
     if (this.#failed !== undefined) {
       await this.#file.close().catch(() => undefined);
       throw this.#failed;
@@ -348,36 +357,97 @@ export class WalWriter {
     return batch;
   }
 
-  /** Writes batches one at a time until none is queued. Never rejects: failures go to the batches. */
-  async #writeLoop(): Promise<void> {
-    // Let every append of this event-loop turn join the first batch.
-    await nextTurn();
-    for (;;) {
-      const batch = this.#takeBatch();
-      if (batch === undefined) break;
-      let operation = 'write';
-      try {
-        await writeFully(this.#file, batch.buf, 0, batch.bytes, this.#writtenBytes);
-        this.#writes++;
-        this.#writtenBytes += batch.bytes;
-        if (this.#sync) {
-          operation = 'fdatasync';
-          if (this.#file.durableWrites !== true) await this.#file.datasync();
-          this.#syncs++;
-        }
-      } catch (err) {
-        this.#fail(batch, this.#ioError(operation, err));
-        break;
-      }
-      batch.resolve();
-      if (
-        this.#spareBuffers.length < SPARE_BUFFERS_MAX &&
-        batch.buf.length <= _roundUpToPage(this.#batchBytesMax)
-      ) {
-        this.#spareBuffers.push(batch.buf);
-      }
+  /*
+   * The write loop: batches one at a time until none is queued; failures go
+   * to the batches. Callbacks on the file's promises rather than an async
+   * function: with a write per batch and often a batch per append, an async
+   * frame and its awaits were most of an append's garbage. The callbacks are
+   * made once, here; only the file's own promise and its reaction are per write.
+   */
+
+  /** Takes the next batch and starts its write, or ends the loop when none is queued. */
+  readonly #writeNext = (): void => {
+    const batch = this.#takeBatch();
+    if (batch === undefined) {
+      this.#endLoop();
+      return;
     }
-    this.#loop = undefined;
+    this.#writing = batch;
+    this.#writingDone = 0;
+    this.#writeRest();
+  };
+
+  #writeRest(): void {
+    const batch = this.#writing!;
+    const done = this.#writingDone;
+    let written: Promise<number>;
+    try {
+      written = this.#file.write(batch.buf, done, batch.bytes - done, this.#writtenBytes + done);
+    } catch (err) {
+      this.#loopFailed('write', err);
+      return;
+    }
+    written.then(this.#onWritten, this.#onWriteFailed);
+  }
+
+  readonly #onWritten = (written: number): void => {
+    const batch = this.#writing!;
+    if (written <= 0) {
+      this.#loopFailed(
+        'write',
+        new Error(`write() wrote ${written} bytes of ${batch.bytes - this.#writingDone}`),
+      );
+      return;
+    }
+    this.#writingDone += written;
+    if (this.#writingDone < batch.bytes) {
+      this.#writeRest();
+      return;
+    }
+    this.#writes++;
+    this.#writtenBytes += batch.bytes;
+    if (this.#sync && this.#file.durableWrites !== true) {
+      let synced: Promise<void>;
+      try {
+        synced = this.#file.datasync();
+      } catch (err) {
+        this.#loopFailed('fdatasync', err);
+        return;
+      }
+      synced.then(this.#onBatchDurable, this.#onSyncFailed);
+      return;
+    }
+    this.#onBatchDurable();
+  };
+
+  readonly #onBatchDurable = (): void => {
+    const batch = this.#writing!;
+    this.#writing = undefined;
+    if (this.#sync) this.#syncs++;
+    batch.resolve();
+    if (
+      this.#spareBuffers.length < SPARE_BUFFERS_MAX &&
+      batch.buf.length <= _roundUpToPage(this.#batchBytesMax)
+    ) {
+      this.#spareBuffers.push(batch.buf);
+    }
+    this.#writeNext();
+  };
+
+  readonly #onWriteFailed = (err: unknown): void => this.#loopFailed('write', err);
+  readonly #onSyncFailed = (err: unknown): void => this.#loopFailed('fdatasync', err);
+
+  /** The batch being written failed, and with it every batch behind it; the loop ends. */
+  #loopFailed(operation: string, err: unknown): void {
+    const batch = this.#writing!;
+    this.#writing = undefined;
+    this.#fail(batch, this.#ioError(operation, err));
+    this.#endLoop();
+  }
+
+  #endLoop(): void {
+    this.#looping = false;
+    for (const resolve of this.#loopEndWaiters.splice(0)) resolve();
   }
 
   #fail(batch: Batch, error: RingkvError): void {
