@@ -451,6 +451,21 @@ describe('IndexedEngine', () => {
     await engine.close();
   });
 
+  it('a write that cannot even start (no key) rejects, as an async write would, rather than throwing', async () => {
+    const engine = await IndexedEngine.open({
+      main: new MemoryEngine(),
+      indexes: memoryIndexes(),
+      verifyIntervalMs: 0,
+    });
+    const bad = { ...valueEntry(key(1), 5n, Buffer.from('x'), 0), key: undefined as unknown as Buffer };
+    let returned: Promise<void> | undefined;
+    assert.doesNotThrow(() => {
+      returned = engine.write(bad);
+    });
+    await assert.rejects(returned!, TypeError);
+    await engine.close();
+  });
+
   it('a read of the index that fails with an error other than damage does not rebuild it', async () => {
     const ring = new Ring(URLS, { vnodesPerNode: 64 });
     let failScans = false;

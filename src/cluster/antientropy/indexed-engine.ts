@@ -406,7 +406,12 @@ export class IndexedEngine implements Engine {
    * each async frame and await is garbage on the busiest path there is.
    */
   write(entry: Entry): Promise<void> {
-    const hash = hash32(entry.key);
+    let hash: number;
+    try {
+      hash = hash32(entry.key);
+    } catch (err) {
+      return Promise.reject(err); // as an async function would: callers map over writes and wait on them all
+    }
     if (this.#purging !== undefined) return this.#writeAfterPurges(entry, hash);
     // close() waits for the writes under way; one that came later would miss the index it closes.
     if (this.#closing) return Promise.reject(new RingkvError('RINGKV_CLOSED', 'Engine is closing'));

@@ -367,7 +367,14 @@ export class WalWriter {
 
   /** Takes the next batch and starts its write, or ends the loop when none is queued. */
   readonly #writeNext = (): void => {
-    const batch = this.#takeBatch();
+    let batch: Batch | undefined;
+    try {
+      batch = this.#takeBatch();
+    } catch (err) {
+      // A failed internal check (INVARIANTS): thrown on, but close() must not wait for a loop that is gone.
+      this.#endLoop();
+      throw err;
+    }
     if (batch === undefined) {
       this.#endLoop();
       return;
