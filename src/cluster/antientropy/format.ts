@@ -31,7 +31,7 @@
  * (arc-digests.ts), and lists every key there.
  */
 import { EntryKind } from '../../storage/index.js';
-import { copyBytes, readVarint, varintBytes, writeVarint } from '../../util/bytes.js';
+import { copyBytes, readU64BE, readVarint, varintBytes, writeU64BE, writeVarint } from '../../util/bytes.js';
 import { RingkvError } from '../../util/errors.js';
 import { DIGEST_WORDS, LeafDigests } from './merkle.js';
 
@@ -248,7 +248,7 @@ export function encodeSummaryAnswer(page: SummaryPage): Buffer {
   for (const s of page.summaries) {
     at = writeVarint(buf, at, s.key.length);
     at += s.key.copy(buf, at);
-    buf.writeBigUInt64BE(s.version, at);
+    writeU64BE(buf, at, s.version);
     buf[at + 8] = s.kind;
     buf.writeUInt32BE(s.valueHash >>> 0, at + 9);
     at += 13;
@@ -275,7 +275,7 @@ export function decodeSummaryAnswer(buf: Buffer): SummaryPage {
       if (kind !== EntryKind.Value && kind !== EntryKind.Tombstone) throw _protocol(`bad entry kind ${kind}`);
       summaries.push({
         key: key[0],
-        version: buf.readBigUInt64BE(at),
+        version: readU64BE(buf, at),
         kind,
         valueHash: buf.readUInt32BE(at + 9),
       });

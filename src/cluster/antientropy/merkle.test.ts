@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { tombstoneEntry, valueEntry } from '../../storage/index.js';
+import { EntryKind, tombstoneEntry, valueEntry } from '../../storage/index.js';
 import {
   bitmapHas,
   bitmapOf,
@@ -144,6 +144,21 @@ describe('anti-entropy messages', () => {
       coveredThrough: Buffer.from('k2'),
     };
     assert.deepEqual(decodeSummaryAnswer(encodeSummaryAnswer(page)), page);
+    // Versions at the edges of 64 bits, and the bytes on the wire: big-endian, after the key.
+    const edge = {
+      summaries: [
+        { key: Buffer.from('a'), version: (1n << 64n) - 1n, kind: EntryKind.Value, valueHash: 7 },
+        { key: Buffer.from('b'), version: (1n << 63n) + 1n, kind: EntryKind.Tombstone, valueHash: 0 },
+      ],
+      more: false,
+      coveredThrough: Buffer.alloc(0),
+    };
+    const encoded = encodeSummaryAnswer(edge);
+    assert.deepEqual(decodeSummaryAnswer(encoded), edge);
+    const expected = Buffer.alloc(8);
+    expected.writeBigUInt64BE((1n << 63n) + 1n);
+    // header 1, covered length 1, count 4; first summary 1 + 1 + 13; then the key length and key of the second.
+    assert.deepEqual(encoded.subarray(6 + 15 + 2, 6 + 15 + 2 + 8), expected);
   });
 
   it('refuse malformed bodies with typed errors', () => {
