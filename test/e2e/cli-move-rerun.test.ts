@@ -8,7 +8,17 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { membershipOf, waitMembers, waitMembership, writeKeys } from '../support/membership.js';
-import { killAllStarted, runCli, startNode, stopNode } from '../support/node-process.js';
+import {
+  killAllStarted,
+  type NodeProcess,
+  pauseNode,
+  resumeNode,
+  runCli,
+  sleep,
+  spawnCli,
+  startNode,
+  stopNode,
+} from '../support/node-process.js';
 import { portIsFree } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
@@ -24,6 +34,16 @@ async function threePorts(): Promise<number[]> {
   throw new Error('No three free ports in 33000-33999');
 }
 
+/** Waits (polling, bounded) until the process has printed a line matching `pattern`, or has exited. */
+async function waitOutput(process: NodeProcess, pattern: RegExp, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(process.stdout) && process.exit === undefined) {
+    if (Date.now() > deadline)
+      throw new Error(`No ${pattern} within ${timeoutMs} ms: ${process.stdout}${process.stderr}`);
+    await sleep(20);
+  }
+}
+
 describe('membership: a move command run again', () => {
   after(async () => {
     await killAllStarted();
@@ -33,7 +53,7 @@ describe('membership: a move command run again', () => {
   it('takes up the move under way, then reports it done', async () => {
     const ports = await threePorts();
     const urls = ports.map((port) => `http://127.0.0.1:${port}`);
-    // Streaming held to a trickle, so that the move is still under way after the first wait.
+    // Streaming held to a trickle, so that the move is still under way after the first wait (1 s).
     const nodes = await Promise.all(
       ports.map(async (port) =>
         startNode({
@@ -54,10 +74,23 @@ describe('membership: a move command run again', () => {
     const first = await runCli(['remove', '--url', urls[0]!, dead, '--timeout', '1000'], 20_000);
     assert.equal(first.code, 3, `${first.stdout}${first.stderr}`);
     assert.match(first.stderr, /the move is not complete after 1000 ms/);
-    const view = await membershipOf(urls[1]!);
-    assert.match(view.move ?? '', /leaving \(dead\)/, 'the move is still under way');
-
-    const again = await runCli(['remove', '--url', urls[1]!, dead, '--timeout', '40000'], 50_000);
+    // Node 1, a new owner, is frozen until the second run has found the move
+    // under way: the move cannot finish before that run starts, however long
+    // a busy machine takes to start it.
+    pauseNode(nodes[1]!);
+    let again: Awaited<ReturnType<typeof runCli>>;
+    try {
+      const view = await membershipOf(urls[0]!);
+      assert.match(view.move ?? '', /leaving \(dead\)/, 'the move is still under way');
+      const rerun = spawnCli(['remove', '--url', urls[0]!, dead, '--timeout', '40000']);
+      await waitOutput(rerun, /move already under way/, 30_000);
+      resumeNode(nodes[1]!);
+      const exit = await rerun.exited;
+      await rerun.closed;
+      again = { ...exit, stdout: rerun.stdout, stderr: rerun.stderr };
+    } finally {
+      resumeNode(nodes[1]!);
+    }
     assert.equal(again.code, 0, `${again.stdout}${again.stderr}`);
     assert.match(again.stdout, /move already under way \(epoch 2\): .* leaving \(dead\)/);
     assert.match(again.stdout, /move complete \(epoch 3\)/);
