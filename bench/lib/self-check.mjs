@@ -9,13 +9,17 @@
  * requests its send lag covers. A benchmark is only as good as its instruments.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { loadConfig, runLoad, statusRates, stepWindow } from '../load/driver.mjs';
 import { bucketHigh, bucketIndex, bucketLow, Histogram } from '../load/histogram.mjs';
 import { KEY_DIGITS, RequestTemplate } from '../load/request-template.mjs';
 import { ParseError, ResponseParser } from '../load/response-parser.mjs';
 import { cpuProfileTree, renderFlameGraph } from '../profile/flamegraph.mjs';
 import { nodeFigures } from '../server/tails.mjs';
+import { startCeilingCluster } from '../server/targets.mjs';
+import { makeTempDir, removeTempDir } from './procs.mjs';
 import { diffHistograms, histogramQuantile, mergeSeries, parseHistograms } from './prom-histograms.mjs';
 import { log } from './stats.mjs';
 
@@ -340,6 +344,42 @@ async function checkSendLagWindow() {
   });
 }
 
+/**
+ * The durable ceiling cluster (--log-dir): a PUT with ack=3 is answered only
+ * once every node's log holds its copy, the records written over the zeros, and the
+ * value reads back from another node.
+ */
+async function checkDurableCeiling() {
+  const work = makeTempDir('check-ceiling');
+  const logDir = path.join(work, 'logs');
+  const logBytes = 1 << 16;
+  const ceiling = await startCeilingCluster({
+    nodes: 3,
+    logFile: path.join(work, 'ceiling.log'),
+    logDir,
+    logBytes,
+  });
+  try {
+    const [first, second] = ceiling.ports.map((port) => `http://127.0.0.1:${port}`);
+    const value = `durable-${process.pid}`;
+    const put = await fetch(`${first}/v0/entity?id=k1&ack=3&from=3`, { method: 'PUT', body: value });
+    assert.equal(put.status, 201);
+    // The record: the key's length (u16), the key, the value.
+    const record = Buffer.concat([Buffer.from([0, 2]), Buffer.from('k1'), Buffer.from(value)]);
+    const logs = fs.readdirSync(logDir).map((name) => fs.readFileSync(path.join(logDir, name)));
+    assert.equal(logs.length, 3);
+    for (const bytes of logs) assert.equal(bytes.length, logBytes, 'a log keeps the size of its zeros');
+    const holding = logs.filter((bytes) => bytes.subarray(0, record.length).equals(record)).length;
+    assert.equal(holding, 3, `answered with ${holding} of 3 logs holding the write, 3 asked`);
+    const get = await fetch(`${second}/v0/entity?id=k1&ack=1&from=3`);
+    assert.equal(get.status, 200);
+    assert.equal(await get.text(), value);
+  } finally {
+    await ceiling.stop();
+    removeTempDir(work);
+  }
+}
+
 export async function runSelfCheck() {
   checkHistogram();
   log('check: histogram ok');
@@ -361,4 +401,6 @@ export async function runSelfCheck() {
   log('check: load generator error accounting ok');
   await checkSendLagWindow();
   log('check: load generator send lag ok');
+  await checkDurableCeiling();
+  log('check: durable ceiling cluster ok');
 }

@@ -76,7 +76,7 @@ function floorText(loopback, { nodes, ack, from, querySuffix }) {
 }
 
 /** The tails section: how the rows were measured, then the table. */
-function tailsText(tails, settings, rounds, warmupMs) {
+function tailsText(tails, settings, rounds, warmupMs, ceilingSync) {
   const sources = [...new Set(tails.map((t) => t.op))].map((op) => {
     const t = tails.find((x) => x.op === op);
     return `${op.toUpperCase()} ${fmtInt(t.breakingPoint)}/s (${t.given ? 'given' : "this run's search"})`;
@@ -98,7 +98,12 @@ function tailsText(tails, settings, rounds, warmupMs) {
       (tails.some((t) => t.s.ceiling !== null)
         ? ` Last column: beside each window, one at the same rate against the ceiling cluster ` +
           `(bench/load/ceiling-cluster.mjs: as many processes, each a node:http server over a Map, exchanging ` +
-          `the same frames over loopback TCP with no storage), after ringkv's in odd rounds and before it in even ` +
+          `the same frames over loopback TCP with no storage engine` +
+          (ceilingSync
+            ? `; each copy of a write made durable as ringkv's are with --sync on, by one O_DSYNC write() to a ` +
+              `zero-filled log with group commit, and counted only then`
+            : `; writes kept in memory only`) +
+          `), after ringkv's in odd rounds and before it in even ` +
           `ones, medians over its windows alike; the ringkv nodes stay up meanwhile, without requests (their ` +
           `background work, a flush after PUTs for one, may run).`
         : ''),
@@ -121,6 +126,8 @@ export async function runClusterBench() {
   const fractions = envNumberList('BENCH_CLUSTER_FRACTIONS', [0.25, 0.5, 0.75]);
   const tailRounds = envInt('BENCH_CLUSTER_FRACTION_ROUNDS', 3, { min: 1 });
   const withCeiling = envInt('BENCH_CLUSTER_CEILING', 1, { min: 0 }) === 1;
+  // The ceiling's copies made durable, as ringkv's are with --sync on (its default, and the bench's).
+  const ceilingSync = envInt('BENCH_CLUSTER_CEILING_SYNC', 1, { min: 0 }) === 1;
   const tailsWarmupMs = Math.round(envNumber('BENCH_CLUSTER_TAILS_WARMUP_S', 10, { min: 0 }) * 1000);
   const givenBreak = {
     get: envInt('BENCH_CLUSTER_BREAK_GET', 0, { min: 0 }),
@@ -156,7 +163,11 @@ export async function runClusterBench() {
         if (withCeiling && transport === 'binary' && fractions.length > 0) {
           // Context for ringkv's tails, not one of its figures: if it fails, ringkv is measured anyway.
           try {
-            ceiling = await startCeilingCluster({ nodes, logFile: path.join(work, 'ceiling.log') });
+            ceiling = await startCeilingCluster({
+              nodes,
+              logFile: path.join(work, 'ceiling.log'),
+              logDir: ceilingSync ? path.join(work, 'ceiling-logs') : undefined,
+            });
             const label = 'ceiling cluster';
             await fill(settings, { ports: ceiling.ports, keyCount, querySuffix, label, runLoad });
           } catch (err) {
@@ -266,7 +277,12 @@ export async function runClusterBench() {
     ...(loopback === null ? [] : ['', floorText(loopback, { nodes, ack, from, querySuffix })]),
     ...(tails.length === 0
       ? []
-      : ['', '### Tails at fixed loads', '', tailsText(tails, settings, tailRounds, tailsWarmupMs)]),
+      : [
+          '',
+          '### Tails at fixed loads',
+          '',
+          tailsText(tails, settings, tailRounds, tailsWarmupMs, ceilingSync),
+        ]),
     ...(restart === null ? [] : ['', '### Rolling restart', '', restart.markdown]),
     ...Object.entries(errors).map(([k, v]) => `\n**${k} failed**: ${v.split('\n')[0]}`),
   ].join('\n');

@@ -3,6 +3,7 @@
  * cluster, the ceiling server, or the ceiling cluster. Each start* returns a handle whose stop()
  * sends SIGTERM and waits (bounded), and whose ports are where it listens.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { freePorts, logTail, startNode, stopChild, waitReady } from '../lib/procs.mjs';
 import { BENCH_DIR, ROOT_DIR } from '../lib/results.mjs';
@@ -87,14 +88,26 @@ export async function startCeiling({ logFile }) {
   return handle(child, [p], `ceiling server :${p}`);
 }
 
-/** The ceiling cluster (load/ceiling-cluster.mjs): `nodes` processes; ports are their HTTP ports. */
-export async function startCeilingCluster({ nodes, logFile }) {
+/**
+ * The ceiling cluster (load/ceiling-cluster.mjs): `nodes` processes; ports are their HTTP ports.
+ * With `logDir`, each node makes its copies of writes durable in a log there (created if missing), of
+ * `logBytes` (default: the ceiling's own).
+ */
+export async function startCeilingCluster({ nodes, logFile, logDir, logBytes }) {
+  if (logDir !== undefined) fs.mkdirSync(logDir, { recursive: true });
   const all = await freePorts(2 * nodes);
   const httpPorts = all.slice(0, nodes);
   const peerPorts = all.slice(nodes);
   const child = startNode(
     path.join(BENCH_DIR, 'load', 'ceiling-cluster.mjs'),
-    ['--http', httpPorts.join(','), '--peer', peerPorts.join(',')],
+    [
+      '--http',
+      httpPorts.join(','),
+      '--peer',
+      peerPorts.join(','),
+      ...(logDir === undefined ? [] : ['--log-dir', logDir]),
+      ...(logBytes === undefined ? [] : ['--log-bytes', String(logBytes)]),
+    ],
     { logFile },
   );
   const target = handle(child, httpPorts, `ceiling cluster :${httpPorts[0]}..${httpPorts.at(-1)}`);
