@@ -5,8 +5,10 @@
  * order in which they start and stop. The CLI (cli/serve.ts) keeps argv,
  * signals and messages; tests start nodes in-process through the same class.
  *
- * Start: the data directory is locked, the address is checked (a port in
- * use is refused before anything is written), and the engine recovers its log; in a
+ * Start: the data directory is made if missing (after checking the port,
+ * so that a refused start leaves nothing behind) and locked, the address is
+ * checked (a port in use is refused before anything is written in the
+ * directory), and the engine recovers its log; in a
  * cluster the parts are built (cluster-parts.ts); the HTTP server listens;
  * the hint handoff and anti-entropy loops start; then the node opens its link
  * to every peer at once (its handshake tells each peer it is back, so they
@@ -103,6 +105,9 @@ export class Node {
   static async start(options: ServeOptions, settings: NodeSettings): Promise<Node> {
     const log = settings.log;
     const clockOffsetMs = settings.clockOffsetMs ?? 0;
+    // A directory this start would make is not made for a port it cannot listen on. (One that
+    // exists is locked first, so that a second process on it is told whose it is.)
+    if (!(await dirExists(options.dataDir))) await checkListenable(options.port, options.host);
     await prepareDataDir(options.dataDir);
     const lock = await acquireDirLock(options.dataDir);
     let engine: Engine | undefined;
@@ -307,6 +312,16 @@ async function within(work: Promise<void>, ms: number): Promise<void> {
   });
   await Promise.race([work.catch(() => undefined), timeout]);
   clearTimeout(timer);
+}
+
+/** Whether `dir` exists (as anything: prepareDataDir refuses what is not a directory). */
+async function dirExists(dir: string): Promise<boolean> {
+  try {
+    await nodeVfs.stat(dir);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function prepareDataDir(dir: string): Promise<void> {

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { entityPath, httpRequest, RawConnection } from '../support/http-client.js';
@@ -152,9 +152,12 @@ describe('ringkv serve as a process', () => {
     const dir = await makeTempDir();
     const first = await startNode({ dataDir: dir });
 
-    const samePort = await runCli(['serve', '--url', first.url, '--data', await makeTempDir()]);
+    // A data directory that does not exist yet is not created for a start refused for its port.
+    const unmade = join(await makeTempDir(), 'not-yet');
+    const samePort = await runCli(['serve', '--url', first.url, '--data', unmade]);
     assert.notEqual(samePort.code, 0);
     assertOneLine(samePort.stderr, /Cannot listen on 127\.0\.0\.1:\d+: the address is in use/);
+    await assert.rejects(stat(unmade), { code: 'ENOENT' }, 'the refused start made its data directory');
 
     const sameDir = await runCli(['serve', '--url', `http://127.0.0.1:${await freePort()}`, '--data', dir]);
     assert.notEqual(sameDir.code, 0);
