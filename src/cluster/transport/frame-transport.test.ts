@@ -265,6 +265,22 @@ describe('FrameTransport: binary protocol specifics', () => {
     assert.deepEqual(handler.leavingFrom, ['http://127.0.0.1:2']);
   });
 
+  test('a heartbeat times its round trip by the monotonic clock: a wall clock stepped meanwhile moves the skew sample, not the round trip', async () => {
+    const p = await peer();
+    const samples: { skewMs: number; rttMs: number }[] = [];
+    let steps = 0;
+    const t = transport({
+      heartbeatMs: 30,
+      // Stepped 10 s forward at every reading, as if set between the ping and its answer.
+      wallMs: () => Date.now() + 10_000 * steps++,
+      onClockSample: (_peer, skewMs, rttMs) => samples.push({ skewMs, rttMs }),
+    });
+    await t.connect([p.url]);
+    for (let i = 0; i < 200 && samples.length < 3; i++) await sleep(10);
+    assert.ok(samples.length >= 3, `samples: ${samples.length}`);
+    for (const sample of samples) assert.ok(sample.rttMs >= 0 && sample.rttMs < 1000, JSON.stringify(sample));
+  });
+
   test('a wrong cluster secret: RINGKV_UNAUTHORIZED for the request that tried, one down report, handshakes bounded by the quarantine', async () => {
     const p = await peer({ secret: 'right' });
     const down: string[] = [];

@@ -54,6 +54,7 @@
  */
 import http from 'node:http';
 import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { limits } from '../../config/limits.js';
 import type { Entry } from '../../storage/index.js';
 import { encodedEntryBytes } from '../../storage/index.js';
@@ -538,6 +539,8 @@ class _PeerLink {
     this.#pingInFlight = true;
     const wallMs = this.#settings.wallMs;
     const sentMs = wallMs();
+    // The round trip by the monotonic clock: a wall clock set meanwhile must not lengthen it.
+    const sentMonoMs = performance.now();
     // Past the silence bound by an interval: a ping that expired first would end the wait the
     // silence is measured over, and the next ping start a new one, so a hung peer never be found.
     const deadlineMs = Date.now() + this.#settings.unresponsiveMs + intervalMs;
@@ -545,10 +548,9 @@ class _PeerLink {
       (peerWallMs) => {
         this.#pingInFlight = false;
         if (peerWallMs === undefined) return;
-        const receivedMs = wallMs();
-        this.#rttMs = receivedMs - sentMs;
-        this.#skewMs = Math.round(peerWallMs - (sentMs + receivedMs) / 2);
-        this.#sampledAtMs = receivedMs;
+        this.#rttMs = performance.now() - sentMonoMs;
+        this.#skewMs = Math.round(peerWallMs - (sentMs + this.#rttMs / 2));
+        this.#sampledAtMs = wallMs();
         this.#settings.onClockSample?.(this.peer, this.#skewMs, this.#rttMs);
       },
       () => {
