@@ -6,8 +6,9 @@
  * then runs until SIGINT or SIGTERM, which it forwards to the nodes, exiting
  * when they have. A node that dies on its own is reported and the others are
  * stopped: a cluster missing a member is not what was asked for. One that
- * exits before it is ready (its port taken, its data directory locked) fails
- * the command (exit 1) without "ready". A node that exits 0 on its own once
+ * exits before it is ready (its port taken, its data directory locked by a
+ * process that took it after checkLocks) fails the command (exit 1) without
+ * "ready". A node that exits 0 on its own once
  * ready, and whose stored membership says it was removed, left the cluster
  * (ringkv decommission): the others go on.
  *
@@ -29,7 +30,7 @@ import {
 } from '../cluster/membership/index.js';
 import { checkDistinctEndpoints } from '../config/endpoints.js';
 import { NODE_TUNING_FLAG_NAMES, nodeEnvSettings, type ServeFlags, serveOptions } from '../config/options.js';
-import { nodeVfs } from '../storage/index.js';
+import { acquireDirLock, nodeVfs } from '../storage/index.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseFlags } from './args.js';
 
@@ -45,8 +46,9 @@ These serve flags are passed to every node: --sync, --anti-entropy-interval,
 --log-level, --log-format, --slow-request.
 
 Prints "cluster of N ready" and the URLs once every node answers /v0/status as
-its own process. A node that exits before (its port taken, its data directory
-locked) stops the others: exit 1, without "ready"; so does one that dies or is
+its own process. A node directory locked by a running process is refused
+before any node starts (exit 1). A node that exits before it is ready (its
+port taken) stops the others: exit 1, without "ready"; so does one that dies or is
 stopped later, unless it left the cluster (ringkv decommission). On a --data
 that holds a cluster already, --nodes and --base-port must give its members.
 `;
@@ -99,6 +101,7 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
   // The nodes inherit this environment: its knobs are checked here too.
   nodeEnvSettings();
   await checkDataDirs(dataDir, nodeCount);
+  await checkLocks(dataDir, nodeCount);
   await checkStoredMembers(dataDir, urls);
   const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
@@ -228,6 +231,22 @@ async function checkDataDirs(dataDir: string, nodeCount: number): Promise<void> 
     if (info !== undefined && !info.isDirectory) {
       throw new RingkvError('RINGKV_IO', `Cannot use data directory ${dir}: not a directory`);
     }
+  }
+}
+
+/**
+ * Refuses (exit 1, with the line that node would print) a node directory
+ * that a running process holds, before any node starts: each lock is taken
+ * and given back at once. A process that takes one after this check still
+ * stops its node at start, as any lock held would.
+ */
+async function checkLocks(dataDir: string, nodeCount: number): Promise<void> {
+  for (let i = 0; i < nodeCount; i++) {
+    const dir = join(dataDir, `node-${i}`);
+    // A directory not made yet holds no lock, and this check makes none.
+    if ((await nodeVfs.stat(dir).catch(() => undefined)) === undefined) continue;
+    const lock = await acquireDirLock(dir);
+    await lock.release();
   }
 }
 

@@ -3,14 +3,15 @@
  * that would join through itself or replace itself under another spelling
  * of its URL, and a bad number in the environment a node reads, as one line
  * and exit 2 with no data directory made; `ringkv cluster` on a node
- * directory that is a file, before any node starts; and the serve flags `ringkv
+ * directory that is a file or locked by a running node, before any node
+ * starts; and the serve flags `ringkv
  * cluster` passes on reach its nodes as given, a value starting with '-' too.
  */
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { killAllStarted, spawnCli, stopNode, waitClusterUrls } from '../support/node-process.js';
+import { killAllStarted, sleep, spawnCli, stopNode, waitClusterUrls } from '../support/node-process.js';
 import { freeConsecutivePorts, freePort } from '../support/ports.js';
 import { makeTempDir, removeTempDirs } from '../support/temp-dir.js';
 
@@ -94,6 +95,29 @@ describe('starts refused before anything is written', () => {
       `ringkv: Cannot use data directory ${join(data, 'node-1')}: not a directory`,
     );
     assert.ok(!existsSync(join(data, 'node-0')), 'a node was started');
+  });
+
+  it('cluster with a node directory locked by a running node: one line, exit 1, no node started', async () => {
+    const [base, other] = await freeConsecutivePorts(3);
+    const data = await makeTempDir();
+    // node-1's directory in use by a node of its own.
+    const holder = spawnCli([
+      'serve',
+      '--url',
+      `http://127.0.0.1:${other! + 1}`,
+      '--data',
+      join(data, 'node-1'),
+    ]);
+    for (let i = 0; i < 200 && !existsSync(join(data, 'node-1', 'LOCK')); i++) await sleep(25);
+    assert.ok(existsSync(join(data, 'node-1', 'LOCK')), holder.stderr);
+    const result = await run(['cluster', '--nodes', '2', '--base-port', String(base), '--data', data]);
+    assert.equal(result.code, 1, result.stderr);
+    assert.equal(
+      result.stderr.trim(),
+      `ringkv: Data directory ${join(data, 'node-1')} is locked by process ${holder.pid}`,
+    );
+    assert.ok(!existsSync(join(data, 'node-0')), 'a node was started');
+    assert.equal((await stopNode(holder)).code, 0);
   });
 });
 
