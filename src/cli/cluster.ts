@@ -30,7 +30,7 @@ import {
 } from '../cluster/membership/index.js';
 import { checkDistinctEndpoints } from '../config/endpoints.js';
 import { NODE_TUNING_FLAG_NAMES, nodeEnvSettings, type ServeFlags, serveOptions } from '../config/options.js';
-import { acquireDirLock, nodeVfs } from '../storage/index.js';
+import { acquireDirLock, nodeVfs, pathExists } from '../storage/index.js';
 import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseFlags } from './args.js';
 
@@ -244,7 +244,7 @@ async function checkLocks(dataDir: string, nodeCount: number): Promise<void> {
   for (let i = 0; i < nodeCount; i++) {
     const dir = join(dataDir, `node-${i}`);
     // A directory not made yet holds no lock, and this check makes none.
-    if ((await nodeVfs.stat(dir).catch(() => undefined)) === undefined) continue;
+    if (!(await pathExists(nodeVfs, dir))) continue;
     const lock = await acquireDirLock(dir);
     await lock.release();
   }

@@ -44,6 +44,7 @@ import {
   type Engine,
   nodeVfs,
   openEngine,
+  pathExists,
   type Vfs,
   versionPhysicalMs,
 } from '../storage/index.js';
@@ -107,7 +108,8 @@ export class Node {
     const clockOffsetMs = settings.clockOffsetMs ?? 0;
     // A directory this start would make is not made for a port it cannot listen on. (One that
     // exists is locked first, so that a second process on it is told whose it is.)
-    if (!(await dirExists(options.dataDir))) await checkListenable(options.port, options.host);
+    const portFirst = !(await pathExists(nodeVfs, options.dataDir));
+    if (portFirst) await checkListenable(options.port, options.host);
     await prepareDataDir(options.dataDir);
     const lock = await acquireDirLock(options.dataDir);
     let engine: Engine | undefined;
@@ -115,7 +117,7 @@ export class Node {
     let parts: ClusterParts | undefined;
     try {
       // Before the store opens: a start refused for its port (in use, not local) changes nothing here.
-      await checkListenable(options.port, options.host);
+      if (!portFirst) await checkListenable(options.port, options.host);
       // Out of the directory before the store opens: if it refuses to, the remedy (a damaged log
       // truncated) may drop writes the saved tree holds, and the next start must rebuild it.
       const treeFile = await claimTree(treeFileIn(options.dataDir, settings.clusterVfs ?? nodeVfs));
@@ -312,16 +314,6 @@ async function within(work: Promise<void>, ms: number): Promise<void> {
   });
   await Promise.race([work.catch(() => undefined), timeout]);
   clearTimeout(timer);
-}
-
-/** Whether `dir` exists (as anything: prepareDataDir refuses what is not a directory). */
-async function dirExists(dir: string): Promise<boolean> {
-  try {
-    await nodeVfs.stat(dir);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function prepareDataDir(dir: string): Promise<void> {

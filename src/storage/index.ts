@@ -34,6 +34,7 @@ export {
   isFsError,
   MemoryVfs,
   nodeVfs,
+  pathExists,
   replaceFileDurably,
   seededRandom,
   truncateDurably,

@@ -29,7 +29,14 @@ import { errorMessage, RingkvError } from '../util/errors.js';
 import { fileName, parseFileName } from './files.js';
 import { decodeManifest, encodeManifest, MANIFEST_NAME } from './manifest/manifest-file.js';
 import type { Version } from './manifest/version.js';
-import { isFsError, replaceFileDurably, type Vfs, type VfsFile, writeFully } from './vfs/index.js';
+import {
+  isFsError,
+  pathExists,
+  replaceFileDurably,
+  type Vfs,
+  type VfsFile,
+  writeFully,
+} from './vfs/index.js';
 
 export const SUMS_NAME = 'SHA256SUMS';
 export const SNAPSHOT_INFO_NAME = 'SNAPSHOT';
@@ -167,7 +174,7 @@ export async function restoreSnapshot(
     }
   }
   // SNAPSHOT is the last line: sums cut short there would read as a snapshot too old to know its age.
-  if (!sums.has(SNAPSHOT_INFO_NAME) && (await exists(vfs, join(snapshotDir, SNAPSHOT_INFO_NAME)))) {
+  if (!sums.has(SNAPSHOT_INFO_NAME) && (await pathExists(vfs, join(snapshotDir, SNAPSHOT_INFO_NAME)))) {
     throw new RingkvError(
       'RINGKV_CORRUPTION',
       `${sumsPath} does not list ${SNAPSHOT_INFO_NAME}, which is in the snapshot: the sums are cut short`,
@@ -217,16 +224,6 @@ export async function restoreSnapshot(
     throw err;
   }
   return { tables: tables.length, bytes };
-}
-
-async function exists(vfs: Vfs, path: string): Promise<boolean> {
-  try {
-    await vfs.stat(path);
-    return true;
-  } catch (err) {
-    if (isFsError(err, 'ENOENT')) return false;
-    throw new RingkvError('RINGKV_IO', `Cannot read ${path}: ${errorMessage(err)}`, { cause: err });
-  }
 }
 
 /** SNAPSHOT's creation time (its sum checked already), in ms since 1970. */

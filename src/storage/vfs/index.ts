@@ -185,6 +185,17 @@ export async function replaceFileDurably(
   await vfs.syncDir(dir);
 }
 
+/** Whether `path` exists (as anything); a failure other than ENOENT is RINGKV_IO. */
+export async function pathExists(vfs: Vfs, path: string): Promise<boolean> {
+  try {
+    await vfs.stat(path);
+    return true;
+  } catch (err) {
+    if (isFsError(err, 'ENOENT')) return false;
+    throw new RingkvError('RINGKV_IO', `Cannot read ${path}: ${errorMessage(err)}`, { cause: err });
+  }
+}
+
 /** Whether `err` is a file-system error with `code` ('ENOENT', 'EEXIST', ...). */
 export function isFsError(err: unknown, code: string): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === code;
