@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { isRingkvError } from '../util/errors.js';
 import { DEFAULT_BLOCK_COMPRESSION } from './compression.js';
 import { limits } from './limits.js';
-import { clockOffsetFromEnv, hintHandoffIntervalFromEnv, serveOptions } from './options.js';
+import { clockOffsetFromEnv, hintHandoffIntervalFromEnv, nodeEnvSettings, serveOptions } from './options.js';
 
 const base = { url: 'http://127.0.0.1:8080', data: '/tmp/node' };
 
@@ -125,6 +125,30 @@ describe('serveOptions', () => {
       assert.throws(
         () => hintHandoffIntervalFromEnv({ RINGKV_HINT_HANDOFF_INTERVAL_MS: bad }),
         (err) => isRingkvError(err, 'RINGKV_CONFIG'),
+      );
+    }
+  });
+
+  it('refuses a switch in the environment set to a value it does not take, rather than taking the default', () => {
+    const taken = {
+      RINGKV_HTTP_FAST_PATH: 'off',
+      RINGKV_INTERNODE: 'http',
+      RINGKV_NATIVE: 'on',
+      RINGKV_INVARIANTS: '0',
+    };
+    assert.equal(nodeEnvSettings(taken).clockOffsetMs, 0);
+    assert.equal(nodeEnvSettings({ RINGKV_NATIVE: '', RINGKV_INTERNODE: 'binary' }).clockOffsetMs, 0);
+    for (const [name, bad, expected] of [
+      ['RINGKV_HTTP_FAST_PATH', 'false', 'on or off'],
+      ['RINGKV_INTERNODE', 'HTTP', 'binary or http'],
+      ['RINGKV_NATIVE', '0', 'on or off'],
+      ['RINGKV_INVARIANTS', 'true', '0 or 1'],
+    ] as const) {
+      assert.throws(
+        () => nodeEnvSettings({ ...taken, [name]: bad }),
+        (err) =>
+          isRingkvError(err, 'RINGKV_CONFIG') &&
+          err.message === `Bad ${name}: expected ${expected}, got ${JSON.stringify(bad)}`,
       );
     }
   });

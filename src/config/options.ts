@@ -188,12 +188,33 @@ export function serveOptions(flags: ServeFlags): ServeOptions {
   });
 }
 
-/** The numeric environment knobs of a node, each checked as a flag is (a bad one: RINGKV_CONFIG). */
+/**
+ * The switches a node reads from its environment (benchmarks, tests), with
+ * the values each takes; unset or empty is the default. The modules that use
+ * them read them where they are needed; this list only refuses a value none
+ * of them knows, which they would each take for the default without a word.
+ */
+const ENV_SWITCHES: Readonly<Record<string, readonly string[]>> = {
+  RINGKV_HTTP_FAST_PATH: ['on', 'off'],
+  RINGKV_INTERNODE: ['binary', 'http'],
+  RINGKV_NATIVE: ['on', 'off'],
+  RINGKV_INVARIANTS: ['0', '1'],
+};
+
+/**
+ * The environment knobs of a node, each checked as a flag is (a bad one:
+ * RINGKV_CONFIG): the numeric ones, returned, and the switches, only checked.
+ */
 export function nodeEnvSettings(env: NodeJS.ProcessEnv = process.env): {
   readonly clockOffsetMs: number;
   readonly hintHandoffIntervalMs: number;
   readonly streamBytesPerSecond: number;
 } {
+  for (const [name, values] of Object.entries(ENV_SWITCHES)) {
+    const text = env[name];
+    if (text === undefined || text === '' || values.includes(text)) continue;
+    throw configError(`Bad ${name}: expected ${values.join(' or ')}, got ${JSON.stringify(text)}`);
+  }
   return {
     clockOffsetMs: clockOffsetFromEnv(env),
     hintHandoffIntervalMs: hintHandoffIntervalFromEnv(env),

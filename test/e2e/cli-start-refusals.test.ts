@@ -72,6 +72,16 @@ describe('starts refused before anything is written', () => {
     }
   });
 
+  it('serve with a switch in the environment set to a value it does not take: exit 2, no data directory', async () => {
+    const port = await freePort();
+    const data = join(await makeTempDir(), 'node');
+    assertRefused(
+      await run(['serve', '--url', `http://127.0.0.1:${port}`, '--data', data], { RINGKV_INTERNODE: 'htp' }),
+      /^ringkv: Bad RINGKV_INTERNODE: expected binary or http, got "htp"$/,
+    );
+    assert.ok(!existsSync(data), 'the data directory was made');
+  });
+
   it('cluster with a bad number in the environment: one line, exit 2, no node started', async () => {
     const base = await freePort();
     const data = await makeTempDir();
