@@ -21,5 +21,6 @@ it('the bench self-check passes', () => {
     0,
     `bench check exited ${run.status} (${run.signal ?? 'no signal'}):\n${run.stdout}${run.stderr}`,
   );
+  assert.match(run.stdout + run.stderr, /check: settings ok/);
   assert.match(run.stdout + run.stderr, /check: load generator error accounting ok/);
 });

@@ -17,6 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { envChoice } from './settings.mjs';
 
 const children = new Set();
 const tempDirs = new Set();
@@ -36,7 +37,7 @@ function killGroup(child, signal) {
 function cleanupSync() {
   for (const child of children) killGroup(child, 'SIGKILL');
   children.clear();
-  if (process.env.BENCH_KEEP_TMP === '1') return;
+  if (keepTemp()) return;
   for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
 }
@@ -54,8 +55,14 @@ function hook() {
   }
 }
 
+/** BENCH_KEEP_TMP=1 leaves the temporary directories in place (to read nodes' logs). */
+function keepTemp() {
+  return envChoice('BENCH_KEEP_TMP', '0', ['0', '1']) === '1';
+}
+
 /** A fresh directory under `base` (BENCH_DATA_DIR or the OS temp dir), removed at exit. */
 export function makeTempDir(label) {
+  keepTemp(); // a bad value is refused before anything is made
   hook();
   const base = process.env.BENCH_DATA_DIR || os.tmpdir();
   fs.mkdirSync(base, { recursive: true });
@@ -65,7 +72,7 @@ export function makeTempDir(label) {
 }
 
 export function removeTempDir(dir) {
-  if (process.env.BENCH_KEEP_TMP !== '1') fs.rmSync(dir, { recursive: true, force: true });
+  if (!keepTemp()) fs.rmSync(dir, { recursive: true, force: true });
   tempDirs.delete(dir);
 }
 

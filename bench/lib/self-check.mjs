@@ -4,9 +4,9 @@
  * response can be split across socket reads, the request template, the flame
  * graph's weights, the histograms read from /metrics (parsed, subtracted,
  * their quantiles, a tails window's figures per node), which window a rate
- * step quotes, and (short loads against an in-process server on 127.0.0.1
- * that never answers) how the load generator counts errors and which
- * requests its send lag covers. A benchmark is only as good as its instruments.
+ * step quotes, that a switch refuses a value it does not take, and (short
+ * loads against an in-process server on 127.0.0.1 that never answers) how
+ * the load generator counts errors and which requests its send lag covers. A benchmark is only as good as its instruments.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -21,6 +21,7 @@ import { nodeFigures } from '../server/tails.mjs';
 import { startCeilingCluster } from '../server/targets.mjs';
 import { makeTempDir, removeTempDir } from './procs.mjs';
 import { diffHistograms, histogramQuantile, mergeSeries, parseHistograms } from './prom-histograms.mjs';
+import { envChoice } from './settings.mjs';
 import { log } from './stats.mjs';
 
 function checkHistogram() {
@@ -262,6 +263,27 @@ function checkStepWindow() {
   assert.deepEqual(stepWindow([w(true, 9, 0), w(false, 30, 0), w(true, 3, 0)], true).result.latency.p99Ms, 9);
 }
 
+/** A switch takes its values and its default, and refuses any other value rather than falling back to the default. */
+function checkSettings() {
+  const name = 'BENCH_SELF_CHECK_SWITCH';
+  const saved = process.env[name];
+  try {
+    delete process.env[name];
+    assert.equal(envChoice(name, '1', ['0', '1']), '1');
+    process.env[name] = '0';
+    assert.equal(envChoice(name, '1', ['0', '1']), '0');
+    for (const bad of ['yes', '2', 'off']) {
+      process.env[name] = bad;
+      assert.throws(() => envChoice(name, '1', ['0', '1']), {
+        message: `${name} must be 0 or 1: got ${bad}`,
+      });
+    }
+  } finally {
+    if (saved === undefined) delete process.env[name];
+    else process.env[name] = saved;
+  }
+}
+
 /** Rates of /v0/status counters: per second between the snapshots, summed over the nodes. */
 function checkStatusRates() {
   const snap = (atMs, user) => ({ atMs, body: user === null ? null : { cpu: { user, system: 0 } } });
@@ -395,6 +417,8 @@ export async function runSelfCheck() {
   log('check: status rates ok');
   checkStepWindow();
   log('check: rate step figures ok');
+  checkSettings();
+  log('check: settings ok');
   checkTailNodeFigures();
   log('check: tail figures per node ok');
   await checkUnansweredLoad();

@@ -38,6 +38,14 @@ export function envString(name, fallback) {
   return v;
 }
 
+/** One of `allowed` (a switch: `0`/`1`, `on`/`off`); any other value is refused, not taken for the default. */
+export function envChoice(name, fallback, allowed) {
+  const v = raw(name) ?? fallback;
+  if (!allowed.includes(v)) throw new Error(`${name} must be ${allowed.join(' or ')}: got ${v}`);
+  used[name] = v;
+  return v;
+}
+
 /** A comma-separated list whose items must come from `allowed`. */
 export function envList(name, fallback, allowed) {
   const v = raw(name);

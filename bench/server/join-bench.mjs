@@ -25,7 +25,7 @@ import {
   startNode,
   stopChild,
 } from '../lib/procs.mjs';
-import { envInt, envNumber, envString } from '../lib/settings.mjs';
+import { envChoice, envInt, envNumber } from '../lib/settings.mjs';
 import { fmtInt, log, mdTable } from '../lib/stats.mjs';
 import { runLoad, startLoadRun } from '../load/driver.mjs';
 import { fill, loadSettings, requestConfig, settle } from './common.mjs';
@@ -42,7 +42,7 @@ function joinSettings() {
     steadyMs: Math.round(envNumber('BENCH_JOIN_STEADY_S', 10, { min: 1 }) * 1000),
     putRate: envInt('BENCH_JOIN_PUT_RATE', 300, { min: 1 }),
     getRate: envInt('BENCH_JOIN_GET_RATE', 1500, { min: 1 }),
-    sync: envString('BENCH_JOIN_SYNC', 'off'),
+    sync: envChoice('BENCH_JOIN_SYNC', 'off', ['on', 'off']),
   };
 }
 
