@@ -6,7 +6,8 @@
  * their quantiles, a tails window's figures per node), which window a rate
  * step quotes, that a switch refuses a value it does not take, and (short
  * loads against an in-process server on 127.0.0.1 that never answers) how
- * the load generator counts errors and which requests its send lag covers. A benchmark is only as good as its instruments.
+ * the load generator counts errors and which requests its send lag covers.
+ * A benchmark is only as good as its instruments.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
