@@ -37,7 +37,13 @@ function killGroup(child, signal) {
 function cleanupSync() {
   for (const child of children) killGroup(child, 'SIGKILL');
   children.clear();
-  if (keepTemp()) return;
+  let keep = false;
+  try {
+    keep = keepTemp();
+  } catch {
+    // A bad BENCH_KEEP_TMP is reported where the run reads it first; at exit, clean up.
+  }
+  if (keep) return;
   for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true });
   tempDirs.clear();
 }
