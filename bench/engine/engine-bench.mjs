@@ -42,7 +42,7 @@ import { pathToFileURL } from 'node:url';
 import { makeDocuments } from '../lib/json-docs.mjs';
 import { makeTempDir, removeTempDir } from '../lib/procs.mjs';
 import { ROOT_DIR } from '../lib/results.mjs';
-import { envChoice, envInt, envList, envString } from '../lib/settings.mjs';
+import { envFlag, envInt, envList, envString } from '../lib/settings.mjs';
 import { fmtInt, fmtPercent, log, mdTable, median, ratio } from '../lib/stats.mjs';
 
 const KEY_BYTES = 16;
@@ -56,8 +56,8 @@ export function engineSettings() {
     writeOps: envInt('BENCH_ENGINE_WRITE_OPS', 200000, { min: 1 }),
     keys: envInt('BENCH_ENGINE_KEYS', 1000000, { min: 1 }),
     readOps: envInt('BENCH_ENGINE_READ_OPS', 200000, { min: 1 }),
-    reopen: envChoice('BENCH_ENGINE_REOPEN', '1', ['0', '1']) === '1',
-    compactBeforeReads: envChoice('BENCH_ENGINE_READ_COMPACT', '1', ['0', '1']) === '1',
+    reopen: envFlag('BENCH_ENGINE_REOPEN', true),
+    compactBeforeReads: envFlag('BENCH_ENGINE_READ_COMPACT', true),
     workloads: envList(
       'BENCH_ENGINE_WORKLOADS',
       ['write-sync-on', 'write-sync-off', 'read', 'json'],

@@ -17,7 +17,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { envChoice } from './settings.mjs';
+import { envFlag } from './settings.mjs';
 
 const children = new Set();
 const tempDirs = new Set();
@@ -63,7 +63,7 @@ function hook() {
 
 /** BENCH_KEEP_TMP=1 leaves the temporary directories in place (to read nodes' logs). */
 function keepTemp() {
-  return envChoice('BENCH_KEEP_TMP', '0', ['0', '1']) === '1';
+  return envFlag('BENCH_KEEP_TMP', false);
 }
 
 /** A fresh directory under `base` (BENCH_DATA_DIR or the OS temp dir), removed at exit. */

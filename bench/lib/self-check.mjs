@@ -22,7 +22,7 @@ import { nodeFigures } from '../server/tails.mjs';
 import { startCeilingCluster } from '../server/targets.mjs';
 import { makeTempDir, removeTempDir } from './procs.mjs';
 import { diffHistograms, histogramQuantile, mergeSeries, parseHistograms } from './prom-histograms.mjs';
-import { envChoice } from './settings.mjs';
+import { envChoice, envFlag } from './settings.mjs';
 import { log } from './stats.mjs';
 
 function checkHistogram() {
@@ -271,8 +271,10 @@ function checkSettings() {
   try {
     delete process.env[name];
     assert.equal(envChoice(name, '1', ['0', '1']), '1');
+    assert.equal(envFlag(name, true), true);
     process.env[name] = '0';
     assert.equal(envChoice(name, '1', ['0', '1']), '0');
+    assert.equal(envFlag(name, true), false);
     for (const bad of ['yes', '2', 'off']) {
       process.env[name] = bad;
       assert.throws(() => envChoice(name, '1', ['0', '1']), {

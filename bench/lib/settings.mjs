@@ -46,6 +46,11 @@ export function envChoice(name, fallback, allowed) {
   return v;
 }
 
+/** A `0`/`1` switch, as a boolean; any other value is refused (envChoice). */
+export function envFlag(name, fallback) {
+  return envChoice(name, fallback ? '1' : '0', ['0', '1']) === '1';
+}
+
 /** A comma-separated list whose items must come from `allowed`. */
 export function envList(name, fallback, allowed) {
   const v = raw(name);

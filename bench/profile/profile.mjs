@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { makeTempDir, removeTempDir } from '../lib/procs.mjs';
 import { RESULTS_DIR } from '../lib/results.mjs';
-import { envChoice, envInt, envNumber } from '../lib/settings.mjs';
+import { envChoice, envFlag, envInt, envNumber } from '../lib/settings.mjs';
 import { fmtInt, fmtMs, log, mdTable } from '../lib/stats.mjs';
 import { runLoad } from '../load/driver.mjs';
 import { expectFilled, fill, loadSettings, requestConfig } from '../server/common.mjs';
@@ -56,7 +56,7 @@ export async function runProfile(op, stamp) {
   const settings = loadSettings();
   const rate = envInt('BENCH_PROFILE_RATE', 5000, { min: 1 });
   const seconds = envNumber('BENCH_PROFILE_SECONDS', 10, { min: 0.1 });
-  const heap = envChoice('BENCH_PROFILE_HEAP', '1', ['0', '1']) === '1';
+  const heap = envFlag('BENCH_PROFILE_HEAP', true);
   const sync = envChoice('BENCH_PROFILE_SYNC', 'on', ['on', 'off']) === 'on';
   const keyCount = envInt('BENCH_PROFILE_KEYS', envInt('BENCH_SERVER_KEYS', 200000, { min: 1 }), { min: 1 });
   const work = makeTempDir(`profile-${op}`);

@@ -41,7 +41,7 @@ import {
   startNode,
   stopChild,
 } from '../lib/procs.mjs';
-import { envChoice, envInt, envNumber, envString } from '../lib/settings.mjs';
+import { envFlag, envInt, envNumber, envString } from '../lib/settings.mjs';
 import { fmtInt, log, mdTable } from '../lib/stats.mjs';
 import { runLoad } from '../load/driver.mjs';
 import { fill, loadSettings, settle } from './common.mjs';
@@ -61,8 +61,8 @@ function aeSettings() {
       .split(',')
       .filter((s) => s.trim() !== '')
       .map((s) => Number.parseInt(s, 10)),
-    wipe: envChoice('BENCH_AE_WIPE', '1', ['0', '1']) === '1',
-    baseline: envChoice('BENCH_AE_BASELINE', '1', ['0', '1']) === '1',
+    wipe: envFlag('BENCH_AE_WIPE', true),
+    baseline: envFlag('BENCH_AE_BASELINE', true),
   };
 }
 

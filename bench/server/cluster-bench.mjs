@@ -36,7 +36,7 @@
 import path from 'node:path';
 import { measureLoopbackCost } from '../lib/loopback-cost.mjs';
 import { makeTempDir, removeTempDir } from '../lib/procs.mjs';
-import { envChoice, envInt, envList, envNumber, envNumberList, envString } from '../lib/settings.mjs';
+import { envFlag, envInt, envList, envNumber, envNumberList, envString } from '../lib/settings.mjs';
 import { fmtInt, fmtPercent, log, mdTable, ratio } from '../lib/stats.mjs';
 import { rateSearch, runLoad } from '../load/driver.mjs';
 import {
@@ -121,13 +121,13 @@ export async function runClusterBench() {
   const queryRaw = envString('BENCH_CLUSTER_QUERY', `&ack=${ack}&from=${from}`);
   const querySuffix = queryRaw === 'none' ? '' : queryRaw;
   const transports = envList('BENCH_CLUSTER_INTERNODE', TRANSPORTS, TRANSPORTS);
-  const withRestart = envChoice('BENCH_CLUSTER_RESTART', '1', ['0', '1']) === '1';
+  const withRestart = envFlag('BENCH_CLUSTER_RESTART', true);
   const ops = envList('BENCH_CLUSTER_OPS', OPS, OPS);
   const fractions = envNumberList('BENCH_CLUSTER_FRACTIONS', [0.25, 0.5, 0.75]);
   const tailRounds = envInt('BENCH_CLUSTER_FRACTION_ROUNDS', 3, { min: 1 });
-  const withCeiling = envChoice('BENCH_CLUSTER_CEILING', '1', ['0', '1']) === '1';
+  const withCeiling = envFlag('BENCH_CLUSTER_CEILING', true);
   // The ceiling's copies made durable, as ringkv's are with --sync on (its default, and the bench's).
-  const ceilingSync = envChoice('BENCH_CLUSTER_CEILING_SYNC', '1', ['0', '1']) === '1';
+  const ceilingSync = envFlag('BENCH_CLUSTER_CEILING_SYNC', true);
   const tailsWarmupMs = Math.round(envNumber('BENCH_CLUSTER_TAILS_WARMUP_S', 10, { min: 0 }) * 1000);
   const givenBreak = {
     get: envInt('BENCH_CLUSTER_BREAK_GET', 0, { min: 0 }),

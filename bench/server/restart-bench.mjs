@@ -32,7 +32,7 @@ import {
   startNode,
   stopChild,
 } from '../lib/procs.mjs';
-import { envChoice, envInt, envList, envNumber } from '../lib/settings.mjs';
+import { envFlag, envInt, envList, envNumber } from '../lib/settings.mjs';
 import { fmtInt, fmtMs, log, mdTable } from '../lib/stats.mjs';
 import { rateSearch, runLoad, startLoadRun } from '../load/driver.mjs';
 import { Histogram } from '../load/histogram.mjs';
@@ -61,7 +61,7 @@ function restartSettings() {
     ops: envList('BENCH_RESTART_OPS', ['put', 'get'], ['put', 'get']),
     steadyMs: Math.round(envNumber('BENCH_RESTART_STEADY_S', 5, { min: 0.5 }) * 1000),
     rejoinMs: Math.round(envNumber('BENCH_RESTART_REJOIN_S', 1, { min: 0 }) * 1000),
-    search: envChoice('BENCH_RESTART_SEARCH', '0', ['0', '1']) === '1',
+    search: envFlag('BENCH_RESTART_SEARCH', false),
     defaultRates: {
       put: envInt('BENCH_RESTART_PUT_RATE', 750, { min: 1 }),
       get: envInt('BENCH_RESTART_GET_RATE', 3000, { min: 1 }),
