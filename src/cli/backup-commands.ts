@@ -35,6 +35,7 @@ import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseCommandLine } from './args.js';
 import { positiveInteger, TIMEOUT_MS_MAX, URL_DEFAULT } from './client-command.js';
 import { type Command, EXIT } from './command.js';
+import { jsonSafe, terminalSafe } from './terminal-safe.js';
 
 /**
  * How long `snapshot` waits for the node's answer by default. Not the client
@@ -115,9 +116,7 @@ is not a snapshot report).
       answer = await fetch(target, { method: 'POST', signal });
     } catch (err) {
       if (signal.aborted) return timedOut();
-      process.stderr.write(
-        `ringkv: Unavailable: ${base}: ${errorMessage((err as { cause?: unknown }).cause ?? err)}\n`,
-      );
+      complain(`Unavailable: ${base}: ${errorMessage((err as { cause?: unknown }).cause ?? err)}`);
       process.exitCode = EXIT.unavailable;
       return;
     }
@@ -126,26 +125,29 @@ is not a snapshot report).
       text = await answer.text();
     } catch (err) {
       if (signal.aborted) return timedOut();
-      process.stderr.write(
-        `ringkv: Failed: ${base} answered ${answer.status} but the answer was cut short: ${errorMessage((err as { cause?: unknown }).cause ?? err)}\n`,
+      complain(
+        `Failed: ${base} answered ${answer.status} but the answer was cut short: ${errorMessage((err as { cause?: unknown }).cause ?? err)}`,
       );
       process.exitCode = EXIT.failed;
       return;
     }
     if (answer.status === 200) {
-      if (!isSnapshotReport(text)) {
+      const report = snapshotReport(text);
+      if (report === undefined) {
         // Another server on the port: saying "done" would leave the operator with no backup.
-        process.stderr.write(
-          `ringkv: Failed: ${base} answered 200 but not with a snapshot report: ${JSON.stringify(text.split('\n')[0]!.slice(0, 200)).slice(1, -1)}\n`,
+        complain(
+          `Failed: ${base} answered 200 but not with a snapshot report: ${JSON.stringify(text.split('\n')[0]!.slice(0, 200)).slice(1, -1)}`,
         );
         process.exitCode = EXIT.failed;
         return;
       }
-      process.stdout.write(`${text}\n`);
+      // Written again rather than as the node sent it (the same bytes for a node's compact JSON),
+      // so that what reaches the terminal has no control character: JSON whitespace may hold CR.
+      process.stdout.write(`${jsonSafe(JSON.stringify(report))}\n`);
       process.exitCode = EXIT.ok;
       return;
     }
-    process.stderr.write(`ringkv: Snapshot failed: ${answer.status} ${text.split('\n')[0]}\n`);
+    complain(`Snapshot failed: ${answer.status} ${text.split('\n')[0]}`);
     process.exitCode =
       answer.status >= 400 && answer.status < 500
         ? EXIT.usage
@@ -208,7 +210,8 @@ than ${AGE_MAX_HOURS} h or dated in the future without --force).
       });
     } catch (err) {
       const usage = err instanceof RingkvError && err.code === 'RINGKV_BAD_REQUEST';
-      process.stderr.write(`ringkv: ${errorMessage(err).split('\n')[0]}\n`);
+      // The message may name a file of the snapshot: escaped as the node's text is.
+      complain(errorMessage(err).split('\n')[0]!);
       process.exitCode = usage ? EXIT.usage : EXIT.notFound;
       return;
     }
@@ -217,17 +220,24 @@ than ${AGE_MAX_HOURS} h or dated in the future without --force).
   },
 };
 
-/** Whether a 200's body is the node's account of a snapshot written: {"dir","tables","bytes",...}. */
-function isSnapshotReport(text: string): boolean {
+/** A 200's body as the node's account of a snapshot written, {"dir","tables","bytes",...}; undefined if it is not one. */
+function snapshotReport(text: string): Record<string, unknown> | undefined {
   let report: unknown;
   try {
     report = JSON.parse(text);
   } catch {
-    return false;
+    return undefined;
   }
-  if (typeof report !== 'object' || report === null) return false;
+  if (typeof report !== 'object' || report === null) return undefined;
   const { dir, tables, bytes } = report as Record<string, unknown>;
-  return typeof dir === 'string' && Number.isInteger(tables) && Number.isInteger(bytes);
+  return typeof dir === 'string' && Number.isInteger(tables) && Number.isInteger(bytes)
+    ? (report as Record<string, unknown>)
+    : undefined;
+}
+
+/** One line on stderr, its control characters escaped (terminal-safe.ts): it may quote the node's answer. */
+function complain(line: string): void {
+  process.stderr.write(`ringkv: ${terminalSafe(line)}\n`);
 }
 
 /**

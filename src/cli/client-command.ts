@@ -16,6 +16,7 @@ import {
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { type CommandLine, type CommandLineSpec, parseCommandLine } from './args.js';
 import { type Command, EXIT } from './command.js';
+import { terminalSafe } from './terminal-safe.js';
 
 export const URL_DEFAULT = 'http://127.0.0.1:8080';
 const TIMEOUT_MS_DEFAULT = 10_000;
@@ -145,7 +146,11 @@ export function exitCodeOf(err: unknown): number {
   return EXIT.failed;
 }
 
-/** One line: what kind of failure, then the error's own message (status, reason, node). */
+/**
+ * One line: what kind of failure, then the error's own message (status,
+ * reason, node), its first line, with the control characters of the node's
+ * reason escaped (terminal-safe.ts).
+ */
 export function describeFailure(err: unknown): string {
   const kind =
     err instanceof BadRequestError
@@ -155,5 +160,5 @@ export function describeFailure(err: unknown): string {
         : err instanceof TimeoutError
           ? 'Timed out'
           : 'Failed';
-  return `${kind}: ${errorMessage(err).split('\n')[0]}`;
+  return `${kind}: ${terminalSafe(errorMessage(err).split('\n')[0]!)}`;
 }

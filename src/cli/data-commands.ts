@@ -1,7 +1,10 @@
 /**
  * `ringkv get`, `put`, `delete` and `scan`: one request each through the
  * client library (src/client), so they fail over across --url's nodes as
- * any client does. Values go to stdout as stored, byte for byte.
+ * any client does. `get` writes the value to stdout as stored, byte for
+ * byte (its contract: `ringkv get k > file` copies the value); `scan` writes
+ * entries with their control bytes escaped (terminal-safe.ts), so that a
+ * stored value cannot drive the terminal.
  */
 import { isUtf8 } from 'node:buffer';
 import { RingkvError } from '../util/errors.js';
@@ -16,6 +19,7 @@ import {
   replicaOptions,
 } from './client-command.js';
 import { EXIT } from './command.js';
+import { escapeLine, jsonSafe } from './terminal-safe.js';
 
 export const get = clientCommand({
   usage: `Usage: ringkv get KEY [flags]
@@ -96,10 +100,12 @@ export const scan = clientCommand({
 
 Prints the live entries with START <= key < END (no END: to the last key; an
 empty START: from the first), in key order, as they arrive: one line each,
-the key, a tab, the value, with backslash, tab, CR and newline written as
-\\\\, \\t, \\r and \\n. With --json, one JSON object per line:
-{"key":"...","value":"..."}, a value that is not UTF-8 in base64 with
-"valueBase64":true.
+the key, a tab, the value. So that an entry is one line and cannot drive the
+terminal, backslash, tab, CR and newline are written \\\\, \\t, \\r and \\n,
+the other control bytes (0x00-0x1f, 0x7f) \\xHH, and a C1 control in UTF-8
+(0xc2 0x80-0x9f) \\xc2\\xHH; every other byte as it is (reversible). With
+--json, one JSON object per line: {"key":"...","value":"..."}, a value that
+is not UTF-8 in base64 with "valueBase64":true.
 
   --json           JSON lines
   --local          the entries of the (first) node asked only, not the whole cluster
@@ -121,29 +127,19 @@ ${EXIT_CODES_USAGE}
   },
 });
 
-const ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\r': '\\r', '\n': '\\n' };
-
-/** key TAB value, escaped so that the entry is one line. */
+/** key TAB value, escaped (terminal-safe.ts escapeLine) so that the entry is one line with no control in it. */
 function textLine(key: Buffer, value: Buffer): Buffer {
   return Buffer.concat([escapeLine(key), Buffer.from('\t'), escapeLine(value), Buffer.from('\n')]);
 }
 
-function escapeLine(bytes: Buffer): Buffer {
-  // Replaced on the latin1 view so that bytes that are not UTF-8 go out as they came.
-  const text = bytes.toString('latin1');
-  return /[\\\t\r\n]/.test(text)
-    ? Buffer.from(
-        text.replace(/[\\\t\r\n]/g, (c) => ESCAPES[c]!),
-        'latin1',
-      )
-    : bytes;
-}
-
-/** {"key":"...","value":"..."}: the form of the range's ndjson format; keys are always UTF-8. */
+/**
+ * {"key":"...","value":"..."}: the form of the range's ndjson format; keys are always UTF-8.
+ * JSON.stringify escapes the C0 controls; jsonSafe escapes DEL and the C1 controls too.
+ */
 export function jsonLine(key: Buffer, value: Buffer): string {
   const text = isUtf8(value);
   const valueField = text ? JSON.stringify(value.toString('utf8')) : `"${value.toString('base64')}"`;
-  return `{"key":${JSON.stringify(key.toString('utf8'))},"value":${valueField}${text ? '' : ',"valueBase64":true'}}\n`;
+  return `${jsonSafe(`{"key":${JSON.stringify(key.toString('utf8'))},"value":${valueField}${text ? '' : ',"valueBase64":true'}}`)}\n`;
 }
 
 async function readStdin(): Promise<Buffer> {

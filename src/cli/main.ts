@@ -8,6 +8,7 @@
  */
 import { errorMessage, isRingkvError } from '../util/errors.js';
 import type { Command } from './command.js';
+import { terminalSafe } from './terminal-safe.js';
 
 interface CommandEntry {
   readonly summary: string;
@@ -129,8 +130,9 @@ function usageError(message: string): never {
   fail(message, 2);
 }
 
+/** `message` on one line, its control characters escaped: an error may quote a node's text or an argument. */
 function fail(message: string, exitCode: number): never {
-  process.stderr.write(`ringkv: ${message}\n`);
+  process.stderr.write(`ringkv: ${terminalSafe(message)}\n`);
   process.exit(exitCode);
 }
 

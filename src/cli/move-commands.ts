@@ -23,6 +23,7 @@ import { nodeAddress } from '../config/options.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { parseCommandLine } from './args.js';
 import { type Command, EXIT } from './command.js';
+import { terminalSafe } from './terminal-safe.js';
 
 const WAIT_MS_DEFAULT = 30 * 60 * 1000;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -138,7 +139,7 @@ function moveCommand(spec: MoveCommandSpec): Command {
             : await waitDone(transport, url, (answer) => spec.done!(answer, url, positional), waitMs);
       } catch (err) {
         const refusal = await refusalOf(err, url, spec.kind);
-        process.stderr.write(`ringkv: ${refusal ?? errorMessage(err)}\n`);
+        complain(refusal ?? errorMessage(err));
         process.exitCode =
           refusal !== undefined || hasCause(err, 'RINGKV_BAD_REQUEST') || hasCause(err, 'RINGKV_UNAUTHORIZED')
             ? EXIT.usage
@@ -235,8 +236,8 @@ async function waitDone(
       if (answer.move === null) {
         // Not done and nothing under way: the move was cancelled, or another change made at the
         // same moment won over it. Waiting longer would only wait out the timeout.
-        process.stderr.write(
-          `ringkv: Refused: no move is under way on ${url} (epoch ${answer.epoch}) and the change did not happen: it was cancelled, or lost to another change made at the same time; run the command again\n`,
+        complain(
+          `Refused: no move is under way on ${url} (epoch ${answer.epoch}) and the change did not happen: it was cancelled, or lost to another change made at the same time; run the command again`,
         );
         return EXIT.usage;
       }
@@ -248,8 +249,8 @@ async function waitDone(
     }
     await sleep(POLL_MS);
   }
-  process.stderr.write(
-    `ringkv: the move is not complete after ${waitMs} ms${unreachable === undefined ? '' : ` (${url}: ${unreachable})`}; it goes on: run the command again to wait for it, restart any node of it that died, or cancel it (ringkv cancel)\n`,
+  complain(
+    `the move is not complete after ${waitMs} ms${unreachable === undefined ? '' : ` (${url}: ${unreachable})`}; it goes on: run the command again to wait for it, restart any node of it that died, or cancel it (ringkv cancel)`,
   );
   return EXIT.unavailable;
 }
@@ -322,6 +323,15 @@ function mib(bytes: number): string {
   return `${(bytes / 1048576).toFixed(1)} MiB`;
 }
 
+/**
+ * One line on stdout. Lines quote the nodes' answers (the move, the epoch):
+ * their control characters are escaped (terminal-safe.ts), a newline too.
+ */
 function say(line: string): void {
-  process.stdout.write(`ringkv: ${line}\n`);
+  process.stdout.write(`ringkv: ${terminalSafe(line)}\n`);
+}
+
+/** One line on stderr, escaped as say's: errors quote a node's reason. */
+function complain(line: string): void {
+  process.stderr.write(`ringkv: ${terminalSafe(line)}\n`);
 }

@@ -1,6 +1,8 @@
 /**
  * `ringkv status` and `ringkv ring`: what a node says about itself and the
  * cluster (GET /v0/status), for people (aligned text) or scripts (--json).
+ * What the node sent is printed with its control characters escaped
+ * (terminal-safe.ts): a node's text never drives the terminal.
  *
  * The ring is not sent by the node: /v0/status lists the members (its
  * membership: each member's state and share of the ring, and the move under
@@ -22,6 +24,7 @@ import {
   positiveInteger,
 } from './client-command.js';
 import { EXIT } from './command.js';
+import { jsonSafe, terminalSafe } from './terminal-safe.js';
 
 export const status = clientCommand({
   usage: `Usage: ringkv status [flags]
@@ -38,7 +41,7 @@ ${EXIT_CODES_USAGE}
   positionals: { min: 0, max: 0, synopsis: 'ringkv status' },
   run: async (client, { switches }) => {
     const answer = await statusOf(client);
-    await output(switches.json ? `${JSON.stringify(answer, null, 2)}\n` : summary(answer));
+    await output(switches.json ? `${jsonSafe(JSON.stringify(answer, null, 2))}\n` : summary(answer));
     return EXIT.ok;
   },
 });
@@ -81,7 +84,9 @@ ${EXIT_CODES_USAGE}
     if (switches.json) {
       const keyFields = key === undefined ? {} : { key, replicas };
       const moveFields = membership === undefined ? {} : { epoch: membership.epoch, move: membership.move };
-      await output(`${JSON.stringify({ node: answer.node, ...moveFields, members, ...keyFields })}\n`);
+      await output(
+        `${jsonSafe(JSON.stringify({ node: answer.node, ...moveFields, members, ...keyFields }))}\n`,
+      );
       return EXIT.ok;
     }
     const byUrl = new Map(members.map((m) => [m.url, m]));
@@ -98,7 +103,7 @@ ${EXIT_CODES_USAGE}
     const moveLine =
       membership?.move === null || membership === undefined || replicas !== undefined
         ? ''
-        : `epoch ${membership.epoch}: move under way (${membership.move})\n`;
+        : `${terminalSafe(`epoch ${membership.epoch}: move under way (${membership.move})`)}\n`;
     await output(table(rows) + moveLine);
     return EXIT.ok;
   },
@@ -288,8 +293,13 @@ function summary(answer: NodeStatus): string {
   return table(rows);
 }
 
-/** Rows as aligned columns, one line each. */
-function table(rows: readonly (readonly string[])[]): string {
+/**
+ * Rows as aligned columns, one line each. Every cell holds text the node
+ * sent (URLs, states, counts read from its JSON): its control characters
+ * are escaped (terminal-safe.ts) before the columns are measured.
+ */
+function table(cells: readonly (readonly string[])[]): string {
+  const rows = cells.map((row) => row.map(terminalSafe));
   const widths: number[] = [];
   for (const row of rows) {
     for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);

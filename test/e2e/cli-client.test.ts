@@ -96,7 +96,8 @@ describe('ringkv client commands on a 2-node cluster', () => {
 
   it('scan: key TAB value per line, escaped; --json lines; --local', async () => {
     await ringkv(['put', 'scan:a', 'one', ...url]);
-    await ringkv(['put', 'scan:b', 'two\nlines\tand \\', ...url]);
+    // An ESC sequence (clear the screen) reaches the terminal escaped, never raw.
+    await ringkv(['put', 'scan:b', 'two\nlines\tand \\ \x1b[2J', ...url]);
     await ringkv(['put', 'scan:c', '-', ...url], Buffer.from([0xff, 0x00]));
     await ringkv(['put', 'scan:d', '', ...url]);
     const text = await ringkv(['scan', 'scan:', 'scan:d', ...url]);
@@ -104,9 +105,10 @@ describe('ringkv client commands on a 2-node cluster', () => {
     assert.deepEqual(
       text.stdout,
       Buffer.concat([
-        Buffer.from('scan:a\tone\nscan:b\ttwo\\nlines\\tand \\\\\nscan:c\t'),
-        Buffer.from([0xff, 0x00]),
-        Buffer.from('\n'),
+        Buffer.from('scan:a\tone\nscan:b\ttwo\\nlines\\tand \\\\ \\x1b[2J\nscan:c\t'),
+        // A byte that is not UTF-8 as it came; a control byte as \xHH.
+        Buffer.from([0xff]),
+        Buffer.from('\\x00\n'),
       ]),
     );
     const json = await ringkv(['scan', 'scan:', 'scan;', '--json', ...url]);
@@ -119,7 +121,7 @@ describe('ringkv client commands on a 2-node cluster', () => {
         .map((line) => JSON.parse(line)),
       [
         { key: 'scan:a', value: 'one' },
-        { key: 'scan:b', value: 'two\nlines\tand \\' },
+        { key: 'scan:b', value: 'two\nlines\tand \\ \x1b[2J' },
         { key: 'scan:c', value: Buffer.from([0xff, 0x00]).toString('base64'), valueBase64: true },
         { key: 'scan:d', value: '' },
       ],
