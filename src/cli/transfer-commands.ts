@@ -292,7 +292,12 @@ function parseLine(line: string, lineNumber: number): { key: Buffer; value: Buff
     if (flag === undefined || flag === false) return Buffer.from(text, 'utf8');
     if (flag !== true) return bad(`"${name}Base64" is not true or false`);
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) return bad(`"${name}" is not base64`);
-    return Buffer.from(text, 'base64');
+    const decoded = Buffer.from(text, 'base64');
+    // Unused bits set in the last character ("QR==" for "QQ==") decode as if they were clear: the
+    // text was not written by an export, and what it meant cannot be known.
+    if (decoded.toString('base64') !== text)
+      return bad(`"${name}" is not canonical base64 (unused bits set)`);
+    return decoded;
   };
   const key = bytes('key');
   if (key.length === 0) bad('the key is empty');

@@ -144,6 +144,13 @@ describe('export and import', () => {
     assert.match(run.stderr, /^ringkv: Bad line 3: "value" is not base64/);
     const never = await httpRequest(`${target.urls[0]}${entityPath('never')}`);
     assert.equal(never.status, 404);
+    const loose = await ringkv(
+      ['import', '--url', target.urls[0]!],
+      '{"key":"loose","value":"QR==","valueBase64":true}\n',
+    );
+    assert.equal(loose.code, 2);
+    assert.match(loose.stderr, /^ringkv: Bad line 1: "value" is not canonical base64/);
+    assert.equal((await httpRequest(`${target.urls[0]}${entityPath('loose')}`)).status, 404);
     for (const [args, pattern] of [
       [['import', '--concurrency', '0'], /Bad --concurrency/],
       [['import', '--concurrency', '1000'], /Bad --concurrency: at most 256/],
