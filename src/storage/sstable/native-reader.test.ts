@@ -243,5 +243,26 @@ describe('native block reader', () => {
       );
       assert.equal(readFileSync(path).length, 100 + stored.length);
     });
+
+    it('names the file and offset of a read the addon refused before queueing it, as a rejection', async () => {
+      const refusing = {
+        ...native,
+        readCompressedBlock: () => {
+          throw new Error('cannot allocate the block');
+        },
+      };
+      const read = readLz4Block(
+        refusing,
+        3,
+        '/data/000007.sst',
+        4096,
+        { storedBytes: 10, rawBytes: 20, dictionary: Buffer.alloc(0) },
+        (b) => b,
+      );
+      await assert.rejects(
+        read,
+        /^Error: cannot allocate the block, block at offset 4096 of '\/data\/000007\.sst'$/,
+      );
+    });
   });
 });

@@ -88,11 +88,18 @@ export function readLz4Block<T>(
   decode: (raw: Buffer) => T,
 ): Promise<T> {
   blocksRead++;
-  return reader
-    .readCompressedBlock(fd, position, sizes.storedBytes, sizes.rawBytes, sizes.dictionary)
-    .then(decode, (err: unknown) => {
-      throw readFailure(err, path, position);
-    });
+  let read: Promise<Buffer>;
+  try {
+    read = reader.readCompressedBlock(fd, position, sizes.storedBytes, sizes.rawBytes, sizes.dictionary);
+  } catch (err) {
+    // Thrown before the read was queued (the block's buffer not allocated, an argument refused): as
+    // a rejection like any other failure, and naming the block, which the addon does not know.
+    const message = err instanceof Error ? err.message : String(err);
+    return Promise.reject(new Error(`${message}, block at offset ${position} of '${path}'`, { cause: err }));
+  }
+  return read.then(decode, (err: unknown) => {
+    throw readFailure(err, path, position);
+  });
 }
 
 /** The addon's rejection as ringkv reports it: corruption with file and offset, or a system error. */
