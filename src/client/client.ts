@@ -55,6 +55,7 @@ import {
   UnavailableError,
   unreadableAnswer,
 } from './errors.js';
+import { isNodeStatus, type NodeStatus } from './node-status.js';
 import { type Key, target } from './query.js';
 import { type RawEntry, streamRange } from './range-stream.js';
 
@@ -109,28 +110,6 @@ export interface ScanOptions extends CallOptions {
 export interface ScanEntry<T extends Buffer | string = Buffer> {
   readonly key: T;
   readonly value: T;
-}
-
-/** /v0/status as the node sends it; the fields named here are the ones the client reads. */
-export interface NodeStatus {
-  readonly node: string;
-  readonly ready: boolean;
-  readonly cluster: readonly string[];
-  readonly clusterSize: number;
-  readonly [field: string]: unknown;
-}
-
-/** Whether a parsed /v0/status has the fields NodeStatus promises. */
-function isNodeStatus(value: unknown): value is NodeStatus {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const status = value as Record<string, unknown>;
-  return (
-    typeof status.node === 'string' &&
-    typeof status.ready === 'boolean' &&
-    Array.isArray(status.cluster) &&
-    status.cluster.every((url) => typeof url === 'string') &&
-    typeof status.clusterSize === 'number'
-  );
 }
 
 const TIMEOUT_MS_DEFAULT = 10_000;

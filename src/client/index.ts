@@ -8,7 +8,6 @@ export {
   type CallOptions,
   type ClientOptions,
   type GetOptions,
-  type NodeStatus,
   type PutOptions,
   type ReplicaOptions,
   RingkvClient,
@@ -24,4 +23,5 @@ export {
   TimeoutError,
   UnavailableError,
 } from './errors.js';
+export type { NodeStatus } from './node-status.js';
 export type { Key } from './query.js';

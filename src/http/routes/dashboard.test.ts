@@ -88,7 +88,7 @@ describe('dashboard answers', () => {
   });
 
   it("shows a member whose status is another server's JSON as not a ringkv status", async () => {
-    const bodies = ['{"status":"ok"}', 'null', '[1,2,3]', '{"node":42}'];
+    const bodies = ['{"status":"ok"}', 'null', '[1,2,3]', '{"node":42}', '{"node":"http://x","ready":true}'];
     const others: Server[] = [];
     const urls: string[] = [];
     for (const body of bodies) {

@@ -13,6 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isNodeStatus } from '../../client/node-status.js';
 import { errorMessage } from '../../util/errors.js';
 import { NodeReply, onlyGet, type RouteContext, sendJson, sendText } from './context.js';
 import { DASHBOARD_PAGE } from './dashboard-page.js';
@@ -148,13 +149,6 @@ function membersOf(status: unknown): string[] | undefined {
     if (typeof member?.url === 'string' && member.state !== 'removed') urls.push(member.url);
   }
   return urls.length > 0 ? urls : undefined;
-}
-
-/** Whether a member's /v0/status is a node's: an object naming the node and whether it is ready. */
-function isNodeStatus(value: unknown): boolean {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
-  const status = value as { node?: unknown; ready?: unknown };
-  return typeof status.node === 'string' && typeof status.ready === 'boolean';
 }
 
 /** The store's view of its peers' links, when it is a cluster store. */
