@@ -435,6 +435,46 @@ for (const fastPath of [true, false])
       });
     });
 
+    describe('a socket handed to the upgrade or CONNECT listeners and refused', () => {
+      it('is closed once idle for the socket timeout when its client never ends its side', async () => {
+        const port = await start(new ScriptedStore(1), {
+          socketIdleTimeoutMs: 200,
+          upgrade: (_req, socket) => {
+            socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+            return 403;
+          },
+        });
+        const upgrade = 'connection: upgrade\r\nupgrade: ringkv\r\n\r\n';
+        for (const [head, status] of [
+          [`GET /v0/internode HTTP/1.1\r\nhost: x\r\n${upgrade}`, 403],
+          [`GET /v0/internode HTTP/1.1\r\nhost: x\r\nhost: y\r\n${upgrade}`, 400],
+          ['CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n', 400],
+        ] as const) {
+          // It reads the answer and the server's FIN, and keeps its own side open.
+          const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+          socket.on('error', () => {});
+          let answer = '';
+          socket.on('data', (chunk: Buffer) => {
+            answer += chunk.toString('latin1');
+          });
+          const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+          socket.write(head);
+          await ended;
+          assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), head);
+          // The server's close sends nothing after its FIN: watched from the server's side.
+          let open = 1;
+          for (let i = 0; i < 300 && open > 0; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            open = await new Promise<number>((resolve, reject) =>
+              server!.server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
+            );
+          }
+          socket.destroy();
+          assert.equal(open, 0, `still open 1.5 s after a refused ${head.split(' ', 1)[0]}`);
+        }
+      });
+    });
+
     describe('leaving', () => {
       it('answers new client requests 503 and closes their connection, while in-flight ones finish', async () => {
         const store = new ScriptedStore(1);

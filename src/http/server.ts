@@ -204,13 +204,15 @@ export class HttpServer {
     this.#server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
       this.#onRequest(req, res, (q, r) => this.#refuseExpectation(q, r)),
     );
-    this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
-      this.#countRefused(answerRaw(socket, 400, 'CONNECT is not supported')),
-    );
+    this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      keepIdleTimeout(socket);
+      this.#countRefused(answerRaw(socket, 400, 'CONNECT is not supported'));
+    });
     const upgrade = options.upgrade;
     // Always listened for: without a listener Node 20 would route an upgrade as a plain request.
     // Upgrades are internode handshakes: still taken while leaving, refused once closing.
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      keepIdleTimeout(socket);
       if (hasDuplicateHost(req.rawHeaders)) this.#countRefused(answerRaw(socket, 400, DUPLICATE_HOST));
       else if (upgrade === undefined) this.#countRefused(answerRaw(socket, 400, 'Upgrade not supported'));
       // A handshake on a connection still open while closing: the peer retries elsewhere or later.
@@ -603,6 +605,19 @@ const STATUS_TEXT: Record<number, string> = {
   414: 'URI Too Long',
   431: 'Request Header Fields Too Large',
 };
+
+/**
+ * node:http hands a socket to 'upgrade' and 'connect' listeners with its idle
+ * timer (socketIdleTimeoutMs) still running but its listener taken off, so
+ * the timer fires to no effect. A socket refused there is ended, and a client
+ * that never ends its side would then hold it open, half-closed, for good:
+ * this puts the idle bound back. An upgrade hook that keeps its socket sets
+ * the socket's timeout itself (the internode server turns it off and bounds
+ * the connection's silence on its own).
+ */
+function keepIdleTimeout(socket: Duplex): void {
+  socket.on('timeout', () => socket.destroy());
+}
 
 /** Writes a whole answer with a one-line text body straight to `socket`, then ends it; its status, if written. */
 function answerRaw(socket: Duplex, status: number, body: string): number | undefined {

@@ -208,11 +208,30 @@ for (const fastPath of [true, false])
 
     describe('a client that trickles', () => {
       // The deadlines are read as the server starts: shortened for these tests, then put back.
-      const timeouts = limits as { httpHeadersTimeoutMs: number; httpRequestTimeoutMs: number };
+      const timeouts = limits as {
+        httpHeadersTimeoutMs: number;
+        httpRequestTimeoutMs: number;
+        httpKeepAliveTimeoutMs: number;
+      };
       const saved = { ...timeouts };
       afterEach(() => {
         timeouts.httpHeadersTimeoutMs = saved.httpHeadersTimeoutMs;
         timeouts.httpRequestTimeoutMs = saved.httpRequestTimeoutMs;
+        timeouts.httpKeepAliveTimeoutMs = saved.httpKeepAliveTimeoutMs;
+      });
+
+      it('closes a connection that never sends a byte (so never asks for an upgrade either)', async () => {
+        // The fast path closes it as an idle keep-alive connection; node:http, as a head not sent in time.
+        timeouts.httpKeepAliveTimeoutMs = 200;
+        timeouts.httpHeadersTimeoutMs = 300;
+        timeouts.httpRequestTimeoutMs = 600;
+        const port = await start();
+        const conn = await open(port);
+        const started = Date.now();
+        // The deadline plus the once-a-second check, with room for a slow machine.
+        assert.ok(await conn.waitClosed(3000), 'still open 3 s after connecting');
+        const ms = Date.now() - started;
+        assert.ok(ms >= 150, `closed after ${ms} ms`);
       });
 
       /** Sends `text` a byte every `everyMs` until the server closes, and returns the first answer. */
