@@ -253,6 +253,19 @@ export const limits = {
    * and is closed, so later requests fail fast instead of each timing out.
    */
   internodeUnresponsiveMs: 2000,
+  /**
+   * Internode server: an upgraded connection on which nothing has arrived for
+   * this long, with nothing under way, is closed (a peer's stuck process, or
+   * something that is not a ringkv node, holding a socket and a file
+   * descriptor; TCP keepalive only finds a dead host). A healthy link never
+   * trips it: its client sends a PING every internodeHeartbeatMs (1 s), the
+   * next one once the last is answered, and gives the link up itself when
+   * one goes unanswered for internodeUnresponsiveMs (2 s). So frames arrive
+   * at most about 1 + 2 = 3 s apart on a live link, and usually 1 s; 10 s
+   * is ten heartbeats, over three times that worst gap, which leaves room
+   * for the client's own event-loop stalls.
+   */
+  internodeServerIdleTimeoutMs: 10_000,
   /** Internode: deadlines are checked by one shared timer at this resolution. */
   internodeTimerResolutionMs: 10,
   /** Internode: requests in flight per peer before new ones are refused (a 1 s deadline at 16k req/s). */
@@ -523,6 +536,10 @@ assert(
 assert(
   limits.internodeServerInFlightMax <= limits.internodeInFlightMax,
   'a server takes what one client sends',
+);
+assert(
+  limits.internodeServerIdleTimeoutMs >= 3 * (limits.internodeHeartbeatMs + limits.internodeUnresponsiveMs),
+  'a live link (a PING each heartbeat, or the client gives the link up) never goes silent for the server idle timeout',
 );
 assert(limits.hintBytesPerPeerMax <= limits.hintBytesTotalMax, 'one peer fits the total hint budget');
 assert(limits.hintSegmentBytesMax <= limits.hintBytesPerPeerMax, 'a hint file fits the per-peer budget');

@@ -10,6 +10,16 @@
  * out of bounds closes the connection; a well-framed but unknown or malformed
  * request gets an ERROR answer and the connection goes on (so newer peers can
  * add message types).
+ *
+ * Idle connections: one on which nothing has arrived for `idleTimeoutMs`,
+ * with nothing under way (no request being handled, no answer waiting to be
+ * written, reading not paused for back-pressure), is ended, and destroyed a
+ * bound later if still open. A peer's client sends a PING every heartbeat,
+ * so only a peer that went silent while holding the socket open (a stuck
+ * process, or not a ringkv node) trips it; TCP keepalive finds a dead host,
+ * not that. One timer per connection, set again only when it fires. A
+ * connection still busy when its silence passes the bound is looked at again
+ * a bound later.
  */
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -25,11 +35,15 @@ const QUIET_MS = 40;
 export interface FrameServerLimits extends ServeLimits {
   readonly inFlightMax: number;
   readonly queuedBytesMax: number;
+  /** Nothing arrived for this long, and nothing under way: the connection is closed (0: never). */
+  readonly idleTimeoutMs: number;
 }
 
 export interface FrameServerCounters {
   requests: number;
   socketWrites: number;
+  /** Connections closed because nothing arrived on them for idleTimeoutMs. */
+  idleClosed: number;
 }
 
 export class FrameServerConnection {
@@ -48,6 +62,9 @@ export class FrameServerConnection {
   /** Ending, and quiet long enough: the socket is paused and ends once idle. */
   #quiet = false;
   #lastReceiveMs = performance.now();
+  #idleTimer: NodeJS.Timeout | undefined;
+  /** The socket has ended: the next idle timer destroys it if it is still open. */
+  #closeDue = false;
 
   constructor(
     socket: Socket,
@@ -60,7 +77,12 @@ export class FrameServerConnection {
     this.#decoder = new FrameDecoder(this.#limits.frameBytesMax, (type, id, body) =>
       this.#onFrame(type, id, body),
     );
-    this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
+    this.#closed = new Promise((resolve) =>
+      socket.once('close', () => {
+        clearTimeout(this.#idleTimer);
+        resolve();
+      }),
+    );
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 10_000);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -73,6 +95,7 @@ export class FrameServerConnection {
       this.#quiet = true;
       this.#endIfIdle();
     });
+    if (this.#limits.idleTimeoutMs > 0) this.#armIdleTimer(this.#limits.idleTimeoutMs);
   }
 
   /** Resolves once the socket closed. */
@@ -118,7 +141,8 @@ export class FrameServerConnection {
   }
 
   #onFrame(type: number, id: number, body: Buffer): void {
-    if (this.#socket.destroyed) return;
+    // Once this side has ended (the connection was idle), a frame that crossed the FIN goes unanswered.
+    if (this.#socket.destroyed || this.#socket.writableEnded) return;
     this.#counters.requests++;
     if (this.#quiet) {
       // Frames already read when end() paused the socket: a quick refusal beats a timeout.
@@ -192,9 +216,59 @@ export class FrameServerConnection {
     this.#socket.resume();
   }
 
-  #endIfIdle(): void {
-    if (this.#quiet && this.#inFlight === 0 && this.#encoder.frames === 0 && !this.#flushScheduled) {
-      this.#socket.end();
+  #armIdleTimer(delayMs: number): void {
+    this.#idleTimer = setTimeout(() => this.#checkIdle(), delayMs);
+    this.#idleTimer.unref();
+  }
+
+  /**
+   * The idle timer fired: ends the connection if it has been silent past the
+   * bound with nothing under way, else sets the timer again. Ended, not
+   * destroyed, so that answers still on their way out are delivered before
+   * the FIN; a connection still open a bound after its end (its peer neither
+   * closes its side nor reads what is left), whatever ended it, is destroyed.
+   * Timers run before the event loop reads its sockets, so after a pause of
+   * this node's loop (a GC, a long synchronous task) the peer's frames that
+   * came meanwhile are still unread: the verdict waits for this turn's reads.
+   */
+  #checkIdle(): void {
+    if (this.#socket.destroyed) return;
+    if (this.#closeDue) {
+      this.#socket.destroy();
+      return;
     }
+    const idleTimeoutMs = this.#limits.idleTimeoutMs;
+    const silentMs = performance.now() - this.#lastReceiveMs;
+    if (silentMs < idleTimeoutMs) {
+      this.#armIdleTimer(idleTimeoutMs - silentMs);
+      return;
+    }
+    setImmediate(() => {
+      if (this.#socket.destroyed) return;
+      const silentNowMs = performance.now() - this.#lastReceiveMs;
+      if (silentNowMs < idleTimeoutMs) {
+        this.#armIdleTimer(idleTimeoutMs - silentNowMs);
+        return;
+      }
+      if (this.#socket.writableEnded) {
+        // Ended already (the peer ended its side, or the node is closing): a bound left to close.
+        this.#closeDue = true;
+      } else if (!this.#hasWork() && !this.#paused) {
+        // (Work under way, or reading paused for back-pressure: not the peer's silence.)
+        this.#counters.idleClosed++;
+        this.#closeDue = true;
+        this.#socket.end();
+      }
+      this.#armIdleTimer(idleTimeoutMs);
+    });
+  }
+
+  /** Requests being handled, or answers not yet handed to the socket. */
+  #hasWork(): boolean {
+    return this.#inFlight > 0 || this.#encoder.frames > 0 || this.#flushScheduled;
+  }
+
+  #endIfIdle(): void {
+    if (this.#quiet && !this.#hasWork()) this.#socket.end();
   }
 }

@@ -68,6 +68,15 @@ async function rawConnect(port: number, headers: readonly string[]): Promise<Raw
 
 const UPGRADE = ['Connection: Upgrade', `Upgrade: ${PROTOCOL}`];
 
+/** Whether the server closed `raw` within `ms`. */
+function closedWithin(raw: RawConnection, ms: number): Promise<'closed' | 'open'> {
+  let timer: NodeJS.Timeout | undefined;
+  const open = new Promise<'open'>((resolve) => {
+    timer = setTimeout(() => resolve('open'), ms);
+  });
+  return Promise.race([raw.closed.then(() => 'closed' as const), open]).finally(() => clearTimeout(timer));
+}
+
 describe('FrameTransport: binary protocol specifics', () => {
   const peers: TestPeer[] = [];
   const transports: FrameTransport[] = [];
@@ -190,6 +199,96 @@ describe('FrameTransport: binary protocol specifics', () => {
     raw.socket.end(Buffer.from([0, 0, 0, 100, 0x01, 0, 0, 0, 7]));
     const timeout = new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 2000).unref());
     assert.equal(await Promise.race([raw.closed.then(() => 'closed' as const), timeout]), 'closed');
+  });
+
+  test('a connection that goes silent after its upgrade is closed once nothing has arrived for the idle bound', async () => {
+    const p = await peer({ idleTimeoutMs: 200 });
+    // Read before connecting: the time from it is at least the connection's silence.
+    const connectingMs = Date.now();
+    const raw = await rawConnect(p.port, UPGRADE);
+    assert.equal(raw.status, 101);
+    assert.equal(await closedWithin(raw, 3000), 'closed', 'still open 3 s after the upgrade');
+    const silentMs = Date.now() - connectingMs;
+    // Not before the bound (a millisecond of slack for the clocks' rounding).
+    assert.ok(silentMs >= 199, `closed after ${silentMs} ms`);
+    assert.equal(p.internode.stats().idleClosed, 1);
+    for (let i = 0; i < 100 && p.internode.stats().connections > 0; i++) await sleep(5);
+    assert.equal(p.internode.stats().connections, 0);
+  });
+
+  test('a link whose client sends heartbeats stays open past the idle bound, while a silent one beside it is closed', async () => {
+    const p = await peer({ idleTimeoutMs: 300 });
+    // A PING every 20 ms: fifteen per bound.
+    const t = transport({ heartbeatMs: 20, probeIntervalMs: 60_000 });
+    await t.connect([p.url]);
+    const silent = await rawConnect(p.port, UPGRADE);
+    assert.equal(silent.status, 101);
+    // Three bounds: the silent connection is closed within them, the heartbeating link never.
+    const watchedMs = Date.now();
+    assert.equal(await closedWithin(silent, 900), 'closed', 'the silent connection is still open');
+    await sleep(900 - (Date.now() - watchedMs));
+    assert.ok(t.isUp(p.url), 'the heartbeating link went down');
+    assert.equal(t.stats().connectAttempts, 1, 'the heartbeating link was reopened');
+    assert.equal(p.internode.stats().connections, 1);
+    assert.equal(p.internode.stats().idleClosed, 1);
+    await t.ping(p.url, Date.now() + 5000);
+  });
+
+  test('a connection silent past the idle bound is not cut while its request is being handled, and is closed once idle', async () => {
+    const p = await peer({ idleTimeoutMs: 200 });
+    const read = p.handler.read;
+    // Three bounds of work on the one request the peer sends.
+    p.handler.read = async (key) => {
+      await sleep(600);
+      return read.call(p.handler, key);
+    };
+    const raw = await rawConnect(p.port, UPGRADE);
+    assert.equal(raw.status, 101);
+    const sentMs = Date.now();
+    raw.socket.write(encodeFrame({ type: MessageType.Read, key: Buffer.from('k') }, 1));
+    // Silent since, so the connection is ended once the answer is out: it must come first.
+    assert.equal(await closedWithin(raw, 3000), 'closed', 'still open once idle');
+    const closedMs = Date.now() - sentMs;
+    assert.ok(closedMs >= 590, `closed after ${closedMs} ms, before the handler was done`);
+    assert.deepEqual(raw.frames, [{ id: 1, message: { type: MessageType.Entry, entry: undefined } }]);
+    assert.equal(p.internode.stats().idleClosed, 1);
+  });
+
+  test('a silent peer that does not close its side after the idle end is destroyed a bound later', async () => {
+    const p = await peer({ idleTimeoutMs: 200 });
+    const raw = await rawConnect(p.port, UPGRADE);
+    assert.equal(raw.status, 101);
+    // It reads the server's FIN and keeps its own side open.
+    raw.socket.allowHalfOpen = true;
+    let fin = false;
+    raw.socket.once('end', () => {
+      fin = true;
+    });
+    // The server's close sends nothing after its FIN: watched from the server's side.
+    for (let i = 0; i < 300 && p.internode.stats().connections > 0; i++) await sleep(5);
+    assert.equal(p.internode.stats().connections, 0, 'still open 1.5 s after the upgrade');
+    assert.ok(fin, 'destroyed without the FIN first');
+    assert.equal(p.internode.stats().idleClosed, 1);
+  });
+
+  test("a pause of the server's event loop past the idle bound: a frame that came during it keeps the connection", async () => {
+    const p = await peer({ idleTimeoutMs: 300 });
+    const raw = await rawConnect(p.port, UPGRADE);
+    assert.equal(raw.status, 101);
+    // Reaches the server's socket buffer at once, and waits there unread while the loop is blocked
+    // past the connection's idle deadline: the late timer must read it before it judges.
+    raw.socket.write(encodeFrame({ type: MessageType.Ping }, 1));
+    const until = Date.now() + 600;
+    while (Date.now() < until) {
+      // the event loop is blocked
+    }
+    for (let i = 0; i < 100 && raw.frames.length === 0 && !raw.socket.destroyed; i++) await sleep(5);
+    assert.equal(raw.frames.length, 1, 'no PONG: the connection was cut');
+    assert.equal((raw.frames[0]!.message as Message).type, MessageType.Pong);
+    assert.equal(p.internode.stats().idleClosed, 0);
+    // Then silent: closed after the bound.
+    assert.equal(await closedWithin(raw, 2000), 'closed');
+    assert.equal(p.internode.stats().idleClosed, 1);
   });
 
   test('handshakes: wrong path or token 400; with a secret, missing proof 401, bad, stale or replayed 403', async () => {

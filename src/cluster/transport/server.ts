@@ -36,6 +36,11 @@ export interface InternodeServerOptions {
   readonly frameBytesMax?: number;
   readonly proofWindowMs?: number;
   readonly inFlightMax?: number;
+  /**
+   * An upgraded connection on which nothing arrived this long, with nothing
+   * under way, is closed (default limits.internodeServerIdleTimeoutMs; 0: never).
+   */
+  readonly idleTimeoutMs?: number;
   /** Handler failures that are not RingkvErrors (bugs), for the node's log. */
   readonly onError?: (err: unknown) => void;
   /**
@@ -49,6 +54,8 @@ export interface InternodeServerOptions {
 export interface InternodeServerStats {
   readonly connections: number;
   readonly handshakesRefused: number;
+  /** Connections closed because nothing arrived on them for the idle timeout. */
+  readonly idleClosed: number;
   readonly requests: number;
   readonly socketWrites: number;
 }
@@ -58,7 +65,7 @@ export class InternodeServer {
   readonly #checker: ProofChecker;
   readonly #limits: FrameServerLimits;
   readonly #connections = new Set<FrameServerConnection>();
-  readonly #counters: FrameServerCounters = { requests: 0, socketWrites: 0 };
+  readonly #counters: FrameServerCounters = { requests: 0, socketWrites: 0, idleClosed: 0 };
   readonly #onPeerSeen: ((peer: string) => void) | undefined;
   #handshakesRefused = 0;
   #leaving = false;
@@ -77,6 +84,7 @@ export class InternodeServer {
       scanEntriesMax: limits.internodeScanEntriesMax,
       inFlightMax: options.inFlightMax ?? limits.internodeServerInFlightMax,
       queuedBytesMax: limits.internodeQueuedBytesMax,
+      idleTimeoutMs: options.idleTimeoutMs ?? limits.internodeServerIdleTimeoutMs,
       onError: options.onError,
     };
     this.#onPeerSeen = options.onPeerSeen;
@@ -102,7 +110,8 @@ export class InternodeServer {
     }
     const sender = req.headers[NODE_HEADER];
     if (typeof sender === 'string') this.#onPeerSeen?.(sender);
-    // The HTTP server's idle timeout must not cut a persistent internode connection.
+    // The HTTP server's idle timeout must not cut a persistent internode connection: the
+    // connection's own (idleTimeoutMs, which the peer's heartbeat keeps from firing) does.
     socket.setTimeout(0);
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${PROTOCOL}\r\n\r\n`);
     const connection = new FrameServerConnection(socket, {
@@ -145,6 +154,7 @@ export class InternodeServer {
     return {
       connections: this.#connections.size,
       handshakesRefused: this.#handshakesRefused,
+      idleClosed: this.#counters.idleClosed,
       requests: this.#counters.requests,
       socketWrites: this.#counters.socketWrites,
     };
