@@ -197,8 +197,7 @@ describe('FrameTransport: binary protocol specifics', () => {
     assert.equal(raw.status, 101);
     // A frame header (length 100 big-endian, type, id) promising a body that never comes, then FIN.
     raw.socket.end(Buffer.from([0, 0, 0, 100, 0x01, 0, 0, 0, 7]));
-    const timeout = new Promise<'open'>((resolve) => setTimeout(() => resolve('open'), 2000).unref());
-    assert.equal(await Promise.race([raw.closed.then(() => 'closed' as const), timeout]), 'closed');
+    assert.equal(await closedWithin(raw, 2000), 'closed');
   });
 
   test('a connection that goes silent after its upgrade is closed once nothing has arrived for the idle bound', async () => {
