@@ -285,7 +285,11 @@ export const limits = {
   /** Hints: undelivered hint bytes kept for all peers together (default): a 7-node cluster with 4 peers down. */
   hintBytesTotalMax: 256 * MiB,
   /**
-   * Hints: a peer's hint file is closed and a new one started past this size.
+   * Hints: the most bytes a peer's hint file holds, header included; a hint
+   * that would take it past this goes to a new file, also one in the middle
+   * of a group commit's write. A hint larger than this alone (of a value near
+   * valueBytesMax: at most 8 MiB + a 1 KiB key + 31 B of framing) has a
+   * file of its own: a record is never split.
    * Delivery progress inside a file lives in memory, so after a restart at
    * most the undelivered part of one file per peer is sent twice (harmless:
    * the newest version wins).
@@ -296,8 +300,9 @@ export const limits = {
    * the operator to look at; past it the oldest is deleted, with a log line.
    * Their hints are lost either way (anti-entropy repairs what they carried),
    * so they are not counted against the hint budgets, which would let damage
-   * crowd out live hints; this bounds them instead: 4 files of about a
-   * segment (1 MiB plus one batch) each, about 4 MiB a peer.
+   * crowd out live hints; this bounds them instead: 4 files of at most a
+   * segment (1 MiB) each, 4 MiB a peer, or at worst of one hint larger than
+   * that each (8 MiB and a key), about 32 MiB a peer.
    */
   hintCorruptFilesPerPeerMax: 4,
   /** Hints: entries per delivery batch; a batch is acknowledged (dropped from disk) as a whole. */

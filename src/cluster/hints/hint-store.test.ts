@@ -18,6 +18,7 @@ import {
   valueEntry,
 } from '../../storage/index.js';
 import {
+  checkHintFile,
   encodeHintRecord,
   HINT_FORMAT_VERSION,
   HINT_HEADER_BYTES,
@@ -451,6 +452,43 @@ describe('HintStore', () => {
   });
 });
 
+/** A value hint of `valueBytes` bytes; the number `i` fixes its key and version (keys all of one length). */
+function sized(i: number, valueBytes: number): Entry {
+  return valueEntry(
+    Buffer.from(`hint-${String(i).padStart(4, '0')}`),
+    BASE_VERSION + BigInt(i),
+    Buffer.alloc(valueBytes, i),
+  );
+}
+
+interface _HintFileOnDisk {
+  readonly name: string;
+  readonly bytes: number;
+  readonly records: number;
+}
+
+/** The hint files of `peer` under `dir` on `vfs`, oldest first: size and intact records. */
+async function hintFiles(vfs: Vfs, dir: string, peer: string): Promise<_HintFileOnDisk[]> {
+  const peerDir = join(dir, peerDirName(peer));
+  const names = (await vfs.list(peerDir).catch(() => [])).filter((n) => n.endsWith('.hint')).sort();
+  const files: _HintFileOnDisk[] = [];
+  for (const name of names) {
+    const buf = await vfs.readFile(join(peerDir, name));
+    files.push({ name, bytes: buf.length, records: checkHintFile(buf).entries.length });
+  }
+  return files;
+}
+
+/** Every file within `bound` bytes, or holding exactly one record (one larger than the bound alone). */
+function assertFilesWithin(files: readonly _HintFileOnDisk[], bound: number, what = 'hint file'): void {
+  for (const file of files) {
+    assert.ok(
+      file.bytes <= bound || file.records === 1,
+      `${what}: ${file.name} holds ${file.records} records in ${file.bytes} bytes, past the bound of ${bound}`,
+    );
+  }
+}
+
 /** Seeds for the power-loss test: RINGKV_POWER_LOSS_RUNS from a random start, or from RINGKV_POWER_LOSS_SEED. */
 const POWER_LOSS_RUNS = Number(process.env.RINGKV_POWER_LOSS_RUNS ?? 30);
 const POWER_LOSS_SEED =
@@ -540,6 +578,128 @@ describe('HintStore on the in-memory and fault-injecting vfs', () => {
     await store.close();
   });
 
+  it('never lets a hint file grow past segmentBytesMax, unless it holds one hint larger than that alone', async () => {
+    const vfs = new MemoryVfs();
+    const small = hintRecordBytes(sized(0, 20));
+    // Four small records fit, with half a record to spare; a fifth does not.
+    const bound = HINT_HEADER_BYTES + 4 * small + Math.floor(small / 2);
+    const store = await HintStore.open('/node/hints', { vfs, segmentBytesMax: bound, sync: false });
+    const added: Entry[] = [];
+    const addTogether = async (hints: Entry[]) => {
+      added.push(...hints);
+      const kept = await Promise.all(hints.map((h) => store.add(A, h)));
+      assert.ok(kept.every((ok) => ok));
+    };
+    // Ten in one turn: one write whose sum crosses the bound more than twice.
+    await addTogether(Array.from({ length: 10 }, (_, i) => sized(i, 20)));
+    // One at a time: the third file fills to just under the bound (its fourth record), then one goes over.
+    for (let i = 10; i < 13; i++) await addTogether([sized(i, 20)]);
+    // A hint larger than the bound alone, in a write between small ones, and then on its own.
+    const bigValueBytes = bound; // its record is larger than the bound, header or not
+    await addTogether([sized(13, 20), sized(14, bigValueBytes), sized(15, 20), sized(16, 20)]);
+    await addTogether([sized(17, bigValueBytes)]);
+    // Records of about a third of the bound: three do not fit, two do.
+    const thirdValueBytes = Math.floor((bound - HINT_HEADER_BYTES) / 3) - small + 20 + 1;
+    await addTogether(Array.from({ length: 5 }, (_, i) => sized(18 + i, thirdValueBytes)));
+    await addTogether([sized(23, 20)]);
+
+    const files = await hintFiles(vfs, '/node/hints', A);
+    assertFilesWithin(files, bound);
+    // Each file as full as the bound lets it be: the two large hints alone, the thirds two to a file.
+    assert.deepEqual(
+      files.map((f) => f.records),
+      [4, 4, 4, 2, 1, 2, 1, 2, 2, 2],
+    );
+    assert.ok(
+      files[4]!.bytes > bound && files[6]!.bytes > bound,
+      'a hint larger than the bound has a file of its own',
+    );
+    assert.equal(
+      files.reduce((sum, f) => sum + f.records, 0),
+      added.length,
+      'every hint is in a file',
+    );
+    await store.close();
+    const reopened = await HintStore.open('/node/hints', { vfs });
+    assert.deepEqual((await takeAll(reopened, A)).map(key), added.map(key), 'every hint, in the order added');
+    await reopened.close();
+  });
+
+  it('a write over two files that fails in the second answers RINGKV_IO; the hints in the first stay, budgets are whole', async () => {
+    const vfs = new FaultyVfs(new MemoryVfs());
+    const small = hintRecordBytes(sized(0, 20));
+    const budget = 6 * small;
+    const store = await HintStore.open('/node/hints', {
+      vfs,
+      segmentBytesMax: HINT_HEADER_BYTES + 2 * small + Math.floor(small / 2),
+      bytesPerPeerMax: budget,
+      bytesTotalMax: budget,
+    });
+    // Two records go to the first file, then the second file's sync fails.
+    vfs.inject({ op: 'fdatasync', path: hintFileName(2), times: 1, error: 'EIO' });
+    const results = await Promise.allSettled(Array.from({ length: 5 }, (_, i) => store.add(A, sized(i, 20))));
+    for (const result of results) {
+      assert.equal(result.status, 'rejected');
+      assert.equal((result.reason as { code?: string }).code, 'RINGKV_IO');
+    }
+    assert.equal(store.stats().writeErrors, 1);
+    assert.deepEqual(store.pending(A), { entries: 2, bytes: 2 * small }, 'the first file was written whole');
+    assert.equal(await store.add(A, sized(5, 20)), true);
+    assert.deepEqual(
+      (await takeAll(store, A)).map(key),
+      [0, 1, 5].map((i) => key(sized(i, 20))),
+    );
+    // Nothing of the failed write is left counted: a write of the whole budget is taken.
+    const kept = await Promise.all(Array.from({ length: 6 }, (_, i) => store.add(A, sized(6 + i, 20))));
+    assert.ok(kept.every((ok) => ok));
+    assertFilesWithin(
+      await hintFiles(vfs, '/node/hints', A),
+      HINT_HEADER_BYTES + 2 * small + Math.floor(small / 2),
+    );
+    await store.close();
+  });
+
+  it('keeps the file bound over random writes, sizes and deliveries, hints in order', async () => {
+    const small = hintRecordBytes(sized(0, 0));
+    for (let seed = 1; seed <= 20; seed++) {
+      const rng = seededRandom(seed);
+      const vfs = new MemoryVfs();
+      const bound = HINT_HEADER_BYTES + small + Math.floor(rng() * 8 * small);
+      const store = await HintStore.open('/node/hints', { vfs, segmentBytesMax: bound, sync: rng() < 0.5 });
+      const added: Entry[] = [];
+      const taken: Entry[] = [];
+      let next = 0;
+      for (let round = 0; round < 30; round++) {
+        if (rng() < 0.8) {
+          // Value sizes up to a little past the bound, so that some records are larger than it.
+          const hints = Array.from({ length: 1 + Math.floor(rng() * 8) }, () =>
+            sized(next++, Math.floor(rng() ** 2 * (bound + small))),
+          );
+          added.push(...hints);
+          const kept = await Promise.all(hints.map((h) => store.add(A, h)));
+          assert.ok(
+            kept.every((ok) => ok),
+            `seed ${seed}: a hint was dropped`,
+          );
+        } else {
+          // Files only grow, until delivery deletes them: checked before each delivery and at the end, each is seen at its largest.
+          assertFilesWithin(await hintFiles(vfs, '/node/hints', A), bound, `seed ${seed}`);
+          const batch = await store.peek(A, 1 + Math.floor(rng() * 4), 1 + Math.floor(rng() * bound));
+          if (batch !== undefined) {
+            taken.push(
+              ...batch.entries.map((e) => ({ ...e, key: Buffer.from(e.key), value: Buffer.from(e.value) })),
+            );
+            await store.acknowledge(batch);
+          }
+        }
+      }
+      assertFilesWithin(await hintFiles(vfs, '/node/hints', A), bound, `seed ${seed}`);
+      taken.push(...(await takeAll(store, A)));
+      assert.deepEqual(taken.map(key), added.map(key), `seed ${seed}: every hint, in the order added`);
+      await store.close();
+    }
+  });
+
   it(`power loss at random moments, ${POWER_LOSS_RUNS} seeds from ${POWER_LOSS_SEED}: every acknowledged, undelivered hint is kept, opening never fails`, async () => {
     for (let seed = POWER_LOSS_SEED; seed < POWER_LOSS_SEED + POWER_LOSS_RUNS; seed++) {
       try {
@@ -600,6 +760,9 @@ async function powerLossRun(seed: number): Promise<void> {
   const after = memory.stopped ? await crashed : memory.crash(seededRandom(seed));
   await store?.close().catch(() => {});
 
+  for (const peer of [A, B]) {
+    assertFilesWithin(await hintFiles(after, '/node/hints', peer), options.segmentBytesMax, peer);
+  }
   const reopened = await HintStore.open('/node/hints', { vfs: after, log: () => {} });
   try {
     assert.deepEqual(reopened.stats().corruptFiles, [], 'a crash leaves no corrupt hint file');

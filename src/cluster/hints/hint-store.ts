@@ -7,11 +7,13 @@
  *   delivery places it by: handoff.ts), to the peer's newest hint file and resolves once
  *   it is durable per the sync mode (sync on: fdatasync'ed). Adds that arrive
  *   in one event-loop turn share one write and one sync (group commit), one
- *   write in flight per peer. It resolves false, without writing, when the
- *   peer's or the store's byte budget is full: the hint is dropped and
- *   counted; anti-entropy and read repair cover what it carried. Bytes
- *   being written count against the budget until they are pending. The
- *   entry's bytes are copied at once; the caller may reuse them.
+ *   write in flight per peer; those that do not fit in the newest file go
+ *   on, in order, into new ones, with a write and a sync per file. It
+ *   resolves false, without writing, when the peer's or the store's byte
+ *   budget is full: the hint is dropped and counted; anti-entropy and read
+ *   repair cover what it carried. Bytes being written count against the
+ *   budget until they are pending. The entry's bytes are copied at once;
+ *   the caller may reuse them.
  * - A hint of a value older than ageMaxMs (by its version's physical time)
  *   is never stored nor handed out: add() refuses it, open() deletes files
  *   that hold nothing else, and peek() leaves such hints out of its batch
@@ -34,6 +36,9 @@
  *   Appends after a restart go to a new file; old files are only read.
  *   Delivery sets a file aside the same way when it finds corruption in it;
  *   a write under way to that file is written again to a new one.
+ * - A file holds at most segmentBytesMax bytes (limits.hintSegmentBytesMax),
+ *   header included, or else one record alone that is larger than that (a
+ *   hint of a large value: records are never split); see #appendTarget.
  * - After close() (which waits for queued writes), add() rejects with RINGKV_CLOSED.
  *
  * - Files go through a vfs (default: the real file system), the engine's
@@ -161,6 +166,7 @@ interface _Segment {
 
 interface _Queued {
   readonly records: Buffer[];
+  /** Bytes of its records not yet written (all of them until its write starts). */
   bytes: number;
   readonly done: Promise<void>;
   readonly resolve: () => void;
@@ -483,37 +489,68 @@ export class HintStore {
     hints.flushing = undefined;
   }
 
+  /**
+   * Writes a queue's records in order, over as many files as the bound on
+   * a file's size takes (#appendTarget), one write and one sync per file;
+   * resolves the queue once all are durable.
+   * Records written reach pending file by file, so that delivery may go on
+   * with a file while the next is written.
+   */
   async #writeQueued(hints: _PeerHints, queued: _Queued): Promise<void> {
-    const count = queued.records.length;
+    const { records } = queued;
+    // Records before this one are durable and pending.
+    let first = 0;
     let handle: VfsFile | undefined;
     try {
-      const segment = await this.#appendTarget(hints, queued.bytes);
-      const data = count === 1 ? queued.records[0]! : Buffer.concat(queued.records, queued.bytes);
-      handle = hints.active!;
-      hints.writing = handle;
-      try {
-        await writeFully(handle, data, 0, data.length, segment.bytes);
-        if (this.#sync) await handle.datasync();
-      } finally {
-        hints.writing = undefined;
+      while (first < records.length) {
+        const segment = await this.#appendTarget(hints, records[first]!.length);
+        // As many records as fit within the bound, and always the first: one larger than the
+        // bound alone goes by itself, to the new file #appendTarget gave it.
+        let end = first + 1;
+        let bytes = records[first]!.length;
+        while (
+          end < records.length &&
+          segment.bytes + bytes + records[end]!.length <= this.#segmentBytesMax
+        ) {
+          bytes += records[end]!.length;
+          end++;
+        }
+        const count = end - first;
+        const data = count === 1 ? records[first]! : Buffer.concat(records.slice(first, end), bytes);
+        handle = hints.active!;
+        hints.writing = handle;
+        try {
+          await writeFully(handle, data, 0, data.length, segment.bytes);
+          if (this.#sync) await handle.datasync();
+        } finally {
+          hints.writing = undefined;
+        }
+        if (hints.active !== handle) {
+          // Delivery found corruption in this file meanwhile and set it aside (#setAside): these
+          // records would be lost in it, and counted pending with no file, so they go to a new one.
+          await handle.close().catch(() => undefined);
+          handle = undefined;
+          continue;
+        }
+        segment.bytes += bytes;
+        segment.entries += count;
+        assert(
+          segment.bytes <= this.#segmentBytesMax || segment.entries === 1,
+          `hint file ${segment.path} of ${segment.bytes} bytes holds ${segment.entries} records, past ${this.#segmentBytesMax} bytes`,
+        );
+        // From queued to pending at once: the budget check in add() sees them all along.
+        hints.queuedBytes -= bytes;
+        queued.bytes -= bytes;
+        hints.pendingEntries += count;
+        hints.pendingBytes += bytes;
+        first = end;
       }
-      if (hints.active !== handle) {
-        // Delivery found corruption in this file meanwhile and set it aside (#setAside): these
-        // records would be lost in it, and counted pending with no file, so they go to a new one.
-        await handle.close().catch(() => undefined);
-        await this.#writeQueued(hints, queued);
-        return;
-      }
-      segment.bytes += data.length;
-      segment.entries += count;
-      // From queued to pending at once: the budget check in add() sees them all along.
-      hints.queuedBytes -= queued.bytes;
-      hints.pendingEntries += count;
-      hints.pendingBytes += queued.bytes;
       queued.resolve();
     } catch (err) {
       // Nobody knows what reached the file: later records go to a new one, so
-      // the damage stays a torn tail that the next open cuts off.
+      // the damage stays a torn tail that the next open cuts off. Records that
+      // reached an earlier file of this queue stay there, pending, and are
+      // delivered; the adds of the queue are all told that it failed.
       this.#writeErrors++;
       hints.queuedBytes -= queued.bytes;
       this.#totalBytes -= queued.bytes;
@@ -529,7 +566,15 @@ export class HintStore {
     }
   }
 
-  /** The segment the next `bytes` go to, starting a new file when there is none or it is full. */
+  /**
+   * The file the next record, of `bytes` bytes, goes to: the newest file
+   * while it takes appends and the record fits within segmentBytesMax, or
+   * while it holds no record yet; a new file otherwise. So a file never
+   * grows past the bound but by a record that is alone larger than it:
+   * values go up to limits.valueBytesMax (8 MiB), past the bound (1 MiB),
+   * and a record is never split, so such a hint goes alone into a file of
+   * its own, and the record after it starts another.
+   */
   async #appendTarget(hints: _PeerHints, bytes: number): Promise<_Segment> {
     const last = hints.segments.at(-1);
     if (hints.active !== undefined && last !== undefined) {
