@@ -1,6 +1,7 @@
 /**
  * The client package, what `import ... from 'ringkv'` gives (package.json
- * "exports"): RingkvClient and its errors. It speaks to nodes over HTTP
+ * "exports"): RingkvClient, its errors, and isNodeStatus (the test the client and
+ * the dashboard apply to a /v0/status answer). It speaks to nodes over HTTP
  * only and imports nothing of the server (storage, cluster, http, node).
  */
 export { RingkvError } from '../util/errors.js';
@@ -23,5 +24,5 @@ export {
   TimeoutError,
   UnavailableError,
 } from './errors.js';
-export type { NodeStatus } from './node-status.js';
+export { isNodeStatus, type NodeStatus } from './node-status.js';
 export type { Key } from './query.js';

@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isNodeStatus } from '../../client/node-status.js';
+import { isNodeStatus } from '../../client/index.js';
 import { errorMessage } from '../../util/errors.js';
 import { NodeReply, onlyGet, type RouteContext, sendJson, sendText } from './context.js';
 import { DASHBOARD_PAGE } from './dashboard-page.js';
