@@ -473,6 +473,52 @@ for (const fastPath of [true, false])
           assert.equal(open, 0, `still open 1.5 s after a refused ${head.split(' ', 1)[0]}`);
         }
       });
+
+      it('survives a client that resets the connection after reading the refusal', async () => {
+        // Without an 'error' listener on the handed socket, the reset is an uncaught ECONNRESET.
+        const upgrade = 'connection: upgrade\r\nupgrade: ringkv\r\n\r\n';
+        for (const [hook, head, status] of [
+          [true, `GET /v0/internode HTTP/1.1\r\nhost: x\r\n${upgrade}`, 403],
+          [true, `GET /v0/internode HTTP/1.1\r\nhost: x\r\nhost: y\r\n${upgrade}`, 400],
+          [false, `GET /v0/internode HTTP/1.1\r\nhost: x\r\n${upgrade}`, 400],
+          [true, 'CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n', 400],
+        ] as const) {
+          const port = await start(
+            new ScriptedStore(1),
+            // A hook that refuses as the internode server does while leaving: it ends the socket, adds no listener.
+            hook
+              ? {
+                  upgrade: (_req, socket) => {
+                    socket.end('HTTP/1.1 403 Forbidden\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+                    return 403;
+                  },
+                }
+              : {},
+          );
+          const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+          let answer = '';
+          socket.on('data', (chunk: Buffer) => {
+            answer += chunk.toString('latin1');
+          });
+          const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+          socket.write(head);
+          await ended;
+          assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), head);
+          // A reset (RST), not a FIN: the server's side, still reading, gets ECONNRESET.
+          socket.resetAndDestroy();
+          let open = 1;
+          for (let i = 0; i < 300 && open > 0; i++) {
+            await new Promise((resolve) => setTimeout(resolve, 5));
+            open = await new Promise<number>((resolve, reject) =>
+              server!.server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
+            );
+          }
+          assert.equal(open, 0, `the reset connection still open after a refused ${head.split(' ', 1)[0]}`);
+          assert.equal((await call(port, '/v0/health')).status, 200);
+          await server!.close(100);
+          server = undefined;
+        }
+      });
     });
 
     describe('leaving', () => {

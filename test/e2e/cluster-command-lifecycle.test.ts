@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { httpRequest } from '../support/http-client.js';
+import { PROTOCOL, UPGRADE_PATH } from '../../src/cluster/transport/format.js';
+import { httpRequest, RawConnection } from '../support/http-client.js';
 import {
   isRunning,
   killAllStarted,
@@ -96,6 +97,35 @@ describe('ringkv cluster: its nodes, its end', () => {
     );
     assert.doesNotMatch(cluster.stderr, /left the cluster/);
     assert.ok(await waitGoneLong(survivor), 'the other node was not stopped');
+  });
+
+  it('stopped while a node refuses a handshake that its sender then resets: every node stops cleanly, exit 0', async () => {
+    // As when the whole cluster stops at once: a peer's handshake reaches a node already leaving,
+    // is refused 503, and the peer, stopping too, resets the connection. That reset once killed the
+    // node (an uncaught ECONNRESET), and the command exited 1.
+    const base = (await freeConsecutivePorts(2))[0]!;
+    const cluster = spawnCli(clusterArgs(base, 2, await makeTempDir()));
+    const urls = await waitClusterUrls(cluster, 2);
+    const pids = [await pidOf(urls[0]!), await pidOf(urls[1]!)];
+    // The head is held back by its last line end, so that the handshake arrives once the node leaves
+    // (a connection with a request under way is kept until then; new ones are refused once it leaves).
+    const conn = await RawConnection.open(base);
+    await conn.write(
+      `GET ${UPGRADE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:${base}\r\nConnection: Upgrade\r\nUpgrade: ${PROTOCOL}\r\n`,
+    );
+    process.kill(cluster.pid, 'SIGTERM');
+    const leaving = (line: string) =>
+      line.includes(`"node":"${urls[0]}"`) && line.includes('"event":"node.stopping"');
+    for (let attempt = 0; attempt < 300 && !cluster.stderr.split('\n').some(leaving); attempt++)
+      await sleep(50);
+    assert.ok(cluster.stderr.split('\n').some(leaving), cluster.stderr);
+    await conn.write('\r\n');
+    assert.equal((await conn.readAnswer()).status, 503);
+    conn.socket.resetAndDestroy();
+    await waitExit(cluster);
+    assert.deepEqual(cluster.exit, { code: 0, signal: null }, cluster.stderr);
+    assert.doesNotMatch(cluster.stderr, /ECONNRESET/);
+    for (const pid of pids) assert.ok(await waitGoneLong(pid), `node process ${pid} still running`);
   });
 
   it('a node decommissioned left the cluster: the others go on', async () => {

@@ -309,6 +309,19 @@ describe('FrameTransport: binary protocol specifics', () => {
     assert.ok(p.internode.stats().handshakesRefused >= 4);
   });
 
+  test('a refused handshake that the peer resets after reading the answer: the server goes on', async () => {
+    // node:http hands the upgrade's socket over with no 'error' listener: the reset's ECONNRESET was uncaught.
+    const p = await peer();
+    const refused = await rawConnect(p.port, ['Connection: Upgrade', 'Upgrade: websocket']);
+    assert.equal(refused.status, 400);
+    refused.socket.resetAndDestroy();
+    p.internode.leave();
+    const leaving = await rawConnect(p.port, UPGRADE);
+    assert.equal(leaving.status, 503);
+    leaving.socket.resetAndDestroy();
+    assert.equal((await rawConnect(p.port, UPGRADE)).status, 503);
+  });
+
   test('server close(): answers in flight are delivered, then connections end and new ones are refused', async () => {
     const p = await peer();
     const t = transport({ probeIntervalMs: 100 });
