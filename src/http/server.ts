@@ -205,14 +205,14 @@ export class HttpServer {
       this.#onRequest(req, res, (q, r) => this.#refuseExpectation(q, r)),
     );
     this.#server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-      keepIdleTimeout(socket);
+      keepSocketGuards(socket);
       this.#countRefused(answerRaw(socket, 400, 'CONNECT is not supported'));
     });
     const upgrade = options.upgrade;
     // Always listened for: without a listener Node 20 would route an upgrade as a plain request.
     // Upgrades are internode handshakes: still taken while leaving, refused once closing.
     this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      keepIdleTimeout(socket);
+      keepSocketGuards(socket);
       if (hasDuplicateHost(req.rawHeaders)) this.#countRefused(answerRaw(socket, 400, DUPLICATE_HOST));
       else if (upgrade === undefined) this.#countRefused(answerRaw(socket, 400, 'Upgrade not supported'));
       // A handshake on a connection still open while closing: the peer retries elsewhere or later.
@@ -607,16 +607,26 @@ const STATUS_TEXT: Record<number, string> = {
 };
 
 /**
- * node:http hands a socket to 'upgrade' and 'connect' listeners with its idle
- * timer (socketIdleTimeoutMs) still running but its listener taken off, so
- * the timer fires to no effect. A socket refused there is ended, and a client
- * that never ends its side would then hold it open, half-closed, for good:
- * this puts the idle bound back. An upgrade hook that keeps its socket sets
- * the socket's timeout itself (the internode server turns it off and bounds
- * the connection's silence on its own).
+ * node:http hands a socket to 'upgrade' and 'connect' listeners with its
+ * 'timeout' and 'error' listeners taken off; this puts both back.
+ *
+ * The idle timer (socketIdleTimeoutMs) still runs, but fires to no effect. A
+ * socket refused there is ended, and a client that never ends its side would
+ * then hold it open, half-closed, for good: the idle bound comes back. An
+ * upgrade hook that keeps its socket sets the socket's timeout itself (the
+ * internode server turns it off and bounds the connection's silence on its
+ * own).
+ *
+ * Without an 'error' listener, a socket error is an uncaught exception that
+ * ends the process: a client that reset the connection after reading the
+ * refusal (ECONNRESET on the read side, which stays open once the answer is
+ * ended) took the node down, exit 1. A `ringkv cluster` stopped as a whole
+ * did so to itself: a peer's handshake refused 503 by a leaving node, then
+ * reset as the peer stopped too.
  */
-function keepIdleTimeout(socket: Duplex): void {
+function keepSocketGuards(socket: Duplex): void {
   socket.on('timeout', () => socket.destroy());
+  socket.on('error', () => socket.destroy());
 }
 
 /** Writes a whole answer with a one-line text body straight to `socket`, then ends it; its status, if written. */

@@ -92,6 +92,9 @@ export class InternodeServer {
 
   /** For a node:http Server's 'upgrade' event (a bound function: pass it as is); returns the status answered. */
   readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): number => {
+    // node:http hands the socket over without its 'error' listener: a refused one that the peer
+    // resets after reading the answer would otherwise throw, uncaught, and end the process.
+    socket.on('error', () => socket.destroy());
     const path = (req.url ?? '').split('?', 1)[0];
     if (
       path !== UPGRADE_PATH ||
