@@ -5,7 +5,7 @@ import { propertyParams } from '../../../test/support/property.js';
 import { valueEntry } from '../entry/entry.js';
 import { LsmEngine } from '../lsm-engine.js';
 import { MemoryVfs } from '../vfs/index.js';
-import { memtableRotateBytes } from './options.js';
+import { lsmOptions, memtableRotateBytes, tableWriterOptions } from './options.js';
 
 describe('memtableRotateBytes', () => {
   test('stays within [max * (1 - jitter), max] for any draw', () => {
@@ -50,6 +50,17 @@ describe('memtableRotateBytes', () => {
       memtableRotateBytes({ memtableBytesMax: max, memtableBytesJitter: -1, random: () => 0.5 }),
       max,
     );
+  });
+});
+
+describe('tableWriterOptions', () => {
+  test('tables at compressionLevelMin and every deeper level take the codec; shallower ones are raw', () => {
+    const codecs = (compressionLevelMin: number) => {
+      const options = lsmOptions({ dir: '/data', sync: false, compression: 'deflate', compressionLevelMin });
+      return Array.from({ length: 7 }, (_, level) => tableWriterOptions(options, level).compression);
+    };
+    assert.deepEqual(codecs(2), ['none', 'none', 'deflate', 'deflate', 'deflate', 'deflate', 'deflate']);
+    assert.deepEqual(codecs(1), ['none', 'deflate', 'deflate', 'deflate', 'deflate', 'deflate', 'deflate']);
   });
 });
 
