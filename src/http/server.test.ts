@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { type ClientRequest, type IncomingMessage, request } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { RawConnection } from '../../test/support/http-client.js';
 import type { PutOptions, ReplicaOptions, Store } from '../cluster/store.js';
@@ -436,6 +436,33 @@ for (const fastPath of [true, false])
     });
 
     describe('a socket handed to the upgrade or CONNECT listeners and refused', () => {
+      /** A client that sends `head`, reads the refusal (`status`) and the server's FIN, and keeps its own side open. */
+      async function refusedHalfOpen(port: number, head: string, status: number): Promise<Socket> {
+        const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+        socket.on('error', () => {});
+        let answer = '';
+        socket.on('data', (chunk: Buffer) => {
+          answer += chunk.toString('latin1');
+        });
+        const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
+        socket.write(head);
+        await ended;
+        assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), head);
+        return socket;
+      }
+
+      /** The server's open connections, polled every 5 ms for up to 1.5 s until there are none. */
+      async function connectionsOnceClosed(): Promise<number> {
+        let open = 1;
+        for (let i = 0; i < 300 && open > 0; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          open = await new Promise<number>((resolve, reject) =>
+            server!.server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
+          );
+        }
+        return open;
+      }
+
       it('is closed once idle for the socket timeout when its client never ends its side', async () => {
         const port = await start(new ScriptedStore(1), {
           socketIdleTimeoutMs: 200,
@@ -451,24 +478,9 @@ for (const fastPath of [true, false])
           ['CONNECT example.com:443 HTTP/1.1\r\nhost: example.com:443\r\n\r\n', 400],
         ] as const) {
           // It reads the answer and the server's FIN, and keeps its own side open.
-          const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-          socket.on('error', () => {});
-          let answer = '';
-          socket.on('data', (chunk: Buffer) => {
-            answer += chunk.toString('latin1');
-          });
-          const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
-          socket.write(head);
-          await ended;
-          assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), head);
+          const socket = await refusedHalfOpen(port, head, status);
           // The server's close sends nothing after its FIN: watched from the server's side.
-          let open = 1;
-          for (let i = 0; i < 300 && open > 0; i++) {
-            await new Promise((resolve) => setTimeout(resolve, 5));
-            open = await new Promise<number>((resolve, reject) =>
-              server!.server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
-            );
-          }
+          const open = await connectionsOnceClosed();
           socket.destroy();
           assert.equal(open, 0, `still open 1.5 s after a refused ${head.split(' ', 1)[0]}`);
         }
@@ -495,24 +507,10 @@ for (const fastPath of [true, false])
                 }
               : {},
           );
-          const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
-          let answer = '';
-          socket.on('data', (chunk: Buffer) => {
-            answer += chunk.toString('latin1');
-          });
-          const ended = new Promise<void>((resolve) => socket.once('end', () => resolve()));
-          socket.write(head);
-          await ended;
-          assert.match(answer, new RegExp(`^HTTP/1\\.1 ${status} `), head);
+          const socket = await refusedHalfOpen(port, head, status);
           // A reset (RST), not a FIN: the server's side, still reading, gets ECONNRESET.
           socket.resetAndDestroy();
-          let open = 1;
-          for (let i = 0; i < 300 && open > 0; i++) {
-            await new Promise((resolve) => setTimeout(resolve, 5));
-            open = await new Promise<number>((resolve, reject) =>
-              server!.server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
-            );
-          }
+          const open = await connectionsOnceClosed();
           assert.equal(open, 0, `the reset connection still open after a refused ${head.split(' ', 1)[0]}`);
           assert.equal((await call(port, '/v0/health')).status, 200);
           await server!.close(100);
