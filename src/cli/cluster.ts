@@ -71,6 +71,8 @@ interface Member {
   readonly child: ChildProcess;
   exited: boolean;
   exitCode: number | null;
+  /** The signal that ended it, if one did (a node stopped before it took over its signals). */
+  exitSignal: NodeJS.Signals | null;
   /** Its own process answered /v0/status (not another process on its port). */
   ready: boolean;
 }
@@ -106,7 +108,25 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
   const mainScript = fileURLToPath(new URL('./main.js', import.meta.url));
 
   let stopping = false;
-  const members: Member[] = urls.map((url, i) => {
+  // Handlers first: a signal while the nodes are spawned is handled once they all are, not fatal.
+  let members: Member[] = [];
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    for (const member of members) if (!member.exited) member.child.kill(signal);
+    const force = setTimeout(() => {
+      for (const member of members) if (!member.exited) member.child.kill('SIGKILL');
+    }, STOP_TIMEOUT_MS);
+    force.unref();
+    void Promise.all(members.map(waitExit)).then(() => {
+      clearTimeout(force);
+      if (members.some((m) => m.exitCode !== 0 && !stoppedAsAsked(m))) process.exitCode = 1;
+      process.exit();
+    });
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  members = urls.map((url, i) => {
     const args = [
       ...process.execArgv,
       mainScript,
@@ -128,11 +148,13 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
       child,
       exited: false,
       exitCode: null,
+      exitSignal: null,
       ready: false,
     };
     child.on('exit', async (code, signal) => {
       member.exited = true;
       member.exitCode = code;
+      member.exitSignal = signal;
       if (!stopping && !member.ready) {
         // Its port taken, its data directory locked, ...: its own stderr said why, above.
         logLine(
@@ -155,23 +177,6 @@ export async function clusterCommand(args: readonly string[]): Promise<void> {
     child.on('error', (err) => logLine(`${member.name} (${url}): ${errorMessage(err)}`));
     return member;
   });
-
-  const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return;
-    stopping = true;
-    for (const member of members) if (!member.exited) member.child.kill(signal);
-    const force = setTimeout(() => {
-      for (const member of members) if (!member.exited) member.child.kill('SIGKILL');
-    }, STOP_TIMEOUT_MS);
-    force.unref();
-    void Promise.all(members.map(waitExit)).then(() => {
-      clearTimeout(force);
-      if (members.some((m) => m.exitCode !== 0)) process.exitCode = 1;
-      process.exit();
-    });
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
 
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (const member of members) {
@@ -254,6 +259,17 @@ async function checkLocks(dataDir: string, nodeCount: number): Promise<void> {
 async function wasRemoved(member: Member): Promise<boolean> {
   const view = await loadMembership(nodeVfs, member.dataDir).catch(() => undefined);
   return view !== undefined && findMember(view, member.url)?.state === MemberState.Removed;
+}
+
+/**
+ * A member ended by the stop's signal itself (or by the terminal's Ctrl-C,
+ * which reaches the nodes too, in the same process group): one still
+ * starting, whose handlers were not installed yet. A node takes its signals
+ * before it opens its store (serve.ts), so it had written nothing: stopped
+ * as asked, not a failure.
+ */
+function stoppedAsAsked(member: Member): boolean {
+  return member.exitCode === null && (member.exitSignal === 'SIGTERM' || member.exitSignal === 'SIGINT');
 }
 
 function waitExit(member: Member): Promise<void> {

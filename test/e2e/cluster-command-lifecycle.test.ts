@@ -5,7 +5,7 @@
  * that holds a cluster starts only that cluster's members.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PROTOCOL, UPGRADE_PATH } from '../../src/cluster/transport/format.js';
@@ -125,6 +125,28 @@ describe('ringkv cluster: its nodes, its end', () => {
     await waitExit(cluster);
     assert.deepEqual(cluster.exit, { code: 0, signal: null }, cluster.stderr);
     assert.doesNotMatch(cluster.stderr, /ECONNRESET/);
+    for (const pid of pids) assert.ok(await waitGoneLong(pid), `node process ${pid} still running`);
+  });
+
+  it('stopped while its nodes are still starting: they stop with it, exit 0, no node reported lost', async () => {
+    const base = (await freeConsecutivePorts(2))[0]!;
+    const cluster = spawnCli(clusterArgs(base, 2, await makeTempDir()));
+    // SIGTERM as soon as both nodes exist: they are still loading, their own handlers not installed,
+    // so the forwarded signal ends them outright. That once made the command exit 1.
+    const children = () =>
+      readFileSync(`/proc/${cluster.pid}/task/${cluster.pid}/children`, 'utf8')
+        .trim()
+        .split(/\s+/)
+        .filter(Boolean);
+    for (let attempt = 0; attempt < 2000 && children().length < 2 && cluster.exit === undefined; attempt++)
+      await sleep(2);
+    const pids = children().map(Number);
+    assert.equal(pids.length, 2, cluster.stderr);
+    nodePids.push(...pids);
+    process.kill(cluster.pid, 'SIGTERM');
+    await waitExit(cluster);
+    assert.deepEqual(cluster.exit, { code: 0, signal: null }, cluster.stderr);
+    assert.doesNotMatch(cluster.stderr, /exited|ready/, cluster.stderr);
     for (const pid of pids) assert.ok(await waitGoneLong(pid), `node process ${pid} still running`);
   });
 
