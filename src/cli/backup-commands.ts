@@ -35,7 +35,7 @@ import { errorMessage, RingkvError } from '../util/errors.js';
 import { parseCommandLine } from './args.js';
 import { positiveInteger, TIMEOUT_MS_MAX, URL_DEFAULT } from './client-command.js';
 import { type Command, EXIT } from './command.js';
-import { jsonSafe, terminalSafe } from './terminal-safe.js';
+import { complain, jsonSafe } from './terminal-safe.js';
 
 /**
  * How long `snapshot` waits for the node's answer by default. Not the client
@@ -233,11 +233,6 @@ function snapshotReport(text: string): Record<string, unknown> | undefined {
   return typeof dir === 'string' && Number.isInteger(tables) && Number.isInteger(bytes)
     ? (report as Record<string, unknown>)
     : undefined;
-}
-
-/** One line on stderr, its control characters escaped (terminal-safe.ts): it may quote the node's answer. */
-function complain(line: string): void {
-  process.stderr.write(`ringkv: ${terminalSafe(line)}\n`);
 }
 
 /**

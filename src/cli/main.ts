@@ -8,7 +8,7 @@
  */
 import { errorMessage, isRingkvError } from '../util/errors.js';
 import type { Command } from './command.js';
-import { terminalSafe } from './terminal-safe.js';
+import { complain } from './terminal-safe.js';
 
 interface CommandEntry {
   readonly summary: string;
@@ -132,7 +132,7 @@ function usageError(message: string): never {
 
 /** `message` on one line, its control characters escaped: an error may quote a node's text or an argument. */
 function fail(message: string, exitCode: number): never {
-  process.stderr.write(`ringkv: ${terminalSafe(message)}\n`);
+  complain(message);
   process.exit(exitCode);
 }
 

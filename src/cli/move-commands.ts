@@ -23,7 +23,7 @@ import { nodeAddress } from '../config/options.js';
 import { errorMessage, isRingkvError, RingkvError } from '../util/errors.js';
 import { parseCommandLine } from './args.js';
 import { type Command, EXIT } from './command.js';
-import { terminalSafe } from './terminal-safe.js';
+import { complain, terminalSafe } from './terminal-safe.js';
 
 const WAIT_MS_DEFAULT = 30 * 60 * 1000;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -329,9 +329,4 @@ function mib(bytes: number): string {
  */
 function say(line: string): void {
   process.stdout.write(`ringkv: ${terminalSafe(line)}\n`);
-}
-
-/** One line on stderr, escaped as say's: errors quote a node's reason. */
-function complain(line: string): void {
-  process.stderr.write(`ringkv: ${terminalSafe(line)}\n`);
 }

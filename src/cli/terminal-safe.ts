@@ -113,6 +113,8 @@ export function escapeLine(bytes: Buffer): Buffer {
   return Buffer.concat(parts);
 }
 
+const DEL_OR_C1 = /[\u007f-\u009f]/;
+
 /**
  * JSON text with DEL and the C1 controls written \u007f-\u009f, which
  * JSON.stringify leaves raw (it escapes only U+0000-U+001F): the same JSON
@@ -123,6 +125,8 @@ export function escapeLine(bytes: Buffer): Buffer {
  *   jsonSafe(JSON.stringify({ move: '\u009b2J' })) === '{"move":"\\u009b2J"}'
  */
 export function jsonSafe(json: string): string {
+  // Most lines have none: one native scan instead of a loop over every character (export's values).
+  if (!DEL_OR_C1.test(json)) return json;
   let out = '';
   let from = 0;
   for (let i = 0; i < json.length; i++) {
@@ -132,4 +136,9 @@ export function jsonSafe(json: string): string {
     from = i + 1;
   }
   return from === 0 ? json : out + json.slice(from);
+}
+
+/** One `ringkv: ...` line on stderr, escaped by terminalSafe: errors quote a node's reason or an argument. */
+export function complain(line: string): void {
+  process.stderr.write(`ringkv: ${terminalSafe(line)}\n`);
 }
